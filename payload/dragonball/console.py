@@ -1,0 +1,8 @@
+"""The one console all user-facing output of the `dragonball` command goes through."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)

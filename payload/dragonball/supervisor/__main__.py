@@ -1,0 +1,121 @@
+"""`run.sh`: the entry point of every module container.
+
+    run.sh [start]                        run the module (the container's main process)
+    run.sh status [--json]                healthy? (exit 0 = healthy)
+    run.sh info [--json]                  describe the container
+    run.sh config_change [FILE|-] [--replace] [--json]
+    run.sh check                          check the module against the spec
+
+Exit codes: 0 ok, 1 an action failed, 2 invalid module or command line,
+3 the supervisor itself failed (docs/module-spec.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import logging
+import logging.handlers
+import os
+import sys
+import traceback
+
+from dragonball.errors import DragonBallError, ModuleError
+from dragonball.module import load_module
+from dragonball.supervisor import params as params_mod
+from dragonball.supervisor.lifecycle import Supervisor
+from dragonball.supervisor.runtime import Runtime
+
+log = logging.getLogger("dragonball")
+LOG_MAX_BYTES = 1 << 20
+LOG_BACKUPS = 3
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ACTION_FAILED = 1
+    INVALID = 2
+    INTERNAL = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run.sh", description="DragonBall module supervisor")
+    p.add_argument("command", nargs="?", default="start",
+                   choices=["start", "status", "info", "config_change", "check"])
+    p.add_argument("file", nargs="?", help="config_change: JSON file of new parameters, "
+                   "or - for standard input (the default)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--replace", action="store_true",
+                   help="config_change: the given parameters replace all current ones")
+    return p
+
+
+def _setup_logging(log_dir: str, to_console: bool) -> None:
+    log.setLevel(logging.INFO)
+    folder = os.path.join(log_dir, "dragonball")
+    os.makedirs(folder, exist_ok=True)
+    file_handler = logging.handlers.RotatingFileHandler(
+        os.path.join(folder, "supervisor.log"), maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(file_handler)
+    if to_console:
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(logging.Formatter("[dragonball] %(message)s"))
+        log.addHandler(console)
+
+
+def _read_change(source: str | None) -> dict:
+    if source in (None, "-"):
+        return params_mod.parse(sys.stdin.read(), "standard input")
+    try:
+        with open(source, encoding="utf-8") as f:
+            return params_mod.parse(f.read(), source)
+    except OSError as e:
+        raise params_mod.ParamsError(f"cannot read parameters from {source}: {e.strerror}",
+                                     "give a readable JSON file, or - for standard input") from e
+
+
+def _print_report(report, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    elif report.event == "info" and report.ok:
+        print("".join(s.output for s in report.scripts), end="")
+    else:
+        print(report.render())
+    return ExitStatus.OK if report.ok else ExitStatus.ACTION_FAILED
+
+
+def run(args: argparse.Namespace, runtime: Runtime) -> int:
+    module = load_module(runtime.module_dir())
+    if args.command == "check":
+        print(f"module {module.name} follows the spec")
+        return ExitStatus.OK
+    _setup_logging(module.path("log"), to_console=args.command == "start")
+    supervisor = Supervisor(runtime, module)
+    if args.command == "start":
+        return supervisor.run()
+    if args.command == "config_change":
+        report = supervisor.config_change(_read_change(args.file), args.replace)
+    else:
+        report = getattr(supervisor, args.command)()
+    return _print_report(report, args.json)
+
+
+def main(argv: list | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args, Runtime.from_environ(dict(os.environ)))
+    except ModuleError as e:
+        print(f"refusing to run: {e}", file=sys.stderr)
+        return ExitStatus.INVALID
+    except DragonBallError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return ExitStatus.INVALID
+    except Exception:  # a bug of ours: say where, and keep the exit code distinct
+        traceback.print_exc()
+        return ExitStatus.INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The life of a module container: start, wait, stop; and the events run on demand.
+
+`Supervisor.run` is the container's main process (behind tini): it runs the
+start scripts, keeps their background processes adopted and reaped, and on
+SIGTERM runs the stop scripts within the grace period, then ends what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from dragonball.module import Module
+from dragonball.supervisor import procs
+from dragonball.supervisor.params import ParamStore, merge, to_env, write_private
+from dragonball.supervisor.report import EventReport
+from dragonball.supervisor.runner import KILL_GRACE_S, ActionRunner
+from dragonball.supervisor.runtime import Runtime
+
+log = logging.getLogger(__name__)
+DEFAULT_STOP_GRACE_S = 10.0
+
+
+class Supervisor:
+    """Drives one valid module in its runtime."""
+
+    def __init__(self, runtime: Runtime, module: Module) -> None:
+        self.runtime = runtime
+        self.module = module
+        self.params = ParamStore(module.path("storage"), runtime.environ)
+        self.stop_requested = threading.Event()
+        self.stop_at = 0.0
+        self._out_lock = threading.Lock()
+
+    # -- the container's life --------------------------------------------------
+    def run(self) -> int:
+        """Start, wait for SIGTERM, stop. The exit code of the container."""
+        for folder in ("log", "storage"):
+            os.makedirs(self.module.path(folder), exist_ok=True)
+        if not procs.become_subreaper():
+            log.warning("could not become a subreaper: daemonized processes may escape stop")
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.runtime.set_phase("starting")
+        runner = ActionRunner(self.module, sink=self._forward, interrupt=self.stop_requested)
+        report = runner.run_event("start", self._env(self.params.in_force()), phase="starting")
+        self._record(report)
+        if self.stop_requested.is_set():
+            return self._stop()
+        if not report.ok:
+            self.runtime.set_phase("failed")
+            procs.end_descendants(KILL_GRACE_S)
+            return 1
+        self.runtime.set_phase("running")
+        log.info("%s is running", self.module.name)
+        while not self.stop_requested.wait(1.0):
+            procs.reap(busy=set())
+        return self._stop()
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        if not self.stop_requested.is_set():
+            self.stop_at = time.monotonic()
+            self.stop_requested.set()
+
+    def _stop(self) -> int:
+        self.runtime.set_phase("stopping")
+        log.info("%s: stop requested", self.module.name)
+        grace = float(self.runtime.environ.get("DRAGONBALL_STOP_GRACE") or DEFAULT_STOP_GRACE_S)
+        deadline = self.stop_at + max(grace - KILL_GRACE_S, 0.5)
+        runner = ActionRunner(self.module, sink=self._forward)
+        report = runner.run_event("stop", self._env(self.params.in_force()),
+                                  deadline=deadline, phase="stopping")
+        self._record(report)
+        ended = procs.end_descendants(KILL_GRACE_S)
+        if ended:
+            log.info("ended %d process(es) left by start scripts", len(ended))
+        self.runtime.set_phase("stopped")
+        return 0 if report.ok else 1
+
+    def _forward(self, event: str, script: str, line: bytes) -> None:
+        """Copy a script's output line to the container log, tagged with its origin."""
+        with self._out_lock:
+            sys.stdout.buffer.write(f"[{event}/{script}] ".encode() + line)
+            sys.stdout.buffer.flush()
+
+    # -- events on demand (docker exec) ------------------------------------------
+    def status(self) -> EventReport:
+        """Healthy when every status script exits 0 and start has finished."""
+        report = self._on_demand("status")
+        report.require_running = True
+        if not report.ok:
+            log.warning("%s", report.summary())
+        return report
+
+    def info(self) -> EventReport:
+        return self._on_demand("info")
+
+    def config_change(self, change: dict, replace: bool = False) -> EventReport:
+        """Run config_change with the merged parameters; persist them on success."""
+        with self.params.locked():
+            old = self.params.in_force()
+            new = merge(old, change, replace)
+            env = self._env(new, "params.new.json")
+            env["DRAGONBALL_OLD_PARAMS_FILE"] = self._write_params(old, "params.old.json")
+            report = ActionRunner(self.module).run_event(
+                "config_change", env, phase=self.runtime.phase())
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            if report.ok:
+                self.params.save(new)
+                self._write_params(new, "params.json")
+            log.info("%s; changed keys: %s; %s", report.summary(), ", ".join(changed) or "none",
+                     "persisted" if report.ok else "NOT persisted, old parameters kept")
+        self._record(report, quiet_ok=True)
+        return report
+
+    def _on_demand(self, event: str) -> EventReport:
+        env = self._env(self.params.in_force())
+        return ActionRunner(self.module).run_event(event, env, phase=self.runtime.phase())
+
+    # -- helpers -------------------------------------------------------------------
+    def _env(self, params: dict, name: str = "params.json") -> dict:
+        path = self._write_params(params, name)
+        return self.runtime.script_env(self.module, path, to_env(params))
+
+    def _write_params(self, params: dict, name: str) -> str:
+        path = os.path.join(self.runtime.run_dir, name)
+        write_private(path, params)
+        return path
+
+    def _record(self, report: EventReport, quiet_ok: bool = False) -> None:
+        if not report.ok:
+            log.error("%s", report.render())
+        elif not quiet_ok:
+            log.info("%s", report.summary())
