@@ -1,10 +1,12 @@
-"""Markers by tier: a test's folder decides its marker, so `-m unit` etc. work."""
+"""Markers by tier (a test's folder decides its marker) and the module-folder fixture."""
 
 from __future__ import annotations
 
 import pathlib
 
 import pytest
+
+from support import write_module
 
 TIERS = ("unit", "integration", "e2e")
 
@@ -15,27 +17,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for tier in TIERS:
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
-
-
-EVENTS = ("config_change", "info", "start", "status", "stop")
-
-
-def write_module(parent: pathlib.Path, name: str, scripts: dict | None = None,
-                 manifest: str | None = None) -> pathlib.Path:
-    """Create a module folder: `scripts` maps "event/file" to a sh body.
-
-    Each body gets a ``#!/bin/sh`` line and mode 0755; every event folder exists.
-    """
-    root = parent / name
-    for event in EVENTS:
-        (root / "action" / event).mkdir(parents=True, exist_ok=True)
-    for rel, body in (scripts or {}).items():
-        path = root / "action" / rel
-        path.write_text("#!/bin/sh\n" + body.strip("\n") + "\n")
-        path.chmod(0o755)
-    if manifest is not None:
-        (root / "module.json").write_text(manifest)
-    return root
 
 
 @pytest.fixture
