@@ -1,0 +1,115 @@
+"""``python build.py [base|examples|all]``: the command line of the build pipeline.
+
+One top-level handler turns a `DragonBallError` into a message and exit
+status 2; ``--debug`` adds the traceback and debug logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from rich.logging import RichHandler
+from rich.table import Table
+
+from dragonball.errors import DragonBallError
+
+from builder import pipeline
+from builder.engine import Engine
+from builder.progress import Reporter
+
+log = logging.getLogger(__name__)
+
+
+class ExitStatus(enum.IntEnum):
+    """Exit statuses of build.py."""
+
+    SUCCESS = 0
+    ERROR = 2        # a DragonBallError: the message says what to fix
+    BUG = 3          # anything else: a defect in the builder
+    INTERRUPTED = 130
+
+
+TARGETS = {
+    "base": "the base image dragonballbase:bookworm (debootstrap root filesystem, cached)",
+    "examples": "the base image, then every examples/<name>/Dockerfile as "
+                "dragonball-example/<name>:latest",
+    "all": "everything there is so far: base and examples (default)",
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse build.py's command line."""
+    parser = argparse.ArgumentParser(
+        prog="build.py", description="Build DragonBall's images, with no public registry.",
+        epilog="targets:\n" + "\n".join(f"  {k:<9} {v}" for k, v in TARGETS.items()) +
+               "\n\nenvironment: DRAGONBALL_CACHE (default /var/cache/dragonball), "
+               "DRAGONBALL_DEBIAN_MIRROR (default: from /etc/apt)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", nargs="?", default="all", choices=TARGETS,
+                        help="what to build (default: all)")
+    parser.add_argument("--debug", action="store_true",
+                        help="log every step and show tracebacks on errors")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, reporter: Reporter | None = None) -> int:
+    """Run build.py; return its exit status."""
+    args = parse_args(argv)
+    reporter = reporter or Reporter()
+    _configure_logging(reporter, args.debug)
+    try:
+        run(args.target, reporter)
+    except DragonBallError as e:
+        if args.debug:
+            reporter.console.print_exception()
+        reporter.error(str(e))
+        return ExitStatus.ERROR
+    except KeyboardInterrupt:
+        reporter.error("interrupted")
+        return ExitStatus.INTERRUPTED
+    except Exception:  # noqa: BLE001 - the one place that turns a bug into a report
+        reporter.console.print_exception(show_locals=args.debug)
+        reporter.error("build.py failed unexpectedly (a bug: the traceback above says where)")
+        return ExitStatus.BUG
+    return ExitStatus.SUCCESS
+
+
+def run(target: str, reporter: Reporter) -> None:
+    """Build `target`, then print what was built."""
+    started = time.monotonic()
+    engine = Engine()
+    try:
+        env = pipeline.BuildEnv(reporter=reporter, engine=engine)
+        plan = pipeline.plan_build(env, with_examples=target in ("examples", "all"))
+        built = [pipeline.build_base(env, plan)]
+        if target in ("examples", "all") and not plan.examples:
+            reporter.note("no examples/<name>/Dockerfile found: no example images to build")
+        built += [pipeline.build_example(env, e, plan.mirror) for e in plan.examples]
+        _print_summary(reporter, engine, built, time.monotonic() - started)
+    finally:
+        engine.close()
+    if target == "all":
+        reporter.note("DragonBall-<version>.bin is not built yet: it comes with the builder issue")
+
+
+def _print_summary(reporter: Reporter, engine: Engine, built: list[str], seconds: float) -> None:
+    table = Table(title=f"built in {seconds:.1f} s", title_justify="left")
+    table.add_column("image")
+    table.add_column("size", justify="right")
+    for name in built:
+        table.add_row(name, f"{engine.image_size(name) / 1e6:.1f} MB")
+    reporter.console.print(table)
+
+
+def _configure_logging(reporter: Reporter, debug: bool) -> None:
+    handler = RichHandler(console=reporter.console, show_path=debug, markup=False)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(name)s: %(message)s", handlers=[handler], force=True)
+    # docker-py and urllib3 are chatty at DEBUG and say nothing we act on.
+    for noisy in ("urllib3", "docker"):
+        logging.getLogger(noisy).setLevel(logging.INFO)

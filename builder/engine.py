@@ -1,0 +1,122 @@
+"""The builder's one door to the Docker engine (docker SDK behind a small interface).
+
+Every docker-py or requests exception is translated here into `EngineError`
+(the engine refused or is unreachable) or `BuildError` (a Dockerfile step
+failed), with what, where and what to do next; none leaks past this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pathlib
+from collections.abc import Callable, Iterator, Mapping
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from dragonball.errors import BuildError, EngineError
+
+log = logging.getLogger(__name__)
+
+SOCKET_URL = "unix:///var/run/docker.sock"
+# Debian 12's engine is 20.10 (API 1.41). Naming the version also stops the
+# SDK from connecting in its constructor, so errors surface at the first call.
+API_VERSION = "1.41"
+_START_HINT = "start the engine with 'sudo bash scripts/setup.sh' and check '/usr/bin/docker info'"
+
+
+class Engine:
+    """The few engine operations the builder needs."""
+
+    def __init__(self, base_url: str = SOCKET_URL) -> None:
+        self.base_url = base_url
+        self._client = docker.DockerClient(base_url=base_url, version=API_VERSION)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._client.close()
+
+    def ping(self) -> None:
+        """Raise `EngineError` unless the engine answers."""
+        with self._translated("ping the Docker engine"):
+            self._client.ping()
+
+    def image_exists(self, ref: str) -> bool:
+        """Whether the engine holds an image named `ref`."""
+        with self._translated(f"look up image {ref}"):
+            try:
+                self._client.images.get(ref)
+            except docker.errors.ImageNotFound:
+                return False
+        return True
+
+    def image_size(self, ref: str) -> int:
+        """The size in bytes of image `ref`, as `docker image inspect` reports it."""
+        with self._translated(f"inspect image {ref}"):
+            return int(self._client.images.get(ref).attrs["Size"])
+
+    def import_tar(self, tar: pathlib.Path, repository: str, tag: str) -> str:
+        """`docker import` a root filesystem tar as ``repository:tag``; return the image ID."""
+        with self._translated(f"import {tar} as {repository}:{tag}"):
+            # The SDK streams an open file to the engine: the tar is never in memory.
+            answer = self._client.api.import_image_from_file(str(tar), repository, tag)
+            log.debug("import answered %s", answer)
+            return self._client.images.get(f"{repository}:{tag}").id
+
+    def build(self, context: pathlib.Path, tag: str, buildargs: Mapping[str, str],
+              on_line: Callable[[str], None]) -> str:
+        """Build the Dockerfile in `context` as `tag`, streaming output lines; return the ID."""
+        with self._translated(f"build {tag} from {context}"):
+            events = self._client.api.build(path=str(context), tag=tag, buildargs=dict(buildargs),
+                                            rm=True, forcerm=True, decode=True)
+            image_id = _follow_build(events, tag, context, on_line)
+        return image_id or self._image_id(tag)
+
+    def _image_id(self, ref: str) -> str:
+        with self._translated(f"inspect image {ref}"):
+            return self._client.images.get(ref).id
+
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (requests.exceptions.ConnectionError, FileNotFoundError) as e:
+            raise EngineError(f"cannot {what}: no Docker engine answers on {self.base_url}",
+                              _START_HINT) from e
+        except docker.errors.APIError as e:
+            raise EngineError(f"cannot {what}: the engine said {e.explanation or e}",
+                              "read the engine's message; '/usr/bin/docker info' shows its state") from e
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise EngineError(f"cannot {what}: {e}", _START_HINT) from e
+
+
+def _follow_build(events: Iterator[dict], tag: str, context: pathlib.Path,
+                  on_line: Callable[[str], None]) -> str | None:
+    """Consume the engine's build stream; raise `BuildError` on a failed step."""
+    image_id, pending, recent = None, "", []
+    for event in events:
+        if "error" in event:
+            raise _step_failed(tag, context, event, recent + [pending])
+        if "aux" in event and isinstance(event["aux"], dict):
+            image_id = event["aux"].get("ID", image_id)
+        pending += event.get("stream", "")
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            recent = (recent + [line])[-15:]
+            on_line(line)
+    if pending:
+        on_line(pending)
+    return image_id
+
+
+def _step_failed(tag: str, context: pathlib.Path, event: dict, recent: list[str]) -> BuildError:
+    detail = event.get("errorDetail") or {}
+    message = (detail.get("message") or event["error"]).strip()
+    step = next((line for line in reversed(recent) if line.startswith("Step ")), "")
+    tail = "\n".join("  | " + line for line in recent if line.strip())
+    return BuildError(f"building {tag} failed at {step or 'an early step'}: {message}\n"
+                      f"(Dockerfile in {context}); last output:\n{tail}",
+                      "fix the failing step; rerun with --debug for the full trace")
+

@@ -1,0 +1,98 @@
+"""build.py's command line, its error handler, progress output, and build-stream reading."""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import sys
+
+import pytest
+from rich.console import Console
+
+# builder/ sits at the repository root, outside the installed `dragonball` package.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
+from dragonball.errors import BuildError  # noqa: E402
+
+from builder import cli, engine  # noqa: E402
+from builder.progress import Reporter, Step  # noqa: E402
+
+
+def captured() -> tuple[Reporter, io.StringIO]:
+    out = io.StringIO()
+    return Reporter(Console(file=out, width=200, force_terminal=False)), out
+
+
+def test_default_target_is_all_and_help_lists_targets(capsys):
+    assert cli.parse_args([]).target == "all"
+    assert cli.parse_args(["base", "--debug"]).debug
+    with pytest.raises(SystemExit) as done:
+        cli.parse_args(["--help"])
+    assert done.value.code == 0
+    assert "examples" in capsys.readouterr().out
+
+
+def test_unknown_target_is_a_usage_error():
+    with pytest.raises(SystemExit) as done:
+        cli.parse_args(["everything"])
+    assert done.value.code == 2
+
+
+def test_a_dragonball_error_is_a_message_and_exit_2(monkeypatch):
+    def fail(target, reporter):
+        raise BuildError("debootstrap failed", "check the mirror")
+    monkeypatch.setattr(cli, "run", fail)
+    reporter, out = captured()
+    assert cli.main(["base"], reporter) == cli.ExitStatus.ERROR == 2
+    text = out.getvalue()
+    assert "error: debootstrap failed" in text and "hint: check the mirror" in text
+    assert "Traceback" not in text
+
+
+def test_debug_shows_the_traceback(monkeypatch):
+    def fail(target, reporter):
+        raise BuildError("boom")
+    monkeypatch.setattr(cli, "run", fail)
+    reporter, out = captured()
+    assert cli.main(["base", "--debug"], reporter) == 2
+    assert "Traceback" in out.getvalue()
+
+
+def test_a_bug_is_exit_3(monkeypatch):
+    monkeypatch.setattr(cli, "run", lambda target, reporter: 1 / 0)
+    reporter, out = captured()
+    assert cli.main(["base"], reporter) == cli.ExitStatus.BUG == 3
+    assert "ZeroDivisionError" in out.getvalue()
+
+
+def test_without_terminal_lines_are_throttled_but_milestones_kept():
+    reporter, out = captured()
+    now = [0.0]
+    step = Step(reporter.console, "build", None, clock=lambda: now[0])
+    step.line("I: Retrieving a")                 # too soon after the start: not printed
+    step.line("Step 1/3 : FROM x", keep=True)    # a milestone: always printed
+    now[0] = 6.0
+    step.line("\x1b[91mI: Unpacking b\x1b[0m")   # heartbeat due; colour codes stripped
+    step.line("I: Unpacking c")                  # just printed one: skipped
+    assert out.getvalue().split("\n")[:-1] == ["    Step 1/3 : FROM x", "    I: Unpacking b"]
+
+
+def test_build_stream_lines_and_image_id():
+    events = [{"stream": "Step 1/2 : FROM x\n ---> abc"}, {"stream": "\nStep 2/2 : RUN y\n"},
+              {"aux": {"ID": "sha256:123"}}, {"stream": "Successfully built 123\n"}]
+    lines: list[str] = []
+    assert engine._follow_build(iter(events), "t", pathlib.Path("/ctx"), lines.append) == \
+        "sha256:123"
+    assert lines == ["Step 1/2 : FROM x", " ---> abc", "Step 2/2 : RUN y",
+                     "Successfully built 123"]
+
+
+def test_a_failed_step_names_the_step_and_the_output():
+    events = [{"stream": "Step 6/9 : RUN apt-install nope\n"}, {"stream": "E: no package nope\n"},
+              {"error": "returned a non-zero code: 100",
+               "errorDetail": {"message": "The command returned a non-zero code: 100"}}]
+    with pytest.raises(BuildError) as failure:
+        engine._follow_build(iter(events), "base:t", pathlib.Path("/ctx"), lambda line: None)
+    message = failure.value.message
+    assert "building base:t failed at Step 6/9 : RUN apt-install nope" in message
+    assert "non-zero code: 100" in message and "E: no package nope" in message
