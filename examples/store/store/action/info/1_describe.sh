@@ -1,0 +1,17 @@
+#!/bin/sh
+# Describe the store: redis version, role, key count, memory, persistence.
+. module/store.sh
+use_params
+info=$(rcli INFO 2>&1 | tr -d '\r')
+case "$info" in
+    *redis_version:*) ;;
+    *) say "redis-server does not answer INFO on port $param_port: ${info:-no answer}"; exit 1 ;;
+esac
+field() { printf '%s\n' "$info" | sed -n "s/^$1://p" | head -n 1; }
+keys=$(printf '%s\n' "$info" | sed -n 's/^db[0-9]*:keys=\([0-9]*\).*/\1/p' | awk '{n += $1} END {print n + 0}')
+echo "store: redis $(field redis_version), role $(field role), port $param_port, uptime $(field uptime_in_seconds) s"
+echo "keys: $keys"
+echo "memory: used $(field used_memory_human), maxmemory $(field maxmemory_human) ($(field maxmemory_policy))"
+echo "persistence: appendonly $( [ "$(field aof_enabled)" = 1 ] && echo on || echo off), RDB saved at $(field rdb_last_save_time) (epoch s), dir storage/redis"
+echo "password: $( [ -n "$param_password" ] && echo set || echo 'not set')"
+echo "clients: $(field connected_clients) connected"
