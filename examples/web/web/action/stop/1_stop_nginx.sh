@@ -1,0 +1,19 @@
+#!/bin/sh
+# Stop the backend watcher, then nginx -s quit (finish open requests) and wait for the master.
+RUN_DIR=${NOTES_WEB_RUN_DIR:-/run/notes-web}
+alive() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && [ "$(sed 's/^.*) //' "/proc/$1/stat" | cut -d' ' -f1)" != Z ]; }
+watcher=$(cat "$RUN_DIR/watch.pid" 2>/dev/null || true)
+if alive "$watcher"; then kill -TERM "$watcher"; fi
+pid=$(cat "$RUN_DIR/nginx.pid" 2>/dev/null || true)
+if ! alive "$pid"; then
+    echo "web: nginx is not running"
+    exit 0
+fi
+nginx -s quit -c "$RUN_DIR/nginx.conf"
+i=0
+while alive "$pid"; do
+    if [ $i -ge 70 ]; then echo "web: nginx (pid $pid) still running 7 s after quit"; exit 1; fi
+    sleep 0.1
+    i=$((i + 1))
+done
+echo "web: nginx stopped (graceful quit, pid $pid)"
