@@ -82,7 +82,7 @@ class Engine:
     def _translated(self, what: str) -> Iterator[None]:
         try:
             yield
-        except (requests.exceptions.ConnectionError, FileNotFoundError) as e:
+        except requests.exceptions.ConnectionError as e:
             raise EngineError(f"cannot {what}: no Docker engine answers on {self.base_url}",
                               _START_HINT) from e
         except docker.errors.APIError as e:
