@@ -9,7 +9,8 @@ if ! alive "$pid"; then
     echo "web: nginx is not running"
     exit 0
 fi
-nginx -s quit -c "$RUN_DIR/nginx.conf"
+# Keep nginx's own "signal process started" notice out of the log; errors still show.
+nginx -s quit -c "$RUN_DIR/nginx.conf" 2>&1 | grep -v "signal process started" >&2
 i=0
 while alive "$pid"; do
     if [ $i -ge 70 ]; then echo "web: nginx (pid $pid) still running 7 s after quit"; exit 1; fi
