@@ -90,6 +90,9 @@ class Engine:
                               "read the engine's message; '/usr/bin/docker info' shows its state") from e
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise EngineError(f"cannot {what}: {e}", _START_HINT) from e
+        except OSError as e:  # after requests' errors, which are OSErrors too
+            raise BuildError(f"cannot {what}: {e.strerror} ({e.filename})",
+                             "check the file and the disk, then run build.py again") from e
 
 
 def _follow_build(events: Iterator[dict], tag: str, context: pathlib.Path,
