@@ -24,6 +24,7 @@ SOCKET_URL = "unix:///var/run/docker.sock"
 # Debian 12's engine is 20.10 (API 1.41). Naming the version also stops the
 # SDK from connecting in its constructor, so errors surface at the first call.
 API_VERSION = "1.41"
+IMPORT_TIMEOUT_S = 600
 _START_HINT = "start the engine with 'sudo bash scripts/setup.sh' and check '/usr/bin/docker info'"
 
 
@@ -32,7 +33,10 @@ class Engine:
 
     def __init__(self, base_url: str = SOCKET_URL) -> None:
         self.base_url = base_url
-        self._client = docker.DockerClient(base_url=base_url, version=API_VERSION)
+        # 10 minutes, not the SDK's 60 s: the engine answers an import only once it
+        # has unpacked the whole root filesystem.
+        self._client = docker.DockerClient(base_url=base_url, version=API_VERSION,
+                                           timeout=IMPORT_TIMEOUT_S)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -60,8 +64,10 @@ class Engine:
     def import_tar(self, tar: pathlib.Path, repository: str, tag: str) -> str:
         """`docker import` a root filesystem tar as ``repository:tag``; return the image ID."""
         with self._translated(f"import {tar} as {repository}:{tag}"):
-            # The SDK streams an open file to the engine: the tar is never in memory.
-            answer = self._client.api.import_image_from_file(str(tar), repository, tag)
+            # An open file, not a path: given a path it cannot open, the SDK asks the
+            # engine to download it as a URL. requests streams the file, never in memory.
+            with open(tar, "rb") as data:
+                answer = self._client.api.import_image(data, repository, tag)
             log.debug("import answered %s", answer)
             return self._client.images.get(f"{repository}:{tag}").id
 
