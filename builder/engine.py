@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import pathlib
+import subprocess
+import typing
 from collections.abc import Callable, Iterator, Mapping
 
 import docker
@@ -21,6 +23,7 @@ from dragonball.errors import BuildError, EngineError
 log = logging.getLogger(__name__)
 
 SOCKET_URL = "unix:///var/run/docker.sock"
+DOCKER_CLI = "/usr/bin/docker"  # Debian's client; /usr/local/bin may hold another
 # Debian 12's engine is 20.10 (API 1.41). Naming the version also stops the
 # SDK from connecting in its constructor, so errors surface at the first call.
 API_VERSION = "1.41"
@@ -79,6 +82,26 @@ class Engine:
                                             rm=True, forcerm=True, decode=True)
             image_id = _follow_build(events, tag, context, on_line)
         return image_id or self._image_id(tag)
+
+    def inspect_image(self, ref: str) -> dict:
+        """`docker image inspect` of `ref` (Id, RootFS.Layers, Size, ...)."""
+        with self._translated(f"inspect image {ref}"):
+            return self._client.images.get(ref).attrs
+
+    @contextlib.contextmanager
+    def save(self, refs: list[str]) -> Iterator[typing.BinaryIO]:
+        """`docker save` of `refs` as one stream (a layer shared by several images once)."""
+        argv = [DOCKER_CLI, "save", *refs]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            yield proc.stdout
+        finally:
+            proc.stdout.close()
+            status, err = proc.wait(), proc.stderr.read().decode(errors="replace").strip()
+            proc.stderr.close()
+        if status != 0:
+            raise EngineError(f"'docker save {' '.join(refs)}' failed (exit {status}): {err}",
+                              "check that every image exists: /usr/bin/docker image ls")
 
     def _image_id(self, ref: str) -> str:
         with self._translated(f"inspect image {ref}"):

@@ -1,0 +1,1 @@
+"""What the runtime reads out of DragonBall.bin: sections, the image archive (docs/bin-format.md)."""

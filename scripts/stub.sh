@@ -1,0 +1,154 @@
+#!/bin/sh
+# DragonBall self-extracting release (docs/bin-format.md). Run as root: sh THIS_FILE --help
+# The build fills in the values below; everything after the final 'exit' is binary data.
+DB_VERSION="@VERSION@"
+DB_STUB_SIZE=@STUB_SIZE@
+DB_TOTAL_SIZE=@TOTAL_SIZE@
+DB_SECTIONS="@SECTIONS@"
+
+umask 077
+LC_ALL=C
+export LC_ALL
+
+E_USAGE=2 E_CORRUPT=3 E_SPACE=4 E_TOOLS=5
+
+say() { printf '%s\n' "$*" >&2; }
+die() { code=$1; shift; say "DragonBall: $*"; exit "$code"; }
+
+usage() {
+    cat <<EOF
+DragonBall $DB_VERSION: one file to install a cluster, offline.
+
+usage: sh $0 [OPTION] [COMMAND [ARGS...]]
+
+options (handled by this file, before anything is unpacked):
+  --help            this text
+  --version         the release version
+  --info            the release manifest (JSON)
+  --list            the sections and the images of this release
+  --verify          check the file's size and every section's SHA-256, then stop
+  --extract DIR     unpack every section into DIR, then stop
+  --target DIR      unpack the runtime under DIR (default: \$TMPDIR or /tmp)
+
+commands (run by the bundled runtime; 'help' lists them all):
+  install, preflight, reset, ...
+
+exit codes: 0 ok, 2 usage, 3 corrupt or tampered file, 4 no space or a noexec
+folder, 5 a required tool is missing; otherwise the command's own.
+EOF
+}
+
+# -- the file itself -------------------------------------------------------------
+case $0 in /*) self=$0 ;; *) self=$(pwd)/$0 ;; esac
+[ -f "$self" ] && [ -r "$self" ] || die $E_USAGE "cannot read $0 (run it as: sh ./DragonBall-$DB_VERSION.bin)"
+
+for tool in tail head sha256sum wc gzip tar mktemp df awk; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+[ -z "$missing" ] || die $E_TOOLS "missing tools:$missing (install coreutils, gzip, tar, mawk)"
+
+# section NAME -> sets s_offset s_size s_sha
+section() {
+    for entry in $DB_SECTIONS; do
+        case $entry in "$1":*)
+            s_offset=$(echo "$entry" | awk -F: '{print $2}')
+            s_size=$(echo "$entry" | awk -F: '{print $3}')
+            s_sha=$(echo "$entry" | awk -F: '{print $4}')
+            return 0 ;;
+        esac
+    done
+    die $E_CORRUPT "this file has no section $1"
+}
+
+# stream NAME: the bytes of a section on stdout
+stream() {
+    section "$1"
+    tail -c +$((s_offset + 1)) "$self" | head -c "$s_size"
+}
+
+verify() {
+    actual=$(wc -c <"$self" | awk '{print $1}')
+    if [ "$actual" -lt "$DB_TOTAL_SIZE" ]; then
+        die $E_CORRUPT "$self is truncated: $actual bytes, the build wrote $DB_TOTAL_SIZE. Copy it again and compare it with SHA256SUMS."
+    elif [ "$actual" -gt "$DB_TOTAL_SIZE" ]; then
+        die $E_CORRUPT "$self has $((actual - DB_TOTAL_SIZE)) bytes more than the build wrote (garbage appended, or files concatenated). Copy it again and compare it with SHA256SUMS."
+    fi
+    for entry in $DB_SECTIONS; do
+        name=${entry%%:*}
+        sum=$(stream "$name" | sha256sum | awk '{print $1}')
+        section "$name"
+        [ "$sum" = "$s_sha" ] || die $E_CORRUPT "section '$name' of $self is corrupt or was altered (SHA-256 $sum, expected $s_sha). Nothing was changed on this server. Copy the file again and compare it with SHA256SUMS."
+    done
+}
+
+# room DIR KIB: DIR must have KIB free
+room() {
+    free=$(df -Pk "$1" 2>/dev/null | awk 'NR==2 {print $4}')
+    [ -n "$free" ] || die $E_SPACE "cannot read the free space of $1"
+    [ "$free" -ge "$2" ] || die $E_SPACE "$1 has $((free / 1024)) MiB free, $(($2 / 1024)) MiB are needed: free some space or choose another folder with --target DIR"
+}
+
+work=
+cleanup() { [ -z "$work" ] || rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+unpack_runtime() {  # into $1
+    section runtime
+    mkdir -p "$1" && stream runtime | gzip -dc | tar -x -C "$1" -f - \
+        || die $E_SPACE "could not unpack the runtime into $1 (disk full?)"
+}
+
+extract() {
+    dir=$1
+    section images
+    mkdir -p "$dir" || die $E_USAGE "cannot create $dir"
+    room "$dir" $(((DB_TOTAL_SIZE * 3) / 1024 + 10240))
+    stream manifest >"$dir/manifest.json"
+    unpack_runtime "$dir"
+    mkdir -p "$dir/engine" && stream engine | tar -x -C "$dir/engine" -f -
+    stream images >"$dir/images.tar"
+    say "DragonBall: unpacked into $dir: manifest.json dragonball/ engine/ images.tar"
+}
+
+target=${TMPDIR:-/tmp}
+case ${1-} in
+    --help|-h) usage; exit 0 ;;
+    --version) echo "DragonBall $DB_VERSION"; exit 0 ;;
+    --target)
+        [ $# -ge 2 ] || die $E_USAGE "--target needs a folder"
+        target=$2; shift 2 ;;
+    --target=*) target=${1#--target=}; shift ;;
+esac
+
+verify
+case ${1-} in
+    --verify) say "DragonBall $DB_VERSION: $self is intact (size and every section's SHA-256)"; exit 0 ;;
+    --info) stream manifest; echo; exit 0 ;;
+    --list)
+        echo "DragonBall $DB_VERSION"
+        for entry in $DB_SECTIONS; do
+            echo "$entry" | awk -F: '{printf "section %-9s %12d bytes  sha256 %s\n", $1, $3, $4}'
+        done
+        cat <<'EOF'
+@LIST@
+EOF
+        exit 0 ;;
+    --extract)
+        [ $# -ge 2 ] || die $E_USAGE "--extract needs a folder"
+        extract "$2"; exit 0 ;;
+    -*) die $E_USAGE "unknown option $1 (see --help)" ;;
+esac
+
+[ -d "$target" ] || die $E_USAGE "--target $target is not a folder"
+section runtime
+room "$target" $((s_size * 4 / 1024 + 10240))
+work=$(mktemp -d "$target/dragonball.XXXXXX") || die $E_SPACE "cannot create a folder in $target"
+printf '#!/bin/sh\nexit 0\n' >"$work/probe" && chmod 700 "$work/probe"
+"$work/probe" 2>/dev/null || die $E_SPACE "$target is mounted noexec, so the runtime cannot run there: use --target DIR with a folder that allows executing (e.g. --target /root)"
+unpack_runtime "$work"
+DRAGONBALL_BIN=$self DRAGONBALL_BIN_SECTIONS=$DB_SECTIONS DRAGONBALL_BIN_VERIFIED=1 \
+    "$work/dragonball/dragonball" "$@"
+status=$?
+exit $status
