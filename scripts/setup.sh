@@ -3,9 +3,11 @@
 # (CI runs it on a fresh machine). Idempotent: a second run changes nothing, in seconds.
 #
 #   1. Debian packages: python3, python3-venv, python3-pip, docker.io, debootstrap,
-#      ca-certificates, iptables, wrk (apt-get update only when something is missing)
+#      ca-certificates, iptables, wrk, binutils (PyInstaller's --strip runs strip)
+#      (apt-get update only when something is missing)
 #   2. .venv at the repository root, made with the python3 on PATH (>= 3.11), holding
-#      the project: pip install -e '.[dev]' (skipped while pyproject.toml is unchanged)
+#      the project with its test and build tools: pip install -e '.[dev,build]'
+#      (skipped while pyproject.toml is unchanged)
 #   3. a Docker engine that answers: systemctl when systemd is PID 1, else dockerd in
 #      the background, logging to /var/log/dragonball-dockerd.log
 #
@@ -19,7 +21,8 @@ DOCKER=/usr/bin/docker  # not /usr/local/bin/docker: some machines have an older
 DOCKERD_LOG=/var/log/dragonball-dockerd.log
 DOCKER_WAIT_S=60
 DOCKERD_PID=""
-PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk)
+PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk binutils)
+EXTRAS='.[dev,build]'
 
 say() { printf 'setup: %s\n' "$*"; }
 
@@ -101,7 +104,7 @@ pyproject_hash() {
 
 project_installed() {
     [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(pyproject_hash)" ] \
-        && "$VENV/bin/python" -c 'import dragonball, docker, rich, pytest' 2>/dev/null
+        && "$VENV/bin/python" -c 'import dragonball, docker, rich, pytest, PyInstaller, zstandard' 2>/dev/null
 }
 
 setup_venv() {
@@ -117,9 +120,9 @@ setup_venv() {
         say "venv: project installed, pyproject.toml unchanged"
         return
     fi
-    say "venv: pip install -e '.[dev]'"
-    (cd "$REPO" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]') \
-        || die 4 "pip install -e '.[dev]' failed (output above)" \
+    say "venv: pip install -e '$EXTRAS'"
+    (cd "$REPO" && "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$EXTRAS") \
+        || die 4 "pip install -e '$EXTRAS' failed (output above)" \
                "check that PyPI answers from this machine, or fix pyproject.toml, then rerun"
     pyproject_hash >"$STAMP"
 }

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import pathlib
-import sys
 
 import pytest
 
-# builder/ sits at the repository root, outside the installed `dragonball` package.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from dragonball.errors import BuildError
 
-from dragonball.errors import BuildError  # noqa: E402
-
-from builder.apt_sources import (  # noqa: E402
+from builder.apt_sources import (
     MIRROR_ENV, debian_mirror, mirror_for_suite, parse_deb822, parse_one_line, source_files)
 
 DATA = pathlib.Path(__file__).parent / "data" / "apt"

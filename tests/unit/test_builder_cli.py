@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import io
 import pathlib
-import sys
 
 import pytest
 from rich.console import Console
 
-# builder/ sits at the repository root, outside the installed `dragonball` package.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from dragonball.errors import BuildError
 
-from dragonball.errors import BuildError  # noqa: E402
-
-from builder import cli, engine  # noqa: E402
-from builder.progress import Reporter, Step  # noqa: E402
+from builder import cli, engine
+from builder.progress import Reporter, Step
 
 
 def captured() -> tuple[Reporter, io.StringIO]:

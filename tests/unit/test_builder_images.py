@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import os
-import pathlib
 import stat
-import sys
 
 import pytest
 
-# builder/ sits at the repository root, outside the installed `dragonball` package.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-
-from builder import REPO_ROOT, images, pipeline  # noqa: E402
+from builder import REPO_ROOT, images, pipeline
 
 PAYLOAD = [
     "dragonball/__init__.py", "dragonball/errors.py", "dragonball/cli.py",

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
 
 import pytest
 
-# builder/ sits at the repository root, outside the installed `dragonball` package.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from dragonball.errors import BuildError
 
-from dragonball.errors import BuildError  # noqa: E402
-
-from builder import REPO_ROOT  # noqa: E402
-from builder.recipe import (  # noqa: E402
+from builder import REPO_ROOT
+from builder.recipe import (
     Recipe, canonical_json, load_recipe, recipe_from_data, recipe_hash)
 
 BASE = Recipe(suite="bookworm", variant="minbase", arch="amd64",

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import pathlib
-import sys
 
 import pytest
 
-# builder/ sits at the repository root, outside the installed `dragonball` package.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-
-from builder import rootfs  # noqa: E402
-from builder.recipe import Recipe  # noqa: E402
+from builder import rootfs
+from builder.recipe import Recipe
 
 RECIPE = Recipe(suite="bookworm", variant="minbase", arch="amd64",
                 include=("python3", "tini", "procps"))
