@@ -6,8 +6,6 @@ never leaves a half tar under the final name); later builds reuse it.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import pathlib
@@ -15,28 +13,20 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
 
 from dragonball.errors import BuildError
 
 from builder import process
+from builder.cache import cache_dir, locked  # noqa: F401  (cache_dir: callers use rootfs.cache_dir)
 from builder.recipe import Recipe
 
 log = logging.getLogger(__name__)
-
-CACHE_ENV = "DRAGONBALL_CACHE"
-DEFAULT_CACHE = "/var/cache/dragonball"
 
 # Files that name the mirror or the build host; a customer's image carries neither.
 # (The engine bind-mounts its own hostname and resolv.conf into every container.)
 SCRUB_GLOBS = ("var/log/bootstrap.log", "var/cache/apt/archives/*.deb",
                "var/cache/apt/*.bin", "var/lib/apt/lists/*")
 EMPTIED_FILES = ("etc/apt/sources.list", "etc/hostname", "etc/resolv.conf")
-
-
-def cache_dir(environ: Mapping[str, str] = os.environ) -> pathlib.Path:
-    """The builder's cache directory: ``$DRAGONBALL_CACHE`` or /var/cache/dragonball."""
-    return pathlib.Path(environ.get(CACHE_ENV) or DEFAULT_CACHE)
 
 
 def tar_path(cache: pathlib.Path, key: str) -> pathlib.Path:
@@ -71,8 +61,7 @@ def ensure_tar(recipe: Recipe, key: str, mirror: str, cache: pathlib.Path,
         log.info("reusing cached root filesystem %s", final)
         return final
     _require_root()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(final.parent / ".lock"):
+    with locked(final.parent):
         if not final.is_file():  # another build may have made it while we waited
             _build_tar(recipe, mirror, final, on_line)
     return final
@@ -112,14 +101,6 @@ def _require_root() -> None:
     if os.geteuid() != 0:
         raise BuildError("debootstrap needs root to build the base root filesystem",
                          "run 'sudo .venv/bin/python build.py base' (later builds reuse the cache)")
-
-
-@contextlib.contextmanager
-def _locked(path: pathlib.Path) -> Iterator[None]:
-    # Two builds at once (parallel test sessions) must not both run debootstrap.
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def _remove_tree(path: pathlib.Path) -> None:
