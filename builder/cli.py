@@ -36,6 +36,8 @@ class ExitStatus(enum.IntEnum):
 
 TARGETS = {
     "base": "the base image dragonballbase:bookworm (debootstrap root filesystem, cached)",
+    "bare": "dragonball-bare:bookworm, a bare Debian server (systemd, sshd, no python3) "
+            "for tests and the lab",
     "examples": "the base image, then every examples/<name>/Dockerfile as "
                 "dragonball-example/<name>:latest",
     "all": "everything there is so far: base and examples (default)",
@@ -85,6 +87,9 @@ def run(target: str, reporter: Reporter) -> None:
     engine = Engine()
     try:
         env = pipeline.BuildEnv(reporter=reporter, engine=engine)
+        if target == "bare":
+            _print_summary(reporter, engine, [pipeline.build_bare(env)], time.monotonic() - started)
+            return
         plan = pipeline.plan_build(env, with_examples=target in ("examples", "all"))
         built = [pipeline.build_base(env, plan)]
         if target in ("examples", "all") and not plan.examples:

@@ -26,6 +26,9 @@ from builder.recipe import Recipe, load_recipe, recipe_hash
 
 log = logging.getLogger(__name__)
 
+BARE_DIR = "base_images/bare"
+BARE_REPOSITORY = "dragonball-bare"
+
 
 @dataclasses.dataclass
 class BuildEnv:
@@ -67,9 +70,7 @@ def plan_build(env: BuildEnv, with_examples: bool) -> BuildPlan:
 
 def build_base(env: BuildEnv, plan: BuildPlan) -> str:
     """Build ``dragonballbase:<suite>`` and return its name."""
-    env.engine.ping()
-    key = recipe_hash(plan.recipe, rootfs.debootstrap_version())
-    tag = ensure_rootfs_image(env, plan.recipe, key, plan.mirror)
+    tag = rootfs_image(env, plan.recipe, plan.mirror)
     name = images.base_image_name(plan.recipe.suite)
     args = images.base_build_args(tag, plan.mirror, dragonball.__version__)
     with tempfile.TemporaryDirectory(prefix="dragonball-base-") as context:
@@ -77,6 +78,27 @@ def build_base(env: BuildEnv, plan: BuildPlan) -> str:
         with env.reporter.step(f"build {name}") as step:
             env.engine.build(pathlib.Path(context), name, args, build_line_sink(step))
     return name
+
+
+def build_bare(env: BuildEnv) -> str:
+    """Build ``dragonball-bare:<suite>`` (a bare Debian server, no python3); return its name.
+
+    Same debootstrap cache and import as the base image; its Dockerfile only adds
+    the settings systemd needs as PID 1 (no layer of its own).
+    """
+    recipe = load_recipe(env.root / BARE_DIR / "recipe.json")
+    tag = rootfs_image(env, recipe, debian_mirror(recipe.suite, env.apt_root, env.environ))
+    name = f"{BARE_REPOSITORY}:{recipe.suite}"
+    with env.reporter.step(f"build {name}") as step:
+        env.engine.build(env.root / BARE_DIR, name, {"ROOTFS_TAG": tag}, build_line_sink(step))
+    return name
+
+
+def rootfs_image(env: BuildEnv, recipe: Recipe, mirror: str) -> str:
+    """The tag of ``dragonball-rootfs`` for `recipe`, debootstrapped and imported when missing."""
+    env.engine.ping()
+    return ensure_rootfs_image(env, recipe, recipe_hash(recipe, rootfs.debootstrap_version()),
+                               mirror)
 
 
 def ensure_rootfs_image(env: BuildEnv, recipe: Recipe, key: str, mirror: str) -> str:
