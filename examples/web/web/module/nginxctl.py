@@ -60,10 +60,28 @@ def master_pid() -> int | None:
         return None
 
 
-def wait_digest(port: int, digest: str, seconds: float) -> bool:
+def accepting_workers(master: int) -> set[int]:
+    """Pids of the master's workers that accept connections (not those shutting down)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                title = f.read().rstrip(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == master and title == b"nginx: worker process":
+            found.add(int(entry))
+    return found
+
+
+def wait_digest(port: int, digest: str, seconds: float, old_workers=frozenset(), master=0) -> bool:
+    """Wait until the workers serve `digest` and none of `old_workers` still accepts."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if get(port, rc.DIGEST_PATH, timeout=1.0) == (200, digest):
+        if (get(port, rc.DIGEST_PATH, timeout=1.0) == (200, digest)
+                and not accepting_workers(master) & old_workers):
             return True
         time.sleep(0.2)
     return False
@@ -93,8 +111,12 @@ def reload() -> int:
         say("nginx is not running; nothing to reload")
         return 1
     s = state()
+    # Until an old worker gets its QUIT it still accepts on the shared sockets, old config and
+    # all: "reloaded" means no old worker accepts any more.
+    master = master_pid()
+    old_workers = accepting_workers(master)
     error = signal_reload()
-    if not error and wait_digest(s["listen_port"], s["digest"], 10):
+    if not error and wait_digest(s["listen_port"], s["digest"], 10, old_workers, master):
         say(f"nginx reloaded: port {s['listen_port']}, {rc.describe(s)}")
         return 0
     say(f"nginx did not take the new config ({error or 'not served within 10 s'}); "
