@@ -206,14 +206,15 @@ def test_api_applies_new_parameters_on_sighup_without_restart(app):
 
 def test_web_without_backends_answers_503_then_recovers(app):
     web = app.containers["web"]
+    url = f"{app.web_url}/api/notes"
     code, report = config_change(web, {"backends": []})
     assert code == 0 and report["ok"], report
-    status, body = http("GET", f"{app.web_url}/api/notes")
-    assert status == 503
-    assert body["error"] == "no backend is configured"
+    # From the moment config_change returns, every request sees the new config.
+    answers = [http("GET", url) for _ in range(20)]
+    assert answers == [(503, {"error": "no backend is configured", "backends": []})] * 20
     code, report = config_change(web, {"backends": ["api:8080"]})
     assert code == 0 and report["ok"], report
-    assert http("GET", f"{app.web_url}/api/notes")[0] == 200
+    assert [http("GET", url)[0] for _ in range(20)] == [200] * 20
 
 
 def test_web_refuses_invalid_backends_and_keeps_serving(app):
