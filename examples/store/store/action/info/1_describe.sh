@@ -12,6 +12,7 @@ keys=$(printf '%s\n' "$info" | sed -n 's/^db[0-9]*:keys=\([0-9]*\).*/\1/p' | awk
 echo "store: redis $(field redis_version), role $(field role), port $param_port, uptime $(field uptime_in_seconds) s"
 echo "keys: $keys"
 echo "memory: used $(field used_memory_human), maxmemory $(field maxmemory_human) ($(field maxmemory_policy))"
-echo "persistence: appendonly $( [ "$(field aof_enabled)" = 1 ] && echo on || echo off), RDB saved at $(field rdb_last_save_time) (epoch s), dir storage/redis"
+saved=$(date -u -d "@$(field rdb_last_save_time)" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo unknown)
+echo "persistence: appendonly $( [ "$(field aof_enabled)" = 1 ] && echo on || echo off), last RDB save $saved, dir storage/redis"
 echo "password: $( [ -n "$param_password" ] && echo set || echo 'not set')"
 echo "clients: $(field connected_clients) connected"
