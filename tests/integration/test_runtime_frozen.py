@@ -1,0 +1,145 @@
+"""The frozen runtime runs on a bare Debian server that has no Python.
+
+Builds the runtime (cached under $DRAGONBALL_CACHE after the first run), copies the
+tar.gz into a container of dragonball-bare:bookworm (to /root: a server's /tmp may
+be a tmpfs that hides what `docker cp` puts there), unpacks it with the server's own
+tar and gzip, and runs the `dragonball` command there.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+
+import pytest
+from rich.console import Console
+
+import dragonball
+from builder import cache, runtime
+from builder.progress import Reporter
+from support import LABELS, ROOT, write_module
+
+BARE_IMAGE = "dragonball-bare:bookworm"
+DRAGONBALL = "/root/dragonball/dragonball"
+
+
+def quiet() -> Reporter:
+    return Reporter(Console(file=io.StringIO(), force_terminal=False))
+
+
+@pytest.fixture(scope="module")
+def frozen() -> runtime.RuntimeArtifact:
+    return runtime.build_runtime(cache.cache_dir(), quiet())
+
+
+@pytest.fixture(scope="module")
+def bare_image(docker_client) -> str:
+    """dragonball-bare:bookworm, built by `build.py bare` (cached: well under a second)."""
+    subprocess.run([sys.executable, str(ROOT / "build.py"), "bare"], check=True, cwd=ROOT)
+    docker_client.images.get(BARE_IMAGE)
+    return BARE_IMAGE
+
+
+def put_file(container, folder: str, name: str, data: bytes, mode: int = 0o644) -> None:
+    """`docker cp` of one file into `folder` of `container`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(data), mode
+        tar.addfile(info, io.BytesIO(data))
+    assert container.put_archive(folder, buffer.getvalue())
+
+
+def put_tree(container, folder: str, root) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(str(root), arcname=root.name)
+    assert container.put_archive(folder, buffer.getvalue())
+
+
+def run(container, *argv: str) -> tuple[int, str]:
+    code, output = container.exec_run(list(argv), demux=False)
+    return code, output.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def server(docker_client, bare_image, frozen):
+    """A bare server container with the runtime unpacked in /root/dragonball."""
+    container = docker_client.containers.run(bare_image, ["sleep", "infinity"], detach=True,
+                                             labels=LABELS, init=True)
+    try:
+        put_file(container, "/root", "runtime.tar.gz", frozen.path.read_bytes())
+        code, output = run(container, "tar", "-C", "/root", "-xzf", "/root/runtime.tar.gz")
+        assert code == 0, output
+        yield container
+    finally:
+        container.remove(force=True)
+
+
+def test_the_server_has_no_python(server):
+    code, output = run(server, "sh", "-c", "command -v python3 || command -v python3.11 || "
+                                           "command -v python || ls /usr/lib/python3*")
+    assert code != 0, f"the bare server has a Python: {output}"
+
+
+def test_the_tar_gz_is_one_dragonball_folder_with_a_reproducible_header(frozen):
+    data = frozen.path.read_bytes()
+    assert data[3] == 0 and data[4:8] == b"\0\0\0\0"  # gzip: no file name, mtime 0
+    names = tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))).getnames()
+    assert names[0] == "dragonball" and all(n.split("/")[0] == "dragonball" for n in names)
+    assert "dragonball/dragonball" in names and "dragonball/_internal" in names
+    assert (frozen.size, frozen.pyinstaller_version) == (len(data), "6.22.3")
+    assert frozen.glibc_floor == os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+
+
+def test_version_runs_without_python(server, record_property):
+    code, output = run(server, DRAGONBALL, "--version")
+    assert (code, output) == (0, f"dragonball {dragonball.__version__}\n")
+    # Start time measured inside the server, without docker exec's own overhead.
+    timing = ('s=$(date +%s%N); "$0" --version >/dev/null; e=$(date +%s%N); '
+              'echo $(( (e - s) / 1000000 ))')
+    samples = [int(run(server, "sh", "-c", timing, DRAGONBALL)[1]) for _ in range(5)]
+    record_property("version_start_ms_median", statistics.median(samples))
+    print(f"\n`dragonball --version` on the bare server: {samples} ms")
+    assert statistics.median(samples) < 2000
+
+
+def test_module_check_runs_without_python(server, tmp_path):
+    good = write_module(tmp_path, "notes_api", {"start/1_run.sh": "exec sleep 1000",
+                                                "status/1_ok.sh": "exit 0"})
+    bad = write_module(tmp_path, "broken", {"start/1_run.sh": "exit 0"})
+    (bad / "action" / "start" / "1_run.sh").chmod(0o644)
+    for module in (good, bad):
+        put_tree(server, "/root", module)
+
+    code, output = run(server, DRAGONBALL, "module", "check", "/root/notes_api")
+    assert code == 0, output
+    assert "ok module notes_api follows the spec" in " ".join(output.split())
+
+    code, output = run(server, DRAGONBALL, "module", "check", "/root/broken", "--json")
+    assert code == 2, output
+    report = json.loads(output)
+    assert report["ok"] is False
+    assert [(p["path"], p["message"]) for p in report["problems"]] == \
+        [("action/start/1_run.sh", "is not executable")]
+
+
+def test_unpacked_size_is_reported(server, frozen, record_property):
+    code, output = run(server, "du", "-sk", "/root/dragonball")
+    assert code == 0
+    unpacked_kb = int(output.split()[0])
+    record_property("runtime_unpacked_kb", unpacked_kb)
+    print(f"\nruntime: {frozen.size / 1e6:.1f} MB tar.gz, {unpacked_kb / 1e3:.1f} MB unpacked")
+    assert frozen.size < unpacked_kb * 1024
+
+
+def test_two_cold_builds_are_byte_identical(frozen, tmp_path):
+    again = runtime.build_runtime(tmp_path, quiet())
+    assert again.path != frozen.path
+    assert again.sha256 == frozen.sha256
