@@ -31,6 +31,7 @@ import os
 import pathlib
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -47,6 +48,7 @@ ENGINE_PACKAGES = ("docker.io", "containerd", "runc", "tini", "iptables")
 ROOTFS_REPOSITORY = "dragonball-rootfs"
 DOCKER_CLI = "/usr/bin/docker"  # Debian's client; /usr/local/bin may hold another
 PACKAGES_FORMAT = 1
+PRUNE_AFTER_S = 3600
 CONTAINER_LABEL = "io.dragonball.builder"
 
 _INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) .*\[([a-z0-9-]+)\]\)")
@@ -113,6 +115,7 @@ def fetch_engine_packages(names: Sequence[str], rootfs_image_tag: str, cache_dir
             reporter.note(f"engine packages {key[:12]} are cached: no container run")
         if not tar.is_file():
             detar.write_tar(tar, tar_entries(folder / "archives", packages, names, suite), epoch)
+            _prune_other_epochs(folder, key, keep=tar)
     summary = detar.TarSummary(_sha256_file(tar), tar.stat().st_size)
     reporter.note(f"engine packages: {len(packages)} .debs, "
                   f"{sum(p['size'] for p in packages) / 1e6:.1f} MB")
@@ -305,6 +308,15 @@ def _debs_intact(archives: pathlib.Path, packages: list[dict]) -> bool:
             log.warning("cached %s is missing or changed; downloading again", deb)
             return False
     return True
+
+
+def _prune_other_epochs(folder: pathlib.Path, key: str, keep: pathlib.Path) -> None:
+    # Each SOURCE_DATE_EPOCH makes another 60 MB tar of the same .debs. Old ones go, but
+    # only after an hour: a build running beside this one may not have read its tar yet.
+    for other in folder.glob(f"{key}-*.tar"):
+        if other != keep and time.time() - other.stat().st_mtime > PRUNE_AFTER_S:
+            log.debug("removing %s, made for another SOURCE_DATE_EPOCH", other)
+            other.unlink(missing_ok=True)
 
 
 def _checked_names(names: Sequence[str]) -> list[str]:

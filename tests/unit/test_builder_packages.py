@@ -186,3 +186,15 @@ def test_a_changed_deb_means_downloading_again(tmp_path, monkeypatch):
 def test_bad_package_names_are_refused_before_any_work(names, tmp_path):
     with pytest.raises(BuildError, match="Debian package names"):
         packages.fetch_engine_packages(names, "abc", tmp_path, "http://m/debian", quiet())
+
+
+def test_tars_for_other_epochs_go_once_they_are_old(tmp_path, monkeypatch):
+    engine, found = cached_setup(tmp_path)
+    key = packages.cache_key(["docker.io"], "bookworm", "dragonball-rootfs:abc")
+    old, recent = engine / f"{key}-100.tar", engine / f"{key}-200.tar"
+    for path in (old, recent):
+        path.write_bytes(b"tar")
+    packages.os.utime(old, (1, 1))
+    packages.fetch_engine_packages(["docker.io"], "abc", tmp_path, "http://m/debian", quiet(),
+                                   environ={"SOURCE_DATE_EPOCH": "300"})
+    assert sorted(p.name for p in engine.glob("*.tar")) == [f"{key}-200.tar", f"{key}-300.tar"]
