@@ -85,12 +85,31 @@ class BlobCache:
         return blob
 
     def put_layer(self, stream) -> tuple[str, Blob]:
-        """Hash and compress one uncompressed layer stream; return (diff_id, blob)."""
-        raw, packed = hashlib.sha256(), hashlib.sha256()
-        zip_ = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # 31: gzip, mtime 0, no name
-        with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as out:
+        """Hash one uncompressed layer stream; compress it unless that layer is cached.
+
+        The layer is spooled to disk while hashed (its diff_id is known only at
+        the end of the stream), so an unchanged 170 MB base layer costs a copy,
+        not a recompression.
+        """
+        raw = hashlib.sha256()
+        with tempfile.TemporaryFile(dir=self.root / "tmp") as spool:
             while chunk := stream.read(CHUNK):
                 raw.update(chunk)
+                spool.write(chunk)
+            diff_id = "sha256:" + raw.hexdigest()
+            cached = self.layer(diff_id)
+            if cached:
+                return diff_id, cached
+            spool.seek(0)
+            blob = self._compress(spool)
+        self._layer_key(diff_id).write_text(f"{blob.digest} {blob.size}\n")
+        return diff_id, blob
+
+    def _compress(self, source) -> Blob:
+        packed = hashlib.sha256()
+        zip_ = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # 31: gzip, mtime 0, no name
+        with tempfile.NamedTemporaryFile(dir=self.root / "tmp", delete=False) as out:
+            while chunk := source.read(CHUNK):
                 data = zip_.compress(chunk)
                 packed.update(data)
                 out.write(data)
@@ -98,10 +117,9 @@ class BlobCache:
             packed.update(data)
             out.write(data)
             size = out.tell()
-        diff_id, blob = "sha256:" + raw.hexdigest(), Blob("sha256:" + packed.hexdigest(), size)
+        blob = Blob("sha256:" + packed.hexdigest(), size)
         os.replace(out.name, self.path(blob.digest))
-        self._layer_key(diff_id).write_text(f"{blob.digest} {blob.size}\n")
-        return diff_id, blob
+        return blob
 
     def _layer_key(self, diff_id: str) -> pathlib.Path:
         return self.root / "layers" / f"{diff_id.replace(':', '-')}.gz{self.level}"
@@ -138,8 +156,8 @@ def read_saved(stream, cache: BlobCache, on_layer) -> dict:
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             if member.name.endswith("/layer.tar"):
-                on_layer(member.name, member.size)
                 layer_of[member.name] = cache.put_layer(tar.extractfile(member))
+                on_layer(member.name, member.size, layer_of[member.name][1])
             elif member.name == "manifest.json":
                 manifest = json.load(tar.extractfile(member))
             elif member.name.endswith(".json") and "/" not in member.name:
@@ -152,7 +170,7 @@ def read_saved(stream, cache: BlobCache, on_layer) -> dict:
 
 
 def export_images(engine, sources: list[ImageSource], cache: BlobCache, out: pathlib.Path,
-                  mtime: int, on_layer=lambda name, size: None) -> dict:
+                  mtime: int, on_layer=lambda name, size, blob: None) -> dict:
     """Write images.tar for `sources` at `out`; return its index (the index.json data)."""
     inspected = {s.source: engine.inspect_image(s.source) for s in sources}
     found = {i["Id"]: cached_image(cache, i) for i in inspected.values()}

@@ -18,7 +18,7 @@ from dragonball.errors import BuildError
 
 STUB_SIZE = 16384
 SECTION_ORDER = ("manifest", "runtime", "engine", "images")
-_SAFE_LIST = re.compile(r"[A-Za-z0-9 :/._@+,()-]*\Z")
+_SAFE_LIST = re.compile(r"[A-Za-z0-9 :/._@+,()~-]*\Z")
 CHUNK = 1 << 20
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import enum
 import logging
+import pathlib
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from dragonball.errors import DragonBallError
 
-from builder import pipeline
+from builder import REPO_ROOT, bundle, pipeline
 from builder.engine import Engine
 from builder.progress import Reporter
 
@@ -40,7 +41,8 @@ TARGETS = {
             "for tests and the lab",
     "examples": "the base image, then every examples/<name>/Dockerfile as "
                 "dragonball-example/<name>:latest",
-    "all": "everything there is so far: base and examples (default)",
+    "bin": "the release (default): dist/DragonBall-<version>.bin, dist/manifest.json, "
+           "dist/SHA256SUMS, from --release FILE",
 }
 
 
@@ -52,8 +54,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                "\n\nenvironment: DRAGONBALL_CACHE (default /var/cache/dragonball), "
                "DRAGONBALL_DEBIAN_MIRROR (default: from /etc/apt)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", nargs="?", default="all", choices=TARGETS,
-                        help="what to build (default: all)")
+    parser.add_argument("target", nargs="?", default="bin", choices=TARGETS,
+                        help="what to build (default: bin)")
+    parser.add_argument("--release", type=pathlib.Path, default=REPO_ROOT / "release.yaml",
+                        help="the release manifest (default: release.yaml)")
+    parser.add_argument("--dist", type=pathlib.Path, default=REPO_ROOT / "dist",
+                        help="where the .bin and its artifacts go (default: dist/)")
     parser.add_argument("--debug", action="store_true",
                         help="log every step and show tracebacks on errors")
     return parser.parse_args(argv)
@@ -65,7 +71,7 @@ def main(argv: Sequence[str] | None = None, reporter: Reporter | None = None) ->
     reporter = reporter or Reporter()
     _configure_logging(reporter, args.debug)
     try:
-        run(args.target, reporter)
+        run(args, reporter)
     except DragonBallError as e:
         if args.debug:
             reporter.console.print_exception()
@@ -81,25 +87,40 @@ def main(argv: Sequence[str] | None = None, reporter: Reporter | None = None) ->
     return ExitStatus.SUCCESS
 
 
-def run(target: str, reporter: Reporter) -> None:
-    """Build `target`, then print what was built."""
-    started = time.monotonic()
+def run(args: argparse.Namespace, reporter: Reporter) -> None:
+    """Build `args.target`, then print what was built."""
+    started, target = time.monotonic(), args.target
     engine = Engine()
     try:
         env = pipeline.BuildEnv(reporter=reporter, engine=engine)
+        if target == "bin":
+            result = bundle.build_bin(env, args.release, args.dist)
+            _print_bin_summary(reporter, result, time.monotonic() - started)
+            return
         if target == "bare":
             _print_summary(reporter, engine, [pipeline.build_bare(env)], time.monotonic() - started)
             return
-        plan = pipeline.plan_build(env, with_examples=target in ("examples", "all"))
+        plan = pipeline.plan_build(env, with_examples=target == "examples")
         built = [pipeline.build_base(env, plan)]
-        if target in ("examples", "all") and not plan.examples:
+        if target == "examples" and not plan.examples:
             reporter.note("no examples/<name>/Dockerfile found: no example images to build")
         built += [pipeline.build_example(env, e, plan.mirror) for e in plan.examples]
         _print_summary(reporter, engine, built, time.monotonic() - started)
     finally:
         engine.close()
-    if target == "all":
-        reporter.note("DragonBall-<version>.bin is not built yet: it comes with the builder issue")
+
+
+def _print_bin_summary(reporter: Reporter, result, seconds: float) -> None:
+    table = Table(title=f"{result.path} built in {seconds:.1f} s", title_justify="left")
+    for column in ("section", "size", "sha256"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for name, info in result.manifest["sections"].items():
+        table.add_row(name, f"{info['size'] / 1e6:.1f} MB", info["sha256"][:16] + "…")
+    table.add_row("[bold].bin[/]", f"{result.path.stat().st_size / 1e6:.1f} MB",
+                  result.sha256[:16] + "…")
+    reporter.console.print(table)
+    for image in result.manifest["images"]:
+        reporter.note(f"image {image['ref']}: {image['size'] / 1e6:.1f} MB compressed")
 
 
 def _print_summary(reporter: Reporter, engine: Engine, built: list[str], seconds: float) -> None:

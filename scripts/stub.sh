@@ -113,20 +113,30 @@ extract() {
 }
 
 target=${TMPDIR:-/tmp}
-case ${1-} in
-    --help|-h) usage; exit 0 ;;
-    --version) echo "DragonBall $DB_VERSION"; exit 0 ;;
-    --target)
-        [ $# -ge 2 ] || die $E_USAGE "--target needs a folder"
-        target=$2; shift 2 ;;
-    --target=*) target=${1#--target=}; shift ;;
-esac
+action=run
+while [ $# -gt 0 ]; do
+    case $1 in
+        --help|-h) usage; exit 0 ;;
+        --version) echo "DragonBall $DB_VERSION"; exit 0 ;;
+        --target)
+            [ $# -ge 2 ] || die $E_USAGE "--target needs a folder"
+            target=$2; shift 2 ;;
+        --target=*) target=${1#--target=}; shift ;;
+        --verify|--info|--list) action=${1#--}; shift ;;
+        --extract)
+            [ $# -ge 2 ] || die $E_USAGE "--extract needs a folder"
+            action=extract extract_dir=$2; shift 2 ;;
+        --) shift; break ;;
+        -*) die $E_USAGE "unknown option $1 (see --help)" ;;
+        *) break ;;
+    esac
+done
 
 verify
-case ${1-} in
-    --verify) say "DragonBall $DB_VERSION: $self is intact (size and every section's SHA-256)"; exit 0 ;;
-    --info) stream manifest; echo; exit 0 ;;
-    --list)
+case $action in
+    verify) say "DragonBall $DB_VERSION: $self is intact (size and every section's SHA-256)"; exit 0 ;;
+    info) stream manifest; exit 0 ;;
+    list)
         echo "DragonBall $DB_VERSION"
         for entry in $DB_SECTIONS; do
             echo "$entry" | awk -F: '{printf "section %-9s %12d bytes  sha256 %s\n", $1, $3, $4}'
@@ -135,10 +145,7 @@ case ${1-} in
 @LIST@
 EOF
         exit 0 ;;
-    --extract)
-        [ $# -ge 2 ] || die $E_USAGE "--extract needs a folder"
-        extract "$2"; exit 0 ;;
-    -*) die $E_USAGE "unknown option $1 (see --help)" ;;
+    extract) extract "$extract_dir"; exit 0 ;;
 esac
 
 [ -d "$target" ] || die $E_USAGE "--target $target is not a folder"
