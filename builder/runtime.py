@@ -2,14 +2,21 @@
 
 The target servers have no Python, so the `dragonball` command travels frozen:
 ``dragonball/dragonball`` plus ``dragonball/_internal/`` (the interpreter, the
-libraries, the package). The result is a deterministic tar.gz (`builder.detar`)
-cached as ``<cache>/runtime/<inputs hash>.tar.gz`` with a ``.json`` beside it that
-describes it; unchanged inputs return the cached file without running PyInstaller.
+libraries, the package), packed as a deterministic tar.gz (`builder.detar`).
 
-The inputs hash covers every file under ``payload/`` (path and content; no
-``__pycache__`` or egg-info), pyproject.toml (the pinned dependencies), the
-Python and PyInstaller versions, ``SOURCE_DATE_EPOCH`` (it is in every tar
-header) and `RUNTIME_FORMAT`.
+Two cache levels under ``<cache>/runtime/``, both keyed by the *inputs hash*:
+every file under ``payload/`` (path and content; no ``__pycache__`` or
+egg-info), pyproject.toml (the pinned dependencies), the Python and PyInstaller
+versions and `RUNTIME_FORMAT`:
+
+- ``<hash>/dragonball/``: PyInstaller's onedir, with ``<hash>.json`` describing it.
+  PyInstaller's output does not depend on ``SOURCE_DATE_EPOCH`` (checked: the same
+  tree for two epochs), so a new commit with an unchanged payload freezes nothing.
+- ``<hash>-<SOURCE_DATE_EPOCH>.tar.gz``: the packed runtime; the epoch is in every
+  tar header, so it names the file too.
+
+Entries unused for `KEEP_UNUSED_S` are removed after a build (a payload change
+leaves a 20 MB onedir and a 10 MB tar.gz behind).
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import logging
 import os
 import pathlib
 import platform
+import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 
 from dragonball.errors import BuildError
@@ -34,11 +43,14 @@ from builder.recipe import canonical_json
 
 log = logging.getLogger(__name__)
 
-#: Bump when how the runtime is frozen or packed changes, so old cache entries are not reused.
+#: Bump when how the runtime is frozen changes, so old cache entries are not reused.
 RUNTIME_FORMAT = 1
 NAME = "dragonball"
 ENTRY = "payload/dragonball/__main__.py"
 GZIP_LEVEL = 9
+KEEP_UNUSED_S = 24 * 3600
+#: SOURCE_DATE_EPOCH for PyInstaller: one fixed value, since one onedir serves every epoch.
+FREEZE_EPOCH = 0
 _SKIPPED_DIRS = ("__pycache__",)
 _SETUP_HINT = "install the build tools into the venv: sudo bash scripts/setup.sh"
 
@@ -55,25 +67,36 @@ class RuntimeArtifact:
     glibc_floor: str  # the oldest glibc it runs on: the build machine's
 
 
+@dataclasses.dataclass(frozen=True)
+class FrozenTree:
+    """A cached PyInstaller onedir and the versions it was made with."""
+
+    onedir: pathlib.Path
+    python_version: str
+    pyinstaller_version: str
+    glibc_floor: str
+
+
 def build_runtime(cache_dir: pathlib.Path, reporter: Reporter, root: pathlib.Path = REPO_ROOT,
                   environ: Mapping[str, str] = os.environ) -> RuntimeArtifact:
-    """Return the frozen runtime for the sources under `root`, building it only when missing."""
+    """Return the frozen runtime for the sources under `root`, building only what is missing."""
     epoch = detar.source_date_epoch(environ)
     key = inputs_hash(file_digests(root, input_files(root)), platform.python_version(),
-                      pyinstaller_version(), epoch)
+                      pyinstaller_version())
     folder = cache_dir / "runtime"
-    cached = _read_cached(folder, key)
-    if cached:
-        reporter.note(f"runtime {key[:12]} is cached: PyInstaller skipped ({cached.path})")
-        return cached
+    found = _cached_artifact(folder, key, epoch)
+    if found:
+        reporter.note(f"runtime {key[:12]} is cached: PyInstaller skipped ({found.path})")
+        return found
     with cache.locked(folder):
-        cached = _read_cached(folder, key)  # another build may have made it while we waited
-        if cached:
-            return cached
-        with reporter.step(f"freeze the runtime with PyInstaller {pyinstaller_version()}") as step:
-            artifact = _build(root, folder, key, epoch, step)
-    reporter.note(f"runtime {artifact.size / 1e6:.1f} MB, sha256 {artifact.sha256[:12]}…")
-    return artifact
+        tree = _cached_tree(folder, key) or _freeze(root, folder, key, reporter)
+        with reporter.step(f"pack the runtime (tar, gzip -{GZIP_LEVEL})"):
+            detar.write_tar(tar_path(folder, key, epoch), detar.tree_entries(tree.onedir, NAME),
+                            epoch, gzip_level=GZIP_LEVEL)
+        _prune(folder, time.time())
+    found = _cached_artifact(folder, key, epoch)
+    reporter.note(f"runtime {found.size / 1e6:.1f} MB, sha256 {found.sha256[:12]}…")
+    return found
 
 
 def input_files(root: pathlib.Path) -> list[str]:
@@ -95,11 +118,10 @@ def file_digests(root: pathlib.Path, files: Iterable[str]) -> dict[str, str]:
     return {name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in files}
 
 
-def inputs_hash(digests: Mapping[str, str], python_version: str, pyinstaller: str,
-                epoch: int) -> str:
+def inputs_hash(digests: Mapping[str, str], python_version: str, pyinstaller: str) -> str:
     """sha256 (hex) naming the runtime built from these inputs (pure)."""
     key = {"files": dict(sorted(digests.items())), "python": python_version,
-           "pyinstaller": pyinstaller, "source_date_epoch": epoch, "format": RUNTIME_FORMAT}
+           "pyinstaller": pyinstaller, "format": RUNTIME_FORMAT}
     return hashlib.sha256(canonical_json(key).encode("utf-8")).hexdigest()
 
 
@@ -145,55 +167,67 @@ def glibc_floor() -> str:
     return found.split()[-1] if found.startswith("glibc ") else "unknown"
 
 
-def tar_path(folder: pathlib.Path, key: str) -> pathlib.Path:
-    """Where the runtime with inputs hash `key` is cached."""
-    return folder / f"{key}.tar.gz"
+def tar_path(folder: pathlib.Path, key: str, epoch: int) -> pathlib.Path:
+    """Where the runtime with inputs hash `key`, packed with mtime `epoch`, is cached."""
+    return folder / f"{key}-{epoch}.tar.gz"
 
 
-def _build(root: pathlib.Path, folder: pathlib.Path, key: str, epoch: int,
-           step: Step) -> RuntimeArtifact:
+def _freeze(root: pathlib.Path, folder: pathlib.Path, key: str, reporter: Reporter) -> FrozenTree:
     files = input_files(root)
-    with tempfile.TemporaryDirectory(prefix="dragonball-runtime-") as temp:
+    # The work folder sits in the cache, so the finished onedir is renamed into place.
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=folder) as temp:
         work = pathlib.Path(temp)
-        argv = pyinstaller_command(sys.executable, root, work, data_files(files), epoch)
-        process.run_streaming(argv, _pyinstaller_sink(step), hint=_SETUP_HINT)
-        onedir = work / "dist" / NAME
-        if not (onedir / NAME).is_file():
-            raise BuildError(f"PyInstaller finished but {onedir / NAME} is missing",
+        argv = pyinstaller_command(sys.executable, root, work, data_files(files), FREEZE_EPOCH)
+        with reporter.step(f"freeze the runtime with PyInstaller {pyinstaller_version()}") as step:
+            process.run_streaming(argv, _pyinstaller_sink(step), hint=_SETUP_HINT)
+        if not (work / "dist" / NAME / NAME).is_file():
+            raise BuildError(f"PyInstaller finished but {work / 'dist' / NAME / NAME} is missing",
                              "rerun with --debug to see PyInstaller's whole output")
-        summary = detar.write_tar(tar_path(folder, key), detar.tree_entries(onedir, NAME),
-                                  epoch, gzip_level=GZIP_LEVEL)
-    artifact = RuntimeArtifact(tar_path(folder, key), summary.sha256, summary.size,
-                               platform.python_version(), pyinstaller_version(), glibc_floor())
-    _write_description(folder, key, artifact)
-    return artifact
+        shutil.rmtree(folder / key, ignore_errors=True)  # a leftover without its .json
+        os.replace(work / "dist", folder / key)
+    description = {"python_version": platform.python_version(),
+                   "pyinstaller_version": pyinstaller_version(), "glibc_floor": glibc_floor()}
+    partial = folder / f".{key}.json.partial"
+    partial.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, folder / f"{key}.json")
+    return FrozenTree(folder / key / NAME, **description)
 
 
 def _pyinstaller_sink(step: Step) -> process.LineSink:
     return lambda line: step.line(line, keep=" WARNING: " in line or " ERROR: " in line)
 
 
-def _write_description(folder: pathlib.Path, key: str, artifact: RuntimeArtifact) -> None:
-    data = {field.name: str(getattr(artifact, field.name))
-            for field in dataclasses.fields(artifact) if field.name != "path"}
-    partial = folder / f".{key}.json.partial"
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(partial, folder / f"{key}.json")
-
-
-def _read_cached(folder: pathlib.Path, key: str) -> RuntimeArtifact | None:
-    """The cached runtime for `key`, or None when missing, unreadable or corrupt."""
-    path = tar_path(folder, key)
+def _cached_tree(folder: pathlib.Path, key: str) -> FrozenTree | None:
+    """The cached onedir for `key`, or None when it is missing or incomplete."""
     try:
         data = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
-        digest = _sha256_file(path)
-    except (OSError, ValueError):
+        tree = FrozenTree(folder / key / NAME, data["python_version"],
+                          data["pyinstaller_version"], data["glibc_floor"])
+    except (OSError, ValueError, KeyError):
         return None
-    if digest != data.get("sha256"):
-        log.warning("cached runtime %s does not match its description; rebuilding it", path)
+    return tree if (tree.onedir / NAME).is_file() else None
+
+
+def _cached_artifact(folder: pathlib.Path, key: str, epoch: int) -> RuntimeArtifact | None:
+    """The packed runtime for `key` and `epoch`, or None; marks what it uses as used."""
+    tree, path = _cached_tree(folder, key), tar_path(folder, key, epoch)
+    if tree is None or not path.is_file():
         return None
-    return RuntimeArtifact(path, digest, path.stat().st_size, data["python_version"],
-                           data["pyinstaller_version"], data["glibc_floor"])
+    for used in (path, folder / f"{key}.json", folder / key):
+        os.utime(used)
+    return RuntimeArtifact(path, _sha256_file(path), path.stat().st_size, tree.python_version,
+                           tree.pyinstaller_version, tree.glibc_floor)
+
+
+def _prune(folder: pathlib.Path, now: float) -> None:
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") or now - entry.stat().st_mtime < KEEP_UNUSED_S:
+            continue
+        log.debug("removing %s: unused for a day", entry)
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _sha256_file(path: pathlib.Path) -> str:
@@ -202,4 +236,3 @@ def _sha256_file(path: pathlib.Path) -> str:
         for chunk in iter(lambda: data.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-

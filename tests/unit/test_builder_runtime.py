@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import tarfile
 
 import pytest
 from rich.console import Console
@@ -39,8 +40,8 @@ def test_inputs_are_payload_sources_and_pyproject(tmp_path):
 
 def test_inputs_hash_is_pinned():
     # A literal: the hash names cached runtimes; a change must be a decision (RUNTIME_FORMAT).
-    assert runtime.inputs_hash(DIGESTS, "3.11.7", "6.22.3", 0) == \
-        "ea997816982b11da020d8c2d9a248eac80a3591322c92f9c01a865f299a1a797"
+    assert runtime.inputs_hash(DIGESTS, "3.11.7", "6.22.3") == \
+        "a18cf5968a21fa149977bb2cace39e9bf439ed4ce6025fee8d2175f9db5db847"
 
 
 @pytest.mark.parametrize("change", [
@@ -48,9 +49,9 @@ def test_inputs_hash_is_pinned():
     {"digests": {"payload/dragonball/cli2.py": "a" * 64,                  # path
                  "pyproject.toml": "b" * 64}},
     {"digests": {**DIGESTS, "payload/dragonball/new.py": "d" * 64}},      # a new file
-    {"python": "3.11.8"}, {"pyinstaller": "6.23.0"}, {"epoch": 1700000000}])
+    {"python": "3.11.8"}, {"pyinstaller": "6.23.0"}])
 def test_every_input_moves_the_hash(change):
-    args = {"digests": DIGESTS, "python": "3.11.7", "pyinstaller": "6.22.3", "epoch": 0}
+    args = {"digests": DIGESTS, "python": "3.11.7", "pyinstaller": "6.22.3"}
     before = runtime.inputs_hash(*args.values())
     assert runtime.inputs_hash(*{**args, **change}.values()) != before
 
@@ -58,7 +59,7 @@ def test_every_input_moves_the_hash(change):
 def test_a_changed_file_changes_the_hash(tmp_path):
     root = a_project(tmp_path)
     key = lambda: runtime.inputs_hash(  # noqa: E731
-        runtime.file_digests(root, runtime.input_files(root)), "3.11.7", "6.22.3", 0)
+        runtime.file_digests(root, runtime.input_files(root)), "3.11.7", "6.22.3")
     before = key()
     assert key() == before
     (root / "payload/dragonball/__main__.py").write_text("main2")
@@ -92,29 +93,51 @@ def test_glibc_floor_is_a_version():
     assert runtime.glibc_floor().replace(".", "").isdigit()
 
 
-def test_a_cached_runtime_is_returned_without_pyinstaller(tmp_path, monkeypatch):
+def a_cached_tree(tmp_path, monkeypatch) -> tuple[pathlib.Path, pathlib.Path, str]:
+    """A project and a cache holding its frozen onedir (a stand-in: one file)."""
     root = a_project(tmp_path / "src")
     monkeypatch.setattr(runtime, "pyinstaller_version", lambda: "6.22.3")
     key = runtime.inputs_hash(runtime.file_digests(root, runtime.input_files(root)),
-                              runtime.platform.python_version(), "6.22.3", 0)
+                              runtime.platform.python_version(), "6.22.3")
     folder = tmp_path / "cache" / "runtime"
-    folder.mkdir(parents=True)
-    runtime.tar_path(folder, key).write_bytes(b"frozen")
-    description = {"sha256": runtime.hashlib.sha256(b"frozen").hexdigest(), "size": "6",
-                   "python_version": "3.11.7", "pyinstaller_version": "6.22.3",
-                   "glibc_floor": "2.36"}
-    (folder / f"{key}.json").write_text(json.dumps(description))
+    (folder / key / "dragonball").mkdir(parents=True)
+    (folder / key / "dragonball" / "dragonball").write_bytes(b"frozen")
+    (folder / f"{key}.json").write_text(json.dumps(
+        {"python_version": "3.11.7", "pyinstaller_version": "6.22.3", "glibc_floor": "2.36"}))
 
     def no_pyinstaller(*args, **kwargs):
-        raise AssertionError("PyInstaller must not run when the runtime is cached")
+        raise AssertionError("PyInstaller must not run when the onedir is cached")
     monkeypatch.setattr(runtime.process, "run_streaming", no_pyinstaller)
-    found = runtime.build_runtime(tmp_path / "cache", quiet(), root, environ={})
-    assert (found.path, found.size, found.glibc_floor) == (runtime.tar_path(folder, key), 6, "2.36")
+    return root, folder, key
 
 
-def test_a_corrupt_cached_runtime_is_not_reused(tmp_path):
+def test_a_new_epoch_packs_the_cached_onedir_again(tmp_path, monkeypatch):
+    root, folder, key = a_cached_tree(tmp_path, monkeypatch)
+    first = runtime.build_runtime(tmp_path / "cache", quiet(), root, environ={})
+    assert first.path == folder / f"{key}-0.tar.gz" and first.glibc_floor == "2.36"
+    assert runtime.build_runtime(tmp_path / "cache", quiet(), root, environ={}) == first
+    later = runtime.build_runtime(tmp_path / "cache", quiet(), root,
+                                  environ={"SOURCE_DATE_EPOCH": "1700000000"})
+    assert later.path == folder / f"{key}-1700000000.tar.gz" and later.sha256 != first.sha256
+    with tarfile.open(later.path) as tar:
+        assert tar.getnames() == ["dragonball", "dragonball/dragonball"]
+        assert {m.mtime for m in tar.getmembers()} == {1700000000}
+
+
+def test_entries_unused_for_a_day_are_pruned(tmp_path, monkeypatch):
+    root, folder, key = a_cached_tree(tmp_path, monkeypatch)
+    old = folder / ("0" * 64 + "-0.tar.gz")
+    old.write_bytes(b"old")
+    runtime.os.utime(old, (1, 1))
+    runtime.build_runtime(tmp_path / "cache", quiet(), root, environ={})
+    assert not old.exists()
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == \
+        sorted([key, f"{key}.json", f"{key}-0.tar.gz"])
+
+
+def test_an_incomplete_onedir_is_not_reused(tmp_path):
     folder = tmp_path / "runtime"
-    folder.mkdir()
-    runtime.tar_path(folder, "k").write_bytes(b"changed")
-    (folder / "k.json").write_text(json.dumps({"sha256": "0" * 64}))
-    assert runtime._read_cached(folder, "k") is None
+    (folder / "k" / "dragonball").mkdir(parents=True)
+    (folder / "k.json").write_text(json.dumps(
+        {"python_version": "3", "pyinstaller_version": "6", "glibc_floor": "2.36"}))
+    assert runtime._cached_tree(folder, "k") is None  # no dragonball/dragonball in it
