@@ -19,8 +19,8 @@ def captured() -> tuple[Reporter, io.StringIO]:
     return Reporter(Console(file=out, width=200, force_terminal=False)), out
 
 
-def test_default_target_is_all_and_help_lists_targets(capsys):
-    assert cli.parse_args([]).target == "all"
+def test_default_target_is_bin_and_help_lists_targets(capsys):
+    assert cli.parse_args([]).target == "bin"
     assert cli.parse_args(["base", "--debug"]).debug
     with pytest.raises(SystemExit) as done:
         cli.parse_args(["--help"])

@@ -54,3 +54,13 @@ def test_persisted_parameters_win_over_initial_ones(tmp_path):
 def test_invalid_initial_parameters_name_the_variable(tmp_path):
     with pytest.raises(ParamsError, match=r"\$DRAGONBALL_PARAMS"):
         ParamStore(str(tmp_path), {"DRAGONBALL_PARAMS": "nope"}).in_force()
+
+
+def test_initial_parameters_can_come_from_a_file_kept_out_of_the_environment(tmp_path):
+    secret = tmp_path / "params.json"
+    secret.write_text('{"password": "from-file"}')
+    store = ParamStore(str(tmp_path / "storage"), {"DRAGONBALL_PARAMS_FROM": str(secret),
+                                                   "DRAGONBALL_PARAMS": '{"password": "env"}'})
+    assert store.in_force() == {"password": "from-file"}
+    with pytest.raises(ParamsError, match="DRAGONBALL_PARAMS_FROM"):
+        ParamStore(str(tmp_path), {"DRAGONBALL_PARAMS_FROM": str(tmp_path / "nope")}).initial()

@@ -169,3 +169,19 @@ def _alive(pid: int) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_config_change_output_reaches_the_container_log_and_options_mix(
+        make_module, supervisor):
+    make_module("demo", {"config_change/1_apply.sh": 'echo "now $PARAM_COLOR"'})
+    proc = supervisor.spawn()
+    try:
+        supervisor.wait_phase("running")
+        result = supervisor("config_change", "--json", "-", "--replace",
+                            stdin='{"color": "blue"}')
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["scripts"][0]["output"] == "now blue\n"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "[config_change/1_apply.sh] now blue" in out

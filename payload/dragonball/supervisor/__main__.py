@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def main(argv: list | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)
     try:
         return run(args, Runtime.from_environ(dict(os.environ)))
     except ModuleError as e:

@@ -106,8 +106,7 @@ class Supervisor:
             new = merge(old, change, replace)
             env = self._env(new, "params.new.json")
             env["DRAGONBALL_OLD_PARAMS_FILE"] = self._write_params(old, "params.old.json")
-            report = ActionRunner(self.module).run_event(
-                "config_change", env, phase=self.runtime.phase())
+            report = self._run_logged("config_change", env)
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             if report.ok:
                 self.params.save(new)
@@ -116,6 +115,17 @@ class Supervisor:
                      "persisted" if report.ok else "NOT persisted, old parameters kept")
         self._record(report, quiet_ok=True)
         return report
+
+    def _run_logged(self, event: str, env: dict) -> EventReport:
+        """Run `event` from a `docker exec`, copying its output to the container log."""
+        log_out = self.runtime.supervisor_output()
+        if log_out is None:
+            return ActionRunner(self.module).run_event(event, env, phase=self.runtime.phase())
+        with log_out:
+            sink = (lambda ev, script, line:
+                    log_out.write(f"[{ev}/{script}] ".encode() + line))
+            return ActionRunner(self.module, sink=sink).run_event(
+                event, env, phase=self.runtime.phase())
 
     def _on_demand(self, event: str) -> EventReport:
         env = self._env(self.params.in_force())

@@ -17,6 +17,7 @@ import tempfile
 from dragonball.errors import ParamsError
 
 PARAMS_ENV = "DRAGONBALL_PARAMS"
+PARAMS_FILE_ENV = "DRAGONBALL_PARAMS_FROM"  # a file (e.g. a Swarm secret): not in `docker inspect`
 ENV_PREFIX = "PARAM_"
 _KEY_CHARS = re.compile(r"[^A-Z0-9_]")
 
@@ -78,6 +79,16 @@ class ParamStore:
         self.environ = environ
 
     def initial(self) -> dict:
+        """The initial parameters: the file named by $DRAGONBALL_PARAMS_FROM, else $DRAGONBALL_PARAMS."""
+        path = self.environ.get(PARAMS_FILE_ENV)
+        if path:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    return parse(f.read(), f"{path} (${PARAMS_FILE_ENV})")
+            except OSError as e:
+                raise ParamsError(f"cannot read the initial parameters {path} "
+                                  f"(${PARAMS_FILE_ENV}): {e.strerror}",
+                                  "mount the file into the container, or unset the variable") from e
         text = self.environ.get(PARAMS_ENV)
         return parse(text, f"${PARAMS_ENV}") if text else {}
 

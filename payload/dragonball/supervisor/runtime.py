@@ -73,10 +73,27 @@ class Runtime:
             json.dump({"phase": phase, "pid": os.getpid(), "since": time.time()}, f)
         os.replace(tmp, self.state_path)
 
-    def phase(self) -> str:
+    def _state(self) -> dict:
         try:
             with open(self.state_path, encoding="utf-8") as f:
-                phase = json.load(f).get("phase")
+                return json.load(f)
         except (OSError, ValueError):
-            return "unknown"
+            return {}
+
+    def phase(self) -> str:
+        phase = self._state().get("phase")
         return phase if phase in PHASES else "unknown"
+
+    def supervisor_output(self):
+        """The supervisor's standard output (the container log), opened for appending.
+
+        Events run through `docker exec` write there so their output lands in
+        `docker logs` too; None when no supervisor runs (then nobody reads it).
+        """
+        pid = self._state().get("pid")
+        if not isinstance(pid, int) or self.phase() in ("stopped", "unknown"):
+            return None
+        try:
+            return open(f"/proc/{pid}/fd/1", "ab", buffering=0)
+        except OSError:
+            return None
