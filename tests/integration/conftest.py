@@ -45,3 +45,20 @@ def base_image(docker_client) -> str:
     subprocess.run([sys.executable, str(ROOT / "build.py"), "base"], check=True, cwd=ROOT)
     docker_client.images.get(BASE_IMAGE)
     return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def bare_server_image(docker_client) -> str:
+    """dragonball-bare:bookworm: a bare Debian 12 server (no python3, no docker)."""
+    subprocess.run([sys.executable, str(ROOT / "build.py"), "bare"], check=True, cwd=ROOT)
+    docker_client.images.get("dragonball-bare:bookworm")
+    return "dragonball-bare:bookworm"
+
+
+@pytest.fixture(scope="session")
+def release_bin(docker_client):
+    """`python build.py` of the default release: (path of the .bin, manifest dict)."""
+    import json
+    subprocess.run([sys.executable, str(ROOT / "build.py")], check=True, cwd=ROOT)
+    manifest = json.loads((ROOT / "dist" / "manifest.json").read_text())
+    return ROOT / "dist" / f"DragonBall-{manifest['version']}.bin", manifest
