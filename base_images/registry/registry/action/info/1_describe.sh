@@ -1,0 +1,3 @@
+#!/bin/sh
+# Version, port, number of repositories.
+exec python3 module/registryctl.py info

@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Drive Debian's docker-registry (the CNCF distribution registry) as a DragonBall module.
+
+    python3 module/registryctl.py render    validate the parameters, copy the TLS material and
+                                            htpasswd for the service user, write config.yml
+    python3 module/registryctl.py launch    start `docker-registry serve` in the background and
+                                            wait until /v2/ answers over TLS
+    python3 module/registryctl.py status    HTTPS GET /v2/ on this host: 200 or 401 is healthy
+    python3 module/registryctl.py info      version, port, repository count
+    python3 module/registryctl.py stop      SIGTERM, then wait for the process to end
+    python3 module/registryctl.py restart   stop, then launch (config_change: 2.8 cannot reload)
+
+The TLS certificate, its key, the CA and the htpasswd file come in through a mounted folder
+(`secrets_dir`, default /etc/dragonball/registry): nothing secret is in the image. They are
+copied into RUN_DIR, readable only by the user the registry runs as, so the mount may stay
+read-only and root-only. Stdlib only: this runs on the base image's python3.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import params  # noqa: E402  (module/params.py, beside this file)
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+CONFIG = os.environ.get("REGISTRY_CONFIG", "/etc/docker/registry/config.yml")
+RUN_DIR = os.environ.get("REGISTRY_RUN_DIR", "/run/dragonball-registry")
+PID_FILE = os.path.join(RUN_DIR, "registry.pid")
+SERVICE_USER = "docker-registry"
+LOG_LEVELS = ("error", "warn", "info", "debug")
+FILE_KEYS = ("tls_cert", "tls_key", "ca", "htpasswd")
+READY_WITHIN_S = 60
+STOP_WITHIN_S = 7  # inside the default stop grace of 10 s, less the supervisor's 2 s
+
+
+def say(text: str) -> None:
+    print(f"registry: {text}", flush=True)
+
+
+# -- pure ----------------------------------------------------------------------------------
+
+def problems(p: dict) -> list[str]:
+    """Every problem with the parameters, not just the first."""
+    found = []
+    port = p.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        found.append(f"port must be an integer 1-65535, got {port!r}")
+    for key in ("secrets_dir", "realm", "check_host", *FILE_KEYS):
+        if not isinstance(p.get(key), str) or not p.get(key).strip():
+            found.append(f"{key} must be a non-empty string, got {p.get(key)!r}")
+    if not isinstance(p.get("delete_enabled"), bool):
+        found.append(f"delete_enabled must be true or false, got {p.get('delete_enabled')!r}")
+    if p.get("log_level") not in LOG_LEVELS:
+        found.append(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {p.get('log_level')!r}")
+    return found
+
+
+def source_paths(p: dict) -> dict:
+    """Where the mounted TLS material and htpasswd are: names relative to secrets_dir."""
+    return {key: os.path.join(p["secrets_dir"], p[key]) for key in FILE_KEYS}
+
+
+def run_paths(run_dir: str = RUN_DIR) -> dict:
+    """Where the registry reads its private copies."""
+    return {"tls_cert": os.path.join(run_dir, "tls.crt"), "tls_key": os.path.join(run_dir, "tls.key"),
+            "ca": os.path.join(run_dir, "ca.crt"), "htpasswd": os.path.join(run_dir, "htpasswd")}
+
+
+def render_config(p: dict, files: dict, storage_root: str, upload_secret: str) -> str:
+    """config.yml for distribution 2.8 (strings JSON-quoted: valid YAML double-quoted scalars).
+
+    `upload_secret` signs upload state: a fixed one lets an upload survive a restart.
+    """
+    q = json.dumps
+    return "\n".join([
+        "# Rendered by registry/module/registryctl.py at every start and config_change.",
+        "version: 0.1",
+        "log:",
+        f"  level: {p['log_level']}",
+        "  formatter: text",
+        "storage:",
+        "  filesystem:",
+        f"    rootdirectory: {q(storage_root)}",
+        "  delete:",
+        f"    enabled: {'true' if p['delete_enabled'] else 'false'}",
+        "  cache:",
+        "    blobdescriptor: inmemory",
+        "  maintenance:",
+        "    uploadpurging: {enabled: true, age: 168h, interval: 24h, dryrun: false}",
+        "auth:",
+        "  htpasswd:",
+        f"    realm: {q(p['realm'])}",
+        f"    path: {q(files['htpasswd'])}",
+        "http:",
+        f"  addr: {q(':' + str(p['port']))}",
+        f"  secret: {q(upload_secret)}",
+        "  tls:",
+        f"    certificate: {q(files['tls_cert'])}",
+        f"    key: {q(files['tls_key'])}",
+        "  headers:",
+        "    X-Content-Type-Options: [nosniff]",
+        "health:",
+        "  storagedriver: {enabled: true, interval: 10s, threshold: 3}",
+        "",
+    ])
+
+
+def repository_count(storage_root: str) -> int:
+    """Repositories in the filesystem storage: folders holding ``_manifests`` (names may nest)."""
+    top = os.path.join(storage_root, "docker", "registry", "v2", "repositories")
+    count = 0
+    for _, dirs, _ in os.walk(top):
+        if "_manifests" in dirs:
+            count += 1
+        dirs[:] = [d for d in dirs if not d.startswith("_")]
+    return count
+
+
+# -- adapters ------------------------------------------------------------------------------
+
+def storage_root() -> str:
+    storage = os.environ.get("DRAGONBALL_STORAGE_DIR", os.path.join(os.getcwd(), "storage"))
+    return os.path.join(storage, "registry")
+
+
+def service_user():
+    """(uid, gid) of the registry's own user when we can switch to it, else None (run as is)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        return None
+    try:
+        entry = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+def http_secret(storage_dir: str) -> str:
+    """The registry's upload-state secret, made once and kept in storage/ (0600)."""
+    path = os.path.join(storage_dir, "registry-http.secret")
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        value = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(value + "\n")
+        return value
+
+
+def write_config(text: str, owner) -> None:
+    """config.yml holds the upload-state secret: 0600, owned by the service user."""
+    os.makedirs(os.path.dirname(CONFIG), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(CONFIG), prefix=".config.")
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    if owner:
+        os.chown(tmp, *owner)
+    os.replace(tmp, CONFIG)
+
+
+def copy_private(source: str, dest: str, owner) -> None:
+    """Copy `source` to `dest` atomically, mode 0600 (0644 for certificates), owned by `owner`."""
+    mode = 0o644 if dest.endswith(".crt") else 0o600
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".copy.")
+    os.fchmod(fd, mode)
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out)
+    if owner:
+        os.chown(tmp, *owner)
+    os.replace(tmp, dest)
+
+
+def render() -> int:
+    try:
+        p = params.load()
+    except params.ParamError as e:
+        say(str(e))
+        return 1
+    found = problems(p)
+    sources = source_paths(p) if not found else {}
+    found += [f"{key}: {path} is not a readable file (mount the folder with the TLS "
+              f"material and htpasswd at {p['secrets_dir']})"
+              for key, path in sources.items() if not os.access(path, os.R_OK)
+              or not os.path.isfile(path)]
+    if found:
+        say("invalid parameters or missing files, config.yml left unchanged:")
+        for problem in found:
+            print(f"  - {problem}", flush=True)
+        return 1
+    owner = service_user()
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    root, files = storage_root(), run_paths()
+    os.makedirs(root, exist_ok=True)
+    if owner:
+        os.chown(RUN_DIR, *owner)
+        if os.stat(root).st_uid != owner[0]:
+            subprocess.run(["chown", "-R", f"{owner[0]}:{owner[1]}", root], check=True)
+    for key in FILE_KEYS:
+        copy_private(sources[key], files[key], owner)
+    write_config(render_config(p, files, root, http_secret(os.path.dirname(root))), owner)
+    say(f"rendered {CONFIG} (port {p['port']}, TLS and htpasswd from {p['secrets_dir']}, "
+        f"storage {root}, delete {'enabled' if p['delete_enabled'] else 'disabled'})")
+    return 0
+
+
+def probe(host: str, port: int, cafile: str, timeout: float = 5.0) -> tuple:
+    """(HTTP status of GET /v2/, detail); status None when no TLS answer came."""
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+        try:
+            conn.request("GET", "/v2/")
+            return conn.getresponse().status, ""
+        finally:
+            conn.close()
+    except ssl.SSLCertVerificationError as e:
+        return None, f"TLS verification failed ({e.verify_message}): is {host} in the certificate's SANs?"
+    except (OSError, http.client.HTTPException) as e:
+        return None, str(e) or type(e).__name__
+
+
+def healthy(status) -> bool:
+    return status in (200, 401)
+
+
+def alive(pid) -> bool:
+    """True while `pid` is a live docker-registry process (not a zombie, not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            is_registry = b"docker-registry" in f.read()
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and is_registry
+
+
+def server_pid():
+    try:
+        with open(PID_FILE, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def container_log():
+    """Where the registry's output goes: the container log (PID 1's stdout) when we can open
+    it, so a registry restarted from `docker exec` does not write into a pipe that closes
+    (a Go program dies of SIGPIPE on a closed stdout); else log/registry.log."""
+    try:
+        return open("/proc/1/fd/1", "ab", buffering=0)
+    except OSError:
+        log_dir = os.environ.get("DRAGONBALL_LOG_DIR", os.path.join(os.getcwd(), "log"))
+        os.makedirs(log_dir, exist_ok=True)
+        return open(os.path.join(log_dir, "registry.log"), "ab", buffering=0)
+
+
+def launch() -> int:
+    p = params.load()
+    owner = service_user()
+    argv = [REGISTRY_BIN, "serve", CONFIG]
+    if owner:
+        argv = ["setpriv", f"--reuid={owner[0]}", f"--regid={owner[1]}", "--init-groups", *argv]
+    with container_log() as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    with open(PID_FILE, "w", encoding="ascii") as f:
+        f.write(f"{proc.pid}\n")
+    say(f"docker-registry starting (pid {proc.pid}, port {p['port']})")
+    deadline, detail = time.monotonic() + READY_WITHIN_S, ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            say(f"docker-registry exited with status {proc.returncode} during start; "
+                "its own messages are in the container log")
+            return 1
+        status, detail = probe(p["check_host"], p["port"], run_paths()["ca"], timeout=2)
+        if healthy(status):
+            say(f"ready: GET /v2/ answers {status} over TLS on port {p['port']}")
+            return 0
+        time.sleep(0.3)
+    say(f"docker-registry did not answer /v2/ within {READY_WITHIN_S} s: {detail}")
+    return 1
+
+
+def status() -> int:
+    p = params.load()
+    state, detail = probe(p["check_host"], p["port"], run_paths()["ca"])
+    if healthy(state):
+        print(f"GET https://{p['check_host']}:{p['port']}/v2/ -> {state}")
+        return 0
+    say(f"unhealthy: GET /v2/ on port {p['port']}: {detail or f'HTTP {state}'}")
+    return 1
+
+
+def version() -> str:
+    try:
+        out = subprocess.run([REGISTRY_BIN, "--version"], capture_output=True, text=True,
+                             timeout=10).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out[-1] if out else "unknown"
+
+
+def info() -> int:
+    p = params.load()
+    root = storage_root()
+    print(f"registry: docker-registry {version()}, port {p['port']}, TLS, htpasswd auth, "
+          f"delete {'enabled' if p['delete_enabled'] else 'disabled'}")
+    print(f"repositories: {repository_count(root)}")
+    print(f"storage: {root}")
+    return 0
+
+
+def stop(kill: bool = False) -> int:
+    pid = server_pid()
+    if pid is None or not alive(pid):
+        say("docker-registry is not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WITHIN_S
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pid) and kill:
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    if alive(pid):
+        say(f"docker-registry (pid {pid}) still running {STOP_WITHIN_S} s after SIGTERM")
+        return 1
+    say(f"docker-registry (pid {pid}) stopped")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    commands = {"render": render, "launch": launch, "status": status, "info": info,
+                "stop": stop, "restart": lambda: stop(kill=True) or launch()}
+    if len(argv) != 1 or argv[0] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        return commands[argv[0]]()
+    except params.ParamError as e:
+        say(str(e))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
