@@ -20,6 +20,7 @@ from dragonball import __version__
 from dragonball.console import console, err_console
 from dragonball.errors import DragonBallError
 from dragonball.module import scan, validate
+from dragonball.release import cli as release_cli
 
 
 class ExitStatus(enum.IntEnum):
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("dir", help="the module folder (the one holding action/)")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(handler=_module_check)
+    release_cli.register(commands)
     return parser
 
 

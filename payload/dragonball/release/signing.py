@@ -1,0 +1,73 @@
+"""Ed25519 signatures of a release: its manifest (inside the .bin) and SHA256SUMS (beside it).
+
+A program cannot vouch for itself: a tampered .bin could carry a runtime that
+approves anything. So the signature that protects against a substituted release
+is the detached one over SHA256SUMS, checked on a trusted machine with plain
+OpenSSL (`openssl_verify_command`); the embedded one lets the runtime (and an
+already-installed dragonball) check the manifest and tell releases apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from dragonball.errors import DragonBallError
+
+
+class SignatureError(DragonBallError):
+    """A key is unusable, or a signature does not match."""
+
+
+def new_key_pair() -> tuple[bytes, bytes]:
+    """(private PEM, public PEM) of a new Ed25519 key."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public
+
+
+def load_private(pem: bytes, where: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise SignatureError(f"{where} is not an unencrypted PEM private key",
+                             "make one with: python build.py keygen DIR") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SignatureError(f"{where} is not an Ed25519 key", "make one with: python build.py keygen DIR")
+    return key
+
+
+def load_public(pem: bytes, where: str) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as e:
+        raise SignatureError(f"{where} is not a PEM public key",
+                             "use the release's .pub file from the release engineer") from e
+    if not isinstance(key, Ed25519PublicKey):
+        raise SignatureError(f"{where} is not an Ed25519 public key", "use the release's .pub file")
+    return key
+
+
+def fingerprint(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "SHA256:" + hashlib.sha256(raw).hexdigest()
+
+
+def verify(public: Ed25519PublicKey, signature: bytes, data: bytes, what: str) -> None:
+    try:
+        public.verify(signature, data)
+    except InvalidSignature as e:
+        raise SignatureError(f"the signature of {what} does not match the key {fingerprint(public)}",
+                             "the release was altered or signed with another key: do not install it; "
+                             "ask the release engineer for the right file and key") from e
+
+
+def openssl_verify_command(pub: str, data: str, sig: str) -> str:
+    """How an operator checks a detached signature with OpenSSL 3 alone."""
+    return f"openssl pkeyutl -verify -pubin -inkey {pub} -rawin -in {data} -sigfile {sig}"
