@@ -18,6 +18,7 @@ from dragonball.errors import BuildError
 
 STUB_SIZE = 16384
 SECTION_ORDER = ("manifest", "runtime", "engine", "images")
+OPTIONAL_SECTIONS = ("signature",)  # after the others, only in a signed build
 _SAFE_LIST = re.compile(r"[A-Za-z0-9 :/._@+,()~-]*\Z")
 CHUNK = 1 << 20
 
@@ -47,7 +48,7 @@ def layout(sizes: dict, digests: dict) -> list:
     if missing:
         raise BuildError(f"the .bin needs the sections {', '.join(missing)}", "a builder bug")
     offset, sections = STUB_SIZE, []
-    for name in SECTION_ORDER:
+    for name in SECTION_ORDER + tuple(n for n in OPTIONAL_SECTIONS if n in sizes):
         sections.append(SectionSpec(name, offset, sizes[name], digests[name]))
         offset += sizes[name]
     return sections
@@ -81,7 +82,7 @@ def assemble(out: pathlib.Path, stub: bytes, files: dict) -> None:
                                      delete=False) as f:
         try:
             f.write(stub)
-            for name in SECTION_ORDER:
+            for name in SECTION_ORDER + tuple(n for n in OPTIONAL_SECTIONS if n in files):
                 with open(files[name], "rb") as src:
                     shutil.copyfileobj(src, f, CHUNK)
         except BaseException:

@@ -15,6 +15,8 @@ import tempfile
 
 from builder import archive, binfile, cache as build_cache, manifest as manifest_mod, packages, pipeline, runtime
 from builder.release import load_release
+from dragonball.errors import BuildError
+from dragonball.release import signing
 
 STUB = "scripts/stub.sh"
 
@@ -47,9 +49,11 @@ def git_state(root: pathlib.Path) -> dict:
             else None}
 
 
-def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.Path) -> BinResult:
-    """Build the .bin of the release at `release_path` into `dist`."""
+def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.Path,
+              sign_key: pathlib.Path | None = None) -> BinResult:
+    """Build the .bin of the release at `release_path` into `dist`, signed with `sign_key`."""
     release = load_release(release_path)
+    signer = signing_key(sign_key) if sign_key else None
     plan = pipeline.plan_build(env, with_examples=False)
     epoch = source_date_epoch(env.root, env.environ)
     environ = {**env.environ, "SOURCE_DATE_EPOCH": str(epoch)}  # one epoch for every part
@@ -85,6 +89,10 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
         files["manifest"] = work / "manifest.json"
         files["manifest"].write_bytes(manifest_mod.manifest_bytes(manifest))
         digests["manifest"] = binfile.sha256_file(files["manifest"])
+        if signer:
+            files["signature"] = work / "manifest.json.sig"
+            files["signature"].write_bytes(signer.sign(files["manifest"].read_bytes()))
+            digests["signature"] = binfile.sha256_file(files["signature"])
         sections = binfile.layout({n: p.stat().st_size for n, p in files.items()}, digests)
         stub = binfile.render_stub((env.root / STUB).read_text(), release.version, sections,
                                    manifest_mod.list_lines(manifest))
@@ -93,9 +101,45 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
             binfile.assemble(out, stub, files)
             (dist / "manifest.json").write_bytes(files["manifest"].read_bytes())
     digest = binfile.sha256_file(out)
-    (dist / "SHA256SUMS").write_text(manifest_mod.sha256sums(
-        {out.name: digest, "manifest.json": digests["manifest"]}))
+    sums = manifest_mod.sha256sums({out.name: digest, "manifest.json": digests["manifest"]})
+    (dist / "SHA256SUMS").write_text(sums)
+    signature = dist / "SHA256SUMS.sig"
+    if signer:
+        signature.write_bytes(signer.sign(sums.encode()))
+        env.reporter.note(f"signed by {signing.fingerprint(signer.public_key())}; operators "
+                          "check it with: " + signing.openssl_verify_command(
+                              "release.pub", "SHA256SUMS", "SHA256SUMS.sig"))
+    elif signature.exists():
+        signature.unlink()  # a stale signature of another build would mislead
     return BinResult(out, manifest, digest)
+
+
+def signing_key(path: pathlib.Path):
+    """The Ed25519 private key at `path`; it must be readable by its owner only."""
+    try:
+        mode = path.stat().st_mode & 0o077
+        pem = path.read_bytes()
+    except OSError as e:
+        raise BuildError(f"cannot read the signing key {path}: {e.strerror}",
+                         "make one with: python build.py keygen") from e
+    if mode:
+        raise BuildError(f"the signing key {path} is readable by others (mode {oct(mode)})",
+                         f"chmod 600 {path}")
+    return signing.load_private(pem, str(path))
+
+
+def write_key_pair(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """A new Ed25519 key pair in `folder`: release-signing.key (0600) and .pub."""
+    private, public = signing.new_key_pair()
+    folder.mkdir(parents=True, exist_ok=True)
+    key, pub = folder / "release-signing.key", folder / "release-signing.pub"
+    if key.exists():
+        raise BuildError(f"{key} exists already", "move it away first: it may sign releases")
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private)
+    pub.write_bytes(public)
+    return key, pub
 
 
 def _runtime_info(rt) -> dict:

@@ -41,6 +41,7 @@ TARGETS = {
             "for tests and the lab",
     "examples": "the base image, then every examples/<name>/Dockerfile as "
                 "dragonball-example/<name>:latest",
+    "keygen": "a new Ed25519 release-signing key pair in --keys DIR (default: keys/)",
     "bin": "the release (default): dist/DragonBall-<version>.bin, dist/manifest.json, "
            "dist/SHA256SUMS, from --release FILE",
 }
@@ -60,6 +61,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="the release manifest (default: release.yaml)")
     parser.add_argument("--dist", type=pathlib.Path, default=REPO_ROOT / "dist",
                         help="where the .bin and its artifacts go (default: dist/)")
+    parser.add_argument("--sign-key", type=pathlib.Path,
+                        help="sign the release with this Ed25519 private key (PEM, mode 0600)")
+    parser.add_argument("--keys", type=pathlib.Path, default=pathlib.Path("keys"),
+                        help="keygen: where to write the key pair (default: keys/)")
     parser.add_argument("--debug", action="store_true",
                         help="log every step and show tracebacks on errors")
     return parser.parse_args(argv)
@@ -93,8 +98,13 @@ def run(args: argparse.Namespace, reporter: Reporter) -> None:
     engine = Engine()
     try:
         env = pipeline.BuildEnv(reporter=reporter, engine=engine)
+        if target == "keygen":
+            key, pub = bundle.write_key_pair(args.keys)
+            reporter.note(f"private key {key} (keep it secret), public key {pub} "
+                          "(give it to implementers through a channel you trust)")
+            return
         if target == "bin":
-            result = bundle.build_bin(env, args.release, args.dist)
+            result = bundle.build_bin(env, args.release, args.dist, args.sign_key)
             _print_bin_summary(reporter, result, time.monotonic() - started)
             return
         if target == "bare":

@@ -109,6 +109,7 @@ extract() {
     unpack_runtime "$dir"
     mkdir -p "$dir/engine" && stream engine | tar -x -C "$dir/engine" -f -
     stream images >"$dir/images.tar"
+    case " $DB_SECTIONS" in *" signature:"*) stream signature >"$dir/manifest.json.sig" ;; esac
     say "DragonBall: unpacked into $dir: manifest.json dragonball/ engine/ images.tar"
 }
 

@@ -177,3 +177,45 @@ def test_compression_from_an_empty_cache_is_deterministic(docker_client, tmp_pat
     finally:
         engine.close()
         docker_client.images.remove(ref, force=True)
+
+
+def test_a_signed_release_verifies_with_its_key_only(release_bin, tmp_path):
+    keys = tmp_path / "keys"
+    build = [sys.executable, str(ROOT / "build.py")]
+    subprocess.run([*build, "keygen", "--keys", str(keys)], check=True, cwd=ROOT)
+    subprocess.run([*build, "keygen", "--keys", str(tmp_path / "other")], check=True, cwd=ROOT)
+    assert oct((keys / "release-signing.key").stat().st_mode & 0o777) == "0o600"
+    dist = tmp_path / "dist"
+    subprocess.run([*build, "--dist", str(dist), "--sign-key",
+                    str(keys / "release-signing.key")], check=True, cwd=ROOT)
+    openssl = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey",
+                              str(keys / "release-signing.pub"), "-rawin", "-in", "SHA256SUMS",
+                              "-sigfile", "SHA256SUMS.sig"], cwd=dist, capture_output=True,
+                             text=True)
+    assert openssl.returncode == 0, openssl.stdout + openssl.stderr
+    path = dist / release_bin[0].name
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    good = subprocess.run([str(path), "release", "verify", "--key",
+                           str(keys / "release-signing.pub")], capture_output=True, text=True,
+                          env=env)
+    assert good.returncode == 0 and "every section matches" in good.stdout, good.stderr
+    bad = subprocess.run([str(path), "release", "verify", "--key",
+                          str(tmp_path / "other" / "release-signing.pub")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and "does not match the key" in bad.stderr
+    unsigned = subprocess.run([str(release_bin[0]), "release", "verify", "--key",
+                               str(keys / "release-signing.pub")], capture_output=True,
+                              text=True, env=env)
+    assert unsigned.returncode == 1 and "is not signed" in unsigned.stderr
+
+
+def test_a_signing_key_readable_by_others_is_refused(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "build.py"), "keygen", "--keys",
+                    str(tmp_path)], check=True, cwd=ROOT)
+    key = tmp_path / "release-signing.key"
+    key.chmod(0o644)
+    result = subprocess.run([sys.executable, str(ROOT / "build.py"), "--dist",
+                             str(tmp_path / "dist"), "--sign-key", str(key)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "chmod 600" in result.stdout
+    assert not (tmp_path / "dist").exists(), "nothing is built with an unsafe key"
