@@ -1,6 +1,7 @@
 """The `dragonball` command.
 
     dragonball module check DIR [--json]   check a module folder against the spec
+    dragonball images list|push ...        the release's images; push them to a registry
 
 One top-level handler maps DragonBall errors to a message and an exit code;
 `--debug` shows the traceback instead.
@@ -20,6 +21,7 @@ from dragonball import __version__
 from dragonball.console import console, err_console
 from dragonball.errors import DragonBallError
 from dragonball.module import scan, validate
+from dragonball.registry.images_cli import add_images_commands
 from dragonball.release import cli as release_cli
 
 
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(handler=_module_check)
     release_cli.register(commands)
+    add_images_commands(commands)
     return parser
 
 

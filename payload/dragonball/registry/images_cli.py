@@ -1,0 +1,204 @@
+"""`dragonball images list|push`: the image archive of a release, and its way into a registry.
+
+    dragonball images list [--archive FILE] [--json]
+    dragonball images push --registry HOST:PORT --ca FILE --username U --password-file FILE
+                           [--archive FILE] [--only REF ...] [--workers N]
+
+Without --archive both read the images section of the .bin they were started from
+(the stub passes DRAGONBALL_BIN and DRAGONBALL_BIN_SECTIONS), in place.
+Exit status: 0 done; 1 the registry or the archive failed (the message says which);
+2 the command line is wrong (a missing or empty password file, an unknown --only ref).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+
+from rich.markup import escape
+from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                           TimeRemainingColumn, TransferSpeedColumn)
+from rich.table import Table
+
+from dragonball.console import console, err_console
+from dragonball.registry.client import RegistryClient
+from dragonball.registry.plan import Action, image_to_push, select_images
+from dragonball.registry.push import PushProgress, push_archive
+from dragonball.release.archive import ImageArchive
+from dragonball.release.sections import BinError, SectionFile, bin_sections, open_section
+
+OK, ERROR, INVALID = 0, 1, 2  # the same meanings as dragonball.cli.ExitStatus
+VERIFIED_ENV = "DRAGONBALL_BIN_VERIFIED"
+
+
+def add_images_commands(commands) -> None:
+    """Register `images list` and `images push` under the `dragonball` subcommands."""
+    images = commands.add_parser("images", help="the images of a release: list, push to a registry")
+    sub = images.add_subparsers(dest="images_command", required=True)
+    listing = sub.add_parser("list", help="list the images in the archive")
+    _archive_option(listing)
+    listing.add_argument("--json", action="store_true", help="print the archive's index as JSON")
+    listing.set_defaults(handler=images_list)
+    push = sub.add_parser("push", help="push the archive's images to a registry, as they are")
+    push.add_argument("--registry", required=True, metavar="HOST:PORT", help="e.g. 10.0.0.5:5000")
+    push.add_argument("--ca", required=True, metavar="FILE", help="the CA that signed its certificate")
+    push.add_argument("--username", required=True, metavar="USER")
+    push.add_argument("--password-file", required=True, metavar="FILE",
+                      help="a file holding the password (never given on the command line)")
+    push.add_argument("--only", nargs="+", metavar="REF", help="push only these images")
+    push.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
+    _archive_option(push)
+    push.set_defaults(handler=images_push)
+
+
+def _archive_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--archive", metavar="FILE",
+                        help="an images.tar (default: the images section of this .bin)")
+
+
+@contextlib.contextmanager
+def open_archive(path: str | None, environ=os.environ) -> Iterator[ImageArchive]:
+    """The image archive of `path`, else of the .bin this command runs from; read in place."""
+    f, view, where = _open_view(path, environ)
+    with f:
+        yield _archive(view, where)
+
+
+def _open_view(path: str | None, environ):
+    """(open file, view of the archive in it, a name for messages)."""
+    section = None
+    if not path:
+        path, sections = bin_sections(environ)
+        section = sections.get("images")
+        if section is None:
+            raise BinError(f"{path} has no images section", "build the .bin again")
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise BinError(f"cannot read {path}: {e.strerror}",
+                       "check the path given with --archive") from e
+    if section is None:
+        return f, SectionFile(f, 0, os.fstat(f.fileno()).st_size), path
+    try:
+        view = open_section(f, section, verify=environ.get(VERIFIED_ENV) != "1")
+    except BaseException:
+        f.close()
+        raise
+    return f, view, f"{path} (images section)"
+
+
+def _archive(view, where: str) -> ImageArchive:
+    try:
+        return ImageArchive(view)
+    except (tarfile.TarError, ValueError, KeyError, TypeError) as e:
+        raise BinError(f"{where} is not a DragonBall image archive ({e})",
+                       "give the images.tar of a release (docs/bin-format.md)") from e
+
+
+def images_list(args: argparse.Namespace) -> int:
+    with open_archive(args.archive) as archive:
+        if args.json:
+            console.print_json(json.dumps({"images": [
+                {"ref": i.ref, "repository": i.repository, "tag": i.tag, "manifest": i.manifest,
+                 "config": i.config, "layers": i.layers, "size": i.size}
+                for i in archive.images]}))
+            return OK
+        table = Table(title=f"{len(archive.images)} image(s)", title_justify="left")
+        for column, justify in (("image", "left"), ("layers", "right"), ("size", "right"),
+                                ("image ID", "left")):
+            table.add_column(column, justify=justify)
+        for i in archive.images:
+            table.add_row(escape(i.ref), str(len(i.layers)), _mb(i.size),
+                          i.config["digest"].split(":")[1][:12])
+        console.print(table)
+        unique = sum(int(b["size"]) for b in _unique_blobs(archive.images).values())
+        console.print(f"{_mb(unique)} of blobs stored once (layers shared between images count once)")
+    return OK
+
+
+def _unique_blobs(images) -> dict:
+    return {b["digest"]: b for i in images for b in (i.manifest, i.config, *i.layers)}
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def read_password(path: str) -> str | None:
+    """The password in `path` (one line; the newline is not part of it), None if unusable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            password = f.read().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        err_console.print(f"[red]error:[/red] cannot read the password file {escape(path)}: {e}")
+        return None
+    if not password or "\n" in password:
+        err_console.print(f"[red]error:[/red] {escape(path)} must hold the password on one line")
+        return None
+    return password
+
+
+def images_push(args: argparse.Namespace) -> int:
+    password = read_password(args.password_file)
+    if password is None:
+        return INVALID
+    with open_archive(args.archive) as archive:
+        _, unknown = select_images([image_to_push(i) for i in archive.images], args.only)
+        if unknown:
+            err_console.print(f"[red]error:[/red] the archive holds no image "
+                              f"{escape(', '.join(unknown))}; 'dragonball images list' shows them")
+            return INVALID
+        with RegistryClient(args.registry, args.ca, args.username, password) as client, \
+                _RichProgress() as progress:
+            client.ping()
+            result = push_archive(archive, client, args.only, args.workers, progress)
+    _summary(args.registry, result)
+    return OK
+
+
+class _RichProgress(PushProgress):
+    """A bar of bytes uploaded, and a line per image once it can be pulled."""
+
+    def __init__(self) -> None:
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                             TransferSpeedColumn(), TimeRemainingColumn(), console=console,
+                             transient=False)
+        self._task = None
+
+    def __enter__(self) -> "_RichProgress":
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bar.stop()
+
+    def planned(self, plan) -> None:
+        mounts, skips = len(plan.steps(Action.MOUNT)), len(plan.steps(Action.SKIP))
+        self._bar.console.print(f"{len(plan.steps(Action.UPLOAD))} blob(s) to upload "
+                                f"({_mb(plan.upload_bytes)}), {mounts} to mount, "
+                                f"{skips} already there")
+        if plan.upload_bytes:
+            self._task = self._bar.add_task("upload", total=plan.upload_bytes)
+
+    def advanced(self, nbytes: int) -> None:
+        if self._task is not None:
+            self._bar.advance(self._task, nbytes)
+
+    def manifest_done(self, step) -> None:
+        self._bar.console.print(f"[green]✓[/green] {escape(step.ref)}")
+
+
+def _summary(registry: str, result) -> None:
+    plan = result.plan
+    if plan.nothing_to_do:
+        console.print(f"every image was in {escape(registry)} already: nothing sent "
+                      f"({result.seconds:.1f} s)")
+        return
+    console.print(f"pushed {len(plan.manifests_to_put)} image(s) to {escape(registry)} in "
+                  f"{result.seconds:.1f} s: {_mb(plan.upload_bytes)} uploaded, "
+                  f"{len(plan.steps(Action.MOUNT))} blob(s) mounted, "
+                  f"{len(plan.steps(Action.SKIP))} already there")
