@@ -1,0 +1,82 @@
+"""Fixtures for tests on the multi-node lab (tests/lab, docs/lab.md).
+
+`make_lab(servers, internal)` brings up a lab of bare servers, labelled with
+support.LABELS; every lab made in the session is taken down at its end, and
+anything else carrying this run's label is removed too, even when a test failed.
+The up() times are printed in pytest's summary.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+
+import pytest
+
+from support import LABELS, ROOT, RUN_ID, TEST_LABEL
+from tests.lab import Lab, LabError
+from tests.lab.docker_cli import Docker
+from tests.lab.plan import BARE_IMAGE
+
+_up_times: list[tuple[int, bool, float]] = []
+
+
+@pytest.fixture(scope="session")
+def docker_cli() -> Docker:
+    docker = Docker()
+    try:
+        docker("info", "--format", "{{.ServerVersion}}", timeout=20)
+    except LabError as e:
+        pytest.fail(f"no Docker engine answers ({e.message}); run 'sudo bash scripts/setup.sh'",
+                    pytrace=False)
+    return docker
+
+
+@pytest.fixture(scope="session")
+def bare_image(docker_cli) -> str:
+    """dragonball-bare:bookworm, built by `build.py bare` (cached: under a second)."""
+    subprocess.run([sys.executable, str(ROOT / "build.py"), "bare"], check=True, cwd=ROOT)
+    assert docker_cli.inspect("image", BARE_IMAGE), f"build.py bare made no {BARE_IMAGE}"
+    return BARE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def make_lab(docker_cli, bare_image):
+    """`make_lab(servers=3, internal=False)` -> a Lab that is up; its up() time is recorded."""
+    made: list[Lab] = []
+    numbers = itertools.count(1)
+
+    def make(servers: int = 3, internal: bool = False, **options) -> Lab:
+        lab = Lab(f"dbt{RUN_ID}-{next(numbers)}", servers, internal, labels=LABELS,
+                  docker=docker_cli, **options)
+        made.append(lab)
+        started = time.monotonic()
+        lab.up()
+        _up_times.append((servers, internal, time.monotonic() - started))
+        return lab
+
+    yield make
+    for lab in made:
+        lab.down()
+    _remove_labelled(docker_cli)
+
+
+def _remove_labelled(docker: Docker) -> None:
+    label = f"{TEST_LABEL}={RUN_ID}"
+    containers = docker.names("container", label)
+    if containers:
+        docker("rm", "-f", "-v", *containers)
+    for network in docker.names("network", label):
+        docker("network", "rm", network)
+    volumes = docker.names("volume", label)
+    if volumes:
+        docker("volume", "rm", "-f", *volumes)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _up_times:
+        times = ", ".join(f"{n} server{'s' * (n > 1)}{' internal' * internal}: {s:.1f} s"
+                          for n, internal, s in _up_times)
+        terminalreporter.write_line(f"lab up() times: {times}")
