@@ -1,0 +1,204 @@
+"""The registry image and the archive push, for real: TLS from our CA, htpasswd, this engine.
+
+One registry container (dragonball/registry, built by builder.platform_images) with a
+certificate for 127.0.0.1 and an htpasswd file mounted, published on 127.0.0.1 only. An
+archive of two small module images (sharing the base layers) is written by the builder's
+own exporter, pushed with dragonball.registry, checked through the API, and pulled back by
+this engine. Everything created is labelled and removed; certs.d and the login are undone.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from builder import archive as builder_archive
+from builder.cache import cache_dir
+from builder.engine import Engine
+from builder.pipeline import BuildEnv
+from builder.platform_images import build_registry_image
+from builder.progress import Reporter
+from dragonball import pki
+from dragonball.registry import RegistryClient, RegistryError, push_archive
+from dragonball.registry.plan import Action
+from dragonball.release.archive import ImageArchive
+from dragonball.release.sections import SectionFile
+from support import LABELS, ROOT, RUN_ID, build_module_image, wait_for, write_module
+
+DOCKER = "/usr/bin/docker"
+USER = "dragonball"
+HEALTHY_WITHIN = 60
+REPOSITORIES = (f"dbtest-{RUN_ID}/alpha", f"dbtest-{RUN_ID}/beta")
+
+
+@pytest.fixture(scope="module")
+def registry_image(docker_client, base_image) -> str:
+    engine = Engine()
+    try:
+        return build_registry_image(BuildEnv(reporter=Reporter(), engine=engine))
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def secrets(tmp_path_factory) -> pathlib.Path:
+    """The mounted folder (server.crt, server.key, ca.crt, htpasswd) and a password file."""
+    folder = tmp_path_factory.mktemp("registry")
+    ca = pki.create_ca()
+    server = pki.issue_server_cert(ca, "registry", ips=["127.0.0.1"], dns_names=["localhost"])
+    pki.write_pem_files(server, folder / "tls" / "server.crt", folder / "tls" / "server.key")
+    pki.write_private(folder / "tls" / "ca.crt", ca.cert_pem, 0o644)
+    password = pki.new_secret()
+    pki.write_private(folder / "tls" / "htpasswd", (pki.htpasswd_line(USER, password) + "\n").encode())
+    pki.write_private(folder / "password", password.encode())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def registry(docker_client, registry_image, secrets) -> str:
+    """HOST:PORT of a healthy registry container on loopback."""
+    container = docker_client.containers.run(
+        registry_image, detach=True, name=f"dbtest-registry-{RUN_ID}", labels=LABELS,
+        volumes={str(secrets / "tls"): {"bind": "/etc/dragonball/registry", "mode": "ro"}},
+        ports={"5000/tcp": ("127.0.0.1", None)})
+    try:
+        def healthy():
+            container.reload()
+            return container.attrs["State"].get("Health", {}).get("Status") == "healthy"
+        wait_for(healthy, HEALTHY_WITHIN, lambda: container.logs().decode(errors="replace"))
+        port = container.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
+        yield f"127.0.0.1:{port}"
+    finally:
+        container.remove(force=True, v=True)
+
+
+@pytest.fixture(scope="module")
+def archive_file(docker_client, base_image, tmp_path_factory) -> pathlib.Path:
+    """images.tar of two small module images, as build.py writes it (layers cached by diff_id)."""
+    folder = tmp_path_factory.mktemp("archive")
+    sources = []
+    for repository in REPOSITORIES:
+        name = repository.rsplit("/", 1)[1]
+        module = write_module(folder / "modules", name, {"status/1_ok.sh": "exit 0"})
+        (module / "module").mkdir()
+        (module / "module" / "data.txt").write_text(f"{name} {RUN_ID}\n" * 1000)
+        sources.append(builder_archive.ImageSource(build_module_image(docker_client, module),
+                                                   f"{repository}:1.0"))
+    engine = Engine()
+    try:
+        builder_archive.export_images(engine, sources,
+                                      builder_archive.BlobCache(cache_dir(os.environ) / "blobs"),
+                                      folder / "images.tar", mtime=0)
+    finally:
+        engine.close()
+    for source in sources:  # the pull below must fetch their own layers from the registry
+        docker_client.images.remove(source.source, force=True)
+    return folder / "images.tar"
+
+
+@pytest.fixture(scope="module")
+def archive(archive_file):
+    with open(archive_file, "rb") as f:
+        yield ImageArchive(SectionFile(f, 0, archive_file.stat().st_size))
+
+
+@pytest.fixture(scope="module")
+def client(registry, secrets):
+    with RegistryClient(registry, secrets / "tls" / "ca.crt", USER,
+                        (secrets / "password").read_text()) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def first_push(archive, client):
+    return push_archive(archive, client, workers=4)
+
+
+def test_first_push_uploads_each_blob_once_and_mounts_shared_layers(first_push, archive):
+    plan = first_push.plan
+    assert plan.steps(Action.SKIP) == []
+    assert len(plan.steps(Action.MOUNT)) >= 1  # the base image's layers, for beta
+    uploaded = {s.digest for s in plan.steps(Action.UPLOAD)}
+    assert len(uploaded) == len(plan.steps(Action.UPLOAD))
+    assert len(plan.manifests_to_put) == 2
+
+
+def test_manifests_are_the_archive_bytes(first_push, archive, client):
+    for image in archive.images:
+        data, digest = client.get_manifest(image.repository, image.tag)
+        assert data == archive.blob_bytes(image.manifest["digest"])
+        assert digest == image.manifest["digest"]
+
+
+def test_every_blob_is_in_its_repository(first_push, archive, client):
+    for image in archive.images:
+        for blob in (image.config, *image.layers):
+            assert client.blob_exists(image.repository, blob["digest"]), blob
+
+
+def test_second_push_sends_nothing(first_push, archive, client):
+    again = push_archive(archive, client)
+    assert again.plan.nothing_to_do
+    assert again.plan.upload_bytes == 0
+
+
+def test_the_cli_push_says_nothing_was_sent(first_push, archive_file, registry, secrets):
+    done = _cli("images", "push", "--archive", str(archive_file), "--registry", registry,
+                "--ca", str(secrets / "tls" / "ca.crt"), "--username", USER,
+                "--password-file", str(secrets / "password"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nothing sent" in done.stdout
+
+
+def test_wrong_password_is_a_clear_registry_error(first_push, archive, registry, secrets):
+    with RegistryClient(registry, secrets / "tls" / "ca.crt", USER, "not-" + pki.new_secret()) as c:
+        with pytest.raises(RegistryError, match="refused the credentials of user 'dragonball'"):
+            push_archive(archive, c)
+
+
+def test_the_cli_exits_1_on_a_wrong_password(archive_file, registry, secrets, tmp_path):
+    (tmp_path / "wrong").write_text("wrong\n")
+    done = _cli("images", "push", "--archive", str(archive_file), "--registry", registry,
+                "--ca", str(secrets / "tls" / "ca.crt"), "--username", USER,
+                "--password-file", str(tmp_path / "wrong"))
+    assert done.returncode == 1
+    assert "refused the credentials" in done.stderr
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dragonball", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+
+
+@pytest.fixture
+def engine_trusts_registry(registry, secrets):
+    """certs.d/<host:port>/ca.crt and a `docker login`; both undone afterwards."""
+    certs = pathlib.Path("/etc/docker/certs.d") / registry
+    certs.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(secrets / "tls" / "ca.crt", certs / "ca.crt")
+    try:
+        login = subprocess.run([DOCKER, "login", registry, "--username", USER, "--password-stdin"],
+                               input=(secrets / "password").read_text(), capture_output=True,
+                               text=True, timeout=60)
+        assert login.returncode == 0, login.stderr
+        yield registry
+    finally:
+        subprocess.run([DOCKER, "logout", registry], capture_output=True, timeout=60)
+        shutil.rmtree(certs, ignore_errors=True)
+
+
+def test_the_engine_pulls_the_pushed_image_with_the_same_id(first_push, archive, docker_client,
+                                                              engine_trusts_registry):
+    image = archive.images[0]
+    name = f"{engine_trusts_registry}/{image.repository}:{image.tag}"
+    pulled = subprocess.run([DOCKER, "pull", name], capture_output=True, text=True, timeout=300)
+    try:
+        assert pulled.returncode == 0, pulled.stderr
+        assert docker_client.images.get(name).id == image.config["digest"]
+    finally:
+        subprocess.run([DOCKER, "rmi", "--force", name], capture_output=True, timeout=60)
