@@ -20,6 +20,7 @@ from rich.table import Table
 from dragonball import __version__
 from dragonball.console import console, err_console
 from dragonball.errors import DragonBallError
+from dragonball.installer import cli as installer_cli
 from dragonball.module import scan, validate
 from dragonball.registry.images_cli import add_images_commands
 from dragonball.release import cli as release_cli
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(handler=_module_check)
     release_cli.register(commands)
+    installer_cli.register(commands)
     add_images_commands(commands)
     return parser
 
