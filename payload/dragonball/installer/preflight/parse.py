@@ -184,6 +184,8 @@ def address(text: str, default_port: int) -> tuple[str, int]:
     Raises ValueError with a message a person can act on.
     """
     text = text.strip()
+    if "://" in text:
+        raise ValueError(f"{text!r}: give HOST or HOST:PORT, without a scheme")
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else ("" if not rest else None)
