@@ -67,6 +67,12 @@ def test_var_lib_docker_is_a_volume_not_the_overlay_root(lab):
         assert types[0] == "overlayfs" and types[1] not in ("overlayfs", "tmpfs"), types
 
 
+def test_memory_is_read_from_each_servers_cgroup(lab):
+    memory = lab.memory_mib()
+    assert sorted(memory) == sorted(lab.servers)
+    assert all(1 < mib < 500 for mib in memory.values()), memory
+
+
 # --- the network -------------------------------------------------------------------------
 
 def test_servers_reach_each_other_and_not_one_packet_tries_to_leave(lab, docker_cli):

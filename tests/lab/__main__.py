@@ -9,6 +9,7 @@ import argparse
 import functools
 import logging
 import os
+import statistics
 import sys
 import time
 
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     shell.set_defaults(command=_shell)
     bench = sub_parser("bench", help="time up() and down() for each size given")
     bench.add_argument("sizes", type=int, nargs="+", metavar="N")
+    bench.add_argument("--repeat", type=int, default=1, metavar="R", help="runs per size")
     _lab_options(bench)
     bench.set_defaults(command=_bench)
     return parser
@@ -120,21 +122,38 @@ def _shell(args) -> int:
 
 
 def _bench(args) -> int:
-    table = Table(title="lab up/down times")
-    for column in ("servers", "up (s)", "down (s)", "degraded"):
+    """Each size `repeat` times: the median and best up()/down(), memory once up.
+
+    A first lab of one server runs before, uncounted: it pays for finding out
+    which run mode works here (--privileged or the capability set), ~0.5 s.
+    """
+    table = Table(title=f"lab up/down ({args.repeat} run(s) each; load average "
+                        f"{os.getloadavg()[0]:.1f} at start)")
+    for column in ("servers", "up median (s)", "up best (s)", "down median (s)",
+                   "memory per server (MiB)", "degraded"):
         table.add_column(column, justify="right")
+    # Not counted: the first lab of a process finds out whether --privileged works.
+    _bench_once(args, 1)
     for size in args.sizes:
-        lab = Lab(f"{args.name}-bench{size}", size, args.internal, args.subnet,
-                  fresh_host_keys=args.fresh_host_keys)
-        started = time.monotonic()
-        lab.up()
-        up_s = time.monotonic() - started
-        started = time.monotonic()
-        lab.down()
-        table.add_row(str(size), f"{up_s:.1f}", f"{time.monotonic() - started:.1f}",
-                      str(len(lab.degraded)))
+        runs = [_bench_once(args, size) for _ in range(args.repeat)]
+        ups, downs, memory, degraded = zip(*runs)
+        table.add_row(str(size), f"{statistics.median(ups):.1f}", f"{min(ups):.1f}",
+                      f"{statistics.median(downs):.1f}", f"{statistics.median(memory):.0f}",
+                      str(max(degraded)))
     console.print(table)
     return 0
+
+
+def _bench_once(args, size: int) -> tuple[float, float, float, int]:
+    lab = Lab(f"{args.name}-bench{size}", size, args.internal, args.subnet,
+              fresh_host_keys=args.fresh_host_keys)
+    started = time.monotonic()
+    lab.up()
+    up_s = time.monotonic() - started
+    memory = lab.memory_mib()
+    started = time.monotonic()
+    lab.down()
+    return up_s, time.monotonic() - started, sum(memory.values()) / size, len(lab.degraded)
 
 
 if __name__ == "__main__":

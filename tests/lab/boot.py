@@ -73,12 +73,19 @@ class BootWatch:
         container = self.container(server)
         logs = self.docker("logs", "--tail", "15", container, check=False)
         tail = (logs.stdout + logs.stderr).strip().splitlines()[-15:]
-        jobs = self.docker("exec", container, "systemctl", "list-jobs", "--no-legend",
-                           "--plain", check=False, timeout=10).stdout.strip().splitlines()
         detail = "".join(f"\n  | {line}" for line in tail) or "\n  | (no output)"
-        pending = f"\n  waiting jobs: {', '.join(j.split()[1] for j in jobs if len(j.split()) > 1)}" \
-            if jobs else ""
-        return LabError(
-            f"server {server} ({container}) did not boot: {what}; its console:{detail}{pending}",
-            f"look inside: docker exec -it {container} systemctl list-jobs; if the console "
-            "says 'Too many open files', raise fs.inotify.max_user_instances (docs/lab.md)")
+        jobs = self._waiting_jobs(container)
+        detail += f"\n  waiting jobs: {', '.join(jobs)}" if jobs else ""
+        hint = (f"look inside: docker exec -it {container} systemctl list-jobs; "
+                f"its whole console: docker logs {container}")
+        if any("Too many open files" in line for line in tail):
+            hint = ("systemd ran out of inotify instances: raise fs.inotify.max_user_instances "
+                    "(docs/lab.md, 'Pitfalls')")
+        return LabError(f"server {server} ({container}) did not boot: {what}; "
+                        f"its console:{detail}", hint)
+
+    def _waiting_jobs(self, container: str) -> list[str]:
+        """Units systemd still has jobs for (`systemctl list-jobs`: id, unit, type, state)."""
+        listing = self.docker("exec", container, "systemctl", "list-jobs", "--no-legend",
+                              "--plain", check=False, timeout=10)
+        return [line.split()[1] for line in listing.stdout.splitlines() if len(line.split()) > 1]

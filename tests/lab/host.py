@@ -1,4 +1,5 @@
-"""What a lab changes on the host itself: inotify limits and the leak counter rule."""
+"""What a lab reads and changes on the host itself: inotify limits, the leak counter
+rule, routes, cgroup memory."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import pathlib
 
 from . import plan
 from .docker_cli import iptables, run
+from .errors import LabError
 
 log = logging.getLogger(__name__)
 
 INOTIFY_DIR = pathlib.Path("/proc/sys/fs/inotify")
+CGROUP_ROOT = pathlib.Path("/sys/fs/cgroup")
 # Docker's chain for the administrator's rules: FORWARD jumps to it first and the
 # engine never rewrites it, so a rule there sees every packet before Docker's
 # isolation rules drop it. Plain FORWARD is the fallback on an engine without it.
@@ -32,6 +35,18 @@ def raise_inotify_limits(servers: int, folder: pathlib.Path = INOTIFY_DIR) -> di
             log.info("fs.inotify.%s raised from %d to %d for %d servers",
                      name, current, target, servers)
     return changed
+
+
+def cgroup_memory_bytes(container_id: str, root: pathlib.Path = CGROUP_ROOT) -> int:
+    """Bytes a container's memory cgroup holds (cgroup v1 or v2, Docker's cgroupfs layout)."""
+    for relative in (f"memory/docker/{container_id}/memory.usage_in_bytes",
+                     f"docker/{container_id}/memory.current",
+                     f"system.slice/docker-{container_id}.scope/memory.current"):
+        path = root / relative
+        if path.is_file():
+            return int(path.read_text())
+    raise LabError(f"no memory cgroup found for container {container_id[:12]} under {root}",
+                   "is the engine using another cgroup layout? see 'docker info'")
 
 
 def host_routes() -> str:

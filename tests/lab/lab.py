@@ -133,6 +133,19 @@ class Lab:
                          "mode": info.get("Config", {}).get("Labels", {}).get(plan.MODE_LABEL, "")})
         return sorted(rows, key=lambda row: int(row["server"][1:] or 0))
 
+    def memory_mib(self) -> dict[str, float]:
+        """Memory each running server's cgroup holds now (page cache included), in MiB.
+
+        Read from the host's cgroup files: `docker stats` shows 0 B for these
+        containers here (cgroup v1, systemd moves its processes into sub-groups).
+        """
+        usage = {}
+        for server in self.servers:
+            info = self.docker.inspect("container", self.spec.container(server)) or {}
+            if info.get("State", {}).get("Running"):
+                usage[server] = host.cgroup_memory_bytes(info["Id"]) / 2**20
+        return usage
+
     # --- one server ------------------------------------------------------------------
 
     def container(self, server: str | int) -> str:
