@@ -136,6 +136,9 @@ class RegistryClient:
                                 "check --registry HOST:PORT and that the registry runs") from e
         except requests.exceptions.RequestException as e:
             raise RegistryError(f"cannot {what}: {_reason(e)}", "rerun with --debug") from e
+        except OSError as e:  # after requests' own errors, which are OSErrors too
+            raise RegistryError(f"cannot {what}: {e.strerror or e} (CA file {self.ca_file})",
+                                "give --ca the cluster CA's certificate file (PEM)") from e
         log.debug("%s %s -> %s", method, url.split("?")[0], answer.status_code)
         if answer.status_code in expect:
             return answer
