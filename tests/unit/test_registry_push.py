@@ -187,3 +187,9 @@ def test_a_failed_upload_is_the_error_raised_and_no_manifest_is_put(archive):
     with pytest.raises(RegistryError, match="refused"):
         push_archive(archive, registry, workers=2)
     assert "manifest" not in [c[0] for c in registry.calls]
+
+
+def test_a_plain_callable_gets_the_byte_counts(archive):
+    counts = []
+    result = push_archive(archive, MemoryRegistry(), progress=counts.append)
+    assert sum(counts) == result.plan.upload_bytes > 0

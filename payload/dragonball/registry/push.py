@@ -42,6 +42,13 @@ class PushProgress:
         """A manifest was put: the image can be pulled."""
 
 
+class _BytesCallback(PushProgress):
+    """A plain callable given as `progress`: it gets the byte counts."""
+
+    def __init__(self, callback: Callable[[int], None]) -> None:
+        self.advanced = callback
+
+
 @dataclasses.dataclass(frozen=True)
 class PushResult:
     plan: PushPlan
@@ -147,8 +154,11 @@ class _Pusher:
 
 
 def push_archive(archive, client: RegistryClient, refs: Iterable[str] | None = None,
-                 workers: int = 4, progress: PushProgress | None = None) -> PushResult:
+                 workers: int = 4,
+                 progress: PushProgress | Callable[[int], None] | None = None) -> PushResult:
     """Push the images of `archive` (an `ImageArchive`; `refs` picks some) to `client`'s registry.
+
+    `progress` is a `PushProgress`, or a callable that gets each count of bytes sent.
 
     Raises `RegistryError` for a ref the archive does not hold (before anything is
     sent) and for anything the registry refuses.
@@ -158,7 +168,10 @@ def push_archive(archive, client: RegistryClient, refs: Iterable[str] | None = N
     if unknown:
         raise RegistryError(f"the archive holds no image {', '.join(unknown)}",
                             "list what it holds with 'dragonball images list'")
-    progress = progress or PushProgress()
+    if progress is None:
+        progress = PushProgress()
+    elif not isinstance(progress, PushProgress):
+        progress = _BytesCallback(progress)
     pusher = _Pusher(archive, client, progress, max(1, workers))
     try:
         plan = plan_push(images, pusher.observe(images))
