@@ -52,10 +52,6 @@ class Facts:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "Facts":
-        return cls(**data)
-
 
 def relative(path: str) -> str:
     """A host path as relative to the host's root: "/sys/fs/cgroup" -> "sys/fs/cgroup"."""
