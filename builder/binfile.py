@@ -54,16 +54,23 @@ def layout(sizes: dict, digests: dict) -> list:
     return sections
 
 
-def render_stub(template: str, version: str, sections: list, list_lines: list) -> bytes:
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,2}\Z")
+
+
+def render_stub(template: str, version: str, sections: list, list_lines: list,
+                glibc_floor: str) -> bytes:
     """The stub with its values, padded to exactly STUB_SIZE bytes (pure)."""
     bad = [line for line in list_lines if not _SAFE_LIST.match(line) or line == "EOF"]
     if bad:
         raise BuildError(f"cannot list {bad[0]!r} in the stub", "use plain image names")
+    if not _VERSION.match(glibc_floor):
+        raise BuildError(f"glibc floor {glibc_floor!r} is not a version like 2.36", "a builder bug")
     total = sections[-1].offset + sections[-1].size
     text = (template.replace("@VERSION@", version)
             .replace("@STUB_SIZE@", str(STUB_SIZE))
             .replace("@TOTAL_SIZE@", str(total))
             .replace("@SECTIONS@", " ".join(s.entry() for s in sections))
+            .replace("@GLIBC_FLOOR@", glibc_floor)
             .replace("@LIST@", "\n".join(list_lines)))
     data = text.encode()
     if not data.endswith(b"\n"):

@@ -95,7 +95,7 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
             digests["signature"] = binfile.sha256_file(files["signature"])
         sections = binfile.layout({n: p.stat().st_size for n, p in files.items()}, digests)
         stub = binfile.render_stub((env.root / STUB).read_text(), release.version, sections,
-                                   manifest_mod.list_lines(manifest))
+                                   manifest_mod.list_lines(manifest), rt.glibc_floor)
         out = dist / f"DragonBall-{release.version}.bin"
         with env.reporter.step(f"write {out}"):
             binfile.assemble(out, stub, files)

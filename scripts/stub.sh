@@ -5,12 +5,13 @@ DB_VERSION="@VERSION@"
 DB_STUB_SIZE=@STUB_SIZE@
 DB_TOTAL_SIZE=@TOTAL_SIZE@
 DB_SECTIONS="@SECTIONS@"
+DB_GLIBC_FLOOR="@GLIBC_FLOOR@"
 
 umask 077
 LC_ALL=C
 export LC_ALL
 
-E_USAGE=2 E_CORRUPT=3 E_SPACE=4 E_TOOLS=5
+E_USAGE=2 E_CORRUPT=3 E_SPACE=4 E_TOOLS=5 E_PLATFORM=6
 
 say() { printf '%s\n' "$*" >&2; }
 die() { code=$1; shift; say "DragonBall: $*"; exit "$code"; }
@@ -34,7 +35,8 @@ commands (run by the bundled runtime; 'help' lists them all):
   install, preflight, reset, ...
 
 exit codes: 0 ok, 2 usage, 3 corrupt or tampered file, 4 no space or a noexec
-folder, 5 a required tool is missing; otherwise the command's own.
+folder, 5 a required tool is missing, 6 this server cannot run the runtime
+(architecture, glibc); otherwise the command's own.
 EOF
 }
 
@@ -148,6 +150,16 @@ EOF
         exit 0 ;;
     extract) extract "$extract_dir"; exit 0 ;;
 esac
+
+# the frozen runtime needs x86_64 and the build machine's glibc or newer
+arch=$(uname -m)
+[ "$arch" = x86_64 ] || die $E_PLATFORM "this release runs on x86_64 servers, this one is $arch"
+glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+[ -n "$glibc" ] || die $E_PLATFORM "no GNU C library found (getconf GNU_LIBC_VERSION): this release needs glibc $DB_GLIBC_FLOOR or newer"
+awk -v have="$glibc" -v need="$DB_GLIBC_FLOOR" 'BEGIN {
+    split(have, h, "."); split(need, n, ".")
+    for (i = 1; i <= 3; i++) { if (h[i] + 0 > n[i] + 0) exit 0; if (h[i] + 0 < n[i] + 0) exit 1 }
+    exit 0 }' || die $E_PLATFORM "this server has glibc $glibc, this release needs $DB_GLIBC_FLOOR or newer (Debian 12, Ubuntu 22.04 or later); --verify, --info and --extract still work here"
 
 [ -d "$target" ] || die $E_USAGE "--target $target is not a folder"
 section runtime

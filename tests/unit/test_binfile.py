@@ -34,8 +34,7 @@ def _tar(members: dict, gz: bool) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture
-def tiny_bin(tmp_path):
+def make_tiny_bin(tmp_path, glibc_floor="2.17"):
     contents = {
         "manifest": json.dumps({"version": "9.9.9"}).encode(),
         "runtime": _tar({"dragonball/dragonball": (FAKE_RUNTIME, 0o755)}, gz=True),
@@ -49,10 +48,15 @@ def tiny_bin(tmp_path):
     sections = binfile.layout({n: len(d) for n, d in contents.items()},
                               {n: hashlib.sha256(d).hexdigest() for n, d in contents.items()})
     stub = binfile.render_stub((ROOT / "scripts" / "stub.sh").read_text(), "9.9.9", sections,
-                               ["image notes/web:9.9.9 1234 bytes"])
+                               ["image notes/web:9.9.9 1234 bytes"], glibc_floor)
     out = tmp_path / "dist" / "DragonBall-9.9.9.bin"
     binfile.assemble(out, stub, files)
     return out, sections
+
+
+@pytest.fixture
+def tiny_bin(tmp_path):
+    return make_tiny_bin(tmp_path)
 
 
 def run(path, *args, cwd=None, env=None):
@@ -71,9 +75,11 @@ def test_the_stub_is_exactly_stub_size_and_refuses_unsafe_list_lines():
     sections = binfile.layout(dict.fromkeys(binfile.SECTION_ORDER, 1),
                               dict.fromkeys(binfile.SECTION_ORDER, "0" * 64))
     template = (ROOT / "scripts" / "stub.sh").read_text()
-    assert len(binfile.render_stub(template, "1.0", sections, [])) == binfile.STUB_SIZE
+    assert len(binfile.render_stub(template, "1.0", sections, [], "2.36")) == binfile.STUB_SIZE
     with pytest.raises(BuildError):
-        binfile.render_stub(template, "1.0", sections, ["$(rm -rf /)"])
+        binfile.render_stub(template, "1.0", sections, ["$(rm -rf /)"], "2.36")
+    with pytest.raises(BuildError):
+        binfile.render_stub(template, "1.0", sections, [], "2.36; rm -rf /")
 
 
 def test_the_runtime_gets_the_arguments_and_the_section_table(tiny_bin, tmp_path):
@@ -135,3 +141,11 @@ def test_a_damaged_file_is_refused_and_nothing_is_written(tiny_bin, tmp_path, ho
         assert "runtime args" not in result.stdout
         assert "Copy" in result.stderr and "SHA256SUMS" in result.stderr
     assert list(scratch.iterdir()) == [], "a damaged .bin must write nothing"
+
+
+def test_a_server_with_an_older_glibc_is_told_before_anything_runs(tmp_path):
+    path, _ = make_tiny_bin(tmp_path, glibc_floor="99.1")
+    result = run(path, "install", env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)})
+    assert result.returncode == 6 and "needs 99.1 or newer" in result.stderr
+    assert "runtime args" not in result.stdout
+    assert run(path, "--verify").returncode == 0  # the file itself can still be checked
