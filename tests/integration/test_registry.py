@@ -202,3 +202,24 @@ def test_the_engine_pulls_the_pushed_image_with_the_same_id(first_push, archive,
         assert docker_client.images.get(name).id == image.config["digest"]
     finally:
         subprocess.run([DOCKER, "rmi", "--force", name], capture_output=True, timeout=60)
+
+
+def test_config_change_restarts_with_a_rotated_password(first_push, registry, secrets, docker_client):
+    """Last in this file: it rotates the credential the fixtures above use."""
+    container = docker_client.containers.get(f"dbtest-registry-{RUN_ID}")
+    new_password = pki.new_secret()
+    pki.write_private(secrets / "tls" / "htpasswd",
+                      (pki.htpasswd_line(USER, new_password) + "\n").encode())
+    done = subprocess.run([DOCKER, "exec", "-i", container.id, "/opt/dragon_ball/bin/run.sh",
+                           "config_change", "-"], input='{"log_level": "warn"}',
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ca = secrets / "tls" / "ca.crt"
+    with RegistryClient(registry, ca, USER, new_password) as c:
+        c.ping()
+        assert c.blob_exists(REPOSITORIES[0], first_push.plan.blobs[0].digest)
+    with RegistryClient(registry, ca, USER, (secrets / "password").read_text()) as c:
+        with pytest.raises(RegistryError, match="refused the credentials"):
+            c.ping()
+    status = container.exec_run(["/opt/dragon_ball/bin/run.sh", "status"])
+    assert status.exit_code == 0, status.output.decode()
