@@ -1,0 +1,186 @@
+"""One pure validator per answer: the same callables check a prompt and an answers file.
+
+Each returns True or a message that says what is wrong and what to do (questionary's
+validator contract); the facts a rule depends on (this server's addresses, its
+hostname) are arguments, never looked up here. `normalize_*` turn a valid answer
+into the form the installer uses.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+
+from dragonball.installer import ports
+from dragonball.wizard.model import ROLES, Interface, Verdict
+
+MIN_PASSWORD = 12
+_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_CLUSTER = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+#: Hostname labels shorter than this are too common to forbid inside a password.
+_MIN_NAME_IN_PASSWORD = 4
+
+
+def suggestion(word: str, known) -> str:
+    """' (did you mean X?)' for the closest of `known`, or ''."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def role(value: str) -> Verdict:
+    if value in ROLES:
+        return True
+    return (f"{value!r} is not a role{suggestion(value, ROLES)}: give portal (the first "
+            "server) or device (join an existing portal)")
+
+
+def _ip(value: str):
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def address(value: str, interfaces: tuple[Interface, ...]) -> Verdict:
+    """This server's address: an IP address that one of its interfaces holds."""
+    ip = _ip(value)
+    listed = ", ".join(str(i) for i in interfaces) or "none found"
+    if ip is None:
+        return (f"{value!r} is not an IP address: give one of this server's addresses "
+                f"({listed})")
+    if any(_ip(i.address) == ip for i in interfaces):
+        return True
+    return (f"{value} is not an address of this server: give one of its addresses "
+            f"({listed})")
+
+
+def normalize_address(value: str) -> str:
+    return str(ipaddress.ip_address(value.strip()))
+
+
+def _split_host_port(value: str) -> tuple[str, str] | None:
+    """"host", "host:port", "[v6]" or "[v6]:port", or a bare IPv6 address -> (host, port)."""
+    text = value.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return None
+        return host, rest[1:]
+    if text.count(":") > 1:
+        return text, ""
+    host, _, port = text.partition(":")
+    return host, port
+
+
+def hostname(value: str) -> Verdict:
+    """A DNS hostname (RFC 1123): labels of letters, digits and inner hyphens."""
+    labels = value.split(".")
+    if (0 < len(value) <= 253 and all(_LABEL.match(label) for label in labels)
+            and not labels[-1].isdigit()):
+        if value.lower() == "localhost":
+            return "localhost names every server: give this server's own name"
+        return True
+    return (f"{value!r} is not a hostname: use letters, digits and hyphens, with dots "
+            "between the parts (like node-1.example.lan)")
+
+
+def portal(value: str, own_addresses: tuple[str, ...] = ()) -> Verdict:
+    """The portal to join: HOST or HOST:PORT (an IPv6 address in brackets with a port)."""
+    split = _split_host_port(value)
+    if "://" in value or split is None or not split[0]:
+        return (f"{value!r} is not an address: give the portal's HOST or HOST:PORT, "
+                f"like 10.0.0.10 or portal.lan:{ports.PORTAL}")
+    host, port = split
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"{value!r}: the port must be a number from 1 to 65535"
+    ip = _ip(host)
+    if ip is None and hostname(host) is not True:
+        return (f"{host!r} is neither an IP address nor a hostname: give the portal's "
+                "address as the portal's install printed it")
+    if ip is not None and any(_ip(a) == ip for a in own_addresses):
+        return (f"{host} is this server: a server cannot join itself; to make this server "
+                "the portal, choose the role portal")
+    return True
+
+
+def normalize_portal(value: str) -> str:
+    """"host:port" with the default port filled in; IPv6 in brackets."""
+    host, port = _split_host_port(value)
+    ip = _ip(host)
+    host = (f"[{ip}]" if ip.version == 6 else str(ip)) if ip else host.lower()
+    return f"{host}:{port or ports.PORTAL}"
+
+
+def _kind(character: str) -> str:
+    """lower, upper, digit or other (symbols, spaces): letters of any script count."""
+    if character.isdigit():
+        return "digit"
+    if character.islower():
+        return "lower"
+    return "upper" if character.isupper() else "other"
+
+
+def _classes(password: str) -> int:
+    return len({_kind(c) for c in password})
+
+
+def password(value: str, hostnames: tuple[str, ...] = ()) -> Verdict:
+    """The portal admin's password: long, mixed, and not guessable from the server."""
+    if len(value) < MIN_PASSWORD:
+        return (f"too short ({len(value)} characters): use at least {MIN_PASSWORD}; "
+                "a few unrelated words make a strong one")
+    if _classes(value) < 2:
+        return ("only one kind of character: mix in another kind (upper case, lower case, "
+                "digits, symbols or spaces)")
+    lowered = value.lower()
+    if "dragonball" in lowered:
+        return "contains the product's name, the first thing a guesser tries: leave it out"
+    for name in _names(hostnames):
+        if name in lowered:
+            return (f"contains this server's name {name!r}, the first thing a guesser "
+                    "tries: leave it out")
+    return True
+
+
+def _names(hostnames: tuple[str, ...]) -> list[str]:
+    names = set()
+    for name in filter(None, hostnames):
+        names |= {name.lower(), name.split(".")[0].lower()}
+    return sorted(n for n in names if len(n) >= _MIN_NAME_IN_PASSWORD)
+
+
+def data_dir(value: str) -> Verdict:
+    """Where DragonBall keeps its data: an absolute path, not a system folder itself."""
+    if not value.startswith("/"):
+        return f"{value!r} is not an absolute path: start it with / (like /var/lib/dragonball)"
+    if any(c.isspace() or c == ":" for c in value):
+        return (f"{value!r} has a space or a colon, which Docker's volume syntax cannot "
+                "carry: choose a path without them")
+    if os.path.normpath(value) in _SYSTEM_FOLDERS:
+        return (f"{value} is a system folder: give a folder of DragonBall's own "
+                "(like /var/lib/dragonball)")
+    return True
+
+
+_SYSTEM_FOLDERS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/opt", "/proc",
+                   "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+                   "/var/lib", "/var/log", "/var/lib/docker"}
+
+
+def normalize_data_dir(value: str) -> str:
+    return os.path.normpath(value)
+
+
+def cluster_name(value: str) -> Verdict:
+    if _CLUSTER.match(value):
+        return True
+    return (f"{value!r} is not a cluster name: use 1 to 63 lower-case letters, digits "
+            "and inner hyphens (like plant-7)")
+
+
+def default_cluster_name(host: str) -> str:
+    """The cluster's name when none is given: this server's short name, made valid."""
+    short = re.sub(r"[^a-z0-9-]+", "-", host.split(".")[0].lower()).strip("-")[:63]
+    return short.strip("-") or "cluster"
