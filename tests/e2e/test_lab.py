@@ -216,6 +216,12 @@ def test_parse_leak_rules_reads_counts_and_strips_them_for_deletion():
     assert plan.parse_leak_rules(listing, "a") == [(plan.leak_rule("br-1", "a"), 7)]
 
 
+def test_a_loopback_nameserver_would_send_dns_out_of_the_host():
+    assert plan.forwards_from_host(plan.nameservers("nameserver 127.0.0.1\n"))
+    assert plan.forwards_from_host(["::1"])
+    assert not plan.forwards_from_host(plan.nameservers("# x\nnameserver 10.255.255.53\n"))
+
+
 def test_run_argv_falls_back_to_the_capability_set_of_machine_md():
     spec = plan.LabSpec("x", 2)
     argv = plan.run_argv(spec, "s2", "10.0.0.12", plan.CAPABILITIES, "0" * 32)
@@ -223,3 +229,6 @@ def test_run_argv_falls_back_to_the_capability_set_of_machine_md():
     assert argv[argv.index("--cap-drop") + 1] == "SYS_RESOURCE"
     assert "x-s2-docker:/var/lib/docker" in argv and argv[-3:-1] == ["sh", "-c"]
     assert "--privileged" in plan.run_argv(spec, "s2", "10.0.0.12", plan.PRIVILEGED, "0" * 32)
+    assert "--dns" not in argv
+    own = plan.run_argv(spec, "s2", "10.0.0.12", plan.CAPABILITIES, "0" * 32, own_dns=True)
+    assert own[own.index("--dns") + 1] == "10.0.0.12"

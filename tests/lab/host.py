@@ -3,6 +3,7 @@ rule, routes, cgroup memory."""
 
 from __future__ import annotations
 
+import json
 import logging
 import pathlib
 
@@ -47,6 +48,26 @@ def cgroup_memory_bytes(container_id: str, root: pathlib.Path = CGROUP_ROOT) -> 
             return int(path.read_text())
     raise LabError(f"no memory cgroup found for container {container_id[:12]} under {root}",
                    "is the engine using another cgroup layout? see 'docker info'")
+
+
+def docker_upstream_dns(etc: pathlib.Path = pathlib.Path("/etc"),
+                        run_dir: pathlib.Path = pathlib.Path("/run")) -> list[str]:
+    """The nameservers Docker forwards containers' queries to: daemon.json's "dns", else the
+    host's resolv.conf (systemd-resolved's upstream file when that names only 127.0.0.53)."""
+    daemon = etc / "docker" / "daemon.json"
+    if daemon.is_file():
+        configured = json.loads(daemon.read_text() or "{}").get("dns")
+        if configured:
+            return list(configured)
+    servers = plan.nameservers(_read(etc / "resolv.conf"))
+    resolved = run_dir / "systemd" / "resolve" / "resolv.conf"
+    if servers == ["127.0.0.53"] and resolved.is_file():
+        servers = plan.nameservers(_read(resolved))
+    return servers
+
+
+def _read(path: pathlib.Path) -> str:
+    return path.read_text() if path.is_file() else ""
 
 
 def host_routes() -> str:

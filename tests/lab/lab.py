@@ -45,6 +45,7 @@ class Lab:
         self.docker = docker or Docker()
         self.subnet = self.spec.subnet
         self.mode: str | None = None
+        self.own_dns = False
         self.degraded: dict[str, list[str]] = {}
         self._boot = BootWatch(self.docker, self.spec.container)
 
@@ -234,6 +235,11 @@ class Lab:
                  " (internal)" if self.spec.internal else "")
         if self.spec.internal:
             host.add_leak_counter(self._bridge(), self.name)
+            self.own_dns = plan.forwards_from_host(host.docker_upstream_dns())
+            if self.own_dns:
+                log.warning("the host's nameserver is on loopback: Docker would ask it from the "
+                            "host's namespace, out of the internal network; servers get --dns "
+                            "<own address>, so unknown names fail inside them (docs/lab.md)")
 
     def _taken_subnets(self) -> list[ipaddress.IPv4Network]:
         taken = [ipaddress.ip_network(s, strict=False) for s in self.docker.subnets()
@@ -271,7 +277,7 @@ class Lab:
 
     def _run_args(self, server: str) -> list[str]:
         ip = plan.server_ip(self._subnet(), server)
-        return plan.run_argv(self.spec, server, ip, self.mode, uuid.uuid4().hex)
+        return plan.run_argv(self.spec, server, ip, self.mode, uuid.uuid4().hex, self.own_dns)
 
     def _wait_booted(self, server: str, deadline: float | None = None) -> None:
         left = self.boot_timeout if deadline is None else deadline - time.monotonic()

@@ -156,15 +156,39 @@ def boot_script(machine_id: str, fresh_host_keys: bool = False) -> str:
         "exec /sbin/init\n")
 
 
-def run_argv(spec: LabSpec, server: str, ip: str, mode: str, machine_id: str) -> list[str]:
-    """`docker run` arguments (after 'docker') that start `server` with systemd as PID 1."""
+def run_argv(spec: LabSpec, server: str, ip: str, mode: str, machine_id: str,
+             own_dns: bool = False) -> list[str]:
+    """`docker run` arguments (after 'docker') that start `server` with systemd as PID 1.
+
+    `own_dns` points Docker's resolver at the server itself for names it does not
+    know, so such queries die inside the server (see `forwards_from_host`).
+    """
     labels = {**spec.all_labels(), SERVER_LABEL: server, MODE_LABEL: mode}
     security = ["--privileged"] if mode == PRIVILEGED else list(CAPABILITY_OPTIONS)
+    dns = ["--dns", ip] if own_dns else []
     return ["run", "-d", "--name", spec.container(server), "--hostname", server,
-            "--network", spec.network, "--ip", ip, "--network-alias", server,
+            "--network", spec.network, "--ip", ip, "--network-alias", server, *dns,
             *_label_args(labels), *security, *COMMON_OPTIONS,
             "-v", f"{spec.volume(server)}:/var/lib/docker",
             spec.image, "sh", "-c", boot_script(machine_id, spec.fresh_host_keys)]
+
+
+def nameservers(resolv_conf: str) -> list[str]:
+    """The `nameserver` addresses of a resolv.conf."""
+    return [line.split()[1] for line in resolv_conf.splitlines()
+            if line.startswith("nameserver") and len(line.split()) > 1]
+
+
+def forwards_from_host(upstream: Iterable[str]) -> bool:
+    """Whether Docker's resolver would send an internal network's queries out of the host.
+
+    Docker forwards names it does not know to the host's nameservers; for one on a
+    loopback address it does so from the *host's* network namespace, past the
+    internal network's drop rules and past the leak counter (fixed only in Docker
+    23.0.11/25.0.4/26: CVE-2024-29018). Any other nameserver is asked from inside
+    the server, through FORWARD, where the counter sees it and Docker drops it.
+    """
+    return any(ipaddress.ip_address(ns.split("%")[0]).is_loopback for ns in upstream)
 
 
 def network_argv(spec: LabSpec, subnet: ipaddress.IPv4Network) -> list[str]:
