@@ -25,6 +25,7 @@ from builder.platform_images import build_registry_image
 from builder.progress import Reporter
 from dragonball import pki
 from dragonball.registry import RegistryClient, RegistryError, push_archive
+from dragonball.registry.load import write_load_tar
 from dragonball.registry.plan import Action
 from dragonball.release.archive import ImageArchive
 from dragonball.release.sections import SectionFile
@@ -203,6 +204,22 @@ def test_the_engine_pulls_the_pushed_image_with_the_same_id(first_push, archive,
     finally:
         subprocess.run([DOCKER, "rmi", "--force", name], capture_output=True, timeout=60)
 
+
+def test_docker_load_takes_archive_images_streamed_with_their_ids(archive, docker_client):
+    """How the portal gets the registry image before a registry exists (dragonball.registry.load)."""
+    image = archive.images[1]
+    proc = subprocess.Popen([DOCKER, "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        write_load_tar(archive, [image], proc.stdin)
+    finally:
+        proc.stdin.close()
+    output = proc.stdout.read().decode()
+    assert proc.wait(timeout=300) == 0, output
+    try:
+        assert docker_client.images.get(image.ref).id == image.config["digest"]
+    finally:
+        docker_client.images.remove(image.ref, force=True)
 
 def test_config_change_restarts_with_a_rotated_password(first_push, registry, secrets, docker_client):
     """Last in this file: it rotates the credential the fixtures above use."""

@@ -5,7 +5,8 @@
         push_archive(archive, c, progress=...)
 
 `plan` is pure (which blob is skipped, mounted or uploaded); `client` is the only
-module that talks to a registry; `push` runs a plan on a thread pool.
+module that talks to a registry; `push` runs a plan on a thread pool; `load` streams
+archive images into `docker load` (the registry image itself, before a registry runs).
 """
 
 from dragonball.registry.client import RegistryClient, RegistryError
