@@ -1,0 +1,175 @@
+"""The answers file (docs/answers.md): YAML read with its line numbers, checked whole.
+
+Values are read as the text written (``admin_password: 123456789012`` is that text,
+not a number); ``~``, ``null`` or nothing is "not given". Everything wrong is
+collected before anything is refused: syntax, unknown or repeated keys (with a
+"did you mean"), values that are lists, file modes, the password file, then every
+answer's own rules (`answers.build_answers`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+
+import yaml
+
+from dragonball.wizard import validators
+from dragonball.wizard.answers import FIELDS, build_answers, file_order
+from dragonball.wizard.errors import AnswersInvalid
+from dragonball.wizard.model import Answers, Checks, Facts, Problem
+
+PASSWORD_FILE = "admin_password_file"
+KEYS = FIELDS + (PASSWORD_FILE,)
+FILE = "(file)"  # the field of a problem with the file as a whole
+_NULL = "tag:yaml.org,2002:null"
+
+
+@dataclasses.dataclass
+class _Read:
+    """What reading the file gave: text values, their lines, and problems so far."""
+
+    raw: dict = dataclasses.field(default_factory=dict)
+    lines: dict = dataclasses.field(default_factory=dict)
+    problems: list = dataclasses.field(default_factory=list)
+    unreadable: set = dataclasses.field(default_factory=set)  # answers reported already
+    whole: bool = True  # False: the file itself could not be read as answers
+
+    def problem(self, field: str, message: str, line: int | None = None,
+                unreadable: bool = True) -> None:
+        """Record a problem; `unreadable`: the answer's value could not be taken at all."""
+        self.problems.append(Problem(field, message, line))
+        if field == FILE:
+            self.whole = False
+        elif unreadable:
+            self.unreadable.add(field)
+
+
+def load(path: str, facts: Facts, checks: Checks = Checks()) -> Answers:
+    """The answers in `path`, or AnswersInvalid listing every problem."""
+    answers, problems = check(path, facts, checks)
+    if problems:
+        raise AnswersInvalid(path, problems)
+    return answers
+
+
+def check(path: str, facts: Facts, checks: Checks = Checks()) -> tuple[Answers | None, list]:
+    """(Answers, []) or (None, every problem of the file at `path`)."""
+    read = _Read()
+    text, mode = _read_text(path, read)
+    if text is not None:
+        _parse(text, read)
+    if not read.whole:
+        return None, read.problems  # the answers' own rules would only add noise
+    if read.raw.get("admin_password") is not None:
+        _check_private(path, mode, "admin_password", read)
+    if PASSWORD_FILE in read.raw:
+        _read_password_file(path, read)
+    from_file = PASSWORD_FILE in read.lines and "admin_password" in read.raw
+    if PASSWORD_FILE in read.unreadable:
+        read.unreadable.add("admin_password")
+    answers, problems = build_answers(read.raw, facts, checks, read.lines, read.unreadable)
+    if from_file:
+        problems = [_from_password_file(p) for p in problems]
+    problems = sorted(read.problems + problems, key=file_order)
+    return (answers, []) if not problems else (None, problems)
+
+
+def _read_text(path: str, read: _Read) -> tuple[str | None, int]:
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            data = f.read()
+    except OSError as e:
+        read.problem(FILE, f"cannot read {path}: {e.strerror}; give the path of an answers "
+                           "file (examples: wizard/portal.yaml, wizard/device.yaml)")
+        return None, 0
+    try:
+        return data.decode("utf-8"), mode
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        read.problem(FILE, "is not UTF-8 text: save it as UTF-8", line)
+        return None, mode
+
+
+def _parse(text: str, read: _Read) -> None:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        read.problem(FILE, f"is not valid YAML ({getattr(e, 'problem', e)}): write one "
+                           "'key: value' per line; quote values with # : * & or leading "
+                           "spaces", mark.line + 1 if mark else None)
+        return
+    if root is None:
+        read.problem(FILE, "is empty: start from wizard/portal.yaml or wizard/device.yaml")
+    elif not isinstance(root, yaml.MappingNode):
+        read.problem(FILE, "must be a mapping of 'key: value' lines, like wizard/portal.yaml",
+                     root.start_mark.line + 1)
+    else:
+        for key, value in root.value:
+            _entry(key, value, read)
+
+
+def _entry(key: yaml.Node, value: yaml.Node, read: _Read) -> None:
+    line = key.start_mark.line + 1
+    name = key.value if isinstance(key, yaml.ScalarNode) else None
+    if name not in KEYS:
+        shown = repr(name) if name is not None else "this key"
+        read.problem(str(name), f"{shown} is not an answer{validators.suggestion(str(name), KEYS)}"
+                                f": the answers are {', '.join(KEYS)}", line)
+    elif name in read.lines:
+        read.problem(name, f"is given twice (first on line {read.lines[name]}): keep one", line)
+    elif not isinstance(value, yaml.ScalarNode):
+        read.lines[name] = line
+        read.problem(name, "takes one value, not a list or a mapping: write "
+                           f"'{name}: VALUE' on one line", line)
+    else:
+        read.lines[name] = line
+        read.raw[name] = None if value.tag == _NULL else value.value
+
+
+def _check_private(path: str, mode: int, field: str, read: _Read) -> None:
+    if mode & 0o077:
+        read.problem(field, f"{path} holds a password yet others can read it (mode "
+                            f"{stat.S_IMODE(mode):04o}): run chmod 600 {path}",
+                     read.lines.get(field), unreadable=False)
+
+
+def _read_password_file(answers_path: str, read: _Read) -> None:
+    named = read.raw.pop(PASSWORD_FILE)
+    line = read.lines[PASSWORD_FILE]
+    if "admin_password" in read.raw:
+        read.problem(PASSWORD_FILE, "admin_password is given too: keep one of the two", line)
+        return
+    if named is None:
+        return
+    path = os.path.join(os.path.dirname(os.path.abspath(answers_path)), named)
+    try:
+        with open(path, encoding="utf-8") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            first = f.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+        read.problem(PASSWORD_FILE, f"cannot read {path}: {reason}; give the path of a file "
+                                    "holding the password on its first line", line)
+        return
+    if mode & 0o077:
+        read.problem(PASSWORD_FILE, f"others can read the password in {path} (mode "
+                                    f"{stat.S_IMODE(mode):04o}): run chmod 600 {path}", line,
+                     unreadable=False)
+    if not first:
+        read.problem(PASSWORD_FILE, f"{path} is empty: put the password on its first line",
+                     line)
+        return
+    read.raw["admin_password"] = first
+    read.lines["admin_password"] = line
+
+
+def _from_password_file(problem: Problem) -> Problem:
+    """A problem of the password read from admin_password_file names that key."""
+    if problem.field != "admin_password":
+        return problem
+    return dataclasses.replace(problem, field=PASSWORD_FILE,
+                               message=f"the password in that file: {problem.message}")
