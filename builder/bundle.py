@@ -13,7 +13,8 @@ import pathlib
 import subprocess
 import tempfile
 
-from builder import archive, binfile, cache as build_cache, manifest as manifest_mod, packages, pipeline, runtime
+from builder import (archive, binfile, cache as build_cache, manifest as manifest_mod, packages,
+                     pipeline, platform_images, runtime)
 from builder.release import load_release
 from dragonball.errors import BuildError
 from dragonball.release import signing
@@ -59,6 +60,7 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
     environ = {**env.environ, "SOURCE_DATE_EPOCH": str(epoch)}  # one epoch for every part
     cache = build_cache.cache_dir(env.environ)
     pipeline.build_base(env, plan)
+    platform = [platform_images.build_registry_image(env, plan.mirror)]
     for module in release.modules:
         with env.reporter.step(f"build {module.ref}") as step:
             env.engine.build(module.context, module.ref, {"DEBIAN_MIRROR": plan.mirror},
@@ -71,9 +73,10 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
     with tempfile.TemporaryDirectory(prefix=".work-", dir=dist) as work:
         work = pathlib.Path(work)
         images_tar = work / "images.tar"
-        with env.reporter.step(f"image archive: {len(release.modules)} images") as step:
+        refs = platform + [m.ref for m in release.modules]
+        with env.reporter.step(f"image archive: {len(refs)} images") as step:
             index = archive.export_images(
-                env.engine, [archive.ImageSource(m.ref, m.ref) for m in release.modules],
+                env.engine, [archive.ImageSource(ref, ref) for ref in refs],
                 archive.BlobCache(cache / "blobs"), images_tar, epoch,
                 lambda name, size, blob: step.line(
                     f"layer {name.split('/')[0][:12]}: {size / 1e6:.0f} MB, "
