@@ -56,7 +56,8 @@ def base_context(payload_paths: Iterable[str]) -> list[ContextFile]:
     """Every file of the base image's build context, given the files under ``payload/``."""
     plan = [ContextFile(f"{BASE_DIR}/Dockerfile", "Dockerfile", 0o644),
             ContextFile(f"{BASE_DIR}/bin/apt-install", "bin/apt-install", 0o755),
-            ContextFile(f"{BASE_DIR}/bin/run.sh", "bin/run.sh", 0o755)]
+            ContextFile(f"{BASE_DIR}/bin/run.sh", "bin/run.sh", 0o755),
+            ContextFile(f"{BASE_DIR}/bin/params", "bin/params", 0o755)]
     plan += [ContextFile(f"payload/{path}", f"lib/{path}", 0o644)
              for path in library_files(payload_paths)]
     return plan

@@ -149,10 +149,6 @@ def redis_cli(app: NotesApp, *args: str) -> str:
     return out.decode().strip()
 
 
-def test_every_module_carries_the_same_params_helper():
-    copies = {(ROOT / "examples" / m / m / "module" / "params.py").read_text() for m in MODULES}
-    assert len(copies) == 1, "examples/*/*/module/params.py differ: keep the copies identical"
-
 
 def test_each_image_holds_a_module_that_follows_the_spec(docker_client, example_images):
     for name in MODULES:

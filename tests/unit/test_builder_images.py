@@ -39,6 +39,7 @@ def test_base_context_file_list():
         ("base_images/dragonballbase/Dockerfile", "Dockerfile", "0o644"),
         ("base_images/dragonballbase/bin/apt-install", "bin/apt-install", "0o755"),
         ("base_images/dragonballbase/bin/run.sh", "bin/run.sh", "0o755"),
+        ("base_images/dragonballbase/bin/params", "bin/params", "0o755"),
         ("payload/dragonball/__init__.py", "lib/dragonball/__init__.py", "0o644"),
         ("payload/dragonball/errors.py", "lib/dragonball/errors.py", "0o644"),
     ]

@@ -82,6 +82,3 @@ def test_healthy_means_the_api_answers(ctl, status, ok):
     assert ctl.healthy(status) is ok
 
 
-def test_params_helper_is_the_examples_copy():
-    ours = (MODULE_DIR / "module" / "params.py").read_text()
-    assert ours == (ROOT / "examples" / "store" / "store" / "module" / "params.py").read_text()

@@ -31,8 +31,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import params  # noqa: E402  (module/params.py, beside this file)
+sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
+from dragonball.module import params  # noqa: E402
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 CONFIG = os.environ.get("REGISTRY_CONFIG", "/etc/docker/registry/config.yml")

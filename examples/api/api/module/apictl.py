@@ -27,7 +27,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import notes_api  # noqa: E402
-import params  # noqa: E402
+from dragonball.module import params  # noqa: E402  (the base image library, see notes_api)
 
 RUN_DIR = os.environ.get("NOTES_API_RUN_DIR", "/run/notes-api")
 SNAPSHOT = os.path.join(RUN_DIR, "params.json")

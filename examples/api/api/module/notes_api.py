@@ -24,8 +24,8 @@ import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import params  # noqa: E402  (module/params.py, beside this file)
+sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
+from dragonball.module import params  # noqa: E402
 
 VERSION = "1.0.0"
 MAX_BODY = 64 * 1024

@@ -15,8 +15,8 @@ import re
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import params  # noqa: E402  (module/params.py, beside this file)
+sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
+from dragonball.module import params  # noqa: E402
 
 RUN_DIR = os.environ.get("NOTES_STORE_RUN_DIR", "/run/notes-store")
 CONF = os.path.join(RUN_DIR, "redis.conf")

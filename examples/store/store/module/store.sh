@@ -12,9 +12,9 @@ say() { echo "store: $*"; }
 # use_params [FILE]: set $param_* from FILE (default: the parameters in force) and the auth.
 use_params() {
     if [ -n "${1:-}" ]; then
-        _vars=$(python3 module/params.py --file "$1" sh port password maxmemory maxmemory_policy)
+        _vars=$(/opt/dragon_ball/bin/params --file "$1" sh port password maxmemory maxmemory_policy)
     else
-        _vars=$(python3 module/params.py sh port password maxmemory maxmemory_policy)
+        _vars=$(/opt/dragon_ball/bin/params sh port password maxmemory maxmemory_policy)
     fi || exit 1
     eval "$_vars"
     if [ -n "$param_password" ]; then export REDISCLI_AUTH="$param_password"; else unset REDISCLI_AUTH; fi

@@ -26,8 +26,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import params  # noqa: E402  (module/params.py, beside this file)
+sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
+from dragonball.module import params  # noqa: E402
 
 MODULE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_DIR = os.environ.get("NOTES_WEB_RUN_DIR", "/run/notes-web")

@@ -4,4 +4,4 @@
 RUN_DIR=${NOTES_WEB_RUN_DIR:-/run/notes-web}
 python3 -u module/render_conf.py watch &
 echo $! >"$RUN_DIR/watch.pid"
-echo "web: backend watcher started (pid $!, every $(python3 module/params.py get resolve_interval) s)"
+echo "web: backend watcher started (pid $!, every $(/opt/dragon_ball/bin/params get resolve_interval) s)"

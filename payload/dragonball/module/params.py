@@ -1,13 +1,16 @@
-#!/usr/bin/env python3
-"""The parameters in force for this module, as docs/module-spec.md hands them over.
+"""Parameters for module authors: the values in force, typed, with the module's defaults.
 
-Order, later wins: `defaults.json` beside this file, then `PARAM_<KEY>` variables (typed like
-the default), then the JSON object in $DRAGONBALL_PARAMS_FILE. A key set to null counts as
-absent. Every example module carries its own identical copy: an image holds one module.
+Order, later wins: the module's `module/defaults.json`, then `PARAM_<KEY>` variables (typed
+like the default), then the JSON object in $DRAGONBALL_PARAMS_FILE (docs/module-spec.md).
+A key set to null counts as absent. In every image built FROM dragonballbase:
 
-From sh:  eval "$(python3 module/params.py sh port password)"   sets $param_port, $param_password
-          python3 module/params.py get backends                   prints one value (JSON if not a scalar)
-          python3 module/params.py --file OLD.json sh password    reads another file (old params)
+From sh:      eval "$(/opt/dragon_ball/bin/params sh port password)"   sets $param_port, $param_password
+              /opt/dragon_ball/bin/params get backends                prints one value (JSON if not a scalar)
+              /opt/dragon_ball/bin/params --file OLD.json sh password reads another file (old params)
+From Python:  sys.path.insert(0, "/opt/dragon_ball/lib"); from dragonball.module import params
+              params.load()
+
+Standard library only: it runs on the base image's python3.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 import shlex
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULTS = os.path.join("module", "defaults.json")
 
 
 class ParamError(Exception):
@@ -26,8 +29,18 @@ class ParamError(Exception):
 
 
 def defaults() -> dict:
-    with open(os.path.join(HERE, "defaults.json"), encoding="utf-8") as f:
-        return json.load(f)
+    """The module's module/defaults.json ({} when it has none)."""
+    root = os.environ.get("DRAGONBALL_MODULE_DIR") or os.getcwd()
+    try:
+        with open(os.path.join(root, DEFAULTS), encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ParamError(f"cannot read {os.path.join(root, DEFAULTS)}: {e}") from e
+    if not isinstance(data, dict):
+        raise ParamError(f"{os.path.join(root, DEFAULTS)} must hold a JSON object")
+    return data
 
 
 def env_name(key: str) -> str:
