@@ -54,15 +54,12 @@ def problem(text: str) -> str | None:
     foreign = sorted({c for c in characters if c not in _VALUE})
     if foreign:
         shown = " ".join(repr(c) for c in foreign)
-        return (f"{shown} cannot be in an enrollment code: copy the code exactly as the "
-                f"portal shows it, like {EXAMPLE}")
+        return f"{shown} cannot be in a code: copy it exactly as the portal shows it"
     if len(characters) != LENGTH:
-        return (f"an enrollment code has {LENGTH} characters in {GROUPS} groups of "
-                f"{GROUP_SIZE} (like {EXAMPLE}), this has {len(characters)}: copy it again "
-                "from the portal")
+        return (f"a code has {LENGTH} characters, like {EXAMPLE}; this has "
+                f"{len(characters)}: copy it again")
     if check_character(characters[:-1]) != characters[-1]:
-        return ("the code's check character does not match, so a character was mistyped: "
-                "read the code again from the portal")
+        return "the check character does not match: a character was mistyped; read it again"
     return None
 
 

@@ -32,8 +32,7 @@ def suggestion(word: str, known) -> str:
 def role(value: str) -> Verdict:
     if value in ROLES:
         return True
-    return (f"{value!r} is not a role{suggestion(value, ROLES)}: give portal (the first "
-            "server) or device (join an existing portal)")
+    return f"not a role{suggestion(value, ROLES)}: give portal (the first server) or device"
 
 
 def _ip(value: str):
@@ -48,12 +47,10 @@ def address(value: str, interfaces: tuple[Interface, ...]) -> Verdict:
     ip = _ip(value)
     listed = ", ".join(str(i) for i in interfaces) or "none found"
     if ip is None:
-        return (f"{value!r} is not an IP address: give one of this server's addresses "
-                f"({listed})")
+        return f"not an IP address: give one of this server's: {listed}"
     if any(_ip(i.address) == ip for i in interfaces):
         return True
-    return (f"{value} is not an address of this server: give one of its addresses "
-            f"({listed})")
+    return f"not an address of this server: give one of {listed}"
 
 
 def normalize_address(value: str) -> str:
@@ -82,26 +79,22 @@ def hostname(value: str) -> Verdict:
         if value.lower() == "localhost":
             return "localhost names every server: give this server's own name"
         return True
-    return (f"{value!r} is not a hostname: use letters, digits and hyphens, with dots "
-            "between the parts (like node-1.example.lan)")
+    return "not a hostname: use letters, digits, hyphens, dots between (like node-1.lan)"
 
 
 def portal(value: str, own_addresses: tuple[str, ...] = ()) -> Verdict:
     """The portal to join: HOST or HOST:PORT (an IPv6 address in brackets with a port)."""
     split = _split_host_port(value)
     if "://" in value or split is None or not split[0]:
-        return (f"{value!r} is not an address: give the portal's HOST or HOST:PORT, "
-                f"like 10.0.0.10 or portal.lan:{ports.PORTAL}")
+        return f"not an address: give the portal's HOST or HOST:PORT, like 10.0.0.10"
     host, port = split
     if port and not (port.isdigit() and 0 < int(port) < 65536):
-        return f"{value!r}: the port must be a number from 1 to 65535"
+        return f"the port must be a number from 1 to 65535 (the portal's is {ports.PORTAL})"
     ip = _ip(host)
     if ip is None and hostname(host) is not True:
-        return (f"{host!r} is neither an IP address nor a hostname: give the portal's "
-                "address as the portal's install printed it")
+        return "neither an IP address nor a hostname: give the address the portal printed"
     if ip is not None and any(_ip(a) == ip for a in own_addresses):
-        return (f"{host} is this server: a server cannot join itself; to make this server "
-                "the portal, choose the role portal")
+        return "that is this server: to make it the portal, choose the role portal"
     return True
 
 
@@ -130,17 +123,15 @@ def password(value: str, hostnames: tuple[str, ...] = ()) -> Verdict:
     """The portal admin's password: long, mixed, and not guessable from the server."""
     if len(value) < MIN_PASSWORD:
         return (f"too short ({len(value)} characters): use at least {MIN_PASSWORD}; "
-                "a few unrelated words make a strong one")
+                "a few unrelated words do")
     if _classes(value) < 2:
-        return ("only one kind of character: mix in another kind (upper case, lower case, "
-                "digits, symbols or spaces)")
+        return "only one kind of character: mix in upper case, digits, symbols or spaces"
     lowered = value.lower()
     if "dragonball" in lowered:
-        return "contains the product's name, the first thing a guesser tries: leave it out"
+        return "contains the product's name, an attacker's first guess: leave it out"
     for name in _names(hostnames):
         if name in lowered:
-            return (f"contains this server's name {name!r}, the first thing a guesser "
-                    "tries: leave it out")
+            return f"contains this server's name {name!r}, an easy guess: leave it out"
     return True
 
 
@@ -154,13 +145,11 @@ def _names(hostnames: tuple[str, ...]) -> list[str]:
 def data_dir(value: str) -> Verdict:
     """Where DragonBall keeps its data: an absolute path, not a system folder itself."""
     if not value.startswith("/"):
-        return f"{value!r} is not an absolute path: start it with / (like /var/lib/dragonball)"
+        return "not an absolute path: start it with / (like /var/lib/dragonball)"
     if any(c.isspace() or c == ":" for c in value):
-        return (f"{value!r} has a space or a colon, which Docker's volume syntax cannot "
-                "carry: choose a path without them")
+        return "has a space or a colon, which Docker volumes cannot carry: choose another"
     if os.path.normpath(value) in _SYSTEM_FOLDERS:
-        return (f"{value} is a system folder: give a folder of DragonBall's own "
-                "(like /var/lib/dragonball)")
+        return "a system folder: give a folder of DragonBall's own, like /var/lib/dragonball"
     return True
 
 
@@ -176,8 +165,7 @@ def normalize_data_dir(value: str) -> str:
 def cluster_name(value: str) -> Verdict:
     if _CLUSTER.match(value):
         return True
-    return (f"{value!r} is not a cluster name: use 1 to 63 lower-case letters, digits "
-            "and inner hyphens (like plant-7)")
+    return "not a cluster name: use lower-case letters, digits, hyphens (like plant-7)"
 
 
 def default_cluster_name(host: str) -> str:
