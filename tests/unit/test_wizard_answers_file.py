@@ -78,7 +78,7 @@ def test_every_problem_at_once_with_its_line(write):
         (2, "address"), (3, "admin_password"), (4, "data_dir"), (5, "hostname"),
         (6, "clustr_name"), (7, "portal")]
     text = "\n".join(str(p) for p in problems)
-    for fix in ("give one of its addresses (10.0.0.5 (eth0), 192.168.7.5 (eth1))",
+    for fix in ("give one of 10.0.0.5 (eth0), 192.168.7.5 (eth1)",
                 "too short (5 characters)", "start it with /", "not a hostname",
                 "did you mean 'cluster_name'?", "only a device takes portal"):
         assert fix in text
@@ -91,7 +91,7 @@ def test_load_refuses_the_file_whole_listing_every_problem(write):
     assert e.value.exit_status == 2 and len(e.value.problems) == 2
     message = str(e.value)
     assert "2 problem(s), nothing was changed" in message
-    assert "line 3: enrollment_code: an enrollment code has 16 characters" in message
+    assert "line 3: enrollment_code: a code has 16 characters" in message
     assert "line 1: portal: missing: a device needs it; add a line 'portal: 10.0.0.10'" \
         in message
     assert f"dragonball answers check {path}" in message

@@ -198,8 +198,36 @@ def test_every_swap_in_the_data_is_caught():
 @pytest.mark.parametrize("value, words", [
     ("7K3M-Q9XD-2HBW", ["16 characters", "this has 12"]),
     ("7K3M-Q9XD-2HBW-P4T3-A", ["this has 17"]),
-    ("7K3M-Q9XD-2HBW-P4TU", ["'U' cannot be in an enrollment code"]),
+    ("7K3M-Q9XD-2HBW-P4TU", ["'U' cannot be in a code"]),
     ("7K3M_Q9XD-2HBW-P4T3", ["'_'"]),
 ])
 def test_code_refused_with_a_fix(value, words):
     assert fails(enrollment.validate(value), *words)
+
+
+@pytest.mark.parametrize("verdict", [
+    validators.role("portl"),
+    validators.address("10.0.0.9", INTERFACES),
+    validators.address("ten", INTERFACES),
+    validators.portal("https://portal.lan"),
+    validators.portal("portal.lan:99999"),
+    validators.portal("portal_1"),
+    validators.portal("10.0.0.5", ("10.0.0.5",)),
+    validators.hostname("node_1"),
+    validators.hostname("localhost"),
+    validators.password("short"),
+    validators.password("abcdefghijklmnop"),
+    validators.password("my dragonball 1"),
+    validators.password("plant-gateway-1", ("plant-gateway",)),
+    validators.data_dir("relative"),
+    validators.data_dir("/a b"),
+    validators.data_dir("/etc"),
+    validators.cluster_name("Plant 7"),
+    enrollment.validate("7K3M-Q9XD-2HBW-P4TU"),
+    enrollment.validate("7K3M"),
+    enrollment.validate("7K3M-Q9XD-2HBW-P4T4"),
+])
+def test_messages_fit_the_prompts_one_line(verdict):
+    """prompt_toolkit shows a validation message on one line of the terminal, cut at its
+    width: every message (with two interfaces listed) fits 80 columns."""
+    assert isinstance(verdict, str) and len(verdict) <= 80, verdict
