@@ -18,6 +18,7 @@ FACTS = Facts("node-1", (Interface("eth0", "10.0.0.5"), Interface("eth1", "192.1
 ONE_NIC = Facts("node-1", (Interface("eth0", "10.0.0.5"),))
 CODE = enrollment.EXAMPLE
 PASSWORD = "Correct horse battery"
+FINGERPRINT = "SHA256:" + "ab" * 32
 
 
 @pytest.fixture
@@ -54,12 +55,13 @@ def test_a_device_file_gets_its_defaults(write):
         # one file for every device: the address is the server's only one
         role: device
         portal: 10.0.0.10
+        ca_fingerprint: {"AB:" * 31}AB
         enrollment_code: {CODE.lower()}
         """, mode=0o644)
     answers = answers_file.load(path, ONE_NIC)
     assert answers == Answers(role="device", address="10.0.0.5",
                               portal=f"10.0.0.10:{ports.PORTAL}", enrollment_code=CODE,
-                              data_dir="/var/lib/dragonball")
+                              ca_fingerprint=FINGERPRINT, data_dir="/var/lib/dragonball")
 
 
 def test_every_problem_at_once_with_its_line(write):
@@ -85,12 +87,14 @@ def test_every_problem_at_once_with_its_line(write):
 
 
 def test_load_refuses_the_file_whole_listing_every_problem(write):
-    path = write("role: device\naddress: 10.0.0.5\nenrollment_code: 1234\n")
+    path = write("role: device\naddress: 10.0.0.5\nenrollment_code: 1234\n"
+                 "ca_fingerprint: SHA1:00\n")
     with pytest.raises(AnswersInvalid) as e:
         answers_file.load(path, FACTS)
-    assert e.value.exit_status == 2 and len(e.value.problems) == 2
+    assert e.value.exit_status == 2 and len(e.value.problems) == 3
     message = str(e.value)
-    assert "2 problem(s), nothing was changed" in message
+    assert "3 problem(s), nothing was changed" in message
+    assert "line 4: ca_fingerprint: not a CA fingerprint" in message
     assert "line 3: enrollment_code: a code has 16 characters" in message
     assert "line 1: portal: missing: a device needs it; add a line 'portal: 10.0.0.10'" \
         in message
@@ -236,15 +240,16 @@ def test_a_portal_needs_a_password_and_a_device_refuses_one(write):
     _, problems = answers_file.check(write("role: portal\naddress: 10.0.0.5\n"), FACTS)
     assert where(problems) == {("admin_password", 1)}
     device = write(f"role: device\nportal: 10.0.0.10\nenrollment_code: {CODE}\n"
-                   f"address: 10.0.0.5\nadmin_password: '{PASSWORD}'\ncluster_name: x\n",
-                   name="device.yaml")
+                   f"address: 10.0.0.5\nadmin_password: '{PASSWORD}'\ncluster_name: x\n"
+                   f"ca_fingerprint: {FINGERPRINT}\n", name="device.yaml")
     _, problems = answers_file.check(device, FACTS)
     assert where(problems) == {("admin_password", 5), ("cluster_name", 6)}
     assert "only a portal takes admin_password, and role is device" in problems[0].message
 
 
 def test_address_is_needed_when_the_server_has_several(write):
-    path = write(f"role: device\nportal: 10.0.0.10\nenrollment_code: {CODE}\n")
+    path = write(f"role: device\nportal: 10.0.0.10\nenrollment_code: {CODE}\n"
+                 f"ca_fingerprint: {FINGERPRINT}\n")
     _, problems = answers_file.check(path, FACTS)
     assert where(problems) == {("address", None)}
     assert "this server has 2 addresses" in problems[0].message
@@ -253,7 +258,8 @@ def test_address_is_needed_when_the_server_has_several(write):
 
 
 def test_a_device_cannot_join_itself(write):
-    path = write(f"role: device\nportal: 10.0.0.5:8443\nenrollment_code: {CODE}\n")
+    path = write(f"role: device\nportal: 10.0.0.5:8443\nenrollment_code: {CODE}\n"
+                 f"ca_fingerprint: {FINGERPRINT}\n")
     _, problems = answers_file.check(path, ONE_NIC)
     assert where(problems) == {("portal", 2)}
 
@@ -268,16 +274,26 @@ def test_the_password_must_not_hold_the_hostname_override(write):
 
 # -- remote checks --------------------------------------------------------------------------
 
-DEVICE = f"role: device\naddress: 10.0.0.5\nportal: portal.lan\nenrollment_code: {CODE}\n"
+DEVICE = (f"role: device\naddress: 10.0.0.5\nportal: portal.lan\nenrollment_code: {CODE}\n"
+          f"ca_fingerprint: {FINGERPRINT.upper()}\n")
 
 
-def test_remote_checks_run_on_a_well_formed_file(write):
+def test_remote_checks_run_in_order_on_a_well_formed_file(write):
     calls = []
     checks = Checks(check_portal=lambda a: calls.append(("portal", a)) or True,
-                    check_code=lambda a, c: calls.append(("code", a, c)) or True)
+                    check_code=lambda a, c: calls.append(("code", a, c)) or True,
+                    check_fingerprint=lambda a, f: calls.append(("ca", a, f)) or True)
     answers_file.load(write(DEVICE), FACTS, checks)
-    assert calls == [("portal", f"portal.lan:{ports.PORTAL}"),
-                     ("code", f"portal.lan:{ports.PORTAL}", CODE)]
+    portal = f"portal.lan:{ports.PORTAL}"
+    assert calls == [("portal", portal), ("ca", portal, FINGERPRINT), ("code", portal, CODE)]
+
+
+def test_a_wrong_fingerprint_stops_before_the_code_is_sent(write):
+    checks = Checks(check_fingerprint=lambda a, f: "the portal's CA is not that one: compare "
+                                                   "with what 'dragonball enroll' printed",
+                    check_code=lambda a, c: pytest.fail("the code went to an unpinned portal"))
+    _, problems = answers_file.check(write(DEVICE), FACTS, checks)
+    assert where(problems) == {("ca_fingerprint", 5)}
 
 
 def test_remote_check_messages_become_problems(write):
@@ -307,7 +323,7 @@ def test_a_remote_check_that_raises_our_error_is_a_problem(write):
 def test_no_remote_check_on_a_file_with_problems(write):
     checks = Checks(check_portal=lambda a: pytest.fail("checked a broken file"))
     _, problems = answers_file.check(write(DEVICE + "data_dir: relative\n"), FACTS, checks)
-    assert where(problems) == {("data_dir", 5)}
+    assert where(problems) == {("data_dir", 6)}
 
 
 # -- build_answers alone ----------------------------------------------------------------------
@@ -327,3 +343,7 @@ def test_as_dict_and_masked():
     assert answers.masked() == {"role": "portal", "address": "10.0.0.5",
                                 "data_dir": "/var/lib/dragonball",
                                 "admin_password": "********", "cluster_name": "node-1"}
+    device = Answers(role="device", address="10.0.0.5", portal="p:8443", enrollment_code=CODE,
+                     ca_fingerprint=FINGERPRINT)
+    assert device.masked()["enrollment_code"] == "********"
+    assert device.masked()["ca_fingerprint"] == FINGERPRINT

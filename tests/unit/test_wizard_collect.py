@@ -99,7 +99,8 @@ def test_an_invalid_file_is_refused_whole_even_with_yes(tmp_path):
 def test_remote_checks_apply_to_the_file(tmp_path):
     from dragonball.wizard import Checks, enrollment
     path = tmp_path / "device.yaml"
-    path.write_text(f"role: device\nportal: 10.0.0.10\nenrollment_code: {enrollment.EXAMPLE}\n")
+    path.write_text(f"role: device\nportal: 10.0.0.10\nenrollment_code: {enrollment.EXAMPLE}\n"
+                    f"ca_fingerprint: SHA256:{'0' * 64}\n")
     checks = Checks(check_portal=lambda a: f"{a} does not answer: is the portal installed?")
     with pytest.raises(AnswersInvalid) as e:
         collect_answers(Options(answers=str(path), yes=True), FACTS, no_terminal()[0], checks)

@@ -18,6 +18,7 @@ DOWN, ENTER, CTRL_C, CLEAR_LINE = "\x1b[B", "\r", "\x03", "\x15"
 FACTS = Facts("node-1", (Interface("eth0", "10.0.0.5"), Interface("eth1", "192.168.7.5")))
 PASSWORD = "Correct horse battery"
 CODE = enrollment.EXAMPLE
+FINGERPRINT = "SHA256:" + "ab" * 32
 
 
 def typed(text: str) -> str:
@@ -72,6 +73,7 @@ def test_a_device_run_with_a_bad_code_then_a_good_one():
         return True if code == CODE else "this code has expired: ask the portal for a new one"
 
     checks = Checks(check_portal=lambda portal: asked.append(portal) or True,
+                    check_fingerprint=lambda portal, ca: asked.append(ca) or True,
                     check_code=check_code)
     typo = CODE[:-1] + ("4" if CODE[-1] != "4" else "5")   # caught by the check character
     other = enrollment.new_code()
@@ -79,6 +81,8 @@ def test_a_device_run_with_a_bad_code_then_a_good_one():
             + ENTER                               # address: the first interface
             + typed("https://portal.lan")         # refused: a URL, not an address
             + CLEAR_LINE + typed("portal.lan")
+            + typed("SHA256:abab")                # refused: too short a fingerprint
+            + CLEAR_LINE + typed(":".join(["AB"] * 32))
             + typed(typo)                         # refused locally: never sent to the portal
             + CLEAR_LINE + typed(other.lower())   # well formed, refused by the portal
             + CLEAR_LINE + typed(CODE)            # accepted
@@ -86,14 +90,14 @@ def test_a_device_run_with_a_bad_code_then_a_good_one():
     answers, printed = run(keys, checks=checks)
     portal = f"portal.lan:{ports.PORTAL}"
     assert answers == Answers(role="device", address="10.0.0.5", portal=portal,
-                              enrollment_code=CODE)
-    assert asked == [portal, (portal, other), (portal, CODE)]
+                              enrollment_code=CODE, ca_fingerprint=FINGERPRINT)
+    assert asked == [portal, FINGERPRINT, (portal, other), (portal, CODE)]
     assert CODE in printed and portal in printed
 
 
 def test_a_device_cannot_name_itself_as_the_portal():
     keys = (DOWN + ENTER + ENTER + typed("10.0.0.5") + CLEAR_LINE + typed("10.0.0.10")
-            + typed(CODE) + ENTER + "y")
+            + typed(FINGERPRINT) + typed(CODE) + ENTER + "y")
     answers, _ = run(keys)
     assert answers.portal == f"10.0.0.10:{ports.PORTAL}"
 

@@ -147,6 +147,27 @@ def test_cluster_name():
     assert validators.default_cluster_name("___") == "cluster"
 
 
+@pytest.mark.parametrize("value", [
+    "SHA256:" + "ab" * 32, "sha256:" + "AB" * 32, "ab" * 32, ":".join(["AB"] * 32),
+    "SHA256:" + " ".join(["ab"] * 32), "  SHA256:" + "ab" * 32 + "\n"])
+def test_ca_fingerprint_is_read_forgivingly(value):
+    assert validators.ca_fingerprint(value) is True
+    assert validators.normalize_ca_fingerprint(value) == "SHA256:" + "ab" * 32
+
+
+@pytest.mark.parametrize("value", ["", "SHA256:", "SHA1:" + "ab" * 20, "SHA256:" + "ab" * 31,
+                                   "SHA256:" + "zz" * 32, "SHA256:" + "ab" * 33])
+def test_ca_fingerprint_refused(value):
+    assert fails(validators.ca_fingerprint(value), "SHA256:...", "dragonball enroll")
+
+
+def test_ca_fingerprint_is_the_join_codes_rule():
+    """installer.join pins the CA with its own normalizer: both read the same text alike."""
+    join = pytest.importorskip("dragonball.installer.join")
+    for value in ("sha256:" + "AB" * 32, ":".join(["ab"] * 32), "SHA256:" + "ab" * 31, "x"):
+        assert join.normalize_fingerprint(value) == validators.normalize_ca_fingerprint(value)
+
+
 # -- enrollment codes --------------------------------------------------------------------
 
 def test_new_codes_are_valid_and_grouped():
@@ -223,6 +244,7 @@ def test_code_refused_with_a_fix(value, words):
     validators.data_dir("/a b"),
     validators.data_dir("/etc"),
     validators.cluster_name("Plant 7"),
+    validators.ca_fingerprint("SHA1:00"),
     enrollment.validate("7K3M-Q9XD-2HBW-P4TU"),
     enrollment.validate("7K3M"),
     enrollment.validate("7K3M-Q9XD-2HBW-P4T4"),

@@ -15,13 +15,15 @@ from dragonball.wizard import enrollment, validators
 from dragonball.wizard.model import ROLES, Answers, Checks, Facts, Problem
 
 #: The answers, in the order the wizard asks them and a summary shows them.
-FIELDS = ("role", "address", "portal", "enrollment_code", "admin_password", "data_dir",
-          "hostname", "cluster_name")
+FIELDS = ("role", "address", "portal", "ca_fingerprint", "enrollment_code", "admin_password",
+          "data_dir", "hostname", "cluster_name")
 #: Answers that belong to one role only: giving them for the other is a mistake.
-ROLE_OF = {"portal": "device", "enrollment_code": "device",
+ROLE_OF = {"portal": "device", "ca_fingerprint": "device", "enrollment_code": "device",
            "admin_password": "portal", "cluster_name": "portal"}
-REQUIRED = {"portal": ("admin_password",), "device": ("portal", "enrollment_code")}
+REQUIRED = {"portal": ("admin_password",),
+            "device": ("portal", "ca_fingerprint", "enrollment_code")}
 _EXAMPLE = {"role": "portal", "portal": "10.0.0.10", "enrollment_code": enrollment.EXAMPLE,
+            "ca_fingerprint": "SHA256:...",
             "admin_password": "'a long passphrase'", "address": "10.0.0.21"}
 
 
@@ -35,6 +37,8 @@ def field_verdict(field: str, value: str, facts: Facts, hostnames: tuple = ()):
         return validators.portal(value, facts.addresses)
     if field == "enrollment_code":
         return enrollment.validate(value)
+    if field == "ca_fingerprint":
+        return validators.ca_fingerprint(value)
     if field == "admin_password":
         return validators.password(value, hostnames)
     if field == "data_dir":
@@ -138,6 +142,12 @@ def _remote_checks(given: dict, checks: Checks):
         yield "portal", verdict
         if verdict is not True:
             return
+    if checks.check_fingerprint:
+        verdict = remote_verdict(checks.check_fingerprint, portal,
+                                 validators.normalize_ca_fingerprint(given["ca_fingerprint"]))
+        yield "ca_fingerprint", verdict
+        if verdict is not True:
+            return
     if checks.check_code:
         yield "enrollment_code", remote_verdict(
             checks.check_code, portal, enrollment.normalize(given["enrollment_code"]))
@@ -154,6 +164,8 @@ def _answers(given: dict, address: str, facts: Facts) -> Answers:
         hostname=host,
         portal=None if portal_role else validators.normalize_portal(given["portal"]),
         enrollment_code=None if portal_role else enrollment.normalize(given["enrollment_code"]),
+        ca_fingerprint=None if portal_role
+        else validators.normalize_ca_fingerprint(given["ca_fingerprint"]),
         admin_password=given.get("admin_password"),
         cluster_name=(given.get("cluster_name")
                       or validators.default_cluster_name(host or facts.hostname))

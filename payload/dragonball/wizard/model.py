@@ -10,6 +10,7 @@ from dragonball.installer import DATA_DIR
 
 ROLES = ("portal", "device")
 MASK = "********"
+SECRETS = ("admin_password", "enrollment_code")
 
 #: A check answers True, or a message saying what is wrong and what to do.
 Verdict = bool | str
@@ -42,12 +43,18 @@ class Facts:
 class Checks:
     """Remote checks the join code provides; None skips the check.
 
-    `check_portal("host:port")` and `check_code("host:port", "XXXX-XXXX-XXXX-XXXX")`
-    answer True or a message. They run only on answers whose format is valid.
+    `check_portal("host:port")`, `check_fingerprint("host:port", "SHA256:<hex>")` and
+    `check_code("host:port", "XXXX-XXXX-XXXX-XXXX")` answer True or a message (a
+    DragonBallError they raise becomes its message). They run in that order, each only
+    on well-formed answers and after the one before it said True.
     """
 
     check_portal: Callable[[str], Verdict] | None = None
     check_code: Callable[[str, str], Verdict] | None = None
+    #: `check_fingerprint("host:port", "SHA256:...")`: the portal's CA has that fingerprint
+    #: (checked between the two others: the code goes only to a portal whose CA is pinned).
+    check_fingerprint: Callable[[str, str], Verdict] | None = None
+    check_fingerprint: Callable[[str, str], Verdict] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +83,7 @@ class Answers:
     hostname: str | None = None        # an override of this server's hostname
     portal: str | None = None          # device: "host:port"
     enrollment_code: str | None = None  # device: "XXXX-XXXX-XXXX-XXXX"
+    ca_fingerprint: str | None = None   # device: "SHA256:<64 hex>", the portal's CA
     admin_password: str | None = dataclasses.field(default=None, repr=False)  # portal
     cluster_name: str | None = None    # portal
 
@@ -84,8 +92,10 @@ class Answers:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
     def masked(self) -> dict:
-        """Every answer with secrets replaced by ********: safe to print or log."""
+        """Every answer with secrets (the password, the one-time code) replaced by
+        ********: safe to print or log."""
         shown = self.as_dict()
-        if "admin_password" in shown:
-            shown["admin_password"] = MASK
+        for secret in SECRETS:
+            if secret in shown:
+                shown[secret] = MASK
         return shown

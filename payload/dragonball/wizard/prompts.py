@@ -71,6 +71,17 @@ class Prompter:
             return remote_verdict(self.checks.check_portal, validators.normalize_portal(text))
         return verdict
 
+    def ca_fingerprint(self, portal: str) -> str:
+        def verdict(text: str):
+            found = validators.ca_fingerprint(text)
+            if found is True and self.checks.check_fingerprint:
+                return remote_verdict(self.checks.check_fingerprint, portal,
+                                      validators.normalize_ca_fingerprint(text))
+            return found
+        return validators.normalize_ca_fingerprint(self.ask(questionary.text(
+            "The portal's CA fingerprint (SHA256:..., printed with the code):",
+            validate=verdict, **self.typed())))
+
     def enrollment_code(self, portal: str) -> str:
         def verdict(text: str):
             found = enrollment.validate(text)
@@ -109,6 +120,7 @@ def ask_answers(prompter: Prompter) -> Answers:
     raw["address"] = prompter.address()
     if raw["role"] == "device":
         raw["portal"] = prompter.portal()
+        raw["ca_fingerprint"] = prompter.ca_fingerprint(raw["portal"])
         raw["enrollment_code"] = prompter.enrollment_code(raw["portal"])
     else:
         raw["admin_password"] = prompter.admin_password()

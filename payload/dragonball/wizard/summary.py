@@ -18,7 +18,8 @@ def rows(answers: Answers, facts: Facts) -> list[tuple[str, str]]:
              ("this server's address", answers.address),
              ("hostname", answers.hostname or f"{facts.hostname} (this server's)")]
     if answers.role == "device":
-        shown += [("portal", answers.portal), ("enrollment code", answers.enrollment_code)]
+        shown += [("portal", answers.portal), ("portal's CA", answers.ca_fingerprint),
+                  ("enrollment code", answers.enrollment_code)]
     else:
         shown += [("admin password", MASK), ("cluster name", answers.cluster_name)]
     shown.append(("data directory", answers.data_dir))

@@ -19,6 +19,7 @@ from dragonball.wizard.model import ROLES, Interface, Verdict
 MIN_PASSWORD = 12
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _CLUSTER = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_FINGERPRINT = re.compile(r"^SHA256:[0-9a-f]{64}$")
 #: Hostname labels shorter than this are too common to forbid inside a password.
 _MIN_NAME_IN_PASSWORD = 4
 
@@ -104,6 +105,26 @@ def normalize_portal(value: str) -> str:
     ip = _ip(host)
     host = (f"[{ip}]" if ip.version == 6 else str(ip)) if ip else host.lower()
     return f"{host}:{port or ports.PORTAL}"
+
+
+def normalize_ca_fingerprint(value: str) -> str | None:
+    """`SHA256:<64 lower-case hex>` from what a person pasted, or None when it is not one.
+
+    Forgiving like the enrollment code: any case, no prefix, spaces and colons between
+    hex pairs (as openssl prints them). The same rule as installer.join's.
+    """
+    body = value.strip()
+    if body[:7].upper() == "SHA256:":
+        body = body[7:]
+    candidate = "SHA256:" + re.sub(r"[\s:]", "", body).lower()
+    return candidate if _FINGERPRINT.match(candidate) else None
+
+
+def ca_fingerprint(value: str) -> Verdict:
+    """The portal CA's fingerprint, as 'dragonball enroll' printed it with the code."""
+    if normalize_ca_fingerprint(value):
+        return True
+    return "not a CA fingerprint: copy the SHA256:... that 'dragonball enroll' printed"
 
 
 def _kind(character: str) -> str:
