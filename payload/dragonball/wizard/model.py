@@ -54,7 +54,6 @@ class Checks:
     #: `check_fingerprint("host:port", "SHA256:...")`: the portal's CA has that fingerprint
     #: (checked between the two others: the code goes only to a portal whose CA is pinned).
     check_fingerprint: Callable[[str, str], Verdict] | None = None
-    check_fingerprint: Callable[[str, str], Verdict] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
