@@ -1,0 +1,411 @@
+"""The portal's store: one SQLite database (WAL) at ``<data_dir>/portal/portal.db``.
+
+What it keeps, and how secrets are kept:
+
+- **admin**: the admin account's password as an scrypt hash (n=2**14, r=8, p=1, a
+  random 16-byte salt per password), verified in constant time. Never the password.
+- **codes**: enrollment codes as sha256 of the normalized code (``7K3M-Q9XD-...``,
+  dragonball.wizard.enrollment), with their expiry and when they were used. A code
+  has ~74 random bits and failed tries are rate-limited, so an unsalted fast hash is
+  enough; the code itself is shown once, when it is made, and never stored.
+- **devices**: every server of the cluster (the portal too), its state (`enrolled`
+  once it called enroll, `joined` once it reported its Swarm node) and the sha256 of
+  its device token (256 random bits, `pki.new_secret`).
+- **events**: the audit log (who did what, from which address); never a secret.
+
+One connection per store, guarded by a lock (the API's worker threads share it);
+other processes (`dragonball enroll`) write beside it thanks to WAL and a busy
+timeout. The clock is injected, so expiry is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from dragonball.errors import DragonBallError
+from dragonball.wizard import enrollment
+
+SCHEMA_VERSION = 1
+DB_NAME = "portal.db"
+DEFAULT_CODE_TTL_S = 24 * 3600
+BUSY_TIMEOUT_MS = 10_000
+ADMIN = "admin"
+
+#: scrypt parameters for people's passwords: 16 MiB of memory and ~50 ms per try here.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
+SCRYPT_SALT_BYTES, SCRYPT_KEY_BYTES = 16, 32
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS admins (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS codes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    code_hash TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    used REAL,
+    created_by TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hostname TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    address TEXT NOT NULL,
+    role TEXT NOT NULL,
+    state TEXT NOT NULL,
+    code_id INTEGER REFERENCES codes(id),
+    token_hash TEXT UNIQUE,
+    node_id TEXT,
+    labels TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    joined REAL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    client TEXT,
+    detail TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS events_by_client ON events (kind, client, at);
+"""
+
+
+class StoreError(DragonBallError):
+    """The portal's database cannot be opened or used."""
+
+
+class CodeRefused(DragonBallError):
+    """An enrollment code is unknown, used or expired (the API answers 401)."""
+
+
+class HostnameTaken(DragonBallError):
+    """Another device has this hostname (the API answers 409)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Code:
+    """An enrollment code as stored (no code, only its hash's row)."""
+
+    id: int
+    created: float
+    expires: float
+    used: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    id: int
+    hostname: str
+    address: str
+    role: str          # "portal" or "device"
+    state: str         # "enrolled" (enroll answered) or "joined" (in the Swarm)
+    code_id: int | None
+    node_id: str | None
+    labels: dict
+    created: float
+    joined: float | None
+
+    def public(self) -> dict:
+        """What the API shows of a device (no token hash)."""
+        return dataclasses.asdict(self)
+
+
+def code_hash(code: str) -> str:
+    """sha256 of the normalized code: what the store keeps."""
+    return hashlib.sha256(enrollment.normalize(code).encode()).hexdigest()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """``scrypt$N$r$p$<salt b64>$<key b64>`` for a person's password."""
+    salt = salt if salt is not None else secrets.token_bytes(SCRYPT_SALT_BYTES)
+    key = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
+                         maxmem=_SCRYPT_MAXMEM, dklen=SCRYPT_KEY_BYTES)
+    return "$".join(("scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
+                     base64.b64encode(salt).decode(), base64.b64encode(key).decode()))
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether `password` matches `stored` (hash_password's text); constant-time compare."""
+    try:
+        scheme, n, r, p, salt, key = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(key)
+        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
+                                r=int(r), p=int(p), maxmem=_SCRYPT_MAXMEM, dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+class Store:
+    """The portal's database. `Store.open(path)` creates it (0600, WAL) if needed."""
+
+    def __init__(self, connection: sqlite3.Connection, path: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._db, self.path, self.clock = connection, path, clock
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: str, clock: Callable[[], float] = time.time) -> "Store":
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            # Created 0600 before SQLite opens it; its -wal and -shm files take that mode.
+            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                         isolation_level=None, check_same_thread=False)
+            connection.row_factory = sqlite3.Row
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.executescript(_SCHEMA)
+            connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
+                               (str(SCHEMA_VERSION),))
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open the portal database {path}: {e}",
+                             "check the data directory exists, is writable by root and "
+                             "not full") from e
+        if mode.lower() != "wal":
+            raise StoreError(f"{path} cannot use SQLite's WAL mode (it is {mode})",
+                             "keep the data directory on a local file system")
+        return cls(connection, path, clock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE): no lost updates."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise StoreError(f"the portal database {self.path} is busy: {e}",
+                                 "try again in a moment") from e
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # --- the admin account -----------------------------------------------------------
+
+    def set_admin_password(self, password: str, username: str = ADMIN,
+                           actor: str = "installer") -> None:
+        hashed = hash_password(password)
+        with self._write() as db:
+            db.execute("INSERT INTO admins VALUES (?, ?, ?) ON CONFLICT(username) DO UPDATE "
+                       "SET password_hash = excluded.password_hash, updated = excluded.updated",
+                       (username, hashed, self.clock()))
+            self._event(db, "admin.password_set", actor, None, {"username": username})
+
+    def has_admin(self, username: str = ADMIN) -> bool:
+        return bool(self._read("SELECT 1 FROM admins WHERE username = ?", (username,)))
+
+    def check_admin(self, username: str, password: str) -> bool:
+        """Whether the pair is right; an unknown user costs the same scrypt as a known one."""
+        rows = self._read("SELECT password_hash FROM admins WHERE username = ?", (username,))
+        stored = rows[0]["password_hash"] if rows else _dummy_hash()
+        return verify_password(password, stored) and bool(rows)
+
+    # --- enrollment codes ------------------------------------------------------------
+
+    def create_code(self, ttl_s: float = DEFAULT_CODE_TTL_S, actor: str = "admin",
+                    client: str | None = None) -> tuple[str, Code]:
+        """A new one-time code: (the code, to show once; its stored row)."""
+        if ttl_s <= 0:
+            raise StoreError("an enrollment code needs a lifetime above zero",
+                             "give --ttl like 30m, 24h or 7d")
+        now = self.clock()
+        with self._write() as db:
+            while True:  # a collision of 74-bit codes is not expected; retried all the same
+                code = enrollment.new_code()
+                try:
+                    cursor = db.execute(
+                        "INSERT INTO codes (code_hash, created, expires, created_by) "
+                        "VALUES (?, ?, ?, ?)", (code_hash(code), now, now + ttl_s, actor))
+                    break
+                except sqlite3.IntegrityError:
+                    continue
+            self._event(db, "code.created", actor, client,
+                        {"code_id": cursor.lastrowid, "expires": now + ttl_s})
+        return code, Code(cursor.lastrowid, now, now + ttl_s, None)
+
+    def codes(self) -> list[Code]:
+        return [Code(r["id"], r["created"], r["expires"], r["used"])
+                for r in self._read("SELECT * FROM codes ORDER BY id")]
+
+    def _usable_code(self, db: sqlite3.Connection, code: str) -> sqlite3.Row:
+        """The code's row if it can enroll a device now; CodeRefused otherwise."""
+        if enrollment.problem(code):
+            raise CodeRefused("this is not an enrollment code")
+        row = db.execute("SELECT * FROM codes WHERE code_hash = ?", (code_hash(code),)).fetchone()
+        if row is None:
+            raise CodeRefused("unknown enrollment code")
+        if row["used"] is not None:
+            raise CodeRefused("this enrollment code was used already")
+        if row["expires"] <= self.clock():
+            raise CodeRefused("this enrollment code has expired")
+        return row
+
+    # --- devices -------------------------------------------------------------------------
+
+    def enroll(self, code: str, hostname: str, address: str,
+               client: str | None = None) -> tuple[Device, str]:
+        """Bind a device to a valid code: (the device, a new device token to return once).
+
+        The code stays usable by the same hostname until the device reports it joined
+        (or the code expires), so a server that died between enroll and join can enroll
+        again; its earlier token is replaced. Another hostname with the same code is
+        refused (one code, one device).
+        """
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self._write() as db:
+            row = self._usable_code(db, code)
+            bound = db.execute("SELECT * FROM devices WHERE code_id = ?", (row["id"],)).fetchone()
+            if bound is not None and bound["hostname"].lower() != hostname.lower():
+                raise CodeRefused("this enrollment code is being used by another server")
+            same_name = db.execute("SELECT d.*, c.expires AS code_expires, c.used AS code_used "
+                                   "FROM devices d LEFT JOIN codes c ON c.id = d.code_id "
+                                   "WHERE d.hostname = ?", (hostname,)).fetchone()
+            if same_name is not None and same_name["code_id"] != row["id"]:
+                stale = (same_name["state"] == "enrolled" and same_name["code_used"] is None
+                         and (same_name["code_expires"] or 0) <= now)
+                if not stale:
+                    raise HostnameTaken(f"the cluster has a server named {hostname!r} already")
+                # Enrolled with a code that expired before it joined: that server never
+                # came; its name is free again.
+                db.execute("DELETE FROM devices WHERE id = ?", (same_name["id"],))
+            if bound is None:
+                cursor = db.execute(
+                    "INSERT INTO devices (hostname, address, role, state, code_id, token_hash, "
+                    "created) VALUES (?, ?, 'device', 'enrolled', ?, ?, ?)",
+                    (hostname, address, row["id"], token_hash(token), now))
+                device_id = cursor.lastrowid
+            else:
+                device_id = bound["id"]
+                db.execute("UPDATE devices SET address = ?, token_hash = ? WHERE id = ?",
+                           (address, token_hash(token), device_id))
+            labels = {"io.dragonball.device-id": str(device_id), "io.dragonball.role": "device"}
+            db.execute("UPDATE devices SET labels = ? WHERE id = ?",
+                       (json.dumps(labels), device_id))
+            self._event(db, "device.enrolled", "device", client,
+                        {"device_id": device_id, "hostname": hostname, "address": address,
+                         "code_id": row["id"], "again": bound is not None})
+        return self.device(device_id), token
+
+    def device_by_token(self, token: str) -> Device | None:
+        rows = self._read("SELECT * FROM devices WHERE token_hash = ?", (token_hash(token),))
+        return _device(rows[0]) if rows else None
+
+    def device(self, device_id: int) -> Device | None:
+        rows = self._read("SELECT * FROM devices WHERE id = ?", (device_id,))
+        return _device(rows[0]) if rows else None
+
+    def devices(self) -> list[Device]:
+        return [_device(r) for r in self._read("SELECT * FROM devices ORDER BY id")]
+
+    def mark_joined(self, device_id: int, node_id: str, client: str | None = None) -> Device:
+        """The device is in the Swarm as `node_id`: its code is used up from now on."""
+        now = self.clock()
+        with self._write() as db:
+            row = db.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"no device {device_id}")
+            if row["state"] != "joined" or row["node_id"] != node_id:
+                db.execute("UPDATE devices SET state = 'joined', node_id = ?, joined = ? "
+                           "WHERE id = ?", (node_id, now, device_id))
+                self._event(db, "device.joined", "device", client,
+                            {"device_id": device_id, "hostname": row["hostname"],
+                             "node_id": node_id})
+            if row["code_id"] is not None:
+                db.execute("UPDATE codes SET used = ? WHERE id = ? AND used IS NULL",
+                           (now, row["code_id"]))
+        return self.device(device_id)
+
+    def add_portal(self, hostname: str, address: str, node_id: str | None,
+                   labels: dict | None = None) -> Device:
+        """Record the portal server itself (joined from the start); idempotent."""
+        now = self.clock()
+        with self._write() as db:
+            row = db.execute("SELECT id FROM devices WHERE role = 'portal'").fetchone()
+            values = (hostname, address, node_id, json.dumps(labels or {}))
+            if row is None:
+                cursor = db.execute(
+                    "INSERT INTO devices (hostname, address, node_id, labels, role, state, "
+                    "created, joined) VALUES (?, ?, ?, ?, 'portal', 'joined', ?, ?)",
+                    (*values, now, now))
+                device_id = cursor.lastrowid
+                self._event(db, "device.joined", "installer", None,
+                            {"device_id": device_id, "hostname": hostname, "role": "portal"})
+            else:
+                device_id = row["id"]
+                db.execute("UPDATE devices SET hostname = ?, address = ?, node_id = ?, "
+                           "labels = ? WHERE id = ?", (*values, device_id))
+        return self.device(device_id)
+
+    # --- events and the rate limit ---------------------------------------------------
+
+    def record(self, kind: str, actor: str, client: str | None = None,
+               detail: dict | None = None) -> None:
+        with self._write() as db:
+            self._event(db, kind, actor, client, detail or {})
+
+    def _event(self, db: sqlite3.Connection, kind: str, actor: str, client: str | None,
+               detail: dict) -> None:
+        db.execute("INSERT INTO events (at, kind, actor, client, detail) VALUES (?, ?, ?, ?, ?)",
+                   (self.clock(), kind, actor, client, json.dumps(detail, sort_keys=True)))
+
+    def count_events(self, kind: str, client: str, since: float) -> int:
+        rows = self._read("SELECT COUNT(*) AS n FROM events WHERE kind = ? AND client = ? "
+                          "AND at > ?", (kind, client, since))
+        return rows[0]["n"]
+
+    def oldest_event(self, kind: str, client: str, since: float) -> float | None:
+        rows = self._read("SELECT MIN(at) AS at FROM events WHERE kind = ? AND client = ? "
+                          "AND at > ?", (kind, client, since))
+        return rows[0]["at"]
+
+    def events(self, limit: int = 100) -> list[dict]:
+        rows = self._read("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+
+def _device(row: sqlite3.Row) -> Device:
+    return Device(id=row["id"], hostname=row["hostname"], address=row["address"],
+                  role=row["role"], state=row["state"], code_id=row["code_id"],
+                  node_id=row["node_id"], labels=json.loads(row["labels"]),
+                  created=row["created"], joined=row["joined"])
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Checked against when the user is unknown, so that case costs the same time."""
+    return hash_password(secrets.token_urlsafe(16))
