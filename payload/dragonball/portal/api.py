@@ -1,0 +1,250 @@
+"""The portal's HTTP API (docs/enrollment.md is the contract; docs/portal.md the rest).
+
+    GET  /healthz                          200 {"status": "ok"}
+    GET  /api/v1/ca                        the cluster CA (PEM), no auth: pinned by fingerprint
+    POST /api/v1/enroll                    {code, hostname, address} -> what a device needs
+    POST /api/v1/devices/{id}/joined       {node_id}, Authorization: Bearer <device token>
+    GET  /api/v1/devices                   HTTP basic auth with the admin password
+
+Every error is JSON ``{"error": "..."}``. Failed enrollment codes and failed admin logins
+are counted per client address in the store's events: 10 in 10 minutes and that address
+gets 429 (with Retry-After) until the oldest of them is 10 minutes old. No secret (code,
+token, password, join token) is ever logged or put in an event.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import threading
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, field_validator
+
+from dragonball import __version__
+from dragonball.portal import settings as settings_mod
+from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
+from dragonball.portal.swarm import Cluster, DockerSwarm, SwarmError, settle_managers
+from dragonball.wizard import validators
+
+log = logging.getLogger("dragonball.portal")
+
+FAILURE_LIMIT = 10
+FAILURE_WINDOW_S = 600
+ENROLL_REFUSED = "enroll.refused"
+LOGIN_REFUSED = "login.refused"
+REALM = "DragonBall portal"
+
+
+class EnrollRequest(BaseModel):
+    code: str = Field(min_length=1, max_length=64)
+    hostname: str = Field(min_length=1, max_length=253)
+    address: str = Field(min_length=1, max_length=64)
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        verdict = validators.hostname(value)
+        if verdict is not True:
+            raise ValueError(verdict)
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+
+
+class JoinedRequest(BaseModel):
+    node_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
+
+
+class Limiter:
+    """Failures per client address in a sliding window, counted in the store's events."""
+
+    def __init__(self, store: Store, kind: str, limit: int = FAILURE_LIMIT,
+                 window_s: float = FAILURE_WINDOW_S) -> None:
+        self.store, self.kind, self.limit, self.window_s = store, kind, limit, window_s
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until `client` may try again, None when it may now."""
+        since = self.store.clock() - self.window_s
+        if self.store.count_events(self.kind, client, since) < self.limit:
+            return None
+        oldest = self.store.oldest_event(self.kind, client, since) or self.store.clock()
+        return max(1, int(oldest + self.window_s - self.store.clock()) + 1)
+
+    def failed(self, client: str, reason: str) -> None:
+        self.store.record(self.kind, "anonymous", client, {"reason": reason})
+
+
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster | None = None
+               ) -> FastAPI:
+    """The portal's ASGI app over `store`; `cluster` defaults to the local engine's Swarm."""
+    cluster = cluster or DockerSwarm(settings.docker_socket)
+    with open(settings.ca_cert, "rb") as f:
+        ca_pem = f.read().decode()
+    registry_user, registry_password = settings_mod.read_registry_credentials(
+        settings.registry_credentials)
+    ssh_pubkey = _read_optional(settings.ssh_pubkey)
+    enroll_limit = Limiter(store, ENROLL_REFUSED)
+    login_limit = Limiter(store, LOGIN_REFUSED)
+    managers_lock = threading.Lock()  # two joins at once must not both promote
+
+    app = FastAPI(title="DragonBall portal", version=__version__, docs_url=None,
+                  redoc_url=None, openapi_url="/api/v1/openapi.json")
+    # Offline site: no Swagger UI (it loads its assets from a CDN); the document is served.
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The offending input is left out: an enroll body holds the code.
+        problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg")}
+                    for e in exc.errors()]
+        text = "; ".join(f"{p['where']}: {p['problem']}" for p in problems)
+        return JSONResponse({"error": f"invalid request: {text}", "problems": problems},
+                            status_code=422)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        try:
+            store.count_events("health", "-", 0)
+        except StoreError as e:
+            return error(503, f"the store does not answer: {e.message}")
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/api/v1/ca")
+    def ca() -> Response:
+        return Response(ca_pem, media_type="application/x-pem-file")
+
+    @app.post("/api/v1/enroll")
+    def enroll(body: EnrollRequest, request: Request) -> Response:
+        client = _client(request)
+        wait = enroll_limit.retry_after(client)
+        if wait is not None:
+            log.warning("enroll from %s refused: too many failed codes", client)
+            return error(429, f"too many failed enrollment codes from {client}: try again "
+                         f"in {wait} s", {"Retry-After": str(wait)})
+        try:
+            device, token = store.enroll(body.code, body.hostname, body.address, client)
+        except CodeRefused as e:
+            enroll_limit.failed(client, e.message)
+            log.warning("enroll from %s (%s) refused: %s", client, body.hostname, e.message)
+            return error(401, f"{e.message}: ask the portal for a new one "
+                         "('dragonball enroll' on the portal)")
+        except HostnameTaken as e:
+            store.record("enroll.conflict", "anonymous", client, {"hostname": body.hostname})
+            log.warning("enroll from %s refused: %s", client, e.message)
+            return error(409, f"{e.message}: give this server another hostname, or remove "
+                         "the other device on the portal first")
+        try:
+            join_token = cluster.join_token()
+        except SwarmError as e:
+            log.error("enroll of %s: %s", body.hostname, e.message)
+            return error(503, f"the portal cannot reach its Swarm now ({e.message}): try "
+                         "again in a minute")
+        log.info("device %d (%s, %s) enrolled from %s", device.id, device.hostname,
+                 device.address, client)
+        return JSONResponse({
+            "device_id": device.id,
+            "device_token": token,
+            "ca_pem": ca_pem,
+            "swarm": {"join_token": join_token, "manager_address": settings.manager_address,
+                      "role": "worker"},
+            "registry": {"address": settings.registry, "username": registry_user,
+                         "password": registry_password},
+            "portal_ssh_pubkey": ssh_pubkey,
+            "labels": device.labels,
+            "cluster_name": settings.cluster_name,
+        })
+
+    @app.post("/api/v1/devices/{device_id}/joined")
+    def joined(device_id: int, body: JoinedRequest, request: Request,
+               authorization: str | None = Header(default=None)) -> Response:
+        client = _client(request)
+        scheme, _, token = (authorization or "").partition(" ")
+        device = store.device_by_token(token.strip()) if scheme.lower() == "bearer" else None
+        if device is None:
+            return error(401, "a device token is needed: 'Authorization: Bearer <the "
+                         "device_token enroll returned>'", {"WWW-Authenticate": "Bearer"})
+        if device.id != device_id:
+            return error(403, f"this token is device {device.id}'s, not device {device_id}'s")
+        try:
+            node = cluster.node(body.node_id)
+            if node is None:
+                return error(409, f"node {body.node_id} is not in this Swarm: join it first "
+                             "('docker swarm join'), then report the node ID "
+                             "'docker info -f {{.Swarm.NodeID}}' gives")
+            cluster.update_node(body.node_id, labels=device.labels)
+        except SwarmError as e:
+            log.error("device %d joined: %s", device.id, e.message)
+            return error(503, f"the portal cannot reach its Swarm now ({e.message}): "
+                         "try again in a minute")
+        device = store.mark_joined(device.id, body.node_id, client)
+        log.info("device %d (%s) joined as node %s", device.id, device.hostname, body.node_id)
+        promoted: list[str] = []
+        with managers_lock:
+            try:
+                promoted = settle_managers(cluster)
+            except SwarmError as e:  # the device is in; the next join tries again
+                log.error("promoting managers failed: %s", e.message)
+                store.record("node.promote_failed", "portal", None, {"error": e.message})
+        for node_id in promoted:
+            log.info("node %s promoted to manager", node_id)
+            store.record("node.promoted", "portal", None, {"node_id": node_id})
+        return JSONResponse({"device_id": device.id, "state": device.state,
+                             "node_id": device.node_id, "promoted": promoted})
+
+    @app.get("/api/v1/devices")
+    def devices(request: Request) -> Response:
+        client = _client(request)
+        wait = login_limit.retry_after(client)
+        if wait is not None:
+            return error(429, f"too many failed logins from {client}: try again in {wait} s",
+                         {"Retry-After": str(wait)})
+        credentials = _basic(request)
+        if credentials is None or not store.check_admin(*credentials):
+            if credentials is not None:
+                login_limit.failed(client, "wrong user name or password")
+                log.warning("admin login from %s refused", client)
+            return error(401, "log in as the admin (HTTP basic auth)",
+                         {"WWW-Authenticate": f'Basic realm="{REALM}"'})
+        return JSONResponse({"devices": [d.public() for d in store.devices()]})
+
+    return app
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
+    """(user, password) of an Authorization: Basic header, None without a valid one."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def _read_optional(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        log.warning("no ssh public key at %s: devices get none", path)
+        return None

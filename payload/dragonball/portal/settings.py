@@ -1,0 +1,135 @@
+"""The portal's settings: one YAML file, ``/etc/dragonball/portal/portal.yaml``, written by
+the installer (dragonball.installer.portal) and read by `dragonball portal serve` and
+`dragonball enroll`. Secrets are never in it: it names the files that hold them.
+
+    address: 10.0.0.5            # the portal's address: bound, and handed to devices
+    port: 8443
+    hostname: s1
+    cluster_name: plant-a
+    data_dir: /var/lib/dragonball   # the store is <data_dir>/portal/portal.db
+    tls_cert: /etc/dragonball/portal/server.crt
+    tls_key: /etc/dragonball/portal/server.key
+    ca_cert: /etc/dragonball/ca/ca.crt
+    registry: 10.0.0.5:5000
+    registry_credentials: /etc/dragonball/portal/registry.json   # {"username", "password"}
+    ssh_pubkey: /etc/dragonball/portal/ssh/id_ed25519.pub      # optional
+    docker_socket: /var/run/docker.sock
+    bin_name: DragonBall-0.1.0.bin  # what the join command tells people to run
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+
+import yaml
+
+from dragonball.errors import DragonBallError
+from dragonball.installer import ports
+from dragonball.portal.store import DB_NAME
+
+CONFIG_DIR = "/etc/dragonball/portal"
+CONFIG_FILE = f"{CONFIG_DIR}/portal.yaml"
+CA_DIR = "/etc/dragonball/ca"
+
+
+class SettingsError(DragonBallError):
+    """The portal's settings file is missing or wrong."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    address: str
+    tls_cert: str
+    tls_key: str
+    ca_cert: str
+    registry: str
+    registry_credentials: str
+    port: int = ports.PORTAL
+    hostname: str = ""
+    cluster_name: str = ""
+    data_dir: str = "/var/lib/dragonball"
+    ssh_pubkey: str | None = None
+    docker_socket: str = "/var/run/docker.sock"
+    bin_name: str = "DragonBall.bin"
+
+    @property
+    def db_path(self) -> str:
+        return os.path.join(self.data_dir, "portal", DB_NAME)
+
+    @property
+    def url(self) -> str:
+        return f"https://{host_port(self.address, self.port)}"
+
+    @property
+    def portal_argument(self) -> str:
+        """What `--portal` a joining server gets: the address, with the port if not 8443."""
+        return self.address if self.port == ports.PORTAL else host_port(self.address, self.port)
+
+    @property
+    def manager_address(self) -> str:
+        return host_port(self.address, ports.SWARM_MANAGEMENT)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets."""
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass
+    return f"{host}:{port}"
+
+
+_REQUIRED = ("address", "tls_cert", "tls_key", "ca_cert", "registry", "registry_credentials")
+
+
+def parse(text: str, where: str = "the settings") -> Settings:
+    """Settings from YAML text; every problem listed at once."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SettingsError(f"{where} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise SettingsError(f"{where} must be a mapping of settings")
+    known = {f.name for f in dataclasses.fields(Settings)}
+    problems = [f"unknown setting {k!r}" for k in data if k not in known]
+    problems += [f"{k} is missing" for k in _REQUIRED if not data.get(k)]
+    if "port" in data and (not isinstance(data["port"], int) or not 0 < data["port"] < 65536):
+        problems.append(f"port {data['port']!r} is not a TCP port")
+    if data.get("address"):
+        try:
+            ipaddress.ip_address(str(data["address"]))
+        except ValueError:
+            problems.append(f"address {data['address']!r} is not an IP address")
+    if problems:
+        raise SettingsError(f"{where}: " + "; ".join(problems),
+                            "the installer writes this file: run the install again, or fix it")
+    return Settings(**{k: v for k, v in data.items() if v is not None})
+
+
+def load(path: str = CONFIG_FILE) -> Settings:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise SettingsError(f"cannot read the portal settings {path}: {e.strerror}",
+                            "run this on the portal server, as root (the installer wrote "
+                            f"{CONFIG_FILE}), or give --config FILE") from e
+    return parse(text, path)
+
+
+def read_registry_credentials(path: str) -> tuple[str, str]:
+    """(username, password) from the 0600 JSON file the installer wrote."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        return str(data["username"]), str(data["password"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SettingsError(f"cannot read the registry credentials {path}",
+                            "run the install again on the portal: it writes them") from e
