@@ -62,3 +62,15 @@ def test_json(answers):
     path = answers("role: portal\nadmin_password: 'Correct horse battery'\n")
     status, printed = check(path, "--json")
     assert status == 0 and json.loads(printed)["answers"]["admin_password"] == "********"
+
+
+def test_answer_options_carry_what_collect_reads():
+    from dragonball.wizard.collect import command_line_answers
+    parser = argparse.ArgumentParser()
+    wizard_cli.add_answer_options(parser)
+    args = parser.parse_args(["--role", "device", "--portal", "p", "--code", "C",
+                              "--ca-fingerprint", "F", "--address", "A", "--data-dir", "/d"])
+    assert command_line_answers(args) == {
+        "role": "device", "portal": "p", "enrollment_code": "C", "ca_fingerprint": "F",
+        "address": "A", "data_dir": "/d"}
+    assert command_line_answers(parser.parse_args([])) == {}

@@ -158,3 +158,64 @@ def test_unattended_process_prints_masked_yaml(tmp_path):
     assert "Correct horse" not in done.stdout + done.stderr
     assert f"address: {interfaces[0].address}\n" in done.stdout
     assert "admin_password: '********'\n" in done.stdout
+
+
+# -- answers on the command line (what 'dragonball enroll' prints) --------------------------
+
+FINGERPRINT = "SHA256:" + "ab" * 32
+
+
+def device_options(**changes):
+    from dragonball.wizard import enrollment
+    values = dict(role="device", portal="10.0.0.10", code=enrollment.EXAMPLE.lower(),
+                  ca_fingerprint=FINGERPRINT)
+    return Options(**{**values, **changes})
+
+
+def test_unattended_from_the_command_line():
+    answers = collect_answers(device_options(yes=True), FACTS, no_terminal()[0])
+    assert (answers.role, answers.address, answers.portal, answers.ca_fingerprint) == (
+        "device", "10.0.0.5", "10.0.0.10:8443", FINGERPRINT)
+
+
+def test_the_command_line_alone_must_be_complete_with_yes():
+    with pytest.raises(AnswersInvalid) as e:
+        collect_answers(Options(role="device", portal="10.0.0.10", yes=True), FACTS,
+                        no_terminal()[0])
+    assert e.value.source == "the command line"
+    assert {p.field for p in e.value.problems} == {"ca_fingerprint", "enrollment_code"}
+    assert "on the command line" in e.value.hint
+
+
+def test_the_command_line_completes_a_file(tmp_path):
+    path = tmp_path / "devices.yaml"
+    path.write_text("role: device\nportal: 10.0.0.10\ndata_dir: /data/db\n")
+    options = device_options(role=None, portal=None, answers=str(path), yes=True)
+    answers = collect_answers(options, FACTS, no_terminal()[0])
+    assert answers.data_dir == "/data/db" and answers.ca_fingerprint == FINGERPRINT
+
+
+def test_an_answer_in_the_file_and_on_the_command_line_is_a_problem(tmp_path):
+    path = tmp_path / "devices.yaml"
+    path.write_text("role: device\nportal: 10.0.0.10\n")
+    options = device_options(role=None, portal="10.0.0.11", answers=str(path), yes=True)
+    with pytest.raises(AnswersInvalid) as e:
+        collect_answers(options, FACTS, no_terminal()[0])
+    [problem] = e.value.problems
+    assert (problem.field, problem.line) == ("portal", 2)
+    assert "given on the command line too (10.0.0.11): keep one" in problem.message
+
+
+def test_command_line_answers_without_yes_and_no_terminal():
+    with pytest.raises(NoTerminal) as e:
+        collect_answers(device_options(), FACTS, no_terminal()[0])
+    assert "cannot ask the remaining questions" in e.value.message
+    assert "add --yes" in e.value.hint
+
+
+def test_a_file_and_the_command_line_without_yes_and_no_terminal(tmp_path):
+    path = tmp_path / "devices.yaml"
+    path.write_text("role: device\n")
+    with pytest.raises(NoTerminal) as e:
+        collect_answers(device_options(role=None, answers=str(path)), FACTS, no_terminal()[0])
+    assert e.value.hint.endswith("run the same command with --yes added")

@@ -145,3 +145,32 @@ def test_one_interface_is_still_chosen_on_screen(facts):
     answers, _ = run(ENTER + ENTER + typed(PASSWORD) + typed(PASSWORD) + ENTER + "y",
                      facts=facts)
     assert answers.address == "10.0.0.5"
+
+
+# -- answers from the command line ------------------------------------------------------------
+
+def test_answers_from_the_command_line_are_checked_and_not_asked():
+    calls = []
+    checks = Checks(check_portal=lambda p: calls.append("portal") or True,
+                    check_fingerprint=lambda p, f: calls.append("ca") or True,
+                    check_code=lambda p, c: calls.append("code") or True)
+    options = Options(role="device", portal="10.0.0.10", ca_fingerprint=FINGERPRINT,
+                      code=CODE.lower())
+    answers, printed = run(ENTER + ENTER + "y", options, checks=checks)  # address, data dir
+    assert answers == Answers(role="device", address="10.0.0.5",
+                              portal=f"10.0.0.10:{ports.PORTAL}", ca_fingerprint=FINGERPRINT,
+                              enrollment_code=CODE)
+    assert calls == ["portal", "ca", "code"]
+    assert printed.count("✓") == 4 and "(from the command line)" in printed
+
+
+def test_a_bad_answer_from_the_command_line_is_said_and_asked_again():
+    refused = {CODE}
+    checks = Checks(check_code=lambda p, c: "this code was used already: ask the portal for "
+                                            "a new one" if c in refused else True)
+    other = enrollment.new_code()
+    options = Options(role="device", portal="10.0.0.10", ca_fingerprint=FINGERPRINT, code=CODE)
+    keys = ENTER + CLEAR_LINE + typed(other) + ENTER + "y"
+    answers, printed = run(keys, options, checks=checks)
+    assert answers.enrollment_code == other
+    assert "✗ The enrollment code" in printed and "used already" in printed

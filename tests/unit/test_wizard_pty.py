@@ -66,3 +66,28 @@ def test_ctrl_c_on_a_terminal_exits_130(terminal):
     terminal.expect(pexpect.EOF)
     terminal.close()
     assert terminal.exitstatus == 130
+
+
+def test_the_command_dragonball_enroll_prints_on_a_terminal(address):
+    """A device's answers on the command line: only the address, the data directory and
+    the confirmation are left to answer."""
+    fingerprint = "SHA256:" + "ab" * 32
+    env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+    child = pexpect.spawn(sys.executable, [
+        "-m", "dragonball.wizard", "--role", "device", "--portal", "192.0.2.250",
+        "--ca-fingerprint", fingerprint, "--code", "7k3m q9xd 2hbw p4t3"],
+        env=env, encoding="utf-8", timeout=20, dimensions=(24, 100))
+    try:
+        child.expect_exact("(from the command line)")
+        child.expect_exact("This server's address")
+        child.send("\r")
+        child.expect_exact("Where should DragonBall keep its data?")
+        child.send("\r")
+        child.expect_exact("Install DragonBall with these answers?")
+        child.send("y")
+        child.expect_exact("portal: 192.0.2.250:8443")
+        child.expect_exact("enrollment_code: '********'")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

@@ -162,10 +162,9 @@ def test_ca_fingerprint_refused(value):
 
 
 def test_ca_fingerprint_is_the_join_codes_rule():
-    """installer.join pins the CA with its own normalizer: both read the same text alike."""
-    join = pytest.importorskip("dragonball.installer.join")
-    for value in ("sha256:" + "AB" * 32, ":".join(["ab"] * 32), "SHA256:" + "ab" * 31, "x"):
-        assert join.normalize_fingerprint(value) == validators.normalize_ca_fingerprint(value)
+    """installer.join pins the CA with this very normalizer: both read the same text alike."""
+    from dragonball.installer import join
+    assert join.normalize_ca_fingerprint is validators.normalize_ca_fingerprint
 
 
 # -- enrollment codes --------------------------------------------------------------------

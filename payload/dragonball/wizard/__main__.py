@@ -11,14 +11,17 @@ import sys
 from dragonball.console import console, err_console
 from dragonball.wizard import collect_answers, host, summary
 from dragonball.wizard.errors import AnswersInvalid, WizardError
-from dragonball.wizard.cli import problem_table
+from dragonball.wizard.cli import add_answer_options, problem_table
 
 
 def main(argv: list | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dragonball.wizard",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m dragonball.wizard",
+        description="Ask (or read) the install answers on this server, confirm them, and "
+                    "print them as YAML, the password masked. Changes nothing.")
     parser.add_argument("--answers", metavar="FILE", help="read the answers from FILE")
     parser.add_argument("--yes", action="store_true", help="accept them without confirming")
+    add_answer_options(parser)
     options = parser.parse_args(argv)
     # prompt_toolkit asks the terminal where its cursor is and warns when no answer comes
     # (some serial consoles, a pty in tests); these prompts do not need to know.

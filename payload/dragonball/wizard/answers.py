@@ -109,7 +109,7 @@ def _role_rules(role: str, given: dict):
                           f"line, or set role: {owner}")
     for field in REQUIRED[role]:
         if field not in given:
-            yield field, (f"missing: a {role} needs it; add a line "
+            yield field, (f"missing: a {role} needs it, like "
                           f"'{field}: {_EXAMPLE.get(field, '...')}'")
 
 

@@ -46,22 +46,28 @@ class _Read:
             self.unreadable.add(field)
 
 
-def load(path: str, facts: Facts, checks: Checks = Checks()) -> Answers:
+def load(path: str, facts: Facts, checks: Checks = Checks(), given: dict | None = None) -> Answers:
     """The answers in `path`, or AnswersInvalid listing every problem."""
-    answers, problems = check(path, facts, checks)
+    answers, problems = check(path, facts, checks, given)
     if problems:
         raise AnswersInvalid(path, problems)
     return answers
 
 
-def check(path: str, facts: Facts, checks: Checks = Checks()) -> tuple[Answers | None, list]:
-    """(Answers, []) or (None, every problem of the file at `path`)."""
+def check(path: str, facts: Facts, checks: Checks = Checks(),
+          given: dict | None = None) -> tuple[Answers | None, list]:
+    """(Answers, []) or (None, every problem of the file at `path`).
+
+    `given`: answers from the command line, which complete the file's (an answer in
+    both is a problem: which one was meant cannot be guessed).
+    """
     read = _Read()
     text, mode = _read_text(path, read)
     if text is not None:
         _parse(text, read)
     if not read.whole:
         return None, read.problems  # the answers' own rules would only add noise
+    _add_command_line(given or {}, read)
     if read.raw.get("admin_password") is not None:
         _check_private(path, mode, "admin_password", read)
     if PASSWORD_FILE in read.raw:
@@ -128,6 +134,17 @@ def _entry(key: yaml.Node, value: yaml.Node, read: _Read) -> None:
     else:
         read.lines[name] = line
         read.raw[name] = None if value.tag == _NULL else value.value
+
+
+def _add_command_line(given: dict, read: _Read) -> None:
+    for field, value in given.items():
+        if value is None:
+            continue
+        if field in read.lines:
+            read.problem(field, f"given on the command line too ({value}): keep one of the two",
+                         read.lines[field], unreadable=False)
+        else:
+            read.raw[field] = value
 
 
 def _check_private(path: str, mode: int, field: str, read: _Read) -> None:

@@ -1,11 +1,13 @@
 """`collect_answers`: the installer's one call to get valid, confirmed answers.
 
     from an answers file, unattended   --answers FILE --yes
-    from an answers file, confirmed    --answers FILE          (needs a terminal)
-    asked, then confirmed              (nothing)               (needs a terminal)
+    from the command line, unattended  --role device --portal P --code C --ca-fingerprint F --yes
+    from either, confirmed             (without --yes; needs a terminal)
+    asked, then confirmed              (nothing)
 
-Without a terminal the wizard never reads stdin (a pipe would be taken as keystrokes,
-/dev/null ends in EOFError): it refuses with the exact command to run instead.
+Answers on the command line (what `dragonball enroll` prints) complete a file's, or
+spare their questions. Without a terminal the wizard never reads stdin (a pipe would
+be taken as keystrokes, /dev/null ends in EOFError): it refuses with what to run.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ import logging
 import os
 
 from dragonball.wizard import answers_file, summary
-from dragonball.wizard.errors import Declined, NoTerminal, UsageError
+from dragonball.wizard.answers import build_answers
+from dragonball.wizard.errors import AnswersInvalid, Declined, NoTerminal, UsageError
 from dragonball.wizard.model import Answers, Checks, Facts
 from dragonball.wizard.prompts import Prompter, ask_answers
 from dragonball.wizard.terminal import Io
 
 log = logging.getLogger(__name__)
+
+#: The installer's options that carry answers (option attribute -> answer). Never the
+#: password: a command line is visible to every user of the server (ps).
+COMMAND_LINE = {"role": "role", "address": "address", "portal": "portal",
+                "ca_fingerprint": "ca_fingerprint", "code": "enrollment_code",
+                "data_dir": "data_dir"}
+COMMAND_LINE_SOURCE = "the command line"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,39 +39,75 @@ class Options:
 
     answers: str | None = None
     yes: bool = False
+    role: str | None = None
+    address: str | None = None
+    portal: str | None = None
+    ca_fingerprint: str | None = None
+    code: str | None = None
+    data_dir: str | None = None
+
+
+def command_line_answers(options) -> dict:
+    """{answer: text} of the answers given as options (absent ones left out)."""
+    found = {field: getattr(options, option, None) for option, field in COMMAND_LINE.items()}
+    return {field: str(value) for field, value in found.items() if value is not None}
 
 
 def collect_answers(options, facts: Facts, io: Io | None = None,
                     checks: Checks = Checks()) -> Answers:
     """Valid answers the person confirmed (or --yes did), or a WizardError.
 
-    Raises AnswersInvalid (every problem of the file), NoTerminal, UsageError, Declined
-    or Cancelled; each has an `exit_status`. Nothing is changed on this server.
+    Raises AnswersInvalid (every problem), NoTerminal, UsageError, Declined or
+    Cancelled; each has an `exit_status`. Nothing is changed on this server.
     """
     io = io or Io()
     path, yes = getattr(options, "answers", None), bool(getattr(options, "yes", False))
-    if yes and not path:
+    given = command_line_answers(options)
+    if yes and not path and not given:
         raise UsageError("--yes answers the confirmation only: the questions need "
                          "--answers FILE", f"run: {io.install_command()} --answers FILE --yes "
                          "(docs/answers.md; examples in wizard/)")
-    if path:
-        answers = answers_file.load(path, facts, checks)
-        if not yes and not io.is_terminal():
-            raise NoTerminal(f"the answers in {path} are valid, but {io.not_terminal_reason()}"
-                             " to confirm them on", "to install without confirmation, run: "
-                             f"{io.install_command()} --answers {os.path.abspath(path)} --yes")
-    elif not io.is_terminal():
-        raise NoTerminal(f"cannot ask the install questions: {io.not_terminal_reason()}",
-                         "write an answers file (docs/answers.md; examples in wizard/) and "
-                         f"run: {io.install_command()} --answers FILE --yes")
-    prompter = Prompter(io, facts, checks)
-    if not path:
+    answers = None
+    if path or yes:
+        answers = _unattended(path, given, facts, checks)
+    if not yes and not io.is_terminal():
+        raise NoTerminal(*_no_terminal(io, path, given, answers))
+    prompter = Prompter(io, facts, checks, given)
+    if answers is None:
         answers = ask_answers(prompter)
     io.console().print(summary.table(answers, facts))
     if yes:
-        log.info("answers from %s accepted by --yes", path)
+        log.info("answers from %s accepted by --yes", path or COMMAND_LINE_SOURCE)
         return answers
     if not prompter.confirm("Install DragonBall with these answers?"):
         raise Declined("not confirmed: nothing was changed",
                        "run the installer again to give other answers")
     return answers
+
+
+def _unattended(path, given: dict, facts: Facts, checks: Checks) -> Answers:
+    """Every answer from the file and/or the command line: nothing asked."""
+    if path:
+        return answers_file.load(path, facts, checks, given)
+    answers, problems = build_answers(given, facts, checks)
+    if problems:
+        raise AnswersInvalid(COMMAND_LINE_SOURCE, problems,
+                             "fix each one on the command line (docs/answers.md)")
+    return answers
+
+
+def _no_terminal(io: Io, path, given: dict, answers) -> tuple[str, str]:
+    """(message, hint) when a terminal is needed and missing."""
+    reason = io.not_terminal_reason()
+    if answers is not None:
+        again = ("run the same command with --yes added" if given else
+                 f"run: {io.install_command()} --answers {os.path.abspath(path)} --yes")
+        return (f"the answers in {path} are valid, but {reason} to confirm them on",
+                f"to install without confirmation, {again}")
+    if given:
+        return (f"cannot ask the remaining questions: {reason}",
+                "add --yes to install with the command line's answers alone (every answer "
+                "the role needs, docs/answers.md), or give --answers FILE --yes")
+    return (f"cannot ask the install questions: {reason}",
+            "write an answers file (docs/answers.md; examples in wizard/) and run: "
+            f"{io.install_command()} --answers FILE --yes")

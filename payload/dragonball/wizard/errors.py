@@ -16,13 +16,13 @@ class AnswersInvalid(WizardError):
 
     exit_status = 2
 
-    def __init__(self, source: str, problems: list) -> None:
+    def __init__(self, source: str, problems: list, hint: str | None = None) -> None:
         self.source = source
         self.problems = list(problems)
         lines = [f"{source}: {len(self.problems)} problem(s), nothing was changed:"]
         lines += [f"  - {p}" for p in self.problems]
-        super().__init__("\n".join(lines), f"fix each one, then check the file with "
-                                           f"'dragonball answers check {source}'")
+        super().__init__("\n".join(lines), hint or f"fix each one, then check the file "
+                                                   f"with 'dragonball answers check {source}'")
 
 
 class NoTerminal(WizardError):

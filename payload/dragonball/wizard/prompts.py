@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import questionary
 from questionary import Choice
+from rich.markup import escape
 
 from dragonball.installer import DATA_DIR
 from dragonball.wizard import enrollment, validators
@@ -22,16 +23,24 @@ _TYPE_ADDRESS = "type"  # the value of the select's "another address" choice
 
 
 class Prompter:
-    """Asks one question at a time on the injected terminal."""
+    """Asks one question at a time on the injected terminal.
 
-    def __init__(self, io: Io, facts: Facts, checks: Checks = Checks()) -> None:
+    `given` holds answers from the command line: each is checked like a typed one
+    (format, then the remote checks); a good one is shown and not asked, a bad one is
+    shown with its problem and the question is asked with it as the default.
+    """
+
+    def __init__(self, io: Io, facts: Facts, checks: Checks = Checks(),
+                 given: dict | None = None) -> None:
         self.io, self.facts, self.checks = io, facts, checks
+        self.given = {k: v for k, v in (given or {}).items() if v is not None}
 
-    def typed(self) -> dict:
+    def typed(self, field: str | None = None) -> dict:
         """Options of a prompt the person types into: checked on Enter, not per keystroke
         (a remote check per keystroke would flood the portal; a half-typed password is
-        not worth a red message)."""
-        return dict(validate_while_typing=False, **self.io.prompt_kwargs())
+        not worth a red message); the command line's answer as the default."""
+        default = {"default": self.given[field]} if field in self.given else {}
+        return dict(validate_while_typing=False, **default, **self.io.prompt_kwargs())
 
     def ask(self, question: questionary.Question):
         try:
@@ -40,13 +49,32 @@ class Prompter:
             raise Cancelled("cancelled before the summary was confirmed: nothing was changed",
                             "run the installer again when ready") from e
 
+    def taken(self, field: str, label: str, verdict) -> str | None:
+        """The command line's answer to `field` if `verdict` passes it, else None."""
+        value = self.given.get(field)
+        if value is None:
+            return None
+        found = verdict(value)
+        if found is True:
+            self.io.console().print(f"[green]✓[/green] {label} {escape(value)} "
+                                    "[dim](from the command line)[/dim]")
+            return value
+        self.io.console().print(f"[red]✗[/red] {label} {escape(value)}: {escape(found)}")
+        return None
+
     def role(self) -> str:
-        return self.ask(questionary.select("What will this server be?", choices=[
+        given = self.taken("role", "Role:", validators.role)
+        return given or self.ask(questionary.select("What will this server be?", choices=[
             Choice("the portal: the first server of a new cluster", value="portal"),
             Choice("a device: join an existing portal", value="device"),
         ], **self.io.prompt_kwargs()))
 
     def address(self) -> str:
+        def verdict(text: str):
+            return validators.address(text, self.facts.interfaces)
+        given = self.taken("address", "This server's address:", verdict)
+        if given:
+            return given.strip()
         choices = [Choice(f"{i.address}  ({i.name})", value=i.address)
                    for i in self.facts.interfaces]
         if choices:
@@ -56,14 +84,14 @@ class Prompter:
                 **self.io.prompt_kwargs()))
             if picked != _TYPE_ADDRESS:
                 return picked
-        return self.ask(questionary.text(
-            "This server's address:", validate=lambda text: validators.address(
-                text, self.facts.interfaces), **self.typed())).strip()
+        return self.ask(questionary.text("This server's address:", validate=verdict,
+                                         **self.typed("address"))).strip()
 
     def portal(self) -> str:
-        return validators.normalize_portal(self.ask(questionary.text(
-            "The portal's address (HOST or HOST:PORT):", validate=self._portal_verdict,
-            **self.typed())))
+        label = "The portal's address (HOST or HOST:PORT):"
+        given = self.taken("portal", label, self._portal_verdict)
+        return validators.normalize_portal(given or self.ask(questionary.text(
+            label, validate=self._portal_verdict, **self.typed("portal"))))
 
     def _portal_verdict(self, text: str):
         verdict = validators.portal(text, self.facts.addresses)
@@ -78,9 +106,10 @@ class Prompter:
                 return remote_verdict(self.checks.check_fingerprint, portal,
                                       validators.normalize_ca_fingerprint(text))
             return found
-        return validators.normalize_ca_fingerprint(self.ask(questionary.text(
-            "The portal's CA fingerprint (SHA256:..., printed with the code):",
-            validate=verdict, **self.typed())))
+        label = "The portal's CA fingerprint (SHA256:..., printed with the code):"
+        given = self.taken("ca_fingerprint", label, verdict)
+        return validators.normalize_ca_fingerprint(given or self.ask(questionary.text(
+            label, validate=verdict, **self.typed("ca_fingerprint"))))
 
     def enrollment_code(self, portal: str) -> str:
         def verdict(text: str):
@@ -88,9 +117,10 @@ class Prompter:
             if found is True and self.checks.check_code:
                 return remote_verdict(self.checks.check_code, portal, enrollment.normalize(text))
             return found
-        return enrollment.normalize(self.ask(questionary.text(
-            f"The enrollment code the portal printed (like {enrollment.EXAMPLE}):",
-            validate=verdict, **self.typed())))
+        label = f"The enrollment code the portal printed (like {enrollment.EXAMPLE}):"
+        given = self.taken("enrollment_code", label, verdict)
+        return enrollment.normalize(given or self.ask(questionary.text(
+            label, validate=verdict, **self.typed("enrollment_code"))))
 
     def admin_password(self) -> str:
         """Asked twice; when the two differ, both are asked again."""
@@ -105,9 +135,11 @@ class Prompter:
             self.io.console().print("[red]The two passwords differ:[/red] type them again.")
 
     def data_dir(self) -> str:
-        return self.ask(questionary.text(
-            "Where should DragonBall keep its data?", default=DATA_DIR,
-            validate=validators.data_dir, **self.typed())).strip()
+        label = "Where should DragonBall keep its data?"
+        given = self.taken("data_dir", label, validators.data_dir)
+        return (given or self.ask(questionary.text(
+            label, validate=validators.data_dir,
+            **{"default": DATA_DIR, **self.typed("data_dir")}))).strip()
 
     def confirm(self, question: str) -> bool:
         return self.ask(questionary.confirm(question, default=False,
