@@ -2,7 +2,7 @@
 # Prepare a Debian 12 machine to build and test DragonBall. Run as root, no input needed
 # (CI runs it on a fresh machine). Idempotent: a second run changes nothing, in seconds.
 #
-#   1. Debian packages: python3, python3-venv, python3-pip, docker.io, debootstrap,
+#   1. Debian packages: python3, python3-venv, python3-pip, docker.io, debootstrap, openssl,
 #      ca-certificates, iptables, wrk, binutils (PyInstaller's --strip runs strip)
 #      (apt-get update only when something is missing)
 #   2. .venv at the repository root, made with the python3 on PATH (>= 3.11), holding
@@ -21,7 +21,7 @@ DOCKER=/usr/bin/docker  # not /usr/local/bin/docker: some machines have an older
 DOCKERD_LOG=/var/log/dragonball-dockerd.log
 DOCKER_WAIT_S=60
 DOCKERD_PID=""
-PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk binutils)
+PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk binutils openssl)
 EXTRAS='.[dev,build]'
 
 say() { printf 'setup: %s\n' "$*"; }
