@@ -59,6 +59,11 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
     epoch = source_date_epoch(env.root, env.environ)
     environ = {**env.environ, "SOURCE_DATE_EPOCH": str(epoch)}  # one epoch for every part
     cache = build_cache.cache_dir(env.environ)
+    # engine packages first (seconds): a package missing from the mirror fails the build
+    # before the long image builds, not after them
+    engine_set = packages.fetch_engine_packages(
+        list(release.engine_packages), pipeline.rootfs_image(env, plan.recipe, plan.mirror),
+        cache, plan.mirror, env.reporter, suite=release.engine_suite, environ=environ)
     pipeline.build_base(env, plan)
     platform = [platform_images.build_registry_image(env, plan.mirror)]
     for module in release.modules:
@@ -66,9 +71,6 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
             env.engine.build(module.context, module.ref, {"DEBIAN_MIRROR": plan.mirror},
                              pipeline.build_line_sink(step))
     rt = runtime.build_runtime(cache, env.reporter, environ=environ)
-    engine_set = packages.fetch_engine_packages(
-        list(release.engine_packages), pipeline.rootfs_image(env, plan.recipe, plan.mirror),
-        cache, plan.mirror, env.reporter, suite=release.engine_suite, environ=environ)
     dist.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".work-", dir=dist) as work:
         work = pathlib.Path(work)

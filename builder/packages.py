@@ -243,14 +243,30 @@ def _download(names: list[str], image: str, suite: str, mirror: str, folder: pat
         (work / "status").write_text(render_status(paragraphs, minbase_packages(paragraphs)))
         with reporter.step(f"download {' '.join(names)} and their closure ({suite} minbase)") \
                 as step:
-            process.run_streaming(docker_run_command(image, names, suite, mirror, archives, work),
-                                  _apt_sink(step), hint=f"check that {mirror} answers from a "
-                                  f"container (apt-get update on this host), or set "
-                                  f"DRAGONBALL_DEBIAN_MIRROR")
+            try:
+                process.run_streaming(
+                    docker_run_command(image, names, suite, mirror, archives, work),
+                    _apt_sink(step), hint=f"check that {mirror} answers from a container "
+                    "(apt-get update on this host), or set DRAGONBALL_DEBIAN_MIRROR")
+            except BuildError as e:
+                raise unknown_packages_error(e, suite) or e
         planned = parse_plan((work / "plan.txt").read_text(encoding="utf-8"))
     packages = [package_record(p, _downloaded(archives, p)) for p in planned]
     _write_list(folder, key, names, suite, image, packages)
     return packages
+
+
+_UNKNOWN = re.compile(r"Unable to locate package (\S+)")
+
+
+def unknown_packages_error(error: BuildError, suite: str) -> BuildError | None:
+    """A clear error when apt failed because a named package does not exist (pure)."""
+    missing = sorted(set(_UNKNOWN.findall(error.message)))
+    if not missing:
+        return None
+    return BuildError(f"Debian {suite} has no package {', '.join(missing)} "
+                      "(engine.packages in the release manifest)",
+                      "fix the name in the release manifest; 'apt-cache search NAME' finds it")
 
 
 def docker_run_command(image: str, names: Sequence[str], suite: str, mirror: str,

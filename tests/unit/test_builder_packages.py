@@ -198,3 +198,12 @@ def test_tars_for_other_epochs_go_once_they_are_old(tmp_path, monkeypatch):
     packages.fetch_engine_packages(["docker.io"], "abc", tmp_path, "http://m/debian", quiet(),
                                    environ={"SOURCE_DATE_EPOCH": "300"})
     assert sorted(p.name for p in engine.glob("*.tar")) == [f"{key}-200.tar", f"{key}-300.tar"]
+
+
+def test_an_unknown_package_is_named_with_the_fix():
+    from builder.packages import unknown_packages_error
+    from dragonball.errors import BuildError
+    apt = BuildError("command failed:\n  | E: Unable to locate package no-such-pkg\n", "network?")
+    error = unknown_packages_error(apt, "bookworm")
+    assert "has no package no-such-pkg" in error.message and "release manifest" in error.hint
+    assert unknown_packages_error(BuildError("E: Temporary failure resolving"), "bookworm") is None
