@@ -111,6 +111,15 @@ def test_unknown_keys_get_a_suggestion(write, key, suggested):
     assert f"did you mean '{suggested}'?" in problems[0].message
 
 
+def test_a_misspelled_answer_is_not_also_missing(write):
+    path = write(f"role: portal\nadress: 10.0.0.5\nadmin_pasword: '{PASSWORD}'\n")
+    _, problems = answers_file.check(path, FACTS)
+    assert [str(p) for p in problems] == [
+        "line 2: adress: 'adress' is not an answer: did you mean 'address'?",
+        "line 3: admin_pasword: 'admin_pasword' is not an answer: did you mean "
+        "'admin_password'?"]
+
+
 def test_an_unknown_key_like_nothing_lists_the_answers(write):
     _, problems = answers_file.check(write("role: device\nflavour: x\n"), FACTS)
     unknown = next(p for p in problems if p.field == "flavour")

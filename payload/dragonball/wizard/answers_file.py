@@ -122,9 +122,7 @@ def _entry(key: yaml.Node, value: yaml.Node, read: _Read) -> None:
     line = key.start_mark.line + 1
     name = key.value if isinstance(key, yaml.ScalarNode) else None
     if name not in KEYS:
-        shown = repr(name) if name is not None else "this key"
-        read.problem(str(name), f"{shown} is not an answer{validators.suggestion(str(name), KEYS)}"
-                                f": the answers are {', '.join(KEYS)}", line)
+        _unknown(str(name) if name is not None else "this key", line, read)
     elif name in read.lines:
         read.problem(name, f"is given twice (first on line {read.lines[name]}): keep one", line)
     elif not isinstance(value, yaml.ScalarNode):
@@ -145,6 +143,16 @@ def _add_command_line(given: dict, read: _Read) -> None:
                          read.lines[field], unreadable=False)
         else:
             read.raw[field] = value
+
+
+def _unknown(name: str, line: int, read: _Read) -> None:
+    meant = validators.closest(name, KEYS)
+    if meant is None:
+        read.problem(name, f"{name!r} is not an answer: the answers are {', '.join(KEYS)}", line)
+        return
+    read.problem(name, f"{name!r} is not an answer: did you mean {meant!r}?", line)
+    if meant not in read.lines:
+        read.unreadable.add(meant)  # its "missing" would say the same thing again
 
 
 def _check_private(path: str, mode: int, field: str, read: _Read) -> None:

@@ -24,10 +24,16 @@ _FINGERPRINT = re.compile(r"^SHA256:[0-9a-f]{64}$")
 _MIN_NAME_IN_PASSWORD = 4
 
 
+def closest(word: str, known) -> str | None:
+    """The one of `known` that `word` is most likely a typo of, or None."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def suggestion(word: str, known) -> str:
     """' (did you mean X?)' for the closest of `known`, or ''."""
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(word, known)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def role(value: str) -> Verdict:
