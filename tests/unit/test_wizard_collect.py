@@ -206,6 +206,13 @@ def test_an_answer_in_the_file_and_on_the_command_line_is_a_problem(tmp_path):
     assert "given on the command line too (10.0.0.11): keep one" in problem.message
 
 
+def test_the_same_answer_in_both_is_fine(tmp_path):
+    path = tmp_path / "devices.yaml"
+    path.write_text("role: device\ndata_dir: /data/db\n")
+    options = device_options(role=None, data_dir="/data/db", answers=str(path), yes=True)
+    assert collect_answers(options, FACTS, no_terminal()[0]).data_dir == "/data/db"
+
+
 def test_command_line_answers_without_yes_and_no_terminal():
     with pytest.raises(NoTerminal) as e:
         collect_answers(device_options(), FACTS, no_terminal()[0])

@@ -27,27 +27,23 @@ _EXAMPLE = {"role": "portal", "portal": "10.0.0.10", "enrollment_code": enrollme
             "admin_password": "'a long passphrase'", "address": "10.0.0.21"}
 
 
+#: The format rule of each answer: (text, facts, hostnames) -> True or a message.
+_RULES = {
+    "role": lambda text, facts, names: validators.role(text),
+    "address": lambda text, facts, names: validators.address(text, facts.interfaces),
+    "portal": lambda text, facts, names: validators.portal(text, facts.addresses),
+    "ca_fingerprint": lambda text, facts, names: validators.ca_fingerprint(text),
+    "enrollment_code": lambda text, facts, names: enrollment.validate(text),
+    "admin_password": lambda text, facts, names: validators.password(text, names),
+    "data_dir": lambda text, facts, names: validators.data_dir(text),
+    "hostname": lambda text, facts, names: validators.hostname(text),
+    "cluster_name": lambda text, facts, names: validators.cluster_name(text),
+}
+
+
 def field_verdict(field: str, value: str, facts: Facts, hostnames: tuple = ()):
     """The format verdict of one answer (True or a message), facts given."""
-    if field == "role":
-        return validators.role(value)
-    if field == "address":
-        return validators.address(value, facts.interfaces)
-    if field == "portal":
-        return validators.portal(value, facts.addresses)
-    if field == "enrollment_code":
-        return enrollment.validate(value)
-    if field == "ca_fingerprint":
-        return validators.ca_fingerprint(value)
-    if field == "admin_password":
-        return validators.password(value, hostnames)
-    if field == "data_dir":
-        return validators.data_dir(value)
-    if field == "hostname":
-        return validators.hostname(value)
-    if field == "cluster_name":
-        return validators.cluster_name(value)
-    raise KeyError(field)
+    return _RULES[field](value, facts, hostnames)
 
 
 def build_answers(raw: collections.abc.Mapping, facts: Facts, checks: Checks = Checks(),
@@ -72,8 +68,8 @@ def build_answers(raw: collections.abc.Mapping, facts: Facts, checks: Checks = C
             report(field, field_verdict(field, given[field], facts, hostnames))
     role = given.get("role")
     if role is None:
-        report("role", "missing: add a line 'role: portal' (the first server) or "
-                       "'role: device' (join an existing portal)")
+        report("role", "missing: give portal (the first server) or device (join a portal), "
+                       "like 'role: portal'")
     elif role in ROLES:
         for field, verdict in _role_rules(role, given):
             report(field, verdict, field if field in given else "role")

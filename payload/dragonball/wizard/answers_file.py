@@ -136,7 +136,7 @@ def _entry(key: yaml.Node, value: yaml.Node, read: _Read) -> None:
 
 def _add_command_line(given: dict, read: _Read) -> None:
     for field, value in given.items():
-        if value is None:
+        if value is None or read.raw.get(field) == value:
             continue
         if field in read.lines:
             read.problem(field, f"given on the command line too ({value}): keep one of the two",
