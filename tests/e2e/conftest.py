@@ -3,12 +3,15 @@
 `make_lab(servers, internal)` brings up a lab of bare servers, labelled with
 support.LABELS; every lab made in the session is taken down at its end, and
 anything else carrying this run's label is removed too, even when a test failed.
-The up() times are printed in pytest's summary.
+The up() times are printed in pytest's summary. `release_bin` builds the real .bin
+(`python build.py`, cached) into a folder of the session's own, so a build someone
+else runs meanwhile cannot swap it under the tests.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 import time
@@ -40,6 +43,16 @@ def bare_image(docker_cli) -> str:
     subprocess.run([sys.executable, str(ROOT / "build.py"), "bare"], check=True, cwd=ROOT)
     assert docker_cli.inspect("image", BARE_IMAGE), f"build.py bare made no {BARE_IMAGE}"
     return BARE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def release_bin(docker_cli, tmp_path_factory):
+    """`python build.py --dist DIR` of the default release: (path of the .bin, manifest)."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, str(ROOT / "build.py"), "--dist", str(dist)], check=True,
+                   cwd=ROOT)
+    manifest = json.loads((dist / "manifest.json").read_text())
+    return dist / f"DragonBall-{manifest['version']}.bin", manifest
 
 
 @pytest.fixture(scope="session")
