@@ -2,6 +2,7 @@
 
     dragonball module check DIR [--json]   check a module folder against the spec
     dragonball images list|push ...        the release's images; push them to a registry
+    dragonball portal serve | enroll       the portal service; a code to add a server
 
 One top-level handler maps DragonBall errors to a message and an exit code;
 `--debug` shows the traceback instead.
@@ -22,6 +23,7 @@ from dragonball.console import console, err_console
 from dragonball.errors import DragonBallError
 from dragonball.installer import cli as installer_cli
 from dragonball.module import scan, validate
+from dragonball.portal import cli as portal_cli
 from dragonball.registry.images_cli import add_images_commands
 from dragonball.release import cli as release_cli
 
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     release_cli.register(commands)
     installer_cli.register(commands)
     add_images_commands(commands)
+    portal_cli.register(commands)
     return parser
 
 

@@ -1,0 +1,86 @@
+"""Run the portal: uvicorn over HTTPS (the portal's certificate from the cluster CA) on the
+portal's own address.
+
+The socket is bound here, on the address the settings name (never "localhost": uvicorn
+resolved it to ::1 and failed where there is no IPv6, MACHINE.md), so a held port or a
+foreign address is a clear error rather than uvicorn's exit. The event loop and HTTP
+parser are pinned to asyncio and h11 (pure Python): nothing optional to freeze.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+
+from dragonball.errors import DragonBallError
+from dragonball.portal.api import create_app
+from dragonball.portal.settings import Settings
+from dragonball.portal.store import Store
+
+log = logging.getLogger("dragonball.portal")
+
+LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain",
+                            "stream": "ext://sys.stderr"}},
+    "loggers": {
+        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "dragonball": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+#: On SIGTERM, how long open connections may take to finish. A TLS connection a client keeps
+#: alive waits for the client's close_notify (asyncio gives it 30 s): stop waiting sooner.
+GRACE_S = 5
+
+
+class ServeError(DragonBallError):
+    """The portal cannot start serving."""
+
+
+def bind(address: str, port: int) -> socket.socket:
+    """A listening TCP socket on exactly `address`:`port`."""
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise ServeError(f"cannot listen on {address}:{port}: {e.strerror}",
+                         "check that the address is this server's ('ip -br addr') and that "
+                         f"nothing else listens on port {port} ('ss -ltnp')") from e
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings, store: Store | None = None, app=None) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    import uvicorn  # only the serving portal needs it
+
+    for path in (settings.tls_cert, settings.tls_key, settings.ca_cert):
+        try:
+            open(path, "rb").close()
+        except OSError as e:
+            raise ServeError(f"cannot read {path}: {e.strerror}",
+                             "run the portal install again: it writes the certificates") from e
+    store = store or Store.open(settings.db_path)
+    app = app or create_app(store, settings)
+    sock = bind(settings.address, settings.port)
+    config = uvicorn.Config(app, ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key,
+                            log_config=LOG_CONFIG, loop="asyncio", http="h11", ws="none",
+                            lifespan="off", server_header=False, proxy_headers=False,
+                            timeout_keep_alive=5, timeout_graceful_shutdown=GRACE_S)
+    log.info("portal %s serving %s (store %s)", settings.hostname or settings.address,
+             settings.url, settings.db_path)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+        store.close()
