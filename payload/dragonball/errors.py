@@ -51,5 +51,13 @@ class BuildError(DragonBallError):
     """The build pipeline (build.py, builder/) failed."""
 
 
+class InstallerError(DragonBallError):
+    """Installing, preparing or resetting a server failed (dragonball.installer)."""
+
+
+class PreflightError(InstallerError):
+    """Preflight cannot run: its input (a manifest) is unreadable."""
+
+
 class EngineError(DragonBallError):
     """The Docker engine refused or failed a request."""

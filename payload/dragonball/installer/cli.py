@@ -13,15 +13,11 @@ import json
 import os
 
 from dragonball.console import console, err_console
-from dragonball.errors import DragonBallError
+from dragonball.errors import PreflightError
 from dragonball.installer import DATA_DIR, ports
 from dragonball.installer.preflight import default_paths, parse, report, run
 from dragonball.installer.preflight.requirements import load_manifest
 from dragonball.installer.preflight.system import LiveSystem
-
-
-class PreflightError(DragonBallError):
-    """Preflight cannot run: its input (a manifest) is unreadable."""
 
 
 class PreflightStatus(enum.IntEnum):
