@@ -5,6 +5,11 @@ recorded `running` before it starts and `done` (with what it changed) after,
 so a re-run after a failure or a `kill -9` runs the interrupted step again
 (steps are idempotent) and skips the finished ones. A re-run with different
 answers is refused: resuming someone else's half-install would mix two plans.
+
+A step may also `note` what it is about to change *before* changing it (a
+write-ahead record, dragonball.installer.undo): the first note of a key wins, is
+kept when the step runs again, and `changes()` lists it even for a step that
+was interrupted or failed, so `reset` undoes half-done steps too.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ import os
 import tempfile
 import time
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import InstallerError
 
 JOURNAL_NAME = "install-journal.json"
 FORMAT = 1
 STATES = ("running", "done", "failed")
 
 
-class JournalError(DragonBallError):
+class JournalError(InstallerError):
     """The journal cannot be read or does not belong to this install."""
 
 
@@ -90,12 +95,44 @@ class Journal:
         return [k for k, r in self.steps.items() if r.state == "running"]
 
     def start(self, step_id: str) -> None:
-        self.steps[step_id] = StepRecord("running", time.time())
+        earlier = self.steps.get(step_id)
+        # What an interrupted or failed run noted stays: it is what reset must undo.
+        kept = dict(earlier.changes) if earlier and earlier.state != "done" else {}
+        self.steps[step_id] = StepRecord("running", time.time(), changes=kept)
         self._save()
+
+    def note(self, step_id: str, key: str, entry: dict) -> dict:
+        """Record `entry` under `key` of a running step before the change it describes.
+
+        The first note of a key wins (a re-run after a kill sees the system as the
+        first run left it, not as it was); the kept entry is returned.
+        """
+        record = self.steps[step_id]
+        if key not in record.changes:
+            record.changes[key] = entry
+            self._save()
+        return record.changes[key]
+
+    def forget(self, step_id: str, key: str | None = None) -> None:
+        """Drop one noted change (undone, or no longer needed), or a step's whole record."""
+        if key is None:
+            self.steps.pop(step_id, None)
+        elif step_id in self.steps:
+            self.steps[step_id].changes.pop(key, None)
+        self._save()
+
+    def remove(self) -> None:
+        """Delete the journal file (after a reset undid everything it listed)."""
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self.digest, self.steps, self.finished = None, {}, None
 
     def done(self, step_id: str, changes: dict | None = None) -> None:
         record = self.steps[step_id]
-        record.state, record.finished, record.changes = "done", time.time(), changes or {}
+        record.state, record.finished = "done", time.time()
+        record.changes = {**record.changes, **(changes or {})}  # noted ones stay
         self._save()
 
     def failed(self, step_id: str, error: str) -> None:
@@ -108,9 +145,11 @@ class Journal:
         self._save()
 
     def changes(self) -> list:
-        """(step id, changes) of the done steps, latest first: the order reset undoes them."""
-        done = [(k, r) for k, r in self.steps.items() if r.state == "done" and r.changes]
-        return [(k, r.changes) for k, r in sorted(done, key=lambda kr: kr[1].started,
+        """(step id, changes) of the steps that changed something, latest first: the order
+        reset undoes them. Interrupted and failed steps count: they may have changed
+        something before they stopped (what they noted)."""
+        changed = [(k, r) for k, r in self.steps.items() if r.changes]
+        return [(k, r.changes) for k, r in sorted(changed, key=lambda kr: kr[1].started,
                                                    reverse=True)]
 
     def _save(self) -> None:

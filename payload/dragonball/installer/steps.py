@@ -37,14 +37,19 @@ class StepOutcome:
     seconds: float = 0.0
 
 
-def run_steps(steps: list, journal: Journal, on_event=lambda outcome: None) -> list:
-    """Run the steps not yet done; StepFailed (with the resume hint) on the first failure."""
+def run_steps(steps: list, journal: Journal, on_event=lambda outcome: None,
+              on_start=lambda step: None) -> list:
+    """Run the steps not yet done; StepFailed (with the resume hint) on the first failure.
+
+    `on_start(step)` is called before a step runs, `on_event(outcome)` after each.
+    """
     outcomes = []
     for step in steps:
         if journal.is_done(step.id):
             outcomes.append(StepOutcome(step.id, step.title, "skipped"))
             on_event(outcomes[-1])
             continue
+        on_start(step)
         began = time.monotonic()
         journal.start(step.id)
         try:
