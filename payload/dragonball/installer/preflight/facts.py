@@ -22,6 +22,11 @@ from dragonball.installer.preflight import kernel, parse
 
 log = logging.getLogger(__name__)
 
+#: Kernel parameters the installer sets (dragonball.installer.osprep): their values now.
+SYSCTL_KEYS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables",
+               "net.bridge.bridge-nf-call-ip6tables", "fs.file-max",
+               "fs.inotify.max_user_instances", "fs.inotify.max_user_watches")
+
 
 @dataclasses.dataclass
 class Facts:
@@ -45,6 +50,8 @@ class Facts:
     firewall: dict     # {"firewalld": bool, "ufw": bool}
     docker: dict       # {"binary", "client", "server", "dockerd", "swarm", "error"}
     ports: dict        # "2377/tcp" -> "free" | "in use" | other text
+    sysctl: dict = dataclasses.field(default_factory=dict)  # SYSCTL_KEYS -> "value" | None
+    init: dict = dataclasses.field(default_factory=dict)  # {"pid1": comm, "systemd": booted}
     portal: dict | None = None   # {"address", "ports": {"8443/tcp": "open" | reason}}
     cluster: dict | None = None  # from the join step: {"hostnames": [...], "portal_time": t}
     time: float | None = None    # this host's clock when probed (epoch seconds)
@@ -116,9 +123,24 @@ def probe(system, paths: dict, ports: list, root: str = "/", portal: str | None 
         mounts={key: _mount_fact(path, table) for key, path in paths.items()},
         disk={key: system.disk(path) for key, path in paths.items()},
         selinux=_selinux(files), firewall=_firewall(files), docker=system.docker(),
-        ports=system.ports(ports),
+        ports=system.ports(ports), sysctl=_sysctl(files), init=_init(files),
         portal=system.portal(portal) if portal else None,
         time=system.now())
+
+
+def _sysctl(files: HostFiles) -> dict:
+    """Each of SYSCTL_KEYS -> its value now (text, as /proc/sys shows it), None if absent."""
+    values = {}
+    for key in SYSCTL_KEYS:
+        text = files.text("proc/sys/" + key.replace(".", "/"))
+        values[key] = " ".join(text.split()) if text is not None else None
+    return values
+
+
+def _init(files: HostFiles) -> dict:
+    """PID 1's name, and whether systemd booted this host (sd_booted: /run/systemd/system)."""
+    return {"pid1": (files.text("proc/1/comm") or "").strip() or None,
+            "systemd": files.exists("run/systemd/system")}
 
 
 def _hostname(files: HostFiles) -> str:
