@@ -3,6 +3,7 @@
     dragonball module check DIR [--json]   check a module folder against the spec
     dragonball images list|push ...        the release's images; push them to a registry
     dragonball portal serve | enroll       the portal service; a code to add a server
+    dragonball install | reset             install on this server; undo what install changed
 
 One top-level handler maps DragonBall errors to a message and an exit code;
 `--debug` shows the traceback instead.
@@ -22,6 +23,7 @@ from dragonball import __version__
 from dragonball.console import console, err_console
 from dragonball.errors import DragonBallError
 from dragonball.installer import cli as installer_cli
+from dragonball.installer import install_cli
 from dragonball.module import scan, validate
 from dragonball.portal import cli as portal_cli
 from dragonball.registry.images_cli import add_images_commands
@@ -69,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_module_check)
     release_cli.register(commands)
     installer_cli.register(commands)
+    install_cli.register(commands)
     add_images_commands(commands)
     portal_cli.register(commands)
     return parser
