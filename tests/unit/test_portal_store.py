@@ -149,7 +149,9 @@ def test_a_server_that_never_joined_frees_its_name_when_its_code_expires(store, 
 
 
 def test_joined_is_idempotent_and_the_portal_is_a_device(store):
-    portal = store.add_portal("s1", "10.0.0.1", "pnode", {"io.dragonball.role": "portal"})
+    portal = store.add_portal("s1", "10.0.0.1", "pnode")
+    assert portal.labels == {"io.dragonball.device-id": str(portal.id),
+                             "io.dragonball.role": "portal"}
     assert store.add_portal("s1", "10.0.0.1", "pnode").id == portal.id
     code, _ = store.create_code()
     device, _ = store.enroll(code, "node-2", "10.0.0.2")

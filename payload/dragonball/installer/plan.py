@@ -84,7 +84,7 @@ ROLE_STEPS: dict[str, list[StepMaker]] = {"portal": [], "device": []}
 #: Modules that, once imported, have added their makers to ROLE_STEPS and registered
 #: the undo handlers of their kinds: install imports them before planning, reset before
 #: undoing (a journal may hold their kinds even when this run plans none of their steps).
-PLUGINS: list[str] = []
+PLUGINS: list[str] = ["dragonball.installer.portal"]
 
 
 def load_plugins() -> None:

@@ -350,25 +350,29 @@ class Store:
                            (now, row["code_id"]))
         return self.device(device_id)
 
-    def add_portal(self, hostname: str, address: str, node_id: str | None,
-                   labels: dict | None = None) -> Device:
-        """Record the portal server itself (joined from the start); idempotent."""
+    def add_portal(self, hostname: str, address: str, node_id: str | None) -> Device:
+        """Record the portal server itself (joined from the start); idempotent.
+
+        Its labels are ``io.dragonball.role=portal`` and its device ID, like a device's.
+        """
         now = self.clock()
         with self._write() as db:
             row = db.execute("SELECT id FROM devices WHERE role = 'portal'").fetchone()
-            values = (hostname, address, node_id, json.dumps(labels or {}))
             if row is None:
                 cursor = db.execute(
-                    "INSERT INTO devices (hostname, address, node_id, labels, role, state, "
-                    "created, joined) VALUES (?, ?, ?, ?, 'portal', 'joined', ?, ?)",
-                    (*values, now, now))
+                    "INSERT INTO devices (hostname, address, node_id, role, state, created, "
+                    "joined) VALUES (?, ?, ?, 'portal', 'joined', ?, ?)",
+                    (hostname, address, node_id, now, now))
                 device_id = cursor.lastrowid
                 self._event(db, "device.joined", "installer", None,
                             {"device_id": device_id, "hostname": hostname, "role": "portal"})
             else:
                 device_id = row["id"]
-                db.execute("UPDATE devices SET hostname = ?, address = ?, node_id = ?, "
-                           "labels = ? WHERE id = ?", (*values, device_id))
+                db.execute("UPDATE devices SET hostname = ?, address = ?, node_id = ? "
+                           "WHERE id = ?", (hostname, address, node_id, device_id))
+            labels = {"io.dragonball.device-id": str(device_id), "io.dragonball.role": "portal"}
+            db.execute("UPDATE devices SET labels = ? WHERE id = ?",
+                       (json.dumps(labels), device_id))
         return self.device(device_id)
 
     # --- events and the rate limit ---------------------------------------------------
