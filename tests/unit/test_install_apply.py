@@ -23,7 +23,7 @@ from dragonball.installer.undo import UndoLog, undo_all, undoer
 from test_install_osprep import ed25519_key, load
 
 PROGRAMS = ("sysctl", "modprobe", "setenforce", "iptables", "firewall-cmd", "dpkg",
-            "dpkg-query", "systemctl", "docker", "dockerd")
+            "dpkg-query", "systemctl", "docker", "dockerd", "groupdel")
 SYSCTL_NOW = {"net/ipv4/ip_forward": "0", "fs/file-max": "9223372036854775807",
               "fs/inotify/max_user_instances": "128", "fs/inotify/max_user_watches": "8192"}
 
@@ -141,6 +141,8 @@ class FakeServer:
     def _dpkg(self, args, env):
         assert env.get("DEBIAN_FRONTEND") == "noninteractive"
         if "-i" in args:
+            if "docker:" not in (self.read("etc/group") or ""):  # docker.io's postinst
+                self.write("etc/group", (self.read("etc/group") or "") + "docker:x:999:\n")
             for deb in args[args.index("-i") + 1:]:
                 name, version, _ = os.path.basename(deb).split("_")
                 self.dpkg[name] = (version.replace("%3a", ":"), "ii ")
@@ -166,6 +168,11 @@ class FakeServer:
             state["active"] = self.engine_up = False
         elif op in ("enable", "disable"):
             state["enabled"] = op + "d"
+        return 0, "", ""
+
+    def _groupdel(self, args, env):
+        lines = (self.read("etc/group") or "").splitlines(keepends=True)
+        self.write("etc/group", "".join(l for l in lines if not l.startswith(args[0] + ":")))
         return 0, "", ""
 
     def _docker(self, args, env):
@@ -219,7 +226,7 @@ def test_os_preparation_of_a_bare_server_then_reset_restores_every_byte(server, 
     assert server.sysctl("net.bridge.bridge-nf-call-iptables") == "1"  # modprobe, then -p
     assert server.sysctl("fs.inotify.max_user_instances") == "8192"
     assert server.sysctl("fs.file-max") == "9223372036854775807"
-    assert "nofile 1048576" in server.read("etc/security/limits.d/90-dragonball.conf")
+    assert "nofile 20000" in server.read("etc/security/limits.d/90-dragonball.conf")  # the lab's
     assert server.read("etc/modules-load.d/dragonball.conf").endswith("br_netfilter\n")
     assert len(server.iptables) == 5 and all("dragonball" in r for r in server.iptables)
 
@@ -301,7 +308,7 @@ def test_existing_files_come_back_with_their_content_and_mode(server, tmp_path):
     (server.root / "etc/security/limits.d/90-dragonball.conf").chmod(0o600)
     ctx = context(server, tmp_path)
     run_steps([plan.prep_step(ctx, osprep.limits_prep(ctx.facts))], ctx.journal)
-    assert "1048576" in server.read("etc/security/limits.d/90-dragonball.conf")
+    assert "nofile 20000" in server.read("etc/security/limits.d/90-dragonball.conf")
     undo_all(ctx.journal, server.host())
     path = server.root / "etc/security/limits.d/90-dragonball.conf"
     assert path.read_text() == "* soft nofile 4096\n" and path.stat().st_mode & 0o777 == 0o600

@@ -148,6 +148,7 @@ def engine_context(tmp_path, systemd=True, installed=None):
 
 def test_install_path_with_systemd_then_reset(tmp_path):
     server, ctx = engine_context(tmp_path)
+    server.write("etc/group", "root:x:0:\n")
     policy_during_dpkg = []
     server.on_call = lambda argv: policy_during_dpkg.append(
         server.read("usr/sbin/policy-rc.d")) if "-i" in argv else None
@@ -171,12 +172,15 @@ def test_install_path_with_systemd_then_reset(tmp_path):
     assert "file:/usr/sbin/policy-rc.d" not in noted
     assert not any("apt" in a for c in server.calls for a in c)
 
+    assert "docker:" in server.read("etc/group")
+    server.write("etc/docker/key.json", "{}")  # what dockerd writes at its first start
     undo_all(Journal.load(str(tmp_path / "data")), server.host())
     assert not server.engine_up
     assert {n: s for n, (_, s) in server.dpkg.items()} == {
         "iptables": "ii ", "containerd": "un ", "docker.io": "un ", "libdevmapper1.02.1": "un "}
     assert server.read("etc/docker/daemon.json") is None
     assert not (server.root / "etc/docker").exists()
+    assert server.read("etc/group") == "root:x:0:\n"  # docker.io's group, gone
     assert not (server.root / "var/lib/dragonball/engine").exists()
 
 

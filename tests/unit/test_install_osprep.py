@@ -34,6 +34,7 @@ def load(name: str) -> tuple[str, Facts]:
 def describe(role: str, facts: Facts) -> dict:
     return {"os": [p.to_dict() for p in osprep.os_preps(facts)],
             "engine": engine.engine_path(facts, install_started=False),
+            "daemon.json": engine.daemon_config(None, osprep.nofile_limit(facts)),
             "firewall": osprep.firewall_prep(facts, role).to_dict()}
 
 
@@ -80,6 +81,20 @@ def test_re_describing_after_the_change_keeps_the_same_file():
     first = osprep.kernel_prep(facts)
     facts.sysctl = {**facts.sysctl, **first.changes[-1]["values"]}
     assert osprep.kernel_prep(facts) == first
+
+
+@pytest.mark.parametrize("limits, nofile", [
+    ({}, 1048576),                                                    # nothing known
+    ({"nr_open": 1048576, "nofile_hard": 4096, "sys_resource": True}, 1048576),  # may raise
+    ({"nr_open": 1048576, "nofile_hard": 20000, "sys_resource": False}, 20000),  # the lab
+    ({"nr_open": 65536, "nofile_hard": 65536, "sys_resource": True}, 65536),     # the ceiling
+])
+def test_open_files_never_above_what_the_server_can_grant(limits, nofile):
+    _, facts = load("debian12-vm")
+    facts.limits = limits
+    assert osprep.nofile_limit(facts) == nofile
+    assert f"root  hard nofile {nofile}\n" in osprep.limits_prep(facts).changes[0]["content"]
+    assert engine.daemon_config(None, nofile)["default-ulimits"]["nofile"]["Hard"] == nofile
 
 
 def test_selinux_only_when_enforcing_now_or_at_boot():

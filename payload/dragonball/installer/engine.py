@@ -47,19 +47,26 @@ def engine_path(facts: Facts, install_started: bool) -> str:
     return INSTALL
 
 
-def daemon_config(existing: dict | None) -> dict:
+def daemon_settings(nofile: int = 1048576) -> dict:
+    """DAEMON_SETTINGS with the containers' open files limit `nofile` (osprep.nofile_limit)."""
+    return {**DAEMON_SETTINGS,
+            "default-ulimits": {"nofile": {"Name": "nofile", "Soft": nofile, "Hard": nofile}}}
+
+
+def daemon_config(existing: dict | None, nofile: int = 1048576) -> dict:
     """Our settings added to an existing daemon.json; a key the admin set keeps its value.
 
     Log options and ulimits are merged key by key (theirs win), and log rotation is
     only added for a log driver that takes it.
     """
     existing = dict(existing or {})
-    merged = {**DAEMON_SETTINGS, **existing}
+    ours = daemon_settings(nofile)
+    merged = {**ours, **existing}
     if merged["log-driver"] in ROTATING_DRIVERS:
         merged["log-opts"] = {**DAEMON_SETTINGS["log-opts"], **existing.get("log-opts", {})}
     elif "log-opts" not in existing:
         merged.pop("log-opts")
-    merged["default-ulimits"] = {**DAEMON_SETTINGS["default-ulimits"],
+    merged["default-ulimits"] = {**ours["default-ulimits"],
                                  **existing.get("default-ulimits", {})}
     return merged
 

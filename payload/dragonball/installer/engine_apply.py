@@ -26,7 +26,7 @@ import tarfile
 import time
 
 from dragonball.errors import InstallerError
-from dragonball.installer import engine
+from dragonball.installer import engine, osprep
 from dragonball.installer.apply import undo_file, write_file
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
@@ -41,6 +41,7 @@ RUN_DIR = "/run/dragonball"
 DOCKERD_PIDFILE = f"{RUN_DIR}/dockerd.pid"
 DOCKERD_LOG = "/var/log/dragonball/dockerd.log"
 SERVICE = "docker.service"
+ENGINE_KEY = "/etc/docker/key.json"  # written by dockerd 20.10 at its first start
 INSTALL_STEPS = ("engine.unpack", "engine.packages", "engine.config")
 DPKG_TIMEOUT_S = 900
 DPKG_LOCK_WAIT_S = 300
@@ -189,6 +190,8 @@ def install_packages(ctx) -> dict:
     state = dpkg_state(host, [p["name"] for p in bundled])
     undo.note("packages", {
         "kind": "packages",
+        "etc_docker": host.exists("/etc/docker"),  # dockerd writes key.json there
+        "docker_group": has_group(host, "docker"),  # docker.io's postinst adds it
         "installed": [p["name"] for p in bundled if engine.is_absent(state.get(p["name"]))],
         "upgraded": {p["name"]: state[p["name"]][0] for p in bundled
                      if not engine.is_absent(state.get(p["name"]))
@@ -251,7 +254,8 @@ def configure(ctx) -> dict:
     noted = undo.get(f"file:{engine.DAEMON_JSON}")
     # On a re-run the file may be ours already: merge into what was there first.
     original = noted["before"] if noted else existing
-    config = engine.daemon_config(engine.parse_daemon_json(original))
+    config = engine.daemon_config(engine.parse_daemon_json(original),
+                                  osprep.nofile_limit(ctx.facts))
     write_file(ctx.host, undo, engine.DAEMON_JSON, engine.render_daemon_json(config), 0o644)
     return undo.entries()
 
@@ -384,3 +388,13 @@ def undo_packages(host, entry: dict) -> None:
     host.remove("/var/lib/docker/nuke-graph-directory.sh")
     host.run(["dpkg", "--purge", *names], timeout=DPKG_TIMEOUT_S, env=env,
              hint="see /var/log/dragonball/reset.log for dpkg's output")
+    if entry.get("etc_docker") is False:  # none before: what dockerd wrote there goes too
+        host.remove(ENGINE_KEY)
+        host.remove_empty_dirs(["/etc/docker"])
+    if entry.get("docker_group") is False and has_group(host, "docker"):
+        host.run(["groupdel", "docker"], check=False)
+
+
+def has_group(host, name: str) -> bool:
+    return any(line.split(":", 1)[0] == name
+               for line in (host.read_text("/etc/group") or "").splitlines())

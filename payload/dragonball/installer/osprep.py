@@ -110,11 +110,28 @@ def kernel_prep(facts: Facts) -> Prep:
                 tuple(changes))
 
 
+def nofile_limit(facts: Facts) -> int:
+    """Open files we give processes: NOFILE, unless the server cannot grant that many.
+
+    Above the kernel's nr_open nothing is granted; and where no process may raise its
+    hard limit (CAP_SYS_RESOURCE dropped, as in a container), asking for more than the
+    hard limit fails: pam_limits refuses the login, runc refuses to start a container.
+    """
+    limits = facts.limits or {}
+    value = NOFILE
+    if limits.get("nr_open"):
+        value = min(value, limits["nr_open"])
+    if limits.get("sys_resource") is False and limits.get("nofile_hard"):
+        value = min(value, limits["nofile_hard"])
+    return value
+
+
 def limits_prep(facts: Facts) -> Prep:
     """Open files for login sessions (pam_limits): `*` does not cover root, so both."""
-    lines = "".join(f"{who:<5} {kind} nofile {NOFILE}\n"
+    nofile = nofile_limit(facts)
+    lines = "".join(f"{who:<5} {kind} nofile {nofile}\n"
                     for who in ("*", "root") for kind in ("soft", "hard"))
-    return Prep("os.limits", f"open files limit ({NOFILE})",
+    return Prep("os.limits", f"open files limit ({nofile})",
                 (file_change(LIMITS_FILE, HEADER + lines),))
 
 

@@ -52,6 +52,7 @@ class Facts:
     ports: dict        # "2377/tcp" -> "free" | "in use" | other text
     sysctl: dict = dataclasses.field(default_factory=dict)  # SYSCTL_KEYS -> "value" | None
     init: dict = dataclasses.field(default_factory=dict)  # {"pid1": comm, "systemd": booted}
+    limits: dict = dataclasses.field(default_factory=dict)  # {"nr_open", "nofile_hard", "sys_resource"}
     portal: dict | None = None   # {"address", "ports": {"8443/tcp": "open" | reason}}
     cluster: dict | None = None  # from the join step: {"hostnames": [...], "portal_time": t}
     time: float | None = None    # this host's clock when probed (epoch seconds)
@@ -124,6 +125,7 @@ def probe(system, paths: dict, ports: list, root: str = "/", portal: str | None 
         disk={key: system.disk(path) for key, path in paths.items()},
         selinux=_selinux(files), firewall=_firewall(files), docker=system.docker(),
         ports=system.ports(ports), sysctl=_sysctl(files), init=_init(files),
+        limits=_limits(files),
         portal=system.portal(portal) if portal else None,
         time=system.now())
 
@@ -141,6 +143,28 @@ def _init(files: HostFiles) -> dict:
     """PID 1's name, and whether systemd booted this host (sd_booted: /run/systemd/system)."""
     return {"pid1": (files.text("proc/1/comm") or "").strip() or None,
             "systemd": files.exists("run/systemd/system")}
+
+
+#: CAP_SYS_RESOURCE (linux/capability.h): needed to raise a hard limit.
+CAP_SYS_RESOURCE = 24
+
+
+def _limits(files: HostFiles) -> dict:
+    """How many open files a process may get here: the kernel's ceiling (nr_open), this
+    process's hard limit, and whether it may raise it (CAP_SYS_RESOURCE in its bounding
+    set; without it, as in a container that drops it, nothing goes above the hard limit)."""
+    nr_open = (files.text("proc/sys/fs/nr_open") or "").strip()
+    hard = None
+    for line in (files.text("proc/self/limits") or "").splitlines():
+        if line.startswith("Max open files"):
+            field = line.split()[4]
+            hard = int(field) if field.isdigit() else None
+    bounding = None
+    for line in (files.text("proc/self/status") or "").splitlines():
+        if line.startswith("CapBnd:"):
+            bounding = bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
+    return {"nr_open": int(nr_open) if nr_open.isdigit() else None, "nofile_hard": hard,
+            "sys_resource": bounding}
 
 
 def _hostname(files: HostFiles) -> str:
