@@ -78,6 +78,7 @@ def collect(args):
     except ImportError:  # a build without the wizard: --answers FILE --yes only
         from dragonball.installer import answers_fallback
         return answers_fallback.load(args)
+    plan_mod.load_plugins()  # the join's sets answer_checks
     if answer_checks is None:
         return collect_answers(args, live_facts())
     return collect_answers(args, live_facts(), checks=answer_checks())
@@ -303,11 +304,10 @@ def reset_command(args: argparse.Namespace, stdin=None) -> int:
             return FAILED
     handler = open_log("reset.log", SecretFilter())
     try:
-        result = reset_mod.reset(args.data_dir, Host(), on_entry=_print_undone)
+        result = reset_mod.reset(args.data_dir, Host(), on_entry=_print_undone,
+                                 on_line=lambda text: console.print(f"  {text}"))
     finally:
         close_log(handler)
-    for line in result.cluster:
-        console.print(f"  {line}")
     if not result.ok:
         failed = [u for u in result.undone if u.status == "failed"]
         err_console.print(f"[red]error:[/red] {len(failed)} change(s) could not be undone; "

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import os
 from collections.abc import Callable
 
 from dragonball.errors import InstallerError
@@ -84,11 +85,18 @@ ROLE_STEPS: dict[str, list[StepMaker]] = {"portal": [], "device": []}
 #: Modules that, once imported, have added their makers to ROLE_STEPS and registered
 #: the undo handlers of their kinds: install imports them before planning, reset before
 #: undoing (a journal may hold their kinds even when this run plans none of their steps).
-PLUGINS: list[str] = ["dragonball.installer.portal"]
+PLUGINS: list[str] = ["dragonball.installer.portal", "dragonball.installer.join"]
 
 
-def load_plugins() -> None:
-    for name in PLUGINS:
+#: For tests of the base layer alone: a comma-separated list of modules that replaces
+#: PLUGINS ("" loads none: an install is then OS preparation and the engine only).
+PLUGINS_ENV = "DRAGONBALL_INSTALL_PLUGINS"
+
+
+def load_plugins(environ=os.environ) -> None:
+    names = PLUGINS if PLUGINS_ENV not in environ else \
+        [n.strip() for n in environ[PLUGINS_ENV].split(",") if n.strip()]
+    for name in names:
         importlib.import_module(name)
 
 

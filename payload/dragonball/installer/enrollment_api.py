@@ -1,0 +1,239 @@
+"""The portal's enrollment API as a joining server calls it (docs/enrollment.md).
+
+`PortalApi` is the one door: a requests session that ignores the environment
+(trust_env False: this machine, and maybe a customer's, sets REQUESTS_CA_BUNDLE and
+proxies, which would silently replace our CA), the CA fetched once without
+verification and compared with the pinned fingerprint by the caller, every later
+call verified with that CA. Every requests exception and refusal becomes a
+`JoinError` saying what, where and what to do; secrets (the code, tokens, the
+registry password) never reach a log or a message. `Enrollment` is the portal's
+answer, read and checked once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+import warnings
+
+import requests
+import urllib3
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from dragonball.errors import InstallerError
+from dragonball.wizard.validators import normalize_ca_fingerprint
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 30
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+class JoinError(InstallerError):
+    """Joining the portal's cluster failed, or the portal refused this server."""
+
+
+# --- the CA fingerprint ------------------------------------------------------------------
+
+def ca_fingerprint(ca_pem: bytes) -> str:
+    """`SHA256:<hex of sha256(DER)>` of a PEM certificate; JoinError when it is not one."""
+    try:
+        cert = x509.load_pem_x509_certificate(ca_pem)
+    except ValueError as e:
+        raise JoinError("the portal's /api/v1/ca did not answer with a PEM certificate",
+                        "check the address is the portal's (port 8443 by default)") from e
+    return "SHA256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def check_pinned(ca_pem: bytes, expected: str, portal: str) -> None:
+    """Refuse a CA whose fingerprint is not the one the person was given."""
+    actual = ca_fingerprint(ca_pem)
+    if actual != normalize_ca_fingerprint(expected):
+        raise JoinError(
+            f"the portal at {portal} presented a CA whose fingerprint is {actual}, but this "
+            f"server was told to trust {expected}: refusing to send it the enrollment code",
+            "compare with the fingerprint 'dragonball enroll' printed on the portal; if they "
+            "differ, this is not your portal (or someone is in between)")
+
+
+# --- what the portal answers ---------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Enrollment:
+    """The portal's answer to POST /api/v1/enroll; secrets are kept out of repr()."""
+
+    device_id: str
+    ca_pem: str
+    join_token: str = dataclasses.field(repr=False)
+    manager_address: str
+    swarm_role: str
+    registry_address: str
+    registry_username: str
+    registry_password: str = dataclasses.field(repr=False)
+    device_token: str = dataclasses.field(repr=False)
+    portal_ssh_pubkey: str | None = None
+    labels: dict = dataclasses.field(default_factory=dict)
+    document: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_document(cls, doc: object) -> Enrollment:
+        """Read the answer's JSON; JoinError naming every field missing or mistyped."""
+        doc = doc if isinstance(doc, dict) else {}
+        swarm = doc.get("swarm") if isinstance(doc.get("swarm"), dict) else {}
+        registry = doc.get("registry") if isinstance(doc.get("registry"), dict) else {}
+        token = doc.get("device_token", doc.get("token"))
+        values = {"device_id": doc.get("device_id"), "ca_pem": doc.get("ca_pem"),
+                  "join_token": swarm.get("join_token"),
+                  "manager_address": swarm.get("manager_address"),
+                  "swarm_role": swarm.get("role", "worker"),
+                  "registry_address": registry.get("address"),
+                  "registry_username": registry.get("username"),
+                  "registry_password": registry.get("password"), "device_token": token}
+        wrong = sorted(k for k, v in values.items() if not isinstance(v, (str, int)) or v == "")
+        if wrong:
+            raise JoinError(f"the portal's enrollment answer lacks {', '.join(wrong)}",
+                            "the portal and this .bin may be of different releases: use the "
+                            ".bin the portal was installed from")
+        if not _HOST_PORT.match(str(values["registry_address"])):
+            raise JoinError(f"the portal's registry address {values['registry_address']!r} "
+                            "is not HOST:PORT", "the portal and this .bin may be of different "
+                            "releases: use the .bin the portal was installed from")
+        labels = doc.get("labels") if isinstance(doc.get("labels"), dict) else {}
+        pubkey = doc.get("portal_ssh_pubkey")
+        return cls(**{k: str(v) for k, v in values.items()},
+                   portal_ssh_pubkey=pubkey if isinstance(pubkey, str) and pubkey else None,
+                   labels={str(k): str(v) for k, v in labels.items()}, document=doc)
+
+
+# --- the portal's API ----------------------------------------------------------------------
+
+def _reason(error: Exception) -> str:
+    """Why a connection failed, in a few words (`Connection refused`, `timed out`)."""
+    text = str(error)
+    found = _ERRNO.search(text)
+    if found:
+        return found.group(1).strip()
+    if "timed out" in text.lower() or isinstance(error, requests.Timeout):
+        return "timed out"
+    return text.split(": ")[-1][:200]
+
+
+def _error_text(answer: requests.Response) -> str:
+    try:
+        doc = answer.json()
+    except ValueError:
+        return answer.text.strip()[:200]
+    detail = doc.get("error", doc.get("detail")) if isinstance(doc, dict) else doc
+    return str(detail)[:300] if detail else ""
+
+
+class PortalApi:
+    """The few calls a joining server makes to the portal at `portal` ("host:port")."""
+
+    def __init__(self, portal: str, ca_file: str | None = None) -> None:
+        self.portal = portal
+        self.ca_file = ca_file  # None: only the unverified CA fetch is allowed
+        self._base = f"https://{portal}"
+        self._session = requests.Session()
+        self._session.trust_env = False
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> PortalApi:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def fetch_ca(self) -> bytes:
+        """GET /api/v1/ca without verification: the caller must compare its fingerprint."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            answer = self._request("GET", "/api/v1/ca", "fetch the cluster CA", verify=False)
+        if answer.status_code != 200:
+            raise JoinError(f"{self._base}/api/v1/ca answered {answer.status_code}, not the "
+                            "cluster CA", "check the address is the portal's (port 8443 by "
+                            "default) and that its install finished")
+        return answer.content
+
+    def enroll(self, code: str, hostname: str, address: str) -> Enrollment:
+        """POST /api/v1/enroll; JoinError saying why the portal refused, if it did."""
+        answer = self._request("POST", "/api/v1/enroll", "enroll this server",
+                               json={"code": code, "hostname": hostname, "address": address})
+        if answer.status_code == 200:
+            try:
+                return Enrollment.from_document(answer.json())
+            except ValueError as e:
+                raise JoinError("the portal's enrollment answer is not JSON") from e
+        raise self._refusal(answer, hostname)
+
+    def joined(self, device_id: str, device_token: str, node_id: str) -> None:
+        """POST /api/v1/devices/{id}/joined with the device token."""
+        answer = self._request("POST", f"/api/v1/devices/{device_id}/joined",
+                               "report this server joined", json={"node_id": node_id},
+                               headers={"Authorization": f"Bearer {device_token}"})
+        if answer.status_code not in (200, 204):
+            raise JoinError(f"the portal refused the report that this server joined "
+                            f"({answer.status_code}: {_error_text(answer)})",
+                            "run the install again; if it fails the same way, run "
+                            "'dragonball enroll' on the portal and use the new code")
+
+    def _refusal(self, answer: requests.Response, hostname: str) -> JoinError:
+        said = _error_text(answer)
+        if answer.status_code == 401:
+            return JoinError(f"the portal refused the enrollment code: {said or 'unknown code'}",
+                             "codes are one-time and expire: run 'dragonball enroll' on the "
+                             "portal for a new one, and give it here")
+        if answer.status_code == 409:
+            return JoinError(f"the portal already has another device named {hostname!r}"
+                             f"{': ' + said if said else ''}",
+                             "give this server a name of its own (hostname: in the answers), "
+                             "or remove the old device on the portal first")
+        if answer.status_code == 429:
+            return JoinError(f"the portal refuses codes from this server for now: too many "
+                             f"wrong codes{': ' + said if said else ''}",
+                             "wait 10 minutes, then try again with the exact code the portal "
+                             "printed")
+        return JoinError(f"the portal answered {answer.status_code} to the enrollment"
+                         f"{': ' + said if said else ''}", "see the portal's log "
+                         "(journalctl -u dragonball-portal on the portal)")
+
+    def _request(self, method: str, path: str, what: str, verify: bool | str | None = None,
+                 **kwargs) -> requests.Response:
+        if verify is None:
+            if self.ca_file is None:
+                raise JoinError(f"cannot {what}: the portal's CA is not pinned yet")
+            verify = self.ca_file
+        url = self._base + path
+        try:
+            return self._session.request(method, url, verify=verify, timeout=(
+                CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=False, **kwargs)
+        except requests.exceptions.SSLError as e:
+            raise JoinError(f"cannot {what}: the portal at {self.portal} did not prove it "
+                            f"holds a certificate of the pinned CA ({_reason(e)})",
+                            "check the address is the portal's own; if it is, the portal's "
+                            "certificate does not name it: use the address the portal "
+                            "printed") from e
+        except requests.exceptions.ConnectionError as e:  # refused, unreachable, timed out
+            raise JoinError(f"cannot reach the portal at {self.portal}: {_reason(e)}",
+                            "check the address and port (default 8443), that the portal runs "
+                            "(systemctl status dragonball-portal on it) and that no firewall "
+                            "between the two servers blocks the port") from e
+        except requests.exceptions.Timeout as e:
+            raise JoinError(f"the portal at {self.portal} did not answer within "
+                            f"{READ_TIMEOUT_S} s when asked to {what}",
+                            "check the portal server is not overloaded; then try again") from e
+        except requests.exceptions.RequestException as e:
+            raise JoinError(f"cannot {what} at {url}: {_reason(e)}") from e
+
+
+def enrollment_json(enrollment: Enrollment) -> str:
+    """The file kept in /etc/dragonball/enrollment.json: the portal's answer as it came."""
+    return json.dumps(enrollment.document, indent=1, sort_keys=True) + "\n"
