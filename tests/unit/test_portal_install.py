@@ -272,7 +272,7 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     assert "/var/lib/dragonball/registry:/opt/dragon_ball/service/registry/storage" in run
     assert ["--restart", "always"] == run[run.index("--restart"):run.index("--restart") + 2]
     assert "io.dragonball.role=registry" in run  # reset removes io.dragonball.* containers
-    assert stat.S_IMODE((root / "var/lib/dragonball/registry").stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "var/lib/dragonball/registry").stat().st_mode) == 0o711
     assert played.network["registry"] == [("10.0.0.1:5000", "dragonball", credentials["password"])]
     assert (root / "etc/docker/certs.d/10.0.0.1:5000/ca.crt").read_bytes() == ca_pem
     assert played.stdin["login 10.0.0.1:5000"] == credentials["password"].encode()

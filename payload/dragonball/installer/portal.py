@@ -441,11 +441,14 @@ def start_registry(ctx) -> dict:
     with release_archive() as archive:
         image = registry_image_of(archive)
     wanted = registry_config_hash(image.config["digest"], ctx.data_dir)
-    for folder, mode in ((registry_storage(ctx.data_dir), 0o700), (REGISTRY_LOG_DIR, 0o755)):
+    # 0711: the registry runs as its own user inside and must pass through to the
+    # storage/registry folder it owns (run.sh chowns that one, not the mount point).
+    for folder, mode in ((registry_storage(ctx.data_dir), 0o711), (REGISTRY_LOG_DIR, 0o755)):
         if not host.exists(folder):
             undo.note(f"tree:{folder}", {"kind": "portal_tree", "path": folder,
                                          "created_dirs": missing_dirs(host, folder)})
         host.make_dirs(folder, mode=mode)
+        os.chmod(host.path(folder), mode)  # whatever the installer's umask
     current = docker_json(host, ["docker", "inspect", "--format", "{{json .}}",
                                  REGISTRY_CONTAINER])
     if current and current.get("Image") == image.config["digest"] and \
