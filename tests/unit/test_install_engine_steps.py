@@ -174,12 +174,13 @@ def test_install_path_with_systemd_then_reset(tmp_path):
 
     assert "docker:" in server.read("etc/group")
     server.write("etc/docker/key.json", "{}")  # what dockerd writes at its first start
+    (server.root / "etc/cni/net.d").mkdir(parents=True)  # and containerd
     undo_all(Journal.load(str(tmp_path / "data")), server.host())
     assert not server.engine_up
     assert {n: s for n, (_, s) in server.dpkg.items()} == {
         "iptables": "ii ", "containerd": "un ", "docker.io": "un ", "libdevmapper1.02.1": "un "}
     assert server.read("etc/docker/daemon.json") is None
-    assert not (server.root / "etc/docker").exists()
+    assert not (server.root / "etc/docker").exists() and not (server.root / "etc/cni").exists()
     assert server.read("etc/group") == "root:x:0:\n"  # docker.io's group, gone
     assert not (server.root / "var/lib/dragonball/engine").exists()
 

@@ -41,7 +41,10 @@ RUN_DIR = "/run/dragonball"
 DOCKERD_PIDFILE = f"{RUN_DIR}/dockerd.pid"
 DOCKERD_LOG = "/var/log/dragonball/dockerd.log"
 SERVICE = "docker.service"
-ENGINE_KEY = "/etc/docker/key.json"  # written by dockerd 20.10 at its first start
+#: Folders the engine's packages or its first start create, and files the engine (not
+#: dpkg) writes in them: reset removes them when they were not there before install.
+ENGINE_FOLDERS = ("/etc/docker", "/etc/cni", "/etc/cni/net.d")
+ENGINE_WRITES = ("/etc/docker/key.json",)  # dockerd 20.10's identity; containerd makes cni
 INSTALL_STEPS = ("engine.unpack", "engine.packages", "engine.config")
 DPKG_TIMEOUT_S = 900
 DPKG_LOCK_WAIT_S = 300
@@ -190,7 +193,7 @@ def install_packages(ctx) -> dict:
     state = dpkg_state(host, [p["name"] for p in bundled])
     undo.note("packages", {
         "kind": "packages",
-        "etc_docker": host.exists("/etc/docker"),  # dockerd writes key.json there
+        "absent_before": [p for p in ENGINE_FOLDERS if not host.exists(p)],
         "docker_group": has_group(host, "docker"),  # docker.io's postinst adds it
         "installed": [p["name"] for p in bundled if engine.is_absent(state.get(p["name"]))],
         "upgraded": {p["name"]: state[p["name"]][0] for p in bundled
@@ -388,9 +391,11 @@ def undo_packages(host, entry: dict) -> None:
     host.remove("/var/lib/docker/nuke-graph-directory.sh")
     host.run(["dpkg", "--purge", *names], timeout=DPKG_TIMEOUT_S, env=env,
              hint="see /var/log/dragonball/reset.log for dpkg's output")
-    if entry.get("etc_docker") is False:  # none before: what dockerd wrote there goes too
-        host.remove(ENGINE_KEY)
-        host.remove_empty_dirs(["/etc/docker"])
+    absent = entry.get("absent_before", [])
+    for path in ENGINE_WRITES:  # in folders the engine made: written by it, not by dpkg
+        if any(path.startswith(folder + "/") for folder in absent):
+            host.remove(path)
+    host.remove_empty_dirs(absent)
     if entry.get("docker_group") is False and has_group(host, "docker"):
         host.run(["groupdel", "docker"], check=False)
 

@@ -72,12 +72,14 @@ def clean_engine(host) -> list[str]:
     return done
 
 
-def reset(data_dir: str, host, on_entry=lambda undone: None) -> ResetResult:
+def reset(data_dir: str, host, on_entry=lambda undone: None,
+          on_line=lambda text: None) -> ResetResult:
     plan.load_plugins()  # their undo kinds
     journal = Journal.load(data_dir)
     cluster = clean_engine(host)
     for line in cluster:
         log.info("reset: %s", line)
+        on_line(line)
     undone: list[Undone] = undo_all(journal, host, on_entry)
     result = ResetResult(cluster, undone, journal_removed=False)
     if result.ok:
