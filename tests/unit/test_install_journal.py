@@ -47,16 +47,20 @@ def test_a_step_interrupted_by_a_kill_runs_again(tmp_path):
     assert again.interrupted() == ["a"] and not again.is_done("a")
 
 
-def test_resuming_with_other_answers_is_refused_until_finished(tmp_path):
+def test_other_answers_are_refused_until_reset_half_way_or_finished(tmp_path):
     journal = Journal.load(str(tmp_path))
     journal.begin("first")
     journal.start("a")
-    with pytest.raises(JournalError, match="other answers"):
+    with pytest.raises(JournalError, match="half-way"):
         Journal.load(str(tmp_path)).begin("second")
     finished = Journal.load(str(tmp_path))
     finished.begin("first")
+    finished.done("a", {"file": "/etc/x"})
     finished.finish()
-    Journal.load(str(tmp_path)).begin("second")  # a new install after a finished one
+    with pytest.raises(JournalError, match="is installed with other answers") as err:
+        Journal.load(str(tmp_path)).begin("second")
+    assert "reset" in err.value.hint
+    assert Journal.load(str(tmp_path)).changes() == [("a", {"file": "/etc/x"})]
 
 
 def test_the_journal_is_private_and_holds_no_answers(tmp_path):

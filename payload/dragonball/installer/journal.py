@@ -76,12 +76,13 @@ class Journal:
 
     def begin(self, digest: str) -> None:
         """Start or resume the install whose answers have `digest`."""
-        if self.digest and self.digest != digest and not self.finished:
-            raise JournalError("an earlier install on this server stopped half-way with "
-                               "other answers", "re-run it with the same answers file, or run "
-                               "'reset' first to undo it")
-        if self.digest != digest:
-            self.steps = {}
+        if self.digest and self.digest != digest:
+            # starting over would forget what the first install changed, so reset could
+            # no longer undo it: the first install must be reset first, finished or not
+            state = "is installed" if self.finished else "stopped half-way through an install"
+            raise JournalError(f"this server {state} with other answers",
+                               "re-run with the same answers file, or run 'reset' first to "
+                               "undo that install")
         self.digest = digest
         self.finished = None
         self._save()
