@@ -6,6 +6,7 @@ internal network: `DragonBall-<version>.bin --target /root install --answers a.y
 (DRAGONBALL_INSTALL_PLUGINS="": the portal's own steps have their tests in
 test_install_cluster.py). Then: a re-run changes nothing; reset restores /etc as it
 was; a `kill -9` of the whole install in the middle of dpkg, then a re-run, completes.
+And once on a server whose PID 1 is not systemd: the engine runs as a dockerd of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import json
 import time
 
 import pytest
+
+from support import LABELS, RUN_ID
+from tests.lab.plan import CAPABILITY_OPTIONS
 
 ANSWERS = "/root/a.yaml"
 PASSWORD = "Engine test passphrase 42"
@@ -193,3 +197,54 @@ def test_kill_9_during_the_engine_then_a_re_run_completes(server, after_reset, p
 
     assert server.reset().ok
     assert server.etc() == pristine_etc
+
+
+# --- a server without systemd: the documented fallback -------------------------------------
+
+@pytest.fixture
+def server_without_systemd(docker_cli, bare_image, release_bin):
+    """A bare server whose PID 1 is not systemd (a plain container's `sleep`), on an
+    internal network of its own, with the lab's capability set and a /var/lib/docker volume."""
+    name = f"dbt{RUN_ID}-nosystemd"
+    labels = [arg for k, v in LABELS.items() for arg in ("--label", f"{k}={v}")]
+    docker_cli("network", "create", "--internal", *labels, name)
+    docker_cli("volume", "create", *labels, name)
+    try:
+        docker_cli("run", "-d", "--name", name, "--hostname", "nosystemd", *labels,
+                   "--network", name, *CAPABILITY_OPTIONS, "--tmpfs", "/run",
+                   "--tmpfs", "/tmp:exec,mode=1777", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                   "-v", f"{name}:/var/lib/docker", "--entrypoint", "sh", bare_image,
+                   "-c", "mount -o remount,rw /sys; exec sleep infinity")
+        path, _ = release_bin
+        docker_cli("cp", str(path), f"{name}:/root/", timeout=600)
+        docker_cli("exec", "-i", name, "sh", "-c", f"umask 077; cat >{ANSWERS}",
+                   stdin=f"role: portal\nadmin_password: {PASSWORD}\n")
+        yield name, f"/root/{path.name}"
+    finally:
+        docker_cli("rm", "-f", "-v", name, check=False)
+        docker_cli("network", "rm", name, check=False)
+        docker_cli("volume", "rm", "-f", name, check=False)
+
+
+def test_without_systemd_dockerd_runs_on_its_own_and_reset_stops_it(docker_cli,
+                                                                    server_without_systemd):
+    name, binary = server_without_systemd
+
+    def sh(script: str, **kwargs):
+        return docker_cli("exec", "-e", "DRAGONBALL_INSTALL_PLUGINS=", name, "sh", "-c",
+                          script, check=False, timeout=600, **kwargs)
+
+    assert sh("cat /proc/1/comm").stdout.strip() == "sleep"
+    outcome = sh(f"{binary} --target /root install --answers {ANSWERS} --yes")
+    assert outcome.ok, outcome.stdout + outcome.stderr
+    pid = sh("cat /run/dragonball/dockerd.pid").stdout.strip()
+    assert sh(f"ps -o sid= -p {pid}").stdout.strip() == pid  # a session of its own
+    assert sh("docker info --format '{{.ServerVersion}}'").stdout.startswith("20.10.")
+    assert "dockerd" in sh("cat /var/lib/dragonball/install-journal.json").stdout
+
+    outcome = sh(f"{binary} --target /root reset --yes")
+    assert outcome.ok, outcome.stdout + outcome.stderr
+    # Stopped (a zombie at most: this PID 1 reaps nobody), its folder and the engine gone.
+    assert sh(f"ps -o stat= -p {pid}").stdout.strip() in ("", "Z", "Zs")
+    assert sh("test -e /run/dragonball || test -e /etc/docker || test -e /usr/bin/docker"
+              ).returncode == 1

@@ -275,5 +275,6 @@ def test_without_systemd_dockerd_runs_in_its_own_session_and_reset_stops_it(tmp_
             time.sleep(0.05)
         else:
             pytest.fail("dockerd still runs after reset")
+        assert not (server.root / "run/dragonball").exists()
     finally:
         assert (server.root / "var/log/dragonball/dockerd.log").is_file()

@@ -27,7 +27,7 @@ import time
 
 from dragonball.errors import InstallerError
 from dragonball.installer import engine, osprep
-from dragonball.installer.apply import undo_file, write_file
+from dragonball.installer.apply import missing_dirs, undo_file, write_file
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
 
@@ -299,7 +299,8 @@ def start_dockerd(ctx, undo) -> None:
     dockerd = host.which("dockerd")
     if dockerd is None:
         raise InstallerError("dockerd is not installed", "run install again")
-    undo.note("dockerd", {"kind": "dockerd", "pidfile": DOCKERD_PIDFILE})
+    undo.note("dockerd", {"kind": "dockerd", "pidfile": DOCKERD_PIDFILE,
+                          "created_dirs": missing_dirs(host, RUN_DIR)})
     host.make_dirs(RUN_DIR, mode=0o755)
     host.make_dirs(os.path.dirname(DOCKERD_LOG), mode=0o755)
     ctx.progress.update("starting dockerd (no systemd here)")
@@ -364,13 +365,18 @@ def undo_service(host, entry: dict) -> None:
 
 @undoer("dockerd")
 def undo_dockerd(host, entry: dict) -> None:
+    """The dockerd install started stopped (SIGTERM, as its service would), its folder gone."""
     pid = pid_alive(host, entry["pidfile"])
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and pid_alive(host, entry["pidfile"]) == pid:
-        time.sleep(0.2)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and pid_alive(host, entry["pidfile"]) == pid:
+            time.sleep(0.2)
+        if pid_alive(host, entry["pidfile"]) == pid:
+            raise InstallerError(f"dockerd (pid {pid}) did not stop within 30 s",
+                                 f"stop it yourself: kill {pid}; then run reset again")
+    host.remove(entry["pidfile"])
+    host.remove_empty_dirs(entry.get("created_dirs") or [])
 
 
 @undoer("packages")
