@@ -30,7 +30,7 @@ TARGET = "/root"
 JOURNAL = "/var/lib/dragonball/install-journal.json"
 ADMIN_PASSWORD = "Lab portal passphrase 7"
 #: Where the portal's install leaves the runtime (docs/enrollment.md), first match wins.
-RUNTIMES = ("/opt/dragonball/runtime/dragonball/dragonball", "/opt/dragonball/runtime/dragonball")
+RUNTIMES = ("/usr/local/bin/dragonball", "/opt/dragonball/runtime/dragonball")
 #: What a bare server looks like before an install: these must not exist.
 INSTALLED_PATHS = ("/var/lib/dragonball", "/opt/dragonball", "/etc/dragonball",
                    "/var/log/dragonball", "/usr/bin/docker", "/etc/docker")

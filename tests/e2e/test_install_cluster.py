@@ -1,0 +1,271 @@
+"""A cluster installed from the real .bin on an internal lab (docs/install-cluster.md).
+
+One lab of five bare servers, cut off from the world, shared by the module:
+
+    s1  the portal, from an answers file
+    s2  a device, from an answers file
+    s3  a device, from an answers file, its installer killed (-9) during the Swarm join,
+        then run again
+    s4  a fourth server added later, through the wizard on a pseudo-terminal; then reset
+    s5  never installed: bad answers and a corrupt .bin, each must change nothing
+
+Tests run in file order and build on each other (the cluster grows); each asserts
+one thing a person would check. Nothing leaves the lab: its network is internal and
+the leak counter stays at 0.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pexpect
+import pytest
+
+from support import wait_for
+from tests.lab.install import ADMIN_PASSWORD, TARGET, LabCluster
+
+CODE_PATTERN = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
+KILL_AT = "join.swarm"  # the step during which s3's installer is killed
+
+
+@pytest.fixture(scope="module")
+def lab(make_lab):
+    return make_lab(servers=5, internal=True)
+
+
+@pytest.fixture(scope="module")
+def release(release_bin):
+    return release_bin
+
+
+@pytest.fixture(scope="module")
+def cluster(lab, release):
+    """s1 installed as the portal; s2 and s3 joined (s3 killed once, then re-run)."""
+    path, manifest = release
+    cluster = LabCluster(lab, path)
+    cluster.copy_bin()
+    cluster.runs = {"s1": cluster.install("s1", cluster.portal_answers("s1"))}
+    assert cluster.runs["s1"].ok, cluster.runs["s1"].output
+    cluster.codes = {name: cluster.enroll() for name in ("s2", "s3", "s4", "unused")}
+    cluster.codes["expiring"] = cluster.enroll(ttl="1m")
+    cluster.expiring_since = time.time()
+    killer = threading.Thread(target=kill_installer_at, args=(lab, "s3", KILL_AT))
+    killer.start()
+    runs = cluster.install_many({s: cluster.device_answers(s, cluster.codes[s])
+                                 for s in ("s2", "s3")})
+    killer.join()
+    cluster.runs.update(runs)
+    cluster.killed_journal = cluster.journal("s3")
+    cluster.runs["s3-again"] = cluster.install("s3")  # the same answers file
+    cluster.manifest = manifest
+    return cluster
+
+
+def kill_installer_at(lab, server: str, step: str, timeout: float = 600) -> None:
+    """From inside `server`: once the journal has `step`, kill -9 every process of the
+    installer (the .bin's sh and the runtime it started), as a power cut of the process."""
+    script = rf"""
+        deadline=$(( $(date +%s) + {int(timeout)} ))
+        until grep -q '"{step}"' /var/lib/dragonball/install-journal.json 2>/dev/null; do
+            [ "$(date +%s)" -lt "$deadline" ] || exit 3
+            sleep 0.05
+        done
+        for dir in /proc/[0-9]*; do
+            pid=${{dir#/proc/}}
+            [ "$pid" = $$ ] && continue
+            line=$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null) || continue
+            case $line in
+                *.bin\ --target*install*|*/dragonball/dragonball\ install*)
+                    kill -9 "$pid" && echo "killed $pid: $line" ;;
+            esac
+        done
+    """
+    outcome = lab.exec(server, ["bash", "-c", script], timeout=timeout + 10)
+    assert outcome.ok and "killed" in outcome.stdout, outcome
+
+
+# --- the portal and two devices --------------------------------------------------------------
+
+def test_the_portal_prints_its_fingerprint_and_a_code(cluster):
+    output = cluster.runs["s1"].output
+    assert cluster.codes["s2"]["ca_fingerprint"] in output
+    assert CODE_PATTERN.search(output), output[-2000:]
+    assert ADMIN_PASSWORD not in output
+
+
+def test_three_servers_are_ready_and_all_three_are_managers(cluster):
+    assert cluster.runs["s2"].ok, cluster.runs["s2"].output
+
+    def nodes():
+        listing = cluster.docker("s1", "node", "ls", "--format",
+                                 "{{.Hostname}} {{.Status}} {{.ManagerStatus}}").stdout
+        rows = [line.split() for line in listing.splitlines()]
+        ready = sorted(r[0] for r in rows if r[1] == "Ready")
+        managers = sorted(r[0] for r in rows if len(r) > 2 and r[2] in ("Leader", "Reachable"))
+        return (ready, managers) if ready == managers == ["s1", "s2", "s3"] else None
+
+    wait_for(nodes, 60, describe=lambda: cluster.docker("s1", "node", "ls").stdout)
+
+
+def test_a_killed_install_resumes_and_completes(cluster):
+    first, again = cluster.runs["s3"], cluster.runs["s3-again"]
+    assert first.outcome.returncode in (-9, 137), first.output  # killed, not finished
+    killed = cluster.killed_journal
+    assert killed["finished"] is None and killed["steps"][KILL_AT]["state"] == "running"
+    assert again.ok, again.output
+    assert "resuming" in again.output
+    journal = cluster.journal("s3")
+    assert journal["finished"] and journal["steps"][KILL_AT]["state"] == "done"
+    assert journal["steps"]["join.report"]["state"] == "done"
+
+
+def test_a_release_image_pulls_on_an_empty_engine_with_the_archives_id(cluster):
+    image = next(i for i in cluster.manifest["images"] if i["ref"].startswith("notes/api"))
+    registry = cluster.codes["s2"]["portal"].split(":")[0] + ":5000"
+    ref = f"{registry}/{image['ref']}"
+    assert cluster.docker("s3", "image", "ls", "-q").stdout.strip() == ""  # an empty engine
+    cluster.docker("s3", "pull", ref, timeout=300)
+    assert cluster.docker("s3", "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip() \
+        == image["image_id"]
+
+
+def test_the_device_keeps_its_enrollment_private(cluster):
+    modes = cluster.lab.exec("s2", ["stat", "-c", "%a %n", "/etc/dragonball/enrollment.json",
+                                    "/etc/dragonball/ca.crt"], check=True).stdout.split("\n")
+    assert modes[:2] == ["600 /etc/dragonball/enrollment.json", "644 /etc/dragonball/ca.crt"]
+
+
+def test_install_again_on_a_joined_device_changes_nothing(cluster):
+    before = cluster.snapshot("s2")
+    run = cluster.install("s2")
+    assert run.ok and "already installed" in run.output, run.output
+    assert cluster.snapshot("s2") == before
+
+
+# --- a fourth server, months later, through the wizard ----------------------------------------
+
+def test_a_fourth_server_joins_through_the_wizard_on_a_terminal(cluster):
+    code = cluster.codes["s4"]
+    argv = cluster.lab.exec_argv("s4", cluster.install_argv(), tty=True, env={
+        "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"})
+    child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=60,
+                          dimensions=(40, 120))
+    try:
+        child.expect_exact("What will this server be?")
+        child.send("\x1b[B\r")                           # a device
+        child.expect_exact("This server's address")
+        child.expect_exact(cluster.lab.ip("s4"))
+        child.send("\r")                                 # its one address
+        child.expect_exact("The portal's address")
+        child.send(code["portal"] + "\r")
+        child.expect_exact("fingerprint")
+        child.send(code["ca_fingerprint"] + "\r")
+        child.expect_exact("enrollment code")
+        child.send(code["code"].lower().replace("-", " ") + "\r")  # typed loosely
+        child.expect_exact("Where should DragonBall keep its data?")
+        child.send("\r")
+        child.expect_exact("Install DragonBall with these answers?")
+        child.send("y")
+        child.expect_exact("DragonBall is installed", timeout=600)
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, child.before
+
+    def four_ready():
+        listing = cluster.docker("s1", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+        return sorted(listing.stdout.split()[::2]) == ["s1", "s2", "s3", "s4"] and \
+            listing.stdout.count("Ready") == 4
+    wait_for(four_ready, 60, describe=lambda: cluster.docker("s1", "node", "ls").stdout)
+
+
+def test_reset_takes_a_device_out_of_the_cluster_and_its_files_away(cluster):
+    """s4 (a worker: s1..s3 are the managers) leaves; what the join wrote is gone."""
+    outcome = cluster.lab.exec("s4", [cluster.bin, "--target", TARGET, "reset", "--yes"],
+                               timeout=300)
+    assert outcome.ok, outcome
+    assert cluster.lab.exec("s4", ["test", "-e", "/etc/dragonball"]).returncode == 1
+    assert cluster.lab.exec("s4", ["test", "-e", "/var/lib/dragonball/install-journal.json"]
+                            ).returncode == 1
+    docker_config = cluster.lab.exec("s4", ["cat", "/root/.docker/config.json"]).stdout
+    assert ":5000" not in docker_config  # logged out of the portal's registry
+
+    def s4_down():
+        listing = cluster.docker("s1", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+        return "s4 Down" in listing.stdout
+    wait_for(s4_down, 60, describe=lambda: cluster.docker("s1", "node", "ls").stdout)
+
+
+# --- bad answers and a corrupt .bin change nothing --------------------------------------------
+
+def bad_answers(cluster, case: str) -> tuple[dict, str]:
+    """(answers for s5, what the error must say)."""
+    unused, lab = cluster.codes["unused"], cluster.lab
+    good = cluster.device_answers("s5", unused)
+    subnet = lab.ip("s1").rsplit(".", 1)[0]
+    if case == "unreachable portal":
+        return {**good, "portal": f"{subnet}.99"}, f"cannot reach the portal at {subnet}.99:8443"
+    if case == "wrong code":
+        from dragonball.wizard import enrollment
+        return {**good, "enrollment_code": enrollment.new_code()}, "refused the enrollment code"
+    if case == "used code":
+        return cluster.device_answers("s5", cluster.codes["s2"]), "refused the enrollment code"
+    if case == "expired code":
+        wait_for(lambda: time.time() > cluster.expiring_since + 62, 70)  # last: seldom waits
+        return cluster.device_answers("s5", cluster.codes["expiring"]), "expired"
+    if case == "wrong fingerprint":
+        return {**good, "ca_fingerprint": "SHA256:" + "0" * 64}, "refusing to send it the"
+    if case == "invalid address":
+        return {**good, "address": "10.255.255.1"}, "not an address of this server"
+    raise KeyError(case)
+
+
+@pytest.mark.parametrize("case", ["unreachable portal", "wrong code", "used code",
+                                  "wrong fingerprint", "invalid address", "expired code"])
+def test_bad_answers_are_refused_clearly_and_change_nothing(cluster, case):
+    answers, expected = bad_answers(cluster, case)
+    cluster.write_answers("s5", answers)
+    before = cluster.snapshot("s5")
+    run = cluster.install("s5")
+    assert run.outcome.returncode == 2, run.output
+    assert expected in " ".join(run.output.split()), run.output
+    assert cluster.snapshot("s5") == before
+    assert before["present"] == []  # no journal, no engine, no /etc/dragonball
+
+
+def test_a_hostname_the_cluster_has_already_is_refused_and_changes_nothing(cluster):
+    """s5 named s2 for a moment (its kernel hostname; /etc untouched): the portal says 409."""
+    cluster.write_answers("s5", cluster.device_answers("s5", cluster.codes["unused"]))
+    before = cluster.snapshot("s5")
+    cluster.lab.exec("s5", ["hostname", "s2"], check=True)
+    try:
+        run = cluster.install("s5")
+    finally:
+        cluster.lab.exec("s5", ["hostname", "s5"], check=True)
+    assert run.outcome.returncode == 2, run.output
+    assert "already has another device named 's2'" in " ".join(run.output.split())
+    assert cluster.snapshot("s5") == before
+
+
+def test_a_corrupt_bin_changes_nothing(cluster):
+    corrupt = f"{TARGET}/corrupt.bin"
+    cluster.lab.exec("s5", ["sh", "-c", f"cp {cluster.bin} {corrupt} && printf X | dd "
+                                        f"of={corrupt} bs=1 seek=50000000 conv=notrunc "
+                                        "2>/dev/null"], check=True)
+    cluster.write_answers("s5", cluster.device_answers("s5", cluster.codes["unused"]))
+    before = cluster.snapshot("s5")
+    outcome = cluster.lab.exec("s5", [corrupt, "--target", TARGET, "install", "--answers",
+                                      f"{TARGET}/a.yaml", "--yes"], timeout=300)
+    assert outcome.returncode == 3, outcome
+    assert "corrupt or was altered" in outcome.stderr and "Nothing was changed" in outcome.stderr
+    assert cluster.snapshot("s5") == before
+    cluster.lab.exec("s5", ["rm", "-f", corrupt], check=True)
+
+
+# --- nothing left the lab ---------------------------------------------------------------------
+
+def test_the_lab_is_internal_and_not_one_packet_left_it(cluster, docker_cli):
+    assert docker_cli.inspect("network", cluster.lab.spec.network)["Internal"] is True
+    assert cluster.lab.leak_packets() == 0
