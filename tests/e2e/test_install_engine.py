@@ -148,8 +148,11 @@ def test_a_re_run_says_finished_and_changes_nothing(server, installed):
 
 @pytest.fixture(scope="module")
 def after_reset(server, installed, pristine_etc):
+    began = time.monotonic()
     outcome = server.reset()
     assert outcome.ok, outcome.stdout + outcome.stderr
+    print(f"\nreset (engine stopped and purged, files and values back): "
+          f"{time.monotonic() - began:.1f} s")
     return outcome
 
 

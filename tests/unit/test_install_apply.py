@@ -466,3 +466,13 @@ def test_role_steps_come_after_the_firewall(server, tmp_path, no_role_steps):
 def test_facts_of_a_case_round_trip(tmp_path):
     _, facts = load("bare-lab-server")
     assert Facts(**json.loads(json.dumps(facts.to_dict()))) == facts
+
+
+def test_the_plugins_loaded_can_be_limited_for_tests_of_the_base_layer(monkeypatch):
+    loaded = []
+    monkeypatch.setattr(plan, "PLUGINS", ["a.portal", "b.join"])
+    monkeypatch.setattr(plan.importlib, "import_module", loaded.append)
+    plan.load_plugins({})
+    plan.load_plugins({plan.PLUGINS_ENV: ""})
+    plan.load_plugins({plan.PLUGINS_ENV: "x.one, y.two"})
+    assert loaded == ["a.portal", "b.join", "x.one", "y.two"]
