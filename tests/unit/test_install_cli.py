@@ -39,7 +39,8 @@ def answers(data_dir, password=PASSWORD):
 
 def install_args(**kw) -> argparse.Namespace:
     return argparse.Namespace(**{"answers": None, "yes": True, "data_dir": None,
-                                 "engine_tar": None, **kw})
+                                 "engine_tar": None, "role": None, "address": None,
+                                 "portal": None, "code": None, "ca_fingerprint": None, **kw})
 
 
 def a_journal(data_dir, digest="d", finished=False) -> Journal:
@@ -107,6 +108,17 @@ def test_install_yes_without_answers_is_a_usage_error(tmp_path):
     result = dragonball("install", "--yes", "--data-dir", str(tmp_path))
     assert result.returncode == 2, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_enroll_prints_is_understood(tmp_path):
+    """`install --role device --portal P --code C --ca-fingerprint F`: parsed, handed to the
+    wizard (here it stops at the portal it cannot reach: nothing is changed)."""
+    result = dragonball("install", "--role", "device", "--portal", "127.0.0.1:1", "--code",
+                        "7K3M-Q9XD-2HBW-P4T3", "--ca-fingerprint", "SHA256:" + "ab" * 32,
+                        "--yes", "--data-dir", str(tmp_path / "data"))
+    assert "unrecognized arguments" not in result.stderr
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_install_with_an_invalid_answers_file_changes_nothing(tmp_path):

@@ -1,6 +1,7 @@
 """`dragonball install` and `dragonball reset`.
 
     dragonball install [--answers FILE] [--yes] [--data-dir DIR]
+                       [--role R] [--address IP] [--portal P] [--code C] [--ca-fingerprint F]
     dragonball reset [--yes] [--data-dir DIR]
 
 install: answers (the wizard, or the file) -> preflight (a failed check stops here,
@@ -56,6 +57,13 @@ def register(subparsers) -> None:
                          help="do not ask for confirmation (needs --answers)")
     install.add_argument("--data-dir", metavar="DIR",
                          help=f"where DragonBall keeps its data (default {DATA_DIR})")
+    # Answers on the command line (docs/answers.md): what `dragonball enroll` prints.
+    install.add_argument("--role", choices=("portal", "device"), help="this server's role")
+    install.add_argument("--address", metavar="IP", help="this server's address")
+    install.add_argument("--portal", metavar="HOST[:PORT]", help="the portal to join")
+    install.add_argument("--code", metavar="CODE", help="the enrollment code (device)")
+    install.add_argument("--ca-fingerprint", metavar="SHA256:HEX",
+                         help="the portal CA's fingerprint (device)")
     install.add_argument("--engine-tar", metavar="FILE", help=argparse.SUPPRESS)
     install.set_defaults(handler=install_command)
     reset_parser = subparsers.add_parser(
