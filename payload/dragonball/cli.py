@@ -4,6 +4,7 @@
     dragonball images list|push ...        the release's images; push them to a registry
     dragonball portal serve | enroll       the portal service; a code to add a server
     dragonball install | reset             install on this server; undo what install changed
+    dragonball answers check FILE          check an answers file for an unattended install
 
 One top-level handler maps DragonBall errors to a message and an exit code;
 `--debug` shows the traceback instead.
@@ -28,6 +29,7 @@ from dragonball.module import scan, validate
 from dragonball.portal import cli as portal_cli
 from dragonball.registry.images_cli import add_images_commands
 from dragonball.release import cli as release_cli
+from dragonball.wizard import cli as wizard_cli
 
 
 class ExitStatus(enum.IntEnum):
@@ -74,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     install_cli.register(commands)
     add_images_commands(commands)
     portal_cli.register(commands)
+    wizard_cli.register(commands)
     return parser
 
 
