@@ -1,8 +1,10 @@
-"""Images of DragonBall's own platform, built like any module image: the registry.
+"""Images of DragonBall's own platform, built like any module image: the registry and the
+node agent.
 
 `build_registry_image(env)` builds ``dragonball/registry:<DragonBall version>`` from
-base_images/registry (a module folder that follows docs/module-spec.md, dogfooding it)
-on top of ``dragonballbase:<suite>``, which must be built first (`pipeline.build_base`).
+base_images/registry, `build_agent_image(env)` ``dragonball/agent:<DragonBall version>`` from
+base_images/agent (module folders that follow docs/module-spec.md, dogfooding it), on top of
+``dragonballbase:<suite>``, which must be built first (`pipeline.build_base`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,19 @@ log = logging.getLogger(__name__)
 REGISTRY_DIR = "base_images/registry"
 REGISTRY_MODULE = "registry"
 REGISTRY_REPOSITORY = "dragonball/registry"
+AGENT_DIR = "base_images/agent"
+AGENT_MODULE = "agent"
+AGENT_REPOSITORY = "dragonball/agent"
 
 
 def registry_ref(version: str = dragonball.__version__) -> str:
     """The registry image's name in the engine and in the .bin."""
     return f"{REGISTRY_REPOSITORY}:{version}"
+
+
+def agent_ref(version: str = dragonball.__version__) -> str:
+    """The agent image's name in the engine and in the .bin."""
+    return f"{AGENT_REPOSITORY}:{version}"
 
 
 def build_registry_image(env: BuildEnv, mirror: str | None = None) -> str:
@@ -36,22 +46,38 @@ def build_registry_image(env: BuildEnv, mirror: str | None = None) -> str:
     `mirror` is the Debian mirror URL (a `BuildPlan.mirror`); by default it is read
     from the build host's apt sources, as for every other image.
     """
-    context = env.root / REGISTRY_DIR
-    _, problems = validate(scan(str(context / REGISTRY_MODULE)))
+    return _build_module_image(env, REGISTRY_DIR, REGISTRY_MODULE, registry_ref(),
+                               mirror=mirror, apt=True)
+
+
+def build_agent_image(env: BuildEnv) -> str:
+    """Build the node agent's image (stdlib-only Python, no package installed); return its ref."""
+    return _build_module_image(env, AGENT_DIR, AGENT_MODULE, agent_ref())
+
+
+def _build_module_image(env: BuildEnv, folder: str, module: str, ref: str,
+                        mirror: str | None = None, apt: bool = False) -> str:
+    """Check the module folder against the spec, then build `folder`/Dockerfile as `ref`.
+
+    `apt`: the Dockerfile installs Debian packages, so it gets DEBIAN_MIRROR (`mirror`, by
+    default read from the build host's apt sources, as for every other image).
+    """
+    context = env.root / folder
+    _, problems = validate(scan(str(context / module)))
     if problems:
-        raise BuildError(f"{context / REGISTRY_MODULE} does not follow the module spec:\n" +
+        raise BuildError(f"{context / module} does not follow the module spec:\n" +
                          "\n".join(f"  - {p}" for p in problems),
                          "fix it; 'dragonball module check DIR' lists the same problems")
     recipe = load_recipe(env.root / images.BASE_DIR / "recipe.json")
     base = images.base_image_name(recipe.suite)
     if not env.engine.image_exists(base):
-        raise BuildError(f"{base} is missing: the registry image is built FROM it",
+        raise BuildError(f"{base} is missing: {ref} is built FROM it",
                          "build it first: python build.py base")
-    if mirror is None:
-        mirror = debian_mirror(recipe.suite, env.apt_root, env.environ)
-    ref = registry_ref()
+    buildargs = {"VERSION": dragonball.__version__}
+    if apt:
+        if mirror is None:
+            mirror = debian_mirror(recipe.suite, env.apt_root, env.environ)
+        buildargs["DEBIAN_MIRROR"] = mirror
     with env.reporter.step(f"build {ref}") as step:
-        env.engine.build(context, ref, {"DEBIAN_MIRROR": mirror,
-                                        "VERSION": dragonball.__version__},
-                         build_line_sink(step))
+        env.engine.build(context, ref, buildargs, build_line_sink(step))
     return ref

@@ -1,0 +1,205 @@
+"""The portal's side of the node agents (docs/agent.md): their certificates and a client.
+
+Every server runs the agent (`dragonball-agent`, a global Swarm service) on port 9443 with
+mutual TLS:
+
+- the agents share ONE server certificate from the cluster CA whose only name is the DNS
+  name `dragonball-agent` (`AGENT_NAME`): a node's address is not known when the portal is
+  installed, and nodes join later. The client connects to a node's address and checks the
+  certificate against the CA and that name (`server_hostname` / `assert_hostname`), not
+  against the address;
+- the portal proves itself with a client certificate (`CLIENT_NAME`, extended key usage
+  clientAuth only) from the same CA, issued at install next to the portal's certificates
+  (`CLIENT_CERT`, `CLIENT_KEY`, 0600). An agent refuses a connection without a client
+  certificate of the cluster CA, and answers 403 to one whose name is not the portal's.
+
+    with AgentClient() as agents:               # the portal's files under /etc/dragonball
+        agents.health("10.0.0.2")               # {"status": "ok", "hostname": ..., ...}
+        agents.metrics("10.0.0.2")              # cpu, memory, io, connections, load, uptime
+        agents.metrics_of(["10.0.0.1", ...])    # {address: metrics or AgentError}, at once
+
+requests with `trust_env = False`: the machine's REQUESTS_CA_BUNDLE and proxies must not
+decide whom we trust or where the connection goes (MACHINE.md).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import os
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from requests.adapters import HTTPAdapter
+
+from dragonball import pki
+from dragonball.errors import DragonBallError
+from dragonball.installer import ports
+from dragonball.portal.settings import host_port
+
+AGENT_NAME = "dragonball-agent"     # the DNS name in the agents' shared certificate
+CLIENT_NAME = "dragonball-portal"   # the portal's client certificate's common name
+ETC = "/etc/dragonball"
+CA_CERT = f"{ETC}/ca.crt"           # the cluster CA, at the same path on every server
+CLIENT_CERT = f"{ETC}/portal/agent-client.crt"
+CLIENT_KEY = f"{ETC}/portal/agent-client.key"
+TIMEOUT_S = 10.0
+
+
+class AgentError(DragonBallError):
+    """An agent cannot be reached, refused us, or answered an error."""
+
+
+# --- certificates (pure) ----------------------------------------------------------------------
+
+def issue_agent_cert(ca: pki.KeyPair, days: int = pki.SERVER_DAYS,
+                     now: datetime.datetime | None = None) -> pki.KeyPair:
+    """The agents' shared server certificate: DNS name `dragonball-agent`, no address."""
+    return pki.issue_server_cert(ca, AGENT_NAME, dns_names=[AGENT_NAME], days=days, now=now)
+
+
+def issue_client_cert(ca: pki.KeyPair, common_name: str = CLIENT_NAME,
+                      days: int = pki.SERVER_DAYS,
+                      now: datetime.datetime | None = None) -> pki.KeyPair:
+    """A TLS client certificate signed by `ca` (extended key usage clientAuth only, so it
+    cannot serve as a server), its name as common name and DNS name."""
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = now or datetime.datetime.now(datetime.timezone.utc)
+    public = key.public_key()
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca_cert.subject).public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start - pki.CLOCK_SKEW)
+            .not_valid_after(min(start + datetime.timedelta(days=days),
+                                 ca_cert.not_valid_after_utc))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=False, crl_sign=False,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return pki.KeyPair(cert.public_bytes(serialization.Encoding.PEM),
+                       key.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
+
+
+# --- the client (adapter) --------------------------------------------------------------------
+
+class _NamedHostAdapter(HTTPAdapter):
+    """Connect to the address in the URL, but send and verify `name` (SNI and the
+    certificate's name): every agent's certificate names `dragonball-agent`, not its node."""
+
+    def __init__(self, name: str, **kwargs) -> None:
+        self.name = name
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["server_hostname"] = self.name
+        kwargs["assert_hostname"] = self.name
+        return super().init_poolmanager(*args, **kwargs)
+
+
+class AgentClient:
+    """Calls to the agents with the portal's client certificate, verified with the CA only."""
+
+    def __init__(self, ca: str = CA_CERT, cert: str = CLIENT_CERT, key: str = CLIENT_KEY,
+                 port: int = ports.AGENT, server_name: str = AGENT_NAME,
+                 timeout: float = TIMEOUT_S) -> None:
+        for what, path in (("the cluster CA", ca), ("the portal's agent client certificate",
+                                                    cert), ("its key", key)):
+            if not os.path.isfile(path):
+                raise AgentError(f"{what} is missing: {path}",
+                                 "the portal's install makes it (step agent.pki): run "
+                                 "the install again on the portal")
+        self.ca, self.port, self.server_name, self.timeout = ca, port, server_name, timeout
+        self.session = requests.Session()
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE, proxies: not for the cluster
+        self.session.verify = ca
+        self.session.cert = (cert, key)
+        self.session.mount("https://", _NamedHostAdapter(server_name))
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def url(self, address: str, path: str) -> str:
+        return f"https://{host_port(address, self.port)}{path}"
+
+    def get(self, address: str, path: str) -> dict:
+        """GET `path` of the agent on `address`: its JSON, or AgentError saying why not."""
+        url = self.url(address, path)
+        where = host_port(address, self.port)
+        try:
+            answer = self.session.get(url, timeout=self.timeout, verify=self.ca)
+        except requests.exceptions.SSLError as e:
+            raise AgentError(f"TLS with the agent at {where} failed: {_reason(e)}",
+                             f"the agent's certificate must come from this cluster's CA and "
+                             f"name {self.server_name}; the agent must accept the portal's "
+                             "client certificate (docs/agent.md)") from e
+        except requests.exceptions.Timeout as e:
+            raise AgentError(f"the agent at {where} did not answer within "
+                             f"{self.timeout:.0f} s", "see 'docker service ps "
+                             "dragonball-agent' on the portal") from e
+        except requests.exceptions.ConnectionError as e:
+            raise AgentError(f"cannot reach the agent at {where}: {_reason(e)}",
+                             "is its task running? 'docker service ps dragonball-agent' on "
+                             f"the portal; port {self.port}/tcp must be open") from e
+        except requests.RequestException as e:
+            raise AgentError(f"the call to the agent at {where} failed: {_reason(e)}") from e
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        if answer.status_code != 200 or not isinstance(body, dict):
+            detail = body.get("error") if isinstance(body, dict) else answer.text[:200]
+            raise AgentError(f"the agent at {where} answered HTTP {answer.status_code} to "
+                             f"GET {path}: {detail}")
+        return body
+
+    def health(self, address: str) -> dict:
+        return self.get(address, "/v1/health")
+
+    def metrics(self, address: str) -> dict:
+        return self.get(address, "/v1/metrics")
+
+    def metrics_of(self, addresses, workers: int = 8) -> dict:
+        """{address: metrics dict, or the AgentError}, every agent asked at once."""
+        addresses = list(dict.fromkeys(addresses))
+        if not addresses:
+            return {}
+
+        def one(address):
+            try:
+                return self.metrics(address)
+            except AgentError as e:
+                return e
+        with concurrent.futures.ThreadPoolExecutor(min(workers, len(addresses))) as pool:
+            return dict(zip(addresses, pool.map(one, addresses)))
+
+
+def _reason(error: Exception) -> str:
+    """The innermost useful words of a requests/urllib3 error."""
+    text = str(error)
+    for marker in ("SSLError(", "NewConnectionError(", "ProtocolError("):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text.strip("()'\" ")[:300]

@@ -1,0 +1,231 @@
+"""The agent's server in this process on 127.0.0.1 (base_images/agent/agent/module/agentd.py),
+with certificates from dragonball.pki, spoken to by the portal's client
+(dragonball.agent_client): mutual TLS, who is refused, what is answered."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import ssl
+import sys
+
+import pytest
+import requests
+
+from dragonball import agent_client, pki
+from dragonball.agent_client import AgentClient, AgentError
+from support import ROOT
+
+MODULE = ROOT / "base_images" / "agent" / "agent" / "module"
+DATA = ROOT / "tests" / "unit" / "data" / "agent"
+
+
+@pytest.fixture(scope="module")
+def agentd():
+    sys.path.insert(0, str(MODULE))
+    try:
+        spec = importlib.util.spec_from_file_location("agentd", MODULE / "agentd.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["agentd"] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("agentd", None)
+        sys.path.remove(str(MODULE))
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory):
+    """The cluster's files: CA, the agents' certificate, the portal's client certificate;
+    and strangers: another CA's client, a client of this CA with another name."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca = pki.create_ca()
+    other_ca = pki.create_ca("another cluster")
+    pairs = {"agent": agent_client.issue_agent_cert(ca),
+             "client": agent_client.issue_client_cert(ca),
+             "stranger": agent_client.issue_client_cert(other_ca),
+             "someone": agent_client.issue_client_cert(ca, "someone-else"),
+             "server-as-client": pki.issue_server_cert(ca, "x", dns_names=["dragonball-portal"]),
+             "by-address": pki.issue_server_cert(ca, "agent", ips=["127.0.0.1"]),
+             "other-agent": agent_client.issue_agent_cert(other_ca)}
+    for name, pair in pairs.items():
+        pki.write_pem_files(pair, folder / f"{name}.crt", folder / f"{name}.key")
+    pki.write_private(folder / "ca.crt", ca.cert_pem, 0o644)
+    pki.write_private(folder / "other-ca.crt", other_ca.cert_pem, 0o644)
+    return folder
+
+
+class FakeProc:
+    """/proc as files: the captured ones, the second stat/diskstats after the first read."""
+
+    def __init__(self, root):
+        root.mkdir(exist_ok=True)
+        (root / "1" / "net").mkdir(parents=True, exist_ok=True)
+        for name in ("stat", "diskstats", "meminfo", "loadavg", "uptime"):
+            (root / name).write_text((DATA / name).read_text())
+        (root / "1/net/tcp").write_text((DATA / "lab_net_tcp").read_text())
+        (root / "1/net/tcp6").write_text((DATA / "lab_net_tcp6").read_text())
+        (root / "net").mkdir(exist_ok=True)
+        (root / "net/tcp").write_text((DATA / "net_tcp").read_text())  # the reader's own: unused
+        self.root = root
+
+    def advance(self) -> None:
+        for name in ("stat", "diskstats"):
+            (self.root / name).write_text((DATA / f"{name}.1s").read_text())
+
+
+@pytest.fixture
+def agent(agentd, pem, tmp_path):
+    proc = FakeProc(tmp_path / "proc")
+    clock = [1000.0]
+
+    def sleep(seconds):  # the collector's window: time passes and /proc moves on
+        clock[0] += 1.0
+        proc.advance()
+    collector = agentd.Collector(str(proc.root), hostname="s7", node_id="node7",
+                                 clock=lambda: clock[0], sleep=sleep)
+    settings = agentd.Settings(port=0, bind="127.0.0.1", cert=str(pem / "agent.crt"),
+                               key=str(pem / "agent.key"), ca=str(pem / "ca.crt"),
+                               proc_root=str(proc.root),
+                               health_socket=str(tmp_path / "h.sock"))
+    server = agentd.Agent(settings, collector).start(poll_interval=0.05)
+    server.clock = clock
+    yield server
+    server.stop()
+
+
+def client(pem, port, name="client", ca="ca.crt", **kwargs) -> AgentClient:
+    return AgentClient(ca=str(pem / ca), cert=str(pem / f"{name}.crt"),
+                       key=str(pem / f"{name}.key"), port=port, **kwargs)
+
+
+def test_the_portal_gets_health_and_metrics(agent, pem):
+    with client(pem, agent.port) as agents:
+        health = agents.health("127.0.0.1")
+        metrics = agents.metrics("127.0.0.1")
+    assert health["status"] == "ok" and health["hostname"] == "s7"
+    assert health["node_id"] == "node7"
+    assert metrics["schema"] == 1 and metrics["hostname"] == "s7"
+    assert metrics["cpu"]["busy_percent"] == 26.9 and metrics["cpu"]["window_s"] == 1.0
+    assert metrics["io"]["read_bytes_per_s"] == 360 * 512
+    assert metrics["memory"]["total_bytes"] == 24684096 * 1024
+    assert metrics["connections"]["established"] == 6  # PID 1's net: the host's, not ours
+    assert metrics["load"]["1m"] == 5.09 and metrics["uptime_s"] == 4397.19
+
+
+def test_metrics_are_the_deltas_since_the_last_call_when_it_is_recent_enough(agent, pem):
+    with client(pem, agent.port) as agents:
+        agents.metrics("127.0.0.1")  # a window of its own (first call)
+        agent.clock[0] += 5.0
+        later = agents.metrics("127.0.0.1")
+    assert later["cpu"]["window_s"] == 5.0  # since the previous call, no sleep
+    assert later["cpu"]["busy_percent"] == 0.0  # /proc did not move meanwhile
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_a_client_without_a_certificate_is_refused(agent, pem):
+    session = requests.Session()
+    session.trust_env = False
+    with pytest.raises(requests.exceptions.SSLError):
+        session.get(f"https://127.0.0.1:{agent.port}/v1/health", verify=False, timeout=5)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # the CA and name right, no cert
+    context.load_verify_locations(str(pem / "ca.crt"))
+    with socket.create_connection(("127.0.0.1", agent.port), timeout=5) as raw, \
+            context.wrap_socket(raw, server_hostname="dragonball-agent") as tls:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            # TLS 1.3: the handshake ends on our side first; the refusal comes on read
+            assert tls.recv(1024) == b"", "the agent answered a client without a certificate"
+            raise ConnectionError("closed without an answer")
+
+
+@pytest.mark.parametrize("who", ["stranger", "server-as-client"])
+def test_a_certificate_of_another_ca_or_without_client_use_is_refused(agent, pem, who):
+    with client(pem, agent.port, who) as agents, pytest.raises(AgentError, match="TLS"):
+        agents.health("127.0.0.1")
+
+
+def test_a_client_of_this_ca_with_another_name_gets_403(agent, pem):
+    with client(pem, agent.port, "someone") as agents, \
+            pytest.raises(AgentError, match="HTTP 403.*'someone-else' may not call"):
+        agents.metrics("127.0.0.1")
+
+
+def test_the_client_checks_the_ca_and_the_name_not_the_address(agentd, pem, tmp_path):
+    for cert, expected in (("other-agent", "certificate verify failed"),
+                           ("by-address", "dragonball-agent")):
+        settings = agentd.Settings(port=0, bind="127.0.0.1", cert=str(pem / f"{cert}.crt"),
+                                   key=str(pem / f"{cert}.key"), ca=str(pem / "ca.crt"),
+                                   proc_root="/proc", health_socket="")
+        server = agentd.Agent(settings).start(poll_interval=0.05)
+        try:
+            with client(pem, server.port) as agents, \
+                    pytest.raises(AgentError, match="TLS with the agent") as refused:
+                agents.health("127.0.0.1")
+            assert expected in str(refused.value)
+        finally:
+            server.stop()
+
+
+def test_unknown_paths_and_other_methods(agent, pem):
+    with client(pem, agent.port) as agents:
+        with pytest.raises(AgentError, match="HTTP 404"):
+            agents.get("127.0.0.1", "/v1/secrets")
+        answer = agents.session.post(agents.url("127.0.0.1", "/v1/metrics"), timeout=5)
+    assert answer.status_code == 405
+
+
+def test_the_health_socket_answers_health_only(agentd, agent):
+    status, body = agentd.probe(agent.settings.health_socket)
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    conn = agentd.UnixHTTPConnection(agent.settings.health_socket)
+    conn.request("GET", "/v1/metrics")
+    assert conn.getresponse().status == 404
+    conn.close()
+
+
+def test_metrics_of_many_agents_at_once_keeps_each_failure(agent, pem):
+    with client(pem, agent.port, timeout=2) as agents:
+        found = agents.metrics_of(["127.0.0.1", "127.0.0.2", "127.0.0.1"])
+    assert list(found) == ["127.0.0.1", "127.0.0.2"]
+    assert found["127.0.0.1"]["hostname"] == "s7"
+    assert isinstance(found["127.0.0.2"], AgentError)
+    assert "cannot reach the agent at 127.0.0.2:" in found["127.0.0.2"].message
+
+
+def test_the_client_ignores_the_environments_ca_bundle_and_proxies(agent, pem, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pem / "other-ca.crt"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    with client(pem, agent.port) as agents:
+        assert agents.health("127.0.0.1")["status"] == "ok"
+
+
+def test_missing_files_are_named(pem, tmp_path):
+    with pytest.raises(AgentError, match="client certificate is missing"):
+        AgentClient(ca=str(pem / "ca.crt"), cert=str(tmp_path / "none.crt"),
+                    key=str(pem / "client.key"))
+
+
+def test_the_client_certificate_is_for_clients_only(pem):
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    cert = x509.load_pem_x509_certificate((pem / "client.crt").read_bytes())
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert cert.subject.rfc4514_string() == "CN=dragonball-portal"
+    agent = x509.load_pem_x509_certificate((pem / "agent.crt").read_bytes())
+    names = agent.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["dragonball-agent"]
+    assert names.get_values_for_type(x509.IPAddress) == []
+
+
+def test_parameters_problems_are_listed_at_once_and_files_are_under_secrets_dir(agentd):
+    defaults = json.loads((MODULE / "defaults.json").read_text())
+    assert agentd.problems(defaults) == []
+    settings = agentd.settings_from(defaults)
+    assert (settings.cert, settings.key, settings.ca) == (
+        "/run/secrets/agent.crt", "/run/secrets/agent.key", "/run/secrets/ca.crt")
+    assert settings.proc_root == "/host/proc" and settings.port == 9443
+    bad = {**defaults, "port": "9443", "allowed_clients": [], "tls_key": ""}
+    assert len(agentd.problems(bad)) == 3
