@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field, field_validator
 from dragonball import __version__
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
-from dragonball.portal.swarm import Cluster, DockerSwarm, SwarmError, settle_managers
+from dragonball.portal.swarm import (Cluster, DockerSwarm, SwarmError, settle_managers,
+                                     wait_ready)
 from dragonball.wizard import validators
 
 log = logging.getLogger("dragonball.portal")
@@ -192,6 +193,9 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
         device = store.mark_joined(device.id, body.node_id, client)
         log.info("device %d (%s) joined as node %s", device.id, device.hostname, body.node_id)
         promoted: list[str] = []
+        if not wait_ready(cluster, body.node_id):
+            log.warning("node %s is not ready after 30 s: promotions wait for the next join",
+                        body.node_id)
         with managers_lock:
             try:
                 promoted = settle_managers(cluster)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 
 from dragonball.errors import DragonBallError
 
@@ -72,6 +73,21 @@ class Cluster:
     def update_node(self, node_id: str, labels: dict | None = None,
                     promote: bool = False) -> None:
         raise NotImplementedError
+
+
+def wait_ready(cluster: Cluster, node_id: str, timeout: float = 30.0,
+               sleep=time.sleep, clock=time.monotonic) -> bool:
+    """Wait until the node is ready: a node that just joined is not, for a moment,
+    and only ready workers are promoted (two servers joining at once would
+    otherwise each find the other, and itself, not ready, and nobody promoted)."""
+    deadline = clock() + timeout
+    while True:
+        node = cluster.node(node_id)
+        if node is not None and node.ready:
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(0.5)
 
 
 def settle_managers(cluster: Cluster, want: int = MANAGERS) -> list[str]:
