@@ -7,7 +7,8 @@
 
 Extension point for later work (portal bootstrap, join): append a function
 `make(ctx) -> [Step]` to `ROLE_STEPS["portal"]` or `ROLE_STEPS["device"]` when your
-module is imported, and add the module's name to `PLUGINS` (install and reset import
+module is imported (or to `STEPS_BEFORE[step_id]`, for steps that must run just before
+another plugin's step), and add the module's name to `PLUGINS` (install and reset import
 them: reset must know your undo kinds even on a run that plans none of your steps). Its
 steps' actions use `ctx.undo(step_id)` to note what they change before changing it
 (kinds of their own register an undo handler with `dragonball.installer.undo.undoer`),
@@ -85,7 +86,11 @@ ROLE_STEPS: dict[str, list[StepMaker]] = {"portal": [], "device": []}
 #: Modules that, once imported, have added their makers to ROLE_STEPS and registered
 #: the undo handlers of their kinds: install imports them before planning, reset before
 #: undoing (a journal may hold their kinds even when this run plans none of their steps).
-PLUGINS: list[str] = ["dragonball.installer.portal", "dragonball.installer.join"]
+PLUGINS: list[str] = ["dragonball.installer.portal", "dragonball.installer.join",
+                      "dragonball.installer.agent"]
+#: Steps a plugin puts just before another plugin's step, by that step's id: the node
+#: agent's steps run after the portal's image push and service, before its first code.
+STEPS_BEFORE: dict[str, list[StepMaker]] = {}
 
 
 #: For tests of the base layer alone: a comma-separated list of modules that replaces
@@ -128,7 +133,10 @@ def build_plan(ctx: InstallContext) -> list[Step]:
     steps += engine_apply.engine_steps(ctx)
     steps.append(prep_step(ctx, osprep.firewall_prep(ctx.facts, ctx.role)))
     for make in ROLE_STEPS.get(ctx.role, []):
-        steps += make(ctx)
+        for step in make(ctx):
+            for before in STEPS_BEFORE.get(step.id, []):
+                steps += before(ctx)
+            steps.append(step)
     ids = [s.id for s in steps]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -1,0 +1,217 @@
+"""The node agent's install steps (role portal): the agent on every server, as one global
+Swarm service the portal starts (docs/agent.md).
+
+    agent.pki      the agents' shared server certificate (DNS name dragonball-agent) in
+                   /etc/dragonball/agent/, and the portal's client certificate for calling
+                   them in /etc/dragonball/portal/agent-client.* (keys 0600; kept while they
+                   fit: this CA, the right name, more than 30 days left)
+    agent.service  the certificate, its key and the CA as Docker Swarm secrets (named by
+                   their content's hash: a secret cannot change), then the global service
+                   dragonball-agent from the portal's registry (pushed there by
+                   portal.images), host-mode port 9443, dnsrr, the host's /proc read-only
+                   and the docker socket; done when the portal's own agent answers
+                   /v1/health over mutual TLS
+
+Both run after the portal's image push and its service, before the first enrollment code
+is printed (plan.STEPS_BEFORE["portal.first_code"]). Devices need no step of their own:
+Swarm starts a task of a global service on every node that joins, pulling the image with
+the registry credentials the service carries (--with-registry-auth).
+
+Reset: the service and the secrets are removed (leaving the Swarm removes them too), the
+files made here go (kinds agent_service, agent_secret, and the portal's portal_file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+from dragonball import agent_client, pki
+from dragonball.errors import InstallerError
+from dragonball.installer import plan, ports
+from dragonball.installer import portal as portal_mod
+from dragonball.installer.steps import Step
+from dragonball.installer.undo import undoer
+from dragonball.release.sections import BinError
+
+log = logging.getLogger(__name__)
+
+AGENT_DIR = f"{portal_mod.ETC}/agent"
+AGENT_CERT, AGENT_KEY = f"{AGENT_DIR}/agent.crt", f"{AGENT_DIR}/agent.key"
+SERVICE = "dragonball-agent"
+REPOSITORY = "dragonball/agent"
+LABEL, CONFIG_LABEL = portal_mod.LABEL, portal_mod.CONFIG_LABEL
+#: secret kind -> (file name under /run/secrets in the container, mode there)
+SECRET_FILES = {"crt": ("agent.crt", "0444"), "key": ("agent.key", "0400"),
+                "ca": ("ca.crt", "0444")}
+WAIT_S = 180  # the first pull on the portal, the task's start, the health check
+
+STEP_IDS = ("agent.pki", "agent.service")
+
+
+# --- pure ----------------------------------------------------------------------------------
+
+def secret_name(kind: str, content: bytes) -> str:
+    """A Swarm secret cannot be changed: its name carries a hash of what it holds, so a new
+    certificate is a new secret, and the service is updated to it."""
+    return f"{SERVICE}-{kind}-{hashlib.sha256(content).hexdigest()[:12]}"
+
+
+def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
+    """`docker service create` of the agent: `secrets` maps a SECRET_FILES kind to the
+    secret's name; `image` is <registry>/dragonball/agent:<version>."""
+    argv = ["docker", "service", "create", "--detach", "--name", SERVICE,
+            "--mode", "global", "--endpoint-mode", "dnsrr",
+            "--publish", f"mode=host,target={ports.AGENT},published={ports.AGENT},protocol=tcp",
+            "--mount", "type=bind,src=/proc,dst=/host/proc,readonly",
+            "--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
+            "--hostname", "{{.Node.Hostname}}", "--env", "DRAGONBALL_NODE_ID={{.Node.ID}}",
+            "--label", f"{LABEL}=agent", "--label", f"{CONFIG_LABEL}={config_hash}",
+            "--container-label", f"{LABEL}=agent",
+            "--restart-condition", "any", "--restart-delay", "5s",
+            "--stop-grace-period", "10s", "--update-order", "stop-first"]
+    for kind, (target, mode) in SECRET_FILES.items():
+        argv += ["--secret", f"source={secrets[kind]},target={target},mode={mode}"]
+    return argv + ["--with-registry-auth", image]
+
+
+def config_hash(image: str, secrets: dict, registry_password: str) -> str:
+    """What the service was made from: the image, the secrets' names, and (hashed again) the
+    registry credential the service carries, so a new credential updates the service."""
+    text = json.dumps({"argv": service_argv(image, secrets, ""),
+                       "auth": hashlib.sha256(registry_password.encode()).hexdigest()},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def agent_image_of(archive):
+    image = next((i for i in archive.images if i.repository == REPOSITORY), None)
+    if image is None:
+        raise BinError(f"this .bin holds no {REPOSITORY} image",
+                       "build the .bin again with build.py (it adds the agent image)")
+    return image
+
+
+# --- the steps --------------------------------------------------------------------------------
+
+def agent_steps(ctx) -> list[Step]:
+    """The agent's steps, before the portal's first code (plan.STEPS_BEFORE)."""
+    return [Step("agent.pki", "the node agents' certificates", lambda: make_pki(ctx)),
+            Step("agent.service", "start the node agent on every server (global service)",
+                 lambda: start_service(ctx))]
+
+
+def make_pki(ctx) -> dict:
+    host, undo = ctx.host, ctx.undo("agent.pki")
+    ca = portal_mod._read_pair(host, portal_mod.CA_CERT, portal_mod.CA_KEY)
+    if ca is None:
+        raise InstallerError(f"the cluster CA ({portal_mod.CA_CERT}) is missing",
+                             "it is made by the step portal.pki: run the install again")
+    wanted = ((AGENT_CERT, AGENT_KEY, agent_client.AGENT_NAME, agent_client.issue_agent_cert),
+              (agent_client.CLIENT_CERT, agent_client.CLIENT_KEY, agent_client.CLIENT_NAME,
+               agent_client.issue_client_cert))
+    for cert, key, name, issue in wanted:
+        existing = portal_mod._read_pair(host, cert, key)
+        if existing and portal_mod.cert_fits(existing, ca.cert_pem, [], [name]):
+            continue
+        ctx.progress.update(f"a certificate for {name}")
+        pair = issue(ca)
+        portal_mod.write_private(ctx, undo, key, pair.key_pem.decode())
+        portal_mod.write_private(ctx, undo, cert, pair.cert_pem.decode(), 0o644)
+    return undo.entries()
+
+
+def _exists(host, *argv) -> bool:
+    return host.run(["docker", *argv], check=False, timeout=60).ok
+
+
+def start_service(ctx) -> dict:
+    host, undo = ctx.host, ctx.undo("agent.service")
+    with portal_mod.release_archive() as archive:
+        image = agent_image_of(archive)
+    registry = portal_mod.registry_address(ctx.answers.address)
+    ref = f"{registry}/{image.ref}"
+    contents = {"crt": host.read_bytes(AGENT_CERT), "key": host.read_bytes(AGENT_KEY),
+                "ca": host.read_bytes(portal_mod.CA_CERT)}
+    if not all(contents.values()):
+        raise InstallerError(f"the agent's certificate, key or the CA is missing in "
+                             f"{AGENT_DIR}", "they are made by the step agent.pki: run the "
+                             "install again")
+    secrets = {kind: secret_name(kind, data) for kind, data in contents.items()}
+    for kind, name in secrets.items():
+        if _exists(host, "secret", "inspect", name):
+            continue
+        undo.note(f"secret:{name}", {"kind": "agent_secret", "name": name})
+        ctx.progress.update(f"docker secret create {name}")
+        host.run(["docker", "secret", "create", "--label", f"{LABEL}=agent", name, "-"],
+                 stdin=contents[kind], timeout=60)
+    _, password = portal_mod.read_credentials(host) or ("", "")
+    wanted = config_hash(ref, secrets, password)
+    current = portal_mod.docker_json(host, ["docker", "service", "inspect", SERVICE])
+    labels = ((current or [{}])[0].get("Spec") or {}).get("Labels") or {}
+    if labels.get(CONFIG_LABEL) != wanted:
+        undo.note("service", {"kind": "agent_service", "name": SERVICE})
+        if current:
+            ctx.progress.update(f"docker service rm {SERVICE} (its configuration changed)")
+            host.run(["docker", "service", "rm", SERVICE], timeout=120)
+        ctx.progress.update(f"docker service create {SERVICE} ({ref})")
+        host.run(service_argv(ref, secrets, wanted), timeout=180,
+                 hint=f"see 'docker service ps --no-trunc {SERVICE}'")
+        remove_stale_secrets(host, set(secrets.values()))
+    ctx.progress.update(f"waiting for the agent on {ctx.answers.address}:{ports.AGENT}")
+    wait_agent(host, ctx.answers.address)
+    return undo.entries()
+
+
+def remove_stale_secrets(host, keep: set) -> None:
+    """The agent's secrets of an earlier certificate, now used by no service."""
+    listed = host.run(["docker", "secret", "ls", "--filter", f"label={LABEL}=agent",
+                       "--format", "{{.Name}}"], check=False, timeout=60)
+    for name in listed.out.split() if listed.ok else []:
+        if name.startswith(f"{SERVICE}-") and name not in keep:
+            host.run(["docker", "secret", "rm", name], check=False, timeout=60)
+
+
+def wait_agent(host, address: str, timeout: float = WAIT_S) -> None:
+    """Until the agent on `address` answers /v1/health over mutual TLS (the portal's client
+    certificate, the CA and the name dragonball-agent): the whole chain works."""
+    deadline, last = time.monotonic() + timeout, ""
+    with agent_client.AgentClient(ca=host.path(portal_mod.CA_CERT),
+                                  cert=host.path(agent_client.CLIENT_CERT),
+                                  key=host.path(agent_client.CLIENT_KEY), timeout=5) as client:
+        while True:
+            try:
+                client.health(address)
+                return
+            except agent_client.AgentError as e:
+                last = e.message
+            if time.monotonic() > deadline:
+                tasks = host.run(["docker", "service", "ps", "--no-trunc", "--format",
+                                  "{{.Node}} {{.CurrentState}} {{.Error}}", SERVICE],
+                                 check=False, timeout=60)
+                raise InstallerError(f"the node agent does not answer on {address} after "
+                                     f"{timeout:.0f} s ({last[-200:]})",
+                                     "its tasks: " + " / ".join(
+                                         (tasks.out + tasks.err).strip().splitlines()[-5:]))
+            time.sleep(1)
+
+
+# --- undo (reset) -------------------------------------------------------------------------------
+
+@undoer("agent_service")
+def undo_service(host, entry: dict) -> None:
+    if host.which("docker"):
+        host.run(["docker", "service", "rm", entry["name"]], check=False, timeout=120)
+
+
+@undoer("agent_secret")
+def undo_secret(host, entry: dict) -> None:
+    if host.which("docker"):
+        host.run(["docker", "secret", "rm", entry["name"]], check=False, timeout=60)
+
+
+_before = plan.STEPS_BEFORE.setdefault("portal.first_code", [])
+if agent_steps not in _before:
+    _before.append(agent_steps)

@@ -1,0 +1,252 @@
+"""The node agent's install steps (payload/dragonball/installer/agent.py) on a played server:
+a root folder with the portal's CA and registry credentials, a runner playing docker's
+secret and service commands. Then the same steps again, a new certificate, and reset."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import stat
+import types
+
+import pytest
+from cryptography import x509
+
+from dragonball import agent_client, pki
+from dragonball.errors import InstallerError
+from dragonball.installer import agent as agent_mod
+from dragonball.installer import plan
+from dragonball.installer import portal as portal_mod
+from dragonball.installer.host import Completed, Host
+from dragonball.installer.journal import Journal
+from dragonball.installer.steps import run_steps
+from dragonball.installer.undo import undo_all
+from dragonball.release.archive import ArchivedImage
+from dragonball.wizard.model import Answers
+
+AGENT_ID = "sha256:" + "3" * 64
+PASSWORD = "registry-secret-0123456789"
+
+
+class PlayedSwarm:
+    """docker secret and docker service, played; every argv and stdin recorded."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root, self.calls, self.secrets, self.service = root, [], {}, None
+        path = root / "usr/bin/docker"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+
+    def host(self) -> Host:
+        return Host(str(self.root), runner=self, environ={})
+
+    def __call__(self, argv, env, timeout, stdin) -> Completed:
+        assert all(isinstance(a, str) for a in argv), argv
+        args = list(argv[1:])
+        self.calls.append((args, stdin))
+        code, out, err = self.play(args, stdin)
+        return Completed(tuple(argv), code, out, err)
+
+    def play(self, args, stdin):
+        if args[:2] == ["secret", "inspect"]:
+            return (0, "[{}]", "") if args[2] in self.secrets else (1, "", "no such secret")
+        if args[:2] == ["secret", "create"]:
+            assert args[-1] == "-" and args[2:4] == ["--label", "io.dragonball.role=agent"]
+            self.secrets[args[-2]] = stdin
+            return 0, "id\n", ""
+        if args[:2] == ["secret", "ls"]:
+            return 0, "".join(f"{n}\n" for n in self.secrets), ""
+        if args[:2] == ["secret", "rm"]:
+            self.secrets.pop(args[2], None)
+            return 0, "", ""
+        if args[:2] == ["service", "inspect"]:
+            return (0, json.dumps([self.service]), "") if self.service else (1, "", "no such")
+        if args[:2] == ["service", "create"]:
+            labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
+            self.service = {"Spec": {"Labels": labels}, "argv": args}
+            return 0, "serviceid\n", ""
+        if args[:2] == ["service", "rm"]:
+            self.service = None
+            return 0, "", ""
+        if args[:2] == ["service", "ps"]:
+            return 0, "s1 Running", ""
+        raise AssertionError(f"unexpected docker {args}")
+
+    def ran(self, *prefix) -> list:
+        return [args for args, _ in self.calls if args[:len(prefix)] == list(prefix)]
+
+
+class FakeArchive:
+    images = [ArchivedImage("dragonball/registry:9.9.9", "dragonball/registry", "9.9.9",
+                            {"digest": "sha256:" + "a" * 64, "size": 10},
+                            {"digest": "sha256:" + "1" * 64, "size": 20}, []),
+              ArchivedImage("dragonball/agent:9.9.9", "dragonball/agent", "9.9.9",
+                            {"digest": "sha256:" + "b" * 64, "size": 10},
+                            {"digest": AGENT_ID, "size": 20}, [])]
+
+
+@pytest.fixture
+def played(tmp_path, monkeypatch):
+    server = PlayedSwarm(tmp_path / "root")
+    etc = server.root / "etc/dragonball"
+    ca = pki.create_ca()
+    pki.write_pem_files(ca, etc / "ca/ca.crt", etc / "ca/ca.key")
+    pki.write_private(etc / "portal/registry.json",
+                      json.dumps({"username": "dragonball", "password": PASSWORD}).encode())
+    server.ca = ca
+    server.waits = []
+
+    @contextlib.contextmanager
+    def archive(environ=None):
+        yield FakeArchive()
+    monkeypatch.setattr(portal_mod, "release_archive", archive)
+    monkeypatch.setattr(agent_mod, "wait_agent",
+                        lambda host, address: server.waits.append(address))
+    return server
+
+
+def _context(server: PlayedSwarm, tmp_path, role: str = "portal"):
+    journal = Journal.load(str(tmp_path / "journal"))
+    journal.begin("digest")
+    answers = Answers(role=role, address="10.0.0.1", data_dir="/var/lib/dragonball",
+                      hostname="s1", admin_password="x" * 20)
+    facts = types.SimpleNamespace(hostname="s1", init={"systemd": True})
+    return plan.InstallContext(answers=answers, facts=facts, journal=journal,
+                               host=server.host())
+
+
+def _cert(root: pathlib.Path, path: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((root / path.lstrip("/")).read_bytes())
+
+
+def test_the_agent_steps_run_after_the_portals_service_and_before_its_first_code(
+        monkeypatch, tmp_path, played):
+    monkeypatch.setattr(plan.osprep, "os_preps", lambda facts: [])
+    monkeypatch.setattr(plan.engine_apply, "engine_steps", lambda ctx: [])
+    monkeypatch.setattr(plan.osprep, "firewall_prep", lambda facts, role: types.SimpleNamespace(
+        id="os.firewall", title="firewall", changes=[]))
+    plan.load_plugins()
+    assert "dragonball.installer.agent" in plan.PLUGINS
+    ids = [s.id for s in plan.build_plan(_context(played, tmp_path))]
+    assert ids[ids.index("portal.images"):] == [
+        "portal.images", "portal.runtime", "portal.config", "portal.store", "portal.service",
+        "agent.pki", "agent.service", "portal.first_code"]
+    device = [s.id for s in plan.build_plan(_context(played, tmp_path / "d", role="device"))]
+    assert not [i for i in device if i.startswith("agent.")]
+
+
+def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
+    ctx = _context(played, tmp_path)
+    steps = agent_mod.agent_steps(ctx)
+    assert [s.id for s in steps] == list(agent_mod.STEP_IDS)
+    run_steps(steps, ctx.journal)
+    root, etc = played.root, played.root / "etc/dragonball"
+
+    # certificates: the agents' (name dragonball-agent, no address), the portal's client
+    for key in ("agent/agent.key", "portal/agent-client.key"):
+        assert stat.S_IMODE((etc / key).stat().st_mode) == 0o600, key
+    agent_cert = _cert(root, agent_mod.AGENT_CERT)
+    san = agent_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["dragonball-agent"]
+    client = _cert(root, agent_client.CLIENT_CERT)
+    client.verify_directly_issued_by(x509.load_pem_x509_certificate(played.ca.cert_pem))
+    assert client.subject.rfc4514_string() == "CN=dragonball-portal"
+
+    # secrets: named by their content, the key never on a command line
+    key_pem = (etc / "agent/agent.key").read_bytes()
+    assert sorted(played.secrets.values()) == sorted(
+        [(etc / "agent/agent.crt").read_bytes(), key_pem, played.ca.cert_pem])
+    for args, _ in played.calls:
+        assert not any(key_pem.decode().splitlines()[1] in a for a in args)
+    names = {kind: agent_mod.secret_name(kind, data) for kind, data in (
+        ("crt", (etc / "agent/agent.crt").read_bytes()), ("key", key_pem),
+        ("ca", played.ca.cert_pem))}
+    assert set(played.secrets) == set(names.values())
+
+    # the service: global, dnsrr, host-mode 9443, /proc read-only, the socket, the secrets
+    (create,) = played.ran("service", "create")
+    argv = ["docker", *create]
+    assert argv[-2:] == ["--with-registry-auth", "10.0.0.1:5000/dragonball/agent:9.9.9"]
+
+    def after(flag):
+        return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+    assert after("--mode") == ["global"] and after("--endpoint-mode") == ["dnsrr"]
+    assert after("--name") == ["dragonball-agent"]
+    assert after("--publish") == ["mode=host,target=9443,published=9443,protocol=tcp"]
+    assert after("--mount") == ["type=bind,src=/proc,dst=/host/proc,readonly",
+                                "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock"]
+    assert after("--secret") == [f"source={names['crt']},target=agent.crt,mode=0444",
+                                 f"source={names['key']},target=agent.key,mode=0400",
+                                 f"source={names['ca']},target=ca.crt,mode=0444"]
+    assert after("--hostname") == ["{{.Node.Hostname}}"]
+    assert "io.dragonball.role=agent" in after("--container-label")  # reset removes it
+    assert not [a for a in after("--env") if "KEY" in a.upper() or "CERT" in a.upper()]
+    assert played.waits == ["10.0.0.1"]
+
+    # again: nothing new
+    calls = len(played.calls)
+    before = {p: p.read_bytes() for p in etc.rglob("*") if p.is_file()}
+    for step in steps:
+        step.action()
+    assert not [a for a, _ in played.calls[calls:] if a[:2] in (["service", "create"],
+                                                               ["secret", "create"])]
+    assert before == {p: p.read_bytes() for p in etc.rglob("*") if p.is_file()}
+
+    # a certificate that no longer fits (another CA): new files, new secrets, new service
+    (etc / "agent/agent.crt").write_bytes(pki.issue_server_cert(
+        pki.create_ca(), "x", dns_names=["dragonball-agent"]).cert_pem)
+    for step in steps:
+        step.action()
+    assert len(played.ran("service", "create")) == 2 and played.ran("service", "rm")
+    assert len(played.secrets) == 3  # the old certificate's secrets removed
+    assert agent_mod.secret_name("crt", (etc / "agent/agent.crt").read_bytes()) in played.secrets
+
+    # reset: the service and the secrets gone, the files made here gone
+    results = undo_all(ctx.journal, played.host())
+    assert all(r.status == "undone" for r in results), results
+    assert played.service is None and played.secrets == {}
+    left = sorted(str(p.relative_to(etc)) for p in etc.rglob("*") if p.is_file())
+    assert left == ["ca/ca.crt", "ca/ca.key", "portal/registry.json"]
+    assert not (etc / "agent").exists()
+
+
+def test_a_new_registry_credential_updates_the_service(played, tmp_path):
+    ctx = _context(played, tmp_path)
+    run_steps(agent_mod.agent_steps(ctx), ctx.journal)
+    pki.write_private(played.root / "etc/dragonball/portal/registry.json",
+                      json.dumps({"username": "dragonball", "password": "new"}).encode())
+    agent_mod.start_service(ctx)
+    assert len(played.ran("service", "create")) == 2
+
+
+def test_without_the_ca_or_the_image_the_errors_say_what_to_do(played, tmp_path, monkeypatch):
+    ctx = _context(played, tmp_path)
+    ctx.journal.start("agent.service")
+    with pytest.raises(InstallerError, match="agent.pki"):
+        agent_mod.start_service(ctx)
+    os.remove(played.root / "etc/dragonball/ca/ca.key")
+    ctx.journal.start("agent.pki")
+    with pytest.raises(InstallerError, match="portal.pki"):
+        agent_mod.make_pki(ctx)
+
+    @contextlib.contextmanager
+    def registry_only(environ=None):
+        yield types.SimpleNamespace(images=FakeArchive.images[:1])
+    monkeypatch.setattr(portal_mod, "release_archive", registry_only)
+    with pytest.raises(Exception, match="no dragonball/agent image"):
+        agent_mod.start_service(ctx)
+
+
+def test_the_service_and_its_hash_are_pure():
+    secrets = {"crt": "c", "key": "k", "ca": "a"}
+    argv = agent_mod.service_argv("r:5000/dragonball/agent:1", secrets, "h")
+    assert argv[:3] == ["docker", "service", "create"] and "--detach" in argv
+    one = agent_mod.config_hash("r/dragonball/agent:1", secrets, "p")
+    assert one == agent_mod.config_hash("r/dragonball/agent:1", secrets, "p")
+    assert one != agent_mod.config_hash("r/dragonball/agent:2", secrets, "p")
+    assert one != agent_mod.config_hash("r/dragonball/agent:1", {**secrets, "key": "k2"}, "p")
+    assert one != agent_mod.config_hash("r/dragonball/agent:1", secrets, "p2")
+    assert agent_mod.secret_name("key", b"x") != agent_mod.secret_name("key", b"y")
