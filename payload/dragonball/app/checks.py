@@ -1,0 +1,146 @@
+"""Cross-checks of an app spec: what needs the whole spec or the observed world.
+
+Each check takes the document (for lines), the services whose shape is valid and
+what is observed, and adds its problems to the document. None stops the others.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from dragonball.app import graph
+from dragonball.app.document import Document
+from dragonball.app.model import Observed, ServiceSpec
+from dragonball.app.schema import NAME_HINT, UNKNOWN_IMAGE
+
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}\Z")
+_PY_TYPES = {"string": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+             "list": (list,)}
+
+
+def check_all(doc: Document, services: dict, observed: Observed) -> None:
+    """Every cross-check; `services`: name -> ServiceSpec of the shape-valid ones."""
+    names = set(doc.data.get("services") or {}) if isinstance(doc.data, dict) else set()
+    check_names(doc, names)
+    for name, spec in services.items():
+        check_needs(doc, name, spec, names)
+        check_parameters(doc, name, spec)
+        check_images(doc, name, spec, observed)
+        check_placement(doc, name, spec, observed)
+    check_cycles(doc, services)
+    check_ports(doc, services, observed)
+
+
+def did_you_mean(word: str, known) -> str:
+    close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def check_names(doc: Document, names: set) -> None:
+    for name in sorted(names):
+        if not NAME_RE.match(name) or name.endswith("-"):
+            doc.problem(("services", name), f"{name!r} is not a valid service name",
+                        f"use {NAME_HINT}, not ending with '-'")
+
+
+def check_needs(doc: Document, name: str, spec: ServiceSpec, names: set) -> None:
+    if spec.kind == "backend" and spec.backends:
+        doc.problem(("services", name, "backends"), "a Backend has no backends: only a "
+                    "Service load-balances to others",
+                    f"make {name} a Service (kind: service), or start it after them with "
+                    f"depends_on: [{', '.join(spec.backends)}]")
+    for key in ("backends", "depends_on"):
+        seen: set = set()
+        for i, need in enumerate(getattr(spec, key)):
+            path = ("services", name, key, i)
+            if need in seen:
+                doc.problem(path, f"{need!r} is listed twice", "keep one")
+            elif need not in names:
+                known = ", ".join(sorted(names - {name}))
+                doc.problem(path, f"unknown service {need!r}",
+                            did_you_mean(need, names - {name}) or f"the services are: {known}")
+            seen.add(need)
+
+
+def check_cycles(doc: Document, services: dict) -> None:
+    deps = {name: spec.needs() for name, spec in services.items()}
+    for cycle in graph.find_cycles(deps):
+        first, second = cycle[0], cycle[1]
+        spec = services[first]
+        key = "backends" if second in spec.backends else "depends_on"
+        doc.problem(("services", first, key, getattr(spec, key).index(second)),
+                    f"dependency cycle: {' -> '.join(cycle)}",
+                    "services start leaves first, so a cycle can never start: remove one "
+                    "of these links")
+
+
+def check_parameters(doc: Document, name: str, spec: ServiceSpec) -> None:
+    for key, param in spec.parameters.items():
+        wanted = _PY_TYPES[param.type]
+        value = param.default
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            doc.problem(("services", name, "parameters", key, "default"),
+                        f"the default {value!r} is not of type {param.type}",
+                        f"give a default of type {param.type}, or change the type")
+
+
+def normal_image(ref: str) -> str:
+    """'notes/api' -> 'notes/api:latest'; a digest or a tag is kept."""
+    last = ref.rsplit("/", 1)[-1]
+    return ref if ":" in last or "@" in ref else f"{ref}:latest"
+
+
+def check_images(doc: Document, name: str, spec: ServiceSpec, observed: Observed) -> None:
+    if observed.images is None or spec.image == UNKNOWN_IMAGE:
+        return
+    known = {normal_image(i) for i in observed.images}
+    if normal_image(spec.image) not in known:
+        doc.problem(("services", name, "image"), f"image {spec.image!r} is not in the "
+                    "portal registry", did_you_mean(normal_image(spec.image), known) or
+                    "push it first (dragonball images push), or fix its name or tag")
+
+
+def check_placement(doc: Document, name: str, spec: ServiceSpec, observed: Observed) -> None:
+    if observed.servers is None:
+        return
+    path, before = ("services", name, "placement"), len(doc.problems)
+    for i, server in enumerate(spec.placement.servers):
+        if server not in observed.servers:
+            doc.problem(path + ("servers", i), f"unknown server {server!r}",
+                        did_you_mean(server, observed.servers) or
+                        f"the servers are: {', '.join(sorted(observed.servers))}")
+    carried = {(k, v) for labels in observed.labels.values() for k, v in labels.items()}
+    for key, value in spec.placement.labels.items():
+        if (key, value) not in carried:
+            doc.problem(path + ("labels", key), f"no server carries the label {key}={value}",
+                        "label a server on the portal, or fix the label")
+    if len(doc.problems) == before and not candidates(spec, observed) and spec.replicas:
+        doc.problem(path, "no server matches this placement",
+                    "list servers that carry every label given")
+
+
+def candidates(spec: ServiceSpec, observed: Observed) -> frozenset | None:
+    """The servers where `spec` may run; None when not known (any server)."""
+    wanted = spec.placement
+    if observed.servers is None:
+        return frozenset(wanted.servers) if wanted.servers else None
+    pool = set(wanted.servers or observed.servers) & set(observed.servers)
+    return frozenset(s for s in pool if all(observed.labels.get(s, {}).get(k) == v
+                                            for k, v in wanted.labels.items()))
+
+
+def check_ports(doc: Document, services: dict, observed: Observed) -> None:
+    taken: dict = {}  # (published, protocol) -> [(name, index, servers)]
+    for name in sorted(services):
+        spec, where = services[name], candidates(services[name], observed)
+        for i, port in enumerate(spec.ports):
+            key = (port.published, port.protocol)
+            for other, j, there in taken.get(key, []):
+                if where is None or there is None or where & there:
+                    doc.problem(("services", name, "ports", i, "published"),
+                                f"port {port.published}/{port.protocol} is also published "
+                                f"by {other} (line {doc.line(('services', other, 'ports', j))})"
+                                " on the same server", "publish another port, or place the "
+                                "two on different servers")
+            taken.setdefault(key, []).append((name, i, where))

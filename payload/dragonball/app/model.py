@@ -1,0 +1,104 @@
+"""The app spec as pydantic models: the schema, and the source of docs/app-spec.schema.json.
+
+Models check the shape of each field (types, ranges, unknown keys); what needs the
+whole spec or the world (names, the graph, ports across services, images, servers)
+is checked in `validate`. Strict mode: YAML already gives typed values, so
+``replicas: "2"`` is a mistake to report, not a string to coerce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+PARAM_TYPES = ("string", "int", "float", "bool", "list")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class Placement(_Model):
+    """Where a service's tasks may run: any of `servers` (empty: any), with all `labels`."""
+
+    servers: list[str] = Field(default_factory=list, description="server names (hostnames)")
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="node labels every chosen server must carry")
+
+
+class Port(_Model):
+    """A host-mode published port: `published` on the server, `target` in the container."""
+
+    published: int = Field(ge=1, le=65535)
+    target: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+class Parameter(_Model):
+    """One module parameter: its type, its default value, and whether it is a secret."""
+
+    type: Literal["string", "int", "float", "bool", "list"]
+    default: Union[str, int, float, bool, list]
+    secret: bool = Field(False, description="delivered as a file, never printed")
+
+
+class Resources(_Model):
+    """Limits of each task: cpus (e.g. 0.5) and memory (bytes, or 512k, 256m, 2g)."""
+
+    cpus: float | None = Field(None, gt=0)
+    memory: int | str | None = Field(None, pattern=r"^[0-9]+[kmgKMG]?$")
+
+
+class ServiceSpec(_Model):
+    """One entry of `services`: a Service (nginx in front of backends) or a Backend."""
+
+    kind: Literal["service", "backend"]
+    image: str = Field(min_length=1, description="image reference, e.g. notes/api:0.1.0")
+    backends: list[str] = Field(default_factory=list, description=(
+        "services only: what this Service load-balances to (Backends or Services); "
+        "each starts before it"))
+    depends_on: list[str] = Field(default_factory=list, description=(
+        "start after these, without load balancing (how a Backend needs another)"))
+    replicas: int = Field(1, ge=0)
+    placement: Placement = Field(default_factory=Placement)
+    ports: list[Port] = Field(default_factory=list)
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    storage: bool = Field(False, description="storage/ and log/ kept on the server's disk")
+
+    def needs(self) -> list[str]:
+        """Every name this one starts after: backends, then depends_on, each once."""
+        return list(dict.fromkeys(self.backends + self.depends_on))
+
+    def parameter_values(self) -> dict:
+        return {name: p.default for name, p in self.parameters.items()}
+
+
+class AppSpec(_Model):
+    """An application: its name and its services, wired into a dependency graph."""
+
+    app: str = Field(pattern=NAME_PATTERN)
+    services: dict[str, ServiceSpec] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the world holds, as data (`None`: not known, so not checked).
+
+    `labels`: server name -> its node labels.
+    """
+
+    images: frozenset | None = None
+    servers: frozenset | None = None
+    labels: dict = field(default_factory=dict)
+
+
+def json_schema() -> dict:
+    """The JSON Schema of an app spec (docs/app-spec.schema.json is this, written out)."""
+    schema = AppSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://dragonball.invalid/app-spec.schema.json"
+    return schema

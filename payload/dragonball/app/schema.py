@@ -1,0 +1,128 @@
+"""Pydantic's errors turned into problems with a line, a path, words and a hint.
+
+Pydantic reports every shape error of the whole spec in one pass, with the path of
+each (its ``loc``); `Document.lines` gives that path's line. Unknown keys get a
+"did you mean" from the fields of the model at that path.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from dragonball.app.document import Document
+from dragonball.app.model import AppSpec, ServiceSpec
+
+UNKNOWN_IMAGE = "(unknown)"  # stands in for a broken image field
+NAME_HINT = ("lower-case letters, digits and '-', starting with a letter, at most 63 "
+             "characters (a DNS label)")
+_FIELD_HINTS = {
+    "app": NAME_HINT,
+    "memory": "bytes, or a number with k, m or g: 536870912, 512m, 2g",
+    "kind": "'service' (nginx in front of backends) or 'backend' (does the work)",
+    "protocol": "tcp or udp",
+    "replicas": "a whole number, 0 or more",
+    "published": "a port number from 1 to 65535",
+    "target": "a port number from 1 to 65535",
+    "cpus": "a number above 0, e.g. 0.5",
+    "type": "one of string, int, float, bool, list",
+}
+
+
+def check_shape(doc: Document) -> tuple[AppSpec | None, dict]:
+    """The spec if its shape is valid, and every service whose own shape is valid.
+
+    Problems go to `doc.problems`. A service with a broken field is left out of the
+    second result but its name still counts (no false "unknown backend").
+    """
+    if not isinstance(doc.data, dict):
+        doc.problem((), "must be a mapping with 'app:' and 'services:'",
+                    "start from examples/notes.app.yaml")
+        return None, {}
+    try:
+        return AppSpec.model_validate(doc.data), {}
+    except ValidationError as e:
+        errors = e.errors()
+    broken: dict = {}  # service name -> its fields with a problem
+    for error in errors:
+        path = _real_path(error["loc"], doc.data)
+        _report(error, path, doc)
+        if len(path) >= 3 and path[0] == "services":
+            broken.setdefault(path[1], set()).add(path[2])
+        elif len(path) == 2 and path[0] == "services":
+            broken.setdefault(path[1], set()).add("*")
+    raw = doc.data.get("services")
+    salvaged = {name: _salvage(entry, broken.get(name, set()))
+                for name, entry in raw.items()} if isinstance(raw, dict) else {}
+    return None, {name: spec for name, spec in salvaged.items() if spec is not None}
+
+
+def _salvage(entry: object, bad: set) -> ServiceSpec | None:
+    """The service without its broken fields, so the cross-checks still see the rest.
+
+    A broken `kind` reads as 'service' (no Backend rule applies) and a broken `image`
+    as UNKNOWN_IMAGE (not looked up in the registry).
+    """
+    if not isinstance(entry, dict) or "*" in bad:
+        return None
+    kept = {k: v for k, v in entry.items() if k in ServiceSpec.model_fields and k not in bad}
+    kept.setdefault("kind", "service")
+    kept.setdefault("image", UNKNOWN_IMAGE)
+    try:
+        return ServiceSpec.model_validate(kept)
+    except ValidationError:
+        return None
+
+
+def _real_path(loc: tuple, data: object) -> tuple:
+    """`loc` cut where the data ends: pydantic adds union members ('str', 'int')."""
+    path: list = []
+    for part in loc:
+        if isinstance(data, dict):
+            path.append(part)
+            if part not in data:
+                break
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            path.append(part)
+            data = data[part]
+        else:
+            break
+    return tuple(path)
+
+
+def _report(error: dict, path: tuple, doc: Document) -> None:
+    kind, key = error["type"], path[-1] if path else ""
+    if kind == "missing":
+        doc.problem(path, f"{key!r} is required", f"add '{key}:' here (docs/app-spec.md)",
+                    doc.line(path[:-1]))
+    elif kind == "extra_forbidden":
+        known = sorted(_model_at(path[:-1]).model_fields) if _model_at(path[:-1]) else []
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"the keys here are: {', '.join(known)}"
+        doc.problem(path, f"unknown key {key!r}", hint)
+    else:
+        message = error["msg"][0].lower() + error["msg"][1:]
+        if kind == "string_pattern_mismatch":
+            message = "has the wrong form"
+        hint = _FIELD_HINTS.get(str(key), "see docs/app-spec.md for this field")
+        doc.problem(path, f"{message}: got {error['input']!r}"
+                    if not isinstance(error["input"], (dict, list)) else message, hint)
+
+
+def _model_at(path: tuple) -> type | None:
+    """The model class describing the value at `path`, if it is one."""
+    current: object = AppSpec
+    for part in path:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if part not in current.model_fields:
+                return None
+            current = current.model_fields[part].annotation
+        else:
+            current = get_args(current)[-1] if get_args(current) else None
+        while get_origin(current) is Union:  # Optional[X] -> X
+            current = next(a for a in get_args(current) if a is not type(None))
+    is_model = isinstance(current, type) and issubclass(current, BaseModel)
+    return current if is_model else None
