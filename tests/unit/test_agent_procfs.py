@@ -22,7 +22,8 @@ MIB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def procfs():
-    spec = importlib.util.spec_from_file_location("agent_procfs", MODULE_DIR / "module" / "procfs.py")
+    spec = importlib.util.spec_from_file_location("agent_procfs",
+                                                  MODULE_DIR / "module" / "procfs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -112,7 +113,8 @@ def test_partitions_and_stacked_devices_are_not_counted_twice(procfs):
              "mmcblk0p1", "dm-0", "md0", "loop0", "sr0", "zram0", "ram1", "nbd0", "vdb", "xvda",
              "xvda1"]
     assert procfs.whole_disks(names) == ["mmcblk0", "nvme0n1", "sda", "vdb", "xvda"]
-    line = "   8       1 sda1 10 0 80 0 20 0 160 0 0 0 0\n   8       0 sda 10 0 80 0 20 0 160 0 0 0 0\n"
+    line = ("   8       1 sda1 10 0 80 0 20 0 160 0 0 0 0\n"
+            "   8       0 sda 10 0 80 0 20 0 160 0 0 0 0\n")
     io = procfs.io_summary(procfs.parse_diskstats(line))
     assert io["read_bytes"] == 80 * 512 and list(io["devices"]) == ["sda"]
 
