@@ -21,6 +21,7 @@ import sys
 from rich.table import Table
 
 from dragonball import __version__
+from dragonball.app import cli as app_cli
 from dragonball.console import console, err_console
 from dragonball.errors import DragonBallError
 from dragonball.installer import cli as installer_cli
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     add_images_commands(commands)
     portal_cli.register(commands)
     wizard_cli.register(commands)
+    app_cli.register(commands)
     return parser
 
 

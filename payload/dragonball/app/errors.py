@@ -24,3 +24,18 @@ class CycleError(DragonBallError):
         self.path = list(path)
         super().__init__(f"dependency cycle: {' -> '.join(self.path)}",
                          "remove one of these dependencies")
+
+
+class UnknownService(DragonBallError):
+    """A command names a service the app spec does not have."""
+
+    def __init__(self, name: str, known) -> None:
+        super().__init__(f"the app spec has no service {name!r}",
+                         f"name one of: {', '.join(sorted(known))}")
+
+
+class ObservedInvalid(DragonBallError):
+    """An observed-state file (`plan --observed`) cannot be read."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "see docs/app-spec.md, 'The observed state'")

@@ -30,11 +30,20 @@ def load(text: str, file: str, observed: Observed = Observed()) -> AppSpec:
     return spec
 
 
-def load_file(path: str, observed: Observed = Observed()) -> AppSpec:
+def check_file(path: str, observed: Observed = Observed()) -> tuple[AppSpec | None, list]:
+    """`check` of the file at `path`; an unreadable file is the one problem."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except (OSError, UnicodeDecodeError) as e:
-        raise AppSpecInvalid(path, [document.Problem(path, None, "", f"cannot read it: {e}",
-                                                     "give the path of an app spec (YAML)")]) from e
-    return load(text, path, observed)
+        return None, [document.Problem(path, None, "", f"cannot read it: {e}",
+                                       "give the path of an app spec (YAML)")]
+    return check(text, path, observed)
+
+
+def load_file(path: str, observed: Observed = Observed()) -> AppSpec:
+    """The valid spec at `path`, or AppSpecInvalid listing every problem."""
+    spec, problems = check_file(path, observed)
+    if problems:
+        raise AppSpecInvalid(path, problems)
+    return spec

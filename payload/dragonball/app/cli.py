@@ -1,0 +1,59 @@
+"""`dragonball plan SPEC [--json] [--observed FILE]`: what apply would do. Changes nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.table import Table
+
+from dragonball.app import observed as observed_file
+from dragonball.app import render, spec as app_spec
+from dragonball.app.model import Observed
+from dragonball.app.plan import plan
+from dragonball.console import console
+
+OK, INVALID = 0, 2
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add `plan` to the `dragonball` parser's subparsers."""
+    parser = subparsers.add_parser(
+        "plan", help="check an app spec and print what would start, change or stop",
+        description="Check an app spec (docs/app-spec.md) and print its plan: waves of "
+                    "starts (leaves first) and stops (roots first). Changes nothing. "
+                    "Exit status: 0 valid, 2 invalid (every problem listed).")
+    parser.add_argument("spec", help="the app spec (YAML), e.g. examples/notes.app.yaml")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--observed", metavar="FILE",
+                        help="observed state as JSON (images, servers, labels, running); "
+                             "default: nothing runs, nothing else is known")
+    parser.set_defaults(handler=plan_command)
+    return parser
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    observed, running = observed_file.read(args.observed) if args.observed else (Observed(), {})
+    found, problems = app_spec.check_file(args.spec, observed)
+    if problems:
+        _print_problems(args, problems)
+        return INVALID
+    result = plan(found, running)
+    if args.json:
+        console.print_json(render.to_json(result))
+    else:
+        render.print_plan(result, console)
+    return OK
+
+
+def _print_problems(args: argparse.Namespace, problems: list) -> None:
+    if args.json:
+        console.print_json(json.dumps({"spec": args.spec, "ok": False,
+                                       "problems": [p.to_dict() for p in problems]}))
+        return
+    table = Table(title=f"{args.spec}: {len(problems)} problem(s)", title_justify="left")
+    for column in ("line", "path", "problem", "how to fix"):
+        table.add_column(column, overflow="fold")
+    for p in problems:
+        table.add_row(str(p.line or ""), p.path, p.message, p.hint)
+    console.print(table)

@@ -1,0 +1,164 @@
+"""Plans: what would start, change or stop, in which waves. Pure: the world comes in as data.
+
+`plan(spec, running)` compares the spec with what runs. Start waves go leaves first
+(a service starts only after the wave of everything it needs); services running
+but gone from the spec stop roots first (the reverse). An executor runs the stop
+waves, then the start waves, each wave waiting for the health of the one before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dragonball.app import graph
+from dragonball.app.errors import UnknownService
+from dragonball.app.model import AppSpec, ServiceSpec
+
+SCHEMA = 1
+ACTIONS = ("start", "change", "keep", "stop")
+
+
+@dataclass(frozen=True)
+class Running:
+    """One service as it runs now (from Swarm, in the executor; from a file in tests)."""
+
+    image: str
+    parameters: dict | None = None  # None: not known, not compared
+    replicas: int | None = None
+    needs: tuple = ()  # what it was started after: orders its stop when it leaves the spec
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Running:
+        return cls(data["image"], data.get("parameters"), data.get("replicas"),
+                   tuple(data.get("needs", ())))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One service in a wave: what happens to it and why."""
+
+    service: str
+    kind: str  # "service", "backend", or "unknown" for one only seen running
+    action: str  # one of ACTIONS
+    image: str
+    replicas: int | None
+    reasons: tuple = ()
+
+    def to_dict(self) -> dict:
+        return {"service": self.service, "kind": self.kind, "action": self.action,
+                "image": self.image, "replicas": self.replicas, "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Stop waves (roots first), then start waves (leaves first), and notes for people."""
+
+    app: str
+    stop_waves: tuple = ()  # tuple of tuples of Step
+    start_waves: tuple = ()
+    notes: tuple = ()
+
+    def count(self, action: str) -> int:
+        return sum(s.action == action for wave in self.stop_waves + self.start_waves
+                   for s in wave)
+
+    def to_dict(self) -> dict:
+        """The documented JSON shape (docs/app-spec.md, "The plan as JSON")."""
+        return {"schema": SCHEMA, "app": self.app,
+                "summary": {action: self.count(action) for action in ACTIONS},
+                "stop_waves": [[s.to_dict() for s in wave] for wave in self.stop_waves],
+                "start_waves": [[s.to_dict() for s in wave] for wave in self.start_waves],
+                "notes": list(self.notes)}
+
+
+def dependencies(spec: AppSpec) -> dict:
+    """name -> the names it starts after."""
+    return {name: service.needs() for name, service in spec.services.items()}
+
+
+def plan(spec: AppSpec, running: dict | None = None) -> Plan:
+    """What `apply` would do to go from `running` (name -> Running) to `spec`."""
+    running = running or {}
+    starts = _start_waves(spec, set(spec.services), running)
+    gone = {name: r for name, r in running.items() if name not in spec.services}
+    stop_graph = {name: [n for n in r.needs if n in gone] for name, r in gone.items()}
+    stops = tuple(tuple(Step(name, "unknown", "stop", gone[name].image, gone[name].replicas,
+                             ("not in the spec",)) for name in wave)
+                  for wave in reversed(graph.waves(stop_graph)))
+    return Plan(spec.app, stops, starts)
+
+
+def start_plan(spec: AppSpec, name: str, running: dict | None = None) -> Plan:
+    """Start `name` and its subtree, leaves first (what already runs as specified is kept)."""
+    deps = _known(spec, name)
+    return Plan(spec.app, (), _start_waves(spec, graph.subtree(deps, name), running or {}))
+
+
+def stop_plan(spec: AppSpec, name: str) -> Plan:
+    """Stop `name` and its subtree, roots first.
+
+    What a service outside the subtree still needs is kept running (a diamond's
+    shared backend), and said so in the notes.
+    """
+    deps = _known(spec, name)
+    tree = graph.subtree(deps, name)
+    outside = set(deps) - tree
+    needed = set().union(*(graph.subtree(deps, n) for n in outside)) if outside else set()
+    stopping = (tree - needed) | {name}
+    notes = [f"{n} keeps running: {_names(_users(deps, n, stopping))} still need it"
+             for n in sorted(tree - stopping)]
+    if _users(deps, name, stopping):
+        notes.append(f"{_names(_users(deps, name, stopping))} will lose {name}, which "
+                     "they need")
+    waves = graph.waves(graph.restrict(deps, stopping))
+    stops = tuple(tuple(_stop_step(spec, n) for n in wave) for wave in reversed(waves))
+    return Plan(spec.app, stops, (), tuple(notes))
+
+
+def _users(deps: dict, name: str, stopping: set) -> list[str]:
+    return [d for d in graph.dependents(deps, name) if d not in stopping]
+
+
+def _names(names: list) -> str:
+    return ", ".join(names)
+
+
+def _known(spec: AppSpec, name: str) -> dict:
+    if name not in spec.services:
+        raise UnknownService(name, spec.services)
+    return dependencies(spec)
+
+
+def _start_waves(spec: AppSpec, names: set, running: dict) -> tuple:
+    deps = graph.restrict(dependencies(spec), names)
+    return tuple(tuple(_start_step(n, spec.services[n], running.get(n)) for n in wave)
+                 for wave in graph.waves(deps))
+
+
+def _start_step(name: str, service: ServiceSpec, now: Running | None) -> Step:
+    reasons = _differences(service, now) if now else ("not running",)
+    action = "start" if now is None else ("change" if reasons else "keep")
+    return Step(name, service.kind, action, service.image, service.replicas, tuple(reasons))
+
+
+def _stop_step(spec: AppSpec, name: str) -> Step:
+    service = spec.services[name]
+    return Step(name, service.kind, "stop", service.image, service.replicas)
+
+
+def _differences(service: ServiceSpec, now: Running) -> list[str]:
+    """Why a running service must change; parameter names only, never values (secrets)."""
+    reasons = []
+    if now.image != service.image:
+        reasons.append(f"image {now.image} -> {service.image}")
+    wanted = service.parameter_values()
+    if now.parameters is not None and now.parameters != wanted:
+        changed = sorted(k for k in set(wanted) | set(now.parameters)
+                         if wanted.get(k, _ABSENT) != now.parameters.get(k, _ABSENT))
+        reasons.append(f"parameters {', '.join(changed)}")
+    if now.replicas is not None and now.replicas != service.replicas:
+        reasons.append(f"replicas {now.replicas} -> {service.replicas}")
+    return reasons
+
+
+_ABSENT = object()
