@@ -49,7 +49,9 @@ def check_shape(doc: Document) -> tuple[AppSpec | None, dict]:
     for error in errors:
         path = _real_path(error["loc"], doc.data)
         _report(error, path, doc)
-        if len(path) >= 3 and path[0] == "services":
+        if len(path) >= 4 and path[:1] == ("services",) and path[2] == "parameters":
+            broken.setdefault(path[1], set()).add(("parameters", path[3]))
+        elif len(path) >= 3 and path[0] == "services":
             broken.setdefault(path[1], set()).add(path[2])
         elif len(path) == 2 and path[0] == "services":
             broken.setdefault(path[1], set()).add("*")
@@ -62,12 +64,15 @@ def check_shape(doc: Document) -> tuple[AppSpec | None, dict]:
 def _salvage(entry: object, bad: set) -> ServiceSpec | None:
     """The service without its broken fields, so the cross-checks still see the rest.
 
-    A broken `kind` reads as 'service' (no Backend rule applies) and a broken `image`
+    One broken parameter leaves out that parameter only. A broken `kind` reads as 'service' (no Backend rule applies) and a broken `image`
     as UNKNOWN_IMAGE (not looked up in the registry).
     """
     if not isinstance(entry, dict) or "*" in bad:
         return None
     kept = {k: v for k, v in entry.items() if k in ServiceSpec.model_fields and k not in bad}
+    if isinstance(kept.get("parameters"), dict):  # a broken parameter leaves the others
+        kept["parameters"] = {k: v for k, v in kept["parameters"].items()
+                              if ("parameters", k) not in bad}
     kept.setdefault("kind", "service")
     kept.setdefault("image", UNKNOWN_IMAGE)
     try:
