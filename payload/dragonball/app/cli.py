@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.table import Table
-
 from dragonball.app import observed as observed_file
 from dragonball.app import render, spec as app_spec
 from dragonball.app.model import Observed
@@ -51,9 +49,6 @@ def _print_problems(args: argparse.Namespace, problems: list) -> None:
         console.print_json(json.dumps({"spec": args.spec, "ok": False,
                                        "problems": [p.to_dict() for p in problems]}))
         return
-    table = Table(title=f"{args.spec}: {len(problems)} problem(s)", title_justify="left")
-    for column in ("line", "path", "problem", "how to fix"):
-        table.add_column(column, overflow="fold")
-    for p in problems:
-        table.add_row(str(p.line or ""), p.path, p.message, p.hint)
-    console.print(table)
+    console.print(f"{args.spec}: {len(problems)} problem(s)", markup=False)
+    for problem in problems:  # file:line first, so editors and terminals can jump there
+        console.print(str(problem), markup=False)

@@ -99,6 +99,20 @@ class Observed:
 def json_schema() -> dict:
     """The JSON Schema of an app spec (docs/app-spec.schema.json is this, written out)."""
     schema = AppSpec.model_json_schema()
+    # service names are mapping keys, which a pydantic field pattern cannot reach
+    schema["properties"]["services"]["propertyNames"] = {"pattern": NAME_PATTERN}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://dragonball.invalid/app-spec.schema.json"
     return schema
+
+
+def write_schema(path: str) -> None:
+    """Write `json_schema()` to `path` (python -m dragonball.app.model docs/app-spec.schema.json)."""
+    import json
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    import sys
+    write_schema(sys.argv[1] if len(sys.argv) > 1 else "docs/app-spec.schema.json")

@@ -105,11 +105,11 @@ def stop_plan(spec: AppSpec, name: str) -> Plan:
     outside = set(deps) - tree
     needed = set().union(*(graph.subtree(deps, n) for n in outside)) if outside else set()
     stopping = (tree - needed) | {name}
-    notes = [f"{n} keeps running: {_names(_users(deps, n, stopping))} still need it"
+    notes = [f"{n} keeps running: still needed by {_names(_users(deps, n, stopping))}"
              for n in sorted(tree - stopping)]
     if _users(deps, name, stopping):
-        notes.append(f"{_names(_users(deps, name, stopping))} will lose {name}, which "
-                     "they need")
+        notes.append(f"{name} stops while still needed by "
+                     f"{_names(_users(deps, name, stopping))}")
     waves = graph.waves(graph.restrict(deps, stopping))
     stops = tuple(tuple(_stop_step(spec, n) for n in wave) for wave in reversed(waves))
     return Plan(spec.app, stops, (), tuple(notes))
