@@ -16,6 +16,7 @@ the leak counter stays at 0.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -140,6 +141,18 @@ def test_the_device_keeps_its_enrollment_private(cluster):
     modes = cluster.lab.exec("s2", ["stat", "-c", "%a %n", "/etc/dragonball/enrollment.json",
                                     "/etc/dragonball/ca.crt"], check=True).stdout.split("\n")
     assert modes[:2] == ["600 /etc/dragonball/enrollment.json", "644 /etc/dragonball/ca.crt"]
+
+
+def test_no_secret_of_the_join_reaches_the_log_or_the_screen(cluster):
+    kept = json.loads(cluster.lab.exec("s2", ["cat", "/etc/dragonball/enrollment.json"],
+                                       check=True).stdout)
+    secrets = [kept["registry"]["password"], kept["swarm"]["join_token"], kept["device_token"]]
+    log = cluster.lab.exec("s2", ["cat", "/var/log/dragonball/install.log"], check=True).stdout
+    assert "join.swarm" in log or "Swarm" in log  # the log is the one of that install
+    for secret in secrets + [cluster.codes["s2"]["code"]]:
+        assert secret not in log
+    for secret in secrets:
+        assert secret not in cluster.runs["s2"].output
 
 
 def test_install_again_on_a_joined_device_changes_nothing(cluster):

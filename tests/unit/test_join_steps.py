@@ -14,6 +14,7 @@ import types
 
 import pytest
 
+from dragonball.errors import InstallerError
 from dragonball.installer import join, plan
 from dragonball.installer.host import Host
 from dragonball.installer.journal import Journal, answers_digest
@@ -151,6 +152,7 @@ def test_a_refused_join_says_which_ports(server, portal):
     with pytest.raises(StepFailed) as err:
         install(server, portal)
     assert "did not join the Swarm at 10.0.0.11:2377" in err.value.message
+    assert "SWMTKN-1-secret" not in str(err.value) and "--token ********" in err.value.message
     assert "2377/tcp" in err.value.hint and "run the same command again" in err.value.hint
 
 
@@ -211,3 +213,16 @@ def test_the_wizards_code_check_keeps_an_earlier_runs_device_token(server, porta
     checks.check_fingerprint(portal.address, portal.fingerprint)
     assert checks.check_code(portal.address, CODE) is True
     assert portal.bodies == []  # a new enroll would have replaced the kept token
+
+
+def test_a_join_that_never_ends_is_said_without_its_token(server, portal):
+    def runner(argv, env, timeout, stdin):
+        if argv[1:3] == ["swarm", "join"]:  # what host.subprocess_runner says on a time-out
+            raise InstallerError(f"{' '.join(argv)} did not finish within {timeout:.0f} s")
+        return server.docker(argv, env, timeout, stdin)
+    ctx = context(server, portal)
+    ctx.host.runner = runner
+    with pytest.raises(StepFailed) as err:
+        run_steps(join.device_steps(ctx), ctx.journal)
+    assert "did not finish within 90 s" in err.value.message
+    assert "SWMTKN-1-secret" not in str(err.value)

@@ -28,6 +28,7 @@ import socket
 import tempfile
 import time
 
+from dragonball.errors import InstallerError
 from dragonball.installer import plan
 from dragonball.installer.apply import write_file
 from dragonball.installer.enrollment_api import (Enrollment, JoinError, PortalApi,
@@ -47,6 +48,7 @@ CERTS_D = "/etc/docker/certs.d"
 SWARM_WAIT_S = 90
 #: docker login keeps the credential in $HOME/.docker: root's, whatever sudo kept of HOME.
 ROOT_HOME = {"HOME": "/root"}
+MASK = "********"
 
 __all__ = ["CA_PATH", "ENROLLMENT_PATH", "DeviceJoin", "Enrollment", "JoinError",
            "PortalApi", "PortalChecks", "device_steps", "precheck", "wizard_checks"]
@@ -263,15 +265,21 @@ class DeviceJoin:
             return undo.entries()
         undo.note("swarm", {"kind": "swarm_join", "manager": found.manager_address})
         self.ctx.progress.update(f"docker swarm join {found.manager_address}")
-        done = self.host.run(["docker", "swarm", "join", "--token", found.join_token,
-                              "--advertise-addr", self.answers.address, found.manager_address],
-                             check=False, timeout=SWARM_WAIT_S)
+        # The token is an argument (docker reads it nowhere else): kept out of every
+        # message this step makes, as the log's filter keeps it out of the log.
+        try:
+            done = self.host.run(["docker", "swarm", "join", "--token", found.join_token,
+                                  "--advertise-addr", self.answers.address,
+                                  found.manager_address], check=False, timeout=SWARM_WAIT_S)
+            detail = done.describe()
+        except InstallerError as e:  # the program did not finish in time
+            detail = e.message
         state = swarm_state(self.host)  # a join that timed out goes on in the background
         if state.get("LocalNodeState") != "active":
             raise JoinError(f"this server did not join the Swarm at {found.manager_address}: "
-                            f"{done.describe()}", "check that 2377/tcp, 7946/tcp+udp and "
-                            "4789/udp are open between this server and the portal, then "
-                            "run the install again")
+                            f"{detail.replace(found.join_token, MASK)}", "check that 2377/tcp, "
+                            "7946/tcp+udp and 4789/udp are open between this server and the "
+                            "portal, then run the install again")
         return undo.entries()
 
     def report(self) -> dict:
