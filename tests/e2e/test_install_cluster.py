@@ -263,7 +263,8 @@ def test_a_hostname_the_cluster_has_already_is_refused_and_changes_nothing(clust
     finally:
         cluster.lab.exec("s5", ["hostname", "s5"], check=True)
     assert run.outcome.returncode == 2, run.output
-    assert "already has another device named 's2'" in " ".join(run.output.split())
+    said = " ".join(run.output.split())
+    assert "the portal refused the name 's2'" in said and "already" in said, run.output
     assert cluster.snapshot("s5") == before
 
 

@@ -67,8 +67,10 @@ def test_a_portal_with_a_certificate_of_another_ca_is_refused_after_pinning(port
     (401, "unknown code", "refused the enrollment code: unknown code", "dragonball enroll"),
     (401, "code already used", "code already used", "one-time"),
     (401, "code expired", "code expired", "expire"),
-    (409, "hostname taken", "another device named 's2'", "hostname:"),
-    (429, "too many failed codes", "too many wrong codes", "wait 10 minutes"),
+    (401, "", "refused the enrollment code: unknown code", "one-time"),
+    (409, "hostname taken", "refused the name 's2': hostname taken", "hostname:"),
+    (429, "too many failed codes", "refuses codes from this server for now: too many failed",
+     "wait 10 minutes"),
     (500, "boom", "answered 500 to the enrollment: boom", "journalctl"),
 ])
 def test_each_refusal_says_what_and_what_next(portal, status, error, expected, hint):
@@ -77,6 +79,15 @@ def test_each_refusal_says_what_and_what_next(portal, status, error, expected, h
         join.enroll(portal.address, portal.ca.cert_pem, CODE, "s2", "10.0.0.12")
     assert expected in err.value.message and hint in err.value.hint
     assert CODE not in str(err.value)
+
+
+def test_the_portals_own_advice_is_not_said_twice(portal):
+    portal.script("/api/v1/enroll", 401, {"error": "code expired: ask the portal for a new "
+                                                   "one ('dragonball enroll' on the portal)"})
+    with pytest.raises(JoinError) as err:
+        join.enroll(portal.address, portal.ca.cert_pem, CODE, "s2", "10.0.0.12")
+    assert str(err.value) == ("the portal refused the enrollment code: code expired: ask the "
+                              "portal for a new one ('dragonball enroll' on the portal)")
 
 
 def test_an_answer_lacking_fields_names_them(portal):

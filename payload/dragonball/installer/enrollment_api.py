@@ -186,24 +186,29 @@ class PortalApi:
                             "'dragonball enroll' on the portal and use the new code")
 
     def _refusal(self, answer: requests.Response, hostname: str) -> JoinError:
+        """What the portal refused and what to do; its own advice, when it gave one, is
+        not said twice."""
         said = _error_text(answer)
-        if answer.status_code == 401:
-            return JoinError(f"the portal refused the enrollment code: {said or 'unknown code'}",
-                             "codes are one-time and expire: run 'dragonball enroll' on the "
-                             "portal for a new one, and give it here")
-        if answer.status_code == 409:
-            return JoinError(f"the portal already has another device named {hostname!r}"
-                             f"{': ' + said if said else ''}",
-                             "give this server a name of its own (hostname: in the answers), "
-                             "or remove the old device on the portal first")
-        if answer.status_code == 429:
-            return JoinError(f"the portal refuses codes from this server for now: too many "
-                             f"wrong codes{': ' + said if said else ''}",
-                             "wait 10 minutes, then try again with the exact code the portal "
-                             "printed")
-        return JoinError(f"the portal answered {answer.status_code} to the enrollment"
-                         f"{': ' + said if said else ''}", "see the portal's log "
-                         "(journalctl -u dragonball-portal on the portal)")
+        status = answer.status_code
+        if status == 401:
+            found = (f"the portal refused the enrollment code: {said or 'unknown code'}",
+                     "codes are one-time and expire: run 'dragonball enroll' on the portal "
+                     "for a new one, and give it here")
+        elif status == 409:
+            found = (f"the portal refused the name {hostname!r}: "
+                     f"{said or 'another device has it'}",
+                     "give this server a name of its own (hostname: in the answers), or "
+                     "remove the old device on the portal first")
+        elif status == 429:
+            found = (f"the portal refuses codes from this server for now: "
+                     f"{said or 'too many wrong codes'}", "wait 10 minutes, then try again "
+                     "with the exact code the portal printed")
+        else:
+            found = (f"the portal answered {status} to the enrollment"
+                     f"{': ' + said if said else ''}",
+                     "see the portal's log (journalctl -u dragonball-portal on the portal)")
+        message, hint = found
+        return JoinError(message, "" if status in (401, 409, 429) and ": " in said else hint)
 
     def _request(self, method: str, path: str, what: str, verify: bool | str | None = None,
                  **kwargs) -> requests.Response:
