@@ -41,3 +41,11 @@ def test_wait_ready_gives_up_at_the_timeout():
     cluster = SlowCluster(polls=10**6)
     assert not wait_ready(cluster, "n3", timeout=5, sleep=lambda s: now.__setitem__(0, now[0] + s),
                           clock=lambda: now[0])
+
+
+def test_node_updates_retry_only_what_passes_by_itself():
+    from dragonball.portal.swarm import transient_update_error
+    assert transient_update_error('404 Not Found ("rpc error: code = NotFound desc = can\'t find '
+                                  'manager in raft memberlist")')
+    assert transient_update_error("rpc error: code = Unknown desc = update out of sequence")
+    assert not transient_update_error("node abc not found")

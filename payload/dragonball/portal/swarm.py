@@ -99,6 +99,18 @@ def settle_managers(cluster: Cluster, want: int = MANAGERS) -> list[str]:
     return promoted
 
 
+UPDATE_PATIENCE_S = 30.0
+# Both pass by themselves: another update bumped the node's version in between, or the
+# node is being promoted and raft does not list it as a manager yet (two servers that
+# join at once: the first one's report promotes both while the second one reports).
+_TRANSIENT = ("update out of sequence", "can't find manager in raft memberlist")
+
+
+def transient_update_error(message: str) -> bool:
+    """Whether a node update failed for a reason that passes by itself (pure)."""
+    return any(fragment in message for fragment in _TRANSIENT)
+
+
 class DockerSwarm(Cluster):
     """The local engine's Swarm through the docker SDK (unix socket)."""
 
@@ -144,7 +156,8 @@ class DockerSwarm(Cluster):
     def update_node(self, node_id: str, labels: dict | None = None,
                     promote: bool = False) -> None:
         import docker
-        for attempt in range(3):  # another update in between bumps the version: read again
+        deadline = time.monotonic() + UPDATE_PATIENCE_S
+        while True:
             data = self._call(f"inspect node {node_id}", lambda api: api.inspect_node(node_id))
             if data is None:
                 raise SwarmError(f"node {node_id} is not in this Swarm")
@@ -160,6 +173,8 @@ class DockerSwarm(Cluster):
                          ", promoted to manager" if promote else "")
                 return
             except docker.errors.APIError as e:
-                if attempt == 2 or "update out of sequence" not in str(e):
+                if not transient_update_error(str(e)) or time.monotonic() >= deadline:
                     raise SwarmError(f"the Docker engine could not update node {node_id}: {e}",
                                      "see 'docker node inspect' on the portal") from e
+                log.info("node %s: %s; trying again", node_id, e)
+                time.sleep(0.5)
