@@ -68,7 +68,7 @@ def test_a_portal_with_a_certificate_of_another_ca_is_refused_after_pinning(port
     (401, "code already used", "code already used", "one-time"),
     (401, "code expired", "code expired", "expire"),
     (401, "", "refused the enrollment code: unknown code", "one-time"),
-    (409, "hostname taken", "refused the name 's2': hostname taken", "hostname:"),
+    (409, "hostname taken", "refused the name 's2': hostname taken", "set-hostname"),
     (429, "too many failed codes", "refuses codes from this server for now: too many failed",
      "wait 10 minutes"),
     (500, "boom", "answered 500 to the enrollment: boom", "journalctl"),

@@ -226,3 +226,10 @@ def test_a_join_that_never_ends_is_said_without_its_token(server, portal):
         run_steps(join.device_steps(ctx), ctx.journal)
     assert "did not finish within 90 s" in err.value.message
     assert "SWMTKN-1-secret" not in str(err.value)
+
+
+def test_the_device_is_enrolled_under_the_name_swarm_shows(server, portal):
+    """The wizard's code check sent the kernel's hostname, and the portal binds the code
+    to the first name it gets: an answers file's hostname override must not differ."""
+    install(server, portal, hostname="another-name")
+    assert {b["hostname"] for b in portal.bodies if "code" in b} == {"s2"}

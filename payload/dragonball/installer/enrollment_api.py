@@ -197,8 +197,8 @@ class PortalApi:
         elif status == 409:
             found = (f"the portal refused the name {hostname!r}: "
                      f"{said or 'another device has it'}",
-                     "give this server a name of its own (hostname: in the answers), or "
-                     "remove the old device on the portal first")
+                     "give this server a name of its own (hostnamectl set-hostname NAME), "
+                     "or remove the old device on the portal first")
         elif status == 429:
             found = (f"the portal refuses codes from this server for now: "
                      f"{said or 'too many wrong codes'}", "wait 10 minutes, then try again "

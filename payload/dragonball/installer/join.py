@@ -182,7 +182,9 @@ class DeviceJoin:
 
     def __init__(self, ctx) -> None:
         self.ctx, self.host, self.answers = ctx, ctx.host, ctx.answers
-        self.hostname = ctx.answers.hostname or ctx.facts.hostname
+        # The name Swarm shows (the kernel's), as the wizard's code check sent it: the
+        # portal binds the code to the first name it is sent with.
+        self.hostname = ctx.facts.hostname
         self._ca: bytes | None = None
         self._enrollment: Enrollment | None = None
 
