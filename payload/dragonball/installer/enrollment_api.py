@@ -13,6 +13,7 @@ answer, read and checked once.
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import hashlib
 import json
 import logging
@@ -133,6 +134,16 @@ def _error_text(answer: requests.Response) -> str:
     return str(detail)[:300] if detail else ""
 
 
+def http_date_seconds(value: str | None) -> float | None:
+    """An HTTP Date header as epoch seconds; None when absent or malformed (pure)."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 class PortalApi:
     """The few calls a joining server makes to the portal at `portal` ("host:port")."""
 
@@ -162,6 +173,17 @@ class PortalApi:
                             "cluster CA", "check the address is the portal's (port 8443 by "
                             "default) and that its install finished")
         return answer.content
+
+    def clock(self) -> float | None:
+        """The portal's clock (epoch seconds, from the Date header of GET /healthz), or None.
+
+        Unverified like the CA fetch: a time is no secret, and a forged one can only make
+        the clock check complain.
+        """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            answer = self._request("GET", "/healthz", "read the portal's clock", verify=False)
+        return http_date_seconds(answer.headers.get("Date"))
 
     def enroll(self, code: str, hostname: str, address: str) -> Enrollment:
         """POST /api/v1/enroll; JoinError saying why the portal refused, if it did."""

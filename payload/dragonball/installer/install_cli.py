@@ -181,7 +181,21 @@ def install_command(args: argparse.Namespace) -> int:
 
 def preflight(answers):
     return run_preflight(LiveSystem(), load_manifest(os.environ), answers.role,
-                         default_paths(answers.data_dir), portal=answers.portal)
+                         default_paths(answers.data_dir), portal=answers.portal,
+                         cluster=cluster_facts(answers))
+
+
+def cluster_facts(answers) -> dict | None:
+    """What preflight's cluster rules need from the portal (a device only): its clock."""
+    if answers.role != "device" or not answers.portal:
+        return None
+    from dragonball.installer.enrollment_api import JoinError, PortalApi
+    try:
+        with PortalApi(answers.portal) as api:
+            portal_time = api.clock()
+    except JoinError:
+        return None  # unreachable: the portal check says so
+    return {"portal_time": portal_time} if portal_time is not None else None
 
 
 def blocking_checks(checks: list, resuming: bool) -> list:
