@@ -103,6 +103,11 @@ def _role_rules(role: str, given: dict):
         if field in given and owner != role:
             yield field, (f"only a {owner} takes {field}, and role is {role}: remove this "
                           f"line, or set role: {owner}")
+    if role == "device" and "hostname" in given:
+        # a device enrolls and joins the Swarm under its kernel hostname; an override
+        # here would be silently ignored, so it is refused with the way to rename
+        yield "hostname", ("a device joins under its own hostname: rename the server with "
+                           "'hostnamectl set-hostname NAME' and remove this line")
     for field in REQUIRED[role]:
         if field not in given:
             yield field, (f"missing: a {role} needs it, like "
