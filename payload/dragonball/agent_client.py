@@ -29,10 +29,6 @@ import datetime
 import os
 
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from requests.adapters import HTTPAdapter
 
 from dragonball import pki
@@ -64,37 +60,8 @@ def issue_agent_cert(ca: pki.KeyPair, days: int = pki.SERVER_DAYS,
 def issue_client_cert(ca: pki.KeyPair, common_name: str = CLIENT_NAME,
                       days: int = pki.SERVER_DAYS,
                       now: datetime.datetime | None = None) -> pki.KeyPair:
-    """A TLS client certificate signed by `ca` (extended key usage clientAuth only, so it
-    cannot serve as a server), its name as common name and DNS name."""
-    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
-    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = now or datetime.datetime.now(datetime.timezone.utc)
-    public = key.public_key()
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-            .issuer_name(ca_cert.subject).public_key(public)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start - pki.CLOCK_SKEW)
-            .not_valid_after(min(start + datetime.timedelta(days=days),
-                                 ca_cert.not_valid_after_utc))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=False, crl_sign=False,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return pki.KeyPair(cert.public_bytes(serialization.Encoding.PEM),
-                       key.private_bytes(serialization.Encoding.PEM,
-                                         serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()))
+    """The portal's client certificate for the agents (pki.issue_client_cert)."""
+    return pki.issue_client_cert(ca, common_name, days, now)
 
 
 # --- the client (adapter) --------------------------------------------------------------------

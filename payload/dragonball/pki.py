@@ -105,6 +105,21 @@ def issue_server_cert(ca: KeyPair, common_name: str, ips: Iterable[str] = (),
                       dns_names: Iterable[str] = (), days: int = SERVER_DAYS,
                       now: datetime.datetime | None = None) -> KeyPair:
     """A server certificate signed by `ca` for the given IP and DNS names (TLS server auth)."""
+    return _issue_leaf(ca, common_name, subject_alt_names(ips, dns_names),
+                       ExtendedKeyUsageOID.SERVER_AUTH, days, now)
+
+
+def issue_client_cert(ca: KeyPair, common_name: str, days: int = SERVER_DAYS,
+                      now: datetime.datetime | None = None) -> KeyPair:
+    """A TLS client certificate signed by `ca`: extended key usage clientAuth only, so it
+    cannot serve as a server; its name as common name and DNS name."""
+    return _issue_leaf(ca, common_name, [x509.DNSName(common_name)],
+                       ExtendedKeyUsageOID.CLIENT_AUTH, days, now)
+
+
+def _issue_leaf(ca: KeyPair, common_name: str, names: list, usage, days: int,
+                now: datetime.datetime | None) -> KeyPair:
+    """A leaf certificate for one TLS `usage`, valid at most as long as its CA."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     key, start = _new_key(), _now(now)
@@ -116,15 +131,13 @@ def issue_server_cert(ca: KeyPair, common_name: str, ips: Iterable[str] = (),
             .not_valid_before(start - CLOCK_SKEW)
             .not_valid_after(min(start + datetime.timedelta(days=days),
                                  ca_cert.not_valid_after_utc))
-            .add_extension(x509.SubjectAlternativeName(subject_alt_names(ips, dns_names)),
-                           critical=False)
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(
                 digital_signature=True, key_cert_sign=False, crl_sign=False,
                 content_commitment=False, key_encipherment=False, data_encipherment=False,
                 key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)
