@@ -1,0 +1,73 @@
+"""The agent's settings: constants, module parameters checked and turned into Settings
+(pure, but for load_settings), and the one way it speaks (`say`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+VERSION = os.environ.get("DRAGONBALL_AGENT_VERSION", "0.0.0")
+RUN_DIR = os.environ.get("AGENT_RUN_DIR", "/run/dragonball-agent")
+
+
+def say(text: str) -> None:
+    print(f"agent: {text}", flush=True)
+
+
+# --- settings (pure) ------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    port: int = 9443
+    bind: str = "0.0.0.0"
+    cert: str = "/run/secrets/agent.crt"
+    key: str = "/run/secrets/agent.key"
+    ca: str = "/run/secrets/ca.crt"
+    proc_root: str = "/host/proc"
+    allowed_clients: tuple = ("dragonball-portal",)
+    health_socket: str = os.path.join(RUN_DIR, "health.sock")
+
+
+def problems(p: dict) -> list[str]:
+    """Every problem with the parameters (module/defaults.json and overrides) at once."""
+    found = []
+    port = p.get("port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        found.append(f"port must be an integer 1-65535, got {port!r}")
+    for key in ("bind", "secrets_dir", "tls_cert", "tls_key", "ca", "proc_root",
+                "health_socket"):
+        if not isinstance(p.get(key), str) or not p.get(key).strip():
+            found.append(f"{key} must be a non-empty string, got {p.get(key)!r}")
+    clients = p.get("allowed_clients")
+    if not isinstance(clients, list) or not clients or \
+            not all(isinstance(c, str) and c.strip() for c in clients):
+        found.append(f"allowed_clients must be a non-empty list of names, got {clients!r}")
+    return found
+
+
+def settings_from(p: dict) -> Settings:
+    """Settings from checked parameters: file names are relative to secrets_dir."""
+    def secret(name: str) -> str:
+        return os.path.join(p["secrets_dir"], p[name])
+    return Settings(port=p["port"], bind=p["bind"], cert=secret("tls_cert"),
+                    key=secret("tls_key"), ca=secret("ca"), proc_root=p["proc_root"],
+                    allowed_clients=tuple(p["allowed_clients"]),
+                    health_socket=p["health_socket"])
+
+
+def load_settings() -> Settings:
+    sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
+    from dragonball.module import params
+    p = params.load()
+    found = problems(p)
+    if found:
+        raise SystemExit("agent: invalid parameters:\n" + "\n".join(f"  - {x}" for x in found))
+    return settings_from(p)
+
+
+def missing_files(settings: Settings) -> list[str]:
+    return [f"{what}: {path} is not a readable file" for what, path in
+            (("certificate", settings.cert), ("key", settings.key), ("CA", settings.ca))
+            if not (os.path.isfile(path) and os.access(path, os.R_OK))]
+

@@ -1,0 +1,167 @@
+"""The commands behind the action scripts: serve in the foreground; launch, probe, stop the
+server process in the background (its pid in RUN_DIR); info."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+from agent_config import RUN_DIR, VERSION, load_settings, missing_files, say
+from agent_server import Agent
+
+PID_FILE = os.path.join(RUN_DIR, "agent.pid")
+AGENTD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agentd.py")
+READY_WITHIN_S = 30
+STOP_WITHIN_S = 7          # inside the default stop grace of 10 s, less the supervisor's 2 s
+
+
+def serve() -> int:
+    settings = load_settings()
+    missing = missing_files(settings)
+    if missing:
+        say("the TLS material is missing (the service mounts it as Swarm secrets under "
+            "/run/secrets):")
+        for line in missing:
+            print(f"  - {line}", flush=True)
+        return 1
+    try:
+        agent = Agent(settings).start()
+    except ssl.SSLError as e:
+        say(f"cannot use the certificate, key or CA: {e}")
+        return 1
+    except OSError as e:
+        say(f"cannot listen on {settings.bind}:{settings.port}: {e.strerror or e}")
+        return 1
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    say(f"DragonBall agent {VERSION} on {settings.bind}:{agent.port}, mutual TLS (clients: "
+        f"{', '.join(settings.allowed_clients)}), host /proc at {settings.proc_root}")
+    stopping.wait()
+    agent.stop()
+    say("stopped")
+    return 0
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 5.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+def probe(path: str, timeout: float = 5.0) -> tuple:
+    """(HTTP status of GET /v1/health on the health socket, body or why not)."""
+    try:
+        conn = UnixHTTPConnection(path, timeout)
+        try:
+            conn.request("GET", "/v1/health")
+            answer = conn.getresponse()
+            return answer.status, answer.read().decode(errors="replace").strip()
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException) as e:
+        return None, str(e) or type(e).__name__
+
+
+def alive(pid) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            ours = b"agentd.py" in f.read()
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and ours
+
+
+def server_pid():
+    try:
+        with open(PID_FILE, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def container_log():
+    """PID 1's stdout (the container log) when it can be opened, else log/agent.log."""
+    try:
+        return open("/proc/1/fd/1", "ab", buffering=0)
+    except OSError:
+        folder = os.environ.get("DRAGONBALL_LOG_DIR", os.path.join(os.getcwd(), "log"))
+        os.makedirs(folder, exist_ok=True)
+        return open(os.path.join(folder, "agent.log"), "ab", buffering=0)
+
+
+def launch() -> int:
+    settings = load_settings()
+    os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
+    with container_log() as out:
+        proc = subprocess.Popen([sys.executable, "-B", AGENTD, "serve"],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    with open(PID_FILE, "w", encoding="ascii") as f:
+        f.write(f"{proc.pid}\n")
+    deadline, detail = time.monotonic() + READY_WITHIN_S, ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            say(f"the server exited with status {proc.returncode} during start (its "
+                "messages are in the container log)")
+            return 1
+        status, detail = probe(settings.health_socket, timeout=2)
+        if status == 200:
+            say(f"ready: mutual TLS on port {settings.port} (pid {proc.pid})")
+            return 0
+        time.sleep(0.2)
+    say(f"the server did not answer within {READY_WITHIN_S} s: {detail}")
+    return 1
+
+
+def status() -> int:
+    settings = load_settings()
+    code, body = probe(settings.health_socket)
+    if code == 200:
+        print(body)
+        return 0
+    say(f"unhealthy: GET /v1/health on {settings.health_socket}: {body or f'HTTP {code}'}")
+    return 1
+
+
+def info() -> int:
+    settings = load_settings()
+    print(f"agent: DragonBall node agent {VERSION}, port {settings.port}, mutual TLS with the "
+          f"cluster CA, clients allowed: {', '.join(settings.allowed_clients)}")
+    print(f"host /proc: {settings.proc_root}; node: {socket.gethostname()} "
+          f"{os.environ.get('DRAGONBALL_NODE_ID', '')}".rstrip())
+    return 0
+
+
+def stop(kill: bool = False) -> int:
+    pid = server_pid()
+    if pid is None or not alive(pid):
+        say("the server is not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WITHIN_S
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pid) and kill:
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    if alive(pid):
+        say(f"the server (pid {pid}) still runs {STOP_WITHIN_S} s after SIGTERM")
+        return 1
+    say(f"the server (pid {pid}) stopped")
+    return 0
+
