@@ -15,17 +15,14 @@ What it keeps, and how secrets are kept:
 
 One connection per store, guarded by a lock (the API's worker threads share it);
 other processes (`dragonball enroll`) write beside it thanks to WAL and a busy
-timeout. The clock is injected, so expiry is tested without waiting.
+timeout. The clock is injected, so expiry is tested without waiting. The hashes are
+made in dragonball.portal.credentials.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
-import functools
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -35,6 +32,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from dragonball.errors import DragonBallError
+from dragonball.portal.credentials import (SCRYPT_KEY_BYTES, SCRYPT_N, SCRYPT_P,  # noqa: F401
+                                           SCRYPT_R, SCRYPT_SALT_BYTES, code_hash, dummy_hash,
+                                           hash_password, token_hash, verify_password)
 from dragonball.wizard import enrollment
 
 SCHEMA_VERSION = 1
@@ -42,11 +42,6 @@ DB_NAME = "portal.db"
 DEFAULT_CODE_TTL_S = 24 * 3600
 BUSY_TIMEOUT_MS = 10_000
 ADMIN = "admin"
-
-#: scrypt parameters for people's passwords: 16 MiB of memory and ~50 ms per try here.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
-SCRYPT_SALT_BYTES, SCRYPT_KEY_BYTES = 16, 32
-_SCRYPT_MAXMEM = 64 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -124,38 +119,6 @@ class Device:
         return dataclasses.asdict(self)
 
 
-def code_hash(code: str) -> str:
-    """sha256 of the normalized code: what the store keeps."""
-    return hashlib.sha256(enrollment.normalize(code).encode()).hexdigest()
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """``scrypt$N$r$p$<salt b64>$<key b64>`` for a person's password."""
-    salt = salt if salt is not None else secrets.token_bytes(SCRYPT_SALT_BYTES)
-    key = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
-                         maxmem=_SCRYPT_MAXMEM, dklen=SCRYPT_KEY_BYTES)
-    return "$".join(("scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
-                     base64.b64encode(salt).decode(), base64.b64encode(key).decode()))
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Whether `password` matches `stored` (hash_password's text); constant-time compare."""
-    try:
-        scheme, n, r, p, salt, key = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(key)
-        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
-                                r=int(r), p=int(p), maxmem=_SCRYPT_MAXMEM, dklen=len(expected))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
 class Store:
     """The portal's database. `Store.open(path)` creates it (0600, WAL) if needed."""
 
@@ -231,7 +194,7 @@ class Store:
     def check_admin(self, username: str, password: str) -> bool:
         """Whether the pair is right; an unknown user costs the same scrypt as a known one."""
         rows = self._read("SELECT password_hash FROM admins WHERE username = ?", (username,))
-        stored = rows[0]["password_hash"] if rows else _dummy_hash()
+        stored = rows[0]["password_hash"] if rows else dummy_hash()
         return verify_password(password, stored) and bool(rows)
 
     # --- enrollment codes ------------------------------------------------------------
@@ -407,9 +370,3 @@ def _device(row: sqlite3.Row) -> Device:
                   role=row["role"], state=row["state"], code_id=row["code_id"],
                   node_id=row["node_id"], labels=json.loads(row["labels"]),
                   created=row["created"], joined=row["joined"])
-
-
-@functools.lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    """Checked against when the user is unknown, so that case costs the same time."""
-    return hash_password(secrets.token_urlsafe(16))
