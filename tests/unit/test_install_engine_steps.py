@@ -1,5 +1,5 @@
 """The engine: the decision, dpkg's view, daemon.json, the .debs out of the tar, and the
-steps end to end on a FakeServer (test_install_apply) with reset after them."""
+steps end to end on a FakeServer (install_fakes) with reset after them."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from dragonball.installer import engine, engine_apply, plan
 from dragonball.installer.journal import Journal
 from dragonball.installer.steps import StepFailed, run_steps
 from dragonball.installer.undo import undo_all
-from test_install_apply import FakeServer, context
+from install_fakes import FakeServer, context
 from test_install_osprep import load
 
 # --- versions ------------------------------------------------------------------------------------
