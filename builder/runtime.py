@@ -44,7 +44,12 @@ from builder.recipe import canonical_json
 log = logging.getLogger(__name__)
 
 #: Bump when how the runtime is frozen changes, so old cache entries are not reused.
-RUNTIME_FORMAT = 1
+# Left out of the packed runtime: caches, and what pip writes about *how* a package was
+# installed (REQUESTED exists only when it was asked for by name; RECORD lists it). PyInstaller
+# copies some packages' dist-info; with these the runtime's bytes depended on the build
+# venv's install history, not on the pinned versions (two venvs, same key, other bytes).
+PACKED_SKIP = frozenset({"__pycache__", "REQUESTED", "INSTALLER", "RECORD", "direct_url.json"})
+RUNTIME_FORMAT = 2  # 2: install-local package metadata left out
 NAME = "dragonball"
 ENTRY = "payload/dragonball/__main__.py"
 GZIP_LEVEL = 9
@@ -91,7 +96,8 @@ def build_runtime(cache_dir: pathlib.Path, reporter: Reporter, root: pathlib.Pat
     with cache.locked(folder):
         tree = _cached_tree(folder, key) or _freeze(root, folder, key, reporter)
         with reporter.step(f"pack the runtime (tar, gzip -{GZIP_LEVEL})"):
-            detar.write_tar(tar_path(folder, key, epoch), detar.tree_entries(tree.onedir, NAME),
+            detar.write_tar(tar_path(folder, key, epoch),
+                            detar.tree_entries(tree.onedir, NAME, skip_names=PACKED_SKIP),
                             epoch, gzip_level=GZIP_LEVEL)
         _prune(folder, time.time())
     found = _cached_artifact(folder, key, epoch)

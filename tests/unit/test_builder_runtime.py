@@ -41,7 +41,7 @@ def test_inputs_are_payload_sources_and_pyproject(tmp_path):
 def test_inputs_hash_is_pinned():
     # A literal: the hash names cached runtimes; a change must be a decision (RUNTIME_FORMAT).
     assert runtime.inputs_hash(DIGESTS, "3.11.7", "6.22.3") == \
-        "a18cf5968a21fa149977bb2cace39e9bf439ed4ce6025fee8d2175f9db5db847"
+        "5c0cabbc7f1fd280587bf350f9ade39a0f6767a3f7e2cd08a1cb17663cff293a"
 
 
 @pytest.mark.parametrize("change", [
@@ -141,3 +141,18 @@ def test_an_incomplete_onedir_is_not_reused(tmp_path):
     (folder / "k.json").write_text(json.dumps(
         {"python_version": "3", "pyinstaller_version": "6", "glibc_floor": "2.36"}))
     assert runtime._cached_tree(folder, "k") is None  # no dragonball/dragonball in it
+
+
+def test_install_local_package_metadata_is_not_packed(tmp_path):
+    """REQUESTED/RECORD say how a venv was installed, not what runs: leaving them in made
+    two venvs with the same pins give different runtimes under one cache key."""
+    from builder import detar
+    info = tmp_path / "dragonball" / "_internal" / "cryptography-50.0.2.dist-info"
+    info.mkdir(parents=True)
+    for name in ("METADATA", "REQUESTED", "RECORD", "INSTALLER", "direct_url.json"):
+        (info / name).write_text(name)
+    names = {arc.split("/")[-1] for arc, _, _ in
+             detar.tree_entries(tmp_path / "dragonball", "dragonball",
+                                skip_names=runtime.PACKED_SKIP)}
+    assert "METADATA" in names
+    assert not names & {"REQUESTED", "RECORD", "INSTALLER", "direct_url.json"}
