@@ -13,6 +13,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
+from dragonball.module import daemon  # noqa: E402
+
 from agent_config import RUN_DIR, VERSION, load_settings, missing_files, say
 from agent_server import Agent
 
@@ -77,32 +80,16 @@ def probe(path: str, timeout: float = 5.0) -> tuple:
 
 
 def alive(pid) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            ours = b"agentd.py" in f.read()
-    except (OSError, IndexError):
-        return False
-    return state != "Z" and ours
+    return daemon.alive(pid, b"agentd.py")
 
 
 def server_pid():
-    try:
-        with open(PID_FILE, encoding="ascii") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
+    return daemon.read_pid(PID_FILE)
 
 
 def container_log():
     """PID 1's stdout (the container log) when it can be opened, else log/agent.log."""
-    try:
-        return open("/proc/1/fd/1", "ab", buffering=0)
-    except OSError:
-        folder = os.environ.get("DRAGONBALL_LOG_DIR", os.path.join(os.getcwd(), "log"))
-        os.makedirs(folder, exist_ok=True)
-        return open(os.path.join(folder, "agent.log"), "ab", buffering=0)
+    return daemon.container_log("agent.log")
 
 
 def launch() -> int:

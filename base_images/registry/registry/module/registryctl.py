@@ -32,7 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
-from dragonball.module import params  # noqa: E402
+from dragonball.module import daemon, params  # noqa: E402
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 CONFIG = os.environ.get("REGISTRY_CONFIG", "/etc/docker/registry/config.yml")
@@ -239,34 +239,16 @@ def healthy(status) -> bool:
 
 def alive(pid) -> bool:
     """True while `pid` is a live docker-registry process (not a zombie, not a reused pid)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            is_registry = b"docker-registry" in f.read()
-    except (OSError, IndexError):
-        return False
-    return state != "Z" and is_registry
+    return daemon.alive(pid, b"docker-registry")
 
 
 def server_pid():
-    try:
-        with open(PID_FILE, encoding="ascii") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
+    return daemon.read_pid(PID_FILE)
 
 
 def container_log():
-    """Where the registry's output goes: the container log (PID 1's stdout) when we can open
-    it, so a registry restarted from `docker exec` does not write into a pipe that closes
-    (a Go program dies of SIGPIPE on a closed stdout); else log/registry.log."""
-    try:
-        return open("/proc/1/fd/1", "ab", buffering=0)
-    except OSError:
-        log_dir = os.environ.get("DRAGONBALL_LOG_DIR", os.path.join(os.getcwd(), "log"))
-        os.makedirs(log_dir, exist_ok=True)
-        return open(os.path.join(log_dir, "registry.log"), "ab", buffering=0)
+    """The registry's output: the container log, else log/registry.log (module.daemon)."""
+    return daemon.container_log("registry.log")
 
 
 def launch() -> int:
