@@ -8,8 +8,17 @@ import sys
 from dragonball.module import daemon
 
 
+def started(setup: str = "") -> subprocess.Popen:
+    """A sleeping child that has exec'd and run `setup`, and says so (before it exec'd,
+    its cmdline is still ours)."""
+    code = f"{setup}\nimport time\nprint('ready', flush=True)\ntime.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    return proc
+
+
 def test_a_pid_is_alive_only_while_it_runs_the_expected_program(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    proc = started()
     try:
         assert daemon.alive(proc.pid, b"time.sleep")
         assert not daemon.alive(proc.pid, b"docker-registry"), "a reused pid is not ours"
@@ -30,3 +39,19 @@ def test_pid_files_and_the_log_fallback(tmp_path, monkeypatch):
     with daemon.container_log("srv.log") as out:
         out.write(b"hello\n")
     assert (tmp_path / "log" / "srv.log").read_bytes() == b"hello\n"
+
+
+def test_terminate_stops_a_server_and_kills_one_that_ignores_sigterm():
+    polite = started()
+    assert daemon.terminate(polite.pid, b"time.sleep", within=5) == "stopped"
+    polite.wait()
+    stubborn = started("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)")
+    try:
+        assert daemon.terminate(stubborn.pid, b"SIG_IGN", within=0.3) == "still running"
+        assert daemon.terminate(stubborn.pid, b"SIG_IGN", within=0.3, kill=True) in (
+            "stopped", "still running")
+        stubborn.wait(timeout=5)
+        assert stubborn.returncode == -9
+    finally:
+        stubborn.kill()
+    assert daemon.terminate(None, b"x", within=1) == "not running"

@@ -10,6 +10,8 @@ Standard library only: it runs on the base image's python3.
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 CONTAINER_LOG = "/proc/1/fd/1"  # PID 1's stdout: what `docker logs` shows
 
@@ -47,3 +49,27 @@ def container_log(fallback_name: str):
         folder = os.environ.get("DRAGONBALL_LOG_DIR", os.path.join(os.getcwd(), "log"))
         os.makedirs(folder, exist_ok=True)
         return open(os.path.join(folder, fallback_name), "ab", buffering=0)
+
+
+def terminate(pid: int | None, marker: bytes, within: float, kill: bool = False) -> str:
+    """Stop the server `pid`: SIGTERM, wait up to `within` seconds, then SIGKILL if `kill`.
+
+    Returns "not running", "stopped" or "still running" (each module words its own message).
+    """
+    if pid is None or not alive(pid, marker):
+        return "not running"
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + within
+    while alive(pid, marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pid, marker) and kill:
+        _signal(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    return "still running" if alive(pid, marker) else "stopped"
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass  # it ended between the check and the signal: what we wanted

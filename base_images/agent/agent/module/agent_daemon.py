@@ -136,19 +136,12 @@ def info() -> int:
 
 def stop(kill: bool = False) -> int:
     pid = server_pid()
-    if pid is None or not alive(pid):
+    outcome = daemon.terminate(pid, b"agentd.py", STOP_WITHIN_S, kill)
+    if outcome == "not running":
         say("the server is not running")
         return 0
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_WITHIN_S
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if alive(pid) and kill:
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-    if alive(pid):
+    if outcome == "still running":
         say(f"the server (pid {pid}) still runs {STOP_WITHIN_S} s after SIGTERM")
         return 1
     say(f"the server (pid {pid}) stopped")
     return 0
-

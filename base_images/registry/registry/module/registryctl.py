@@ -308,17 +308,11 @@ def info() -> int:
 
 def stop(kill: bool = False) -> int:
     pid = server_pid()
-    if pid is None or not alive(pid):
+    outcome = daemon.terminate(pid, b"docker-registry", STOP_WITHIN_S, kill)
+    if outcome == "not running":
         say("docker-registry is not running")
         return 0
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_WITHIN_S
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if alive(pid) and kill:
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-    if alive(pid):
+    if outcome == "still running":
         say(f"docker-registry (pid {pid}) still running {STOP_WITHIN_S} s after SIGTERM")
         return 1
     say(f"docker-registry (pid {pid}) stopped")
