@@ -25,7 +25,10 @@ EXAMPLE = {
     "status/2_hang.sh": 'test -e "$DRAGONBALL_STORAGE_DIR/hang" || exit 0\n'
                         "sleep 888 & sleep 999",
     "info/1_show.sh": 'echo "greeting=$PARAM_GREETING"',
-    "config_change/1_apply.sh": 'echo "applied $PARAM_GREETING" >> "$DRAGONBALL_LOG_DIR/order"',
+    "config_change/1_apply.sh": 'echo "applied $PARAM_GREETING" >> "$DRAGONBALL_LOG_DIR/order"\n'
+                                'echo "$DRAGONBALL_EVENT greeting=$PARAM_GREETING"\n'
+                                'test -z "$DRAGONBALL_NOTIFICATION_FILE" || '
+                                'cat "$DRAGONBALL_NOTIFICATION_FILE"',
     "stop/1_save.sh": 'echo stopped >> "$DRAGONBALL_LOG_DIR/order"',
 }
 MANIFEST = '{"timeouts": {"status/2_hang.sh": 1}}'
@@ -127,6 +130,39 @@ def test_parameters_and_storage_survive_container_recreation(run_probe):
     wait_for(lambda: health(second) == "healthy", 60, lambda: second.logs().decode())
     assert exec_run(second, "info").stdout == "greeting=bonjour\n"
     assert "applied bonjour" in (run_probe.dir / "log" / "order").read_text()
+
+
+def test_notify_in_a_portal_owned_container_runs_once_per_seq(run_probe):
+    portal = run_probe.dir / "portal"  # what the agent writes on the host
+    portal.mkdir()
+    (portal / "params.json").write_text('{"greeting": "hello"}')
+    container = run_probe(
+        environment={"DRAGONBALL_PARAMS_OWNER": "portal",
+                     "DRAGONBALL_PARAMS_FROM": "/run/dragonball-params/params.json"},
+        mounts=[docker.types.Mount("/run/dragonball-params", str(portal), type="bind",
+                                   read_only=True)])
+    wait_for(lambda: health(container) == "healthy", 60, lambda: container.logs().decode())
+    changed = exec_run(container, "config_change", "-", "--json", stdin='{"greeting": "hi"}')
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    note = {"schema": 1, "seq": 1, "app": "notes", "service": "api", "event": "healthy",
+            "replicas": {"desired": 1, "running": 1, "healthy": 1},
+            "at": "2026-11-28T14:00:00Z", "to": "probe"}
+    first = exec_run(container, "notify", "-", "--json", stdin=json.dumps(note))
+    assert first.returncode == 0, first.stdout + first.stderr
+    report = json.loads(first.stdout)
+    assert (report["event"], report["ok"], report["duplicate"]) == ("notify", True, False)
+    output = report["scripts"][0]["output"]
+    assert output.startswith("notify greeting=hi\n")
+    assert json.loads(output.split("\n", 1)[1]) == note
+    again = exec_run(container, "notify", "-", "--json", stdin=json.dumps(note))
+    assert again.returncode == 0 and json.loads(again.stdout)["duplicate"] is True
+    assert json.loads(again.stdout)["scripts"] == []
+    bad = exec_run(container, "notify", "-", stdin='{"seq": 0}')
+    assert bad.returncode == 2 and "seq: must be an integer >= 1" in bad.stderr
+    assert b"[notify/1_apply.sh] notify greeting=hi" in container.logs()
+    order = (run_probe.dir / "log" / "order").read_text().split("\n")
+    assert order.count("applied hi") == 2, "config_change once, the notification once"
+    assert not (run_probe.dir / "storage" / ".dragonball").exists()
 
 
 def test_a_failed_start_exits_1_and_the_engine_restarts_it(docker_client, base_image, tmp_path):

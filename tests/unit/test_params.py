@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from dragonball.errors import ParamsError
-from dragonball.supervisor.params import ParamStore, merge, parse, to_env, write_private
+from dragonball.supervisor.params import (
+    ParamStore, PortalParamStore, merge, open_store, parse, to_env, write_private)
 
 
 def test_merge_overlays_and_null_removes():
@@ -64,3 +65,25 @@ def test_initial_parameters_can_come_from_a_file_kept_out_of_the_environment(tmp
     assert store.in_force() == {"password": "from-file"}
     with pytest.raises(ParamsError, match="DRAGONBALL_PARAMS_FROM"):
         ParamStore(str(tmp_path), {"DRAGONBALL_PARAMS_FROM": str(tmp_path / "nope")}).initial()
+
+
+def test_portal_owned_parameters_start_from_the_file_then_follow_the_record(tmp_path):
+    initial = tmp_path / "portal.json"
+    initial.write_text('{"a": 1}')
+    env = {"DRAGONBALL_PARAMS_OWNER": "portal", "DRAGONBALL_PARAMS_FROM": str(initial)}
+    store = open_store(str(tmp_path / "storage"), str(tmp_path / "run"), env)
+    assert isinstance(store, PortalParamStore)
+    assert store.in_force() == store.at_start() == {"a": 1}
+    assert store.current_file() == str(initial)
+    write_private(str(tmp_path / "run" / "params.json"), {"a": 2})  # what the supervisor applied
+    initial.write_text('{"a": 3}')  # the portal's next file, for the next container
+    assert store.in_force() == {"a": 2} and store.at_start() == {"a": 3}
+    assert store.current_file() == str(tmp_path / "run" / "params.json")
+    store.save({"a": 4})
+    assert not (tmp_path / "storage").exists()
+
+
+def test_the_module_owns_its_parameters_unless_told_otherwise(tmp_path):
+    assert type(open_store(str(tmp_path), str(tmp_path / "run"), {})) is ParamStore
+    with pytest.raises(ParamsError, match="DRAGONBALL_PARAMS_OWNER"):
+        open_store(str(tmp_path), str(tmp_path / "run"), {"DRAGONBALL_PARAMS_OWNER": "me"})

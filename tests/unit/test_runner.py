@@ -93,3 +93,14 @@ def test_a_script_that_cannot_start_is_reported(make_module):
 
 def _live_pids() -> set:
     return {pid for pid, (_, state) in read_table().items() if state != "Z"}
+
+
+def test_a_folder_runs_under_another_event_name(make_module):
+    module = load_module(str(make_module("demo", {
+        "config_change/1_apply": 'echo "$DRAGONBALL_EVENT"; exit 2'})))
+    lines = []
+    report = ActionRunner(module, sink=lambda ev, script, line: lines.append((ev, line))) \
+        .run_event("config_change", dict(os.environ), as_event="notify")
+    assert report.event == "notify" and lines == [("notify", b"notify\n")]
+    assert "demo notify FAILED: action/config_change/1_apply exited with status 2" == \
+        report.summary()

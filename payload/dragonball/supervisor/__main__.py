@@ -4,7 +4,18 @@
     run.sh status [--json]                healthy? (exit 0 = healthy)
     run.sh info [--json]                  describe the container
     run.sh config_change [FILE|-] [--replace] [--json]
+                                          merge new parameters, run action/config_change
+                                          (DRAGONBALL_EVENT=config_change), keep them on success
+    run.sh notify [FILE|-] [--json]       another service changed: run action/config_change
+                                          with the parameters unchanged and not persisted,
+                                          DRAGONBALL_EVENT=notify, DRAGONBALL_NOTIFICATION_FILE=
+                                          the payload; a seq already handled in this container
+                                          is acknowledged without running anything
     run.sh check                          check the module against the spec
+
+FILE is a JSON object; - or nothing reads standard input. With DRAGONBALL_PARAMS_OWNER=portal
+the portal owns the parameters: in force are the last ones applied in this container, else
+the file $DRAGONBALL_PARAMS_FROM; storage/ is not used for them.
 
 Exit codes: 0 ok, 1 an action failed, 2 invalid module or command line,
 3 the supervisor itself failed (docs/module-spec.md).
@@ -21,8 +32,9 @@ import os
 import sys
 import traceback
 
-from dragonball.errors import DragonBallError, ModuleError
+from dragonball.errors import DragonBallError, ModuleError, SupervisorError
 from dragonball.module import load_module
+from dragonball.supervisor import notification
 from dragonball.supervisor import params as params_mod
 from dragonball.supervisor.lifecycle import Supervisor
 from dragonball.supervisor.runtime import Runtime
@@ -40,11 +52,13 @@ class ExitStatus(enum.IntEnum):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run.sh", description="DragonBall module supervisor")
+    p = argparse.ArgumentParser(prog="run.sh", description="DragonBall module supervisor",
+                                epilog=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="?", default="start",
-                   choices=["start", "status", "info", "config_change", "check"])
-    p.add_argument("file", nargs="?", help="config_change: JSON file of new parameters, "
-                   "or - for standard input (the default)")
+                   choices=["start", "status", "info", "config_change", "notify", "check"])
+    p.add_argument("file", nargs="?", help="config_change: JSON file of new parameters; "
+                   "notify: JSON file of the notification; - for standard input (the default)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--replace", action="store_true",
                    help="config_change: the given parameters replace all current ones")
@@ -65,15 +79,16 @@ def _setup_logging(log_dir: str, to_console: bool) -> None:
         log.addHandler(console)
 
 
-def _read_change(source: str | None) -> dict:
+def _read_input(source: str | None, parse, what: str) -> dict:
+    """`parse(text, source name)` of FILE or standard input; `what` names it in errors."""
     if source in (None, "-"):
-        return params_mod.parse(sys.stdin.read(), "standard input")
+        return parse(sys.stdin.read(), "standard input")
     try:
         with open(source, encoding="utf-8") as f:
-            return params_mod.parse(f.read(), source)
+            return parse(f.read(), source)
     except OSError as e:
-        raise params_mod.ParamsError(f"cannot read parameters from {source}: {e.strerror}",
-                                     "give a readable JSON file, or - for standard input") from e
+        raise SupervisorError(f"cannot read {what} from {source}: {e.strerror}",
+                              "give a readable JSON file, or - for standard input") from e
 
 
 def _print_report(report, as_json: bool) -> int:
@@ -96,14 +111,20 @@ def run(args: argparse.Namespace, runtime: Runtime) -> int:
     if args.command == "start":
         return supervisor.run()
     if args.command == "config_change":
-        report = supervisor.config_change(_read_change(args.file), args.replace)
+        change = _read_input(args.file, params_mod.parse, "parameters")
+        report = supervisor.config_change(change, args.replace)
+    elif args.command == "notify":
+        report = supervisor.notify(_read_input(args.file, notification.parse, "a notification"))
     else:
         report = getattr(supervisor, args.command)()
     return _print_report(report, args.json)
 
 
 def main(argv: list | None = None) -> int:
-    args = _parser().parse_intermixed_args(argv)
+    parser = _parser()
+    args = parser.parse_intermixed_args(argv)
+    if args.replace and args.command != "config_change":
+        parser.error("--replace is an option of config_change only")
     try:
         return run(args, Runtime.from_environ(dict(os.environ)))
     except ModuleError as e:

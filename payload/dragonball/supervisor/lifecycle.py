@@ -16,7 +16,8 @@ import time
 
 from dragonball.module import Module
 from dragonball.supervisor import procs
-from dragonball.supervisor.params import ParamStore, merge, to_env, write_private
+from dragonball.supervisor.notification import NotifyReport, SeqRecord
+from dragonball.supervisor.params import LIVE_FILE, merge, open_store, to_env, write_private
 from dragonball.supervisor.report import EventReport
 from dragonball.supervisor.runner import KILL_GRACE_S, ActionRunner
 from dragonball.supervisor.runtime import Runtime
@@ -31,7 +32,7 @@ class Supervisor:
     def __init__(self, runtime: Runtime, module: Module) -> None:
         self.runtime = runtime
         self.module = module
-        self.params = ParamStore(module.path("storage"), runtime.environ)
+        self.params = open_store(module.path("storage"), runtime.run_dir, runtime.environ)
         self.stop_requested = threading.Event()
         self.stop_at = 0.0
         self._out_lock = threading.Lock()
@@ -47,7 +48,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         self.runtime.set_phase("starting")
         runner = ActionRunner(self.module, sink=self._forward, interrupt=self.stop_requested)
-        report = runner.run_event("start", self._env(self.params.in_force()), phase="starting")
+        report = runner.run_event("start", self._env(self.params.at_start()), phase="starting")
         self._record(report)
         if self.stop_requested.is_set():
             return self._stop()
@@ -72,7 +73,7 @@ class Supervisor:
         grace = float(self.runtime.environ.get("DRAGONBALL_STOP_GRACE") or DEFAULT_STOP_GRACE_S)
         deadline = self.stop_at + max(grace - KILL_GRACE_S, 0.5)
         runner = ActionRunner(self.module, sink=self._forward)
-        report = runner.run_event("stop", self._env(self.params.in_force()),
+        report = runner.run_event("stop", self._env_in_force(),
                                   deadline=deadline, phase="stopping")
         self._record(report)
         ended = procs.end_descendants(KILL_GRACE_S)
@@ -110,30 +111,68 @@ class Supervisor:
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             if report.ok:
                 self.params.save(new)
-                self._write_params(new, "params.json")
+                self._write_params(new, LIVE_FILE)
             log.info("%s; changed keys: %s; %s", report.summary(), ", ".join(changed) or "none",
                      "persisted" if report.ok else "NOT persisted, old parameters kept")
         self._record(report, quiet_ok=True)
         return report
 
-    def _run_logged(self, event: str, env: dict) -> EventReport:
+    def notify(self, note: dict) -> NotifyReport:
+        """Run config_change scripts for a (valid) notification, parameters unchanged.
+
+        A `seq` at or below the last one handled here is acknowledged without running
+        anything; the seq is recorded only when the scripts succeeded, so the portal's
+        retry of a failed notification runs them again.
+        """
+        seqs = SeqRecord(self.runtime.run_dir)
+        with self.params.locked():
+            last = seqs.last()
+            if note["seq"] <= last:
+                report = NotifyReport(self.module.name, "notify", phase=self.runtime.phase(),
+                                      folder="config_change", seq=note["seq"],
+                                      duplicate=True, last_seq=last)
+                log.info("%s", report.summary())
+                return report
+            params = self.params.in_force()
+            env = self._env(params, "params.new.json")
+            env["DRAGONBALL_OLD_PARAMS_FILE"] = self._write_params(params, "params.old.json")
+            env["DRAGONBALL_NOTIFICATION_FILE"] = self._write_params(note, "notification.json")
+            report = NotifyReport(**vars(self._run_logged("config_change", env, "notify")),
+                                  seq=note["seq"])
+            if report.ok:
+                seqs.record(note["seq"])
+            log.info("%s; %s %s; %s", report.summary(), note["service"], note["event"],
+                     "recorded" if report.ok else "NOT recorded, the portal will retry it")
+        self._record(report, quiet_ok=True)
+        return report
+
+    def _run_logged(self, event: str, env: dict, as_event: str | None = None) -> EventReport:
         """Run `event` from a `docker exec`, copying its output to the container log."""
         log_out = self.runtime.supervisor_output()
+        phase = self.runtime.phase()
         if log_out is None:
-            return ActionRunner(self.module).run_event(event, env, phase=self.runtime.phase())
+            return ActionRunner(self.module).run_event(event, env, phase=phase, as_event=as_event)
         with log_out:
             sink = (lambda ev, script, line:
                     log_out.write(f"[{ev}/{script}] ".encode() + line))
             return ActionRunner(self.module, sink=sink).run_event(
-                event, env, phase=self.runtime.phase())
+                event, env, phase=phase, as_event=as_event)
 
     def _on_demand(self, event: str) -> EventReport:
-        env = self._env(self.params.in_force())
+        env = self._env_in_force()
         return ActionRunner(self.module).run_event(event, env, phase=self.runtime.phase())
 
     # -- helpers -------------------------------------------------------------------
-    def _env(self, params: dict, name: str = "params.json") -> dict:
+    def _env(self, params: dict, name: str = LIVE_FILE) -> dict:
         path = self._write_params(params, name)
+        return self.runtime.script_env(self.module, path, to_env(params))
+
+    def _env_in_force(self) -> dict:
+        """The environment of an event that changes no parameters (status, info, stop)."""
+        params = self.params.in_force()
+        path = self.params.current_file()
+        if path is None:
+            return self._env(params)
         return self.runtime.script_env(self.module, path, to_env(params))
 
     def _write_params(self, params: dict, name: str) -> str:

@@ -1,8 +1,12 @@
 """A module's parameters: one JSON object, merged, persisted, handed to scripts.
 
-In force = the initial parameters from the container environment
-(`DRAGONBALL_PARAMS`, set by the orchestrator) overlaid key by key with the
-persisted ones (`storage/.dragonball/params.json`, written by config_change).
+Two owners (docs/module-spec.md, "Parameters"):
+- the module (`ParamStore`, the default): in force = the initial parameters from the
+  container environment overlaid key by key with the persisted ones
+  (`storage/.dragonball/params.json`, written by config_change);
+- the portal (`PortalParamStore`, DRAGONBALL_PARAMS_OWNER=portal): in force = the last
+  parameters applied in this container (the run folder's params.json), else the
+  initial file; storage/ is never read or written.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from dragonball.errors import ParamsError
 
 PARAMS_ENV = "DRAGONBALL_PARAMS"
 PARAMS_FILE_ENV = "DRAGONBALL_PARAMS_FROM"  # a file (e.g. a Swarm secret): not in `docker inspect`
+OWNER_ENV = "DRAGONBALL_PARAMS_OWNER"
+OWNERS = ("module", "portal")
+LIVE_FILE = "params.json"  # in the run folder: the parameters every script is handed
 ENV_PREFIX = "PARAM_"
 _KEY_CHARS = re.compile(r"[^A-Z0-9_]")
 
@@ -51,6 +58,17 @@ def to_env(params: dict) -> dict:
             continue
         env[ENV_PREFIX + _KEY_CHARS.sub("_", str(key).upper())] = str(value)
     return env
+
+
+def read_object(path: str, missing: dict | None = None) -> dict:
+    """The JSON object in the file at `path`; `missing` when there is no such file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse(f.read(), path)
+    except FileNotFoundError:
+        if missing is None:
+            raise
+        return missing
 
 
 def write_private(path: str, params: dict) -> None:
@@ -93,14 +111,18 @@ class ParamStore:
         return parse(text, f"${PARAMS_ENV}") if text else {}
 
     def persisted(self) -> dict:
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                return parse(f.read(), self.path)
-        except FileNotFoundError:
-            return {}
+        return read_object(self.path, missing={})
 
     def in_force(self) -> dict:
         return {**self.initial(), **self.persisted()}
+
+    def at_start(self) -> dict:
+        """The parameters a container starts with."""
+        return self.in_force()
+
+    def current_file(self) -> str | None:
+        """A file already holding the parameters in force, or None: write one per event."""
+        return None
 
     def save(self, params: dict) -> None:
         write_private(self.path, params)
@@ -112,3 +134,48 @@ class ParamStore:
         with open(os.path.join(self.folder, "lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+class PortalParamStore(ParamStore):
+    """Parameters owned by the portal: it rewrites the initial file, nothing goes to storage/.
+
+    The record of what this container applied is the run folder's params.json, which
+    the supervisor writes at start and after every successful config_change. A new
+    container (a restarted Swarm task) starts from the portal's latest initial file.
+    """
+
+    def __init__(self, run_dir: str, environ: dict) -> None:
+        self.folder = run_dir
+        self.path = os.path.join(run_dir, LIVE_FILE)
+        self.environ = environ
+
+    def in_force(self) -> dict:
+        try:
+            return read_object(self.path)
+        except FileNotFoundError:
+            return self.initial()
+
+    def at_start(self) -> dict:
+        return self.initial()
+
+    def current_file(self) -> str | None:
+        # status/info/stop hand out the record (else the initial file) as it is: rewriting
+        # the record from a read made before a concurrent config_change finished would
+        # undo that change
+        if os.path.exists(self.path):
+            return self.path
+        return self.environ.get(PARAMS_FILE_ENV) or None
+
+    def save(self, params: dict) -> None:
+        """Nothing to keep: the run folder's params.json, which the supervisor writes, is it."""
+
+
+def open_store(storage_dir: str, run_dir: str, environ: dict) -> ParamStore:
+    """The parameter store $DRAGONBALL_PARAMS_OWNER asks for (default: the module's)."""
+    owner = environ.get(OWNER_ENV) or "module"
+    if owner not in OWNERS:
+        raise ParamsError(f"${OWNER_ENV}={owner!r} is not one of: {', '.join(OWNERS)}",
+                          "unset it, or set it to portal when the portal owns the parameters")
+    if owner == "portal":
+        return PortalParamStore(run_dir, environ)
+    return ParamStore(storage_dir, environ)

@@ -55,6 +55,7 @@ class EventReport:
     scripts: list = field(default_factory=list)
     phase: str = "unknown"
     require_running: bool = False  # status: healthy only once start has finished
+    folder: str = ""  # the action folder the scripts came from, when not `event` (notify)
 
     @property
     def failed(self) -> ScriptResult | None:
@@ -81,7 +82,8 @@ class EventReport:
         where = f"{self.module} {self.event}"
         failed = self.failed
         if failed:
-            return f"{where} FAILED: action/{self.event}/{failed.name} {failed.why()}"
+            folder = self.folder or self.event
+            return f"{where} FAILED: action/{folder}/{failed.name} {failed.why()}"
         if not self.ok:
             return f"{where}: not healthy, the module is {self.phase} (start has not finished)"
         return f"{where} ok: {len(self.scripts)} script(s) in {self.duration_s:.2f} s"

@@ -88,24 +88,33 @@ class ActionRunner:
         self.interrupt = interrupt or threading.Event()
 
     def run_event(self, event: str, env: dict, deadline: float | None = None,
-                  phase: str = "unknown") -> EventReport:
-        """Run every script of `event` until one fails; `deadline` is a monotonic time."""
-        report = EventReport(self.module.name, event, phase=phase)
+                  phase: str = "unknown", as_event: str | None = None) -> EventReport:
+        """Run every script of `event` until one fails; `deadline` is a monotonic time.
+
+        `as_event` runs the scripts of the `event` folder under another event name
+        (DRAGONBALL_EVENT, the report, the log tags): notify runs config_change's scripts.
+        """
+        name = as_event or event
+        report = EventReport(self.module.name, name, phase=phase, folder=event)
         began = time.monotonic()
-        env = dict(env, DRAGONBALL_EVENT=event)
+        env = dict(env, DRAGONBALL_EVENT=name)
         for script in self.module.scripts[event]:
             timeout = self.module.timeouts.for_script(event, script)
             if deadline is not None:
                 timeout = min(timeout, deadline - time.monotonic())
-            result = self.run_script(event, script, env, timeout)
+            result = self.run_script(event, script, env, timeout, tag=name)
             report.scripts.append(result)
             if not result.ok:
                 break
         report.duration_s = time.monotonic() - began
         return report
 
-    def run_script(self, event: str, script: str, env: dict, timeout: float) -> ScriptResult:
-        """Run one script with `timeout` seconds; kill its process group on expiry."""
+    def run_script(self, event: str, script: str, env: dict, timeout: float,
+                   tag: str | None = None) -> ScriptResult:
+        """Run one script with `timeout` seconds; kill its process group on expiry.
+
+        Its output lines reach the sink as (`tag` or `event`, script, line).
+        """
         if timeout <= 0:
             return ScriptResult(script, None, timed_out=True,
                                 error="was not run: the time for this event was used up")
@@ -118,7 +127,7 @@ class ActionRunner:
         except OSError as e:
             return ScriptResult(script, None, error=f"could not be started: {e.strerror}")
         tail = OutputTail()
-        sink = (lambda line: self.sink(event, script, line)) if self.sink else None
+        sink = (lambda line: self.sink(tag or event, script, line)) if self.sink else None
         reader = threading.Thread(target=_pump, args=(proc.stdout, tail, sink),
                                   name=f"output-{event}-{script}", daemon=True)
         reader.start()
