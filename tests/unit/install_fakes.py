@@ -187,6 +187,7 @@ def server(tmp_path):
 def no_role_steps(monkeypatch):
     """The plan of this release's own steps, whatever other modules plugged in."""
     monkeypatch.setattr(plan, "ROLE_STEPS", {"portal": [], "device": []})
+    monkeypatch.setattr(plan, "STEPS_BEFORE", {})
 
 
 def context(server: FakeServer, tmp_path, case="bare-lab-server", role=None, answers=None):

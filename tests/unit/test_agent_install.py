@@ -133,9 +133,10 @@ def test_the_agent_steps_run_after_the_portals_service_and_before_its_first_code
     ids = [s.id for s in plan.build_plan(_context(played, tmp_path))]
     assert ids[ids.index("portal.images"):] == [
         "portal.images", "portal.runtime", "portal.config", "portal.store", "portal.service",
-        "agent.pki", "agent.service", "portal.first_code"]
+        "agent.params", "agent.pki", "agent.service", "portal.first_code"]
     device = [s.id for s in plan.build_plan(_context(played, tmp_path / "d", role="device"))]
-    assert not [i for i in device if i.startswith("agent.")]
+    assert [i for i in device if i.startswith("agent.")] == ["agent.params"]
+    assert device.index("agent.params") == device.index("join.swarm") - 1  # before the task
 
 
 def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
@@ -177,7 +178,8 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     assert after("--name") == ["dragonball-agent"]
     assert after("--publish") == ["mode=host,target=9443,published=9443,protocol=tcp"]
     assert after("--mount") == ["type=bind,src=/proc,dst=/host/proc,readonly",
-                                "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock"]
+                                "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
+                                "type=bind,src=/var/lib/dragonball/params,dst=/host/params"]
     assert after("--secret") == [f"source={names['crt']},target=agent.crt,mode=0444",
                                  f"source={names['key']},target=agent.key,mode=0400",
                                  f"source={names['ca']},target=ca.crt,mode=0444"]
@@ -185,6 +187,10 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     assert "io.dragonball.role=agent" in after("--container-label")  # reset removes it
     assert not [a for a in after("--env") if "KEY" in a.upper() or "CERT" in a.upper()]
     assert played.waits == ["10.0.0.1"]
+    params = root / "var/lib/dragonball/params"
+    assert stat.S_IMODE(params.stat().st_mode) == 0o700
+    (params / "notes/api").mkdir(parents=True)
+    (params / "notes/api/params.json").write_text("{}")  # what the agent writes there
 
     # again: nothing new
     calls = len(played.calls)
@@ -211,6 +217,7 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     left = sorted(str(p.relative_to(etc)) for p in etc.rglob("*") if p.is_file())
     assert left == ["ca/ca.crt", "ca/ca.key", "portal/registry.json"]
     assert not (etc / "agent").exists()
+    assert not (root / "var/lib/dragonball").exists()  # made here, with the params in it
 
 
 def test_a_new_registry_credential_updates_the_service(played, tmp_path):
@@ -250,3 +257,13 @@ def test_the_service_and_its_hash_are_pure():
     assert one != agent_mod.config_hash("r/dragonball/agent:1", {**secrets, "key": "k2"}, "p")
     assert one != agent_mod.config_hash("r/dragonball/agent:1", secrets, "p2")
     assert agent_mod.secret_name("key", b"x") != agent_mod.secret_name("key", b"y")
+
+
+def test_a_params_folder_that_was_there_stays_at_reset(played, tmp_path):
+    ctx = _context(played, tmp_path, role="device")
+    params = played.root / "var/lib/dragonball/params"
+    params.mkdir(parents=True, mode=0o755)
+    (step,) = agent_mod.device_params_steps(ctx)
+    run_steps([step], ctx.journal)
+    assert stat.S_IMODE(params.stat().st_mode) == 0o700
+    assert undo_all(ctx.journal, played.host()) == [] and params.is_dir()

@@ -1,6 +1,9 @@
 """The node agent's install steps (role portal): the agent on every server, as one global
 Swarm service the portal starts (docs/agent.md).
 
+    agent.params   /var/lib/dragonball/params (0700): the services' parameters the agent
+                   writes for the orchestrator's tasks; on EVERY server (a device makes it
+                   just before it joins the Swarm, when the agent's task could first start)
     agent.pki      the agents' shared server certificate (DNS name dragonball-agent) in
                    /etc/dragonball/agent/, and the portal's client certificate for calling
                    them in /etc/dragonball/portal/agent-client.* (keys 0600; kept while they
@@ -8,17 +11,18 @@ Swarm service the portal starts (docs/agent.md).
     agent.service  the certificate, its key and the CA as Docker Swarm secrets (named by
                    their content's hash: a secret cannot change), then the global service
                    dragonball-agent from the portal's registry (pushed there by
-                   portal.images), host-mode port 9443, dnsrr, the host's /proc read-only
-                   and the docker socket; done when the portal's own agent answers
+                   portal.images), host-mode port 9443, dnsrr, the host's /proc read-only,
+                   the docker socket and the params folder; done when the portal's own agent answers
                    /v1/health over mutual TLS
 
 Both run after the portal's image push and its service, before the first enrollment code
-is printed (plan.STEPS_BEFORE["portal.first_code"]). Devices need no step of their own:
-Swarm starts a task of a global service on every node that joins, pulling the image with
-the registry credentials the service carries (--with-registry-auth).
+is printed (plan.STEPS_BEFORE["portal.first_code"]). Devices need only agent.params (before
+join.swarm): Swarm starts a task of a global service on every node that joins, pulling the
+image with the registry credentials the service carries (--with-registry-auth).
 
 Reset: the service and the secrets are removed (leaving the Swarm removes them too), the
-files made here go (kinds agent_service, agent_secret, and the portal's portal_file).
+files made here go (kinds agent_service, agent_secret, and the portal's portal_file), and
+the params folder with what the agent wrote in it (agent_params).
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 
 from dragonball import agent_client, pki
 from dragonball.errors import InstallerError
-from dragonball.installer import plan, ports
+from dragonball.installer import DATA_DIR, plan, ports
+from dragonball.installer.apply import missing_dirs
 from dragonball.installer import portal as portal_mod
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
@@ -47,8 +54,13 @@ LABEL, CONFIG_LABEL = portal_mod.LABEL, portal_mod.CONFIG_LABEL
 SECRET_FILES = {"crt": ("agent.crt", "0444"), "key": ("agent.key", "0400"),
                 "ca": ("ca.crt", "0444")}
 WAIT_S = 180  # the first pull on the portal, the task's start, the health check
+#: The services' parameters, one folder per app and service, written by the agent (mounted
+#: at /host/params) and mounted read-only into the tasks. The same path on every server
+#: whatever its --data-dir: one Swarm service spec mounts it on all of them.
+PARAMS_DIR = f"{DATA_DIR}/params"
+PARAMS_MOUNT = "/host/params"
 
-STEP_IDS = ("agent.pki", "agent.service")
+STEP_IDS = ("agent.params", "agent.pki", "agent.service")
 
 
 # --- pure ----------------------------------------------------------------------------------
@@ -67,6 +79,7 @@ def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
             "--publish", f"mode=host,target={ports.AGENT},published={ports.AGENT},protocol=tcp",
             "--mount", "type=bind,src=/proc,dst=/host/proc,readonly",
             "--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
+            "--mount", f"type=bind,src={PARAMS_DIR},dst={PARAMS_MOUNT}",
             "--hostname", "{{.Node.Hostname}}", "--env", "DRAGONBALL_NODE_ID={{.Node.ID}}",
             "--label", f"{LABEL}=agent", "--label", f"{CONFIG_LABEL}={config_hash}",
             "--container-label", f"{LABEL}=agent",
@@ -96,11 +109,36 @@ def agent_image_of(archive):
 
 # --- the steps --------------------------------------------------------------------------------
 
+def params_step(ctx) -> Step:
+    return Step("agent.params", "the folder of the services' parameters",
+                lambda: make_params_dir(ctx))
+
+
 def agent_steps(ctx) -> list[Step]:
     """The agent's steps, before the portal's first code (plan.STEPS_BEFORE)."""
-    return [Step("agent.pki", "the node agents' certificates", lambda: make_pki(ctx)),
+    return [params_step(ctx),
+            Step("agent.pki", "the node agents' certificates", lambda: make_pki(ctx)),
             Step("agent.service", "start the node agent on every server (global service)",
                  lambda: start_service(ctx))]
+
+
+def device_params_steps(ctx) -> list[Step]:
+    """A device's params folder, before it joins the Swarm (plan.STEPS_BEFORE): the
+    agent's task, which mounts it, may start as soon as the node is in."""
+    return [params_step(ctx)]
+
+
+def make_params_dir(ctx) -> dict:
+    """PARAMS_DIR, 0700 (it holds parameters, secret ones too); reset removes it if made
+    here."""
+    host, undo = ctx.host, ctx.undo("agent.params")
+    if not host.exists(PARAMS_DIR):
+        undo.note(f"tree:{PARAMS_DIR}", {"kind": "agent_params", "path": PARAMS_DIR,
+                                         "created_dirs": missing_dirs(host, PARAMS_DIR)})
+    host.make_dirs(os.path.dirname(PARAMS_DIR))
+    host.make_dirs(PARAMS_DIR, mode=0o700)
+    os.chmod(host.path(PARAMS_DIR), 0o700)  # whatever the umask or an older folder's mode
+    return undo.entries()
 
 
 def make_pki(ctx) -> dict:
@@ -212,6 +250,15 @@ def undo_secret(host, entry: dict) -> None:
         host.run(["docker", "secret", "rm", entry["name"]], check=False, timeout=60)
 
 
-_before = plan.STEPS_BEFORE.setdefault("portal.first_code", [])
-if agent_steps not in _before:
-    _before.append(agent_steps)
+@undoer("agent_params")
+def undo_params(host, entry: dict) -> None:
+    """The folder and the parameters in it: copies of the portal's, and some are secret."""
+    shutil.rmtree(host.path(entry["path"]), ignore_errors=True)
+    host.remove_empty_dirs(entry.get("created_dirs") or [])
+
+
+for _step_id, _maker in (("portal.first_code", agent_steps), ("join.swarm",
+                                                              device_params_steps)):
+    _before = plan.STEPS_BEFORE.setdefault(_step_id, [])
+    if _maker not in _before:
+        _before.append(_maker)
