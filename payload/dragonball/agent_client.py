@@ -17,6 +17,11 @@ mutual TLS:
         agents.health("10.0.0.2")               # {"status": "ok", "hostname": ..., ...}
         agents.metrics("10.0.0.2")              # cpu, memory, io, connections, load, uptime
         agents.metrics_of(["10.0.0.1", ...])    # {address: metrics or AgentError}, at once
+        agents.tasks("10.0.0.2")                # the application's containers there
+        agents.exec("10.0.0.2", cid, "config_change", {"level": 3})   # run.sh inside
+        agents.logs("10.0.0.2", cid, tail=100)
+        agents.put_params("10.0.0.2", "notes", "api", 7, {...})       # 409: older revision
+        agents.delete_params("10.0.0.2", "notes", "api")
 
 requests with `trust_env = False`: the machine's REQUESTS_CA_BUNDLE and proxies must not
 decide whom we trust or where the connection goes (MACHINE.md).
@@ -43,10 +48,17 @@ CA_CERT = f"{ETC}/ca.crt"           # the cluster CA, at the same path on every 
 CLIENT_CERT = f"{ETC}/portal/agent-client.crt"
 CLIENT_KEY = f"{ETC}/portal/agent-client.key"
 TIMEOUT_S = 10.0
+EXEC_GRACE_S = 15.0   # an exec's answer may come this long after its own timeout
 
 
 class AgentError(DragonBallError):
-    """An agent cannot be reached, refused us, or answered an error."""
+    """An agent cannot be reached, refused us, or answered an error: then `status` is its
+    HTTP status and `body` its JSON answer."""
+
+    def __init__(self, message: str, hint: str = "", status: int | None = None,
+                 body: dict | None = None) -> None:
+        super().__init__(message, hint)
+        self.status, self.body = status, body
 
 
 # --- certificates (pure) ----------------------------------------------------------------------
@@ -111,12 +123,16 @@ class AgentClient:
     def url(self, address: str, path: str) -> str:
         return f"https://{host_port(address, self.port)}{path}"
 
-    def get(self, address: str, path: str) -> dict:
-        """GET `path` of the agent on `address`: its JSON, or AgentError saying why not."""
+    def _call(self, method: str, address: str, path: str, body: dict | None = None,
+              params: dict | None = None, timeout: float | None = None) -> dict:
+        """`method` `path` of the agent on `address`: its JSON, or AgentError saying why
+        not (`status`: the agent's HTTP status when it answered one)."""
         url = self.url(address, path)
         where = host_port(address, self.port)
+        timeout = self.timeout if timeout is None else timeout
         try:
-            answer = self.session.get(url, timeout=self.timeout, verify=self.ca)
+            answer = self.session.request(method, url, json=body, params=params,
+                                          timeout=timeout, verify=self.ca)
         except requests.exceptions.SSLError as e:
             raise AgentError(f"TLS with the agent at {where} failed: {_reason(e)}",
                              f"the agent's certificate must come from this cluster's CA and "
@@ -124,7 +140,7 @@ class AgentClient:
                              "client certificate (docs/agent.md)") from e
         except requests.exceptions.Timeout as e:
             raise AgentError(f"the agent at {where} did not answer within "
-                             f"{self.timeout:.0f} s", "see 'docker service ps "
+                             f"{timeout:.0f} s", "see 'docker service ps "
                              "dragonball-agent' on the portal") from e
         except requests.exceptions.ConnectionError as e:
             raise AgentError(f"cannot reach the agent at {where}: {_reason(e)}",
@@ -133,20 +149,55 @@ class AgentClient:
         except requests.RequestException as e:
             raise AgentError(f"the call to the agent at {where} failed: {_reason(e)}") from e
         try:
-            body = answer.json()
+            answered = answer.json()
         except ValueError:
-            body = None
-        if answer.status_code != 200 or not isinstance(body, dict):
-            detail = body.get("error") if isinstance(body, dict) else answer.text[:200]
+            answered = None
+        if answer.status_code != 200 or not isinstance(answered, dict):
+            detail = answered.get("error") if isinstance(answered, dict) else answer.text[:200]
             raise AgentError(f"the agent at {where} answered HTTP {answer.status_code} to "
-                             f"GET {path}: {detail}")
-        return body
+                             f"{method} {path}: {detail}", status=answer.status_code,
+                             body=answered if isinstance(answered, dict) else None)
+        return answered
+
+    def get(self, address: str, path: str) -> dict:
+        """GET `path` of the agent on `address`: its JSON, or AgentError saying why not."""
+        return self._call("GET", address, path)
 
     def health(self, address: str) -> dict:
         return self.get(address, "/v1/health")
 
     def metrics(self, address: str) -> dict:
         return self.get(address, "/v1/metrics")
+
+    def tasks(self, address: str) -> list[dict]:
+        """The application's containers on that node (labelled io.dragonball.app)."""
+        return self.get(address, "/v1/tasks")["tasks"]
+
+    def exec(self, address: str, container: str, action: str, input: dict | None = None,
+             timeout: float = 60, replace: bool = False) -> dict:
+        """run.sh `action` in `container` on that node, `input` on its stdin: {"exit_code",
+        "report", "output", "seconds", ...}. AgentError status 403 (not an application's
+        container), 404 (none such), 409 (not running), 504 (`timeout` passed)."""
+        body = {"container": container, "action": action, "input": input, "timeout": timeout}
+        if replace:
+            body["replace"] = True
+        return self._call("POST", address, "/v1/exec", body=body,
+                          timeout=timeout + EXEC_GRACE_S)
+
+    def logs(self, address: str, container: str, tail: int = 200) -> list[str]:
+        return self._call("GET", address, "/v1/logs",
+                          params={"container": container, "tail": tail})["lines"]
+
+    def put_params(self, address: str, app: str, service: str, revision: int,
+                   params: dict) -> dict:
+        """Write the service's parameters on that node; AgentError status 409 when it holds
+        a higher revision already (its `body["revision"]`)."""
+        return self._call("PUT", address, "/v1/params", body={
+            "app": app, "service": service, "revision": revision, "params": params})
+
+    def delete_params(self, address: str, app: str, service: str) -> dict:
+        return self._call("DELETE", address, "/v1/params",
+                          params={"app": app, "service": service})
 
     def metrics_of(self, addresses, workers: int = 8) -> dict:
         """{address: metrics dict, or the AgentError}, every agent asked at once."""

@@ -4,6 +4,7 @@ with certificates from dragonball.pki, spoken to by the portal's client
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import socket
@@ -229,3 +230,106 @@ def test_parameters_problems_are_listed_at_once_and_files_are_under_secrets_dir(
     assert settings.proc_root == "/host/proc" and settings.port == 9443
     bad = {**defaults, "port": "9443", "allowed_clients": [], "tls_key": ""}
     assert len(agentd.problems(bad)) == 3
+
+
+# --- the application calls, with the engine played (its adapter is tested for real in
+# --- tests/integration/test_agent_app.py) ---------------------------------------------------
+
+class PlayedEngine:
+    """docker_api.Engine's calls: one app container, one other, an exec that may hang."""
+
+    def __init__(self, docker_api) -> None:
+        self.api, self.execs = docker_api, []
+        self.app = {"Id": "a" * 64, "Name": "/notes_api.1.t1", "State": {"Running": True},
+                    "Config": {"Labels": {"io.dragonball.app": "notes",
+                                          "io.dragonball.service": "api"}}}
+        self.other = {"Id": "b" * 64, "Name": "/portal", "State": {"Running": True},
+                      "Config": {"Labels": {}}}
+
+    def inspect(self, ref):
+        for c in (self.app, self.other):
+            if ref in (c["Id"], c["Name"].lstrip("/")):
+                return c
+        raise self.api.DockerError(404, f"No such container: {ref}")
+
+    def containers(self, label):
+        return [self.app]
+
+    def logs(self, container, tail):
+        return ["one", "two"][-tail:]
+
+    def exec_run(self, container_id, argv, stdin, timeout, output_limit):
+        self.execs.append((container_id, argv, stdin))
+        if json.loads(stdin or b"{}").get("hang"):
+            raise self.api.ExecTimeout(timeout, b"still working")
+        return self.api.ExecResult(0, b'{"ok": true}', b'{"ok": true}\nsaid on stderr', 0.5)
+
+
+@pytest.fixture
+def app_agent(agentd, pem, tmp_path):
+    import docker_api
+    settings = agentd.Settings(port=0, bind="127.0.0.1", cert=str(pem / "agent.crt"),
+                               key=str(pem / "agent.key"), ca=str(pem / "ca.crt"),
+                               proc_root="/proc", health_socket="",
+                               params_dir=str(tmp_path / "params"))
+    engine = PlayedEngine(docker_api)
+    server = agentd.Agent(settings, engine=engine).start(poll_interval=0.05)
+    server.engine = engine
+    yield server
+    server.stop()
+
+
+def test_the_application_calls_through_the_client(app_agent, pem, tmp_path):
+    with client(pem, app_agent.port) as agents:
+        assert [t["app"] for t in agents.tasks("127.0.0.1")] == ["notes"]
+        done = agents.exec("127.0.0.1", "notes_api.1.t1", "config_change", {"pw": "s3cret"},
+                           timeout=5, replace=True)
+        assert done["exit_code"] == 0 and done["report"] == {"ok": True}
+        assert done["container"] == "a" * 64 and "said on stderr" in done["output"]
+        (_, argv, stdin), = app_agent.engine.execs
+        assert "--replace" in argv and "s3cret" not in " ".join(argv)
+        assert json.loads(stdin) == {"pw": "s3cret"}
+        assert agents.logs("127.0.0.1", "a" * 64, tail=1) == ["two"]
+        assert agents.put_params("127.0.0.1", "notes", "api", 2, {"pw": "x"})["revision"] == 2
+        with pytest.raises(AgentError, match="HTTP 409") as older:
+            agents.put_params("127.0.0.1", "notes", "api", 1, {})
+        assert older.value.status == 409 and older.value.body["revision"] == 2
+        assert (tmp_path / "params/notes/api/params.json").exists()
+        assert agents.delete_params("127.0.0.1", "notes", "api")["removed"] is True
+        assert not (tmp_path / "params/notes").exists()
+
+
+@pytest.mark.parametrize("call, status", [
+    (lambda a: a.exec("127.0.0.1", "portal", "status"), 403),
+    (lambda a: a.logs("127.0.0.1", "portal"), 403),
+    (lambda a: a.exec("127.0.0.1", "nothing", "status"), 404),
+    (lambda a: a.exec("127.0.0.1", "notes_api.1.t1", "config_change", {"hang": 1},
+                      timeout=1), 504),
+    (lambda a: a.exec("127.0.0.1", "notes_api.1.t1", "start"), 400),
+    (lambda a: a.logs("127.0.0.1", "notes_api.1.t1", tail=0), 400),
+    (lambda a: a.put_params("127.0.0.1", "../etc", "api", 1, {}), 400),
+    (lambda a: a.delete_params("127.0.0.1", "notes", "API"), 400),
+    (lambda a: a.get("127.0.0.1", "/v1/exec"), 405),
+])
+def test_the_application_calls_refused(app_agent, pem, call, status):
+    with client(pem, app_agent.port) as agents, pytest.raises(AgentError) as refused:
+        call(agents)
+    assert refused.value.status == status, refused.value
+    if status == 504:
+        assert refused.value.body["output"] == "still working"
+
+
+def test_a_body_that_is_not_a_json_object_is_400(app_agent, pem):
+    with client(pem, app_agent.port) as agents:
+        url = agents.url("127.0.0.1", "/v1/exec")
+        assert agents.session.post(url, data=b"[1]", timeout=5).status_code == 400
+        assert agents.session.post(url, data=b"{", timeout=5).status_code == 400
+    context = ssl.create_default_context(cafile=str(pem / "ca.crt"))
+    context.check_hostname = False
+    context.load_cert_chain(str(pem / "client.crt"), str(pem / "client.key"))
+    conn = http.client.HTTPSConnection("127.0.0.1", app_agent.port, context=context, timeout=5)
+    conn.putrequest("PUT", "/v1/params")
+    conn.putheader("Content-Length", str(2 << 20))  # and no body sent: refused unread
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+    conn.close()

@@ -27,6 +27,8 @@ class Settings:
     proc_root: str = "/host/proc"
     allowed_clients: tuple = ("dragonball-portal",)
     health_socket: str = os.path.join(RUN_DIR, "health.sock")
+    params_dir: str = "/host/params"             # the host's /var/lib/dragonball/params
+    docker_socket: str = "/var/run/docker.sock"
 
 
 def problems(p: dict) -> list[str]:
@@ -36,7 +38,7 @@ def problems(p: dict) -> list[str]:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         found.append(f"port must be an integer 1-65535, got {port!r}")
     for key in ("bind", "secrets_dir", "tls_cert", "tls_key", "ca", "proc_root",
-                "health_socket"):
+                "health_socket", "params_dir", "docker_socket"):
         if not isinstance(p.get(key), str) or not p.get(key).strip():
             found.append(f"{key} must be a non-empty string, got {p.get(key)!r}")
     clients = p.get("allowed_clients")
@@ -53,7 +55,8 @@ def settings_from(p: dict) -> Settings:
     return Settings(port=p["port"], bind=p["bind"], cert=secret("tls_cert"),
                     key=secret("tls_key"), ca=secret("ca"), proc_root=p["proc_root"],
                     allowed_clients=tuple(p["allowed_clients"]),
-                    health_socket=p["health_socket"])
+                    health_socket=p["health_socket"], params_dir=p["params_dir"],
+                    docker_socket=p["docker_socket"])
 
 
 def load_settings() -> Settings:

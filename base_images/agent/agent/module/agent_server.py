@@ -11,10 +11,14 @@ import ssl
 import sys
 import threading
 import time
+import urllib.parse
 
 import procfs
+from agent_api import ApiError, AppApi
 from agent_config import VERSION, Settings, say
 from agent_metrics import Collector
+from agent_params import ParamsStore
+from docker_api import Engine
 
 HANDSHAKE_TIMEOUT_S = 10   # a client that opens a connection and says nothing is dropped
 IDLE_TIMEOUT_S = 30        # a kept-alive connection with no request for this long is closed
@@ -29,13 +33,16 @@ def common_name(peer_cert: dict | None) -> str | None:
     return None
 
 
+MAX_BODY_BYTES = 1 << 20   # a request body (exec input, parameters) larger than this: 413
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     """The API over mutual TLS: the TLS layer has verified the client's chain already."""
 
     server_version = "dragonball-agent/" + VERSION
     sys_version = ""
     protocol_version = "HTTP/1.1"
-    routes = ("/v1/health", "/v1/metrics")
+    paths = None   # every path the agent serves (HealthHandler: fewer)
 
     def client(self) -> str | None:
         getpeercert = getattr(self.request, "getpeercert", None)
@@ -45,23 +52,44 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.client() in self.server.agent.settings.allowed_clients
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        path = self.path.split("?", 1)[0]
+        self.dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.dispatch("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.dispatch("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self.dispatch("DELETE")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self.dispatch("PATCH")
+
+    def dispatch(self, method: str) -> None:
+        path, _, query = self.path.partition("?")
         if not self.allowed():
             self.send_json(403, {"error": f"client {self.client()!r} may not call this agent "
                                           "(only the portal's certificate may)"})
-        elif path not in self.routes:
-            self.send_json(404, {"error": f"no such path: {path} (GET /v1/health, "
-                                          "GET /v1/metrics)"})
-        else:
-            try:
-                self.send_json(200, self.server.agent.answer(path))
-            except (OSError, procfs.ProcError) as e:
-                self.send_json(500, {"error": f"cannot read the host's /proc: {e}"})
+            return
+        try:
+            data = self.read_body()
+            route = self.server.agent.route(method, path, self.paths)
+            status, answer = route(urllib.parse.parse_qs(query), json_body(method, data))
+        except ApiError as e:
+            status, answer = e.status, e.answer()
+        except (OSError, procfs.ProcError) as e:
+            status, answer = 500, {"error": f"cannot read the host's /proc: {e}"}
+        self.send_json(status, answer)
 
-    def do_POST(self) -> None:  # noqa: N802
-        self.send_json(405, {"error": "this agent answers GET only"})
-
-    do_PUT = do_DELETE = do_PATCH = do_POST
+    def read_body(self) -> bytes:
+        """The request's body, always read whole (the connection stays usable)."""
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is left unread
+            raise ApiError(413 if length.isdigit() else 400,
+                           f"Content-Length must be a number up to {MAX_BODY_BYTES}")
+        return self.rfile.read(int(length)) if int(length) else b""
 
     def send_json(self, status: int, body: dict) -> None:
         data = json.dumps(body, sort_keys=True).encode() + b"\n"
@@ -81,10 +109,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         say(f"{self.address_string()}: {format % args}")
 
 
+def json_body(method: str, data: bytes):
+    """The JSON object of a POST or PUT; None for other methods."""
+    if method not in ("POST", "PUT"):
+        return None
+    try:
+        body = json.loads(data or b"null")
+    except ValueError as e:
+        raise ApiError(400, f"the body is not JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
 class HealthHandler(Handler):
     """The Unix socket inside the container: /v1/health only, no client certificate."""
 
-    routes = ("/v1/health",)
+    paths = ("/v1/health",)
 
     def allowed(self) -> bool:
         return True
@@ -148,10 +189,17 @@ def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
 class Agent:
     """The servers (mutual TLS on the port, health on the Unix socket) and what they answer."""
 
-    def __init__(self, settings: Settings, collector: Collector | None = None) -> None:
+    def __init__(self, settings: Settings, collector: Collector | None = None,
+                 engine: Engine | None = None) -> None:
         self.settings = settings
         self.collector = collector or Collector(settings.proc_root,
                                                 node_id=os.environ.get("DRAGONBALL_NODE_ID", ""))
+        self.app = AppApi(engine or Engine(settings.docker_socket),
+                          ParamsStore(settings.params_dir))
+        self.routes = {("GET", "/v1/health"): lambda query, body: (200, self.health_answer()),
+                       ("GET", "/v1/metrics"): lambda query, body: (200,
+                                                                    self.collector.metrics()),
+                       **self.app.routes()}
         self.started = time.time()
         self.tls = TLSServer((settings.bind, settings.port),
                              server_context(settings.cert, settings.key, settings.ca), self)
@@ -167,12 +215,22 @@ class Agent:
     def port(self) -> int:
         return self.tls.server_address[1]
 
-    def answer(self, path: str) -> dict:
-        if path == "/v1/health":
-            return {"status": "ok", "version": VERSION, "hostname": self.collector.hostname,
-                    "node_id": self.collector.node_id,
-                    "uptime_s": round(time.time() - self.started, 1)}
-        return self.collector.metrics()
+    def health_answer(self) -> dict:
+        return {"status": "ok", "version": VERSION, "hostname": self.collector.hostname,
+                "node_id": self.collector.node_id,
+                "uptime_s": round(time.time() - self.started, 1)}
+
+    def route(self, method: str, path: str, paths=None):
+        """The function (query, body) -> (status, answer) of a request; ApiError 404 or 405
+        when there is none. `paths` limits what may be called (the health socket's)."""
+        known = sorted({p for _, p in self.routes if paths is None or p in paths})
+        route = self.routes.get((method, path))
+        if path not in known:
+            raise ApiError(404, f"no such path: {path} (paths: {', '.join(known)})")
+        if route is None:
+            allowed = sorted(m for m, p in self.routes if p == path)
+            raise ApiError(405, f"{path} answers {', '.join(allowed)} only")
+        return route
 
     def start(self, poll_interval: float = 0.5) -> Agent:
         """Serve in background threads (tests, and `serve` below); `stop` takes up to

@@ -9,7 +9,9 @@
     python3 module/agentd.py restart   stop, then launch (config_change)
 
 API (docs/agent.md): `GET /v1/health`, `GET /v1/metrics` (node metrics from the host's
-/proc, read-only at /host/proc). Every connection must present a client certificate
+/proc, read-only at /host/proc); `GET /v1/tasks`, `POST /v1/exec`, `GET /v1/logs` on the
+containers labelled io.dragonball.app (the docker socket), `PUT`/`DELETE /v1/params` (the
+host's params folder at /host/params). Every connection must present a client certificate
 signed by the cluster CA (ssl.CERT_REQUIRED) whose common name is an allowed client
 (the portal's, `dragonball-portal`); anything else gets no answer (no certificate, another
 CA) or 403 (another name). The TLS material comes in as Docker Swarm secrets under
