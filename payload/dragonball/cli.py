@@ -27,6 +27,7 @@ from dragonball.errors import DragonBallError
 from dragonball.installer import cli as installer_cli
 from dragonball.installer import install_cli
 from dragonball.module import scan, validate
+from dragonball.orchestrator import cli as orchestrator_cli
 from dragonball.portal import cli as portal_cli
 from dragonball.registry.images_cli import add_images_commands
 from dragonball.release import cli as release_cli
@@ -79,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     portal_cli.register(commands)
     wizard_cli.register(commands)
     app_cli.register(commands)
+    orchestrator_cli.register(commands)
     return parser
 
 

@@ -57,6 +57,9 @@ class ServiceSpec(_Model):
 
     kind: Literal["service", "backend"]
     image: str = Field(min_length=1, description="image reference, e.g. notes/api:0.1.0")
+    module: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description=(
+        "the module folder in the image (/opt/dragon_ball/service/<module>); default: the "
+        "image repository's last part, as the release names images: notes/api -> api"))
     backends: list[str] = Field(default_factory=list, description=(
         "services only: what this Service load-balances to (Backends or Services); "
         "each starts before it"))

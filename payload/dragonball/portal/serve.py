@@ -12,8 +12,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import threading
 
 from dragonball.errors import DragonBallError
+from dragonball.orchestrator import notify
+from dragonball.orchestrator.control import Control
 from dragonball.portal.api import create_app
 from dragonball.portal.settings import Settings
 from dragonball.portal.store import Store
@@ -60,8 +63,10 @@ def bind(address: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, store: Store | None = None, app=None) -> None:
-    """Serve until SIGINT or SIGTERM."""
+def serve(settings: Settings, store: Store | None = None, app=None,
+          notifications: bool = True) -> None:
+    """Serve until SIGINT or SIGTERM; meanwhile, tell services when what they depend on
+    changes state (dragonball.orchestrator.notify)."""
     import uvicorn  # only the serving portal needs it
 
     for path in (settings.tls_cert, settings.tls_key, settings.ca_cert):
@@ -79,8 +84,14 @@ def serve(settings: Settings, store: Store | None = None, app=None) -> None:
                             timeout_keep_alive=5, timeout_graceful_shutdown=GRACE_S)
     log.info("portal %s serving %s (store %s)", settings.hostname or settings.address,
              settings.url, settings.db_path)
+    stop = threading.Event()
+    if notifications:
+        threading.Thread(target=notify.run_forever, name="notifications", daemon=True,
+                         args=(lambda: Control.from_settings(settings, store=store), stop)
+                         ).start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        stop.set()
         sock.close()
         store.close()

@@ -1,0 +1,434 @@
+"""The orchestrator: apply an app spec; start, stop, restart a service with its subtree; set
+parameters. On the portal server (a Swarm manager), as root (docs/orchestrator.md).
+
+    control = Control.from_settings(settings)      # engine, store, agents, registry
+    control.apply("notes.app.yaml")                # validate, plan, roll out, deliver
+    control.stop("notes", "web"); control.start("notes", "web")
+    control.set_params("notes", "api", ["greeting=Hi"])   # -> one result per task
+
+Nothing is changed before the spec is valid against what the cluster holds: its images in
+the portal registry, its servers and labels among the Swarm's nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Callable
+
+from dragonball.app import graph, plan as plan_mod
+from dragonball.app import spec as app_spec
+from dragonball.app.checks import normal_image
+from dragonball.app.errors import UnknownService
+from dragonball.app.model import AppSpec, Observed
+from dragonball.errors import DragonBallError
+from dragonball.orchestrator import naming, params as params_mod, specs
+from dragonball.orchestrator.rollout import Launch, Rollout
+from dragonball.orchestrator.state import AppStore
+
+log = logging.getLogger(__name__)
+IMAGE_LABEL = f"{naming.PREFIX}.image"
+EXEC_TIMEOUT_S = 120
+
+
+class AppNotApplied(DragonBallError):
+    """A command names an app the portal has no spec of."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskResult:
+    """What one task answered to a config_change or a notification."""
+
+    service: str
+    task: str
+    server: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def split_image(ref: str) -> tuple[str, str]:
+    """'notes/api:0.1.0' -> ('notes/api', '0.1.0')."""
+    ref = normal_image(ref)
+    repository, _, tag = ref.rpartition(":")
+    return repository, tag
+
+
+class Control:
+    """The application layer's commands over an engine, the store, the agents, a registry."""
+
+    @classmethod
+    def from_settings(cls, settings, store=None, progress=None, wait_s: float = 300.0):
+        """The portal's own: its engine (logged in to its registry), store, agent client."""
+        from dragonball.agent_client import AgentClient
+        from dragonball.orchestrator.engine import SwarmEngine
+        from dragonball.portal.settings import read_registry_credentials
+        from dragonball.portal.store import Store
+        from dragonball.registry.client import RegistryClient
+
+        username, password = read_registry_credentials(settings.registry_credentials)
+        engine = SwarmEngine(settings.docker_socket, (settings.registry, username, password))
+        registry = RegistryClient(settings.registry, settings.ca_cert, username, password)
+        app_store = AppStore(store or Store.open(settings.db_path))
+        return cls(engine, app_store, AgentClient(), registry, settings.registry,
+                   progress=progress, wait_s=wait_s)
+
+    def __init__(self, engine, store: AppStore, agents, registry, registry_address: str,
+                 progress: Callable[[str, str, str], None] | None = None,
+                 wait_s: float = 300.0) -> None:
+        self.engine, self.store, self.agents, self.registry = engine, store, agents, registry
+        self.registry_address = registry_address
+        self.progress = progress or (lambda *a: None)
+        self.wait_s = wait_s
+
+    # -- what the cluster holds -----------------------------------------------------------
+    def observe(self, spec_images) -> tuple[Observed, dict]:
+        """(Observed for validation, spec image -> pinned reference) of what exists now."""
+        nodes = self.engine.nodes()
+        pinned = {}
+        for image in sorted(set(spec_images)):
+            repository, tag = split_image(image)
+            digest = self.registry.tag_digest(repository, tag)
+            if digest:
+                pinned[image] = f"{self.registry_address}/{repository}@{digest}"
+        observed = Observed(images=frozenset(pinned), servers=frozenset(n.hostname for n in nodes),
+                            labels={n.hostname: n.labels for n in nodes})
+        return observed, pinned
+
+    def load(self, path: str) -> tuple[AppSpec, str, dict]:
+        """(the spec, its text, pinned images) after every check; AppSpecInvalid otherwise."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError):
+            app_spec.load_file(path)  # raises AppSpecInvalid naming the file
+            raise
+        return self.load_text(text, path)
+
+    def load_text(self, text: str, path: str) -> tuple[AppSpec, str, dict]:
+        found, problems = app_spec.check(text, path)
+        if problems:  # shape first: images are only looked up for a readable spec
+            raise app_spec.AppSpecInvalid(path, problems)
+        observed, pinned = self.observe(s.image for s in found.services.values())
+        return app_spec.load(text, path, observed), text, pinned
+
+    def running(self, app: str) -> dict:
+        """spec name -> plan.Running of the app's services on Swarm."""
+        found = {}
+        for data in self.engine.services(app).values():
+            labels = data["Spec"].get("Labels", {})
+            name = labels.get(naming.SERVICE_LABEL)
+            if not name:
+                continue
+            needs = tuple(n for n in labels.get(naming.NEEDS_LABEL, "").split(",") if n)
+            replicas = data["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas")
+            found[name] = plan_mod.Running(labels.get(IMAGE_LABEL, ""), None, replicas, needs)
+        return found
+
+    def plan(self, spec: AppSpec, pinned: dict) -> plan_mod.Plan:
+        """The plan, with "change" also for a service whose definition changed (ports,
+        resources, placement, a new image digest under the same tag...)."""
+        current = self.engine.services(spec.app)
+        result = plan_mod.plan(spec, self.running(spec.app))
+        waves = []
+        for wave in result.start_waves:
+            steps = []
+            for step in wave:
+                data = current.get(naming.swarm_service(spec.app, step.service))
+                if step.action == "keep" and data is not None:
+                    wanted = self.swarm_spec(spec, step.service, pinned)
+                    if _hash(data) != wanted["Labels"][naming.SPEC_LABEL]:
+                        step = dataclasses.replace(step, action="change",
+                                                   reasons=("service definition",))
+                steps.append(step)
+            waves.append(tuple(steps))
+        return dataclasses.replace(result, start_waves=tuple(waves))
+
+    def swarm_spec(self, spec: AppSpec, name: str, pinned: dict,
+                   replicas: int | None = None) -> dict:
+        service = spec.services[name]
+        result = specs.service_spec(spec.app, name, service, pinned[service.image], replicas)
+        result["Labels"][IMAGE_LABEL] = service.image
+        return result
+
+    # -- apply ---------------------------------------------------------------------------
+    def apply(self, path: str, dry_run: bool = False) -> plan_mod.Plan:
+        spec, text, pinned = self.load(path)
+        the_plan = self.plan(spec, pinned)
+        if dry_run:
+            return the_plan
+        self.store.save_app(spec.app, path, text)
+        self.store.store.record("app.apply", "admin", None,
+                                {"app": spec.app, "file": path,
+                                 "summary": {a: the_plan.count(a) for a in plan_mod.ACTIONS}})
+        changed_params = self.publish_params(spec)
+        self.engine.ensure_network(specs.network_spec(spec.app))
+        self.place(spec)
+        gone = {s.service: (naming.swarm_service(spec.app, s.service), self._needs_of(spec.app, s.service))
+                for wave in the_plan.stop_waves for s in wave}
+        if gone:
+            self.rollout().stop(gone, remove=True)
+        names = [s.service for wave in the_plan.start_waves for s in wave]
+        self._roll(spec, [self._launch(spec, name, pinned) for name in names], changed_params)
+        return the_plan
+
+    def _roll(self, spec: AppSpec, launches: list, changed_params: list) -> list[str]:
+        """Start `launches`; then the tasks kept (not replaced) of services whose
+        parameters changed get them through config_change (new tasks read the file)."""
+        started = self.rollout().start(launches)
+        for launch in launches:
+            if launch.name in changed_params and not launch.fresh_only:
+                self.deliver_params(spec, launch.name)
+        self.mark_delivered(spec, [launch.name for launch in launches])
+        return started
+
+    def mark_delivered(self, spec: AppSpec, names) -> None:
+        for name in names:
+            _, values = self.store.params(spec.app, name)
+            self.store.mark_published(spec.app, name,
+                                      params_mod.in_force(spec.services[name], values))
+
+    def _needs_of(self, app: str, name: str) -> tuple:
+        return self.running(app).get(name, plan_mod.Running("")).needs
+
+    def _launch(self, spec: AppSpec, name: str, pinned: dict, force: bool = False) -> Launch:
+        """How `name` comes up: created, updated when its definition changed (or `force`:
+        new tasks all the same), else scaled to its replicas (nothing when they match)."""
+        swarm_name = naming.swarm_service(spec.app, name)
+        wanted = self.swarm_spec(spec, name, pinned)
+        service = spec.services[name]
+        current = self.engine.service(swarm_name)
+        redefined = current is not None and _hash(current) != wanted["Labels"][naming.SPEC_LABEL]
+
+        def act():
+            now = self.engine.service(swarm_name)
+            if now is None:
+                self.engine.create(wanted)
+            elif force or _hash(now) != wanted["Labels"][naming.SPEC_LABEL]:
+                self.engine.update(now, wanted, force=force)
+            else:
+                self.engine.scale(swarm_name, service.replicas)
+        return Launch(name, swarm_name, tuple(service.needs()), service.replicas, act,
+                      fresh_only=force or redefined)
+
+    def rollout(self) -> Rollout:
+        return Rollout(self.engine, self.progress, self.explain, wait_s=self.wait_s)
+
+    def place(self, spec: AppSpec) -> None:
+        """Label the servers each service's `placement.servers` lists (and only them)."""
+        nodes = self.engine.nodes()
+        for name, service in spec.services.items():
+            key = naming.placement_label(spec.app, name)
+            wanted = set(service.placement.servers)
+            for node in nodes:
+                self.engine.set_node_label(node.id, key,
+                                           "true" if node.hostname in wanted else None)
+
+    # -- start, stop, restart one service with its subtree ----------------------------------
+    def applied(self, app: str) -> tuple[AppSpec, dict]:
+        found = self.store.app(app)
+        if found is None:
+            known = ", ".join(self.store.apps()) or "none yet"
+            raise AppNotApplied(f"the portal has no app {app!r} (applied: {known})",
+                                "apply its spec first: dragonball apply SPEC")
+        file, text = found
+        spec, _, pinned = self.load_text(text, file)
+        return spec, pinned
+
+    def spec_of(self, app: str) -> AppSpec:
+        """The spec last applied, without looking anything up (status, notifications)."""
+        found = self.store.app(app)
+        if found is None:
+            return self.applied(app)[0]  # raises AppNotApplied
+        return app_spec.load(found[1], found[0])
+
+    def start(self, app: str, name: str, force: bool = False) -> list[str]:
+        spec, pinned = self.applied(app)
+        start_plan = plan_mod.start_plan(spec, name)
+        names = [s.service for wave in start_plan.start_waves for s in wave]
+        changed = self.publish_params(spec, only=names)
+        self.engine.ensure_network(specs.network_spec(spec.app))
+        return self._roll(spec, [self._launch(spec, n, pinned, force=force and n == name)
+                                 for n in names], changed)
+
+    def stop(self, app: str, name: str) -> tuple[list[str], tuple]:
+        """Stop `name` and what only it needs, roots first; (stopped, notes)."""
+        spec = self.spec_of(app)
+        stop_plan = plan_mod.stop_plan(spec, name)
+        names = [s.service for wave in stop_plan.stop_waves for s in wave]
+        services = {n: (naming.swarm_service(app, n), tuple(spec.services[n].needs()))
+                    for n in names}
+        return self.rollout().stop(services), stop_plan.notes
+
+    def restart(self, app: str, name: str) -> list[str]:
+        self.stop(app, name)
+        return self.start(app, name)
+
+    # -- parameters ------------------------------------------------------------------------
+    def publish_params(self, spec: AppSpec, only=None) -> list[str]:
+        """Write each service's parameters in force on every server (the agents); return
+        the services whose values in force changed since their tasks last got them
+        (`mark_delivered` records that, once they did)."""
+        changed = []
+        nodes = [n for n in self.engine.nodes() if n.ready]
+        for name, service in spec.services.items():
+            if only is not None and name not in only:
+                continue
+            revision, values = self.store.params(spec.app, name)
+            wanted = params_mod.in_force(service, values)
+            if self.store.published(spec.app, name) != wanted or revision == 0:
+                revision = self.store.bump_params(spec.app, name)
+                changed.append(name)
+            # every time: a server that joined since has no folder yet
+            self._write_everywhere(spec.app, name, revision, wanted, nodes)
+        return changed
+
+    def _write_everywhere(self, app: str, name: str, revision: int, values: dict,
+                          nodes) -> None:
+        failures = []
+        for node in nodes:
+            try:
+                self.agents.put_params(node.address, app, name, revision, values)
+            except DragonBallError as e:
+                failures.append(f"{node.hostname}: {e.message}")
+        if failures:
+            raise DragonBallError(f"the parameters of {name} could not be written on "
+                                  f"{len(failures)} server(s): " + "; ".join(failures),
+                                  "a server whose agent does not answer cannot run "
+                                  f"{name}'s tasks: see 'docker service ps dragonball-agent'")
+
+    def set_params(self, app: str, name: str, assignments: list[str],
+                   unset: list[str] = ()) -> list[TaskResult]:
+        spec, _ = self.applied(app)
+        if name not in spec.services:
+            raise UnknownService(name, spec.services)
+        service = spec.services[name]
+        _, current = self.store.params(app, name)
+        values = params_mod.edit(name, service, current, assignments, unset)
+        self.store.set_params(app, name, values)
+        changed = sorted(k for k in set(values) | set(current)
+                         if values.get(k) != current.get(k))
+        self.store.store.record("app.params", "admin", None,
+                                {"app": app, "service": name, "changed": changed})
+        self.publish_params(spec, only=[name])
+        results = self.deliver_params(spec, name)
+        if all(r.ok for r in results):
+            self.mark_delivered(spec, [name])
+        return results
+
+    def get_params(self, app: str, name: str) -> dict:
+        spec = self.spec_of(app)
+        if name not in spec.services:
+            raise UnknownService(name, spec.services)
+        service = spec.services[name]
+        revision, values = self.store.params(app, name)
+        return {"app": app, "service": name, "revision": revision,
+                "parameters": {k: {"value": v, "default": service.parameters[k].default,
+                                   "type": service.parameters[k].type,
+                                   "secret": service.parameters[k].secret, "set": k in values}
+                               for k, v in params_mod.in_force(service, values).items()}}
+
+    def deliver_params(self, spec: AppSpec, name: str) -> list[TaskResult]:
+        """config_change with the values in force, in every running task of `name`."""
+        _, values = self.store.params(spec.app, name)
+        wanted = params_mod.in_force(spec.services[name], values)
+        return self.each_task(spec.app, name, "config_change", wanted, replace=True)
+
+    # -- tasks, through the agents ---------------------------------------------------------
+    def running_tasks(self, app: str, name: str) -> list[tuple[dict, object]]:
+        """(task, node) for each running task of the service."""
+        nodes = {n.id: n for n in self.engine.nodes()}
+        found = []
+        for task in self.engine.tasks(naming.swarm_service(app, name)):
+            if task.get("DesiredState") == "running" and task["Status"]["State"] == "running":
+                found.append((task, nodes.get(task.get("NodeID"))))
+        return found
+
+    def each_task(self, app: str, name: str, action: str, body: dict,
+                  replace: bool = False) -> list[TaskResult]:
+        results = []
+        for task, node in self.running_tasks(app, name):
+            container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
+            server = node.hostname if node else task.get("NodeID", "")
+            label = f"{name}.{task.get('Slot', '')}"
+            if node is None or not container:
+                results.append(TaskResult(name, label, server, False, "no container yet"))
+                continue
+            try:
+                answer = self.agents.exec(node.address, container, action, input=body,
+                                          timeout=EXEC_TIMEOUT_S, replace=replace)
+            except DragonBallError as e:
+                results.append(TaskResult(name, label, server, False, e.message))
+                continue
+            ok = answer.get("exit_code") == 0
+            detail = _report_detail(answer)
+            results.append(TaskResult(name, label, server, ok, detail))
+        return results
+
+    def explain(self, task: dict) -> tuple[str, str]:
+        """(server, the last lines of its container log) of a failed task."""
+        nodes = {n.id: n for n in self.engine.nodes()}
+        node = nodes.get(task.get("NodeID"))
+        server = node.hostname if node else task.get("NodeID", "")
+        container = task["Status"].get("ContainerStatus", {}).get("ContainerID")
+        if node is None or not container:
+            return server, ""
+        try:
+            lines = self.agents.logs(node.address, container, tail=30)  # the lines
+        except DragonBallError as e:
+            return server, f"(its log could not be read: {e.message})"
+        return server, "\n".join(lines)
+
+    # -- status ----------------------------------------------------------------------------
+    def status(self, app: str) -> list[dict]:
+        spec = self.spec_of(app)
+        nodes = {n.id: n.hostname for n in self.engine.nodes()}
+        order = [n for wave in graph.waves(plan_mod.dependencies(spec)) for n in wave]
+        rows = []
+        for name in order:
+            service = spec.services[name]
+            data = self.engine.service(naming.swarm_service(app, name))
+            desired = (data["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas", 0)
+                       if data else 0)
+            tasks = self.engine.tasks(naming.swarm_service(app, name)) if data else []
+            up = [t for t in tasks if t.get("DesiredState") == "running"]
+            healthy = [t for t in up if t["Status"]["State"] == "running"]
+            rows.append({"service": name, "kind": service.kind, "image": service.image,
+                         "needs": service.needs(), "deployed": data is not None,
+                         "desired": desired, "healthy": len(healthy),
+                         "state": _state(data is not None, desired, len(healthy)),
+                         "tasks": [{"slot": t.get("Slot"), "server": nodes.get(t.get("NodeID"), ""),
+                                    "state": t["Status"]["State"]} for t in up]})
+        return rows
+
+
+def _hash(service: dict) -> str | None:
+    """The spec hash a Swarm service was made from (its label)."""
+    return service["Spec"].get("Labels", {}).get(naming.SPEC_LABEL)
+
+
+def _state(deployed: bool, desired: int, healthy: int) -> str:
+    if not deployed:
+        return "absent"
+    if desired == 0:
+        return "stopped"
+    return "healthy" if healthy >= desired else ("degraded" if healthy else "down")
+
+
+def _report_detail(answer: dict) -> str:
+    """One line of what a task's supervisor reported (its JSON report, else its output)."""
+    report = answer.get("report")
+    if isinstance(report, dict):
+        if report.get("duplicate"):
+            return "already handled"
+        failed = next((s for s in report.get("scripts", [])
+                       if s.get("exit_status") != 0 or s.get("timed_out")), None)
+        if failed:
+            tail = (failed.get("output") or "").strip().splitlines()[-3:]
+            return f"{failed.get('name')} exited {failed.get('exit_status')}: " + " | ".join(tail)
+        if report.get("ok"):
+            return f"ok: {len(report.get('scripts', []))} script(s) in " \
+                   f"{report.get('duration_s', 0)} s"
+    return (answer.get("output") or "").strip()[-500:] or f"exit {answer.get('exit_code')}"

@@ -1,0 +1,134 @@
+"""Telling services when what they depend on changes state (docs/orchestrator.md).
+
+Every few seconds the portal looks at each applied app's services on Swarm; when a
+service's state changes (healthy, unhealthy, stopped, scaled), a notification is queued for
+each service that depends on it (its backends or depends_on name it), in the same store
+transaction as the new state. Delivery is per receiver, in order: the oldest undelivered
+one goes to every running task of the receiver (`run.sh notify` through the node's agent,
+which runs the module's config_change scripts with DRAGONBALL_EVENT=notify); only when
+every task took it is it marked delivered and the next one sent. A failed delivery is
+retried on the next round: at least once, in order. Each payload carries `seq`, increasing
+per receiver, and the supervisor acknowledges a seq it already handled without running
+anything again.
+
+`transitions` is pure; `Notifier` is the loop's body.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+
+from dragonball.app import graph, plan as plan_mod
+from dragonball.errors import DragonBallError
+
+log = logging.getLogger(__name__)
+SCHEMA = 1
+INTERVAL_S = 2.0
+
+
+def state_of(desired: int, healthy: int) -> dict:
+    """The state the notifications speak of: a name and the replica counts."""
+    if desired == 0:
+        name = "stopped"
+    elif healthy >= desired:
+        name = "healthy"
+    else:
+        name = "unhealthy"
+    return {"state": name, "desired": desired, "healthy": healthy}
+
+
+def transitions(before: dict, now: dict) -> list[tuple[str, str]]:
+    """[(service, event)] from the states before to now (pure). A service seen for the
+    first time is not a change; a change of desired replicas is `scaled` (and, when its
+    health changed too, that as well)."""
+    events = []
+    for service in sorted(now):
+        old, new = before.get(service), now[service]
+        if old is None:
+            continue
+        if old["desired"] != new["desired"] and old["desired"] and new["desired"]:
+            events.append((service, "scaled"))
+        if old["state"] != new["state"]:
+            events.append((service, new["state"]))
+    return events
+
+
+def payloads(app: str, deps: dict, events: list, now: dict,
+             at: datetime.datetime) -> list[tuple[str, dict]]:
+    """[(receiver, payload without seq/to)] for each event, to each dependent of it."""
+    queued = []
+    for service, event in events:
+        for receiver in graph.dependents(deps, service):
+            queued.append((receiver, {
+                "schema": SCHEMA, "app": app, "service": service, "event": event,
+                "replicas": {"desired": now[service]["desired"],
+                             "running": now[service]["healthy"],
+                             "healthy": now[service]["healthy"]},
+                "at": at.strftime("%Y-%m-%dT%H:%M:%SZ")}))
+    return queued
+
+
+class Notifier:
+    """One round: observe, queue, deliver. `control` is an orchestrator.control.Control."""
+
+    def __init__(self, control, clock=None) -> None:
+        self.control = control
+        self.clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+
+    def observe(self, app: str) -> dict:
+        now = {}
+        for row in self.control.status(app):
+            now[row["service"]] = state_of(row["desired"], row["healthy"])
+        return now
+
+    def round(self) -> dict:
+        """Queue the changes seen and deliver what is pending; {app: delivered count}."""
+        done = {}
+        for app in self.control.store.apps():
+            try:
+                spec = self.control.spec_of(app)
+                now = self.observe(app)
+                before = self.control.store.states(app)
+                events = transitions(before, now)
+                queued = payloads(app, plan_mod.dependencies(spec), events, now, self.clock())
+                if events or before != now:
+                    self.control.store.record_changes(app, now, queued)
+                for service, event in events:
+                    log.info("%s/%s is %s: %d notification(s) queued", app, service, event,
+                             sum(1 for r, p in queued if p["service"] == service))
+                done[app] = self.deliver(app)
+            except DragonBallError as e:
+                log.warning("notifications of %s: %s", app, e.message)
+        return done
+
+    def deliver(self, app: str) -> int:
+        """Send each receiver its oldest pending notification; count those delivered."""
+        delivered = 0
+        for receiver, note in self.control.store.pending(app).items():
+            results = self.control.each_task(app, receiver, "notify", note.payload)
+            failed = [r for r in results if not r.ok]
+            if failed:
+                why = "; ".join(f"{r.task} on {r.server}: {r.detail}" for r in failed)
+                self.control.store.failed(note.id, why)
+                log.warning("notification %d of %s to %s not delivered: %s", note.seq, app,
+                            receiver, why)
+            else:
+                self.control.store.delivered(note.id)
+                delivered += 1
+        return delivered
+
+
+def run_forever(make_control, stop: threading.Event, interval: float = INTERVAL_S) -> None:
+    """The portal's notification loop (a daemon thread of `dragonball portal serve`)."""
+    notifier = None
+    while not stop.is_set():
+        try:
+            notifier = notifier or Notifier(make_control())
+            notifier.round()
+        except DragonBallError as e:
+            log.warning("notifications: %s", e.message)
+        except Exception:  # never let one bad round end the loop
+            log.exception("notifications: unexpected error")
+        stop.wait(interval)

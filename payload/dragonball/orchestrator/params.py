@@ -1,0 +1,96 @@
+"""Parameters of an app's services (pure): the values in force, typed edits, masking.
+
+In force = the spec's defaults, overlaid with the values set on the portal
+(`dragonball params set`). Values set are checked against the types the spec declares;
+secret values are never printed (`shown`).
+"""
+
+from __future__ import annotations
+
+import json
+
+from dragonball.app.model import Parameter, ServiceSpec
+from dragonball.errors import DragonBallError
+
+MASK = "********"
+
+
+class ParamsInvalid(DragonBallError):
+    """Values given for a service's parameters do not fit the spec: every problem listed."""
+
+
+def in_force(service: ServiceSpec, values: dict) -> dict:
+    """The spec's defaults overlaid with the values set (unknown keys are dropped: the spec
+    no longer declares them)."""
+    return {name: values.get(name, p.default) for name, p in service.parameters.items()}
+
+
+def coerce(name: str, param: Parameter, text: str):
+    """`text` from a command line as a value of the parameter's type; ValueError says why."""
+    kind = param.type
+    if kind == "string":
+        return text
+    if kind == "int":
+        try:
+            return int(text, 10)
+        except ValueError:
+            raise ValueError(f"{name} is an int: {text!r} is not a whole number") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{name} is a float: {text!r} is not a number") from None
+    if kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(f"{name} is a bool: give true or false, not {text!r}")
+    try:  # list: JSON, or comma-separated strings
+        value = json.loads(text) if text.strip().startswith("[") else \
+            [item.strip() for item in text.split(",") if item.strip()]
+    except ValueError as e:
+        raise ValueError(f"{name} is a list: {text!r} is not a JSON list ({e})") from None
+    if not isinstance(value, list):
+        raise ValueError(f"{name} is a list: give a JSON list or comma-separated items")
+    return value
+
+
+def edit(service_name: str, service: ServiceSpec, current: dict, assignments: list[str],
+         unset: list[str] = ()) -> dict:
+    """The values set after `KEY=VALUE` assignments and `unset` keys (back to the default);
+    ParamsInvalid listing every problem, nothing changed then."""
+    values, problems = dict(current), []
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            problems.append(f"{item!r}: give KEY=VALUE")
+        elif key not in service.parameters:
+            problems.append(_unknown(service_name, service, key))
+        else:
+            try:
+                values[key] = coerce(key, service.parameters[key], text)
+            except ValueError as e:
+                problems.append(str(e))
+    for key in unset:
+        if key not in service.parameters:
+            problems.append(_unknown(service_name, service, key))
+        else:
+            values.pop(key, None)
+    if problems:
+        raise ParamsInvalid(f"{service_name}: " + "; ".join(problems),
+                            f"see its parameters: dragonball params get {service_name}")
+    return values
+
+
+def _unknown(service_name: str, service: ServiceSpec, key: str) -> str:
+    known = ", ".join(sorted(service.parameters)) or "none"
+    return f"{service_name} has no parameter {key!r} (it has: {known})"
+
+
+def shown(service: ServiceSpec, values: dict) -> dict:
+    """`values` with every secret parameter's value masked (for people and logs)."""
+    return {k: (MASK if k in service.parameters and service.parameters[k].secret and v != ""
+                else v) for k, v in values.items()}

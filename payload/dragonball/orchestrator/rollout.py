@@ -1,0 +1,192 @@
+"""Starting and stopping services in dependency order, each gated on its tasks' health.
+
+The plan (dragonball.app.plan) prints waves; the rollout here is eager: a service starts as
+soon as everything it needs is healthy, so a slow branch never holds back a sibling
+branch, and the whole start takes the tree's critical path (bench/app_start.py measures
+it). Siblings start in parallel. Swarm reports a task `running` only once its health
+check (the module's status action) passed, so "healthy" is Swarm's own word.
+
+`judge` and `stopped` are pure (tests feed them task lists); `Rollout` drives an engine
+(orchestrator.engine.SwarmEngine, or a fake in unit tests) and a clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from typing import Callable
+
+from dragonball.errors import DragonBallError
+
+POLL_S = 0.5
+WAIT_S = 300.0
+#: Task states of a task that is on its way up or up: not stopped yet.
+ACTIVE = frozenset({"new", "pending", "assigned", "accepted", "preparing", "ready",
+                    "starting", "running"})
+FAILED = frozenset({"failed", "rejected"})
+
+
+class RolloutFailed(DragonBallError):
+    """A service did not become healthy (or stop): what, where, and the action's output."""
+
+    def __init__(self, service: str, reason: str, server: str = "", output: str = "",
+                 healthy: list | None = None) -> None:
+        self.service, self.reason, self.server, self.output = service, reason, server, output
+        self.healthy = list(healthy or [])
+        where = f" on {server}" if server else ""
+        text = f"{service}{where}: {reason}"
+        if output:
+            text += "\n" + "\n".join(f"    {line}" for line in output.rstrip().splitlines())
+        kept = (f"; left running: {', '.join(self.healthy)}" if self.healthy
+                else "")
+        super().__init__(text, "fix the cause, then run the same command again: what is "
+                         f"healthy is kept{kept}")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """An engine timestamp (RFC 3339 with up to nanoseconds) as an aware datetime."""
+    text = text.strip().replace("Z", "+00:00")
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits):]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    value = datetime.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    state: str            # "healthy", "pending", "failed"
+    detail: str = ""
+    task: dict | None = None
+
+
+def judge(tasks: list[dict], desired: int, since: datetime.datetime | None,
+          fresh_only: bool, updating: str | None = None) -> Verdict:
+    """Whether a service is healthy now (pure).
+
+    `since`: when this rollout touched it (failures before are history); `fresh_only`: only
+    tasks made since count (its definition changed, or a restart); `updating`: the
+    service's UpdateStatus.State, if any.
+    """
+    def recent(task: dict) -> bool:
+        return since is None or parse_time(task["Status"]["Timestamp"]) >= since
+
+    failed = [t for t in tasks if t["Status"]["State"] in FAILED and recent(t)]
+    if failed:
+        return Verdict("failed", failed[0]["Status"].get("Err") or
+                       failed[0]["Status"].get("Message", "failed"), failed[0])
+    if updating == "paused":
+        return Verdict("failed", "the update was paused after a task failed")
+    wanted = [t for t in tasks if t.get("DesiredState") == "running"]
+    if fresh_only and since is not None:
+        wanted = [t for t in wanted if parse_time(t["CreatedAt"]) >= since]
+    running = [t for t in wanted if t["Status"]["State"] == "running"]
+    if len(running) >= desired and updating in (None, "completed", "rollback_completed"):
+        return Verdict("healthy", f"{len(running)}/{desired} running")
+    states = sorted({t["Status"]["State"] for t in wanted} - {"running"})
+    more = f" ({', '.join(states)})" if states else ""
+    return Verdict("pending", f"{len(running)}/{desired} healthy{more}")
+
+
+def stopped(tasks: list[dict]) -> bool:
+    """No task of the service is up or on its way up (pure)."""
+    return not any(t["Status"]["State"] in ACTIVE for t in tasks)
+
+
+@dataclasses.dataclass
+class Launch:
+    """One service to bring up: `act()` asks the engine (create, update, scale, nothing)."""
+
+    name: str
+    swarm_name: str
+    needs: tuple
+    desired: int
+    act: Callable[[], None]
+    fresh_only: bool = False
+
+
+class Rollout:
+    """Runs launches in dependency order with health gates; reports through `progress`."""
+
+    def __init__(self, engine, progress: Callable[[str, str, str], None] | None = None,
+                 explain: Callable[[dict], tuple[str, str]] | None = None,
+                 wait_s: float = WAIT_S, poll_s: float = POLL_S,
+                 clock=time.monotonic, sleep=time.sleep) -> None:
+        """`progress(service, state, detail)`; `explain(task)` -> (server, action output)
+        of a failed task (the portal asks the agent on its server for the log tail)."""
+        self.engine, self.wait_s, self.poll_s = engine, wait_s, poll_s
+        self.progress = progress or (lambda *a: None)
+        self.explain = explain or (lambda task: ("", ""))
+        self.clock, self.sleep = clock, sleep
+        self.healthy: list[str] = []
+        self.timings: dict = {}   # name -> (started, healthy) in clock seconds
+
+    def start(self, launches: list[Launch]) -> list[str]:
+        """Bring every launch up, each after what it needs; return the names in the order
+        they became healthy. RolloutFailed stops it: nothing more is launched."""
+        todo = {launch.name: launch for launch in launches}
+        inside = set(todo)
+        inflight: dict = {}   # name -> (since, deadline)
+        while todo or inflight:
+            for name in sorted(todo):
+                launch = todo[name]
+                if all(n in self.healthy or n not in inside for n in launch.needs):
+                    since = parse_time(self.engine.now())
+                    launch.act()
+                    del todo[name]
+                    inflight[name] = (since, self.clock() + self.wait_s)
+                    self.timings[name] = [self.clock(), None]
+                    self.progress(name, "starting", "")
+            for name in sorted(inflight):
+                since, deadline = inflight[name]
+                launch = next(x for x in launches if x.name == name)
+                service = self.engine.service(launch.swarm_name) or {}
+                updating = (service.get("UpdateStatus") or {}).get("State")
+                verdict = judge(self.engine.tasks(launch.swarm_name), launch.desired, since,
+                                launch.fresh_only, updating)
+                if verdict.state == "healthy":
+                    del inflight[name]
+                    self.healthy.append(name)
+                    self.timings[name][1] = self.clock()
+                    self.progress(name, "healthy", verdict.detail)
+                elif verdict.state == "failed":
+                    server, output = self.explain(verdict.task) if verdict.task else ("", "")
+                    self.progress(name, "failed", verdict.detail)
+                    raise RolloutFailed(name, verdict.detail, server, output, self.healthy)
+                elif self.clock() >= deadline:
+                    self.progress(name, "failed", "timed out: " + verdict.detail)
+                    raise RolloutFailed(name, f"not healthy within {self.wait_s:.0f} s: "
+                                        f"{verdict.detail}", healthy=self.healthy)
+            if todo or inflight:
+                self.sleep(self.poll_s)
+        return list(self.healthy)
+
+    def stop(self, services: dict, remove: bool = False) -> list[str]:
+        """Scale each to 0 once every service that needs it (among `services`) has stopped:
+        roots first. `services`: name -> (swarm name, needs). `remove`: then delete it."""
+        users = {name: {n for n, (_, needs) in services.items() if name in needs}
+                 for name in services}
+        todo, inflight, done = set(services), {}, []
+        while todo or inflight:
+            for name in sorted(todo):
+                if users[name] <= set(done):
+                    self.engine.scale(services[name][0], 0)
+                    todo.discard(name)
+                    inflight[name] = self.clock() + self.wait_s
+                    self.progress(name, "stopping", "")
+            for name in sorted(inflight):
+                swarm_name = services[name][0]
+                if stopped(self.engine.tasks(swarm_name)):
+                    del inflight[name]
+                    if remove:
+                        self.engine.remove(swarm_name)
+                    done.append(name)
+                    self.progress(name, "removed" if remove else "stopped", "")
+                elif self.clock() >= inflight[name]:
+                    raise RolloutFailed(name, f"still running after {self.wait_s:.0f} s")
+            if todo or inflight:
+                self.sleep(self.poll_s)
+        return done
