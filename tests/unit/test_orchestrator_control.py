@@ -1,0 +1,340 @@
+"""Control over fakes of the engine, the agents and the registry, with a real store:
+nothing changes on an invalid spec or parameter; parameters reach every running task;
+a changed definition plans as "change"; apply rolls out leaves first."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from orchestrator_fakes import FakeAgents, FakeEngine, FakeRegistry, task
+from dragonball.agent_client import AgentError
+from dragonball.app.errors import AppSpecInvalid, UnknownService
+from dragonball.orchestrator import control as control_mod
+from dragonball.orchestrator.control import AppNotApplied, Control, TaskResult
+from dragonball.orchestrator.params import ParamsInvalid
+from dragonball.orchestrator.rollout import Rollout, RolloutFailed
+from dragonball.orchestrator.state import AppStore
+from dragonball.portal.store import Store
+
+REPO = pathlib.Path(__file__).parents[2]
+NOTES = (REPO / "examples" / "notes.app.yaml").read_text()
+REGISTRY = "10.0.0.5:5000"
+DIGESTS = {f"notes/{m}:0.1.0": f"sha256:{m[0] * 64}" for m in ("web", "api", "store")}
+
+
+@pytest.fixture
+def engine():
+    return FakeEngine()
+
+
+@pytest.fixture
+def agents():
+    return FakeAgents()
+
+
+@pytest.fixture
+def registry():
+    return FakeRegistry(DIGESTS)
+
+
+@pytest.fixture
+def control(tmp_path, engine, agents, registry):
+    store = Store.open(str(tmp_path / "portal" / "portal.db"))
+    made = Control(engine, AppStore(store), agents, registry, REGISTRY, wait_s=5.0)
+    # the same rollout, without real sleeps between polls
+    made.rollout = lambda: Rollout(engine, made.progress, made.explain, wait_s=5.0,
+                                   sleep=lambda s: None)
+    yield made
+    store.close()
+
+
+def spec_file(tmp_path, text: str = NOTES) -> str:
+    path = tmp_path / "notes.app.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def assert_nothing_changed(control, engine, agents) -> None:
+    assert engine.mutations() == []
+    assert agents.calls == []
+    assert control.store.apps() == []
+    assert control.store.params("notes", "api") == (0, {})
+    assert not [e for e in control.store.store.events() if e["kind"].startswith("app.")]
+
+
+# -- refused before any change -----------------------------------------------------------
+def test_an_image_missing_from_the_registry_is_refused_and_nothing_changes(
+        tmp_path, control, engine, agents, registry):
+    del registry.digests["notes/store:0.1.0"]
+    with pytest.raises(AppSpecInvalid) as caught:
+        control.apply(spec_file(tmp_path))
+    [problem] = caught.value.problems
+    assert problem.path == "services.store.image"
+    assert "'notes/store:0.1.0' is not in the portal registry" in problem.message
+    assert problem.line == NOTES.splitlines().index("    image: notes/store:0.1.0") + 1
+    assert_nothing_changed(control, engine, agents)
+
+
+def test_an_unknown_server_is_refused_and_nothing_changes(tmp_path, control, engine,
+                                                          agents):
+    text = NOTES.replace("    depends_on: [store]",
+                         "    depends_on: [store]\n    placement: {servers: [node-c]}")
+    with pytest.raises(AppSpecInvalid) as caught:
+        control.apply(spec_file(tmp_path, text))
+    [problem] = caught.value.problems
+    assert problem.path == "services.api.placement.servers[0]"
+    assert "unknown server 'node-c'" in problem.message
+    assert "node-a" in problem.hint or "node-b" in problem.hint
+    assert_nothing_changed(control, engine, agents)
+
+
+def test_a_label_no_server_carries_is_refused(tmp_path, control, engine, agents):
+    text = NOTES.replace("    depends_on: [store]",
+                         "    depends_on: [store]\n    placement: {labels: {zone: c}}")
+    with pytest.raises(AppSpecInvalid, match="no server carries the label zone=c"):
+        control.apply(spec_file(tmp_path, text))
+    assert_nothing_changed(control, engine, agents)
+
+
+def test_a_dry_run_changes_nothing(tmp_path, control, engine, agents):
+    plan = control.apply(spec_file(tmp_path), dry_run=True)
+    assert plan.count("start") == 3
+    assert_nothing_changed(control, engine, agents)
+
+
+def test_a_cycle_is_refused_before_anything_is_asked(tmp_path, control, engine, agents,
+                                                     registry):
+    text = NOTES.replace("    storage: true", "    storage: true\n    depends_on: [web]")
+    with pytest.raises(AppSpecInvalid) as caught:
+        control.apply(spec_file(tmp_path, text))
+    assert any("dependency cycle" in p.message for p in caught.value.problems)
+    assert engine.calls == [] and registry.calls == []   # shape first, the world after
+    assert_nothing_changed(control, engine, agents)
+
+
+def test_a_missing_file_is_refused(tmp_path, control, engine, agents):
+    with pytest.raises(AppSpecInvalid, match="cannot read it"):
+        control.apply(str(tmp_path / "nope.yaml"))
+    assert_nothing_changed(control, engine, agents)
+
+
+# -- apply -------------------------------------------------------------------------------
+def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engine, agents):
+    plan = control.apply(spec_file(tmp_path))
+    assert plan.count("start") == 3
+    created = [c[1] for c in engine.calls if c[0] == "create"]
+    assert created == ["notes_store", "notes_api", "notes_web"]
+    assert ("ensure_network", "notes_net") in engine.calls
+    image = engine.by_name["notes_api"]["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert image == f"{REGISTRY}/notes/api@sha256:{'a' * 64}"
+    # no placement.servers: the placement label is removed from every server
+    assert all(c[3] is None for c in engine.calls if c[0] == "set_node_label")
+    puts = agents.named("put_params")
+    assert {(c[1], c[3]) for c in puts} == {(a, s) for a in ("10.0.0.1", "10.0.0.2")
+                                            for s in ("web", "api", "store")}
+    assert control.store.app("notes")[1] == NOTES
+    assert control.store.params("notes", "api")[0] == 1
+    # nothing changed since: a second apply keeps everything
+    engine.calls.clear()
+    again = control.apply(spec_file(tmp_path))
+    assert again.count("keep") == 3
+    assert not [c for c in engine.calls if c[0] in ("create", "update")]
+
+
+def test_a_failed_task_stops_apply_naming_service_server_and_log(tmp_path, control,
+                                                                 engine, agents):
+    engine.failing["notes_api"] = "task: non-zero exit (1)"
+    agents.logs_of = {"c-notes_api-1": ["api: cannot reach store:6379"],
+                      "c-notes_api-2": ["api: cannot reach store:6379"]}
+    with pytest.raises(RolloutFailed) as caught:
+        control.apply(spec_file(tmp_path))
+    e = caught.value
+    assert (e.service, e.server) == ("api", "node-a")
+    assert e.output == "api: cannot reach store:6379"
+    assert e.healthy == ["store"]
+    assert "notes_web" not in engine.by_name    # nothing launched after the failure
+
+
+def test_placement_servers_label_only_the_servers_listed(tmp_path, control, engine):
+    text = NOTES.replace("    depends_on: [store]",
+                         "    depends_on: [store]\n    placement: {servers: [node-b]}")
+    control.apply(spec_file(tmp_path, text))
+    labels = {(c[1], c[3]) for c in engine.calls
+              if c[0] == "set_node_label" and c[2] == "dragonball.placement.notes.api"}
+    assert labels == {("id-a", None), ("id-b", "true")}
+
+
+# -- plan --------------------------------------------------------------------------------
+def deploy(control, engine, text: str = NOTES) -> None:
+    """Put the app's services on the fake swarm as apply would have made them."""
+    spec, _, pinned = control.load_text(text, "notes.app.yaml")
+    for name in spec.services:
+        engine.add(control.swarm_spec(spec, name, pinned))
+
+
+def test_plan_keeps_what_runs_as_specified(control, engine):
+    deploy(control, engine)
+    spec, _, pinned = control.load_text(NOTES, "notes.app.yaml")
+    plan = control.plan(spec, pinned)
+    assert [s.action for wave in plan.start_waves for s in wave] == ["keep"] * 3
+
+
+def test_plan_marks_a_changed_definition_as_change(control, engine):
+    deploy(control, engine)
+    text = NOTES.replace("{cpus: 0.5, memory: 256m}", "{cpus: 0.5, memory: 512m}")
+    spec, _, pinned = control.load_text(text, "notes.app.yaml")
+    steps = {s.service: s for wave in control.plan(spec, pinned).start_waves for s in wave}
+    assert steps["api"].action == "change"
+    assert steps["api"].reasons == ("service definition",)
+    assert (steps["web"].action, steps["store"].action) == ("keep", "keep")
+
+
+def test_plan_marks_a_new_digest_under_the_same_tag_as_change(control, engine, registry):
+    deploy(control, engine)
+    registry.digests["notes/web:0.1.0"] = "sha256:" + "f" * 64
+    spec, _, pinned = control.load_text(NOTES, "notes.app.yaml")
+    steps = {s.service: s.action for wave in control.plan(spec, pinned).start_waves
+             for s in wave}
+    assert steps == {"store": "keep", "api": "keep", "web": "change"}
+
+
+def test_plan_of_a_new_image_tag_is_a_change_with_its_reason(control, engine, registry):
+    deploy(control, engine)
+    registry.digests["notes/api:0.2.0"] = "sha256:" + "9" * 64
+    text = NOTES.replace("notes/api:0.1.0", "notes/api:0.2.0")
+    spec, _, pinned = control.load_text(text, "notes.app.yaml")
+    steps = {s.service: s for wave in control.plan(spec, pinned).start_waves for s in wave}
+    assert steps["api"].action == "change"
+    assert "image notes/api:0.1.0 -> notes/api:0.2.0" in steps["api"].reasons
+
+
+# -- parameters --------------------------------------------------------------------------
+@pytest.fixture
+def applied(tmp_path, control, engine, agents):
+    """notes applied and running: api has two running tasks and one still starting."""
+    control.store.save_app("notes", spec_file(tmp_path), NOTES)
+    deploy(control, engine)
+    engine.task_lists["notes_api"] = [
+        task("notes_api", 1, "id-a", container="c-api-1"),
+        task("notes_api", 2, "id-b", container="c-api-2"),
+        task("notes_api", 3, "id-b", state="starting"),
+        task("notes_api", 1, "id-a", state="shutdown", desired="shutdown")]
+    return control
+
+
+def test_set_params_with_a_wrong_type_stores_nothing(applied, engine, agents):
+    with pytest.raises(ParamsInvalid) as caught:
+        applied.set_params("notes", "api", ["greeting=Hi", "store_port=abc"])
+    assert "store_port is an int: 'abc' is not a whole number" in caught.value.message
+    assert applied.store.params("notes", "api") == (0, {})
+    assert agents.calls == []
+    assert engine.mutations() == []
+    assert not [e for e in applied.store.store.events() if e["kind"] == "app.params"]
+
+
+def test_set_params_of_an_unknown_service(applied, agents):
+    with pytest.raises(UnknownService):
+        applied.set_params("notes", "db", ["a=1"])
+    assert agents.calls == []
+
+
+def test_set_params_of_an_app_never_applied(control):
+    with pytest.raises(AppNotApplied, match="the portal has no app 'blog'"):
+        control.set_params("blog", "api", ["a=1"])
+
+
+def test_set_params_delivers_the_full_params_in_force_to_each_running_task(applied, agents):
+    results = applied.set_params("notes", "api", ["greeting=Hi", "store_port=6380"])
+    in_force = {"store_host": "store", "store_port": 6380, "store_password": "",
+                "listen_port": 8080, "greeting": "Hi"}
+    execs = agents.named("exec")
+    assert [(c[1], c[2]) for c in execs] == [("10.0.0.1", "c-api-1"), ("10.0.0.2", "c-api-2")]
+    for _, _, _, action, body, replace in execs:
+        assert (action, body, replace) == ("config_change", in_force, True)
+    assert results == [TaskResult("api", "api.1", "node-a", True, "ok: 1 script(s) in 0.2 s"),
+                       TaskResult("api", "api.2", "node-b", True, "ok: 1 script(s) in 0.2 s")]
+    # kept on the portal, written on every server first, at a newer revision
+    revision, values = applied.store.params("notes", "api")
+    assert values == {"greeting": "Hi", "store_port": 6380}
+    puts = agents.named("put_params")
+    assert [(c[1], c[3], c[5]) for c in puts] == [("10.0.0.1", "api", in_force),
+                                                  ("10.0.0.2", "api", in_force)]
+    assert all(c[4] == revision for c in puts)
+    assert agents.calls.index(puts[-1]) < agents.calls.index(execs[0])
+    [event] = [e for e in applied.store.store.events() if e["kind"] == "app.params"]
+    assert "Hi" not in str(event)   # names only: a value may be a secret
+
+
+def test_revisions_grow_with_each_set(applied, agents):
+    applied.set_params("notes", "api", ["greeting=a"])
+    first = applied.store.params("notes", "api")[0]
+    applied.set_params("notes", "api", [], unset=["greeting"])
+    revision, values = applied.store.params("notes", "api")
+    assert values == {} and revision > first
+    last = agents.named("exec")[-1]
+    assert last[4]["greeting"] == "Hello from the DragonBall notes API"   # the default
+
+
+def test_a_task_that_refuses_or_cannot_be_reached_is_reported(applied, agents):
+    agents.answers["c-api-1"] = {"exit_code": 1, "output": "", "report": {
+        "ok": False, "scripts": [{"name": "2_reload.sh", "exit_status": 3,
+                                  "output": "a\nb\nreload failed\n"}]}}
+    agents.answers["c-api-2"] = AgentError("the agent on 10.0.0.2 did not answer")
+    results = applied.set_params("notes", "api", ["greeting=Hi"])
+    assert [(r.task, r.ok) for r in results] == [("api.1", False), ("api.2", False)]
+    assert results[0].detail == "2_reload.sh exited 3: a | b | reload failed"
+    assert results[1].detail == "the agent on 10.0.0.2 did not answer"
+
+
+def test_a_task_on_an_unknown_node_has_no_container_yet(applied, engine, agents):
+    engine.task_lists["notes_api"] = [task("notes_api", 1, "id-gone")]
+    [result] = applied.set_params("notes", "api", ["greeting=Hi"])
+    assert (result.ok, result.detail, result.server) == (False, "no container yet", "id-gone")
+    assert agents.named("exec") == []
+
+
+def test_a_server_whose_agent_fails_stops_set_params_before_delivery(applied, agents):
+    agents.put_fails["10.0.0.2"] = AgentError("refused")
+    with pytest.raises(control_mod.DragonBallError, match="could not be written on 1 "
+                                                          "server"):
+        applied.set_params("notes", "api", ["greeting=Hi"])
+    assert agents.named("exec") == []
+
+
+def test_get_params_shows_values_defaults_and_what_was_set(applied):
+    applied.set_params("notes", "api", ["greeting=Hi"])
+    found = applied.get_params("notes", "api")
+    assert found["parameters"]["greeting"] == {
+        "value": "Hi", "default": "Hello from the DragonBall notes API", "type": "string",
+        "secret": False, "set": True}
+    assert found["parameters"]["store_password"]["secret"] is True
+    assert found["parameters"]["store_port"]["set"] is False
+
+
+# -- explain, status ---------------------------------------------------------------------
+def test_explain_gives_the_server_and_the_log_tail_of_a_failed_task(control, agents):
+    agents.logs_of["c-x"] = ["starting", "redis: cannot bind"]
+    failed = task("notes_store", 1, "id-b", state="failed", container="c-x")
+    assert control.explain(failed) == ("node-b", "starting\nredis: cannot bind")
+    assert agents.named("logs") == [("logs", "10.0.0.2", "c-x", 30)]
+
+
+def test_explain_when_the_log_cannot_be_read(control, agents):
+    def refuse(address, container, tail=200):
+        raise AgentError("no such container")
+    agents.logs = refuse
+    failed = task("notes_store", 1, "id-b", state="failed", container="c-x")
+    assert control.explain(failed) == ("node-b",
+                                       "(its log could not be read: no such container)")
+
+
+def test_status_rows_in_start_order(applied, engine):
+    rows = applied.status("notes")
+    assert [r["service"] for r in rows] == ["store", "api", "web"]
+    api = rows[1]
+    assert (api["desired"], api["healthy"], api["state"]) == (2, 2, "healthy")
+    assert [t["state"] for t in api["tasks"]] == ["running", "running", "starting"]
+    engine.remove("notes_web")
+    assert applied.status("notes")[2]["state"] == "absent"
