@@ -3,7 +3,9 @@
 # (CI runs it on a fresh machine). Idempotent: a second run changes nothing, in seconds.
 #
 #   1. Debian packages: python3, python3-venv, python3-pip, docker.io, debootstrap, openssl,
-#      ca-certificates, iptables, wrk, binutils (PyInstaller's --strip runs strip)
+#      ca-certificates, iptables, wrk, binutils (PyInstaller's --strip runs strip),
+#      chromium (the portal's browser tests drive it with Playwright; its own browser
+#      download cannot work offline)
 #      (apt-get update only when something is missing)
 #   2. .venv at the repository root, made with the python3 on PATH (>= 3.11), holding
 #      the project with its test and build tools: pip install -e '.[dev,build]'
@@ -21,7 +23,7 @@ DOCKER=/usr/bin/docker  # not /usr/local/bin/docker: some machines have an older
 DOCKERD_LOG=/var/log/dragonball-dockerd.log
 DOCKER_WAIT_S=60
 DOCKERD_PID=""
-PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk binutils openssl)
+PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk binutils openssl chromium)
 EXTRAS='.[dev,build]'
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -104,7 +106,7 @@ pyproject_hash() {
 
 project_installed() {
     [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(pyproject_hash)" ] \
-        && "$VENV/bin/python" -c 'import dragonball, docker, rich, pytest, PyInstaller, zstandard' 2>/dev/null
+        && "$VENV/bin/python" -c 'import dragonball, docker, rich, pytest, PyInstaller, zstandard, jinja2, playwright' 2>/dev/null
 }
 
 setup_venv() {

@@ -304,8 +304,10 @@ def test_failed_logins_are_rate_limited(client):
                       headers=_basic("admin", ADMIN_PASSWORD)).status_code == 429
 
 
-def test_the_openapi_document_is_served_and_no_cdn_page(client):
-    assert client.get("/api/v1/openapi.json").status_code == 200
+def test_the_openapi_document_is_served_to_the_admin_and_no_cdn_page(client):
+    assert client.get("/api/v1/openapi.json").status_code == 401
+    document = client.get("/api/v1/openapi.json", headers=_basic("admin", ADMIN_PASSWORD))
+    assert document.status_code == 200 and "/api/v1/enroll" in document.json()["paths"]
     assert client.get("/docs").status_code == 404
 
 

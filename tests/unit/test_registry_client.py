@@ -46,7 +46,15 @@ class FakeRegistry(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def do_GET(self):
-        if self._authorized():
+        if not self._authorized():
+            return
+        if self.path.startswith("/v2/_catalog"):
+            self._answer(200, {"repositories": ["dragonball/agent", "dragonball/registry"]})
+        elif self.path == "/v2/dragonball/agent/tags/list":
+            self._answer(200, {"name": "dragonball/agent", "tags": ["0.1.0", "latest"]})
+        elif self.path.endswith("/tags/list"):
+            self._answer(404, {"errors": [{"code": "NAME_UNKNOWN", "message": "unknown"}]})
+        else:
             self._answer(200)
 
     def do_HEAD(self):
@@ -115,6 +123,13 @@ def test_blob_body_is_put_with_the_digest_on_the_upload_url(registry, tls):
     path, body = FakeRegistry.bodies[-1]
     assert path == "/v2/x/blobs/uploads/u1?_state=abc&digest=sha256%3Aab"
     assert body == b"hello"
+
+
+def test_the_catalog_and_tags(registry, tls):
+    with RegistryClient(registry, tls / "ca.crt", USER, PASSWORD) as client:
+        assert client.catalog() == ["dragonball/agent", "dragonball/registry"]
+        assert client.tags("dragonball/agent") == ["0.1.0", "latest"]
+        assert client.tags("dragonball/registry") == []
 
 
 class FakeBody:

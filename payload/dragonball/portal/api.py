@@ -4,7 +4,10 @@
     GET  /api/v1/ca                        the cluster CA (PEM), no auth: pinned by fingerprint
     POST /api/v1/enroll                    {code, hostname, address} -> what a device needs
     POST /api/v1/devices/{id}/joined       {node_id}, Authorization: Bearer <device token>
-    GET  /api/v1/devices                   HTTP basic auth with the admin password
+    GET  /api/v1/devices                   the admin: basic auth, an API token or a session
+
+Authentication (sessions, basic, API tokens, CSRF) is dragonball.portal.auth; the web
+pages, login and tokens are dragonball.portal.web, mounted here.
 
 Every error is JSON ``{"error": "..."}``. Failed enrollment codes and failed admin logins
 are counted per client address in the store's events: 10 in 10 minutes and that address
@@ -14,18 +17,19 @@ token, password, join token) is ever logged or put in an event.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import logging
 import threading
 
-from fastapi import FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from dragonball import __version__
+from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
+from dragonball.portal import web
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
 from dragonball.portal.swarm import (Cluster, DockerSwarm, SwarmError, settle_managers,
                                      wait_ready)
@@ -37,7 +41,6 @@ FAILURE_LIMIT = 10
 FAILURE_WINDOW_S = 600
 ENROLL_REFUSED = "enroll.refused"
 LOGIN_REFUSED = "login.refused"
-REALM = "DragonBall portal"
 
 
 class EnrollRequest(BaseModel):
@@ -103,8 +106,11 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     managers_lock = threading.Lock()  # two joins at once must not both promote
 
     app = FastAPI(title="DragonBall portal", version=__version__, docs_url=None,
-                  redoc_url=None, openapi_url="/api/v1/openapi.json")
-    # Offline site: no Swagger UI (it loads its assets from a CDN); the document is served.
+                  redoc_url=None, openapi_url=None)
+    # Offline site: no Swagger UI (it loads its assets from a CDN); the document is served
+    # to the admin at /api/v1/openapi.json (web.login).
+    auth_mod.install(app, store, login_limit)
+    web.mount(app, store, settings)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -209,19 +215,7 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
                              "node_id": device.node_id, "promoted": promoted})
 
     @app.get("/api/v1/devices")
-    def devices(request: Request) -> Response:
-        client = _client(request)
-        wait = login_limit.retry_after(client)
-        if wait is not None:
-            return error(429, f"too many failed logins from {client}: try again in {wait} s",
-                         {"Retry-After": str(wait)})
-        credentials = _basic(request)
-        if credentials is None or not store.check_admin(*credentials):
-            if credentials is not None:
-                login_limit.failed(client, "wrong user name or password")
-                log.warning("admin login from %s refused", client)
-            return error(401, "log in as the admin (HTTP basic auth)",
-                         {"WWW-Authenticate": f'Basic realm="{REALM}"'})
+    def devices(admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
         return JSONResponse({"devices": [d.public() for d in store.devices()]})
 
     return app
@@ -229,18 +223,6 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def _basic(request: Request) -> tuple[str, str] | None:
-    """(user, password) of an Authorization: Basic header, None without a valid one."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return (user, password) if sep else None
 
 
 def _read_optional(path: str | None) -> str | None:

@@ -12,6 +12,9 @@ What it keeps, and how secrets are kept:
   once it called enroll, `joined` once it reported its Swarm node) and the sha256 of
   its device token (256 random bits, `pki.new_secret`).
 - **events**: the audit log (who did what, from which address); never a secret.
+- **sessions**: the web UI's login sessions and the CLI's API tokens (dragonball.portal.auth):
+  sha256 of the 256-bit secret the browser or CLI holds, never the secret; an idle
+  timeout and an absolute expiry; the session's CSRF token.
 
 One connection per store, guarded by a lock (the API's worker threads share it);
 other processes (`dragonball enroll`) write beside it thanks to WAL and a busy
@@ -76,6 +79,16 @@ CREATE TABLE IF NOT EXISTS events (
     client TEXT,
     detail TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS events_by_client ON events (kind, client, at);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    username TEXT NOT NULL,
+    csrf_token TEXT NOT NULL,
+    client TEXT,
+    created REAL NOT NULL,
+    seen REAL NOT NULL,
+    idle_s REAL NOT NULL,
+    expires REAL NOT NULL);
 """
 
 
@@ -99,6 +112,19 @@ class Code:
     created: float
     expires: float
     used: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """A login session (kind "session": a browser's cookie) or an API token (kind "token")."""
+
+    kind: str
+    username: str
+    csrf_token: str
+    created: float
+    seen: float
+    idle_s: float
+    expires: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,6 +389,57 @@ class Store:
     def events(self, limit: int = 100) -> list[dict]:
         rows = self._read("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    def events_before(self, before_id: int | None = None, limit: int = 50) -> list[dict]:
+        """Events newest first, those with an id below `before_id` (a page of the log)."""
+        rows = self._read("SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?",
+                          (before_id if before_id is not None else 2 ** 62, limit))
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    # --- sessions and API tokens (dragonball.portal.auth) ----------------------------
+
+    #: A live session's `seen` is written at most this often (not a write per request).
+    SEEN_EVERY_S = 30
+
+    def create_session(self, username: str, kind: str, idle_s: float, absolute_s: float,
+                       client: str | None = None) -> tuple[str, Session]:
+        """A new session: (its secret, for the cookie or the CLI and never stored; its row)."""
+        secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        now = self.clock()
+        with self._write() as db:
+            db.execute("DELETE FROM sessions WHERE expires <= ? OR seen + idle_s <= ?",
+                       (now, now))
+            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (token_hash(secret), kind, username, csrf, client, now, now, idle_s,
+                        now + absolute_s))
+            self._event(db, f"{kind}.created", username, client, {})
+        return secret, Session(kind, username, csrf, now, now, idle_s, now + absolute_s)
+
+    def session(self, secret: str) -> Session | None:
+        """The live session `secret` opens (its idle time restarts), None if none or expired."""
+        now = self.clock()
+        rows = self._read("SELECT * FROM sessions WHERE id_hash = ?", (token_hash(secret),))
+        if not rows or rows[0]["expires"] <= now or rows[0]["seen"] + rows[0]["idle_s"] <= now:
+            return None
+        row = dict(rows[0])
+        if now - row["seen"] >= self.SEEN_EVERY_S:
+            with self._write() as db:
+                db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?",
+                           (now, row["id_hash"]))
+            row["seen"] = now
+        return Session(row["kind"], row["username"], row["csrf_token"], row["created"],
+                       row["seen"], row["idle_s"], row["expires"])
+
+    def end_session(self, secret: str, client: str | None = None) -> bool:
+        """Delete the session `secret` opens (logout); whether there was one."""
+        with self._write() as db:
+            row = db.execute("SELECT kind, username FROM sessions WHERE id_hash = ?",
+                             (token_hash(secret),)).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM sessions WHERE id_hash = ?", (token_hash(secret),))
+            self._event(db, f"{row['kind']}.ended", row["username"], client, {})
+        return True
 
 
 def _device(row: sqlite3.Row) -> Device:

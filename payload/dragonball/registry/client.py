@@ -110,6 +110,18 @@ class RegistryClient:
                                headers={"Accept": MANIFEST_TYPE})
         return answer.content, answer.headers.get("Docker-Content-Digest", "")
 
+    def catalog(self, limit: int = 1000) -> list[str]:
+        """The registry's repositories (GET /v2/_catalog), up to `limit`."""
+        answer = self._request("GET", f"/v2/_catalog?n={limit}", "list the repositories",
+                               (200,))
+        return list(_json(answer).get("repositories") or [])
+
+    def tags(self, repository: str) -> list[str]:
+        """The tags of `repository` (GET /v2/<name>/tags/list); [] when it has none."""
+        answer = self._request("GET", f"/v2/{repository}/tags/list",
+                               f"list the tags of {repository}", (200, 404))
+        return list(_json(answer).get("tags") or []) if answer.status_code == 200 else []
+
     # -- the boundary ----------------------------------------------------------------------
     def _location(self, answer: requests.Response) -> str:
         location = answer.headers.get("Location")
@@ -153,6 +165,18 @@ class RegistryClient:
         return RegistryError(f"registry {self.host} answered HTTP {answer.status_code} to "
                              f"'{what}': {_registry_errors(answer)}",
                              "read the registry's log (docker logs) for the same request")
+
+
+def _json(answer: requests.Response) -> dict:
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise RegistryError(f"the registry answered {answer.request.method} "
+                            f"{answer.request.path_url.split('?')[0]} with no JSON object",
+                            "is this a Docker registry (distribution 2.x)?")
+    return body
 
 
 def _short(digest: str) -> str:

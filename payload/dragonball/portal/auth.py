@@ -1,0 +1,254 @@
+"""Who may use the portal: login sessions (browsers), HTTP basic and API tokens (CLI), CSRF.
+
+One FastAPI dependency, `require_admin`, guards every page and every API call but login,
+/healthz, the CA and a device's enroll/joined (docs/portal.md, "Auth"). It accepts, in
+this order:
+
+- ``Authorization: Bearer <token>``: an API token (``POST /api/v1/tokens``), a session of
+  kind "token" in the store;
+- ``Authorization: Basic``: the admin's user name and password (scrypt), rate-limited per
+  client address like the login form (api.Limiter, ``login.refused`` events);
+- the session cookie `COOKIE`: a session of kind "session" made by the login form.
+
+A request none of them opens raises `NotAuthenticated`; `install` maps it to 401 JSON for
+``/api/``, to ``HX-Redirect: /login`` for htmx and to a 303 to /login for pages.
+
+CSRF: a state-changing request (POST, PUT, PATCH, DELETE) that a session cookie opened
+must carry that session's token, in the form field ``csrf_token`` or the header
+``X-CSRF-Token`` (htmx sends it from ``hx-headers`` on <body>). A browser attaches basic
+credentials it remembers by itself too, so a state-changing request opened by basic auth
+must not have a body a cross-site form can send (it must be JSON, or have none). A
+request a browser marks ``Sec-Fetch-Site: cross-site`` never changes anything. Bearer
+tokens are never sent by a browser on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hmac
+import logging
+from urllib.parse import parse_qsl, quote
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from dragonball.portal.store import Session, Store
+
+log = logging.getLogger(__name__)
+
+COOKIE = "__Host-dragonball-session"  # __Host-: Secure, Path=/, no Domain, by the browser
+CSRF_FIELD, CSRF_HEADER = "csrf_token", "X-CSRF-Token"
+SESSION_IDLE_S = 30 * 60
+SESSION_ABSOLUTE_S = 12 * 3600
+TOKEN_S = 30 * 24 * 3600
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+REALM = "DragonBall portal"
+
+
+class NotAuthenticated(Exception):
+    """No session, token or password opened this request."""
+
+    def __init__(self, message: str = "log in first") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Forbidden(Exception):
+    """Authenticated, but the request is refused (a CSRF check failed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class RateLimited(Exception):
+    """Too many failed logins from this client address."""
+
+    def __init__(self, client: str, retry_after: int) -> None:
+        super().__init__(f"too many failed logins from {client}: try again in {retry_after} s")
+        self.message, self.retry_after = str(self), retry_after
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """Who a request is from, and how it proved it ("session", "token" or "basic")."""
+
+    username: str
+    via: str
+    session: Session | None = None
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token if self.session else ""
+
+
+@dataclasses.dataclass
+class Auth:
+    """The portal's authentication over its store; `install` puts it on ``app.state.auth``.
+
+    `limiter` is api.Limiter for ``login.refused`` (retry_after / failed).
+    """
+
+    store: Store
+    limiter: object
+    session_idle_s: float = SESSION_IDLE_S
+    session_absolute_s: float = SESSION_ABSOLUTE_S
+    token_s: float = TOKEN_S
+
+    def check_password(self, username: str, password: str, client: str) -> bool:
+        """The admin's password, rate-limited per client: RateLimited when over the limit."""
+        wait = self.limiter.retry_after(client)
+        if wait is not None:
+            raise RateLimited(client, wait)
+        if self.store.check_admin(username, password):
+            return True
+        self.limiter.failed(client, "wrong user name or password")
+        log.warning("admin login from %s refused", client)
+        return False
+
+    def login(self, username: str, password: str, client: str) -> tuple[str, Session] | None:
+        """A new browser session for the right password: (cookie value, session); else None."""
+        if not self.check_password(username, password, client):
+            return None
+        log.info("%s logged in from %s", username, client)
+        return self.store.create_session(username, "session", self.session_idle_s,
+                                         self.session_absolute_s, client)
+
+    def new_token(self, username: str, client: str) -> tuple[str, Session]:
+        """A new API token for the CLI (no idle timeout short of its lifetime)."""
+        return self.store.create_session(username, "token", self.token_s, self.token_s, client)
+
+    def principal(self, request: Request) -> Principal:
+        """Who `request` is from; NotAuthenticated, RateLimited or Forbidden otherwise."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            found = self.store.session(value.strip())
+            if found is None or found.kind != "token":
+                raise NotAuthenticated("this API token is unknown or expired: make a new "
+                                       "one (POST /api/v1/tokens with the admin password)")
+            return _checked(request, Principal(found.username, "token", found))
+        if scheme.lower() == "basic":
+            return _checked(request, self._basic(request, value))
+        secret = request.cookies.get(COOKIE)
+        found = self.store.session(secret) if secret else None
+        if found is None or found.kind != "session":
+            raise NotAuthenticated("log in first" if not secret else
+                                   "your session has ended: log in again")
+        return _checked(request, Principal(found.username, "session", found))
+
+    def _basic(self, request: Request, value: str) -> Principal:
+        credentials = basic_credentials(value)
+        if credentials is None:
+            raise NotAuthenticated("malformed HTTP basic credentials")
+        if not self.check_password(*credentials, client=client_address(request)):
+            raise NotAuthenticated("wrong user name or password")
+        return Principal(credentials[0], "basic")
+
+
+def basic_credentials(value: str) -> tuple[str, str] | None:
+    """(user, password) of a Basic credential's base64 part, None when malformed."""
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _checked(request: Request, principal: Principal) -> Principal:
+    """`principal`, once the CSRF rules (module docstring) allow this request."""
+    if request.method not in UNSAFE_METHODS:
+        return principal
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise Forbidden("a request from another site cannot change anything here")
+    if principal.via == "basic":
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in FORM_TYPES:
+            raise Forbidden("with basic auth, send JSON (Content-Type: application/json)")
+    if principal.via == "session":
+        sent = request.headers.get(CSRF_HEADER) or getattr(request.state, "csrf_form", "")
+        if not hmac.compare_digest(sent.encode(), principal.csrf_token.encode()):
+            raise Forbidden("the form is out of date or not from this portal (CSRF token "
+                            "missing or wrong): reload the page and try again")
+    return principal
+
+
+async def read_form(request: Request, limit: int = 64 * 1024) -> dict[str, str]:
+    """An urlencoded form body as a dict (the last value of a repeated field wins).
+
+    Parsed with the standard library: the portal's forms are small urlencoded ones and
+    never upload files, so no multipart parser is frozen into the runtime. The form's
+    ``csrf_token`` is kept on ``request.state`` for `require_admin`.
+    """
+    body = await request.body()
+    if len(body) > limit:
+        return {}
+    try:
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    request.state.csrf_form = form.get(CSRF_FIELD, "")
+    return form
+
+
+async def require_admin(request: Request) -> Principal:
+    """The FastAPI dependency every guarded route takes: who the caller is (module doc)."""
+    content_type = request.headers.get("content-type", "")
+    if request.method in UNSAFE_METHODS and content_type.startswith(FORM_TYPES[0]):
+        await read_form(request)  # the csrf_token field; the route reads the cached body
+    # In a worker thread: scrypt (~80 ms) and SQLite must not hold the event loop.
+    return await run_in_threadpool(request.app.state.auth.principal, request)
+
+
+def set_session_cookie(response: Response, secret: str, auth: Auth) -> None:
+    response.set_cookie(COOKIE, secret, max_age=int(auth.session_absolute_s), path="/",
+                        secure=True, httponly=True, samesite="strict")
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+
+
+def login_url(request: Request) -> str:
+    """/login, with where to come back to after it (a path of this portal only)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/login" if target in ("/", "/login") else f"/login?next={quote(target, safe='')}"
+
+
+def install(app, store: Store, limiter) -> Auth:
+    """Put an `Auth` on `app` and map its exceptions to answers (JSON for /api, pages else)."""
+    auth = Auth(store, limiter)
+    app.state.auth = auth
+
+    @app.exception_handler(NotAuthenticated)
+    async def _not_authenticated(request: Request, exc: NotAuthenticated) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"error": exc.message}, status_code=401,
+                                headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+        if request.headers.get("hx-request"):
+            return Response(status_code=401, headers={"HX-Redirect": login_url(request)})
+        return RedirectResponse(login_url(request), status_code=303)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        log.warning("%s %s from %s refused: %s", request.method, request.url.path,
+                    client_address(request), exc.message)
+        if _wants_json(request):
+            return JSONResponse({"error": exc.message}, status_code=403)
+        return Response(exc.message, status_code=403, media_type="text/plain")
+
+    @app.exception_handler(RateLimited)
+    async def _limited(request: Request, exc: RateLimited) -> Response:
+        return JSONResponse({"error": exc.message}, status_code=429,
+                            headers={"Retry-After": str(exc.retry_after)})
+    return auth
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")

@@ -1,0 +1,130 @@
+"""The portal's pages. Thin: each asks `Sources` for data, `views` makes the view model,
+`pages.render` the HTML. Every route takes `require_admin`.
+
+    GET  /                      dashboard: devices by state, alerts, services
+    GET  /dashboard/health      its devices and alerts part (htmx polls it)
+    GET  /devices               every server with its agent's metrics, labels, Add device
+    GET  /devices/table         the table alone (htmx polls it: live metrics, new devices)
+    POST /devices/enrollment    Add device: a one-time code and the command to run
+    GET  /images                what the registry holds
+    GET  /events[?before=ID]    the audit log, newest first, a page at a time
+    GET  /services, /placement  placeholders until the application layer's pages come
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from dragonball.portal.auth import Principal, client_address, read_form, require_admin
+from dragonball.portal.cli import parse_duration
+from dragonball.portal.web import views
+from dragonball.portal.web.pages import is_htmx, render
+from dragonball.portal.web.sources import SourceError, Sources
+
+router = APIRouter(include_in_schema=False)
+
+EVENTS_PER_PAGE = 50
+#: What "Add device" offers; the first is the default.
+CODE_LIFETIMES = ("24h", "1h", "7d")
+#: Pages reserved for the application layer; its routers take them over (docs/portal.md).
+PLACEHOLDERS = {"/services": "Services", "/placement": "Placement"}
+
+
+def sources(request: Request) -> Sources:
+    """The dependency giving a route the app's data sources (a fake in tests)."""
+    return request.app.state.sources
+
+
+def _device_rows(data: Sources) -> list[views.DeviceRow]:
+    devices = data.devices()
+    joined = [d.address for d in devices if d.state == "joined"]
+    return views.device_rows(devices, data.metrics(joined) if joined else {})
+
+
+def _health(data: Sources) -> dict:
+    rows = _device_rows(data)
+    answering = sum(1 for r in rows if r.metrics is not None)
+    return {"counts": views.state_counts(rows), "answering": answering,
+            "alerts": views.alerts(rows)}
+
+
+@router.get("/")
+def dashboard(request: Request, principal: Principal = Depends(require_admin),
+              data: Sources = Depends(sources)) -> Response:
+    return render(request, "dashboard.html", principal, services=data.services(),
+                  **_health(data))
+
+
+@router.get("/dashboard/health")
+def dashboard_health(request: Request, principal: Principal = Depends(require_admin),
+                     data: Sources = Depends(sources)) -> Response:
+    return render(request, "_health.html", principal, **_health(data))
+
+
+@router.get("/devices")
+def devices(request: Request, principal: Principal = Depends(require_admin),
+            data: Sources = Depends(sources)) -> Response:
+    return render(request, "devices.html", principal, rows=_device_rows(data),
+                  lifetimes=CODE_LIFETIMES, enrollment=None, error=None)
+
+
+@router.get("/devices/table")
+def devices_table(request: Request, principal: Principal = Depends(require_admin),
+                  data: Sources = Depends(sources)) -> Response:
+    return render(request, "_devices_table.html", principal, rows=_device_rows(data))
+
+
+@router.post("/devices/enrollment")
+async def add_device(request: Request, principal: Principal = Depends(require_admin),
+                     data: Sources = Depends(sources)) -> Response:
+    form = await read_form(request)
+    lifetime = form.get("ttl") or CODE_LIFETIMES[0]
+    enrollment, error, status = None, None, 200
+    if lifetime not in CODE_LIFETIMES:
+        error, status = f"a code lives {', '.join(CODE_LIFETIMES)}; not {lifetime!r}", 422
+    else:
+        try:
+            enrollment = await run_in_threadpool(
+                data.new_enrollment, parse_duration(lifetime), f"{principal.username} (web)",
+                client_address(request))
+        except SourceError as e:
+            error, status = f"{e.message} ({e.hint})" if e.hint else e.message, 503
+    context = {"enrollment": enrollment, "lifetime": lifetime, "error": error}
+    if is_htmx(request):
+        return render(request, "_enrollment.html", principal, status_code=status, **context)
+    rows = await run_in_threadpool(_device_rows, data)
+    return render(request, "devices.html", principal, status_code=status, rows=rows,
+                  lifetimes=CODE_LIFETIMES, **context)
+
+
+@router.get("/images")
+def images(request: Request, principal: Principal = Depends(require_admin),
+           data: Sources = Depends(sources)) -> Response:
+    try:
+        rows, error = views.image_rows(data.images()), None
+    except SourceError as e:
+        rows, error = [], f"{e.message} ({e.hint})" if e.hint else e.message
+    return render(request, "images.html", principal, rows=rows, error=error,
+                  registry=getattr(request.app.state.settings, "registry", ""))
+
+
+@router.get("/events")
+def events(request: Request, before: int | None = None,
+           principal: Principal = Depends(require_admin),
+           data: Sources = Depends(sources)) -> Response:
+    found, more = views.page_of(data.events(before, EVENTS_PER_PAGE + 1), EVENTS_PER_PAGE)
+    rows = views.event_rows(found)
+    return render(request, "events.html", principal, rows=rows, before=before,
+                  older=rows[-1].id if more and rows else None)
+
+
+def _placeholder(title: str):
+    def page(request: Request, principal: Principal = Depends(require_admin)) -> Response:
+        return render(request, "placeholder.html", principal, title=title)
+    return page
+
+
+for _path, _title in PLACEHOLDERS.items():
+    router.add_api_route(_path, _placeholder(_title), methods=["GET"])

@@ -1,0 +1,98 @@
+"""Where the pages' data comes from: the adapters behind one small interface.
+
+`Sources` is what a page may read (and the one action "Add device" takes); the real one,
+`PortalSources`, reads the store, asks the agents over mutual TLS and the registry over
+TLS. Tests give the app a fake with the same methods (``app.state.sources = Fake()``).
+Errors of the agents and the registry come back as values or `SourceError`, never as a
+foreign exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from dragonball.errors import DragonBallError
+from dragonball.portal import settings as settings_mod
+from dragonball.portal.cli import display_fingerprint, join_instructions
+from dragonball.portal.store import Device, Store
+
+log = logging.getLogger(__name__)
+
+#: Pages poll the agents: an agent that does not answer must not hold a page for long.
+AGENT_TIMEOUT_S = 3.0
+REGISTRY_LIMIT = 1000
+
+
+class SourceError(DragonBallError):
+    """A page's data cannot be had (the registry does not answer, a file is missing)."""
+
+
+class Sources(Protocol):
+    """What the pages read, and the actions they take (tests pass a fake)."""
+
+    def devices(self) -> list[Device]: ...
+
+    def metrics(self, addresses: list[str]) -> dict:
+        """{address: the agent's metrics dict, or the exception saying why not}."""
+
+    def images(self) -> dict[str, list[str]]:
+        """{repository: [tags]} of the registry; SourceError when it cannot be read."""
+
+    def events(self, before_id: int | None, limit: int) -> list[dict]: ...
+
+    def services(self) -> list:
+        """The services' states for the dashboard (the application layer fills this)."""
+
+    def new_enrollment(self, ttl_s: float, actor: str, client: str) -> dict:
+        """A one-time code and the join instructions (cli.join_instructions' dict)."""
+
+
+class PortalSources:
+    """The real sources of a running portal."""
+
+    def __init__(self, store: Store, settings: settings_mod.Settings,
+                 agent_files: dict | None = None) -> None:
+        """`agent_files`: AgentClient's ca/cert/key paths when not the portal's defaults."""
+        self.store, self.settings = store, settings
+        self.agent_files = agent_files or {}
+
+    def devices(self) -> list[Device]:
+        return self.store.devices()
+
+    def metrics(self, addresses: list[str]) -> dict:
+        from dragonball.agent_client import AgentClient, AgentError
+        try:
+            client = AgentClient(timeout=AGENT_TIMEOUT_S, **self.agent_files)
+        except AgentError as e:  # the portal's client certificate is missing
+            return {address: e for address in addresses}
+        with client:
+            return client.metrics_of(addresses)
+
+    def images(self) -> dict[str, list[str]]:
+        from dragonball.registry.client import RegistryClient, RegistryError
+        try:
+            user, password = settings_mod.read_registry_credentials(
+                self.settings.registry_credentials)
+            with RegistryClient(self.settings.registry, self.settings.ca_cert, user,
+                                password) as registry:
+                return {name: registry.tags(name)
+                        for name in registry.catalog(REGISTRY_LIMIT)}
+        except (RegistryError, settings_mod.SettingsError) as e:
+            raise SourceError(e.message, e.hint) from e
+
+    def events(self, before_id: int | None, limit: int) -> list[dict]:
+        return self.store.events_before(before_id, limit)
+
+    def services(self) -> list:
+        return []  # filled by the application layer (services, apply, parameters)
+
+    def new_enrollment(self, ttl_s: float, actor: str, client: str) -> dict:
+        try:
+            with open(self.settings.ca_cert, "rb") as f:
+                fingerprint = display_fingerprint(f.read())
+        except OSError as e:
+            raise SourceError(f"cannot read the cluster CA {self.settings.ca_cert}: "
+                              f"{e.strerror}", "run the portal install again") from e
+        code, record = self.store.create_code(ttl_s, actor=actor, client=client)
+        return join_instructions(self.settings, code, record.expires, fingerprint)

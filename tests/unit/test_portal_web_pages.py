@@ -1,0 +1,180 @@
+"""Every page renders, logged in, over fake data sources; Add device makes a real code."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dragonball.portal.credentials import code_hash
+from dragonball.portal.store import Store
+from dragonball.portal.web import pages
+from portal_web_fakes import ADMIN_PASSWORD, METRICS, Clock, csrf_of, login, make_client, make_settings
+from test_portal_app import FakeCluster
+
+PAGES = ["/", "/devices", "/services", "/placement", "/images", "/events"]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(make_settings(tmp_path).db_path, clock=Clock())
+    s.set_admin_password(ADMIN_PASSWORD)
+    s.add_portal("s1", "10.0.0.1", "portalnode")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def portal(store, tmp_path):
+    client, fake = make_client(store, make_settings(tmp_path), FakeCluster())
+    fake.metrics_by_address["10.0.0.1"] = METRICS
+    login(client)
+    return client, fake
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_each_page_renders_in_the_layout(portal, path):
+    client, _ = portal
+    answer = client.get(path)
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    html = answer.text
+    for item in pages.NAV:
+        assert f'href="{item.path}"' in html
+    assert 'class="user">admin<' in html and 'action="/logout"' in html
+    assert '<script src="/static/htmx.min.js"' in html
+    assert f'hx-headers=\'{{"X-CSRF-Token": "{csrf_of(html)}"}}\'' in html
+    assert re.search(r'<a href="%s" class="active"' % re.escape(path), html)
+
+
+def test_no_page_loads_anything_from_elsewhere(portal):
+    client, _ = portal
+    for path in PAGES + ["/login"]:
+        html = client.get(path).text
+        assert not re.search(r'(src|href)="(https?:)?//', html), path
+    for template in pages.TEMPLATES.iterdir():
+        assert "http://" not in template.read_text() and "https://" not in template.read_text()
+
+
+def test_the_static_files_are_served_without_login(store, tmp_path):
+    client, _ = make_client(store, make_settings(tmp_path), FakeCluster())
+    script = client.get("/static/htmx.min.js")
+    assert script.status_code == 200 and "htmx" in script.text[:200]
+    assert client.get("/static/portal.css").status_code == 200
+    assert (pages.STATIC / "htmx.LICENSE.txt").read_text().startswith("htmx 2.0.11")
+
+
+def test_login_page_without_a_session(store, tmp_path):
+    client, _ = make_client(store, make_settings(tmp_path), FakeCluster())
+    html = client.get("/login?next=/devices").text
+    assert 'name="next" value="/devices"' in html and "<nav>" not in html
+
+
+def test_login_page_with_a_session_goes_on(portal):
+    client, _ = portal
+    answer = client.get("/login?next=/events", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/events"
+
+
+def test_dashboard_counts_and_alerts(portal, store):
+    client, fake = portal
+    code, _ = store.create_code()
+    store.enroll(code, "s2", "10.0.0.2")
+    html = client.get("/").text
+    assert re.search(r'big">2</span> devices', html) and re.search(r'big">1</span> enrolling', html)
+    assert "s2</strong>: enrolled but not joined yet" in html
+    assert "No services deployed yet." in html
+    fake.metrics_by_address.clear()
+    health = client.get("/dashboard/health", headers={"HX-Request": "true"}).text
+    assert health.startswith('<div id="health"') and "its agent does not answer" in health
+    assert "0/1</span> agents answering" in health
+
+
+def test_devices_show_metrics_labels_and_agent_errors(portal, store):
+    client, fake = portal
+    code, _ = store.create_code()
+    device, _ = store.enroll(code, "s2", "10.0.0.2")
+    store.mark_joined(device.id, "node2")
+    html = client.get("/devices").text
+    assert "27% of 2 cores" in html and "2.0 GiB / 8.0 GiB" in html
+    assert "6 established · 20 total" in html and 'class="w25"' in html
+    assert "io.dragonball.role=portal" in html and "io.dragonball.device-id=2" in html
+    assert "agent: connection refused" in html
+    assert fake.asked[-1] == ["10.0.0.1", "10.0.0.2"]
+    assert 'hx-get="/devices/table" hx-trigger="every 5s"' in html
+
+
+def test_the_device_table_fragment_shows_a_device_that_joined(portal, store):
+    client, _ = portal
+    before = client.get("/devices/table", headers={"HX-Request": "true"}).text
+    assert before.startswith('<div id="devices"') and "node-7" not in before
+    code, _ = store.create_code()
+    device, _ = store.enroll(code, "node-7", "10.0.0.7")
+    assert 'data-hostname="node-7"' in client.get("/devices/table").text
+    assert "enrolled</span>" in client.get("/devices/table").text
+    store.mark_joined(device.id, "node7")
+    row = client.get("/devices/table").text.split('data-hostname="node-7"')[1].split("</tr>")[0]
+    assert 'state-joined">joined' in row
+
+
+def test_add_device_makes_a_one_time_code_and_shows_the_command(portal, store):
+    client, _ = portal
+    token = csrf_of(client.get("/devices").text)
+    answer = client.post("/devices/enrollment", data={"ttl": "1h", "csrf_token": token},
+                         headers={"HX-Request": "true"})
+    assert answer.status_code == 200 and answer.text.startswith('<div id="enrollment">')
+    code = re.search(r'id="enrollment-code">([0-9A-Z-]+)<', answer.text).group(1)
+    command = re.search(r'id="enrollment-command">([^<]+)<', answer.text).group(1)
+    assert command == (f"sudo ./DragonBall-0.1.0.bin install --role device --portal 10.0.0.1 "
+                       f"--code {code} --ca-fingerprint SHA256:{'ab' * 32}")
+    assert "enrollment_code: " + code in answer.text
+    (stored,) = store._read("SELECT * FROM codes")
+    assert stored["code_hash"] == code_hash(code) and stored["expires"] - stored["created"] == 3600
+    assert store.events(1)[0]["kind"] == "code.created"
+    assert store.events(1)[0]["actor"] == "admin (web)" and code not in str(store.events())
+
+
+def test_add_device_without_htmx_answers_the_whole_page(portal):
+    client, _ = portal
+    token = csrf_of(client.get("/devices").text)
+    answer = client.post("/devices/enrollment", data={"csrf_token": token})
+    assert answer.status_code == 200 and "<nav>" in answer.text
+    assert "valid 24h" in answer.text
+
+
+def test_add_device_refuses_another_lifetime(portal):
+    client, _ = portal
+    token = csrf_of(client.get("/devices").text)
+    answer = client.post("/devices/enrollment", data={"csrf_token": token, "ttl": "99d"},
+                         headers={"HX-Request": "true"})
+    assert answer.status_code == 422 and "not &#39;99d&#39;" in answer.text
+
+
+def test_images_list_the_registry_or_say_why_not(portal):
+    client, fake = portal
+    html = client.get("/images").text
+    assert "<code>dragonball/registry</code>" in html and ">latest<" in html
+    fake.catalog = {}
+    assert "The registry holds no images." in client.get("/images").text
+    fake.catalog = None
+    html = client.get("/images").text
+    assert "no registry answers at 10.0.0.1:5000 (is it running?)" in html
+
+
+def test_events_newest_first_a_page_at_a_time(portal, store):
+    client, _ = portal
+    for n in range(60):
+        store.record("test.event", "tester", "10.0.0.9", {"n": n})
+    html = client.get("/events").text
+    numbers = [int(n) for n in re.findall(r"n=(\d+)", html)]
+    assert numbers[:3] == [59, 58, 57] and len(numbers) == 50
+    older = re.search(r'href="/events\?before=(\d+)" rel="next"', html).group(1)
+    second = client.get(f"/events?before={older}").text
+    assert [int(n) for n in re.findall(r"n=(\d+)", second)][:2] == [9, 8]
+    assert 'rel="next"' not in second and "session.created" in second
+
+
+def test_page_text_is_escaped(portal, store):
+    client, _ = portal
+    store.record("test.event", "<script>alert(1)</script>", None, {})
+    html = client.get("/events").text
+    assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
