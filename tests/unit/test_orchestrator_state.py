@@ -160,7 +160,9 @@ def test_forget_app(apps):
     apps.record_changes("notes", {"api": {"state": "healthy"}}, [])
     apps.forget_app("notes")
     assert apps.app("notes") is None and apps.apps() == ["blog"]
-    assert apps.params("notes", "api") == (0, {})
+    # parameters stay: their revision must keep growing (servers refuse an older one)
+    assert apps.params("notes", "api") == (1, {"a": 1})
+    assert apps.set_params("notes", "api", {}) == 2
     assert apps.published("notes", "api") is None
     assert apps.states("notes") == {}
     assert apps.params("blog", "api") == (1, {"b": 2})   # another app is untouched

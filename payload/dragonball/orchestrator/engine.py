@@ -165,7 +165,8 @@ class SwarmEngine:
                                mode={"Replicated": {"Replicas": replicas}},
                                update_config=spec.get("UpdateConfig"),
                                endpoint_spec=spec.get("EndpointSpec"))
-        self._call(f"scale service {name} to {replicas}", scale)
+        # a service never made (an apply that failed before it) is stopped already
+        self._call(f"scale service {name} to {replicas}", scale, missing_ok=True)
 
     def remove(self, name: str) -> None:
         self._call(f"remove service {name}", lambda api: api.remove_service(name),

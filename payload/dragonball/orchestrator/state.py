@@ -73,10 +73,11 @@ class AppStore:
         return [r["name"] for r in self.store._read("SELECT name FROM apps ORDER BY name")]
 
     def forget_app(self, name: str) -> None:
+        """Forget an app's spec, states and notifications. Its parameters stay: their
+        revisions must keep growing (the servers refuse an older one)."""
         with self.store._write() as db:
-            for table in ("apps",):
-                db.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
-            for table in ("params", "published", "service_states"):
+            db.execute("DELETE FROM apps WHERE name = ?", (name,))
+            for table in ("published", "service_states", "notifications"):
                 db.execute(f"DELETE FROM {table} WHERE app = ?", (name,))
 
     # -- parameters ----------------------------------------------------------------------
