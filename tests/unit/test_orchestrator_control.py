@@ -104,14 +104,22 @@ def test_a_dry_run_changes_nothing(tmp_path, control, engine, agents):
     assert_nothing_changed(control, engine, agents)
 
 
-def test_a_cycle_is_refused_before_anything_is_asked(tmp_path, control, engine, agents,
-                                                     registry):
+def test_a_cycle_and_an_unknown_image_are_refused_together(tmp_path, control, engine, agents,
+                                                           registry):
     text = NOTES.replace("    storage: true", "    storage: true\n    depends_on: [web]")
+    text = text.replace("notes/store:0.1.0", "notes/store:9.9.9")
     with pytest.raises(AppSpecInvalid) as caught:
         control.apply(spec_file(tmp_path, text))
-    assert any("dependency cycle" in p.message for p in caught.value.problems)
-    assert engine.calls == [] and registry.calls == []   # shape first, the world after
-    assert_nothing_changed(control, engine, agents)
+    messages = [p.message for p in caught.value.problems]
+    assert any("dependency cycle" in m for m in messages), messages
+    assert any("notes/store:9.9.9" in m and "registry" in m for m in messages), messages
+    assert_nothing_changed(control, engine, agents)   # the world was read, not changed
+
+
+def test_text_that_is_not_a_spec_looks_nothing_up(tmp_path, control, engine, registry):
+    with pytest.raises(AppSpecInvalid):
+        control.apply(spec_file(tmp_path, "just: [a, list"))
+    assert engine.calls == [] and registry.calls == []
 
 
 def test_a_missing_file_is_refused(tmp_path, control, engine, agents):

@@ -3,6 +3,7 @@
     dragonball apply SPEC [--dry-run] [--timeout S] [--json]
     dragonball start|stop|restart NAME [--app APP] [--json]
     dragonball services [--app APP] [--json]
+    dragonball notifications [--app APP] [--limit N] [--json]
     dragonball params get NAME [--app APP] [--json]
     dragonball params set NAME KEY=VALUE... [--unset KEY] [--app APP] [--json]
 
@@ -56,6 +57,11 @@ def register(commands) -> None:
     services = commands.add_parser("services", help="the app's services and their state")
     _common(services)
     services.set_defaults(handler=services_command)
+    notes = commands.add_parser("notifications",
+                                help="the latest state-change notifications and their delivery")
+    notes.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    _common(notes)
+    notes.set_defaults(handler=notifications_command)
     params = commands.add_parser("params", help="a service's parameters: get, set")
     sub = params.add_subparsers(dest="params_command", required=True)
     get = sub.add_parser("get", help="the parameters in force (secrets masked)")
@@ -205,6 +211,31 @@ def services_command(args) -> int:
             table.add_row(row["service"], row["kind"], f"[{style}]{row['state']}[/{style}]",
                           f"{row['healthy']}/{row['desired']}", ", ".join(row["needs"]),
                           escape(tasks))
+        console.print(table)
+        return OK
+    return _run(args, body)
+
+
+def notifications_command(args) -> int:
+    def body():
+        control = _control(args)
+        app = _app(args, control)
+        rows = [{"seq": r["seq"], "to": r["receiver"], "payload": r["payload"],
+                 "created": r["created"], "delivered": r["delivered"],
+                 "attempts": r["attempts"], "last_error": r["last_error"]}
+                for r in control.store.notifications(app, args.limit)]
+        if args.json:
+            console.print_json(json.dumps({"app": app, "notifications": rows}))
+            return OK
+        table = Table(title=f"app {app}: notifications, newest first", title_justify="left")
+        for column in ("to", "seq", "about", "event", "delivered", "attempts / last error"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            when = (time.strftime("%H:%M:%S", time.localtime(r["delivered"]))
+                    if r["delivered"] else "[yellow]pending[/yellow]")
+            table.add_row(r["to"], str(r["seq"]), r["payload"]["service"],
+                          r["payload"]["event"], when,
+                          f"{r['attempts']} {escape(r['last_error'] or '')}")
         console.print(table)
         return OK
     return _run(args, body)

@@ -16,6 +16,8 @@ import dataclasses
 import logging
 from typing import Callable
 
+import yaml
+
 from dragonball.app import graph, plan as plan_mod
 from dragonball.app import spec as app_spec
 from dragonball.app.checks import normal_image
@@ -108,11 +110,11 @@ class Control:
         return self.load_text(text, path)
 
     def load_text(self, text: str, path: str) -> tuple[AppSpec, str, dict]:
-        found, problems = app_spec.check(text, path)
-        if problems:  # shape first: images are only looked up for a readable spec
-            raise app_spec.AppSpecInvalid(path, problems)
-        observed, pinned = self.observe(s.image for s in found.services.values())
-        return app_spec.load(text, path, observed), text, pinned
+        images = _images_named(text)
+        if images is None:  # not even YAML with services: say so, look nothing up
+            app_spec.load(text, path)
+        observed, pinned = self.observe(images)
+        return app_spec.load(text, path, observed), text, pinned  # every problem at once
 
     def running(self, app: str) -> dict:
         """spec name -> plan.Running of the app's services on Swarm."""
@@ -156,6 +158,11 @@ class Control:
     # -- apply ---------------------------------------------------------------------------
     def apply(self, path: str, dry_run: bool = False) -> plan_mod.Plan:
         spec, text, pinned = self.load(path)
+        return self.apply_loaded(spec, text, pinned, path, dry_run)
+
+    def apply_loaded(self, spec: AppSpec, text: str, pinned: dict, path: str,
+                     dry_run: bool = False) -> plan_mod.Plan:
+        """`apply` of what `load_text` gave (the portal's API checks a spec text first)."""
         the_plan = self.plan(spec, pinned)
         if dry_run:
             return the_plan
@@ -301,12 +308,18 @@ class Control:
 
     def set_params(self, app: str, name: str, assignments: list[str],
                    unset: list[str] = ()) -> list[TaskResult]:
+        return self._edit_params(app, name, lambda service, current: params_mod.edit(
+            name, service, current, assignments, unset))
+
+    def _edit_params(self, app: str, name: str, edit) -> list[TaskResult]:
+        """Store `edit(service, current values)`'s values (ParamsInvalid: nothing stored),
+        write them on every server, deliver them to every running task."""
         spec, _ = self.applied(app)
         if name not in spec.services:
             raise UnknownService(name, spec.services)
         service = spec.services[name]
         _, current = self.store.params(app, name)
-        values = params_mod.edit(name, service, current, assignments, unset)
+        values = edit(service, current)
         self.store.set_params(app, name, values)
         changed = sorted(k for k in set(values) | set(current)
                          if values.get(k) != current.get(k))
@@ -402,6 +415,55 @@ class Control:
                          "tasks": [{"slot": t.get("Slot"), "server": nodes.get(t.get("NodeID"), ""),
                                     "state": t["Status"]["State"]} for t in up]})
         return rows
+
+    # -- for the portal's API and pages ------------------------------------------------------
+    def set_param_values(self, app: str, name: str, values: dict,
+                         unset=()) -> list[TaskResult]:
+        """`set_params` with JSON-typed values ({key: value}), checked against the spec's
+        parameter types (params.check_value); ParamsInvalid lists every problem."""
+        return self._edit_params(app, name, lambda service, current: params_mod.edit_values(
+            name, service, current, values, unset))
+
+    def logs(self, app: str, name: str, tail: int = 200) -> list[dict]:
+        """The last `tail` log lines of each running task of a service, through the agents:
+        [{"task", "server", "lines", "error"}] (`error`: why a task's log could not be read)."""
+        if name not in self.spec_of(app).services:
+            raise UnknownService(name, self.spec_of(app).services)
+        found = []
+        for task, node in self.running_tasks(app, name):
+            container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
+            entry = {"task": f"{name}.{task.get('Slot', '')}", "lines": [], "error": None,
+                     "server": node.hostname if node else task.get("NodeID", "")}
+            try:
+                if node is None or not container:
+                    raise DragonBallError("no container yet")
+                entry["lines"] = self.agents.logs(node.address, container, tail=tail)
+            except DragonBallError as e:
+                entry["error"] = e.message
+            found.append(entry)
+        return found
+
+    def notifications(self, app: str, limit: int = 50) -> list[dict]:
+        """The app's latest notifications, newest first (`dragonball notifications --json`)."""
+        self.spec_of(app)  # AppNotApplied for an unknown app
+        return [{"seq": r["seq"], "to": r["receiver"], "payload": r["payload"],
+                 "created": r["created"], "delivered": r["delivered"],
+                 "attempts": r["attempts"], "last_error": r["last_error"]}
+                for r in self.store.notifications(app, limit)]
+
+
+def _images_named(text: str) -> list[str] | None:
+    """The image references a spec's text names (to look them up before the checks run),
+    or None when it is not a mapping of services."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        return None
+    return [s["image"] for s in services.values()
+            if isinstance(s, dict) and isinstance(s.get("image"), str)]
 
 
 def _hash(service: dict) -> str | None:
