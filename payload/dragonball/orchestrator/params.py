@@ -16,7 +16,12 @@ MASK = "********"
 
 
 class ParamsInvalid(DragonBallError):
-    """Values given for a service's parameters do not fit the spec: every problem listed."""
+    """Values given for a service's parameters do not fit the spec: every problem listed
+    (one line each in `problems`)."""
+
+    def __init__(self, message: str, hint: str = "", problems: list | None = None) -> None:
+        super().__init__(message, hint)
+        self.problems = list(problems or [message])
 
 
 def in_force(service: ServiceSpec, values: dict) -> dict:
@@ -61,19 +66,57 @@ def edit(service_name: str, service: ServiceSpec, current: dict, assignments: li
          unset: list[str] = ()) -> dict:
     """The values set after `KEY=VALUE` assignments and `unset` keys (back to the default);
     ParamsInvalid listing every problem, nothing changed then."""
-    values, problems = dict(current), []
+    changes, problems = [], []
     for item in assignments:
         key, sep, text = item.partition("=")
-        key = key.strip()
         if not sep:
             problems.append(f"{item!r}: give KEY=VALUE")
-        elif key not in service.parameters:
-            problems.append(_unknown(service_name, service, key))
         else:
-            try:
-                values[key] = coerce(key, service.parameters[key], text)
-            except ValueError as e:
-                problems.append(str(e))
+            changes.append((key.strip(), text))
+    return _edited(service_name, service, current, changes, unset, coerce, problems)
+
+
+def check_value(name: str, param: Parameter, value):
+    """A JSON value (the REST API's) as a value of the parameter's type: no guessing from
+    text here, but a whole number is a fine float; ValueError says why not."""
+    kind, wanted = param.type, _JSON_TYPES[param.type]
+    if isinstance(value, bool) and kind != "bool":
+        raise ValueError(f"{name} is {_article(kind)}: got {json.dumps(value)}")
+    if kind == "float" and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, wanted):
+        raise ValueError(f"{name} is {_article(kind)}: got {json.dumps(value)[:80]}")
+    if kind == "list" and not all(isinstance(i, (str, int, float, bool)) for i in value):
+        raise ValueError(f"{name} is a list of strings, numbers or booleans")
+    return value
+
+
+def edit_values(service_name: str, service: ServiceSpec, current: dict, values: dict,
+                unset=()) -> dict:
+    """As `edit`, with typed JSON values ({key: value}) instead of KEY=VALUE text."""
+    return _edited(service_name, service, current, list(values.items()), unset, check_value)
+
+
+_JSON_TYPES = {"string": str, "int": int, "float": float, "bool": bool, "list": list}
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind == "int" else f"a {kind}"
+
+
+def _edited(service_name: str, service: ServiceSpec, current: dict, changes: list,
+            unset, convert, problems: list | None = None) -> dict:
+    """`current` with each (key, raw) of `changes` converted by `convert(key, param, raw)`
+    and each `unset` key removed; ParamsInvalid listing every problem, nothing changed."""
+    values, problems = dict(current), list(problems or [])
+    for key, raw in changes:
+        if key not in service.parameters:
+            problems.append(_unknown(service_name, service, key))
+            continue
+        try:
+            values[key] = convert(key, service.parameters[key], raw)
+        except ValueError as e:
+            problems.append(str(e))
     for key in unset:
         if key not in service.parameters:
             problems.append(_unknown(service_name, service, key))
@@ -81,7 +124,8 @@ def edit(service_name: str, service: ServiceSpec, current: dict, assignments: li
             values.pop(key, None)
     if problems:
         raise ParamsInvalid(f"{service_name}: " + "; ".join(problems),
-                            f"see its parameters: dragonball params get {service_name}")
+                            f"see its parameters: dragonball params get {service_name}",
+                            problems)
     return values
 
 
