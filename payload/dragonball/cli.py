@@ -29,6 +29,7 @@ from dragonball.installer import install_cli
 from dragonball.module import scan, validate
 from dragonball.orchestrator import cli as orchestrator_cli
 from dragonball.portal import cli as portal_cli
+from dragonball.portal import remote_cli
 from dragonball.registry.images_cli import add_images_commands
 from dragonball.release import cli as release_cli
 from dragonball.wizard import cli as wizard_cli
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     wizard_cli.register(commands)
     app_cli.register(commands)
     orchestrator_cli.register(commands)
+    remote_cli.register(commands)  # after the local commands: it gives them --remote
     return parser
 
 

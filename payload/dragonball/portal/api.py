@@ -5,6 +5,7 @@
     POST /api/v1/enroll                    {code, hostname, address} -> what a device needs
     POST /api/v1/devices/{id}/joined       {node_id}, Authorization: Bearer <device token>
     GET  /api/v1/devices                   the admin: basic auth, an API token or a session
+    POST /api/v1/codes                     {ttl?} -> a one-time code and the join command
 
 Authentication (sessions, basic, API tokens, CSRF) is dragonball.portal.auth; the web
 pages, login and tokens are dragonball.portal.web, mounted here.
@@ -30,9 +31,11 @@ from dragonball import __version__
 from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import web
+from dragonball.portal.cli import parse_duration
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
 from dragonball.portal.swarm import (Cluster, DockerSwarm, SwarmError, settle_managers,
                                      wait_ready)
+from dragonball.portal.web.sources import SourceError
 from dragonball.wizard import validators
 
 log = logging.getLogger("dragonball.portal")
@@ -63,6 +66,10 @@ class EnrollRequest(BaseModel):
             return str(ipaddress.ip_address(value))
         except ValueError:
             raise ValueError(f"{value!r} is not an IP address") from None
+
+
+class CodeRequest(BaseModel):
+    ttl: str = Field(default="24h", min_length=1, max_length=16)
 
 
 class JoinedRequest(BaseModel):
@@ -217,6 +224,21 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     @app.get("/api/v1/devices")
     def devices(admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
         return JSONResponse({"devices": [d.public() for d in store.devices()]})
+
+    @app.post("/api/v1/codes")
+    def new_code(request: Request, body: CodeRequest | None = None,
+                 admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
+        """A one-time enrollment code: what `dragonball enroll --json` prints."""
+        try:
+            ttl_s = parse_duration((body or CodeRequest()).ttl)
+        except ValueError as e:
+            return error(422, f"ttl: {e}")
+        try:
+            info = request.app.state.sources.new_enrollment(
+                ttl_s, f"{admin.username} (api)", _client(request))
+        except SourceError as e:
+            return error(503, f"{e.message}: {e.hint}" if e.hint else e.message)
+        return JSONResponse(info)
 
     return app
 

@@ -1,0 +1,241 @@
+"""The app commands through the portal's REST API (`--remote`; dragonball.portal.remote_cli
+chooses): services, start|stop|restart, params get|set, plan, apply, logs.
+
+Each prints what its local twin prints (dragonball.orchestrator.cli) and takes the same
+arguments; a job (start, stop, restart, apply) is followed by polling it, its events
+printed as they come. Errors are PortalError, mapped to exit statuses by remote_cli._run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from rich.markup import escape
+from rich.table import Table
+
+from dragonball.app import render
+from dragonball.app.plan import Plan, Step
+from dragonball.console import console
+from dragonball.portal_client import PortalClient, PortalInvalid, saved_login
+
+OK, FAILED = 0, 1
+_MARK = {"starting": "[cyan]…[/cyan]", "healthy": "[green]✓[/green]",
+         "failed": "[red]✗[/red]", "stopping": "[cyan]…[/cyan]", "stopped": "[green]■[/green]",
+         "removed": "[green]■[/green]"}
+_COLOUR = {"healthy": "green", "degraded": "yellow", "down": "red", "stopped": "dim",
+           "absent": "dim"}
+
+
+def _client(args) -> PortalClient:
+    return saved_login().client()
+
+
+def _app(args, portal: PortalClient) -> str:
+    """--app, or the only app the portal has."""
+    if getattr(args, "app", None):
+        return args.app
+    apps = portal.apps()
+    if len(apps) == 1:
+        return apps[0]
+    raise PortalInvalid("no app is applied yet" if not apps else
+                        f"several apps are applied ({', '.join(apps)})",
+                        "apply one first" if not apps else "say which: --app NAME")
+
+
+class EventPrinter:
+    """A job's events, one line each as they come (nothing under --json)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.events = quiet, []
+
+    def __call__(self, event: dict) -> None:
+        self.events.append(event)
+        if self.quiet:
+            return
+        detail = event.get("detail") or ""
+        t = event.get("t")
+        when = f"{t:6.1f}s " if isinstance(t, (int, float)) else ""
+        console.print(f"{when}{_MARK.get(event.get('state'), '·')} "
+                      f"{escape(str(event.get('service', '')))} {event.get('state', '')}"
+                      f"{f' ({escape(str(detail))})' if detail else ''}")
+
+
+def services(args) -> int:
+    with _client(args) as portal:
+        app = _app(args, portal)
+        found = portal.services(app)
+    if args.json:
+        console.print_json(json.dumps(found))
+        return OK
+    table = Table(title=f"app {app}", title_justify="left")
+    for column in ("service", "kind", "state", "healthy", "needs", "tasks"):
+        table.add_column(column, overflow="fold")
+    for row in found.get("services", []):
+        tasks = ", ".join(f"{t.get('slot')}@{t.get('server')} {t.get('state')}"
+                          for t in row.get("tasks", []))
+        style = _COLOUR.get(row.get("state"), "white")
+        table.add_row(escape(str(row.get("service"))), str(row.get("kind")),
+                      f"[{style}]{row.get('state')}[/{style}]",
+                      f"{row.get('healthy')}/{row.get('desired')}",
+                      ", ".join(row.get("needs", [])), escape(tasks))
+    console.print(table)
+    return OK
+
+
+def lifecycle(args) -> int:
+    printer = EventPrinter(args.json)
+    with _client(args) as portal:
+        app = _app(args, portal)
+        job_id = portal.action(app, args.name, args.verb)
+        job = portal.wait_job(job_id, printer, timeout=args.timeout)
+    result = job.get("result")
+    if args.json:
+        console.print_json(json.dumps({"ok": True, "app": app, args.verb: result,
+                                       "job": job_id, "events": printer.events}))
+    else:
+        console.print(f"[green]{args.verb} done[/green]: "
+                      f"{escape(_names(result, args.verb)) or 'nothing'}")
+    return OK
+
+
+def _names(result, verb: str) -> str:
+    """The services a job's result names ([names], or {verb: [names], ...})."""
+    if isinstance(result, dict):
+        result = result.get(verb, result.get("done", ""))
+    return ", ".join(map(str, result)) if isinstance(result, list) else str(result or "")
+
+
+def params_get(args) -> int:
+    with _client(args) as portal:
+        found = portal.params(_app(args, portal), args.name)
+    if args.json:
+        console.print_json(json.dumps(found))
+        return OK
+    table = Table(title=f"{found.get('app')}/{found.get('service')} parameters "
+                        f"(revision {found.get('revision')})", title_justify="left")
+    for column in ("key", "type", "value", "set on the portal"):
+        table.add_column(column, overflow="fold")
+    for key, item in found.get("parameters", {}).items():
+        table.add_row(escape(key), item.get("type", "") + (" secret" if item.get("secret")
+                                                            else ""),
+                      escape(json.dumps(item.get("value"))),
+                      "yes" if item.get("set") else "default")
+    console.print(table)
+    return OK
+
+
+def typed_values(assignments: list[str], parameters: dict) -> dict:
+    """KEY=VALUE texts as JSON values, by each parameter's type (pure).
+
+    A string parameter takes the text as it is; any other type takes it as JSON (``4``,
+    ``true``, ``["a"]``), and the text itself when it is not JSON, for the portal to judge.
+    """
+    values = {}
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise PortalInvalid(f"{text!r} is not KEY=VALUE", "e.g. workers=4")
+        if (parameters.get(key) or {}).get("type") in ("string", "str", "secret"):
+            values[key] = value
+            continue
+        try:
+            values[key] = json.loads(value)
+        except ValueError:
+            values[key] = value
+    return values
+
+
+def params_set(args) -> int:
+    if not args.assignments and not args.unset:
+        raise PortalInvalid("nothing to set", "give KEY=VALUE, or --unset KEY")
+    with _client(args) as portal:
+        app = _app(args, portal)
+        known = portal.params(app, args.name).get("parameters", {})
+        answer = portal.set_params(app, args.name, typed_values(args.assignments, known),
+                                   args.unset)
+    tasks = answer.get("tasks", [])
+    ok = bool(answer.get("ok", all(t.get("ok") for t in tasks)))
+    if args.json:
+        console.print_json(json.dumps({"ok": ok, "app": app, "service": args.name,
+                                       "tasks": tasks}))
+    else:
+        table = Table(title=f"{app}/{args.name}: config_change in each task",
+                      title_justify="left")
+        for column in ("task", "server", "result"):
+            table.add_column(column, overflow="fold")
+        for t in tasks:
+            mark = "[green]ok[/green]" if t.get("ok") else "[red]failed[/red]"
+            table.add_row(str(t.get("task")), str(t.get("server")),
+                          f"{mark} {escape(str(t.get('detail', '')))}")
+        console.print(table)
+        if not tasks:
+            console.print("no task runs now: new tasks start with these parameters")
+    return OK if ok else FAILED
+
+
+def _spec(args) -> tuple[str, str]:
+    try:
+        with open(args.spec, encoding="utf-8") as f:
+            return f.read(), os.path.basename(args.spec)
+    except (OSError, UnicodeDecodeError) as e:
+        raise PortalInvalid(f"cannot read the spec {args.spec}: {e}") from e
+
+
+def plan_of(found: dict) -> Plan:
+    """A Plan back from its JSON (Plan.to_dict), to print it as the local commands do."""
+    def waves(key):
+        return tuple(tuple(Step(s["service"], s["kind"], s["action"], s["image"],
+                                s.get("replicas"), tuple(s.get("reasons", ())))
+                           for s in wave) for wave in found.get(key, []))
+    return Plan(found.get("app", "?"), waves("stop_waves"), waves("start_waves"),
+                tuple(found.get("notes", ())))
+
+
+def plan(args) -> int:
+    text, name = _spec(args)
+    with _client(args) as portal:
+        found = portal.plan(text, name)
+    if args.json:
+        console.print_json(json.dumps(found))
+    else:
+        render.print_plan(plan_of(found), console)
+    return OK
+
+
+def apply(args) -> int:
+    text, name = _spec(args)
+    printer, began = EventPrinter(args.json), time.monotonic()
+    with _client(args) as portal:
+        found = portal.plan(text, name)
+        if not args.json:
+            render.print_plan(plan_of(found), console)
+        if not args.dry_run:
+            job_id = portal.apply(text, name)
+            portal.wait_job(job_id, printer, timeout=args.timeout)
+    if args.json:
+        console.print_json(json.dumps({"ok": True, "plan": found, "applied": not args.dry_run,
+                                       "events": printer.events}))
+    elif not args.dry_run:
+        console.print(f"[green]applied[/green] {escape(str(found.get('app')))} in "
+                      f"{time.monotonic() - began:.1f} s")
+    return OK
+
+
+def logs(args) -> int:
+    if args.tail < 1:
+        raise PortalInvalid(f"--tail {args.tail}: give a number of lines, 1 or more")
+    with _client(args) as portal:
+        app = _app(args, portal)
+        found = portal.logs(app, args.name, args.tail)
+    if args.json:
+        console.print_json(json.dumps({"app": app, "service": args.name} | found))
+        return OK
+    for task in found.get("tasks", []):
+        console.print(f"[bold]== {escape(str(task.get('task')))} on "
+                      f"{escape(str(task.get('server')))} ==[/bold]")
+        for line in task.get("lines", []):
+            console.print(line, markup=False, highlight=False)
+    return OK
+

@@ -1,0 +1,255 @@
+"""The CLI through the portal's API (dragonball.portal.remote_cli): login and logout, status,
+devices, enroll, the app commands with --remote, exit statuses 0/1/2/3, and when a command
+goes remote by itself. The portal is the real app (or the apps stand-in) in-process."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import types
+
+import pytest
+
+from dragonball import portal_client as pc
+from dragonball.cli import main
+from dragonball.portal import remote_cli
+from dragonball.portal.store import Store
+from portal_client_fakes import URL, apps_app, mount
+from portal_web_fakes import ADMIN_PASSWORD, make_client, make_settings
+from test_portal_app import FakeCluster
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """A config home of the test's own: no real login is read or written."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(remote_cli.settings_mod, "CONFIG_FILE", str(tmp_path / "no.yaml"))
+    return tmp_path / "config"
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(make_settings(tmp_path).db_path)
+    s.set_admin_password(ADMIN_PASSWORD)
+    s.add_portal("s1", "10.0.0.1", "portalnode")
+    code, _ = s.create_code(actor="test")
+    s.enroll(code, "node-2", "10.0.0.2", "10.0.0.2")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def portal(store, tmp_path, monkeypatch):
+    client, _ = make_client(store, make_settings(tmp_path), FakeCluster())
+    return mount(monkeypatch, client.app)
+
+
+@pytest.fixture
+def ca(tmp_path):
+    path = tmp_path / "ca.crt"
+    path.write_text("a CA file (the in-process transport does no TLS)")
+    return str(path)
+
+
+def _stdin(monkeypatch, text: str, tty: bool = False) -> None:
+    stream = io.StringIO(text)
+    stream.isatty = lambda: tty
+    monkeypatch.setattr("sys.stdin", stream)
+
+
+def _login(monkeypatch, ca, password=ADMIN_PASSWORD) -> int:
+    _stdin(monkeypatch, password + "\n")
+    return main(["login", "--portal", "portal.test", "--ca", ca, "--password-stdin", "--json"])
+
+
+def _out(capsys) -> dict:
+    return json.loads(capsys.readouterr().out)
+
+
+def test_login_keeps_a_token_0600_and_never_the_password(portal, ca, home, monkeypatch, capsys):
+    assert _login(monkeypatch, ca) == 0
+    answer = _out(capsys)
+    assert answer["ok"] and answer["portal"] == URL and answer["ca"] == ca
+    saved = home / "dragonball" / "portal.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    data = json.loads(saved.read_text())
+    assert set(data) == {"url", "ca", "token", "username", "expires_at"}
+    assert ADMIN_PASSWORD not in saved.read_text()
+    sent = portal.sent[-1]
+    assert sent.method == "POST" and sent.path_url == "/api/v1/tokens"
+    assert sent.headers["Authorization"].startswith("Basic ")
+
+
+def test_login_asks_on_a_terminal_and_refuses_without_one(portal, ca, monkeypatch, capsys):
+    asked = []
+    monkeypatch.setattr(remote_cli.getpass, "getpass",
+                        lambda prompt: asked.append(prompt) or ADMIN_PASSWORD)
+    _stdin(monkeypatch, "", tty=True)
+    assert main(["login", "--portal", "portal.test", "--ca", ca]) == 0
+    assert asked == ["password of admin on the portal: "]
+    assert "logged in" in capsys.readouterr().out
+    _stdin(monkeypatch, ADMIN_PASSWORD + "\n", tty=False)
+    assert main(["login", "--portal", "portal.test", "--ca", ca]) == 2
+    assert "--password-stdin" in capsys.readouterr().err
+
+
+def test_login_errors_exit_2_or_3(portal, ca, tmp_path, monkeypatch, capsys):
+    assert _login(monkeypatch, ca, "wrong") == 3
+    assert _out(capsys)["error"] == "wrong user name or password"
+    assert _login(monkeypatch, str(tmp_path / "missing.crt")) == 2
+    assert "cannot read the CA file" in _out(capsys)["error"]
+    _stdin(monkeypatch, "x\n")
+    assert main(["login", "--portal", "http://portal.test", "--ca", ca,
+                 "--password-stdin"]) == 2
+    assert not (tmp_path / "config" / "dragonball" / "portal.json").exists()
+
+
+def test_a_second_login_ends_the_first_token(portal, ca, home, monkeypatch, store):
+    assert _login(monkeypatch, ca) == 0
+    first = json.loads((home / "dragonball" / "portal.json").read_text())["token"]
+    assert _login(monkeypatch, ca) == 0
+    assert store.session(first) is None
+
+
+def test_devices_and_status(portal, ca, monkeypatch, capsys):
+    assert main(["devices", "--json"]) == 3  # not logged in yet
+    assert "dragonball login" in _out(capsys)["hint"]
+    _login(monkeypatch, ca)
+    capsys.readouterr()
+    assert main(["devices", "--json"]) == 0
+    assert [d["hostname"] for d in _out(capsys)["devices"]] == ["s1", "node-2"]
+    assert main(["devices"]) == 0
+    assert "node-2" in capsys.readouterr().out
+    assert main(["status", "--json"]) == 0
+    status = _out(capsys)
+    assert status["devices"] == {"total": 2, "by_state": {"enrolled": 1, "joined": 1}}
+    assert main(["status"]) == 0
+    assert "devices: 2 (1 enrolled, 1 joined)" in capsys.readouterr().out
+
+
+def test_status_counts_services_by_app():
+    rows = [{"service": "a", "state": "healthy", "healthy": 1, "desired": 1},
+            {"service": "b", "state": "down", "healthy": 0, "desired": 2}]
+    summary = remote_cli.status_summary([{"state": "joined"}], {"notes": rows})
+    assert summary["apps"]["notes"] == {
+        "total": 2, "by_state": {"down": 1, "healthy": 1},
+        "not_healthy": [{"service": "b", "state": "down", "healthy": 0, "desired": 2}]}
+
+
+def test_enroll_remote_prints_what_local_enroll_prints(portal, ca, monkeypatch, capsys):
+    _login(monkeypatch, ca)
+    capsys.readouterr()
+    assert main(["enroll", "--json", "--ttl", "1h"]) == 0  # no settings here: remote
+    info = _out(capsys)
+    assert set(info) == {"code", "expires", "expires_at", "ca_fingerprint", "portal",
+                         "portal_url", "command", "command_line", "answers"}
+    assert main(["enroll", "--remote", "--ttl", "1y"]) == 2
+    assert main(["enroll", "--remote"]) == 0
+    assert "Enrollment code:" in capsys.readouterr().out
+
+
+def test_logout_ends_the_token_and_forgets_it(portal, ca, home, monkeypatch, capsys, store):
+    _login(monkeypatch, ca)
+    token = json.loads((home / "dragonball" / "portal.json").read_text())["token"]
+    capsys.readouterr()
+    assert main(["logout", "--json"]) == 0
+    assert _out(capsys) == {"ok": True, "was_logged_in": True, "token_ended": True, "note": ""}
+    assert store.session(token) is None
+    assert not (home / "dragonball" / "portal.json").exists()
+    assert main(["logout"]) == 0 and "not logged in" in capsys.readouterr().out
+
+
+def _logged_in(home, app=None, monkeypatch=None):
+    pc.save_login(pc.Login(URL, "/ca.crt", "t"), home / "dragonball" / "portal.json")
+    if app is not None:
+        return mount(monkeypatch, app)
+
+
+def test_start_polls_the_job_printing_events_as_they_come(home, monkeypatch, capsys):
+    _logged_in(home, apps_app(), monkeypatch)
+    assert main(["start", "web"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("web starting") < out.index("web healthy") < out.index("start done: web")
+    assert main(["restart", "web", "--json"]) == 0
+    answer = _out(capsys)
+    assert answer["ok"] and answer["app"] == "notes" and answer["restart"] == ["web"]
+    assert [e["state"] for e in answer["events"]] == ["starting", "healthy"]
+
+
+def test_a_failed_job_exits_1_and_an_unknown_service_2(home, monkeypatch, capsys):
+    _logged_in(home, apps_app(fail_jobs=True), monkeypatch)
+    assert main(["stop", "web", "--json"]) == 1
+    answer = _out(capsys)
+    assert answer["error"] == "web failed its status check" and answer["exit_status"] == 1
+    assert main(["stop", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no service nope in app notes" in err and "its services: store, web" in err
+
+
+def test_services_and_the_only_app_or_app_needed(home, monkeypatch, capsys):
+    _logged_in(home, apps_app(), monkeypatch)
+    assert main(["services", "--json"]) == 0
+    assert [r["service"] for r in _out(capsys)["services"]] == ["store", "web"]
+    assert main(["services"]) == 0
+    assert "degraded" in capsys.readouterr().out
+    _logged_in(home, apps_app(apps=("a", "b")), monkeypatch)
+    assert main(["services", "--json"]) == 2
+    assert _out(capsys)["hint"] == "say which: --app NAME"
+
+
+def test_params_get_and_set_typed_by_the_portals_types(home, monkeypatch, capsys):
+    app = apps_app()
+    _logged_in(home, app, monkeypatch)
+    assert main(["params", "get", "web", "--json"]) == 0
+    assert _out(capsys)["parameters"]["password"]["value"] == "********"
+    assert main(["params", "set", "web", "workers=4", "title=007", "--unset", "x"]) == 0
+    assert app.state.params_sent[-1] == {"set": {"workers": 4, "title": "007"},
+                                         "unset": ["x"]}
+    assert "config_change done" in capsys.readouterr().out
+    assert main(["params", "set", "web", "workers=many", "--json"]) == 2
+    assert _out(capsys)["problems"] == ["workers: 'many' is not an integer"]
+    assert main(["params", "set", "web"]) == 2
+
+
+def test_plan_and_apply_send_the_spec_text(home, tmp_path, monkeypatch, capsys):
+    adapter = _logged_in(home, apps_app(), monkeypatch)
+    spec = tmp_path / "notes.app.yaml"
+    spec.write_text("app: notes\nservices: {}\n")
+    assert main(["plan", str(spec), "--remote", "--json"]) == 0
+    assert _out(capsys)["summary"]["start"] == 1
+    assert json.loads(adapter.sent[-1].body) == {"spec": spec.read_text(),
+                                                 "file": "notes.app.yaml"}
+    assert main(["apply", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("wave 1: start web") < out.index("web healthy") < out.index("applied")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("app: notes\n")
+    assert main(["apply", str(bad), "--json"]) == 2
+    assert _out(capsys)["problems"] == [{"path": "services", "message": "is missing"}]
+    assert main(["apply", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_logs_per_task(home, monkeypatch, capsys):
+    _logged_in(home, apps_app(), monkeypatch)
+    assert main(["logs", "web", "--tail", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "== web.1 on node-a ==" in out and "line 1" in out and "line 2" not in out
+    assert main(["logs", "web", "--tail", "0"]) == 2
+
+
+def test_when_a_command_goes_remote_by_itself(tmp_path, home):
+    def args(command, **kw):
+        return types.SimpleNamespace(command=command, remote=False,
+                                     config=remote_cli.settings_mod.CONFIG_FILE, **kw)
+    environ = {"XDG_CONFIG_HOME": str(home)}
+    assert not remote_cli.use_remote(args("services"), environ)  # no login
+    _logged_in(home)
+    assert remote_cli.use_remote(args("services"), environ)  # a login, no settings
+    assert not remote_cli.use_remote(args("plan"), environ)  # plan: local unless --remote
+    assert remote_cli.use_remote(types.SimpleNamespace(command="plan", remote=True), environ)
+    explicit = types.SimpleNamespace(command="services", remote=False,
+                                     config=str(tmp_path / "other.yaml"))
+    assert not remote_cli.use_remote(explicit, environ)  # --config FILE: local
+    (tmp_path / "no.yaml").write_text("address: 10.0.0.1\n")  # settings readable here
+    assert not remote_cli.use_remote(args("services"), environ)
