@@ -3,7 +3,8 @@
 
     nginxctl.py wait-ready SECS   wait until the master runs and serves the rendered config
     nginxctl.py reload            nginx -s reload, then wait until the workers serve the new
-                                  config (its digest); on failure put the previous one back
+                                  config (its digest); on failure put the previous one back;
+                                  nothing to do when they serve it already
     nginxctl.py status            exit 0 when the master is alive and GET / answers 200
     nginxctl.py info              describe nginx, its port and its upstreams
 """
@@ -111,9 +112,12 @@ def reload() -> int:
         say("nginx is not running; nothing to reload")
         return 1
     s = state()
+    master = master_pid()
+    if get(s["listen_port"], rc.DIGEST_PATH, timeout=1.0) == (200, s["digest"]):
+        say(f"nginx already serves this config: {rc.describe(s)}")
+        return 0
     # Until an old worker gets its QUIT it still accepts on the shared sockets, old config and
     # all: "reloaded" means no old worker accepts any more.
-    master = master_pid()
     old_workers = accepting_workers(master)
     error = signal_reload()
     if not error and wait_digest(s["listen_port"], s["digest"], 10, old_workers, master):
@@ -150,6 +154,7 @@ def info() -> int:
         f"port {s['listen_port']}")
     print(f"backends: {', '.join(s['backends']) or 'none'}")
     print(f"api: {rc.describe(s)}")
+    print(f"balancing: {s.get('mode', '?')}")
     print(f"config: {rc.CONF} (digest {s['digest']})")
     return 0
 

@@ -4,8 +4,19 @@
     render_conf.py render    validate the parameters in force, resolve the backends, write
                              $RUN_DIR/nginx.conf after `nginx -t` accepted it (a refused
                              config leaves the old one in place and exits 1)
+    render_conf.py refresh   resolve the rendered backends again now and put a new config in
+                             force when their addresses changed (a notification: a backend
+                             became healthy, unhealthy, stopped or was scaled); no reload
     render_conf.py watch     every `resolve_interval` seconds, resolve the backends again and
                              reload nginx when their addresses changed (tasks.<name> in Swarm)
+
+How many addresses the backends resolve to decides how nginx treats them:
+  none   /api/ answers a JSON 503 naming the reason (none configured, or none resolved)
+  one    `max_fails=0`: the only backend is never marked down, so when it restarts only the
+         requests made while it is down fail (the JSON 502), and it serves again at once
+  many   passive eviction, `max_fails=1 fail_timeout=5s` (shared by the workers: `zone`), and
+         a failed attempt (`error timeout http_502 http_503`) is retried on the next backend,
+         at most PROXY_TRIES tries within PROXY_RETRY_WINDOW
 
 Backend names are resolved here, not by nginx: nginx refuses a whole config when one upstream
 name does not resolve, which would take the site down for one missing backend. The state of
@@ -39,10 +50,22 @@ HTML = os.path.join(MODULE_DIR, "module", "html")
 DIGEST_PATH = "/.dragonball/conf-digest"
 BACKEND = re.compile(r"^(?=.{1,253}:)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:([0-9]{1,5})$")
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+# Passive eviction when there are several backends: one failure takes a backend out for
+# FAIL_TIMEOUT; the watcher or a notification removes it for good once its name stops resolving.
+MAX_FAILS, FAIL_TIMEOUT = 1, "5s"
+# A connect within a cluster takes milliseconds, but a SYN dropped by a busy backend's full
+# listen queue is sent again after 1 s: 2 s lets that one through, and still answers for a dead
+# backend (a killed container sends no RST) without a hang. Retries are bounded in count and
+# time, so a client never waits on a chain of dead backends.
+CONNECT_TIMEOUT, PROXY_TRIES, PROXY_RETRY_WINDOW = "2s", 3, "5s"
 
 
 class RenderError(Exception):
     """The parameters or the rendered config were refused; the old config stays."""
+
+
+class ResolveUnsure(OSError):
+    """A backend name could not be looked up for now (DNS unreachable): not proof it is gone."""
 
 
 def problems(p: dict) -> list[str]:
@@ -65,14 +88,20 @@ def problems(p: dict) -> list[str]:
     return found
 
 
-def resolve(backends: list[str]) -> tuple[list[dict], list[str]]:
-    """([{"backend", "server"}...] sorted, [unresolvable backends]) for host:port strings."""
+def resolve(backends: list[str], strict: bool = False) -> tuple[list[dict], list[str]]:
+    """([{"backend", "server"}...] sorted, [unresolvable backends]) for host:port strings.
+
+    `strict`: a temporary lookup failure raises ResolveUnsure instead of counting the backend
+    as missing (the watcher then keeps the config in force rather than drop a live backend).
+    """
     servers, missing = {}, []
     for backend in dict.fromkeys(backends):  # unique, order kept
         host, port = backend.rsplit(":", 1)
         try:
             infos = socket.getaddrinfo(host, int(port), socket.AF_INET, socket.SOCK_STREAM)
-        except OSError:
+        except OSError as e:
+            if strict and getattr(e, "errno", None) == socket.EAI_AGAIN:
+                raise ResolveUnsure(f"cannot look up {host} for now: {e}") from e
             missing.append(backend)
             continue
         for ip in sorted({info[4][0] for info in infos}):
@@ -98,7 +127,9 @@ def api_location(backends: list[str], servers: list[dict], missing: list[str]) -
     return f"""        location /api/ {{
             proxy_pass http://notes_api;
             proxy_next_upstream error timeout http_502 http_503;
-            proxy_connect_timeout 2s;
+            proxy_next_upstream_tries {PROXY_TRIES};
+            proxy_next_upstream_timeout {PROXY_RETRY_WINDOW};
+            proxy_connect_timeout {CONNECT_TIMEOUT};
             proxy_read_timeout 30s;
             proxy_set_header Host $host;
             proxy_set_header X-Real-IP $remote_addr;
@@ -112,12 +143,23 @@ def api_location(backends: list[str], servers: list[dict], missing: list[str]) -
         }}"""
 
 
+def upstream_mode(servers: list[dict]) -> str:
+    """"none", "single" or "many": how the backends are balanced (module docstring)."""
+    return {0: "none", 1: "single"}.get(len(servers), "many")
+
+
 def upstream_block(servers: list[dict]) -> str:
-    if not servers:
+    mode = upstream_mode(servers)
+    if mode == "none":
         return ""
-    lines = [f"        server {s['server']} max_fails=1 fail_timeout=5s;  # {s['backend']}"
-             for s in servers]
-    return "    upstream notes_api {\n" + "\n".join(lines) + "\n    }\n"
+    if mode == "single":  # marking the only backend down would only lengthen an outage
+        eviction, why = "max_fails=0", "the only backend: never marked down"
+    else:
+        eviction, why = f"max_fails={MAX_FAILS} fail_timeout={FAIL_TIMEOUT}", "evicted on failure"
+    lines = [f"        server {s['server']} {eviction};  # {s['backend']}" for s in servers]
+    return (f"    upstream notes_api {{\n        # {len(servers)} address(es), {why}\n"
+            "        zone notes_api 64k;  # failure counts shared by the workers\n"
+            + "\n".join(lines) + "\n    }\n")
 
 
 def render(p: dict, servers: list[dict], missing: list[str], digest: str) -> str:
@@ -216,7 +258,8 @@ def put_in_force(p: dict) -> dict:
         os.unlink(candidate)
         raise
     state = {"listen_port": p["listen_port"], "backends": p["backends"], "servers": servers,
-             "missing": missing, "digest": digest, "rendered_at": time.time()}
+             "missing": missing, "mode": upstream_mode(servers), "digest": digest,
+             "rendered_at": time.time()}
     for path in (CONF, STATE, SNAPSHOT):  # keep the previous set, for a failed reload
         if os.path.exists(path):
             os.replace(path, path + ".prev")
@@ -233,7 +276,9 @@ def describe(state: dict) -> str:
         return f"/api/ answers 503: no backend could be resolved ({', '.join(state['missing'])})"
     where = ", ".join(f"{s['backend']} -> {s['server']}" for s in state["servers"])
     gone = f"; unresolved: {', '.join(state['missing'])}" if state["missing"] else ""
-    return f"upstreams {where}{gone}"
+    how = ("the only one, never marked down" if len(state["servers"]) == 1 else
+           f"{len(state['servers'])} balanced, a failing one evicted for {FAIL_TIMEOUT}")
+    return f"upstreams {where} ({how}){gone}"
 
 
 class Locked:
@@ -261,16 +306,60 @@ def cmd_render() -> int:
     return 0
 
 
+def refresh() -> dict | None:
+    """Re-resolve the parameters last rendered; the new state when the addresses changed and
+    the new config is in force (not yet loaded by nginx), None when nothing changed.
+
+    Raises ResolveUnsure (nothing changed then) when DNS cannot answer for now.
+    """
+    p = params.read_file(SNAPSHOT)
+    with open(STATE, encoding="utf-8") as f:
+        old = json.load(f)
+    servers, missing = resolve(p["backends"], strict=True)
+    if digest_of(p, servers, missing) == old["digest"]:
+        return None
+    return put_in_force(p)
+
+
+def notification_summary(path: str | None) -> str:
+    """One line about the notification that triggered a refresh, for the log only: its
+    content never changes what is rendered (a backend's state is read from DNS)."""
+    try:
+        with open(path or "", encoding="utf-8") as f:
+            n = json.load(f)
+        replicas = n.get("replicas") or {}
+        return (f"seq {n.get('seq')}: {n.get('service')} {n.get('event')}, running "
+                f"{replicas.get('running')} of {replicas.get('desired')} desired")
+    except (OSError, ValueError, AttributeError) as e:
+        return f"no readable notification ({e})"
+
+
+def cmd_refresh() -> int:
+    """The notify event: the parameters are unchanged; only the addresses may have moved."""
+    note = notification_summary(os.environ.get("DRAGONBALL_NOTIFICATION_FILE"))
+    print(f"web: notified ({note}); resolving the backends again")
+    try:
+        with Locked():
+            state = refresh()
+    except (OSError, ValueError, KeyError, params.ParamError, RenderError) as e:
+        print(f"web: cannot re-resolve the backends ({e}); the config in force is unchanged",
+              file=sys.stderr)
+        return 1
+    if state is None:
+        print("web: backend addresses unchanged")
+    else:
+        print(f"web: backend addresses changed, rendered {CONF}: {describe(state)}")
+    return 0
+
+
 def refresh_once() -> None:
     """Re-resolve the rendered parameters; reload nginx when the addresses changed."""
     with Locked():
-        p = params.read_file(SNAPSHOT)
-        with open(STATE, encoding="utf-8") as f:
-            old = json.load(f)
-        servers, missing = resolve(p["backends"])
-        if digest_of(p, servers, missing) == old["digest"]:
+        if resolve_interval() <= 0:  # switched off by a config_change since the last round
             return
-        state = put_in_force(p)
+        state = refresh()
+        if state is None:
+            return
         done = subprocess.run(["nginx", "-s", "reload", "-c", CONF], capture_output=True, text=True)
     if done.returncode != 0:
         print(f"web: nginx -s reload failed: {done.stderr.strip()}", file=sys.stderr, flush=True)
@@ -278,22 +367,26 @@ def refresh_once() -> None:
         print(f"web: backend addresses changed, nginx reloaded: {describe(state)}", flush=True)
 
 
+def resolve_interval() -> float:
+    """The interval in force now (0: off); read each round, so a config_change applies."""
+    try:
+        return float(params.read_file(SNAPSHOT).get("resolve_interval", 5))
+    except (params.ParamError, ValueError, TypeError):
+        return 5.0
+
+
 def cmd_watch() -> int:
     while True:
+        interval = resolve_interval()
+        time.sleep(interval if interval > 0 else 1.0)
         try:
-            interval = float(params.read_file(SNAPSHOT).get("resolve_interval", 5))
-        except params.ParamError:
-            interval = 5.0
-        time.sleep(interval if interval > 0 else 5.0)
-        if interval > 0:
-            try:
-                refresh_once()
-            except (OSError, ValueError, KeyError, params.ParamError, RenderError) as e:
-                print(f"web: backend refresh failed, config unchanged: {e}", file=sys.stderr, flush=True)
+            refresh_once()
+        except (OSError, ValueError, KeyError, params.ParamError, RenderError) as e:
+            print(f"web: backend refresh failed, config unchanged: {e}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str]) -> int:
-    commands = {"render": cmd_render, "watch": cmd_watch}
+    commands = {"render": cmd_render, "refresh": cmd_refresh, "watch": cmd_watch}
     if len(argv) != 1 or argv[0] not in commands:
         print(__doc__, file=sys.stderr)
         return 2
