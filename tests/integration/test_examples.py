@@ -55,20 +55,26 @@ class NotesApp:
                         "greeting": "hello from the test"},
                 "web": {"backends": ["api:8080"], "resolve_interval": 2}}[name]
 
-    def run(self, name: str):
-        """Start module `name`; storage/ and log/ are host folders that outlive it."""
+    def run(self, name: str, key: str | None = None, params: dict | None = None):
+        """Start module `name`; storage/ and log/ are host folders that outlive it.
+
+        `key` names one of several containers of the module (all answer to the alias `name`,
+        as Swarm's dnsrr tasks do); `params` is merged over the usual parameters.
+        """
+        key = key or name
         mounts = {}
         for folder in ("storage", "log"):
-            host = self.root / name / folder
+            host = self.root / key / folder
             host.mkdir(parents=True, exist_ok=True)
             mounts[str(host)] = {"bind": f"/opt/dragon_ball/service/{name}/{folder}", "mode": "rw"}
         endpoint = self.client.api.create_endpoint_config(aliases=[name])
         container = self.client.containers.run(
-            image(name), detach=True, name=f"notes-{name}-{RUN_ID}", labels=LABELS,
-            volumes=mounts, environment={"DRAGONBALL_PARAMS": json.dumps(self.params(name))},
+            image(name), detach=True, name=f"notes-{key}-{RUN_ID}", labels=LABELS,
+            volumes=mounts,
+            environment={"DRAGONBALL_PARAMS": json.dumps({**self.params(name), **(params or {})})},
             network=self.network.name, networking_config={self.network.name: endpoint},
             ports={"8080/tcp": ("127.0.0.1", None)} if name == "web" else {})
-        self.containers[name] = container
+        self.containers[key] = container
         return container
 
     def logs(self) -> str:
