@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 from rich.markup import escape
@@ -178,9 +179,15 @@ def params_set(args) -> int:
 def _spec(args) -> tuple[str, str]:
     try:
         with open(args.spec, encoding="utf-8") as f:
-            return f.read(), os.path.basename(args.spec)
+            return f.read(), spec_name(args.spec)
     except (OSError, UnicodeDecodeError) as e:
         raise PortalInvalid(f"cannot read the spec {args.spec}: {e}") from e
+
+
+def spec_name(path: str) -> str:
+    """The file name the portal shows in problems: letters, digits, ``._-`` only."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(path)).lstrip("._-")
+    return name[:100] or "spec.yaml"
 
 
 def plan_of(found: dict) -> Plan:

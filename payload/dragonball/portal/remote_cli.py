@@ -36,8 +36,8 @@ from dragonball.console import console, err_console
 from dragonball.portal import remote_app_cli
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.cli import parse_duration, print_instructions
-from dragonball.portal_client import (Login, PortalClient, PortalError, PortalInvalid,
-                                      load_login, login_path, portal_url, save_login,
+from dragonball.portal_client import (Login, PortalAuthError, PortalClient, PortalError,
+                                      PortalInvalid, load_login, login_path, portal_url, save_login,
                                       saved_login)
 
 OK, UNREACHABLE = 0, 3
@@ -264,7 +264,9 @@ def status_command(args) -> int:
         try:
             for app in portal.apps():
                 apps[app] = portal.services(app)["services"]
-        except PortalInvalid as e:  # a portal without the app API yet
+        except PortalAuthError:
+            raise
+        except PortalError as e:  # an older portal, an engine that does not answer
             note = e.message
     summary = status_summary(devices, apps)
     if args.json:
