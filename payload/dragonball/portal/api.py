@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from dragonball import __version__
+from dragonball.portal import apps_api
 from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import web
@@ -99,9 +100,10 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster | None = None
-               ) -> FastAPI:
-    """The portal's ASGI app over `store`; `cluster` defaults to the local engine's Swarm."""
+def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster | None = None,
+               control_factory=None) -> FastAPI:
+    """The portal's ASGI app over `store`; `cluster` defaults to the local engine's Swarm,
+    `control_factory` (the apps API's and pages' orchestrator Control) to the portal's own."""
     cluster = cluster or DockerSwarm(settings.docker_socket)
     with open(settings.ca_cert, "rb") as f:
         ca_pem = f.read().decode()
@@ -117,7 +119,8 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     # Offline site: no Swagger UI (it loads its assets from a CDN); the document is served
     # to the admin at /api/v1/openapi.json (web.login).
     auth_mod.install(app, store, login_limit)
-    web.mount(app, store, settings)
+    apps_api.mount(app, control_factory or apps_api.default_factory(store, settings))
+    web.mount(app, store, settings, control_factory=app.state.control_factory)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,7 +8,9 @@
     POST /devices/enrollment    Add device: a one-time code and the command to run
     GET  /images                what the registry holds
     GET  /events[?before=ID]    the audit log, newest first, a page at a time
-    GET  /services, /placement  placeholders until the application layer's pages come
+    GET  /dashboard/services    its services part: every app's tree, alerts (htmx polls it)
+
+The Services and Placement pages are services_page.py and placement_page.py.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dragonball.portal.auth import Principal, client_address, read_form, require_admin
 from dragonball.portal.cli import parse_duration
-from dragonball.portal.web import views
+from dragonball.portal.web import views, views_apps
 from dragonball.portal.web.pages import is_htmx, render
 from dragonball.portal.web.sources import SourceError, Sources
 
@@ -28,8 +30,8 @@ router = APIRouter(include_in_schema=False)
 EVENTS_PER_PAGE = 50
 #: What "Add device" offers; the first is the default.
 CODE_LIFETIMES = ("24h", "1h", "7d")
-#: Pages reserved for the application layer; its routers take them over (docs/portal.md).
-PLACEHOLDERS = {"/services": "Services", "/placement": "Placement"}
+#: Pages reserved for a later part; its router takes the path over (docs/portal.md).
+PLACEHOLDERS: dict = {}
 
 
 def sources(request: Request) -> Sources:
@@ -53,8 +55,23 @@ def _health(data: Sources) -> dict:
 @router.get("/")
 def dashboard(request: Request, principal: Principal = Depends(require_admin),
               data: Sources = Depends(sources)) -> Response:
-    return render(request, "dashboard.html", principal, services=data.services(),
-                  **_health(data))
+    return render(request, "dashboard.html", principal, **_services(data), **_health(data))
+
+
+def _services(data: Sources) -> dict:
+    """Every app's service tree and the alerts of services not healthy, or why not."""
+    try:
+        services, error = data.services(), None
+    except SourceError as e:
+        services, error = [], f"{e.message} ({e.hint})" if e.hint else e.message
+    return {"services": services, "services_error": error,
+            "service_alerts": views_apps.service_alerts(services)}
+
+
+@router.get("/dashboard/services")
+def dashboard_services(request: Request, principal: Principal = Depends(require_admin),
+                       data: Sources = Depends(sources)) -> Response:
+    return render(request, "_dashboard_services.html", principal, **_services(data))
 
 
 @router.get("/dashboard/health")

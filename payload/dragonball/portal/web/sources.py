@@ -42,7 +42,8 @@ class Sources(Protocol):
     def events(self, before_id: int | None, limit: int) -> list[dict]: ...
 
     def services(self) -> list:
-        """The services' states for the dashboard (the application layer fills this)."""
+        """Every app's services as a tree (views_apps.TreeRow: `app`, `name`, `state`,
+        `depth`...) for the dashboard; SourceError when the cluster cannot be read."""
 
     def new_enrollment(self, ttl_s: float, actor: str, client: str) -> dict:
         """A one-time code and the join instructions (cli.join_instructions' dict)."""
@@ -52,10 +53,12 @@ class PortalSources:
     """The real sources of a running portal."""
 
     def __init__(self, store: Store, settings: settings_mod.Settings,
-                 agent_files: dict | None = None) -> None:
-        """`agent_files`: AgentClient's ca/cert/key paths when not the portal's defaults."""
+                 agent_files: dict | None = None, control_factory=None) -> None:
+        """`agent_files`: AgentClient's ca/cert/key paths when not the portal's defaults;
+        `control_factory`: the orchestrator's Control maker (services; none: no services)."""
         self.store, self.settings = store, settings
         self.agent_files = agent_files or {}
+        self.control_factory = control_factory
 
     def devices(self) -> list[Device]:
         return self.store.devices()
@@ -85,7 +88,14 @@ class PortalSources:
         return self.store.events_before(before_id, limit)
 
     def services(self) -> list:
-        return []  # filled by the application layer (services, apply, parameters)
+        if self.control_factory is None:
+            return []
+        from dragonball.portal.web.views_apps import tree
+        try:
+            control = self.control_factory()
+            return [row for app in control.store.apps() for row in tree(app, control.status(app))]
+        except DragonBallError as e:
+            raise SourceError(f"the services cannot be read: {e.message}", e.hint) from e
 
     def new_enrollment(self, ttl_s: float, actor: str, client: str) -> dict:
         try:

@@ -1,0 +1,286 @@
+"""The portal's REST API for apps (docs/portal.md, "The API for apps"): what the
+`dragonball` CLI and the pages use to see and drive the application layer.
+
+    GET  /api/v1/apps                                   {"apps": [name...]}
+    GET  /api/v1/apps/{app}/services                    {"app", "services": status rows}
+    POST /api/v1/apps/{app}/services/{name}/{action}    start|stop|restart -> 202 {"job": id}
+    GET  /api/v1/jobs/{id}                              the job: state, events, result, error
+    GET  /api/v1/apps/{app}/services/{name}/params      parameters in force, secrets masked
+    PUT  /api/v1/apps/{app}/services/{name}/params      {"set": {k: v}, "unset": [k]}
+    GET  /api/v1/apps/{app}/services/{name}/logs        ?tail=200: each task's last lines
+    GET  /api/v1/apps/{app}/notifications               ?limit=50: newest first
+    POST /api/v1/plan                                   {"spec": yaml, "file"} -> the plan
+    POST /api/v1/apply                                  {"spec": yaml, "file"} -> 202 {"job"}
+
+Every route takes `auth.require_admin` (and so its CSRF rules). Routes are thin: a
+`Control` from the factory the app was made with (the real one talks to the Swarm, the
+store, the agents and the registry; tests give one over fakes), errors mapped once here to
+``{"error", "hint"}``: 404 an unknown app or service, 409 the app is busy with another job,
+422 invalid input (with `problems`; nothing is changed), 503 the cluster does not answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from dragonball.app.errors import AppSpecInvalid, CycleError, UnknownService
+from dragonball.app.model import NAME_PATTERN
+from dragonball.errors import DragonBallError
+from dragonball.orchestrator import params as params_mod
+from dragonball.orchestrator.control import AppNotApplied
+from dragonball.orchestrator.params import ParamsInvalid
+from dragonball.orchestrator.rollout import RolloutFailed
+from dragonball.portal.auth import Principal, client_address, require_admin
+from dragonball.portal.jobs import AppBusy, Job, Jobs
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["apps"])
+ACTIONS = ("start", "stop", "restart")
+SPEC_LIMIT = 1024 * 1024
+
+
+def Name():  # noqa: N802 - a fresh Path() per parameter: FastAPI must not share one
+    return Path(pattern=NAME_PATTERN, max_length=63)
+
+
+class ParamsChange(BaseModel):
+    """Parameters to set (JSON values of each parameter's type) and to unset (back to the
+    spec's default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    set: dict[str, Any] = Field(default_factory=dict)
+    unset: list[str] = Field(default_factory=list, max_length=200)
+
+
+class SpecText(BaseModel):
+    """An app spec's YAML text, and a file name to show in problems and keep with it."""
+
+    model_config = ConfigDict(extra="forbid")
+    spec: str = Field(max_length=SPEC_LIMIT)
+    file: str = Field("spec.yaml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def default_factory(store, settings) -> Callable:
+    """The portal's own Control maker: its engine, store, agents and registry."""
+    def make():
+        from dragonball.orchestrator.control import Control
+        return Control.from_settings(settings, store=store)
+    return make
+
+
+def mount(app: FastAPI, control_factory: Callable, jobs: Jobs | None = None) -> None:
+    """Add the routes to `app`, with the Control factory and the job registry they use
+    (``app.state.control_factory``, ``app.state.jobs``: the pages use them too)."""
+    app.state.control_factory = control_factory
+    app.state.jobs = jobs or Jobs()
+    app.include_router(router)
+
+
+# -- errors, once ------------------------------------------------------------------------
+def failure(e: DragonBallError) -> JSONResponse:
+    """An application-layer error as the answer the contract gives it."""
+    body: dict = {"error": e.message, "hint": e.hint}
+    if isinstance(e, (AppNotApplied, UnknownService)):
+        return JSONResponse(body, status_code=404)
+    if isinstance(e, AppBusy):
+        return JSONResponse(body | {"job": e.job.id}, status_code=409)
+    if isinstance(e, AppSpecInvalid):
+        return JSONResponse(body | {"problems": [p.to_dict() for p in e.problems]}, 422)
+    if isinstance(e, ParamsInvalid):
+        return JSONResponse(body | {"problems": e.problems}, status_code=422)
+    if isinstance(e, CycleError):
+        return JSONResponse(body | {"problems": [e.message]}, status_code=422)
+    log.warning("apps API: %s", e.message.splitlines()[0])
+    return JSONResponse(body, status_code=503)
+
+
+def answer(body: Callable[[], Any], status: int = 200) -> JSONResponse:
+    """`body()`'s dict as JSON, or its DragonBallError as `failure` says."""
+    try:
+        found = body()
+    except DragonBallError as e:
+        return failure(e)
+    return found if isinstance(found, JSONResponse) else JSONResponse(found, status)
+
+
+def control_of(request: Request):
+    return request.app.state.control_factory()
+
+
+def jobs_of(request: Request) -> Jobs:
+    return request.app.state.jobs
+
+
+def rollout_details(e: DragonBallError) -> dict | None:
+    """What a failed rollout says beyond its message: where, its output, what is kept."""
+    if isinstance(e, RolloutFailed):
+        return {"service": e.service, "server": e.server, "output": e.output,
+                "healthy": e.healthy}
+    return None
+
+
+def masked(found: dict) -> dict:
+    """`Control.get_params`' answer with every secret's value masked."""
+    for item in found["parameters"].values():
+        if item["secret"] and item["value"] != "":
+            item["value"] = params_mod.MASK
+        if item["secret"] and item["default"] != "":
+            item["default"] = params_mod.MASK
+    return found
+
+
+def known_service(control, app: str, name: str) -> None:
+    """AppNotApplied or UnknownService unless `app` has a service `name`."""
+    spec = control.spec_of(app)
+    if name not in spec.services:
+        raise UnknownService(name, spec.services)
+
+
+# -- the lifecycle, as jobs -------------------------------------------------------------------
+def start_lifecycle(request: Request, principal: Principal, app: str, name: str,
+                    action: str) -> Job:
+    """Start `action` of `app`'s service `name` as a job (the pages share this)."""
+    factory = request.app.state.control_factory
+    known_service(factory(), app, name)
+
+    def work(job: Job) -> dict:
+        control = factory()
+        control.progress = job.progress
+        if action == "stop":
+            done, notes = control.stop(app, name)
+            return {"app": app, "service": name, "stop": done, "notes": list(notes)}
+        return {"app": app, "service": name, action: getattr(control, action)(app, name)}
+    job = jobs_of(request).start(action, app, work, service=name, failure=rollout_details)
+    _record(request, principal, f"app.{action}", {"app": app, "service": name, "job": job.id})
+    return job
+
+
+def start_apply(request: Request, principal: Principal, text: str, file: str) -> Job:
+    """Check a spec text against the cluster (AppSpecInvalid: no job), then apply it as a job."""
+    factory = request.app.state.control_factory
+    spec, text, pinned = factory().load_text(text, file)
+
+    def work(job: Job) -> dict:
+        control = factory()
+        control.progress = job.progress
+        done = control.apply_loaded(spec, text, pinned, file)
+        return {"app": spec.app, "plan": done.to_dict(), "applied": True}
+    job = jobs_of(request).start("apply", spec.app, work, failure=rollout_details)
+    _record(request, principal, "app.apply.requested", {"app": spec.app, "file": file,
+                                                        "job": job.id})
+    return job
+
+
+def set_params(request: Request, app: str, name: str, values: dict, unset: list,
+               text: bool = False) -> dict:
+    """Set parameters (typed JSON `values`, or KEY=VALUE `values` when `text`) while holding
+    the app; {"ok", "tasks"}. ParamsInvalid (nothing stored) when any is wrong."""
+    control = control_of(request)
+    known_service(control, app, name)
+    if not values and not unset:
+        raise ParamsInvalid("nothing to set", "give \"set\": {KEY: VALUE} or \"unset\": [KEY]")
+    with jobs_of(request).hold("params", app, name) as job:
+        if text:
+            results = control.set_params(app, name, [f"{k}={v}" for k, v in values.items()],
+                                         unset)
+        else:
+            results = control.set_param_values(app, name, values, unset)
+        job.result = {"app": app, "service": name, "ok": all(r.ok for r in results),
+                      "tasks": [r.to_dict() for r in results]}
+    return {"ok": job.result["ok"], "tasks": job.result["tasks"]}
+
+
+def _record(request: Request, principal: Principal, kind: str, detail: dict) -> None:
+    request.app.state.auth.store.record(kind, principal.username, client_address(request),
+                                        detail)
+
+
+# -- routes -----------------------------------------------------------------------------------
+@router.get("/apps")
+def apps(request: Request, principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """The apps applied on this portal."""
+    return answer(lambda: {"apps": control_of(request).store.apps()})
+
+
+@router.get("/apps/{app}/services")
+def services(request: Request, app: str = Name(),
+             principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """Each service of the app, leaves first: state, replicas, tasks per server."""
+    return answer(lambda: {"app": app, "services": control_of(request).status(app)})
+
+
+@router.post("/apps/{app}/services/{name}/{action}", status_code=202)
+def lifecycle(request: Request, action: Literal["start", "stop", "restart"],
+              app: str = Name(), name: str = Name(),
+              principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """Start, stop or restart a service with its subtree, as a job: poll /api/v1/jobs/{id}."""
+    return answer(lambda: {"job": start_lifecycle(request, principal, app, name, action).id},
+                  202)
+
+
+@router.get("/jobs/{job_id}")
+def job(request: Request, job_id: str = Path(max_length=64),
+        principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """A job: running, done or failed; its progress events; its result or error and hint."""
+    found = jobs_of(request).get(job_id)
+    if found is None:
+        return JSONResponse({"error": f"no job {job_id!r}", "hint": "the portal keeps the "
+                             "last 100 jobs, and none across a restart"}, status_code=404)
+    return JSONResponse(found.to_dict())
+
+
+@router.get("/apps/{app}/services/{name}/params")
+def get_params(request: Request, app: str = Name(), name: str = Name(),
+               principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """The parameters in force: value, default, type, secret, set on the portal or not."""
+    return answer(lambda: masked(control_of(request).get_params(app, name)))
+
+
+@router.put("/apps/{app}/services/{name}/params")
+def put_params(request: Request, change: ParamsChange, app: str = Name(),
+               name: str = Name(),
+               principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """Set parameters, checked against the spec's types (422 lists every problem and
+    stores nothing), kept on the portal, delivered to every running task (config_change)."""
+    return answer(lambda: set_params(request, app, name, change.set, change.unset))
+
+
+@router.get("/apps/{app}/services/{name}/logs")
+def logs(request: Request, app: str = Name(), name: str = Name(),
+         tail: int = Query(200, ge=1, le=5000),
+         principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """The last lines of each running task's log (through the agent on its server)."""
+    return answer(lambda: {"tasks": control_of(request).logs(app, name, tail)})
+
+
+@router.get("/apps/{app}/notifications")
+def notifications(request: Request, app: str = Name(),
+                  limit: int = Query(50, ge=1, le=1000),
+                  principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """The latest state-change notifications to the app's services, and their delivery."""
+    return answer(lambda: {"notifications": control_of(request).notifications(app, limit)})
+
+
+@router.post("/plan")
+def plan(request: Request, body: SpecText,
+         principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """What applying the spec would do (nothing is changed): Plan.to_dict."""
+    def make() -> dict:
+        control = control_of(request)
+        spec, _, pinned = control.load_text(body.spec, body.file)
+        return control.plan(spec, pinned).to_dict()
+    return answer(make)
+
+
+@router.post("/apply", status_code=202)
+def apply(request: Request, body: SpecText,
+          principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """Check the spec (422 with every problem: no job), then apply it as a job."""
+    return answer(lambda: {"job": start_apply(request, principal, body.spec, body.file).id},
+                  202)

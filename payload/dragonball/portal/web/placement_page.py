@@ -1,0 +1,141 @@
+"""The Placement page: which service's tasks run on which server (a servers × services
+grid from the status rows), and a form that changes where a service may run and how many
+replicas it has. The change is a modified copy of the spec last applied: its plan is shown
+first, and only the confirmation applies it (a job, like `dragonball apply`).
+
+    GET  /placement[?app=&job=]          the grid and the form
+    POST /placement/{app}/plan           service, replicas, server:<name>... -> the plan
+    POST /placement/{app}/apply          spec (the modified text the plan showed) -> a job
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from dragonball.app import render as plan_render
+from dragonball.app.errors import AppSpecInvalid, UnknownService
+from dragonball.app.model import NAME_PATTERN
+from dragonball.errors import DragonBallError
+from dragonball.portal import apps_api
+from dragonball.portal.auth import Principal, read_form, require_admin
+from dragonball.portal.web import views_apps
+from dragonball.portal.web.pages import is_htmx, render
+from dragonball.portal.web.services_page import chosen_app, message, status_of
+
+router = APIRouter(include_in_schema=False)
+
+
+def Name():  # noqa: N802 - a fresh Path() per parameter: FastAPI must not share one
+    return Path(pattern=NAME_PATTERN, max_length=63)
+SERVER_FIELD = "server:"
+
+
+def placement_context(request: Request, app: str | None) -> dict:
+    """The grid of `app` (or the first app), its services' replicas; `error` when the
+    cluster cannot be read."""
+    context = {"apps": [], "app": None, "grid": None, "replicas": {}, "error": None,
+               "plan": None, "summary": "", "new_spec": "", "problems": [], "change": None,
+               "job": None}
+    try:
+        control = request.app.state.control_factory()
+        context["apps"], context["app"] = chosen_app(control, app)
+        if context["app"]:
+            spec = control.spec_of(context["app"])
+            servers = [n.hostname for n in control.engine.nodes()]
+            allowed = {n: list(s.placement.servers) for n, s in spec.services.items()}
+            context["grid"] = views_apps.grid(control.status(context["app"]), servers, allowed)
+            context["replicas"] = {n: s.replicas for n, s in spec.services.items()}
+    except DragonBallError as e:
+        context["error"] = message(e)
+    return context
+
+
+@router.get("/placement")
+def placement(request: Request, app: str | None = None, job: str | None = None,
+              principal: Principal = Depends(require_admin)) -> Response:
+    context = placement_context(request, app)
+    shown = request.app.state.jobs.get(job) if job else None
+    context["job"] = views_apps.job_view(shown.to_dict() if shown else None)
+    return render(request, "placement.html", principal, **context)
+
+
+@router.post("/placement/{app}/plan")
+async def plan(request: Request, app: str = Name(),
+               principal: Principal = Depends(require_admin)) -> Response:
+    form = await read_form(request)
+    return await run_in_threadpool(plan_change, request, principal, app, form)
+
+
+def plan_change(request: Request, principal: Principal, app: str, form: dict) -> Response:
+    """The spec applied, with the form's placement for one service: its plan, to confirm."""
+    context = placement_context(request, app)
+    service = form.get("service", "")
+    servers = sorted(k[len(SERVER_FIELD):] for k, v in form.items()
+                     if k.startswith(SERVER_FIELD) and v)
+    context["change"] = {"service": service, "servers": servers,
+                         "replicas": form.get("replicas", "")}
+    status = 200
+    try:
+        control = request.app.state.control_factory()
+        file, text = _applied(control, app)
+        if service not in control.spec_of(app).services:
+            raise UnknownService(service, control.spec_of(app).services)
+        replicas = _replicas(form.get("replicas", ""))
+        new_text = views_apps.edit_placement(text, service, servers, replicas)
+        spec, _, pinned = control.load_text(new_text, file)
+        the_plan = control.plan(spec, pinned)
+        context.update(plan=the_plan.to_dict(), summary=plan_render.summary(the_plan),
+                       new_spec=new_text)
+    except AppSpecInvalid as e:
+        context["problems"], status = [str(p) for p in e.problems], 422
+    except DragonBallError as e:
+        context["error"], status = message(e), status_of(e)
+    return render(request, "placement.html", principal, status_code=status, **context)
+
+
+@router.post("/placement/{app}/apply")
+async def apply(request: Request, app: str = Name(),
+                principal: Principal = Depends(require_admin)) -> Response:
+    form = await read_form(request, limit=apps_api.SPEC_LIMIT)
+    return await run_in_threadpool(apply_change, request, principal, app, form)
+
+
+def apply_change(request: Request, principal: Principal, app: str, form: dict) -> Response:
+    """The confirmation: apply the modified spec the plan showed, as a job."""
+    try:
+        file, _ = _applied(request.app.state.control_factory(), app)
+        job = apps_api.start_apply(request, principal, form.get("spec", ""), file)
+    except DragonBallError as e:
+        if is_htmx(request):
+            return render(request, "_job.html", principal, status_code=status_of(e), job=None,
+                          job_error=message(e))
+        context = placement_context(request, app)
+        context["error"] = message(e)
+        return render(request, "placement.html", principal, status_code=status_of(e),
+                      **context)
+    if is_htmx(request):
+        return render(request, "_job.html", principal,
+                      job=views_apps.job_view(job.to_dict()))
+    return RedirectResponse(f"/placement?{urlencode({'app': job.app, 'job': job.id})}",
+                            status_code=303)
+
+
+def _applied(control, app: str) -> tuple[str, str]:
+    """(file, text) of the spec last applied; AppNotApplied otherwise."""
+    control.spec_of(app)
+    return control.store.app(app)
+
+
+def _replicas(text: str) -> int:
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 1000:
+        raise AppSpecInvalid("the form", [f"replicas: give a whole number from 0 to 1000, "
+                                          f"not {text!r}"])
+    return value

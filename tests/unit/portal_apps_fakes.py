@@ -1,0 +1,91 @@
+"""A portal app whose apps API and pages drive a Control over the orchestrator's fakes
+(orchestrator_fakes: FakeEngine, FakeAgents, FakeRegistry) and the portal's real store."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import pathlib
+import threading
+
+from fastapi.testclient import TestClient
+
+from dragonball.orchestrator.control import Control
+from dragonball.orchestrator.rollout import Rollout
+from dragonball.orchestrator.state import AppStore
+from dragonball.portal.api import create_app
+from dragonball.portal.store import Store
+from orchestrator_fakes import FakeAgents, FakeEngine, FakeRegistry, task
+from portal_web_fakes import ADMIN_PASSWORD, Clock, FakeSources, make_settings
+from test_portal_app import FakeCluster
+
+REPO = pathlib.Path(__file__).parents[2]
+NOTES = (REPO / "examples" / "notes.app.yaml").read_text()
+REGISTRY = "10.0.0.5:5000"
+DIGESTS = {f"notes/{m}:0.1.0": f"sha256:{m[0] * 64}" for m in ("web", "api", "store")}
+BASIC = {"Authorization": "Basic " + base64.b64encode(
+    f"admin:{ADMIN_PASSWORD}".encode()).decode()}
+
+
+@dataclasses.dataclass
+class Portal:
+    """The TestClient (not logged in) and the fakes behind it."""
+
+    client: TestClient
+    store: Store
+    engine: FakeEngine
+    agents: FakeAgents
+    registry: FakeRegistry
+    sources: FakeSources
+    gate: threading.Event   # clear it to hold every engine scale/create until set again
+
+    def control(self) -> Control:
+        return self.client.app.state.control_factory()
+
+    def deploy(self, text: str = NOTES) -> None:
+        """notes applied and running as `apply` would have left it: api on both nodes."""
+        control = self.control()
+        control.store.save_app("notes", "notes.app.yaml", text)
+        spec, _, pinned = control.load_text(text, "notes.app.yaml")
+        for name in spec.services:
+            self.engine.add(control.swarm_spec(spec, name, pinned))
+        self.engine.task_lists["notes_api"] = [
+            task("notes_api", 1, "id-a", container="c-api-1"),
+            task("notes_api", 2, "id-b", container="c-api-2")]
+
+    def wait(self, job_id: str) -> dict:
+        job = self.client.app.state.jobs.wait(job_id, timeout=10)
+        assert job is not None and job.done.is_set(), job
+        return job.to_dict()
+
+
+def make_portal(tmp_path) -> Portal:
+    settings = make_settings(tmp_path)
+    store = Store.open(settings.db_path, clock=Clock())
+    store.set_admin_password(ADMIN_PASSWORD)
+    store.add_portal("s1", "10.0.0.1", "portalnode")
+    engine, agents, registry = FakeEngine(), FakeAgents(), FakeRegistry(DIGESTS)
+    gate = threading.Event()
+    gate.set()
+    for name in ("scale", "create"):
+        _gated(engine, name, gate)
+
+    def factory() -> Control:
+        made = Control(engine, AppStore(store), agents, registry, REGISTRY, wait_s=5.0)
+        made.rollout = lambda: Rollout(engine, made.progress, made.explain, wait_s=5.0,
+                                       sleep=lambda s: None)
+        return made
+    app = create_app(store, settings, FakeCluster(), control_factory=factory)
+    sources = FakeSources(store, settings)
+    app.state.sources = sources
+    client = TestClient(app, base_url="https://testserver")
+    return Portal(client, store, engine, agents, registry, sources, gate)
+
+
+def _gated(engine: FakeEngine, name: str, gate: threading.Event) -> None:
+    original = getattr(engine, name)
+
+    def call(*args, **kwargs):
+        assert gate.wait(10), "the test never opened the gate"
+        return original(*args, **kwargs)
+    setattr(engine, name, call)
