@@ -76,6 +76,29 @@ def make_lab(docker_cli, bare_image):
     _remove_labelled(docker_cli)
 
 
+@pytest.fixture(scope="session")
+def installed_cluster(make_lab, release_bin):
+    """Three servers on an internal lab with DragonBall installed from the real .bin:
+    s1 the portal, s2 and s3 devices joined at once. Shared by the agent and the app
+    tests (the install is most of their time); tests that break a server run last."""
+    from tests.lab.install import LabCluster
+
+    started = time.monotonic()
+    lab = make_lab(servers=3, internal=True)
+    path, _ = release_bin
+    cluster = LabCluster(lab, path)
+    cluster.copy_bin()
+    portal = cluster.install("s1", cluster.portal_answers("s1"))
+    assert portal.ok, portal.output
+    codes = {s: cluster.enroll() for s in ("s2", "s3")}
+    runs = cluster.install_many({s: cluster.device_answers(s, codes[s]) for s in codes})
+    for run in runs.values():
+        assert run.ok, run.output
+    cluster.times = {"lab": started, "portal": portal.seconds,
+                     "devices": max(r.seconds for r in runs.values())}
+    return cluster
+
+
 def _remove_labelled(docker: Docker) -> None:
     label = f"{TEST_LABEL}={RUN_ID}"
     containers = docker.names("container", label)

@@ -18,7 +18,7 @@ import pytest
 from dragonball import agent_client
 from dragonball.agent_client import AgentClient
 from support import wait_for
-from tests.lab.install import LabCluster, step_times
+from tests.lab.install import step_times
 
 SERVERS = ("s1", "s2", "s3")
 PORTAL_FILES = {"ca.crt": "/etc/dragonball/ca.crt", "client.crt": agent_client.CLIENT_CERT,
@@ -26,21 +26,8 @@ PORTAL_FILES = {"ca.crt": "/etc/dragonball/ca.crt", "client.crt": agent_client.C
 
 
 @pytest.fixture(scope="module")
-def cluster(make_lab, release_bin):
-    started = time.monotonic()
-    lab = make_lab(servers=3, internal=True)
-    path, _ = release_bin
-    cluster = LabCluster(lab, path)
-    cluster.copy_bin()
-    portal = cluster.install("s1", cluster.portal_answers("s1"))
-    assert portal.ok, portal.output
-    codes = {s: cluster.enroll() for s in ("s2", "s3")}
-    runs = cluster.install_many({s: cluster.device_answers(s, codes[s]) for s in codes})
-    for run in runs.values():
-        assert run.ok, run.output
-    cluster.times = {"lab": started, "portal": portal.seconds,
-                     "devices": max(r.seconds for r in runs.values())}
-    return cluster
+def cluster(installed_cluster):
+    return installed_cluster
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ WRK_SECONDS = 10
 # The api's stdlib server listens with socketserver's default backlog of 5: past about five
 # connections in flight per backend the kernel drops SYNs (overload, not failover), so the load
 # stays under it. Raise to 16 once examples/api sets a larger request_queue_size.
-WRK_CONNECTIONS = 4
+WRK_CONNECTIONS = 16
 KILL_AFTER = 3  # seconds into the wrk run
 
 

@@ -42,7 +42,9 @@ def registry():
 @pytest.fixture
 def control(tmp_path, engine, agents, registry):
     store = Store.open(str(tmp_path / "portal" / "portal.db"))
-    made = Control(engine, AppStore(store), agents, registry, REGISTRY, wait_s=5.0)
+    now = [0.0]  # a clock that moves only when the control sleeps (agent retries)
+    made = Control(engine, AppStore(store), agents, registry, REGISTRY, wait_s=5.0,
+                   clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     # the same rollout, without real sleeps between polls
     made.rollout = lambda: Rollout(engine, made.progress, made.explain, wait_s=5.0,
                                    sleep=lambda s: None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Callable
 
 import yaml
@@ -31,6 +32,8 @@ from dragonball.orchestrator.state import AppStore
 log = logging.getLogger(__name__)
 IMAGE_LABEL = f"{naming.PREFIX}.image"
 EXEC_TIMEOUT_S = 120
+AGENT_WAIT_S = 120.0   # a server that just joined: its agent task is pulled, then starts
+AGENT_RETRY_S = 2.0
 
 
 class AppNotApplied(DragonBallError):
@@ -79,8 +82,9 @@ class Control:
 
     def __init__(self, engine, store: AppStore, agents, registry, registry_address: str,
                  progress: Callable[[str, str, str], None] | None = None,
-                 wait_s: float = 300.0) -> None:
+                 wait_s: float = 300.0, clock=time.monotonic, sleep=time.sleep) -> None:
         self.engine, self.store, self.agents, self.registry = engine, store, agents, registry
+        self.clock, self.sleep = clock, sleep
         self.registry_address = registry_address
         self.progress = progress or (lambda *a: None)
         self.wait_s = wait_s
@@ -294,17 +298,30 @@ class Control:
 
     def _write_everywhere(self, app: str, name: str, revision: int, values: dict,
                           nodes) -> None:
-        failures = []
-        for node in nodes:
-            try:
-                self.agents.put_params(node.address, app, name, revision, values)
-            except DragonBallError as e:
-                failures.append(f"{node.hostname}: {e.message}")
-        if failures:
-            raise DragonBallError(f"the parameters of {name} could not be written on "
-                                  f"{len(failures)} server(s): " + "; ".join(failures),
-                                  "a server whose agent does not answer cannot run "
-                                  f"{name}'s tasks: see 'docker service ps dragonball-agent'")
+        """Through each ready server's agent; an agent that does not answer yet (a server
+        that just joined: its agent task is still being pulled) is asked again for up to
+        AGENT_WAIT_S."""
+        waiting = list(nodes)
+        deadline = self.clock() + AGENT_WAIT_S
+        while True:
+            failures = []
+            for node in waiting:
+                try:
+                    self.agents.put_params(node.address, app, name, revision, values)
+                except DragonBallError as e:
+                    failures.append((node, e))
+            if not failures:
+                return
+            if self.clock() >= deadline:
+                raise DragonBallError(
+                    f"the parameters of {name} could not be written on {len(failures)} "
+                    "server(s): " + "; ".join(f"{n.hostname}: {e.message}" for n, e in failures),
+                    "a server whose agent does not answer cannot run tasks: see "
+                    "'docker service ps dragonball-agent' on the portal")
+            waiting = [n for n, _ in failures]
+            self.progress(name, "waiting", "for the agent on " +
+                          ", ".join(n.hostname for n in waiting))
+            self.sleep(AGENT_RETRY_S)
 
     def set_params(self, app: str, name: str, assignments: list[str],
                    unset: list[str] = ()) -> list[TaskResult]:

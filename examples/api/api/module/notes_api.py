@@ -231,6 +231,9 @@ class Handler(BaseHTTPRequestHandler):
 class NotesServer(ThreadingHTTPServer):
     daemon_threads = False  # server_close() waits for in-flight requests
     allow_reuse_address = True
+    # socketserver's default backlog is 5: under 16 concurrent clients the kernel drops
+    # SYNs, nginx sees timeouts and evicts healthy backends (measured in test_service_lb)
+    request_queue_size = 128
 
     def __init__(self, app: App, port: int) -> None:
         super().__init__(("0.0.0.0", port), Handler)
