@@ -41,9 +41,9 @@ def placement_context(request: Request, app: str | None) -> dict:
                "plan": None, "summary": "", "new_spec": "", "problems": [], "change": None,
                "job": None}
     try:
-        control = request.app.state.control_factory()
-        context["apps"], context["app"] = chosen_app(control, app)
+        context["apps"], context["app"] = chosen_app(request, app)
         if context["app"]:
+            control = request.app.state.control_factory()
             spec = control.spec_of(context["app"])
             servers = [n.hostname for n in control.engine.nodes()]
             allowed = {n: list(s.placement.servers) for n, s in spec.services.items()}

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from dragonball.app.model import NAME_PATTERN
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator.params import ParamsInvalid
+from dragonball.orchestrator.state import AppStore
 from dragonball.portal import apps_api
 from dragonball.portal.auth import Principal, read_form, require_admin
 from dragonball.portal.web import views_apps
@@ -47,9 +48,10 @@ def message(e: DragonBallError) -> str:
     return f"{e.message} ({e.hint})" if e.hint else e.message
 
 
-def chosen_app(control, app: str | None) -> tuple[list, str | None]:
-    """(the apps applied, the one to show: `app` when applied, else the first)."""
-    apps = control.store.apps()
+def chosen_app(request: Request, app: str | None) -> tuple[list, str | None]:
+    """(the apps applied, the one to show: `app` when applied, else the first). Read from
+    the store alone: with no app, a page needs nothing of the cluster."""
+    apps = AppStore(request.app.state.auth.store).apps()
     return apps, (app if app in apps else (apps[0] if apps else None))
 
 
@@ -57,9 +59,9 @@ def tree_context(request: Request, app: str | None) -> dict:
     """What the tree shows; a cluster that cannot be read is the `error`."""
     context = {"apps": [], "app": None, "rows": [], "error": None}
     try:
-        control = request.app.state.control_factory()
-        context["apps"], context["app"] = chosen_app(control, app)
+        context["apps"], context["app"] = chosen_app(request, app)
         if context["app"]:
+            control = request.app.state.control_factory()
             context["rows"] = views_apps.tree(context["app"], control.status(context["app"]))
     except DragonBallError as e:
         context["error"] = message(e)

@@ -88,12 +88,14 @@ class PortalSources:
         return self.store.events_before(before_id, limit)
 
     def services(self) -> list:
-        if self.control_factory is None:
-            return []
+        from dragonball.orchestrator.state import AppStore
         from dragonball.portal.web.views_apps import tree
+        apps = AppStore(self.store).apps()
+        if self.control_factory is None or not apps:
+            return []   # no app: nothing to ask the cluster
         try:
             control = self.control_factory()
-            return [row for app in control.store.apps() for row in tree(app, control.status(app))]
+            return [row for app in apps for row in tree(app, control.status(app))]
         except DragonBallError as e:
             raise SourceError(f"the services cannot be read: {e.message}", e.hint) from e
 
