@@ -110,7 +110,7 @@ def test_codes_without_credentials_are_refused(portal_app):
 
 def test_an_unknown_call_is_invalid_and_says_the_portal_may_be_older(portal_app):
     with pytest.raises(pc.PortalInvalid) as e:
-        _client(basic=("admin", ADMIN_PASSWORD)).apps()
+        _client(basic=("admin", ADMIN_PASSWORD)).call("GET", "/api/v1/no-such-call")
     assert e.value.status == 404 and "older version" in e.value.hint
 
 

@@ -253,3 +253,30 @@ def test_when_a_command_goes_remote_by_itself(tmp_path, home):
     assert not remote_cli.use_remote(explicit, environ)  # --config FILE: local
     (tmp_path / "no.yaml").write_text("address: 10.0.0.1\n")  # settings readable here
     assert not remote_cli.use_remote(args("services"), environ)
+
+
+
+def test_the_app_commands_against_the_real_apps_api(home, tmp_path, monkeypatch, capsys):
+    """portal/apps_api.py over the orchestrator's fakes, the notes app deployed."""
+    from portal_apps_fakes import BASIC, make_portal
+    made = make_portal(tmp_path)
+    made.deploy()
+    mount(monkeypatch, made.client.app)
+    token = made.client.post("/api/v1/tokens", headers=BASIC, json={}).json()["token"]
+    pc.save_login(pc.Login(URL, "/ca.crt", token), home / "dragonball" / "portal.json")
+    try:
+        assert main(["services", "--json"]) == 0
+        assert {r["service"] for r in _out(capsys)["services"]} == {"web", "api", "store"}
+        assert main(["restart", "api", "--json"]) == 0
+        answer = _out(capsys)
+        assert answer["ok"] and "api" in answer["restart"] and answer["events"]
+        assert main(["params", "get", "api", "--json"]) == 0
+        assert _out(capsys)["service"] == "api"
+        assert main(["stop", "nope"]) == 2
+        assert "nope" in capsys.readouterr().err
+        assert main(["logs", "api", "--json"]) == 0
+        assert [t["task"] for t in _out(capsys)["tasks"]]
+        assert main(["status", "--json"]) == 0
+        assert _out(capsys)["apps"]["notes"]["total"] == 3
+    finally:
+        made.store.close()

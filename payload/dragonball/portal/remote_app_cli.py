@@ -93,8 +93,11 @@ def lifecycle(args) -> int:
         job = portal.wait_job(job_id, printer, timeout=args.timeout)
     result = job.get("result")
     if args.json:
-        console.print_json(json.dumps({"ok": True, "app": app, args.verb: result,
-                                       "job": job_id, "events": printer.events}))
+        done = result.get(args.verb, result) if isinstance(result, dict) else result
+        notes = result.get("notes", []) if isinstance(result, dict) else []
+        console.print_json(json.dumps({"ok": True, "app": app, args.verb: done,
+                                       "notes": notes, "job": job_id,
+                                       "events": printer.events}))
     else:
         console.print(f"[green]{args.verb} done[/green]: "
                       f"{escape(_names(result, args.verb)) or 'nothing'}")
