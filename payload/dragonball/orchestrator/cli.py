@@ -14,7 +14,6 @@ invalid input. `--app` may be left out while the portal has one app.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -220,10 +219,7 @@ def notifications_command(args) -> int:
     def body():
         control = _control(args)
         app = _app(args, control)
-        rows = [{"seq": r["seq"], "to": r["receiver"], "payload": r["payload"],
-                 "created": r["created"], "delivered": r["delivered"],
-                 "attempts": r["attempts"], "last_error": r["last_error"]}
-                for r in control.store.notifications(app, args.limit)]
+        rows = control.notifications(app, args.limit)
         if args.json:
             console.print_json(json.dumps({"app": app, "notifications": rows}))
             return OK

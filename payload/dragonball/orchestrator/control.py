@@ -22,36 +22,22 @@ import yaml
 from dragonball.app import graph, plan as plan_mod
 from dragonball.app import spec as app_spec
 from dragonball.app.checks import normal_image
-from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec, Observed
 from dragonball.errors import DragonBallError
-from dragonball.orchestrator import naming, params as params_mod, specs
+from dragonball.orchestrator import naming, specs
+from dragonball.orchestrator.param_calls import ParamCalls
 from dragonball.orchestrator.rollout import Launch, Rollout
 from dragonball.orchestrator.state import AppStore
+from dragonball.orchestrator.tasks import TaskCalls, TaskResult
+
+__all__ = ["AppNotApplied", "Control", "TaskResult", "split_image"]
 
 log = logging.getLogger(__name__)
 IMAGE_LABEL = f"{naming.PREFIX}.image"
-EXEC_TIMEOUT_S = 120
-AGENT_WAIT_S = 120.0   # a server that just joined: its agent task is pulled, then starts
-AGENT_RETRY_S = 2.0
 
 
 class AppNotApplied(DragonBallError):
     """A command names an app the portal has no spec of."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskResult:
-    """What one task answered to a config_change or a notification."""
-
-    service: str
-    task: str
-    server: str
-    ok: bool
-    detail: str
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def split_image(ref: str) -> tuple[str, str]:
@@ -61,7 +47,7 @@ def split_image(ref: str) -> tuple[str, str]:
     return repository, tag
 
 
-class Control:
+class Control(ParamCalls, TaskCalls):
     """The application layer's commands over an engine, the store, the agents, a registry."""
 
     @classmethod
@@ -195,12 +181,6 @@ class Control:
         self.mark_delivered(spec, [launch.name for launch in launches])
         return started
 
-    def mark_delivered(self, spec: AppSpec, names) -> None:
-        for name in names:
-            _, values = self.store.params(spec.app, name)
-            self.store.mark_published(spec.app, name,
-                                      params_mod.in_force(spec.services[name], values))
-
     def _needs_of(self, app: str, name: str) -> tuple:
         return self.running(app).get(name, plan_mod.Running("")).needs
 
@@ -277,140 +257,6 @@ class Control:
         self.stop(app, name)
         return self.start(app, name)
 
-    # -- parameters ------------------------------------------------------------------------
-    def publish_params(self, spec: AppSpec, only=None) -> list[str]:
-        """Write each service's parameters in force on every server (the agents); return
-        the services whose values in force changed since their tasks last got them
-        (`mark_delivered` records that, once they did)."""
-        changed = []
-        nodes = [n for n in self.engine.nodes() if n.ready]
-        for name, service in spec.services.items():
-            if only is not None and name not in only:
-                continue
-            revision, values = self.store.params(spec.app, name)
-            wanted = params_mod.in_force(service, values)
-            if self.store.published(spec.app, name) != wanted or revision == 0:
-                revision = self.store.bump_params(spec.app, name)
-                changed.append(name)
-            # every time: a server that joined since has no folder yet
-            self._write_everywhere(spec.app, name, revision, wanted, nodes)
-        return changed
-
-    def _write_everywhere(self, app: str, name: str, revision: int, values: dict,
-                          nodes) -> None:
-        """Through each ready server's agent; an agent that does not answer yet (a server
-        that just joined: its agent task is still being pulled) is asked again for up to
-        AGENT_WAIT_S."""
-        waiting = list(nodes)
-        deadline = self.clock() + AGENT_WAIT_S
-        while True:
-            failures = []
-            for node in waiting:
-                try:
-                    self.agents.put_params(node.address, app, name, revision, values)
-                except DragonBallError as e:
-                    failures.append((node, e))
-            if not failures:
-                return
-            if self.clock() >= deadline:
-                raise DragonBallError(
-                    f"the parameters of {name} could not be written on {len(failures)} "
-                    "server(s): " + "; ".join(f"{n.hostname}: {e.message}" for n, e in failures),
-                    "a server whose agent does not answer cannot run tasks: see "
-                    "'docker service ps dragonball-agent' on the portal")
-            waiting = [n for n, _ in failures]
-            self.progress(name, "waiting", "for the agent on " +
-                          ", ".join(n.hostname for n in waiting))
-            self.sleep(AGENT_RETRY_S)
-
-    def set_params(self, app: str, name: str, assignments: list[str],
-                   unset: list[str] = ()) -> list[TaskResult]:
-        return self._edit_params(app, name, lambda service, current: params_mod.edit(
-            name, service, current, assignments, unset))
-
-    def _edit_params(self, app: str, name: str, edit) -> list[TaskResult]:
-        """Store `edit(service, current values)`'s values (ParamsInvalid: nothing stored),
-        write them on every server, deliver them to every running task."""
-        spec, _ = self.applied(app)
-        if name not in spec.services:
-            raise UnknownService(name, spec.services)
-        service = spec.services[name]
-        _, current = self.store.params(app, name)
-        values = edit(service, current)
-        self.store.set_params(app, name, values)
-        changed = sorted(k for k in set(values) | set(current)
-                         if values.get(k) != current.get(k))
-        self.store.store.record("app.params", "admin", None,
-                                {"app": app, "service": name, "changed": changed})
-        self.publish_params(spec, only=[name])
-        results = self.deliver_params(spec, name)
-        if all(r.ok for r in results):
-            self.mark_delivered(spec, [name])
-        return results
-
-    def get_params(self, app: str, name: str) -> dict:
-        spec = self.spec_of(app)
-        if name not in spec.services:
-            raise UnknownService(name, spec.services)
-        service = spec.services[name]
-        revision, values = self.store.params(app, name)
-        return {"app": app, "service": name, "revision": revision,
-                "parameters": {k: {"value": v, "default": service.parameters[k].default,
-                                   "type": service.parameters[k].type,
-                                   "secret": service.parameters[k].secret, "set": k in values}
-                               for k, v in params_mod.in_force(service, values).items()}}
-
-    def deliver_params(self, spec: AppSpec, name: str) -> list[TaskResult]:
-        """config_change with the values in force, in every running task of `name`."""
-        _, values = self.store.params(spec.app, name)
-        wanted = params_mod.in_force(spec.services[name], values)
-        return self.each_task(spec.app, name, "config_change", wanted, replace=True)
-
-    # -- tasks, through the agents ---------------------------------------------------------
-    def running_tasks(self, app: str, name: str) -> list[tuple[dict, object]]:
-        """(task, node) for each running task of the service."""
-        nodes = {n.id: n for n in self.engine.nodes()}
-        found = []
-        for task in self.engine.tasks(naming.swarm_service(app, name)):
-            if task.get("DesiredState") == "running" and task["Status"]["State"] == "running":
-                found.append((task, nodes.get(task.get("NodeID"))))
-        return found
-
-    def each_task(self, app: str, name: str, action: str, body: dict,
-                  replace: bool = False) -> list[TaskResult]:
-        results = []
-        for task, node in self.running_tasks(app, name):
-            container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
-            server = node.hostname if node else task.get("NodeID", "")
-            label = f"{name}.{task.get('Slot', '')}"
-            if node is None or not container:
-                results.append(TaskResult(name, label, server, False, "no container yet"))
-                continue
-            try:
-                answer = self.agents.exec(node.address, container, action, input=body,
-                                          timeout=EXEC_TIMEOUT_S, replace=replace)
-            except DragonBallError as e:
-                results.append(TaskResult(name, label, server, False, e.message))
-                continue
-            ok = answer.get("exit_code") == 0
-            detail = _report_detail(answer)
-            results.append(TaskResult(name, label, server, ok, detail))
-        return results
-
-    def explain(self, task: dict) -> tuple[str, str]:
-        """(server, the last lines of its container log) of a failed task."""
-        nodes = {n.id: n for n in self.engine.nodes()}
-        node = nodes.get(task.get("NodeID"))
-        server = node.hostname if node else task.get("NodeID", "")
-        container = task["Status"].get("ContainerStatus", {}).get("ContainerID")
-        if node is None or not container:
-            return server, ""
-        try:
-            lines = self.agents.logs(node.address, container, tail=30)  # the lines
-        except DragonBallError as e:
-            return server, f"(its log could not be read: {e.message})"
-        return server, "\n".join(lines)
-
     # -- status ----------------------------------------------------------------------------
     def status(self, app: str) -> list[dict]:
         spec = self.spec_of(app)
@@ -432,33 +278,6 @@ class Control:
                          "tasks": [{"slot": t.get("Slot"), "server": nodes.get(t.get("NodeID"), ""),
                                     "state": t["Status"]["State"]} for t in up]})
         return rows
-
-    # -- for the portal's API and pages ------------------------------------------------------
-    def set_param_values(self, app: str, name: str, values: dict,
-                         unset=()) -> list[TaskResult]:
-        """`set_params` with JSON-typed values ({key: value}), checked against the spec's
-        parameter types (params.check_value); ParamsInvalid lists every problem."""
-        return self._edit_params(app, name, lambda service, current: params_mod.edit_values(
-            name, service, current, values, unset))
-
-    def logs(self, app: str, name: str, tail: int = 200) -> list[dict]:
-        """The last `tail` log lines of each running task of a service, through the agents:
-        [{"task", "server", "lines", "error"}] (`error`: why a task's log could not be read)."""
-        if name not in self.spec_of(app).services:
-            raise UnknownService(name, self.spec_of(app).services)
-        found = []
-        for task, node in self.running_tasks(app, name):
-            container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
-            entry = {"task": f"{name}.{task.get('Slot', '')}", "lines": [], "error": None,
-                     "server": node.hostname if node else task.get("NodeID", "")}
-            try:
-                if node is None or not container:
-                    raise DragonBallError("no container yet")
-                entry["lines"] = self.agents.logs(node.address, container, tail=tail)
-            except DragonBallError as e:
-                entry["error"] = e.message
-            found.append(entry)
-        return found
 
     def notifications(self, app: str, limit: int = 50) -> list[dict]:
         """The app's latest notifications, newest first (`dragonball notifications --json`)."""
@@ -496,18 +315,3 @@ def _state(deployed: bool, desired: int, healthy: int) -> str:
     return "healthy" if healthy >= desired else ("degraded" if healthy else "down")
 
 
-def _report_detail(answer: dict) -> str:
-    """One line of what a task's supervisor reported (its JSON report, else its output)."""
-    report = answer.get("report")
-    if isinstance(report, dict):
-        if report.get("duplicate"):
-            return "already handled"
-        failed = next((s for s in report.get("scripts", [])
-                       if s.get("exit_status") != 0 or s.get("timed_out")), None)
-        if failed:
-            tail = (failed.get("output") or "").strip().splitlines()[-3:]
-            return f"{failed.get('name')} exited {failed.get('exit_status')}: " + " | ".join(tail)
-        if report.get("ok"):
-            return f"ok: {len(report.get('scripts', []))} script(s) in " \
-                   f"{report.get('duration_s', 0)} s"
-    return (answer.get("output") or "").strip()[-500:] or f"exit {answer.get('exit_code')}"
