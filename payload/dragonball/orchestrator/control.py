@@ -176,7 +176,7 @@ class Control(ParamCalls, TaskCalls):
         parameters changed get them through config_change (new tasks read the file)."""
         started = self.rollout().start(launches)
         for launch in launches:
-            if launch.name in changed_params and not launch.fresh_only:
+            if launch.name in changed_params and launch.keeps_tasks:
                 self.deliver_params(spec, launch.name)
         self.mark_delivered(spec, [launch.name for launch in launches])
         return started
@@ -202,7 +202,8 @@ class Control(ParamCalls, TaskCalls):
             else:
                 self.engine.scale(swarm_name, service.replicas)
         return Launch(name, swarm_name, tuple(service.needs()), service.replicas, act,
-                      fresh_only=force or redefined)
+                      fresh_only=force or redefined,
+                      keeps_tasks=current is not None and not (force or redefined))
 
     def rollout(self) -> Rollout:
         return Rollout(self.engine, self.progress, self.explain, wait_s=self.wait_s)

@@ -105,7 +105,8 @@ class Launch:
     needs: tuple
     desired: int
     act: Callable[[], None]
-    fresh_only: bool = False
+    fresh_only: bool = False    # only tasks made by this launch count (new definition)
+    keeps_tasks: bool = False   # its running tasks stay (same definition: a scale, or nothing)
 
 
 class Rollout:
