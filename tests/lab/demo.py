@@ -24,6 +24,7 @@ from tests.lab.install import LabCluster
 from tests.lab.lab import Lab
 
 NAME = "dbdemo"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 STATE = pathlib.Path("/var/lib/dragonball-demo")
 PASSWORD_FILE = STATE / "portal-admin-password"
 
@@ -71,10 +72,12 @@ def up(servers: int, bin_path: pathlib.Path) -> int:
         f"{lab.leak_packets()} (packets that tried to leave the lab)")
     for node in nodes:
         print(f"    {node}")
+    app_url = _apply_example(cluster)
     ca = STATE / "ca.crt"
     ca.write_text(lab.exec("s1", ["cat", "/etc/dragonball/ca.crt"], check=True).stdout)
     url = f"https://{lab.ip('s1')}:8443"
-    print(f"\nportal:          {url}/  (API: /healthz, /api/v1/devices)")
+    print(f"\nportal:          {url}/  (web UI, login admin; API: /api/v1/openapi.json)")
+    print(f"notes app:       {app_url}  (examples/notes.app.yaml: web -> api x2 -> store)")
     print(f"CA fingerprint:  {enrollment['ca_fingerprint']}  (CA saved in {ca})")
     print(f"admin password:  {PASSWORD_FILE} (user admin)")
     print(f"try it:          curl --cacert {ca} -u admin:\"$(sudo cat {PASSWORD_FILE})\" "
@@ -82,6 +85,21 @@ def up(servers: int, bin_path: pathlib.Path) -> int:
     print("add a server:    scripts/lab.sh --name dbdemo shell s1, then: dragonball enroll")
     print("take it down:    sudo bash scripts/demo.sh --down")
     return 0
+
+
+def _apply_example(cluster: LabCluster) -> str:
+    """`dragonball apply` of the example app on the portal, its output shown; its URL."""
+    spec = cluster.lab.copy_in("s1", ROOT / "examples" / "notes.app.yaml", "/root")
+    say("applying the example app (dragonball apply notes.app.yaml on s1)")
+    run = cluster.dragonball("apply", spec, check=False, timeout=900)
+    print(run.stdout.rstrip(), flush=True)
+    if run.returncode != 0:
+        raise LabError(f"apply failed:\n{run.stderr[-3000:]}",
+                       "the lab stays up for a look: scripts/lab.sh --name dbdemo shell s1")
+    rows = json.loads(cluster.dragonball("services", "--json").stdout)["services"]
+    web = next(r for r in rows if r["service"] == "web")
+    server = web["tasks"][0]["server"] if web["tasks"] else "s1"
+    return f"http://{cluster.lab.ip(server)}:8080/"
 
 
 def _check(run) -> None:
