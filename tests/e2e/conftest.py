@@ -99,6 +99,25 @@ def installed_cluster(make_lab, release_bin):
     return cluster
 
 
+@pytest.fixture(scope="session")
+def applied(installed_cluster):
+    """The example app applied on the installed cluster (`dragonball apply --json` on the
+    portal): its JSON document."""
+    from tests.e2e.apps import SPEC, db, lab_spec, put_spec
+
+    put_spec(installed_cluster, lab_spec(), SPEC)
+    began = time.monotonic()
+    run = db(installed_cluster, "apply", SPEC, "--json", check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    print(f"\napply of the notes app on 3 servers: {time.monotonic() - began:.1f} s")
+    return json.loads(run.stdout)
+
+
+@pytest.fixture(scope="session")
+def web_url(installed_cluster) -> str:
+    return f"http://{installed_cluster.lab.ip('s1')}:8080"
+
+
 def _remove_labelled(docker: Docker) -> None:
     label = f"{TEST_LABEL}={RUN_ID}"
     containers = docker.names("container", label)
