@@ -5,7 +5,7 @@ the orchestrator will run them: one user-defined network, each module reachable 
 storage/ and log/ on the host, parameters in DRAGONBALL_PARAMS, the images' own HEALTHCHECK.
 Only loopback (the web's published port) and the test's own network are used.
 
-The tests share one running app and run in file order; each leaves the app as it found it,
+The app and its helpers are tests/notes_app.py. The tests share one running app and run in file order; each leaves the app as it found it,
 except the last, which stops everything.
 """
 
@@ -14,24 +14,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import docker
 import pytest
 
-from support import LABELS, ROOT, RUN_ID, wait_for
-
-DOCKER = "/usr/bin/docker"
-RUN_SH = "/opt/dragon_ball/bin/run.sh"
-MODULES = ("store", "api", "web")
-STORE_PASSWORD = f"pw-{RUN_ID}-never-printed"
-HEALTHY_WITHIN = 90  # seconds; the images check every 10 s
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
-
-
-def image(name: str) -> str:
-    return f"dragonball-example/{name}:latest"
+from notes_app import (MODULES, STORE_PASSWORD, NotesApp, config_change, http, image,
+                       run_sh)
+from support import LABELS, ROOT, RUN_ID
 
 
 @pytest.fixture(scope="module")
@@ -40,73 +29,6 @@ def example_images(docker_client, base_image) -> None:
     subprocess.run([sys.executable, "build.py", "examples"], check=True, cwd=ROOT)
     for name in MODULES:
         docker_client.images.get(image(name))
-
-
-class NotesApp:
-    """The three containers of one notes app on a network of their own."""
-
-    def __init__(self, client, network, root) -> None:
-        self.client, self.network, self.root = client, network, root
-        self.containers: dict = {}
-
-    def params(self, name: str) -> dict:
-        return {"store": {"password": STORE_PASSWORD, "maxmemory": "64mb"},
-                "api": {"store_host": "store", "store_password": STORE_PASSWORD,
-                        "greeting": "hello from the test"},
-                "web": {"backends": ["api:8080"], "resolve_interval": 2}}[name]
-
-    def run(self, name: str, key: str | None = None, params: dict | None = None):
-        """Start module `name`; storage/ and log/ are host folders that outlive it.
-
-        `key` names one of several containers of the module (all answer to the alias `name`,
-        as Swarm's dnsrr tasks do); `params` is merged over the usual parameters.
-        """
-        key = key or name
-        mounts = {}
-        for folder in ("storage", "log"):
-            host = self.root / key / folder
-            host.mkdir(parents=True, exist_ok=True)
-            mounts[str(host)] = {"bind": f"/opt/dragon_ball/service/{name}/{folder}", "mode": "rw"}
-        endpoint = self.client.api.create_endpoint_config(aliases=[name])
-        container = self.client.containers.run(
-            image(name), detach=True, name=f"notes-{key}-{RUN_ID}", labels=LABELS,
-            volumes=mounts,
-            environment={"DRAGONBALL_PARAMS": json.dumps({**self.params(name), **(params or {})})},
-            network=self.network.name, networking_config={self.network.name: endpoint},
-            ports={"8080/tcp": ("127.0.0.1", None)} if name == "web" else {})
-        self.containers[key] = container
-        return container
-
-    def logs(self) -> str:
-        parts = []
-        for name, container in self.containers.items():
-            try:
-                parts.append(f"--- docker logs of {name} ---\n{container.logs().decode()}")
-            except docker.errors.NotFound:
-                parts.append(f"--- {name}: container gone ---")
-        return "\n".join(parts)
-
-    def wait_healthy(self, *names: str) -> None:
-        for name in names or tuple(self.containers):
-            container = self.containers[name]
-            wait_for(lambda: health(container) == "healthy", HEALTHY_WITHIN,
-                     lambda: f"{name} is {health(container)}\n{self.logs()}", interval=0.5)
-
-    @property
-    def web_url(self) -> str:
-        web = self.containers["web"]
-        web.reload()
-        port = web.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-        return f"http://127.0.0.1:{port}"
-
-
-def health(container) -> str:
-    try:
-        container.reload()
-    except docker.errors.NotFound:
-        return "gone"
-    state = container.attrs["State"]
-    return state.get("Health", {}).get("Status", "none") if state["Running"] else state["Status"]
 
 
 @pytest.fixture(scope="module")
@@ -125,35 +47,12 @@ def app(docker_client, example_images, tmp_path_factory):
     network.remove()
 
 
-def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with HTTP.open(request, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
-def run_sh(container, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([DOCKER, "exec", "-i", container.id, RUN_SH, *args], input=stdin,
-                          capture_output=True, text=True, timeout=120)
-
-
-def config_change(container, params: dict) -> tuple[int, dict]:
-    """`run.sh config_change --json` with the parameters on stdin: (exit code, report)."""
-    done = run_sh(container, "config_change", "--json", stdin=json.dumps(params))
-    return done.returncode, json.loads(done.stdout)
-
-
 def redis_cli(app: NotesApp, *args: str) -> str:
     """redis-cli in the store container; the password through the environment only."""
     code, out = app.containers["store"].exec_run(["redis-cli", *args],
                                                  environment={"REDISCLI_AUTH": STORE_PASSWORD})
     assert code == 0, out
     return out.decode().strip()
-
 
 
 def test_each_image_holds_a_module_that_follows_the_spec(docker_client, example_images):

@@ -3,7 +3,7 @@
 No Swarm: several api containers on one user-defined bridge network share the network alias
 `api`, so Docker's DNS answers `api` with all their addresses, as Swarm's dnsrr does for a
 service's tasks. The images are the ones `build.py examples` builds (test_examples' fixture),
-the app is test_examples' NotesApp. Load (wrk) goes to the web's port on 127.0.0.1 only.
+the app is tests/notes_app.py's NotesApp. Load (wrk) goes to the web's port on 127.0.0.1 only.
 
 The tests share one app and run in file order, from zero api backends to one, then three:
   zero  -> /api/ answers the JSON 503 naming the unresolved backend
@@ -24,11 +24,11 @@ import time
 import docker
 import pytest
 
+from notes_app import (DOCKER, NotesApp, address, config_change, http, notification,
+                       parse_wrk, run_sh, start_api, upstream, web_state)
 from support import LABELS, RUN_ID, wait_for
-from test_examples import (  # noqa: F401 (example_images is a fixture)
-    DOCKER, NotesApp, config_change, example_images, http, run_sh)
+from test_examples import example_images  # noqa: F401 (a fixture)
 
-WEB_STATE = "/run/notes-web/state.json"
 WRK_SECONDS = 10
 # The api's stdlib server listens with socketserver's default backlog of 5: past about five
 # connections in flight per backend the kernel drops SYNs (overload, not failover), so the load
@@ -56,30 +56,6 @@ def lb(docker_client, example_images, tmp_path_factory):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def web_state(app: NotesApp) -> dict:
-    """The web's last render: backends, servers (address per line), mode, digest."""
-    out = subprocess.run([DOCKER, "exec", app.containers["web"].id, "cat", WEB_STATE],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
-
-
-def upstream(app: NotesApp) -> set[str]:
-    return {s["server"] for s in web_state(app)["servers"]}
-
-
-def address(app: NotesApp, key: str) -> str:
-    container = app.containers[key]
-    container.reload()
-    return container.attrs["NetworkSettings"]["Networks"][app.network.name]["IPAddress"] + ":8080"
-
-
-def start_api(app: NotesApp, key: str) -> str:
-    """One more api container answering to the alias `api`; its address once healthy."""
-    app.run("api", key=key)
-    app.wait_healthy(key)
-    return address(app, key)
-
-
 def rendered_conf(app: NotesApp) -> str:
     return subprocess.run([DOCKER, "exec", app.containers["web"].id, "cat",
                            "/run/notes-web/nginx.conf"], capture_output=True, text=True).stdout
@@ -89,17 +65,6 @@ def timed_get(url: str) -> tuple[float, int, dict]:
     began = time.monotonic()
     status, body = http("GET", url)
     return time.monotonic() - began, status, body
-
-
-def parse_wrk(text: str) -> dict:
-    """Requests, non-2xx and socket errors from wrk's summary (absent lines mean 0)."""
-    requests = re.search(r"^\s*(\d+) requests in", text, re.M)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    assert requests, f"no summary in wrk's output:\n{text}"
-    return {"requests": int(requests.group(1)),
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": sum(map(int, sockets.groups())) if sockets else 0}
 
 
 # -- zero, one, many -------------------------------------------------------------------------
@@ -209,12 +174,6 @@ def test_keepalive_clients_see_no_error_answer_when_a_backend_dies(lb):
 
 
 # -- notify ----------------------------------------------------------------------------------
-def notification(seq: int) -> dict:
-    return {"schema": 1, "seq": seq, "app": "notes", "service": "api", "event": "scaled",
-            "replicas": {"desired": 3, "running": 3, "healthy": 3},
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "to": "web"}
-
-
 def test_config_change_scripts_under_the_notify_event_re_resolve_at_once(lb):
     """The module's half of notify, run as the supervisor will: the config_change scripts
     with DRAGONBALL_EVENT=notify and the payload in DRAGONBALL_NOTIFICATION_FILE."""
