@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -263,9 +264,9 @@ def put_in_force(p: dict) -> dict:
     state = {"listen_port": p["listen_port"], "backends": p["backends"], "servers": servers,
              "missing": missing, "mode": upstream_mode(servers), "digest": digest,
              "rendered_at": time.time()}
-    for path in (CONF, STATE, SNAPSHOT):  # keep the previous set, for a failed reload
-        if os.path.exists(path):
-            os.replace(path, path + ".prev")
+    for path in (CONF, STATE, SNAPSHOT):  # the previous set, for a failed reload (copied:
+        if os.path.exists(path):          # a reader never finds the file missing)
+            shutil.copyfile(path, path + ".prev")
     os.replace(candidate, CONF)
     write_atomic(STATE, json.dumps(state))
     write_atomic(SNAPSHOT, json.dumps(p))
