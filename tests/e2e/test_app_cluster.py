@@ -187,10 +187,14 @@ def web_upstreams(cluster) -> list[str]:
 
 
 def wrk(url: str, seconds: int) -> subprocess.Popen:
-    """16 connections; a request is failed when it gets no 2xx within 5 s (the few sent
-    to the killed task before its eviction wait nginx's 1 s connect timeout, then succeed)."""
+    """16 clients, each request on a new connection (as test_service_lb.py, and why: when
+    web drops the killed task it reloads nginx, whose old workers close their idle
+    keep-alive connections; a client that sends on one at that instant sees it closed and
+    must send again, which HTTP clients do for a GET and wrk does not: bench/README.md,
+    service_eviction.py --keepalive). A request fails when it gets no 2xx within 5 s (those
+    sent to the killed task before its eviction wait nginx's 1 s connect timeout)."""
     return subprocess.Popen(["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "5s",
-                             "--latency", url],
+                             "-H", "Connection: close", "--latency", url],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
