@@ -8,6 +8,8 @@ import pathlib
 
 import pytest
 
+from dragonball.errors import DragonBallError
+
 from orchestrator_fakes import FakeAgents, FakeEngine, FakeRegistry, task
 from dragonball.agent_client import AgentError
 from dragonball.app.errors import AppSpecInvalid, UnknownService
@@ -151,6 +153,30 @@ def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engi
     again = control.apply(spec_file(tmp_path))
     assert again.count("keep") == 3
     assert not [c for c in engine.calls if c[0] in ("create", "update")]
+
+
+def test_a_new_default_reaches_kept_tasks_and_a_refusal_is_named(tmp_path, control, engine,
+                                                                   agents):
+    control.apply(spec_file(tmp_path))
+    changed = NOTES.replace("default: Hello from the DragonBall notes API", "default: Hi")
+    agents.calls.clear()
+    agents.answers["c-notes_api-2"] = {"exit_code": 1, "output": "", "report": {
+        "ok": False, "scripts": [{"name": "1_check.sh", "exit_status": 1,
+                                  "output": "greeting refused\n"}]}}
+    with pytest.raises(DragonBallError, match=r"refused by api\.2 on node-b: 1_check.sh"):
+        control.apply(spec_file(tmp_path, changed))
+    execs = agents.named("exec")   # the kept api tasks only: the others did not change
+    assert {c[2] for c in execs} == {"c-notes_api-1", "c-notes_api-2"}
+    assert all(c[3:] == ("config_change", execs[0][4], True) for c in execs)
+    assert execs[0][4]["greeting"] == "Hi"
+    # not marked delivered: the next apply tries again, and succeeds
+    del agents.answers["c-notes_api-2"]
+    agents.calls.clear()
+    control.apply(spec_file(tmp_path, changed))
+    assert len(agents.named("exec")) == 2
+    agents.calls.clear()
+    control.apply(spec_file(tmp_path, changed))
+    assert agents.named("exec") == []
 
 
 def test_a_failed_task_stops_apply_naming_service_server_and_log(tmp_path, control,

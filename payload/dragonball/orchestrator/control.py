@@ -163,7 +163,8 @@ class Control(ParamCalls, TaskCalls):
         changed_params = self.publish_params(spec)
         self.engine.ensure_network(specs.network_spec(spec.app))
         self.place(spec)
-        gone = {s.service: (naming.swarm_service(spec.app, s.service), self._needs_of(spec.app, s.service))
+        running = self.running(spec.app)
+        gone = {s.service: (naming.swarm_service(spec.app, s.service), running[s.service].needs)
                 for wave in the_plan.stop_waves for s in wave}
         if gone:
             self.rollout().stop(gone, remove=True)
@@ -173,16 +174,22 @@ class Control(ParamCalls, TaskCalls):
 
     def _roll(self, spec: AppSpec, launches: list, changed_params: list) -> list[str]:
         """Start `launches`; then the tasks kept (not replaced) of services whose
-        parameters changed get them through config_change (new tasks read the file)."""
+        parameters changed get them through config_change (new tasks read the file). A task
+        that refuses them is named (exit 1); its service is tried again at the next run."""
         started = self.rollout().start(launches)
+        refused = []
         for launch in launches:
             if launch.name in changed_params and launch.keeps_tasks:
-                self.deliver_params(spec, launch.name)
-        self.mark_delivered(spec, [launch.name for launch in launches])
+                refused += [r for r in self.deliver_params(spec, launch.name) if not r.ok]
+        self.mark_delivered(spec, [launch.name for launch in launches
+                                   if launch.name not in {r.service for r in refused}])
+        if refused:
+            raise DragonBallError(
+                "new parameters were refused by " + "; ".join(
+                    f"{r.task} on {r.server}: {r.detail}" for r in refused),
+                "the services are running; fix the values (dragonball params set) or the "
+                "module, then run the command again")
         return started
-
-    def _needs_of(self, app: str, name: str) -> tuple:
-        return self.running(app).get(name, plan_mod.Running("")).needs
 
     def _launch(self, spec: AppSpec, name: str, pinned: dict, force: bool = False) -> Launch:
         """How `name` comes up: created, updated when its definition changed (or `force`:
