@@ -8,11 +8,10 @@ import pathlib
 
 import pytest
 
-from dragonball.errors import DragonBallError
-
 from orchestrator_fakes import FakeAgents, FakeEngine, FakeRegistry, task
 from dragonball.agent_client import AgentError
 from dragonball.app.errors import AppSpecInvalid, UnknownService
+from dragonball.errors import DragonBallError
 from dragonball.orchestrator import control as control_mod
 from dragonball.orchestrator.control import AppNotApplied, Control, TaskResult
 from dragonball.orchestrator.params import ParamsInvalid
