@@ -5,7 +5,8 @@
 #   1. Debian packages: python3, python3-venv, python3-pip, docker.io, debootstrap, openssl,
 #      ca-certificates, iptables, wrk, binutils (PyInstaller's --strip runs strip),
 #      chromium (the portal's browser tests drive it with Playwright; its own browser
-#      download cannot work offline)
+#      download cannot work offline), libnss3-tools (certutil: the e2e browser trusts the
+#      cluster CA only)
 #      (apt-get update only when something is missing)
 #   2. .venv at the repository root, made with the python3 on PATH (>= 3.11), holding
 #      the project with its test and build tools: pip install -e '.[dev,build]'
@@ -23,7 +24,7 @@ DOCKER=/usr/bin/docker  # not /usr/local/bin/docker: some machines have an older
 DOCKERD_LOG=/var/log/dragonball-dockerd.log
 DOCKER_WAIT_S=60
 DOCKERD_PID=""
-PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk binutils openssl chromium)
+PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk binutils openssl chromium libnss3-tools)
 EXTRAS='.[dev,build]'
 
 say() { printf 'setup: %s\n' "$*"; }
