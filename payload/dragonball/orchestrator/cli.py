@@ -27,13 +27,12 @@ from dragonball.errors import DragonBallError
 from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator.control import AppNotApplied, Control
 from dragonball.orchestrator.params import ParamsInvalid
+from dragonball.orchestrator.render import (event_line, print_params, print_services,
+                                            print_task_results)
 from dragonball.orchestrator.rollout import RolloutFailed
 from dragonball.portal import settings as settings_mod
 
 OK, FAILED, INVALID = 0, 1, 2
-_MARK = {"starting": "[cyan]…[/cyan]", "healthy": "[green]✓[/green]",
-         "failed": "[red]✗[/red]", "stopping": "[cyan]…[/cyan]", "stopped": "[green]■[/green]",
-         "removed": "[green]■[/green]"}
 
 
 def register(commands) -> None:
@@ -99,9 +98,7 @@ class Progress:
         self.events.append({"service": service, "state": state, "detail": detail,
                             "t": round(elapsed, 2)})
         if not self.quiet:
-            more = f" ({escape(detail)})" if detail else ""
-            console.print(f"{elapsed:6.1f}s {_MARK.get(state, '·')} {escape(service)} "
-                          f"{state}{more}")
+            console.print(event_line(service, state, detail, elapsed))
 
 
 def _control(args, progress=None) -> Control:
@@ -199,18 +196,7 @@ def services_command(args) -> int:
         if args.json:
             console.print_json(json.dumps({"app": app, "services": rows}))
             return OK
-        table = Table(title=f"app {app}", title_justify="left")
-        for column in ("service", "kind", "state", "healthy", "needs", "tasks"):
-            table.add_column(column, overflow="fold")
-        colour = {"healthy": "green", "degraded": "yellow", "down": "red", "stopped": "dim",
-                  "absent": "dim"}
-        for row in rows:
-            tasks = ", ".join(f"{t['slot']}@{t['server']} {t['state']}" for t in row["tasks"])
-            style = colour.get(row["state"], "white")
-            table.add_row(row["service"], row["kind"], f"[{style}]{row['state']}[/{style}]",
-                          f"{row['healthy']}/{row['desired']}", ", ".join(row["needs"]),
-                          escape(tasks))
-        console.print(table)
+        print_services(app, rows, console)
         return OK
     return _run(args, body)
 
@@ -247,14 +233,7 @@ def params_get_command(args) -> int:
         if args.json:
             console.print_json(json.dumps(found))
             return OK
-        table = Table(title=f"{found['app']}/{found['service']} parameters "
-                            f"(revision {found['revision']})", title_justify="left")
-        for column in ("key", "type", "value", "set on the portal"):
-            table.add_column(column, overflow="fold")
-        for key, item in found["parameters"].items():
-            table.add_row(key, item["type"] + (" secret" if item["secret"] else ""),
-                          escape(json.dumps(item["value"])), "yes" if item["set"] else "default")
-        console.print(table)
+        print_params(found, console)
         return OK
     return _run(args, body)
 
@@ -271,15 +250,6 @@ def params_set_command(args) -> int:
             console.print_json(json.dumps({"ok": not failed, "app": app, "service": args.name,
                                            "tasks": [r.to_dict() for r in results]}))
         else:
-            table = Table(title=f"{app}/{args.name}: config_change in each task",
-                          title_justify="left")
-            for column in ("task", "server", "result"):
-                table.add_column(column, overflow="fold")
-            for r in results:
-                mark = "[green]ok[/green]" if r.ok else "[red]failed[/red]"
-                table.add_row(r.task, r.server, f"{mark} {escape(r.detail)}")
-            console.print(table)
-            if not results:
-                console.print("no task runs now: new tasks start with these parameters")
+            print_task_results(app, args.name, [r.to_dict() for r in results], console)
         return FAILED if failed else OK
     return _run(args, body)

@@ -14,19 +14,15 @@ import re
 import time
 
 from rich.markup import escape
-from rich.table import Table
 
 from dragonball.app import render
 from dragonball.app.plan import Plan, Step
 from dragonball.console import console
+from dragonball.orchestrator.render import (event_line, print_params, print_services,
+                                            print_task_results)
 from dragonball.portal_client import PortalClient, PortalInvalid, saved_login
 
 OK, FAILED = 0, 1
-_MARK = {"starting": "[cyan]…[/cyan]", "healthy": "[green]✓[/green]",
-         "failed": "[red]✗[/red]", "stopping": "[cyan]…[/cyan]", "stopped": "[green]■[/green]",
-         "removed": "[green]■[/green]"}
-_COLOUR = {"healthy": "green", "degraded": "yellow", "down": "red", "stopped": "dim",
-           "absent": "dim"}
 
 
 def _client(args) -> PortalClient:
@@ -53,14 +49,9 @@ class EventPrinter:
 
     def __call__(self, event: dict) -> None:
         self.events.append(event)
-        if self.quiet:
-            return
-        detail = event.get("detail") or ""
-        t = event.get("t")
-        when = f"{t:6.1f}s " if isinstance(t, (int, float)) else ""
-        console.print(f"{when}{_MARK.get(event.get('state'), '·')} "
-                      f"{escape(str(event.get('service', '')))} {event.get('state', '')}"
-                      f"{f' ({escape(str(detail))})' if detail else ''}")
+        if not self.quiet:
+            console.print(event_line(event.get("service", ""), event.get("state", ""),
+                                     event.get("detail") or "", event.get("t")))
 
 
 def services(args) -> int:
@@ -70,18 +61,7 @@ def services(args) -> int:
     if args.json:
         console.print_json(json.dumps(found))
         return OK
-    table = Table(title=f"app {app}", title_justify="left")
-    for column in ("service", "kind", "state", "healthy", "needs", "tasks"):
-        table.add_column(column, overflow="fold")
-    for row in found.get("services", []):
-        tasks = ", ".join(f"{t.get('slot')}@{t.get('server')} {t.get('state')}"
-                          for t in row.get("tasks", []))
-        style = _COLOUR.get(row.get("state"), "white")
-        table.add_row(escape(str(row.get("service"))), str(row.get("kind")),
-                      f"[{style}]{row.get('state')}[/{style}]",
-                      f"{row.get('healthy')}/{row.get('desired')}",
-                      ", ".join(row.get("needs", [])), escape(tasks))
-    console.print(table)
+    print_services(app, found.get("services", []), console)
     return OK
 
 
@@ -117,16 +97,7 @@ def params_get(args) -> int:
     if args.json:
         console.print_json(json.dumps(found))
         return OK
-    table = Table(title=f"{found.get('app')}/{found.get('service')} parameters "
-                        f"(revision {found.get('revision')})", title_justify="left")
-    for column in ("key", "type", "value", "set on the portal"):
-        table.add_column(column, overflow="fold")
-    for key, item in found.get("parameters", {}).items():
-        table.add_row(escape(key), item.get("type", "") + (" secret" if item.get("secret")
-                                                            else ""),
-                      escape(json.dumps(item.get("value"))),
-                      "yes" if item.get("set") else "default")
-    console.print(table)
+    print_params(found, console)
     return OK
 
 
@@ -165,17 +136,7 @@ def params_set(args) -> int:
         console.print_json(json.dumps({"ok": ok, "app": app, "service": args.name,
                                        "tasks": tasks}))
     else:
-        table = Table(title=f"{app}/{args.name}: config_change in each task",
-                      title_justify="left")
-        for column in ("task", "server", "result"):
-            table.add_column(column, overflow="fold")
-        for t in tasks:
-            mark = "[green]ok[/green]" if t.get("ok") else "[red]failed[/red]"
-            table.add_row(str(t.get("task")), str(t.get("server")),
-                          f"{mark} {escape(str(t.get('detail', '')))}")
-        console.print(table)
-        if not tasks:
-            console.print("no task runs now: new tasks start with these parameters")
+        print_task_results(app, args.name, tasks, console)
     return OK if ok else FAILED
 
 

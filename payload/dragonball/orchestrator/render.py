@@ -1,0 +1,72 @@
+"""What the app commands print for people, the same locally (orchestrator.cli) and through
+the portal (portal.remote_app_cli): a job's event lines, the services table, a service's
+parameters, the config_change result of each task.
+
+Rows are the JSON documents both sides already have (Control.status, Control.get_params,
+TaskResult.to_dict, the portal's API answers); every text from them is escaped as markup.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+_MARK = {"starting": "[cyan]…[/cyan]", "healthy": "[green]✓[/green]",
+         "failed": "[red]✗[/red]", "stopping": "[cyan]…[/cyan]", "stopped": "[green]■[/green]",
+         "removed": "[green]■[/green]"}
+_COLOUR = {"healthy": "green", "degraded": "yellow", "down": "red", "stopped": "dim",
+           "absent": "dim"}
+
+
+def event_line(service: str, state: str, detail: str = "", t: float | None = None) -> str:
+    """One state change of a service: ``  12.3s ✓ api healthy (detail)``; no time if None."""
+    when = f"{t:6.1f}s " if isinstance(t, (int, float)) else ""
+    more = f" ({escape(str(detail))})" if detail else ""
+    return f"{when}{_MARK.get(state, '·')} {escape(str(service))} {state}{more}"
+
+
+def print_services(app: str, rows: list[dict], console: Console) -> None:
+    """A row per service: kind, state in its colour, healthy/desired, needs, its tasks."""
+    table = Table(title=f"app {app}", title_justify="left")
+    for column in ("service", "kind", "state", "healthy", "needs", "tasks"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        tasks = ", ".join(f"{t.get('slot')}@{t.get('server')} {t.get('state')}"
+                          for t in row.get("tasks", []))
+        style = _COLOUR.get(row.get("state"), "white")
+        table.add_row(escape(str(row.get("service"))), str(row.get("kind")),
+                      f"[{style}]{row.get('state')}[/{style}]",
+                      f"{row.get('healthy')}/{row.get('desired')}",
+                      ", ".join(row.get("needs", [])), escape(tasks))
+    console.print(table)
+
+
+def print_params(found: dict, console: Console) -> None:
+    """A service's parameters in force ({app, service, revision, parameters}), as given."""
+    table = Table(title=f"{found.get('app')}/{found.get('service')} parameters "
+                        f"(revision {found.get('revision')})", title_justify="left")
+    for column in ("key", "type", "value", "set on the portal"):
+        table.add_column(column, overflow="fold")
+    for key, item in found.get("parameters", {}).items():
+        table.add_row(escape(key), item.get("type", "") + (" secret" if item.get("secret")
+                                                            else ""),
+                      escape(json.dumps(item.get("value"))),
+                      "yes" if item.get("set") else "default")
+    console.print(table)
+
+
+def print_task_results(app: str, service: str, tasks: list[dict], console: Console) -> None:
+    """What each task answered to config_change ({task, server, ok, detail})."""
+    table = Table(title=f"{app}/{service}: config_change in each task", title_justify="left")
+    for column in ("task", "server", "result"):
+        table.add_column(column, overflow="fold")
+    for t in tasks:
+        mark = "[green]ok[/green]" if t.get("ok") else "[red]failed[/red]"
+        table.add_row(str(t.get("task")), str(t.get("server")),
+                      f"{mark} {escape(str(t.get('detail', '')))}")
+    console.print(table)
+    if not tasks:
+        console.print("no task runs now: new tasks start with these parameters")
