@@ -6,27 +6,12 @@ from __future__ import annotations
 import pytest
 
 from dragonball.orchestrator.state import AppStore
-from dragonball.portal.store import Store
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def apps(tmp_path, clock):
-    store = Store.open(str(tmp_path / "portal" / "portal.db"), clock=clock)
-    yield AppStore(store)
-    store.close()
+def apps(store):
+    """AppStore over the empty store of tests/unit/conftest.py (on its `clock`)."""
+    return AppStore(store)
 
 
 def test_save_and_read_apps(apps):

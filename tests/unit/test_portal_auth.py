@@ -10,9 +10,8 @@ from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from dragonball.portal import auth
-from dragonball.portal.store import Store
 from dragonball.portal.web.login import safe_next
-from portal_web_fakes import ADMIN_PASSWORD, Clock, csrf_of, login, make_client, make_settings
+from portal_web_fakes import ADMIN_PASSWORD, csrf_of, login, make_client, make_settings
 from test_portal_app import FakeCluster
 
 #: Open without a login: the login page, health, the CA, a device's enroll and joined
@@ -22,17 +21,9 @@ PUBLIC = {"/login", "/healthz", "/api/v1/ca", "/api/v1/enroll",
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path, clock):
-    s = Store.open(make_settings(tmp_path).db_path, clock=clock)
-    s.set_admin_password(ADMIN_PASSWORD)
-    s.add_portal("s1", "10.0.0.1", "portalnode")
-    yield s
-    s.close()
+def store(portal_store):
+    """The store with the admin and s1 (tests/unit/conftest.py)."""
+    return portal_store
 
 
 @pytest.fixture

@@ -12,19 +12,15 @@ import pytest
 
 from dragonball import pki
 from dragonball import portal_client as pc
-from dragonball.portal.store import Store
 from portal_client_fakes import URL, apps_app, mount
 from portal_web_fakes import ADMIN_PASSWORD, make_client, make_settings
 from test_portal_app import FakeCluster
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store.open(make_settings(tmp_path).db_path)
-    s.set_admin_password(ADMIN_PASSWORD)
-    s.add_portal("s1", "10.0.0.1", "portalnode")
-    yield s
-    s.close()
+def store(portal_store):
+    """The store with the admin and s1 (tests/unit/conftest.py)."""
+    return portal_store
 
 
 @pytest.fixture

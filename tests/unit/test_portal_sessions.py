@@ -2,23 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from dragonball.portal.credentials import token_hash
 from dragonball.portal.store import Store
-from portal_web_fakes import Clock
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path, clock):
-    s = Store.open(str(tmp_path / "portal" / "portal.db"), clock=clock)
-    yield s
-    s.close()
 
 
 def test_only_the_hash_of_the_secret_is_kept(store):

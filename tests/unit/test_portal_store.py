@@ -15,26 +15,6 @@ from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreErro
 from dragonball.wizard import enrollment
 
 
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path, clock):
-    s = Store.open(str(tmp_path / "portal" / "portal.db"), clock=clock)
-    yield s
-    s.close()
-
-
 def _dump(path) -> bytes:
     """Every byte of the database and its WAL: where a leaked secret would be."""
     data = b""

@@ -7,21 +7,17 @@ import re
 import pytest
 
 from dragonball.portal.credentials import code_hash
-from dragonball.portal.store import Store
 from dragonball.portal.web import pages
-from portal_web_fakes import ADMIN_PASSWORD, METRICS, Clock, csrf_of, login, make_client, make_settings
+from portal_web_fakes import METRICS, csrf_of, login, make_client, make_settings
 from test_portal_app import FakeCluster
 
 PAGES = ["/", "/devices", "/services", "/placement", "/images", "/events"]
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store.open(make_settings(tmp_path).db_path, clock=Clock())
-    s.set_admin_password(ADMIN_PASSWORD)
-    s.add_portal("s1", "10.0.0.1", "portalnode")
-    yield s
-    s.close()
+def store(portal_store):
+    """The store with the admin and s1 (tests/unit/conftest.py)."""
+    return portal_store
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import pytest
 from dragonball import portal_client as pc
 from dragonball.cli import main
 from dragonball.portal import remote_cli
-from dragonball.portal.store import Store
 from portal_client_fakes import URL, apps_app, mount
 from portal_web_fakes import ADMIN_PASSWORD, make_client, make_settings
 from test_portal_app import FakeCluster
@@ -29,14 +28,11 @@ def home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store.open(make_settings(tmp_path).db_path)
-    s.set_admin_password(ADMIN_PASSWORD)
-    s.add_portal("s1", "10.0.0.1", "portalnode")
-    code, _ = s.create_code(actor="test")
-    s.enroll(code, "node-2", "10.0.0.2", "10.0.0.2")
-    yield s
-    s.close()
+def store(portal_store):
+    """The portal's store with one more device, node-2 (10.0.0.2), enrolled."""
+    code, _ = portal_store.create_code(actor="test")
+    portal_store.enroll(code, "node-2", "10.0.0.2", "10.0.0.2")
+    return portal_store
 
 
 @pytest.fixture
