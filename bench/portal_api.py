@@ -4,9 +4,10 @@ and at 50 concurrent clients, side by side with the ratios.
 
     .venv/bin/python bench/portal_api.py [--seconds S] [--clients N] [--devices N]
 
-A real `dragonball portal serve` over HTTPS on 127.0.0.1 (a throw-away CA, a store on disk
-with the admin and --devices devices, no Docker engine: the agents and the Swarm do not
-answer, as on a portal whose devices are down, which the pages show quickly). The load is
+A real `dragonball portal serve` over HTTPS on 127.0.0.1, started by tests/portal_lab.py (a
+throw-away CA, a store on disk with the admin and --devices devices, no Docker engine: the
+agents and the Swarm do not answer, as on a portal whose devices are down, which the pages
+show quickly). The load is
 `wrk` (Debian's package; it keeps each connection alive, as the CLI's session and a
 browser do), authenticated with an API token from POST /api/v1/tokens (what the CLI
 sends; basic auth would time scrypt, ~80 ms a call, on purpose slow). Measured:
@@ -22,19 +23,15 @@ the portal, so the numbers are the portal's on a busy small server. Asserts noth
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import pathlib
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "payload"))
 
 import requests  # noqa: E402
@@ -42,63 +39,11 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from dragonball import pki  # noqa: E402
-from dragonball.portal import settings as settings_mod  # noqa: E402
-from dragonball.portal.store import Store  # noqa: E402
+from tests.portal_lab import serve, stop, write_portal  # noqa: E402
 
 PASSWORD = "Bench-Passphrase-" + pki.new_secret()[:12]
 TARGETS = ("/healthz", "/api/v1/devices", "/events")
 console = Console(highlight=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_portal(folder: pathlib.Path, devices: int) -> settings_mod.Settings:
-    ca = pki.create_ca()
-    server = pki.issue_server_cert(ca, "portal", ips=["127.0.0.1"], dns_names=["localhost"])
-    pki.write_pem_files(ca, folder / "ca.crt", folder / "ca.key")
-    pki.write_pem_files(server, folder / "server.crt", folder / "server.key")
-    pki.write_private(folder / "registry.json", json.dumps(
-        {"username": "dragonball", "password": pki.new_secret()}).encode())
-    settings = settings_mod.Settings(
-        address="127.0.0.1", port=free_port(), hostname="bench", cluster_name="bench",
-        data_dir=str(folder / "data"), tls_cert=str(folder / "server.crt"),
-        tls_key=str(folder / "server.key"), ca_cert=str(folder / "ca.crt"),
-        registry="127.0.0.1:5000", registry_credentials=str(folder / "registry.json"),
-        docker_socket=str(folder / "no-engine.sock"))
-    (folder / "portal.yaml").write_text(settings.to_yaml())
-    store = Store.open(settings.db_path)
-    store.set_admin_password(PASSWORD)
-    store.add_portal("bench", "127.0.0.1", "portalnode")
-    for i in range(2, devices + 1):  # enrolled, not joined: no agent is asked for metrics
-        code, _ = store.create_code(actor="bench")
-        store.enroll(code, f"server-{i:03d}", f"10.0.{i // 250}.{i % 250}", "10.0.0.1")
-    store.close()
-    return settings
-
-
-def start(folder: pathlib.Path, settings) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "payload")}
-    log = open(folder / "portal.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "dragonball", "portal", "serve",
-                             "--config", str(folder / "portal.yaml")], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
-    url = f"https://127.0.0.1:{settings.port}"
-    session = requests.Session()
-    session.trust_env = False
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the portal ended:\n{(folder / 'portal.log').read_text()}")
-        try:
-            if session.get(url + "/healthz", verify=settings.ca_cert, timeout=2).ok:
-                return proc, url
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise SystemExit("the portal did not answer /healthz within 30 s")
 
 
 def token(url: str, ca: str) -> str:
@@ -142,7 +87,11 @@ def main() -> int:
     folder = pathlib.Path(tempfile.mkdtemp(prefix="dragonball-bench-"))
     proc = None
     try:
-        proc, url = start(folder, write_portal(folder, args.devices))
+        # enrolled, not joined: no agent is asked for metrics
+        devices = [(f"server-{i:03d}", f"10.0.{i // 250}.{i % 250}", "10.0.0.1")
+                   for i in range(2, args.devices + 1)]
+        proc, url = serve(folder, write_portal(folder, PASSWORD, "bench", "bench", devices,
+                                               actor="bench"))
         bearer = token(url, str(folder / "ca.crt"))
         results = {}
         for path in TARGETS:
@@ -152,9 +101,8 @@ def main() -> int:
                              for n in (1, args.clients)]
         show(results, args)
     finally:
-        if proc and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+        if proc:
+            stop(proc)
         shutil.rmtree(folder, ignore_errors=True)
     return 0
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 
@@ -17,80 +15,18 @@ import pytest
 import requests
 
 from dragonball import pki
-from dragonball.portal import settings as settings_mod
-from dragonball.portal.store import Store
-from support import ROOT, wait_for
+from support import ROOT
+from tests.portal_lab import free_port, serve, stop, write_portal
 
 ADMIN_PASSWORD = "Remote-Cli-Passphrase-73"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_portal(folder, password: str = ADMIN_PASSWORD) -> settings_mod.Settings:
-    """A portal's files under `folder`: CA, server certificate, settings, a store with the
-    admin, the portal itself (joined) and one enrolled device."""
-    ca = pki.create_ca()
-    server = pki.issue_server_cert(ca, "portal", ips=["127.0.0.1"], dns_names=["localhost"])
-    pki.write_pem_files(ca, folder / "ca.crt", folder / "ca.key")
-    pki.write_pem_files(server, folder / "server.crt", folder / "server.key")
-    pki.write_private(folder / "registry.json", json.dumps(
-        {"username": "dragonball", "password": pki.new_secret()}).encode())
-    settings = settings_mod.Settings(
-        address="127.0.0.1", port=free_port(), hostname="portal-cli", cluster_name="plant-a",
-        data_dir=str(folder / "data"), tls_cert=str(folder / "server.crt"),
-        tls_key=str(folder / "server.key"), ca_cert=str(folder / "ca.crt"),
-        registry="127.0.0.1:5000", registry_credentials=str(folder / "registry.json"),
-        docker_socket=str(folder / "no-engine.sock"), bin_name="DragonBall-0.1.0.bin")
-    (folder / "portal.yaml").write_text(settings.to_yaml())
-    store = Store.open(settings.db_path)
-    store.set_admin_password(password)
-    store.add_portal("portal-cli", "127.0.0.1", "portalnode")
-    code, _ = store.create_code(actor="test")
-    store.enroll(code, "node-2", "127.0.0.2", "127.0.0.2")
-    store.close()
-    return settings
-
-
-def serve(folder, settings):
-    """Start `dragonball portal serve`; (process, URL) once /healthz answers."""
-    log_path = folder / "portal.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "payload")}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "dragonball", "portal", "serve",
-                                 "--config", str(folder / "portal.yaml")], cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"https://127.0.0.1:{settings.port}"
-    session = requests.Session()
-    session.trust_env = False
-
-    def healthy():
-        assert proc.poll() is None, log_path.read_text()
-        try:
-            return session.get(url + "/healthz", timeout=2, verify=settings.ca_cert).ok
-        except requests.ConnectionError:
-            return False
-    try:
-        wait_for(healthy, 30, log_path.read_text)
-    except BaseException:
-        stop(proc)
-        raise
-    return proc, url
-
-
-def stop(proc) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory):
     folder = tmp_path_factory.mktemp("portal-cli")
-    settings = write_portal(folder)
+    settings = write_portal(folder, ADMIN_PASSWORD, "portal-cli", "plant-a",
+                            enrolled=[("node-2", "127.0.0.2", "127.0.0.2")],
+                            bin_name="DragonBall-0.1.0.bin")
     proc, url = serve(folder, settings)
     yield url, settings, folder
     stop(proc)
