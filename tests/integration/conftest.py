@@ -13,6 +13,10 @@ import sys
 import docker
 import pytest
 
+from builder.engine import Engine
+from builder.pipeline import BuildEnv
+from builder.platform_images import build_agent_image
+from builder.progress import Reporter
 from support import BASE_IMAGE, LABELS, ROOT, RUN_ID, TEST_LABEL, build_module_image  # noqa: F401
 
 
@@ -45,6 +49,16 @@ def base_image(docker_client) -> str:
     subprocess.run([sys.executable, str(ROOT / "build.py"), "base"], check=True, cwd=ROOT)
     docker_client.images.get(BASE_IMAGE)
     return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def agent_image(docker_client, base_image) -> str:
+    """dragonball/agent, built by builder.platform_images (cached when unchanged)."""
+    engine = Engine()
+    try:
+        return build_agent_image(BuildEnv(reporter=Reporter(), engine=engine))
+    finally:
+        engine.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,9 @@ import stat
 
 import pytest
 
-from builder.engine import Engine
-from builder.pipeline import BuildEnv
-from builder.platform_images import build_agent_image
-from builder.progress import Reporter
-from dragonball import agent_client, pki
-from dragonball.agent_client import AgentClient, AgentError
-from support import LABELS, RUN_ID, build_module_image, wait_for, write_module
+from agent_lab import agent_container, answering_client, labelled_container, write_agent_pem
+from dragonball.agent_client import AgentError
+from support import RUN_ID, build_module_image, wait_for, write_module
 
 APP = f"agenttest-{RUN_ID}"
 FAST_HEALTH = {"test": ["CMD", "/opt/dragon_ball/bin/run.sh", "status"],
@@ -33,40 +29,17 @@ PROBE = {
 
 
 @pytest.fixture(scope="module")
-def agent_image(docker_client, base_image) -> str:
-    engine = Engine()
-    try:
-        return build_agent_image(BuildEnv(reporter=Reporter(), engine=engine))
-    finally:
-        engine.close()
-
-
-@pytest.fixture(scope="module")
 def pem(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("agent-app")
-    ca = pki.create_ca()
-    pki.write_pem_files(agent_client.issue_agent_cert(ca), folder / "secrets" / "agent.crt",
-                        folder / "secrets" / "agent.key")
-    pki.write_private(folder / "secrets" / "ca.crt", ca.cert_pem, 0o644)
-    pki.write_pem_files(agent_client.issue_client_cert(ca), folder / "client.crt",
-                        folder / "client.key")
+    folder = write_agent_pem(tmp_path_factory.mktemp("agent-app"))
     (folder / "params").mkdir(mode=0o700)
     return folder
 
 
 @pytest.fixture(scope="module")
 def agent(docker_client, agent_image, pem):
-    container = docker_client.containers.run(
-        agent_image, detach=True, name=f"dbtest-agent-app-{RUN_ID}", labels=LABELS,
-        volumes={str(pem / "secrets"): {"bind": "/run/secrets", "mode": "ro"},
-                 "/proc": {"bind": "/host/proc", "mode": "ro"},
-                 "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
-                 str(pem / "params"): {"bind": "/host/params", "mode": "rw"}},
-        ports={"9443/tcp": ("127.0.0.1", None)})
-    try:
-        yield container
-    finally:
-        container.remove(force=True, v=True)
+    with agent_container(docker_client, agent_image, pem, f"dbtest-agent-app-{RUN_ID}",
+                         {str(pem / "params"): {"bind": "/host/params", "mode": "rw"}}) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
@@ -74,29 +47,17 @@ def probe(docker_client, base_image, tmp_path_factory):
     """A module container of an application (io.dragonball.app), healthy within seconds."""
     image = build_module_image(docker_client, write_module(
         tmp_path_factory.mktemp("probe"), "probe", PROBE))
-    container = docker_client.containers.run(
-        image, detach=True, name=f"dbtest-probe-{RUN_ID}", healthcheck=FAST_HEALTH,
-        environment={"DRAGONBALL_PARAMS": json.dumps({"greeting": "hello"})},
-        labels={**LABELS, "io.dragonball.app": APP, "io.dragonball.service": "probe",
-                "io.dragonball.kind": "backend"})
-    try:
+    with labelled_container(
+            docker_client, image, name=f"dbtest-probe-{RUN_ID}", healthcheck=FAST_HEALTH,
+            environment={"DRAGONBALL_PARAMS": json.dumps({"greeting": "hello"})},
+            labels={"io.dragonball.app": APP, "io.dragonball.service": "probe",
+                    "io.dragonball.kind": "backend"}) as container:
         yield container
-    finally:
-        container.remove(force=True, v=True)
 
 
 @pytest.fixture(scope="module")
 def agents(pem, agent, probe):
-    agent.reload()
-    port = int(agent.attrs["NetworkSettings"]["Ports"]["9443/tcp"][0]["HostPort"])
-    with AgentClient(ca=str(pem / "secrets" / "ca.crt"), cert=str(pem / "client.crt"),
-                     key=str(pem / "client.key"), port=port, timeout=10) as client:
-        def answers():
-            try:
-                return client.health("127.0.0.1")
-            except AgentError:
-                return None
-        wait_for(answers, 30, lambda: agent.logs().decode(errors="replace"))
+    with answering_client(pem, agent, timeout=10) as client:
         yield client
 
 

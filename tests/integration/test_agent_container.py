@@ -11,36 +11,19 @@ import json
 import pytest
 import requests
 
-from builder.engine import Engine
-from builder.pipeline import BuildEnv
-from builder.platform_images import build_agent_image
-from builder.progress import Reporter
+from agent_lab import agent_container, answering_client, published_port, write_agent_pem
 from dragonball import __version__, agent_client, pki
 from dragonball.agent_client import AgentClient, AgentError
-from support import LABELS, RUN_ID, wait_for
+from support import RUN_ID, wait_for
 
 HOSTNAME = f"agent-{RUN_ID}"
 
 
 @pytest.fixture(scope="module")
-def agent_image(docker_client, base_image) -> str:
-    engine = Engine()
-    try:
-        return build_agent_image(BuildEnv(reporter=Reporter(), engine=engine))
-    finally:
-        engine.close()
-
-
-@pytest.fixture(scope="module")
 def pem(tmp_path_factory):
-    """secrets/ as the service mounts them; the portal's client files beside."""
-    folder = tmp_path_factory.mktemp("agent")
-    ca = pki.create_ca()
-    pki.write_pem_files(agent_client.issue_agent_cert(ca), folder / "secrets" / "agent.crt",
-                        folder / "secrets" / "agent.key")
-    pki.write_private(folder / "secrets" / "ca.crt", ca.cert_pem, 0o644)
-    pki.write_pem_files(agent_client.issue_client_cert(ca), folder / "client.crt",
-                        folder / "client.key")
+    """secrets/ as the service mounts them; the portal's client files and a stranger's
+    (of another CA) beside."""
+    folder = write_agent_pem(tmp_path_factory.mktemp("agent"))
     pki.write_pem_files(agent_client.issue_client_cert(pki.create_ca()),
                         folder / "stranger.crt", folder / "stranger.key")
     return folder
@@ -48,35 +31,20 @@ def pem(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def container(docker_client, agent_image, pem):
-    container = docker_client.containers.run(
-        agent_image, detach=True, name=f"dbtest-agent-{RUN_ID}", labels=LABELS,
-        hostname=HOSTNAME, environment={"DRAGONBALL_NODE_ID": "node-" + RUN_ID},
-        volumes={str(pem / "secrets"): {"bind": "/run/secrets", "mode": "ro"},
-                 "/proc": {"bind": "/host/proc", "mode": "ro"},
-                 "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
-        ports={"9443/tcp": ("127.0.0.1", None)})
-    try:
-        yield container
-    finally:
-        container.remove(force=True, v=True)
+    with agent_container(docker_client, agent_image, pem, f"dbtest-agent-{RUN_ID}",
+                         hostname=HOSTNAME,
+                         environment={"DRAGONBALL_NODE_ID": "node-" + RUN_ID}) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
 def port(container) -> int:
-    container.reload()
-    return int(container.attrs["NetworkSettings"]["Ports"]["9443/tcp"][0]["HostPort"])
+    return published_port(container)
 
 
 @pytest.fixture(scope="module")
 def client(pem, port, container):
-    with AgentClient(ca=str(pem / "secrets" / "ca.crt"), cert=str(pem / "client.crt"),
-                     key=str(pem / "client.key"), port=port, timeout=5) as c:
-        def answers():
-            try:
-                return c.health("127.0.0.1")
-            except AgentError:
-                return None
-        wait_for(answers, 30, lambda: container.logs().decode(errors="replace"))
+    with answering_client(pem, container, timeout=5, port=port) as c:
         yield c
 
 
