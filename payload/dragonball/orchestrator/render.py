@@ -15,8 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 _MARK = {"starting": "[cyan]…[/cyan]", "healthy": "[green]✓[/green]",
-         "failed": "[red]✗[/red]", "stopping": "[cyan]…[/cyan]", "stopped": "[green]■[/green]",
-         "removed": "[green]■[/green]"}
+         "failed": "[red]✗[/red]", "stopping": "[cyan]…[/cyan]",
+         "stopped": "[green]■[/green]", "removed": "[green]■[/green]"}
 _COLOUR = {"healthy": "green", "degraded": "yellow", "down": "red", "stopped": "dim",
            "absent": "dim"}
 
