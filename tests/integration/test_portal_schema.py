@@ -22,7 +22,8 @@ from dragonball.portal import serve as serve_mod
 from dragonball.portal.api import create_app
 from dragonball.portal.store import Store
 from support import ROOT, wait_for
-from test_portal_cli_remote import ADMIN_PASSWORD, write_portal
+from test_portal_cli_remote import ADMIN_PASSWORD
+from tests.portal_lab import write_portal
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install -e '.[dev]'")
 hypothesis = pytest.importorskip("hypothesis")
@@ -57,7 +58,7 @@ def portal(tmp_path_factory):
     """(URL, CA path, token) of the portal app served over HTTPS in this process."""
     import uvicorn
     folder = tmp_path_factory.mktemp("portal-schema")
-    settings = write_portal(folder)
+    settings = write_portal(folder, ADMIN_PASSWORD, "portal-schema", "plant-a")
     store = Store.open(settings.db_path)
     factory = control_factory(store)
     (folder / "notes.app.yaml").write_text(NOTES)
