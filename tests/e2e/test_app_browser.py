@@ -43,32 +43,18 @@ import subprocess
 import pytest
 
 from dragonball import pki
-from support import ROOT, wait_for
+from support import wait_for
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, shot
 from tests.e2e.apps import API_REPLICAS, SPEC, db, get
 from tests.lab.install import ADMIN_PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 GREETING = "Hello from the portal's form"
 
 pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"{CHROMIUM} is missing: 'apt-get install chromium' "
-                              "(scripts/setup.sh installs it)"),
+    NEEDS_CHROMIUM,
 ]
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is missing: pip install -e '.[dev]'")
-
-
-def shot(tab, name: str) -> None:
-    """A full-page screenshot, written only when missing or DRAGONBALL_SCREENSHOTS=1."""
-    path = SCREENSHOTS / f"{name}.png"
-    if path.exists() and os.environ.get("DRAGONBALL_SCREENSHOTS") != "1":
-        return
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(path), full_page=True)
 
 
 def services(cluster) -> dict:

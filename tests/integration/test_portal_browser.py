@@ -31,20 +31,15 @@ from dragonball import pki
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.store import Store
 from support import ROOT, wait_for
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, NEEDS_CHROMIUM, shot
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 ADMIN_PASSWORD = "Browser-Passphrase-58"
 REGISTRY_USER, REGISTRY_PASSWORD = "dragonball", pki.new_secret()
 CATALOG = {"dragonball/agent": ["0.1.0"], "dragonball/registry": ["0.1.0"],
            "dragonballbase": ["bookworm"], "plant/web": ["1.4.2", "1.5.0"]}
 
 pytestmark = [
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"{CHROMIUM} is missing: 'apt-get install chromium' "
-                              "(scripts/setup.sh installs it)"),
+    NEEDS_CHROMIUM,
 ]
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is missing: pip install -e '.[dev]'")
@@ -166,15 +161,6 @@ def page():
             browser.close()
 
 
-def _shot(tab, name: str) -> None:
-    """A full-page screenshot, written only when missing or DRAGONBALL_SCREENSHOTS=1."""
-    path = SCREENSHOTS / f"{name}.png"
-    if path.exists() and os.environ.get("DRAGONBALL_SCREENSHOTS") != "1":
-        return
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=str(path), full_page=True)
-
-
 def test_log_in_open_every_page_add_a_device_log_out(portal, page):
     url, settings, log_path = portal
     page.goto(url + "/devices")
@@ -183,7 +169,7 @@ def test_log_in_open_every_page_add_a_device_log_out(portal, page):
     page.click("button[type=submit]")
     assert "wrong user name or password" in page.inner_text(".flash.error")
     page.fill("input[name=password]", ADMIN_PASSWORD)
-    _shot(page, "login")
+    shot(page, "login")
     page.click("button[type=submit]")
     page.wait_for_url(url + "/devices")
     assert [p for p in page.problems if "401" not in p] == []  # the refused login's 401
@@ -197,7 +183,7 @@ def test_log_in_open_every_page_add_a_device_log_out(portal, page):
         page.wait_for_url(url + path)
         assert page.inner_text("main h1") == heading
         assert page.get_attribute(f"header nav a[href='{path}']", "aria-current") == "page"
-        _shot(page, name)
+        shot(page, name)
         if path == "/":
             assert "its agent does not answer" in page.inner_text("#health")
         if path == "/images":
@@ -207,7 +193,7 @@ def test_log_in_open_every_page_add_a_device_log_out(portal, page):
 
     page.click("header nav a[href='/devices']")
     assert page.locator("tr[data-hostname='node-2']").count() == 1
-    _shot(page, "devices")
+    shot(page, "devices")
     page.select_option("select[name=ttl]", "1h")
     page.click("#add-device")
     code = page.inner_text("#enrollment-code")
@@ -216,7 +202,7 @@ def test_log_in_open_every_page_add_a_device_log_out(portal, page):
         fingerprint = "SHA256:" + pki.fingerprint(f.read())
     assert command == (f"sudo ./DragonBall-0.1.0.bin install --role device --portal 127.0.0.1:"
                        f"{settings.port} --code {code} --ca-fingerprint {fingerprint}")
-    _shot(page, "devices-add")
+    shot(page, "devices-add")
 
     # The new server runs the command: its enroll and joined land in the store; the table,
     # which htmx polls every 5 s, shows it without a reload.
