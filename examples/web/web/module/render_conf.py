@@ -16,7 +16,7 @@ How many addresses the backends resolve to decides how nginx treats them:
          requests made while it is down fail (the JSON 502), and it serves again at once
   many   passive eviction, `max_fails=1 fail_timeout=5s` (shared by the workers: `zone`), and
          a failed attempt (`error timeout http_502 http_503`) is retried on the next backend,
-         at most PROXY_TRIES tries within PROXY_RETRY_WINDOW
+         at most PROXY_TRIES tries within PROXY_RETRY_WINDOW (nginx_conf.py)
 
 Backend names are resolved here, not by nginx: nginx refuses a whole config when one upstream
 name does not resolve, which would take the site down for one missing backend. The state of
@@ -27,7 +27,6 @@ reload scripts; the parameters rendered are kept in $RUN_DIR/params.json for the
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -41,6 +40,8 @@ import time
 sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
 from dragonball.module import params  # noqa: E402
 
+import nginx_conf  # noqa: E402  (this folder: the config's text)
+
 MODULE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_DIR = os.environ.get("NOTES_WEB_RUN_DIR", "/run/notes-web")
 CONF = os.path.join(RUN_DIR, "nginx.conf")
@@ -48,20 +49,8 @@ STATE = os.path.join(RUN_DIR, "state.json")
 SNAPSHOT = os.path.join(RUN_DIR, "params.json")
 LOCK = os.path.join(RUN_DIR, "render.lock")
 HTML = os.path.join(MODULE_DIR, "module", "html")
-DIGEST_PATH = "/.dragonball/conf-digest"
 BACKEND = re.compile(r"^(?=.{1,253}:)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:([0-9]{1,5})$")
-TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-# Passive eviction when there are several backends: one failure takes a backend out for
-# FAIL_TIMEOUT; the watcher or a notification removes it for good once its name stops resolving.
-MAX_FAILS, FAIL_TIMEOUT = 1, "5s"
-# A connect within a cluster takes milliseconds. A killed container sends no RST (on Swarm's
-# overlay its address just stops answering), so every request sent to it before it is
-# evicted waits the whole connect timeout, then goes to the next backend: 1 s keeps that
-# cost small (measured on the lab: 2 s made those requests exceed a 2 s client timeout).
-# A SYN dropped by a full listen queue is sent again after 1 s and then goes to another
-# backend, not to the client. Retries are bounded in count and time, so a client never
-# waits on a chain of dead backends.
-CONNECT_TIMEOUT, PROXY_TRIES, PROXY_RETRY_WINDOW = "1s", 3, "5s"
+DIGEST_PATH = nginx_conf.DIGEST_PATH
 
 
 class RenderError(Exception):
@@ -113,124 +102,6 @@ def resolve(backends: list[str], strict: bool = False) -> tuple[list[dict], list
     return [{"backend": b, "server": s} for s, b in servers.items()], missing
 
 
-def json_for_nginx(body: dict) -> str:
-    """A JSON body as a single-quoted nginx string."""
-    return "'" + json.dumps(body).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def api_location(backends: list[str], servers: list[dict], missing: list[str]) -> str:
-    if not servers:
-        reason = ("no backend is configured" if not backends else
-                  "no backend could be resolved: " + ", ".join(missing))
-        body = json_for_nginx({"error": reason, "backends": backends})
-        return f"""        location /api/ {{
-            default_type application/json;
-            return 503 {body};
-        }}"""
-    body = json_for_nginx({"error": "no api backend answered", "backends": backends})
-    return f"""        location /api/ {{
-            proxy_pass http://notes_api;
-            proxy_next_upstream error timeout http_502 http_503;
-            proxy_next_upstream_tries {PROXY_TRIES};
-            proxy_next_upstream_timeout {PROXY_RETRY_WINDOW};
-            proxy_connect_timeout {CONNECT_TIMEOUT};
-            proxy_read_timeout 30s;
-            proxy_set_header Host $host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            error_page 502 504 = @api_unavailable;
-        }}
-
-        location @api_unavailable {{
-            default_type application/json;
-            return 502 {body};
-        }}"""
-
-
-def upstream_mode(servers: list[dict]) -> str:
-    """"none", "single" or "many": how the backends are balanced (module docstring)."""
-    return {0: "none", 1: "single"}.get(len(servers), "many")
-
-
-def upstream_block(servers: list[dict]) -> str:
-    mode = upstream_mode(servers)
-    if mode == "none":
-        return ""
-    if mode == "single":  # marking the only backend down would only lengthen an outage
-        eviction, why = "max_fails=0", "the only backend: never marked down"
-    else:
-        eviction, why = f"max_fails={MAX_FAILS} fail_timeout={FAIL_TIMEOUT}", "evicted on failure"
-    lines = [f"        server {s['server']} {eviction};  # {s['backend']}" for s in servers]
-    return (f"    upstream notes_api {{\n        # {len(servers)} address(es), {why}\n"
-            "        zone notes_api 64k;  # failure counts shared by the workers\n"
-            + "\n".join(lines) + "\n    }\n")
-
-
-def render(p: dict, servers: list[dict], missing: list[str], digest: str) -> str:
-    # Workers drop to www-data when the master runs as root (as in the container).
-    user = "user www-data;\n" if os.geteuid() == 0 else ""
-    temp = "\n".join(f"    {name}_temp_path {RUN_DIR}/tmp/{name};" for name in TEMP_DIRS)
-    return f"""# Rendered by web/module/render_conf.py from the module's parameters at every start,
-# config_change and backend address change. Edits here are lost.
-daemon off;
-{user}worker_processes 2;
-pid {RUN_DIR}/nginx.pid;
-error_log stderr warn;
-
-events {{
-    worker_connections 1024;
-}}
-
-http {{
-    types {{
-        text/html html;
-        text/css css;
-        application/javascript js;
-        application/json json;
-        image/svg+xml svg;
-        image/x-icon ico;
-        text/plain txt;
-    }}
-    default_type application/octet-stream;
-    sendfile on;
-    server_tokens off;
-{temp}
-    # Health probes come from loopback every few seconds: keep them out of the access log.
-    map $remote_addr $notes_loggable {{
-        127.0.0.1 0;
-        default 1;
-    }}
-    access_log /dev/stdout combined if=$notes_loggable;
-
-{upstream_block(servers)}
-    server {{
-        listen {p['listen_port']};
-        root {HTML};
-        index index.html;
-
-        location / {{
-            try_files $uri $uri/ =404;
-        }}
-
-{api_location(p['backends'], servers, missing)}
-
-        # Lets the reload script see which config the workers serve.
-        location = {DIGEST_PATH} {{
-            allow 127.0.0.1;
-            deny all;
-            default_type text/plain;
-            return 200 '{digest}';
-        }}
-    }}
-}}
-"""
-
-
-def digest_of(p: dict, servers: list[dict], missing: list[str]) -> str:
-    key = json.dumps([p["listen_port"], p["backends"], servers, missing], sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def nginx_test(path: str) -> None:
     """Raise RenderError with nginx's own words when it refuses the file."""
     done = subprocess.run(["nginx", "-t", "-q", "-c", path], capture_output=True, text=True)
@@ -250,19 +121,19 @@ def put_in_force(p: dict) -> dict:
     found = problems(p)
     if found:
         raise RenderError("invalid parameters:\n" + "\n".join(f"  - {x}" for x in found))
-    for name in TEMP_DIRS:
+    for name in nginx_conf.TEMP_DIRS:
         os.makedirs(os.path.join(RUN_DIR, "tmp", name), exist_ok=True)
     servers, missing = resolve(p["backends"])
-    digest = digest_of(p, servers, missing)
+    digest = nginx_conf.digest_of(p, servers, missing)
     candidate = CONF + ".new"
-    write_atomic(candidate, render(p, servers, missing, digest))
+    write_atomic(candidate, nginx_conf.render(p, servers, missing, digest, RUN_DIR, HTML))
     try:
         nginx_test(candidate)
     except RenderError:
         os.unlink(candidate)
         raise
     state = {"listen_port": p["listen_port"], "backends": p["backends"], "servers": servers,
-             "missing": missing, "mode": upstream_mode(servers), "digest": digest,
+             "missing": missing, "mode": nginx_conf.upstream_mode(servers), "digest": digest,
              "rendered_at": time.time()}
     for path in (CONF, STATE, SNAPSHOT):  # the previous set, for a failed reload (copied:
         if os.path.exists(path):          # a reader never finds the file missing)
@@ -281,7 +152,7 @@ def describe(state: dict) -> str:
     where = ", ".join(f"{s['backend']} -> {s['server']}" for s in state["servers"])
     gone = f"; unresolved: {', '.join(state['missing'])}" if state["missing"] else ""
     how = ("the only one, never marked down" if len(state["servers"]) == 1 else
-           f"{len(state['servers'])} balanced, a failing one evicted for {FAIL_TIMEOUT}")
+           f"{len(state['servers'])} balanced, a failing one evicted for {nginx_conf.FAIL_TIMEOUT}")
     return f"upstreams {where} ({how}){gone}"
 
 
@@ -320,7 +191,7 @@ def refresh() -> dict | None:
     with open(STATE, encoding="utf-8") as f:
         old = json.load(f)
     servers, missing = resolve(p["backends"], strict=True)
-    if digest_of(p, servers, missing) == old["digest"]:
+    if nginx_conf.digest_of(p, servers, missing) == old["digest"]:
         return None
     return put_in_force(p)
 
