@@ -12,9 +12,8 @@ What it keeps, and how secrets are kept:
   once it called enroll, `joined` once it reported its Swarm node) and the sha256 of
   its device token (256 random bits, `pki.new_secret`).
 - **events**: the audit log (who did what, from which address); never a secret.
-- **sessions**: the web UI's login sessions and the CLI's API tokens (dragonball.portal.auth):
-  sha256 of the 256-bit secret the browser or CLI holds, never the secret; an idle
-  timeout and an absolute expiry; the session's CSRF token.
+- **sessions**: the web UI's login sessions and the CLI's API tokens, hashed
+  (dragonball.portal.sessions, a part of `Store`).
 
 One connection per store, guarded by a lock (the API's worker threads share it);
 other processes (`dragonball enroll`) write beside it thanks to WAL and a busy
@@ -35,9 +34,13 @@ import time
 from collections.abc import Callable, Iterator
 
 from dragonball.errors import DragonBallError
-from dragonball.portal.credentials import (SCRYPT_KEY_BYTES, SCRYPT_N, SCRYPT_P,  # noqa: F401
-                                           SCRYPT_R, SCRYPT_SALT_BYTES, code_hash, dummy_hash,
-                                           hash_password, token_hash, verify_password)
+from dragonball.portal.credentials import (code_hash, dummy_hash, hash_password, token_hash,
+                                           verify_password)
+from dragonball.portal.sessions import SCHEMA as _SESSIONS_SCHEMA
+from dragonball.portal.sessions import Session, SessionTable
+
+__all__ = ["ADMIN", "DEFAULT_CODE_TTL_S", "Code", "CodeRefused", "Device", "HostnameTaken",
+           "Session", "Store", "StoreError", "code_hash"]
 from dragonball.wizard import enrollment
 
 SCHEMA_VERSION = 1
@@ -79,17 +82,7 @@ CREATE TABLE IF NOT EXISTS events (
     client TEXT,
     detail TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS events_by_client ON events (kind, client, at);
-CREATE TABLE IF NOT EXISTS sessions (
-    id_hash TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    username TEXT NOT NULL,
-    csrf_token TEXT NOT NULL,
-    client TEXT,
-    created REAL NOT NULL,
-    seen REAL NOT NULL,
-    idle_s REAL NOT NULL,
-    expires REAL NOT NULL);
-"""
+""" + _SESSIONS_SCHEMA
 
 
 class StoreError(DragonBallError):
@@ -115,19 +108,6 @@ class Code:
 
 
 @dataclasses.dataclass(frozen=True)
-class Session:
-    """A login session (kind "session": a browser's cookie) or an API token (kind "token")."""
-
-    kind: str
-    username: str
-    csrf_token: str
-    created: float
-    seen: float
-    idle_s: float
-    expires: float
-
-
-@dataclasses.dataclass(frozen=True)
 class Device:
     id: int
     hostname: str
@@ -145,7 +125,7 @@ class Device:
         return dataclasses.asdict(self)
 
 
-class Store:
+class Store(SessionTable):
     """The portal's database. `Store.open(path)` creates it (0600, WAL) if needed."""
 
     def __init__(self, connection: sqlite3.Connection, path: str,
@@ -395,51 +375,6 @@ class Store:
         rows = self._read("SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?",
                           (before_id if before_id is not None else 2 ** 62, limit))
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
-
-    # --- sessions and API tokens (dragonball.portal.auth) ----------------------------
-
-    #: A live session's `seen` is written at most this often (not a write per request).
-    SEEN_EVERY_S = 30
-
-    def create_session(self, username: str, kind: str, idle_s: float, absolute_s: float,
-                       client: str | None = None) -> tuple[str, Session]:
-        """A new session: (its secret, for the cookie or the CLI and never stored; its row)."""
-        secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        now = self.clock()
-        with self._write() as db:
-            db.execute("DELETE FROM sessions WHERE expires <= ? OR seen + idle_s <= ?",
-                       (now, now))
-            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (token_hash(secret), kind, username, csrf, client, now, now, idle_s,
-                        now + absolute_s))
-            self._event(db, f"{kind}.created", username, client, {})
-        return secret, Session(kind, username, csrf, now, now, idle_s, now + absolute_s)
-
-    def session(self, secret: str) -> Session | None:
-        """The live session `secret` opens (its idle time restarts), None if none or expired."""
-        now = self.clock()
-        rows = self._read("SELECT * FROM sessions WHERE id_hash = ?", (token_hash(secret),))
-        if not rows or rows[0]["expires"] <= now or rows[0]["seen"] + rows[0]["idle_s"] <= now:
-            return None
-        row = dict(rows[0])
-        if now - row["seen"] >= self.SEEN_EVERY_S:
-            with self._write() as db:
-                db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?",
-                           (now, row["id_hash"]))
-            row["seen"] = now
-        return Session(row["kind"], row["username"], row["csrf_token"], row["created"],
-                       row["seen"], row["idle_s"], row["expires"])
-
-    def end_session(self, secret: str, client: str | None = None) -> bool:
-        """Delete the session `secret` opens (logout); whether there was one."""
-        with self._write() as db:
-            row = db.execute("SELECT kind, username FROM sessions WHERE id_hash = ?",
-                             (token_hash(secret),)).fetchone()
-            if row is None:
-                return False
-            db.execute("DELETE FROM sessions WHERE id_hash = ?", (token_hash(secret),))
-            self._event(db, f"{row['kind']}.ended", row["username"], client, {})
-        return True
 
 
 def _device(row: sqlite3.Row) -> Device:
