@@ -34,7 +34,7 @@ import os
 import shutil
 import time
 
-from dragonball import agent_client, pki
+from dragonball import agent_client
 from dragonball.errors import InstallerError
 from dragonball.installer import DATA_DIR, plan, ports
 from dragonball.installer.apply import missing_dirs

@@ -78,7 +78,7 @@ def parse_daemon_json(text: str | None, path: str = DAEMON_JSON) -> dict | None:
         value = json.loads(text)
     except ValueError as e:
         raise InstallerError(f"{path} is not valid JSON: {e}",
-                             f"fix it (or move it away), then run install again") from e
+                             "fix it (or move it away), then run install again") from e
     if not isinstance(value, dict):
         raise InstallerError(f"{path} does not hold a JSON object", "fix it or move it away")
     return value

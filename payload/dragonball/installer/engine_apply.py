@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 
@@ -29,6 +28,7 @@ from dragonball.errors import InstallerError
 from dragonball.installer import engine, osprep
 from dragonball.installer.apply import missing_dirs, undo_file, write_file
 from dragonball.installer.engine_unpack import PACKAGES_JSON, unpack_debs
+from dragonball.installer.processes import pid_alive, terminate
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
 
@@ -221,20 +221,6 @@ def start_dockerd(ctx, undo) -> None:
                          env=host.env, start_new_session=True, close_fds=True)
 
 
-def pid_alive(host, pidfile: str) -> int | None:
-    """The pid in `pidfile` if that process runs (a zombie does not count)."""
-    text = host.read_text(pidfile)
-    try:
-        pid = int((text or "").strip())
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rpartition(")")[2].split()[0] == "Z":
-                return None
-    except (ValueError, OSError, IndexError):
-        return None
-    return pid
-
-
 def wait_engine(host, timeout: float | None = None) -> str:
     """The engine's version once `docker info` answers; InstallerError after `timeout`."""
     timeout = ENGINE_WAIT_S if timeout is None else timeout
@@ -277,15 +263,10 @@ def undo_service(host, entry: dict) -> None:
 @undoer("dockerd")
 def undo_dockerd(host, entry: dict) -> None:
     """The dockerd install started stopped (SIGTERM, as its service would), its folder gone."""
-    pid = pid_alive(host, entry["pidfile"])
+    pid = terminate(host, entry["pidfile"], 30)
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and pid_alive(host, entry["pidfile"]) == pid:
-            time.sleep(0.2)
-        if pid_alive(host, entry["pidfile"]) == pid:
-            raise InstallerError(f"dockerd (pid {pid}) did not stop within 30 s",
-                                 f"stop it yourself: kill {pid}; then run reset again")
+        raise InstallerError(f"dockerd (pid {pid}) did not stop within 30 s",
+                             f"stop it yourself: kill {pid}; then run reset again")
     host.remove(entry["pidfile"])
     host.remove_empty_dirs(entry.get("created_dirs") or [])
 

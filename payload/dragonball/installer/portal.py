@@ -64,8 +64,9 @@ from dragonball.installer.portal_registry import (  # noqa: F401
     docker_load, image_id, load_registry_image, push_images, registry_image_of,
     release_archive, start_registry, trust_registry, wait_registry)
 from dragonball.installer.portal_service import (  # noqa: F401
-    first_code, install_runtime, make_store, open_store, pid_alive, start_detached,
+    first_code, install_runtime, make_store, open_store, start_detached,
     start_service, stop_pidfile, uses_systemd, unpack_runtime, wait_portal, write_config)
+from dragonball.installer.processes import pid_alive  # noqa: F401
 from dragonball.installer.steps import Step
 
 STEP_IDS = ("portal.swarm", "portal.pki", "portal.registry_auth", "portal.registry_image",

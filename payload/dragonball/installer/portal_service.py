@@ -21,6 +21,7 @@ from dragonball.installer.portal_layout import (
     CA_CERT, COMMAND_LINK, EXECUTABLE, PIDFILE, PORTAL_LOG, RUNTIME_DIR, RUNTIME_PARENT,
     RUNTIME_STAMP, UNIT_NAME, UNIT_PATH, WAIT_S, bin_name, hostname_of, portal_settings,
     unit_text)
+from dragonball.installer.processes import terminate
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.cli import display_fingerprint, join_instructions, print_instructions
 from dragonball.portal.store import ADMIN, DEFAULT_CODE_TTL_S, Store
@@ -172,27 +173,10 @@ def start_detached(ctx, undo) -> None:
     host.write_text(PIDFILE, f"{proc.pid}\n", 0o644)
 
 
-def pid_alive(host, pidfile: str) -> int | None:
-    try:
-        pid = int((host.read_text(pidfile) or "").strip())
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rpartition(")")[2].split()[0] == "Z":
-                return None
-    except (ValueError, OSError, IndexError):
-        return None
-    return pid
-
-
 def stop_pidfile(host, pidfile: str, wait_s: float = 20) -> None:
-    pid = pid_alive(host, pidfile)
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and pid_alive(host, pidfile) == pid:
-        time.sleep(0.2)
-    if pid_alive(host, pidfile) == pid:
+    """The detached portal stopped: SIGTERM, then SIGKILL after `wait_s`."""
+    pid = terminate(host, pidfile, wait_s)
+    if pid is not None:
         os.kill(pid, signal.SIGKILL)
 
 
@@ -232,6 +216,6 @@ def first_code(ctx) -> dict:
     console.print(f"\n[bold]The portal is up:[/bold] {settings.url}  (user {ADMIN}, the "
                   "password you chose)")
     print_instructions(console, info, DEFAULT_CODE_TTL_S)
-    console.print(f"More codes, any time, on this server: [bold]dragonball enroll[/bold]\n")
+    console.print("More codes, any time, on this server: [bold]dragonball enroll[/bold]\n")
     log.info("first enrollment code made (code %d, valid %d s)", record.id, DEFAULT_CODE_TTL_S)
     return {}
