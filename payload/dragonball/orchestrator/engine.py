@@ -77,9 +77,11 @@ class SwarmEngine:
         except docker.errors.NotFound:
             if missing_ok:
                 return None
-            raise EngineError(f"the engine could not {what}: not found") from None
+            raise EngineError(f"the engine could not {what}: not found",
+                              "see 'docker service ls' on the portal") from None
         except docker.errors.APIError as e:
-            raise EngineError(f"the engine could not {what}: {e.explanation or e}") from e
+            raise EngineError(f"the engine could not {what}: {e.explanation or e}",
+                              "see 'docker service ls' and 'docker node ls' on the portal") from e
         except (docker.errors.DockerException, OSError) as e:
             raise EngineError(f"the engine could not {what}: {e}",
                               "run this on the portal (a Swarm manager), as root") from e

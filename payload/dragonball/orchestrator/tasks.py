@@ -76,8 +76,9 @@ class TaskCalls:
     def logs(self, app: str, name: str, tail: int = 200) -> list[dict]:
         """The last `tail` log lines of each running task of a service, through the agents:
         [{"task", "server", "lines", "error"}] (`error`: why a task's log could not be read)."""
-        if name not in self.spec_of(app).services:
-            raise UnknownService(name, self.spec_of(app).services)
+        services = self.spec_of(app).services
+        if name not in services:
+            raise UnknownService(name, services)
         found = []
         for task, node in self.running_tasks(app, name):
             container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
