@@ -22,6 +22,7 @@ store, the agents and the registry; tests give one over fakes), errors mapped on
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
@@ -67,10 +68,20 @@ class SpecText(BaseModel):
 
 
 def default_factory(store, settings) -> Callable:
-    """The portal's own Control maker: its engine, store, agents and registry."""
+    """The portal's own Control maker: its engine, store, agents and registry, made once
+    (credentials read, registry logged in, schema checked) and shared; each call gets a
+    Control of its own over them (a job sets its own progress)."""
+    made: list = []
+    lock = threading.Lock()
+
     def make():
         from dragonball.orchestrator.control import Control
-        return Control.from_settings(settings, store=store)
+        with lock:
+            if not made:
+                made.append(Control.from_settings(settings, store=store))
+        base = made[0]
+        return Control(base.engine, base.store, base.agents, base.registry,
+                       base.registry_address)
     return make
 
 
