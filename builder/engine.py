@@ -18,7 +18,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from dragonball.errors import BuildError, EngineError
+from dragonball.errors import BuildError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,10 @@ DOCKER_CLI = "/usr/bin/docker"  # Debian's client; /usr/local/bin may hold anoth
 API_VERSION = "1.41"
 IMPORT_TIMEOUT_S = 600
 _START_HINT = "start the engine with 'sudo bash scripts/setup.sh' and check '/usr/bin/docker info'"
+
+
+class EngineError(BuildError, Unavailable):
+    """The build machine's Docker engine refused or failed a request."""
 
 
 class Engine:
