@@ -126,6 +126,8 @@ def status() -> int:
     p = load_checked()
     code, body = get(p["listen_port"], "/healthz")
     store = f"{p['store_host']}:{p['store_port']}"
+    if p["store_sentinels"]:
+        store = f"primary {body.get('primary') or '?'} (via sentinels {','.join(p['store_sentinels'])})"
     if code == 200 and body.get("ok"):
         say(f"healthy: server up on port {p['listen_port']}, store {store} up")
         return 0
