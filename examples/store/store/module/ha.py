@@ -568,23 +568,43 @@ def handover(ctx: Context, seconds: float = 3.0) -> int:
     if not any(r.get("state") == "online" for r in replicas_of(fields)):
         say("no handover: no replica is in sync")
         return 0
-    try:
-        with ctx.sentinel() as s:
-            s.call("SENTINEL", "FAILOVER", ctx.name)
-    except RespError as e:
-        say(f"no handover: the sentinel refused the failover: {e}")
-        return 0
+    # A failover the sentinel forces does not stop the old primary: writes it takes after the
+    # sentinel chose a replica (and that another replica confirms) would be dropped when the
+    # replicas resync from the new primary. So: pause writes here, let every replica catch up,
+    # then hand over. Paused clients get -READONLY once this slot is a replica (the api then
+    # asks the sentinels again and writes to the new primary).
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        try:
-            fields = replication(ctx)
-        except RespError:
-            continue
-        if fields.get("role") == "slave":
-            say(f"handed the primary role over to {fields.get('master_host')}")
-            return 0
-    say(f"the handover did not finish within {seconds:.0f} s; stopping anyway")
+    handed = False
+    try:
+        with ctx.redis() as r:
+            # Long enough to outlast this slot's shutdown: once a replica is promoted, a write
+            # let through here would be acknowledged on the old primary and then dropped.
+            r.call("CLIENT", "PAUSE", str(int(seconds * 1000) + 8000), "WRITE")
+            while time.monotonic() < deadline:
+                fields = info_fields(r.call("INFO", "replication"))
+                offset = fields.get("master_repl_offset")
+                online = [x for x in replicas_of(fields) if x.get("state") == "online"]
+                if online and all(x.get("offset") == offset for x in online):
+                    break
+                time.sleep(0.05)
+            with ctx.sentinel() as s:
+                s.call("SENTINEL", "FAILOVER", ctx.name)
+                while time.monotonic() < deadline and not handed:
+                    time.sleep(0.1)
+                    primary = s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", ctx.name)
+                    handed = bool(primary) and primary[0] != ctx.slot.name
+            if handed:
+                say(f"handed the primary role over to {primary[0]} (writes paused here until "
+                    "this slot stops)")
+                return 0
+            say(f"the handover did not finish within {seconds:.0f} s; stopping anyway")
+    except RespError as e:
+        say(f"no handover: {e}")
+    try:
+        with ctx.redis() as r:
+            r.call("CLIENT", "UNPAUSE")
+    except RespError:
+        pass
     return 0
 
 
