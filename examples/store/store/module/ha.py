@@ -10,7 +10,7 @@
     ha.py info        the slot, its role, the sentinels' view
     ha.py notify      a peer slot changed: log it; on "scaled", follow the quorum
     ha.py handover    stop: a primary hands its role to an in-sync replica first (bounded)
-    ha.py live OLD    config_change: apply password, down_after_ms to redis and the sentinel
+    ha.py live OLD    config_change: apply a new down_after_ms to the sentinel
 
 Only for a replicated slot (DRAGONBALL_PEERS names 2 or more slots, slots.py); a single slot
 never runs this. The rules, in docs/module-spec.md ("Stateful slots and replication") and
@@ -408,6 +408,31 @@ def seen_by_peers(ctx: Context) -> tuple[bool, str]:
     return True, f"{len(views)} peer sentinel(s) see {ctx.slot.name} up as the primary"
 
 
+def follow_new_primary(ctx: Context, seconds: float) -> None:
+    """Once the sentinels named a primary other than this slot, replicate from it directly
+    (the sentinels would re-point this slot too, but only after failover-timeout)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            with ctx.sentinel() as s:
+                primary = s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", ctx.name)
+        except RespError:
+            continue
+        if not primary or primary[0] == ctx.slot.name:
+            continue
+        try:
+            fields = replication(ctx)
+            if fields.get("master_host") != primary[0]:
+                with ctx.redis() as r:
+                    r.call("REPLICAOF", primary[0], primary[1])
+            say(f"the sentinels made {primary[0]} the primary; this slot replicates from it")
+        except RespError as e:
+            say(f"cannot replicate from the new primary {primary[0]} yet: {e}")
+        return
+    say(f"no failover within {seconds:.0f} s; the sentinels will re-point this slot later")
+
+
 def settle(ctx: Context) -> int:
     decision = read_decision()
     if decision.get("request_failover"):
@@ -419,6 +444,7 @@ def settle(ctx: Context) -> int:
                 break
             except RespError as e:
                 say(f"{peer}'s sentinel did not start a failover: {e}")
+        follow_new_primary(ctx, FAILOVER_TIMEOUT_MS / 1000 + 5)
     if not decision.get("fenced"):
         return 0
     deadline = decision.get("fence_until", 0)
@@ -609,32 +635,19 @@ def handover(ctx: Context, seconds: float = 3.0) -> int:
 
 
 def live(ctx: Context, old_path: str) -> int:
-    """config_change: what changed among password and down_after_ms, applied live."""
+    """config_change: what the sentinel applies live (port, sentinel_port, master_name and
+    password were refused by redis_conf.py: every slot must change them together)."""
     old = {**params.defaults(), **params.read_file(old_path)}
-    new, name = ctx.p, ctx.name
-    r = Resp("127.0.0.1", old["port"], old["password"])
-    s = Resp("127.0.0.1", old["sentinel_port"], old["password"])
+    if ctx.p["down_after_ms"] == old["down_after_ms"]:
+        return 0
     try:
-        if new["password"] != old["password"]:
-            r.call("CONFIG", "SET", "masterauth", new["password"])
-            r.call("CONFIG", "SET", "requirepass", new["password"])
-            s.call("SENTINEL", "SET", name, "auth-pass", new["password"])
-            s.call("SENTINEL", "CONFIG", "SET", "sentinel-pass", new["password"])
-            if new["password"]:
-                s.call("ACL", "SETUSER", "default", "on", "resetpass", ">" + new["password"])
-            else:
-                s.call("ACL", "SETUSER", "default", "on", "resetpass", "nopass")
-            say("password changed in redis and its sentinel (applied live; the other slots "
-                "and the api need it too)")
-        if new["down_after_ms"] != old["down_after_ms"]:
-            s.call("SENTINEL", "SET", name, "down-after-milliseconds", str(new["down_after_ms"]))
-            say(f"down_after_ms {old['down_after_ms']} -> {new['down_after_ms']} (applied live)")
+        with ctx.sentinel() as s:
+            s.call("SENTINEL", "SET", ctx.name, "down-after-milliseconds",
+                   str(ctx.p["down_after_ms"]))
     except RespError as e:
         say(f"live change failed: {e}")
         return 1
-    finally:
-        r.close()
-        s.close()
+    say(f"down_after_ms {old['down_after_ms']} -> {ctx.p['down_after_ms']} (applied live)")
     return 0
 
 

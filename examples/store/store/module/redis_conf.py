@@ -35,9 +35,11 @@ SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 MEMORY = re.compile(r"^[0-9]+(b|k|kb|m|mb|g|gb)?$")
 MASTER_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 FSYNC = ("always", "everysec")
-# What a replicated store cannot change in one slot at a time: every slot and the api's
-# store_sentinels / store_master_name must change together (redeploy the service).
-NOT_LIVE_WHEN_REPLICATED = ("port", "sentinel_port", "master_name")
+# What a replicated store cannot change in one slot at a time: every slot (and the api's
+# store_sentinels, store_master_name, store_password) must change together. A password changed
+# slot by slot breaks every link that reconnects in between (measured: the sentinels then
+# found the primary down); stop the service, change it, start the service.
+NOT_LIVE_WHEN_REPLICATED = ("port", "sentinel_port", "master_name", "password")
 # A primary keeps accepting writes only while a replica acknowledged the stream this recently.
 MIN_REPLICAS_MAX_LAG_S = 5
 
@@ -76,9 +78,10 @@ def live_problems(old: dict, new: dict, slot) -> list[str]:
     """What a config_change may not change in this slot while it runs."""
     if slot is None or not slot.replicated:
         return []
-    return [f"{key} cannot change live in a replicated store ({old.get(key)!r} -> "
-            f"{new.get(key)!r}): every slot and the api must change together; "
-            "redeploy the service with the new value"
+    return [f"{key} cannot change live in a replicated store"
+            + ("" if key == "password" else f" ({old.get(key)!r} -> {new.get(key)!r})")
+            + ": every slot and the api must change together; stop the service, change it, "
+            "start the service"
             for key in NOT_LIVE_WHEN_REPLICATED if old.get(key) != new.get(key)]
 
 

@@ -18,9 +18,12 @@ say() { echo "store: $*"; }
 _PARAMS="port password maxmemory maxmemory_policy appendfsync sentinel_port"
 
 # use_params [FILE]: set $param_* from FILE (default: the parameters in force) and the auth.
+# For FILE (the old parameters) the PARAM_* variables are left out: they hold the new values,
+# and `params` lays them over the file, so a key the old file lacks would read as unchanged.
 use_params() {
     if [ -n "${1:-}" ]; then
-        _vars=$(/opt/dragon_ball/bin/params --file "$1" sh $_PARAMS)
+        _vars=$(unset $(env | sed -n 's/^\(PARAM_[A-Za-z0-9_]*\)=.*/\1/p')
+                /opt/dragon_ball/bin/params --file "$1" sh $_PARAMS)
     else
         _vars=$(/opt/dragon_ball/bin/params sh $_PARAMS)
     fi || exit 1

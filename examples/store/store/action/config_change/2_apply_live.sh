@@ -1,8 +1,8 @@
 #!/bin/sh
 # Apply what changed to the running server with CONFIG SET: maxmemory, maxmemory_policy,
 # appendfsync, password, port (Redis 7 changes them all live). Connects with the old port and
-# password. A replicated slot: the password (redis and its sentinel) and down_after_ms go
-# through module/ha.py; port, sentinel_port and master_name were refused by 1_render_conf.sh.
+# password. A replicated slot: down_after_ms goes to its sentinel (module/ha.py); port,
+# sentinel_port, master_name and password were refused by 1_render_conf.sh.
 . module/store.sh
 [ "${DRAGONBALL_EVENT:-}" = notify ] && exit 0
 if [ -z "${DRAGONBALL_OLD_PARAMS_FILE:-}" ]; then
