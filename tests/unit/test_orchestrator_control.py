@@ -283,7 +283,8 @@ def test_set_params_of_an_app_never_applied(control):
 def test_set_params_delivers_the_full_params_in_force_to_each_running_task(applied, agents):
     results = applied.set_params("notes", "api", ["greeting=Hi", "store_port=6380"])
     in_force = {"store_host": "store", "store_port": 6380, "store_password": "",
-                "listen_port": 8080, "greeting": "Hi"}
+                "store_sentinels": [], "store_master_name": "store", "store_wait_replicas": 1,
+                "store_wait_timeout_ms": 1000, "listen_port": 8080, "greeting": "Hi"}
     execs = agents.named("exec")
     assert [(c[1], c[2]) for c in execs] == [("10.0.0.1", "c-api-1"), ("10.0.0.2", "c-api-2")]
     for _, _, _, action, body, replace in execs:

@@ -225,9 +225,11 @@ def test_a_task_that_refuses_its_params_is_ok_false(deployed):
     ({"set": {"store_port": "6380", "greeting": "Hi"}}, ['store_port is an int: got "6380"']),
     ({"set": {"listen_port": True}}, ["listen_port is an int: got true"]),
     ({"set": {"nope": 1}}, ["api has no parameter 'nope' (it has: greeting, listen_port, "
-                            "store_host, store_password, store_port)"]),
+                            "store_host, store_master_name, store_password, store_port, "
+                            "store_sentinels, store_wait_replicas, store_wait_timeout_ms)"]),
     ({"unset": ["nope"]}, ["api has no parameter 'nope' (it has: greeting, listen_port, "
-                           "store_host, store_password, store_port)"]),
+                           "store_host, store_master_name, store_password, store_port, "
+                           "store_sentinels, store_wait_replicas, store_wait_timeout_ms)"]),
     ({}, ["nothing to set"])])
 def test_invalid_params_are_422_and_change_nothing(deployed, change, problems):
     answer = put(deployed, f"{API}/api/params", change)
@@ -262,7 +264,7 @@ def test_an_invalid_spec_is_422_with_every_problem_and_no_job(portal):
         assert answer.status_code == 422, path
         problems = answer.json()["problems"]
         assert [(p["path"], p["line"]) for p in problems] == [
-            ("services.api.replicas", 24), ("services.store.image", 35)]
+            ("services.api.replicas", 24), ("services.store.image", 39)]
     answer = post(portal, "/api/v1/apply", {"spec": NOTES})
     assert answer.status_code == 422
     assert answer.json()["problems"][0]["path"] == "services.store.image"
