@@ -248,3 +248,22 @@ def test_the_api_checks_its_sentinel_parameters():
                      "store_wait_timeout_ms", "store_master_name"):
         assert fragment in found, found
     assert notes_api.problems({**API_DEFAULTS, "store_sentinels": "store-1:26379"})
+
+
+# -- the HA app spec ----------------------------------------------------------------------------
+def test_the_ha_spec_is_valid_and_names_a_sentinel_per_store_slot():
+    import json
+
+    from dragonball.app.spec import load as load_spec
+
+    spec = load_spec((ROOT / "examples" / "notes-ha.app.yaml").read_text(), "notes-ha.app.yaml")
+    store, api = spec.services["store"], spec.services["api"]
+    assert store.replicas == 3 and store.storage
+    assert store.parameters["password"].secret and api.parameters["store_password"].secret
+    values = api.parameter_values()
+    assert values["store_sentinels"] == [f"store-{n}:26379" for n in range(1, store.replicas + 1)]
+    for module, service in (("api", api), ("store", store)):
+        defaults = json.loads((ROOT / "examples" / module / module / "module" /
+                               "defaults.json").read_text())
+        assert set(service.parameter_values()) == set(defaults)
+    assert notes_api.problems({**API_DEFAULTS, **values}) == []
