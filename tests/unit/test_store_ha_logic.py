@@ -173,7 +173,9 @@ def test_the_rendered_sentinel_conf_keeps_the_state_and_the_settings():
     assert "sentinel myid 1a7b8c9aacc7e2f3a012e034fd9b60c33767dd4b" in lines
     assert "sentinel config-epoch store 3" in lines and "sentinel current-epoch 3" in lines
     assert "sentinel known-replica store store-1 6379" in lines
+    assert "sentinel known-replica store store-2 6379" in lines
     assert not any("known-replica store store-3" in line for line in lines)  # the primary
+    assert len([line for line in lines if "known-replica" in line]) == 2
     assert "sentinel known-sentinel store store-2 26379 0bf7900b4e7ac609cea04be8e511f6c720cb5369" in lines
     assert 'sentinel announce-ip "store-1"' in lines and "sentinel resolve-hostnames yes" in lines
     assert 'requirepass "pw\\x20x"' in lines and 'sentinel auth-pass store "pw\\x20x"' in lines

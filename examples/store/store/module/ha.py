@@ -9,7 +9,7 @@
                       primary) and the sentinel answers
     ha.py info        the slot, its role, the sentinels' view
     ha.py notify      a peer slot changed: log it; on "scaled", follow the quorum
-    ha.py handover    stop: a primary hands its role to an in-sync replica first (bounded)
+    ha.py handover    stop: a primary hands its role to an in-sync replica first (at most 5 s)
     ha.py live OLD    config_change: apply a new down_after_ms to the sentinel
 
 Only for a replicated slot (DRAGONBALL_PEERS names 2 or more slots, slots.py); a single slot
@@ -244,7 +244,13 @@ def render_sentinel(p: dict, slot, decision: Decision, state: dict, directory: s
         f"sentinel leader-epoch {name} {state.get('leader_epoch', 0)}",
         f"sentinel current-epoch {max(decision.epoch, state.get('current_epoch', 0))}",
     ]
-    for host, port in state.get("replicas", []):
+    # Every slot but the primary is its replica, this one included: a sentinel that restarted
+    # knows them all at once, not only after its next INFO of the primary (10 s). A sentinel
+    # elected leader in between would leave an unknown replica on the dead primary (measured:
+    # 17 s of refused writes, until another sentinel fixed it after failover-timeout).
+    replicas = list(state.get("replicas", []))
+    replicas += [(peer, p["port"]) for peer in slot.peers if (peer, p["port"]) not in replicas]
+    for host, port in replicas:
         if host != watched:
             lines.append(f"sentinel known-replica {name} {host} {port}")
     for host, port, runid in state.get("sentinels", []):
@@ -583,7 +589,27 @@ def notify(ctx: Context) -> int:
     return 0
 
 
-def handover(ctx: Context, seconds: float = 3.0) -> int:
+def peers_agree(ctx: Context, primary: str, deadline: float) -> str:
+    """Wait until every peer sentinel that answers names `primary`; say how it went."""
+    pending = list(ctx.slot.others)
+    while pending and time.monotonic() < deadline:
+        for peer in list(pending):
+            try:
+                with ctx.sentinel(peer) as s:
+                    named = s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", ctx.name)
+            except RespError:
+                pending.remove(peer)  # not answering: it learns the view when it comes back
+                continue
+            if named and named[0] == primary:
+                pending.remove(peer)
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        return f"the sentinels of {', '.join(pending)} did not name it yet"
+    return "the peers' sentinels name it"
+
+
+def handover(ctx: Context, seconds: float = 5.0) -> int:
     try:
         fields = replication(ctx)
     except RespError as e:
@@ -620,8 +646,12 @@ def handover(ctx: Context, seconds: float = 3.0) -> int:
                     primary = s.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", ctx.name)
                     handed = bool(primary) and primary[0] != ctx.slot.name
             if handed:
+                # This sentinel led the failover; stopped before the others learn the new
+                # configuration (its hello messages, every 2 s), they would see the old primary
+                # go down and fail over again, demoting the new one (measured: 10.8 s).
+                agreed = peers_agree(ctx, primary[0], deadline)
                 say(f"handed the primary role over to {primary[0]} (writes paused here until "
-                    "this slot stops)")
+                    f"this slot stops); {agreed}")
                 return 0
             say(f"the handover did not finish within {seconds:.0f} s; stopping anyway")
     except RespError as e:

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SAVE the dataset to storage/redis, then SHUTDOWN redis-server and wait for it to exit.
 # A replicated slot that is the primary first hands its role over to an in-sync replica
-# (module/ha.py handover, at most 3 s), and its sentinel is stopped last.
+# (module/ha.py handover, at most 5 s), and its sentinel is stopped last.
 . module/store.sh
 use_params
 stop_sentinel() {
