@@ -64,8 +64,11 @@ class HaStore:
     """N store slots (store-1..N) and one api on a network of their own."""
 
     def __init__(self, client, images: dict[str, str], root: pathlib.Path, slots: int = 3,
-                 prefix: str = "ha") -> None:
+                 prefix: str = "ha", params: dict | None = None) -> None:
+        """`slots`: 1 is a single, unreplicated store (DRAGONBALL_PEERS names only store-1);
+        `params`: store parameters over the password."""
         self.client, self.images, self.root = client, images, root
+        self.params = {"password": PASSWORD, **(params or {})}
         self.names = [f"store-{n}" for n in range(1, slots + 1)]
         self.prefix = prefix
         self.network = client.networks.create(f"notes-{prefix}-{RUN_ID}", driver="bridge",
@@ -91,19 +94,21 @@ class HaStore:
             labels=LABELS, volumes=self._mounts(name, "store"),
             environment={"DRAGONBALL_SLOT": str(number), "DRAGONBALL_SLOT_NAME": name,
                          "DRAGONBALL_PEERS": ",".join(self.names),
-                         "DRAGONBALL_PARAMS": json.dumps({"password": PASSWORD})},
+                         "DRAGONBALL_PARAMS": json.dumps(self.params)},
             network=self.network.name, networking_config={self.network.name: endpoint})
         self.containers[name] = container
         return container
 
     def start_api(self, params: dict | None = None):
-        sentinels = [f"{name}:26379" for name in self.names]
+        """The api on the slots' sentinels; a single slot: on store-1 directly."""
+        sentinels = [f"{name}:26379" for name in self.names] if len(self.names) > 1 else []
         endpoint = self.client.api.create_endpoint_config(aliases=["api"])
         container = self.client.containers.run(
             self.images["api"], detach=True, name=f"notes-{self.prefix}-api-{RUN_ID}",
             labels=LABELS, volumes=self._mounts("api", "api"),
             environment={"DRAGONBALL_PARAMS": json.dumps(
-                {"store_password": PASSWORD, "store_sentinels": sentinels, **(params or {})})},
+                {"store_password": PASSWORD, "store_sentinels": sentinels, "store_host": "store-1",
+                 **(params or {})})},
             network=self.network.name, networking_config={self.network.name: endpoint},
             ports={"8080/tcp": ("127.0.0.1", None)})
         self.containers["api"] = container
@@ -164,8 +169,10 @@ class HaStore:
 
     def note_ids(self, name: str) -> set[int]:
         """Every note id slot `name` holds (a replica answers only once in sync)."""
-        return {json.loads(line)["id"] for line in
-                self.redis(name, "LRANGE", "notes", "0", "-1").splitlines() if line.startswith("{")}
+        out = self.redis(name, "LRANGE", "notes", "0", "-1")
+        lines = out.splitlines()
+        assert all(line.startswith("{") for line in lines), f"{name} answered: {out[:300]}"
+        return {json.loads(line)["id"] for line in lines}
 
     def primary(self) -> str:
         """The slot the sentinels name as primary (asked of any slot that answers)."""
@@ -245,15 +252,21 @@ class Client(threading.Thread):
         return empty
 
     def refused_window(self, since: float) -> tuple[float, float | None]:
-        """(seconds of failed writes from `since` to the next acknowledged one, when the
-        first write after the window was acknowledged — None if none was)."""
-        failed = [t for t, status, _ in self.writes() if t >= since and status != 201]
+        """(seconds without an acknowledged write around the first failure after `since`:
+        from the last acknowledged write before it to the first one after it; when that
+        first one came — None if none did). 0 when no write failed."""
+        writes = self.writes()
+        failed = [t for t, status, _ in writes if t >= since and status != 201]
         if not failed:
             return 0.0, since
-        after = [t for t, status, _ in self.writes() if t > failed[0] and status == 201]
+        # a write's time is when its answer came: a failure's request started after the
+        # acknowledged write before it
+        before = [t for t, status, _ in writes if t < failed[0] and status == 201]
+        start = before[-1] if before else since
+        after = [t for t, status, _ in writes if t > failed[0] and status == 201]
         if not after:
-            return self.now() - failed[0], None
-        return after[0] - failed[0], after[0]
+            return self.now() - start, None
+        return after[0] - start, after[0]
 
     def failures(self) -> list[tuple[float, int, str]]:
         return [(round(t, 2), status, str(body.get("error", ""))[:160])
