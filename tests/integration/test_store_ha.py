@@ -95,7 +95,7 @@ def test_killing_the_primary_under_writes_loses_no_acknowledged_note(ha):
     refused_s, resumed_at = client.refused_window(killed_at)
     acked = client.acknowledged()
     report("primary killed", writes=len(client.writes()), acknowledged=len(acked),
-           failed=len(client.failures()), writes_refused_s=round(refused_s, 2),
+           failed=len(client.failures()), no_write_s=round(refused_s, 2),
            resumed_after_kill_s=round(resumed_at - killed_at, 2) if resumed_at else None)
     new_primary = ha.primary()
     assert new_primary in ("store-2", "store-3"), ha.logs()
@@ -134,7 +134,7 @@ def test_a_stopped_primary_hands_over_and_loses_no_acknowledged_note(ha):
     refused_s, resumed_at = client.refused_window(stopped_at)
     report("primary stopped (handover)", writes=len(client.writes()),
            acknowledged=len(client.acknowledged()), failed=len(client.failures()),
-           writes_refused_s=round(refused_s, 2))
+           no_write_s=round(refused_s, 2))
     logs = container.logs().decode()
     assert container.attrs["State"]["ExitCode"] == 0, logs
     assert "handed the primary role over to" in logs, logs

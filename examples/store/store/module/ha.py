@@ -371,6 +371,10 @@ def prepare(ctx: Context) -> int:
     fence_until = time.time() + 2 * ctx.p["down_after_ms"] / 1000 + 20
     with open(DECISION, "w", encoding="utf-8") as f:
         json.dump({**dataclasses.asdict(decision), "fence_until": fence_until}, f)
+    if len(ctx.slot.peers) == 2:
+        say("2 slots: every acknowledged write is on both, but electing a new primary needs a "
+            "majority of the 2 sentinels, so losing either server stops writes until it is "
+            "back (no automatic failover); 3 slots fail over by themselves")
     role = "primary" if decision.role == "primary" else f"replica of {decision.master}"
     say(f"slot {ctx.slot.number} of {len(ctx.slot.peers)} ({ctx.slot.name}) starts as {role}: "
         f"{decision.reason}" + ("; writes fenced until the peers' sentinels see it" if
