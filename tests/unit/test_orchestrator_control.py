@@ -152,6 +152,20 @@ def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engi
     assert not [c for c in engine.calls if c[0] in ("create_service", "update_service")]
 
 
+def test_apply_reads_the_spec_observes_and_plans_once(tmp_path, control, engine, registry):
+    prepared = control.prepare(spec_file(tmp_path))
+    assert len(registry.calls) == 3      # one digest lookup per image
+    assert [c for c in engine.calls if c[0] == "services"] == [
+        ("services", {"io.dragonball.app": "notes"})]
+    engine.calls.clear()
+    registry.calls.clear()
+    assert control.execute(prepared) is prepared.plan
+    assert registry.calls == []          # executing looks nothing up again to plan
+    assert not [c for c in engine.calls if c[0] == "services"]
+    assert [c[1] for c in engine.calls if c[0] == "create_service"] == [
+        "notes_store", "notes_api", "notes_web"]
+
+
 def test_a_new_default_reaches_kept_tasks_and_a_refusal_is_named(tmp_path, control, engine,
                                                                    agents):
     control.apply(spec_file(tmp_path))
