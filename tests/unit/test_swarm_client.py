@@ -104,10 +104,12 @@ def test_reads_give_domain_types(swarm, api):
     assert swarm.now().isoformat() == "2025-01-01T00:00:09.500000+00:00"
 
 
-def test_a_missing_node_or_service_is_none(swarm, api):
+def test_a_missing_node_or_service_is_none_and_has_no_tasks(swarm, api):
     api.fail = {"inspect_node": [docker.errors.NotFound("404")],
-                "inspect_service": [docker.errors.NotFound("404")]}
+                "inspect_service": [docker.errors.NotFound("404")],
+                "tasks": [docker.errors.NotFound("404")]}
     assert swarm.node("gone") is None and swarm.service("gone") is None
+    assert swarm.tasks("gone") == []
 
 
 def test_errors_become_swarm_errors_from_the_docker_one(swarm, api):

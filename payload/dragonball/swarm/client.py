@@ -238,7 +238,8 @@ class Swarm:
                    missing_ok=True)
 
     def tasks(self, service: str) -> list[Task]:
-        """Every task Swarm still lists of the service (its name or ID)."""
+        """Every task Swarm still lists of the service (its name or ID); none when there
+        is no such service (the engine answers 404 to the filter)."""
         found = self._call(f"list the tasks of {service}",
-                           lambda api: api.tasks(filters={"service": service}))
+                           lambda api: api.tasks(filters={"service": service}), missing_ok=True)
         return [task_of(t) for t in found or []]
