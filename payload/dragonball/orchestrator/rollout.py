@@ -118,40 +118,45 @@ class Rollout:
         they became healthy. RolloutFailed stops it: nothing more is launched."""
         todo = {launch.name: launch for launch in launches}
         inside = set(todo)
-        inflight: dict = {}   # name -> (since, deadline)
+        inflight: dict = {}   # name -> (launch, since, deadline)
         while todo or inflight:
             for name in sorted(todo):
-                launch = todo[name]
-                if all(n in self.healthy or n not in inside for n in launch.needs):
-                    since = self.swarm.now()
-                    launch.act()
-                    del todo[name]
-                    inflight[name] = (since, self.clock() + self.wait_s)
-                    self.timings[name] = [self.clock(), None]
-                    self.progress(name, "starting", "")
+                if all(n in self.healthy or n not in inside for n in todo[name].needs):
+                    inflight[name] = self._act(todo.pop(name))
             for name in sorted(inflight):
-                since, deadline = inflight[name]
-                launch = next(x for x in launches if x.name == name)
-                service = self.swarm.service(launch.swarm_name)
-                updating = service.update_state if service else None
-                verdict = judge(self.swarm.tasks(launch.swarm_name), launch.desired, since,
-                                launch.fresh_only, updating)
-                if verdict.state == "healthy":
+                if self._healthy(*inflight[name]):
                     del inflight[name]
-                    self.healthy.append(name)
-                    self.timings[name][1] = self.clock()
-                    self.progress(name, "healthy", verdict.detail)
-                elif verdict.state == "failed":
-                    server, output = self.explain(verdict.task) if verdict.task else ("", "")
-                    self.progress(name, "failed", verdict.detail)
-                    raise RolloutFailed(name, verdict.detail, server, output, self.healthy)
-                elif self.clock() >= deadline:
-                    self.progress(name, "failed", "timed out: " + verdict.detail)
-                    raise RolloutFailed(name, f"not healthy within {self.wait_s:.0f} s: "
-                                        f"{verdict.detail}", healthy=self.healthy)
             if todo or inflight:
                 self.sleep(self.poll_s)
         return list(self.healthy)
+
+    def _act(self, launch: Launch) -> tuple:
+        """Launch it now: (launch, since, deadline) of its wait for health."""
+        since = self.swarm.now()
+        launch.act()
+        self.timings[launch.name] = [self.clock(), None]
+        self.progress(launch.name, "starting", "")
+        return launch, since, self.clock() + self.wait_s
+
+    def _healthy(self, launch: Launch, since, deadline: float) -> bool:
+        """Whether it is healthy now; RolloutFailed when it failed or its time is up."""
+        service = self.swarm.service(launch.swarm_name)
+        verdict = judge(self.swarm.tasks(launch.swarm_name), launch.desired, since,
+                        launch.fresh_only, service.update_state if service else None)
+        if verdict.state == "healthy":
+            self.healthy.append(launch.name)
+            self.timings[launch.name][1] = self.clock()
+            self.progress(launch.name, "healthy", verdict.detail)
+            return True
+        if verdict.state == "failed":
+            server, output = self.explain(verdict.task) if verdict.task else ("", "")
+            self.progress(launch.name, "failed", verdict.detail)
+            raise RolloutFailed(launch.name, verdict.detail, server, output, self.healthy)
+        if self.clock() >= deadline:
+            self.progress(launch.name, "failed", "timed out: " + verdict.detail)
+            raise RolloutFailed(launch.name, f"not healthy within {self.wait_s:.0f} s: "
+                                f"{verdict.detail}", healthy=self.healthy)
+        return False
 
     def stop(self, services: dict, remove: bool = False) -> list[str]:
         """Scale each to 0 once every service that needs it (among `services`) has stopped:
