@@ -18,7 +18,7 @@ from dragonball import agent_client, pki
 from dragonball.errors import InstallerError
 from dragonball.installer import agent as agent_mod
 from dragonball.installer import plan
-from dragonball.installer import portal as portal_mod
+from dragonball.installer.portal import registry as portal_registry
 from dragonball.installer.host import Completed, Host
 from dragonball.installer.journal import Journal
 from dragonball.installer.steps import run_steps
@@ -102,7 +102,7 @@ def played(tmp_path, monkeypatch):
     @contextlib.contextmanager
     def archive(environ=None):
         yield FakeArchive()
-    monkeypatch.setattr(portal_mod, "release_archive", archive)
+    monkeypatch.setattr(portal_registry, "release_archive", archive)
     monkeypatch.setattr(agent_mod, "wait_agent",
                         lambda host, address: server.waits.append(address))
     return server
@@ -242,7 +242,7 @@ def test_without_the_ca_or_the_image_the_errors_say_what_to_do(played, tmp_path,
     @contextlib.contextmanager
     def registry_only(environ=None):
         yield types.SimpleNamespace(images=FakeArchive.images[:1])
-    monkeypatch.setattr(portal_mod, "release_archive", registry_only)
+    monkeypatch.setattr(portal_registry, "release_archive", registry_only)
     with pytest.raises(Exception, match="no dragonball/agent image"):
         agent_mod.start_service(ctx)
 

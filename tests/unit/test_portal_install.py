@@ -13,6 +13,7 @@ import bcrypt
 from dragonball import pki
 from dragonball.installer import plan
 from dragonball.installer import portal as portal_steps_mod
+from dragonball.installer.portal import cluster
 from dragonball.installer.steps import run_steps
 from dragonball.installer.undo import undo_all
 from dragonball.portal import settings as settings_mod
@@ -48,7 +49,7 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     for folder in ("portal", "registry"):
         pair = pki.KeyPair((etc / folder / "server.crt").read_bytes(),
                            (etc / folder / "server.key").read_bytes())
-        assert portal_steps_mod.cert_fits(pair, ca_pem, ["10.0.0.1", "127.0.0.1"],
+        assert cluster.cert_fits(pair, ca_pem, ["10.0.0.1", "127.0.0.1"],
                                           ["s1", "localhost"])
     assert (etc / "portal/ssh/id_ed25519.pub").read_text().startswith("ssh-ed25519 ")
 
@@ -134,7 +135,7 @@ def test_what_existed_before_stays_after_reset(played, tmp_path):
     pki.write_pem_files(ca, played.root / "etc/dragonball/ca/ca.crt",
                         played.root / "etc/dragonball/ca/ca.key")
     ctx = _context(played, tmp_path)
-    _step(ctx, "portal.pki", portal_steps_mod.make_pki)
+    _step(ctx, "portal.pki", cluster.make_pki)
     assert (played.root / "etc/dragonball/ca/ca.crt").read_bytes() == ca.cert_pem
     undo_all(ctx.journal, played.host())
     assert (played.root / "etc/dragonball/ca/ca.key").read_bytes() == ca.key_pem

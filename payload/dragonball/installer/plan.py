@@ -1,7 +1,7 @@
 """The install plan: which steps run, in which order, for this server's answers and facts.
 
     preflight facts -> os.kernel, os.limits, [os.selinux]      OS preparation (osprep)
-                    -> engine.*                                the engine (engine_apply)
+                    -> engine.*                                the engine (engine/apply.py)
                     -> os.firewall                             the role's ports
                     -> ROLE_STEPS[role]                        portal bootstrap / join
 
@@ -28,7 +28,8 @@ import os
 from collections.abc import Callable
 
 from dragonball.errors import InstallerError
-from dragonball.installer import engine_apply, osprep
+from dragonball.installer import osprep
+from dragonball.installer.engine import apply as engine_apply
 from dragonball.installer.apply import Applier
 from dragonball.installer.journal import Journal
 from dragonball.installer.preflight.facts import Facts

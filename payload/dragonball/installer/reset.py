@@ -19,7 +19,8 @@ import json
 import logging
 import os
 
-from dragonball.installer import apply, engine_apply, plan  # noqa: F401  (undo handlers)
+from dragonball.installer import apply, plan  # noqa: F401  (undo handlers)
+from dragonball.installer.engine import apply as engine_apply  # noqa: F401  (undo handlers)
 from dragonball.installer.journal import Journal
 from dragonball.installer.undo import Undone, undo_all
 
