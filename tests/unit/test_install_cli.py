@@ -40,7 +40,7 @@ def answers(data_dir, password=PASSWORD):
 
 def install_args(**kw) -> argparse.Namespace:
     return argparse.Namespace(**{"answers": None, "yes": True, "data_dir": None,
-                                 "engine_tar": None, "role": None, "address": None,
+                                 "engine_tar": None, "base_only": False, "role": None, "address": None,
                                  "portal": None, "code": None, "ca_fingerprint": None, **kw})
 
 

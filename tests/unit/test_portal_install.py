@@ -21,15 +21,9 @@ from dragonball.portal.store import Store
 from portal_fakes import (  # noqa: F401 (fixtures)
     NODE_ID, PASSWORD, TOKENS, _context, _files, _step, bin_file, played)
 
-def test_the_portal_plugs_into_the_plan():
-    plan.load_plugins()
-    assert "dragonball.installer.portal" in plan.PLUGINS
-    assert portal_steps_mod.portal_steps in plan.ROLE_STEPS["portal"]
-
-
 def test_install_then_again_then_reset(played, tmp_path, capsys):
     ctx = _context(played, tmp_path)
-    steps = portal_steps_mod.portal_steps(ctx)
+    steps = [*portal_steps_mod.portal_steps(ctx), portal_steps_mod.first_code_step(ctx)]
     assert [s.id for s in steps] == list(portal_steps_mod.STEP_IDS)
     run_steps(steps, ctx.journal)
     root = played.root

@@ -27,6 +27,7 @@ from rich.table import Table
 from dragonball.console import console, err_console
 from dragonball.shared.paths import DATA_DIR
 from dragonball.installer import plan as plan_mod
+from dragonball.installer import roles
 from dragonball.installer.host import Host
 from dragonball.installer.journal import Journal, answers_digest
 from dragonball.installer.logs import SecretFilter, close_log, enrollment_variants, open_log
@@ -63,6 +64,8 @@ def register(subparsers) -> None:
     install.add_argument("--ca-fingerprint", metavar="SHA256:HEX",
                          help="the portal CA's fingerprint (device)")
     install.add_argument("--engine-tar", metavar="FILE", help=argparse.SUPPRESS)
+    # OS preparation and the engine alone, whatever the role: the e2e test of that layer.
+    install.add_argument("--base-only", action="store_true", help=argparse.SUPPRESS)
     install.set_defaults(handler=install_command)
     reset_parser = subparsers.add_parser(
         "reset", help="undo what install changed on this server",
@@ -214,8 +217,7 @@ def run_install(args, answers, journal, digest, result, secrets, resuming) -> in
     ctx = plan_mod.InstallContext(answers=answers, facts=result.facts, journal=journal,
                                   host=Host(), manifest=None, progress=progress,
                                   secrets=secrets, open_engine=engine_opener(args))
-    plan_mod.load_plugins()
-    steps = plan_mod.build_plan(ctx)
+    steps = plan_mod.build_plan(ctx, roles.BASE_ONLY if args.base_only else roles.STEPS)
     started = time.monotonic()
     try:
         outcomes = run_steps(steps, journal, on_event=progress.finished, on_start=progress.start)

@@ -15,10 +15,10 @@ Swarm service the portal starts (docs/agent.md).
                    the docker socket and the params folder; done when the portal's own agent answers
                    /v1/health over mutual TLS
 
-Both run after the portal's image push and its service, before the first enrollment code
-is printed (plan.STEPS_BEFORE["portal.first_code"]). Devices need only agent.params (before
-join.swarm): Swarm starts a task of a global service on every node that joins, pulling the
-image with the registry credentials the service carries (--with-registry-auth).
+All three run after the portal's image push and its service, before the first enrollment
+code is printed (installer/roles.py). Devices need only agent.params (before join.swarm):
+Swarm starts a task of a global service on every node that joins, pulling the image with
+the registry credentials the service carries (--with-registry-auth).
 
 Reset: the service and the secrets are removed (leaving the Swarm removes them too), the
 files made here go (kinds agent_service, agent_secret, and the portal's portal_file), and
@@ -36,7 +36,6 @@ import time
 
 from dragonball import agent_client
 from dragonball.errors import InstallerError
-from dragonball.installer import plan
 from dragonball.shared import ports
 from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.apply import missing_dirs
@@ -114,22 +113,18 @@ def agent_image_of(archive):
 # --- the steps --------------------------------------------------------------------------------
 
 def params_step(ctx) -> Step:
+    """The params folder; on a device, just before it joins the Swarm (installer/roles.py):
+    the agent's task, which mounts it, may start as soon as the node is in."""
     return Step("agent.params", "the folder of the services' parameters",
                 lambda: make_params_dir(ctx))
 
 
 def agent_steps(ctx) -> list[Step]:
-    """The agent's steps, before the portal's first code (plan.STEPS_BEFORE)."""
+    """The agent's steps on the portal, before its first code (installer/roles.py)."""
     return [params_step(ctx),
             Step("agent.pki", "the node agents' certificates", lambda: make_pki(ctx)),
             Step("agent.service", "start the node agent on every server (global service)",
                  lambda: start_service(ctx))]
-
-
-def device_params_steps(ctx) -> list[Step]:
-    """A device's params folder, before it joins the Swarm (plan.STEPS_BEFORE): the
-    agent's task, which mounts it, may start as soon as the node is in."""
-    return [params_step(ctx)]
 
 
 def make_params_dir(ctx) -> dict:
@@ -260,9 +255,3 @@ def undo_params(host, entry: dict) -> None:
     shutil.rmtree(host.path(entry["path"]), ignore_errors=True)
     host.remove_empty_dirs(entry.get("created_dirs") or [])
 
-
-for _step_id, _maker in (("portal.first_code", agent_steps), ("join.swarm",
-                                                              device_params_steps)):
-    _before = plan.STEPS_BEFORE.setdefault(_step_id, [])
-    if _maker not in _before:
-        _before.append(_maker)

@@ -19,8 +19,8 @@ import json
 import logging
 import os
 
-from dragonball.installer import apply, plan  # noqa: F401  (undo handlers)
-from dragonball.installer.engine import apply as engine_apply  # noqa: F401  (undo handlers)
+# Every step module, so every undo kind a journal may hold (installer/roles.py).
+from dragonball.installer import roles  # noqa: F401
 from dragonball.installer.journal import Journal
 from dragonball.installer.undo import Undone, undo_all
 
@@ -75,7 +75,6 @@ def clean_engine(host) -> list[str]:
 
 def reset(data_dir: str, host, on_entry=lambda undone: None,
           on_line=lambda text: None) -> ResetResult:
-    plan.load_plugins()  # their undo kinds
     journal = Journal.load(data_dir)
     cluster = clean_engine(host)
     for line in cluster:

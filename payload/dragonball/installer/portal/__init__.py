@@ -37,13 +37,13 @@ Where each part lives:
     registry   portal.registry_image, portal.registry, portal.registry_trust, portal.images
     service    portal.runtime, portal.config, portal.store, portal.service, portal.first_code
     undo       the undo handlers of the `portal_*` kinds (reset)
-This module puts the steps in order and registers them in plan.ROLE_STEPS["portal"].
-Callers import a name from the module that defines it.
+This module only puts the steps in order; installer/roles.py places them in a portal's
+install (the node agent's steps go between `portal_steps` and `first_code_step`). Callers
+import a name from the module that defines it.
 """
 
 from __future__ import annotations
 
-from dragonball.installer import plan
 from dragonball.installer.portal import cluster, registry, service
 # The `portal_*` undo kinds: registered before a step can note one (UndoLog.note checks).
 from dragonball.installer.portal import undo  # noqa: F401
@@ -56,7 +56,8 @@ STEP_IDS = ("portal.swarm", "portal.pki", "portal.registry_auth", "portal.regist
 
 
 def portal_steps(ctx) -> list[Step]:
-    """The portal's steps, after the engine and the firewall (plan.ROLE_STEPS["portal"])."""
+    """The portal's steps from the Swarm to its running service (portal.swarm ...
+    portal.service), after the engine and the firewall."""
     actions = {
         "portal.swarm": ("initialize the Swarm (this server is its first manager)",
                          cluster.swarm_init),
@@ -73,11 +74,11 @@ def portal_steps(ctx) -> list[Step]:
         "portal.config": ("write the portal's settings", service.write_config),
         "portal.store": ("the portal's database and the admin account", service.make_store),
         "portal.service": ("start the portal service", service.start_service),
-        "portal.first_code": ("a first enrollment code", service.first_code),
     }
     return [Step(step_id, title, (lambda action=action: action(ctx)))
             for step_id, (title, action) in actions.items()]
 
 
-if portal_steps not in plan.ROLE_STEPS["portal"]:
-    plan.ROLE_STEPS["portal"].append(portal_steps)
+def first_code_step(ctx) -> Step:
+    """The portal's last step: a first enrollment code, printed once everything answers."""
+    return Step("portal.first_code", "a first enrollment code", lambda: service.first_code(ctx))
