@@ -11,7 +11,6 @@ import stat
 import bcrypt
 
 from dragonball import pki
-from dragonball.installer import plan
 from dragonball.installer import portal as portal_steps_mod
 from dragonball.installer.portal import cluster
 from dragonball.installer.steps import run_steps

@@ -128,7 +128,7 @@ class PortalChecks:
 
 
 def wizard_checks() -> Checks:
-    """The wizard's remote checks of a device's answers (dragonball.commands.install)."""
+    """The wizard's remote checks of a device's answers (installer/install.py, collect)."""
     return PortalChecks(socket.gethostname(), host=Host()).checks()
 
 
