@@ -16,7 +16,6 @@ import sys
 import pytest
 
 from dragonball.commands import install as install_cli
-from dragonball.installer import answers_fallback
 from dragonball.installer import install as install_mod
 from dragonball.installer import plan as plan_mod
 from dragonball.installer import roles
@@ -24,6 +23,7 @@ from dragonball.installer.journal import Journal, answers_digest
 from dragonball.installer.logs import SecretFilter, close_log, enrollment_variants, open_log
 from dragonball.installer.preflight import Result
 from dragonball.installer.preflight.check import Check
+from dragonball.wizard.model import Answers
 from test_install_osprep import load
 
 PASSWORD = "correct horse battery staple"
@@ -36,8 +36,8 @@ def dragonball(*args: str) -> subprocess.CompletedProcess:
 
 
 def answers(data_dir, password=PASSWORD):
-    return answers_fallback.FileAnswers(role="portal", data_dir=str(data_dir),
-                                        admin_password=password)
+    return Answers(role="portal", address="10.0.0.5", data_dir=str(data_dir),
+                   admin_password=password)
 
 
 def install_args(**kw) -> argparse.Namespace:
@@ -107,7 +107,7 @@ def test_install_needs_an_absolute_data_dir():
 
 
 def test_install_yes_without_answers_is_a_usage_error(tmp_path):
-    """Nothing to read the answers from (the wizard's wording, or the fallback's): exit 2."""
+    """Nothing to read the answers from (the wizard says so): exit 2."""
     result = dragonball("install", "--yes", "--data-dir", str(tmp_path))
     assert result.returncode == 2, result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -174,7 +174,7 @@ def test_data_dir_option_and_answers_must_agree(tmp_path):
     given = answers(tmp_path / "a")
     with pytest.raises(install_mod.AnswersDisagree, match="differ"):
         install_mod.with_data_dir(given, str(tmp_path / "b"))
-    default = answers_fallback.FileAnswers(role="portal", admin_password=PASSWORD)
+    default = Answers(role="portal", address="10.0.0.5", admin_password=PASSWORD)
     assert install_mod.with_data_dir(default, "/srv/db").data_dir == "/srv/db"
 
 
@@ -198,26 +198,11 @@ def test_resuming_an_install_is_not_stopped_by_its_own_ports():
     assert [c.name for c in install_mod.blocking_checks(checks, resuming=True)] == ["root"]
 
 
-# --- the fallback answers reader --------------------------------------------------------------------
+# --- the answers' secrets -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data, problem", [
-    ({"role": "portal", "admin_password": "x"}, None),
-    ({"role": "device", "portal": "10.0.0.1", "enrollment_code": CODE}, None),
-    ({"role": "portal"}, "a portal needs admin_password"),
-    ({"role": "device", "portal": "10.0.0.1"}, "a device needs enrollment_code"),
-    ({"role": "boss"}, "role must be one of portal, device"),
-    ({"role": "portal", "admin_password": "x", "colour": "red"}, "unknown answer 'colour'"),
-    ({"role": "portal", "admin_password": "x", "data_dir": "db"}, "absolute path"),
-    (["role", "portal"], "mapping"),
-])
-def test_fallback_answers_problems(data, problem):
-    found = answers_fallback.problems_of(data)
-    assert (found == []) if problem is None else any(problem in p for p in found), found
-
-
-def test_fallback_answers_mask_their_secrets():
-    given = answers_fallback.FileAnswers(role="device", portal="10.0.0.1:8443",
-                                         enrollment_code=CODE)
+def test_the_answers_mask_their_secrets():
+    given = Answers(role="device", address="10.0.0.12", portal="10.0.0.1:8443",
+                    enrollment_code=CODE)
     assert CODE not in json.dumps(given.masked()) and CODE not in repr(answers("/x"))
     assert PASSWORD not in repr(answers("/x"))
 
@@ -280,6 +265,7 @@ def test_the_install_log_holds_no_secret_and_is_private(tmp_path):
 
 
 def test_the_install_command_masks_the_answers_secrets():
-    given = answers_fallback.FileAnswers(role="device", portal="10.0.0.1", enrollment_code=CODE)
+    given = Answers(role="device", address="10.0.0.12", portal="10.0.0.1",
+                    enrollment_code=CODE)
     secrets = install_mod.secret_filter(given)
     assert secrets.mask(f"code {CODE} / {CODE.replace('-', '')}") == "code ******** / ********"
