@@ -8,9 +8,11 @@ import argparse
 import os
 import sys
 
+from dragonball.cli import run
 from dragonball.console import console, err_console
+from dragonball.errors import ExitStatus
 from dragonball.wizard import collect_answers, host, summary
-from dragonball.wizard.errors import AnswersInvalid, WizardError
+from dragonball.wizard.errors import AnswersInvalid
 from dragonball.wizard.cli import add_answer_options, problem_table
 
 
@@ -26,17 +28,18 @@ def main(argv: list | None = None) -> int:
     # prompt_toolkit asks the terminal where its cursor is and warns when no answer comes
     # (some serial consoles, a pty in tests); these prompts do not need to know.
     os.environ.setdefault("PROMPT_TOOLKIT_NO_CPR", "1")
+    return run(_ask, options)
+
+
+def _ask(options: argparse.Namespace) -> int:
     try:
         answers = collect_answers(options, host.live_facts())
-    except AnswersInvalid as e:
+    except AnswersInvalid as e:  # a table of the problems, not the message's list
         err_console.print(problem_table(e.source, e.problems))
         err_console.print(f"hint: {e.hint}")
         return e.exit_status
-    except WizardError as e:
-        err_console.print(f"[red]error:[/red] {e}")
-        return e.exit_status
     console.print(summary.masked_yaml(answers), end="", markup=False)
-    return 0
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":

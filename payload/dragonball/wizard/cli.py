@@ -13,9 +13,8 @@ import json
 from rich.table import Table
 
 from dragonball.console import console
+from dragonball.errors import ExitStatus
 from dragonball.wizard import answers_file, host, summary
-
-OK, INVALID = 0, 2
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -62,7 +61,7 @@ def check_command(args: argparse.Namespace, facts=None, out=None) -> int:
         out.print(problem_table(args.file, problems))
     else:
         out.print(summary.table(answers, facts, title=f"{args.file}: valid"))
-    return INVALID if problems else OK
+    return ExitStatus.INVALID if problems else ExitStatus.OK
 
 
 def problem_table(path: str, problems: list) -> Table:
