@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from dragonball import cli
 from dragonball.installer import answers_fallback, install_cli
 from dragonball.installer import plan as plan_mod
 from dragonball.installer.journal import Journal, answers_digest
@@ -149,7 +150,7 @@ def test_a_finished_install_with_other_answers_is_refused(tmp_path, monkeypatch,
     monkeypatch.setattr(install_cli, "collect",
                         lambda args: answers(tmp_path, password="another long passphrase"))
     monkeypatch.setattr(install_cli, "preflight", lambda a: pytest.fail("preflight ran"))
-    assert install_cli.install_command(install_args()) == 1
+    assert cli.run(install_cli.install_command, install_args()) == 4  # CONFLICT
     assert "run 'reset' first" in capsys.readouterr().err
 
 

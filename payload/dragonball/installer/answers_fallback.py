@@ -13,7 +13,7 @@ import os
 
 import yaml
 
-from dragonball.errors import InstallerError
+from dragonball.errors import InstallerError, InvalidInput
 from dragonball.installer import DATA_DIR
 from dragonball.installer.ports import ROLES
 
@@ -22,10 +22,8 @@ FIELDS = ("role", "address", "portal", "enrollment_code", "admin_password", "dat
 REQUIRED = {"portal": ("admin_password",), "device": ("portal", "enrollment_code")}
 
 
-class AnswersFileError(InstallerError):
+class AnswersFileError(InstallerError, InvalidInput):
     """The answers file cannot be used; nothing was changed."""
-
-    exit_status = 2
 
 
 @dataclasses.dataclass(frozen=True)

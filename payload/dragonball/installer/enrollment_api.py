@@ -25,7 +25,7 @@ import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from dragonball.errors import InstallerError
+from dragonball.errors import Failed, InstallerError
 from dragonball.wizard.validators import normalize_ca_fingerprint
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
-class JoinError(InstallerError):
+class JoinError(InstallerError, Failed):
     """Joining the portal's cluster failed, or the portal refused this server."""
 
 

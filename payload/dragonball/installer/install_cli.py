@@ -9,7 +9,9 @@ before any change) -> the plan's steps through the journal in the data directory
 with progress, and a summary with times. A finished install run again says so and
 changes nothing; an interrupted one resumes. reset asks first (--yes skips it; with
 no terminal and no --yes it refuses) and undoes what the journal lists.
-Exit status: 0 done, 1 failed (preflight or a step), 2 wrong usage or answers.
+Exit status (README.md, "Exit statuses"): 0 done, 1 failed (preflight, a step, a
+confirmation refused), 2 wrong usage or answers, 4 installed here with other answers,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import time
 from rich.table import Table
 
 from dragonball.console import console, err_console
+from dragonball.errors import ExitStatus, InstallerError, InvalidInput
 from dragonball.installer import DATA_DIR
 from dragonball.installer import plan as plan_mod
 from dragonball.installer.host import Host
-from dragonball.installer.journal import Journal, answers_digest
+from dragonball.installer.journal import Journal, JournalError, answers_digest
 from dragonball.installer.logs import SecretFilter, close_log, enrollment_variants, open_log
 from dragonball.installer.preflight import default_paths, report
 from dragonball.installer.preflight import run as run_preflight
@@ -40,7 +43,6 @@ from dragonball.release.sections import BinError, bin_sections, open_section
 
 log = logging.getLogger(__name__)
 
-OK, FAILED, USAGE = 0, 1, 2
 MARKS = {"done": "[green]✓[/green]", "skipped": "[dim]=[/dim]", "failed": "[red]✗[/red]"}
 #: Set by the join work: () -> dragonball.wizard.Checks (portal reachable, code valid).
 answer_checks = None
@@ -101,8 +103,8 @@ def with_data_dir(answers, data_dir: str | None):
     return dataclasses.replace(answers, data_dir=data_dir)
 
 
-class UsageProblem(Exception):
-    pass
+class UsageProblem(InstallerError, InvalidInput):
+    """The command line of install or reset is wrong; nothing was changed."""
 
 
 def secret_filter(answers) -> SecretFilter:
@@ -134,19 +136,8 @@ def engine_opener(args):
 
 def install_command(args: argparse.Namespace) -> int:
     if args.data_dir is not None and not os.path.isabs(args.data_dir):
-        err_console.print(f"[red]error:[/red] --data-dir {args.data_dir}: give an absolute path")
-        return USAGE
-    try:
-        answers = with_data_dir(collect(args), args.data_dir)
-    except UsageProblem as e:
-        err_console.print(f"[red]error:[/red] {e}")
-        return USAGE
-    except Exception as e:  # the wizard's errors carry their exit status
-        status = getattr(e, "exit_status", None)
-        if status is None:
-            raise
-        err_console.print(f"[red]error:[/red] {e}")
-        return status
+        raise UsageProblem(f"--data-dir {args.data_dir}: give an absolute path")
+    answers = with_data_dir(collect(args), args.data_dir)  # the wizard's errors: their own
     secrets = secret_filter(answers)
     for handler in logging.getLogger().handlers:
         handler.addFilter(secrets)
@@ -158,11 +149,10 @@ def install_command(args: argparse.Namespace) -> int:
                           f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(journal.finished))}"
                           "): nothing to do.")
             console.print(journal_table(journal))
-            return OK
-        err_console.print("[red]error:[/red] DragonBall is installed on this server with other "
-                          "answers\n  hint: run 'reset' first to undo that install, or run "
-                          "install with the answers it was installed with")
-        return FAILED
+            return ExitStatus.OK
+        raise JournalError("DragonBall is installed on this server with other answers",
+                           "run 'reset' first to undo that install, or run install with the "
+                           "answers it was installed with")
     resuming = bool(journal.steps)
     result = preflight(answers)
     blocking = blocking_checks(result.checks, resuming)
@@ -171,7 +161,7 @@ def install_command(args: argparse.Namespace) -> int:
         console.print(report.summary_line(result))
         err_console.print("[red]install stopped before any change:[/red] "
                           + ", ".join(c.name for c in blocking) + " failed")
-        return FAILED
+        return ExitStatus.FAILED
     handler = open_log("install.log", secrets)
     try:
         return run_install(args, answers, journal, digest, result, secrets, resuming)
@@ -223,19 +213,18 @@ def run_install(args, answers, journal, digest, result, secrets, resuming) -> in
     started = time.monotonic()
     try:
         outcomes = run_steps(steps, journal, on_event=progress.finished, on_start=progress.start)
-    except StepFailed as e:
+    except StepFailed as e:  # the steps so far, then the error (the top-level handler)
         progress.stop()
         console.print(summary_table(progress.outcomes))
-        err_console.print(f"[red]error:[/red] {e}")
         log.error("install stopped: %s", e)
-        return FAILED
+        raise
     finally:
         progress.stop()
     console.print(summary_table(outcomes))
     console.print(f"[green]DragonBall is installed[/green] ({answers.role}) in "
                   f"{time.monotonic() - started:.1f} s; log: /var/log/dragonball/install.log")
     log.info("install finished in %.1f s", time.monotonic() - started)
-    return OK
+    return ExitStatus.OK
 
 
 class ConsoleProgress(plan_mod.Progress):
@@ -304,26 +293,23 @@ def reset_command(args: argparse.Namespace, stdin=None) -> int:
     from dragonball.installer import reset as reset_mod
     stdin = stdin or sys.stdin
     if not os.path.isabs(args.data_dir):
-        err_console.print(f"[red]error:[/red] --data-dir {args.data_dir}: give an absolute path")
-        return USAGE
+        raise UsageProblem(f"--data-dir {args.data_dir}: give an absolute path")
     journal = Journal.load(args.data_dir)
     if not os.path.exists(journal.path):
         console.print(f"nothing to reset: no install journal in {args.data_dir} "
                       "(give --data-dir if install used another)")
-        return OK
+        return ExitStatus.OK
     if not args.yes:
         if not stdin.isatty():
-            err_console.print("[red]error:[/red] reset needs a confirmation and there is no "
-                              "terminal to ask on\n  hint: run 'reset --yes' to confirm on the "
-                              "command line")
-            return USAGE
+            raise UsageProblem("reset needs a confirmation and there is no terminal to ask on",
+                               "run 'reset --yes' to confirm on the command line")
         console.print("reset leaves the Swarm, removes DragonBall's containers and restores "
                       f"what install changed ({sum(len(c) for _, c in journal.changes())} "
                       "recorded changes).")
         answer = console.input("Type [bold]reset[/bold] to go on: ")
         if answer.strip() != "reset":
             console.print("not confirmed: nothing was changed")
-            return FAILED
+            return ExitStatus.FAILED  # as the install's summary declined (wizard.Declined)
     handler = open_log("reset.log", SecretFilter())
     try:
         result = reset_mod.reset(args.data_dir, Host(), on_entry=_print_undone,
@@ -332,13 +318,11 @@ def reset_command(args: argparse.Namespace, stdin=None) -> int:
         close_log(handler)
     if not result.ok:
         failed = [u for u in result.undone if u.status == "failed"]
-        err_console.print(f"[red]error:[/red] {len(failed)} change(s) could not be undone; "
-                          f"they stay in {journal.path}\n  hint: fix what each says, then run "
-                          "reset again")
-        return FAILED
+        raise InstallerError(f"{len(failed)} change(s) could not be undone; they stay in "
+                             f"{journal.path}", "fix what each says, then run reset again")
     console.print(f"[green]reset done[/green]: {len(result.undone)} recorded changes undone, "
                   "the journal removed")
-    return OK
+    return ExitStatus.OK
 
 
 def _print_undone(undone) -> None:
