@@ -22,9 +22,10 @@ import yaml
 from dragonball.app import graph, plan as plan_mod
 from dragonball.app import spec as app_spec
 from dragonball.app.checks import normal_image
+from dragonball.app.errors import AppNotApplied
 from dragonball.app.model import AppSpec, Observed
-from dragonball.errors import DragonBallError
 from dragonball.orchestrator import naming, specs
+from dragonball.orchestrator.params import ParamsRefused
 from dragonball.orchestrator.param_calls import ParamCalls
 from dragonball.orchestrator.rollout import Launch, Rollout
 from dragonball.orchestrator.state import AppStore
@@ -34,10 +35,6 @@ __all__ = ["AppNotApplied", "Control", "TaskResult", "split_image"]
 
 log = logging.getLogger(__name__)
 IMAGE_LABEL = f"{naming.PREFIX}.image"
-
-
-class AppNotApplied(DragonBallError):
-    """A command names an app the portal has no spec of."""
 
 
 def split_image(ref: str) -> tuple[str, str]:
@@ -184,7 +181,7 @@ class Control(ParamCalls, TaskCalls):
         self.mark_delivered(spec, [launch.name for launch in launches
                                    if launch.name not in {r.service for r in refused}])
         if refused:
-            raise DragonBallError(
+            raise ParamsRefused(
                 "new parameters were refused by " + "; ".join(
                     f"{r.task} on {r.server}: {r.detail}" for r in refused),
                 "the services are running; fix the values (dragonball params set) or the "

@@ -4,6 +4,7 @@ Part of `Control`."""
 
 from __future__ import annotations
 
+from dragonball.agent_client import AgentError
 from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.errors import DragonBallError
@@ -53,7 +54,7 @@ class ParamCalls:
             if not failures:
                 return
             if self.clock() >= deadline:
-                raise DragonBallError(
+                raise AgentError(
                     f"the parameters of {name} could not be written on {len(failures)} "
                     "server(s): " + "; ".join(f"{n.hostname}: {e.message}" for n, e in failures),
                     "a server whose agent does not answer cannot run tasks: see "

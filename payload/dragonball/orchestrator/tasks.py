@@ -84,12 +84,13 @@ class TaskCalls:
             container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
             entry = {"task": f"{name}.{task.get('Slot', '')}", "lines": [], "error": None,
                      "server": node.hostname if node else task.get("NodeID", "")}
-            try:
-                if node is None or not container:
-                    raise DragonBallError("no container yet")
-                entry["lines"] = self.agents.logs(node.address, container, tail=tail)
-            except DragonBallError as e:
-                entry["error"] = e.message
+            if node is None or not container:
+                entry["error"] = "no container yet"
+            else:
+                try:
+                    entry["lines"] = self.agents.logs(node.address, container, tail=tail)
+                except DragonBallError as e:
+                    entry["error"] = e.message
             found.append(entry)
         return found
 
