@@ -26,7 +26,7 @@ import os
 
 import yaml
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import InvalidInput, PortalError
 from dragonball.installer import ports
 from dragonball.portal.store import DB_NAME
 
@@ -35,7 +35,7 @@ CONFIG_FILE = f"{CONFIG_DIR}/portal.yaml"
 CA_DIR = "/etc/dragonball/ca"
 
 
-class SettingsError(DragonBallError):
+class SettingsError(PortalError, InvalidInput):
     """The portal's settings file is missing or wrong."""
 
 

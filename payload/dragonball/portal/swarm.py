@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import Conflict, PortalError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,12 @@ API_VERSION = "1.41"  # Docker 20.10, the oldest engine we bundle or accept
 TIMEOUT_S = 15
 
 
-class SwarmError(DragonBallError):
+class SwarmError(PortalError, Unavailable):
     """The portal's Docker engine cannot answer a Swarm request."""
+
+
+class NodeNotInSwarm(PortalError, Conflict):
+    """A node named by its ID is not (or not yet) a member of this Swarm."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +164,7 @@ class DockerSwarm(Cluster):
         while True:
             data = self._call(f"inspect node {node_id}", lambda api: api.inspect_node(node_id))
             if data is None:
-                raise SwarmError(f"node {node_id} is not in this Swarm")
+                raise NodeNotInSwarm(f"node {node_id} is not in this Swarm")
             spec = dict(data["Spec"])
             spec["Labels"] = {**(spec.get("Labels") or {}), **(labels or {})}
             if promote:
