@@ -32,6 +32,7 @@ from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.render import (event_line, print_params, print_services,
                                             print_task_results)
 from dragonball.portal import settings as settings_mod
+from dragonball.portal import wiring
 
 
 def register(commands) -> None:
@@ -103,7 +104,7 @@ class Progress:
 
 def _control(args, progress=None) -> Control:
     settings = settings_mod.load(args.config)
-    return Control.from_settings(settings, progress=progress, wait_s=args.timeout)
+    return wiring.control(settings, progress=progress, wait_s=args.timeout)
 
 
 def _app(args, control: Control) -> str:

@@ -1,7 +1,7 @@
-"""The app commands through the portal's REST API (`--remote`; dragonball.portal.remote_cli
+"""The app commands through the portal's REST API (`--remote`; dragonball.commands.remote
 chooses): services, start|stop|restart, params get|set, plan, apply, logs.
 
-Each prints what its local twin prints (dragonball.orchestrator.cli) and takes the same
+Each prints what its local twin prints (dragonball.commands.apps) and takes the same
 arguments; a job (start, stop, restart, apply) is followed by polling it, its events
 printed as they come. Errors are the portal client's (a ClientError of the category the
 answer says) or the app layer's, ended by the top-level handler (dragonball.cli) as the
