@@ -288,5 +288,10 @@ class ParamsError(SupervisorError, InvalidInput):
     """Parameters given to a module are not a valid JSON object."""
 
 
+class SupervisorInputInvalid(SupervisorError, InvalidInput):
+    """What run.sh was given cannot be used: a file to read, a notification, the container's
+    module folder (none, or several)."""
+
+
 class PreflightError(InstallerError, InvalidInput):
     """Preflight cannot run: its input (the command line, a manifest) is wrong."""
