@@ -262,8 +262,9 @@ class ClientError(DragonBallError):
 
     def to_dict(self) -> dict:
         found = super().to_dict()
-        return found | {"problems": [_problem_dict(p) for p in self.problems]} \
-            if self.problems else found
+        if self.problems:
+            found["problems"] = [_problem_dict(p) for p in self.problems]
+        return found
 
 
 #: The layers, in the order of the list above.
