@@ -37,7 +37,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from dragonball import pki
-from dragonball.errors import DragonBallError
+from dragonball.errors import Unavailable
 from dragonball.shared import paths, ports
 from dragonball.shared.addresses import host_port
 
@@ -51,7 +51,7 @@ TIMEOUT_S = 10.0
 EXEC_GRACE_S = 15.0   # an exec's answer may come this long after its own timeout
 
 
-class AgentError(DragonBallError):
+class AgentError(Unavailable):
     """An agent cannot be reached, refused us, or answered an error: then `status` is its
     HTTP status and `body` its JSON answer."""
 

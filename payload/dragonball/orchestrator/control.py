@@ -22,6 +22,7 @@ import yaml
 from dragonball.app import graph, plan as plan_mod
 from dragonball.app import spec as app_spec
 from dragonball.app.checks import normal_image
+from dragonball.app.errors import AppNotApplied
 from dragonball.app.model import AppSpec, Observed
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import naming, specs
@@ -34,10 +35,6 @@ __all__ = ["AppNotApplied", "Control", "TaskResult", "split_image"]
 
 log = logging.getLogger(__name__)
 IMAGE_LABEL = f"{naming.PREFIX}.image"
-
-
-class AppNotApplied(DragonBallError):
-    """A command names an app the portal has no spec of."""
 
 
 def split_image(ref: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import threading
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import Unavailable
 from dragonball.orchestrator import naming
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ API_VERSION = "1.41"
 TIMEOUT_S = 30
 
 
-class EngineError(DragonBallError):
+class EngineError(Unavailable):
     """The portal's engine refused or could not answer a Swarm request."""
 
 
