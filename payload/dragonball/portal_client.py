@@ -9,10 +9,13 @@ HTTPS with the cluster CA pinned: `verify=` the CA file on the session and
 replace it (MACHINE.md, "Environment traps"); proxies from the environment are ignored for
 the same reason: the portal is on the site's own network.
 
-Every failure is a `PortalError` carrying the API's own error text, a hint and the exit
-status the CLI gives it: 3 the portal cannot be reached or refuses the credentials, 2 the
-request is invalid (400, 404, 409, 422), 1 anything else (5xx, a failed job). No token or
-password is ever logged: log lines name the method and the path only.
+Every failure is a `PortalError` carrying the API's own error text, a hint, and the category
+of the answer's HTTP status (errors.CATEGORY_OF_HTTP; a failed job's own category), so the
+`dragonball` command ends with the exit status a local run of it would: 5 the portal cannot
+be reached (or is not the CA's), 6 it refuses the credentials (401, 403, 429) or there are
+none, 2 invalid (400, 422), 3 not found (404), 4 conflict (409), 1 anything else (a 500, a
+failed job). No token or password is ever logged: log lines name the method and the path
+only.
 
 The login (URL, CA path, token) is kept in ``$XDG_CONFIG_HOME/dragonball/portal.json``
 (``~/.config`` by default), mode 0600 in a 0700 folder: `save_login`, `load_login`.
@@ -31,52 +34,67 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import CATEGORY_OF_HTTP, Category, DragonBallError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8443
 TIMEOUT_S = 30.0
-FAILED, INVALID, UNREACHABLE = 1, 2, 3
 LOGIN_HINT = "log in again: dragonball login --portal HOST --ca FILE"
 
 
 class PortalError(DragonBallError):
-    """The portal's API refused or failed a call; `exit_status` is what the CLI returns."""
-
-    exit_status = FAILED
+    """The portal's API refused or failed a call. Its category is the one of the answer's
+    HTTP status (`status`; errors.CATEGORY_OF_HTTP), else the class's (FAILED here);
+    `problems` are what the answer listed as wrong."""
 
     def __init__(self, message: str, hint: str = "", status: int | None = None,
                  problems: list | None = None, body: dict | None = None) -> None:
         super().__init__(message, hint)
         self.status, self.problems, self.body = status, list(problems or []), body or {}
+        if status in CATEGORY_OF_HTTP:
+            self.category = CATEGORY_OF_HTTP[status]
+
+    def to_dict(self) -> dict:
+        found = super().to_dict()
+        listed = self.problems or "problems" in self.body  # as the answer said it
+        return found | {"problems": self.problems} if listed else found
 
 
 class PortalUnreachable(PortalError):
     """No answer, or a TLS peer that is not the portal of this CA."""
 
-    exit_status = UNREACHABLE
+    category = Category.UNAVAILABLE
 
 
 class PortalAuthError(PortalError):
-    """The portal refuses the credentials (401, 403, 429)."""
+    """The portal refuses the credentials (401, 403, 429), or there are none."""
 
-    exit_status = UNREACHABLE
+    category = Category.DENIED
 
 
 class PortalInvalid(PortalError):
-    """The request itself is wrong: an unknown name, a bad value, a conflict."""
+    """The request itself is wrong: a bad value (400, 422), an unknown name (404: not
+    found), a conflict (409); or the command's own input, before any call."""
 
-    exit_status = INVALID
+    category = Category.INVALID
 
 
 class JobFailed(PortalError):
-    """A job the portal ran (start, stop, apply) ended failed."""
+    """A job the portal ran (start, stop, apply) ended failed: its error, hint and category
+    (FAILED unless the job says otherwise); what its result says (where a rollout failed,
+    the output, what stays healthy) goes with the error's JSON."""
 
     def __init__(self, job: dict) -> None:
         super().__init__(job.get("error") or f"job {job.get('id')} failed",
                          job.get("hint") or "", body=job)
         self.job = job
+        if job.get("category") in {c.value for c in Category}:
+            self.category = Category(job["category"])
+
+    def to_dict(self) -> dict:
+        result = self.job.get("result")
+        return super().to_dict() | (result if isinstance(result, dict) else {})
 
 
 def portal_url(text: str) -> str:
@@ -174,6 +192,10 @@ class PortalClient:
         return self.call("GET", f"/api/v1/apps/{_seg(app)}/services/{_seg(name)}/logs",
                          params={"tail": tail})
 
+    def notifications(self, app: str, limit: int) -> dict:
+        return self.call("GET", f"/api/v1/apps/{_seg(app)}/notifications",
+                         params={"limit": limit})
+
     def plan(self, spec: str, file: str) -> dict:
         return self.call("POST", "/api/v1/plan", json={"spec": spec, "file": file})
 
@@ -261,6 +283,8 @@ def _error_for(response, text: str, body: dict) -> PortalError:
             hint = hint or ("this portal does not have that call: is it an older version "
                             "than this command?")
         return PortalInvalid(text, hint, **args)
+    if "error" in body:  # the API's own words for an operation that failed: as they are
+        return PortalError(text, hint, **args)
     return PortalError(f"the portal failed ({status}): {text}", hint or
                        "see the portal's log: 'journalctl -u dragonball-portal' (or "
                        "/var/log/dragonball/portal.log) on the portal", **args)
@@ -317,10 +341,10 @@ def save_login(login: Login, path: pathlib.Path) -> None:
 
 
 def saved_login(environ=os.environ) -> Login:
-    """The login `dragonball login` saved; PortalUnreachable (exit 3) when there is none."""
+    """The login `dragonball login` saved; PortalAuthError (denied) when there is none."""
     found = load_login(login_path(environ))
     if found is None:
-        raise PortalUnreachable("not logged in to a portal from this machine",
+        raise PortalAuthError("not logged in to a portal from this machine",
                                 "dragonball login --portal HOST --ca FILE (or run this on "
                                 "the portal, as root)")
     return found

@@ -65,14 +65,14 @@ def test_a_token_from_basic_auth_then_calls_with_it(portal_app):
         assert client.end_token() == {"ended": True}
         with pytest.raises(pc.PortalAuthError) as e:
             client.devices()
-    assert e.value.status == 401 and e.value.exit_status == 3
+    assert e.value.status == 401 and e.value.exit_status == 6
     assert "unknown or expired" in e.value.message and "dragonball login" in e.value.hint
 
 
 def test_a_wrong_password_is_an_auth_error_with_the_portals_words(portal_app):
     with pytest.raises(pc.PortalAuthError) as e:
         _client(basic=("admin", "wrong")).devices()
-    assert e.value.message == "wrong user name or password" and e.value.exit_status == 3
+    assert e.value.message == "wrong user name or password" and e.value.exit_status == 6
 
 
 def test_too_many_failures_say_when_to_try_again(portal_app):
@@ -82,7 +82,7 @@ def test_too_many_failures_say_when_to_try_again(portal_app):
     with pytest.raises(pc.PortalAuthError) as e:
         _client(basic=("admin", ADMIN_PASSWORD)).create_token()
     assert e.value.status == 429 and "too many failed logins" in e.value.message
-    assert e.value.hint.startswith("wait ") and e.value.exit_status == 3
+    assert e.value.hint.startswith("wait ") and e.value.exit_status == 6
 
 
 def test_codes_give_the_join_command_and_a_bad_ttl_is_invalid(portal_app, store):
@@ -146,7 +146,7 @@ def test_nothing_listening_is_unreachable_with_a_hint(tmp_path):
     with pytest.raises(pc.PortalUnreachable) as e:
         pc.PortalClient(f"https://127.0.0.1:{port}", str(tmp_path / "ca.crt"),
                         timeout=2).devices()
-    assert e.value.exit_status == 3 and f"127.0.0.1:{port}" in e.value.message
+    assert e.value.exit_status == 5 and f"127.0.0.1:{port}" in e.value.message
     assert "/healthz" in e.value.hint
     with pytest.raises(pc.PortalUnreachable) as e:
         pc.PortalClient(f"https://127.0.0.1:{port}", "/nonexistent/ca.crt").devices()
@@ -160,7 +160,8 @@ def test_wait_job_gives_each_event_once_and_the_final_job(monkeypatch):
         job = client.wait_job(client.action("notes", "web", "start"), seen.append,
                               sleep=lambda s: None)
     assert [e["state"] for e in seen] == ["starting", "healthy"]
-    assert job["state"] == "done" and job["result"] == ["web"]
+    assert job["state"] == "done" and job["result"] == {"app": "notes", "service": "web",
+                                                        "start": ["web"]}
 
 
 def test_a_failed_job_raises_with_its_error_and_events(monkeypatch):
@@ -198,9 +199,9 @@ def test_the_login_file_is_0600_in_a_0700_folder_and_reads_back(tmp_path):
 
 def test_no_login_and_a_broken_login(tmp_path):
     environ = {"XDG_CONFIG_HOME": str(tmp_path)}
-    with pytest.raises(pc.PortalUnreachable) as e:
+    with pytest.raises(pc.PortalAuthError) as e:
         pc.saved_login(environ)
-    assert "dragonball login --portal" in e.value.hint
+    assert "dragonball login --portal" in e.value.hint and e.value.exit_status == 6
     pc.login_path(environ).parent.mkdir(parents=True)
     pc.login_path(environ).write_text("{not json")
     with pytest.raises(pc.PortalAuthError) as e:

@@ -114,10 +114,7 @@ def jobs_of(request: Request) -> Jobs:
 
 def rollout_details(e: DragonBallError) -> dict | None:
     """What a failed rollout says beyond its message: where, its output, what is kept."""
-    if isinstance(e, RolloutFailed):
-        return {"service": e.service, "server": e.server, "output": e.output,
-                "healthy": e.healthy}
-    return None
+    return e.details() if isinstance(e, RolloutFailed) else None
 
 
 # -- the lifecycle, as jobs -------------------------------------------------------------------
