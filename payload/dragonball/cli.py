@@ -6,10 +6,12 @@
     dragonball install | reset             install on this server; undo what install changed
     dragonball answers check FILE          check an answers file for an unattended install
 
-One top-level handler (`run`) ends every command: a DragonBall error becomes its message, hint
-and the exit status of its category (dragonball.errors; README.md, "Exit statuses"), as one
-JSON document on standard output when the command was given --json; Ctrl-C ends with 130; any
-other exception is a defect: "internal error", exit 70, and its traceback only with --debug.
+One top-level handler (`run`) ends every command: a DragonBall error becomes its message
+and hint (standard error) or, when the command was given --json, one JSON document on
+standard output (`{"ok": false, "exit_status", "error", "hint", "category", ...}`), and the
+exit status of its category (dragonball.errors), whichever path the command took (local, or
+through the portal's API); Ctrl-C ends with 130; any other exception is a defect: "internal
+error", exit 70. `--debug` shows the traceback.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     answers.register(commands)
     spec.register(commands)
     apps.register(commands)
-    remote.register(commands)  # after the local commands: it gives them --remote
+    remote.register(commands)
     return parser
 
 
@@ -105,17 +107,26 @@ def run(handler, args) -> int:
 
 
 def report(e: DragonBallError, as_json: bool = False) -> None:
-    """An error for people (standard error), or as the command's JSON document (stdout)."""
+    """An error for people (standard error: its message, which lists every problem, and its
+    hint), or as the command's one JSON document (standard output)."""
     if as_json:
         console.print_json(json.dumps({"ok": False, "exit_status": int(e.exit_status)}
                                       | e.to_dict()))
         return
     err_console.print(f"[red]error:[/red] {escape(e.message)}")
-    if isinstance(e, ClientError):  # a remote answer lists its problems apart from its text
-        for problem in e.problems:
-            err_console.print(f"  - {escape(_problem_text(problem))}")
+    for problem in _unsaid_problems(e):
+        err_console.print(f"  - {escape(problem)}")
     if e.hint:
         err_console.print(f"[dim]hint:[/dim] {escape(e.hint)}")
+
+
+def _unsaid_problems(e: DragonBallError) -> list[str]:
+    """A remote answer's problems its text does not say already (a local error's message
+    lists them; the API's answer usually does too, but a short one leaves them apart)."""
+    if not isinstance(e, ClientError):
+        return []
+    texts = [_problem_text(problem) for problem in e.problems]
+    return [text for text in texts if text not in e.message]
 
 
 def _problem_text(problem) -> str:

@@ -72,15 +72,21 @@ class PortalInternal(ClientError, Internal):
 
 
 class JobFailed(PortalFailed):
-    """A job the portal ran (start, stop, apply) ended failed."""
+    """A job the portal ran (start, stop, apply) ended failed: its error, hint and category
+    (FAILED unless the job says otherwise)."""
 
     def __init__(self, job: dict) -> None:
         super().__init__(job.get("error") or f"job {job.get('id')} failed",
                          job.get("hint") or "", body=job)
         self.job = job
+        if job.get("category") in {c.value for c in Category}:
+            self.category = Category(job["category"])
 
     def to_dict(self) -> dict:
-        return super().to_dict() | {"job": self.job}
+        """As the local command's error: what the job's result says (where a rollout
+        failed, the output, what stays healthy) goes with it."""
+        result = self.job.get("result")
+        return super().to_dict() | (result if isinstance(result, dict) else {})
 
 
 #: The error of each category an answer can have.
@@ -184,6 +190,10 @@ class PortalClient:
     def logs(self, app: str, name: str, tail: int) -> dict:
         return self.call("GET", f"/api/v1/apps/{_seg(app)}/services/{_seg(name)}/logs",
                          params={"tail": tail})
+
+    def notifications(self, app: str, limit: int) -> dict:
+        return self.call("GET", f"/api/v1/apps/{_seg(app)}/notifications",
+                         params={"limit": limit})
 
     def plan(self, spec: str, file: str) -> dict:
         return self.call("POST", "/api/v1/plan", json={"spec": spec, "file": file})

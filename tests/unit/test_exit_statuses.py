@@ -16,12 +16,14 @@ from fastapi.responses import JSONResponse
 
 from dragonball import cli, pki
 from dragonball import portal_client as pc
-from dragonball.commands import apps as apps_cli
+from dragonball.commands import apps_local
+from dragonball.commands.apps_local import LocalApps
 from dragonball.commands import remote as remote_cli
 from dragonball.commands import spec as spec_cli
 from dragonball.errors import ExitStatus
 from dragonball.orchestrator.control import Control
 from dragonball.orchestrator.state import AppStore
+from dragonball.portal import settings as settings_mod
 from dragonball.portal.store import Store
 from orchestrator_fakes import FakeAgents, FakeRegistry, FakeSwarm
 from portal_client_fakes import URL, apps_app, mount
@@ -33,7 +35,7 @@ REPO_README = pathlib.Path(__file__).parents[2] / "README.md"
 def home(tmp_path, monkeypatch):
     """No real login or portal settings are read: a config home of the test's own."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(remote_cli.settings_mod, "CONFIG_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setattr(settings_mod, "CONFIG_FILE", str(tmp_path / "none.yaml"))
     return tmp_path
 
 
@@ -43,7 +45,7 @@ def local_portal(tmp_path, monkeypatch):
     store = Store.open(str(tmp_path / "portal.db"))
     control = Control(FakeSwarm(), AppStore(store), FakeAgents(), FakeRegistry({}),
                       "10.0.0.5:5000", wait_s=1.0)
-    monkeypatch.setattr(apps_cli, "_control", lambda args, progress=None: control)
+    monkeypatch.setattr(apps_local, "open_local", lambda args: LocalApps(control))
     yield control
     store.close()
 

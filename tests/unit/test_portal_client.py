@@ -140,9 +140,31 @@ def test_an_api_error_keeps_its_hint_and_problems(monkeypatch):
             client.action("notes", "nope", "start")
         assert e.value.message == "no service nope in app notes"
         assert e.value.hint == "its services: store, web"
+        assert e.value.exit_status == 3  # 404: not found, as the local command says
         with pytest.raises(pc.PortalInvalid) as e:
             client.plan("app: notes\n", "notes.yaml")
         assert e.value.problems == [{"path": "services", "message": "is missing"}]
+        assert e.value.exit_status == 2 and e.value.to_dict()["problems"] == e.value.problems
+
+
+@pytest.mark.parametrize("status, body, exit_status", [
+    (400, {}, 2), (404, {}, 3), (409, {}, 4), (422, {}, 2), (401, {}, 6), (403, {}, 6),
+    (429, {}, 6), (500, {"category": "failed"}, 1), (500, {}, 70), (502, {}, 5),
+    (503, {}, 5), (504, {}, 5)])
+def test_each_http_status_ends_with_its_categorys_exit_status(status, body, exit_status):
+    category = pc.category_of_answer(status, {"error": "x"} | body)
+    assert pc.ERROR_OF[category]("x", status=status).exit_status == exit_status
+
+
+def test_a_failed_job_takes_its_category_and_gives_its_result_in_json():
+    job = {"id": "j", "error": "web on node-a: exited 1", "hint": "fix it",
+           "category": "failed", "result": {"service": "web", "server": "node-a",
+                                            "output": "", "healthy": ["api"]}}
+    error = pc.JobFailed(job)
+    assert error.exit_status == 1 and error.to_dict() == {
+        "error": "web on node-a: exited 1", "hint": "fix it", "category": "failed",
+        "service": "web", "server": "node-a", "output": "", "healthy": ["api"]}
+    assert pc.JobFailed(job | {"category": "unavailable", "result": None}).exit_status == 5
 
 
 def test_a_name_cannot_change_the_route(monkeypatch):
@@ -175,7 +197,8 @@ def test_wait_job_gives_each_event_once_and_the_final_job(monkeypatch):
         job = client.wait_job(client.action("notes", "web", "start"), seen.append,
                               sleep=lambda s: None)
     assert [e["state"] for e in seen] == ["starting", "healthy"]
-    assert job["state"] == "done" and job["result"] == ["web"]
+    assert job["state"] == "done" and job["result"] == {"app": "notes", "service": "web",
+                                                        "start": ["web"]}
 
 
 def test_a_failed_job_raises_with_its_error_and_events(monkeypatch):

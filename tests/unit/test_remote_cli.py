@@ -14,7 +14,9 @@ import pytest
 
 from dragonball import portal_client as pc
 from dragonball.cli import main
+from dragonball.commands import app_access
 from dragonball.commands import remote as remote_cli
+from dragonball.portal import settings as settings_mod
 from portal_client_fakes import URL, apps_app, mount
 from portal_web_fakes import ADMIN_PASSWORD, make_client, make_settings
 from test_portal_app import FakeCluster
@@ -24,7 +26,7 @@ from test_portal_app import FakeCluster
 def home(tmp_path, monkeypatch):
     """A config home of the test's own: no real login is read or written."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(remote_cli.settings_mod, "CONFIG_FILE", str(tmp_path / "no.yaml"))
+    monkeypatch.setattr(settings_mod, "CONFIG_FILE", str(tmp_path / "no.yaml"))
     return tmp_path / "config"
 
 
@@ -204,8 +206,10 @@ def test_params_get_and_set_typed_by_the_portals_types(home, monkeypatch, capsys
     assert app.state.params_sent[-1] == {"set": {"workers": 4, "title": "007"},
                                          "unset": ["x"]}
     assert "config_change done" in capsys.readouterr().out
+    sent = len(app.state.params_sent)
     assert main(["params", "set", "web", "workers=many", "--json"]) == 2
-    assert _out(capsys)["problems"] == ["workers: 'many' is not an integer"]
+    assert _out(capsys)["problems"] == ["workers is an int: 'many' is not a whole number"]
+    assert len(app.state.params_sent) == sent  # refused here, by the portal's types
     assert main(["params", "set", "web"]) == 2
 
 
@@ -238,18 +242,18 @@ def test_logs_per_task(home, monkeypatch, capsys):
 def test_when_a_command_goes_remote_by_itself(tmp_path, home):
     def args(command, **kw):
         return types.SimpleNamespace(command=command, remote=False,
-                                     config=remote_cli.settings_mod.CONFIG_FILE, **kw)
+                                     config=settings_mod.CONFIG_FILE, **kw)
     environ = {"XDG_CONFIG_HOME": str(home)}
-    assert not remote_cli.use_remote(args("services"), environ)  # no login
+    assert not app_access.use_remote(args("services"), environ)  # no login
     _logged_in(home)
-    assert remote_cli.use_remote(args("services"), environ)  # a login, no settings
-    assert not remote_cli.use_remote(args("plan"), environ)  # plan: local unless --remote
-    assert remote_cli.use_remote(types.SimpleNamespace(command="plan", remote=True), environ)
+    assert app_access.use_remote(args("services"), environ)  # a login, no settings
+    assert not app_access.use_remote(args("plan"), environ)  # plan: local unless --remote
+    assert app_access.use_remote(types.SimpleNamespace(command="plan", remote=True), environ)
     explicit = types.SimpleNamespace(command="services", remote=False,
                                      config=str(tmp_path / "other.yaml"))
-    assert not remote_cli.use_remote(explicit, environ)  # --config FILE: local
+    assert not app_access.use_remote(explicit, environ)  # --config FILE: local
     (tmp_path / "no.yaml").write_text("address: 10.0.0.1\n")  # settings readable here
-    assert not remote_cli.use_remote(args("services"), environ)
+    assert not app_access.use_remote(args("services"), environ)
 
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dragonball.errors import AppError, InvalidInput, NotFound
 
 __all__ = ["AppError", "AppNotApplied", "AppSpecInvalid", "AppUnspecified", "CycleError",
-           "ObservedInvalid", "UnknownService"]
+           "ObservedInvalid", "UnknownService", "the_only_app"]
 
 
 class AppSpecInvalid(AppError, InvalidInput):

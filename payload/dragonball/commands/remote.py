@@ -4,22 +4,15 @@
     dragonball login --portal HOST[:PORT] --ca FILE [--user admin] [--password-stdin]
     dragonball logout
     dragonball status | devices [--json]
-    dragonball logs NAME [--app APP] [--tail N] [--json]
-    dragonball services | start | stop | restart | params | apply | enroll ... [--remote]
-    dragonball plan SPEC --remote
 
-The app commands and `enroll` exist on the portal already (they work on its store and
-engine directly); `register` gives each of them `--remote`. Without it a command goes
-through the API when a login exists and this machine has no readable portal settings
-(`--config`, default /etc/dragonball/portal/portal.yaml): a laptop that logged in speaks
-to the portal, the portal's root works locally as before. `plan` stays local (a pure check
-of the spec) unless `--remote` asks the portal to plan against the cluster.
+These always use the API. The app commands (commands/apps.py), `plan --remote`
+(commands/spec.py) and `enroll` (commands/portal.py) take either path: on the portal itself,
+or through the API with the login kept here (commands/app_access.py decides, once).
 
-Exit status: a command through the API ends as its local twin would (README.md, "Exit
-statuses"): 0 done, 1 failed, 2 invalid input, 3 not found, 4 conflict (the app is busy),
-5 the portal cannot be reached, 6 it refuses the login (or there is none). The password is
-read from a terminal (getpass) or with `--password-stdin`, never from the command line; only
-the token is kept, 0600.
+Exit status (dragonball.errors; the one handler of dragonball.cli reports errors): 0 done,
+1 failed, 2 invalid input, 5 the portal cannot be reached (or is not the CA's), 6 it refuses
+the login, or there is none. The password is read from a terminal (getpass) or with
+`--password-stdin`, never from the command line; only the token is kept, 0600.
 """
 
 from __future__ import annotations
@@ -35,30 +28,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from dragonball.console import console
-from dragonball.commands import remote_apps as remote_app_cli
 from dragonball.errors import ClientError, ExitStatus
-from dragonball.portal import settings as settings_mod
-from dragonball.portal.enrollment import parse_duration, print_instructions
 from dragonball.portal_client import (Login, PortalAuthError, PortalClient, PortalInvalid,
                                       load_login, login_path, portal_url, save_login,
                                       saved_login)
 
-#: Local commands that get --remote, and what runs them through the API instead.
-REMOTE_HANDLERS = {"services": remote_app_cli.services, "start": remote_app_cli.lifecycle,
-                   "stop": remote_app_cli.lifecycle, "restart": remote_app_cli.lifecycle,
-                   "apply": remote_app_cli.apply, "plan": remote_app_cli.plan,
-                   "enroll": None}  # enroll: below
-PARAMS_HANDLERS = {"get": remote_app_cli.params_get, "set": remote_app_cli.params_set}
-
 
 def register(commands) -> None:
-    """Add login, logout, status, devices, logs; give the local app commands --remote."""
+    """Add login, logout, status and devices."""
     login = commands.add_parser(
         "login", help="log in to a portal from this machine (keeps an API token, 0600)",
         description="Ask the admin password, get an API token from the portal and keep it "
                     f"in {login_path()} (0600) with the portal's URL and CA. "
-                    "Exit status: 0 done, 2 invalid input, 5 cannot reach, 6 refused "
-                    "(README.md, 'Exit statuses').")
+                    "Exit status: 0 done, 2 invalid input, 5 cannot reach, 6 refused.")
     login.add_argument("--portal", required=True, metavar="HOST[:PORT]",
                        help="the portal's address (port 8443 unless given)")
     login.add_argument("--ca", required=True, metavar="FILE",
@@ -66,68 +48,21 @@ def register(commands) -> None:
     login.add_argument("--user", default="admin", help="the portal's admin (default admin)")
     login.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input (scripts)")
-    _options(login)
+    _json_option(login)
     login.set_defaults(handler=login_command)
     logout = commands.add_parser("logout", help="end the API token and forget the login")
-    _options(logout)
+    _json_option(logout)
     logout.set_defaults(handler=logout_command)
-    for name, what, body in (("status", "the cluster at a glance: devices and services",
-                              status_command),
-                             ("devices", "every server of the cluster", devices_command)):
+    for name, what, handler in (("status", "the cluster at a glance: devices and services",
+                                 status_command),
+                                ("devices", "every server of the cluster", devices_command)):
         parser = commands.add_parser(name, help=what + " (through the portal's API)")
-        _options(parser)
-        parser.set_defaults(handler=body)
-    logs = commands.add_parser("logs", help="the last lines of a service's tasks' logs")
-    logs.add_argument("name", help="the service's name in the app spec")
-    logs.add_argument("--app", help="the app (default: the only one)")
-    logs.add_argument("--tail", type=int, default=200, help="lines per task (default 200)")
-    _options(logs)
-    logs.set_defaults(handler=remote_app_cli.logs)
-    _give_remote(commands)
+        _json_option(parser)
+        parser.set_defaults(handler=handler)
 
 
-def _options(parser: argparse.ArgumentParser, remote: bool = False) -> None:
-    """--json on a new command; --remote on a local one (which has --json already)."""
-    if remote:
-        parser.add_argument("--remote", action="store_true",
-                            help="through the portal's API with the saved login "
-                                 "(dragonball login); the default when logged in and no "
-                                 "portal settings are here")
-    else:
-        parser.add_argument("--json", action="store_true", help="print one JSON document")
-
-
-def _give_remote(commands) -> None:
-    """--remote on the local commands; their handler chooses local or remote per call."""
-    for name, remote in REMOTE_HANDLERS.items():
-        parser = commands.choices.get(name)
-        if parser is not None:
-            _wrap(parser, remote or enroll_command)
-    params = commands.choices.get("params")
-    if params is not None:
-        # argparse keeps a parser's subcommands on its _SubParsersAction, not in public API.
-        sub = next(a for a in params._actions if isinstance(a, argparse._SubParsersAction))
-        for name, remote in PARAMS_HANDLERS.items():
-            _wrap(sub.choices[name], remote)
-
-
-def _wrap(parser: argparse.ArgumentParser, remote) -> None:
-    local = parser.get_default("handler")
-    _options(parser, remote=True)
-    parser.set_defaults(handler=lambda args: (remote(args) if use_remote(args)
-                                              else local(args)))
-
-
-def use_remote(args, environ=os.environ) -> bool:
-    """--remote; or, for a command that needs the portal, a login and no local settings."""
-    if getattr(args, "remote", False):
-        return True
-    if args.command == "plan":
-        return False  # local plan is a pure check: it needs no portal at all
-    config = getattr(args, "config", settings_mod.CONFIG_FILE)
-    if config != settings_mod.CONFIG_FILE or os.access(config, os.R_OK):
-        return False
-    return login_path(environ).exists()
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
 def client(args) -> PortalClient:
@@ -267,18 +202,3 @@ def status_summary(devices: list[dict], apps: dict) -> dict:
             "not_healthy": [{k: r.get(k) for k in ("service", "state", "healthy", "desired")}
                             for r in rows if r.get("state") not in ("healthy", "stopped")]}
     return out
-
-
-def enroll_command(args) -> int:
-    try:
-        ttl_s = parse_duration(args.ttl)
-    except ValueError as e:
-        raise PortalInvalid(f"--ttl: {e}") from e
-    with client(args) as portal:
-        info = portal.new_code(args.ttl)
-    if args.json:
-        console.print_json(json.dumps(info))
-    else:
-        print_instructions(console, info, ttl_s)
-    return ExitStatus.OK
-

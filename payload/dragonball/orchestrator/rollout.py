@@ -45,7 +45,8 @@ class RolloutFailed(AppError, Failed):
                          f"healthy is kept{kept}")
 
     def details(self) -> dict:
-        """Where it failed, the action's output, what is kept (a failed job's, --json's)."""
+        """Where it failed, the action's output, what stays healthy: a failed job's result
+        in the API, and part of the error's JSON (`to_dict`) for the CLI."""
         return {"service": self.service, "server": self.server, "output": self.output,
                 "healthy": self.healthy}
 
