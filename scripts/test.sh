@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== building the base image (cached when unchanged)"
 .venv/bin/python build.py base
+echo "== checking the layers (import-linter contracts in pyproject.toml)"
+.venv/bin/lint-imports
 echo "== running the tests"
 status=0
 .venv/bin/python -m pytest -p no:cacheprovider "$@" tests || status=$?

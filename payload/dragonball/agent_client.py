@@ -39,15 +39,15 @@ from requests.adapters import HTTPAdapter
 
 from dragonball import pki
 from dragonball.errors import DragonBallError
-from dragonball.installer import ports
-from dragonball.portal.settings import host_port
+from dragonball.shared import paths, ports
+from dragonball.shared.addresses import host_port
 
 AGENT_NAME = "dragonball-agent"     # the DNS name in the agents' shared certificate
 CLIENT_NAME = "dragonball-portal"   # the portal's client certificate's common name
-ETC = "/etc/dragonball"
-CA_CERT = f"{ETC}/ca.crt"           # the cluster CA, at the same path on every server
-CLIENT_CERT = f"{ETC}/portal/agent-client.crt"
-CLIENT_KEY = f"{ETC}/portal/agent-client.key"
+ETC = paths.ETC
+CA_CERT = paths.CA_CERT             # the cluster CA, at the same path on every server
+CLIENT_CERT = f"{paths.PORTAL_CONFIG_DIR}/agent-client.crt"
+CLIENT_KEY = f"{paths.PORTAL_CONFIG_DIR}/agent-client.key"
 TIMEOUT_S = 10.0
 EXEC_GRACE_S = 15.0   # an exec's answer may come this long after its own timeout
 

@@ -21,18 +21,11 @@ import sys
 from rich.table import Table
 
 from dragonball import __version__
-from dragonball.app import cli as app_cli
+from dragonball.commands import answers, apps, images, install, portal, preflight, release
+from dragonball.commands import remote, spec
 from dragonball.console import console, err_console
 from dragonball.errors import DragonBallError
-from dragonball.installer import cli as installer_cli
-from dragonball.installer import install_cli
 from dragonball.module import scan, validate
-from dragonball.orchestrator import cli as orchestrator_cli
-from dragonball.portal import cli as portal_cli
-from dragonball.portal import remote_cli
-from dragonball.registry.images_cli import add_images_commands
-from dragonball.release import cli as release_cli
-from dragonball.wizard import cli as wizard_cli
 
 
 class ExitStatus(enum.IntEnum):
@@ -74,15 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("dir", help="the module folder (the one holding action/)")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(handler=_module_check)
-    release_cli.register(commands)
-    installer_cli.register(commands)
-    install_cli.register(commands)
-    add_images_commands(commands)
-    portal_cli.register(commands)
-    wizard_cli.register(commands)
-    app_cli.register(commands)
-    orchestrator_cli.register(commands)
-    remote_cli.register(commands)  # after the local commands: it gives them --remote
+    release.register(commands)
+    preflight.register(commands)
+    install.register(commands)
+    images.add_images_commands(commands)
+    portal.register(commands)
+    answers.register(commands)
+    spec.register(commands)
+    apps.register(commands)
+    remote.register(commands)  # after the local commands: it gives them --remote
     return parser
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import ipaddress
 import os
 import pathlib
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dragonball.errors import DragonBallError
+from dragonball.shared import fingerprints
 
 CA_DAYS = 3650
 SERVER_DAYS = 825  # the longest validity Apple and browsers accept for a server certificate
@@ -147,8 +147,7 @@ def _issue_leaf(ca: KeyPair, common_name: str, names: list, usage, days: int,
 
 def fingerprint(cert_pem: bytes) -> str:
     """SHA-256 of the certificate's DER, lower-case hex: what a joining server compares."""
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return fingerprints.hex_digest(cert_pem)
 
 
 def new_secret() -> str:

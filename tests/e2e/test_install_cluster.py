@@ -226,8 +226,8 @@ def bad_answers(cluster, case: str) -> tuple[dict, str]:
     if case == "unreachable portal":
         return {**good, "portal": f"{subnet}.99"}, f"cannot reach the portal at {subnet}.99:8443"
     if case == "wrong code":
-        from dragonball.wizard import enrollment
-        return {**good, "enrollment_code": enrollment.new_code()}, "refused the enrollment code"
+        from dragonball.shared import codes
+        return {**good, "enrollment_code": codes.new_code()}, "refused the enrollment code"
     if case == "used code":
         return cluster.device_answers("s5", cluster.codes["s2"]), "refused the enrollment code"
     if case == "expired code":

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from dragonball import pki
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.store import Store
-from dragonball.wizard import enrollment
+from dragonball.shared import codes
 from support import ROOT, RUN_ID, wait_for
 
 DOCKER, DOCKERD = "/usr/bin/docker", "/usr/sbin/dockerd"
@@ -254,7 +254,7 @@ def test_zz_failed_codes_are_limited_then_the_log_holds_no_secret(portal):
     earlier = store.count_events("enroll.refused", "127.0.0.1", 0)  # the used code above
     store.close()
     statuses = [session.post(portal["url"] + "/api/v1/enroll", timeout=10, json={
-        "code": enrollment.new_code(), "hostname": "node-9", "address": "127.0.0.9"}).status_code
+        "code": codes.new_code(), "hostname": "node-9", "address": "127.0.0.9"}).status_code
         for _ in range(10 - earlier)]
     assert statuses == [401] * (10 - earlier)
     limited = session.post(portal["url"] + "/api/v1/enroll", timeout=10, json={

@@ -10,7 +10,7 @@ from dragonball import pki
 from dragonball.errors import DragonBallError
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.api import create_app
-from dragonball.portal.cli import join_instructions
+from dragonball.portal.enrollment import join_instructions
 from dragonball.portal.store import Store
 from dragonball.portal.web.sources import SourceError
 

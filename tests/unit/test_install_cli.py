@@ -15,7 +15,8 @@ import sys
 
 import pytest
 
-from dragonball.installer import answers_fallback, install_cli
+from dragonball.commands import install as install_cli
+from dragonball.installer import answers_fallback
 from dragonball.installer import plan as plan_mod
 from dragonball.installer.journal import Journal, answers_digest
 from dragonball.installer.logs import SecretFilter, open_log, close_log

@@ -199,8 +199,6 @@ def test_precheck_of_a_used_code_on_a_new_server(server, portal):
 
 
 def test_the_install_command_asks_the_wizard_to_check_with_the_portal():
-    from dragonball.installer import install_cli
-    assert install_cli.answer_checks is join.wizard_checks
     checks = join.wizard_checks()
     assert None not in (checks.check_portal, checks.check_fingerprint, checks.check_code)
 

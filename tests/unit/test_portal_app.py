@@ -15,7 +15,7 @@ from dragonball.portal import settings as settings_mod
 from dragonball.portal.api import create_app
 from dragonball.portal.store import Store
 from dragonball.portal.swarm import Cluster, Node, SwarmError
-from dragonball.wizard import enrollment
+from dragonball.shared import codes
 
 ADMIN_PASSWORD = "Very-Long-Passphrase-42"
 JOIN_TOKEN = "SWMTKN-1-" + "a" * 50 + "-" + "b" * 25
@@ -155,7 +155,7 @@ def test_enroll_gives_what_the_contract_lists(client, store, ca, settings):
 
 
 def test_an_unknown_code_is_401(client):
-    answer = _enroll(client, enrollment.new_code())
+    answer = _enroll(client, codes.new_code())
     assert answer.status_code == 401
     assert "unknown enrollment code" in answer.json()["error"]
 
@@ -206,7 +206,7 @@ def test_a_malformed_request_is_422_without_echoing_the_code(client, body):
 def test_ten_failed_codes_from_one_address_give_429(client, store, clock):
     good, _ = store.create_code()
     for _ in range(10):
-        assert _enroll(client, enrollment.new_code()).status_code == 401
+        assert _enroll(client, codes.new_code()).status_code == 401
     limited = _enroll(client, good)  # even a good code, from that address
     assert limited.status_code == 429
     assert 1 <= int(limited.headers["Retry-After"]) <= 601
@@ -219,8 +219,8 @@ def test_the_limit_is_per_address(store, settings, cluster):
     bad = TestClient(app, client=("10.0.0.66", 5555))
     good = TestClient(app, client=("10.0.0.2", 5555))
     for _ in range(10):
-        assert _enroll(bad, enrollment.new_code()).status_code == 401
-    assert _enroll(bad, enrollment.new_code()).status_code == 429
+        assert _enroll(bad, codes.new_code()).status_code == 401
+    assert _enroll(bad, codes.new_code()).status_code == 429
     assert _enroll(good, store.create_code()[0]).status_code == 200
 
 
@@ -315,7 +315,7 @@ def test_no_secret_reaches_the_logs_or_the_events(client, store, cluster, caplog
     caplog.set_level(logging.DEBUG)
     code, _ = store.create_code()
     enrolled = _enroll(client, code).json()
-    _enroll(client, enrollment.new_code())
+    _enroll(client, codes.new_code())
     cluster.add("node2id", "node-2")
     _joined(client, enrolled, "node2id")
     client.get("/api/v1/devices", headers=_basic("admin", ADMIN_PASSWORD))

@@ -50,7 +50,7 @@ def test_the_session_cookie_is_httponly_secure_strict_and_only_its_hash_is_store
         assert attribute in cookie
     secret = client.cookies[auth.COOKIE]
     assert len(base64.urlsafe_b64decode(secret + "=")) == 32  # 256 bits
-    rows = store._read("SELECT * FROM sessions")
+    rows = store.read("SELECT * FROM sessions")
     assert len(rows) == 1 and secret not in str(dict(rows[0]))
 
 

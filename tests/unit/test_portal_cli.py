@@ -10,9 +10,10 @@ import pytest
 from dragonball import pki
 from dragonball.cli import main
 from dragonball.portal import settings as settings_mod
-from dragonball.portal.cli import display_fingerprint, join_instructions, parse_duration
+from dragonball.portal.enrollment import join_instructions, parse_duration
+from dragonball.shared.fingerprints import of_certificate as display_fingerprint
 from dragonball.portal.store import Store, code_hash
-from dragonball.wizard import enrollment
+from dragonball.shared import codes
 
 
 @pytest.mark.parametrize("text, seconds", [("24h", 86400), ("30m", 1800), ("7d", 604800),
@@ -57,13 +58,13 @@ def test_enroll_json_makes_a_code_in_the_local_store(config, capsys):
     path, settings, ca = config
     assert main(["enroll", "--config", str(path), "--ttl", "2h", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert enrollment.problem(info["code"]) is None
+    assert codes.problem(info["code"]) is None
     assert info["ca_fingerprint"] == display_fingerprint(ca.cert_pem)
     store = Store.open(settings.db_path)
     try:
         (code,) = store.codes()
         assert code.expires - code.created == 7200
-        rows = store._read("SELECT code_hash FROM codes")
+        rows = store.read("SELECT code_hash FROM codes")
         assert rows[0]["code_hash"] == code_hash(info["code"])
         assert store.events()[0]["actor"].startswith("cli (")
     finally:

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from dragonball.portal import api
-from dragonball.wizard import enrollment
+from dragonball.shared import codes
 from portal_web_fakes import ADMIN_PASSWORD, login, make_client, make_settings
 from test_portal_app import FakeCluster
 
@@ -70,7 +70,7 @@ def test_concurrent_wrong_passwords_get_exactly_the_limit_checked(client, store,
 def test_concurrent_wrong_codes_get_exactly_the_limit_checked(client, store, monkeypatch):
     checks = counted(monkeypatch, store, "enroll", pause_s=0.05)
     statuses = all_at_once(lambda: client.post("/api/v1/enroll", json={
-        "code": enrollment.new_code(), "hostname": "node-2", "address": "10.0.0.2"}))
+        "code": codes.new_code(), "hostname": "node-2", "address": "10.0.0.2"}))
     assert statuses == [401] * api.FAILURE_LIMIT + [429] * (GUESSES - api.FAILURE_LIMIT)
     assert len(checks) == api.FAILURE_LIMIT
 

@@ -8,7 +8,7 @@ from dragonball.portal.store import Store
 
 def test_only_the_hash_of_the_secret_is_kept(store):
     secret, session = store.create_session("admin", "session", 600, 3600, "10.0.0.9")
-    (row,) = store._read("SELECT * FROM sessions")
+    (row,) = store.read("SELECT * FROM sessions")
     assert row["id_hash"] == token_hash(secret) and secret not in str(dict(row))
     assert store.session(secret) == session
     assert store.session(secret + "x") is None and store.session("") is None
@@ -45,7 +45,7 @@ def test_ending_a_session_and_expired_ones_are_swept(store, clock):
     store.create_session("admin", "session", 60, 60)
     clock.now += 61
     store.create_session("admin", "token", 60, 60)
-    assert len(store._read("SELECT * FROM sessions")) == 1
+    assert len(store.read("SELECT * FROM sessions")) == 1
     assert [e["kind"] for e in store.events(4)] == ["token.created", "session.created",
                                                      "session.ended", "session.created"]
 

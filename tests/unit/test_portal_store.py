@@ -12,7 +12,7 @@ import pytest
 
 from dragonball.portal import store as store_mod
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
-from dragonball.wizard import enrollment
+from dragonball.shared import codes
 
 
 def _dump(path) -> bytes:
@@ -34,7 +34,7 @@ def test_the_database_is_wal_and_root_only(store, tmp_path):
 
 def test_a_code_has_the_wizards_format_and_only_its_hash_is_kept(store, tmp_path):
     code, record = store.create_code(3600)
-    assert enrollment.problem(code) is None and enrollment.normalize(code) == code
+    assert codes.problem(code) is None and codes.normalize(code) == code
     assert record.expires == record.created + 3600
     data = _dump(tmp_path / "portal" / "portal.db")
     assert code.encode() not in data
@@ -100,7 +100,7 @@ def test_a_code_expires(store, clock):
 def test_unknown_and_malformed_codes_are_refused(store):
     store.create_code()
     with pytest.raises(CodeRefused, match="unknown"):
-        store.enroll(enrollment.new_code(), "node-2", "10.0.0.2")
+        store.enroll(codes.new_code(), "node-2", "10.0.0.2")
     with pytest.raises(CodeRefused, match="not an enrollment code"):
         store.enroll("AAAA-AAAA-AAAA-AAAB", "node-2", "10.0.0.2")  # wrong check character
 

@@ -123,7 +123,7 @@ def test_add_device_makes_a_one_time_code_and_shows_the_command(portal, store):
     assert command == (f"sudo ./DragonBall-0.1.0.bin install --role device --portal 10.0.0.1 "
                        f"--code {code} --ca-fingerprint SHA256:{'ab' * 32}")
     assert "enrollment_code: " + code in answer.text
-    (stored,) = store._read("SELECT * FROM codes")
+    (stored,) = store.read("SELECT * FROM codes")
     assert stored["code_hash"] == code_hash(code) and stored["expires"] - stored["created"] == 3600
     assert store.events(1)[0]["kind"] == "code.created"
     assert store.events(1)[0]["actor"] == "admin (web)" and code not in str(store.events())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dragonball.installer import ports
+from dragonball.shared import ports
 from dragonball.installer.preflight import kernel, parse
 
 

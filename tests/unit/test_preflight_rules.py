@@ -11,7 +11,8 @@ import pytest
 from dragonball.installer.preflight import requirements as req_mod
 from dragonball.installer.preflight import rules, rules_cluster, rules_resources
 from dragonball.installer.preflight.check import Check
-from dragonball.installer.preflight.system import RecordedSystem, child_environment
+from dragonball.installer.preflight.system import RecordedSystem
+from dragonball.shared.childenv import child_environment
 from dragonball.installer.preflight import run
 
 HOSTS = pathlib.Path(__file__).parent / "data" / "hosts"

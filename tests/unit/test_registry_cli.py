@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from dragonball import cli, pki
-from dragonball.registry import images_cli
+from dragonball.commands import images as images_cli
 
 
 def _blob(data: bytes) -> tuple[str, bytes]:

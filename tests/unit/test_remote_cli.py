@@ -1,4 +1,4 @@
-"""The CLI through the portal's API (dragonball.portal.remote_cli): login and logout, status,
+"""The CLI through the portal's API (dragonball.commands.remote): login and logout, status,
 devices, enroll, the app commands with --remote, exit statuses 0/1/2/3, and when a command
 goes remote by itself. The portal is the real app (or the apps stand-in) in-process."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from dragonball import portal_client as pc
 from dragonball.cli import main
-from dragonball.portal import remote_cli
+from dragonball.commands import remote as remote_cli
 from portal_client_fakes import URL, apps_app, mount
 from portal_web_fakes import ADMIN_PASSWORD, make_client, make_settings
 from test_portal_app import FakeCluster

@@ -8,15 +8,16 @@ import textwrap
 
 import pytest
 
-from dragonball.installer import ports
-from dragonball.wizard import answers_file, enrollment
+from dragonball.shared import ports
+from dragonball.shared import codes
+from dragonball.wizard import answers_file
 from dragonball.wizard.answers import build_answers
 from dragonball.wizard.errors import AnswersInvalid
 from dragonball.wizard.model import Answers, Checks, Facts, Interface
 
 FACTS = Facts("node-1", (Interface("eth0", "10.0.0.5"), Interface("eth1", "192.168.7.5")))
 ONE_NIC = Facts("node-1", (Interface("eth0", "10.0.0.5"),))
-CODE = enrollment.EXAMPLE
+CODE = codes.EXAMPLE
 PASSWORD = "Correct horse battery"
 FINGERPRINT = "SHA256:" + "ab" * 32
 

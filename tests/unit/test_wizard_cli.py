@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from dragonball.wizard import Facts, Interface
-from dragonball.wizard import cli as wizard_cli
+from dragonball.commands import answers as wizard_cli
+from dragonball.wizard import options
 
 FACTS = Facts("node-1", (Interface("eth0", "10.0.0.5"),))
 
@@ -66,7 +67,7 @@ def test_json(answers):
 def test_answer_options_carry_what_collect_reads():
     from dragonball.wizard.collect import command_line_answers
     parser = argparse.ArgumentParser()
-    wizard_cli.add_answer_options(parser)
+    options.add_answer_options(parser)
     args = parser.parse_args(["--role", "device", "--portal", "p", "--code", "C",
                               "--ca-fingerprint", "F", "--address", "A", "--data-dir", "/d"])
     assert command_line_answers(args) == {

@@ -97,9 +97,10 @@ def test_an_invalid_file_is_refused_whole_even_with_yes(tmp_path):
 
 
 def test_remote_checks_apply_to_the_file(tmp_path):
-    from dragonball.wizard import Checks, enrollment
+    from dragonball.shared import codes
+    from dragonball.wizard import Checks
     path = tmp_path / "device.yaml"
-    path.write_text(f"role: device\nportal: 10.0.0.10\nenrollment_code: {enrollment.EXAMPLE}\n"
+    path.write_text(f"role: device\nportal: 10.0.0.10\nenrollment_code: {codes.EXAMPLE}\n"
                     f"ca_fingerprint: SHA256:{'0' * 64}\n")
     checks = Checks(check_portal=lambda a: f"{a} does not answer: is the portal installed?")
     with pytest.raises(AnswersInvalid) as e:
@@ -166,8 +167,8 @@ FINGERPRINT = "SHA256:" + "ab" * 32
 
 
 def device_options(**changes):
-    from dragonball.wizard import enrollment
-    values = dict(role="device", portal="10.0.0.10", code=enrollment.EXAMPLE.lower(),
+    from dragonball.shared import codes
+    values = dict(role="device", portal="10.0.0.10", code=codes.EXAMPLE.lower(),
                   ca_fingerprint=FINGERPRINT)
     return Options(**{**values, **changes})
 

@@ -10,14 +10,15 @@ import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from dragonball.installer import ports
+from dragonball.shared import ports
 from dragonball.wizard import (Answers, Cancelled, Checks, Declined, Facts, Interface, Io,
-                               Options, collect_answers, enrollment)
+                               Options, collect_answers)
+from dragonball.shared import codes
 
 DOWN, ENTER, CTRL_C, CLEAR_LINE = "\x1b[B", "\r", "\x03", "\x15"
 FACTS = Facts("node-1", (Interface("eth0", "10.0.0.5"), Interface("eth1", "192.168.7.5")))
 PASSWORD = "Correct horse battery"
-CODE = enrollment.EXAMPLE
+CODE = codes.EXAMPLE
 FINGERPRINT = "SHA256:" + "ab" * 32
 
 
@@ -76,7 +77,7 @@ def test_a_device_run_with_a_bad_code_then_a_good_one():
                     check_fingerprint=lambda portal, ca: asked.append(ca) or True,
                     check_code=check_code)
     typo = CODE[:-1] + ("4" if CODE[-1] != "4" else "5")   # caught by the check character
-    other = enrollment.new_code()
+    other = codes.new_code()
     keys = (DOWN + ENTER                         # role: a device
             + ENTER                               # address: the first interface
             + typed("https://portal.lan")         # refused: a URL, not an address
@@ -168,7 +169,7 @@ def test_a_bad_answer_from_the_command_line_is_said_and_asked_again():
     refused = {CODE}
     checks = Checks(check_code=lambda p, c: "this code was used already: ask the portal for "
                                             "a new one" if c in refused else True)
-    other = enrollment.new_code()
+    other = codes.new_code()
     options = Options(role="device", portal="10.0.0.10", ca_fingerprint=FINGERPRINT, code=CODE)
     keys = ENTER + CLEAR_LINE + typed(other) + ENTER + "y"
     answers, printed = run(keys, options, checks=checks)

@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from dragonball.installer import ports
-from dragonball.wizard import enrollment, validators
+from dragonball.shared import ports
+from dragonball.shared import codes, fingerprints
+from dragonball.wizard import validators
 from dragonball.wizard.model import Interface
 
 INTERFACES = (Interface("eth0", "10.0.0.5"), Interface("eth1", "fd00::5"))
@@ -152,7 +153,7 @@ def test_cluster_name():
     "SHA256:" + " ".join(["ab"] * 32), "  SHA256:" + "ab" * 32 + "\n"])
 def test_ca_fingerprint_is_read_forgivingly(value):
     assert validators.ca_fingerprint(value) is True
-    assert validators.normalize_ca_fingerprint(value) == "SHA256:" + "ab" * 32
+    assert fingerprints.normalize(value) == "SHA256:" + "ab" * 32
 
 
 @pytest.mark.parametrize("value", ["", "SHA256:", "SHA1:" + "ab" * 20, "SHA256:" + "ab" * 31,
@@ -162,57 +163,57 @@ def test_ca_fingerprint_refused(value):
 
 
 def test_ca_fingerprint_is_the_join_codes_rule():
-    """installer.join pins the CA with this very normalizer: both read the same text alike."""
-    from dragonball.installer import join
-    assert join.normalize_ca_fingerprint is validators.normalize_ca_fingerprint
+    """installer.join pins the CA with the floor's normalizer, as the wizard reads it."""
+    from dragonball.installer import enrollment_api, join
+    assert join.fingerprints is enrollment_api.fingerprints is validators.fingerprints
 
 
 # -- enrollment codes --------------------------------------------------------------------
 
 def test_new_codes_are_valid_and_grouped():
     for _ in range(200):
-        code = enrollment.new_code()
-        assert enrollment.validate(code) is True
+        code = codes.new_code()
+        assert codes.validate(code) is True
         assert [len(g) for g in code.split("-")] == [4, 4, 4, 4]
-        assert set(code.replace("-", "")) <= set(enrollment.ALPHABET)
+        assert set(code.replace("-", "")) <= set(codes.ALPHABET)
 
 
 def test_the_example_is_valid():
-    assert enrollment.validate(enrollment.EXAMPLE) is True
+    assert codes.validate(codes.EXAMPLE) is True
 
 
 def test_alphabet_has_no_look_alikes_and_a_prime_size():
-    assert not set("ILOUZ") & set(enrollment.ALPHABET)
-    size = len(enrollment.ALPHABET)
+    assert not set("ILOUZ") & set(codes.ALPHABET)
+    size = len(codes.ALPHABET)
     assert size == 31 and all(size % d for d in range(2, size))
 
 
 def test_typing_is_forgiving():
-    code = enrollment.EXAMPLE
+    code = codes.EXAMPLE
     sloppy = code.lower().replace("-", " ")
-    assert enrollment.validate(sloppy) is True
-    assert enrollment.normalize(sloppy) == code
-    with_o = enrollment.group("0" * 15 + enrollment.check_character("0" * 15))
-    assert enrollment.normalize(with_o.replace("0", "o")) == with_o
+    assert codes.validate(sloppy) is True
+    assert codes.normalize(sloppy) == code
+    with_o = codes.group("0" * 15 + codes.check_character("0" * 15))
+    assert codes.normalize(with_o.replace("0", "o")) == with_o
 
 
 def test_every_single_typo_is_caught():
-    data = enrollment.EXAMPLE.replace("-", "")
-    for position, wrong in itertools.product(range(16), enrollment.ALPHABET):
+    data = codes.EXAMPLE.replace("-", "")
+    for position, wrong in itertools.product(range(16), codes.ALPHABET):
         if data[position] == wrong:
             continue
         typo = data[:position] + wrong + data[position + 1:]
-        assert fails(enrollment.validate(typo), "check character", "mistyped")
+        assert fails(codes.validate(typo), "check character", "mistyped")
 
 
 def test_every_swap_in_the_data_is_caught():
-    data = enrollment.EXAMPLE.replace("-", "")
+    data = codes.EXAMPLE.replace("-", "")
     for i, j in itertools.combinations(range(15), 2):
         if data[i] == data[j]:
             continue
         swapped = list(data)
         swapped[i], swapped[j] = swapped[j], swapped[i]
-        assert enrollment.validate("".join(swapped)) is not True
+        assert codes.validate("".join(swapped)) is not True
 
 
 @pytest.mark.parametrize("value, words", [
@@ -222,7 +223,7 @@ def test_every_swap_in_the_data_is_caught():
     ("7K3M_Q9XD-2HBW-P4T3", ["'_'"]),
 ])
 def test_code_refused_with_a_fix(value, words):
-    assert fails(enrollment.validate(value), *words)
+    assert fails(codes.validate(value), *words)
 
 
 @pytest.mark.parametrize("verdict", [
@@ -244,9 +245,9 @@ def test_code_refused_with_a_fix(value, words):
     validators.data_dir("/etc"),
     validators.cluster_name("Plant 7"),
     validators.ca_fingerprint("SHA1:00"),
-    enrollment.validate("7K3M-Q9XD-2HBW-P4TU"),
-    enrollment.validate("7K3M"),
-    enrollment.validate("7K3M-Q9XD-2HBW-P4T4"),
+    codes.validate("7K3M-Q9XD-2HBW-P4TU"),
+    codes.validate("7K3M"),
+    codes.validate("7K3M-Q9XD-2HBW-P4T4"),
 ])
 def test_messages_fit_the_prompts_one_line(verdict):
     """prompt_toolkit shows a validation message on one line of the terminal, cut at its

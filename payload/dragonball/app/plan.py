@@ -8,7 +8,7 @@ waves, then the start waves, each wave waiting for the health of the one before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dragonball.app import graph
 from dragonball.app.errors import UnknownService

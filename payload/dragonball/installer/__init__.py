@@ -1,11 +1,6 @@
 """The installer: the resource layer of DESIGN.md, run as root on each server from the .bin.
 
 Preflight (`dragonball.installer.preflight`) comes first: it probes the host, checks
-it against the release and the role, and changes nothing.
+it against the release and the role, and changes nothing. Where things go on a server is
+the floor's (`dragonball.shared.paths`).
 """
-
-#: Where DragonBall keeps state, the install journal, the portal DB, registry data and
-#: module storage (DESIGN.md, "On a server after install").
-DATA_DIR = "/var/lib/dragonball"
-#: The Docker engine's data root: unpacked image layers and containers live there.
-DOCKER_ROOT = "/var/lib/docker"

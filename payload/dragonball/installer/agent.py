@@ -48,7 +48,9 @@ from cryptography.hazmat.primitives import serialization
 
 from dragonball import agent_client, pki
 from dragonball.errors import InstallerError
-from dragonball.installer import DATA_DIR, plan, ports
+from dragonball.installer import plan
+from dragonball.shared import ports
+from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.apply import missing_dirs
 from dragonball.installer import portal as portal_mod
 from dragonball.installer.steps import Step

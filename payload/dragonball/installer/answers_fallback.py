@@ -14,8 +14,8 @@ import os
 import yaml
 
 from dragonball.errors import InstallerError
-from dragonball.installer import DATA_DIR
-from dragonball.installer.ports import ROLES
+from dragonball.shared.paths import DATA_DIR
+from dragonball.shared.ports import ROLES
 
 FIELDS = ("role", "address", "portal", "enrollment_code", "admin_password", "data_dir",
           "hostname", "cluster_name")

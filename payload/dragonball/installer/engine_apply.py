@@ -31,6 +31,7 @@ from dragonball.installer.engine_unpack import PACKAGES_JSON, unpack_debs
 from dragonball.installer.processes import pid_alive, terminate
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
+from dragonball.shared import paths
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ POLICY_SCRIPT = ("#!/bin/sh\n# DragonBall: no service starts while the engine's 
                  "install (removed right after)\nexit 101\n")
 RUN_DIR = "/run/dragonball"
 DOCKERD_PIDFILE = f"{RUN_DIR}/dockerd.pid"
-DOCKERD_LOG = "/var/log/dragonball/dockerd.log"
+DOCKERD_LOG = f"{paths.LOG_DIR}/dockerd.log"
 SERVICE = "docker.service"
 #: Folders the engine's packages or its first start create, and files the engine (not
 #: dpkg) writes in them: reset removes them when they were not there before install.

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-import hashlib
 import json
 import logging
 import re
@@ -22,11 +21,9 @@ import warnings
 
 import requests
 import urllib3
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from dragonball.errors import InstallerError
-from dragonball.wizard.validators import normalize_ca_fingerprint
+from dragonball.shared import fingerprints
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +42,16 @@ class JoinError(InstallerError):
 def ca_fingerprint(ca_pem: bytes) -> str:
     """`SHA256:<hex of sha256(DER)>` of a PEM certificate; JoinError when it is not one."""
     try:
-        cert = x509.load_pem_x509_certificate(ca_pem)
+        return fingerprints.of_certificate(ca_pem)
     except ValueError as e:
         raise JoinError("the portal's /api/v1/ca did not answer with a PEM certificate",
                         "check the address is the portal's (port 8443 by default)") from e
-    return "SHA256:" + hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def check_pinned(ca_pem: bytes, expected: str, portal: str) -> None:
     """Refuse a CA whose fingerprint is not the one the person was given."""
     actual = ca_fingerprint(ca_pem)
-    if actual != normalize_ca_fingerprint(expected):
+    if actual != fingerprints.normalize(expected):
         raise JoinError(
             f"the portal at {portal} presented a CA whose fingerprint is {actual}, but this "
             f"server was told to trust {expected}: refusing to send it the enrollment code",

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from dragonball.errors import InstallerError
 from dragonball.installer.preflight.facts import relative
-from dragonball.installer.preflight.system import SEARCH_PATH, child_environment
+from dragonball.shared.childenv import SEARCH_PATH, child_environment
 
 log = logging.getLogger(__name__)
 

@@ -37,13 +37,13 @@ from dragonball.installer.enrollment_api import (Enrollment, JoinError, PortalAp
 from dragonball.installer.host import Host
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
+from dragonball.shared import fingerprints, paths
 from dragonball.wizard.model import Checks
-from dragonball.wizard.validators import normalize_ca_fingerprint
 
 log = logging.getLogger(__name__)
 
-CA_PATH = "/etc/dragonball/ca.crt"
-ENROLLMENT_PATH = "/etc/dragonball/enrollment.json"
+CA_PATH = paths.CA_CERT
+ENROLLMENT_PATH = f"{paths.ETC}/enrollment.json"
 CERTS_D = "/etc/docker/certs.d"
 SWARM_WAIT_S = 90
 #: docker login keeps the credential in $HOME/.docker: root's, whatever sudo kept of HOME.
@@ -128,7 +128,7 @@ class PortalChecks:
 
 
 def wizard_checks() -> Checks:
-    """The install command's remote checks for the wizard (install_cli.answer_checks)."""
+    """The wizard's remote checks of a device's answers (dragonball.commands.install)."""
     return PortalChecks(socket.gethostname(), host=Host()).checks()
 
 
@@ -205,7 +205,7 @@ class DeviceJoin:
     def ca(self) -> bytes:
         if self._ca is None:
             kept = self.host.read_bytes(CA_PATH)
-            pinned = normalize_ca_fingerprint(self.answers.ca_fingerprint)
+            pinned = fingerprints.normalize(self.answers.ca_fingerprint)
             if kept is not None and _fingerprint_or_none(kept) == pinned:
                 self._ca = kept
             else:
@@ -334,11 +334,9 @@ def device_steps(ctx) -> list[Step]:
 
 
 def register() -> None:
-    """Plug the join into the install: the device's steps, the wizard's remote checks."""
+    """Plug the join into the install: the device's steps."""
     if device_steps not in plan.ROLE_STEPS["device"]:
         plan.ROLE_STEPS["device"].append(device_steps)
-    from dragonball.installer import install_cli  # it imports the plan, not this module
-    install_cli.answer_checks = wizard_checks
 
 
 register()

@@ -12,7 +12,9 @@ import logging
 import os
 import re
 
-LOG_DIR = "/var/log/dragonball"
+from dragonball.shared import paths
+
+LOG_DIR = paths.LOG_DIR
 MASK = "********"
 #: Shorter secrets are not masked: masking "ab" would garble the whole log.
 MIN_SECRET = 4

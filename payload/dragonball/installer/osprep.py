@@ -20,7 +20,7 @@ import dataclasses
 import re
 
 from dragonball.errors import InstallerError
-from dragonball.installer import ports as ports_mod
+from dragonball.shared import ports as ports_mod
 from dragonball.installer.preflight import kernel
 from dragonball.installer.preflight.facts import Facts
 

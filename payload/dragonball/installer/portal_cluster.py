@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from dragonball import pki
 from dragonball.errors import InstallerError
-from dragonball.installer import ports
+from dragonball.shared import ports
+from dragonball.shared.addresses import host_port
 from dragonball.installer.apply import missing_dirs, write_file
 from dragonball.installer.portal_layout import (
     CA_CERT, CA_KEY, ETC, PORTAL_CERT, PORTAL_KEY, REGISTRY_CREDENTIALS, REGISTRY_DIR,
     REGISTRY_USER, RENEW_BEFORE, SHARED_CA, SSH_KEY, certificate_names, hostname_of)
-from dragonball.portal import settings as settings_mod
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def swarm_init(ctx) -> dict:
                              "or install this server as a device of that cluster")
     undo.note("swarm", {"kind": "portal_swarm"})
     ctx.progress.update(f"docker swarm init --advertise-addr {address}")
-    listen = settings_mod.host_port(address, ports.SWARM_MANAGEMENT)
+    listen = host_port(address, ports.SWARM_MANAGEMENT)
     done = _quiet(host, ["docker", "swarm", "init", "--advertise-addr", address,
                          "--listen-addr", listen])
     if not done.ok:

@@ -13,13 +13,14 @@ import json
 import os
 
 from dragonball import __version__
-from dragonball.installer import ports
+from dragonball.shared import paths, ports
+from dragonball.shared.addresses import host_port
 from dragonball.portal import settings as settings_mod
 from dragonball.release.sections import BIN_ENV
 
-ETC = "/etc/dragonball"
-CA_CERT, CA_KEY = f"{ETC}/ca/ca.crt", f"{ETC}/ca/ca.key"
-SHARED_CA = f"{ETC}/ca.crt"  # the same path on every server (devices write theirs there)
+ETC = paths.ETC
+CA_CERT, CA_KEY = f"{paths.CA_DIR}/ca.crt", f"{paths.CA_DIR}/ca.key"
+SHARED_CA = paths.CA_CERT  # the same path on every server (devices write theirs there)
 PORTAL_DIR = settings_mod.CONFIG_DIR
 PORTAL_CERT, PORTAL_KEY = f"{PORTAL_DIR}/server.crt", f"{PORTAL_DIR}/server.key"
 REGISTRY_CREDENTIALS = f"{PORTAL_DIR}/registry.json"
@@ -28,8 +29,8 @@ REGISTRY_DIR = f"{ETC}/registry"  # mounted read-only into the registry containe
 REGISTRY_USER = "dragonball"
 REGISTRY_CONTAINER = "dragonball-registry"
 REGISTRY_REPOSITORY = "dragonball/registry"
-REGISTRY_LOG_DIR = "/var/log/dragonball/registry"
-RUNTIME_PARENT = "/opt/dragonball"
+REGISTRY_LOG_DIR = f"{paths.LOG_DIR}/registry"
+RUNTIME_PARENT = paths.RUNTIME_PARENT
 RUNTIME_DIR = f"{RUNTIME_PARENT}/runtime"
 RUNTIME_STAMP = f"{RUNTIME_DIR}/.sha256"
 EXECUTABLE = f"{RUNTIME_DIR}/dragonball"
@@ -37,7 +38,7 @@ COMMAND_LINK = "/usr/local/bin/dragonball"
 UNIT_NAME = "dragonball-portal.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT_NAME}"
 PIDFILE = "/run/dragonball/portal.pid"
-PORTAL_LOG = "/var/log/dragonball/portal.log"
+PORTAL_LOG = f"{paths.LOG_DIR}/portal.log"
 LABEL = "io.dragonball.role"
 CONFIG_LABEL = "io.dragonball.config"
 RENEW_BEFORE = datetime.timedelta(days=30)
@@ -52,7 +53,7 @@ def hostname_of(ctx) -> str:
 
 
 def registry_address(address: str) -> str:
-    return settings_mod.host_port(address, ports.REGISTRY)
+    return host_port(address, ports.REGISTRY)
 
 
 def certificate_names(address: str, hostname: str) -> tuple[list, list]:
@@ -103,7 +104,7 @@ def registry_storage(data_dir: str) -> str:
 def unit_text(address: str) -> str:
     return f"""# Written by the DragonBall installer; 'dragonball reset' removes it.
 [Unit]
-Description=DragonBall portal (HTTPS API on {settings_mod.host_port(address, ports.PORTAL)})
+Description=DragonBall portal (HTTPS API on {host_port(address, ports.PORTAL)})
 Wants=network-online.target docker.service
 After=network-online.target docker.service
 

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @contextlib.contextmanager
 def release_archive(environ=None):
     """The .bin's image archive, read in place (the stub passes where it is)."""
-    from dragonball.registry.images_cli import open_archive
+    from dragonball.release.archive import open_archive
     with open_archive(None, os.environ if environ is None else environ) as archive:
         yield archive
 

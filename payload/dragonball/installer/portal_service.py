@@ -23,7 +23,8 @@ from dragonball.installer.portal_layout import (
     unit_text)
 from dragonball.installer.processes import terminate
 from dragonball.portal import settings as settings_mod
-from dragonball.portal.cli import display_fingerprint, join_instructions, print_instructions
+from dragonball.portal.enrollment import join_instructions, print_instructions
+from dragonball.shared import fingerprints
 from dragonball.portal.store import ADMIN, DEFAULT_CODE_TTL_S, Store
 from dragonball.release.sections import BinError, bin_sections, open_section
 
@@ -212,7 +213,7 @@ def first_code(ctx) -> dict:
     if ctx.secrets is not None:
         ctx.secrets.add(code, code.replace("-", ""), code.replace("-", " "))
     info = join_instructions(settings, code, record.expires,
-                             display_fingerprint(host.read_bytes(CA_CERT)))
+                             fingerprints.of_certificate(host.read_bytes(CA_CERT)))
     console.print(f"\n[bold]The portal is up:[/bold] {settings.url}  (user {ADMIN}, the "
                   "password you chose)")
     print_instructions(console, info, DEFAULT_CODE_TTL_S)

@@ -1,7 +1,7 @@
 """The orchestrator: apply an app spec; start, stop, restart a service with its subtree; set
 parameters. On the portal server (a Swarm manager), as root (docs/orchestrator.md).
 
-    control = Control.from_settings(settings)      # engine, store, agents, registry
+    control = portal.wiring.control(settings)      # engine, store, agents, registry
     control.apply("notes.app.yaml")                # validate, plan, roll out, deliver
     control.stop("notes", "web"); control.start("notes", "web")
     control.set_params("notes", "api", ["greeting=Hi"])   # -> one result per task
@@ -49,22 +49,6 @@ def split_image(ref: str) -> tuple[str, str]:
 
 class Control(ParamCalls, TaskCalls):
     """The application layer's commands over an engine, the store, the agents, a registry."""
-
-    @classmethod
-    def from_settings(cls, settings, store=None, progress=None, wait_s: float = 300.0):
-        """The portal's own: its engine (logged in to its registry), store, agent client."""
-        from dragonball.agent_client import AgentClient
-        from dragonball.orchestrator.engine import SwarmEngine
-        from dragonball.portal.settings import read_registry_credentials
-        from dragonball.portal.store import Store
-        from dragonball.registry.client import RegistryClient
-
-        username, password = read_registry_credentials(settings.registry_credentials)
-        engine = SwarmEngine(settings.docker_socket, (settings.registry, username, password))
-        registry = RegistryClient(settings.registry, settings.ca_cert, username, password)
-        app_store = AppStore(store or Store.open(settings.db_path))
-        return cls(engine, app_store, AgentClient(), registry, settings.registry,
-                   progress=progress, wait_s=wait_s)
 
     def __init__(self, engine, store: AppStore, agents, registry, registry_address: str,
                  progress: Callable[[str, str, str], None] | None = None,

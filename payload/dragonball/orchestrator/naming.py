@@ -11,6 +11,8 @@ App `notes`, spec service `api`:
 
 from __future__ import annotations
 
+from dragonball.shared import paths
+
 PREFIX = "io.dragonball"
 APP_LABEL = f"{PREFIX}.app"
 SERVICE_LABEL = f"{PREFIX}.service"
@@ -19,7 +21,7 @@ SPEC_LABEL = f"{PREFIX}.spec-hash"      # what the Swarm service was made from
 NEEDS_LABEL = f"{PREFIX}.needs"         # comma-separated: orders its stop once it leaves the spec
 PLACEMENT_LABEL = "dragonball.placement"  # node label prefix for "one of these servers"
 
-PARAMS_HOST_DIR = "/var/lib/dragonball/params"
+PARAMS_HOST_DIR = paths.PARAMS_DIR
 PARAMS_MOUNT = "/run/dragonball-params"
 PARAMS_FILE = f"{PARAMS_MOUNT}/params.json"
 SERVICE_ROOT = "/opt/dragon_ball/service"

@@ -1,5 +1,5 @@
-"""What the app commands print for people, the same locally (orchestrator.cli) and through
-the portal (portal.remote_app_cli): a job's event lines, the services table, a service's
+"""What the app commands print for people, the same locally (commands.apps) and through
+the portal (commands.remote_apps): a job's event lines, the services table, a service's
 parameters, the config_change result of each task.
 
 Rows are the JSON documents both sides already have (Control.status, Control.get_params,

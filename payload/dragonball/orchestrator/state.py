@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 
-from dragonball.portal.store import Store
 
 RETRY_MAX_S = 60.0
 SCHEMA = """
@@ -49,33 +49,42 @@ class Notification:
     last_error: str | None
 
 
+class Database(typing.Protocol):
+    """What the application tables need of the database that holds them (the portal's
+    store gives it): one write transaction at a time, reads, a clock, its own tables."""
+
+    def write(self) -> typing.ContextManager: ...
+    def read(self, sql: str, args: tuple = ()) -> list: ...
+    def clock(self) -> float: ...
+    def create_tables(self, schema: str) -> None: ...
+
+
 class AppStore:
     """The application tables of the portal's store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
-        with store._lock:  # executescript commits by itself: not inside _write
-            store._db.executescript(SCHEMA)
+        store.create_tables(SCHEMA)
 
     # -- applied specs -------------------------------------------------------------------
     def save_app(self, name: str, file: str, text: str) -> None:
-        with self.store._write() as db:
+        with self.store.write() as db:
             db.execute("INSERT INTO apps VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE "
                        "SET file = excluded.file, spec = excluded.spec, "
                        "applied = excluded.applied", (name, file, text, self.store.clock()))
 
     def app(self, name: str) -> tuple[str, str] | None:
         """(file, spec text) of the app last applied, or None."""
-        rows = self.store._read("SELECT file, spec FROM apps WHERE name = ?", (name,))
+        rows = self.store.read("SELECT file, spec FROM apps WHERE name = ?", (name,))
         return (rows[0]["file"], rows[0]["spec"]) if rows else None
 
     def apps(self) -> list[str]:
-        return [r["name"] for r in self.store._read("SELECT name FROM apps ORDER BY name")]
+        return [r["name"] for r in self.store.read("SELECT name FROM apps ORDER BY name")]
 
     def forget_app(self, name: str) -> None:
         """Forget an app's spec, states and notifications. Its parameters stay: their
         revisions must keep growing (the servers refuse an older one)."""
-        with self.store._write() as db:
+        with self.store.write() as db:
             db.execute("DELETE FROM apps WHERE name = ?", (name,))
             for table in ("published", "service_states", "notifications"):
                 db.execute(f"DELETE FROM {table} WHERE app = ?", (name,))
@@ -83,13 +92,13 @@ class AppStore:
     # -- parameters ----------------------------------------------------------------------
     def params(self, app: str, service: str) -> tuple[int, dict]:
         """(revision, the values set on the portal); (0, {}) when none were."""
-        rows = self.store._read("SELECT revision, values_json FROM params WHERE app = ? AND "
+        rows = self.store.read("SELECT revision, values_json FROM params WHERE app = ? AND "
                                 "service = ?", (app, service))
         return (rows[0]["revision"], json.loads(rows[0]["values_json"])) if rows else (0, {})
 
     def set_params(self, app: str, service: str, values: dict) -> int:
         """Store the values set on the portal (replacing them); return the new revision."""
-        with self.store._write() as db:
+        with self.store.write() as db:
             row = db.execute("SELECT revision FROM params WHERE app = ? AND service = ?",
                              (app, service)).fetchone()
             revision = (row["revision"] if row else 0) + 1
@@ -106,19 +115,19 @@ class AppStore:
 
     def published(self, app: str, service: str) -> dict | None:
         """The values in force last written to the servers, or None."""
-        rows = self.store._read("SELECT values_json FROM published WHERE app = ? AND "
+        rows = self.store.read("SELECT values_json FROM published WHERE app = ? AND "
                                 "service = ?", (app, service))
         return json.loads(rows[0]["values_json"]) if rows else None
 
     def mark_published(self, app: str, service: str, values: dict) -> None:
-        with self.store._write() as db:
+        with self.store.write() as db:
             db.execute("INSERT INTO published VALUES (?, ?, ?) ON CONFLICT (app, service) "
                        "DO UPDATE SET values_json = excluded.values_json",
                        (app, service, json.dumps(values, sort_keys=True)))
 
     # -- states and notifications --------------------------------------------------------
     def states(self, app: str) -> dict:
-        rows = self.store._read("SELECT service, state FROM service_states WHERE app = ?",
+        rows = self.store.read("SELECT service, state FROM service_states WHERE app = ?",
                                 (app,))
         return {r["service"]: json.loads(r["state"]) for r in rows}
 
@@ -126,7 +135,7 @@ class AppStore:
         """Save the states seen and queue `notifications` [(receiver, payload)] in one
         transaction: a change is never seen without its notifications queued."""
         now = self.store.clock()
-        with self.store._write() as db:
+        with self.store.write() as db:
             for service, state in states.items():
                 db.execute("INSERT INTO service_states VALUES (?, ?, ?) ON CONFLICT "
                            "(app, service) DO UPDATE SET state = excluded.state",
@@ -143,7 +152,7 @@ class AppStore:
     def pending(self, app: str, due_only: bool = True) -> dict:
         """receiver -> its oldest undelivered notification (delivery is in order); with
         `due_only`, only those whose retry time has come."""
-        rows = self.store._read(
+        rows = self.store.read(
             "SELECT * FROM notifications WHERE app = ? AND delivered IS NULL "
             "ORDER BY receiver, seq", (app,))
         first: dict = {}
@@ -154,18 +163,18 @@ class AppStore:
                 if not due_only or r["next_try"] <= now}
 
     def notifications(self, app: str, limit: int = 100) -> list[dict]:
-        rows = self.store._read("SELECT * FROM notifications WHERE app = ? ORDER BY id DESC "
+        rows = self.store.read("SELECT * FROM notifications WHERE app = ? ORDER BY id DESC "
                                 "LIMIT ?", (app, limit))
         return [dict(r) | {"payload": json.loads(r["payload"])} for r in rows]
 
     def delivered(self, notification_id: int) -> None:
-        with self.store._write() as db:
+        with self.store.write() as db:
             db.execute("UPDATE notifications SET delivered = ?, attempts = attempts + 1, "
                        "last_error = NULL WHERE id = ?", (self.store.clock(), notification_id))
 
     def failed(self, notification_id: int, error: str) -> None:
         """Count a failed delivery; the next try waits 2, 4, 8... up to 60 s."""
-        with self.store._write() as db:
+        with self.store.write() as db:
             row = db.execute("SELECT attempts FROM notifications WHERE id = ?",
                              (notification_id,)).fetchone()
             delay = min(RETRY_MAX_S, 2.0 ** ((row["attempts"] if row else 0) + 1))

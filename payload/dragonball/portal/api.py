@@ -33,13 +33,13 @@ from dragonball import __version__
 from dragonball.portal import apps_api
 from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
-from dragonball.portal import web
-from dragonball.portal.cli import parse_duration
+from dragonball.portal import web, wiring
+from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
 from dragonball.portal.swarm import (Cluster, DockerSwarm, SwarmError, settle_managers,
                                      wait_ready)
 from dragonball.portal.web.sources import SourceError
-from dragonball.wizard import validators
+from dragonball.shared import names
 
 log = logging.getLogger("dragonball.portal")
 
@@ -57,7 +57,7 @@ class EnrollRequest(BaseModel):
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str) -> str:
-        verdict = validators.hostname(value)
+        verdict = names.hostname(value)
         if verdict is not True:
             raise ValueError(verdict)
         return value
@@ -151,7 +151,7 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     # Offline site: no Swagger UI (it loads its assets from a CDN); the document is served
     # to the admin at /api/v1/openapi.json (web.login).
     auth_mod.install(app, store, login_limit)
-    apps_api.mount(app, control_factory or apps_api.default_factory(store, settings))
+    apps_api.mount(app, control_factory or wiring.control_factory(store, settings))
     web.mount(app, store, settings, control_factory=app.state.control_factory)
 
     @app.exception_handler(RequestValidationError)

@@ -22,7 +22,6 @@ store, the agents and the registry; tests give one over fakes), errors mapped on
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
@@ -65,24 +64,6 @@ class SpecText(BaseModel):
     model_config = ConfigDict(extra="forbid")
     spec: str = Field(max_length=SPEC_LIMIT)
     file: str = Field("spec.yaml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def default_factory(store, settings) -> Callable:
-    """The portal's own Control maker: its engine, store, agents and registry, made once
-    (credentials read, registry logged in, schema checked) and shared; each call gets a
-    Control of its own over them (a job sets its own progress)."""
-    made: list = []
-    lock = threading.Lock()
-
-    def make():
-        from dragonball.orchestrator.control import Control
-        with lock:
-            if not made:
-                made.append(Control.from_settings(settings, store=store))
-        base = made[0]
-        return Control(base.engine, base.store, base.agents, base.registry,
-                       base.registry_address)
-    return make
 
 
 def mount(app: FastAPI, control_factory: Callable, jobs: Jobs | None = None) -> None:

@@ -18,14 +18,14 @@ PENDING = {"reason": "being checked"}
 
 
 class AttemptLog:
-    """The store's calls for attempts; needs `clock` and `_write`."""
+    """The store's calls for attempts; needs `clock` and `write`."""
 
     def reserve_event(self, kind: str, client: str, since: float, limit: int,
                       actor: str = "anonymous") -> int | None:
         """Record an event of `kind` for `client` if fewer than `limit` of them are newer than
         `since`: its id, or None when the limit is reached. Count and insert are one
         statement, so concurrent callers cannot both take the last place."""
-        with self._write() as db:
+        with self.write() as db:
             cursor = db.execute(
                 "INSERT INTO events (at, kind, actor, client, detail) SELECT ?, ?, ?, ?, ? "
                 "WHERE (SELECT COUNT(*) FROM events WHERE kind = ? AND client = ? AND at > ?)"
@@ -35,11 +35,11 @@ class AttemptLog:
 
     def settle_event(self, event_id: int, detail: dict) -> None:
         """The attempt failed: its event stays, with what went wrong."""
-        with self._write() as db:
+        with self.write() as db:
             db.execute("UPDATE events SET detail = ? WHERE id = ?",
                        (json.dumps(detail, sort_keys=True), event_id))
 
     def drop_event(self, event_id: int) -> None:
         """The attempt did not fail (or could not be checked): it gives its place back."""
-        with self._write() as db:
+        with self.write() as db:
             db.execute("DELETE FROM events WHERE id = ?", (event_id,))

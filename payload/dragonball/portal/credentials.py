@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 
-from dragonball.wizard import enrollment
+from dragonball.shared import codes
 
 #: scrypt parameters for people's passwords: 16 MiB of memory and ~50 ms per try here.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
@@ -24,7 +24,7 @@ _SCRYPT_MAXMEM = 64 * 1024 * 1024
 
 def code_hash(code: str) -> str:
     """sha256 of the normalized code: what the store keeps."""
-    return hashlib.sha256(enrollment.normalize(code).encode()).hexdigest()
+    return hashlib.sha256(codes.normalize(code).encode()).hexdigest()
 
 
 def token_hash(token: str) -> str:

@@ -16,7 +16,7 @@ import threading
 
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import notify
-from dragonball.orchestrator.control import Control
+from dragonball.portal import wiring
 from dragonball.portal.api import create_app
 from dragonball.portal.settings import Settings
 from dragonball.portal.store import Store
@@ -89,7 +89,7 @@ def serve(settings: Settings, store: Store | None = None, app=None,
     stop = threading.Event()
     if notifications:
         threading.Thread(target=notify.run_forever, name="notifications", daemon=True,
-                         args=(lambda: Control.from_settings(settings, store=store), stop)
+                         args=(lambda: wiring.control(settings, store=store), stop)
                          ).start()
     try:
         uvicorn.Server(config).run(sockets=[sock])

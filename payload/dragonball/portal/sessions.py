@@ -49,7 +49,7 @@ class SessionTable:
         """A new session: (its secret, for the cookie or the CLI and never stored; its row)."""
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = self.clock()
-        with self._write() as db:
+        with self.write() as db:
             db.execute("DELETE FROM sessions WHERE expires <= ? OR seen + idle_s <= ?",
                        (now, now))
             db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -61,12 +61,12 @@ class SessionTable:
     def session(self, secret: str) -> Session | None:
         """The live session `secret` opens (its idle time restarts), None if none or expired."""
         now = self.clock()
-        rows = self._read("SELECT * FROM sessions WHERE id_hash = ?", (token_hash(secret),))
+        rows = self.read("SELECT * FROM sessions WHERE id_hash = ?", (token_hash(secret),))
         if not rows or rows[0]["expires"] <= now or rows[0]["seen"] + rows[0]["idle_s"] <= now:
             return None
         row = dict(rows[0])
         if now - row["seen"] >= self.SEEN_EVERY_S:
-            with self._write() as db:
+            with self.write() as db:
                 db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?",
                            (now, row["id_hash"]))
             row["seen"] = now
@@ -75,7 +75,7 @@ class SessionTable:
 
     def end_session(self, secret: str, client: str | None = None) -> bool:
         """Delete the session `secret` opens (logout); whether there was one."""
-        with self._write() as db:
+        with self.write() as db:
             row = db.execute("SELECT kind, username FROM sessions WHERE id_hash = ?",
                              (token_hash(secret),)).fetchone()
             if row is None:

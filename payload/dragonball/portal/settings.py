@@ -27,12 +27,13 @@ import os
 import yaml
 
 from dragonball.errors import DragonBallError
-from dragonball.installer import ports
 from dragonball.portal.store import DB_NAME
+from dragonball.shared import paths, ports
+from dragonball.shared.addresses import host_port
 
-CONFIG_DIR = "/etc/dragonball/portal"
+CONFIG_DIR = paths.PORTAL_CONFIG_DIR
 CONFIG_FILE = f"{CONFIG_DIR}/portal.yaml"
-CA_DIR = "/etc/dragonball/ca"
+CA_DIR = paths.CA_DIR
 
 
 class SettingsError(DragonBallError):
@@ -50,7 +51,7 @@ class Settings:
     port: int = ports.PORTAL
     hostname: str = ""
     cluster_name: str = ""
-    data_dir: str = "/var/lib/dragonball"
+    data_dir: str = paths.DATA_DIR
     ssh_pubkey: str | None = None
     docker_socket: str = "/var/run/docker.sock"
     bin_name: str = "DragonBall.bin"
@@ -74,16 +75,6 @@ class Settings:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
-
-
-def host_port(host: str, port: int) -> str:
-    """``host:port``, an IPv6 address in brackets."""
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]:{port}"
-    except ValueError:
-        pass
-    return f"{host}:{port}"
 
 
 _REQUIRED = ("address", "tls_cert", "tls_key", "ca_cert", "registry", "registry_credentials")

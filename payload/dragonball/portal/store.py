@@ -5,7 +5,7 @@ What it keeps, and how secrets are kept:
 - **admin**: the admin account's password as an scrypt hash (n=2**14, r=8, p=1, a
   random 16-byte salt per password), verified in constant time. Never the password.
 - **codes**: enrollment codes as sha256 of the normalized code (``7K3M-Q9XD-...``,
-  dragonball.wizard.enrollment), with their expiry and when they were used. A code
+  dragonball.shared.codes), with their expiry and when they were used. A code
   has ~74 random bits and failed tries are rate-limited, so an unsalted fast hash is
   enough; the code itself is shown once, when it is made, and never stored.
 - **devices**: every server of the cluster (the portal too), its state (`enrolled`
@@ -42,7 +42,7 @@ from dragonball.portal.sessions import Session, SessionTable
 
 __all__ = ["ADMIN", "DEFAULT_CODE_TTL_S", "Code", "CodeRefused", "Device", "HostnameTaken",
            "Session", "Store", "StoreError", "code_hash"]
-from dragonball.wizard import enrollment
+from dragonball.shared import codes
 
 SCHEMA_VERSION = 1
 DB_NAME = "portal.db"
@@ -165,7 +165,7 @@ class Store(SessionTable, AttemptLog):
             self._db.close()
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken at once (BEGIN IMMEDIATE): no lost updates."""
         with self._lock:
             try:
@@ -180,27 +180,34 @@ class Store(SessionTable, AttemptLog):
                 raise
             self._db.execute("COMMIT")
 
-    def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+    def read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        """The rows of one query, read under the store's lock."""
         with self._lock:
             return self._db.execute(sql, args).fetchall()
+
+    def create_tables(self, schema: str) -> None:
+        """Create the tables of another part (`CREATE TABLE IF NOT EXISTS ...`): the
+        application layer keeps its own tables in this store (orchestrator.state)."""
+        with self._lock:  # executescript commits by itself: not inside write()
+            self._db.executescript(schema)
 
     # --- the admin account -----------------------------------------------------------
 
     def set_admin_password(self, password: str, username: str = ADMIN,
                            actor: str = "installer") -> None:
         hashed = hash_password(password)
-        with self._write() as db:
+        with self.write() as db:
             db.execute("INSERT INTO admins VALUES (?, ?, ?) ON CONFLICT(username) DO UPDATE "
                        "SET password_hash = excluded.password_hash, updated = excluded.updated",
                        (username, hashed, self.clock()))
             self._event(db, "admin.password_set", actor, None, {"username": username})
 
     def has_admin(self, username: str = ADMIN) -> bool:
-        return bool(self._read("SELECT 1 FROM admins WHERE username = ?", (username,)))
+        return bool(self.read("SELECT 1 FROM admins WHERE username = ?", (username,)))
 
     def check_admin(self, username: str, password: str) -> bool:
         """Whether the pair is right; an unknown user costs the same scrypt as a known one."""
-        rows = self._read("SELECT password_hash FROM admins WHERE username = ?", (username,))
+        rows = self.read("SELECT password_hash FROM admins WHERE username = ?", (username,))
         stored = rows[0]["password_hash"] if rows else dummy_hash()
         return verify_password(password, stored) and bool(rows)
 
@@ -213,9 +220,9 @@ class Store(SessionTable, AttemptLog):
             raise StoreError("an enrollment code needs a lifetime above zero",
                              "give --ttl like 30m, 24h or 7d")
         now = self.clock()
-        with self._write() as db:
+        with self.write() as db:
             while True:  # a collision of 74-bit codes is not expected; retried all the same
-                code = enrollment.new_code()
+                code = codes.new_code()
                 try:
                     cursor = db.execute(
                         "INSERT INTO codes (code_hash, created, expires, created_by) "
@@ -229,11 +236,11 @@ class Store(SessionTable, AttemptLog):
 
     def codes(self) -> list[Code]:
         return [Code(r["id"], r["created"], r["expires"], r["used"])
-                for r in self._read("SELECT * FROM codes ORDER BY id")]
+                for r in self.read("SELECT * FROM codes ORDER BY id")]
 
     def _usable_code(self, db: sqlite3.Connection, code: str) -> sqlite3.Row:
         """The code's row if it can enroll a device now; CodeRefused otherwise."""
-        if enrollment.problem(code):
+        if codes.problem(code):
             raise CodeRefused("this is not an enrollment code")
         row = db.execute("SELECT * FROM codes WHERE code_hash = ?", (code_hash(code),)).fetchone()
         if row is None:
@@ -257,7 +264,7 @@ class Store(SessionTable, AttemptLog):
         """
         token = secrets.token_urlsafe(32)
         now = self.clock()
-        with self._write() as db:
+        with self.write() as db:
             row = self._usable_code(db, code)
             bound = db.execute("SELECT * FROM devices WHERE code_id = ?", (row["id"],)).fetchone()
             if bound is not None and bound["hostname"].lower() != hostname.lower():
@@ -292,20 +299,20 @@ class Store(SessionTable, AttemptLog):
         return self.device(device_id), token
 
     def device_by_token(self, token: str) -> Device | None:
-        rows = self._read("SELECT * FROM devices WHERE token_hash = ?", (token_hash(token),))
+        rows = self.read("SELECT * FROM devices WHERE token_hash = ?", (token_hash(token),))
         return _device(rows[0]) if rows else None
 
     def device(self, device_id: int) -> Device | None:
-        rows = self._read("SELECT * FROM devices WHERE id = ?", (device_id,))
+        rows = self.read("SELECT * FROM devices WHERE id = ?", (device_id,))
         return _device(rows[0]) if rows else None
 
     def devices(self) -> list[Device]:
-        return [_device(r) for r in self._read("SELECT * FROM devices ORDER BY id")]
+        return [_device(r) for r in self.read("SELECT * FROM devices ORDER BY id")]
 
     def mark_joined(self, device_id: int, node_id: str, client: str | None = None) -> Device:
         """The device is in the Swarm as `node_id`: its code is used up from now on."""
         now = self.clock()
-        with self._write() as db:
+        with self.write() as db:
             row = db.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).fetchone()
             if row is None:
                 raise StoreError(f"no device {device_id}")
@@ -326,7 +333,7 @@ class Store(SessionTable, AttemptLog):
         Its labels are ``io.dragonball.role=portal`` and its device ID, like a device's.
         """
         now = self.clock()
-        with self._write() as db:
+        with self.write() as db:
             row = db.execute("SELECT id FROM devices WHERE role = 'portal'").fetchone()
             if row is None:
                 cursor = db.execute(
@@ -349,7 +356,7 @@ class Store(SessionTable, AttemptLog):
 
     def record(self, kind: str, actor: str, client: str | None = None,
                detail: dict | None = None) -> None:
-        with self._write() as db:
+        with self.write() as db:
             self._event(db, kind, actor, client, detail or {})
 
     def _event(self, db: sqlite3.Connection, kind: str, actor: str, client: str | None,
@@ -358,22 +365,22 @@ class Store(SessionTable, AttemptLog):
                    (self.clock(), kind, actor, client, json.dumps(detail, sort_keys=True)))
 
     def count_events(self, kind: str, client: str, since: float) -> int:
-        rows = self._read("SELECT COUNT(*) AS n FROM events WHERE kind = ? AND client = ? "
+        rows = self.read("SELECT COUNT(*) AS n FROM events WHERE kind = ? AND client = ? "
                           "AND at > ?", (kind, client, since))
         return rows[0]["n"]
 
     def oldest_event(self, kind: str, client: str, since: float) -> float | None:
-        rows = self._read("SELECT MIN(at) AS at FROM events WHERE kind = ? AND client = ? "
+        rows = self.read("SELECT MIN(at) AS at FROM events WHERE kind = ? AND client = ? "
                           "AND at > ?", (kind, client, since))
         return rows[0]["at"]
 
     def events(self, limit: int = 100) -> list[dict]:
-        rows = self._read("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
+        rows = self.read("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 
     def events_before(self, before_id: int | None = None, limit: int = 50) -> list[dict]:
         """Events newest first, those with an id below `before_id` (a page of the log)."""
-        rows = self._read("SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?",
+        rows = self.read("SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?",
                           (before_id if before_id is not None else 2 ** 62, limit))
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import tarfile
+from collections.abc import Iterator
 
-from dragonball.release.sections import BinError, SectionFile
+from dragonball.release.sections import BinError, SectionFile, bin_sections, open_section
 
 INDEX = "index.json"
+#: Set by the stub once it verified the whole .bin: its sections need no second check.
+VERIFIED_ENV = "DRAGONBALL_BIN_VERIFIED"
 SCHEMA = 1
 
 
@@ -64,3 +69,44 @@ class ImageArchive:
 
     def digests(self) -> set:
         return {name.rsplit("/", 1)[1] for name in self._members if name.startswith("blobs/")}
+
+
+# --- the archive of a file or of the running .bin ---------------------------------------
+
+@contextlib.contextmanager
+def open_archive(path: str | None, environ=os.environ) -> Iterator[ImageArchive]:
+    """The image archive of `path`, else of the .bin this command runs from; read in place."""
+    f, view, where = _open_view(path, environ)
+    with f:
+        yield _archive(view, where)
+
+
+def _open_view(path: str | None, environ):
+    """(open file, view of the archive in it, a name for messages)."""
+    section = None
+    if not path:
+        path, sections = bin_sections(environ)
+        section = sections.get("images")
+        if section is None:
+            raise BinError(f"{path} has no images section", "build the .bin again")
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise BinError(f"cannot read {path}: {e.strerror}",
+                       "check the path given with --archive") from e
+    if section is None:
+        return f, SectionFile(f, 0, os.fstat(f.fileno()).st_size), path
+    try:
+        view = open_section(f, section, verify=environ.get(VERIFIED_ENV) != "1")
+    except BaseException:
+        f.close()
+        raise
+    return f, view, f"{path} (images section)"
+
+
+def _archive(view, where: str) -> ImageArchive:
+    try:
+        return ImageArchive(view)
+    except (tarfile.TarError, ValueError, KeyError, TypeError) as e:
+        raise BinError(f"{where} is not a DragonBall image archive ({e})",
+                       "give the images.tar of a release (docs/bin-format.md)") from e

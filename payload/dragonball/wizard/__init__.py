@@ -2,7 +2,7 @@
 file (docs/answers.md), checked by the same pure validators, confirmed on a summary.
 
 The installer calls `collect_answers(options, facts, io, checks)`; `dragonball answers
-check FILE` checks a file alone (`wizard.cli`); `python -m dragonball.wizard` runs the
+check FILE` checks a file alone (`commands.answers`); `python -m dragonball.wizard` runs the
 questions and prints the answers (password masked).
 """
 

@@ -11,7 +11,7 @@ import sys
 from dragonball.console import console, err_console
 from dragonball.wizard import collect_answers, host, summary
 from dragonball.wizard.errors import AnswersInvalid, WizardError
-from dragonball.wizard.cli import add_answer_options, problem_table
+from dragonball.wizard.options import add_answer_options, problem_table
 
 
 def main(argv: list | None = None) -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import collections.abc
 
 from dragonball.errors import DragonBallError
-from dragonball.installer import DATA_DIR
-from dragonball.wizard import enrollment, validators
+from dragonball.shared.paths import DATA_DIR
+from dragonball.shared import codes, fingerprints
+from dragonball.wizard import validators
 from dragonball.wizard.model import ROLES, Answers, Checks, Facts, Problem
 
 #: The answers, in the order the wizard asks them and a summary shows them.
@@ -22,7 +23,7 @@ ROLE_OF = {"portal": "device", "ca_fingerprint": "device", "enrollment_code": "d
            "admin_password": "portal", "cluster_name": "portal"}
 REQUIRED = {"portal": ("admin_password",),
             "device": ("portal", "ca_fingerprint", "enrollment_code")}
-_EXAMPLE = {"role": "portal", "portal": "10.0.0.10", "enrollment_code": enrollment.EXAMPLE,
+_EXAMPLE = {"role": "portal", "portal": "10.0.0.10", "enrollment_code": codes.EXAMPLE,
             "ca_fingerprint": "SHA256:...",
             "admin_password": "'a long passphrase'", "address": "10.0.0.21"}
 
@@ -33,7 +34,7 @@ _RULES = {
     "address": lambda text, facts, names: validators.address(text, facts.interfaces),
     "portal": lambda text, facts, names: validators.portal(text, facts.addresses),
     "ca_fingerprint": lambda text, facts, names: validators.ca_fingerprint(text),
-    "enrollment_code": lambda text, facts, names: enrollment.validate(text),
+    "enrollment_code": lambda text, facts, names: codes.validate(text),
     "admin_password": lambda text, facts, names: validators.password(text, names),
     "data_dir": lambda text, facts, names: validators.data_dir(text),
     "hostname": lambda text, facts, names: validators.hostname(text),
@@ -145,13 +146,13 @@ def _remote_checks(given: dict, checks: Checks):
             return
     if checks.check_fingerprint:
         verdict = remote_verdict(checks.check_fingerprint, portal,
-                                 validators.normalize_ca_fingerprint(given["ca_fingerprint"]))
+                                 fingerprints.normalize(given["ca_fingerprint"]))
         yield "ca_fingerprint", verdict
         if verdict is not True:
             return
     if checks.check_code:
         yield "enrollment_code", remote_verdict(
-            checks.check_code, portal, enrollment.normalize(given["enrollment_code"]))
+            checks.check_code, portal, codes.normalize(given["enrollment_code"]))
 
 
 def _answers(given: dict, address: str, facts: Facts) -> Answers:
@@ -164,9 +165,9 @@ def _answers(given: dict, address: str, facts: Facts) -> Answers:
         data_dir=validators.normalize_data_dir(given.get("data_dir", DATA_DIR)),
         hostname=host,
         portal=None if portal_role else validators.normalize_portal(given["portal"]),
-        enrollment_code=None if portal_role else enrollment.normalize(given["enrollment_code"]),
+        enrollment_code=None if portal_role else codes.normalize(given["enrollment_code"]),
         ca_fingerprint=None if portal_role
-        else validators.normalize_ca_fingerprint(given["ca_fingerprint"]),
+        else fingerprints.normalize(given["ca_fingerprint"]),
         admin_password=given.get("admin_password"),
         cluster_name=(given.get("cluster_name")
                       or validators.default_cluster_name(host or facts.hostname))

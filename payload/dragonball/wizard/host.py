@@ -17,7 +17,7 @@ import socket
 import struct
 import subprocess
 
-from dragonball.installer.preflight.system import SEARCH_PATH, child_environment
+from dragonball.shared.childenv import SEARCH_PATH, child_environment
 from dragonball.wizard.model import Facts, Interface
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from dragonball.installer import DATA_DIR
+from dragonball.shared.paths import DATA_DIR
 
 ROLES = ("portal", "device")
 MASK = "********"

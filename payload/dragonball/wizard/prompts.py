@@ -12,8 +12,9 @@ import questionary
 from questionary import Choice
 from rich.markup import escape
 
-from dragonball.installer import DATA_DIR
-from dragonball.wizard import enrollment, validators
+from dragonball.shared.paths import DATA_DIR
+from dragonball.shared import codes, fingerprints
+from dragonball.wizard import validators
 from dragonball.wizard.answers import build_answers, remote_verdict
 from dragonball.wizard.errors import AnswersInvalid, Cancelled
 from dragonball.wizard.model import Answers, Checks, Facts
@@ -104,22 +105,22 @@ class Prompter:
             found = validators.ca_fingerprint(text)
             if found is True and self.checks.check_fingerprint:
                 return remote_verdict(self.checks.check_fingerprint, portal,
-                                      validators.normalize_ca_fingerprint(text))
+                                      fingerprints.normalize(text))
             return found
         label = "The portal's CA fingerprint (SHA256:..., printed with the code):"
         given = self.taken("ca_fingerprint", label, verdict)
-        return validators.normalize_ca_fingerprint(given or self.ask(questionary.text(
+        return fingerprints.normalize(given or self.ask(questionary.text(
             label, validate=verdict, **self.typed("ca_fingerprint"))))
 
     def enrollment_code(self, portal: str) -> str:
         def verdict(text: str):
-            found = enrollment.validate(text)
+            found = codes.validate(text)
             if found is True and self.checks.check_code:
-                return remote_verdict(self.checks.check_code, portal, enrollment.normalize(text))
+                return remote_verdict(self.checks.check_code, portal, codes.normalize(text))
             return found
-        label = f"The enrollment code the portal printed (like {enrollment.EXAMPLE}):"
+        label = f"The enrollment code the portal printed (like {codes.EXAMPLE}):"
         given = self.taken("enrollment_code", label, verdict)
-        return enrollment.normalize(given or self.ask(questionary.text(
+        return codes.normalize(given or self.ask(questionary.text(
             label, validate=verdict, **self.typed("enrollment_code"))))
 
     def admin_password(self) -> str:

@@ -13,13 +13,12 @@ import ipaddress
 import os
 import re
 
-from dragonball.installer import ports
+from dragonball.shared import fingerprints, ports
+from dragonball.shared.names import hostname
 from dragonball.wizard.model import ROLES, Interface, Verdict
 
 MIN_PASSWORD = 12
-_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _CLUSTER = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_FINGERPRINT = re.compile(r"^SHA256:[0-9a-f]{64}$")
 #: Hostname labels shorter than this are too common to forbid inside a password.
 _MIN_NAME_IN_PASSWORD = 4
 
@@ -78,17 +77,6 @@ def _split_host_port(value: str) -> tuple[str, str] | None:
     return host, port
 
 
-def hostname(value: str) -> Verdict:
-    """A DNS hostname (RFC 1123): labels of letters, digits and inner hyphens."""
-    labels = value.split(".")
-    if (0 < len(value) <= 253 and all(_LABEL.match(label) for label in labels)
-            and not labels[-1].isdigit()):
-        if value.lower() == "localhost":
-            return "localhost names every server: give this server's own name"
-        return True
-    return "not a hostname: use letters, digits, hyphens, dots between (like node-1.lan)"
-
-
 def portal(value: str, own_addresses: tuple[str, ...] = ()) -> Verdict:
     """The portal to join: HOST or HOST:PORT (an IPv6 address in brackets with a port)."""
     split = _split_host_port(value)
@@ -113,22 +101,9 @@ def normalize_portal(value: str) -> str:
     return f"{host}:{port or ports.PORTAL}"
 
 
-def normalize_ca_fingerprint(value: str) -> str | None:
-    """`SHA256:<64 lower-case hex>` from what a person pasted, or None when it is not one.
-
-    Forgiving like the enrollment code: any case, no prefix, spaces and colons between
-    hex pairs (as openssl prints them). The same rule as installer.join's.
-    """
-    body = value.strip()
-    if body[:7].upper() == "SHA256:":
-        body = body[7:]
-    candidate = "SHA256:" + re.sub(r"[\s:]", "", body).lower()
-    return candidate if _FINGERPRINT.match(candidate) else None
-
-
 def ca_fingerprint(value: str) -> Verdict:
     """The portal CA's fingerprint, as 'dragonball enroll' printed it with the code."""
-    if normalize_ca_fingerprint(value):
+    if fingerprints.normalize(value):
         return True
     return "not a CA fingerprint: copy the SHA256:... that 'dragonball enroll' printed"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from dragonball.installer import DATA_DIR, DOCKER_ROOT
+from dragonball.shared.paths import DATA_DIR, DOCKER_ROOT
 from dragonball.installer.preflight.check import FAIL, Check
 from dragonball.installer.preflight.facts import Facts, probe
 from dragonball.installer.preflight.requirements import Requirements, requirements_for

@@ -9,7 +9,7 @@ import dataclasses
 import json
 import logging
 
-from dragonball.installer import ports as ports_mod
+from dragonball.shared import ports as ports_mod
 from dragonball.release.sections import BinError, bin_sections, open_section
 
 log = logging.getLogger(__name__)

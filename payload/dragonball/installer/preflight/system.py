@@ -16,31 +16,14 @@ import socket
 import subprocess
 import time
 
-from dragonball.installer import ports
 from dragonball.installer.preflight import parse
+from dragonball.shared import ports
+from dragonball.shared.childenv import SEARCH_PATH, child_environment
 
 log = logging.getLogger(__name__)
 
 DOCKER_TIMEOUT_S = 10
 PORTAL_TIMEOUT_S = 3
-#: Where `docker` and `dockerd` are looked for, in this order (root's usual PATH):
-#: /usr/bin first, since some hosts keep an unrelated client in /usr/local/bin.
-SEARCH_PATH = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin")
-
-
-def child_environment(environ: dict) -> dict:
-    """`environ` for a child process: the frozen runtime's LD_LIBRARY_PATH undone.
-
-    PyInstaller's bootloader points LD_LIBRARY_PATH at the bundled libraries and keeps
-    the caller's value in LD_LIBRARY_PATH_ORIG; a child such as `docker` must not load
-    our libssl or libz.
-    """
-    env = dict(environ)
-    original = env.pop("LD_LIBRARY_PATH_ORIG", None)
-    env.pop("LD_LIBRARY_PATH", None)
-    if original is not None:
-        env["LD_LIBRARY_PATH"] = original
-    return env
 
 
 class LiveSystem:

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from dragonball.portal.auth import Principal, client_address, read_form, require_admin
-from dragonball.portal.cli import parse_duration
+from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.web import views, views_apps
 from dragonball.portal.web.pages import is_htmx, render
 from dragonball.portal.web.sources import SourceError, Sources

@@ -14,7 +14,8 @@ from typing import Protocol
 
 from dragonball.errors import DragonBallError
 from dragonball.portal import settings as settings_mod
-from dragonball.portal.cli import display_fingerprint, join_instructions
+from dragonball.portal.enrollment import join_instructions
+from dragonball.shared import fingerprints
 from dragonball.portal.store import Device, Store
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class PortalSources:
     def new_enrollment(self, ttl_s: float, actor: str, client: str) -> dict:
         try:
             with open(self.settings.ca_cert, "rb") as f:
-                fingerprint = display_fingerprint(f.read())
+                fingerprint = fingerprints.of_certificate(f.read())
         except OSError as e:
             raise SourceError(f"cannot read the cluster CA {self.settings.ca_cert}: "
                               f"{e.strerror}", "run the portal install again") from e

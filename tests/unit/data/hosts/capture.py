@@ -16,7 +16,8 @@ import os
 import pathlib
 import shutil
 
-from dragonball.installer import DATA_DIR, ports
+from dragonball.shared import ports
+from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.preflight import default_paths, kernel, probe
 from dragonball.installer.preflight.facts import HostFiles, relative
 from dragonball.installer.preflight.system import LiveSystem

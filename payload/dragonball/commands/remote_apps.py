@@ -1,9 +1,9 @@
-"""The app commands through the portal's REST API (`--remote`; dragonball.portal.remote_cli
+"""The app commands through the portal's REST API (`--remote`; dragonball.commands.remote
 chooses): services, start|stop|restart, params get|set, plan, apply, logs.
 
-Each prints what its local twin prints (dragonball.orchestrator.cli) and takes the same
+Each prints what its local twin prints (dragonball.commands.apps) and takes the same
 arguments; a job (start, stop, restart, apply) is followed by polling it, its events
-printed as they come. Errors are PortalError, mapped to exit statuses by remote_cli._run.
+printed as they come. Errors are PortalError, mapped to exit statuses by commands.remote._run.
 """
 
 from __future__ import annotations

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.table import Table
-
 from dragonball.console import console
 from dragonball.wizard import answers_file, host, summary
+from dragonball.wizard.options import problem_table
 
 OK, INVALID = 0, 2
 
@@ -32,22 +31,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     return answers
 
 
-def add_answer_options(parser: argparse.ArgumentParser, data_dir: bool = True) -> None:
-    """The answers an installer's command line may carry (collect.COMMAND_LINE): what
-    'dragonball enroll' prints for a device. Never the password (ps shows arguments)."""
-    group = parser.add_argument_group("answers on the command line (docs/answers.md)")
-    group.add_argument("--role", choices=("portal", "device"),
-                       help="portal (the first server) or device (join a portal)")
-    group.add_argument("--address", metavar="IP", help="this server's address")
-    group.add_argument("--portal", metavar="HOST[:PORT]", help="device: the portal to join")
-    group.add_argument("--ca-fingerprint", metavar="SHA256:HEX",
-                       help="device: the portal CA's fingerprint 'dragonball enroll' printed")
-    group.add_argument("--code", metavar="CODE", help="device: the enrollment code")
-    if data_dir:
-        group.add_argument("--data-dir", metavar="DIR",
-                           help="where DragonBall keeps its data (default /var/lib/dragonball)")
-
-
 def check_command(args: argparse.Namespace, facts=None, out=None) -> int:
     facts = facts or host.live_facts()
     out = out or console
@@ -63,13 +46,3 @@ def check_command(args: argparse.Namespace, facts=None, out=None) -> int:
     else:
         out.print(summary.table(answers, facts, title=f"{args.file}: valid"))
     return INVALID if problems else OK
-
-
-def problem_table(path: str, problems: list) -> Table:
-    table = Table(title=f"{path}: {len(problems)} problem(s)", title_justify="left")
-    table.add_column("line", justify="right")
-    table.add_column("answer")
-    table.add_column("problem and how to fix it", overflow="fold")
-    for p in problems:
-        table.add_row(str(p.line or "-"), p.field, p.message)
-    return table

@@ -33,9 +33,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from dragonball.console import console, err_console
-from dragonball.portal import remote_app_cli
+from dragonball.commands import remote_apps as remote_app_cli
 from dragonball.portal import settings as settings_mod
-from dragonball.portal.cli import parse_duration, print_instructions
+from dragonball.portal.enrollment import parse_duration, print_instructions
 from dragonball.portal_client import (Login, PortalAuthError, PortalClient, PortalError,
                                       PortalInvalid, load_login, login_path, portal_url, save_login,
                                       saved_login)

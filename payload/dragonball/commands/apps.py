@@ -31,6 +31,7 @@ from dragonball.orchestrator.render import (event_line, print_params, print_serv
                                             print_task_results)
 from dragonball.orchestrator.rollout import RolloutFailed
 from dragonball.portal import settings as settings_mod
+from dragonball.portal import wiring
 
 OK, FAILED, INVALID = 0, 1, 2
 
@@ -103,7 +104,7 @@ class Progress:
 
 def _control(args, progress=None) -> Control:
     settings = settings_mod.load(args.config)
-    return Control.from_settings(settings, progress=progress, wait_s=args.timeout)
+    return wiring.control(settings, progress=progress, wait_s=args.timeout)
 
 
 def _app(args, control: Control) -> str:

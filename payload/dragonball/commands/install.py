@@ -25,7 +25,7 @@ import time
 from rich.table import Table
 
 from dragonball.console import console, err_console
-from dragonball.installer import DATA_DIR
+from dragonball.shared.paths import DATA_DIR
 from dragonball.installer import plan as plan_mod
 from dragonball.installer.host import Host
 from dragonball.installer.journal import Journal, answers_digest
@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 OK, FAILED, USAGE = 0, 1, 2
 MARKS = {"done": "[green]✓[/green]", "skipped": "[dim]=[/dim]", "failed": "[red]✗[/red]"}
-#: Set by the join work: () -> dragonball.wizard.Checks (portal reachable, code valid).
-answer_checks = None
 
 
 def register(subparsers) -> None:
@@ -86,10 +84,8 @@ def collect(args):
     except ImportError:  # a build without the wizard: --answers FILE --yes only
         from dragonball.installer import answers_fallback
         return answers_fallback.load(args)
-    plan_mod.load_plugins()  # the join's sets answer_checks
-    if answer_checks is None:
-        return collect_answers(args, live_facts())
-    return collect_answers(args, live_facts(), checks=answer_checks())
+    from dragonball.installer.join import wizard_checks
+    return collect_answers(args, live_facts(), checks=wizard_checks())
 
 
 def with_data_dir(answers, data_dir: str | None):

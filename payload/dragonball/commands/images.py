@@ -13,11 +13,7 @@ Exit status: 0 done; 1 the registry or the archive failed (the message says whic
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import tarfile
-from collections.abc import Iterator
 
 from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
@@ -28,11 +24,9 @@ from dragonball.console import console, err_console
 from dragonball.registry.client import RegistryClient
 from dragonball.registry.plan import Action, image_to_push, select_images
 from dragonball.registry.push import PushProgress, push_archive
-from dragonball.release.archive import ImageArchive
-from dragonball.release.sections import BinError, SectionFile, bin_sections, open_section
+from dragonball.release.archive import open_archive
 
 OK, ERROR, INVALID = 0, 1, 2  # the same meanings as dragonball.cli.ExitStatus
-VERIFIED_ENV = "DRAGONBALL_BIN_VERIFIED"
 
 
 def add_images_commands(commands) -> None:
@@ -58,45 +52,6 @@ def add_images_commands(commands) -> None:
 def _archive_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--archive", metavar="FILE",
                         help="an images.tar (default: the images section of this .bin)")
-
-
-@contextlib.contextmanager
-def open_archive(path: str | None, environ=os.environ) -> Iterator[ImageArchive]:
-    """The image archive of `path`, else of the .bin this command runs from; read in place."""
-    f, view, where = _open_view(path, environ)
-    with f:
-        yield _archive(view, where)
-
-
-def _open_view(path: str | None, environ):
-    """(open file, view of the archive in it, a name for messages)."""
-    section = None
-    if not path:
-        path, sections = bin_sections(environ)
-        section = sections.get("images")
-        if section is None:
-            raise BinError(f"{path} has no images section", "build the .bin again")
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise BinError(f"cannot read {path}: {e.strerror}",
-                       "check the path given with --archive") from e
-    if section is None:
-        return f, SectionFile(f, 0, os.fstat(f.fileno()).st_size), path
-    try:
-        view = open_section(f, section, verify=environ.get(VERIFIED_ENV) != "1")
-    except BaseException:
-        f.close()
-        raise
-    return f, view, f"{path} (images section)"
-
-
-def _archive(view, where: str) -> ImageArchive:
-    try:
-        return ImageArchive(view)
-    except (tarfile.TarError, ValueError, KeyError, TypeError) as e:
-        raise BinError(f"{where} is not a DragonBall image archive ({e})",
-                       "give the images.tar of a release (docs/bin-format.md)") from e
 
 
 def images_list(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ import os
 
 from dragonball.console import console, err_console
 from dragonball.errors import PreflightError
-from dragonball.installer import DATA_DIR, ports
+from dragonball.shared import ports
+from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.preflight import default_paths, parse, report, run
 from dragonball.installer.preflight.requirements import load_manifest
 from dragonball.installer.preflight.system import LiveSystem

@@ -1,0 +1,27 @@
+"""Where DragonBall keeps things on a server (DESIGN.md, "On a server after install").
+
+    /opt/dragonball/        the runtime
+    /etc/dragonball/        configuration, the CA, credentials (0600)
+    /var/lib/dragonball/    state: install journal, portal store, registry data, storage
+    /var/log/dragonball/    logs
+"""
+
+from __future__ import annotations
+
+ETC = "/etc/dragonball"
+#: The cluster CA's certificate, at the same path on every server.
+CA_CERT = f"{ETC}/ca.crt"
+#: The portal's own configuration, certificates and credentials.
+PORTAL_CONFIG_DIR = f"{ETC}/portal"
+#: The CA's key pair (on the portal only).
+CA_DIR = f"{ETC}/ca"
+#: Where DragonBall keeps state, the install journal, the portal DB, registry data and
+#: module storage.
+DATA_DIR = "/var/lib/dragonball"
+#: The services' parameters on every server, one folder per app and service.
+PARAMS_DIR = f"{DATA_DIR}/params"
+#: The Docker engine's data root: unpacked image layers and containers live there.
+DOCKER_ROOT = "/var/lib/docker"
+LOG_DIR = "/var/log/dragonball"
+INSTALL_LOG = f"{LOG_DIR}/install.log"
+RUNTIME_PARENT = "/opt/dragonball"
