@@ -17,6 +17,7 @@ from dragonball.module import scan, validate
 
 from builder import images
 from builder.apt_sources import debian_mirror
+from builder.errors import BuildInputInvalid
 from builder.pipeline import BuildEnv, build_line_sink
 from builder.recipe import load_recipe
 
@@ -67,9 +68,9 @@ def _build_module_image(env: BuildEnv, folder: str, module: str, ref: str,
     context = env.root / folder
     _, problems = validate(scan(str(context / module)))
     if problems:
-        raise BuildError(f"{context / module} does not follow the module spec:\n" +
-                         "\n".join(f"  - {p}" for p in problems),
-                         "fix it; 'dragonball module check DIR' lists the same problems")
+        raise BuildInputInvalid(f"{context / module} does not follow the module spec:\n" +
+                                "\n".join(f"  - {p}" for p in problems),
+                                "fix it; 'dragonball module check DIR' lists the same problems")
     recipe = load_recipe(env.root / images.BASE_DIR / "recipe.json")
     base = images.base_image_name(recipe.suite)
     if not env.engine.image_exists(base):

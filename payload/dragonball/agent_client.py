@@ -38,7 +38,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from dragonball import pki
-from dragonball.errors import DragonBallError
+from dragonball.errors import ClientError, Unavailable
 from dragonball.shared import paths, ports
 from dragonball.shared.addresses import host_port
 
@@ -52,14 +52,10 @@ TIMEOUT_S = 10.0
 EXEC_GRACE_S = 15.0   # an exec's answer may come this long after its own timeout
 
 
-class AgentError(DragonBallError):
+class AgentError(ClientError, Unavailable):
     """An agent cannot be reached, refused us, or answered an error: then `status` is its
-    HTTP status and `body` its JSON answer."""
-
-    def __init__(self, message: str, hint: str = "", status: int | None = None,
-                 body: dict | None = None) -> None:
-        super().__init__(message, hint)
-        self.status, self.body = status, body
+    HTTP status and `body` its JSON answer. For whoever asked the portal, the part of the
+    cluster that should have answered did not (503)."""
 
 
 # --- certificates (pure) ----------------------------------------------------------------------

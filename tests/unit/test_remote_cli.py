@@ -1,6 +1,7 @@
 """The CLI through the portal's API (dragonball.commands.remote): login and logout, status,
-devices, enroll, the app commands with --remote, exit statuses 0/1/2/3, and when a command
-goes remote by itself. The portal is the real app (or the apps stand-in) in-process."""
+devices, enroll, the app commands with --remote, the exit statuses of their categories (those
+of the local twins: 0 done, 1 failed, 2 invalid, 3 not found, 5 unreachable, 6 denied), and
+when a command goes remote by itself. The portal is the real app (or the apps stand-in) in-process."""
 
 from __future__ import annotations
 
@@ -90,8 +91,8 @@ def test_login_asks_on_a_terminal_and_refuses_without_one(portal, ca, monkeypatc
     assert "--password-stdin" in capsys.readouterr().err
 
 
-def test_login_errors_exit_2_or_3(portal, ca, tmp_path, monkeypatch, capsys):
-    assert _login(monkeypatch, ca, "wrong") == 3
+def test_login_errors_exit_2_or_6(portal, ca, tmp_path, monkeypatch, capsys):
+    assert _login(monkeypatch, ca, "wrong") == 6  # DENIED
     assert _out(capsys)["error"] == "wrong user name or password"
     assert _login(monkeypatch, str(tmp_path / "missing.crt")) == 2
     assert "cannot read the CA file" in _out(capsys)["error"]
@@ -109,7 +110,7 @@ def test_a_second_login_ends_the_first_token(portal, ca, home, monkeypatch, stor
 
 
 def test_devices_and_status(portal, ca, monkeypatch, capsys):
-    assert main(["devices", "--json"]) == 3  # not logged in yet
+    assert main(["devices", "--json"]) == 6  # not logged in yet: DENIED
     assert "dragonball login" in _out(capsys)["hint"]
     _login(monkeypatch, ca)
     capsys.readouterr()
@@ -173,12 +174,12 @@ def test_start_polls_the_job_printing_events_as_they_come(home, monkeypatch, cap
     assert [e["state"] for e in answer["events"]] == ["starting", "healthy"]
 
 
-def test_a_failed_job_exits_1_and_an_unknown_service_2(home, monkeypatch, capsys):
+def test_a_failed_job_exits_1_and_an_unknown_service_3(home, monkeypatch, capsys):
     _logged_in(home, apps_app(fail_jobs=True), monkeypatch)
     assert main(["stop", "web", "--json"]) == 1
     answer = _out(capsys)
     assert answer["error"] == "web failed its status check" and answer["exit_status"] == 1
-    assert main(["stop", "nope"]) == 2
+    assert main(["stop", "nope"]) == 3  # NOT_FOUND, as the local command
     err = capsys.readouterr().err
     assert "no service nope in app notes" in err and "its services: store, web" in err
 
@@ -268,7 +269,7 @@ def test_the_app_commands_against_the_real_apps_api(home, tmp_path, monkeypatch,
         assert answer["ok"] and "api" in answer["restart"] and answer["events"]
         assert main(["params", "get", "api", "--json"]) == 0
         assert _out(capsys)["service"] == "api"
-        assert main(["stop", "nope"]) == 2
+        assert main(["stop", "nope"]) == 3  # NOT_FOUND, as the local command
         assert "nope" in capsys.readouterr().err
         assert main(["logs", "api", "--json"]) == 0
         assert [t["task"] for t in _out(capsys)["tasks"]]

@@ -7,9 +7,11 @@
     dragonball params get NAME [--app APP] [--json]
     dragonball params set NAME KEY=VALUE... [--unset KEY] [--app APP] [--json]
 
-Exit status: 0 done, 1 failed (a service not healthy, a task refused its parameters),
-2 invalid input (the spec, a parameter value, an unknown service); nothing is changed on
-invalid input. `--app` may be left out while the portal has one app.
+Exit status (README.md, "Exit statuses"): 0 done, 1 failed (a service not healthy, a task
+refused its parameters), 2 invalid input (the spec, a parameter value; nothing is changed),
+3 no such app or service, 5 the engine or an agent does not answer. `--app` may be left out
+while the portal has one app. Errors are the top-level handler's (dragonball.cli); with
+--json they are one JSON document too.
 """
 
 from __future__ import annotations
@@ -21,19 +23,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from dragonball.app import render
-from dragonball.app.errors import AppSpecInvalid, CycleError, UnknownService
-from dragonball.console import console, err_console
-from dragonball.errors import DragonBallError
+from dragonball.app.errors import the_only_app
+from dragonball.console import console
+from dragonball.errors import ExitStatus
 from dragonball.orchestrator import params as params_mod
-from dragonball.orchestrator.control import AppNotApplied, Control
+from dragonball.orchestrator.control import Control
 from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.render import (event_line, print_params, print_services,
                                             print_task_results)
-from dragonball.orchestrator.rollout import RolloutFailed
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import wiring
-
-OK, FAILED, INVALID = 0, 1, 2
 
 
 def register(commands) -> None:
@@ -41,7 +40,8 @@ def register(commands) -> None:
         "apply", help="start an app spec on the cluster: leaves first, each healthy first",
         description="Check an app spec against the cluster, then roll it out: every service "
                     "after what it needs is healthy; services no longer in the spec stop, "
-                    "roots first. Exit status: 0 done, 1 a service failed, 2 invalid spec.")
+                    "roots first. Exit status: 0 done, 1 a service failed, 2 invalid spec "
+                    "(README.md, 'Exit statuses').")
     apply.add_argument("spec", help="the app spec (YAML)")
     apply.add_argument("--dry-run", action="store_true", help="print the plan only")
     _common(apply, app=False)
@@ -108,150 +108,101 @@ def _control(args, progress=None) -> Control:
 
 
 def _app(args, control: Control) -> str:
-    if getattr(args, "app", None):
-        return args.app
-    apps = control.store.apps()
-    if len(apps) == 1:
-        return apps[0]
-    raise AppNotApplied("no app is applied yet" if not apps else
-                        f"several apps are applied ({', '.join(apps)})",
-                        "apply one first" if not apps else "say which: --app NAME")
-
-
-def _run(args, body) -> int:
-    """Map the application layer's errors to exit codes and clear messages."""
-    try:
-        return body()
-    except (AppSpecInvalid, ParamsInvalid, UnknownService, CycleError, AppNotApplied) as e:
-        _error(args, e, INVALID)
-        return INVALID
-    except RolloutFailed as e:
-        _error(args, e, FAILED, {"service": e.service, "server": e.server,
-                                 "output": e.output, "healthy": e.healthy})
-        return FAILED
-    except DragonBallError as e:
-        _error(args, e, FAILED)
-        return FAILED
-
-
-def _error(args, e: DragonBallError, status: int, extra: dict | None = None) -> None:
-    if args.json:
-        body = {"ok": False, "exit_status": status, "error": e.message, "hint": e.hint}
-        if isinstance(e, AppSpecInvalid):
-            body["problems"] = [p.to_dict() for p in e.problems]
-        console.print_json(json.dumps(body | (extra or {})))
-    else:
-        err_console.print(f"[red]error:[/red] {escape(e.message)}")
-        if e.hint:
-            err_console.print(f"[dim]hint:[/dim] {escape(e.hint)}")
+    return getattr(args, "app", None) or the_only_app(control.store.apps())
 
 
 def apply_command(args) -> int:
     progress = Progress(args.json)
-
-    def body():
-        control = _control(args, progress)
-        prepared = control.prepare(args.spec)  # read, observed and planned once
-        plan = prepared.plan
-        if not args.json:
-            render.print_plan(plan, console)
-        if not args.dry_run:
-            control.execute(prepared)
-        if args.json:
-            console.print_json(json.dumps({"ok": True, "plan": plan.to_dict(),
-                                           "applied": not args.dry_run,
-                                           "events": progress.events}))
-        elif not args.dry_run:
-            console.print(f"[green]applied[/green] {escape(plan.app)} in "
-                          f"{time.monotonic() - progress.began:.1f} s")
-        return OK
-    return _run(args, body)
+    control = _control(args, progress)
+    prepared = control.prepare(args.spec)  # read, observed and planned once
+    plan = prepared.plan
+    if not args.json:
+        render.print_plan(plan, console)
+    if not args.dry_run:
+        control.execute(prepared)
+    if args.json:
+        console.print_json(json.dumps({"ok": True, "plan": plan.to_dict(),
+                                       "applied": not args.dry_run,
+                                       "events": progress.events}))
+    elif not args.dry_run:
+        console.print(f"[green]applied[/green] {escape(plan.app)} in "
+                      f"{time.monotonic() - progress.began:.1f} s")
+    return ExitStatus.OK
 
 
 def lifecycle_command(args) -> int:
     progress = Progress(args.json)
-
-    def body():
-        control = _control(args, progress)
-        app = _app(args, control)
-        notes: tuple = ()
-        if args.verb == "stop":
-            done, notes = control.stop(app, args.name)
-        else:
-            done = getattr(control, args.verb)(app, args.name)
-        if args.json:
-            console.print_json(json.dumps({"ok": True, "app": app, args.verb: done,
-                                           "notes": list(notes), "events": progress.events}))
-        else:
-            for note in notes:
-                console.print(f"note: {escape(note)}")
-            console.print(f"[green]{args.verb} done[/green]: {escape(', '.join(done)) or 'nothing'}")
-        return OK
-    return _run(args, body)
+    control = _control(args, progress)
+    app = _app(args, control)
+    notes: tuple = ()
+    if args.verb == "stop":
+        done, notes = control.stop(app, args.name)
+    else:
+        done = getattr(control, args.verb)(app, args.name)
+    if args.json:
+        console.print_json(json.dumps({"ok": True, "app": app, args.verb: done,
+                                       "notes": list(notes), "events": progress.events}))
+    else:
+        for note in notes:
+            console.print(f"note: {escape(note)}")
+        console.print(f"[green]{args.verb} done[/green]: {escape(', '.join(done)) or 'nothing'}")
+    return ExitStatus.OK
 
 
 def services_command(args) -> int:
-    def body():
-        control = _control(args)
-        app = _app(args, control)
-        rows = control.status(app)
-        if args.json:
-            console.print_json(json.dumps({"app": app, "services": rows}))
-            return OK
-        print_services(app, rows, console)
-        return OK
-    return _run(args, body)
+    control = _control(args)
+    app = _app(args, control)
+    rows = control.status(app)
+    if args.json:
+        console.print_json(json.dumps({"app": app, "services": rows}))
+        return ExitStatus.OK
+    print_services(app, rows, console)
+    return ExitStatus.OK
 
 
 def notifications_command(args) -> int:
-    def body():
-        control = _control(args)
-        app = _app(args, control)
-        rows = control.notifications(app, args.limit)
-        if args.json:
-            console.print_json(json.dumps({"app": app, "notifications": rows}))
-            return OK
-        table = Table(title=f"app {app}: notifications, newest first", title_justify="left")
-        for column in ("to", "seq", "about", "event", "delivered", "attempts / last error"):
-            table.add_column(column, overflow="fold")
-        for r in rows:
-            when = (time.strftime("%H:%M:%S", time.localtime(r["delivered"]))
-                    if r["delivered"] else "[yellow]pending[/yellow]")
-            table.add_row(r["to"], str(r["seq"]), r["payload"]["service"],
-                          r["payload"]["event"], when,
-                          f"{r['attempts']} {escape(r['last_error'] or '')}")
-        console.print(table)
-        return OK
-    return _run(args, body)
+    control = _control(args)
+    app = _app(args, control)
+    rows = control.notifications(app, args.limit)
+    if args.json:
+        console.print_json(json.dumps({"app": app, "notifications": rows}))
+        return ExitStatus.OK
+    table = Table(title=f"app {app}: notifications, newest first", title_justify="left")
+    for column in ("to", "seq", "about", "event", "delivered", "attempts / last error"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        when = (time.strftime("%H:%M:%S", time.localtime(r["delivered"]))
+                if r["delivered"] else "[yellow]pending[/yellow]")
+        table.add_row(r["to"], str(r["seq"]), r["payload"]["service"],
+                      r["payload"]["event"], when,
+                      f"{r['attempts']} {escape(r['last_error'] or '')}")
+    console.print(table)
+    return ExitStatus.OK
 
 
 def params_get_command(args) -> int:
-    def body():
-        control = _control(args)
-        found = control.get_params(_app(args, control), args.name)
-        for item in found["parameters"].values():
-            if item["secret"] and item["value"] != "":
-                item["value"] = params_mod.MASK
-        if args.json:
-            console.print_json(json.dumps(found))
-            return OK
-        print_params(found, console)
-        return OK
-    return _run(args, body)
+    control = _control(args)
+    found = control.get_params(_app(args, control), args.name)
+    for item in found["parameters"].values():
+        if item["secret"] and item["value"] != "":
+            item["value"] = params_mod.MASK
+    if args.json:
+        console.print_json(json.dumps(found))
+        return ExitStatus.OK
+    print_params(found, console)
+    return ExitStatus.OK
 
 
 def params_set_command(args) -> int:
-    def body():
-        control = _control(args)
-        app = _app(args, control)
-        if not args.assignments and not args.unset:
-            raise ParamsInvalid("nothing to set", "give KEY=VALUE, or --unset KEY")
-        results = control.set_params(app, args.name, args.assignments, args.unset)
-        failed = [r for r in results if not r.ok]
-        if args.json:
-            console.print_json(json.dumps({"ok": not failed, "app": app, "service": args.name,
-                                           "tasks": [r.to_dict() for r in results]}))
-        else:
-            print_task_results(app, args.name, [r.to_dict() for r in results], console)
-        return FAILED if failed else OK
-    return _run(args, body)
+    control = _control(args)
+    app = _app(args, control)
+    if not args.assignments and not args.unset:
+        raise ParamsInvalid("nothing to set", "give KEY=VALUE, or --unset KEY")
+    results = control.set_params(app, args.name, args.assignments, args.unset)
+    failed = [r for r in results if not r.ok]
+    if args.json:
+        console.print_json(json.dumps({"ok": not failed, "app": app, "service": args.name,
+                                       "tasks": [r.to_dict() for r in results]}))
+    else:
+        print_task_results(app, args.name, [r.to_dict() for r in results], console)
+    return ExitStatus.FAILED if failed else ExitStatus.OK

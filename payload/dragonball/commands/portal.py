@@ -5,7 +5,8 @@
 
 `enroll` writes a new one-time code into the local store (no HTTP call: it works while
 the portal service is down) and prints it once, with the CA fingerprint and the exact
-command to run on the new server. Exit status: 0 done, 1 failed, 2 wrong usage.
+command to run on the new server. Exit status (README.md, "Exit statuses"): 0 done, 2 wrong
+usage or no portal settings here, 5 the portal's database does not answer.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import getpass
 import json
 import os
 
-
-from dragonball.console import console, err_console
+from dragonball.console import console
+from dragonball.errors import ExitStatus
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.enrollment import join_instructions, parse_duration, print_instructions
+from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.store import DEFAULT_CODE_TTL_S, Store
 from dragonball.shared import fingerprints
-
-OK, ERROR, INVALID = 0, 1, 2
 
 
 def register(commands) -> None:
@@ -36,7 +36,7 @@ def register(commands) -> None:
     enroll = commands.add_parser(
         "enroll", help="make a one-time enrollment code for a new server (on the portal)",
         description="Make a one-time enrollment code and print the command that adds a new "
-                    "server. Exit status: 0 done, 1 failed, 2 wrong usage.")
+                    "server. Exit status: 0 done, 2 wrong usage (README.md, 'Exit statuses').")
     enroll.add_argument("--ttl", default="24h", metavar="DURATION",
                         help="how long the code stays valid: 30m, 24h, 7d (default 24h)")
     enroll.add_argument("--json", action="store_true", help="print one JSON document")
@@ -53,8 +53,7 @@ def enroll_command(args: argparse.Namespace) -> int:
     try:
         ttl = parse_duration(args.ttl) if args.ttl else DEFAULT_CODE_TTL_S
     except ValueError as e:
-        err_console.print(f"[red]error:[/red] --ttl: {e}")
-        return INVALID
+        raise RequestInvalid(f"--ttl: {e}") from e
     settings = settings_mod.load(args.config)
     try:
         with open(settings.ca_cert, "rb") as f:
@@ -72,7 +71,7 @@ def enroll_command(args: argparse.Namespace) -> int:
         console.print_json(json.dumps(info))
     else:
         print_instructions(console, info, ttl)
-    return OK
+    return ExitStatus.OK
 
 
 def _user() -> str:
@@ -85,4 +84,4 @@ def _user() -> str:
 def serve_command(args: argparse.Namespace) -> int:
     from dragonball.portal.serve import serve  # uvicorn, fastapi: only when serving
     serve(settings_mod.load(args.config))
-    return OK
+    return ExitStatus.OK

@@ -3,7 +3,9 @@ chooses): services, start|stop|restart, params get|set, plan, apply, logs.
 
 Each prints what its local twin prints (dragonball.commands.apps) and takes the same
 arguments; a job (start, stop, restart, apply) is followed by polling it, its events
-printed as they come. Errors are PortalError, mapped to exit statuses by commands.remote._run.
+printed as they come. Errors are the portal client's (a ClientError of the category the
+answer says) or the app layer's, ended by the top-level handler (dragonball.cli) as the
+local twin's would be.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import time
 from rich.markup import escape
 
 from dragonball.app import render
+from dragonball.app.errors import the_only_app
 from dragonball.app.plan import Plan, Step
 from dragonball.console import console
+from dragonball.errors import ExitStatus
+from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.render import (event_line, print_params, print_services,
                                             print_task_results)
 from dragonball.portal_client import PortalClient, PortalInvalid, saved_login
-
-OK, FAILED = 0, 1
 
 
 def _client(args) -> PortalClient:
@@ -30,15 +33,8 @@ def _client(args) -> PortalClient:
 
 
 def _app(args, portal: PortalClient) -> str:
-    """--app, or the only app the portal has."""
-    if getattr(args, "app", None):
-        return args.app
-    apps = portal.apps()
-    if len(apps) == 1:
-        return apps[0]
-    raise PortalInvalid("no app is applied yet" if not apps else
-                        f"several apps are applied ({', '.join(apps)})",
-                        "apply one first" if not apps else "say which: --app NAME")
+    """--app, or the only app the portal has (the local commands' errors otherwise)."""
+    return getattr(args, "app", None) or the_only_app(portal.apps())
 
 
 class EventPrinter:
@@ -60,9 +56,9 @@ def services(args) -> int:
         found = portal.services(app)
     if args.json:
         console.print_json(json.dumps(found))
-        return OK
+        return ExitStatus.OK
     print_services(app, found.get("services", []), console)
-    return OK
+    return ExitStatus.OK
 
 
 def lifecycle(args) -> int:
@@ -81,7 +77,7 @@ def lifecycle(args) -> int:
     else:
         console.print(f"[green]{args.verb} done[/green]: "
                       f"{escape(_names(result, args.verb)) or 'nothing'}")
-    return OK
+    return ExitStatus.OK
 
 
 def _names(result, verb: str) -> str:
@@ -96,9 +92,9 @@ def params_get(args) -> int:
         found = portal.params(_app(args, portal), args.name)
     if args.json:
         console.print_json(json.dumps(found))
-        return OK
+        return ExitStatus.OK
     print_params(found, console)
-    return OK
+    return ExitStatus.OK
 
 
 def typed_values(assignments: list[str], parameters: dict) -> dict:
@@ -111,7 +107,7 @@ def typed_values(assignments: list[str], parameters: dict) -> dict:
     for text in assignments:
         key, sep, value = text.partition("=")
         if not sep or not key:
-            raise PortalInvalid(f"{text!r} is not KEY=VALUE", "e.g. workers=4")
+            raise ParamsInvalid(f"{text!r} is not KEY=VALUE", "e.g. workers=4")
         if (parameters.get(key) or {}).get("type") in ("string", "str", "secret"):
             values[key] = value
             continue
@@ -124,7 +120,7 @@ def typed_values(assignments: list[str], parameters: dict) -> dict:
 
 def params_set(args) -> int:
     if not args.assignments and not args.unset:
-        raise PortalInvalid("nothing to set", "give KEY=VALUE, or --unset KEY")
+        raise ParamsInvalid("nothing to set", "give KEY=VALUE, or --unset KEY")
     with _client(args) as portal:
         app = _app(args, portal)
         known = portal.params(app, args.name).get("parameters", {})
@@ -137,7 +133,7 @@ def params_set(args) -> int:
                                        "tasks": tasks}))
     else:
         print_task_results(app, args.name, tasks, console)
-    return OK if ok else FAILED
+    return ExitStatus.OK if ok else ExitStatus.FAILED
 
 
 def _spec(args) -> tuple[str, str]:
@@ -172,7 +168,7 @@ def plan(args) -> int:
         console.print_json(json.dumps(found))
     else:
         render.print_plan(plan_of(found), console)
-    return OK
+    return ExitStatus.OK
 
 
 def apply(args) -> int:
@@ -191,7 +187,7 @@ def apply(args) -> int:
     elif not args.dry_run:
         console.print(f"[green]applied[/green] {escape(str(found.get('app')))} in "
                       f"{time.monotonic() - began:.1f} s")
-    return OK
+    return ExitStatus.OK
 
 
 def logs(args) -> int:
@@ -202,11 +198,11 @@ def logs(args) -> int:
         found = portal.logs(app, args.name, args.tail)
     if args.json:
         console.print_json(json.dumps({"app": app, "service": args.name} | found))
-        return OK
+        return ExitStatus.OK
     for task in found.get("tasks", []):
         console.print(f"[bold]== {escape(str(task.get('task')))} on "
                       f"{escape(str(task.get('server')))} ==[/bold]")
         for line in task.get("lines", []):
             console.print(line, markup=False, highlight=False)
-    return OK
+    return ExitStatus.OK
 

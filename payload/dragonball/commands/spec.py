@@ -10,8 +10,7 @@ from dragonball.app import render, spec as app_spec
 from dragonball.app.model import Observed
 from dragonball.app.plan import plan
 from dragonball.console import console
-
-OK, INVALID = 0, 2
+from dragonball.errors import ExitStatus
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -35,13 +34,13 @@ def plan_command(args: argparse.Namespace) -> int:
     found, problems = app_spec.check_file(args.spec, observed)
     if problems:
         _print_problems(args, problems)
-        return INVALID
+        return ExitStatus.INVALID
     result = plan(found, running)
     if args.json:
         console.print_json(render.to_json(result))
     else:
         render.print_plan(result, console)
-    return OK
+    return ExitStatus.OK
 
 
 def _print_problems(args: argparse.Namespace, problems: list) -> None:

@@ -10,18 +10,21 @@ from __future__ import annotations
 import json
 
 from dragonball.app.model import Parameter, ServiceSpec
-from dragonball.errors import DragonBallError
+from dragonball.errors import AppError, Failed, InvalidInput
 
 MASK = "********"
 
 
-class ParamsInvalid(DragonBallError):
+class ParamsInvalid(AppError, InvalidInput):
     """Values given for a service's parameters do not fit the spec: every problem listed
     (one line each in `problems`)."""
 
     def __init__(self, message: str, hint: str = "", problems: list | None = None) -> None:
-        super().__init__(message, hint)
-        self.problems = list(problems or [message])
+        super().__init__(message, hint, problems or [message])
+
+
+class ParamsRefused(AppError, Failed):
+    """Valid parameters that running tasks refused (their config_change failed)."""
 
 
 def in_force(service: ServiceSpec, values: dict) -> dict:

@@ -14,9 +14,10 @@
 
 Every route takes `auth.require_admin` (and so its CSRF rules). Routes are thin: a
 `Control` from the factory the app was made with (the real one talks to the Swarm, the
-store, the agents and the registry; tests give one over fakes), errors mapped once here to
-``{"error", "hint"}``: 404 an unknown app or service, 409 the app is busy with another job,
-422 invalid input (with `problems`; nothing is changed), 503 the cluster does not answer.
+store, the agents and the registry; tests give one over fakes), errors mapped once here
+(`failure`) to ``{"error", "hint", "category", ...}`` with their category's status: 404 an
+unknown app, service or job, 409 the app is busy with another job (with `job`), 422 invalid
+input (with `problems`; nothing is changed), 503 the cluster does not answer.
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dragonball.app.errors import AppSpecInvalid, CycleError, UnknownService
+from dragonball.app.errors import UnknownService
 from dragonball.app.model import NAME_PATTERN
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import params as params_mod
-from dragonball.orchestrator.control import AppNotApplied
 from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.rollout import RolloutFailed
+from dragonball.portal.answers import error_response
 from dragonball.portal.auth import Principal, client_address, require_admin
-from dragonball.portal.jobs import AppBusy, Job, Jobs
+from dragonball.portal.jobs import Job, JobUnknown, Jobs
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +77,9 @@ def mount(app: FastAPI, control_factory: Callable, jobs: Jobs | None = None) -> 
 
 # -- errors, once ------------------------------------------------------------------------
 def failure(e: DragonBallError) -> JSONResponse:
-    """An application-layer error as the answer the contract gives it."""
-    body: dict = {"error": e.message, "hint": e.hint}
-    if isinstance(e, (AppNotApplied, UnknownService)):
-        return JSONResponse(body, status_code=404)
-    if isinstance(e, AppBusy):
-        return JSONResponse(body | {"job": e.job.id}, status_code=409)
-    if isinstance(e, AppSpecInvalid):
-        return JSONResponse(body | {"problems": [p.to_dict() for p in e.problems]}, 422)
-    if isinstance(e, ParamsInvalid):
-        return JSONResponse(body | {"problems": e.problems}, status_code=422)
-    if isinstance(e, CycleError):
-        return JSONResponse(body | {"problems": [e.message]}, status_code=422)
-    log.warning("apps API: %s", e.message.splitlines()[0])
-    return JSONResponse(body, status_code=503)
+    """An application-layer error as the answer the contract gives it: its category's status
+    (a failed rollout's details are a job's, never an answer's)."""
+    return error_response(e)
 
 
 def answer(body: Callable[[], Any], status: int = 200) -> JSONResponse:
@@ -111,10 +101,7 @@ def jobs_of(request: Request) -> Jobs:
 
 def rollout_details(e: DragonBallError) -> dict | None:
     """What a failed rollout says beyond its message: where, its output, what is kept."""
-    if isinstance(e, RolloutFailed):
-        return {"service": e.service, "server": e.server, "output": e.output,
-                "healthy": e.healthy}
-    return None
+    return e.details() if isinstance(e, RolloutFailed) else None
 
 
 def masked(found: dict) -> dict:
@@ -224,8 +211,8 @@ def job(request: Request, job_id: str = Path(max_length=64),
     """A job: running, done or failed; its progress events; its result or error and hint."""
     found = jobs_of(request).get(job_id)
     if found is None:
-        return JSONResponse({"error": f"no job {job_id!r}", "hint": "the portal keeps the "
-                             "last 100 jobs, and none across a restart"}, status_code=404)
+        return failure(JobUnknown(f"no job {job_id!r}", "the portal keeps the last 100 jobs, "
+                                  "and none across a restart"))
     return JSONResponse(found.to_dict())
 
 

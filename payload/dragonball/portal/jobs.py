@@ -21,7 +21,7 @@ import time
 import uuid
 from typing import Callable
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import Conflict, DragonBallError, NotFound, PortalError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ KEEP = 100
 RUNNING, DONE, FAILED = "running", "done", "failed"
 
 
-class AppBusy(DragonBallError):
+class AppBusy(PortalError, Conflict):
     """Another job is changing this app now."""
 
     def __init__(self, app: str, job: Job) -> None:
@@ -37,6 +37,13 @@ class AppBusy(DragonBallError):
                          f"{' ' + job.service if job.service else ''}) is still running",
                          f"wait for it to end (GET /api/v1/jobs/{job.id}), then try again")
         self.job = job
+
+    def to_dict(self) -> dict:
+        return super().to_dict() | {"job": self.job.id}
+
+
+class JobUnknown(PortalError, NotFound):
+    """No job has this id (the portal keeps the last ones, and none across a restart)."""
 
 
 @dataclasses.dataclass
