@@ -51,9 +51,11 @@ def build_registry_image(env: BuildEnv, mirror: str | None = None) -> str:
                                mirror=mirror, apt=True)
 
 
-def build_agent_image(env: BuildEnv) -> str:
-    """Build the node agent's image (stdlib-only Python, no package installed); return its ref."""
-    return _build_module_image(env, AGENT_DIR, AGENT_MODULE, agent_ref())
+def build_agent_image(env: BuildEnv, mirror: str | None = None) -> str:
+    """Build the node agent's image (its Python libraries from Debian's packages: hypercorn,
+    starlette, psutil, docker); return its ref. `mirror` as for build_registry_image."""
+    return _build_module_image(env, AGENT_DIR, AGENT_MODULE, agent_ref(), mirror=mirror,
+                               apt=True)
 
 
 def _build_module_image(env: BuildEnv, folder: str, module: str, ref: str,

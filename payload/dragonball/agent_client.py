@@ -9,9 +9,10 @@ mutual TLS:
   certificate against the CA and that name (`server_hostname` / `assert_hostname`), not
   against the address;
 - the portal proves itself with a client certificate (`CLIENT_NAME`, extended key usage
-  clientAuth only) from the same CA, issued at install next to the portal's certificates
-  (`CLIENT_CERT`, `CLIENT_KEY`, 0600). An agent refuses a connection without a client
-  certificate of the cluster CA, and answers 403 to one whose name is not the portal's.
+  clientAuth only) from the agents' clients CA (installer.agent: a CA that signs only the
+  controllers' certificates), issued at install next to the portal's certificates
+  (`CLIENT_CERT`, `CLIENT_KEY`, 0600). An agent refuses, in the TLS handshake, a
+  connection without a client certificate of that CA (the cluster CA's are refused too).
 
     with AgentClient() as agents:               # the portal's files under /etc/dragonball
         agents.health("10.0.0.2")               # {"status": "ok", "hostname": ..., ...}

@@ -19,9 +19,11 @@ token, password, join token) is ever logged or put in an event.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import threading
+from collections.abc import Iterator
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -82,7 +84,15 @@ class JoinedRequest(BaseModel):
 
 
 class Limiter:
-    """Failures per client address in a sliding window, counted in the store's events."""
+    """Failures per client address in a sliding window, counted in the store's events.
+
+    An attempt takes a place among the failures before it is checked (`attempt`), in one
+    SQL statement: a success gives the place back, a failure keeps it. So 20 concurrent
+    wrong guesses against a limit of 10 get exactly 10 checks and 10 refusals (checking,
+    then recording, let all 20 through). No limiter library fits: `limits` keeps its
+    counts in memory or redis, not in the store every portal process shares, and counts
+    attempts, with no way to give a success's place back.
+    """
 
     def __init__(self, store: Store, kind: str, limit: int = FAILURE_LIMIT,
                  window_s: float = FAILURE_WINDOW_S) -> None:
@@ -96,8 +106,30 @@ class Limiter:
         oldest = self.store.oldest_event(self.kind, client, since) or self.store.clock()
         return max(1, int(oldest + self.window_s - self.store.clock()) + 1)
 
-    def failed(self, client: str, reason: str) -> None:
-        self.store.record(self.kind, "anonymous", client, {"reason": reason})
+    @contextlib.contextmanager
+    def attempt(self, client: str) -> Iterator[Slot | None]:
+        """A place for one attempt of `client`, None when it has none left (`retry_after`
+        says how long to wait). Leaving without `Slot.failed` gives the place back."""
+        event_id = self.store.reserve_event(self.kind, client,
+                                            self.store.clock() - self.window_s, self.limit)
+        slot = None if event_id is None else Slot(self.store, event_id)
+        try:
+            yield slot
+        finally:
+            if slot is not None and not slot.failure:
+                self.store.drop_event(event_id)
+
+
+class Slot:
+    """One attempt's place among a client's failures (Limiter.attempt)."""
+
+    def __init__(self, store: Store, event_id: int) -> None:
+        self.store, self.event_id, self.failure = store, event_id, False
+
+    def failed(self, reason: str) -> None:
+        """The attempt failed: it keeps its place, with `reason` (never a secret)."""
+        self.failure = True
+        self.store.settle_event(self.event_id, {"reason": reason})
 
 
 def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster | None = None,
@@ -148,24 +180,29 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     @app.post("/api/v1/enroll")
     def enroll(body: EnrollRequest, request: Request) -> Response:
         client = _client(request)
-        wait = enroll_limit.retry_after(client)
-        if wait is not None:
-            log.warning("enroll from %s refused: too many failed codes", client)
-            return error_response(auth_mod.RateLimited(client, wait), {"Retry-After": str(wait)},
-                                  f"too many failed enrollment codes from {client}: try "
-                                  f"again in {wait} s")
-        try:
-            device, token = store.enroll(body.code, body.hostname, body.address, client)
-        except CodeRefused as e:
-            enroll_limit.failed(client, e.message)
-            log.warning("enroll from %s (%s) refused: %s", client, body.hostname, e.message)
-            return error_response(e, message=f"{e.message}: ask the portal for a new one "
-                                  "('dragonball enroll' on the portal)")
-        except HostnameTaken as e:
-            store.record("enroll.conflict", "anonymous", client, {"hostname": body.hostname})
-            log.warning("enroll from %s refused: %s", client, e.message)
-            return error_response(e, message=f"{e.message}: give this server another "
-                                  "hostname, or remove the other device on the portal first")
+        with enroll_limit.attempt(client) as slot:
+            if slot is None:
+                wait = enroll_limit.retry_after(client) or 1
+                log.warning("enroll from %s refused: too many failed codes", client)
+                return error_response(auth_mod.RateLimited(client, wait),
+                                      {"Retry-After": str(wait)},
+                                      f"too many failed enrollment codes from {client}: try "
+                                      f"again in {wait} s")
+            try:
+                device, token = store.enroll(body.code, body.hostname, body.address, client)
+            except CodeRefused as e:
+                slot.failed(e.message)
+                log.warning("enroll from %s (%s) refused: %s", client, body.hostname,
+                            e.message)
+                return error_response(e, message=f"{e.message}: ask the portal for a new one "
+                                      "('dragonball enroll' on the portal)")
+            except HostnameTaken as e:
+                store.record("enroll.conflict", "anonymous", client,
+                             {"hostname": body.hostname})
+                log.warning("enroll from %s refused: %s", client, e.message)
+                return error_response(e, message=f"{e.message}: give this server another "
+                                      "hostname, or remove the other device on the portal "
+                                      "first")
         try:
             join_token = cluster.join_token()
         except SwarmError as e:

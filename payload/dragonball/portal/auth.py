@@ -91,7 +91,7 @@ class Principal:
 class Auth:
     """The portal's authentication over its store; `install` puts it on ``app.state.auth``.
 
-    `limiter` is api.Limiter for ``login.refused`` (retry_after / failed).
+    `limiter` is api.Limiter for ``login.refused`` (attempt / retry_after).
     """
 
     store: Store
@@ -101,13 +101,16 @@ class Auth:
     token_s: float = TOKEN_S
 
     def check_password(self, username: str, password: str, client: str) -> bool:
-        """The admin's password, rate-limited per client: RateLimited when over the limit."""
-        wait = self.limiter.retry_after(client)
-        if wait is not None:
-            raise RateLimited(client, wait)
-        if self.store.check_admin(username, password):
-            return True
-        self.limiter.failed(client, "wrong user name or password")
+        """The admin's password, rate-limited per client: RateLimited when over the limit.
+
+        The attempt takes its place among the client's failures before the (slow) check,
+        so concurrent guesses cannot all pass the limit; a right password gives it back."""
+        with self.limiter.attempt(client) as slot:
+            if slot is None:
+                raise RateLimited(client, self.limiter.retry_after(client) or 1)
+            if self.store.check_admin(username, password):
+                return True
+            slot.failed("wrong user name or password")
         log.warning("admin login from %s refused", client)
         return False
 

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from dragonball.errors import Conflict, Denied, NotFound, PortalError, Unavailable
+from dragonball.portal.attempts import AttemptLog
 from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.credentials import (code_hash, dummy_hash, hash_password, token_hash,
                                            verify_password)
@@ -132,7 +133,7 @@ class Device:
         return dataclasses.asdict(self)
 
 
-class Store(SessionTable):
+class Store(SessionTable, AttemptLog):
     """The portal's database. `Store.open(path)` creates it (0600, WAL) if needed."""
 
     def __init__(self, connection: sqlite3.Connection, path: str,
