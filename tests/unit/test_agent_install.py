@@ -17,8 +17,8 @@ from cryptography import x509
 from dragonball import agent_client, pki
 from dragonball.errors import InstallerError
 from dragonball.installer import agent as agent_mod
-from dragonball.installer import plan
-from dragonball.installer import portal as portal_mod
+from dragonball.installer import plan, roles
+from dragonball.installer.portal import registry as portal_registry
 from dragonball.installer.host import Completed, Host
 from dragonball.installer.journal import Journal
 from dragonball.installer.steps import run_steps
@@ -102,7 +102,7 @@ def played(tmp_path, monkeypatch):
     @contextlib.contextmanager
     def archive(environ=None):
         yield FakeArchive()
-    monkeypatch.setattr(portal_mod, "release_archive", archive)
+    monkeypatch.setattr(portal_registry, "release_archive", archive)
     monkeypatch.setattr(agent_mod, "wait_agent",
                         lambda host, address: server.waits.append(address))
     return server
@@ -124,17 +124,16 @@ def _cert(root: pathlib.Path, path: str) -> x509.Certificate:
 
 def test_the_agent_steps_run_after_the_portals_service_and_before_its_first_code(
         monkeypatch, tmp_path, played):
-    monkeypatch.setattr(plan.osprep, "os_preps", lambda facts: [])
-    monkeypatch.setattr(plan.engine_apply, "engine_steps", lambda ctx: [])
-    monkeypatch.setattr(plan.osprep, "firewall_prep", lambda facts, role: types.SimpleNamespace(
+    monkeypatch.setattr(roles.osprep, "os_preps", lambda facts: [])
+    monkeypatch.setattr(roles.engine_apply, "engine_steps", lambda ctx: [])
+    monkeypatch.setattr(roles.osprep, "firewall_prep", lambda facts, role: types.SimpleNamespace(
         id="os.firewall", title="firewall", changes=[]))
-    plan.load_plugins()
-    assert "dragonball.installer.agent" in plan.PLUGINS
-    ids = [s.id for s in plan.build_plan(_context(played, tmp_path))]
+    ids = [s.id for s in plan.build_plan(_context(played, tmp_path), roles.STEPS)]
     assert ids[ids.index("portal.images"):] == [
         "portal.images", "portal.runtime", "portal.config", "portal.store", "portal.service",
         "agent.params", "agent.pki", "agent.service", "portal.first_code"]
-    device = [s.id for s in plan.build_plan(_context(played, tmp_path / "d", role="device"))]
+    device = [s.id for s in plan.build_plan(_context(played, tmp_path / "d", role="device"),
+                                            roles.STEPS)]
     assert [i for i in device if i.startswith("agent.")] == ["agent.params"]
     assert device.index("agent.params") == device.index("join.swarm") - 1  # before the task
 
@@ -152,19 +151,26 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     agent_cert = _cert(root, agent_mod.AGENT_CERT)
     san = agent_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["dragonball-agent"]
+    agent_cert.verify_directly_issued_by(x509.load_pem_x509_certificate(played.ca.cert_pem))
+    # the portal's client certificate: from the clients' CA, which is not the cluster's
+    clients_ca = (etc / "ca/agent-clients.crt").read_bytes()
+    assert stat.S_IMODE((etc / "ca/agent-clients.key").stat().st_mode) == 0o600
     client = _cert(root, agent_client.CLIENT_CERT)
-    client.verify_directly_issued_by(x509.load_pem_x509_certificate(played.ca.cert_pem))
+    client.verify_directly_issued_by(x509.load_pem_x509_certificate(clients_ca))
+    with pytest.raises(ValueError):
+        client.verify_directly_issued_by(x509.load_pem_x509_certificate(played.ca.cert_pem))
     assert client.subject.rfc4514_string() == "CN=dragonball-portal"
 
-    # secrets: named by their content, the key never on a command line
+    # secrets: named by their content, the key never on a command line; the agent's "ca"
+    # (whom it accepts as clients) is the clients' CA
     key_pem = (etc / "agent/agent.key").read_bytes()
     assert sorted(played.secrets.values()) == sorted(
-        [(etc / "agent/agent.crt").read_bytes(), key_pem, played.ca.cert_pem])
+        [(etc / "agent/agent.crt").read_bytes(), key_pem, clients_ca])
     for args, _ in played.calls:
         assert not any(key_pem.decode().splitlines()[1] in a for a in args)
     names = {kind: agent_mod.secret_name(kind, data) for kind, data in (
         ("crt", (etc / "agent/agent.crt").read_bytes()), ("key", key_pem),
-        ("ca", played.ca.cert_pem))}
+        ("ca", clients_ca))}
     assert set(played.secrets) == set(names.values())
 
     # the service: global, dnsrr, host-mode 9443, /proc read-only, the socket, the secrets
@@ -210,6 +216,19 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     assert len(played.secrets) == 3  # the old certificate's secrets removed
     assert agent_mod.secret_name("crt", (etc / "agent/agent.crt").read_bytes()) in played.secrets
 
+    # a clients' CA that no longer fits: a new one, the portal's client certificate from it,
+    # the agent's "ca" secret swapped
+    old_client = (etc / "portal/agent-client.crt").read_bytes()
+    (etc / "ca/agent-clients.key").write_bytes(pki.create_ca().key_pem)  # not its key
+    for step in steps:
+        step.action()
+    clients_ca = (etc / "ca/agent-clients.crt").read_bytes()
+    _cert(root, agent_client.CLIENT_CERT).verify_directly_issued_by(
+        x509.load_pem_x509_certificate(clients_ca))
+    assert (etc / "portal/agent-client.crt").read_bytes() != old_client
+    assert agent_mod.secret_name("ca", clients_ca) in played.secrets
+    assert len(played.ran("service", "create")) == 3 and len(played.secrets) == 3
+
     # reset: the service and the secrets gone, the files made here gone
     results = undo_all(ctx.journal, played.host())
     assert all(r.status == "undone" for r in results), results
@@ -242,7 +261,7 @@ def test_without_the_ca_or_the_image_the_errors_say_what_to_do(played, tmp_path,
     @contextlib.contextmanager
     def registry_only(environ=None):
         yield types.SimpleNamespace(images=FakeArchive.images[:1])
-    monkeypatch.setattr(portal_mod, "release_archive", registry_only)
+    monkeypatch.setattr(portal_registry, "release_archive", registry_only)
     with pytest.raises(Exception, match="no dragonball/agent image"):
         agent_mod.start_service(ctx)
 
@@ -263,7 +282,18 @@ def test_a_params_folder_that_was_there_stays_at_reset(played, tmp_path):
     ctx = _context(played, tmp_path, role="device")
     params = played.root / "var/lib/dragonball/params"
     params.mkdir(parents=True, mode=0o755)
-    (step,) = agent_mod.device_params_steps(ctx)
+    step = agent_mod.params_step(ctx)
     run_steps([step], ctx.journal)
     assert stat.S_IMODE(params.stat().st_mode) == 0o700
     assert undo_all(ctx.journal, played.host()) == [] and params.is_dir()
+
+
+def test_a_ca_fits_while_it_is_a_ca_with_its_own_key_and_time_left():
+    import datetime
+    ca, other = pki.create_ca(), pki.create_ca()
+    assert agent_mod.ca_fits(ca)
+    assert not agent_mod.ca_fits(pki.KeyPair(ca.cert_pem, other.key_pem))
+    assert not agent_mod.ca_fits(pki.issue_client_cert(ca, "x"))  # a leaf, not a CA
+    assert not agent_mod.ca_fits(pki.KeyPair(b"junk", ca.key_pem))
+    late = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3640)
+    assert not agent_mod.ca_fits(ca, now=late)  # 10 days left

@@ -21,15 +21,15 @@ import os
 import tempfile
 import time
 
-from dragonball.errors import InstallerError
+from dragonball.errors import Conflict, InstallerError
 
 JOURNAL_NAME = "install-journal.json"
 FORMAT = 1
-STATES = ("running", "done", "failed")
 
 
-class JournalError(InstallerError):
-    """The journal cannot be read or does not belong to this install."""
+class JournalError(InstallerError, Conflict):
+    """The journal cannot be read or does not belong to this install: what is on this server
+    forbids going on until it is finished, reset or moved away."""
 
 
 def answers_digest(answers: dict) -> str:
@@ -39,7 +39,7 @@ def answers_digest(answers: dict) -> str:
 
 @dataclasses.dataclass
 class StepRecord:
-    state: str
+    state: str  # "running", "done" or "failed"
     started: float
     finished: float | None = None
     changes: dict = dataclasses.field(default_factory=dict)  # what reset must undo

@@ -1,5 +1,5 @@
 """The portal's settings: one YAML file, ``/etc/dragonball/portal/portal.yaml``, written by
-the installer (dragonball.installer.portal) and read by `dragonball portal serve` and
+the installer (dragonball.installer.portal.service) and read by `dragonball portal serve` and
 `dragonball enroll`. Secrets are never in it: it names the files that hold them.
 
     address: 10.0.0.5            # the portal's address: bound, and handed to devices
@@ -26,7 +26,7 @@ import os
 
 import yaml
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import InvalidInput, PortalError
 from dragonball.portal.store import DB_NAME
 from dragonball.shared import paths, ports
 from dragonball.shared.addresses import host_port
@@ -36,7 +36,7 @@ CONFIG_FILE = f"{CONFIG_DIR}/portal.yaml"
 CA_DIR = paths.CA_DIR
 
 
-class SettingsError(DragonBallError):
+class SettingsError(PortalError, InvalidInput):
     """The portal's settings file is missing or wrong."""
 
 
