@@ -43,6 +43,14 @@ def ha(docker_client, images, tmp_path_factory):
         group.remove()
 
 
+def distinct(failures: list) -> str:
+    """The first failure of each kind, for the report."""
+    seen: dict = {}
+    for t, status, message in failures:
+        seen.setdefault((status, message[:60]), (t, status, message))
+    return "\n".join(f"  {t} {status} {message}" for t, status, message in seen.values())
+
+
 def report(title: str, **numbers) -> None:
     print(f"\n[store-ha] {title}: " + ", ".join(f"{k} {v}" for k, v in numbers.items()))
 
@@ -97,6 +105,7 @@ def test_killing_the_primary_under_writes_loses_no_acknowledged_note(ha):
     report("primary killed", writes=len(client.writes()), acknowledged=len(acked),
            failed=len(client.failures()), no_write_s=round(refused_s, 2),
            resumed_after_kill_s=round(resumed_at - killed_at, 2) if resumed_at else None)
+    print(distinct(client.failures()))
     new_primary = ha.primary()
     assert new_primary in ("store-2", "store-3"), ha.logs()
     assert resumed_at is not None and resumed_at - killed_at < GENEROUS, \
@@ -136,6 +145,8 @@ def test_a_stopped_primary_hands_over_and_loses_no_acknowledged_note(ha):
            acknowledged=len(client.acknowledged()), failed=len(client.failures()),
            no_write_s=round(refused_s, 2))
     logs = container.logs().decode()
+    print("\n".join(line for line in logs.splitlines()[-40:] if "store: " in line))
+    print(distinct(client.failures()))
     assert container.attrs["State"]["ExitCode"] == 0, logs
     assert "handed the primary role over to" in logs, logs
     new_primary = ha.primary()

@@ -187,6 +187,7 @@ def test_a_replicated_redis_conf_refuses_unreplicated_writes_and_stale_reads():
     text = redis_conf.render(PARAMS, slots.from_environ(THREE))
     assert 'replica-announce-ip "store-2"' in text
     assert "min-replicas-to-write 1" in text and "replica-serve-stale-data no" in text
+    assert "repl-diskless-sync-delay 0" in text
     assert 'masterauth "pw\\x20x"' in text
     assert text.rstrip().endswith('include "/run/notes-store/replication.conf"')
     single = redis_conf.render(PARAMS)

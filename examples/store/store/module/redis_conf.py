@@ -138,6 +138,9 @@ def replication_lines(p: dict, slot) -> list[str]:
         # A replica that is not in sync answers no reads (not an empty or stale list).
         "replica-serve-stale-data no",
         "replica-read-only yes",
+        # A full resync starts at once (Redis waits 5 s by default, to send one stream to
+        # several replicas): meanwhile a primary with no other replica refuses every write.
+        "repl-diskless-sync-delay 0",
         # SHUTDOWN of a primary waits this long for lagging replicas (inside the stop grace).
         "shutdown-timeout 2",
     ]
