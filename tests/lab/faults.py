@@ -137,12 +137,12 @@ class PowerLoss(Fault):
 
     def _do(self) -> None:
         for server in self.servers:
-            if not _running(self.lab, server):
+            if not running(self.lab, server):
                 raise FaultError(f"{server} is not running: cannot cut its power",
                                  "start it first (lab.start)")
         self.undo_steps.push(f"power on {', '.join(self.servers)}", self._power_on)
         _parallel(self.lab.kill, self.servers)
-        still = [s for s in self.servers if _running(self.lab, s)]
+        still = [s for s in self.servers if running(self.lab, s)]
         if still:
             raise FaultError(f"{', '.join(still)} still running after docker kill")
 
@@ -151,14 +151,14 @@ class PowerLoss(Fault):
         boot = {}
 
         def start(server: str) -> None:
-            if not _running(self.lab, server):
+            if not running(self.lab, server):
                 self.lab.start(server)   # waits until booted
             boot[server] = round(time.monotonic() - began, 3)
         _parallel(start, self.servers)
         self.timings["boot_s"] = boot
 
     def _verify_undone(self) -> None:
-        down = [s for s in self.servers if not _running(self.lab, s)]
+        down = [s for s in self.servers if not running(self.lab, s)]
         if down:
             raise FaultError(f"{', '.join(down)} did not come back after the power cut")
 
@@ -178,7 +178,7 @@ def lose_server(lab, server: str) -> PowerLoss:
 def bring_back(lab, server: str) -> float:
     """Power `server` on (if it is off) and wait until it has booted; the seconds it took."""
     began = time.monotonic()
-    if not _running(lab, server):
+    if not running(lab, server):
         lab.start(server)
     return time.monotonic() - began
 
@@ -294,7 +294,7 @@ class Partition(Fault):
 
     def _do(self) -> None:
         for server, peers in self._rules().items():
-            if not _running(self.lab, server):
+            if not running(self.lab, server):
                 raise FaultError(f"{server} is not running: cannot add its firewall rules")
             self.undo_steps.push(f"remove {fp.CHAIN} on {server}",
                                  lambda s=server: self._remove(s))
@@ -310,7 +310,7 @@ class Partition(Fault):
                                  "is another rule accepting their packets first?")
 
     def _remove(self, server: str) -> None:
-        if not _running(self.lab, server):  # a server that lost power lost its rules too
+        if not running(self.lab, server):  # a server that lost power lost its rules too
             return
         self.lab.exec(server, ["sh", "-c", fp.partition_undo()], check=True)
 
@@ -382,7 +382,7 @@ class DiskFull(Fault):
 
     def available(self) -> None:
         """Raise `FaultUnavailable` unless a loop device can be set up inside the server."""
-        if not _running(self.lab, self.server):
+        if not running(self.lab, self.server):
             raise FaultError(f"{self.server} is not running")
         for tool in ("losetup", "mkfs.ext4", "findmnt", "mountpoint"):
             if not self.lab.exec(self.server, ["sh", "-c", f"command -v {tool}"]).ok:
@@ -438,7 +438,7 @@ class DiskFull(Fault):
         self.filled = False
 
     def _unmount(self) -> None:
-        if not _running(self.lab, self.server):
+        if not running(self.lab, self.server):
             return   # its mounts went with it; the loop device is released with them
         left = self._sh(fp.disk_unmount_script(self.layout), "unmounting the small disk")
         self.mounted = False
@@ -455,7 +455,7 @@ class DiskFull(Fault):
         self.fill()
 
     def _verify_undone(self) -> None:
-        if not _running(self.lab, self.server):
+        if not running(self.lab, self.server):
             return
         out = self.lab.exec(self.server, ["findmnt", "-n", "--mountpoint", self.layout.path])
         if out.ok and out.stdout.strip() and self.device and self.device in out.stdout:
@@ -473,7 +473,8 @@ def _server(server) -> str:
     return f"s{server}" if isinstance(server, int) else str(server)
 
 
-def _running(lab, server: str) -> bool:
+def running(lab, server: str) -> bool:
+    """Whether `server`'s container runs (powered on)."""
     info = lab.docker.inspect("container", lab.container(server)) or {}
     return bool(info.get("State", {}).get("Running"))
 
