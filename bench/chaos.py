@@ -203,6 +203,7 @@ def status_text(document: dict) -> str:
 
 
 _ALERT = re.compile(r'<li class="(\w+)"><strong>(.*?)</strong>:\s*(.*?)</li>', re.S)
+_BUSY = re.compile(r" \d+% busy")
 _ANSWERING = re.compile(r'<span class="big">(\d+/\d+)</span>\s*agents answering')
 _SERVICE = re.compile(r'data-service="[^"]*/([^"]+)".*?badge state-[\w-]+">([\w-]+)</span>\s*'
                       r'<span class="muted small">(\d+/\d+)', re.S)
@@ -219,9 +220,26 @@ def dashboard_text(health: str, services_html: str) -> str:
     parts.append("services: " + ("; ".join(unwell) if unwell else "all healthy"))
     alerts = [f"{html.unescape(re.sub('<[^>]+>', '', s))}: {html.unescape(re.sub('<[^>]+>', '', t))}"
               for _, s, t in _ALERT.findall(health + services_html)]
-    if alerts:
-        parts.append("alerts: " + "; ".join(a.strip()[:90] for a in alerts[:4]))
+    # "cpu 97% busy" -> "cpu busy": the figure moves every sample, the alert does not
+    parts += ["alert " + _BUSY.sub(" busy", a.strip())[:90] for a in alerts[:6]]
     return " | ".join(parts)
+
+
+def condense(texts: list[str]) -> str:
+    """Samples in order (each 'part | part | ...') as one line for the table: the parts
+    every sample shares once ('throughout: ...'), then what changed, sample by sample."""
+    if not texts:
+        return "-"
+    split = [[p.strip() for p in t.split(" | ")] for t in texts]
+    common = [p for p in split[0] if all(p in parts for parts in split[1:])]
+    changes: list[str] = []
+    for parts in split:
+        text = "; ".join(p for p in parts if p not in common) or "(as throughout)"
+        if not changes or changes[-1] != text:
+            changes.append(text)
+    head = f"throughout: {'; '.join(common)}" if common else ""
+    body = " → ".join(changes) if len(split) > 1 or not common else ""
+    return " ‖ ".join(filter(None, [head, body]))
 
 
 class Watch:
@@ -438,8 +456,9 @@ def scenario_c(ctx: Context) -> list[Result]:
     server = ctx.store_server()
     fault = faults.kill_dockerd(ctx.lab, server)
     result = measure(ctx, "c", f"on {server}", fault.do, fault.undo, hold=0)
-    result.notes = (f"systemd restarted dockerd {fault.timings.get('restarted_s', '?')} s after "
-                    f"the kill; docker info answered at {fault.timings.get('ready_s', '?')} s")
+    restarted, ready = fault.timings.get("restarted_s"), fault.timings.get("ready_s")
+    result.notes = (f"systemd restarted dockerd {restarted or 0:.1f} s after the kill; "
+                    f"docker info answered at {ready or 0:.1f} s")
     return [result]
 
 
@@ -522,7 +541,7 @@ def row(r: Result) -> list[str]:
             str(s["failed"]), f"{s['longest_gap_s']:.1f}", str(lost),
             "never" if first is None else f"{first:.1f}",
             "no (within --recover)" if r.recovery_s is None else f"{r.recovery_s:.1f}",
-            " → ".join(r.status) or "-", " → ".join(r.dashboard) or "-", r.notes]
+            condense(r.status), condense(r.dashboard), r.notes]
 
 
 def show_one(r: Result) -> None:

@@ -60,9 +60,9 @@ SERVICES = """<div id="dashboard-services">
 
 def test_the_dashboard_in_a_few_words():
     text = chaos.dashboard_text(HEALTH, SERVICES)
-    assert text == ("2/3 agents answering | services: store unhealthy 0/1 | alerts: "
-                    "s2 (10.213.1.12): its agent does not answer & more; "
-                    "notes/store: 0 of 1 tasks healthy")
+    assert text == ("2/3 agents answering | services: store unhealthy 0/1 | alert "
+                    "s2 (10.213.1.12): its agent does not answer & more | "
+                    "alert notes/store: 0 of 1 tasks healthy")
     assert chaos.dashboard_text("", "<p>Every service is healthy.</p>") == \
         "services: all healthy"
 
@@ -88,3 +88,15 @@ def test_ratios_put_the_baseline_beside_the_app():
                         "app", "baseline")
     assert rows == [["(d) s2 | others", "30 / 2 (15.0×)", "25 / 0.5 (50.0×)", "7 / 0",
                      "40 / 10 (4.0×)"]]
+
+
+def test_samples_are_condensed_to_what_changed():
+    samples = ["3 devices 3 joined | notes: all healthy",
+               "3 devices 3 joined | notes: store down 0/1",
+               "3 devices 3 joined | notes: store down 0/1",
+               "3 devices 3 joined | notes: all healthy"]
+    assert chaos.condense(samples) == ("throughout: 3 devices 3 joined ‖ notes: all healthy → "
+                                       "notes: store down 0/1 → notes: all healthy")
+    assert chaos.condense(["a | b"]) == "throughout: a; b"
+    assert chaos.condense([]) == "-"
+    assert chaos.condense(["x", "y"]) == "x → y"
