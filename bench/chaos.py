@@ -202,6 +202,23 @@ def status_text(document: dict) -> str:
     return " | ".join(parts)
 
 
+def status_answer(returncode: int, stdout: str, stderr: str) -> str:
+    """What one `dragonball status --json` run said, in a few words: the summary, or its
+    error (the JSON document's message: the portal cannot be reached, say)."""
+    try:
+        document = json.loads(stdout)
+    except ValueError:
+        document = None
+    if returncode == 0 and isinstance(document, dict):
+        return status_text(document)
+    if returncode in (137, -9):
+        return "no answer: the CLI was killed (its server lost power)"
+    if isinstance(document, dict) and document.get("error"):
+        return f"exit {returncode}: {str(document['error'])[:100]}"
+    lines = (stderr or stdout).strip().splitlines()
+    return f"exit {returncode}: {(lines or ['no output'])[0][:100]}"
+
+
 _ALERT = re.compile(r'<li class="(\w+)"><strong>(.*?)</strong>:\s*(.*?)</li>', re.S)
 _BUSY = re.compile(r" \d+% busy")
 _ANSWERING = re.compile(r'<span class="big">(\d+/\d+)</span>\s*agents answering')
@@ -308,13 +325,7 @@ class Watch:
                                               timeout=30)
             except LabError:
                 return f"no answer within 30 s (on {server})"
-            if run.returncode == 0:
-                try:
-                    return status_text(json.loads(run.stdout))
-                except ValueError:
-                    return "unreadable answer"
-            lines = (run.stderr or run.stdout).strip().splitlines()
-            return f"exit {run.returncode}: {(lines or ['?'])[0][:100]}"
+            return status_answer(run.returncode, run.stdout, run.stderr)
         return "no server with a login is running"
 
     def dashboard(self) -> str:

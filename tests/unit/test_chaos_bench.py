@@ -100,3 +100,15 @@ def test_samples_are_condensed_to_what_changed():
     assert chaos.condense(["a | b"]) == "throughout: a; b"
     assert chaos.condense([]) == "-"
     assert chaos.condense(["x", "y"]) == "x → y"
+
+
+def test_a_failed_status_says_its_error():
+    error = ('{"ok": false, "exit_status": 3, "error": "cannot reach the portal at '
+             '10.213.1.11:8443: connection refused", "hint": "is it up?"}')
+    assert chaos.status_answer(3, error, "") == \
+        "exit 3: cannot reach the portal at 10.213.1.11:8443: connection refused"
+    assert chaos.status_answer(137, "{", "") == \
+        "no answer: the CLI was killed (its server lost power)"
+    assert chaos.status_answer(1, "", "Traceback ...\nboom") == "exit 1: Traceback ..."
+    assert chaos.status_answer(0, '{"devices": {"total": 1, "by_state": {"joined": 1}}, '
+                                  '"apps": {}}', "") == "1 devices 1 joined"
