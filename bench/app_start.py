@@ -6,7 +6,7 @@ Builds a tiny module image FROM dragonballbase whose start action sleeps `start_
 seconds (seeded, 0-3 s, different per service), puts the host's engine in a single-node
 Swarm (left again at the end if this run made it), and applies a 20-service tree of depth 4
 (1 root Service, 3 Services under it, 6 under those, 10 leaf Backends) with the real
-orchestrator (dragonball.orchestrator.control.Control: the same scheduler, engine adapter and
+orchestrator (dragonball.orchestrator.control.Control: the same scheduler, Swarm adapter and
 health gates; only the registry lookup is replaced by the local image, and the node agent's
 parameter write by a local one). It measures, in the same run, from the rollout's own events:
 
@@ -35,12 +35,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "payload"))
 
 from dragonball.app import graph  # noqa: E402
-from dragonball.app.model import Observed  # noqa: E402
 from dragonball.orchestrator import naming  # noqa: E402
 from dragonball.orchestrator.control import Control  # noqa: E402
-from dragonball.orchestrator.engine import SwarmEngine  # noqa: E402
+from dragonball.orchestrator.observe import Observer  # noqa: E402
 from dragonball.orchestrator.state import AppStore  # noqa: E402
 from dragonball.portal.store import Store  # noqa: E402
+from dragonball.swarm import Swarm  # noqa: E402
 
 DOCKER = "/usr/bin/docker"
 IMAGE = "dragonball-bench/sleeper:1"
@@ -98,12 +98,11 @@ class LocalAgents:
         (folder / "params.json").write_text(json.dumps(params))
 
 
-class LocalControl(Control):
-    def observe(self, images):
-        nodes = self.engine.nodes()
-        pinned = {i: i for i in images}
-        return Observed(frozenset(pinned), frozenset(n.hostname for n in nodes),
-                        {n.hostname: n.labels for n in nodes}), pinned
+class LocalObserver(Observer):
+    """The images are this engine's own: each is "pinned" as itself, no registry."""
+
+    def pin(self, images):
+        return {i: i for i in images}
 
 
 def longest_path(needs: dict, duration: dict) -> float:
@@ -138,8 +137,9 @@ def main() -> int:
 
         def progress(service, state, detail):
             events.append((service, state, time.monotonic() - began))
-        control = LocalControl(SwarmEngine(), AppStore(Store.open(str(work / "portal.db"))),
-                               LocalAgents(), None, "", progress=progress, wait_s=180)
+        control = Control(Swarm(), AppStore(Store.open(str(work / "portal.db"))),
+                          LocalAgents(), None, "", progress=progress, wait_s=180)
+        control.observer = LocalObserver(control.engine, None, "")
         print("applying 20 services, depth 4 ...", flush=True)
         control.apply(str(spec_path))
         total = time.monotonic() - began

@@ -2,10 +2,10 @@
 
 One bare Debian 12 server of the lab (systemd as PID 1, no docker, no python3) on an
 internal network: `DragonBall-<version>.bin --target /root install --answers a.yaml
---yes` as a portal, with the install limited to OS preparation and the engine
-(DRAGONBALL_INSTALL_PLUGINS="": the portal's own steps have their tests in
-test_install_cluster.py). Then: a re-run changes nothing; reset restores /etc as it
-was; a `kill -9` of the whole install in the middle of dpkg, then a re-run, completes.
+--yes --base-only` as a portal: the install limited to OS preparation and the engine (the
+portal's own steps have their tests in test_install_cluster.py). Then: a re-run changes
+nothing; reset restores /etc as it was; a `kill -9` of the whole install in the middle of
+dpkg, then a re-run, completes.
 And once on a server whose PID 1 is not systemd: the engine runs as a dockerd of its own.
 """
 
@@ -22,7 +22,8 @@ from tests.lab.plan import CAPABILITY_OPTIONS
 ANSWERS = "/root/a.yaml"
 PASSWORD = "Engine test passphrase 42"
 JOURNAL = "/var/lib/dragonball/install-journal.json"
-ENV = {"DRAGONBALL_INSTALL_PLUGINS": ""}
+#: OS preparation and the engine only (installer/roles.py, BASE_ONLY)
+BASE_ONLY = "--base-only"
 OUR_STEPS = ["os.kernel", "os.limits", "engine.unpack", "engine.packages", "engine.config",
              "engine.start", "os.firewall"]
 #: Every file under /etc with its mode and content: what install changes and reset restores.
@@ -42,12 +43,12 @@ class Server:
     def install(self, timeout: float = 600):
         began = time.monotonic()
         outcome = self.lab.exec("s1", [self.binary, "--target", "/root", "install", "--answers",
-                                       ANSWERS, "--yes"], env=ENV, timeout=timeout)
+                                       ANSWERS, "--yes", BASE_ONLY], timeout=timeout)
         return outcome, time.monotonic() - began
 
     def reset(self):
         return self.lab.exec("s1", [self.binary, "--target", "/root", "reset", "--yes"],
-                             env=ENV, timeout=300)
+                             timeout=300)
 
     def journal(self) -> dict | None:
         outcome = self.sh(f"cat {JOURNAL}")
@@ -169,8 +170,8 @@ def test_reset_restores_etc_and_takes_the_engine_away(server, after_reset, prist
 def test_kill_9_during_the_engine_then_a_re_run_completes(server, after_reset, pristine_etc):
     # The whole install (stub, runtime, dpkg and its children) killed at once, mid-dpkg.
     server.lab.exec("s1", ["sh", "-c", "setsid sh -c 'echo $$ >/root/install.pgid; exec "
-                           f"{server.binary} --target /root install --answers {ANSWERS} --yes' "
-                           "</dev/null >/root/killed.log 2>&1 &"], env=ENV, check=True)
+                           f"{server.binary} --target /root install --answers {ANSWERS} --yes "
+                           f"{BASE_ONLY}' </dev/null >/root/killed.log 2>&1 &"], check=True)
     deadline = time.monotonic() + 120
     while server.sh("pgrep -x dpkg").returncode != 0:
         assert time.monotonic() < deadline, server.sh("cat /root/killed.log").stdout
@@ -234,11 +235,10 @@ def test_without_systemd_dockerd_runs_on_its_own_and_reset_stops_it(docker_cli,
     name, binary = server_without_systemd
 
     def sh(script: str, **kwargs):
-        return docker_cli("exec", "-e", "DRAGONBALL_INSTALL_PLUGINS=", name, "sh", "-c",
-                          script, check=False, timeout=600, **kwargs)
+        return docker_cli("exec", name, "sh", "-c", script, check=False, timeout=600, **kwargs)
 
     assert sh("cat /proc/1/comm").stdout.strip() == "sleep"
-    outcome = sh(f"{binary} --target /root install --answers {ANSWERS} --yes")
+    outcome = sh(f"{binary} --target /root install --answers {ANSWERS} --yes {BASE_ONLY}")
     assert outcome.ok, outcome.stdout + outcome.stderr
     pid = sh("cat /run/dragonball/dockerd.pid").stdout.strip()
     assert sh(f"ps -o sid= -p {pid}").stdout.strip() == pid  # a session of its own

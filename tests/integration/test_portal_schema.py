@@ -29,7 +29,7 @@ schemathesis = pytest.importorskip("schemathesis", reason="pip install -e '.[dev
 hypothesis = pytest.importorskip("hypothesis")
 
 sys.path.insert(0, str(ROOT / "tests" / "unit"))  # the fakes the unit tests use
-from orchestrator_fakes import FakeAgents, FakeEngine, FakeRegistry  # noqa: E402
+from orchestrator_fakes import FakeAgents, FakeRegistry, FakeSwarm  # noqa: E402
 from test_portal_app import FakeCluster  # noqa: E402
 
 EXAMPLES = 25
@@ -41,15 +41,12 @@ DIGESTS = {f"notes/{m}:0.1.0": f"sha256:{m[0] * 64}" for m in ("web", "api", "st
 def control_factory(store):
     """Controls over one shared fake cluster, its rollouts without real sleeps."""
     from dragonball.orchestrator.control import Control
-    from dragonball.orchestrator.rollout import Rollout
     from dragonball.orchestrator.state import AppStore
-    engine, agents, registry = FakeEngine(), FakeAgents(), FakeRegistry(DIGESTS)
+    engine, agents, registry = FakeSwarm(), FakeAgents(), FakeRegistry(DIGESTS)
 
     def make():
-        made = Control(engine, AppStore(store), agents, registry, REGISTRY, wait_s=5.0)
-        made.rollout = lambda: Rollout(engine, made.progress, made.explain, wait_s=5.0,
-                                       sleep=lambda s: None)
-        return made
+        return Control(engine, AppStore(store), agents, registry, REGISTRY, wait_s=5.0,
+                       sleep=lambda s: None)
     return make
 
 

@@ -3,7 +3,7 @@
 `FakeServer` is a root folder (etc/, proc/sys/, sys/fs/selinux/) plus a runner that
 plays the few programs the appliers run (sysctl, modprobe, setenforce, iptables,
 firewall-cmd, dpkg, systemctl, docker) against that tree and records every argv.
-The `server` and `no_role_steps` fixtures are imported by the test modules that use them.
+The `server` fixture is imported by the test modules that use it.
 """
 
 from __future__ import annotations
@@ -181,13 +181,6 @@ class FakeServer:
 @pytest.fixture
 def server(tmp_path):
     return FakeServer(tmp_path / "root")
-
-
-@pytest.fixture
-def no_role_steps(monkeypatch):
-    """The plan of this release's own steps, whatever other modules plugged in."""
-    monkeypatch.setattr(plan, "ROLE_STEPS", {"portal": [], "device": []})
-    monkeypatch.setattr(plan, "STEPS_BEFORE", {})
 
 
 def context(server: FakeServer, tmp_path, case="bare-lab-server", role=None, answers=None):

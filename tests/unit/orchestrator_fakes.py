@@ -1,99 +1,120 @@
-"""In-memory stand-ins for what orchestrator.control talks to: the Swarm engine, the node
-agents and the portal registry. Each records the calls that would change something."""
+"""In-memory stand-ins for what orchestrator.control talks to: the Swarm (speaking the
+adapter's domain types: Node, ServiceState, Task), the node agents and the portal
+registry. Each records the calls that would change something."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import datetime
 
 from dragonball.agent_client import AgentError
 from dragonball.orchestrator import naming
-from dragonball.orchestrator.engine import NodeInfo
+from dragonball.swarm import Node, ServiceState, Task
 
-NOW = "2025-01-01T00:00:00.000000000Z"
-#: Engine calls that change the cluster: a refused spec must make none of them.
-MUTATIONS = frozenset({"create", "update", "scale", "remove", "set_node_label",
-                       "ensure_network", "remove_network"})
-NODES = (NodeInfo("id-a", "node-a", "10.0.0.1", True, {}),
-         NodeInfo("id-b", "node-b", "10.0.0.2", True, {"zone": "b"}))
+NOW = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+#: Swarm calls that change the cluster: a refused spec must make none of them.
+MUTATIONS = frozenset({"create_service", "update_service", "scale", "remove_service",
+                       "update_node", "ensure_network", "remove_network"})
+NODES = (Node("id-a", "node-a", "10.0.0.1"),
+         Node("id-b", "node-b", "10.0.0.2", labels={"zone": "b"}))
 
 
 def task(service: str, slot: int, node: str, state: str = "running",
-         desired: str = "running", container: str | None = None) -> dict:
-    return {"ID": f"{service}.{slot}.{state}", "ServiceID": service, "Slot": slot,
-            "NodeID": node, "DesiredState": desired, "CreatedAt": NOW,
-            "Status": {"State": state, "Timestamp": NOW, "Err": "",
-                       "ContainerStatus": {"ContainerID": container or
-                                           f"c-{service}-{slot}"}}}
+         desired: str = "running", container: str | None = None, error: str = "") -> Task:
+    return Task(f"{service}.{slot}.{state}", slot, node, state, desired, error=error,
+                container_id=container or f"c-{service}-{slot}", timestamp=NOW, created=NOW,
+                service_id=f"id-{service}")
 
 
-class FakeEngine:
+def state_of(spec: dict, update_state: str | None = None) -> ServiceState:
+    """The ServiceState Swarm would report for a service made from `spec`."""
+    labels = dict(spec["Labels"])
+    return ServiceState(spec["Name"], labels, spec["TaskTemplate"]["ContainerSpec"]["Image"],
+                        spec["Mode"]["Replicated"]["Replicas"],
+                        labels.get(naming.SPEC_LABEL), update_state, id=f"id-{spec['Name']}")
+
+
+class FakeSwarm:
     """A Swarm where a created (or scaled) service has all its tasks running at once, or
     failed when its name is in `failing` (name -> the task's error)."""
 
     def __init__(self, nodes=NODES) -> None:
-        self._nodes = list(nodes)
+        self._nodes = {n.id: n for n in nodes}
         self.failing: dict = {}
-        self.by_name: dict = {}     # swarm name -> inspect data
-        self.task_lists: dict = {}  # swarm name -> tasks
+        self.by_name: dict = {}     # swarm name -> the spec it was made from
+        self.task_lists: dict = {}  # swarm name -> [Task]
         self.calls: list = []       # (method, *args)
 
     def mutations(self) -> list:
         return [c for c in self.calls if c[0] in MUTATIONS]
 
     # -- reads ----------------------------------------------------------------------------
-    def nodes(self) -> list[NodeInfo]:
+    def nodes(self) -> list[Node]:
         self.calls.append(("nodes",))
-        return list(self._nodes)
+        return list(self._nodes.values())
 
-    def services(self, app: str) -> dict:
-        return {name: copy.deepcopy(data) for name, data in self.by_name.items()
-                if data["Spec"]["Labels"].get(naming.APP_LABEL) == app}
+    def node(self, node_id: str) -> Node | None:
+        return self._nodes.get(node_id)
 
-    def service(self, name: str) -> dict | None:
-        data = self.by_name.get(name)
-        return copy.deepcopy(data) if data else None
+    def services(self, labels: dict | None = None) -> list[ServiceState]:
+        self.calls.append(("services", labels))
+        return [state_of(spec) for spec in self.by_name.values()
+                if all(spec["Labels"].get(k) == v for k, v in (labels or {}).items())]
 
-    def tasks(self, name: str) -> list[dict]:
-        return copy.deepcopy(self.task_lists.get(name, []))
+    def service(self, name: str) -> ServiceState | None:
+        spec = self.by_name.get(name)
+        return state_of(spec) if spec else None
 
-    def now(self) -> str:
+    def tasks(self, name: str) -> list[Task]:
+        return list(self.task_lists.get(name, []))
+
+    def now(self) -> datetime.datetime:
         return NOW
 
     # -- writes ---------------------------------------------------------------------------
     def add(self, spec: dict, tasks: list | None = None) -> None:
         """Put a service in place as if it ran already (test setup, not recorded)."""
-        self.by_name[spec["Name"]] = {"ID": f"id-{spec['Name']}", "Version": {"Index": 1},
-                                      "Spec": copy.deepcopy(spec)}
+        self.by_name[spec["Name"]] = copy.deepcopy(spec)
         replicas = spec["Mode"]["Replicated"]["Replicas"]
-        state = "failed" if spec["Name"] in self.failing else "running"
-        made = [task(spec["Name"], i + 1, self._nodes[i % len(self._nodes)].id, state)
+        nodes = list(self._nodes)
+        failing = self.failing.get(spec["Name"])
+        made = [task(spec["Name"], i + 1, nodes[i % len(nodes)],
+                     "failed" if failing else "running", error=failing or "")
                 for i in range(replicas)]
-        for t in made:
-            t["Status"]["Err"] = self.failing.get(spec["Name"], "")
         self.task_lists[spec["Name"]] = tasks if tasks is not None else made
 
-    def create(self, spec: dict) -> str:
-        self.calls.append(("create", spec["Name"]))
+    def create_service(self, spec: dict) -> str:
+        self.calls.append(("create_service", spec["Name"]))
         self.add(spec)
         return f"id-{spec['Name']}"
 
-    def update(self, current: dict, spec: dict, force: bool = False) -> None:
-        self.calls.append(("update", spec["Name"], force))
+    def update_service(self, name: str, spec: dict, force: bool = False) -> None:
+        self.calls.append(("update_service", name, force))
         self.add(spec)
 
     def scale(self, name: str, replicas: int) -> None:
         self.calls.append(("scale", name, replicas))
-        spec = copy.deepcopy(self.by_name[name]["Spec"])
+        if name not in self.by_name:
+            return
+        spec = copy.deepcopy(self.by_name[name])
         spec["Mode"] = {"Replicated": {"Replicas": replicas}}
         self.add(spec)
 
-    def remove(self, name: str) -> None:
-        self.calls.append(("remove", name))
+    def remove_service(self, name: str) -> None:
+        self.calls.append(("remove_service", name))
         self.by_name.pop(name, None)
         self.task_lists.pop(name, None)
 
-    def set_node_label(self, node_id: str, key: str, value) -> None:
-        self.calls.append(("set_node_label", node_id, key, value))
+    def update_node(self, node_id: str, labels: dict | None = None,
+                    promote: bool = False) -> bool:
+        self.calls.append(("update_node", node_id, dict(labels or {}), promote))
+        node = self._nodes[node_id]
+        merged = {**node.labels, **(labels or {})}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        self._nodes[node_id] = dataclasses.replace(
+            node, labels=merged, role="manager" if promote else node.role)
+        return True
 
     def ensure_network(self, spec: dict) -> None:
         self.calls.append(("ensure_network", spec["Name"]))

@@ -1,5 +1,5 @@
 """A portal app whose apps API and pages drive a Control over the orchestrator's fakes
-(orchestrator_fakes: FakeEngine, FakeAgents, FakeRegistry) and the portal's real store."""
+(orchestrator_fakes: FakeSwarm, FakeAgents, FakeRegistry) and the portal's real store."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import threading
 
 from fastapi.testclient import TestClient
 
+from dragonball.orchestrator import planning
 from dragonball.orchestrator.control import Control
-from dragonball.orchestrator.rollout import Rollout
 from dragonball.orchestrator.state import AppStore
 from dragonball.portal.api import create_app
 from dragonball.portal.store import Store
-from orchestrator_fakes import FakeAgents, FakeEngine, FakeRegistry, task
+from orchestrator_fakes import FakeAgents, FakeRegistry, FakeSwarm, task
 from portal_web_fakes import ADMIN_PASSWORD, Clock, FakeSources, make_settings
 from test_portal_app import FakeCluster
 
@@ -33,7 +33,7 @@ class Portal:
 
     client: TestClient
     store: Store
-    engine: FakeEngine
+    engine: FakeSwarm
     agents: FakeAgents
     registry: FakeRegistry
     sources: FakeSources
@@ -46,9 +46,10 @@ class Portal:
         """notes applied and running as `apply` would have left it: api on both nodes."""
         control = self.control()
         control.store.save_app("notes", "notes.app.yaml", text)
-        spec, _, pinned = control.load_text(text, "notes.app.yaml")
-        for name in spec.services:
-            self.engine.add(control.swarm_spec(spec, name, pinned))
+        prepared = control.prepare_text(text, "notes.app.yaml")
+        for name in prepared.spec.services:
+            self.engine.add(planning.wanted_spec(prepared.spec, name,
+                                                 prepared.observation.pinned))
         self.engine.task_lists["notes_api"] = [
             task("notes_api", 1, "id-a", container="c-api-1"),
             task("notes_api", 2, "id-b", container="c-api-2")]
@@ -64,17 +65,15 @@ def make_portal(tmp_path) -> Portal:
     store = Store.open(settings.db_path, clock=Clock())
     store.set_admin_password(ADMIN_PASSWORD)
     store.add_portal("s1", "10.0.0.1", "portalnode")
-    engine, agents, registry = FakeEngine(), FakeAgents(), FakeRegistry(DIGESTS)
+    engine, agents, registry = FakeSwarm(), FakeAgents(), FakeRegistry(DIGESTS)
     gate = threading.Event()
     gate.set()
-    for name in ("scale", "create"):
+    for name in ("scale", "create_service"):
         _gated(engine, name, gate)
 
-    def factory() -> Control:
-        made = Control(engine, AppStore(store), agents, registry, REGISTRY, wait_s=5.0)
-        made.rollout = lambda: Rollout(engine, made.progress, made.explain, wait_s=5.0,
-                                       sleep=lambda s: None)
-        return made
+    def factory() -> Control:  # rollouts without real sleeps between polls
+        return Control(engine, AppStore(store), agents, registry, REGISTRY, wait_s=5.0,
+                       sleep=lambda s: None)
     app = create_app(store, settings, FakeCluster(), control_factory=factory)
     sources = FakeSources(store, settings)
     app.state.sources = sources
@@ -82,7 +81,7 @@ def make_portal(tmp_path) -> Portal:
     return Portal(client, store, engine, agents, registry, sources, gate)
 
 
-def _gated(engine: FakeEngine, name: str, gate: threading.Event) -> None:
+def _gated(engine: FakeSwarm, name: str, gate: threading.Event) -> None:
     original = getattr(engine, name)
 
     def call(*args, **kwargs):

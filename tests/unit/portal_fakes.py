@@ -17,7 +17,8 @@ import types
 import pytest
 
 from dragonball.installer import plan
-from dragonball.installer import portal_registry, portal_service
+from dragonball.installer.portal import registry as portal_registry
+from dragonball.installer.portal import service as portal_service
 from dragonball.installer.host import Completed, Host
 from dragonball.installer.journal import Journal
 from dragonball.release.archive import ArchivedImage

@@ -17,8 +17,8 @@ from cryptography import x509
 from dragonball import agent_client, pki
 from dragonball.errors import InstallerError
 from dragonball.installer import agent as agent_mod
-from dragonball.installer import plan
-from dragonball.installer import portal as portal_mod
+from dragonball.installer import plan, roles
+from dragonball.installer.portal import registry as portal_registry
 from dragonball.installer.host import Completed, Host
 from dragonball.installer.journal import Journal
 from dragonball.installer.steps import run_steps
@@ -102,7 +102,7 @@ def played(tmp_path, monkeypatch):
     @contextlib.contextmanager
     def archive(environ=None):
         yield FakeArchive()
-    monkeypatch.setattr(portal_mod, "release_archive", archive)
+    monkeypatch.setattr(portal_registry, "release_archive", archive)
     monkeypatch.setattr(agent_mod, "wait_agent",
                         lambda host, address: server.waits.append(address))
     return server
@@ -124,17 +124,16 @@ def _cert(root: pathlib.Path, path: str) -> x509.Certificate:
 
 def test_the_agent_steps_run_after_the_portals_service_and_before_its_first_code(
         monkeypatch, tmp_path, played):
-    monkeypatch.setattr(plan.osprep, "os_preps", lambda facts: [])
-    monkeypatch.setattr(plan.engine_apply, "engine_steps", lambda ctx: [])
-    monkeypatch.setattr(plan.osprep, "firewall_prep", lambda facts, role: types.SimpleNamespace(
+    monkeypatch.setattr(roles.osprep, "os_preps", lambda facts: [])
+    monkeypatch.setattr(roles.engine_apply, "engine_steps", lambda ctx: [])
+    monkeypatch.setattr(roles.osprep, "firewall_prep", lambda facts, role: types.SimpleNamespace(
         id="os.firewall", title="firewall", changes=[]))
-    plan.load_plugins()
-    assert "dragonball.installer.agent" in plan.PLUGINS
-    ids = [s.id for s in plan.build_plan(_context(played, tmp_path))]
+    ids = [s.id for s in plan.build_plan(_context(played, tmp_path), roles.STEPS)]
     assert ids[ids.index("portal.images"):] == [
         "portal.images", "portal.runtime", "portal.config", "portal.store", "portal.service",
         "agent.params", "agent.pki", "agent.service", "portal.first_code"]
-    device = [s.id for s in plan.build_plan(_context(played, tmp_path / "d", role="device"))]
+    device = [s.id for s in plan.build_plan(_context(played, tmp_path / "d", role="device"),
+                                            roles.STEPS)]
     assert [i for i in device if i.startswith("agent.")] == ["agent.params"]
     assert device.index("agent.params") == device.index("join.swarm") - 1  # before the task
 
@@ -242,7 +241,7 @@ def test_without_the_ca_or_the_image_the_errors_say_what_to_do(played, tmp_path,
     @contextlib.contextmanager
     def registry_only(environ=None):
         yield types.SimpleNamespace(images=FakeArchive.images[:1])
-    monkeypatch.setattr(portal_mod, "release_archive", registry_only)
+    monkeypatch.setattr(portal_registry, "release_archive", registry_only)
     with pytest.raises(Exception, match="no dragonball/agent image"):
         agent_mod.start_service(ctx)
 
@@ -263,7 +262,7 @@ def test_a_params_folder_that_was_there_stays_at_reset(played, tmp_path):
     ctx = _context(played, tmp_path, role="device")
     params = played.root / "var/lib/dragonball/params"
     params.mkdir(parents=True, mode=0o755)
-    (step,) = agent_mod.device_params_steps(ctx)
+    step = agent_mod.params_step(ctx)
     run_steps([step], ctx.journal)
     assert stat.S_IMODE(params.stat().st_mode) == 0o700
     assert undo_all(ctx.journal, played.host()) == [] and params.is_dir()

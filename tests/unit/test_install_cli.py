@@ -16,12 +16,14 @@ import sys
 import pytest
 
 from dragonball.commands import install as install_cli
-from dragonball.installer import answers_fallback
+from dragonball.installer import install as install_mod
 from dragonball.installer import plan as plan_mod
+from dragonball.installer import roles
 from dragonball.installer.journal import Journal, answers_digest
-from dragonball.installer.logs import SecretFilter, open_log, close_log
+from dragonball.installer.logs import SecretFilter, close_log, enrollment_variants, open_log
 from dragonball.installer.preflight import Result
 from dragonball.installer.preflight.check import Check
+from dragonball.wizard.model import Answers
 from test_install_osprep import load
 
 PASSWORD = "correct horse battery staple"
@@ -34,13 +36,13 @@ def dragonball(*args: str) -> subprocess.CompletedProcess:
 
 
 def answers(data_dir, password=PASSWORD):
-    return answers_fallback.FileAnswers(role="portal", data_dir=str(data_dir),
-                                        admin_password=password)
+    return Answers(role="portal", address="10.0.0.5", data_dir=str(data_dir),
+                   admin_password=password)
 
 
 def install_args(**kw) -> argparse.Namespace:
     return argparse.Namespace(**{"answers": None, "yes": True, "data_dir": None,
-                                 "engine_tar": None, "role": None, "address": None,
+                                 "engine_tar": None, "base_only": False, "role": None, "address": None,
                                  "portal": None, "code": None, "ca_fingerprint": None, **kw})
 
 
@@ -63,7 +65,7 @@ def traps(monkeypatch):
     def trap(*a, **k):
         raise AssertionError("the command went past where it must stop")
     monkeypatch.setattr(plan_mod, "build_plan", trap)
-    monkeypatch.setattr(install_cli, "open_log", trap)
+    monkeypatch.setattr(install_mod, "open_log", trap)
 
 
 # --- reset ------------------------------------------------------------------------------------------
@@ -105,7 +107,7 @@ def test_install_needs_an_absolute_data_dir():
 
 
 def test_install_yes_without_answers_is_a_usage_error(tmp_path):
-    """Nothing to read the answers from (the wizard's wording, or the fallback's): exit 2."""
+    """Nothing to read the answers from (the wizard says so): exit 2."""
     result = dragonball("install", "--yes", "--data-dir", str(tmp_path))
     assert result.returncode == 2, result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -138,8 +140,8 @@ def test_a_finished_install_run_again_says_so_and_changes_nothing(tmp_path, monk
     given = answers(tmp_path)
     journal = a_journal(tmp_path, answers_digest(given.as_dict()), finished=True)
     before = open(journal.path).read()
-    monkeypatch.setattr(install_cli, "collect", lambda args: given)
-    monkeypatch.setattr(install_cli, "preflight", lambda a: pytest.fail("preflight ran"))
+    monkeypatch.setattr(install_mod, "collect", lambda args: given)
+    monkeypatch.setattr(install_mod, "preflight", lambda a: pytest.fail("preflight ran"))
     assert install_cli.install_command(install_args()) == 0
     assert "already installed" in capsys.readouterr().out
     assert open(journal.path).read() == before
@@ -147,9 +149,9 @@ def test_a_finished_install_run_again_says_so_and_changes_nothing(tmp_path, monk
 
 def test_a_finished_install_with_other_answers_is_refused(tmp_path, monkeypatch, traps, capsys):
     a_journal(tmp_path, answers_digest(answers(tmp_path).as_dict()), finished=True)
-    monkeypatch.setattr(install_cli, "collect",
+    monkeypatch.setattr(install_mod, "collect",
                         lambda args: answers(tmp_path, password="another long passphrase"))
-    monkeypatch.setattr(install_cli, "preflight", lambda a: pytest.fail("preflight ran"))
+    monkeypatch.setattr(install_mod, "preflight", lambda a: pytest.fail("preflight ran"))
     assert install_cli.install_command(install_args()) == 1
     assert "run 'reset' first" in capsys.readouterr().err
 
@@ -160,8 +162,8 @@ def test_a_failed_preflight_stops_before_any_change(tmp_path, monkeypatch, traps
                                    Check("port.2377/tcp", "fail", "in use", "stop it")])
     failing = Result(facts, type("R", (), {"role": "portal", "release": None})(),
                      failing.checks)
-    monkeypatch.setattr(install_cli, "collect", lambda args: answers(tmp_path / "data"))
-    monkeypatch.setattr(install_cli, "preflight", lambda a: failing)
+    monkeypatch.setattr(install_mod, "collect", lambda args: answers(tmp_path / "data"))
+    monkeypatch.setattr(install_mod, "preflight", lambda a: failing)
     assert install_cli.install_command(install_args()) == 1
     out = capsys.readouterr()
     assert "port.2377/tcp" in out.out and "stopped before any change" in out.err
@@ -170,39 +172,37 @@ def test_a_failed_preflight_stops_before_any_change(tmp_path, monkeypatch, traps
 
 def test_data_dir_option_and_answers_must_agree(tmp_path):
     given = answers(tmp_path / "a")
-    with pytest.raises(install_cli.UsageProblem, match="differ"):
-        install_cli.with_data_dir(given, str(tmp_path / "b"))
-    default = answers_fallback.FileAnswers(role="portal", admin_password=PASSWORD)
-    assert install_cli.with_data_dir(default, "/srv/db").data_dir == "/srv/db"
+    with pytest.raises(install_mod.AnswersDisagree, match="differ"):
+        install_mod.with_data_dir(given, str(tmp_path / "b"))
+    default = Answers(role="portal", address="10.0.0.5", admin_password=PASSWORD)
+    assert install_mod.with_data_dir(default, "/srv/db").data_dir == "/srv/db"
+
+
+def test_the_command_line_becomes_the_use_cases_options():
+    from dragonball.cli import _parser
+    args = _parser().parse_args(["install", "--role", "device", "--portal", "10.0.0.1",
+                                 "--code", CODE, "--data-dir", "/srv/db", "--yes"])
+    options = install_cli.install_options(args)
+    assert (options.wizard.role, options.wizard.portal, options.wizard.code,
+            options.wizard.data_dir, options.wizard.yes) == ("device", "10.0.0.1", CODE,
+                                                             "/srv/db", True)
+    assert options.role_steps is roles.STEPS and options.engine_tar is None
+    base = install_cli.install_options(_parser().parse_args(["install", "--base-only"]))
+    assert base.role_steps is roles.BASE_ONLY
 
 
 def test_resuming_an_install_is_not_stopped_by_its_own_ports():
     checks = [Check("port.5000/tcp", "fail", "in use"), Check("root", "fail", "uid 1000")]
-    assert [c.name for c in install_cli.blocking_checks(checks, resuming=False)] == [
+    assert [c.name for c in install_mod.blocking_checks(checks, resuming=False)] == [
         "port.5000/tcp", "root"]
-    assert [c.name for c in install_cli.blocking_checks(checks, resuming=True)] == ["root"]
+    assert [c.name for c in install_mod.blocking_checks(checks, resuming=True)] == ["root"]
 
 
-# --- the fallback answers reader --------------------------------------------------------------------
+# --- the answers' secrets -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data, problem", [
-    ({"role": "portal", "admin_password": "x"}, None),
-    ({"role": "device", "portal": "10.0.0.1", "enrollment_code": CODE}, None),
-    ({"role": "portal"}, "a portal needs admin_password"),
-    ({"role": "device", "portal": "10.0.0.1"}, "a device needs enrollment_code"),
-    ({"role": "boss"}, "role must be one of portal, device"),
-    ({"role": "portal", "admin_password": "x", "colour": "red"}, "unknown answer 'colour'"),
-    ({"role": "portal", "admin_password": "x", "data_dir": "db"}, "absolute path"),
-    (["role", "portal"], "mapping"),
-])
-def test_fallback_answers_problems(data, problem):
-    found = answers_fallback.problems_of(data)
-    assert (found == []) if problem is None else any(problem in p for p in found), found
-
-
-def test_fallback_answers_mask_their_secrets():
-    given = answers_fallback.FileAnswers(role="device", portal="10.0.0.1:8443",
-                                         enrollment_code=CODE)
+def test_the_answers_mask_their_secrets():
+    given = Answers(role="device", address="10.0.0.12", portal="10.0.0.1:8443",
+                    enrollment_code=CODE)
     assert CODE not in json.dumps(given.masked()) and CODE not in repr(answers("/x"))
     assert PASSWORD not in repr(answers("/x"))
 
@@ -245,7 +245,7 @@ def test_a_secret_added_later_is_masked_from_then_on():
 
 def test_the_install_log_holds_no_secret_and_is_private(tmp_path):
     secrets = SecretFilter([PASSWORD])
-    secrets.add(*install_cli.enrollment_variants(CODE))
+    secrets.add(*enrollment_variants(CODE))
     root = logging.getLogger()
     level = root.level
     handler = open_log("install.log", secrets, log_dir=str(tmp_path))
@@ -265,6 +265,7 @@ def test_the_install_log_holds_no_secret_and_is_private(tmp_path):
 
 
 def test_the_install_command_masks_the_answers_secrets():
-    given = answers_fallback.FileAnswers(role="device", portal="10.0.0.1", enrollment_code=CODE)
-    secrets = install_cli.secret_filter(given)
+    given = Answers(role="device", address="10.0.0.12", portal="10.0.0.1",
+                    enrollment_code=CODE)
+    secrets = install_mod.secret_filter(given)
     assert secrets.mask(f"code {CODE} / {CODE.replace('-', '')}") == "code ******** / ********"

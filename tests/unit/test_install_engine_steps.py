@@ -15,7 +15,9 @@ import time
 import pytest
 
 from dragonball.errors import InstallerError
-from dragonball.installer import engine, engine_apply, plan
+from dragonball.installer import plan
+from dragonball.installer.engine import apply as engine_apply
+from dragonball.installer.engine import rules
 from dragonball.installer.journal import Journal
 from dragonball.installer.steps import StepFailed, run_steps
 from dragonball.installer.undo import undo_all
@@ -33,8 +35,8 @@ PAIRS = [("1.0", "1.0"), ("1.0", "1.0-1"), ("1.0~rc1", "1.0"), ("1.0~~", "1.0~")
 
 @pytest.mark.parametrize("a, b", PAIRS)
 def test_version_order_is_dpkgs(a, b):
-    ours = engine.compare_versions(a, b)
-    assert engine.compare_versions(b, a) == -ours
+    ours = rules.compare_versions(a, b)
+    assert rules.compare_versions(b, a) == -ours
     if shutil.which("dpkg"):
         def dpkg(op):
             return subprocess.run(["dpkg", "--compare-versions", a, op, b]).returncode == 0
@@ -45,12 +47,12 @@ def test_what_dpkg_must_install():
     bundled = [{"name": "docker.io", "version": "20.10.24"}, {"name": "iptables",
                "version": "1.8.9-2"}, {"name": "tini", "version": "0.19.0-1"},
                {"name": "runc", "version": "1.1.5"}, {"name": "netbase", "version": "6.4"}]
-    state = engine.parse_dpkg_query("iptables\t1.8.9-2\tii \ntini\t0.19.0-1\tiF \n"
+    state = rules.parse_dpkg_query("iptables\t1.8.9-2\tii \ntini\t0.19.0-1\tiF \n"
                                     "runc\t1.1.4\tii \nnetbase\t6.5\tii \n"
                                     "docker.io\t20.10.24\trc \n")
-    assert [p["name"] for p in engine.packages_to_install(bundled, state)] == [
+    assert [p["name"] for p in rules.packages_to_install(bundled, state)] == [
         "docker.io", "tini", "runc"]  # missing, half-configured, older; never downgraded
-    assert [engine.is_absent(state.get(n)) for n in ("docker.io", "tini", "x")] == \
+    assert [rules.is_absent(state.get(n)) for n in ("docker.io", "tini", "x")] == \
         [True, False, True]
 
 
@@ -66,22 +68,22 @@ def test_what_dpkg_must_install():
 def test_engine_path(docker, started, path):
     _, facts = load("bare-lab-server")
     facts.docker = {**facts.docker, **docker}
-    assert engine.engine_path(facts, started) == path
+    assert rules.engine_path(facts, started) == path
 
 
 def test_daemon_json_keeps_what_the_admin_set():
-    assert engine.daemon_config(None) == engine.DAEMON_SETTINGS
+    assert rules.daemon_config(None) == rules.DAEMON_SETTINGS
     theirs = {"data-root": "/srv/docker", "log-opts": {"max-file": "9"},
               "default-ulimits": {"nproc": {"Name": "nproc", "Soft": 1, "Hard": 2}}}
-    merged = engine.daemon_config(theirs)
+    merged = rules.daemon_config(theirs)
     assert merged["data-root"] == "/srv/docker"
     assert merged["log-opts"] == {"max-size": "10m", "max-file": "9"}
     assert set(merged["default-ulimits"]) == {"nofile", "nproc"}
-    journald = engine.daemon_config({"log-driver": "journald"})
+    journald = rules.daemon_config({"log-driver": "journald"})
     assert journald["log-driver"] == "journald" and "log-opts" not in journald
     with pytest.raises(InstallerError, match="not valid JSON"):
-        engine.parse_daemon_json("{broken")
-    assert engine.parse_daemon_json("  \n") is None
+        rules.parse_daemon_json("{broken")
+    assert rules.parse_daemon_json("  \n") is None
 
 
 # --- the .debs out of the tar ----------------------------------------------------------------------

@@ -18,7 +18,8 @@ import pathlib
 import pytest
 
 from dragonball.errors import InstallerError
-from dragonball.installer import engine, osprep
+from dragonball.installer import osprep
+from dragonball.installer.engine import rules
 from dragonball.installer.preflight.facts import SYSCTL_KEYS, Facts
 
 CASES_DIR = pathlib.Path(__file__).parent / "data" / "osprep"
@@ -33,8 +34,8 @@ def load(name: str) -> tuple[str, Facts]:
 
 def describe(role: str, facts: Facts) -> dict:
     return {"os": [p.to_dict() for p in osprep.os_preps(facts)],
-            "engine": engine.engine_path(facts, install_started=False),
-            "daemon.json": engine.daemon_config(None, osprep.nofile_limit(facts)),
+            "engine": rules.engine_path(facts, install_started=False),
+            "daemon.json": rules.daemon_config(None, osprep.nofile_limit(facts)),
             "firewall": osprep.firewall_prep(facts, role).to_dict()}
 
 
@@ -94,7 +95,7 @@ def test_open_files_never_above_what_the_server_can_grant(limits, nofile):
     facts.limits = limits
     assert osprep.nofile_limit(facts) == nofile
     assert f"root  hard nofile {nofile}\n" in osprep.limits_prep(facts).changes[0]["content"]
-    assert engine.daemon_config(None, nofile)["default-ulimits"]["nofile"]["Hard"] == nofile
+    assert rules.daemon_config(None, nofile)["default-ulimits"]["nofile"]["Hard"] == nofile
 
 
 def test_selinux_only_when_enforcing_now_or_at_boot():

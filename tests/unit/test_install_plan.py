@@ -1,5 +1,5 @@
 """The host's programs (their environment, a missing one) and the install plan: its order,
-duplicate ids refused, role steps, the plugins loaded."""
+duplicate ids refused, each role's steps (installer/roles.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import json
 import pytest
 
 from dragonball.errors import DragonBallError, InstallerError
-from dragonball.installer import plan
+from dragonball.installer import plan, roles
 from dragonball.installer.host import Host
 from dragonball.installer.preflight.facts import Facts
-from install_fakes import context, no_role_steps, server  # noqa: F401 (fixtures)
+from dragonball.shared import ports
+from install_fakes import context, server  # noqa: F401 (fixtures)
 from test_install_osprep import load
 
 
@@ -29,33 +30,39 @@ def test_a_missing_program_is_an_error_naming_it(server):
         server.host().run(["setsid-like", "x"])
 
 
-def test_plan_order_and_duplicate_ids_are_refused(server, tmp_path, no_role_steps):
+def test_plan_order_and_duplicate_ids_are_refused(server, tmp_path):
     ctx = context(server, tmp_path, case="bare-lab-server", role="portal")
-    ids = [s.id for s in plan.build_plan(ctx)]
+    ids = [s.id for s in plan.build_plan(ctx, roles.BASE_ONLY)]
     assert ids == ["os.kernel", "os.limits", "engine.unpack", "engine.packages",
                    "engine.config", "engine.start", "os.firewall"]
-    plan.ROLE_STEPS["portal"].append(lambda c: [plan.Step("os.limits", "again", dict)])
+    again = {"portal": lambda c: [*roles.base_steps(c), plan.Step("os.limits", "again", dict)]}
     with pytest.raises(InstallerError, match="duplicate step ids: os.limits"):
-        plan.build_plan(ctx)
+        plan.build_plan(ctx, again)
 
 
-def test_role_steps_come_after_the_firewall(server, tmp_path, no_role_steps):
+def test_role_steps_come_after_the_firewall(server, tmp_path):
     ctx = context(server, tmp_path, case="debian12-vm", role="device")
-    plan.ROLE_STEPS["device"].append(lambda c: [plan.Step("join.swarm", "join", dict)])
-    ids = [s.id for s in plan.build_plan(ctx)]
-    assert ids == ["os.kernel", "os.limits", "engine.use", "os.firewall", "join.swarm"]
+    ids = [s.id for s in plan.build_plan(ctx, roles.STEPS)]
+    assert ids == ["os.kernel", "os.limits", "engine.use", "os.firewall", "join.ca",
+                   "join.enroll", "join.ssh_key", "join.registry", "agent.params",
+                   "join.swarm", "join.report"]
+
+
+def test_the_portal_runs_its_steps_then_the_agents_then_its_first_code(server, tmp_path):
+    ctx = context(server, tmp_path, case="bare-lab-server", role="portal")
+    ids = [s.id for s in plan.build_plan(ctx, roles.STEPS)]
+    assert ids[ids.index("os.firewall"):] == [
+        "os.firewall", "portal.swarm", "portal.pki", "portal.registry_auth",
+        "portal.registry_image", "portal.registry", "portal.registry_trust", "portal.images",
+        "portal.runtime", "portal.config", "portal.store", "portal.service", "agent.params",
+        "agent.pki", "agent.service", "portal.first_code"]  # no join.* step
+
+
+def test_every_role_has_its_steps_and_base_only_is_the_base_for_each():
+    assert set(roles.STEPS) == set(roles.BASE_ONLY) == set(ports.ROLES)
+    assert all(make is roles.base_steps for make in roles.BASE_ONLY.values())
 
 
 def test_facts_of_a_case_round_trip(tmp_path):
     _, facts = load("bare-lab-server")
     assert Facts(**json.loads(json.dumps(facts.to_dict()))) == facts
-
-
-def test_the_plugins_loaded_can_be_limited_for_tests_of_the_base_layer(monkeypatch):
-    loaded = []
-    monkeypatch.setattr(plan, "PLUGINS", ["a.portal", "b.join"])
-    monkeypatch.setattr(plan.importlib, "import_module", loaded.append)
-    plan.load_plugins({})
-    plan.load_plugins({plan.PLUGINS_ENV: ""})
-    plan.load_plugins({plan.PLUGINS_ENV: "x.one, y.two"})
-    assert loaded == ["a.portal", "b.join", "x.one", "y.two"]

@@ -3,6 +3,9 @@ undo kept, an unknown kind skipped."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from dragonball.errors import InstallerError
@@ -66,3 +69,19 @@ def test_noting_a_kind_nobody_can_undo_is_a_bug_caught_at_once(tmp_path):
     journal.start("s")
     with pytest.raises(ValueError, match="no undo handler"):
         UndoLog(journal, "s").note("k", {"kind": "nobody-knows"})
+
+
+def test_reset_knows_every_kind_a_step_may_note():
+    """Reset alone (a fresh process: nothing else imported) can undo every kind: importing
+    installer/roles.py imports every step module, and with each its undo handlers."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import dragonball.installer.reset, dragonball.installer.undo "
+         "as u; print(' '.join(sorted(u.HANDLERS)))"],
+        capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert found == sorted([
+        "file", "sysctl", "selinux", "config_value", "ports", "authorized_key",  # apply
+        "tree", "service", "dockerd", "packages",                                # engine
+        "portal_swarm", "portal_file", "portal_tree", "portal_image", "portal_container",
+        "portal_login", "portal_link", "portal_service", "portal_process",       # portal
+        "docker_login", "swarm_join",                                            # join
+        "agent_service", "agent_secret", "agent_params"])                        # agent

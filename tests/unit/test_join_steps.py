@@ -68,11 +68,6 @@ def mode(server, path: str) -> int:
     return stat.S_IMODE(os.stat(server.root / path.lstrip("/")).st_mode)
 
 
-def test_the_steps_are_registered_for_devices_only():
-    assert join.device_steps in plan.ROLE_STEPS["device"]
-    assert join.device_steps not in plan.ROLE_STEPS["portal"]
-
-
 def test_a_device_joins(server, portal):
     ctx, outcomes = install(server, portal)
     assert [(o.id, o.status) for o in outcomes] == [(s, "done") for s in STEPS]

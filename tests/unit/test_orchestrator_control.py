@@ -8,14 +8,15 @@ import pathlib
 
 import pytest
 
-from orchestrator_fakes import FakeAgents, FakeEngine, FakeRegistry, task
+from orchestrator_fakes import FakeAgents, FakeRegistry, FakeSwarm, task
 from dragonball.agent_client import AgentError
 from dragonball.app.errors import AppSpecInvalid, UnknownService
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import control as control_mod
+from dragonball.orchestrator import planning
 from dragonball.orchestrator.control import AppNotApplied, Control, TaskResult
 from dragonball.orchestrator.params import ParamsInvalid
-from dragonball.orchestrator.rollout import Rollout, RolloutFailed
+from dragonball.orchestrator.rollout import RolloutFailed
 from dragonball.orchestrator.state import AppStore
 from dragonball.portal.store import Store
 
@@ -27,7 +28,7 @@ DIGESTS = {f"notes/{m}:0.1.0": f"sha256:{m[0] * 64}" for m in ("web", "api", "st
 
 @pytest.fixture
 def engine():
-    return FakeEngine()
+    return FakeSwarm()
 
 
 @pytest.fixture
@@ -43,12 +44,9 @@ def registry():
 @pytest.fixture
 def control(tmp_path, engine, agents, registry):
     store = Store.open(str(tmp_path / "portal" / "portal.db"))
-    now = [0.0]  # a clock that moves only when the control sleeps (agent retries)
+    now = [0.0]  # a clock that moves only when the control sleeps (polls, agent retries)
     made = Control(engine, AppStore(store), agents, registry, REGISTRY, wait_s=5.0,
                    clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
-    # the same rollout, without real sleeps between polls
-    made.rollout = lambda: Rollout(engine, made.progress, made.explain, wait_s=5.0,
-                                   sleep=lambda s: None)
     yield made
     store.close()
 
@@ -135,13 +133,13 @@ def test_a_missing_file_is_refused(tmp_path, control, engine, agents):
 def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engine, agents):
     plan = control.apply(spec_file(tmp_path))
     assert plan.count("start") == 3
-    created = [c[1] for c in engine.calls if c[0] == "create"]
+    created = [c[1] for c in engine.calls if c[0] == "create_service"]
     assert created == ["notes_store", "notes_api", "notes_web"]
     assert ("ensure_network", "notes_net") in engine.calls
-    image = engine.by_name["notes_api"]["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    image = engine.by_name["notes_api"]["TaskTemplate"]["ContainerSpec"]["Image"]
     assert image == f"{REGISTRY}/notes/api@sha256:{'a' * 64}"
-    # no placement.servers: the placement label is removed from every server
-    assert all(c[3] is None for c in engine.calls if c[0] == "set_node_label")
+    # no placement.servers, and no server carries a placement label: no node is touched
+    assert not [c for c in engine.calls if c[0] == "update_node"]
     puts = agents.named("put_params")
     assert {(c[1], c[3]) for c in puts} == {(a, s) for a in ("10.0.0.1", "10.0.0.2")
                                             for s in ("web", "api", "store")}
@@ -151,7 +149,21 @@ def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engi
     engine.calls.clear()
     again = control.apply(spec_file(tmp_path))
     assert again.count("keep") == 3
-    assert not [c for c in engine.calls if c[0] in ("create", "update")]
+    assert not [c for c in engine.calls if c[0] in ("create_service", "update_service")]
+
+
+def test_apply_reads_the_spec_observes_and_plans_once(tmp_path, control, engine, registry):
+    prepared = control.prepare(spec_file(tmp_path))
+    assert len(registry.calls) == 3      # one digest lookup per image
+    assert [c for c in engine.calls if c[0] == "services"] == [
+        ("services", {"io.dragonball.app": "notes"})]
+    engine.calls.clear()
+    registry.calls.clear()
+    assert control.execute(prepared) is prepared.plan
+    assert registry.calls == []          # executing looks nothing up again to plan
+    assert not [c for c in engine.calls if c[0] == "services"]
+    assert [c[1] for c in engine.calls if c[0] == "create_service"] == [
+        "notes_store", "notes_api", "notes_web"]
 
 
 def test_a_new_default_reaches_kept_tasks_and_a_refusal_is_named(tmp_path, control, engine,
@@ -196,31 +208,35 @@ def test_placement_servers_label_only_the_servers_listed(tmp_path, control, engi
     text = NOTES.replace("    depends_on: [store]",
                          "    depends_on: [store]\n    placement: {servers: [node-b]}")
     control.apply(spec_file(tmp_path, text))
-    labels = {(c[1], c[3]) for c in engine.calls
-              if c[0] == "set_node_label" and c[2] == "dragonball.placement.notes.api"}
-    assert labels == {("id-a", None), ("id-b", "true")}
+    key = "dragonball.placement.notes.api"
+    assert [c[1:] for c in engine.calls if c[0] == "update_node"] == [
+        ("id-b", {key: "true"}, False)]
+    # moved to node-a: set there, removed from node-b; nothing else touched
+    engine.calls.clear()
+    control.apply(spec_file(tmp_path, text.replace("servers: [node-b]", "servers: [node-a]")))
+    assert sorted(c[1:] for c in engine.calls if c[0] == "update_node") == [
+        ("id-a", {key: "true"}, False), ("id-b", {key: None}, False)]
 
 
 # -- plan --------------------------------------------------------------------------------
 def deploy(control, engine, text: str = NOTES) -> None:
     """Put the app's services on the fake swarm as apply would have made them."""
-    spec, _, pinned = control.load_text(text, "notes.app.yaml")
-    for name in spec.services:
-        engine.add(control.swarm_spec(spec, name, pinned))
+    prepared = control.prepare_text(text, "notes.app.yaml")
+    for name in prepared.spec.services:
+        engine.add(planning.wanted_spec(prepared.spec, name, prepared.observation.pinned))
 
 
 def test_plan_keeps_what_runs_as_specified(control, engine):
     deploy(control, engine)
-    spec, _, pinned = control.load_text(NOTES, "notes.app.yaml")
-    plan = control.plan(spec, pinned)
+    plan = control.prepare_text(NOTES, "notes.app.yaml").plan
     assert [s.action for wave in plan.start_waves for s in wave] == ["keep"] * 3
 
 
 def test_plan_marks_a_changed_definition_as_change(control, engine):
     deploy(control, engine)
     text = NOTES.replace("{cpus: 0.5, memory: 256m}", "{cpus: 0.5, memory: 512m}")
-    spec, _, pinned = control.load_text(text, "notes.app.yaml")
-    steps = {s.service: s for wave in control.plan(spec, pinned).start_waves for s in wave}
+    plan = control.prepare_text(text, "notes.app.yaml").plan
+    steps = {s.service: s for wave in plan.start_waves for s in wave}
     assert steps["api"].action == "change"
     assert steps["api"].reasons == ("service definition",)
     assert (steps["web"].action, steps["store"].action) == ("keep", "keep")
@@ -229,9 +245,8 @@ def test_plan_marks_a_changed_definition_as_change(control, engine):
 def test_plan_marks_a_new_digest_under_the_same_tag_as_change(control, engine, registry):
     deploy(control, engine)
     registry.digests["notes/web:0.1.0"] = "sha256:" + "f" * 64
-    spec, _, pinned = control.load_text(NOTES, "notes.app.yaml")
-    steps = {s.service: s.action for wave in control.plan(spec, pinned).start_waves
-             for s in wave}
+    plan = control.prepare_text(NOTES, "notes.app.yaml").plan
+    steps = {s.service: s.action for wave in plan.start_waves for s in wave}
     assert steps == {"store": "keep", "api": "keep", "web": "change"}
 
 
@@ -239,8 +254,8 @@ def test_plan_of_a_new_image_tag_is_a_change_with_its_reason(control, engine, re
     deploy(control, engine)
     registry.digests["notes/api:0.2.0"] = "sha256:" + "9" * 64
     text = NOTES.replace("notes/api:0.1.0", "notes/api:0.2.0")
-    spec, _, pinned = control.load_text(text, "notes.app.yaml")
-    steps = {s.service: s for wave in control.plan(spec, pinned).start_waves for s in wave}
+    plan = control.prepare_text(text, "notes.app.yaml").plan
+    steps = {s.service: s for wave in plan.start_waves for s in wave}
     assert steps["api"].action == "change"
     assert "image notes/api:0.1.0 -> notes/api:0.2.0" in steps["api"].reasons
 
@@ -352,7 +367,7 @@ def test_get_params_shows_values_defaults_and_what_was_set(applied):
 def test_explain_gives_the_server_and_the_log_tail_of_a_failed_task(control, agents):
     agents.logs_of["c-x"] = ["starting", "redis: cannot bind"]
     failed = task("notes_store", 1, "id-b", state="failed", container="c-x")
-    assert control.explain(failed) == ("node-b", "starting\nredis: cannot bind")
+    assert control.tasks.explain(failed) == ("node-b", "starting\nredis: cannot bind")
     assert agents.named("logs") == [("logs", "10.0.0.2", "c-x", 30)]
 
 
@@ -361,7 +376,7 @@ def test_explain_when_the_log_cannot_be_read(control, agents):
         raise AgentError("no such container")
     agents.logs = refuse
     failed = task("notes_store", 1, "id-b", state="failed", container="c-x")
-    assert control.explain(failed) == ("node-b",
+    assert control.tasks.explain(failed) == ("node-b",
                                        "(its log could not be read: no such container)")
 
 
@@ -371,5 +386,5 @@ def test_status_rows_in_start_order(applied, engine):
     api = rows[1]
     assert (api["desired"], api["healthy"], api["state"]) == (2, 2, "healthy")
     assert [t["state"] for t in api["tasks"]] == ["running", "running", "starting"]
-    engine.remove("notes_web")
+    engine.remove_service("notes_web")
     assert applied.status("notes")[2]["state"] == "absent"

@@ -1,6 +1,6 @@
-"""The rollout: `judge` and `stopped` over hand-made Swarm tasks, then `Rollout` driving an
-in-memory swarm on a fake clock (eager start after needs are healthy, failure, timeout,
-stop roots first)."""
+"""The rollout: `judge` and `stopped` over hand-made Swarm tasks (dragonball.swarm.Task),
+then `Rollout` driving an in-memory swarm on a fake clock (eager start after needs are
+healthy, failure, timeout, stop roots first)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import datetime
 
 import pytest
 
-from dragonball.orchestrator.rollout import (Launch, Rollout, RolloutFailed, judge,
-                                             parse_time, stopped)
+from dragonball.orchestrator.rollout import Launch, Rollout, RolloutFailed, judge, stopped
+from dragonball.swarm import ServiceState, Task, parse_time
 
 T0 = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -20,22 +20,10 @@ def iso(seconds: float) -> str:
 
 
 def task(state: str, at: float = 10.0, created: float | None = None,
-         desired: str = "running", err: str = "", node: str = "n1") -> dict:
-    return {"ID": f"t-{state}-{at}", "NodeID": node, "DesiredState": desired,
-            "CreatedAt": iso(at if created is None else created),
-            "Status": {"State": state, "Timestamp": iso(at), "Err": err,
-                       "ContainerStatus": {"ContainerID": "c1"}}}
-
-
-# -- parse_time ------------------------------------------------------------------------
-@pytest.mark.parametrize("text, micro", [
-    ("2025-01-01T00:00:05.123456789Z", 123456), ("2025-01-01T00:00:05.1Z", 100000),
-    ("2025-01-01T00:00:05Z", 0), ("2025-01-01T00:00:05.5+00:00", 500000)])
-def test_parse_time_reads_engine_timestamps(text, micro):
-    value = parse_time(text)
-    assert value.tzinfo is not None
-    assert value.replace(microsecond=0) == T0 + datetime.timedelta(seconds=5)
-    assert value.microsecond == micro
+         desired: str = "running", err: str = "", node: str = "n1") -> Task:
+    return Task(f"t-{state}-{at}", 1, node, state, desired, error=err, container_id="c1",
+                timestamp=parse_time(iso(at)),
+                created=parse_time(iso(at if created is None else created)))
 
 
 # -- judge -----------------------------------------------------------------------------
@@ -137,13 +125,13 @@ class Swarm:
         self.log: list = []         # ("act"|"scale"|"remove", name, time)
 
     # what the rollout asks
-    def now(self) -> str:
-        return iso(self.clock.t)
+    def now(self):
+        return parse_time(iso(self.clock.t))
 
-    def service(self, name: str) -> dict | None:
-        return {"Spec": {"Name": name}} if name in self.launched else None
+    def service(self, name: str) -> ServiceState | None:
+        return ServiceState(name) if name in self.launched else None
 
-    def tasks(self, name: str) -> list[dict]:
+    def tasks(self, name: str) -> list[Task]:
         if name in self.scaled:
             gone = self.clock.t - self.scaled[name] >= self.stop_after
             return [task("shutdown" if gone else "running", self.clock.t,
@@ -161,7 +149,7 @@ class Swarm:
         self.log.append(("scale", name, self.clock.t))
         self.scaled[name] = self.clock.t
 
-    def remove(self, name: str) -> None:
+    def remove_service(self, name: str) -> None:
         self.log.append(("remove", name, self.clock.t))
 
     # what the launches do
@@ -258,7 +246,7 @@ def test_a_failed_task_names_service_server_and_output_and_stops_launching():
     assert e.output == "redis: cannot bind\nexit 3"
     assert "cache on node-b: task: non-zero exit (3)" in e.message
     assert "    redis: cannot bind" in e.message and "    exit 3" in e.message
-    assert explained[0]["NodeID"] == "node-b"
+    assert explained[0].node_id == "node-b"
     assert ("failed", "cache") in events
     # what needs cache (and what needs that) was never launched
     assert set(acted(swarm)) == {"db", "cache"}

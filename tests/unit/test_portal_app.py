@@ -4,6 +4,7 @@ limit, manager promotion on joined, admin auth, and no secret in the logs."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 
@@ -14,8 +15,9 @@ from dragonball import pki
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.api import create_app
 from dragonball.portal.store import Store
-from dragonball.portal.swarm import Cluster, Node, SwarmError
+from dragonball.portal.swarm import Cluster
 from dragonball.shared import codes
+from dragonball.swarm import Node, SwarmError
 
 ADMIN_PASSWORD = "Very-Long-Passphrase-42"
 JOIN_TOKEN = "SWMTKN-1-" + "a" * 50 + "-" + "b" * 25
@@ -34,14 +36,15 @@ class FakeCluster(Cluster):
     """A Swarm of nodes in memory: the portal's node is a manager."""
 
     def __init__(self) -> None:
-        self.nodes_by_id = {"portalnode": Node("portalnode", "s1", True, True, True, "2026-01-01")}
+        self.nodes_by_id = {"portalnode": Node("portalnode", "s1", role="manager",
+                                               created="2026-01-01")}
         self.labels: dict = {}
         self.down = False
         self.updates = 0
 
     def add(self, node_id: str, hostname: str, ready: bool = True) -> None:
-        self.nodes_by_id[node_id] = Node(node_id, hostname, False, ready, True,
-                                         f"2026-01-0{len(self.nodes_by_id) + 1}")
+        self.nodes_by_id[node_id] = Node(node_id, hostname, ready=ready,
+                                         created=f"2026-01-0{len(self.nodes_by_id) + 1}")
 
     def _check(self) -> None:
         if self.down:
@@ -65,7 +68,7 @@ class FakeCluster(Cluster):
         self.labels.setdefault(node_id, {}).update(labels or {})
         if promote:
             n = self.nodes_by_id[node_id]
-            self.nodes_by_id[node_id] = Node(n.id, n.hostname, True, n.ready, n.active, n.created)
+            self.nodes_by_id[node_id] = dataclasses.replace(n, role="manager")
 
     @property
     def managers(self) -> set:

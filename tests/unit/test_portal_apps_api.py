@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dragonball.orchestrator.engine import EngineError
+from dragonball.swarm import SwarmError
 from dragonball.orchestrator.params import MASK
 from portal_apps_fakes import BASIC, NOTES, make_portal
 from portal_web_fakes import csrf_of, login
@@ -104,7 +104,7 @@ def test_malformed_names_and_actions_are_422(deployed, path):
 
 def test_an_engine_that_does_not_answer_is_503(deployed):
     def down():
-        raise EngineError("the engine at /var/run/docker.sock does not answer", "start it")
+        raise SwarmError("the engine at /var/run/docker.sock does not answer", "start it")
     deployed.engine.nodes = down
     answer = get(deployed, API)
     assert answer.status_code == 503
@@ -279,7 +279,7 @@ def test_apply_is_a_job_that_rolls_the_app_out(portal):
     assert [e["service"] for e in job["events"] if e["state"] == "healthy"] == [
         "store", "api", "web"]
     assert portal.control().store.app("notes")[0] == "notes.app.yaml"
-    assert ("create", "notes_web") in portal.engine.mutations()
+    assert ("create_service", "notes_web") in portal.engine.mutations()
 
 
 @pytest.mark.parametrize("body", [{}, {"spec": 5}, {"spec": "x", "file": "../etc/passwd"},

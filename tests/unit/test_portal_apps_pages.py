@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from dragonball.orchestrator.engine import EngineError
+from dragonball.swarm import SwarmError
 from dragonball.portal.web.sources import PortalSources, SourceError
 from dragonball.portal.web import views_apps
 from portal_apps_fakes import make_portal
@@ -169,7 +169,7 @@ def test_placement_change_shows_the_plan_and_applies_only_when_confirmed(deploye
     assert deployed.wait(job_id)["state"] == "done"
     applied = deployed.control().spec_of("notes").services["api"]
     assert applied.placement.servers == ["node-b"] and applied.replicas == 3
-    assert ("update", "notes_api", False) in deployed.engine.mutations()
+    assert ("update_service", "notes_api", False) in deployed.engine.mutations()
 
 
 def test_a_placement_the_cluster_cannot_hold_is_refused_with_nothing_changed(deployed):
@@ -210,7 +210,7 @@ def test_portal_sources_services_from_every_app_or_why_not(deployed):
     assert isinstance(rows[0], views_apps.TreeRow)
 
     def down():
-        raise EngineError("the engine does not answer", "start it")
+        raise SwarmError("the engine does not answer", "start it")
     deployed.engine.nodes = down
     with pytest.raises(SourceError, match="the services cannot be read"):
         sources.services()

@@ -11,8 +11,8 @@ import stat
 import bcrypt
 
 from dragonball import pki
-from dragonball.installer import plan
 from dragonball.installer import portal as portal_steps_mod
+from dragonball.installer.portal import cluster
 from dragonball.installer.steps import run_steps
 from dragonball.installer.undo import undo_all
 from dragonball.portal import settings as settings_mod
@@ -20,15 +20,9 @@ from dragonball.portal.store import Store
 from portal_fakes import (  # noqa: F401 (fixtures)
     NODE_ID, PASSWORD, TOKENS, _context, _files, _step, bin_file, played)
 
-def test_the_portal_plugs_into_the_plan():
-    plan.load_plugins()
-    assert "dragonball.installer.portal" in plan.PLUGINS
-    assert portal_steps_mod.portal_steps in plan.ROLE_STEPS["portal"]
-
-
 def test_install_then_again_then_reset(played, tmp_path, capsys):
     ctx = _context(played, tmp_path)
-    steps = portal_steps_mod.portal_steps(ctx)
+    steps = [*portal_steps_mod.portal_steps(ctx), portal_steps_mod.first_code_step(ctx)]
     assert [s.id for s in steps] == list(portal_steps_mod.STEP_IDS)
     run_steps(steps, ctx.journal)
     root = played.root
@@ -48,7 +42,7 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     for folder in ("portal", "registry"):
         pair = pki.KeyPair((etc / folder / "server.crt").read_bytes(),
                            (etc / folder / "server.key").read_bytes())
-        assert portal_steps_mod.cert_fits(pair, ca_pem, ["10.0.0.1", "127.0.0.1"],
+        assert cluster.cert_fits(pair, ca_pem, ["10.0.0.1", "127.0.0.1"],
                                           ["s1", "localhost"])
     assert (etc / "portal/ssh/id_ed25519.pub").read_text().startswith("ssh-ed25519 ")
 
@@ -134,7 +128,7 @@ def test_what_existed_before_stays_after_reset(played, tmp_path):
     pki.write_pem_files(ca, played.root / "etc/dragonball/ca/ca.crt",
                         played.root / "etc/dragonball/ca/ca.key")
     ctx = _context(played, tmp_path)
-    _step(ctx, "portal.pki", portal_steps_mod.make_pki)
+    _step(ctx, "portal.pki", cluster.make_pki)
     assert (played.root / "etc/dragonball/ca/ca.crt").read_bytes() == ca.cert_pem
     undo_all(ctx.journal, played.host())
     assert (played.root / "etc/dragonball/ca/ca.key").read_bytes() == ca.key_pem

@@ -10,27 +10,27 @@ import pytest
 
 from dragonball import pki
 from dragonball.errors import InstallerError
-from dragonball.installer import portal as portal_steps_mod
+from dragonball.installer.portal import cluster
 from portal_fakes import (  # noqa: F401 (fixtures)
     PlayedServer, _context, _step, bin_file, played)
 
 def test_a_new_address_reissues_the_server_certificates_from_the_same_ca(played, tmp_path):
-    _step(_context(played, tmp_path), "portal.pki", portal_steps_mod.make_pki)
+    _step(_context(played, tmp_path), "portal.pki", cluster.make_pki)
     etc = played.root / "etc/dragonball"
     ca_before, cert_before = (etc / "ca/ca.crt").read_bytes(), (etc / "portal/server.crt").read_bytes()
     _step(_context(played, tmp_path / "again", address="10.0.0.7"), "portal.pki",
-          portal_steps_mod.make_pki)
+          cluster.make_pki)
     assert (etc / "ca/ca.crt").read_bytes() == ca_before
     assert (etc / "portal/server.crt").read_bytes() != cert_before
     pair = pki.KeyPair((etc / "portal/server.crt").read_bytes(),
                        (etc / "portal/server.key").read_bytes())
-    assert portal_steps_mod.cert_fits(pair, ca_before, ["10.0.0.7"], ["s1"])
+    assert cluster.cert_fits(pair, ca_before, ["10.0.0.7"], ["s1"])
 
 
 def test_cert_fits_refuses_another_ca_other_names_and_a_near_end():
     ca = pki.create_ca()
     pair = pki.issue_server_cert(ca, "p", ips=["10.0.0.1"], dns_names=["s1"])
-    fits = portal_steps_mod.cert_fits
+    fits = cluster.cert_fits
     assert fits(pair, ca.cert_pem, ["10.0.0.1"], ["s1"])
     assert not fits(pair, pki.create_ca().cert_pem, ["10.0.0.1"], ["s1"])
     assert not fits(pair, ca.cert_pem, ["10.0.0.2"], ["s1"])
@@ -47,14 +47,14 @@ def test_cert_fits_refuses_another_ca_other_names_and_a_near_end():
     ({"LocalNodeState": "locked"}, "locked"),
 ])
 def test_swarm_state(info, state):
-    assert portal_steps_mod.swarm_state(info) == state
+    assert cluster.swarm_state(info) == state
 
 
 def test_a_manager_already_is_done_and_a_worker_is_refused(played, tmp_path):
     played.swarm = "active"
     ctx = _context(played, tmp_path)
     ctx.journal.start("portal.swarm")
-    assert portal_steps_mod.swarm_init(ctx) == {}
+    assert cluster.swarm_init(ctx) == {}
     assert not played.docker_calls("swarm", "init")
 
     class Worker(PlayedServer):
@@ -65,4 +65,4 @@ def test_a_manager_already_is_done_and_a_worker_is_refused(played, tmp_path):
     ctx = _context(Worker(tmp_path / "w"), tmp_path / "w")
     ctx.journal.start("portal.swarm")
     with pytest.raises(InstallerError, match="leave the other Swarm first"):
-        portal_steps_mod.swarm_init(ctx)
+        cluster.swarm_init(ctx)

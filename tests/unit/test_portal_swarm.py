@@ -1,13 +1,16 @@
 """Manager promotion (pure): three managers once there are three nodes, never more, never
-a node that is down or drained; and reading a node from the engine's API."""
+a node that is down or drained."""
 
 from __future__ import annotations
 
-from dragonball.portal.swarm import Node, node_from_api, plan_promotions
+from dragonball.portal.swarm import plan_promotions
+from dragonball.swarm import Node
 
 
 def _node(i: int, manager: bool = False, ready: bool = True, active: bool = True) -> Node:
-    return Node(f"n{i}", f"s{i}", manager, ready, active, f"2026-01-{i:02d}T00:00:00Z")
+    return Node(f"n{i}", f"s{i}", ready=ready, role="manager" if manager else "worker",
+                availability="active" if active else "drain",
+                created=f"2026-01-{i:02d}T00:00:00Z")
 
 
 def test_nothing_below_three_nodes():
@@ -32,12 +35,3 @@ def test_only_ready_active_workers_are_promoted():
              _node(5)]
     assert plan_promotions(nodes) == ["n4", "n5"]
     assert plan_promotions([_node(1, manager=True), _node(2, ready=False), _node(3)]) == ["n3"]
-
-
-def test_node_from_the_engine_api():
-    data = {"ID": "abc", "CreatedAt": "2026-01-01T00:00:00Z",
-            "Spec": {"Role": "worker", "Availability": "active", "Labels": {}},
-            "Description": {"Hostname": "s2"}, "Status": {"State": "ready"}}
-    assert node_from_api(data) == Node("abc", "s2", False, True, True, "2026-01-01T00:00:00Z")
-    data["Spec"]["Role"], data["Status"]["State"] = "manager", "down"
-    assert node_from_api(data).manager and not node_from_api(data).ready

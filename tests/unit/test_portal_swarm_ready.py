@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dragonball.portal.swarm import Cluster, Node, settle_managers, wait_ready
+from dragonball.portal.swarm import Cluster, settle_managers, wait_ready
+from dragonball.swarm import Node
 
 
 class SlowCluster(Cluster):
@@ -14,8 +15,9 @@ class SlowCluster(Cluster):
 
     def _node(self, node_id: str) -> Node:
         ready = node_id == "n1" or self.polls <= 0
-        return Node(node_id, node_id, node_id == "n1" or node_id in self.promoted, ready, True,
-                    node_id)
+        manager = node_id == "n1" or node_id in self.promoted
+        return Node(node_id, node_id, ready=ready, role="manager" if manager else "worker",
+                    created=node_id)
 
     def node(self, node_id):
         self.polls -= 1
@@ -41,11 +43,3 @@ def test_wait_ready_gives_up_at_the_timeout():
     cluster = SlowCluster(polls=10**6)
     assert not wait_ready(cluster, "n3", timeout=5, sleep=lambda s: now.__setitem__(0, now[0] + s),
                           clock=lambda: now[0])
-
-
-def test_node_updates_retry_only_what_passes_by_itself():
-    from dragonball.portal.swarm import transient_update_error
-    assert transient_update_error('404 Not Found ("rpc error: code = NotFound desc = can\'t find '
-                                  'manager in raft memberlist")')
-    assert transient_update_error("rpc error: code = Unknown desc = update out of sequence")
-    assert not transient_update_error("node abc not found")

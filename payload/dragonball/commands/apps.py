@@ -151,11 +151,12 @@ def apply_command(args) -> int:
 
     def body():
         control = _control(args, progress)
-        plan = control.apply(args.spec, dry_run=True)
+        prepared = control.prepare(args.spec)  # read, observed and planned once
+        plan = prepared.plan
         if not args.json:
             render.print_plan(plan, console)
         if not args.dry_run:
-            control.apply(args.spec)
+            control.execute(prepared)
         if args.json:
             console.print_json(json.dumps({"ok": True, "plan": plan.to_dict(),
                                            "applied": not args.dry_run,

@@ -1,21 +1,19 @@
-"""`dragonball install` and `dragonball reset`.
+"""`dragonball install` and `dragonball reset`: their arguments, output and exit statuses.
 
     dragonball install [--answers FILE] [--yes] [--data-dir DIR]
                        [--role R] [--address IP] [--portal P] [--code C] [--ca-fingerprint F]
     dragonball reset [--yes] [--data-dir DIR]
 
-install: answers (the wizard, or the file) -> preflight (a failed check stops here,
-before any change) -> the plan's steps through the journal in the data directory,
-with progress, and a summary with times. A finished install run again says so and
-changes nothing; an interrupted one resumes. reset asks first (--yes skips it; with
-no terminal and no --yes it refuses) and undoes what the journal lists.
-Exit status: 0 done, 1 failed (preflight or a step), 2 wrong usage or answers.
+What install does is `dragonball.installer.install` (answers, preflight, the role's steps
+through the journal); what reset does is `dragonball.installer.reset`. Here: the command
+line, the progress and tables shown, the confirmation reset asks for (--yes skips it;
+with no terminal and no --yes it refuses), and the exit status: 0 done, 1 failed
+(preflight or a step), 2 wrong usage or answers.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import logging
 import os
@@ -25,18 +23,17 @@ import time
 from rich.table import Table
 
 from dragonball.console import console, err_console
-from dragonball.shared.paths import DATA_DIR
-from dragonball.installer import plan as plan_mod
+from dragonball.errors import DragonBallError
+from dragonball.installer import install as install_mod
+from dragonball.installer import reset as reset_mod
+from dragonball.installer import roles
 from dragonball.installer.host import Host
-from dragonball.installer.journal import Journal, answers_digest
-from dragonball.installer.logs import SecretFilter, close_log, enrollment_variants, open_log
-from dragonball.installer.preflight import default_paths, report
-from dragonball.installer.preflight import run as run_preflight
-from dragonball.installer.preflight.check import FAIL
-from dragonball.installer.preflight.requirements import load_manifest
-from dragonball.installer.preflight.system import LiveSystem
-from dragonball.installer.steps import StepFailed, run_steps
-from dragonball.release.sections import BinError, bin_sections, open_section
+from dragonball.installer.journal import Journal
+from dragonball.installer.preflight import report
+from dragonball.installer.steps import StepFailed
+from dragonball.shared.paths import DATA_DIR
+from dragonball.wizard import Options
+from dragonball.wizard.options import add_answer_options
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +50,10 @@ def register(subparsers) -> None:
     install.add_argument("--answers", metavar="FILE", help="read the answers from a YAML file")
     install.add_argument("--yes", action="store_true",
                          help="do not ask for confirmation (needs --answers)")
-    install.add_argument("--data-dir", metavar="DIR",
-                         help=f"where DragonBall keeps its data (default {DATA_DIR})")
-    # Answers on the command line (docs/answers.md): what `dragonball enroll` prints.
-    install.add_argument("--role", choices=("portal", "device"), help="this server's role")
-    install.add_argument("--address", metavar="IP", help="this server's address")
-    install.add_argument("--portal", metavar="HOST[:PORT]", help="the portal to join")
-    install.add_argument("--code", metavar="CODE", help="the enrollment code (device)")
-    install.add_argument("--ca-fingerprint", metavar="SHA256:HEX",
-                         help="the portal CA's fingerprint (device)")
+    add_answer_options(install)  # what `dragonball enroll` prints (docs/answers.md)
     install.add_argument("--engine-tar", metavar="FILE", help=argparse.SUPPRESS)
+    # OS preparation and the engine alone, whatever the role: the e2e test of that layer.
+    install.add_argument("--base-only", action="store_true", help=argparse.SUPPRESS)
     install.set_defaults(handler=install_command)
     reset_parser = subparsers.add_parser(
         "reset", help="undo what install changed on this server",
@@ -74,167 +65,64 @@ def register(subparsers) -> None:
     reset_parser.set_defaults(handler=reset_command)
 
 
-# --- answers -------------------------------------------------------------------------------------
-
-def collect(args):
-    """Answers from the wizard (prompts or --answers), or the minimal file reader."""
-    try:
-        from dragonball.wizard import collect_answers
-        from dragonball.wizard.host import live_facts
-    except ImportError:  # a build without the wizard: --answers FILE --yes only
-        from dragonball.installer import answers_fallback
-        return answers_fallback.load(args)
-    from dragonball.installer.join import wizard_checks
-    return collect_answers(args, live_facts(), checks=wizard_checks())
-
-
-def with_data_dir(answers, data_dir: str | None):
-    if data_dir is None or answers.data_dir == data_dir:
-        return answers
-    if answers.data_dir != DATA_DIR:
-        raise UsageProblem(f"--data-dir {data_dir} and the answers' data_dir "
-                           f"{answers.data_dir} differ: give one of them")
-    return dataclasses.replace(answers, data_dir=data_dir)
-
-
-class UsageProblem(Exception):
-    pass
-
-
-def secret_filter(answers) -> SecretFilter:
-    secrets = SecretFilter()
-    secrets.add(getattr(answers, "admin_password", None))
-    secrets.add(*enrollment_variants(getattr(answers, "enrollment_code", None)))
-    return secrets
-
-
 # --- install ------------------------------------------------------------------------------------
 
-def engine_opener(args):
-    """() -> a context manager of the engine.tar: the .bin's section, or --engine-tar."""
-    if args.engine_tar:
-        return lambda: plan_mod.open_file(args.engine_tar)
-    try:
-        path, sections = bin_sections(os.environ)
-    except BinError:
-        return None
-    if "engine" not in sections:
-        return None
-
-    @contextlib.contextmanager
-    def opener():
-        with open(path, "rb") as f:
-            yield open_section(f, sections["engine"])
-    return opener
+def install_options(args: argparse.Namespace) -> install_mod.InstallOptions:
+    wizard = Options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Options)})
+    return install_mod.InstallOptions(
+        wizard=wizard, engine_tar=args.engine_tar,
+        role_steps=roles.BASE_ONLY if args.base_only else roles.STEPS)
 
 
 def install_command(args: argparse.Namespace) -> int:
     if args.data_dir is not None and not os.path.isabs(args.data_dir):
         err_console.print(f"[red]error:[/red] --data-dir {args.data_dir}: give an absolute path")
         return USAGE
+    options = install_options(args)
     try:
-        answers = with_data_dir(collect(args), args.data_dir)
-    except UsageProblem as e:
+        answers = install_mod.collect(options)
+    except DragonBallError as e:  # the wizard's errors carry their exit status
         err_console.print(f"[red]error:[/red] {e}")
-        return USAGE
-    except Exception as e:  # the wizard's errors carry their exit status
-        status = getattr(e, "exit_status", None)
-        if status is None:
-            raise
-        err_console.print(f"[red]error:[/red] {e}")
-        return status
-    secrets = secret_filter(answers)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(secrets)
-    journal = Journal.load(answers.data_dir)
-    digest = answers_digest(answers.as_dict())
-    if journal.finished:
-        if journal.digest == digest:
-            console.print(f"DragonBall is already installed on this server (finished "
-                          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(journal.finished))}"
-                          "): nothing to do.")
-            console.print(journal_table(journal))
-            return OK
-        err_console.print("[red]error:[/red] DragonBall is installed on this server with other "
-                          "answers\n  hint: run 'reset' first to undo that install, or run "
-                          "install with the answers it was installed with")
-        return FAILED
-    resuming = bool(journal.steps)
-    result = preflight(answers)
-    blocking = blocking_checks(result.checks, resuming)
-    if blocking:
-        console.print(report.table(result))
-        console.print(report.summary_line(result))
-        err_console.print("[red]install stopped before any change:[/red] "
-                          + ", ".join(c.name for c in blocking) + " failed")
-        return FAILED
-    handler = open_log("install.log", secrets)
-    try:
-        return run_install(args, answers, journal, digest, result, secrets, resuming)
-    finally:
-        close_log(handler)
-
-
-def preflight(answers):
-    return run_preflight(LiveSystem(), load_manifest(os.environ), answers.role,
-                         default_paths(answers.data_dir), portal=answers.portal,
-                         cluster=cluster_facts(answers))
-
-
-def cluster_facts(answers) -> dict | None:
-    """What preflight's cluster rules need from the portal (a device only): its clock."""
-    if answers.role != "device" or not answers.portal:
-        return None
-    from dragonball.installer.enrollment_api import JoinError, PortalApi
-    try:
-        with PortalApi(answers.portal) as api:
-            portal_time = api.clock()
-    except JoinError:
-        return None  # unreachable: the portal check says so
-    return {"portal_time": portal_time} if portal_time is not None else None
-
-
-def blocking_checks(checks: list, resuming: bool) -> list:
-    """Failed checks that stop the install. Resuming, a port in use may be held by what
-    the interrupted install already started, so ports do not stop it then."""
-    return [c for c in checks if c.status == FAIL
-            and not (resuming and c.name.startswith("port."))]
-
-
-def run_install(args, answers, journal, digest, result, secrets, resuming) -> int:
-    log.info("install %s with answers %s", "resumed" if resuming else "started",
-             answers.masked())
-    for check in result.checks:
-        log.info("preflight %s %s: %s", check.status, check.name, check.detail)
-    console.print(report.summary_line(result))
-    if resuming:
-        console.print(f"resuming the install recorded in {journal.path}")
-    journal.begin(digest)
+        return e.exit_status
     progress = ConsoleProgress()
-    ctx = plan_mod.InstallContext(answers=answers, facts=result.facts, journal=journal,
-                                  host=Host(), manifest=None, progress=progress,
-                                  secrets=secrets, open_engine=engine_opener(args))
-    plan_mod.load_plugins()
-    steps = plan_mod.build_plan(ctx)
-    started = time.monotonic()
     try:
-        outcomes = run_steps(steps, journal, on_event=progress.finished, on_start=progress.start)
-    except StepFailed as e:
+        done = install_mod.install(answers, options, progress)
+    except (install_mod.OtherAnswers, install_mod.PreflightStopped, StepFailed) as e:
         progress.stop()
-        console.print(summary_table(progress.outcomes))
-        err_console.print(f"[red]error:[/red] {e}")
-        log.error("install stopped: %s", e)
-        return FAILED
+        show_stopped(e, progress.outcomes)
+        return e.exit_status
     finally:
         progress.stop()
-    console.print(summary_table(outcomes))
-    console.print(f"[green]DragonBall is installed[/green] ({answers.role}) in "
-                  f"{time.monotonic() - started:.1f} s; log: /var/log/dragonball/install.log")
-    log.info("install finished in %.1f s", time.monotonic() - started)
+    show_installed(done)
     return OK
 
 
-class ConsoleProgress(plan_mod.Progress):
+def show_stopped(e: DragonBallError, outcomes: list) -> None:
+    """Why install stopped: the preflight table, or the steps run so far, and the error."""
+    if isinstance(e, install_mod.PreflightStopped):
+        console.print(report.table(e.result))
+        console.print(report.summary_line(e.result))
+        err_console.print("[red]install stopped before any change:[/red] "
+                          + ", ".join(c.name for c in e.blocking) + " failed")
+        return
+    if isinstance(e, StepFailed):
+        console.print(summary_table(outcomes))
+    err_console.print(f"[red]error:[/red] {e}")
+
+
+def show_installed(done: install_mod.Installed) -> None:
+    if done.already:
+        finished = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(done.journal.finished))
+        console.print(f"DragonBall is already installed on this server (finished {finished}"
+                      "): nothing to do.")
+        console.print(journal_table(done.journal))
+        return
+    console.print(summary_table(done.outcomes))
+    console.print(f"[green]DragonBall is installed[/green] ({done.answers.role}) in "
+                  f"{done.seconds:.1f} s; log: /var/log/dragonball/install.log")
+
+
+class ConsoleProgress(install_mod.Reporter):
     """One line per step; a spinner with the step's progress on a terminal."""
 
     def __init__(self) -> None:
@@ -242,9 +130,14 @@ class ConsoleProgress(plan_mod.Progress):
         self._status = None
         self._title = ""
 
+    def checked(self, result, resuming: bool, journal: Journal) -> None:
+        console.print(report.summary_line(result))
+        if resuming:
+            console.print(f"resuming the install recorded in {journal.path}")
+
     def start(self, step) -> None:
+        super().start(step)
         self._title = step.title
-        log.info("step %s: %s", step.id, step.title)
         if console.is_terminal:
             self._status = console.status(step.title)
             self._status.start()
@@ -255,7 +148,7 @@ class ConsoleProgress(plan_mod.Progress):
             self._status.update(f"{self._title}: {text}")
 
     def warn(self, text: str) -> None:
-        log.warning("%s", text)
+        super().warn(text)
         console.print(f"  [yellow]![/yellow] {text}")
 
     def stop(self) -> None:
@@ -264,13 +157,11 @@ class ConsoleProgress(plan_mod.Progress):
             self._status = None
 
     def finished(self, outcome) -> None:
+        super().finished(outcome)
         self.stop()
         self.outcomes.append(outcome)
-        if outcome.status == "skipped":
-            log.info("step %s: done in an earlier run", outcome.id)
-            return
-        log.info("step %s: %s in %.1f s", outcome.id, outcome.status, outcome.seconds)
-        console.print(f"{MARKS[outcome.status]} {outcome.title} ({outcome.seconds:.1f} s)")
+        if outcome.status != "skipped":
+            console.print(f"{MARKS[outcome.status]} {outcome.title} ({outcome.seconds:.1f} s)")
 
 
 def summary_table(outcomes: list) -> Table:
@@ -297,13 +188,12 @@ def journal_table(journal: Journal) -> Table:
 # --- reset ---------------------------------------------------------------------------------------
 
 def reset_command(args: argparse.Namespace, stdin=None) -> int:
-    from dragonball.installer import reset as reset_mod
     stdin = stdin or sys.stdin
     if not os.path.isabs(args.data_dir):
         err_console.print(f"[red]error:[/red] --data-dir {args.data_dir}: give an absolute path")
         return USAGE
-    journal = Journal.load(args.data_dir)
-    if not os.path.exists(journal.path):
+    journal = reset_mod.recorded(args.data_dir)
+    if journal is None:
         console.print(f"nothing to reset: no install journal in {args.data_dir} "
                       "(give --data-dir if install used another)")
         return OK
@@ -320,12 +210,8 @@ def reset_command(args: argparse.Namespace, stdin=None) -> int:
         if answer.strip() != "reset":
             console.print("not confirmed: nothing was changed")
             return FAILED
-    handler = open_log("reset.log", SecretFilter())
-    try:
-        result = reset_mod.reset(args.data_dir, Host(), on_entry=_print_undone,
-                                 on_line=lambda text: console.print(f"  {text}"))
-    finally:
-        close_log(handler)
+    result = reset_mod.reset(args.data_dir, Host(), on_entry=_print_undone,
+                             on_line=lambda text: console.print(f"  {text}"))
     if not result.ok:
         failed = [u for u in result.undone if u.status == "failed"]
         err_console.print(f"[red]error:[/red] {len(failed)} change(s) could not be undone; "

@@ -15,10 +15,10 @@ Swarm service the portal starts (docs/agent.md).
                    the docker socket and the params folder; done when the portal's own agent answers
                    /v1/health over mutual TLS
 
-Both run after the portal's image push and its service, before the first enrollment code
-is printed (plan.STEPS_BEFORE["portal.first_code"]). Devices need only agent.params (before
-join.swarm): Swarm starts a task of a global service on every node that joins, pulling the
-image with the registry credentials the service carries (--with-registry-auth).
+All three run after the portal's image push and its service, before the first enrollment
+code is printed (installer/roles.py). Devices need only agent.params (before join.swarm):
+Swarm starts a task of a global service on every node that joins, pulling the image with
+the registry credentials the service carries (--with-registry-auth).
 
 Reset: the service and the secrets are removed (leaving the Swarm removes them too), the
 files made here go (kinds agent_service, agent_secret, and the portal's portal_file), and
@@ -36,22 +36,23 @@ import time
 
 from dragonball import agent_client
 from dragonball.errors import InstallerError
-from dragonball.installer import plan
 from dragonball.shared import ports
 from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.apply import missing_dirs
-from dragonball.installer import portal as portal_mod
+from dragonball.installer.portal import cluster as portal_cluster
+from dragonball.installer.portal import layout as portal_layout
+from dragonball.installer.portal import registry as portal_registry
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
 from dragonball.release.sections import BinError
 
 log = logging.getLogger(__name__)
 
-AGENT_DIR = f"{portal_mod.ETC}/agent"
+AGENT_DIR = f"{portal_layout.ETC}/agent"
 AGENT_CERT, AGENT_KEY = f"{AGENT_DIR}/agent.crt", f"{AGENT_DIR}/agent.key"
 SERVICE = "dragonball-agent"
 REPOSITORY = "dragonball/agent"
-LABEL, CONFIG_LABEL = portal_mod.LABEL, portal_mod.CONFIG_LABEL
+LABEL, CONFIG_LABEL = portal_layout.LABEL, portal_layout.CONFIG_LABEL
 #: secret kind -> (file name under /run/secrets in the container, mode there)
 SECRET_FILES = {"crt": ("agent.crt", "0444"), "key": ("agent.key", "0400"),
                 "ca": ("ca.crt", "0444")}
@@ -112,22 +113,18 @@ def agent_image_of(archive):
 # --- the steps --------------------------------------------------------------------------------
 
 def params_step(ctx) -> Step:
+    """The params folder; on a device, just before it joins the Swarm (installer/roles.py):
+    the agent's task, which mounts it, may start as soon as the node is in."""
     return Step("agent.params", "the folder of the services' parameters",
                 lambda: make_params_dir(ctx))
 
 
 def agent_steps(ctx) -> list[Step]:
-    """The agent's steps, before the portal's first code (plan.STEPS_BEFORE)."""
+    """The agent's steps on the portal, before its first code (installer/roles.py)."""
     return [params_step(ctx),
             Step("agent.pki", "the node agents' certificates", lambda: make_pki(ctx)),
             Step("agent.service", "start the node agent on every server (global service)",
                  lambda: start_service(ctx))]
-
-
-def device_params_steps(ctx) -> list[Step]:
-    """A device's params folder, before it joins the Swarm (plan.STEPS_BEFORE): the
-    agent's task, which mounts it, may start as soon as the node is in."""
-    return [params_step(ctx)]
 
 
 def make_params_dir(ctx) -> dict:
@@ -145,21 +142,21 @@ def make_params_dir(ctx) -> dict:
 
 def make_pki(ctx) -> dict:
     host, undo = ctx.host, ctx.undo("agent.pki")
-    ca = portal_mod._read_pair(host, portal_mod.CA_CERT, portal_mod.CA_KEY)
+    ca = portal_cluster.read_pair(host, portal_layout.CA_CERT, portal_layout.CA_KEY)
     if ca is None:
-        raise InstallerError(f"the cluster CA ({portal_mod.CA_CERT}) is missing",
+        raise InstallerError(f"the cluster CA ({portal_layout.CA_CERT}) is missing",
                              "it is made by the step portal.pki: run the install again")
     wanted = ((AGENT_CERT, AGENT_KEY, agent_client.AGENT_NAME, agent_client.issue_agent_cert),
               (agent_client.CLIENT_CERT, agent_client.CLIENT_KEY, agent_client.CLIENT_NAME,
                agent_client.issue_client_cert))
     for cert, key, name, issue in wanted:
-        existing = portal_mod._read_pair(host, cert, key)
-        if existing and portal_mod.cert_fits(existing, ca.cert_pem, [], [name]):
+        existing = portal_cluster.read_pair(host, cert, key)
+        if existing and portal_cluster.cert_fits(existing, ca.cert_pem, [], [name]):
             continue
         ctx.progress.update(f"a certificate for {name}")
         pair = issue(ca)
-        portal_mod.write_private(ctx, undo, key, pair.key_pem.decode())
-        portal_mod.write_private(ctx, undo, cert, pair.cert_pem.decode(), 0o644)
+        portal_cluster.write_private(ctx, undo, key, pair.key_pem.decode())
+        portal_cluster.write_private(ctx, undo, cert, pair.cert_pem.decode(), 0o644)
     return undo.entries()
 
 
@@ -169,12 +166,12 @@ def _exists(host, *argv) -> bool:
 
 def start_service(ctx) -> dict:
     host, undo = ctx.host, ctx.undo("agent.service")
-    with portal_mod.release_archive() as archive:
+    with portal_registry.release_archive() as archive:
         image = agent_image_of(archive)
-    registry = portal_mod.registry_address(ctx.answers.address)
+    registry = portal_layout.registry_address(ctx.answers.address)
     ref = f"{registry}/{image.ref}"
     contents = {"crt": host.read_bytes(AGENT_CERT), "key": host.read_bytes(AGENT_KEY),
-                "ca": host.read_bytes(portal_mod.CA_CERT)}
+                "ca": host.read_bytes(portal_layout.CA_CERT)}
     if not all(contents.values()):
         raise InstallerError(f"the agent's certificate, key or the CA is missing in "
                              f"{AGENT_DIR}", "they are made by the step agent.pki: run the "
@@ -187,9 +184,9 @@ def start_service(ctx) -> dict:
         ctx.progress.update(f"docker secret create {name}")
         host.run(["docker", "secret", "create", "--label", f"{LABEL}=agent", name, "-"],
                  stdin=contents[kind], timeout=60)
-    _, password = portal_mod.read_credentials(host) or ("", "")
+    _, password = portal_cluster.read_credentials(host) or ("", "")
     wanted = config_hash(ref, secrets, password)
-    current = portal_mod.docker_json(host, ["docker", "service", "inspect", SERVICE])
+    current = portal_cluster.docker_json(host, ["docker", "service", "inspect", SERVICE])
     labels = ((current or [{}])[0].get("Spec") or {}).get("Labels") or {}
     if labels.get(CONFIG_LABEL) != wanted:
         undo.note("service", {"kind": "agent_service", "name": SERVICE})
@@ -218,7 +215,7 @@ def wait_agent(host, address: str, timeout: float = WAIT_S) -> None:
     """Until the agent on `address` answers /v1/health over mutual TLS (the portal's client
     certificate, the CA and the name dragonball-agent): the whole chain works."""
     deadline, last = time.monotonic() + timeout, ""
-    with agent_client.AgentClient(ca=host.path(portal_mod.CA_CERT),
+    with agent_client.AgentClient(ca=host.path(portal_layout.CA_CERT),
                                   cert=host.path(agent_client.CLIENT_CERT),
                                   key=host.path(agent_client.CLIENT_KEY), timeout=5) as client:
         while True:
@@ -258,9 +255,3 @@ def undo_params(host, entry: dict) -> None:
     shutil.rmtree(host.path(entry["path"]), ignore_errors=True)
     host.remove_empty_dirs(entry.get("created_dirs") or [])
 
-
-for _step_id, _maker in (("portal.first_code", agent_steps), ("join.swarm",
-                                                              device_params_steps)):
-    _before = plan.STEPS_BEFORE.setdefault(_step_id, [])
-    if _maker not in _before:
-        _before.append(_maker)

@@ -3,7 +3,7 @@
 Before any change to this server (the wizard's `PortalChecks`, run by the install
 command while it reads the answers; `precheck` for other callers): the portal
 answers, its CA matches the fingerprint the person was given, and the portal accepts
-the code for this hostname. Then the device steps (`plan.ROLE_STEPS["device"]`),
+the code for this hostname. Then the device steps (a device's in installer/roles.py),
 each idempotent, each noting what it changes for `reset` before changing it:
 
     join.ca        the pinned CA in /etc/dragonball/ca.crt
@@ -128,7 +128,7 @@ class PortalChecks:
 
 
 def wizard_checks() -> Checks:
-    """The wizard's remote checks of a device's answers (dragonball.commands.install)."""
+    """The wizard's remote checks of a device's answers (installer/install.py, collect)."""
     return PortalChecks(socket.gethostname(), host=Host()).checks()
 
 
@@ -189,14 +189,22 @@ class DeviceJoin:
         self._enrollment: Enrollment | None = None
 
     def steps(self) -> list[Step]:
+        """Every step of the join, in order."""
+        return self.enroll_steps() + self.swarm_steps()
+
+    def enroll_steps(self) -> list[Step]:
+        """Up to the registry login: this server trusted and enrolled, not in the Swarm yet."""
         return [Step("join.ca", "trust the cluster CA (pinned by its fingerprint)",
                      self.trust_ca),
                 Step("join.enroll", "enroll this server on the portal", self.enroll),
                 Step("join.ssh_key", "the portal's ssh key in root's authorized_keys",
                      self.ssh_key),
                 Step("join.registry", "trust the portal's registry and log in to it",
-                     self.registry),
-                Step("join.swarm", "join the cluster's Swarm", self.swarm),
+                     self.registry)]
+
+    def swarm_steps(self) -> list[Step]:
+        """Into the Swarm, then told to the portal (which labels and promotes the node)."""
+        return [Step("join.swarm", "join the cluster's Swarm", self.swarm),
                 Step("join.report", "report to the portal that this server joined",
                      self.report)]
 
@@ -329,17 +337,9 @@ def check_same_swarm(state: dict, manager_address: str) -> None:
 
 
 def device_steps(ctx) -> list[Step]:
-    """The device's steps after the engine (plan.ROLE_STEPS["device"])."""
+    """Every step of the join, in order (installer/roles.py puts agent.params before
+    join.swarm)."""
     return DeviceJoin(ctx).steps()
-
-
-def register() -> None:
-    """Plug the join into the install: the device's steps."""
-    if device_steps not in plan.ROLE_STEPS["device"]:
-        plan.ROLE_STEPS["device"].append(device_steps)
-
-
-register()
 
 
 # --- undo ------------------------------------------------------------------------------------

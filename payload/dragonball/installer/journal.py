@@ -25,7 +25,6 @@ from dragonball.errors import InstallerError
 
 JOURNAL_NAME = "install-journal.json"
 FORMAT = 1
-STATES = ("running", "done", "failed")
 
 
 class JournalError(InstallerError):
@@ -39,7 +38,7 @@ def answers_digest(answers: dict) -> str:
 
 @dataclasses.dataclass
 class StepRecord:
-    state: str
+    state: str  # "running", "done" or "failed"
     started: float
     finished: float | None = None
     changes: dict = dataclasses.field(default_factory=dict)  # what reset must undo

@@ -1,34 +1,24 @@
-"""The install plan: which steps run, in which order, for this server's answers and facts.
+"""The install plan: the context every step gets, and the plan of this server's role.
 
-    preflight facts -> os.kernel, os.limits, [os.selinux]      OS preparation (osprep)
-                    -> engine.*                                the engine (engine_apply)
-                    -> os.firewall                             the role's ports
-                    -> ROLE_STEPS[role]                        portal bootstrap / join
-
-Extension point for later work (portal bootstrap, join): append a function
-`make(ctx) -> [Step]` to `ROLE_STEPS["portal"]` or `ROLE_STEPS["device"]` when your
-module is imported (or to `STEPS_BEFORE[step_id]`, for steps that must run just before
-another plugin's step), and add the module's name to `PLUGINS` (install and reset import
-them: reset must know your undo kinds even on a run that plans none of your steps). Its
-steps' actions use `ctx.undo(step_id)` to note what they change before changing it
-(kinds of their own register an undo handler with `dragonball.installer.undo.undoer`),
-`ctx.host` to run programs and write files, `ctx.progress` for long work and
-`ctx.secrets.add(...)` for any secret they handle (a registry password), so the
-install log masks it. `authorized_key_step(ctx, key)` puts the portal's ssh key in
-root's authorized_keys (the join step knows the key).
+Which steps a role runs, and in which order, is `installer/roles.py` (one table);
+`build_plan(ctx, roles.STEPS)` makes them for this server's answers and facts and refuses
+duplicate step ids (the journal's keys). A step's action uses `ctx.undo(step_id)` to note
+what it changes before changing it (kinds of its own register an undo handler with
+`dragonball.installer.undo.undoer`), `ctx.host` to run programs and write files,
+`ctx.progress` for long work and `ctx.secrets.add(...)` for any secret it handles (a
+registry password), so the install log masks it. `authorized_key_step(ctx, key)` puts
+the portal's ssh key in root's authorized_keys (the join step knows the key).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import logging
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from dragonball.errors import InstallerError
-from dragonball.installer import engine_apply, osprep
+from dragonball.installer import osprep
 from dragonball.installer.apply import Applier
 from dragonball.installer.journal import Journal
 from dragonball.installer.preflight.facts import Facts
@@ -80,29 +70,8 @@ class InstallContext:
         return self.open_engine()
 
 
-StepMaker = Callable[[InstallContext], list]
-#: Steps each role adds after the engine and firewall (portal bootstrap, join).
-ROLE_STEPS: dict[str, list[StepMaker]] = {"portal": [], "device": []}
-#: Modules that, once imported, have added their makers to ROLE_STEPS and registered
-#: the undo handlers of their kinds: install imports them before planning, reset before
-#: undoing (a journal may hold their kinds even when this run plans none of their steps).
-PLUGINS: list[str] = ["dragonball.installer.portal", "dragonball.installer.join",
-                      "dragonball.installer.agent"]
-#: Steps a plugin puts just before another plugin's step, by that step's id: the node
-#: agent's steps run after the portal's image push and service, before its first code.
-STEPS_BEFORE: dict[str, list[StepMaker]] = {}
-
-
-#: For tests of the base layer alone: a comma-separated list of modules that replaces
-#: PLUGINS ("" loads none: an install is then OS preparation and the engine only).
-PLUGINS_ENV = "DRAGONBALL_INSTALL_PLUGINS"
-
-
-def load_plugins(environ=os.environ) -> None:
-    names = PLUGINS if PLUGINS_ENV not in environ else \
-        [n.strip() for n in environ[PLUGINS_ENV].split(",") if n.strip()]
-    for name in names:
-        importlib.import_module(name)
+#: ctx -> the steps of one role, in order (installer/roles.py)
+RoleSteps = Callable[[InstallContext], list[Step]]
 
 
 def prep_step(ctx: InstallContext, prep: osprep.Prep) -> Step:
@@ -128,15 +97,9 @@ def authorized_key_step(ctx: InstallContext, key, step_id: str = "os.ssh_key") -
     return Step(step_id, "the portal's ssh key in root's authorized_keys", action)
 
 
-def build_plan(ctx: InstallContext) -> list[Step]:
-    steps = [prep_step(ctx, p) for p in osprep.os_preps(ctx.facts)]
-    steps += engine_apply.engine_steps(ctx)
-    steps.append(prep_step(ctx, osprep.firewall_prep(ctx.facts, ctx.role)))
-    for make in ROLE_STEPS.get(ctx.role, []):
-        for step in make(ctx):
-            for before in STEPS_BEFORE.get(step.id, []):
-                steps += before(ctx)
-            steps.append(step)
+def build_plan(ctx: InstallContext, role_steps: Mapping[str, RoleSteps]) -> list[Step]:
+    """The steps of this server's role (`role_steps`: roles.STEPS, or roles.BASE_ONLY)."""
+    steps = role_steps[ctx.role](ctx)
     ids = [s.id for s in steps]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -19,8 +19,10 @@ import json
 import logging
 import os
 
-from dragonball.installer import apply, engine_apply, plan  # noqa: F401  (undo handlers)
+# Every step module, so every undo kind a journal may hold (installer/roles.py).
+from dragonball.installer import roles  # noqa: F401
 from dragonball.installer.journal import Journal
+from dragonball.installer.logs import LOG_DIR, SecretFilter, close_log, open_log
 from dragonball.installer.undo import Undone, undo_all
 
 log = logging.getLogger(__name__)
@@ -72,9 +74,24 @@ def clean_engine(host) -> list[str]:
     return done
 
 
-def reset(data_dir: str, host, on_entry=lambda undone: None,
-          on_line=lambda text: None) -> ResetResult:
-    plan.load_plugins()  # their undo kinds
+def recorded(data_dir: str) -> Journal | None:
+    """The install journal in `data_dir`, or None: nothing to reset there."""
+    journal = Journal.load(data_dir)
+    return journal if os.path.exists(journal.path) else None
+
+
+def reset(data_dir: str, host, on_entry=lambda undone: None, on_line=lambda text: None,
+          log_dir: str = LOG_DIR) -> ResetResult:
+    """Undo what the journal in `data_dir` lists (see the module's docstring), logged in
+    reset.log; `on_entry(Undone)` and `on_line(text)` tell the caller as it goes."""
+    handler = open_log("reset.log", SecretFilter(), log_dir=log_dir)
+    try:
+        return _reset(data_dir, host, on_entry, on_line)
+    finally:
+        close_log(handler)
+
+
+def _reset(data_dir: str, host, on_entry, on_line) -> ResetResult:
     journal = Journal.load(data_dir)
     cluster = clean_engine(host)
     for line in cluster:

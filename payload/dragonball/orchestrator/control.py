@@ -1,275 +1,166 @@
 """The orchestrator: apply an app spec; start, stop, restart a service with its subtree; set
 parameters. On the portal server (a Swarm manager), as root (docs/orchestrator.md).
 
-    control = portal.wiring.control(settings)      # engine, store, agents, registry
-    control.apply("notes.app.yaml")                # validate, plan, roll out, deliver
+    control = portal.wiring.control(settings)      # Swarm adapter, store, agents, registry
+    prepared = control.prepare("notes.app.yaml")   # read, observe once, check, plan (pure)
+    print(prepared.plan.to_dict()); control.execute(prepared)   # roll that plan out
     control.stop("notes", "web"); control.start("notes", "web")
     control.set_params("notes", "api", ["greeting=Hi"])   # -> one result per task
 
-Nothing is changed before the spec is valid against what the cluster holds: its images in
-the portal registry, its servers and labels among the Swarm's nodes.
+Every command runs the same way: observe (orchestrator.observe: one read of the cluster),
+plan (orchestrator.planning: pure), execute (orchestrator.execute). Nothing is changed
+before the spec is valid against what the cluster holds: its images in the portal
+registry, its servers and labels among the Swarm's nodes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable
 
-import yaml
-
-from dragonball.app import graph, plan as plan_mod
+from dragonball.app import plan as plan_mod
 from dragonball.app import spec as app_spec
-from dragonball.app.checks import normal_image
-from dragonball.app.model import AppSpec, Observed
+from dragonball.app.errors import UnknownService
+from dragonball.app.model import AppSpec
 from dragonball.errors import DragonBallError
-from dragonball.orchestrator import naming, specs
+from dragonball.orchestrator import params as params_mod
+from dragonball.orchestrator import planning, status as status_mod
+from dragonball.orchestrator.execute import Executor
+from dragonball.orchestrator.observe import Observation, Observer, names_in, split_image
 from dragonball.orchestrator.param_calls import ParamCalls
-from dragonball.orchestrator.rollout import Launch, Rollout
 from dragonball.orchestrator.state import AppStore
 from dragonball.orchestrator.tasks import TaskCalls, TaskResult
 
-__all__ = ["AppNotApplied", "Control", "TaskResult", "split_image"]
+__all__ = ["AppNotApplied", "Control", "Prepared", "TaskResult", "split_image"]
 
 log = logging.getLogger(__name__)
-IMAGE_LABEL = f"{naming.PREFIX}.image"
 
 
 class AppNotApplied(DragonBallError):
     """A command names an app the portal has no spec of."""
 
 
-def split_image(ref: str) -> tuple[str, str]:
-    """'notes/api:0.1.0' -> ('notes/api', '0.1.0')."""
-    ref = normal_image(ref)
-    repository, _, tag = ref.rpartition(":")
-    return repository, tag
+@dataclass(frozen=True)
+class Prepared:
+    """A spec read and checked, the cluster it was checked against, and its plan: what
+    `execute` carries out (nothing is looked up again before it starts)."""
+
+    spec: AppSpec
+    text: str
+    file: str
+    observation: Observation
+    deployment: planning.Deployment
+
+    @property
+    def plan(self) -> plan_mod.Plan:
+        """The plan people see: start, change, keep, stop in waves."""
+        return self.deployment.shown
 
 
-class Control(ParamCalls, TaskCalls):
-    """The application layer's commands over an engine, the store, the agents, a registry."""
+class Control:
+    """The application layer's commands, composed of an observer (the Swarm adapter and
+    the registry), the tasks (adapter and agents), the parameters (store, agents, tasks)
+    and an executor for each command."""
 
     def __init__(self, engine, store: AppStore, agents, registry, registry_address: str,
                  progress: Callable[[str, str, str], None] | None = None,
                  wait_s: float = 300.0, clock=time.monotonic, sleep=time.sleep) -> None:
+        """`engine`: the Swarm adapter (dragonball.swarm.Swarm); `progress(service, state,
+        detail)` may be replaced before a command (a portal job sets its own)."""
         self.engine, self.store, self.agents, self.registry = engine, store, agents, registry
-        self.clock, self.sleep = clock, sleep
         self.registry_address = registry_address
         self.progress = progress or (lambda *a: None)
-        self.wait_s = wait_s
+        self.wait_s, self.clock, self.sleep = wait_s, clock, sleep
+        self.observer = Observer(engine, registry, registry_address)
+        self.tasks = TaskCalls(engine, agents)
+        self.params = ParamCalls(store, agents, self.tasks, self._report, clock, sleep)
 
-    # -- what the cluster holds -----------------------------------------------------------
-    def observe(self, spec_images) -> tuple[Observed, dict]:
-        """(Observed for validation, spec image -> pinned reference) of what exists now."""
-        nodes = self.engine.nodes()
-        pinned = {}
-        for image in sorted(set(spec_images)):
-            repository, tag = split_image(image)
-            digest = self.registry.tag_digest(repository, tag)
-            if digest:
-                pinned[image] = f"{self.registry_address}/{repository}@{digest}"
-        observed = Observed(images=frozenset(pinned), servers=frozenset(n.hostname for n in nodes),
-                            labels={n.hostname: n.labels for n in nodes})
-        return observed, pinned
+    def _report(self, service: str, state: str, detail: str) -> None:
+        self.progress(service, state, detail)
 
-    def load(self, path: str) -> tuple[AppSpec, str, dict]:
-        """(the spec, its text, pinned images) after every check; AppSpecInvalid otherwise."""
+    def executor(self) -> Executor:
+        return Executor(self.engine, self.params, self.tasks, self._report,
+                        wait_s=self.wait_s, clock=self.clock, sleep=self.sleep)
+
+    # -- observe and plan -------------------------------------------------------------------
+    def prepare(self, path: str) -> Prepared:
+        """`prepare_text` of the file at `path`; AppSpecInvalid names an unreadable one."""
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError):
             app_spec.load_file(path)  # raises AppSpecInvalid naming the file
             raise
-        return self.load_text(text, path)
+        return self.prepare_text(text, path)
 
-    def load_text(self, text: str, path: str) -> tuple[AppSpec, str, dict]:
-        images = _images_named(text)
-        if images is None:  # not even YAML with services: say so, look nothing up
-            app_spec.load(text, path)
-        observed, pinned = self.observe(images)
-        return app_spec.load(text, path, observed), text, pinned  # every problem at once
+    def prepare_text(self, text: str, file: str) -> Prepared:
+        """Observe once, check the spec against it (AppSpecInvalid: every problem at
+        once), plan purely."""
+        spec, observation = self._checked(text, file)
+        return Prepared(spec, text, file, observation, planning.deploy(spec, observation))
 
-    def running(self, app: str) -> dict:
-        """spec name -> plan.Running of the app's services on Swarm."""
-        found = {}
-        for data in self.engine.services(app).values():
-            labels = data["Spec"].get("Labels", {})
-            name = labels.get(naming.SERVICE_LABEL)
-            if not name:
-                continue
-            needs = tuple(n for n in labels.get(naming.NEEDS_LABEL, "").split(",") if n)
-            replicas = data["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas")
-            found[name] = plan_mod.Running(labels.get(IMAGE_LABEL, ""), None, replicas, needs)
-        return found
+    def _checked(self, text: str, file: str) -> tuple[AppSpec, Observation]:
+        named = names_in(text)
+        if named is None:  # not even YAML with services: say so, look nothing up
+            app_spec.load(text, file)
+        app, images = named or ("", [])
+        observation = self.observer.observe(app, images)
+        return app_spec.load(text, file, observation.checks()), observation
 
-    def plan(self, spec: AppSpec, pinned: dict) -> plan_mod.Plan:
-        """The plan, with "change" also for a service whose definition changed (ports,
-        resources, placement, a new image digest under the same tag...)."""
-        current = self.engine.services(spec.app)
-        result = plan_mod.plan(spec, self.running(spec.app))
-        waves = []
-        for wave in result.start_waves:
-            steps = []
-            for step in wave:
-                data = current.get(naming.swarm_service(spec.app, step.service))
-                if step.action == "keep" and data is not None:
-                    wanted = self.swarm_spec(spec, step.service, pinned)
-                    if _hash(data) != wanted["Labels"][naming.SPEC_LABEL]:
-                        step = dataclasses.replace(step, action="change",
-                                                   reasons=("service definition",))
-                steps.append(step)
-            waves.append(tuple(steps))
-        return dataclasses.replace(result, start_waves=tuple(waves))
-
-    def swarm_spec(self, spec: AppSpec, name: str, pinned: dict,
-                   replicas: int | None = None) -> dict:
-        service = spec.services[name]
-        result = specs.service_spec(spec.app, name, service, pinned[service.image], replicas)
-        result["Labels"][IMAGE_LABEL] = service.image
-        return result
-
-    # -- apply ---------------------------------------------------------------------------
-    def apply(self, path: str, dry_run: bool = False) -> plan_mod.Plan:
-        spec, text, pinned = self.load(path)
-        return self.apply_loaded(spec, text, pinned, path, dry_run)
-
-    def apply_loaded(self, spec: AppSpec, text: str, pinned: dict, path: str,
-                     dry_run: bool = False) -> plan_mod.Plan:
-        """`apply` of what `load_text` gave (the portal's API checks a spec text first)."""
-        the_plan = self.plan(spec, pinned)
-        if dry_run:
-            return the_plan
-        self.store.save_app(spec.app, path, text)
-        self.store.store.record("app.apply", "admin", None,
-                                {"app": spec.app, "file": path,
-                                 "summary": {a: the_plan.count(a) for a in plan_mod.ACTIONS}})
-        changed_params = self.publish_params(spec)
-        self.engine.ensure_network(specs.network_spec(spec.app))
-        self.place(spec)
-        running = self.running(spec.app)
-        gone = {s.service: (naming.swarm_service(spec.app, s.service), running[s.service].needs)
-                for wave in the_plan.stop_waves for s in wave}
-        if gone:
-            self.rollout().stop(gone, remove=True)
-        names = [s.service for wave in the_plan.start_waves for s in wave]
-        self._roll(spec, [self._launch(spec, name, pinned) for name in names], changed_params)
+    # -- execute ------------------------------------------------------------------------------
+    def execute(self, prepared: Prepared) -> plan_mod.Plan:
+        """Roll out what `prepare` planned: the spec kept, labels, stops, launches."""
+        spec, the_plan = prepared.spec, prepared.plan
+        self.store.save_app(spec.app, prepared.file, prepared.text)
+        self.store.store.record("app.apply", "admin", None, {
+            "app": spec.app, "file": prepared.file,
+            "summary": {a: the_plan.count(a) for a in plan_mod.ACTIONS}})
+        self.executor().run(spec, prepared.deployment, prepared.observation.ready_nodes())
         return the_plan
 
-    def _roll(self, spec: AppSpec, launches: list, changed_params: list) -> list[str]:
-        """Start `launches`; then the tasks kept (not replaced) of services whose
-        parameters changed get them through config_change (new tasks read the file). A task
-        that refuses them is named (exit 1); its service is tried again at the next run."""
-        started = self.rollout().start(launches)
-        refused = []
-        for launch in launches:
-            if launch.name in changed_params and launch.keeps_tasks:
-                refused += [r for r in self.deliver_params(spec, launch.name) if not r.ok]
-        self.mark_delivered(spec, [launch.name for launch in launches
-                                   if launch.name not in {r.service for r in refused}])
-        if refused:
-            raise DragonBallError(
-                "new parameters were refused by " + "; ".join(
-                    f"{r.task} on {r.server}: {r.detail}" for r in refused),
-                "the services are running; fix the values (dragonball params set) or the "
-                "module, then run the command again")
-        return started
-
-    def _launch(self, spec: AppSpec, name: str, pinned: dict, force: bool = False) -> Launch:
-        """How `name` comes up: created, updated when its definition changed (or `force`:
-        new tasks all the same), else scaled to its replicas (nothing when they match)."""
-        swarm_name = naming.swarm_service(spec.app, name)
-        wanted = self.swarm_spec(spec, name, pinned)
-        service = spec.services[name]
-        current = self.engine.service(swarm_name)
-        redefined = current is not None and _hash(current) != wanted["Labels"][naming.SPEC_LABEL]
-
-        def act():
-            now = self.engine.service(swarm_name)
-            if now is None:
-                self.engine.create(wanted)
-            elif force or _hash(now) != wanted["Labels"][naming.SPEC_LABEL]:
-                self.engine.update(now, wanted, force=force)
-            else:
-                self.engine.scale(swarm_name, service.replicas)
-        return Launch(name, swarm_name, tuple(service.needs()), service.replicas, act,
-                      fresh_only=force or redefined,
-                      keeps_tasks=current is not None and not (force or redefined))
-
-    def rollout(self) -> Rollout:
-        return Rollout(self.engine, self.progress, self.explain, wait_s=self.wait_s)
-
-    def place(self, spec: AppSpec) -> None:
-        """Label the servers each service's `placement.servers` lists (and only them)."""
-        nodes = self.engine.nodes()
-        for name, service in spec.services.items():
-            key = naming.placement_label(spec.app, name)
-            wanted = set(service.placement.servers)
-            for node in nodes:
-                self.engine.set_node_label(node.id, key,
-                                           "true" if node.hostname in wanted else None)
+    def apply(self, path: str, dry_run: bool = False) -> plan_mod.Plan:
+        """Prepare, then (unless `dry_run`) execute; the plan."""
+        prepared = self.prepare(path)
+        return prepared.plan if dry_run else self.execute(prepared)
 
     # -- start, stop, restart one service with its subtree ----------------------------------
-    def applied(self, app: str) -> tuple[AppSpec, dict]:
+    def applied_text(self, app: str) -> tuple[str, str]:
+        """(file, text) of the spec last applied; AppNotApplied when there is none."""
         found = self.store.app(app)
         if found is None:
             known = ", ".join(self.store.apps()) or "none yet"
             raise AppNotApplied(f"the portal has no app {app!r} (applied: {known})",
                                 "apply its spec first: dragonball apply SPEC")
-        file, text = found
-        spec, _, pinned = self.load_text(text, file)
-        return spec, pinned
+        return found
 
     def spec_of(self, app: str) -> AppSpec:
         """The spec last applied, without looking anything up (status, notifications)."""
-        found = self.store.app(app)
-        if found is None:
-            return self.applied(app)[0]  # raises AppNotApplied
-        return app_spec.load(found[1], found[0])
+        file, text = self.applied_text(app)
+        return app_spec.load(text, file)
 
     def start(self, app: str, name: str, force: bool = False) -> list[str]:
-        spec, pinned = self.applied(app)
-        start_plan = plan_mod.start_plan(spec, name)
-        names = [s.service for wave in start_plan.start_waves for s in wave]
-        changed = self.publish_params(spec, only=names)
-        self.engine.ensure_network(specs.network_spec(spec.app))
-        return self._roll(spec, [self._launch(spec, n, pinned, force=force and n == name)
-                                 for n in names], changed)
+        """Start `name` and what it needs, leaves first; the names, as they became healthy."""
+        file, text = self.applied_text(app)
+        spec, observation = self._checked(text, file)
+        deployment = planning.start(spec, observation, name, force)
+        return self.executor().run(spec, deployment, observation.ready_nodes())
 
     def stop(self, app: str, name: str) -> tuple[list[str], tuple]:
         """Stop `name` and what only it needs, roots first; (stopped, notes)."""
-        spec = self.spec_of(app)
-        stop_plan = plan_mod.stop_plan(spec, name)
-        names = [s.service for wave in stop_plan.stop_waves for s in wave]
-        services = {n: (naming.swarm_service(app, n), tuple(spec.services[n].needs()))
-                    for n in names}
-        return self.rollout().stop(services), stop_plan.notes
+        deployment = planning.stop(self.spec_of(app), name)
+        return self.executor().stop(deployment), deployment.shown.notes
 
     def restart(self, app: str, name: str) -> list[str]:
         self.stop(app, name)
         return self.start(app, name)
 
-    # -- status ----------------------------------------------------------------------------
+    # -- what runs ---------------------------------------------------------------------------
     def status(self, app: str) -> list[dict]:
+        """One row per service, leaves first (orchestrator.status)."""
         spec = self.spec_of(app)
-        nodes = {n.id: n.hostname for n in self.engine.nodes()}
-        order = [n for wave in graph.waves(plan_mod.dependencies(spec)) for n in wave]
-        rows = []
-        for name in order:
-            service = spec.services[name]
-            data = self.engine.service(naming.swarm_service(app, name))
-            desired = (data["Spec"].get("Mode", {}).get("Replicated", {}).get("Replicas", 0)
-                       if data else 0)
-            tasks = self.engine.tasks(naming.swarm_service(app, name)) if data else []
-            up = [t for t in tasks if t.get("DesiredState") == "running"]
-            healthy = [t for t in up if t["Status"]["State"] == "running"]
-            rows.append({"service": name, "kind": service.kind, "image": service.image,
-                         "needs": service.needs(), "deployed": data is not None,
-                         "desired": desired, "healthy": len(healthy),
-                         "state": _state(data is not None, desired, len(healthy)),
-                         "tasks": [{"slot": t.get("Slot"), "server": nodes.get(t.get("NodeID"), ""),
-                                    "state": t["Status"]["State"]} for t in up]})
-        return rows
+        return status_mod.rows(spec, self.observer.observe(app, tasks=True))
 
     def notifications(self, app: str, limit: int = 50) -> list[dict]:
         """The app's latest notifications, newest first (`dragonball notifications --json`)."""
@@ -279,31 +170,45 @@ class Control(ParamCalls, TaskCalls):
                  "attempts": r["attempts"], "last_error": r["last_error"]}
                 for r in self.store.notifications(app, limit)]
 
+    def logs(self, app: str, name: str, tail: int = 200) -> list[dict]:
+        """The last `tail` log lines of each running task of a service, through the agents:
+        [{"task", "server", "lines", "error"}] (`error`: why a task's log could not be read)."""
+        self._service(app, name)
+        return self.tasks.logs(app, name, tail)
 
-def _images_named(text: str) -> list[str] | None:
-    """The image references a spec's text names (to look them up before the checks run),
-    or None when it is not a mapping of services."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    services = data.get("services") if isinstance(data, dict) else None
-    if not isinstance(services, dict):
-        return None
-    return [s["image"] for s in services.values()
-            if isinstance(s, dict) and isinstance(s.get("image"), str)]
+    def each_task(self, app: str, name: str, action: str, body: dict,
+                  replace: bool = False) -> list[TaskResult]:
+        """`action` in every running task of the service (the notifications' delivery)."""
+        return self.tasks.each(app, name, action, body, replace)
 
+    # -- parameters --------------------------------------------------------------------------
+    def get_params(self, app: str, name: str) -> dict:
+        return self.params.get(self._service(app, name), name)
 
-def _hash(service: dict) -> str | None:
-    """The spec hash a Swarm service was made from (its label)."""
-    return service["Spec"].get("Labels", {}).get(naming.SPEC_LABEL)
+    def set_params(self, app: str, name: str, assignments: list[str],
+                   unset: list[str] = ()) -> list[TaskResult]:
+        """KEY=VALUE assignments, typed by the spec (ParamsInvalid: nothing stored)."""
+        return self._edit_params(app, name, lambda service, current: params_mod.edit(
+            name, service, current, assignments, unset))
 
+    def set_param_values(self, app: str, name: str, values: dict,
+                         unset=()) -> list[TaskResult]:
+        """`set_params` with JSON-typed values ({key: value}), checked against the spec's
+        parameter types (params.check_value); ParamsInvalid lists every problem."""
+        return self._edit_params(app, name, lambda service, current: params_mod.edit_values(
+            name, service, current, values, unset))
 
-def _state(deployed: bool, desired: int, healthy: int) -> str:
-    if not deployed:
-        return "absent"
-    if desired == 0:
-        return "stopped"
-    return "healthy" if healthy >= desired else ("degraded" if healthy else "down")
+    def _edit_params(self, app: str, name: str, edit) -> list[TaskResult]:
+        """Check the edited values, then store them, write them on every ready server and
+        deliver them to every running task."""
+        spec = self._service(app, name)
+        values = self.params.edited(spec, name, edit)
+        ready = [n for n in self.engine.nodes() if n.ready]
+        return self.params.put(spec, name, values, ready)
 
-
+    def _service(self, app: str, name: str) -> AppSpec:
+        """The applied spec of `app`, which has a service `name` (UnknownService)."""
+        spec = self.spec_of(app)
+        if name not in spec.services:
+            raise UnknownService(name, spec.services)
+        return spec

@@ -12,13 +12,15 @@ App `notes`, spec service `api`:
 from __future__ import annotations
 
 from dragonball.shared import paths
+from dragonball.swarm.model import SPEC_HASH_LABEL
 
 PREFIX = "io.dragonball"
 APP_LABEL = f"{PREFIX}.app"
 SERVICE_LABEL = f"{PREFIX}.service"
 KIND_LABEL = f"{PREFIX}.kind"
-SPEC_LABEL = f"{PREFIX}.spec-hash"      # what the Swarm service was made from
+SPEC_LABEL = SPEC_HASH_LABEL            # what the Swarm service was made from
 NEEDS_LABEL = f"{PREFIX}.needs"         # comma-separated: orders its stop once it leaves the spec
+IMAGE_LABEL = f"{PREFIX}.image"         # the spec's image, as the spec names it
 PLACEMENT_LABEL = "dragonball.placement"  # node label prefix for "one of these servers"
 
 PARAMS_HOST_DIR = paths.PARAMS_DIR

@@ -1,29 +1,38 @@
 """A service's parameters on the cluster: kept on the portal, written on every server by its
 agent, delivered to running tasks with config_change (docs/orchestrator.md, "Parameters").
-Part of `Control`."""
+A collaborator of `Control`."""
 
 from __future__ import annotations
 
-from dragonball.app.errors import UnknownService
+import time
+from typing import Callable
+
 from dragonball.app.model import AppSpec
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import params as params_mod
-from dragonball.orchestrator.tasks import TaskResult
+from dragonball.orchestrator.state import AppStore
+from dragonball.orchestrator.tasks import TaskCalls, TaskResult
 
 AGENT_WAIT_S = 120.0   # a server that just joined: its agent task is pulled, then starts
 AGENT_RETRY_S = 2.0
 
 
 class ParamCalls:
-    """Control's parameter calls; needs `engine`, `agents`, `store`, `applied`, `spec_of`,
-    `each_task`, `progress`, `clock` and `sleep`."""
+    """Parameters: the store keeps them, the agents write them on the servers, `tasks`
+    delivers them to running tasks; `progress` hears of servers waited for."""
 
-    def publish_params(self, spec: AppSpec, only=None) -> list[str]:
-        """Write each service's parameters in force on every server (the agents); return
-        the services whose values in force changed since their tasks last got them
-        (`mark_delivered` records that, once they did)."""
+    def __init__(self, store: AppStore, agents, tasks: TaskCalls,
+                 progress: Callable[[str, str, str], None] | None = None,
+                 clock=time.monotonic, sleep=time.sleep) -> None:
+        self.store, self.agents, self.tasks = store, agents, tasks
+        self.progress = progress or (lambda *a: None)
+        self.clock, self.sleep = clock, sleep
+
+    def publish(self, spec: AppSpec, nodes, only=None) -> list[str]:
+        """Write each service's parameters in force on every one of `nodes` (the ready
+        servers); return the services whose values in force changed since their tasks
+        last got them (`mark_delivered` records that, once they did)."""
         changed = []
-        nodes = [n for n in self.engine.nodes() if n.ready]
         for name, service in spec.services.items():
             if only is not None and name not in only:
                 continue
@@ -38,18 +47,13 @@ class ParamCalls:
 
     def _write_everywhere(self, app: str, name: str, revision: int, values: dict,
                           nodes) -> None:
-        """Through each ready server's agent; an agent that does not answer yet (a server
-        that just joined: its agent task is still being pulled) is asked again for up to
+        """Through each server's agent; an agent that does not answer yet (a server that
+        just joined: its agent task is still being pulled) is asked again for up to
         AGENT_WAIT_S."""
         waiting = list(nodes)
         deadline = self.clock() + AGENT_WAIT_S
         while True:
-            failures = []
-            for node in waiting:
-                try:
-                    self.agents.put_params(node.address, app, name, revision, values)
-                except DragonBallError as e:
-                    failures.append((node, e))
+            failures = self._put(waiting, app, name, revision, values)
             if not failures:
                 return
             if self.clock() >= deadline:
@@ -63,59 +67,55 @@ class ParamCalls:
                           ", ".join(n.hostname for n in waiting))
             self.sleep(AGENT_RETRY_S)
 
-    def set_params(self, app: str, name: str, assignments: list[str],
-                   unset: list[str] = ()) -> list[TaskResult]:
-        return self._edit_params(app, name, lambda service, current: params_mod.edit(
-            name, service, current, assignments, unset))
+    def _put(self, nodes, app: str, name: str, revision: int, values: dict) -> list:
+        """[(node, error)] of the servers whose agent did not take the values."""
+        failures = []
+        for node in nodes:
+            try:
+                self.agents.put_params(node.address, app, name, revision, values)
+            except DragonBallError as e:
+                failures.append((node, e))
+        return failures
 
-    def _edit_params(self, app: str, name: str, edit) -> list[TaskResult]:
-        """Store `edit(service, current values)`'s values (ParamsInvalid: nothing stored),
-        write them on every server, deliver them to every running task."""
-        spec, _ = self.applied(app)
-        if name not in spec.services:
-            raise UnknownService(name, spec.services)
-        service = spec.services[name]
-        _, current = self.store.params(app, name)
-        values = edit(service, current)
-        self.store.set_params(app, name, values)
+    def edited(self, spec: AppSpec, name: str, edit) -> dict:
+        """`edit(service, current values)`'s values, checked (ParamsInvalid otherwise);
+        nothing is stored yet."""
+        _, current = self.store.params(spec.app, name)
+        return edit(spec.services[name], current)
+
+    def put(self, spec: AppSpec, name: str, values: dict, nodes) -> list[TaskResult]:
+        """Store `values` (checked), write them on `nodes`, deliver them to every running
+        task; recorded as delivered when every task took them."""
+        _, current = self.store.params(spec.app, name)
+        self.store.set_params(spec.app, name, values)
         changed = sorted(k for k in set(values) | set(current)
                          if values.get(k) != current.get(k))
         self.store.store.record("app.params", "admin", None,
-                                {"app": app, "service": name, "changed": changed})
-        self.publish_params(spec, only=[name])
-        results = self.deliver_params(spec, name)
+                                {"app": spec.app, "service": name, "changed": changed})
+        self.publish(spec, nodes, only=[name])
+        results = self.deliver(spec, name)
         if all(r.ok for r in results):
             self.mark_delivered(spec, [name])
         return results
 
-    def get_params(self, app: str, name: str) -> dict:
-        spec = self.spec_of(app)
-        if name not in spec.services:
-            raise UnknownService(name, spec.services)
+    def get(self, spec: AppSpec, name: str) -> dict:
+        """The parameters in force: value, default, type, secret, set on the portal or not."""
         service = spec.services[name]
-        revision, values = self.store.params(app, name)
-        return {"app": app, "service": name, "revision": revision,
+        revision, values = self.store.params(spec.app, name)
+        return {"app": spec.app, "service": name, "revision": revision,
                 "parameters": {k: {"value": v, "default": service.parameters[k].default,
                                    "type": service.parameters[k].type,
                                    "secret": service.parameters[k].secret, "set": k in values}
                                for k, v in params_mod.in_force(service, values).items()}}
 
-    def deliver_params(self, spec: AppSpec, name: str) -> list[TaskResult]:
+    def deliver(self, spec: AppSpec, name: str) -> list[TaskResult]:
         """config_change with the values in force, in every running task of `name`."""
         _, values = self.store.params(spec.app, name)
         wanted = params_mod.in_force(spec.services[name], values)
-        return self.each_task(spec.app, name, "config_change", wanted, replace=True)
-
-    def set_param_values(self, app: str, name: str, values: dict,
-                         unset=()) -> list[TaskResult]:
-        """`set_params` with JSON-typed values ({key: value}), checked against the spec's
-        parameter types (params.check_value); ParamsInvalid lists every problem."""
-        return self._edit_params(app, name, lambda service, current: params_mod.edit_values(
-            name, service, current, values, unset))
+        return self.tasks.each(spec.app, name, "config_change", wanted, replace=True)
 
     def mark_delivered(self, spec: AppSpec, names) -> None:
         for name in names:
             _, values = self.store.params(spec.app, name)
             self.store.mark_published(spec.app, name,
                                       params_mod.in_force(spec.services[name], values))
-

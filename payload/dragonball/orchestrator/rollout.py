@@ -6,8 +6,8 @@ branch, and the whole start takes the tree's critical path (bench/app_start.py m
 it). Siblings start in parallel. Swarm reports a task `running` only once its health
 check (the module's status action) passed, so "healthy" is Swarm's own word.
 
-`judge` and `stopped` are pure (tests feed them task lists); `Rollout` drives an engine
-(orchestrator.engine.SwarmEngine, or a fake in unit tests) and a clock.
+`judge` and `stopped` are pure (tests feed them lists of `dragonball.swarm.Task`); `Rollout`
+drives the Swarm adapter (dragonball.swarm.Swarm, or a fake in unit tests) and a clock.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from typing import Callable
 
 from dragonball.errors import DragonBallError
+from dragonball.swarm import Task
 
 POLL_S = 0.5
 WAIT_S = 300.0
@@ -44,26 +45,14 @@ class RolloutFailed(DragonBallError):
                          f"healthy is kept{kept}")
 
 
-def parse_time(text: str) -> datetime.datetime:
-    """An engine timestamp (RFC 3339 with up to nanoseconds) as an aware datetime."""
-    text = text.strip().replace("Z", "+00:00")
-    if "." in text:
-        head, rest = text.split(".", 1)
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits):]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    value = datetime.datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-
-
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     state: str            # "healthy", "pending", "failed"
     detail: str = ""
-    task: dict | None = None
+    task: Task | None = None
 
 
-def judge(tasks: list[dict], desired: int, since: datetime.datetime | None,
+def judge(tasks: list[Task], desired: int, since: datetime.datetime | None,
           fresh_only: bool, updating: str | None = None) -> Verdict:
     """Whether a service is healthy now (pure).
 
@@ -71,34 +60,33 @@ def judge(tasks: list[dict], desired: int, since: datetime.datetime | None,
     tasks made since count (its definition changed, or a restart); `updating`: the
     service's UpdateStatus.State, if any.
     """
-    def recent(task: dict) -> bool:
-        return since is None or parse_time(task["Status"]["Timestamp"]) >= since
+    def after(moment: datetime.datetime | None) -> bool:
+        return since is None or (moment is not None and moment >= since)
 
-    failed = [t for t in tasks if t["Status"]["State"] in FAILED and recent(t)]
+    failed = [t for t in tasks if t.state in FAILED and after(t.timestamp)]
     if failed:
-        return Verdict("failed", failed[0]["Status"].get("Err") or
-                       failed[0]["Status"].get("Message", "failed"), failed[0])
+        return Verdict("failed", failed[0].error or failed[0].message or "failed", failed[0])
     if updating == "paused":
         return Verdict("failed", "the update was paused after a task failed")
-    wanted = [t for t in tasks if t.get("DesiredState") == "running"]
+    wanted = [t for t in tasks if t.desired_state == "running"]
     if fresh_only and since is not None:
-        wanted = [t for t in wanted if parse_time(t["CreatedAt"]) >= since]
-    running = [t for t in wanted if t["Status"]["State"] == "running"]
+        wanted = [t for t in wanted if after(t.created)]
+    running = [t for t in wanted if t.state == "running"]
     if len(running) >= desired and updating in (None, "completed", "rollback_completed"):
         return Verdict("healthy", f"{len(running)}/{desired} running")
-    states = sorted({t["Status"]["State"] for t in wanted} - {"running"})
+    states = sorted({t.state for t in wanted} - {"running"})
     more = f" ({', '.join(states)})" if states else ""
     return Verdict("pending", f"{len(running)}/{desired} healthy{more}")
 
 
-def stopped(tasks: list[dict]) -> bool:
+def stopped(tasks: list[Task]) -> bool:
     """No task of the service is up or on its way up (pure)."""
-    return not any(t["Status"]["State"] in ACTIVE for t in tasks)
+    return not any(t.state in ACTIVE for t in tasks)
 
 
 @dataclasses.dataclass
 class Launch:
-    """One service to bring up: `act()` asks the engine (create, update, scale, nothing)."""
+    """One service to bring up: `act()` asks the Swarm (create, update, scale, nothing)."""
 
     name: str
     swarm_name: str
@@ -112,13 +100,13 @@ class Launch:
 class Rollout:
     """Runs launches in dependency order with health gates; reports through `progress`."""
 
-    def __init__(self, engine, progress: Callable[[str, str, str], None] | None = None,
-                 explain: Callable[[dict], tuple[str, str]] | None = None,
+    def __init__(self, swarm, progress: Callable[[str, str, str], None] | None = None,
+                 explain: Callable[[Task], tuple[str, str]] | None = None,
                  wait_s: float = WAIT_S, poll_s: float = POLL_S,
                  clock=time.monotonic, sleep=time.sleep) -> None:
         """`progress(service, state, detail)`; `explain(task)` -> (server, action output)
         of a failed task (the portal asks the agent on its server for the log tail)."""
-        self.engine, self.wait_s, self.poll_s = engine, wait_s, poll_s
+        self.swarm, self.wait_s, self.poll_s = swarm, wait_s, poll_s
         self.progress = progress or (lambda *a: None)
         self.explain = explain or (lambda task: ("", ""))
         self.clock, self.sleep = clock, sleep
@@ -130,40 +118,45 @@ class Rollout:
         they became healthy. RolloutFailed stops it: nothing more is launched."""
         todo = {launch.name: launch for launch in launches}
         inside = set(todo)
-        inflight: dict = {}   # name -> (since, deadline)
+        inflight: dict = {}   # name -> (launch, since, deadline)
         while todo or inflight:
             for name in sorted(todo):
-                launch = todo[name]
-                if all(n in self.healthy or n not in inside for n in launch.needs):
-                    since = parse_time(self.engine.now())
-                    launch.act()
-                    del todo[name]
-                    inflight[name] = (since, self.clock() + self.wait_s)
-                    self.timings[name] = [self.clock(), None]
-                    self.progress(name, "starting", "")
+                if all(n in self.healthy or n not in inside for n in todo[name].needs):
+                    inflight[name] = self._act(todo.pop(name))
             for name in sorted(inflight):
-                since, deadline = inflight[name]
-                launch = next(x for x in launches if x.name == name)
-                service = self.engine.service(launch.swarm_name) or {}
-                updating = (service.get("UpdateStatus") or {}).get("State")
-                verdict = judge(self.engine.tasks(launch.swarm_name), launch.desired, since,
-                                launch.fresh_only, updating)
-                if verdict.state == "healthy":
+                if self._healthy(*inflight[name]):
                     del inflight[name]
-                    self.healthy.append(name)
-                    self.timings[name][1] = self.clock()
-                    self.progress(name, "healthy", verdict.detail)
-                elif verdict.state == "failed":
-                    server, output = self.explain(verdict.task) if verdict.task else ("", "")
-                    self.progress(name, "failed", verdict.detail)
-                    raise RolloutFailed(name, verdict.detail, server, output, self.healthy)
-                elif self.clock() >= deadline:
-                    self.progress(name, "failed", "timed out: " + verdict.detail)
-                    raise RolloutFailed(name, f"not healthy within {self.wait_s:.0f} s: "
-                                        f"{verdict.detail}", healthy=self.healthy)
             if todo or inflight:
                 self.sleep(self.poll_s)
         return list(self.healthy)
+
+    def _act(self, launch: Launch) -> tuple:
+        """Launch it now: (launch, since, deadline) of its wait for health."""
+        since = self.swarm.now()
+        launch.act()
+        self.timings[launch.name] = [self.clock(), None]
+        self.progress(launch.name, "starting", "")
+        return launch, since, self.clock() + self.wait_s
+
+    def _healthy(self, launch: Launch, since, deadline: float) -> bool:
+        """Whether it is healthy now; RolloutFailed when it failed or its time is up."""
+        service = self.swarm.service(launch.swarm_name)
+        verdict = judge(self.swarm.tasks(launch.swarm_name), launch.desired, since,
+                        launch.fresh_only, service.update_state if service else None)
+        if verdict.state == "healthy":
+            self.healthy.append(launch.name)
+            self.timings[launch.name][1] = self.clock()
+            self.progress(launch.name, "healthy", verdict.detail)
+            return True
+        if verdict.state == "failed":
+            server, output = self.explain(verdict.task) if verdict.task else ("", "")
+            self.progress(launch.name, "failed", verdict.detail)
+            raise RolloutFailed(launch.name, verdict.detail, server, output, self.healthy)
+        if self.clock() >= deadline:
+            self.progress(launch.name, "failed", "timed out: " + verdict.detail)
+            raise RolloutFailed(launch.name, f"not healthy within {self.wait_s:.0f} s: "
+                                f"{verdict.detail}", healthy=self.healthy)
+        return False
 
     def stop(self, services: dict, remove: bool = False) -> list[str]:
         """Scale each to 0 once every service that needs it (among `services`) has stopped:
@@ -174,16 +167,16 @@ class Rollout:
         while todo or inflight:
             for name in sorted(todo):
                 if users[name] <= set(done):
-                    self.engine.scale(services[name][0], 0)
+                    self.swarm.scale(services[name][0], 0)
                     todo.discard(name)
                     inflight[name] = self.clock() + self.wait_s
                     self.progress(name, "stopping", "")
             for name in sorted(inflight):
                 swarm_name = services[name][0]
-                if stopped(self.engine.tasks(swarm_name)):
+                if stopped(self.swarm.tasks(swarm_name)):
                     del inflight[name]
                     if remove:
-                        self.engine.remove(swarm_name)
+                        self.swarm.remove_service(swarm_name)
                     done.append(name)
                     self.progress(name, "removed" if remove else "stopped", "")
                 elif self.clock() >= inflight[name]:

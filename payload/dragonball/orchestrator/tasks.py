@@ -1,13 +1,13 @@
 """A service's running tasks, reached through the node agents (docs/agent.md): an action run
-in each (config_change, notify), their logs, why one failed. Part of `Control`."""
+in each (config_change, notify), their logs, why one failed. A collaborator of `Control`."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from dragonball.app.errors import UnknownService
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import naming
+from dragonball.swarm import Node, Task
 
 EXEC_TIMEOUT_S = 120
 
@@ -27,71 +27,68 @@ class TaskResult:
 
 
 class TaskCalls:
-    """Control's calls that go to tasks; needs `engine`, `agents` and `spec_of`."""
+    """A service's running tasks, reached through the node agents: given the Swarm
+    adapter (where tasks run) and the agents (what runs in them)."""
 
-    def running_tasks(self, app: str, name: str) -> list[tuple[dict, object]]:
-        """(task, node) for each running task of the service."""
-        nodes = {n.id: n for n in self.engine.nodes()}
-        found = []
-        for task in self.engine.tasks(naming.swarm_service(app, name)):
-            if task.get("DesiredState") == "running" and task["Status"]["State"] == "running":
-                found.append((task, nodes.get(task.get("NodeID"))))
-        return found
+    def __init__(self, swarm, agents) -> None:
+        self.swarm, self.agents = swarm, agents
 
-    def each_task(self, app: str, name: str, action: str, body: dict,
-                  replace: bool = False) -> list[TaskResult]:
-        results = []
-        for task, node in self.running_tasks(app, name):
-            container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
-            server = node.hostname if node else task.get("NodeID", "")
-            label = f"{name}.{task.get('Slot', '')}"
-            if node is None or not container:
-                results.append(TaskResult(name, label, server, False, "no container yet"))
-                continue
-            try:
-                answer = self.agents.exec(node.address, container, action, input=body,
-                                          timeout=EXEC_TIMEOUT_S, replace=replace)
-            except DragonBallError as e:
-                results.append(TaskResult(name, label, server, False, e.message))
-                continue
-            ok = answer.get("exit_code") == 0
-            detail = report_detail(answer)
-            results.append(TaskResult(name, label, server, ok, detail))
-        return results
+    def running(self, app: str, name: str) -> list[tuple[Task, Node | None]]:
+        """(task, its node) for each running task of the service."""
+        nodes = {n.id: n for n in self.swarm.nodes()}
+        return [(task, nodes.get(task.node_id))
+                for task in self.swarm.tasks(naming.swarm_service(app, name)) if task.up]
 
-    def explain(self, task: dict) -> tuple[str, str]:
-        """(server, the last lines of its container log) of a failed task."""
-        nodes = {n.id: n for n in self.engine.nodes()}
-        node = nodes.get(task.get("NodeID"))
-        server = node.hostname if node else task.get("NodeID", "")
-        container = task["Status"].get("ContainerStatus", {}).get("ContainerID")
-        if node is None or not container:
-            return server, ""
+    def each(self, app: str, name: str, action: str, body: dict,
+             replace: bool = False) -> list[TaskResult]:
+        """Run `action` with `body` in every running task of the service: one result each."""
+        return [self._one(name, task, node, action, body, replace)
+                for task, node in self.running(app, name)]
+
+    def _one(self, name: str, task: Task, node: Node | None, action: str, body: dict,
+             replace: bool) -> TaskResult:
+        server, label = _server(task, node), f"{name}.{task.slot or ''}"
+        if node is None or not task.container_id:
+            return TaskResult(name, label, server, False, "no container yet")
         try:
-            lines = self.agents.logs(node.address, container, tail=30)  # the lines
+            answer = self.agents.exec(node.address, task.container_id, action, input=body,
+                                      timeout=EXEC_TIMEOUT_S, replace=replace)
         except DragonBallError as e:
-            return server, f"(its log could not be read: {e.message})"
-        return server, "\n".join(lines)
+            return TaskResult(name, label, server, False, e.message)
+        return TaskResult(name, label, server, answer.get("exit_code") == 0,
+                          report_detail(answer))
+
+    def explain(self, task: Task) -> tuple[str, str]:
+        """(server, the last lines of its container log) of a failed task."""
+        node = {n.id: n for n in self.swarm.nodes()}.get(task.node_id)
+        if node is None or not task.container_id:
+            return _server(task, node), ""
+        try:
+            lines = self.agents.logs(node.address, task.container_id, tail=30)
+        except DragonBallError as e:
+            return node.hostname, f"(its log could not be read: {e.message})"
+        return node.hostname, "\n".join(lines)
 
     def logs(self, app: str, name: str, tail: int = 200) -> list[dict]:
-        """The last `tail` log lines of each running task of a service, through the agents:
+        """The last `tail` log lines of each running task of a service:
         [{"task", "server", "lines", "error"}] (`error`: why a task's log could not be read)."""
-        services = self.spec_of(app).services
-        if name not in services:
-            raise UnknownService(name, services)
-        found = []
-        for task, node in self.running_tasks(app, name):
-            container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
-            entry = {"task": f"{name}.{task.get('Slot', '')}", "lines": [], "error": None,
-                     "server": node.hostname if node else task.get("NodeID", "")}
-            try:
-                if node is None or not container:
-                    raise DragonBallError("no container yet")
-                entry["lines"] = self.agents.logs(node.address, container, tail=tail)
-            except DragonBallError as e:
-                entry["error"] = e.message
-            found.append(entry)
-        return found
+        return [self._log(name, task, node, tail) for task, node in self.running(app, name)]
+
+    def _log(self, name: str, task: Task, node: Node | None, tail: int) -> dict:
+        entry = {"task": f"{name}.{task.slot or ''}", "lines": [], "error": None,
+                 "server": _server(task, node)}
+        if node is None or not task.container_id:
+            entry["error"] = "no container yet"
+            return entry
+        try:
+            entry["lines"] = self.agents.logs(node.address, task.container_id, tail=tail)
+        except DragonBallError as e:
+            entry["error"] = e.message
+        return entry
+
+
+def _server(task: Task, node: Node | None) -> str:
+    return node.hostname if node else task.node_id
 
 
 def report_detail(answer: dict) -> str:

@@ -6,6 +6,7 @@
     dragonball enroll [--ttl 24h] [--json]           # a one-time code + the join command
 
 docs/enrollment.md is the contract with joining servers; docs/portal.md the rest.
-`store`, `settings` and `swarm.plan_promotions` are pure or local; `swarm.DockerSwarm`
-is the adapter to the engine; `api` imports FastAPI, `serve` uvicorn.
+`store`, `settings` and `swarm.plan_promotions` are pure or local; the engine is reached
+through the one Swarm adapter (dragonball.swarm), made in `wiring`; `api` imports FastAPI,
+`serve` uvicorn.
 """

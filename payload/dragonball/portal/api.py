@@ -34,10 +34,10 @@ from dragonball.portal import settings as settings_mod
 from dragonball.portal import web, wiring
 from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
-from dragonball.portal.swarm import (Cluster, DockerSwarm, SwarmError, settle_managers,
-                                     wait_ready)
+from dragonball.portal.swarm import Cluster, settle_managers, wait_ready
 from dragonball.portal.web.sources import SourceError
 from dragonball.shared import names
+from dragonball.swarm import SwarmError
 
 log = logging.getLogger("dragonball.portal")
 
@@ -102,9 +102,11 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
 
 def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster | None = None,
                control_factory=None) -> FastAPI:
-    """The portal's ASGI app over `store`; `cluster` defaults to the local engine's Swarm,
-    `control_factory` (the apps API's and pages' orchestrator Control) to the portal's own."""
-    cluster = cluster or DockerSwarm(settings.docker_socket)
+    """The portal's ASGI app over `store`; `cluster` defaults to the portal's Swarm adapter
+    (portal.wiring), `control_factory` (the apps API's and pages' orchestrator Control) to
+    the portal's own, over that same adapter."""
+    made_here = cluster is None
+    cluster = cluster or wiring.swarm(settings)
     with open(settings.ca_cert, "rb") as f:
         ca_pem = f.read().decode()
     registry_user, registry_password = settings_mod.read_registry_credentials(
@@ -119,7 +121,8 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     # Offline site: no Swagger UI (it loads its assets from a CDN); the document is served
     # to the admin at /api/v1/openapi.json (web.login).
     auth_mod.install(app, store, login_limit)
-    apps_api.mount(app, control_factory or wiring.control_factory(store, settings))
+    apps_api.mount(app, control_factory or wiring.control_factory(
+        store, settings, cluster if made_here else None))
     web.mount(app, store, settings, control_factory=app.state.control_factory)
 
     @app.exception_handler(RequestValidationError)

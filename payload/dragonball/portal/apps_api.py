@@ -154,17 +154,19 @@ def start_lifecycle(request: Request, principal: Principal, app: str, name: str,
 
 
 def start_apply(request: Request, principal: Principal, text: str, file: str) -> Job:
-    """Check a spec text against the cluster (AppSpecInvalid: no job), then apply it as a job."""
+    """Check a spec text against the cluster and plan it (AppSpecInvalid: no job), then
+    roll that plan out as a job."""
     factory = request.app.state.control_factory
-    spec, text, pinned = factory().load_text(text, file)
+    prepared = factory().prepare_text(text, file)
+    app = prepared.spec.app
 
     def work(job: Job) -> dict:
         control = factory()
         control.progress = job.progress
-        done = control.apply_loaded(spec, text, pinned, file)
-        return {"app": spec.app, "plan": done.to_dict(), "applied": True}
-    job = jobs_of(request).start("apply", spec.app, work, failure=rollout_details)
-    _record(request, principal, "app.apply.requested", {"app": spec.app, "file": file,
+        done = control.execute(prepared)
+        return {"app": app, "plan": done.to_dict(), "applied": True}
+    job = jobs_of(request).start("apply", app, work, failure=rollout_details)
+    _record(request, principal, "app.apply.requested", {"app": app, "file": file,
                                                         "job": job.id})
     return job
 
@@ -263,11 +265,7 @@ def notifications(request: Request, app: str = Name(),
 def plan(request: Request, body: SpecText,
          principal: Principal = Depends(require_admin)) -> JSONResponse:
     """What applying the spec would do (nothing is changed): Plan.to_dict."""
-    def make() -> dict:
-        control = control_of(request)
-        spec, _, pinned = control.load_text(body.spec, body.file)
-        return control.plan(spec, pinned).to_dict()
-    return answer(make)
+    return answer(lambda: control_of(request).prepare_text(body.spec, body.file).plan.to_dict())
 
 
 @router.post("/apply", status_code=202)

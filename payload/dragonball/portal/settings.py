@@ -1,5 +1,5 @@
 """The portal's settings: one YAML file, ``/etc/dragonball/portal/portal.yaml``, written by
-the installer (dragonball.installer.portal) and read by `dragonball portal serve` and
+the installer (dragonball.installer.portal.service) and read by `dragonball portal serve` and
 `dragonball enroll`. Secrets are never in it: it names the files that hold them.
 
     address: 10.0.0.5            # the portal's address: bound, and handed to devices

@@ -1,5 +1,5 @@
-"""The portal's wiring, in one place: which engine, store, agents and registry the
-application layer works with on this portal, made from the portal's settings."""
+"""The portal's wiring, in one place: which Swarm adapter, store, agents and registry the
+enrollment API and the application layer work with on this portal, made from its settings."""
 
 from __future__ import annotations
 
@@ -8,35 +8,44 @@ from collections.abc import Callable
 
 from dragonball.agent_client import AgentClient
 from dragonball.orchestrator.control import Control
-from dragonball.orchestrator.engine import SwarmEngine
 from dragonball.orchestrator.state import AppStore
 from dragonball.portal.settings import Settings, read_registry_credentials
 from dragonball.portal.store import Store
 from dragonball.registry.client import RegistryClient
+from dragonball.swarm import Swarm
+
+
+def swarm(settings: Settings) -> Swarm:
+    """The portal's one Swarm adapter: its engine's socket, logged in to its registry (in
+    memory, when a service is first created or updated)."""
+    username, password = read_registry_credentials(settings.registry_credentials)
+    return Swarm(settings.docker_socket, (settings.registry, username, password))
 
 
 def control(settings: Settings, store: Store | None = None, progress=None,
-            wait_s: float = 300.0) -> Control:
-    """The portal's own Control: its engine (logged in to its registry), store, agents."""
+            wait_s: float = 300.0, engine: Swarm | None = None) -> Control:
+    """The portal's own Control: its Swarm adapter (`engine`, else a new one), store,
+    agents and registry."""
     username, password = read_registry_credentials(settings.registry_credentials)
-    engine = SwarmEngine(settings.docker_socket, (settings.registry, username, password))
     registry = RegistryClient(settings.registry, settings.ca_cert, username, password)
     app_store = AppStore(store or Store.open(settings.db_path))
-    return Control(engine, app_store, AgentClient(), registry, settings.registry,
-                   progress=progress, wait_s=wait_s)
+    return Control(engine or swarm(settings), app_store, AgentClient(), registry,
+                   settings.registry, progress=progress, wait_s=wait_s)
 
 
-def control_factory(store: Store, settings: Settings) -> Callable[[], Control]:
-    """The portal's Control maker: its engine, store, agents and registry, made once
-    (credentials read, registry logged in, schema checked) and shared; each call gets a
-    Control of its own over them (a job sets its own progress)."""
+def control_factory(store: Store, settings: Settings,
+                    engine: Swarm | None = None) -> Callable[[], Control]:
+    """The portal's Control maker: its Swarm adapter (`engine`: the one the enrollment API
+    uses too), store, agents and registry, made once (credentials read, schema checked)
+    and shared; each call gets a Control of its own over them (a job sets its own
+    progress)."""
     made: list = []
     lock = threading.Lock()
 
     def make() -> Control:
         with lock:
             if not made:
-                made.append(control(settings, store=store))
+                made.append(control(settings, store=store, engine=engine))
         base = made[0]
         return Control(base.engine, base.store, base.agents, base.registry,
                        base.registry_address)

@@ -86,8 +86,7 @@ def plan_change(request: Request, principal: Principal, app: str, form: dict) ->
             raise UnknownService(service, control.spec_of(app).services)
         replicas = _replicas(form.get("replicas", ""))
         new_text = views_apps.edit_placement(text, service, servers, replicas)
-        spec, _, pinned = control.load_text(new_text, file)
-        the_plan = control.plan(spec, pinned)
+        the_plan = control.prepare_text(new_text, file).plan
         context.update(plan=the_plan.to_dict(), summary=plan_render.summary(the_plan),
                        new_spec=new_text)
     except AppSpecInvalid as e:

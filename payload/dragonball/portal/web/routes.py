@@ -30,8 +30,6 @@ router = APIRouter(include_in_schema=False)
 EVENTS_PER_PAGE = 50
 #: What "Add device" offers; the first is the default.
 CODE_LIFETIMES = ("24h", "1h", "7d")
-#: Pages reserved for a later part; its router takes the path over (docs/portal.md).
-PLACEHOLDERS: dict = {}
 
 
 def sources(request: Request) -> Sources:
@@ -135,13 +133,3 @@ def events(request: Request, before: int | None = None,
     rows = views.event_rows(found)
     return render(request, "events.html", principal, rows=rows, before=before,
                   older=rows[-1].id if more and rows else None)
-
-
-def _placeholder(title: str):
-    def page(request: Request, principal: Principal = Depends(require_admin)) -> Response:
-        return render(request, "placeholder.html", principal, title=title)
-    return page
-
-
-for _path, _title in PLACEHOLDERS.items():
-    router.add_api_route(_path, _placeholder(_title), methods=["GET"])

@@ -1,5 +1,5 @@
 """The portal's Swarm, CA and credential steps: portal.swarm, portal.pki and
-portal.registry_auth (see installer.portal for the whole list).
+portal.registry_auth (the whole list: installer/portal/__init__.py).
 
 Secrets (keys, the registry password, join tokens) never enter the journal or the log:
 programs whose output holds a token run without their output logged.
@@ -23,7 +23,7 @@ from dragonball.errors import InstallerError
 from dragonball.shared import ports
 from dragonball.shared.addresses import host_port
 from dragonball.installer.apply import missing_dirs, write_file
-from dragonball.installer.portal_layout import (
+from dragonball.installer.portal.layout import (
     CA_CERT, CA_KEY, ETC, PORTAL_CERT, PORTAL_KEY, REGISTRY_CREDENTIALS, REGISTRY_DIR,
     REGISTRY_USER, RENEW_BEFORE, SHARED_CA, SSH_KEY, certificate_names, hostname_of)
 
@@ -133,14 +133,14 @@ def write_private(ctx, undo, path: str, text: str, mode: int = 0o600) -> None:
     host.write_text(path, text, mode)
 
 
-def _read_pair(host, cert: str, key: str) -> pki.KeyPair | None:
+def read_pair(host, cert: str, key: str) -> pki.KeyPair | None:
     cert_pem, key_pem = host.read_bytes(cert), host.read_bytes(key)
     return pki.KeyPair(cert_pem, key_pem) if cert_pem and key_pem else None
 
 
 def make_pki(ctx) -> dict:
     host, undo = ctx.host, ctx.undo("portal.pki")
-    ca = _read_pair(host, CA_CERT, CA_KEY)
+    ca = read_pair(host, CA_CERT, CA_KEY)
     if ca is None:
         ctx.progress.update("a new cluster CA")
         ca = pki.create_ca(f"DragonBall cluster CA ({hostname_of(ctx)})")
@@ -159,7 +159,7 @@ def make_pki(ctx) -> dict:
     for name, cert, key in (("portal", PORTAL_CERT, PORTAL_KEY),
                             ("registry", f"{REGISTRY_DIR}/server.crt",
                              f"{REGISTRY_DIR}/server.key")):
-        existing = _read_pair(host, cert, key)
+        existing = read_pair(host, cert, key)
         if existing and cert_fits(existing, ca.cert_pem, ips, dns):
             continue
         pair = pki.issue_server_cert(ca, f"DragonBall {name}", ips=ips, dns_names=dns)

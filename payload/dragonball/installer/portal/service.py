@@ -17,7 +17,7 @@ import time
 from dragonball.console import console
 from dragonball.errors import InstallerError
 from dragonball.installer.apply import missing_dirs, write_file
-from dragonball.installer.portal_layout import (
+from dragonball.installer.portal.layout import (
     CA_CERT, COMMAND_LINK, EXECUTABLE, PIDFILE, PORTAL_LOG, RUNTIME_DIR, RUNTIME_PARENT,
     RUNTIME_STAMP, UNIT_NAME, UNIT_PATH, WAIT_S, bin_name, hostname_of, portal_settings,
     unit_text)

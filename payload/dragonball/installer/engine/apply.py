@@ -12,7 +12,7 @@
 A compatible engine already running is used as it is (one step, nothing recorded);
 one installed but stopped is only started.
 
-The .debs' copying and checking (on the section's stream) is `engine_unpack`.
+The .debs' copying and checking (on the section's stream) is `engine/unpack.py`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import subprocess
 import time
 
 from dragonball.errors import InstallerError
-from dragonball.installer import engine, osprep
+from dragonball.installer import osprep
+from dragonball.installer.engine import rules
 from dragonball.installer.apply import missing_dirs, undo_file, write_file
-from dragonball.installer.engine_unpack import PACKAGES_JSON, unpack_debs
+from dragonball.installer.engine.unpack import PACKAGES_JSON, unpack_debs
 from dragonball.installer.processes import pid_alive, terminate
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
@@ -54,13 +55,13 @@ ENGINE_WAIT_S = 90
 
 def engine_steps(ctx) -> list[Step]:
     started = any(step in ctx.journal.steps for step in INSTALL_STEPS)
-    path = engine.engine_path(ctx.facts, started)
+    path = rules.engine_path(ctx.facts, started)
     docker = ctx.facts.docker or {}
-    if path == engine.USE:
+    if path == rules.USE:
         return [Step("engine.use", f"use the running Docker engine {docker.get('server')}",
                      lambda: wait_engine(ctx.host) and {})]
     start = Step("engine.start", "start the Docker engine", lambda: start_engine(ctx))
-    if path == engine.START:
+    if path == rules.START:
         return [start]
     return [Step("engine.unpack", "unpack the engine's packages", lambda: unpack(ctx)),
             Step("engine.packages", "install the engine's packages (dpkg, offline)",
@@ -90,8 +91,8 @@ def unpack(ctx) -> dict:
 # --- engine.packages -------------------------------------------------------------------------
 
 def dpkg_state(host, names: list) -> dict:
-    done = host.run(["dpkg-query", "-W", "-f", engine.DPKG_QUERY_FORMAT, *names], check=False)
-    return engine.parse_dpkg_query(done.out)  # exit 1 lists the unknown names on stderr
+    done = host.run(["dpkg-query", "-W", "-f", rules.DPKG_QUERY_FORMAT, *names], check=False)
+    return rules.parse_dpkg_query(done.out)  # exit 1 lists the unknown names on stderr
 
 
 def install_packages(ctx) -> dict:
@@ -107,17 +108,17 @@ def install_packages(ctx) -> dict:
         "kind": "packages",
         "absent_before": [p for p in ENGINE_FOLDERS if not host.exists(p)],
         "docker_group": has_group(host, "docker"),  # docker.io's postinst adds it
-        "installed": [p["name"] for p in bundled if engine.is_absent(state.get(p["name"]))],
+        "installed": [p["name"] for p in bundled if rules.is_absent(state.get(p["name"]))],
         "upgraded": {p["name"]: state[p["name"]][0] for p in bundled
-                     if not engine.is_absent(state.get(p["name"]))
-                     and engine.compare_versions(state[p["name"]][0], p["version"]) < 0}})
-    wanted = engine.packages_to_install(bundled, state)
+                     if not rules.is_absent(state.get(p["name"]))
+                     and rules.compare_versions(state[p["name"]][0], p["version"]) < 0}})
+    wanted = rules.packages_to_install(bundled, state)
     if wanted:
         ctx.progress.update(f"dpkg is installing {len(wanted)} packages: "
                             + ", ".join(p["name"] for p in wanted))
         with policy_rc_d(host, undo):
             run_dpkg(host, [os.path.join(folder, p["filename"]) for p in wanted])
-    missing = engine.packages_to_install(bundled, dpkg_state(host, [p["name"] for p in bundled]))
+    missing = rules.packages_to_install(bundled, dpkg_state(host, [p["name"] for p in bundled]))
     if missing:
         raise InstallerError("dpkg finished but these packages are not installed: "
                              + ", ".join(p["name"] for p in missing),
@@ -165,13 +166,13 @@ def run_dpkg(host, debs: list) -> None:
 
 def configure(ctx) -> dict:
     undo = ctx.undo("engine.config")
-    existing = ctx.host.read_text(engine.DAEMON_JSON)
-    noted = undo.get(f"file:{engine.DAEMON_JSON}")
+    existing = ctx.host.read_text(rules.DAEMON_JSON)
+    noted = undo.get(f"file:{rules.DAEMON_JSON}")
     # On a re-run the file may be ours already: merge into what was there first.
     original = noted["before"] if noted else existing
-    config = engine.daemon_config(engine.parse_daemon_json(original),
+    config = rules.daemon_config(rules.parse_daemon_json(original),
                                   osprep.nofile_limit(ctx.facts))
-    write_file(ctx.host, undo, engine.DAEMON_JSON, engine.render_daemon_json(config), 0o644)
+    write_file(ctx.host, undo, rules.DAEMON_JSON, rules.render_daemon_json(config), 0o644)
     return undo.entries()
 
 

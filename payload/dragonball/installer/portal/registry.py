@@ -1,7 +1,7 @@
 """The portal's registry steps: portal.registry_image (load), portal.registry (run),
 portal.registry_trust (trust and log in) and portal.images (push).
 
-Why a container and not a Swarm service for the registry: see installer.portal.
+Why a container and not a Swarm service for the registry: see installer/portal/__init__.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import time
 
 from dragonball.errors import InstallerError
 from dragonball.installer.apply import missing_dirs, write_file
-from dragonball.installer.portal_cluster import docker_json, read_credentials
-from dragonball.installer.portal_layout import (
+from dragonball.installer.portal.cluster import docker_json, read_credentials
+from dragonball.installer.portal.layout import (
     CA_CERT, CONFIG_LABEL, LOAD_TIMEOUT_S, REGISTRY_CONTAINER, REGISTRY_LOG_DIR,
     REGISTRY_REPOSITORY, REGISTRY_USER, WAIT_S, registry_address, registry_config_hash,
     registry_run_argv, registry_storage)

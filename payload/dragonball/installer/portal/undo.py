@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from dragonball.installer.portal_service import stop_pidfile
+from dragonball.installer.portal.service import stop_pidfile
 from dragonball.installer.undo import undoer
 
 

@@ -3,7 +3,7 @@
 `engine_path` picks what the engine steps do from preflight's facts;
 `packages_to_install` compares the bundled .debs with what dpkg has;
 `daemon_config` merges our settings into an existing daemon.json. The adapter
-that runs dpkg, writes the file and starts the engine is `engine_apply`.
+that runs dpkg, writes the file and starts the engine is `engine/apply.py`.
 """
 
 from __future__ import annotations

@@ -32,50 +32,32 @@ password, join tokens, the admin password, codes) never enter the journal or the
 programs whose output holds a token run without their output logged.
 
 Where each part lives:
-    portal_layout     paths, names and what the answers make (pure)
-    portal_cluster    portal.swarm, portal.pki, portal.registry_auth
-    portal_registry   portal.registry_image, portal.registry, portal.registry_trust,
-                      portal.images
-    portal_service    portal.runtime, portal.config, portal.store, portal.service,
-                      portal.first_code
-    portal_undo       the undo handlers of the `portal_*` kinds (reset)
-This module puts the steps in order, registers them in plan.ROLE_STEPS["portal"], and
-names what other modules (agent) use from the parts.
+    layout     paths, names and what the answers make (pure)
+    cluster    portal.swarm, portal.pki, portal.registry_auth
+    registry   portal.registry_image, portal.registry, portal.registry_trust, portal.images
+    service    portal.runtime, portal.config, portal.store, portal.service, portal.first_code
+    undo       the undo handlers of the `portal_*` kinds (reset)
+This module only puts the steps in order; installer/roles.py places them in a portal's
+install (the node agent's steps go between `portal_steps` and `first_code_step`). Callers
+import a name from the module that defines it.
 """
 
 from __future__ import annotations
 
-from dragonball.installer import plan
-from dragonball.installer import portal_cluster as cluster
-from dragonball.installer import portal_registry as registry
-from dragonball.installer import portal_service as service
-from dragonball.installer import portal_undo  # noqa: F401  (the portal_* undo kinds)
-from dragonball.installer.portal_cluster import (  # noqa: F401
-    _quiet, _read_pair, cert_fits, docker_json, make_pki, new_ssh_key, read_credentials,
-    registry_auth, swarm_init, swarm_state, write_private)
-from dragonball.installer.portal_layout import (  # noqa: F401
-    ETC, CA_CERT, CA_KEY, SHARED_CA, PORTAL_DIR, PORTAL_CERT, PORTAL_KEY, REGISTRY_CREDENTIALS,
-    SSH_KEY, REGISTRY_DIR, REGISTRY_USER, REGISTRY_CONTAINER, REGISTRY_REPOSITORY,
-    REGISTRY_LOG_DIR, RUNTIME_PARENT, RUNTIME_DIR, RUNTIME_STAMP, EXECUTABLE, COMMAND_LINK,
-    UNIT_NAME, UNIT_PATH, PIDFILE, PORTAL_LOG, LABEL, CONFIG_LABEL, RENEW_BEFORE, WAIT_S,
-    LOAD_TIMEOUT_S, hostname_of, registry_address, certificate_names, portal_settings,
-    bin_name, registry_run_argv, registry_config_hash, registry_storage, unit_text)
-from dragonball.installer.portal_registry import (  # noqa: F401
-    docker_load, image_id, load_registry_image, push_images, registry_image_of,
-    release_archive, start_registry, trust_registry, wait_registry)
-from dragonball.installer.portal_service import (  # noqa: F401
-    first_code, install_runtime, make_store, open_store, start_detached,
-    start_service, stop_pidfile, uses_systemd, unpack_runtime, wait_portal, write_config)
-from dragonball.installer.processes import pid_alive  # noqa: F401
+from dragonball.installer.portal import cluster, registry, service
+# The `portal_*` undo kinds: registered before a step can note one (UndoLog.note checks).
+from dragonball.installer.portal import undo  # noqa: F401
 from dragonball.installer.steps import Step
 
+#: The portal's own steps, in the order a portal's install runs them.
 STEP_IDS = ("portal.swarm", "portal.pki", "portal.registry_auth", "portal.registry_image",
             "portal.registry", "portal.registry_trust", "portal.images", "portal.runtime",
             "portal.config", "portal.store", "portal.service", "portal.first_code")
 
 
 def portal_steps(ctx) -> list[Step]:
-    """The portal's steps, after the engine and the firewall (plan.ROLE_STEPS["portal"])."""
+    """The portal's steps from the Swarm to its running service (portal.swarm ...
+    portal.service), after the engine and the firewall."""
     actions = {
         "portal.swarm": ("initialize the Swarm (this server is its first manager)",
                          cluster.swarm_init),
@@ -92,11 +74,11 @@ def portal_steps(ctx) -> list[Step]:
         "portal.config": ("write the portal's settings", service.write_config),
         "portal.store": ("the portal's database and the admin account", service.make_store),
         "portal.service": ("start the portal service", service.start_service),
-        "portal.first_code": ("a first enrollment code", service.first_code),
     }
     return [Step(step_id, title, (lambda action=action: action(ctx)))
             for step_id, (title, action) in actions.items()]
 
 
-if portal_steps not in plan.ROLE_STEPS["portal"]:
-    plan.ROLE_STEPS["portal"].append(portal_steps)
+def first_code_step(ctx) -> Step:
+    """The portal's last step: a first enrollment code, printed once everything answers."""
+    return Step("portal.first_code", "a first enrollment code", lambda: service.first_code(ctx))

@@ -3,7 +3,7 @@
 The .bin's engine section is a tar: packages.json lists each .deb with its size and
 SHA-256. Each is read in place (by offset, no extraction of the whole tar), written to a
 temporary name, checked, then renamed; one already there with the right SHA-256 is kept.
-The step that calls this is `engine_apply.unpack`.
+The step that calls this is `unpack` in `engine/apply.py`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Where the portal's install puts things, and what the answers make of them (pure):
 paths, names, the portal's settings, the registry container's `docker run`, the unit file.
 
-Shared by the portal's steps (portal_cluster, portal_registry, portal_service), their
-undo (portal_undo) and the node agent's steps (agent).
+Shared by the portal's steps (cluster, registry, service), their undo handlers (undo)
+and the node agent's steps (installer/agent.py).
 """
 
 from __future__ import annotations

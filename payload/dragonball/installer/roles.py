@@ -1,0 +1,62 @@
+"""Which steps an install runs on each role, and in which order: the one place that says it.
+
+    every server  os.kernel, os.limits, [os.selinux]   OS preparation (osprep.py, apply.py)
+                  engine.use | engine.*                the engine (engine/)
+                  os.firewall                          the role's ports (shared/ports.py)
+    portal        portal.swarm ... portal.service      installer/portal/
+                  agent.params, agent.pki,             installer/agent.py: pulled from the
+                  agent.service                        registry portal.images filled
+                  portal.first_code                    printed once all of the above answers
+    device        join.ca ... join.registry            installer/join.py
+                  agent.params                         before the node joins: the agent's
+                                                       task may start there at once
+                  join.swarm, join.report
+
+The firewall comes after the engine: a server with no firewall tool at all gets iptables
+with the engine's packages.
+
+`installer/install.py` plans from `STEPS` (or `BASE_ONLY`, for tests of OS preparation
+and the engine alone). Importing this module imports every step module, and with them
+every undo kind (`@undoer`): reset imports it for that, since a journal may hold kinds a
+run of this server's role would not plan.
+"""
+
+from __future__ import annotations
+
+from dragonball.installer import agent, osprep
+from dragonball.installer.engine import apply as engine_apply
+from dragonball.installer.join import DeviceJoin
+from dragonball.installer.plan import InstallContext, RoleSteps, prep_step
+from dragonball.installer.portal import first_code_step, portal_steps
+from dragonball.installer.steps import Step
+
+
+def base_steps(ctx: InstallContext) -> list[Step]:
+    """Every server's: OS preparation, the engine, the role's firewall ports."""
+    return [*(prep_step(ctx, prep) for prep in osprep.os_preps(ctx.facts)),
+            *engine_apply.engine_steps(ctx),
+            prep_step(ctx, osprep.firewall_prep(ctx.facts, ctx.role))]
+
+
+def for_portal(ctx: InstallContext) -> list[Step]:
+    """The first server: a cluster of one with its registry, node agent and portal."""
+    return [*base_steps(ctx),
+            *portal_steps(ctx),
+            *agent.agent_steps(ctx),
+            first_code_step(ctx)]
+
+
+def for_device(ctx: InstallContext) -> list[Step]:
+    """Every other server: enrolled on the portal, then in its Swarm."""
+    join = DeviceJoin(ctx)  # one for all its steps: they share the pinned CA and enrollment
+    return [*base_steps(ctx),
+            *join.enroll_steps(),
+            agent.params_step(ctx),
+            *join.swarm_steps()]
+
+
+#: role -> its steps, in order
+STEPS: dict[str, RoleSteps] = {"portal": for_portal, "device": for_device}
+#: OS preparation, the engine and the firewall alone, whatever the role (install
+#: --base-only: the e2e test of that layer on a bare server).
+BASE_ONLY: dict[str, RoleSteps] = {role: base_steps for role in STEPS}

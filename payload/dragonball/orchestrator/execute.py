@@ -1,0 +1,83 @@
+"""Execute: carry out a Deployment (orchestrator.planning) on the cluster.
+
+In order: the node labels, the stops (roots first, removed when the deployment says so),
+the launches (leaves first, each once what it needs is healthy: `Rollout`), then the
+parameters of kept tasks (config_change). The plan decided what; this only does it, and
+looks at the cluster only to follow the rollout's health.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from dragonball.app.model import AppSpec
+from dragonball.errors import DragonBallError
+from dragonball.orchestrator.param_calls import ParamCalls
+from dragonball.orchestrator.planning import Deployment, LaunchStep
+from dragonball.orchestrator.rollout import Launch, Rollout
+from dragonball.orchestrator.tasks import TaskCalls
+
+
+class Executor:
+    """Applies deployments through the Swarm adapter, the parameters and the tasks."""
+
+    def __init__(self, swarm, params: ParamCalls, tasks: TaskCalls,
+                 progress: Callable[[str, str, str], None], wait_s: float = 300.0,
+                 clock=time.monotonic, sleep=time.sleep) -> None:
+        self.swarm, self.params, self.tasks = swarm, params, tasks
+        self.progress, self.wait_s = progress, wait_s
+        self.clock, self.sleep = clock, sleep
+
+    def rollout(self) -> Rollout:
+        return Rollout(self.swarm, self.progress, self.tasks.explain, wait_s=self.wait_s,
+                       clock=self.clock, sleep=self.sleep)
+
+    def run(self, spec: AppSpec, deployment: Deployment, nodes) -> list[str]:
+        """Everything the deployment says; `nodes`: the ready servers, which get the
+        parameters first. The names of the services launched, as they became healthy."""
+        changed = self.params.publish(spec, nodes, only=deployment.launched())
+        if deployment.network:
+            self.swarm.ensure_network(dict(deployment.network))
+        for change in deployment.labels:
+            self.swarm.update_node(change.node_id, labels={change.key: change.value})
+        self.stop(deployment)
+        return self.launch(spec, deployment.launches, changed)
+
+    def stop(self, deployment: Deployment) -> list[str]:
+        """The deployment's stops, roots first; the names stopped."""
+        if not deployment.stops:
+            return []
+        services = {s.service: (s.swarm_name, s.needs) for s in deployment.stops}
+        return self.rollout().stop(services, remove=deployment.remove)
+
+    def launch(self, spec: AppSpec, steps, changed_params: list) -> list[str]:
+        """Start `steps`; then the tasks kept (not replaced) of services whose parameters
+        changed get them through config_change (new tasks read the file). A task that
+        refuses them is named; its service is tried again at the next run."""
+        started = self.rollout().start([self._launch(step) for step in steps])
+        refused = []
+        for step in steps:
+            if step.service in changed_params and step.keeps_tasks:
+                refused += [r for r in self.params.deliver(spec, step.service) if not r.ok]
+        self.params.mark_delivered(spec, [s.service for s in steps
+                                          if s.service not in {r.service for r in refused}])
+        if refused:
+            raise DragonBallError(
+                "new parameters were refused by " + "; ".join(
+                    f"{r.task} on {r.server}: {r.detail}" for r in refused),
+                "the services are running; fix the values (dragonball params set) or the "
+                "module, then run the command again")
+        return started
+
+    def _launch(self, step: LaunchStep) -> Launch:
+        """The rollout's Launch of a step: its `act` asks the engine what the plan said."""
+        def act():
+            if step.op == "create":
+                self.swarm.create_service(dict(step.spec))
+            elif step.op == "update":
+                self.swarm.update_service(step.swarm_name, dict(step.spec), force=step.force)
+            else:
+                self.swarm.scale(step.swarm_name, step.replicas)
+        return Launch(step.service, step.swarm_name, step.needs, step.replicas, act,
+                      fresh_only=step.fresh_only, keeps_tasks=step.keeps_tasks)

@@ -1,0 +1,99 @@
+"""Observe: what a command's plan needs of the cluster, read once into a pure value.
+
+    observation = Observer(swarm, registry, "10.0.0.5:5000").observe("notes", images)
+    spec = app_spec.load(text, file, observation.checks())     # checked against the world
+    deployment = planning.deploy(spec, observation)             # pure: no engine call
+
+An `Observation` holds the Swarm's nodes, the app's services as they are (by spec name),
+the registry's digest of each image the spec names (the reference the servers will pull),
+and, for `status`, each service's tasks. The planner reads only this; the executor may
+look again while it rolls out (health waits are execution, not planning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import yaml
+
+from dragonball.app.checks import normal_image
+from dragonball.app.model import Observed
+from dragonball.orchestrator import naming
+from dragonball.swarm import Node, ServiceState
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The cluster as one command saw it (pure data; tests build it by hand)."""
+
+    app: str
+    nodes: tuple = ()                                        # Node, each server
+    services: Mapping[str, ServiceState] = field(default_factory=dict)  # spec name ->
+    pinned: Mapping[str, str] = field(default_factory=dict)  # spec image -> registry@digest
+    tasks: Mapping[str, tuple] = field(default_factory=dict)  # spec name -> its Tasks
+
+    def checks(self) -> Observed:
+        """What the spec's checks need: images in the registry, servers, their labels."""
+        return Observed(images=frozenset(self.pinned),
+                        servers=frozenset(n.hostname for n in self.nodes),
+                        labels={n.hostname: dict(n.labels) for n in self.nodes})
+
+    def ready_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if n.ready]
+
+
+def split_image(ref: str) -> tuple[str, str]:
+    """'notes/api:0.1.0' -> ('notes/api', '0.1.0')."""
+    ref = normal_image(ref)
+    repository, _, tag = ref.rpartition(":")
+    return repository, tag
+
+
+def names_in(text: str) -> tuple[str, list[str]] | None:
+    """(the app's name, the images it names) of a spec's text, read before its checks so
+    the world can be looked up for them; None when it is not a mapping of services."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    services = data.get("services") if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        return None
+    app = data.get("app") if isinstance(data.get("app"), str) else ""
+    return app, [s["image"] for s in services.values()
+                 if isinstance(s, dict) and isinstance(s.get("image"), str)]
+
+
+class Observer:
+    """Reads an Observation through the Swarm adapter and the registry client."""
+
+    def __init__(self, swarm, registry, registry_address: str) -> None:
+        self.swarm, self.registry, self.registry_address = swarm, registry, registry_address
+
+    def observe(self, app: str, images=(), tasks: bool = False) -> Observation:
+        """Nodes, the app's services, the pinned `images`; each service's tasks too
+        when `tasks`."""
+        services = self.services(app) if app else {}
+        found = {name: tuple(self.swarm.tasks(state.name))
+                 for name, state in services.items()} if tasks else {}
+        return Observation(app, tuple(self.swarm.nodes()), services, self.pin(images), found)
+
+    def services(self, app: str) -> dict:
+        """spec name -> ServiceState of the app's services on Swarm (by their labels)."""
+        found = {}
+        for state in self.swarm.services({naming.APP_LABEL: app}):
+            name = state.labels.get(naming.SERVICE_LABEL)
+            if name:
+                found[name] = state
+        return found
+
+    def pin(self, images) -> dict:
+        """spec image -> `<registry>/<repository>@<digest>`, for those the registry has."""
+        pinned = {}
+        for image in sorted(set(images)):
+            repository, tag = split_image(image)
+            digest = self.registry.tag_digest(repository, tag)
+            if digest:
+                pinned[image] = f"{self.registry_address}/{repository}@{digest}"
+        return pinned

@@ -1,0 +1,188 @@
+"""The plan of a command, pure: the spec and an Observation in, a Deployment out.
+
+    deployment = deploy(spec, observation)          # apply
+    deployment = start(spec, observation, "web")    # start one service with its subtree
+    deployment = stop(spec, "web")                  # stop it and what only it needs
+
+A Deployment is what will be done, as data: the plan people see (`shown`: start, change,
+keep, stop in waves, docs/app-spec.md), the node labels to set or remove, the services to
+stop (roots first) and the services to launch, each with how: `create` (not on Swarm),
+`update` (its definition changed: new tasks), `scale` (same definition: its tasks stay,
+the replica count is set). "Definition changed" is decided here, by the hash of the
+Swarm spec the service was made from (its label) against the hash of the one wanted.
+No function here calls the engine (STYLE.md habit 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from dragonball.app import plan as plan_mod
+from dragonball.app.model import AppSpec
+from dragonball.orchestrator import naming, specs
+from dragonball.orchestrator.observe import Observation
+
+DEFINITION = "service definition"
+
+
+@dataclass(frozen=True)
+class LaunchStep:
+    """Bring one service up: `op` is create, update or scale (to `replicas`)."""
+
+    service: str
+    swarm_name: str
+    needs: tuple
+    replicas: int
+    op: str
+    spec: Mapping = field(default_factory=dict)   # the Swarm service spec wanted
+    force: bool = False                           # new tasks even if nothing changed
+
+    @property
+    def fresh_only(self) -> bool:
+        """Only tasks this launch makes count as healthy (a new definition, a restart)."""
+        return self.op == "update"
+
+    @property
+    def keeps_tasks(self) -> bool:
+        """Its running tasks stay (same definition): kept tasks get new parameters by
+        config_change, not by a restart."""
+        return self.op == "scale"
+
+
+@dataclass(frozen=True)
+class StopStep:
+    """Stop one service (scale to 0) once what needs it among the stops has stopped."""
+
+    service: str
+    swarm_name: str
+    needs: tuple
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """Set (or, with None, remove) one node label."""
+
+    node_id: str
+    hostname: str
+    key: str
+    value: str | None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a command will do, in order: labels, stops (removed when `remove`), launches."""
+
+    shown: plan_mod.Plan
+    network: Mapping = field(default_factory=dict)
+    labels: tuple = ()
+    stops: tuple = ()
+    remove: bool = False
+    launches: tuple = ()
+
+    def launched(self) -> list[str]:
+        return [step.service for step in self.launches]
+
+
+def wanted_spec(spec: AppSpec, name: str, pinned: Mapping) -> dict:
+    """The Swarm service spec of `name`, its image pinned; the spec's own image name as a
+    label (outside the hash, as services already deployed were made)."""
+    service = spec.services[name]
+    result = specs.service_spec(spec.app, name, service, pinned[service.image])
+    result["Labels"][naming.IMAGE_LABEL] = service.image
+    return result
+
+
+def running_of(observation: Observation) -> dict:
+    """spec name -> plan.Running of each service on Swarm (from its labels)."""
+    found = {}
+    for name, state in observation.services.items():
+        needs = tuple(n for n in state.labels.get(naming.NEEDS_LABEL, "").split(",") if n)
+        found[name] = plan_mod.Running(state.labels.get(naming.IMAGE_LABEL, ""), None,
+                                       state.replicas, needs)
+    return found
+
+
+def redefined(spec: AppSpec, observation: Observation, name: str) -> bool:
+    """Whether `name` runs on Swarm from another definition than the one wanted."""
+    state = observation.services.get(name)
+    wanted = wanted_spec(spec, name, observation.pinned)["Labels"][naming.SPEC_LABEL]
+    return state is not None and state.spec_hash != wanted
+
+
+def shown_plan(spec: AppSpec, observation: Observation) -> plan_mod.Plan:
+    """app.plan's plan, with "change" also for a kept service whose definition changed
+    (ports, resources, placement, a new digest under the same tag...)."""
+    result = plan_mod.plan(spec, running_of(observation))
+    waves = tuple(tuple(_redefined_step(spec, observation, step) for step in wave)
+                  for wave in result.start_waves)
+    return dataclasses.replace(result, start_waves=waves)
+
+
+def _redefined_step(spec: AppSpec, observation: Observation, step: plan_mod.Step):
+    if step.action == "keep" and redefined(spec, observation, step.service):
+        return dataclasses.replace(step, action="change", reasons=(DEFINITION,))
+    return step
+
+
+def launch_step(spec: AppSpec, observation: Observation, name: str,
+                force: bool = False) -> LaunchStep:
+    """How `name` comes up: created when not on Swarm, updated when its definition
+    changed (or `force`), else scaled to its replicas (nothing when they match)."""
+    service = spec.services[name]
+    if name not in observation.services:
+        op = "create"
+    elif force or redefined(spec, observation, name):
+        op = "update"
+    else:
+        op = "scale"
+    return LaunchStep(name, naming.swarm_service(spec.app, name), tuple(service.needs()),
+                      service.replicas, op, wanted_spec(spec, name, observation.pinned),
+                      force and op == "update")
+
+
+def placement_labels(spec: AppSpec, nodes) -> tuple:
+    """The node labels to change so that each service's `placement.servers` label is on
+    exactly the servers it lists."""
+    changes = []
+    for name, service in spec.services.items():
+        key = naming.placement_label(spec.app, name)
+        wanted = set(service.placement.servers)
+        for node in nodes:
+            value = "true" if node.hostname in wanted else None
+            if node.labels.get(key) != value:
+                changes.append(LabelChange(node.id, node.hostname, key, value))
+    return tuple(changes)
+
+
+def deploy(spec: AppSpec, observation: Observation) -> Deployment:
+    """`apply`: place, stop (and remove) what left the spec, launch every service."""
+    shown = shown_plan(spec, observation)
+    running = running_of(observation)
+    stops = tuple(StopStep(s.service, naming.swarm_service(spec.app, s.service),
+                           running[s.service].needs)
+                  for wave in shown.stop_waves for s in wave)
+    launches = tuple(launch_step(spec, observation, s.service)
+                     for wave in shown.start_waves for s in wave)
+    return Deployment(shown, specs.network_spec(spec.app),
+                      placement_labels(spec, observation.nodes), stops, True, launches)
+
+
+def start(spec: AppSpec, observation: Observation, name: str,
+          force: bool = False) -> Deployment:
+    """`start NAME`: it and everything it needs, leaves first; `force`: new tasks of
+    `name` even if nothing changed."""
+    shown = plan_mod.start_plan(spec, name, running_of(observation))
+    launches = tuple(launch_step(spec, observation, s.service, force and s.service == name)
+                     for wave in shown.start_waves for s in wave)
+    return Deployment(shown, specs.network_spec(spec.app), launches=launches)
+
+
+def stop(spec: AppSpec, name: str) -> Deployment:
+    """`stop NAME`: it and what only it needs, roots first (the notes say what stays)."""
+    shown = plan_mod.stop_plan(spec, name)
+    stops = tuple(StopStep(s.service, naming.swarm_service(spec.app, s.service),
+                           tuple(spec.services[s.service].needs()))
+                  for wave in shown.stop_waves for s in wave)
+    return Deployment(shown, stops=stops)

@@ -1,0 +1,126 @@
+"""The pure plan of apply, start and stop, as data: each case of tests/unit/data/deploy/ is
+an observed cluster (`case.json`: nodes, the app's services as Swarm reports them) and an
+app spec (examples/notes.app.yaml, edited as the case says), and `expected.json` is the
+Deployment: the plan shown, the node labels to change, the stops, each launch's operation.
+No engine: an Observation is plain data (STYLE.md habit 1).
+
+    UPDATE_GOLDEN=1 pytest tests/unit/test_orchestrator_planning.py   # rewrite expected.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import pytest
+
+from dragonball.app import spec as app_spec
+from dragonball.orchestrator import naming, planning
+from dragonball.orchestrator.observe import Observation
+from dragonball.swarm import Node, ServiceState
+
+HERE = pathlib.Path(__file__).parent
+CASES = HERE / "data" / "deploy"
+NOTES = (HERE.parents[1] / "examples" / "notes.app.yaml").read_text()
+REGISTRY = "10.0.0.5:5000"
+
+
+def spec_of(case: dict):
+    text = NOTES
+    for old, new in case.get("edit", []):
+        assert old in text, old
+        text = text.replace(old, new)
+    return app_spec.load(text, "notes.app.yaml")
+
+
+def pinned(spec) -> dict:
+    return {s.image: f"{REGISTRY}/{s.image.split(':')[0]}@sha256:{n * 64}"
+            for n, s in zip("abcdef", spec.services.values())}
+
+
+def service(spec, images: dict, name: str, seen: dict) -> ServiceState:
+    """The ServiceState of `name` as described: made from the wanted Swarm spec unless
+    `definition` is "other"; `image`, `replicas`, `needs` as its labels say."""
+    labels = {naming.APP_LABEL: spec.app, naming.SERVICE_LABEL: name}
+    wanted = planning.wanted_spec(spec, name, images) if name in spec.services else None
+    same = wanted is not None and seen.get("definition", "as-specified") == "as-specified"
+    mine = spec.services.get(name)
+    labels[naming.IMAGE_LABEL] = seen.get("image", mine.image if mine else "")
+    labels[naming.NEEDS_LABEL] = ",".join(seen.get("needs", mine.needs() if mine else []))
+    replicas = seen.get("replicas", mine.replicas if mine else 1)
+    return ServiceState(naming.swarm_service(spec.app, name), labels, replicas=replicas,
+                        spec_hash=wanted["Labels"][naming.SPEC_LABEL] if same else "0" * 16)
+
+
+def observation(spec, data: dict) -> Observation:
+    images = pinned(spec)
+    nodes = tuple(Node(n["id"], n["hostname"], labels=n.get("labels", {}))
+                  for n in data["nodes"])
+    services = {name: service(spec, images, name, seen)
+                for name, seen in data["services"].items()}
+    return Observation(spec.app, nodes, services, images)
+
+
+def run(case: dict):
+    spec = spec_of(case)
+    command, *args = case["command"]
+    if command == "stop":
+        return planning.stop(spec, *args)
+    seen = observation(spec, case["observed"])
+    return getattr(planning, command)(spec, seen, *args)
+
+
+def shown(waves) -> list:
+    return [[f"{s.service} {s.action}" + (f": {'; '.join(s.reasons)}" if s.reasons else "")
+             for s in wave] for wave in waves]
+
+
+def as_data(deployment: planning.Deployment) -> dict:
+    return {"summary": {a: deployment.shown.count(a) for a in ("start", "change", "keep",
+                                                                "stop")},
+            "stop_waves": shown(deployment.shown.stop_waves),
+            "start_waves": shown(deployment.shown.start_waves),
+            "notes": list(deployment.shown.notes),
+            "labels": [[c.hostname, c.key, c.value] for c in deployment.labels],
+            "stops": [[s.service, list(s.needs)] for s in deployment.stops],
+            "remove": deployment.remove,
+            "launches": [[s.service, s.op] + (["force"] if s.force else [])
+                         for s in deployment.launches]}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CASES.iterdir()))
+def test_plan(name):
+    folder = CASES / name
+    case = json.loads((folder / "case.json").read_text())
+    found = as_data(run(case))
+    if os.environ.get("UPDATE_GOLDEN"):
+        (folder / "expected.json").write_text(json.dumps(found, indent=1) + "\n")
+    assert found == json.loads((folder / "expected.json").read_text()), case["doc"]
+
+
+def test_a_launch_carries_the_pinned_spec_to_create():
+    spec = spec_of({})
+    [*_, web] = planning.deploy(spec, observation(spec, {"nodes": [], "services": {}})).launches
+    image = web.spec["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert image == f"{REGISTRY}/notes/web@sha256:{'a' * 64}"
+    assert web.spec["Labels"][naming.IMAGE_LABEL] == "notes/web:0.1.0"
+    assert (web.fresh_only, web.keeps_tasks) == (False, False)
+
+
+def test_only_an_update_counts_fresh_tasks_only_a_scale_keeps_them():
+    ops = {op: planning.LaunchStep("s", "a_s", (), 1, op) for op in ("create", "update",
+                                                                    "scale")}
+    assert [ops[o].fresh_only for o in ops] == [False, True, False]
+    assert [ops[o].keeps_tasks for o in ops] == [False, False, True]
+
+
+def test_the_spec_hash_of_a_service_is_stable():
+    """Services already deployed carry this hash: a change of how it is computed would
+    restart every service of every app at the next apply."""
+    spec = spec_of({})
+    wanted = planning.wanted_spec(spec, "api", pinned(spec))
+    assert wanted["Labels"][naming.SPEC_LABEL] == EXPECTED_API_HASH
+
+
+EXPECTED_API_HASH = "dc66f9625669c758"
