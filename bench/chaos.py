@@ -545,8 +545,12 @@ COLUMNS = ("scenario", "case", "app", "requests", "failed", "longest gap s", "ac
 def row(r: Result) -> list[str]:
     s = r.summary
     lost = s.get("writes_lost", "?")
-    if isinstance(lost, int) and s.get("writes_unverified"):
-        lost = f"{lost} ({s['writes_unverified']} unverified)"
+    extra = [f"{s['writes_unverified']} unverified"] if s.get("writes_unverified") else []
+    if s.get("stale_reads"):
+        extra.append(f"{s['stale_reads']} reads missed acked write(s) "
+                     f"{', '.join(map(str, s.get('stale_reads_missed', [])))}")
+    if extra:
+        lost = f"{lost} ({'; '.join(extra)})"
     first = s.get("first_good_after_fault_s")
     return [f"({r.scenario}) {SCENARIOS[r.scenario]}", r.case, r.variant, str(s["requests"]),
             str(s["failed"]), f"{s['longest_gap_s']:.1f}", str(lost),

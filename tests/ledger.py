@@ -249,12 +249,14 @@ class Ledger:
         """The numbers a chaos run reports (seconds rounded to 0.1)."""
         attempts = self._sorted()
         gap = self.longest_gap()
+        stale = self.stale_reads()
         out = {"requests": len(attempts), "good": sum(a.ok for a in attempts),
                "failed": len(self.failed), "failures": self.failures_by_reason(),
                "writes_acknowledged": len(self.acknowledged),
                "longest_gap_s": round(gap[0], 1),
                "seconds_without_answer": round(self.seconds_without_answer(), 1),
-               "stale_reads": len(self.stale_reads())}
+               "stale_reads": len(stale),
+               "stale_reads_missed": sorted({s for _, missing in stale for s in missing})[:20]}
         if fault is not None:
             after = self.first_good_after(fault[1])
             out["first_good_after_fault_s"] = None if after is None else round(after, 1)

@@ -147,6 +147,7 @@ def test_a_store_that_forgets_loses_acknowledged_writes_and_serves_stale_reads(f
     loss = load.ledger.lost(readback, total_before=0)
     assert loss.lost >= 20 and readback.complete
     assert load.ledger.stale_reads()
+    assert load.ledger.summary(readback)["stale_reads_missed"]      # the writes they missed
 
 
 def test_a_window_smaller_than_the_run_never_overcounts(fake):
