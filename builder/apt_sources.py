@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 
 from dragonball.errors import BuildError
 
+from builder.errors import BuildInputInvalid
+
 log = logging.getLogger(__name__)
 
 #: Environment variable that overrides the mirror found in the apt sources.
@@ -141,8 +143,8 @@ def debian_mirror(suite: str, root_dir: pathlib.Path | str = "/",
     override = environ.get(MIRROR_ENV, "").strip()
     if override:
         if not override.startswith(_USABLE_SCHEMES):
-            raise BuildError(f"{MIRROR_ENV}={override!r} is not an http:// or https:// URL",
-                             f"set it like {MIRROR_ENV}=http://<mirror host>/debian")
+            raise BuildInputInvalid(f"{MIRROR_ENV}={override!r} is not an http:// or https:// "
+                                    "URL", f"set it like {MIRROR_ENV}=http://<mirror host>/debian")
         return override.rstrip("/")
     sources = read_apt_sources(root_dir)
     mirror = mirror_for_suite(sources, suite)

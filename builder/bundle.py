@@ -15,8 +15,8 @@ import tempfile
 
 from builder import (archive, binfile, cache as build_cache, manifest as manifest_mod, packages,
                      pipeline, platform_images, runtime)
+from builder.errors import BuildInputInvalid
 from builder.release import load_release
-from dragonball.errors import BuildError
 from dragonball.release import signing
 
 STUB = "scripts/stub.sh"
@@ -66,7 +66,7 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
         cache, plan.mirror, env.reporter, suite=release.engine_suite, environ=environ)
     pipeline.build_base(env, plan)
     platform = [platform_images.build_registry_image(env, plan.mirror)]
-    platform.append(platform_images.build_agent_image(env))  # the node agent (docs/agent.md)
+    platform.append(platform_images.build_agent_image(env, plan.mirror))  # docs/agent.md
     for module in release.modules:
         with env.reporter.step(f"build {module.ref}") as step:
             env.engine.build(module.context, module.ref, {"DEBIAN_MIRROR": plan.mirror},
@@ -126,11 +126,11 @@ def signing_key(path: pathlib.Path):
         mode = path.stat().st_mode & 0o077
         pem = path.read_bytes()
     except OSError as e:
-        raise BuildError(f"cannot read the signing key {path}: {e.strerror}",
-                         "make one with: python build.py keygen") from e
+        raise BuildInputInvalid(f"cannot read the signing key {path}: {e.strerror}",
+                                "make one with: python build.py keygen") from e
     if mode:
-        raise BuildError(f"the signing key {path} is readable by others (mode {oct(mode)})",
-                         f"chmod 600 {path}")
+        raise BuildInputInvalid(f"the signing key {path} is readable by others "
+                                f"(mode {oct(mode)})", f"chmod 600 {path}")
     return signing.load_private(pem, str(path))
 
 
@@ -140,7 +140,8 @@ def write_key_pair(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     folder.mkdir(parents=True, exist_ok=True)
     key, pub = folder / "release-signing.key", folder / "release-signing.pub"
     if key.exists():
-        raise BuildError(f"{key} exists already", "move it away first: it may sign releases")
+        raise BuildInputInvalid(f"{key} exists already",
+                                "move it away first: it may sign releases")
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(private)

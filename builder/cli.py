@@ -1,13 +1,14 @@
 """``python build.py [base|examples|all]``: the command line of the build pipeline.
 
-One top-level handler turns a `DragonBallError` into a message and exit
-status 2; ``--debug`` adds the traceback and debug logging.
+One top-level handler turns a `DragonBallError` into a message and the exit status of its
+category (dragonball.errors; README.md, "Exit statuses": a failed build 1, no Docker engine
+5), any other exception into its traceback and 70 (a defect of the builder), Ctrl-C into 130;
+``--debug`` adds the traceback of a DragonBallError and debug logging.
 """
 
 from __future__ import annotations
 
 import argparse
-import enum
 import logging
 import pathlib
 import sys
@@ -17,22 +18,13 @@ from collections.abc import Sequence
 from rich.logging import RichHandler
 from rich.table import Table
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import DragonBallError, ExitStatus
 
 from builder import REPO_ROOT, bundle, pipeline
 from builder.engine import Engine
 from builder.progress import Reporter
 
 log = logging.getLogger(__name__)
-
-
-class ExitStatus(enum.IntEnum):
-    """Exit statuses of build.py."""
-
-    SUCCESS = 0
-    ERROR = 2        # a DragonBallError: the message says what to fix
-    BUG = 3          # anything else: a defect in the builder
-    INTERRUPTED = 130
 
 
 TARGETS = {
@@ -81,15 +73,15 @@ def main(argv: Sequence[str] | None = None, reporter: Reporter | None = None) ->
         if args.debug:
             reporter.console.print_exception()
         reporter.error(str(e))
-        return ExitStatus.ERROR
+        return e.exit_status
     except KeyboardInterrupt:
         reporter.error("interrupted")
         return ExitStatus.INTERRUPTED
     except Exception:  # noqa: BLE001 - the one place that turns a bug into a report
         reporter.console.print_exception(show_locals=args.debug)
         reporter.error("build.py failed unexpectedly (a bug: the traceback above says where)")
-        return ExitStatus.BUG
-    return ExitStatus.SUCCESS
+        return ExitStatus.INTERNAL
+    return ExitStatus.OK
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> None:

@@ -1,6 +1,6 @@
 """The builder's one door to the Docker engine (docker SDK behind a small interface).
 
-Every docker-py or requests exception is translated here into `EngineError`
+Every docker-py or requests exception is translated here into `BuildEngineError`
 (the engine refused or is unreachable) or `BuildError` (a Dockerfile step
 failed), with what, where and what to do next; none leaks past this module.
 """
@@ -31,7 +31,7 @@ IMPORT_TIMEOUT_S = 600
 _START_HINT = "start the engine with 'sudo bash scripts/setup.sh' and check '/usr/bin/docker info'"
 
 
-class EngineError(BuildError, Unavailable):
+class BuildEngineError(BuildError, Unavailable):
     """The build machine's Docker engine refused or failed a request."""
 
 
@@ -50,7 +50,7 @@ class Engine:
         self._client.close()
 
     def ping(self) -> None:
-        """Raise `EngineError` unless the engine answers."""
+        """Raise `BuildEngineError` unless the engine answers."""
         with self._translated("ping the Docker engine"):
             self._client.ping()
 
@@ -104,8 +104,9 @@ class Engine:
             status, err = proc.wait(), proc.stderr.read().decode(errors="replace").strip()
             proc.stderr.close()
         if status != 0:
-            raise EngineError(f"'docker save {' '.join(refs)}' failed (exit {status}): {err}",
-                              "check that every image exists: /usr/bin/docker image ls")
+            raise BuildEngineError(f"'docker save {' '.join(refs)}' failed (exit {status}): "
+                                   f"{err}", "check that every image exists: /usr/bin/docker "
+                                   "image ls")
 
     def _image_id(self, ref: str) -> str:
         with self._translated(f"inspect image {ref}"):
@@ -116,13 +117,14 @@ class Engine:
         try:
             yield
         except requests.exceptions.ConnectionError as e:
-            raise EngineError(f"cannot {what}: no Docker engine answers on {self.base_url}",
-                              _START_HINT) from e
+            raise BuildEngineError(f"cannot {what}: no Docker engine answers on "
+                                   f"{self.base_url}", _START_HINT) from e
         except docker.errors.APIError as e:
-            raise EngineError(f"cannot {what}: the engine said {e.explanation or e}",
-                              "read the engine's message; '/usr/bin/docker info' shows its state") from e
+            raise BuildEngineError(f"cannot {what}: the engine said {e.explanation or e}",
+                                   "read the engine's message; '/usr/bin/docker info' shows "
+                                   "its state") from e
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            raise EngineError(f"cannot {what}: {e}", _START_HINT) from e
+            raise BuildEngineError(f"cannot {what}: {e}", _START_HINT) from e
         except OSError as e:  # after requests' errors, which are OSErrors too
             raise BuildError(f"cannot {what}: {e.strerror} ({e.filename})",
                              "check the file and the disk, then run build.py again") from e

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dragonball.errors import BuildError
 
 from builder import cache, detar, process
+from builder.errors import BuildInputInvalid
 from builder.progress import Reporter, Step
 from builder.recipe import canonical_json
 
@@ -338,8 +339,9 @@ def _prune_other_epochs(folder: pathlib.Path, key: str, keep: pathlib.Path) -> N
 def _checked_names(names: Sequence[str]) -> list[str]:
     bad = [n for n in names if not _PACKAGE_NAME.fullmatch(n)]
     if bad or not names:
-        raise BuildError(f"not Debian package names: {', '.join(map(repr, bad)) or '(none given)'}",
-                         f"name packages like {' '.join(ENGINE_PACKAGES)}")
+        raise BuildInputInvalid("not Debian package names: "
+                                f"{', '.join(map(repr, bad)) or '(none given)'}",
+                                f"name packages like {' '.join(ENGINE_PACKAGES)}")
     return sorted(set(names))
 
 

@@ -21,6 +21,7 @@ from dragonball.errors import BuildError
 from builder import REPO_ROOT, images, rootfs
 from builder.apt_sources import debian_mirror
 from builder.engine import Engine
+from builder.errors import BuildInputInvalid
 from builder.progress import Reporter, Step
 from builder.recipe import Recipe, load_recipe, recipe_hash
 
@@ -63,8 +64,9 @@ def plan_build(env: BuildEnv, with_examples: bool) -> BuildPlan:
     examples = images.example_builds(example_names(env.root)) if with_examples else []
     problems = images.example_problems(e.name for e in examples)
     if problems:
-        raise BuildError("some examples cannot be built:\n" + "\n".join(f"  - {p}" for p in problems),
-                         "rename the listed folders")
+        raise BuildInputInvalid("some examples cannot be built:\n" +
+                                "\n".join(f"  - {p}" for p in problems),
+                                "rename the listed folders")
     return BuildPlan(recipe, mirror, context, examples)
 
 

@@ -17,6 +17,7 @@ from dragonball.module import scan, validate
 
 from builder import images
 from builder.apt_sources import debian_mirror
+from builder.errors import BuildInputInvalid
 from builder.pipeline import BuildEnv, build_line_sink
 from builder.recipe import load_recipe
 
@@ -50,9 +51,11 @@ def build_registry_image(env: BuildEnv, mirror: str | None = None) -> str:
                                mirror=mirror, apt=True)
 
 
-def build_agent_image(env: BuildEnv) -> str:
-    """Build the node agent's image (stdlib-only Python, no package installed); return its ref."""
-    return _build_module_image(env, AGENT_DIR, AGENT_MODULE, agent_ref())
+def build_agent_image(env: BuildEnv, mirror: str | None = None) -> str:
+    """Build the node agent's image (its Python libraries from Debian's packages: hypercorn,
+    starlette, psutil, docker); return its ref. `mirror` as for build_registry_image."""
+    return _build_module_image(env, AGENT_DIR, AGENT_MODULE, agent_ref(), mirror=mirror,
+                               apt=True)
 
 
 def _build_module_image(env: BuildEnv, folder: str, module: str, ref: str,
@@ -65,9 +68,9 @@ def _build_module_image(env: BuildEnv, folder: str, module: str, ref: str,
     context = env.root / folder
     _, problems = validate(scan(str(context / module)))
     if problems:
-        raise BuildError(f"{context / module} does not follow the module spec:\n" +
-                         "\n".join(f"  - {p}" for p in problems),
-                         "fix it; 'dragonball module check DIR' lists the same problems")
+        raise BuildInputInvalid(f"{context / module} does not follow the module spec:\n" +
+                                "\n".join(f"  - {p}" for p in problems),
+                                "fix it; 'dragonball module check DIR' lists the same problems")
     recipe = load_recipe(env.root / images.BASE_DIR / "recipe.json")
     base = images.base_image_name(recipe.suite)
     if not env.engine.image_exists(base):

@@ -16,6 +16,8 @@ from typing import Any
 
 from dragonball.errors import BuildError
 
+from builder.errors import BuildInputInvalid
+
 #: Bump when what `builder.rootfs` does after debootstrap changes, so cached
 #: root filesystems made the old way are not reused.
 ROOTFS_FORMAT = 1
@@ -65,8 +67,10 @@ def recipe_from_data(data: Any, where: str = "recipe") -> Recipe:
     """Validate parsed JSON and build a `Recipe`; all problems are reported at once."""
     problems = recipe_problems(data)
     if problems:
-        raise BuildError(f"{where} is invalid:\n" + "\n".join(f"  - {p}" for p in problems),
-                         "fix the listed fields (see base_images/dragonballbase/recipe.json)")
+        raise BuildInputInvalid(f"{where} is invalid:\n" +
+                                "\n".join(f"  - {p}" for p in problems),
+                                "fix the listed fields (see "
+                                "base_images/dragonballbase/recipe.json)")
     return Recipe(suite=data["suite"], variant=data["variant"], arch=data["arch"],
                   include=tuple(data["include"]))
 
@@ -79,8 +83,8 @@ def load_recipe(path: pathlib.Path) -> Recipe:
         raise BuildError(f"cannot read recipe {path}: {e.strerror}",
                          "run build.py from a complete checkout") from e
     except json.JSONDecodeError as e:
-        raise BuildError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})",
-                         "fix the JSON syntax at that position") from e
+        raise BuildInputInvalid(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})",
+                                "fix the JSON syntax at that position") from e
     return recipe_from_data(data, str(path))
 
 

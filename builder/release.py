@@ -13,8 +13,9 @@ import re
 
 import yaml
 
-from dragonball.errors import BuildError
 from dragonball.module import scan, validate
+
+from builder.errors import BuildInputInvalid
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
 VERSION_RE = re.compile(r"[0-9][0-9A-Za-z.+~-]{0,63}\Z")
@@ -41,22 +42,22 @@ class Release:
 
 
 def load_release(path: pathlib.Path) -> Release:
-    """Read and check release.yaml; BuildError listing every problem."""
+    """Read and check release.yaml; BuildInputInvalid listing every problem."""
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise BuildError(f"no release manifest at {path}",
-                         "give one with --release FILE (release.yaml is the default)") from None
+        raise BuildInputInvalid(f"no release manifest at {path}", "give one with --release "
+                                "FILE (release.yaml is the default)") from None
     except yaml.YAMLError as e:
-        raise BuildError(f"{path} is not valid YAML: {e}", "fix the line it names") from e
+        raise BuildInputInvalid(f"{path} is not valid YAML: {e}", "fix the line it names") from e
     problems = []
     release = _parse(path, data if isinstance(data, dict) else {}, problems)
     if not isinstance(data, dict):
         problems.insert(0, "the file must hold a mapping (name:, version:, modules:, engine:)")
     if problems:
-        raise BuildError(f"{path} has {len(problems)} problem(s):\n" +
-                         "\n".join(f"  - {p}" for p in problems),
-                         "fix them all, then run build.py again")
+        raise BuildInputInvalid(f"{path} has {len(problems)} problem(s):\n" +
+                                "\n".join(f"  - {p}" for p in problems),
+                                "fix them all, then run build.py again")
     return release
 
 

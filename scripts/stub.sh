@@ -11,7 +11,9 @@ umask 077
 LC_ALL=C
 export LC_ALL
 
-E_USAGE=2 E_CORRUPT=3 E_SPACE=4 E_TOOLS=5 E_PLATFORM=6
+# The stub's own exit statuses: 80-89, a range the runtime never uses, so a status says who
+# ended the run (README.md, "Exit statuses"). 130/143: interrupted (INT; TERM or HUP).
+E_USAGE=80 E_CORRUPT=81 E_SPACE=82 E_TOOLS=83 E_PLATFORM=84
 
 say() { printf '%s\n' "$*" >&2; }
 die() { code=$1; shift; say "DragonBall: $*"; exit "$code"; }
@@ -34,9 +36,11 @@ options (handled by this file, before anything is unpacked):
 commands (run by the bundled runtime; 'help' lists them all):
   install, preflight, reset, ...
 
-exit codes: 0 ok, 2 usage, 3 corrupt or tampered file, 4 no space or a noexec
-folder, 5 a required tool is missing, 6 this server cannot run the runtime
-(architecture, glibc); otherwise the command's own.
+exit codes of this file (80-89, never the runtime's): 80 usage, 81 corrupt or
+tampered file, 82 no space or a noexec folder, 83 a required tool is missing,
+84 this server cannot run the runtime (architecture, glibc); 130/143 interrupted;
+otherwise the command's own (0 ok, 1 failed, 2 invalid, 3 not found, 4 conflict,
+5 unavailable, 6 denied, 70 internal error: README.md, "Exit statuses").
 EOF
 }
 

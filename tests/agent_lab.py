@@ -17,14 +17,20 @@ from support import LABELS, wait_for
 
 
 def write_agent_pem(folder: pathlib.Path) -> pathlib.Path:
-    """secrets/ as the service mounts them (agent.crt, agent.key, ca.crt) and the portal's
-    client files beside (client.crt, client.key), all from a new CA; returns `folder`."""
-    ca = pki.create_ca()
+    """secrets/ as the service mounts them (agent.crt and agent.key from a new cluster CA;
+    ca.crt: the agents' clients CA, whom the agent accepts) and beside them the portal's
+    files: ca.crt (the cluster CA, to check the agent), client.crt and client.key (from the
+    clients CA); and device.crt/.key, a client certificate of the cluster CA named as the
+    portal (what a device could hold: refused). Returns `folder`."""
+    ca, clients_ca = pki.create_ca(), pki.create_ca("DragonBall agent clients CA")
     pki.write_pem_files(agent_client.issue_agent_cert(ca), folder / "secrets" / "agent.crt",
                         folder / "secrets" / "agent.key")
-    pki.write_private(folder / "secrets" / "ca.crt", ca.cert_pem, 0o644)
-    pki.write_pem_files(agent_client.issue_client_cert(ca), folder / "client.crt",
+    pki.write_private(folder / "secrets" / "ca.crt", clients_ca.cert_pem, 0o644)
+    pki.write_private(folder / "ca.crt", ca.cert_pem, 0o644)
+    pki.write_pem_files(agent_client.issue_client_cert(clients_ca), folder / "client.crt",
                         folder / "client.key")
+    pki.write_pem_files(agent_client.issue_client_cert(ca), folder / "device.crt",
+                        folder / "device.key")
     return folder
 
 
@@ -62,7 +68,7 @@ def published_port(container) -> int:
 def answering_client(pem: pathlib.Path, container, timeout: float, port: int | None = None):
     """The portal's AgentClient (pem's client certificate) to the container, once its
     health answers (30 s at most, failing with the container's log)."""
-    with AgentClient(ca=str(pem / "secrets" / "ca.crt"), cert=str(pem / "client.crt"),
+    with AgentClient(ca=str(pem / "ca.crt"), cert=str(pem / "client.crt"),
                      key=str(pem / "client.key"), port=port or published_port(container),
                      timeout=timeout) as client:
         def answers():

@@ -9,9 +9,10 @@ mutual TLS:
   certificate against the CA and that name (`server_hostname` / `assert_hostname`), not
   against the address;
 - the portal proves itself with a client certificate (`CLIENT_NAME`, extended key usage
-  clientAuth only) from the same CA, issued at install next to the portal's certificates
-  (`CLIENT_CERT`, `CLIENT_KEY`, 0600). An agent refuses a connection without a client
-  certificate of the cluster CA, and answers 403 to one whose name is not the portal's.
+  clientAuth only) from the agents' clients CA (installer.agent: a CA that signs only the
+  controllers' certificates), issued at install next to the portal's certificates
+  (`CLIENT_CERT`, `CLIENT_KEY`, 0600). An agent refuses, in the TLS handshake, a
+  connection without a client certificate of that CA (the cluster CA's are refused too).
 
     with AgentClient() as agents:               # the portal's files under /etc/dragonball
         agents.health("10.0.0.2")               # {"status": "ok", "hostname": ..., ...}
@@ -37,7 +38,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from dragonball import pki
-from dragonball.errors import DragonBallError
+from dragonball.errors import ClientError, Unavailable
 from dragonball.shared import paths, ports
 from dragonball.shared.addresses import host_port
 
@@ -51,14 +52,10 @@ TIMEOUT_S = 10.0
 EXEC_GRACE_S = 15.0   # an exec's answer may come this long after its own timeout
 
 
-class AgentError(DragonBallError):
+class AgentError(ClientError, Unavailable):
     """An agent cannot be reached, refused us, or answered an error: then `status` is its
-    HTTP status and `body` its JSON answer."""
-
-    def __init__(self, message: str, hint: str = "", status: int | None = None,
-                 body: dict | None = None) -> None:
-        super().__init__(message, hint)
-        self.status, self.body = status, body
+    HTTP status and `body` its JSON answer. For whoever asked the portal, the part of the
+    cluster that should have answered did not (503)."""
 
 
 # --- certificates (pure) ----------------------------------------------------------------------

@@ -7,8 +7,14 @@ failure ends the same way locally, remotely and in the portal's API.
 
 Layers subclass the root once (`InstallerError`, `PortalError`, ...) and a specific error
 takes its category from one of the category classes below (`class CodeRefused(PortalError,
-Denied)`). Foreign exceptions are translated at the adapter that caught them
-(``raise ... from e``) and never leak further.
+Denied)`): a layer class carries no category of its own (raised as it is, it is FAILED), and a
+specific error inherits exactly one category class. Foreign exceptions are translated at the
+adapter that caught them (``raise ... from e``) and never leak further; one that does is
+INTERNAL (exit 70, and the `dragonball` command says to run it again with --debug).
+
+Being interrupted is not a category: Ctrl-C (KeyboardInterrupt, and the wizard's `Cancelled`,
+which is one) ends a command with 130. The exit statuses, the .bin stub's own range and the
+HTTP statuses are documented once, in README.md ("Exit statuses").
 
 Standard library only: the supervisor inside module images imports this.
 """
@@ -45,7 +51,7 @@ class ExitStatus(enum.IntEnum):
     UNAVAILABLE = 5
     DENIED = 6
     INTERNAL = 70      # sysexits' EX_SOFTWARE
-    INTERRUPTED = 130  # Ctrl-C, or the person declined to go on at a prompt's interrupt
+    INTERRUPTED = 130  # Ctrl-C (or end of input at a prompt): 128 + SIGINT, as shells do
 
 
 #: The one table from category to exit status.
@@ -62,11 +68,18 @@ HTTP_STATUS = {
     Category.INTERNAL: 500,
 }
 
-#: And back: the category of an HTTP error status (a remote call's answer).
+#: Where HTTP has a narrower word than a category's status, an error class may answer with it
+#: (its `http_refinement`): 401 asks for credentials (with WWW-Authenticate), 429 says "too many
+#: attempts, wait" (with Retry-After). Both stay DENIED: a command still exits 6.
+HTTP_REFINEMENTS = {Category.DENIED: frozenset({401, 429})}
+
+#: And back: the category of an HTTP error status (a remote call's answer). A 500 is FAILED
+#: or INTERNAL: the answer's own "category" says which (PortalClient).
 CATEGORY_OF_HTTP = {400: Category.INVALID, 401: Category.DENIED, 403: Category.DENIED,
-                    404: Category.NOT_FOUND, 409: Category.CONFLICT, 413: Category.INVALID,
-                    422: Category.INVALID, 429: Category.DENIED, 502: Category.UNAVAILABLE,
-                    503: Category.UNAVAILABLE, 504: Category.UNAVAILABLE}
+                    404: Category.NOT_FOUND, 405: Category.INVALID, 409: Category.CONFLICT,
+                    413: Category.INVALID, 422: Category.INVALID, 429: Category.DENIED,
+                    502: Category.UNAVAILABLE, 503: Category.UNAVAILABLE,
+                    504: Category.UNAVAILABLE}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +119,8 @@ class DragonBallError(Exception):
     """
 
     category = Category.FAILED
+    #: A status of HTTP_REFINEMENTS[category] this class answers with instead of the table's.
+    http_refinement: int | None = None
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
@@ -113,12 +128,12 @@ class DragonBallError(Exception):
         self.hint = hint
 
     @property
-    def exit_status(self) -> int:
+    def exit_status(self) -> ExitStatus:
         return EXIT_STATUS[self.category]
 
     @property
     def http_status(self) -> int:
-        return HTTP_STATUS[self.category]
+        return self.http_refinement or HTTP_STATUS[self.category]
 
     def to_dict(self) -> dict:
         """The JSON body of an error answer (the API, `--json`)."""
@@ -146,8 +161,14 @@ class InvalidInput(DragonBallError):
         self.problems = list(problems)
 
     def to_dict(self) -> dict:
-        return super().to_dict() | {"problems": [
-            p.to_dict() if hasattr(p, "to_dict") else str(p) for p in self.problems]}
+        return super().to_dict() | {"problems": [_problem_dict(p) for p in self.problems]}
+
+
+def _problem_dict(problem):
+    """A problem as JSON: a Problem's dict, a dict as it came (a remote answer's), else text."""
+    if hasattr(problem, "to_dict"):
+        return problem.to_dict()
+    return problem if isinstance(problem, dict) else str(problem)
 
 
 class NotFound(DragonBallError):
@@ -187,9 +208,73 @@ def category_of(error: BaseException) -> Category:
     return Category.INTERNAL
 
 
-# --- the layers ------------------------------------------------------------------------------
+# --- the layers: one class per layer, each a direct child of the root, none with a category -
 
-class ModuleError(InvalidInput):
+class InstallerError(DragonBallError):
+    """Installing, preparing or resetting a server failed (dragonball.installer)."""
+
+
+class PortalError(DragonBallError):
+    """The portal service cannot do what was asked: its store, settings, Swarm, jobs, pages,
+    authentication (dragonball.portal)."""
+
+
+class AppError(DragonBallError):
+    """The application layer: an app spec, its plan, its rollout on the cluster
+    (dragonball.app, dragonball.orchestrator)."""
+
+
+class RegistryError(DragonBallError):
+    """A registry refused a request, or could not be reached or trusted (dragonball.registry)."""
+
+
+class ReleaseError(DragonBallError):
+    """The release this runtime came from: the .bin, its sections, its signature
+    (dragonball.release)."""
+
+
+class WizardError(DragonBallError):
+    """The wizard could not produce answers; nothing was changed (dragonball.wizard)."""
+
+
+class SupervisorError(DragonBallError):
+    """Inside a module container: the module spec, the supervisor, a module's parameters."""
+
+
+class BuildError(DragonBallError):
+    """The build pipeline (build.py, builder/) failed."""
+
+
+class PkiError(DragonBallError):
+    """A certificate, key or credential cannot be made or written (dragonball.pki)."""
+
+
+class ClientError(DragonBallError):
+    """A call to another part of the cluster (the portal's API, an agent) failed: `status` is
+    the HTTP status of its answer (None when there was none), `body` its JSON, `problems` what
+    it listed as wrong."""
+
+    def __init__(self, message: str, hint: str = "", status: int | None = None,
+                 body: dict | None = None, problems: list | None = None) -> None:
+        super().__init__(message, hint)
+        self.status, self.body = status, body
+        self.problems = list(problems or [])
+
+    def to_dict(self) -> dict:
+        found = super().to_dict()
+        if self.problems:
+            found["problems"] = [_problem_dict(p) for p in self.problems]
+        return found
+
+
+#: The layers, in the order of the list above.
+LAYERS = (InstallerError, PortalError, AppError, RegistryError, ReleaseError, WizardError,
+          SupervisorError, BuildError, PkiError, ClientError)
+
+
+# --- specific errors every layer's neighbours share (the supervisor reads this module alone) --
+
+class ModuleError(SupervisorError, InvalidInput):
     """A module folder does not follow the module spec (docs/module-spec.md)."""
 
     def __init__(self, module_dir: str, problems: list) -> None:
@@ -200,21 +285,14 @@ class ModuleError(InvalidInput):
                          "'dragonball module check DIR' again", problems)
 
 
-class SupervisorError(DragonBallError):
-    """The supervisor inside a module container cannot do what it was asked."""
-
-
 class ParamsError(SupervisorError, InvalidInput):
     """Parameters given to a module are not a valid JSON object."""
 
 
-class BuildError(DragonBallError):
-    """The build pipeline (build.py, builder/) failed."""
-
-
-class InstallerError(DragonBallError):
-    """Installing, preparing or resetting a server failed (dragonball.installer)."""
+class SupervisorInputInvalid(SupervisorError, InvalidInput):
+    """What run.sh was given cannot be used: a file to read, a notification, the container's
+    module folder (none, or several)."""
 
 
 class PreflightError(InstallerError, InvalidInput):
-    """Preflight cannot run: its input (a manifest) is unreadable."""
+    """Preflight cannot run: its input (the command line, a manifest) is wrong."""

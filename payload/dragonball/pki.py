@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import PkiError
 from dragonball.shared import fingerprints
 
 CA_DAYS = 3650
@@ -37,10 +37,6 @@ SERVER_DAYS = 825  # the longest validity Apple and browsers accept for a server
 CLOCK_SKEW = datetime.timedelta(minutes=5)  # servers whose clocks lag a little still agree
 HTPASSWD_COST = 5
 SECRET_BYTES = 32
-
-
-class PkiError(DragonBallError):
-    """A certificate, key or credential cannot be made or written."""
 
 
 @dataclasses.dataclass(frozen=True)

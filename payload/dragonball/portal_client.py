@@ -9,10 +9,12 @@ HTTPS with the cluster CA pinned: `verify=` the CA file on the session and
 replace it (MACHINE.md, "Environment traps"); proxies from the environment are ignored for
 the same reason: the portal is on the site's own network.
 
-Every failure is a `PortalError` carrying the API's own error text, a hint and the exit
-status the CLI gives it: 3 the portal cannot be reached or refuses the credentials, 2 the
-request is invalid (400, 404, 409, 422), 1 anything else (5xx, a failed job). No token or
-password is ever logged: log lines name the method and the path only.
+Every failure is a `ClientError` (dragonball.errors) carrying the API's own error text, a hint
+and a category: the one the HTTP status says (`CATEGORY_OF_HTTP`: 404 not found, 409 conflict,
+400/422 invalid, 401/403/429 denied, 502-504 unavailable; a 500 is what the answer's own
+"category" says, failed or internal), so a command run through the API ends with the exit status
+its local twin would (README.md, "Exit statuses"). No answer at all is UNAVAILABLE. No token
+or password is ever logged: log lines name the method and the path only.
 
 The login (URL, CA path, token) is kept in ``$XDG_CONFIG_HOME/dragonball/portal.json``
 (``~/.config`` by default), mode 0600 in a 0700 folder: `save_login`, `load_login`.
@@ -31,52 +33,67 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import (CATEGORY_OF_HTTP, Category, ClientError, Conflict, Denied,
+                               Failed, Internal, InvalidInput, NotFound, Unavailable)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8443
 TIMEOUT_S = 30.0
-FAILED, INVALID, UNREACHABLE = 1, 2, 3
 LOGIN_HINT = "log in again: dragonball login --portal HOST --ca FILE"
 
 
-class PortalError(DragonBallError):
-    """The portal's API refused or failed a call; `exit_status` is what the CLI returns."""
-
-    exit_status = FAILED
-
-    def __init__(self, message: str, hint: str = "", status: int | None = None,
-                 problems: list | None = None, body: dict | None = None) -> None:
-        super().__init__(message, hint)
-        self.status, self.problems, self.body = status, list(problems or []), body or {}
+class PortalUnreachable(ClientError, Unavailable):
+    """No answer, or a TLS peer that is not the portal of this CA (or a 502-504)."""
 
 
-class PortalUnreachable(PortalError):
-    """No answer, or a TLS peer that is not the portal of this CA."""
-
-    exit_status = UNREACHABLE
+class PortalAuthError(ClientError, Denied):
+    """The portal refuses the credentials (401, 403, 429), or there is no usable login."""
 
 
-class PortalAuthError(PortalError):
-    """The portal refuses the credentials (401, 403, 429)."""
-
-    exit_status = UNREACHABLE
+class PortalInvalid(ClientError, InvalidInput):
+    """The request itself is wrong: a bad value, a bad spec (400, 422)."""
 
 
-class PortalInvalid(PortalError):
-    """The request itself is wrong: an unknown name, a bad value, a conflict."""
-
-    exit_status = INVALID
+class PortalNotFound(ClientError, NotFound):
+    """The portal has no such app, service or job, or not that call (404)."""
 
 
-class JobFailed(PortalError):
-    """A job the portal ran (start, stop, apply) ended failed."""
+class PortalConflict(ClientError, Conflict):
+    """The portal's state forbids the call now: the app is busy with a job (409)."""
+
+
+class PortalFailed(ClientError, Failed):
+    """The portal tried and failed (a 500 that says so), or a call did not end in time."""
+
+
+class PortalInternal(ClientError, Internal):
+    """The portal failed with a defect of its own (a 500 with no DragonBall error)."""
+
+
+class JobFailed(PortalFailed):
+    """A job the portal ran (start, stop, apply) ended failed: its error, hint and category
+    (FAILED unless the job says otherwise)."""
 
     def __init__(self, job: dict) -> None:
         super().__init__(job.get("error") or f"job {job.get('id')} failed",
                          job.get("hint") or "", body=job)
         self.job = job
+        if job.get("category") in {c.value for c in Category}:
+            self.category = Category(job["category"])
+
+    def to_dict(self) -> dict:
+        """As the local command's error: what the job's result says (where a rollout
+        failed, the output, what stays healthy) goes with it."""
+        result = self.job.get("result")
+        return super().to_dict() | (result if isinstance(result, dict) else {})
+
+
+#: The error of each category an answer can have.
+ERROR_OF = {Category.INVALID: PortalInvalid, Category.NOT_FOUND: PortalNotFound,
+            Category.CONFLICT: PortalConflict, Category.UNAVAILABLE: PortalUnreachable,
+            Category.DENIED: PortalAuthError, Category.FAILED: PortalFailed,
+            Category.INTERNAL: PortalInternal}
 
 
 def portal_url(text: str) -> str:
@@ -174,6 +191,10 @@ class PortalClient:
         return self.call("GET", f"/api/v1/apps/{_seg(app)}/services/{_seg(name)}/logs",
                          params={"tail": tail})
 
+    def notifications(self, app: str, limit: int) -> dict:
+        return self.call("GET", f"/api/v1/apps/{_seg(app)}/notifications",
+                         params={"limit": limit})
+
     def plan(self, spec: str, file: str) -> dict:
         return self.call("POST", "/api/v1/plan", json={"spec": spec, "file": file})
 
@@ -184,7 +205,7 @@ class PortalClient:
                  interval: float = 0.5, clock=time.monotonic, sleep=time.sleep) -> dict:
         """Poll a job until it ends, giving `on_event` each new event once; the final job.
 
-        JobFailed when it ends failed; PortalError when it still runs after `timeout` s.
+        JobFailed when it ends failed; PortalFailed when it still runs after `timeout` s.
         """
         deadline, seen = clock() + timeout, 0
         while True:
@@ -199,14 +220,14 @@ class PortalClient:
             if job.get("state") not in (None, "running", "queued"):
                 return job
             if clock() >= deadline:
-                raise PortalError(f"job {job_id} still runs on the portal after {timeout:.0f} s",
+                raise PortalFailed(f"job {job_id} still runs on the portal after {timeout:.0f} s",
                                   "it goes on there: follow it with --timeout longer, or "
                                   "look at the Services page")
             sleep(interval)
 
     # -- the one place HTTP happens -----------------------------------------------------------
     def call(self, method: str, path: str, **kwargs) -> dict:
-        """One API call: the JSON answer, or the PortalError that says why not."""
+        """One API call: the JSON answer, or the ClientError that says why not."""
         log.debug("%s %s", method, path)
         try:
             response = self.session.request(method, self.url + path, timeout=self.timeout,
@@ -239,31 +260,41 @@ def _answer(response, method: str, path: str) -> dict:
     if response.status_code < 400:
         if isinstance(body, dict):
             return body
-        raise PortalError(f"{method} {path}: the portal answered {response.status_code} "
-                          "but not with JSON", "is this address the portal's?")
+        raise PortalFailed(f"{method} {path}: the portal answered {response.status_code} "
+                           "but not with JSON", "is this address the portal's?")
     body = body if isinstance(body, dict) else {}
     text = str(body.get("error") or response.text[:200].strip() or response.reason)
     raise _error_for(response, text, body)
 
 
-def _error_for(response, text: str, body: dict) -> PortalError:
+def category_of_answer(status: int, body: dict) -> Category:
+    """The category of an error answer: its HTTP status's, else the answer's own word (a
+    500 is FAILED or INTERNAL), else FAILED; a 500 that names none is an unhandled defect."""
+    if status in CATEGORY_OF_HTTP:
+        return CATEGORY_OF_HTTP[status]
+    named = {c.value: c for c in Category}.get(str(body.get("category")))
+    if named is not None:
+        return named
+    return Category.INTERNAL if status == 500 else Category.FAILED
+
+
+def _error_for(response, text: str, body: dict) -> ClientError:
     status, hint = response.status_code, str(body.get("hint") or "")
+    category = category_of_answer(status, body)
     args = dict(status=status, problems=body.get("problems"), body=body)
     if status == 401:
-        return PortalAuthError(text, hint or LOGIN_HINT, **args)
-    if status == 429:
-        wait = response.headers.get("Retry-After", "a few minutes")
-        return PortalAuthError(text, hint or f"wait {wait} s before trying again", **args)
-    if status == 403:
-        return PortalAuthError(text, hint, **args)
-    if status in (400, 404, 405, 409, 422):
-        if status == 404 and "error" not in body:
-            hint = hint or ("this portal does not have that call: is it an older version "
-                            "than this command?")
-        return PortalInvalid(text, hint, **args)
-    return PortalError(f"the portal failed ({status}): {text}", hint or
-                       "see the portal's log: 'journalctl -u dragonball-portal' (or "
-                       "/var/log/dragonball/portal.log) on the portal", **args)
+        hint = hint or LOGIN_HINT
+    elif status == 429:
+        hint = hint or f"wait {response.headers.get('Retry-After', 'a few minutes')} s " \
+                       "before trying again"
+    elif status == 404 and "error" not in body:
+        hint = hint or ("this portal does not have that call: is it an older version than "
+                        "this command?")
+    elif status >= 500 and category in (Category.FAILED, Category.INTERNAL):
+        text = f"the portal failed ({status}): {text}"
+        hint = hint or ("see the portal's log: 'journalctl -u dragonball-portal' (or "
+                        "/var/log/dragonball/portal.log) on the portal")
+    return ERROR_OF[category](text, hint, **args)
 
 
 def _seg(value: str) -> str:
@@ -317,12 +348,12 @@ def save_login(login: Login, path: pathlib.Path) -> None:
 
 
 def saved_login(environ=os.environ) -> Login:
-    """The login `dragonball login` saved; PortalUnreachable (exit 3) when there is none."""
+    """The login `dragonball login` saved; PortalAuthError (DENIED) when there is none."""
     found = load_login(login_path(environ))
     if found is None:
-        raise PortalUnreachable("not logged in to a portal from this machine",
-                                "dragonball login --portal HOST --ca FILE (or run this on "
-                                "the portal, as root)")
+        raise PortalAuthError("not logged in to a portal from this machine",
+                              "dragonball login --portal HOST --ca FILE (or run this on "
+                              "the portal, as root)")
     return found
 
 

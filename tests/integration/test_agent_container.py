@@ -75,16 +75,21 @@ def test_the_portal_client_gets_the_hosts_metrics_over_mutual_tls(client):
     assert metrics["uptime_s"] > 0 and metrics["load"]["threads"] > 0
 
 
-def test_a_client_without_a_certificate_or_of_another_ca_is_refused(client, pem, port):
+def test_a_client_without_a_certificate_or_of_another_ca_is_refused(client, pem, port,
+                                                                   container):
     session = requests.Session()
     session.trust_env = False
     with pytest.raises(requests.exceptions.SSLError):
-        session.get(f"https://127.0.0.1:{port}/v1/metrics", verify=str(pem / "secrets/ca.crt"),
+        session.get(f"https://127.0.0.1:{port}/v1/metrics", verify=str(pem / "ca.crt"),
                     timeout=5)
-    with AgentClient(ca=str(pem / "secrets" / "ca.crt"), cert=str(pem / "stranger.crt"),
-                     key=str(pem / "stranger.key"), port=port, timeout=5) as stranger, \
-            pytest.raises(AgentError, match="TLS"):
-        stranger.metrics("127.0.0.1")
+    # another cluster's client, and one of this cluster's CA (as a device's would be): the
+    # agent accepts the clients CA alone, and its TLS alert says so
+    for who in ("stranger", "device"):
+        with AgentClient(ca=str(pem / "ca.crt"), cert=str(pem / f"{who}.crt"),
+                         key=str(pem / f"{who}.key"), port=port, timeout=5) as other, \
+                pytest.raises(AgentError, match="TLS with the agent .* failed: .*unknown ca"):
+            other.metrics("127.0.0.1")
+    assert "TLS handshake failed" in container.logs().decode()  # the agent says so too
 
 
 def test_the_module_reports_healthy_and_describes_itself(client, container):

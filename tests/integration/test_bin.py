@@ -70,7 +70,7 @@ def test_extract_unpacks_every_section(server, release_bin):
 
 def test_noexec_tmp_is_refused_with_the_fix_then_target_works(server, docker_client, tmp_path):
     code, out = sh(server, "/root/release.bin module check /nowhere")
-    assert code == 4 and "--target" in out and "noexec" in out
+    assert code == 82 and "--target" in out and "noexec" in out  # the stub's E_SPACE
     code, out = sh(server, "ls -A /tmp")
     assert out.strip() == "", "the refused run must leave nothing behind"
     code, out = sh(server, "/root/release.bin --target /root module check /nowhere")
@@ -93,7 +93,7 @@ def test_a_damaged_bin_changes_nothing(release_bin, tmp_path, how):
     for args in (["--extract", str(scratch / "out")], ["--target", str(scratch), "install"]):
         result = subprocess.run(["sh", str(damaged), *args], capture_output=True, text=True,
                                 env=env, timeout=300)
-        assert result.returncode == 3, (how, args, result.stderr)
+        assert result.returncode == 81, (how, args, result.stderr)  # the stub's E_CORRUPT
         assert "SHA256SUMS" in result.stderr
     assert list(scratch.iterdir()) == []
 
@@ -202,11 +202,11 @@ def test_a_signed_release_verifies_with_its_key_only(release_bin, tmp_path):
     bad = subprocess.run([str(path), "release", "verify", "--key",
                           str(tmp_path / "other" / "release-signing.pub")],
                          capture_output=True, text=True, env=env)
-    assert bad.returncode == 1 and "does not match the key" in bad.stderr
+    assert bad.returncode == 6 and "does not match the key" in bad.stderr  # DENIED
     unsigned = subprocess.run([str(release_bin[0]), "release", "verify", "--key",
                                str(keys / "release-signing.pub")], capture_output=True,
                               text=True, env=env)
-    assert unsigned.returncode == 1 and "is not signed" in unsigned.stderr
+    assert unsigned.returncode == 2 and "is not signed" in unsigned.stderr  # INVALID
 
 
 def test_a_signing_key_readable_by_others_is_refused(tmp_path):

@@ -89,7 +89,7 @@ def test_login_status_devices_enroll_logout(portal, cli):
     status, answer = cli("logout", "--json")
     assert status == 0 and answer["token_ended"], answer
     status, answer = cli("devices", "--json")
-    assert status == 3 and "not logged in" in answer["error"]
+    assert status == 6 and "not logged in" in answer["error"]  # DENIED
     session = requests.Session()
     session.trust_env = False
     assert session.get(url + "/api/v1/devices", verify=settings.ca_cert, headers={
@@ -101,7 +101,7 @@ def test_wrong_password_no_terminal_and_another_ca(portal, cli, tmp_path):
     where = ["--portal", f"127.0.0.1:{_port(url)}"]
     status, answer = cli("login", *where, "--ca", settings.ca_cert, "--password-stdin",
                          "--json", stdin="not-it\n")
-    assert status == 3 and answer["error"] == "wrong user name or password"
+    assert status == 6 and answer["error"] == "wrong user name or password"  # DENIED
     status, answer = cli("login", *where, "--ca", settings.ca_cert, "--json",
                          stdin=ADMIN_PASSWORD + "\n")
     assert status == 2 and "--password-stdin" in answer["hint"]
@@ -109,9 +109,9 @@ def test_wrong_password_no_terminal_and_another_ca(portal, cli, tmp_path):
     other.write_bytes(pki.create_ca().cert_pem)
     status, answer = cli("login", *where, "--ca", str(other), "--password-stdin", "--json",
                          stdin=ADMIN_PASSWORD + "\n")
-    assert status == 3 and "TLS with" in answer["error"], answer
+    assert status == 5 and "TLS with" in answer["error"], answer  # UNAVAILABLE
     status, answer = cli("login", "--portal", f"127.0.0.1:{free_port()}", "--ca",
                          settings.ca_cert, "--password-stdin", "--json",
                          stdin=ADMIN_PASSWORD + "\n")
-    assert status == 3 and "cannot reach the portal" in answer["error"]
+    assert status == 5 and "cannot reach the portal" in answer["error"]  # UNAVAILABLE
     assert not (cli.home / ".config" / "dragonball" / "portal.json").exists()

@@ -162,12 +162,12 @@ def test_wrong_password_is_a_clear_registry_error(first_push, archive, registry,
             push_archive(archive, c)
 
 
-def test_the_cli_exits_1_on_a_wrong_password(archive_file, registry, secrets, tmp_path):
+def test_the_cli_exits_6_on_a_wrong_password(archive_file, registry, secrets, tmp_path):
     (tmp_path / "wrong").write_text("wrong\n")
     done = _cli("images", "push", "--archive", str(archive_file), "--registry", registry,
                 "--ca", str(secrets / "tls" / "ca.crt"), "--username", USER,
                 "--password-file", str(tmp_path / "wrong"))
-    assert done.returncode == 1
+    assert done.returncode == 6  # DENIED
     assert "refused the credentials" in done.stderr
 
 

@@ -72,9 +72,10 @@ def apps_app(apps=("notes",), fail_jobs: bool = False, polls: int = 2) -> FastAP
     jobs: dict = {}
     app.state.params_sent = []
 
-    def job(kind, service):
+    def job(kind, service, app_name="notes"):
         job_id = str(len(jobs) + 1)
-        jobs[job_id] = {"id": job_id, "kind": kind, "service": service, "polls": 0}
+        jobs[job_id] = {"id": job_id, "kind": kind, "service": service, "polls": 0,
+                        "app": app_name}
         return JSONResponse({"job": job_id}, status_code=202)
 
     @app.get("/api/v1/apps")
@@ -92,7 +93,7 @@ def apps_app(apps=("notes",), fail_jobs: bool = False, polls: int = 2) -> FastAP
         if service not in ("store", "web"):
             return JSONResponse({"error": f"no service {service} in app {name}",
                                  "hint": "its services: store, web"}, 404)
-        return job(verb, service)
+        return job(verb, service, name)
 
     @app.get("/api/v1/jobs/{job_id}")
     def get_job(job_id: str):
@@ -104,14 +105,14 @@ def apps_app(apps=("notes",), fail_jobs: bool = False, polls: int = 2) -> FastAP
         running = found["polls"] < max(polls, len(states))
         return {"id": job_id, "kind": found["kind"], "events": events,
                 "state": "running" if running else ("failed" if fail_jobs else "done"),
-                "result": [found["service"]] if not running else None,
+                "result": None if running or fail_jobs else _result(found),
                 "error": "web failed its status check" if fail_jobs and not running else None,
                 "hint": "dragonball logs web" if fail_jobs else ""}
 
     @app.get("/api/v1/apps/{name}/services/{service}/params")
     def params(name: str, service: str):
         return {"app": name, "service": service, "revision": 3, "parameters": {
-            "workers": {"type": "integer", "value": 2, "secret": False, "set": False},
+            "workers": {"type": "int", "value": 2, "secret": False, "set": False},
             "title": {"type": "string", "value": "Notes", "secret": False, "set": True},
             "password": {"type": "string", "value": "********", "secret": True,
                          "set": True}}}
@@ -148,3 +149,11 @@ def apps_app(apps=("notes",), fail_jobs: bool = False, polls: int = 2) -> FastAP
         raise RuntimeError("a bug")
 
     return app
+
+
+def _result(job: dict) -> dict:
+    """A job's result as the contract gives it: {app, service, <action>: [names]}, and for
+    apply {app, plan, applied}."""
+    if job["kind"] == "apply":
+        return {"app": "notes", "plan": PLAN, "applied": True}
+    return {"app": job["app"], "service": job["service"], job["kind"]: [job["service"]]}

@@ -1,13 +1,12 @@
-"""The pure parts of the agent's application calls (base_images/agent/agent/module):
-Docker's multiplexed stream, the checks of exec and params requests, what /v1/tasks says of
-a container, revision ordering; and the params folder written in a temporary directory."""
+"""The pure parts of the agent's application calls (base_images/agent/agent/module): the
+checks of exec and params requests, what /v1/tasks says of a container, the output's tail,
+revision ordering; and the params folder written in a temporary directory."""
 
 from __future__ import annotations
 
 import json
 import os
 import stat
-import struct
 import sys
 
 import pytest
@@ -17,54 +16,8 @@ from support import ROOT
 sys.path.insert(0, str(ROOT / "base_images" / "agent" / "agent" / "module"))
 import agent_params  # noqa: E402
 import agent_tasks  # noqa: E402
-import docker_stream  # noqa: E402
 
 sys.path.pop(0)
-
-
-def frame(stream: int, payload: bytes) -> bytes:
-    return struct.pack(">BxxxL", stream, len(payload)) + payload
-
-
-# --- the stream -------------------------------------------------------------------------------
-
-def test_frames_cut_anywhere_come_out_whole_and_in_order():
-    data = frame(1, b'{"ok": ') + frame(2, b"warning\n") + frame(1, b"true}\n") + frame(1, b"")
-    for cut in range(len(data) + 1):
-        parser = docker_stream.FrameParser()
-        frames = parser.feed(data[:cut]) + parser.feed(data[cut:])
-        assert frames == [(1, b'{"ok": '), (2, b"warning\n"), (1, b"true}\n"), (1, b"")]
-        assert not parser.incomplete
-    one_byte_at_a_time = docker_stream.FrameParser()
-    assert [f for b in data for f in one_byte_at_a_time.feed(bytes([b]))] == \
-        docker_stream.demux(data)
-
-
-def test_a_stream_cut_short_or_not_multiplexed_is_refused():
-    with pytest.raises(docker_stream.StreamError, match="ends inside a frame"):
-        docker_stream.demux(frame(1, b"hello")[:-1])
-    with pytest.raises(docker_stream.StreamError, match="TTY"):
-        docker_stream.demux(b"plain text from a tty\n")
-
-
-def test_a_frame_larger_than_a_read_waits_for_its_end():
-    big = b"x" * 200_000
-    parser = docker_stream.FrameParser()
-    data = frame(1, big)
-    assert parser.feed(data[:65536]) == [] and parser.incomplete
-    assert parser.feed(data[65536:]) == [(1, big)]
-
-
-def test_the_tail_keeps_the_last_bytes_and_counts_all():
-    tail = docker_stream.Tail(10)
-    for chunk in (b"abc", b"defghij", b"klmnopqrstuvwxyz", b"1"):
-        tail.write(chunk)
-    assert tail.value() == b"rstuvwxyz1" and tail.total == 27
-    assert docker_stream.Tail(0).value() == b""
-    assert docker_stream.text_tail("é".encode() * 3, 5) == "éé"  # a cut sequence dropped
-    frames = [(1, b"one\ntw"), (2, b"o\nthree\n")]
-    assert docker_stream.lines_of(frames) == ["one", "two", "three"]
-    assert docker_stream.lines_of(frames, 2) == ["two", "three"]
 
 
 # --- params -------------------------------------------------------------------------------------
@@ -190,6 +143,7 @@ def test_the_report_and_the_log_tail():
     assert agent_tasks.report_of(b"refusing to run\n") is None
     assert agent_tasks.report_of(b"[1]") is None
     assert agent_tasks.logs_tail(None) == 200 and agent_tasks.logs_tail("5000") == 5000
+    assert agent_tasks.text_tail("é".encode() * 3, 5) == "éé"  # a cut sequence dropped
     for bad in ("0", "5001", "-1", "ten"):
         with pytest.raises(agent_tasks.BadRequest):
             agent_tasks.logs_tail(bad)

@@ -151,19 +151,26 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     agent_cert = _cert(root, agent_mod.AGENT_CERT)
     san = agent_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["dragonball-agent"]
+    agent_cert.verify_directly_issued_by(x509.load_pem_x509_certificate(played.ca.cert_pem))
+    # the portal's client certificate: from the clients' CA, which is not the cluster's
+    clients_ca = (etc / "ca/agent-clients.crt").read_bytes()
+    assert stat.S_IMODE((etc / "ca/agent-clients.key").stat().st_mode) == 0o600
     client = _cert(root, agent_client.CLIENT_CERT)
-    client.verify_directly_issued_by(x509.load_pem_x509_certificate(played.ca.cert_pem))
+    client.verify_directly_issued_by(x509.load_pem_x509_certificate(clients_ca))
+    with pytest.raises(ValueError):
+        client.verify_directly_issued_by(x509.load_pem_x509_certificate(played.ca.cert_pem))
     assert client.subject.rfc4514_string() == "CN=dragonball-portal"
 
-    # secrets: named by their content, the key never on a command line
+    # secrets: named by their content, the key never on a command line; the agent's "ca"
+    # (whom it accepts as clients) is the clients' CA
     key_pem = (etc / "agent/agent.key").read_bytes()
     assert sorted(played.secrets.values()) == sorted(
-        [(etc / "agent/agent.crt").read_bytes(), key_pem, played.ca.cert_pem])
+        [(etc / "agent/agent.crt").read_bytes(), key_pem, clients_ca])
     for args, _ in played.calls:
         assert not any(key_pem.decode().splitlines()[1] in a for a in args)
     names = {kind: agent_mod.secret_name(kind, data) for kind, data in (
         ("crt", (etc / "agent/agent.crt").read_bytes()), ("key", key_pem),
-        ("ca", played.ca.cert_pem))}
+        ("ca", clients_ca))}
     assert set(played.secrets) == set(names.values())
 
     # the service: global, dnsrr, host-mode 9443, /proc read-only, the socket, the secrets
@@ -208,6 +215,19 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     assert len(played.ran("service", "create")) == 2 and played.ran("service", "rm")
     assert len(played.secrets) == 3  # the old certificate's secrets removed
     assert agent_mod.secret_name("crt", (etc / "agent/agent.crt").read_bytes()) in played.secrets
+
+    # a clients' CA that no longer fits: a new one, the portal's client certificate from it,
+    # the agent's "ca" secret swapped
+    old_client = (etc / "portal/agent-client.crt").read_bytes()
+    (etc / "ca/agent-clients.key").write_bytes(pki.create_ca().key_pem)  # not its key
+    for step in steps:
+        step.action()
+    clients_ca = (etc / "ca/agent-clients.crt").read_bytes()
+    _cert(root, agent_client.CLIENT_CERT).verify_directly_issued_by(
+        x509.load_pem_x509_certificate(clients_ca))
+    assert (etc / "portal/agent-client.crt").read_bytes() != old_client
+    assert agent_mod.secret_name("ca", clients_ca) in played.secrets
+    assert len(played.ran("service", "create")) == 3 and len(played.secrets) == 3
 
     # reset: the service and the secrets gone, the files made here gone
     results = undo_all(ctx.journal, played.host())
@@ -266,3 +286,14 @@ def test_a_params_folder_that_was_there_stays_at_reset(played, tmp_path):
     run_steps([step], ctx.journal)
     assert stat.S_IMODE(params.stat().st_mode) == 0o700
     assert undo_all(ctx.journal, played.host()) == [] and params.is_dir()
+
+
+def test_a_ca_fits_while_it_is_a_ca_with_its_own_key_and_time_left():
+    import datetime
+    ca, other = pki.create_ca(), pki.create_ca()
+    assert agent_mod.ca_fits(ca)
+    assert not agent_mod.ca_fits(pki.KeyPair(ca.cert_pem, other.key_pem))
+    assert not agent_mod.ca_fits(pki.issue_client_cert(ca, "x"))  # a leaf, not a CA
+    assert not agent_mod.ca_fits(pki.KeyPair(b"junk", ca.key_pem))
+    late = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3640)
+    assert not agent_mod.ca_fits(ca, now=late)  # 10 days left

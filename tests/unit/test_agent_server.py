@@ -1,15 +1,19 @@
-"""The agent's server in this process on 127.0.0.1 (base_images/agent/agent/module/agentd.py),
-with certificates from dragonball.pki, spoken to by the portal's client
-(dragonball.agent_client): mutual TLS, who is refused, what is answered."""
+"""The agent's server in this process on 127.0.0.1 (base_images/agent/agent/module:
+hypercorn and Starlette, from the libraries the image installs from Debian), with
+certificates from dragonball.pki, spoken to by the portal's client (dragonball.agent_client):
+mutual TLS against the agents' clients CA, who is refused, what is answered, the limits."""
 
 from __future__ import annotations
 
 import http.client
-import importlib.util
+import importlib
 import json
+import os
 import socket
 import ssl
 import sys
+import time
+import types
 
 import pytest
 import requests
@@ -17,80 +21,69 @@ import requests
 from dragonball import agent_client, pki
 from dragonball.agent_client import AgentClient, AgentError
 from support import ROOT
+from test_agent_metrics import DATA, fake_proc
 
 MODULE = ROOT / "base_images" / "agent" / "agent" / "module"
-DATA = ROOT / "tests" / "unit" / "data" / "agent"
 
 
 @pytest.fixture(scope="module")
 def agentd():
+    """The agent's modules: agentd (commands, Settings), agent_server, agent_engine."""
     sys.path.insert(0, str(MODULE))
     try:
-        spec = importlib.util.spec_from_file_location("agentd", MODULE / "agentd.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["agentd"] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-        yield module
+        yield types.SimpleNamespace(**{name: importlib.import_module(name) for name in (
+            "agentd", "agent_server", "agent_engine")})
     finally:
-        sys.modules.pop("agentd", None)
         sys.path.remove(str(MODULE))
 
 
 @pytest.fixture(scope="module")
 def pem(tmp_path_factory):
-    """The cluster's files: CA, the agents' certificate, the portal's client certificate;
-    and strangers: another CA's client, a client of this CA with another name."""
+    """The cluster's files: its CA (which signs the agents' certificate), the agents'
+    clients CA and the portal's client certificate from it; and strangers: a client of the
+    cluster CA (as a device's would be) named as the portal, another CA's client, a server
+    certificate of the clients CA (no clientAuth usage)."""
     folder = tmp_path_factory.mktemp("pki")
-    ca = pki.create_ca()
+    ca, clients_ca = pki.create_ca(), pki.create_ca("agent clients")
     other_ca = pki.create_ca("another cluster")
     pairs = {"agent": agent_client.issue_agent_cert(ca),
-             "client": agent_client.issue_client_cert(ca),
+             "client": agent_client.issue_client_cert(clients_ca),
+             "device": agent_client.issue_client_cert(ca),
              "stranger": agent_client.issue_client_cert(other_ca),
-             "someone": agent_client.issue_client_cert(ca, "someone-else"),
-             "server-as-client": pki.issue_server_cert(ca, "x", dns_names=["dragonball-portal"]),
+             "server-as-client": pki.issue_server_cert(clients_ca, "x",
+                                                       dns_names=["dragonball-portal"]),
              "by-address": pki.issue_server_cert(ca, "agent", ips=["127.0.0.1"]),
              "other-agent": agent_client.issue_agent_cert(other_ca)}
     for name, pair in pairs.items():
         pki.write_pem_files(pair, folder / f"{name}.crt", folder / f"{name}.key")
-    pki.write_private(folder / "ca.crt", ca.cert_pem, 0o644)
-    pki.write_private(folder / "other-ca.crt", other_ca.cert_pem, 0o644)
+    for name, pair in (("ca", ca), ("clients-ca", clients_ca), ("other-ca", other_ca)):
+        pki.write_private(folder / f"{name}.crt", pair.cert_pem, 0o644)
     return folder
 
 
-class FakeProc:
-    """/proc as files: the captured ones, the second stat/diskstats after the first read."""
-
-    def __init__(self, root):
-        root.mkdir(exist_ok=True)
-        (root / "1" / "net").mkdir(parents=True, exist_ok=True)
-        for name in ("stat", "diskstats", "meminfo", "loadavg", "uptime"):
-            (root / name).write_text((DATA / name).read_text())
-        (root / "1/net/tcp").write_text((DATA / "lab_net_tcp").read_text())
-        (root / "1/net/tcp6").write_text((DATA / "lab_net_tcp6").read_text())
-        (root / "net").mkdir(exist_ok=True)
-        (root / "net/tcp").write_text((DATA / "net_tcp").read_text())  # the reader's own: unused
-        self.root = root
-
-    def advance(self) -> None:
-        for name in ("stat", "diskstats"):
-            (self.root / name).write_text((DATA / f"{name}.1s").read_text())
+def settings_of(agentd, pem, tmp_path, cert: str = "agent", **more):
+    """Settings on 127.0.0.1, any port; clients of the clients CA only."""
+    return agentd.agentd.Settings(**{
+        "port": 0, "bind": "127.0.0.1", "cert": str(pem / f"{cert}.crt"),
+        "key": str(pem / f"{cert}.key"), "ca": str(pem / "clients-ca.crt"),
+        "proc_root": "/proc", "health_socket": "", "params_dir": str(tmp_path / "params"),
+        **more})
 
 
 @pytest.fixture
 def agent(agentd, pem, tmp_path):
-    proc = FakeProc(tmp_path / "proc")
+    proc = fake_proc(tmp_path / "proc")
     clock = [1000.0]
 
     def sleep(seconds):  # the collector's window: time passes and /proc moves on
         clock[0] += 1.0
-        proc.advance()
-    collector = agentd.Collector(str(proc.root), hostname="s7", node_id="node7",
-                                 clock=lambda: clock[0], sleep=sleep)
-    settings = agentd.Settings(port=0, bind="127.0.0.1", cert=str(pem / "agent.crt"),
-                               key=str(pem / "agent.key"), ca=str(pem / "ca.crt"),
-                               proc_root=str(proc.root),
-                               health_socket=str(tmp_path / "h.sock"))
-    server = agentd.Agent(settings, collector).start(poll_interval=0.05)
+        for name in ("stat", "diskstats"):
+            (proc / name).write_text((DATA / f"{name}.1s").read_text())
+    collector = agentd.agent_server.Collector(str(proc), hostname="s7", node_id="node7",
+                                              clock=lambda: clock[0], sleep=sleep)
+    settings = settings_of(agentd, pem, tmp_path, proc_root=str(proc),
+                           health_socket=str(tmp_path / "h.sock"))
+    server = agentd.agent_server.Agent(settings, collector).start()
     server.clock = clock
     yield server
     server.stop()
@@ -112,7 +105,14 @@ def test_the_portal_gets_health_and_metrics(agent, pem):
     assert metrics["io"]["read_bytes_per_s"] == 360 * 512
     assert metrics["memory"]["total_bytes"] == 24684096 * 1024
     assert metrics["connections"]["established"] == 6  # PID 1's net: the host's, not ours
-    assert metrics["load"]["1m"] == 5.09 and metrics["uptime_s"] == 4397.19
+    assert metrics["load"]["1m"] == 5.09 and metrics["uptime_s"] > 0
+
+
+def test_unreadable_proc_is_500(agent, pem, tmp_path):
+    (tmp_path / "proc" / "meminfo").unlink()
+    with client(pem, agent.port) as agents, pytest.raises(AgentError) as refused:
+        agents.metrics("127.0.0.1")
+    assert refused.value.status == 500 and "cannot read the host's /proc" in str(refused.value)
 
 
 def test_metrics_are_the_deltas_since_the_last_call_when_it_is_recent_enough(agent, pem):
@@ -141,25 +141,34 @@ def test_a_client_without_a_certificate_is_refused(agent, pem):
             raise ConnectionError("closed without an answer")
 
 
-@pytest.mark.parametrize("who", ["stranger", "server-as-client"])
+@pytest.mark.parametrize("who", ["stranger", "server-as-client", "device"])
 def test_a_certificate_of_another_ca_or_without_client_use_is_refused(agent, pem, who):
+    """"device": a client certificate of the cluster CA named as the portal. The agent
+    trusts the clients CA alone, so what a device holds can never drive an agent."""
     with client(pem, agent.port, who) as agents, pytest.raises(AgentError, match="TLS"):
         agents.health("127.0.0.1")
 
 
-def test_a_client_of_this_ca_with_another_name_gets_403(agent, pem):
-    with client(pem, agent.port, "someone") as agents, \
-            pytest.raises(AgentError, match="HTTP 403.*'someone-else' may not call"):
-        agents.metrics("127.0.0.1")
+def test_the_systems_and_the_environments_cas_are_not_trusted(agentd, pem, tmp_path,
+                                                              monkeypatch):
+    """hypercorn's own TLS context would load the default CAs (and $SSL_CERT_FILE) as
+    client CAs too; the agent's context has the clients CA alone."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(pem / "other-ca.crt"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(pem))
+    server = agentd.agent_server.Agent(settings_of(agentd, pem, tmp_path)).start()
+    try:
+        for who in ("stranger", "device"):
+            with client(pem, server.port, who) as agents, \
+                    pytest.raises(AgentError, match="TLS"):
+                agents.health("127.0.0.1")
+    finally:
+        server.stop()
 
 
 def test_the_client_checks_the_ca_and_the_name_not_the_address(agentd, pem, tmp_path):
     for cert, expected in (("other-agent", "certificate verify failed"),
                            ("by-address", "dragonball-agent")):
-        settings = agentd.Settings(port=0, bind="127.0.0.1", cert=str(pem / f"{cert}.crt"),
-                                   key=str(pem / f"{cert}.key"), ca=str(pem / "ca.crt"),
-                                   proc_root="/proc", health_socket="")
-        server = agentd.Agent(settings).start(poll_interval=0.05)
+        server = agentd.agent_server.Agent(settings_of(agentd, pem, tmp_path, cert)).start()
         try:
             with client(pem, server.port) as agents, \
                     pytest.raises(AgentError, match="TLS with the agent") as refused:
@@ -169,18 +178,46 @@ def test_the_client_checks_the_ca_and_the_name_not_the_address(agentd, pem, tmp_
             server.stop()
 
 
+def test_a_silent_client_and_an_idle_connection_are_dropped(agentd, pem, tmp_path,
+                                                            monkeypatch):
+    monkeypatch.setattr(agentd.agent_server, "HANDSHAKE_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(agentd.agent_server, "IDLE_TIMEOUT_S", 1)
+    server = agentd.agent_server.Agent(settings_of(agentd, pem, tmp_path)).start()
+
+    def closed_within(sock, seconds: float) -> None:
+        started = time.monotonic()
+        assert sock.recv(1) == b""
+        assert time.monotonic() - started < seconds
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as silent:
+            closed_within(silent, 3)  # no TLS handshake
+        idle = https(pem, server.port)
+        idle.connect()
+        closed_within(idle.sock, 4)  # a handshake, then no request
+        idle.close()
+        conn = https(pem, server.port)
+        conn.request("GET", "/v1/health")
+        answer = conn.getresponse()
+        assert answer.read() and answer.headers["Connection"] == "close"
+        conn.close()
+    finally:
+        server.stop()
+
+
 def test_unknown_paths_and_other_methods(agent, pem):
     with client(pem, agent.port) as agents:
-        with pytest.raises(AgentError, match="HTTP 404"):
+        with pytest.raises(AgentError, match="HTTP 404.*no such path: /v1/secrets") as missing:
             agents.get("127.0.0.1", "/v1/secrets")
+        assert "/v1/metrics" in missing.value.body["error"]
         answer = agents.session.post(agents.url("127.0.0.1", "/v1/metrics"), timeout=5)
     assert answer.status_code == 405
+    assert answer.json() == {"error": "/v1/metrics answers GET only"}
 
 
 def test_the_health_socket_answers_health_only(agentd, agent):
-    status, body = agentd.probe(agent.settings.health_socket)
+    status, body = agentd.agentd.probe(agent.settings.health_socket)
     assert status == 200 and json.loads(body)["status"] == "ok"
-    conn = agentd.UnixHTTPConnection(agent.settings.health_socket)
+    conn = agentd.agentd.UnixHTTPConnection(agent.settings.health_socket)
     conn.request("GET", "/v1/metrics")
     assert conn.getresponse().status == 404
     conn.close()
@@ -223,23 +260,23 @@ def test_the_client_certificate_is_for_clients_only(pem):
 
 def test_parameters_problems_are_listed_at_once_and_files_are_under_secrets_dir(agentd):
     defaults = json.loads((MODULE / "defaults.json").read_text())
-    assert agentd.problems(defaults) == []
-    settings = agentd.settings_from(defaults)
+    assert agentd.agentd.problems(defaults) == []
+    settings = agentd.agentd.settings_from(defaults)
     assert (settings.cert, settings.key, settings.ca) == (
         "/run/secrets/agent.crt", "/run/secrets/agent.key", "/run/secrets/ca.crt")
     assert settings.proc_root == "/host/proc" and settings.port == 9443
-    bad = {**defaults, "port": "9443", "allowed_clients": [], "tls_key": ""}
-    assert len(agentd.problems(bad)) == 3
+    bad = {**defaults, "port": "9443", "bind": "", "tls_key": ""}
+    assert len(agentd.agentd.problems(bad)) == 3
 
 
 # --- the application calls, with the engine played (its adapter is tested for real in
 # --- tests/integration/test_agent_app.py) ---------------------------------------------------
 
 class PlayedEngine:
-    """docker_api.Engine's calls: one app container, one other, an exec that may hang."""
+    """agent_engine.Engine's calls: one app container, one other, an exec that may hang."""
 
-    def __init__(self, docker_api) -> None:
-        self.api, self.execs = docker_api, []
+    def __init__(self, engine_module) -> None:
+        self.api, self.execs = engine_module, []
         self.app = {"Id": "a" * 64, "Name": "/notes_api.1.t1", "State": {"Running": True},
                     "Config": {"Labels": {"io.dragonball.app": "notes",
                                           "io.dragonball.service": "api"}}}
@@ -267,13 +304,8 @@ class PlayedEngine:
 
 @pytest.fixture
 def app_agent(agentd, pem, tmp_path):
-    import docker_api
-    settings = agentd.Settings(port=0, bind="127.0.0.1", cert=str(pem / "agent.crt"),
-                               key=str(pem / "agent.key"), ca=str(pem / "ca.crt"),
-                               proc_root="/proc", health_socket="",
-                               params_dir=str(tmp_path / "params"))
-    engine = PlayedEngine(docker_api)
-    server = agentd.Agent(settings, engine=engine).start(poll_interval=0.05)
+    engine = PlayedEngine(agentd.agent_engine)
+    server = agentd.agent_server.Agent(settings_of(agentd, pem, tmp_path), engine=engine).start()
     server.engine = engine
     yield server
     server.stop()
@@ -319,17 +351,33 @@ def test_the_application_calls_refused(app_agent, pem, call, status):
         assert refused.value.body["output"] == "still working"
 
 
+def https(pem, port: int, name: str = "client") -> http.client.HTTPSConnection:
+    """A plain HTTPS connection with the portal's client certificate (no requests)."""
+    context = ssl.create_default_context(cafile=str(pem / "ca.crt"))
+    context.check_hostname = False
+    context.load_cert_chain(str(pem / f"{name}.crt"), str(pem / f"{name}.key"))
+    return http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+
+
 def test_a_body_that_is_not_a_json_object_is_400(app_agent, pem):
     with client(pem, app_agent.port) as agents:
         url = agents.url("127.0.0.1", "/v1/exec")
         assert agents.session.post(url, data=b"[1]", timeout=5).status_code == 400
         assert agents.session.post(url, data=b"{", timeout=5).status_code == 400
-    context = ssl.create_default_context(cafile=str(pem / "ca.crt"))
-    context.check_hostname = False
-    context.load_cert_chain(str(pem / "client.crt"), str(pem / "client.key"))
-    conn = http.client.HTTPSConnection("127.0.0.1", app_agent.port, context=context, timeout=5)
+
+
+def test_a_body_over_1_mib_is_413_with_a_length_or_chunked(app_agent, pem):
+    conn = https(pem, app_agent.port)
     conn.putrequest("PUT", "/v1/params")
     conn.putheader("Content-Length", str(2 << 20))  # and no body sent: refused unread
     conn.endheaders()
     assert conn.getresponse().status == 413
     conn.close()
+    conn = https(pem, app_agent.port)
+    chunk = b"x" * 65536
+    conn.request("PUT", "/v1/params", body=iter([chunk] * 17), encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked"})
+    answer = conn.getresponse()
+    assert answer.status == 413 and "larger than 1048576" in json.loads(answer.read())["error"]
+    conn.close()
+    assert not os.path.exists(app_agent.settings.params_dir)  # nothing was written

@@ -111,8 +111,8 @@ def test_options_work_with_sh_and_directly(tiny_bin, tmp_path):
 def test_bad_options_are_usage_errors(tiny_bin, tmp_path):
     path, _ = tiny_bin
     result = run(path, "--target", str(tmp_path / "missing"), "install")
-    assert result.returncode == 2 and "is not a folder" in result.stderr
-    assert run(path, "--bogus").returncode == 2
+    assert result.returncode == 80 and "is not a folder" in result.stderr  # the stub's E_USAGE
+    assert run(path, "--bogus").returncode == 80
 
 
 def _damaged(path: pathlib.Path, how: str, sections) -> None:
@@ -137,7 +137,7 @@ def test_a_damaged_file_is_refused_and_nothing_is_written(tiny_bin, tmp_path, ho
     scratch.mkdir()
     for args in (["install"], ["--extract", str(scratch / "out")], ["--verify"]):
         result = run(path, *args, env={"PATH": "/usr/bin:/bin", "TMPDIR": str(scratch)})
-        assert result.returncode == 3, (args, result.stdout, result.stderr)
+        assert result.returncode == 81, (args, result.stdout, result.stderr)  # E_CORRUPT
         assert "runtime args" not in result.stdout
         assert "Copy" in result.stderr and "SHA256SUMS" in result.stderr
     assert list(scratch.iterdir()) == [], "a damaged .bin must write nothing"
@@ -146,6 +146,6 @@ def test_a_damaged_file_is_refused_and_nothing_is_written(tiny_bin, tmp_path, ho
 def test_a_server_with_an_older_glibc_is_told_before_anything_runs(tmp_path):
     path, _ = make_tiny_bin(tmp_path, glibc_floor="99.1")
     result = run(path, "install", env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)})
-    assert result.returncode == 6 and "needs 99.1 or newer" in result.stderr
+    assert result.returncode == 84 and "needs 99.1 or newer" in result.stderr  # E_PLATFORM
     assert "runtime args" not in result.stdout
     assert run(path, "--verify").returncode == 0  # the file itself can still be checked

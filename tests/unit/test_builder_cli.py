@@ -8,7 +8,7 @@ import pathlib
 import pytest
 from rich.console import Console
 
-from dragonball.errors import BuildError
+from dragonball.errors import BuildError, ExitStatus
 
 from builder import cli, engine
 from builder.progress import Reporter, Step
@@ -34,12 +34,12 @@ def test_unknown_target_is_a_usage_error():
     assert done.value.code == 2
 
 
-def test_a_dragonball_error_is_a_message_and_exit_2(monkeypatch):
+def test_a_dragonball_error_is_a_message_and_its_categorys_exit_status(monkeypatch):
     def fail(target, reporter):
         raise BuildError("debootstrap failed", "check the mirror")
     monkeypatch.setattr(cli, "run", fail)
     reporter, out = captured()
-    assert cli.main(["base"], reporter) == cli.ExitStatus.ERROR == 2
+    assert cli.main(["base"], reporter) == ExitStatus.FAILED == 1
     text = out.getvalue()
     assert "error: debootstrap failed" in text and "hint: check the mirror" in text
     assert "Traceback" not in text
@@ -50,14 +50,23 @@ def test_debug_shows_the_traceback(monkeypatch):
         raise BuildError("boom")
     monkeypatch.setattr(cli, "run", fail)
     reporter, out = captured()
-    assert cli.main(["base", "--debug"], reporter) == 2
+    assert cli.main(["base", "--debug"], reporter) == 1
     assert "Traceback" in out.getvalue()
 
 
-def test_a_bug_is_exit_3(monkeypatch):
+def test_no_docker_engine_is_unavailable_exit_5(monkeypatch):
+    def fail(target, reporter):
+        raise engine.BuildEngineError("cannot build: no Docker engine answers", "start it")
+    monkeypatch.setattr(cli, "run", fail)
+    reporter, out = captured()
+    assert cli.main(["base"], reporter) == ExitStatus.UNAVAILABLE == 5
+    assert "no Docker engine answers" in out.getvalue()
+
+
+def test_a_bug_is_exit_70(monkeypatch):
     monkeypatch.setattr(cli, "run", lambda target, reporter: 1 / 0)
     reporter, out = captured()
-    assert cli.main(["base"], reporter) == cli.ExitStatus.BUG == 3
+    assert cli.main(["base"], reporter) == ExitStatus.INTERNAL == 70
     assert "ZeroDivisionError" in out.getvalue()
 
 

@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from dragonball import cli
 from dragonball.commands import install as install_cli
 from dragonball.installer import install as install_mod
 from dragonball.installer import plan as plan_mod
@@ -152,7 +153,7 @@ def test_a_finished_install_with_other_answers_is_refused(tmp_path, monkeypatch,
     monkeypatch.setattr(install_mod, "collect",
                         lambda args: answers(tmp_path, password="another long passphrase"))
     monkeypatch.setattr(install_mod, "preflight", lambda a: pytest.fail("preflight ran"))
-    assert install_cli.install_command(install_args()) == 1
+    assert cli.run(install_cli.install_command, install_args()) == 4  # CONFLICT
     assert "run 'reset' first" in capsys.readouterr().err
 
 
@@ -164,7 +165,7 @@ def test_a_failed_preflight_stops_before_any_change(tmp_path, monkeypatch, traps
                      failing.checks)
     monkeypatch.setattr(install_mod, "collect", lambda args: answers(tmp_path / "data"))
     monkeypatch.setattr(install_mod, "preflight", lambda a: failing)
-    assert install_cli.install_command(install_args()) == 1
+    assert cli.run(install_cli.install_command, install_args()) == 1  # FAILED
     out = capsys.readouterr()
     assert "port.2377/tcp" in out.out and "stopped before any change" in out.err
     assert not (tmp_path / "data").exists()

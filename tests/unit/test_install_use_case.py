@@ -97,6 +97,7 @@ def test_a_finished_install_with_other_answers_is_refused(played):
 
 def test_the_command_shows_the_steps_run_before_a_failure_and_exits_1(played, monkeypatch,
                                                                      capsys):
+    from dragonball import cli
     from dragonball.commands import install as install_cli
     from test_install_cli import install_args
 
@@ -105,7 +106,7 @@ def test_the_command_shows_the_steps_run_before_a_failure_and_exits_1(played, mo
     monkeypatch.setattr(install_cli.roles, "STEPS", {"portal": lambda ctx: [
         Step("a", "first", dict), Step("b", "second", fails)]})
     monkeypatch.setattr(install_mod, "collect", lambda options: answers(played))
-    assert install_cli.install_command(install_args()) == 1
+    assert cli.run(install_cli.install_command, install_args()) == 1  # FAILED: StepFailed
     out = capsys.readouterr()
     assert "first" in out.out and "install steps" in out.out  # the summary table
     assert "step 'second' failed: no luck" in out.err and "run the same command" in out.err

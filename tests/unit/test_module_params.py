@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -53,3 +54,15 @@ def test_the_command_prints_shell_assignments_safely(module_dir):
                           "sh", "greeting", "port"], capture_output=True, text=True, check=True,
                          env={"DRAGONBALL_MODULE_DIR": str(module_dir), "PATH": "/usr/bin:/bin"})
     assert out.stdout == "param_greeting='it'\"'\"'s $(rm -rf /)'\nparam_port=8080\n"
+
+
+def test_the_command_exits_2_on_a_wrong_command_line_or_an_unreadable_file(module_dir):
+    env = {"DRAGONBALL_MODULE_DIR": str(module_dir), "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    usage = subprocess.run([sys.executable, "-m", "dragonball.module.params", "what"],
+                           capture_output=True, text=True, env=env)
+    assert usage.returncode == 2 and "params" in usage.stderr
+    unreadable = subprocess.run([sys.executable, "-m", "dragonball.module.params", "--file",
+                                 str(module_dir / "missing.json"), "get", "port"],
+                                capture_output=True, text=True, env=env)
+    assert unreadable.returncode == 2 and "cannot read parameters" in unreadable.stderr

@@ -109,7 +109,7 @@ def test_an_engine_that_does_not_answer_is_503(deployed):
     answer = get(deployed, API)
     assert answer.status_code == 503
     assert answer.json() == {"error": "the engine at /var/run/docker.sock does not answer",
-                             "hint": "start it"}
+                             "hint": "start it", "category": "unavailable"}
 
 
 def test_logs_of_each_task(deployed):

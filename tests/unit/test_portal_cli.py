@@ -84,5 +84,5 @@ def test_enroll_usage_and_missing_settings(config, tmp_path, capsys):
     path, _, _ = config
     assert main(["enroll", "--config", str(path), "--ttl", "forever"]) == 2
     assert "--ttl" in capsys.readouterr().err
-    assert main(["enroll", "--config", str(tmp_path / "none.yaml")]) == 1
+    assert main(["enroll", "--config", str(tmp_path / "none.yaml")]) == 2  # INVALID
     assert "cannot read the portal settings" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import pytest
 
 from dragonball import pki
 from dragonball import portal_client as pc
+from dragonball.errors import Category
 from portal_client_fakes import URL, apps_app, mount
 from portal_web_fakes import ADMIN_PASSWORD, make_client, make_settings
 from test_portal_app import FakeCluster
@@ -65,14 +66,14 @@ def test_a_token_from_basic_auth_then_calls_with_it(portal_app):
         assert client.end_token() == {"ended": True}
         with pytest.raises(pc.PortalAuthError) as e:
             client.devices()
-    assert e.value.status == 401 and e.value.exit_status == 3
+    assert e.value.status == 401 and e.value.exit_status == 6
     assert "unknown or expired" in e.value.message and "dragonball login" in e.value.hint
 
 
 def test_a_wrong_password_is_an_auth_error_with_the_portals_words(portal_app):
     with pytest.raises(pc.PortalAuthError) as e:
         _client(basic=("admin", "wrong")).devices()
-    assert e.value.message == "wrong user name or password" and e.value.exit_status == 3
+    assert e.value.message == "wrong user name or password" and e.value.exit_status == 6
 
 
 def test_too_many_failures_say_when_to_try_again(portal_app):
@@ -82,7 +83,7 @@ def test_too_many_failures_say_when_to_try_again(portal_app):
     with pytest.raises(pc.PortalAuthError) as e:
         _client(basic=("admin", ADMIN_PASSWORD)).create_token()
     assert e.value.status == 429 and "too many failed logins" in e.value.message
-    assert e.value.hint.startswith("wait ") and e.value.exit_status == 3
+    assert e.value.hint.startswith("wait ") and e.value.exit_status == 6
 
 
 def test_codes_give_the_join_command_and_a_bad_ttl_is_invalid(portal_app, store):
@@ -104,35 +105,71 @@ def test_codes_without_credentials_are_refused(portal_app):
         _client().new_code("24h")
 
 
-def test_an_unknown_call_is_invalid_and_says_the_portal_may_be_older(portal_app):
-    with pytest.raises(pc.PortalInvalid) as e:
+def test_an_unknown_call_is_not_found_and_says_the_portal_may_be_older(portal_app):
+    with pytest.raises(pc.PortalNotFound) as e:
         _client(basic=("admin", ADMIN_PASSWORD)).call("GET", "/api/v1/no-such-call")
     assert e.value.status == 404 and "older version" in e.value.hint
+    assert e.value.exit_status == 3
 
 
-def test_a_server_error_is_a_failure_pointing_at_the_portals_log(monkeypatch):
+def test_a_server_defect_is_internal_pointing_at_the_portals_log(monkeypatch):
     mount(monkeypatch, apps_app())
-    with pytest.raises(pc.PortalError) as e:
+    with pytest.raises(pc.PortalInternal) as e:
         _client(token="t").call("GET", "/api/v1/boom")
-    assert type(e.value) is pc.PortalError and e.value.exit_status == 1
+    assert e.value.exit_status == 70
     assert "(500)" in e.value.message and "journalctl -u dragonball-portal" in e.value.hint
+
+
+@pytest.mark.parametrize("status, body, category", [
+    (400, {}, Category.INVALID), (422, {"category": "invalid"}, Category.INVALID),
+    (401, {}, Category.DENIED), (403, {}, Category.DENIED), (429, {}, Category.DENIED),
+    (404, {}, Category.NOT_FOUND), (409, {}, Category.CONFLICT),
+    (502, {}, Category.UNAVAILABLE), (503, {"category": "unavailable"}, Category.UNAVAILABLE),
+    (500, {"category": "failed"}, Category.FAILED), (500, {}, Category.INTERNAL),
+    (500, {"category": "internal"}, Category.INTERNAL), (418, {}, Category.FAILED)])
+def test_the_category_of_an_answer(status, body, category):
+    """The HTTP status first (CATEGORY_OF_HTTP), then the answer's own word: a remote
+    command ends with the exit status its local twin would."""
+    assert pc.category_of_answer(status, body) is category
 
 
 def test_an_api_error_keeps_its_hint_and_problems(monkeypatch):
     mount(monkeypatch, apps_app())
     with _client(token="t") as client:
-        with pytest.raises(pc.PortalInvalid) as e:
+        with pytest.raises(pc.PortalNotFound) as e:
             client.action("notes", "nope", "start")
         assert e.value.message == "no service nope in app notes"
         assert e.value.hint == "its services: store, web"
+        assert e.value.exit_status == 3  # 404: not found, as the local command says
         with pytest.raises(pc.PortalInvalid) as e:
             client.plan("app: notes\n", "notes.yaml")
         assert e.value.problems == [{"path": "services", "message": "is missing"}]
+        assert e.value.exit_status == 2 and e.value.to_dict()["problems"] == e.value.problems
+
+
+@pytest.mark.parametrize("status, body, exit_status", [
+    (400, {}, 2), (404, {}, 3), (409, {}, 4), (422, {}, 2), (401, {}, 6), (403, {}, 6),
+    (429, {}, 6), (500, {"category": "failed"}, 1), (500, {}, 70), (502, {}, 5),
+    (503, {}, 5), (504, {}, 5)])
+def test_each_http_status_ends_with_its_categorys_exit_status(status, body, exit_status):
+    category = pc.category_of_answer(status, {"error": "x"} | body)
+    assert pc.ERROR_OF[category]("x", status=status).exit_status == exit_status
+
+
+def test_a_failed_job_takes_its_category_and_gives_its_result_in_json():
+    job = {"id": "j", "error": "web on node-a: exited 1", "hint": "fix it",
+           "category": "failed", "result": {"service": "web", "server": "node-a",
+                                            "output": "", "healthy": ["api"]}}
+    error = pc.JobFailed(job)
+    assert error.exit_status == 1 and error.to_dict() == {
+        "error": "web on node-a: exited 1", "hint": "fix it", "category": "failed",
+        "service": "web", "server": "node-a", "output": "", "healthy": ["api"]}
+    assert pc.JobFailed(job | {"category": "unavailable", "result": None}).exit_status == 5
 
 
 def test_a_name_cannot_change_the_route(monkeypatch):
     adapter = mount(monkeypatch, apps_app())
-    with pytest.raises(pc.PortalInvalid):
+    with pytest.raises(pc.PortalNotFound):
         _client(token="t").action("notes", "../../jobs/1", "start")
     assert adapter.sent[-1].path_url == "/api/v1/apps/notes/services/..%2F..%2Fjobs%2F1/start"
 
@@ -146,7 +183,7 @@ def test_nothing_listening_is_unreachable_with_a_hint(tmp_path):
     with pytest.raises(pc.PortalUnreachable) as e:
         pc.PortalClient(f"https://127.0.0.1:{port}", str(tmp_path / "ca.crt"),
                         timeout=2).devices()
-    assert e.value.exit_status == 3 and f"127.0.0.1:{port}" in e.value.message
+    assert e.value.exit_status == 5 and f"127.0.0.1:{port}" in e.value.message
     assert "/healthz" in e.value.hint
     with pytest.raises(pc.PortalUnreachable) as e:
         pc.PortalClient(f"https://127.0.0.1:{port}", "/nonexistent/ca.crt").devices()
@@ -160,7 +197,8 @@ def test_wait_job_gives_each_event_once_and_the_final_job(monkeypatch):
         job = client.wait_job(client.action("notes", "web", "start"), seen.append,
                               sleep=lambda s: None)
     assert [e["state"] for e in seen] == ["starting", "healthy"]
-    assert job["state"] == "done" and job["result"] == ["web"]
+    assert job["state"] == "done" and job["result"] == {"app": "notes", "service": "web",
+                                                        "start": ["web"]}
 
 
 def test_a_failed_job_raises_with_its_error_and_events(monkeypatch):
@@ -177,7 +215,7 @@ def test_a_job_still_running_at_the_timeout_says_so(monkeypatch):
     now = [0.0]
     with _client(token="t") as client:
         job_id = client.action("notes", "web", "start")
-        with pytest.raises(pc.PortalError) as e:
+        with pytest.raises(pc.PortalFailed) as e:
             client.wait_job(job_id, timeout=1, clock=lambda: now[0],
                             sleep=lambda s: now.__setitem__(0, now[0] + 5))
     assert "still runs on the portal after 1 s" in e.value.message
@@ -198,9 +236,9 @@ def test_the_login_file_is_0600_in_a_0700_folder_and_reads_back(tmp_path):
 
 def test_no_login_and_a_broken_login(tmp_path):
     environ = {"XDG_CONFIG_HOME": str(tmp_path)}
-    with pytest.raises(pc.PortalUnreachable) as e:
+    with pytest.raises(pc.PortalAuthError) as e:
         pc.saved_login(environ)
-    assert "dragonball login --portal" in e.value.hint
+    assert "dragonball login --portal" in e.value.hint and e.value.exit_status == 6
     pc.login_path(environ).parent.mkdir(parents=True)
     pc.login_path(environ).write_text("{not json")
     with pytest.raises(pc.PortalAuthError) as e:

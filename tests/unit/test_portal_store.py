@@ -12,6 +12,7 @@ import pytest
 
 from dragonball.portal import store as store_mod
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
+from dragonball.portal.errors import RequestInvalid
 from dragonball.shared import codes
 
 
@@ -185,7 +186,7 @@ def test_a_second_process_sees_codes_at_once(tmp_path, clock):
 
 
 def test_a_zero_ttl_is_refused(store):
-    with pytest.raises(StoreError, match="lifetime"):
+    with pytest.raises(RequestInvalid, match="lifetime"):
         store.create_code(0)
 
 

@@ -61,8 +61,8 @@ def test_device_role_checks_its_own_ports_and_the_portal():
 ])
 def test_usage_errors_exit_2_and_say_why(args, message):
     result = dragonball("preflight", *args)
-    if message is None:  # an unreadable manifest is an error, not a usage error
-        assert result.returncode == 1 and "cannot read the manifest" in result.stderr
+    if message is None:  # an unreadable manifest is invalid input too
+        assert result.returncode == 2 and "cannot read the manifest" in result.stderr
         return
     assert result.returncode == 2 and message in result.stderr
 

@@ -57,22 +57,22 @@ def test_list_table(archive_file, capsys):
     assert "n/web:1" in capsys.readouterr().out
 
 
-def test_not_an_archive_is_an_error_naming_the_file(tmp_path, capsys):
+def test_not_an_archive_is_invalid_input_naming_the_file(tmp_path, capsys):
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"\x00garbage" * 200)
-    assert cli.main(["images", "list", "--archive", str(junk)]) == 1
+    assert cli.main(["images", "list", "--archive", str(junk)]) == 2
     assert "junk.tar" in capsys.readouterr().err
 
 
-def test_missing_archive_is_an_error(tmp_path, capsys):
-    assert cli.main(["images", "list", "--archive", str(tmp_path / "nope.tar")]) == 1
+def test_missing_archive_is_invalid_input(tmp_path, capsys):
+    assert cli.main(["images", "list", "--archive", str(tmp_path / "nope.tar")]) == 2
     assert "cannot read" in capsys.readouterr().err
 
 
 def test_without_archive_it_needs_the_bin(monkeypatch, capsys):
     monkeypatch.delenv("DRAGONBALL_BIN", raising=False)
     monkeypatch.delenv("DRAGONBALL_BIN_SECTIONS", raising=False)
-    assert cli.main(["images", "list"]) == 1
+    assert cli.main(["images", "list"]) == 2
     assert "DragonBall.bin" in capsys.readouterr().err
 
 
@@ -93,18 +93,18 @@ def test_the_password_file_newline_is_not_part_of_the_password(tmp_path):
     assert images_cli.read_password(str(tmp_path / "pw")) == "s3cret"
 
 
-def test_a_missing_ca_file_exits_1_naming_it(archive_file, tmp_path, capsys):
+def test_a_missing_ca_file_exits_2_naming_it(archive_file, tmp_path, capsys):
     (tmp_path / "pw").write_text("secret\n")
-    assert cli.main(push_args(archive_file, tmp_path / "pw")) == 1
+    assert cli.main(push_args(archive_file, tmp_path / "pw")) == 2
     err = capsys.readouterr().err
     assert "/nonexistent/ca.crt" in err and "secret" not in err
 
 
-def test_an_unreachable_registry_exits_1(archive_file, tmp_path, capsys):
+def test_an_unreachable_registry_exits_5(archive_file, tmp_path, capsys):
     (tmp_path / "pw").write_text("secret\n")
     (tmp_path / "ca.crt").write_bytes(pki.create_ca().cert_pem)
     args = push_args(archive_file, tmp_path / "pw")
     args[args.index("--ca") + 1] = str(tmp_path / "ca.crt")
-    assert cli.main(args) == 1
+    assert cli.main(args) == 5
     err = capsys.readouterr().err
     assert "no registry answers at 127.0.0.1:1" in err and "secret" not in err

@@ -1,6 +1,7 @@
 """The CLI through the portal's API (dragonball.commands.remote): login and logout, status,
-devices, enroll, the app commands with --remote, exit statuses 0/1/2/3, and when a command
-goes remote by itself. The portal is the real app (or the apps stand-in) in-process."""
+devices, enroll, the app commands with --remote, the exit statuses of their categories (those
+of the local twins: 0 done, 1 failed, 2 invalid, 3 not found, 5 unreachable, 6 denied), and
+when a command goes remote by itself. The portal is the real app (or the apps stand-in) in-process."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 
 from dragonball import portal_client as pc
 from dragonball.cli import main
+from dragonball.commands import app_access
 from dragonball.commands import remote as remote_cli
+from dragonball.portal import settings as settings_mod
 from portal_client_fakes import URL, apps_app, mount
 from portal_web_fakes import ADMIN_PASSWORD, make_client, make_settings
 from test_portal_app import FakeCluster
@@ -23,7 +26,7 @@ from test_portal_app import FakeCluster
 def home(tmp_path, monkeypatch):
     """A config home of the test's own: no real login is read or written."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(remote_cli.settings_mod, "CONFIG_FILE", str(tmp_path / "no.yaml"))
+    monkeypatch.setattr(settings_mod, "CONFIG_FILE", str(tmp_path / "no.yaml"))
     return tmp_path / "config"
 
 
@@ -90,8 +93,8 @@ def test_login_asks_on_a_terminal_and_refuses_without_one(portal, ca, monkeypatc
     assert "--password-stdin" in capsys.readouterr().err
 
 
-def test_login_errors_exit_2_or_3(portal, ca, tmp_path, monkeypatch, capsys):
-    assert _login(monkeypatch, ca, "wrong") == 3
+def test_login_errors_exit_2_or_6(portal, ca, tmp_path, monkeypatch, capsys):
+    assert _login(monkeypatch, ca, "wrong") == 6  # DENIED
     assert _out(capsys)["error"] == "wrong user name or password"
     assert _login(monkeypatch, str(tmp_path / "missing.crt")) == 2
     assert "cannot read the CA file" in _out(capsys)["error"]
@@ -109,7 +112,7 @@ def test_a_second_login_ends_the_first_token(portal, ca, home, monkeypatch, stor
 
 
 def test_devices_and_status(portal, ca, monkeypatch, capsys):
-    assert main(["devices", "--json"]) == 3  # not logged in yet
+    assert main(["devices", "--json"]) == 6  # not logged in yet: DENIED
     assert "dragonball login" in _out(capsys)["hint"]
     _login(monkeypatch, ca)
     capsys.readouterr()
@@ -173,12 +176,12 @@ def test_start_polls_the_job_printing_events_as_they_come(home, monkeypatch, cap
     assert [e["state"] for e in answer["events"]] == ["starting", "healthy"]
 
 
-def test_a_failed_job_exits_1_and_an_unknown_service_2(home, monkeypatch, capsys):
+def test_a_failed_job_exits_1_and_an_unknown_service_3(home, monkeypatch, capsys):
     _logged_in(home, apps_app(fail_jobs=True), monkeypatch)
     assert main(["stop", "web", "--json"]) == 1
     answer = _out(capsys)
     assert answer["error"] == "web failed its status check" and answer["exit_status"] == 1
-    assert main(["stop", "nope"]) == 2
+    assert main(["stop", "nope"]) == 3  # NOT_FOUND, as the local command
     err = capsys.readouterr().err
     assert "no service nope in app notes" in err and "its services: store, web" in err
 
@@ -203,8 +206,10 @@ def test_params_get_and_set_typed_by_the_portals_types(home, monkeypatch, capsys
     assert app.state.params_sent[-1] == {"set": {"workers": 4, "title": "007"},
                                          "unset": ["x"]}
     assert "config_change done" in capsys.readouterr().out
+    sent = len(app.state.params_sent)
     assert main(["params", "set", "web", "workers=many", "--json"]) == 2
-    assert _out(capsys)["problems"] == ["workers: 'many' is not an integer"]
+    assert _out(capsys)["problems"] == ["workers is an int: 'many' is not a whole number"]
+    assert len(app.state.params_sent) == sent  # refused here, by the portal's types
     assert main(["params", "set", "web"]) == 2
 
 
@@ -237,18 +242,18 @@ def test_logs_per_task(home, monkeypatch, capsys):
 def test_when_a_command_goes_remote_by_itself(tmp_path, home):
     def args(command, **kw):
         return types.SimpleNamespace(command=command, remote=False,
-                                     config=remote_cli.settings_mod.CONFIG_FILE, **kw)
+                                     config=settings_mod.CONFIG_FILE, **kw)
     environ = {"XDG_CONFIG_HOME": str(home)}
-    assert not remote_cli.use_remote(args("services"), environ)  # no login
+    assert not app_access.use_remote(args("services"), environ)  # no login
     _logged_in(home)
-    assert remote_cli.use_remote(args("services"), environ)  # a login, no settings
-    assert not remote_cli.use_remote(args("plan"), environ)  # plan: local unless --remote
-    assert remote_cli.use_remote(types.SimpleNamespace(command="plan", remote=True), environ)
+    assert app_access.use_remote(args("services"), environ)  # a login, no settings
+    assert not app_access.use_remote(args("plan"), environ)  # plan: local unless --remote
+    assert app_access.use_remote(types.SimpleNamespace(command="plan", remote=True), environ)
     explicit = types.SimpleNamespace(command="services", remote=False,
                                      config=str(tmp_path / "other.yaml"))
-    assert not remote_cli.use_remote(explicit, environ)  # --config FILE: local
+    assert not app_access.use_remote(explicit, environ)  # --config FILE: local
     (tmp_path / "no.yaml").write_text("address: 10.0.0.1\n")  # settings readable here
-    assert not remote_cli.use_remote(args("services"), environ)
+    assert not app_access.use_remote(args("services"), environ)
 
 
 
@@ -268,7 +273,7 @@ def test_the_app_commands_against_the_real_apps_api(home, tmp_path, monkeypatch,
         assert answer["ok"] and "api" in answer["restart"] and answer["events"]
         assert main(["params", "get", "api", "--json"]) == 0
         assert _out(capsys)["service"] == "api"
-        assert main(["stop", "nope"]) == 2
+        assert main(["stop", "nope"]) == 3  # NOT_FOUND, as the local command
         assert "nope" in capsys.readouterr().err
         assert main(["logs", "api", "--json"]) == 0
         assert [t["task"] for t in _out(capsys)["tasks"]]

@@ -26,9 +26,9 @@ def test_keys_that_are_not_ed25519_or_not_pem_are_refused():
     ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())
-    with pytest.raises(signing.SignatureError, match="not an Ed25519"):
+    with pytest.raises(signing.KeyInvalid, match="not an Ed25519"):
         signing.load_private(ec_pem, "ec.key")
-    with pytest.raises(signing.SignatureError, match="keygen"):
+    with pytest.raises(signing.KeyInvalid, match="keygen"):
         signing.load_private(b"junk", "junk.key")
-    with pytest.raises(signing.SignatureError, match="not a PEM public key"):
+    with pytest.raises(signing.KeyInvalid, match="not a PEM public key"):
         signing.load_public(b"junk", "junk.pub")

@@ -3,6 +3,7 @@ prompt_toolkit pipe input, the screen to a DummyOutput, what rich prints to a St
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 
@@ -10,6 +11,7 @@ import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from dragonball import cli
 from dragonball.shared import ports
 from dragonball.wizard import (Answers, Cancelled, Checks, Declined, Facts, Interface, Io,
                                Options, collect_answers)
@@ -24,6 +26,12 @@ FINGERPRINT = "SHA256:" + "ab" * 32
 
 def typed(text: str) -> str:
     return text + ENTER
+
+
+def raising(error):
+    def handler(args):
+        raise error
+    return handler
 
 
 def run(keys: str, options=Options(), facts=FACTS, checks=Checks()):
@@ -114,7 +122,8 @@ def test_typing_an_address_instead_of_choosing():
 
 def test_ctrl_c_before_the_summary_changes_nothing():
     answers, printed = run(ENTER + ENTER + CTRL_C)
-    assert isinstance(answers, Cancelled) and answers.exit_status == 130
+    assert isinstance(answers, Cancelled) and isinstance(answers, KeyboardInterrupt)
+    assert cli.run(raising(answers), argparse.Namespace()) == 130  # like any Ctrl-C
     assert "nothing was changed" in str(answers)
     assert "Your answers" not in printed
 

@@ -1,32 +1,35 @@
-"""Errors of the application layer (docs/app-spec.md), under the one root `DragonBallError`."""
+"""Errors of the application layer (docs/app-spec.md): `AppError` and one category each."""
 
 from __future__ import annotations
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import AppError, InvalidInput, NotFound
+
+__all__ = ["AppError", "AppNotApplied", "AppSpecInvalid", "AppUnspecified", "CycleError",
+           "ObservedInvalid", "UnknownService", "the_only_app"]
 
 
-class AppSpecInvalid(DragonBallError):
+class AppSpecInvalid(AppError, InvalidInput):
     """An app spec breaks its schema or its cross-checks: every problem is listed."""
 
     def __init__(self, file: str, problems: list) -> None:
         self.file = file
-        self.problems = list(problems)
-        lines = [f"app spec {file} has {len(self.problems)} problem(s):"]
-        lines += [f"  {p}" for p in self.problems]
+        problems = list(problems)
+        lines = [f"app spec {file} has {len(problems)} problem(s):"]
+        lines += [f"  {p}" for p in problems]
         super().__init__("\n".join(lines), "fix each listed line, then run "
-                         "'dragonball plan SPEC' again")
+                         "'dragonball plan SPEC' again", problems)
 
 
-class CycleError(DragonBallError):
+class CycleError(AppError, InvalidInput):
     """The dependency graph has a cycle; `path` is it, first name repeated at the end."""
 
     def __init__(self, path: list) -> None:
         self.path = list(path)
-        super().__init__(f"dependency cycle: {' -> '.join(self.path)}",
-                         "remove one of these dependencies")
+        message = f"dependency cycle: {' -> '.join(self.path)}"
+        super().__init__(message, "remove one of these dependencies", [message])
 
 
-class UnknownService(DragonBallError):
+class UnknownService(AppError, NotFound):
     """A command names a service the app spec does not have."""
 
     def __init__(self, name: str, known) -> None:
@@ -34,8 +37,27 @@ class UnknownService(DragonBallError):
                          f"name one of: {', '.join(sorted(known))}")
 
 
-class ObservedInvalid(DragonBallError):
+class AppNotApplied(AppError, NotFound):
+    """A command names an app the portal has no spec of (or none is applied yet)."""
+
+
+class AppUnspecified(AppError, InvalidInput):
+    """A command that needs an app does not say which, and the portal has several."""
+
+
+class ObservedInvalid(AppError, InvalidInput):
     """An observed-state file (`plan --observed`) cannot be read."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "see docs/app-spec.md, 'The observed state'")
+
+
+def the_only_app(apps: list) -> str:
+    """The one app applied: AppNotApplied when there is none, AppUnspecified when several
+    (the local and the remote commands say the same)."""
+    if len(apps) == 1:
+        return apps[0]
+    if not apps:
+        raise AppNotApplied("no app is applied yet", "apply one first")
+    raise AppUnspecified(f"several apps are applied ({', '.join(apps)})",
+                         "say which: --app NAME")

@@ -48,6 +48,11 @@ class Step:
         return {"service": self.service, "kind": self.kind, "action": self.action,
                 "image": self.image, "replicas": self.replicas, "reasons": list(self.reasons)}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Step:
+        return cls(data["service"], data["kind"], data["action"], data["image"],
+                   data.get("replicas"), tuple(data.get("reasons", ())))
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -69,6 +74,14 @@ class Plan:
                 "stop_waves": [[s.to_dict() for s in wave] for wave in self.stop_waves],
                 "start_waves": [[s.to_dict() for s in wave] for wave in self.start_waves],
                 "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Plan:
+        """A plan back from its JSON (`to_dict`, the API's answer), to print it."""
+        def waves(key: str) -> tuple:
+            return tuple(tuple(Step.from_dict(s) for s in wave) for wave in data.get(key, ()))
+        return cls(data.get("app", "?"), waves("stop_waves"), waves("start_waves"),
+                   tuple(data.get("notes", ())))
 
 
 def dependencies(spec: AppSpec) -> dict:

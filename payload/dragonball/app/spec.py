@@ -33,12 +33,21 @@ def load(text: str, file: str, observed: Observed = Observed()) -> AppSpec:
 def check_file(path: str, observed: Observed = Observed()) -> tuple[AppSpec | None, list]:
     """`check` of the file at `path`; an unreadable file is the one problem."""
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        return None, [document.Problem(path, None, "", f"cannot read it: {e}",
-                                       "give the path of an app spec (YAML)")]
+        text = read_text(path)
+    except AppSpecInvalid as e:
+        return None, e.problems
     return check(text, path, observed)
+
+
+def read_text(path: str) -> str:
+    """The text of the spec file at `path`; AppSpecInvalid (its one problem) when it cannot
+    be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise AppSpecInvalid(path, [document.Problem(
+            path, None, "", f"cannot read it: {e}", "give the path of an app spec (YAML)")]) from e
 
 
 def load_file(path: str, observed: Observed = Observed()) -> AppSpec:

@@ -11,10 +11,9 @@ import argparse
 import json
 
 from dragonball.console import console
+from dragonball.errors import ExitStatus
 from dragonball.wizard import answers_file, host, summary
 from dragonball.wizard.options import problem_table
-
-OK, INVALID = 0, 2
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -45,4 +44,4 @@ def check_command(args: argparse.Namespace, facts=None, out=None) -> int:
         out.print(problem_table(args.file, problems))
     else:
         out.print(summary.table(answers, facts, title=f"{args.file}: valid"))
-    return INVALID if problems else OK
+    return ExitStatus.INVALID if problems else ExitStatus.OK

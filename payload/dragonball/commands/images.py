@@ -6,8 +6,10 @@
 
 Without --archive both read the images section of the .bin they were started from
 (the stub passes DRAGONBALL_BIN and DRAGONBALL_BIN_SECTIONS), in place.
-Exit status: 0 done; 1 the registry or the archive failed (the message says which);
-2 the command line is wrong (a missing or empty password file, an unknown --only ref).
+Exit status (README.md, "Exit statuses"): 0 done; 1 the registry refused a request;
+2 the command line or the archive is wrong (a missing or empty password file or CA file, an
+unknown --only ref, no .bin or not an image archive); 5 no registry answers; 6 the registry
+refuses the credentials.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                            TimeRemainingColumn, TransferSpeedColumn)
 from rich.table import Table
 
-from dragonball.console import console, err_console
-from dragonball.registry.client import RegistryClient
+from dragonball.console import console
+from dragonball.errors import ExitStatus
+from dragonball.registry.client import RegistryClient, RegistryInputInvalid
 from dragonball.registry.plan import Action, image_to_push, select_images
 from dragonball.registry.push import PushProgress, push_archive
 from dragonball.release.archive import open_archive
-
-OK, ERROR, INVALID = 0, 1, 2  # the same meanings as dragonball.cli.ExitStatus
 
 
 def add_images_commands(commands) -> None:
@@ -61,7 +62,7 @@ def images_list(args: argparse.Namespace) -> int:
                 {"ref": i.ref, "repository": i.repository, "tag": i.tag, "manifest": i.manifest,
                  "config": i.config, "layers": i.layers, "size": i.size}
                 for i in archive.images]}))
-            return OK
+            return ExitStatus.OK
         table = Table(title=f"{len(archive.images)} image(s)", title_justify="left")
         for column, justify in (("image", "left"), ("layers", "right"), ("size", "right"),
                                 ("image ID", "left")):
@@ -72,7 +73,7 @@ def images_list(args: argparse.Namespace) -> int:
         console.print(table)
         unique = sum(int(b["size"]) for b in _unique_blobs(archive.images).values())
         console.print(f"{_mb(unique)} of blobs stored once (layers shared between images count once)")
-    return OK
+    return ExitStatus.OK
 
 
 def _unique_blobs(images) -> dict:
@@ -83,36 +84,31 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def read_password(path: str) -> str | None:
-    """The password in `path` (one line; the newline is not part of it), None if unusable."""
+def read_password(path: str) -> str:
+    """The password in `path` (one line; the newline is not part of it)."""
     try:
         with open(path, encoding="utf-8") as f:
             password = f.read().rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as e:
-        err_console.print(f"[red]error:[/red] cannot read the password file {escape(path)}: {e}")
-        return None
+        raise RegistryInputInvalid(f"cannot read the password file {path}: {e}") from e
     if not password or "\n" in password:
-        err_console.print(f"[red]error:[/red] {escape(path)} must hold the password on one line")
-        return None
+        raise RegistryInputInvalid(f"{path} must hold the password on one line")
     return password
 
 
 def images_push(args: argparse.Namespace) -> int:
     password = read_password(args.password_file)
-    if password is None:
-        return INVALID
     with open_archive(args.archive) as archive:
         _, unknown = select_images([image_to_push(i) for i in archive.images], args.only)
-        if unknown:
-            err_console.print(f"[red]error:[/red] the archive holds no image "
-                              f"{escape(', '.join(unknown))}; 'dragonball images list' shows them")
-            return INVALID
+        if unknown:  # before any connection
+            raise RegistryInputInvalid(f"the archive holds no image {', '.join(unknown)}",
+                                       "'dragonball images list' shows them")
         with RegistryClient(args.registry, args.ca, args.username, password) as client, \
                 _RichProgress() as progress:
             client.ping()
             result = push_archive(archive, client, args.only, args.workers, progress)
     _summary(args.registry, result)
-    return OK
+    return ExitStatus.OK
 
 
 class _RichProgress(PushProgress):

@@ -7,8 +7,10 @@
 What install does is `dragonball.installer.install` (answers, preflight, the role's steps
 through the journal); what reset does is `dragonball.installer.reset`. Here: the command
 line, the progress and tables shown, the confirmation reset asks for (--yes skips it;
-with no terminal and no --yes it refuses), and the exit status: 0 done, 1 failed
-(preflight or a step), 2 wrong usage or answers.
+with no terminal and no --yes it refuses). Errors end at the top-level handler with their
+category's exit status (README.md, "Exit statuses"): 1 failed (preflight, a step, a
+confirmation refused), 2 wrong usage or answers, 4 installed here with other answers,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import time
 
 from rich.table import Table
 
-from dragonball.console import console, err_console
-from dragonball.errors import DragonBallError
+from dragonball.console import console
+from dragonball.errors import DragonBallError, ExitStatus, InstallerError, InvalidInput
 from dragonball.installer import install as install_mod
 from dragonball.installer import reset as reset_mod
 from dragonball.installer import roles
@@ -37,7 +39,6 @@ from dragonball.wizard.options import add_answer_options
 
 log = logging.getLogger(__name__)
 
-OK, FAILED, USAGE = 0, 1, 2
 MARKS = {"done": "[green]✓[/green]", "skipped": "[dim]=[/dim]", "failed": "[red]✗[/red]"}
 
 
@@ -65,6 +66,10 @@ def register(subparsers) -> None:
     reset_parser.set_defaults(handler=reset_command)
 
 
+class UsageProblem(InstallerError, InvalidInput):
+    """The command line of install or reset is wrong; nothing was changed."""
+
+
 # --- install ------------------------------------------------------------------------------------
 
 def install_options(args: argparse.Namespace) -> install_mod.InstallOptions:
@@ -76,38 +81,29 @@ def install_options(args: argparse.Namespace) -> install_mod.InstallOptions:
 
 def install_command(args: argparse.Namespace) -> int:
     if args.data_dir is not None and not os.path.isabs(args.data_dir):
-        err_console.print(f"[red]error:[/red] --data-dir {args.data_dir}: give an absolute path")
-        return USAGE
+        raise UsageProblem(f"--data-dir {args.data_dir}: give an absolute path")
     options = install_options(args)
-    try:
-        answers = install_mod.collect(options)
-    except DragonBallError as e:  # the wizard's errors carry their exit status
-        err_console.print(f"[red]error:[/red] {e}")
-        return e.exit_status
+    answers = install_mod.collect(options)  # the wizard's errors: their own category
     progress = ConsoleProgress()
     try:
         done = install_mod.install(answers, options, progress)
-    except (install_mod.OtherAnswers, install_mod.PreflightStopped, StepFailed) as e:
+    except (install_mod.PreflightStopped, StepFailed) as e:
         progress.stop()
         show_stopped(e, progress.outcomes)
-        return e.exit_status
+        raise  # its message and status: the top-level handler's
     finally:
         progress.stop()
     show_installed(done)
-    return OK
+    return ExitStatus.OK
 
 
 def show_stopped(e: DragonBallError, outcomes: list) -> None:
-    """Why install stopped: the preflight table, or the steps run so far, and the error."""
+    """Why install stopped: the preflight table, or the steps run so far."""
     if isinstance(e, install_mod.PreflightStopped):
         console.print(report.table(e.result))
         console.print(report.summary_line(e.result))
-        err_console.print("[red]install stopped before any change:[/red] "
-                          + ", ".join(c.name for c in e.blocking) + " failed")
-        return
-    if isinstance(e, StepFailed):
+    elif isinstance(e, StepFailed):
         console.print(summary_table(outcomes))
-    err_console.print(f"[red]error:[/red] {e}")
 
 
 def show_installed(done: install_mod.Installed) -> None:
@@ -190,37 +186,32 @@ def journal_table(journal: Journal) -> Table:
 def reset_command(args: argparse.Namespace, stdin=None) -> int:
     stdin = stdin or sys.stdin
     if not os.path.isabs(args.data_dir):
-        err_console.print(f"[red]error:[/red] --data-dir {args.data_dir}: give an absolute path")
-        return USAGE
+        raise UsageProblem(f"--data-dir {args.data_dir}: give an absolute path")
     journal = reset_mod.recorded(args.data_dir)
     if journal is None:
         console.print(f"nothing to reset: no install journal in {args.data_dir} "
                       "(give --data-dir if install used another)")
-        return OK
+        return ExitStatus.OK
     if not args.yes:
         if not stdin.isatty():
-            err_console.print("[red]error:[/red] reset needs a confirmation and there is no "
-                              "terminal to ask on\n  hint: run 'reset --yes' to confirm on the "
-                              "command line")
-            return USAGE
+            raise UsageProblem("reset needs a confirmation and there is no terminal to ask on",
+                               "run 'reset --yes' to confirm on the command line")
         console.print("reset leaves the Swarm, removes DragonBall's containers and restores "
                       f"what install changed ({sum(len(c) for _, c in journal.changes())} "
                       "recorded changes).")
         answer = console.input("Type [bold]reset[/bold] to go on: ")
         if answer.strip() != "reset":
             console.print("not confirmed: nothing was changed")
-            return FAILED
+            return ExitStatus.FAILED  # as the install's summary declined (wizard.Declined)
     result = reset_mod.reset(args.data_dir, Host(), on_entry=_print_undone,
                              on_line=lambda text: console.print(f"  {text}"))
     if not result.ok:
         failed = [u for u in result.undone if u.status == "failed"]
-        err_console.print(f"[red]error:[/red] {len(failed)} change(s) could not be undone; "
-                          f"they stay in {journal.path}\n  hint: fix what each says, then run "
-                          "reset again")
-        return FAILED
+        raise InstallerError(f"{len(failed)} change(s) could not be undone; they stay in "
+                             f"{journal.path}", "fix what each says, then run reset again")
     console.print(f"[green]reset done[/green]: {len(result.undone)} recorded changes undone, "
                   "the journal removed")
-    return OK
+    return ExitStatus.OK
 
 
 def _print_undone(undone) -> None:

@@ -1,11 +1,13 @@
 """`dragonball portal serve` and `dragonball enroll`, on the portal server (as root).
 
     dragonball portal serve [--config FILE]
-    dragonball enroll [--ttl DURATION] [--json] [--config FILE]
+    dragonball enroll [--ttl DURATION] [--json] [--config FILE] [--remote]
 
 `enroll` writes a new one-time code into the local store (no HTTP call: it works while
 the portal service is down) and prints it once, with the CA fingerprint and the exact
-command to run on the new server. Exit status: 0 done, 1 failed, 2 wrong usage.
+command to run on the new server. From a machine logged in to the portal (or with
+`--remote`: commands/app_access.use_remote decides) the portal makes the code
+(`POST /api/v1/codes`) and the same is printed. Exit status: 0 done, 1 failed, 2 wrong usage.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import json
 import os
 
 
-from dragonball.console import console, err_console
+from dragonball.commands.app_access import transport_options, use_remote
+from dragonball.console import console
+from dragonball.errors import ExitStatus, InvalidInput
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.enrollment import join_instructions, parse_duration, print_instructions
 from dragonball.portal.store import DEFAULT_CODE_TTL_S, Store
+from dragonball.portal_client import saved_login
 from dragonball.shared import fingerprints
-
-OK, ERROR, INVALID = 0, 1, 2
 
 
 def register(commands) -> None:
@@ -36,11 +39,11 @@ def register(commands) -> None:
     enroll = commands.add_parser(
         "enroll", help="make a one-time enrollment code for a new server (on the portal)",
         description="Make a one-time enrollment code and print the command that adds a new "
-                    "server. Exit status: 0 done, 1 failed, 2 wrong usage.")
+                    "server. Exit status: 0 done, 2 wrong usage (README.md, 'Exit statuses').")
     enroll.add_argument("--ttl", default="24h", metavar="DURATION",
                         help="how long the code stays valid: 30m, 24h, 7d (default 24h)")
     enroll.add_argument("--json", action="store_true", help="print one JSON document")
-    _config_option(enroll)
+    transport_options(enroll)
     enroll.set_defaults(handler=enroll_command)
 
 
@@ -53,8 +56,23 @@ def enroll_command(args: argparse.Namespace) -> int:
     try:
         ttl = parse_duration(args.ttl) if args.ttl else DEFAULT_CODE_TTL_S
     except ValueError as e:
-        err_console.print(f"[red]error:[/red] --ttl: {e}")
-        return INVALID
+        raise InvalidInput(f"--ttl: {e}", "e.g. --ttl 30m, 24h or 7d") from e
+    info = _remote_code(args) if use_remote(args) else _local_code(args, ttl)
+    if args.json:
+        console.print_json(json.dumps(info))
+    else:
+        print_instructions(console, info, ttl)
+    return ExitStatus.OK
+
+
+def _remote_code(args: argparse.Namespace) -> dict:
+    """A code the portal makes, through its API with the saved login."""
+    with saved_login().client() as portal:
+        return portal.new_code(args.ttl)
+
+
+def _local_code(args: argparse.Namespace, ttl: float) -> dict:
+    """A code written into the portal's own store, with the join instructions."""
     settings = settings_mod.load(args.config)
     try:
         with open(settings.ca_cert, "rb") as f:
@@ -67,12 +85,7 @@ def enroll_command(args: argparse.Namespace) -> int:
         code, record = store.create_code(ttl, actor=f"cli ({_user()})")
     finally:
         store.close()
-    info = join_instructions(settings, code, record.expires, fingerprint)
-    if args.json:
-        console.print_json(json.dumps(info))
-    else:
-        print_instructions(console, info, ttl)
-    return OK
+    return join_instructions(settings, code, record.expires, fingerprint)
 
 
 def _user() -> str:
@@ -85,4 +98,4 @@ def _user() -> str:
 def serve_command(args: argparse.Namespace) -> int:
     from dragonball.portal.serve import serve  # uvicorn, fastapi: only when serving
     serve(settings_mod.load(args.config))
-    return OK
+    return ExitStatus.OK

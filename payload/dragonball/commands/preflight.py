@@ -8,23 +8,16 @@ Exit status: 0 no check failed, 1 a check failed, 2 wrong usage.
 from __future__ import annotations
 
 import argparse
-import enum
 import json
 import os
 
-from dragonball.console import console, err_console
-from dragonball.errors import PreflightError
+from dragonball.console import console
+from dragonball.errors import ExitStatus, PreflightError
 from dragonball.shared import ports
 from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.preflight import default_paths, parse, report, run
 from dragonball.installer.preflight.requirements import load_manifest
 from dragonball.installer.preflight.system import LiveSystem
-
-
-class PreflightStatus(enum.IntEnum):
-    OK = 0       # no check failed (warnings allowed)
-    FAILED = 1   # at least one check failed: install would stop
-    USAGE = 2    # the command line is wrong
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -76,8 +69,7 @@ def _manifest(path: str | None) -> dict | None:
 def preflight(args: argparse.Namespace) -> int:
     problem = usage_problem(args)
     if problem:
-        err_console.print(f"[red]error:[/red] {problem}")
-        return PreflightStatus.USAGE
+        raise PreflightError(problem)
     role = args.role or ("device" if args.portal else "portal")
     result = run(LiveSystem(), _manifest(args.manifest), role,
                  default_paths(os.path.normpath(args.data_dir)), portal=args.portal)
@@ -86,4 +78,4 @@ def preflight(args: argparse.Namespace) -> int:
     else:
         console.print(report.table(result))
         console.print(report.summary_line(result))
-    return PreflightStatus.OK if result.ok else PreflightStatus.FAILED
+    return ExitStatus.OK if result.ok else ExitStatus.FAILED  # FAILED: install would stop

@@ -1,4 +1,7 @@
-"""`dragonball release verify --key PUB`: check the signature inside the .bin it came from."""
+"""`dragonball release verify --key PUB`: check the signature inside the .bin it came from.
+
+Exit status (README.md, "Exit statuses"): 0 signed and intact, 2 not run from a signed .bin
+or an unusable key, 6 the signature or the sections do not match: do not install it."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import json
 import os
 
 from dragonball.console import console
+from dragonball.errors import ExitStatus
 from dragonball.release import signing
 from dragonball.release.sections import BinError, bin_sections, open_section
 
@@ -28,8 +32,8 @@ def _verify(args: argparse.Namespace) -> int:
         with open(args.key, "rb") as f:
             public = signing.load_public(f.read(), args.key)
     except OSError as e:
-        raise signing.SignatureError(f"cannot read {args.key}: {e.strerror}",
-                                     "give the path of the .pub file") from e
+        raise signing.KeyInvalid(f"cannot read {args.key}: {e.strerror}",
+                                 "give the path of the .pub file") from e
     with open(path, "rb") as f:
         manifest = open_section(f, sections["manifest"], verify=True).read()
         signature = open_section(f, sections["signature"], verify=True).read()
@@ -37,8 +41,9 @@ def _verify(args: argparse.Namespace) -> int:
     listed = json.loads(manifest)["sections"]
     mismatch = [n for n, s in listed.items() if sections[n].sha256 != s["sha256"]]
     if mismatch:
-        raise BinError(f"the signed manifest does not describe sections {', '.join(mismatch)}",
-                       "the release was altered: do not install it")
+        raise signing.SignatureError(f"the signed manifest does not describe sections "
+                                     f"{', '.join(mismatch)}",
+                                     "the release was altered: do not install it")
     console.print(f"[green]ok[/green] {path}: signed by {signing.fingerprint(public)}; "
                   "every section matches the signed manifest")
-    return 0
+    return ExitStatus.OK

@@ -4,20 +4,15 @@
     dragonball login --portal HOST[:PORT] --ca FILE [--user admin] [--password-stdin]
     dragonball logout
     dragonball status | devices [--json]
-    dragonball logs NAME [--app APP] [--tail N] [--json]
-    dragonball services | start | stop | restart | params | apply | enroll ... [--remote]
-    dragonball plan SPEC --remote
 
-The app commands and `enroll` exist on the portal already (they work on its store and
-engine directly); `register` gives each of them `--remote`. Without it a command goes
-through the API when a login exists and this machine has no readable portal settings
-(`--config`, default /etc/dragonball/portal/portal.yaml): a laptop that logged in speaks
-to the portal, the portal's root works locally as before. `plan` stays local (a pure check
-of the spec) unless `--remote` asks the portal to plan against the cluster.
+These always use the API. The app commands (commands/apps.py), `plan --remote`
+(commands/spec.py) and `enroll` (commands/portal.py) take either path: on the portal itself,
+or through the API with the login kept here (commands/app_access.py decides, once).
 
-Exit status: 0 done, 1 failed, 2 invalid input, 3 the portal cannot be reached or refuses
-the login. The password is read from a terminal (getpass) or with `--password-stdin`,
-never from the command line; only the token is kept, 0600.
+Exit status (dragonball.errors; the one handler of dragonball.cli reports errors): 0 done,
+1 failed, 2 invalid input, 5 the portal cannot be reached (or is not the CA's), 6 it refuses
+the login, or there is none. The password is read from a terminal (getpass) or with
+`--password-stdin`, never from the command line; only the token is kept, 0600.
 """
 
 from __future__ import annotations
@@ -32,30 +27,20 @@ import sys
 from rich.markup import escape
 from rich.table import Table
 
-from dragonball.console import console, err_console
-from dragonball.commands import remote_apps as remote_app_cli
-from dragonball.portal import settings as settings_mod
-from dragonball.portal.enrollment import parse_duration, print_instructions
-from dragonball.portal_client import (Login, PortalAuthError, PortalClient, PortalError,
-                                      PortalInvalid, load_login, login_path, portal_url, save_login,
+from dragonball.console import console
+from dragonball.errors import ClientError, ExitStatus
+from dragonball.portal_client import (Login, PortalAuthError, PortalClient, PortalInvalid,
+                                      load_login, login_path, portal_url, save_login,
                                       saved_login)
-
-OK, UNREACHABLE = 0, 3
-#: Local commands that get --remote, and what runs them through the API instead.
-REMOTE_HANDLERS = {"services": remote_app_cli.services, "start": remote_app_cli.lifecycle,
-                   "stop": remote_app_cli.lifecycle, "restart": remote_app_cli.lifecycle,
-                   "apply": remote_app_cli.apply, "plan": remote_app_cli.plan,
-                   "enroll": None}  # enroll: below
-PARAMS_HANDLERS = {"get": remote_app_cli.params_get, "set": remote_app_cli.params_set}
 
 
 def register(commands) -> None:
-    """Add login, logout, status, devices, logs; give the local app commands --remote."""
+    """Add login, logout, status and devices."""
     login = commands.add_parser(
         "login", help="log in to a portal from this machine (keeps an API token, 0600)",
         description="Ask the admin password, get an API token from the portal and keep it "
                     f"in {login_path()} (0600) with the portal's URL and CA. "
-                    "Exit status: 0 done, 2 invalid input, 3 cannot reach or refused.")
+                    "Exit status: 0 done, 2 invalid input, 5 cannot reach, 6 refused.")
     login.add_argument("--portal", required=True, metavar="HOST[:PORT]",
                        help="the portal's address (port 8443 unless given)")
     login.add_argument("--ca", required=True, metavar="FILE",
@@ -63,102 +48,21 @@ def register(commands) -> None:
     login.add_argument("--user", default="admin", help="the portal's admin (default admin)")
     login.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input (scripts)")
-    _options(login)
-    login.set_defaults(handler=lambda a: _run(a, login_command))
+    _json_option(login)
+    login.set_defaults(handler=login_command)
     logout = commands.add_parser("logout", help="end the API token and forget the login")
-    _options(logout)
-    logout.set_defaults(handler=lambda a: _run(a, logout_command))
-    for name, what, body in (("status", "the cluster at a glance: devices and services",
-                              status_command),
-                             ("devices", "every server of the cluster", devices_command)):
+    _json_option(logout)
+    logout.set_defaults(handler=logout_command)
+    for name, what, handler in (("status", "the cluster at a glance: devices and services",
+                                 status_command),
+                                ("devices", "every server of the cluster", devices_command)):
         parser = commands.add_parser(name, help=what + " (through the portal's API)")
-        _options(parser)
-        parser.set_defaults(handler=lambda a, body=body: _run(a, body))
-    logs = commands.add_parser("logs", help="the last lines of a service's tasks' logs")
-    logs.add_argument("name", help="the service's name in the app spec")
-    logs.add_argument("--app", help="the app (default: the only one)")
-    logs.add_argument("--tail", type=int, default=200, help="lines per task (default 200)")
-    _options(logs)
-    logs.set_defaults(handler=lambda a: _run(a, remote_app_cli.logs))
-    _give_remote(commands)
+        _json_option(parser)
+        parser.set_defaults(handler=handler)
 
 
-def _options(parser: argparse.ArgumentParser, remote: bool = False) -> None:
-    """--json on a new command; --remote on a local one (which has --json already)."""
-    if remote:
-        parser.add_argument("--remote", action="store_true",
-                            help="through the portal's API with the saved login "
-                                 "(dragonball login); the default when logged in and no "
-                                 "portal settings are here")
-    else:
-        parser.add_argument("--json", action="store_true", help="print one JSON document")
-
-
-def _give_remote(commands) -> None:
-    """--remote on the local commands; their handler chooses local or remote per call."""
-    for name, remote in REMOTE_HANDLERS.items():
-        parser = commands.choices.get(name)
-        if parser is not None:
-            _wrap(parser, remote or enroll_command)
-    params = commands.choices.get("params")
-    if params is not None:
-        # argparse keeps a parser's subcommands on its _SubParsersAction, not in public API.
-        sub = next(a for a in params._actions if isinstance(a, argparse._SubParsersAction))
-        for name, remote in PARAMS_HANDLERS.items():
-            _wrap(sub.choices[name], remote)
-
-
-def _wrap(parser: argparse.ArgumentParser, remote) -> None:
-    local = parser.get_default("handler")
-    _options(parser, remote=True)
-    parser.set_defaults(handler=lambda args: (_run(args, remote) if use_remote(args)
-                                              else local(args)))
-
-
-def use_remote(args, environ=os.environ) -> bool:
-    """--remote; or, for a command that needs the portal, a login and no local settings."""
-    if getattr(args, "remote", False):
-        return True
-    if args.command == "plan":
-        return False  # local plan is a pure check: it needs no portal at all
-    config = getattr(args, "config", settings_mod.CONFIG_FILE)
-    if config != settings_mod.CONFIG_FILE or os.access(config, os.R_OK):
-        return False
-    return login_path(environ).exists()
-
-
-def _run(args, body) -> int:
-    """Run a remote command: PortalError -> its message, hint and exit status."""
-    try:
-        return body(args)
-    except PortalError as e:
-        report_error(args, e)
-        return e.exit_status
-
-
-def report_error(args, e: PortalError) -> None:
-    if getattr(args, "json", False):
-        document = {"ok": False, "exit_status": e.exit_status, "error": e.message,
-                    "hint": e.hint}
-        if e.problems:
-            document["problems"] = e.problems
-        if getattr(e, "job", None):
-            document["job"] = e.job
-        console.print_json(json.dumps(document))
-        return
-    err_console.print(f"[red]error:[/red] {escape(e.message)}")
-    for problem in e.problems:
-        err_console.print(f"  - {escape(_problem_text(problem))}")
-    if e.hint:
-        err_console.print(f"[dim]hint:[/dim] {escape(e.hint)}")
-
-
-def _problem_text(problem) -> str:
-    if not isinstance(problem, dict):
-        return str(problem)
-    where = problem.get("where") or problem.get("path") or ""
-    text = problem.get("problem") or problem.get("message") or json.dumps(problem)
-    return f"{where}: {text}" if where else text
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
 def client(args) -> PortalClient:
@@ -200,7 +104,7 @@ def login_command(args) -> int:
     else:
         console.print(f"[green]logged in[/green] to {url} as {escape(args.user)} until "
                       f"{answer.get('expires_at', '?')} (token kept in {path}, 0600)")
-    return OK
+    return ExitStatus.OK
 
 
 def _end_previous(path) -> None:
@@ -210,7 +114,7 @@ def _end_previous(path) -> None:
         if old is not None:
             with old.client(timeout=5) as portal:
                 portal.end_token()
-    except PortalError:
+    except ClientError:
         pass
 
 
@@ -223,7 +127,7 @@ def logout_command(args) -> int:
             with found.client() as portal:
                 ended = bool(portal.end_token().get("ended"))
             why = ""
-        except PortalError as e:
+        except ClientError as e:
             why = f"the portal was not told ({e.message}); the token ends by itself " \
                   f"at {found.expires_at or 'its expiry'}"
         path.unlink(missing_ok=True)
@@ -234,7 +138,7 @@ def logout_command(args) -> int:
         console.print(f"logged out of {found.url}" if found else "not logged in")
         if why and found:
             console.print(f"note: {escape(why)}")
-    return OK
+    return ExitStatus.OK
 
 
 def devices_command(args) -> int:
@@ -242,7 +146,7 @@ def devices_command(args) -> int:
         devices = portal.devices()
     if args.json:
         console.print_json(json.dumps({"devices": devices}))
-        return OK
+        return ExitStatus.OK
     table = Table(title=f"{len(devices)} device(s)", title_justify="left")
     for column in ("id", "hostname", "address", "role", "state", "node", "labels"):
         table.add_column(column, overflow="fold")
@@ -253,7 +157,7 @@ def devices_command(args) -> int:
                       str(d.get("role")), f"[{style}]{d.get('state')}[/{style}]",
                       str(d.get("node_id") or ""), escape(labels))
     console.print(table)
-    return OK
+    return ExitStatus.OK
 
 
 def status_command(args) -> int:
@@ -266,12 +170,12 @@ def status_command(args) -> int:
                 apps[app] = portal.services(app)["services"]
         except PortalAuthError:
             raise
-        except PortalError as e:  # an older portal, an engine that does not answer
+        except ClientError as e:  # an older portal, an engine that does not answer
             note = e.message
     summary = status_summary(devices, apps)
     if args.json:
         console.print_json(json.dumps(summary | ({"note": note} if note else {})))
-        return OK
+        return ExitStatus.OK
     counts = ", ".join(f"{n} {s}" for s, n in summary["devices"]["by_state"].items())
     console.print(f"[bold]devices[/bold]: {summary['devices']['total']} ({counts or 'none'})")
     for app, found in summary["apps"].items():
@@ -283,7 +187,7 @@ def status_command(args) -> int:
                           f"{row['healthy']}/{row['desired']}")
     if not summary["apps"]:
         console.print(f"no app applied{f' ({escape(note)})' if note else ''}")
-    return OK
+    return ExitStatus.OK
 
 
 def status_summary(devices: list[dict], apps: dict) -> dict:
@@ -298,18 +202,3 @@ def status_summary(devices: list[dict], apps: dict) -> dict:
             "not_healthy": [{k: r.get(k) for k in ("service", "state", "healthy", "desired")}
                             for r in rows if r.get("state") not in ("healthy", "stopped")]}
     return out
-
-
-def enroll_command(args) -> int:
-    try:
-        ttl_s = parse_duration(args.ttl)
-    except ValueError as e:
-        raise PortalInvalid(f"--ttl: {e}") from e
-    with client(args) as portal:
-        info = portal.new_code(args.ttl)
-    if args.json:
-        console.print_json(json.dumps(info))
-    else:
-        print_instructions(console, info, ttl_s)
-    return OK
-

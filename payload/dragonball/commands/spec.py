@@ -1,4 +1,9 @@
-"""`dragonball plan SPEC [--json] [--observed FILE]`: what apply would do. Changes nothing."""
+"""`dragonball plan SPEC [--json] [--observed FILE] [--remote]`: what apply would do.
+Changes nothing.
+
+Locally a pure check of the spec (against the observed state of `--observed`, else an empty
+cluster): it needs no portal. With `--remote` the portal plans it against what the cluster
+holds and runs (commands/apps.py, `plan_remote`)."""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ from dragonball.app import observed as observed_file
 from dragonball.app import render, spec as app_spec
 from dragonball.app.model import Observed
 from dragonball.app.plan import plan
+from dragonball.commands import apps
+from dragonball.commands.app_access import use_remote
 from dragonball.console import console
-
-OK, INVALID = 0, 2
+from dragonball.errors import ExitStatus
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -26,22 +32,27 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--observed", metavar="FILE",
                         help="observed state as JSON (images, servers, labels, running); "
                              "default: nothing runs, nothing else is known")
+    parser.add_argument("--remote", action="store_true",
+                        help="the portal plans it against the cluster, through its API "
+                             "(dragonball login first)")
     parser.set_defaults(handler=plan_command)
     return parser
 
 
 def plan_command(args: argparse.Namespace) -> int:
+    if use_remote(args):
+        return apps.plan_remote(args)
     observed, running = observed_file.read(args.observed) if args.observed else (Observed(), {})
     found, problems = app_spec.check_file(args.spec, observed)
     if problems:
         _print_problems(args, problems)
-        return INVALID
+        return ExitStatus.INVALID
     result = plan(found, running)
     if args.json:
         console.print_json(render.to_json(result))
     else:
         render.print_plan(result, console)
-    return OK
+    return ExitStatus.OK
 
 
 def _print_problems(args: argparse.Namespace, problems: list) -> None:

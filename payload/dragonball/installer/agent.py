@@ -4,16 +4,24 @@ Swarm service the portal starts (docs/agent.md).
     agent.params   /var/lib/dragonball/params (0700): the services' parameters the agent
                    writes for the orchestrator's tasks; on EVERY server (a device makes it
                    just before it joins the Swarm, when the agent's task could first start)
-    agent.pki      the agents' shared server certificate (DNS name dragonball-agent) in
-                   /etc/dragonball/agent/, and the portal's client certificate for calling
-                   them in /etc/dragonball/portal/agent-client.* (keys 0600; kept while they
-                   fit: this CA, the right name, more than 30 days left)
-    agent.service  the certificate, its key and the CA as Docker Swarm secrets (named by
-                   their content's hash: a secret cannot change), then the global service
-                   dragonball-agent from the portal's registry (pushed there by
+    agent.pki      the agents' shared server certificate (DNS name dragonball-agent, from
+                   the cluster CA) in /etc/dragonball/agent/; the CA of the agents' clients
+                   (/etc/dragonball/ca/agent-clients.*) and the portal's client certificate
+                   from it, /etc/dragonball/portal/agent-client.* (keys 0600; kept while they
+                   fit: their CA, the right name, more than 30 days left)
+    agent.service  the certificate, its key and the clients' CA as Docker Swarm secrets
+                   (named by their content's hash: a secret cannot change), then the global
+                   service dragonball-agent from the portal's registry (pushed there by
                    portal.images), host-mode port 9443, dnsrr, the host's /proc read-only,
-                   the docker socket and the params folder; done when the portal's own agent answers
-                   /v1/health over mutual TLS
+                   the docker socket and the params folder; done when the portal's own
+                   agent answers /v1/health over mutual TLS
+
+Who may drive an agent is decided in the TLS handshake (DESIGN.md, day 2, answer 5): an
+agent accepts client certificates of the clients' CA only, a CA of its own that signs
+nothing but the controllers' (the portal's) client certificates. The cluster CA, which
+signs the servers' certificates, is not trusted for clients at all, so no device's
+certificate can drive an agent, whatever its name; the agent needs no name check (its HTTP
+server could not see the client's certificate anyway).
 
 All three run after the portal's image push and its service, before the first enrollment
 code is printed (installer/roles.py). Devices need only agent.params (before join.swarm):
@@ -27,6 +35,7 @@ the params folder with what the agent wrote in it (agent_params).
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import logging
@@ -34,7 +43,10 @@ import os
 import shutil
 import time
 
-from dragonball import agent_client
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from dragonball import agent_client, pki
 from dragonball.errors import InstallerError
 from dragonball.shared import ports
 from dragonball.shared.paths import DATA_DIR
@@ -50,6 +62,11 @@ log = logging.getLogger(__name__)
 
 AGENT_DIR = f"{portal_layout.ETC}/agent"
 AGENT_CERT, AGENT_KEY = f"{AGENT_DIR}/agent.crt", f"{AGENT_DIR}/agent.key"
+#: The CA of the agents' clients (the controllers: the portal), apart from the cluster CA,
+#: beside whose key it is kept. The agents trust it alone for clients.
+CLIENTS_CA_CERT = f"{portal_layout.ETC}/ca/agent-clients.crt"
+CLIENTS_CA_KEY = f"{portal_layout.ETC}/ca/agent-clients.key"
+CLIENTS_CA_NAME = "DragonBall agent clients CA"
 SERVICE = "dragonball-agent"
 REPOSITORY = "dragonball/agent"
 LABEL, CONFIG_LABEL = portal_layout.LABEL, portal_layout.CONFIG_LABEL
@@ -141,23 +158,56 @@ def make_params_dir(ctx) -> dict:
 
 
 def make_pki(ctx) -> dict:
+    """The agents' server certificate from the cluster CA; the agents' clients CA and the
+    portal's client certificate from it (module docstring: who may drive an agent)."""
     host, undo = ctx.host, ctx.undo("agent.pki")
     ca = portal_cluster.read_pair(host, portal_layout.CA_CERT, portal_layout.CA_KEY)
     if ca is None:
         raise InstallerError(f"the cluster CA ({portal_layout.CA_CERT}) is missing",
                              "it is made by the step portal.pki: run the install again")
-    wanted = ((AGENT_CERT, AGENT_KEY, agent_client.AGENT_NAME, agent_client.issue_agent_cert),
+    clients_ca = make_clients_ca(ctx, undo)
+    wanted = ((AGENT_CERT, AGENT_KEY, agent_client.AGENT_NAME, agent_client.issue_agent_cert,
+               ca),
               (agent_client.CLIENT_CERT, agent_client.CLIENT_KEY, agent_client.CLIENT_NAME,
-               agent_client.issue_client_cert))
-    for cert, key, name, issue in wanted:
+               agent_client.issue_client_cert, clients_ca))
+    for cert, key, name, issue, signer in wanted:
         existing = portal_cluster.read_pair(host, cert, key)
-        if existing and portal_cluster.cert_fits(existing, ca.cert_pem, [], [name]):
+        if existing and portal_cluster.cert_fits(existing, signer.cert_pem, [], [name]):
             continue
         ctx.progress.update(f"a certificate for {name}")
-        pair = issue(ca)
+        pair = issue(signer)
         portal_cluster.write_private(ctx, undo, key, pair.key_pem.decode())
         portal_cluster.write_private(ctx, undo, cert, pair.cert_pem.decode(), 0o644)
     return undo.entries()
+
+
+def make_clients_ca(ctx, undo) -> pki.KeyPair:
+    """The CA of the agents' clients, kept while it fits (ca_fits), made anew otherwise
+    (the portal's client certificate is then issued again, and the agent's `ca` secret
+    changes with it)."""
+    host = ctx.host
+    existing = portal_cluster.read_pair(host, CLIENTS_CA_CERT, CLIENTS_CA_KEY)
+    if existing and ca_fits(existing):
+        return existing
+    ctx.progress.update("the CA of the agents' clients")
+    pair = pki.create_ca(CLIENTS_CA_NAME)
+    portal_cluster.write_private(ctx, undo, CLIENTS_CA_KEY, pair.key_pem.decode())
+    portal_cluster.write_private(ctx, undo, CLIENTS_CA_CERT, pair.cert_pem.decode(), 0o644)
+    return pair
+
+
+def ca_fits(pair: pki.KeyPair, now: datetime.datetime | None = None) -> bool:
+    """Whether a CA may stay: a CA certificate, its key its own, more than 30 days left."""
+    try:
+        cert = x509.load_pem_x509_certificate(pair.cert_pem)
+        key = serialization.load_pem_private_key(pair.key_pem, password=None)
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except (ValueError, TypeError, x509.ExtensionNotFound):
+        return False
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return (is_ca and key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
+            and cert.not_valid_after_utc - now > portal_layout.RENEW_BEFORE)
 
 
 def _exists(host, *argv) -> bool:
@@ -170,12 +220,13 @@ def start_service(ctx) -> dict:
         image = agent_image_of(archive)
     registry = portal_layout.registry_address(ctx.answers.address)
     ref = f"{registry}/{image.ref}"
+    # "ca": the CA the agent checks its clients against: the clients CA, not the cluster's
     contents = {"crt": host.read_bytes(AGENT_CERT), "key": host.read_bytes(AGENT_KEY),
-                "ca": host.read_bytes(portal_layout.CA_CERT)}
+                "ca": host.read_bytes(CLIENTS_CA_CERT)}
     if not all(contents.values()):
-        raise InstallerError(f"the agent's certificate, key or the CA is missing in "
-                             f"{AGENT_DIR}", "they are made by the step agent.pki: run the "
-                             "install again")
+        raise InstallerError(f"the agent's certificate, key or its clients' CA is missing "
+                             f"({AGENT_DIR}, {CLIENTS_CA_CERT})", "they are made by the step "
+                             "agent.pki: run the install again")
     secrets = {kind: secret_name(kind, data) for kind, data in contents.items()}
     for kind, name in secrets.items():
         if _exists(host, "secret", "inspect", name):

@@ -22,7 +22,7 @@ import warnings
 import requests
 import urllib3
 
-from dragonball.errors import InstallerError
+from dragonball.errors import Failed, InstallerError
 from dragonball.shared import fingerprints
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
-class JoinError(InstallerError):
+class JoinError(InstallerError, Failed):
     """Joining the portal's cluster failed, or the portal refused this server."""
 
 

@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Mapping
 
-from dragonball.errors import InstallerError, InvalidInput
+from dragonball.errors import Conflict, Failed, InstallerError, InvalidInput
 from dragonball.installer import plan, roles
 from dragonball.installer.enrollment_api import JoinError, PortalApi
 from dragonball.installer.host import Host
@@ -75,11 +75,11 @@ class AnswersDisagree(InstallerError, InvalidInput):
     """A data directory given apart from the answers names another one; nothing changed."""
 
 
-class OtherAnswers(InstallerError):
-    """DragonBall is installed here with other answers; nothing changed."""
+class OtherAnswers(InstallerError, Conflict):
+    """DragonBall is installed here with other answers; nothing changed (reset first)."""
 
 
-class PreflightStopped(InstallerError):
+class PreflightStopped(InstallerError, Failed):
     """A preflight check failed: the install stopped before any change."""
 
     def __init__(self, result: Result, blocking: list) -> None:
@@ -107,7 +107,7 @@ class Reporter(plan.Progress):
 # --- answers -------------------------------------------------------------------------------
 
 def collect(options: InstallOptions) -> Answers:
-    """Valid, confirmed answers (the wizard's errors carry their exit status)."""
+    """Valid, confirmed answers (the wizard's errors carry their category)."""
     answers = collect_answers(options.wizard, live_facts(), checks=wizard_checks())
     return with_data_dir(answers, options.wizard.data_dir)
 

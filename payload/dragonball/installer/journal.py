@@ -21,14 +21,15 @@ import os
 import tempfile
 import time
 
-from dragonball.errors import InstallerError
+from dragonball.errors import Conflict, InstallerError
 
 JOURNAL_NAME = "install-journal.json"
 FORMAT = 1
 
 
-class JournalError(InstallerError):
-    """The journal cannot be read or does not belong to this install."""
+class JournalError(InstallerError, Conflict):
+    """The journal cannot be read or does not belong to this install: what is on this server
+    forbids going on until it is finished, reset or moved away."""
 
 
 def answers_digest(answers: dict) -> str:

@@ -12,13 +12,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import DragonBallError, Failed, InstallerError
 from dragonball.installer.journal import Journal
 
 log = logging.getLogger(__name__)
 
 
-class StepFailed(DragonBallError):
+class StepFailed(InstallerError, Failed):
     """A step of the install failed; re-running the install resumes at it."""
 
 

@@ -10,6 +10,9 @@ From sh:      eval "$(/opt/dragon_ball/bin/params sh port password)"   sets $par
 From Python:  sys.path.insert(0, "/opt/dragon_ball/lib"); from dragonball.module import params
               params.load()
 
+Exit status of the command (the runtime's, README.md "Exit statuses"): 0 done, 2 a wrong
+command line or a parameter that cannot be read or has the wrong type.
+
 Standard library only: it runs on the base image's python3.
 """
 
@@ -21,10 +24,12 @@ import re
 import shlex
 import sys
 
+from dragonball.errors import ExitStatus, InvalidInput, SupervisorError
+
 DEFAULTS = os.path.join("module", "defaults.json")
 
 
-class ParamError(Exception):
+class ParamError(SupervisorError, InvalidInput):
     """A parameter cannot be read or has the wrong type."""
 
 
@@ -104,19 +109,19 @@ def main(argv: list[str]) -> int:
         path, argv = argv[1], argv[2:]
     if len(argv) < 2 or argv[0] not in ("get", "sh"):
         print(__doc__, file=sys.stderr)
-        return 2
+        return ExitStatus.INVALID
     try:
         params = load(path)
     except ParamError as e:
         print(f"params: {e}", file=sys.stderr)
-        return 1
+        return e.exit_status
     if argv[0] == "get":
         print(as_text(params.get(argv[1], "")))
-        return 0
+        return ExitStatus.OK
     for key in argv[1:]:
         name = "param_" + re.sub(r"[^a-z0-9_]", "_", key.lower())
         print(f"{name}={shlex.quote(as_text(params.get(key, '')))}")
-    return 0
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":

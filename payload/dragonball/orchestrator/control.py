@@ -24,7 +24,7 @@ from dragonball.app import plan as plan_mod
 from dragonball.app import spec as app_spec
 from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec
-from dragonball.errors import DragonBallError
+from dragonball.app.errors import AppNotApplied
 from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator import planning, status as status_mod
 from dragonball.orchestrator.execute import Executor
@@ -36,10 +36,6 @@ from dragonball.orchestrator.tasks import TaskCalls, TaskResult
 __all__ = ["AppNotApplied", "Control", "Prepared", "TaskResult", "split_image"]
 
 log = logging.getLogger(__name__)
-
-
-class AppNotApplied(DragonBallError):
-    """A command names an app the portal has no spec of."""
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import time
 from typing import Callable
 
 from dragonball.app.model import AppSpec
-from dragonball.errors import DragonBallError
 from dragonball.orchestrator.param_calls import ParamCalls
+from dragonball.orchestrator.params import ParamsRefused
 from dragonball.orchestrator.planning import Deployment, LaunchStep
 from dragonball.orchestrator.rollout import Launch, Rollout
 from dragonball.orchestrator.tasks import TaskCalls
@@ -63,7 +63,7 @@ class Executor:
         self.params.mark_delivered(spec, [s.service for s in steps
                                           if s.service not in {r.service for r in refused}])
         if refused:
-            raise DragonBallError(
+            raise ParamsRefused(
                 "new parameters were refused by " + "; ".join(
                     f"{r.task} on {r.server}: {r.detail}" for r in refused),
                 "the services are running; fix the values (dragonball params set) or the "

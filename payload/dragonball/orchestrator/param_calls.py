@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 from dragonball.app.model import AppSpec
+from dragonball.agent_client import AgentError
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator.state import AppStore
@@ -57,7 +58,7 @@ class ParamCalls:
             if not failures:
                 return
             if self.clock() >= deadline:
-                raise DragonBallError(
+                raise AgentError(
                     f"the parameters of {name} could not be written on {len(failures)} "
                     "server(s): " + "; ".join(f"{n.hostname}: {e.message}" for n, e in failures),
                     "a server whose agent does not answer cannot run tasks: see "

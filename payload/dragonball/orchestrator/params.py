@@ -10,18 +10,21 @@ from __future__ import annotations
 import json
 
 from dragonball.app.model import Parameter, ServiceSpec
-from dragonball.errors import DragonBallError
+from dragonball.errors import AppError, Failed, InvalidInput
 
 MASK = "********"
 
 
-class ParamsInvalid(DragonBallError):
+class ParamsInvalid(AppError, InvalidInput):
     """Values given for a service's parameters do not fit the spec: every problem listed
     (one line each in `problems`)."""
 
     def __init__(self, message: str, hint: str = "", problems: list | None = None) -> None:
-        super().__init__(message, hint)
-        self.problems = list(problems or [message])
+        super().__init__(message, hint, problems or [message])
+
+
+class ParamsRefused(AppError, Failed):
+    """Valid parameters that running tasks refused (their config_change failed)."""
 
 
 def in_force(service: ServiceSpec, values: dict) -> dict:
@@ -32,7 +35,13 @@ def in_force(service: ServiceSpec, values: dict) -> dict:
 
 def coerce(name: str, param: Parameter, text: str):
     """`text` from a command line as a value of the parameter's type; ValueError says why."""
-    kind = param.type
+    return coerce_as(name, param.type, text)
+
+
+def coerce_as(name: str, kind: str, text: str):
+    """`text` as a value of the spec type `kind` (string, int, float, bool, list): a string
+    is the text as it is; a bool is true/yes/on/1 or false/no/off/0; a list is JSON
+    (``["a","b"]``) or comma-separated items. ValueError says why not."""
     if kind == "string":
         return text
     if kind == "int":
@@ -52,6 +61,8 @@ def coerce(name: str, param: Parameter, text: str):
         if lowered in ("false", "no", "off", "0"):
             return False
         raise ValueError(f"{name} is a bool: give true or false, not {text!r}")
+    if kind != "list":
+        raise ValueError(f"{name} has a type this command does not know: {kind!r}")
     try:  # list: JSON, or comma-separated strings
         value = json.loads(text) if text.strip().startswith("[") else \
             [item.strip() for item in text.split(",") if item.strip()]
@@ -66,14 +77,44 @@ def edit(service_name: str, service: ServiceSpec, current: dict, assignments: li
          unset: list[str] = ()) -> dict:
     """The values set after `KEY=VALUE` assignments and `unset` keys (back to the default);
     ParamsInvalid listing every problem, nothing changed then."""
-    changes, problems = [], []
-    for item in assignments:
+    types = {key: param.type for key, param in service.parameters.items()}
+    values, problems = _assigned(service_name, assignments, types)
+    return _edited(service_name, service, current, list(values.items()), unset, check_value,
+                   problems)
+
+
+def assignments(service_name: str, texts: list[str], types: dict) -> dict:
+    """`KEY=VALUE` texts (a command line's, a form's) as typed values, by `types` (each
+    parameter of the service -> its spec type, as `Control.get_params` and the API give
+    them): the one parser of KEY=VALUE, for the CLI on the portal, through the API, and the
+    pages. Splits at the first ``=`` (a value may hold more); the key is stripped, the value
+    kept as it is. ParamsInvalid listing every problem (not KEY=VALUE, an unknown key, a
+    value not of its type)."""
+    values, problems = _assigned(service_name, texts, types)
+    if problems:
+        raise _invalid(service_name, problems)
+    return values
+
+
+def _assigned(service_name: str, texts: list[str], types: dict) -> tuple[dict, list]:
+    """(typed values, problems) of KEY=VALUE texts: the malformed ones first."""
+    pairs, problems = [], []
+    for item in texts:
         key, sep, text = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             problems.append(f"{item!r}: give KEY=VALUE")
         else:
-            changes.append((key.strip(), text))
-    return _edited(service_name, service, current, changes, unset, coerce, problems)
+            pairs.append((key.strip(), text))
+    values = {}
+    for key, text in pairs:
+        if key not in types:
+            problems.append(_unknown(service_name, types, key))
+            continue
+        try:
+            values[key] = coerce_as(key, types[key], text)
+        except ValueError as e:
+            problems.append(str(e))
+    return values, problems
 
 
 def check_value(name: str, param: Parameter, value):
@@ -111,7 +152,7 @@ def _edited(service_name: str, service: ServiceSpec, current: dict, changes: lis
     values, problems = dict(current), list(problems or [])
     for key, raw in changes:
         if key not in service.parameters:
-            problems.append(_unknown(service_name, service, key))
+            problems.append(_unknown(service_name, service.parameters, key))
             continue
         try:
             values[key] = convert(key, service.parameters[key], raw)
@@ -119,18 +160,21 @@ def _edited(service_name: str, service: ServiceSpec, current: dict, changes: lis
             problems.append(str(e))
     for key in unset:
         if key not in service.parameters:
-            problems.append(_unknown(service_name, service, key))
+            problems.append(_unknown(service_name, service.parameters, key))
         else:
             values.pop(key, None)
     if problems:
-        raise ParamsInvalid(f"{service_name}: " + "; ".join(problems),
-                            f"see its parameters: dragonball params get {service_name}",
-                            problems)
+        raise _invalid(service_name, problems)
     return values
 
 
-def _unknown(service_name: str, service: ServiceSpec, key: str) -> str:
-    known = ", ".join(sorted(service.parameters)) or "none"
+def _invalid(service_name: str, problems: list) -> ParamsInvalid:
+    return ParamsInvalid(f"{service_name}: " + "; ".join(problems),
+                         f"see its parameters: dragonball params get {service_name}", problems)
+
+
+def _unknown(service_name: str, known_keys, key: str) -> str:
+    known = ", ".join(sorted(known_keys)) or "none"
     return f"{service_name} has no parameter {key!r} (it has: {known})"
 
 

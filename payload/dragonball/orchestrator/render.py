@@ -1,14 +1,15 @@
-"""What the app commands print for people, the same locally (commands.apps) and through
-the portal (commands.remote_apps): a job's event lines, the services table, a service's
-parameters, the config_change result of each task.
+"""What the app commands (commands/apps.py) print for people, the same on the portal and
+through its API: a job's event lines, the services table, a service's parameters, the
+config_change result of each task, the notifications, the tasks' log lines.
 
-Rows are the JSON documents both sides already have (Control.status, Control.get_params,
-TaskResult.to_dict, the portal's API answers); every text from them is escaped as markup.
+Rows are the REST API's JSON documents (which both transports answer with: Control.status,
+orchestrator.answers, TaskResult.to_dict); every text from them is escaped as markup.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 from rich.console import Console
 from rich.markup import escape
@@ -70,3 +71,28 @@ def print_task_results(app: str, service: str, tasks: list[dict], console: Conso
     console.print(table)
     if not tasks:
         console.print("no task runs now: new tasks start with these parameters")
+
+
+def print_notifications(app: str, rows: list[dict], console: Console) -> None:
+    """The latest notifications, newest first, and how their delivery went."""
+    table = Table(title=f"app {app}: notifications, newest first", title_justify="left")
+    for column in ("to", "seq", "about", "event", "delivered", "attempts / last error"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        when = (time.strftime("%H:%M:%S", time.localtime(r["delivered"]))
+                if r["delivered"] else "[yellow]pending[/yellow]")
+        table.add_row(escape(str(r["to"])), str(r["seq"]), escape(str(r["payload"]["service"])),
+                      escape(str(r["payload"]["event"])), when,
+                      f"{r['attempts']} {escape(r['last_error'] or '')}")
+    console.print(table)
+
+
+def print_logs(tasks: list[dict], console: Console) -> None:
+    """Each task's last log lines under a ``== task on server ==`` heading, as they are."""
+    for task in tasks:
+        console.print(f"[bold]== {escape(str(task.get('task')))} on "
+                      f"{escape(str(task.get('server')))} ==[/bold]")
+        if task.get("error"):
+            console.print(f"[yellow]{escape(str(task['error']))}[/yellow]")
+        for line in task.get("lines", []):
+            console.print(line, markup=False, highlight=False)

@@ -17,7 +17,7 @@ import datetime
 import time
 from typing import Callable
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import AppError, Failed
 from dragonball.swarm import Task
 
 POLL_S = 0.5
@@ -28,7 +28,7 @@ ACTIVE = frozenset({"new", "pending", "assigned", "accepted", "preparing", "read
 FAILED = frozenset({"failed", "rejected"})
 
 
-class RolloutFailed(DragonBallError):
+class RolloutFailed(AppError, Failed):
     """A service did not become healthy (or stop): what, where, and the action's output."""
 
     def __init__(self, service: str, reason: str, server: str = "", output: str = "",
@@ -43,6 +43,15 @@ class RolloutFailed(DragonBallError):
                 else "")
         super().__init__(text, "fix the cause, then run the same command again: what is "
                          f"healthy is kept{kept}")
+
+    def details(self) -> dict:
+        """Where it failed, the action's output, what stays healthy: a failed job's result
+        in the API, and part of the error's JSON (`to_dict`) for the CLI."""
+        return {"service": self.service, "server": self.server, "output": self.output,
+                "healthy": self.healthy}
+
+    def to_dict(self) -> dict:
+        return super().to_dict() | self.details()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,8 @@
 Authentication (sessions, basic, API tokens, CSRF) is dragonball.portal.auth; the web
 pages, login and tokens are dragonball.portal.web, mounted here.
 
-Every error is JSON ``{"error": "..."}``. Failed enrollment codes and failed admin logins
+Every error is JSON ``{"error", "hint", "category", ...}`` with the HTTP status of its category
+(portal.answers; README.md, "Exit statuses"). Failed enrollment codes and failed admin logins
 are counted per client address in the store's events: 10 in 10 minutes and that address
 gets 429 (with Retry-After) until the oldest of them is 10 minutes old. No secret (code,
 token, password, join token) is ever logged or put in an event.
@@ -18,9 +19,11 @@ token, password, join token) is ever logged or put in an event.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import threading
+from collections.abc import Iterator
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,9 +35,12 @@ from dragonball.portal import apps_api
 from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import web, wiring
+from dragonball.portal.answers import error_response
+from dragonball.portal.auth import Forbidden, NotAuthenticated
 from dragonball.portal.enrollment import parse_duration
+from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
-from dragonball.portal.swarm import Cluster, settle_managers, wait_ready
+from dragonball.portal.swarm import Cluster, NodeNotInSwarm, settle_managers, wait_ready
 from dragonball.portal.web.sources import SourceError
 from dragonball.shared import names
 from dragonball.swarm import SwarmError
@@ -78,7 +84,15 @@ class JoinedRequest(BaseModel):
 
 
 class Limiter:
-    """Failures per client address in a sliding window, counted in the store's events."""
+    """Failures per client address in a sliding window, counted in the store's events.
+
+    An attempt takes a place among the failures before it is checked (`attempt`), in one
+    SQL statement: a success gives the place back, a failure keeps it. So 20 concurrent
+    wrong guesses against a limit of 10 get exactly 10 checks and 10 refusals (checking,
+    then recording, let all 20 through). No limiter library fits: `limits` keeps its
+    counts in memory or redis, not in the store every portal process shares, and counts
+    attempts, with no way to give a success's place back.
+    """
 
     def __init__(self, store: Store, kind: str, limit: int = FAILURE_LIMIT,
                  window_s: float = FAILURE_WINDOW_S) -> None:
@@ -92,12 +106,30 @@ class Limiter:
         oldest = self.store.oldest_event(self.kind, client, since) or self.store.clock()
         return max(1, int(oldest + self.window_s - self.store.clock()) + 1)
 
-    def failed(self, client: str, reason: str) -> None:
-        self.store.record(self.kind, "anonymous", client, {"reason": reason})
+    @contextlib.contextmanager
+    def attempt(self, client: str) -> Iterator[Slot | None]:
+        """A place for one attempt of `client`, None when it has none left (`retry_after`
+        says how long to wait). Leaving without `Slot.failed` gives the place back."""
+        event_id = self.store.reserve_event(self.kind, client,
+                                            self.store.clock() - self.window_s, self.limit)
+        slot = None if event_id is None else Slot(self.store, event_id)
+        try:
+            yield slot
+        finally:
+            if slot is not None and not slot.failure:
+                self.store.drop_event(event_id)
 
 
-def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+class Slot:
+    """One attempt's place among a client's failures (Limiter.attempt)."""
+
+    def __init__(self, store: Store, event_id: int) -> None:
+        self.store, self.event_id, self.failure = store, event_id, False
+
+    def failed(self, reason: str) -> None:
+        """The attempt failed: it keeps its place, with `reason` (never a secret)."""
+        self.failure = True
+        self.store.settle_event(self.event_id, {"reason": reason})
 
 
 def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster | None = None,
@@ -131,15 +163,14 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
         problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg")}
                     for e in exc.errors()]
         text = "; ".join(f"{p['where']}: {p['problem']}" for p in problems)
-        return JSONResponse({"error": f"invalid request: {text}", "problems": problems},
-                            status_code=422)
+        return error_response(RequestInvalid(f"invalid request: {text}", problems=problems))
 
     @app.get("/healthz")
     def healthz() -> Response:
         try:
             store.count_events("health", "-", 0)
         except StoreError as e:
-            return error(503, f"the store does not answer: {e.message}")
+            return error_response(e, message=f"the store does not answer: {e.message}")
         return JSONResponse({"status": "ok"})
 
     @app.get("/api/v1/ca")
@@ -149,29 +180,35 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     @app.post("/api/v1/enroll")
     def enroll(body: EnrollRequest, request: Request) -> Response:
         client = _client(request)
-        wait = enroll_limit.retry_after(client)
-        if wait is not None:
-            log.warning("enroll from %s refused: too many failed codes", client)
-            return error(429, f"too many failed enrollment codes from {client}: try again "
-                         f"in {wait} s", {"Retry-After": str(wait)})
-        try:
-            device, token = store.enroll(body.code, body.hostname, body.address, client)
-        except CodeRefused as e:
-            enroll_limit.failed(client, e.message)
-            log.warning("enroll from %s (%s) refused: %s", client, body.hostname, e.message)
-            return error(401, f"{e.message}: ask the portal for a new one "
-                         "('dragonball enroll' on the portal)")
-        except HostnameTaken as e:
-            store.record("enroll.conflict", "anonymous", client, {"hostname": body.hostname})
-            log.warning("enroll from %s refused: %s", client, e.message)
-            return error(409, f"{e.message}: give this server another hostname, or remove "
-                         "the other device on the portal first")
+        with enroll_limit.attempt(client) as slot:
+            if slot is None:
+                wait = enroll_limit.retry_after(client) or 1
+                log.warning("enroll from %s refused: too many failed codes", client)
+                return error_response(auth_mod.RateLimited(client, wait),
+                                      {"Retry-After": str(wait)},
+                                      f"too many failed enrollment codes from {client}: try "
+                                      f"again in {wait} s")
+            try:
+                device, token = store.enroll(body.code, body.hostname, body.address, client)
+            except CodeRefused as e:
+                slot.failed(e.message)
+                log.warning("enroll from %s (%s) refused: %s", client, body.hostname,
+                            e.message)
+                return error_response(e, message=f"{e.message}: ask the portal for a new one "
+                                      "('dragonball enroll' on the portal)")
+            except HostnameTaken as e:
+                store.record("enroll.conflict", "anonymous", client,
+                             {"hostname": body.hostname})
+                log.warning("enroll from %s refused: %s", client, e.message)
+                return error_response(e, message=f"{e.message}: give this server another "
+                                      "hostname, or remove the other device on the portal "
+                                      "first")
         try:
             join_token = cluster.join_token()
         except SwarmError as e:
             log.error("enroll of %s: %s", body.hostname, e.message)
-            return error(503, f"the portal cannot reach its Swarm now ({e.message}): try "
-                         "again in a minute")
+            return error_response(e, message=f"the portal cannot reach its Swarm now "
+                                  f"({e.message}): try again in a minute")
         log.info("device %d (%s, %s) enrolled from %s", device.id, device.hostname,
                  device.address, client)
         return JSONResponse({
@@ -194,21 +231,23 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
         scheme, _, token = (authorization or "").partition(" ")
         device = store.device_by_token(token.strip()) if scheme.lower() == "bearer" else None
         if device is None:
-            return error(401, "a device token is needed: 'Authorization: Bearer <the "
-                         "device_token enroll returned>'", {"WWW-Authenticate": "Bearer"})
+            return error_response(NotAuthenticated(
+                "a device token is needed: 'Authorization: Bearer <the device_token enroll "
+                "returned>'"), {"WWW-Authenticate": "Bearer"})
         if device.id != device_id:
-            return error(403, f"this token is device {device.id}'s, not device {device_id}'s")
+            return error_response(Forbidden(f"this token is device {device.id}'s, not device "
+                                            f"{device_id}'s"))
         try:
             node = cluster.node(body.node_id)
             if node is None:
-                return error(409, f"node {body.node_id} is not in this Swarm: join it first "
-                             "('docker swarm join'), then report the node ID "
-                             "'docker info -f {{.Swarm.NodeID}}' gives")
+                return error_response(NodeNotInSwarm(
+                    f"node {body.node_id} is not in this Swarm: join it first ('docker swarm "
+                    "join'), then report the node ID 'docker info -f {{.Swarm.NodeID}}' gives"))
             cluster.update_node(body.node_id, labels=device.labels)
         except SwarmError as e:
             log.error("device %d joined: %s", device.id, e.message)
-            return error(503, f"the portal cannot reach its Swarm now ({e.message}): "
-                         "try again in a minute")
+            return error_response(e, message=f"the portal cannot reach its Swarm now "
+                                  f"({e.message}): try again in a minute")
         device = store.mark_joined(device.id, body.node_id, client)
         log.info("device %d (%s) joined as node %s", device.id, device.hostname, body.node_id)
         promoted: list[str] = []
@@ -238,12 +277,12 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
         try:
             ttl_s = parse_duration((body or CodeRequest()).ttl)
         except ValueError as e:
-            return error(422, f"ttl: {e}")
+            return error_response(RequestInvalid(f"ttl: {e}"))
         try:
             info = request.app.state.sources.new_enrollment(
                 ttl_s, f"{admin.username} (api)", _client(request))
         except SourceError as e:
-            return error(503, f"{e.message}: {e.hint}" if e.hint else e.message)
+            return error_response(e)
         return JSONResponse(info)
 
     return app

@@ -14,9 +14,12 @@
 
 Every route takes `auth.require_admin` (and so its CSRF rules). Routes are thin: a
 `Control` from the factory the app was made with (the real one talks to the Swarm, the
-store, the agents and the registry; tests give one over fakes), errors mapped once here to
-``{"error", "hint"}``: 404 an unknown app or service, 409 the app is busy with another job,
-422 invalid input (with `problems`; nothing is changed), 503 the cluster does not answer.
+store, the agents and the registry; tests give one over fakes), answers shaped by
+orchestrator/answers.py (which the CLI's local path uses too), errors mapped once here to
+``{"error", "hint"}`` with their category's HTTP status: 404 an unknown app or service, 409
+the app is busy with another job, 422 invalid input (with `problems`; nothing is changed),
+503 the cluster does not answer, 500 an operation failed. A failed job says its error's
+`category`.
 """
 
 from __future__ import annotations
@@ -28,20 +31,23 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dragonball.app.errors import AppSpecInvalid, CycleError, UnknownService
 from dragonball.app.model import NAME_PATTERN
 from dragonball.errors import DragonBallError
-from dragonball.orchestrator import params as params_mod
-from dragonball.orchestrator.control import AppNotApplied
+from dragonball.orchestrator import answers
+from dragonball.orchestrator.answers import known_service, masked
 from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.rollout import RolloutFailed
+from dragonball.portal.answers import error_response
 from dragonball.portal.auth import Principal, client_address, require_admin
-from dragonball.portal.jobs import AppBusy, Job, Jobs
+from dragonball.portal.jobs import Job, JobUnknown, Jobs
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ACTIONS", "known_service", "masked", "mount", "router", "set_params",
+           "start_apply", "start_lifecycle"]
+
 router = APIRouter(prefix="/api/v1", tags=["apps"])
-ACTIONS = ("start", "stop", "restart")
+ACTIONS = answers.ACTIONS
 SPEC_LIMIT = 1024 * 1024
 
 
@@ -76,20 +82,9 @@ def mount(app: FastAPI, control_factory: Callable, jobs: Jobs | None = None) -> 
 
 # -- errors, once ------------------------------------------------------------------------
 def failure(e: DragonBallError) -> JSONResponse:
-    """An application-layer error as the answer the contract gives it."""
-    body: dict = {"error": e.message, "hint": e.hint}
-    if isinstance(e, (AppNotApplied, UnknownService)):
-        return JSONResponse(body, status_code=404)
-    if isinstance(e, AppBusy):
-        return JSONResponse(body | {"job": e.job.id}, status_code=409)
-    if isinstance(e, AppSpecInvalid):
-        return JSONResponse(body | {"problems": [p.to_dict() for p in e.problems]}, 422)
-    if isinstance(e, ParamsInvalid):
-        return JSONResponse(body | {"problems": e.problems}, status_code=422)
-    if isinstance(e, CycleError):
-        return JSONResponse(body | {"problems": [e.message]}, status_code=422)
-    log.warning("apps API: %s", e.message.splitlines()[0])
-    return JSONResponse(body, status_code=503)
+    """An application-layer error as the answer the contract gives it: its category's status
+    (a failed rollout's details are a job's, never an answer's)."""
+    return error_response(e)
 
 
 def answer(body: Callable[[], Any], status: int = 200) -> JSONResponse:
@@ -111,27 +106,7 @@ def jobs_of(request: Request) -> Jobs:
 
 def rollout_details(e: DragonBallError) -> dict | None:
     """What a failed rollout says beyond its message: where, its output, what is kept."""
-    if isinstance(e, RolloutFailed):
-        return {"service": e.service, "server": e.server, "output": e.output,
-                "healthy": e.healthy}
-    return None
-
-
-def masked(found: dict) -> dict:
-    """`Control.get_params`' answer with every secret's value masked."""
-    for item in found["parameters"].values():
-        if item["secret"] and item["value"] != "":
-            item["value"] = params_mod.MASK
-        if item["secret"] and item["default"] != "":
-            item["default"] = params_mod.MASK
-    return found
-
-
-def known_service(control, app: str, name: str) -> None:
-    """AppNotApplied or UnknownService unless `app` has a service `name`."""
-    spec = control.spec_of(app)
-    if name not in spec.services:
-        raise UnknownService(name, spec.services)
+    return e.details() if isinstance(e, RolloutFailed) else None
 
 
 # -- the lifecycle, as jobs -------------------------------------------------------------------
@@ -144,10 +119,7 @@ def start_lifecycle(request: Request, principal: Principal, app: str, name: str,
     def work(job: Job) -> dict:
         control = factory()
         control.progress = job.progress
-        if action == "stop":
-            done, notes = control.stop(app, name)
-            return {"app": app, "service": name, "stop": done, "notes": list(notes)}
-        return {"app": app, "service": name, action: getattr(control, action)(app, name)}
+        return answers.act(control, action, app, name)
     job = jobs_of(request).start(action, app, work, service=name, failure=rollout_details)
     _record(request, principal, f"app.{action}", {"app": app, "service": name, "job": job.id})
     return job
@@ -157,14 +129,13 @@ def start_apply(request: Request, principal: Principal, text: str, file: str) ->
     """Check a spec text against the cluster and plan it (AppSpecInvalid: no job), then
     roll that plan out as a job."""
     factory = request.app.state.control_factory
-    prepared = factory().prepare_text(text, file)
+    prepared = factory().prepare_text(text, file)  # read, observed and planned once
     app = prepared.spec.app
 
     def work(job: Job) -> dict:
         control = factory()
         control.progress = job.progress
-        done = control.execute(prepared)
-        return {"app": app, "plan": done.to_dict(), "applied": True}
+        return answers.apply(control, prepared, file)
     job = jobs_of(request).start("apply", app, work, failure=rollout_details)
     _record(request, principal, "app.apply.requested", {"app": app, "file": file,
                                                         "job": job.id})
@@ -183,11 +154,11 @@ def set_params(request: Request, app: str, name: str, values: dict, unset: list,
         if text:
             results = control.set_params(app, name, [f"{k}={v}" for k, v in values.items()],
                                          unset)
+            found = {"ok": all(r.ok for r in results), "tasks": [r.to_dict() for r in results]}
         else:
-            results = control.set_param_values(app, name, values, unset)
-        job.result = {"app": app, "service": name, "ok": all(r.ok for r in results),
-                      "tasks": [r.to_dict() for r in results]}
-    return {"ok": job.result["ok"], "tasks": job.result["tasks"]}
+            found = answers.set_values(control, app, name, values, unset)
+        job.result = {"app": app, "service": name} | found
+    return found
 
 
 def _record(request: Request, principal: Principal, kind: str, detail: dict) -> None:
@@ -224,8 +195,8 @@ def job(request: Request, job_id: str = Path(max_length=64),
     """A job: running, done or failed; its progress events; its result or error and hint."""
     found = jobs_of(request).get(job_id)
     if found is None:
-        return JSONResponse({"error": f"no job {job_id!r}", "hint": "the portal keeps the "
-                             "last 100 jobs, and none across a restart"}, status_code=404)
+        return failure(JobUnknown(f"no job {job_id!r}", "the portal keeps the last 100 jobs, "
+                                  "and none across a restart"))
     return JSONResponse(found.to_dict())
 
 
@@ -233,7 +204,7 @@ def job(request: Request, job_id: str = Path(max_length=64),
 def get_params(request: Request, app: str = Name(), name: str = Name(),
                principal: Principal = Depends(require_admin)) -> JSONResponse:
     """The parameters in force: value, default, type, secret, set on the portal or not."""
-    return answer(lambda: masked(control_of(request).get_params(app, name)))
+    return answer(lambda: answers.params(control_of(request), app, name))
 
 
 @router.put("/apps/{app}/services/{name}/params")
@@ -265,7 +236,7 @@ def notifications(request: Request, app: str = Name(),
 def plan(request: Request, body: SpecText,
          principal: Principal = Depends(require_admin)) -> JSONResponse:
     """What applying the spec would do (nothing is changed): Plan.to_dict."""
-    return answer(lambda: control_of(request).prepare_text(body.spec, body.file).plan.to_dict())
+    return answer(lambda: answers.plan(control_of(request), body.spec, body.file))
 
 
 @router.post("/apply", status_code=202)

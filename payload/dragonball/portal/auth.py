@@ -11,7 +11,8 @@ this order:
 - the session cookie `COOKIE`: a session of kind "session" made by the login form.
 
 A request none of them opens raises `NotAuthenticated`; `install` maps it to 401 JSON for
-``/api/``, to ``HX-Redirect: /login`` for htmx and to a 303 to /login for pages.
+``/api/``, to ``HX-Redirect: /login`` for htmx and to a 303 to /login for pages. The three
+errors here are the portal layer's DENIED (exit 6 for a command): 401, 403 and 429 for HTTP.
 
 CSRF: a state-changing request (POST, PUT, PATCH, DELETE) that a session cookie opened
 must carry that session's token, in the form field ``csrf_token`` or the header
@@ -31,9 +32,11 @@ import logging
 from urllib.parse import parse_qsl, quote
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from dragonball.errors import Denied, PortalError
+from dragonball.portal.answers import error_response
 from dragonball.portal.store import Session, Store
 
 log = logging.getLogger(__name__)
@@ -48,28 +51,27 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/
 REALM = "DragonBall portal"
 
 
-class NotAuthenticated(Exception):
-    """No session, token or password opened this request."""
+class NotAuthenticated(PortalError, Denied):
+    """No session, token or password opened this request (401: it asks for credentials)."""
 
-    def __init__(self, message: str = "log in first") -> None:
-        super().__init__(message)
-        self.message = message
+    http_refinement = 401
+
+    def __init__(self, message: str = "log in first", hint: str = "") -> None:
+        super().__init__(message, hint)
 
 
-class Forbidden(Exception):
+class Forbidden(PortalError, Denied):
     """Authenticated, but the request is refused (a CSRF check failed)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
+class RateLimited(PortalError, Denied):
+    """Too many failed logins from this client address (429, with Retry-After)."""
 
-class RateLimited(Exception):
-    """Too many failed logins from this client address."""
+    http_refinement = 429
 
     def __init__(self, client: str, retry_after: int) -> None:
         super().__init__(f"too many failed logins from {client}: try again in {retry_after} s")
-        self.message, self.retry_after = str(self), retry_after
+        self.retry_after = retry_after
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +91,7 @@ class Principal:
 class Auth:
     """The portal's authentication over its store; `install` puts it on ``app.state.auth``.
 
-    `limiter` is api.Limiter for ``login.refused`` (retry_after / failed).
+    `limiter` is api.Limiter for ``login.refused`` (attempt / retry_after).
     """
 
     store: Store
@@ -99,13 +101,16 @@ class Auth:
     token_s: float = TOKEN_S
 
     def check_password(self, username: str, password: str, client: str) -> bool:
-        """The admin's password, rate-limited per client: RateLimited when over the limit."""
-        wait = self.limiter.retry_after(client)
-        if wait is not None:
-            raise RateLimited(client, wait)
-        if self.store.check_admin(username, password):
-            return True
-        self.limiter.failed(client, "wrong user name or password")
+        """The admin's password, rate-limited per client: RateLimited when over the limit.
+
+        The attempt takes its place among the client's failures before the (slow) check,
+        so concurrent guesses cannot all pass the limit; a right password gives it back."""
+        with self.limiter.attempt(client) as slot:
+            if slot is None:
+                raise RateLimited(client, self.limiter.retry_after(client) or 1)
+            if self.store.check_admin(username, password):
+                return True
+            slot.failed("wrong user name or password")
         log.warning("admin login from %s refused", client)
         return False
 
@@ -229,10 +234,10 @@ def install(app, store: Store, limiter) -> Auth:
     @app.exception_handler(NotAuthenticated)
     async def _not_authenticated(request: Request, exc: NotAuthenticated) -> Response:
         if _wants_json(request):
-            return JSONResponse({"error": exc.message}, status_code=401,
-                                headers={"WWW-Authenticate": f'Basic realm="{REALM}"'})
+            return error_response(exc, {"WWW-Authenticate": f'Basic realm="{REALM}"'})
         if request.headers.get("hx-request"):
-            return Response(status_code=401, headers={"HX-Redirect": login_url(request)})
+            return Response(status_code=exc.http_status,
+                            headers={"HX-Redirect": login_url(request)})
         return RedirectResponse(login_url(request), status_code=303)
 
     @app.exception_handler(Forbidden)
@@ -240,13 +245,12 @@ def install(app, store: Store, limiter) -> Auth:
         log.warning("%s %s from %s refused: %s", request.method, request.url.path,
                     client_address(request), exc.message)
         if _wants_json(request):
-            return JSONResponse({"error": exc.message}, status_code=403)
-        return Response(exc.message, status_code=403, media_type="text/plain")
+            return error_response(exc)
+        return Response(exc.message, status_code=exc.http_status, media_type="text/plain")
 
     @app.exception_handler(RateLimited)
     async def _limited(request: Request, exc: RateLimited) -> Response:
-        return JSONResponse({"error": exc.message}, status_code=429,
-                            headers={"Retry-After": str(exc.retry_after)})
+        return error_response(exc, {"Retry-After": str(exc.retry_after)})
     return auth
 
 

@@ -21,7 +21,8 @@ import time
 import uuid
 from typing import Callable
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import (Category, Conflict, DragonBallError, NotFound, PortalError,
+                               category_of)
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ KEEP = 100
 RUNNING, DONE, FAILED = "running", "done", "failed"
 
 
-class AppBusy(DragonBallError):
+class AppBusy(PortalError, Conflict):
     """Another job is changing this app now."""
 
     def __init__(self, app: str, job: Job) -> None:
@@ -37,6 +38,13 @@ class AppBusy(DragonBallError):
                          f"{' ' + job.service if job.service else ''}) is still running",
                          f"wait for it to end (GET /api/v1/jobs/{job.id}), then try again")
         self.job = job
+
+    def to_dict(self) -> dict:
+        return super().to_dict() | {"job": self.job.id}
+
+
+class JobUnknown(PortalError, NotFound):
+    """No job has this id (the portal keeps the last ones, and none across a restart)."""
 
 
 @dataclasses.dataclass
@@ -52,6 +60,7 @@ class Job:
     result: object = None
     error: str | None = None
     hint: str = ""
+    category: str | None = None  # of the error (dragonball.errors.Category): its exit status
     created: float = 0.0
     finished: float | None = None
     began: float = dataclasses.field(default_factory=time.monotonic, repr=False)
@@ -65,7 +74,8 @@ class Job:
     def to_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "app": self.app, "service": self.service,
                 "state": self.state, "events": list(self.events), "result": self.result,
-                "error": self.error, "hint": self.hint, "created": self.created,
+                "error": self.error, "hint": self.hint, "category": self.category,
+                "created": self.created,
                 "finished": self.finished}
 
 
@@ -133,19 +143,23 @@ class Jobs:
         try:
             result = work(job)
         except DragonBallError as e:
-            self._end(job, FAILED, failure(e) if failure else None, e.message, e.hint)
+            self._end(job, FAILED, failure(e) if failure else None, e.message, e.hint,
+                      e.category)
             log.warning("job %s (%s %s %s) failed: %s", job.id, job.kind, job.app,
                         job.service, e.message.splitlines()[0])
         except Exception as e:  # a job thread must always end its job
             log.exception("job %s (%s %s) failed unexpectedly", job.id, job.kind, job.app)
             self._end(job, FAILED, None, f"unexpected error: {type(e).__name__}: {e}",
-                      "see the portal's log (journalctl -u dragonball-portal)")
+                      "see the portal's log (journalctl -u dragonball-portal)",
+                      Category.INTERNAL)
         else:
             self._end(job, DONE, result, None, "")
 
-    def _end(self, job: Job, state: str, result, error: str | None, hint: str) -> None:
+    def _end(self, job: Job, state: str, result, error: str | None, hint: str,
+             category: Category | None = None) -> None:
         with self._lock:
             job.result, job.error, job.hint = result, error, hint
+            job.category = category.value if category else None
             job.finished, job.state = self.clock(), state
             if self._busy.get(job.app) is job:
                 del self._busy[job.app]
@@ -165,4 +179,4 @@ class _Hold:
         else:
             message = getattr(error, "message", None) or str(error)
             self.jobs._end(self.job, FAILED, self.job.result, message,
-                           getattr(error, "hint", ""))
+                           getattr(error, "hint", ""), category_of(error))

@@ -14,7 +14,7 @@ import logging
 import socket
 import threading
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import Failed, PortalError
 from dragonball.orchestrator import notify
 from dragonball.portal import wiring
 from dragonball.portal.api import create_app
@@ -42,7 +42,7 @@ LOG_CONFIG = {
 GRACE_S = 5
 
 
-class ServeError(DragonBallError):
+class ServeError(PortalError, Failed):
     """The portal cannot start serving."""
 
 

@@ -26,7 +26,7 @@ import os
 
 import yaml
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import InvalidInput, PortalError
 from dragonball.portal.store import DB_NAME
 from dragonball.shared import paths, ports
 from dragonball.shared.addresses import host_port
@@ -36,7 +36,7 @@ CONFIG_FILE = f"{CONFIG_DIR}/portal.yaml"
 CA_DIR = paths.CA_DIR
 
 
-class SettingsError(DragonBallError):
+class SettingsError(PortalError, InvalidInput):
     """The portal's settings file is missing or wrong."""
 
 

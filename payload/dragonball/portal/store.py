@@ -33,7 +33,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import Conflict, Denied, NotFound, PortalError, Unavailable
+from dragonball.portal.attempts import AttemptLog
+from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.credentials import (code_hash, dummy_hash, hash_password, token_hash,
                                            verify_password)
 from dragonball.portal.sessions import SCHEMA as _SESSIONS_SCHEMA
@@ -85,16 +87,22 @@ CREATE INDEX IF NOT EXISTS events_by_client ON events (kind, client, at);
 """ + _SESSIONS_SCHEMA
 
 
-class StoreError(DragonBallError):
+class StoreError(PortalError, Unavailable):
     """The portal's database cannot be opened or used."""
 
 
-class CodeRefused(DragonBallError):
-    """An enrollment code is unknown, used or expired (the API answers 401)."""
+class CodeRefused(PortalError, Denied):
+    """An enrollment code is unknown, used or expired (the code is the credential: 401)."""
+
+    http_refinement = 401
 
 
-class HostnameTaken(DragonBallError):
-    """Another device has this hostname (the API answers 409)."""
+class HostnameTaken(PortalError, Conflict):
+    """Another device has this hostname (409)."""
+
+
+class DeviceUnknown(PortalError, NotFound):
+    """No device has this id."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +133,7 @@ class Device:
         return dataclasses.asdict(self)
 
 
-class Store(SessionTable):
+class Store(SessionTable, AttemptLog):
     """The portal's database. `Store.open(path)` creates it (0600, WAL) if needed."""
 
     def __init__(self, connection: sqlite3.Connection, path: str,
@@ -216,8 +224,8 @@ class Store(SessionTable):
                     client: str | None = None) -> tuple[str, Code]:
         """A new one-time code: (the code, to show once; its stored row)."""
         if ttl_s <= 0:
-            raise StoreError("an enrollment code needs a lifetime above zero",
-                             "give --ttl like 30m, 24h or 7d")
+            raise RequestInvalid("an enrollment code needs a lifetime above zero",
+                                 "give --ttl like 30m, 24h or 7d")
         now = self.clock()
         with self.write() as db:
             while True:  # a collision of 74-bit codes is not expected; retried all the same
@@ -314,7 +322,7 @@ class Store(SessionTable):
         with self.write() as db:
             row = db.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).fetchone()
             if row is None:
-                raise StoreError(f"no device {device_id}")
+                raise DeviceUnknown(f"no device {device_id}")
             if row["state"] != "joined" or row["node_id"] != node_id:
                 db.execute("UPDATE devices SET state = 'joined', node_id = ?, joined = ? "
                            "WHERE id = ?", (node_id, now, device_id))

@@ -11,9 +11,14 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+from dragonball.errors import Conflict, PortalError
 from dragonball.swarm import Node
 
 MANAGERS = 3
+
+
+class NodeNotInSwarm(PortalError, Conflict):
+    """A node named by its ID is not (or not yet) a member of this Swarm."""
 
 
 class Cluster(Protocol):

@@ -5,7 +5,9 @@ environment (``trust_env = False``): this machine, and maybe a customer's, sets
 REQUESTS_CA_BUNDLE / SSL_CERT_FILE / proxies, which would otherwise silently
 replace our CA or send loopback traffic to a proxy. Every requests exception
 and unexpected status becomes a `RegistryError` here, with what, where and what
-to do; nothing foreign leaks out. The password lives only in the session's
+to do (no answer: `RegistryUnreachable`; credentials refused: `RegistryRefused`; an
+unusable CA file: `RegistryInputInvalid`; any other refusal: the layer's own, FAILED);
+nothing foreign leaks out. The password lives only in the session's
 auth: it is never logged, never in a message, never in a process argument.
 """
 
@@ -17,7 +19,7 @@ import urllib.parse
 import requests
 import requests.adapters
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import Denied, InvalidInput, RegistryError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,17 @@ MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 TIMEOUT = (10, 300)  # connect, read: a registry verifies a big blob's digest before answering
 
 
-class RegistryError(DragonBallError):
-    """A registry refused a request, or could not be reached or trusted."""
+class RegistryUnreachable(RegistryError, Unavailable):
+    """No registry answers at the address, in time, or with a certificate of the CA."""
+
+
+class RegistryRefused(RegistryError, Denied):
+    """The registry refuses the credentials."""
+
+
+class RegistryInputInvalid(RegistryError, InvalidInput):
+    """What the registry calls were given is unusable: a CA file, a password file, an image
+    the archive does not hold."""
 
 
 class RegistryClient:
@@ -137,20 +148,24 @@ class RegistryClient:
             answer = self._session.request(method, url, verify=self.ca_file, timeout=TIMEOUT,
                                            allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError as e:
-            raise RegistryError(f"cannot {what}: TLS with {self.host} failed ({_reason(e)})",
-                                f"check that {self.ca_file} is the cluster CA and that the "
-                                f"registry's certificate names {self.host.rsplit(':', 1)[0]}") from e
+            raise RegistryUnreachable(
+                f"cannot {what}: TLS with {self.host} failed ({_reason(e)})",
+                f"check that {self.ca_file} is the cluster CA and that the registry's "
+                f"certificate names {self.host.rsplit(':', 1)[0]}") from e
         except requests.exceptions.Timeout as e:
-            raise RegistryError(f"cannot {what}: {self.host} did not answer in time",
-                                "check the registry container ('run.sh status') and the network") from e
+            raise RegistryUnreachable(
+                f"cannot {what}: {self.host} did not answer in time",
+                "check the registry container ('run.sh status') and the network") from e
         except requests.exceptions.ConnectionError as e:
-            raise RegistryError(f"cannot {what}: no registry answers at {self.host} ({_reason(e)})",
-                                "check --registry HOST:PORT and that the registry runs") from e
+            raise RegistryUnreachable(
+                f"cannot {what}: no registry answers at {self.host} ({_reason(e)})",
+                "check --registry HOST:PORT and that the registry runs") from e
         except requests.exceptions.RequestException as e:
-            raise RegistryError(f"cannot {what}: {_reason(e)}", "rerun with --debug") from e
+            raise RegistryUnreachable(f"cannot {what}: {_reason(e)}", "rerun with --debug") from e
         except OSError as e:  # after requests' own errors, which are OSErrors too
-            raise RegistryError(f"cannot {what}: {e.strerror or e} (CA file {self.ca_file})",
-                                "give --ca the cluster CA's certificate file (PEM)") from e
+            raise RegistryInputInvalid(
+                f"cannot {what}: {e.strerror or e} (CA file {self.ca_file})",
+                "give --ca the cluster CA's certificate file (PEM)") from e
         log.debug("%s %s -> %s", method, url.split("?")[0], answer.status_code)
         if answer.status_code in expect:
             return answer
@@ -158,10 +173,10 @@ class RegistryClient:
 
     def _refused(self, answer: requests.Response, what: str) -> RegistryError:
         if answer.status_code == 401:
-            return RegistryError(f"registry {self.host} refused the credentials of user "
-                                 f"{self.username!r} (HTTP 401) while trying to {what}",
-                                 "check --username and --password-file: the password must "
-                                 "match the registry's htpasswd line for that user")
+            return RegistryRefused(f"registry {self.host} refused the credentials of user "
+                                   f"{self.username!r} (HTTP 401) while trying to {what}",
+                                   "check --username and --password-file: the password must "
+                                   "match the registry's htpasswd line for that user")
         return RegistryError(f"registry {self.host} answered HTTP {answer.status_code} to "
                              f"'{what}': {_registry_errors(answer)}",
                              "read the registry's log (docker logs) for the same request")

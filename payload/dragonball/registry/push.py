@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from dragonball.registry.client import RegistryClient, RegistryError
+from dragonball.registry.client import RegistryClient, RegistryError, RegistryInputInvalid
 from dragonball.registry.plan import (Action, BlobStep, ImageToPush, ManifestStep, Observed,
                                       PushPlan, blob_checks, image_to_push, plan_push,
                                       select_images, tag_checks)
@@ -160,14 +160,14 @@ def push_archive(archive, client: RegistryClient, refs: Iterable[str] | None = N
 
     `progress` is a `PushProgress`, or a callable that gets each count of bytes sent.
 
-    Raises `RegistryError` for a ref the archive does not hold (before anything is
-    sent) and for anything the registry refuses.
+    Raises `RegistryInputInvalid` for a ref the archive does not hold (before anything is
+    sent) and a `RegistryError` for anything the registry refuses.
     """
     started = time.monotonic()
     images, unknown = select_images([image_to_push(i) for i in archive.images], refs)
     if unknown:
-        raise RegistryError(f"the archive holds no image {', '.join(unknown)}",
-                            "list what it holds with 'dragonball images list'")
+        raise RegistryInputInvalid(f"the archive holds no image {', '.join(unknown)}",
+                                   "list what it holds with 'dragonball images list'")
     if progress is None:
         progress = PushProgress()
     elif not isinstance(progress, PushProgress):

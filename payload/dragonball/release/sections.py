@@ -7,14 +7,14 @@ import hashlib
 import io
 import os
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import InvalidInput, ReleaseError
 
 SECTIONS_ENV = "DRAGONBALL_BIN_SECTIONS"
 BIN_ENV = "DRAGONBALL_BIN"
 CHUNK = 1 << 20
 
 
-class BinError(DragonBallError):
+class BinError(ReleaseError, InvalidInput):
     """The .bin file is missing, or a section of it is not what the build wrote."""
 
 

@@ -15,11 +15,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import Denied, InvalidInput, ReleaseError
 
 
-class SignatureError(DragonBallError):
-    """A key is unusable, or a signature does not match."""
+class KeyInvalid(ReleaseError, InvalidInput):
+    """A key is unusable: not PEM, not Ed25519, unreadable."""
+
+
+class SignatureError(ReleaseError, Denied):
+    """A signature does not match the key: the release is refused."""
 
 
 def new_key_pair() -> tuple[bytes, bytes]:
@@ -36,10 +40,10 @@ def load_private(pem: bytes, where: str) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as e:
-        raise SignatureError(f"{where} is not an unencrypted PEM private key",
-                             "make one with: python build.py keygen DIR") from e
+        raise KeyInvalid(f"{where} is not an unencrypted PEM private key",
+                         "make one with: python build.py keygen DIR") from e
     if not isinstance(key, Ed25519PrivateKey):
-        raise SignatureError(f"{where} is not an Ed25519 key", "make one with: python build.py keygen DIR")
+        raise KeyInvalid(f"{where} is not an Ed25519 key", "make one with: python build.py keygen DIR")
     return key
 
 
@@ -47,10 +51,10 @@ def load_public(pem: bytes, where: str) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as e:
-        raise SignatureError(f"{where} is not a PEM public key",
-                             "use the release's .pub file from the release engineer") from e
+        raise KeyInvalid(f"{where} is not a PEM public key",
+                         "use the release's .pub file from the release engineer") from e
     if not isinstance(key, Ed25519PublicKey):
-        raise SignatureError(f"{where} is not an Ed25519 public key", "use the release's .pub file")
+        raise KeyInvalid(f"{where} is not an Ed25519 public key", "use the release's .pub file")
     return key
 
 

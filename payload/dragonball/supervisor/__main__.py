@@ -17,14 +17,14 @@ FILE is a JSON object; - or nothing reads standard input. With DRAGONBALL_PARAMS
 the portal owns the parameters: in force are the last ones applied in this container, else
 the file $DRAGONBALL_PARAMS_FROM; storage/ is not used for them.
 
-Exit codes: 0 ok, 1 an action failed, 2 invalid module or command line,
-3 the supervisor itself failed (docs/module-spec.md).
+Exit codes (the module spec's own range, docs/module-spec.md): 0 ok, 1 an action failed,
+2 invalid module, command line or input (the runtime's OK, FAILED and INVALID), 3 the
+supervisor itself failed (a bug; the runtime says 70 for its own).
 """
 
 from __future__ import annotations
 
 import argparse
-import enum
 import json
 import logging
 import logging.handlers
@@ -32,7 +32,7 @@ import os
 import sys
 import traceback
 
-from dragonball.errors import DragonBallError, ModuleError, SupervisorError
+from dragonball.errors import DragonBallError, ExitStatus, ModuleError, SupervisorInputInvalid
 from dragonball.module import load_module
 from dragonball.supervisor import notification
 from dragonball.supervisor import params as params_mod
@@ -42,13 +42,9 @@ from dragonball.supervisor.runtime import Runtime
 log = logging.getLogger("dragonball")
 LOG_MAX_BYTES = 1 << 20
 LOG_BACKUPS = 3
-
-
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ACTION_FAILED = 1
-    INVALID = 2
-    INTERNAL = 3
+#: run.sh's "the supervisor itself failed": the module spec's own status (docs/module-spec.md),
+#: kept apart from the runtime's ExitStatus, whose 3 means "not found".
+SUPERVISOR_FAILED = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,8 +83,8 @@ def _read_input(source: str | None, parse, what: str) -> dict:
         with open(source, encoding="utf-8") as f:
             return parse(f.read(), source)
     except OSError as e:
-        raise SupervisorError(f"cannot read {what} from {source}: {e.strerror}",
-                              "give a readable JSON file, or - for standard input") from e
+        raise SupervisorInputInvalid(f"cannot read {what} from {source}: {e.strerror}",
+                                     "give a readable JSON file, or - for standard input") from e
 
 
 def _print_report(report, as_json: bool) -> int:
@@ -98,7 +94,7 @@ def _print_report(report, as_json: bool) -> int:
         print("".join(s.output for s in report.scripts), end="")
     else:
         print(report.render())
-    return ExitStatus.OK if report.ok else ExitStatus.ACTION_FAILED
+    return ExitStatus.OK if report.ok else ExitStatus.FAILED  # a script failed or timed out
 
 
 def run(args: argparse.Namespace, runtime: Runtime) -> int:
@@ -130,12 +126,12 @@ def main(argv: list | None = None) -> int:
     except ModuleError as e:
         print(f"refusing to run: {e}", file=sys.stderr)
         return ExitStatus.INVALID
-    except DragonBallError as e:
+    except DragonBallError as e:  # the module spec's 2: what it was given is not usable
         print(f"error: {e}", file=sys.stderr)
         return ExitStatus.INVALID
     except Exception:  # a bug of ours: say where, and keep the exit code distinct
         traceback.print_exc()
-        return ExitStatus.INTERNAL
+        return SUPERVISOR_FAILED
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from dragonball.errors import SupervisorError
+from dragonball.errors import SupervisorInputInvalid
 from dragonball.supervisor.params import read_object, write_private
 from dragonball.supervisor.report import EventReport
 
@@ -25,7 +25,7 @@ EXAMPLE = ('{"schema": 1, "seq": 7, "app": "notes", "service": "api", "event": "
 
 
 def parse(text: str, source: str) -> dict:
-    """The notification in `text`; SupervisorError listing every problem otherwise."""
+    """The notification in `text`; SupervisorInputInvalid listing every problem otherwise."""
     try:
         value = json.loads(text)
     except ValueError as e:
@@ -69,9 +69,10 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _invalid(source: str, problems: list) -> SupervisorError:
+def _invalid(source: str, problems: list) -> SupervisorInputInvalid:
     lines = [f"the notification from {source} is invalid:"] + [f"  - {p}" for p in problems]
-    return SupervisorError("\n".join(lines), f"send one JSON object like {EXAMPLE}")
+    return SupervisorInputInvalid("\n".join(lines), f"send one JSON object like {EXAMPLE}",
+                                  problems)
 
 
 class SeqRecord:

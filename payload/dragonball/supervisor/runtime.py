@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from dragonball.errors import SupervisorError
+from dragonball.errors import SupervisorInputInvalid
 from dragonball.module import Module
 
 SERVICE_ROOT = "/opt/dragon_ball/service"
@@ -35,7 +35,7 @@ class Runtime:
                    environ.get("DRAGONBALL_MODULE") or None, dict(environ))
 
     def module_dir(self) -> str:
-        """The folder of this container's module; SupervisorError when ambiguous."""
+        """The folder of this container's module; SupervisorInputInvalid when ambiguous."""
         if self.module_name:
             return os.path.join(self.service_root, self.module_name)
         try:
@@ -45,11 +45,12 @@ class Runtime:
         if len(names) == 1:
             return os.path.join(self.service_root, names[0])
         if not names:
-            raise SupervisorError(f"no module under {self.service_root}",
-                                  "add one in the image: ADD my_module "
-                                  f"{self.service_root}/my_module")
-        raise SupervisorError(f"several modules under {self.service_root}: {', '.join(names)}",
-                              "set DRAGONBALL_MODULE to the one this container runs")
+            raise SupervisorInputInvalid(f"no module under {self.service_root}",
+                                         "add one in the image: ADD my_module "
+                                         f"{self.service_root}/my_module")
+        raise SupervisorInputInvalid(f"several modules under {self.service_root}: "
+                                     f"{', '.join(names)}",
+                                     "set DRAGONBALL_MODULE to the one this container runs")
 
     def script_env(self, module: Module, params_file: str, params_env: dict) -> dict:
         """The environment every script of `module` runs with."""

@@ -12,13 +12,13 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from dragonball.errors import Unavailable
+from dragonball.errors import ClientError, Unavailable
 
 #: The label a service made by the orchestrator carries: a hash of what it was made from.
 SPEC_HASH_LABEL = "io.dragonball.spec-hash"
 
 
-class SwarmError(Unavailable):
+class SwarmError(ClientError, Unavailable):
     """The Swarm (the local engine, a manager) refused or could not answer a request."""
 
 

@@ -57,8 +57,9 @@ def collect_answers(options, facts: Facts, io: Io | None = None,
                     checks: Checks = Checks()) -> Answers:
     """Valid answers the person confirmed (or --yes did), or a WizardError.
 
-    Raises AnswersInvalid (every problem), NoTerminal, UsageError, Declined or
-    Cancelled; each has an `exit_status`. Nothing is changed on this server.
+    Raises AnswersInvalid (every problem), NoTerminal, UsageError, Declined (each with the
+    exit status of its category) or Cancelled (a KeyboardInterrupt: 130). Nothing is
+    changed on this server.
     """
     io = io or Io()
     path, yes = getattr(options, "answers", None), bool(getattr(options, "yes", False))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import agent_params
 import agent_tasks
 from agent_config import say
-from docker_api import DockerError, Engine, ExecTimeout
-from docker_stream import text_tail
+from agent_engine import DockerError, Engine, ExecTimeout
+from agent_tasks import text_tail
 
 
 class ApiError(Exception):

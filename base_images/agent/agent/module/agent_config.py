@@ -25,7 +25,6 @@ class Settings:
     key: str = "/run/secrets/agent.key"
     ca: str = "/run/secrets/ca.crt"
     proc_root: str = "/host/proc"
-    allowed_clients: tuple = ("dragonball-portal",)
     health_socket: str = os.path.join(RUN_DIR, "health.sock")
     params_dir: str = "/host/params"             # the host's /var/lib/dragonball/params
     docker_socket: str = "/var/run/docker.sock"
@@ -41,20 +40,16 @@ def problems(p: dict) -> list[str]:
                 "health_socket", "params_dir", "docker_socket"):
         if not isinstance(p.get(key), str) or not p.get(key).strip():
             found.append(f"{key} must be a non-empty string, got {p.get(key)!r}")
-    clients = p.get("allowed_clients")
-    if not isinstance(clients, list) or not clients or \
-            not all(isinstance(c, str) and c.strip() for c in clients):
-        found.append(f"allowed_clients must be a non-empty list of names, got {clients!r}")
     return found
 
 
 def settings_from(p: dict) -> Settings:
-    """Settings from checked parameters: file names are relative to secrets_dir."""
+    """Settings from checked parameters: file names are relative to secrets_dir. `ca` is
+    the CA of the agent's clients (the controllers'), the only one it accepts them from."""
     def secret(name: str) -> str:
         return os.path.join(p["secrets_dir"], p[name])
     return Settings(port=p["port"], bind=p["bind"], cert=secret("tls_cert"),
                     key=secret("tls_key"), ca=secret("ca"), proc_root=p["proc_root"],
-                    allowed_clients=tuple(p["allowed_clients"]),
                     health_socket=p["health_socket"], params_dir=p["params_dir"],
                     docker_socket=p["docker_socket"])
 

@@ -17,7 +17,6 @@ sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonba
 from dragonball.module import daemon  # noqa: E402
 
 from agent_config import RUN_DIR, VERSION, load_settings, missing_files, say
-from agent_server import Agent
 
 PID_FILE = os.path.join(RUN_DIR, "agent.pid")
 AGENTD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "agentd.py")
@@ -26,6 +25,9 @@ STOP_WITHIN_S = 7          # inside the default stop grace of 10 s, less the sup
 
 
 def serve() -> int:
+    # Imported here: the libraries take a moment to load, and status, info and stop (run
+    # by the health check every few seconds) do not need them.
+    from agent_server import Agent
     settings = load_settings()
     missing = missing_files(settings)
     if missing:
@@ -45,8 +47,8 @@ def serve() -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    say(f"DragonBall agent {VERSION} on {settings.bind}:{agent.port}, mutual TLS (clients: "
-        f"{', '.join(settings.allowed_clients)}), host /proc at {settings.proc_root}")
+    say(f"DragonBall agent {VERSION} on {settings.bind}:{agent.port}, mutual TLS (clients "
+        f"of the CA in {settings.ca} only), host /proc at {settings.proc_root}")
     stopping.wait()
     agent.stop()
     say("stopped")
@@ -127,8 +129,8 @@ def status() -> int:
 
 def info() -> int:
     settings = load_settings()
-    print(f"agent: DragonBall node agent {VERSION}, port {settings.port}, mutual TLS with the "
-          f"cluster CA, clients allowed: {', '.join(settings.allowed_clients)}")
+    print(f"agent: DragonBall node agent {VERSION}, port {settings.port}, mutual TLS: "
+          f"clients of the CA in {settings.ca} only (the controllers')")
     print(f"host /proc: {settings.proc_root}; node: {socket.gethostname()} "
           f"{os.environ.get('DRAGONBALL_NODE_ID', '')}".rstrip())
     return 0

@@ -1,112 +1,73 @@
-"""The agent's servers: the API over mutual TLS on the port, /v1/health on the Unix socket,
-and the Agent that runs both and answers them."""
+"""The agent's servers: the API over mutual TLS on the port and /v1/health on a Unix socket,
+served by hypercorn (Debian's python3-hypercorn, an ASGI server) with Starlette's routing
+(python3-starlette); and the Agent that runs both in a thread of their own.
+
+Who may call is decided in the TLS handshake (agent_tls): a client certificate signed by
+the CA in `settings.ca` (the agents' clients CA, which signs only the controllers'
+certificates) is required, anything else gets no answer. The handlers never see it.
+"""
 
 from __future__ import annotations
 
-import http.server
+import asyncio
 import json
 import os
-import socketserver
-import ssl
-import sys
+import socket
 import threading
 import time
 import urllib.parse
 
-import procfs
+from hypercorn.asyncio import serve as hypercorn_serve
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 from agent_api import ApiError, AppApi
 from agent_config import VERSION, Settings, say
-from agent_metrics import Collector
+from agent_engine import Engine
+from agent_metrics import Collector, MetricsError
 from agent_params import ParamsStore
-from docker_api import Engine
+from agent_tls import ServerConfig, send_handshake_alerts, server_context
 
 HANDSHAKE_TIMEOUT_S = 10   # a client that opens a connection and says nothing is dropped
-IDLE_TIMEOUT_S = 30        # a kept-alive connection with no request for this long is closed
-
-
-def common_name(peer_cert: dict | None) -> str | None:
-    """The subject's CN of ssl.getpeercert()'s dict."""
-    for rdn in (peer_cert or {}).get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return value
-    return None
-
-
+IDLE_TIMEOUT_S = 30        # a connection with no request for this long is closed
 MAX_BODY_BYTES = 1 << 20   # a request body (exec input, parameters) larger than this: 413
+STOP_GRACE_S = 2           # requests still running at stop get this long to answer
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    """The API over mutual TLS: the TLS layer has verified the client's chain already."""
+# --- the ASGI apps ----------------------------------------------------------------------------
 
-    server_version = "dragonball-agent/" + VERSION
-    sys_version = ""
-    protocol_version = "HTTP/1.1"
-    paths = None   # every path the agent serves (HealthHandler: fewer)
+class JSONAnswer(JSONResponse):
+    """Sorted keys and a final newline (as curl users read it); never cached.
 
-    def client(self) -> str | None:
-        getpeercert = getattr(self.request, "getpeercert", None)
-        return common_name(getpeercert()) if getpeercert else None
+    One request per connection (Connection: close): hypercorn 0.13 (bookworm's) arms its
+    idle timeout when a connection opens but never again after a request (its handle is
+    not reset), so a kept-alive connection could idle forever. Closed after each answer,
+    every connection idles at most IDLE_TIMEOUT_S: before its one request."""
 
-    def allowed(self) -> bool:
-        return self.client() in self.server.agent.settings.allowed_clients
+    def __init__(self, content, status_code: int = 200, headers: dict | None = None) -> None:
+        super().__init__(content, status_code, {"Cache-Control": "no-store",
+                                                "Connection": "close", **(headers or {})})
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        self.dispatch("GET")
+    def render(self, content) -> bytes:
+        return json.dumps(content, sort_keys=True).encode() + b"\n"
 
-    def do_POST(self) -> None:  # noqa: N802
-        self.dispatch("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
-        self.dispatch("PUT")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self.dispatch("DELETE")
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self.dispatch("PATCH")
-
-    def dispatch(self, method: str) -> None:
-        path, _, query = self.path.partition("?")
-        if not self.allowed():
-            self.send_json(403, {"error": f"client {self.client()!r} may not call this agent "
-                                          "(only the portal's certificate may)"})
-            return
-        try:
-            data = self.read_body()
-            route = self.server.agent.route(method, path, self.paths)
-            status, answer = route(urllib.parse.parse_qs(query), json_body(method, data))
-        except ApiError as e:
-            status, answer = e.status, e.answer()
-        except (OSError, procfs.ProcError) as e:
-            status, answer = 500, {"error": f"cannot read the host's /proc: {e}"}
-        self.send_json(status, answer)
-
-    def read_body(self) -> bytes:
-        """The request's body, always read whole (the connection stays usable)."""
-        length = self.headers.get("Content-Length") or "0"
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is left unread
-            raise ApiError(413 if length.isdigit() else 400,
-                           f"Content-Length must be a number up to {MAX_BODY_BYTES}")
-        return self.rfile.read(int(length)) if int(length) else b""
-
-    def send_json(self, status: int, body: dict) -> None:
-        data = json.dumps(body, sort_keys=True).encode() + b"\n"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_request(self, code="-", size="-") -> None:
-        if str(code).isdigit() and int(code) >= 400:
-            say(f"{self.address_string()} ({self.client() or 'local'}) {self.command} "
-                f"{self.path} -> {code}")
-
-    def log_message(self, format, *args) -> None:  # noqa: A002 (http.server's signature)
-        say(f"{self.address_string()}: {format % args}")
+async def read_body(request: Request) -> bytes:
+    """The request's body, at most MAX_BODY_BYTES (413; a larger one is not read)."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        raise ApiError(413 if length.isdigit() else 400,
+                       f"Content-Length must be a number up to {MAX_BODY_BYTES}")
+    data = bytearray()
+    async for chunk in request.stream():  # a chunked body has no Content-Length
+        data += chunk
+        if len(data) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+    return bytes(data)
 
 
 def json_body(method: str, data: bytes):
@@ -122,72 +83,73 @@ def json_body(method: str, data: bytes):
     return body
 
 
-class HealthHandler(Handler):
-    """The Unix socket inside the container: /v1/health only, no client certificate."""
-
-    paths = ("/v1/health",)
-
-    def allowed(self) -> bool:
-        return True
-
-    def address_string(self) -> str:
-        return "health socket"
+def log_error(request: Request, status: int) -> None:
+    """Only errors are logged (status >= 400): who, what, the status."""
+    if status >= 400:
+        who = request.client.host if request.client else "health socket"
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        say(f"{who} {request.method} {target} -> {status}")
 
 
-class TLSServer(http.server.ThreadingHTTPServer):
-    """HTTPS whose TLS handshake happens in the connection's own thread, so a slow or
-    silent client never holds up the accept loop."""
-
-    daemon_threads = True
-
-    def __init__(self, address, context: ssl.SSLContext, agent) -> None:
-        self.context, self.agent = context, agent
-        super().__init__(address, Handler)
-
-    def finish_request(self, request, client_address) -> None:
-        request.settimeout(HANDSHAKE_TIMEOUT_S)
+def endpoint(calls: dict):
+    """The Starlette endpoint of one path: `calls` maps a method to a blocking function
+    (query, body) -> (status, answer), run in a worker thread (docker, files, /proc)."""
+    async def answer(request: Request) -> JSONAnswer:
+        method = "GET" if request.method == "HEAD" else request.method
         try:
-            tls = self.context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            reason = getattr(e, "reason", None) or str(e) or type(e).__name__
-            say(f"refused {client_address[0]}: TLS handshake failed ({reason})")
-            return
-        try:
-            tls.settimeout(IDLE_TIMEOUT_S)
-            self.RequestHandlerClass(tls, client_address, self)
-        except (ssl.SSLError, OSError):
-            pass  # the client went away mid-request
-        finally:
-            try:
-                tls.close()
-            except OSError:
-                pass
-
-    def handle_error(self, request, client_address) -> None:
-        say(f"error with {client_address[0] if client_address else 'a client'}: "
-            f"{sys.exc_info()[1]!r}")
+            body = json_body(method, await read_body(request))
+            query = urllib.parse.parse_qs(request.url.query)
+            status, content = await run_in_threadpool(calls[method], query, body)
+        except ApiError as e:
+            status, content = e.status, e.answer()
+        log_error(request, status)
+        return JSONAnswer(content, status)
+    return answer
 
 
-class HealthServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+def asgi_app(routes: dict) -> Starlette:
+    """Starlette over `routes` {(method, path): function}; 404 and 405 answer JSON too."""
+    paths: dict = {}
+    for (method, path), call in routes.items():
+        paths.setdefault(path, {})[method] = call
 
-    def __init__(self, path: str, agent) -> None:
-        self.agent = agent
-        super().__init__(path, HealthHandler)
+    async def http_error(request: Request, exc: HTTPException) -> JSONAnswer:
+        path = request.url.path
+        message = {404: f"no such path: {path} (paths: {', '.join(sorted(paths))})",
+                   405: f"{path} answers {', '.join(sorted(paths.get(path, ())))} only"}
+        log_error(request, exc.status_code)
+        return JSONAnswer({"error": message.get(exc.status_code, exc.detail)},
+                          exc.status_code, getattr(exc, "headers", None))
+    return Starlette(routes=[Route(path, endpoint(calls), methods=sorted(calls))
+                             for path, calls in paths.items()],
+                     exception_handlers={HTTPException: http_error})
 
 
-def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
-    """TLS 1.2+ server context that requires a client certificate signed by `ca`."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    context.load_verify_locations(cafile=ca)
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
+# --- the agent ----------------------------------------------------------------------------------
+
+def refused(peer, reason: str) -> None:
+    """A client the TLS handshake refused (no certificate, another CA's...)."""
+    say(f"refused {peer[0] if peer else 'a client'}: TLS handshake failed ({reason})")
+
+
+def tcp_listener(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return socket.create_server((address, port), family=family)
+
+
+def unix_listener(path: str) -> socket.socket:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    if os.path.exists(path):
+        os.unlink(path)  # a previous server's, gone with it
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen()
+    return sock
 
 
 class Agent:
-    """The servers (mutual TLS on the port, health on the Unix socket) and what they answer."""
+    """The servers (mutual TLS on the port, health on the Unix socket) and what they answer.
+    Made: the sockets are bound and the TLS material loaded (OSError, ssl.SSLError)."""
 
     def __init__(self, settings: Settings, collector: Collector | None = None,
                  engine: Engine | None = None) -> None:
@@ -196,62 +158,55 @@ class Agent:
                                                 node_id=os.environ.get("DRAGONBALL_NODE_ID", ""))
         self.app = AppApi(engine or Engine(settings.docker_socket),
                           ParamsStore(settings.params_dir))
-        self.routes = {("GET", "/v1/health"): lambda query, body: (200, self.health_answer()),
-                       ("GET", "/v1/metrics"): lambda query, body: (200,
-                                                                    self.collector.metrics()),
-                       **self.app.routes()}
+        health = {("GET", "/v1/health"): lambda query, body: (200, self.health_answer())}
+        self.routes = {**health, ("GET", "/v1/metrics"): self.metrics, **self.app.routes()}
         self.started = time.time()
-        self.tls = TLSServer((settings.bind, settings.port),
-                             server_context(settings.cert, settings.key, settings.ca), self)
-        self.health = None
-        if settings.health_socket:
-            os.makedirs(os.path.dirname(settings.health_socket), mode=0o700, exist_ok=True)
-            if os.path.exists(settings.health_socket):
-                os.unlink(settings.health_socket)  # a previous server's, gone with it
-            self.health = HealthServer(settings.health_socket, self)
-        self._threads: list = []
+        context = server_context(settings.cert, settings.key, settings.ca)
+        send_handshake_alerts(refused)
+        listener = tcp_listener(settings.bind, settings.port)
+        self.port = listener.getsockname()[1]
+        self.servers = [(asgi_app(self.routes), self._config(listener, context))]
+        if settings.health_socket:  # /v1/health only, no TLS: for the health check
+            self.servers.append((asgi_app(health),
+                                 self._config(unix_listener(settings.health_socket))))
+        self._thread = self._loop = self._stopping = None
 
-    @property
-    def port(self) -> int:
-        return self.tls.server_address[1]
+    @staticmethod
+    def _config(sock: socket.socket, context=None) -> ServerConfig:
+        return ServerConfig(sock, context, HANDSHAKE_TIMEOUT_S, IDLE_TIMEOUT_S, STOP_GRACE_S)
 
     def health_answer(self) -> dict:
         return {"status": "ok", "version": VERSION, "hostname": self.collector.hostname,
                 "node_id": self.collector.node_id,
                 "uptime_s": round(time.time() - self.started, 1)}
 
-    def route(self, method: str, path: str, paths=None):
-        """The function (query, body) -> (status, answer) of a request; ApiError 404 or 405
-        when there is none. `paths` limits what may be called (the health socket's)."""
-        known = sorted({p for _, p in self.routes if paths is None or p in paths})
-        route = self.routes.get((method, path))
-        if path not in known:
-            raise ApiError(404, f"no such path: {path} (paths: {', '.join(known)})")
-        if route is None:
-            allowed = sorted(m for m, p in self.routes if p == path)
-            raise ApiError(405, f"{path} answers {', '.join(allowed)} only")
-        return route
+    def metrics(self, query: dict, body) -> tuple:
+        try:
+            return 200, self.collector.metrics()
+        except MetricsError as e:
+            raise ApiError(500, f"cannot read the host's /proc: {e}") from e
 
-    def start(self, poll_interval: float = 0.5) -> Agent:
-        """Serve in background threads (tests, and `serve` below); `stop` takes up to
-        `poll_interval` seconds."""
-        for server in (self.tls, self.health):
-            if server is not None:
-                thread = threading.Thread(target=server.serve_forever, args=(poll_interval,),
-                                          daemon=True)
-                thread.start()
-                self._threads.append(thread)
+    def start(self) -> Agent:
+        """Serve in a thread running an event loop (tests, and agentd's `serve`): signals
+        stay the main thread's. The sockets already listen, so callers may connect now."""
+        ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(ready),),
+                                        name="agent-servers", daemon=True)
+        self._thread.start()
+        ready.wait(10)
         return self
 
-    def stop(self) -> None:
-        servers = [s for s in (self.tls, self.health) if s is not None]
-        stoppers = [threading.Thread(target=s.shutdown) for s in servers]  # at once: each
-        for thread in stoppers:                                            # waits a poll
-            thread.start()
-        for thread in stoppers:
-            thread.join()
-        for server in servers:
-            server.server_close()
-        if self.health is not None and os.path.exists(self.settings.health_socket):
-            os.unlink(self.settings.health_socket)
+    async def _serve(self, ready: threading.Event) -> None:
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        ready.set()
+        await asyncio.gather(*(hypercorn_serve(app, config, shutdown_trigger=self._stopping.wait)
+                               for app, config in self.servers))
 
+    def stop(self) -> None:
+        """Stop both servers (requests still running get STOP_GRACE_S)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join(STOP_GRACE_S + 3)
+        if self.settings.health_socket and os.path.exists(self.settings.health_socket):
+            os.unlink(self.settings.health_socket)

@@ -1,5 +1,5 @@
 """The application's containers on this node (pure): what /v1/tasks says of a container,
-and what /v1/exec may run in one (docs/agent.md). The engine is docker_api's."""
+and what /v1/exec may run in one (docs/agent.md). The engine is agent_engine's."""
 
 from __future__ import annotations
 
@@ -120,3 +120,8 @@ def logs_tail(value: str | None, default: int = 200, most: int = 5000) -> int:
     if not value.isdigit() or not 1 <= int(value) <= most:
         raise BadRequest([f"tail must be a number of lines from 1 to {most}, got {value!r}"])
     return int(value)
+
+
+def text_tail(data: bytes, limit: int) -> str:
+    """The last `limit` bytes as text; a UTF-8 sequence cut at the start is dropped."""
+    return data[-limit:].decode("utf-8", errors="replace").lstrip("\ufffd")

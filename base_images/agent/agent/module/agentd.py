@@ -12,14 +12,16 @@ API (docs/agent.md): `GET /v1/health`, `GET /v1/metrics` (node metrics from the 
 /proc, read-only at /host/proc); `GET /v1/tasks`, `POST /v1/exec`, `GET /v1/logs` on the
 containers labelled io.dragonball.app (the docker socket), `PUT`/`DELETE /v1/params` (the
 host's params folder at /host/params). Every connection must present a client certificate
-signed by the cluster CA (ssl.CERT_REQUIRED) whose common name is an allowed client
-(the portal's, `dragonball-portal`); anything else gets no answer (no certificate, another
-CA) or 403 (another name). The TLS material comes in as Docker Swarm secrets under
-/run/secrets (agent.crt, agent.key, ca.crt): never from the environment or the image.
+signed by the CA in ca.crt (ssl.CERT_REQUIRED): the agents' clients CA, which signs only the
+controllers' (the portal's) certificates; anything else gets no answer. The TLS material
+comes in as Docker Swarm secrets under /run/secrets (agent.crt, agent.key, ca.crt): never
+from the environment or the image.
 
 The health check (`run.sh status`, the image's HEALTHCHECK) cannot present a client
 certificate, so the server also answers /v1/health, and nothing else, on a Unix socket
-inside the container. Standard library only: this runs on the base image's python3.
+inside the container. It runs on the base image's python3 with libraries from Debian's
+packages (the Dockerfile): hypercorn and Starlette serve, psutil reads /proc, the Docker
+SDK talks to the engine.
 """
 
 from __future__ import annotations
@@ -32,8 +34,6 @@ from agent_config import (RUN_DIR, VERSION, Settings, load_settings,  # noqa: E4
                           missing_files, problems, say, settings_from)
 from agent_daemon import (UnixHTTPConnection, info, launch, probe, serve,  # noqa: E402,F401
                           status, stop)
-from agent_metrics import SCHEMA, Collector  # noqa: E402,F401
-from agent_server import Agent, Handler, HealthHandler, TLSServer, common_name  # noqa: E402,F401
 
 
 def main(argv: list[str]) -> int:

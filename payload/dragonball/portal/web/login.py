@@ -18,7 +18,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from dragonball.portal import auth as auth_mod
-from dragonball.portal.auth import Principal, RateLimited, read_form, require_admin
+from dragonball.portal.answers import error_response
+from dragonball.portal.auth import (Forbidden, NotAuthenticated, Principal, RateLimited,
+                                    read_form, require_admin)
+from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.web.pages import render
 
 log = logging.getLogger(__name__)
@@ -46,19 +49,18 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     target = safe_next(form.get("next"))
     username = form.get("username", "").strip()
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        return render(request, "login.html", status_code=403, next=target, username=username,
-                      error="a login from another site is refused")
     auth = request.app.state.auth
     try:
+        if request.headers.get("sec-fetch-site") == "cross-site":
+            raise Forbidden("a login from another site is refused")
         opened = await run_in_threadpool(auth.login, username, form.get("password", ""),
                                          auth_mod.client_address(request))
-    except RateLimited as e:
-        return render(request, "login.html", status_code=429, next=target, username=username,
-                      error=e.message, headers={"Retry-After": str(e.retry_after)})
-    if opened is None:
-        return render(request, "login.html", status_code=401, next=target, username=username,
-                      error="wrong user name or password")
+        if opened is None:
+            raise NotAuthenticated("wrong user name or password")
+    except (Forbidden, NotAuthenticated, RateLimited) as e:
+        retry = {"Retry-After": str(e.retry_after)} if isinstance(e, RateLimited) else None
+        return render(request, "login.html", status_code=e.http_status, next=target,
+                      username=username, error=e.message, headers=retry)
     response = RedirectResponse(target, status_code=303)
     auth_mod.set_session_cookie(response, opened[0], auth)
     return response
@@ -89,8 +91,8 @@ def new_token(request: Request, principal: Principal = Depends(require_admin)) -
 def end_token(request: Request, principal: Principal = Depends(require_admin)) -> Response:
     """End the API token this call carries (a logout for the CLI)."""
     if principal.via != "token":
-        return JSONResponse({"error": "this call needs the token itself: "
-                             "'Authorization: Bearer <token>'"}, status_code=400)
+        return error_response(RequestInvalid("this call needs the token itself: "
+                                             "'Authorization: Bearer <token>'"))
     token = request.headers["authorization"].partition(" ")[2].strip()
     request.app.state.auth.store.end_session(token, auth_mod.client_address(request))
     return JSONResponse({"ended": True})

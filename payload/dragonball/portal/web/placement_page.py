@@ -90,7 +90,7 @@ def plan_change(request: Request, principal: Principal, app: str, form: dict) ->
         context.update(plan=the_plan.to_dict(), summary=plan_render.summary(the_plan),
                        new_spec=new_text)
     except AppSpecInvalid as e:
-        context["problems"], status = [str(p) for p in e.problems], 422
+        context["problems"], status = [str(p) for p in e.problems], e.http_status
     except DragonBallError as e:
         context["error"], status = message(e), status_of(e)
     return render(request, "placement.html", principal, status_code=status, **context)

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dragonball.portal.auth import Principal, client_address, read_form, require_admin
 from dragonball.portal.enrollment import parse_duration
+from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.web import views, views_apps
 from dragonball.portal.web.pages import is_htmx, render
 from dragonball.portal.web.sources import SourceError, Sources
@@ -97,15 +98,14 @@ async def add_device(request: Request, principal: Principal = Depends(require_ad
     form = await read_form(request)
     lifetime = form.get("ttl") or CODE_LIFETIMES[0]
     enrollment, error, status = None, None, 200
-    if lifetime not in CODE_LIFETIMES:
-        error, status = f"a code lives {', '.join(CODE_LIFETIMES)}; not {lifetime!r}", 422
-    else:
-        try:
-            enrollment = await run_in_threadpool(
-                data.new_enrollment, parse_duration(lifetime), f"{principal.username} (web)",
-                client_address(request))
-        except SourceError as e:
-            error, status = f"{e.message} ({e.hint})" if e.hint else e.message, 503
+    try:
+        if lifetime not in CODE_LIFETIMES:
+            raise RequestInvalid(f"a code lives {', '.join(CODE_LIFETIMES)}; not {lifetime!r}")
+        enrollment = await run_in_threadpool(
+            data.new_enrollment, parse_duration(lifetime), f"{principal.username} (web)",
+            client_address(request))
+    except (RequestInvalid, SourceError) as e:
+        error, status = f"{e.message} ({e.hint})" if e.hint else e.message, e.http_status
     context = {"enrollment": enrollment, "lifetime": lifetime, "error": error}
     if is_htmx(request):
         return render(request, "_enrollment.html", principal, status_code=status, **context)

@@ -9,8 +9,8 @@ log tail. Thin routes over the apps API's helpers (portal.apps_api) and `views_a
     POST /services/{app}/{name}/params           the form: config_change results per task
     GET  /services/{app}/{name}/logs[?tail=]     each task's last log lines (fragment)
 
-Errors come back as the page's or fragment's flash with the API's status (404, 409, 422,
-503); htmx swaps error answers too (base.html's responseHandling).
+Errors come back as the page's or fragment's flash with the status of their category, as
+the API's (404, 409, 422, 503); htmx swaps error answers too (base.html's responseHandling).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.state import AppStore
 from dragonball.portal import apps_api
 from dragonball.portal.auth import Principal, read_form, require_admin
+from dragonball.portal.jobs import JobUnknown
 from dragonball.portal.web import views_apps
 from dragonball.portal.web.pages import is_htmx, render
 
@@ -40,8 +41,8 @@ LOG_TAIL = 100
 
 
 def status_of(e: DragonBallError) -> int:
-    """The status the API gives this error (404, 409, 422 or 503)."""
-    return apps_api.failure(e).status_code
+    """The status the API gives this error: its category's (dragonball.errors.HTTP_STATUS)."""
+    return e.http_status
 
 
 def message(e: DragonBallError) -> str:
@@ -111,8 +112,9 @@ def job_fragment(request: Request, job_id: str = Path(max_length=64),
                  principal: Principal = Depends(require_admin)) -> Response:
     found = request.app.state.jobs.get(job_id)
     if found is None:
-        return render(request, "_job.html", principal, status_code=404, job=None,
-                      job_error=f"no job {job_id!r}: the portal keeps the last 100 jobs")
+        e = JobUnknown(f"no job {job_id!r}: the portal keeps the last 100 jobs")
+        return render(request, "_job.html", principal, status_code=e.http_status, job=None,
+                      job_error=e.message)
     return render(request, "_job.html", principal, job=views_apps.job_view(found.to_dict()))
 
 
@@ -144,7 +146,7 @@ def set_params(request: Request, principal: Principal, app: str, name: str,
         else:
             context["error"] = "nothing changed: every value is the one in force"
     except ParamsInvalid as e:
-        context["problems"], status = e.problems, 422
+        context["problems"], status = e.problems, e.http_status
     except DragonBallError as e:
         context["error"], status = message(e), status_of(e)
     if not is_htmx(request):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import DragonBallError, PortalError, Unavailable
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.enrollment import join_instructions
 from dragonball.shared import fingerprints
@@ -25,7 +25,7 @@ AGENT_TIMEOUT_S = 3.0
 REGISTRY_LIMIT = 1000
 
 
-class SourceError(DragonBallError):
+class SourceError(PortalError, Unavailable):
     """A page's data cannot be had (the registry does not answer, a file is missing)."""
 
 

@@ -1,0 +1,81 @@
+"""The app operations on the portal itself, as root (the `Apps` interface of
+commands/app_access.py): a `Control` over the portal's engine, store, agents and registry
+(portal.wiring), every answer shaped as the REST API shapes it (orchestrator.answers), every
+error the Control's own. Works while the portal service is down."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from dragonball.orchestrator import answers
+from dragonball.orchestrator.control import Control
+from dragonball.portal import settings as settings_mod
+from dragonball.portal import wiring
+from dragonball.portal.store import Store
+
+
+def open_local(args) -> LocalApps:
+    """LocalApps over the portal's settings (`--config`), waiting `--timeout` seconds for a
+    service to be healthy."""
+    settings = settings_mod.load(args.config or settings_mod.CONFIG_FILE)
+    store = Store.open(settings.db_path)
+    try:
+        control = wiring.control(settings, store=store, wait_s=args.timeout)
+    except BaseException:
+        store.close()
+        raise
+    return LocalApps(control, close=store.close)
+
+
+class LocalApps:
+    """`Apps` over one Control. An operation's progress reaches `on_event` as the API's
+    job events would: {service, state, detail, t} with t the seconds since it began."""
+
+    def __init__(self, control: Control, close: Callable[[], None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.control, self._close, self.clock = control, close, clock
+
+    def close(self) -> None:
+        self._close()
+
+    def apps(self) -> list[str]:
+        return self.control.store.apps()
+
+    def services(self, app: str) -> list[dict]:
+        return self.control.status(app)
+
+    def notifications(self, app: str, limit: int) -> list[dict]:
+        return self.control.notifications(app, limit)
+
+    def params(self, app: str, service: str) -> dict:
+        return answers.params(self.control, app, service)
+
+    def set_params(self, app: str, service: str, values: dict, unset: list) -> dict:
+        answers.known_service(self.control, app, service)
+        return answers.set_values(self.control, app, service, values, unset)
+
+    def logs(self, app: str, service: str, tail: int) -> list[dict]:
+        return self.control.logs(app, service, tail)
+
+    def plan(self, text: str, file: str) -> dict:
+        return answers.plan(self.control, text, file)
+
+    def apply(self, text: str, file: str, on_event) -> dict:
+        prepared = self.control.prepare_text(text, file)  # read, observed, planned once
+        self._report_to(on_event)
+        return answers.apply(self.control, prepared, file)
+
+    def act(self, action: str, app: str, service: str, on_event) -> dict:
+        answers.known_service(self.control, app, service)
+        self._report_to(on_event)
+        return answers.act(self.control, action, app, service)
+
+    def _report_to(self, on_event) -> None:
+        """The Control's progress as events, timed from now (as a job's from its start)."""
+        began = self.clock()
+
+        def progress(service: str, state: str, detail: str) -> None:
+            on_event({"service": service, "state": state, "detail": detail,
+                      "t": round(self.clock() - began, 2)})
+        self.control.progress = progress

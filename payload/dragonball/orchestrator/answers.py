@@ -1,0 +1,68 @@
+"""The application layer's operations answered as JSON documents: the REST API's contract
+(docs/portal.md, "The API for apps"), made here once for the portal's API
+(portal/apps_api.py) and for the commands run on the portal itself
+(commands/apps_local.py), so a command says the same on either path.
+
+Each function takes a `Control` and returns plain data (dicts, lists); an error is the
+Control's own (AppNotApplied, UnknownService, AppSpecInvalid, ParamsInvalid, RolloutFailed,
+...), raised as it is.
+"""
+
+from __future__ import annotations
+
+from dragonball.app.errors import UnknownService
+from dragonball.orchestrator import params as params_mod
+
+ACTIONS = ("start", "stop", "restart")
+
+
+def known_service(control, app: str, name: str) -> None:
+    """AppNotApplied or UnknownService unless `app` has a service `name`."""
+    spec = control.spec_of(app)
+    if name not in spec.services:
+        raise UnknownService(name, spec.services)
+
+
+def masked(found: dict) -> dict:
+    """`Control.get_params`' answer with every secret's value (and default) masked."""
+    for item in found["parameters"].values():
+        if item["secret"] and item["value"] != "":
+            item["value"] = params_mod.MASK
+        if item["secret"] and item["default"] != "":
+            item["default"] = params_mod.MASK
+    return found
+
+
+def params(control, app: str, name: str) -> dict:
+    """{app, service, revision, parameters: {key: {value, default, type, secret, set}}},
+    secrets masked."""
+    return masked(control.get_params(app, name))
+
+
+def act(control, action: str, app: str, name: str) -> dict:
+    """Start, stop or restart `name` with its subtree: {app, service, <action>: [names],
+    notes?} (`notes`: what a stop left running, and why)."""
+    if action == "stop":
+        done, notes = control.stop(app, name)
+        return {"app": app, "service": name, "stop": done, "notes": list(notes)}
+    return {"app": app, "service": name, action: getattr(control, action)(app, name)}
+
+
+def plan(control, text: str, file: str) -> dict:
+    """What applying the spec text would do, checked against the cluster: Plan.to_dict.
+    AppSpecInvalid (every problem) when it is not valid; nothing is changed."""
+    return control.prepare_text(text, file).plan.to_dict()
+
+
+def apply(control, prepared, file: str) -> dict:
+    """Carry out what `control.prepare_text` read, observed and planned once:
+    {app, plan, applied}."""
+    done = control.execute(prepared)
+    return {"app": prepared.spec.app, "plan": done.to_dict(), "applied": True}
+
+
+def set_values(control, app: str, name: str, values: dict, unset: list) -> dict:
+    """Set typed parameter values (ParamsInvalid: nothing stored), deliver them to every
+    task: {ok, tasks: [{service, task, server, ok, detail}]}."""
+    results = control.set_param_values(app, name, values, unset)
+    return {"ok": all(r.ok for r in results), "tasks": [r.to_dict() for r in results]}

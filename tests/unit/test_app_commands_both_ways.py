@@ -1,0 +1,215 @@
+"""Each app command through both transports of commands/app_access.py, against equivalent
+fakes: LocalApps over a Control on the orchestrator's fakes, and RemoteApps through the real
+apps API (portal/apps_api.py, FastAPI's TestClient as the transport) over a Control on the
+same kind of fakes, the notes app deployed on each. Same argv, same stdout (times masked),
+same --json document (event times dropped), same exit status."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from dragonball import portal_client as pc
+from dragonball.cli import main
+from dragonball.commands import apps_local
+from dragonball.commands.apps_local import LocalApps
+from dragonball.swarm import SwarmError
+from dragonball.orchestrator.state import AppStore
+from dragonball.portal import settings as settings_mod
+from portal_apps_fakes import BASIC, NOTES, make_portal
+from portal_client_fakes import URL, mount
+
+TRANSPORTS = ("local", "remote")
+
+
+class Both:
+    """Two portals, one per transport, each with the notes app deployed; `run` gives each
+    command to both and returns what each printed and how it ended."""
+
+    def __init__(self, tmp_path, monkeypatch, capsys) -> None:
+        self.capsys, self.login = capsys, tmp_path / "config" / "dragonball" / "portal.json"
+        self.portals = {}
+        for name in TRANSPORTS:
+            (tmp_path / name).mkdir()
+            self.portals[name] = made = make_portal(tmp_path / name)
+            made.deploy()
+            made.agents.logs_of.update({"c-api-1": ["api 1 is up", "[markup] stays"],
+                                        "c-api-2": ["api 2 is up"]})
+            _notified(AppStore(made.store))
+        local = self.portals["local"]
+        monkeypatch.setattr(apps_local, "open_local", lambda args: LocalApps(local.control()))
+        mount(monkeypatch, self.portals["remote"].client.app)
+        answer = self.portals["remote"].client.post("/api/v1/tokens", headers=BASIC, json={})
+        self.token = answer.json()["token"]
+
+    def each(self, change) -> None:
+        """The same change to both portals' fakes."""
+        for made in self.portals.values():
+            change(made)
+
+    def run(self, *argv: str) -> dict:
+        """transport -> (exit status, stdout, stderr), times masked."""
+        found = {}
+        for name in TRANSPORTS:
+            if name == "remote":  # a login here, no portal settings: the API
+                pc.save_login(pc.Login(URL, "/ca.crt", self.token), self.login)
+            else:
+                self.login.unlink(missing_ok=True)
+            status = main(list(argv))
+            out, err = self.capsys.readouterr()
+            found[name] = (int(status), _masked(out), _masked(err))
+        return found
+
+    def same(self, *argv: str) -> tuple:
+        """(exit status, stdout, stderr), asserted the same through both transports."""
+        found = self.run(*argv)
+        assert found["local"] == found["remote"], argv
+        return found["local"]
+
+    def close(self) -> None:
+        for made in self.portals.values():
+            made.gate.set()
+            made.store.close()
+
+
+def _notified(store: AppStore) -> None:
+    """web told twice of api: once delivered, once refused (pending)."""
+    store.record_changes("notes", {}, [("web", {"service": "api", "event": "healthy"}),
+                                       ("web", {"service": "api", "event": "unhealthy"})])
+    first, second = sorted(r["id"] for r in store.notifications("notes"))
+    store.delivered(first)
+    store.failed(second, "config_change exited 1")
+
+
+def _masked(text: str) -> str:
+    """Times (event lines, "in 0.4 s", "t": 0.12) masked: they differ from run to run."""
+    text = re.sub(r"\d+\.\d+ ?s\b", "T s", text)
+    return re.sub(r'"t": [0-9.]+', '"t": 0', text)
+
+
+@pytest.fixture
+def both(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(settings_mod, "CONFIG_FILE", str(tmp_path / "no-settings.yaml"))
+    made = Both(tmp_path, monkeypatch, capsys)
+    yield made
+    made.close()
+
+
+def _json(result: tuple) -> dict:
+    return json.loads(result[1])
+
+
+READS = [("services",), ("services", "--json"), ("params", "get", "api"),
+         ("params", "get", "api", "--json"), ("logs", "api", "--tail", "5"),
+         ("logs", "api", "--json"), ("notifications",), ("notifications", "--json"),
+         ("services", "--app", "notes", "--json")]
+
+
+@pytest.mark.parametrize("argv", READS, ids=" ".join)
+def test_reads_print_the_same(both, argv):
+    status, out, _ = both.same(*argv)
+    assert status == 0 and out
+    assert any(word in out for word in ("api", "web")), out
+
+
+@pytest.mark.parametrize("argv, status", [
+    (("services", "--app", "nope"), 3), (("services", "--app", "nope", "--json"), 3),
+    (("stop", "nope"), 3), (("restart", "nope", "--json"), 3),
+    (("params", "get", "nope", "--json"), 3), (("logs", "nope"), 3),
+    (("params", "set", "api", "store_port=many", "nope=1", "--json"), 2),
+    (("params", "set", "api", "store_port=many"), 2), (("params", "set", "api"), 2),
+    (("params", "set", "api", "--unset", "nope", "--json"), 2),
+    (("logs", "api", "--tail", "0"), 2), (("notifications", "--limit", "0", "--json"), 2),
+], ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v))
+def test_errors_end_the_same(both, argv, status):
+    found, out, err = both.same(*argv)
+    assert found == status and (out or err)
+
+
+def test_params_set_then_get(both):
+    status, out, _ = both.same("params", "set", "api", "greeting=Hi there", "store_port=6380",
+                               "--json")
+    assert status == 0 and _json((status, out))["ok"]
+    shown = _json(both.same("params", "get", "api", "--json"))
+    assert shown["parameters"]["greeting"]["value"] == "Hi there"
+    assert shown["parameters"]["store_port"]["value"] == 6380
+    assert both.same("params", "set", "api", "--unset", "greeting")[0] == 0
+
+
+def test_a_task_that_refuses_its_parameters_exits_1_both_ways(both):
+    def refuse(made):
+        for container in ("c-api-1", "c-api-2"):
+            made.agents.answers[container] = {"exit_code": 1, "output": "greeting refused",
+                                              "report": {"ok": False, "scripts": []}}
+    both.each(refuse)
+    status, out, _ = both.same("params", "set", "api", "greeting=x", "--json")
+    assert status == 1 and not _json((status, out))["ok"]
+
+
+@pytest.mark.parametrize("verb", ["stop", "start", "restart"])
+def test_lifecycle_prints_the_same_events(both, verb):
+    status, out, _ = both.same(verb, "web")
+    assert status == 0 and f"{verb} done" in out
+    status, out, _ = both.same(verb, "api", "--json")
+    document = _json((status, out))
+    assert status == 0 and document["ok"] and document["app"] == "notes" and verb in document
+
+
+def test_a_failed_rollout_exits_1_with_where_and_why(both):
+    def fail(made):
+        made.engine.failing["notes_web"] = "task: non-zero exit (1)"
+    both.each(fail)
+    status, out, _ = both.same("restart", "web", "--json")
+    document = _json((status, out))
+    assert status == 1 and document["exit_status"] == 1 and document["service"] == "web"
+    assert both.same("restart", "web")[0] == 1
+
+
+def test_an_engine_that_does_not_answer_exits_5_both_ways(both):
+    def down(made):
+        def nodes():
+            raise SwarmError("the engine at /var/run/docker.sock does not answer", "start it")
+        made.engine.nodes = nodes
+    both.each(down)
+    status, out, _ = both.same("services", "--json")
+    assert status == 5 and _json((status, out))["hint"] == "start it"
+
+
+def test_apply_dry_run_apply_and_an_invalid_spec(both, tmp_path):
+    spec = tmp_path / "notes.app.yaml"
+    spec.write_text(NOTES.replace("replicas: 2", "replicas: 3"))
+    status, out, _ = both.same("apply", str(spec), "--dry-run")
+    assert status == 0 and "change" in out
+    status, out, _ = both.same("apply", str(spec), "--json")
+    document = _json((status, out))
+    assert status == 0 and document["applied"] and document["events"]
+    assert both.same("apply", str(spec))[0] == 0
+    bad = tmp_path / "bad.app.yaml"
+    bad.write_text(NOTES.replace("depends_on: [store]", "depends_on: [web]"))
+    status, out, _ = both.same("apply", str(bad), "--json")
+    assert status == 2 and "problems" in _json((status, out))
+    status, _, err = both.same("apply", str(bad))
+    assert status == 2 and "bad.app.yaml" in err
+    assert both.same("apply", str(tmp_path / "missing.yaml"), "--json")[0] == 2
+
+
+def test_no_app_applied_or_several(both):
+    def forget(made):
+        AppStore(made.store).forget_app("notes")
+    both.each(forget)
+    status, out, _ = both.same("services", "--json")
+    assert status == 3 and _json((status, out))["error"] == "no app is applied yet"
+
+
+def test_each_transport_is_the_one_taken(both, monkeypatch):
+    """The local run makes no HTTP call; the remote one makes its calls through the API."""
+    adapter = mount(monkeypatch, both.portals["remote"].client.app)
+    found = both.run("restart", "api", "--json")
+    assert [r.path_url for r in adapter.sent][:2] == [
+        "/api/v1/apps", "/api/v1/apps/notes/services/api/restart"]
+    local, remote = (both.portals[name].engine.mutations() for name in TRANSPORTS)
+    assert local == remote and ("scale", "notes_api", 0) in local
+    assert found["local"][0] == found["remote"][0] == 0
