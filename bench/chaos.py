@@ -63,7 +63,7 @@ from rich.table import Table  # noqa: E402
 
 import install_cluster  # noqa: E402  (bench/: the .bin build it does)
 from tests.lab import Lab, LabError  # noqa: E402
-from tests.lab import faults  # noqa: E402
+from tests.lab import disk_fault, faults  # noqa: E402
 from tests.lab.install import ADMIN_PASSWORD, RUNTIMES, LabCluster  # noqa: E402
 from tests.ledger import Ledger  # noqa: E402
 from tests.load import Load, NotesWorkload  # noqa: E402
@@ -484,7 +484,7 @@ def scenario_e(ctx: Context) -> list[Result]:
     server = ctx.store_server()
     container = store_container(ctx.cluster, server, ctx.app, ctx.args.store)
     path = storage_path(ctx.cluster, server, container)
-    disk = faults.fill_disk(ctx.lab, server, path, size_mib=ctx.args.disk_mib)
+    disk = disk_fault.fill_disk(ctx.lab, server, path, size_mib=ctx.args.disk_mib)
     try:
         disk.mount()
     except faults.FaultUnavailable as e:

@@ -20,7 +20,7 @@ import subprocess
 
 import pytest
 
-from tests.lab import faults
+from tests.lab import disk_fault, faults
 from tests.lab import fault_plan as fp
 
 
@@ -75,7 +75,7 @@ DATA = "/root/chaos-data"
 
 def test_a_full_disk_refuses_writes_keeps_the_data_and_the_undo_removes_the_mount(lab):
     lab.exec("s2", ["sh", "-c", f"mkdir -p {DATA} && echo kept >{DATA}/before"], check=True)
-    fault = faults.fill_disk(lab, "s2", DATA, size_mib=32)
+    fault = disk_fault.fill_disk(lab, "s2", DATA, size_mib=32)
     try:
         fault.do()
     except faults.FaultUnavailable as e:
@@ -104,7 +104,7 @@ def test_a_full_disk_refuses_writes_keeps_the_data_and_the_undo_removes_the_moun
 
 def test_a_full_disk_is_undone_when_the_body_fails(lab):
     lab.exec("s3", ["mkdir", "-p", DATA], check=True)
-    fault = faults.fill_disk(lab, "s3", DATA, size_mib=16)
+    fault = disk_fault.fill_disk(lab, "s3", DATA, size_mib=16)
     try:
         with pytest.raises(RuntimeError, match="the test failed"):
             with fault:
