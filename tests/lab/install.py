@@ -110,6 +110,34 @@ class LabCluster:
             futures = {s: pool.submit(self.install, s, a, timeout) for s, a in answers.items()}
             return {s: f.result() for s, f in futures.items()}
 
+    def install_cluster(self, timeout: float = 900) -> dict:
+        """The .bin copied to every server, the portal installed, then every other server
+        as a device at once, each with its own code: {server: Run}. Raises `LabError`
+        naming the first server whose install failed, with its output's tail."""
+        self.copy_bin()
+        runs = {self.portal: self.install(self.portal, self.portal_answers(self.portal),
+                                          timeout)}
+        if runs[self.portal].ok:
+            devices = [s for s in self.lab.servers if s != self.portal]
+            codes = {s: self.enroll() for s in devices}
+            runs.update(self.install_many({s: self.device_answers(s, codes[s])
+                                           for s in devices}, timeout))
+        failed = [s for s, run in runs.items() if not run.ok]
+        if failed:
+            raise LabError(f"the install failed on {', '.join(failed)}:\n"
+                           f"{runs[failed[0]].output[-3000:]}",
+                           "read the output; the journal is in " + JOURNAL)
+        return runs
+
+    def login(self, server: str | None = None) -> None:
+        """`dragonball login` to the portal on `server` (default the portal), as root there,
+        so that the API commands (`dragonball status`) work on it."""
+        server = server or self.portal
+        self.lab.exec(server, [self.runtime(), "login", "--portal",
+                               f"{self.lab.ip(self.portal)}:8443", "--ca",
+                               "/etc/dragonball/ca.crt", "--password-stdin"],
+                      stdin=ADMIN_PASSWORD + "\n", check=True, timeout=60)
+
     def runtime(self) -> str:
         """The `dragonball` program the portal's install left on the portal."""
         if self._runtime is None:
