@@ -6,8 +6,10 @@ libraries, the package), packed as a deterministic tar.gz (`builder.detar`).
 
 Two cache levels under ``<cache>/runtime/``, both keyed by the *inputs hash*:
 every file under ``payload/`` (path and content; no ``__pycache__`` or
-egg-info), pyproject.toml (the pinned dependencies), the Python and PyInstaller
-versions and `RUNTIME_FORMAT`:
+egg-info), pyproject.toml, the Python and PyInstaller versions, the name and
+version of every distribution installed in the build venv (pyproject pins only
+direct dependencies: a venv set up later can hold a newer transitive one, and a
+runtime cached before must not stand for it) and `RUNTIME_FORMAT`:
 
 - ``<hash>/dragonball/``: PyInstaller's onedir, with ``<hash>.json`` describing it.
   PyInstaller's output does not depend on ``SOURCE_DATE_EPOCH`` (checked: the same
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 # copies some packages' dist-info; with these the runtime's bytes depended on the build
 # venv's install history, not on the pinned versions (two venvs, same key, other bytes).
 PACKED_SKIP = frozenset({"__pycache__", "REQUESTED", "INSTALLER", "RECORD", "direct_url.json"})
-RUNTIME_FORMAT = 2  # 2: install-local package metadata left out
+RUNTIME_FORMAT = 3  # 2: install-local package metadata left out; 3: venv packages in the key
 NAME = "dragonball"
 ENTRY = "payload/dragonball/__main__.py"
 GZIP_LEVEL = 9
@@ -87,7 +89,7 @@ def build_runtime(cache_dir: pathlib.Path, reporter: Reporter, root: pathlib.Pat
     """Return the frozen runtime for the sources under `root`, building only what is missing."""
     epoch = detar.source_date_epoch(environ)
     key = inputs_hash(file_digests(root, input_files(root)), platform.python_version(),
-                      pyinstaller_version())
+                      pyinstaller_version(), installed_packages())
     folder = cache_dir / "runtime"
     found = _cached_artifact(folder, key, epoch)
     if found:
@@ -124,10 +126,12 @@ def file_digests(root: pathlib.Path, files: Iterable[str]) -> dict[str, str]:
     return {name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in files}
 
 
-def inputs_hash(digests: Mapping[str, str], python_version: str, pyinstaller: str) -> str:
+def inputs_hash(digests: Mapping[str, str], python_version: str, pyinstaller: str,
+                packages: Mapping[str, str] | None = None) -> str:
     """sha256 (hex) naming the runtime built from these inputs (pure)."""
     key = {"files": dict(sorted(digests.items())), "python": python_version,
-           "pyinstaller": pyinstaller, "format": RUNTIME_FORMAT}
+           "pyinstaller": pyinstaller, "packages": dict(sorted((packages or {}).items())),
+           "format": RUNTIME_FORMAT}
     return hashlib.sha256(canonical_json(key).encode("utf-8")).hexdigest()
 
 
@@ -165,6 +169,16 @@ def pyinstaller_version() -> str:
         return importlib.metadata.version("pyinstaller")
     except importlib.metadata.PackageNotFoundError as e:
         raise BuildError(f"PyInstaller is not installed in {sys.prefix}", _SETUP_HINT) from e
+
+
+def installed_packages() -> dict[str, str]:
+    """Every distribution installed where this Python looks ({normalised name: version})."""
+    found = {}
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name:
+            found[name] = dist.version
+    return found
 
 
 def glibc_floor() -> str:

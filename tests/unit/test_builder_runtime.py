@@ -41,7 +41,7 @@ def test_inputs_are_payload_sources_and_pyproject(tmp_path):
 def test_inputs_hash_is_pinned():
     # A literal: the hash names cached runtimes; a change must be a decision (RUNTIME_FORMAT).
     assert runtime.inputs_hash(DIGESTS, "3.11.7", "6.22.3") == \
-        "5c0cabbc7f1fd280587bf350f9ade39a0f6767a3f7e2cd08a1cb17663cff293a"
+        "5cea356a6b7675fa45bd5a92ee3187fddef55a31e04258389370146d84a9c088"
 
 
 @pytest.mark.parametrize("change", [
@@ -49,9 +49,11 @@ def test_inputs_hash_is_pinned():
     {"digests": {"payload/dragonball/cli2.py": "a" * 64,                  # path
                  "pyproject.toml": "b" * 64}},
     {"digests": {**DIGESTS, "payload/dragonball/new.py": "d" * 64}},      # a new file
-    {"python": "3.11.8"}, {"pyinstaller": "6.23.0"}])
+    {"python": "3.11.8"}, {"pyinstaller": "6.23.0"},
+    {"packages": {"fastapi": "0.115.0", "opentelemetry-api": "1.45.3"}}])  # a transitive one
 def test_every_input_moves_the_hash(change):
-    args = {"digests": DIGESTS, "python": "3.11.7", "pyinstaller": "6.22.3"}
+    args = {"digests": DIGESTS, "python": "3.11.7", "pyinstaller": "6.22.3",
+            "packages": {"fastapi": "0.115.0", "opentelemetry-api": "1.45.2"}}
     before = runtime.inputs_hash(*args.values())
     assert runtime.inputs_hash(*{**args, **change}.values()) != before
 
@@ -89,6 +91,12 @@ def test_pyinstaller_command():
     assert argv[-1] == "/r/payload/dragonball/__main__.py"
 
 
+def test_installed_packages_name_this_venv():
+    found = runtime.installed_packages()
+    assert found["pyinstaller"] == runtime.pyinstaller_version()
+    assert "fastapi" in found and all(name == name.lower() for name in found)
+
+
 def test_glibc_floor_is_a_version():
     assert runtime.glibc_floor().replace(".", "").isdigit()
 
@@ -97,8 +105,9 @@ def a_cached_tree(tmp_path, monkeypatch) -> tuple[pathlib.Path, pathlib.Path, st
     """A project and a cache holding its frozen onedir (a stand-in: one file)."""
     root = a_project(tmp_path / "src")
     monkeypatch.setattr(runtime, "pyinstaller_version", lambda: "6.22.3")
+    monkeypatch.setattr(runtime, "installed_packages", lambda: {"fastapi": "0.115.0"})
     key = runtime.inputs_hash(runtime.file_digests(root, runtime.input_files(root)),
-                              runtime.platform.python_version(), "6.22.3")
+                              runtime.platform.python_version(), "6.22.3", {"fastapi": "0.115.0"})
     folder = tmp_path / "cache" / "runtime"
     (folder / key / "dragonball").mkdir(parents=True)
     (folder / key / "dragonball" / "dragonball").write_bytes(b"frozen")
