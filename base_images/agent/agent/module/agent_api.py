@@ -1,6 +1,8 @@
 """The application calls of the agent (docs/agent.md): the tasks on this node, an action
 run inside one of them, its log, and the parameters folder. Each route takes the query
-and the JSON body and returns (status, answer); ApiError is an error answer."""
+(path parameters in it too) and the JSON body and returns (status, answer); ApiError is an
+error answer. An answer may be a Download (bytes), a route an Upload (a body as a stream):
+the volume copies' (agent_volumes)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,22 @@ class ApiError(Exception):
 
     def answer(self) -> dict:
         return {"error": self.message, **self.extra}
+
+
+class Download:
+    """An answer that is bytes, not JSON: `chunks` (an iterator) of `size` bytes."""
+
+    def __init__(self, chunks, size: int, headers: dict | None = None) -> None:
+        self.chunks, self.size, self.headers = chunks, size, headers or {}
+
+
+class Upload:
+    """A route that takes its body as a stream: `open(query)` (in a worker thread) gives a
+    writer with write(chunk), finish() -> (status, answer) and close(); `limit`: the most
+    bytes one body may hold (a larger Content-Length gets 413 unread)."""
+
+    def __init__(self, open_writer, limit: int) -> None:
+        self.open, self.limit = open_writer, limit
 
 
 def one(query: dict, name: str) -> str | None:

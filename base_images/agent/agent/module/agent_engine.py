@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import socket
+import tarfile
 import threading
 import time
 
@@ -24,6 +26,10 @@ from docker.utils.socket import STDOUT, frames_iter
 
 API_VERSION = "1.41"     # Docker 20.10: the oldest engine DragonBall installs
 REQUEST_TIMEOUT_S = 10
+ARCHIVE_TIMEOUT_S = 3600  # a volume's tar in or out: the engine answers once all is done
+VOLUME_MOUNT = "/dragonball-volume"   # where a throwaway container mounts the volume
+TRANSFER_LABEL = "io.dragonball.transfer"
+OWN_CONTAINER = re.compile(r"/containers/([0-9a-f]{64})/(?:hostname|hosts|resolv\.conf) ")
 
 
 class DockerError(Exception):
@@ -69,12 +75,14 @@ class Engine:
     STDOUT_LIMIT = 4 << 20
 
     def __init__(self, socket_path: str = "/var/run/docker.sock",
-                 timeout: float = REQUEST_TIMEOUT_S) -> None:
+                 timeout: float = REQUEST_TIMEOUT_S, helper_image: str | None = None) -> None:
         self.socket_path = socket_path
         # version= given: the client does not ask the engine for it when it is made
         self.client = docker.DockerClient(base_url=f"unix://{socket_path}",
                                           version=API_VERSION, timeout=timeout)
         self.api = self.client.api
+        self._archive_api = None
+        self._helper_image = helper_image
 
     def inspect(self, ref: str) -> dict:
         with engine_errors(self.socket_path, "inspect"):
@@ -119,6 +127,112 @@ class Engine:
             if not state.get("Running") or time.monotonic() > deadline:
                 return state.get("ExitCode")
             time.sleep(0.05)
+
+
+    # --- volumes ------------------------------------------------------------------------------
+
+    def volumes(self, label: str) -> list[dict]:
+        """The inspection of every volume carrying `label`."""
+        with engine_errors(self.socket_path, "volume list"):
+            return self.api.volumes(filters={"label": label}).get("Volumes") or []
+
+    def volume(self, name: str) -> dict | None:
+        """The volume's inspection, None when there is none."""
+        try:
+            with engine_errors(self.socket_path, "volume inspect"):
+                return self.api.inspect_volume(name)
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def container_list(self) -> list[dict]:
+        """Every container, running or not, as the list call gives it (Mounts, State): one
+        call, where inspecting each would be one per container."""
+        with engine_errors(self.socket_path, "list"):
+            return self.api.containers(all=True)
+
+    def volume_sizes(self) -> dict:
+        """{volume name: bytes} from `docker system df` (the engine walks every volume's
+        files: seconds on a large host, so asked for only on request)."""
+        with engine_errors(self.socket_path, "df"):
+            found = self.archive_api.df().get("Volumes") or []
+        return {v["Name"]: v.get("UsageData", {}).get("Size") for v in found}
+
+    def create_volume(self, name: str, labels: dict) -> None:
+        with engine_errors(self.socket_path, "volume create"):
+            self.api.create_volume(name, labels=labels)
+
+    def remove_volume(self, name: str) -> None:
+        with engine_errors(self.socket_path, "volume remove"):
+            self.api.remove_volume(name)
+
+    @property
+    def archive_api(self):
+        """A client with a long read timeout: an archive's answer comes when all is done."""
+        if self._archive_api is None:
+            self._archive_api = docker.APIClient(base_url=f"unix://{self.socket_path}",
+                                                 version=API_VERSION,
+                                                 timeout=ARCHIVE_TIMEOUT_S)
+        return self._archive_api
+
+    @contextlib.contextmanager
+    def volume_holder(self, volume: str, read_only: bool, transfer_id: str):
+        """A created, never started container of the agent's own image (on every node: no
+        pull, and nothing runs in it) with `volume` at VOLUME_MOUNT, no network; removed
+        on leaving. Yields its id."""
+        binds = {volume: {"bind": VOLUME_MOUNT, "mode": "ro" if read_only else "rw"}}
+        with engine_errors(self.socket_path, "create"):
+            made = self.api.create_container(
+                self.helper_image(), command=["true"], entrypoint=[], network_disabled=True,
+                labels={TRANSFER_LABEL: transfer_id},
+                host_config=self.api.create_host_config(binds=binds, network_mode="none"))
+        try:
+            yield made["Id"]
+        finally:
+            with contextlib.suppress(DockerError), engine_errors(self.socket_path, "remove"):
+                self.api.remove_container(made["Id"], force=True)
+
+    def read_archive(self, container_id: str, chunk_size: int):
+        """The volume's files as a tar stream (chunks), named ./... from its root."""
+        with engine_errors(self.socket_path, "archive"):
+            stream, _ = self.archive_api.get_archive(container_id, VOLUME_MOUNT + "/.",
+                                                     chunk_size=chunk_size)
+        with engine_errors(self.socket_path, "archive"):
+            yield from stream
+
+    def first_entries(self, container_id: str, count: int) -> list[str]:
+        """The names of the first `count` entries of the volume's tar, read no further."""
+        with engine_errors(self.socket_path, "archive"):
+            answer = self.api._get(self.api._url("/containers/{0}/archive", container_id),
+                                   params={"path": VOLUME_MOUNT + "/."}, stream=True)
+            self.api._raise_for_status(answer)
+            try:
+                with tarfile.open(fileobj=answer.raw, mode="r|") as tar:
+                    return [m.name for _, m in zip(range(count), tar)]
+            finally:
+                answer.close()
+
+    def write_archive(self, container_id: str, tar_file) -> None:
+        """Extract `tar_file` (an open file: streamed, never read whole) into the volume."""
+        with engine_errors(self.socket_path, "archive"):
+            if not self.archive_api.put_archive(container_id, VOLUME_MOUNT, tar_file):
+                raise DockerError(502, "the engine did not extract the archive")
+
+    def helper_image(self) -> str:
+        """The agent's own image (its container found in /proc/self/mountinfo: Docker
+        mounts /etc/hostname from /var/lib/docker/containers/<id>/), or the one given."""
+        if self._helper_image is None:
+            try:
+                with open("/proc/self/mountinfo", encoding="utf-8") as f:
+                    found = OWN_CONTAINER.search(f.read())
+            except OSError:
+                found = None
+            if not found:
+                raise DockerError(503, "the agent cannot find its own container (not in a "
+                                       "container?): no image for the volume's helper")
+            self._helper_image = self.inspect(found.group(1))["Image"]
+        return self._helper_image
 
 
 class ExecStream:

@@ -21,16 +21,17 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from agent_api import ApiError, AppApi
+from agent_api import ApiError, AppApi, Download, Upload
 from agent_config import VERSION, Settings, say
 from agent_engine import Engine
 from agent_metrics import Collector, MetricsError
 from agent_params import ParamsStore
 from agent_tls import ServerConfig, send_handshake_alerts, server_context
+from agent_volumes import VolumesApi, staging_folder
 
 HANDSHAKE_TIMEOUT_S = 10   # a client that opens a connection and says nothing is dropped
 IDLE_TIMEOUT_S = 30        # a connection with no request for this long is closed
@@ -93,18 +94,52 @@ def log_error(request: Request, status: int) -> None:
 
 def endpoint(calls: dict):
     """The Starlette endpoint of one path: `calls` maps a method to a blocking function
-    (query, body) -> (status, answer), run in a worker thread (docker, files, /proc)."""
-    async def answer(request: Request) -> JSONAnswer:
+    (query, body) -> (status, answer), run in a worker thread (docker, files, /proc), or to
+    an Upload. The path's parameters ({id}) join the query."""
+    async def answer(request: Request):
         method = "GET" if request.method == "HEAD" else request.method
+        query = urllib.parse.parse_qs(request.url.query)
+        query.update({key: [value] for key, value in request.path_params.items()})
         try:
-            body = json_body(method, await read_body(request))
-            query = urllib.parse.parse_qs(request.url.query)
-            status, content = await run_in_threadpool(calls[method], query, body)
+            if isinstance(calls[method], Upload):
+                status, content = await upload(calls[method], request, query)
+            else:
+                body = json_body(method, await read_body(request))
+                status, content = await run_in_threadpool(calls[method], query, body)
         except ApiError as e:
             status, content = e.status, e.answer()
         log_error(request, status)
+        if isinstance(content, Download):
+            return download(content, status)
         return JSONAnswer(content, status)
     return answer
+
+
+async def upload(route: Upload, request: Request, query: dict) -> tuple:
+    """The body written as it comes, chunk by chunk (never held whole). A client that goes
+    away mid-body leaves what arrived written (the writer keeps it), and gets no answer."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > route.limit):
+        raise ApiError(413 if length.isdigit() else 400,
+                       f"Content-Length must be a number up to {route.limit}")
+    writer = await run_in_threadpool(route.open, query)
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                await run_in_threadpool(writer.write, chunk)
+        return await run_in_threadpool(writer.finish)
+    except ClientDisconnect:
+        return 400, {"error": "the body ended before its end (the client went away)"}
+    finally:
+        await run_in_threadpool(writer.close)
+
+
+def download(content: Download, status: int) -> StreamingResponse:
+    """Bytes from a worker thread, a chunk at a time; one request per connection too."""
+    headers = {"Cache-Control": "no-store", "Connection": "close",
+               "Content-Length": str(content.size), **content.headers}
+    return StreamingResponse(content.chunks, status, headers,
+                             media_type="application/octet-stream")
 
 
 def asgi_app(routes: dict) -> Starlette:
@@ -156,10 +191,12 @@ class Agent:
         self.settings = settings
         self.collector = collector or Collector(settings.proc_root,
                                                 node_id=os.environ.get("DRAGONBALL_NODE_ID", ""))
-        self.app = AppApi(engine or Engine(settings.docker_socket),
-                          ParamsStore(settings.params_dir))
+        engine = engine or Engine(settings.docker_socket)
+        self.app = AppApi(engine, ParamsStore(settings.params_dir))
+        self.volumes = VolumesApi(engine, staging_folder(settings))
         health = {("GET", "/v1/health"): lambda query, body: (200, self.health_answer())}
-        self.routes = {**health, ("GET", "/v1/metrics"): self.metrics, **self.app.routes()}
+        self.routes = {**health, ("GET", "/v1/metrics"): self.metrics, **self.app.routes(),
+                       **self.volumes.routes()}
         self.started = time.time()
         context = server_context(settings.cert, settings.key, settings.ca)
         send_handshake_alerts(refused)
