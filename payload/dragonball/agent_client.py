@@ -23,6 +23,9 @@ mutual TLS:
         agents.logs("10.0.0.2", cid, tail=100)
         agents.put_params("10.0.0.2", "notes", "api", 7, {...})       # 409: older revision
         agents.delete_params("10.0.0.2", "notes", "api")
+        agents.volumes("10.0.0.2")              # the app's volumes there, who uses them
+        # export_volume, new_transfer, read_transfer, write_transfer, import_volume,
+        # delete_transfer, delete_volume: dragonball.volume_copy.copy_volume uses them
 
 requests with `trust_env = False`: the machine's REQUESTS_CA_BUNDLE and proxies must not
 decide whom we trust or where the connection goes (MACHINE.md).
@@ -33,6 +36,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import os
+from collections.abc import Iterable, Iterator
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -50,6 +54,8 @@ CLIENT_CERT = f"{paths.PORTAL_CONFIG_DIR}/agent-client.crt"
 CLIENT_KEY = f"{paths.PORTAL_CONFIG_DIR}/agent-client.key"
 TIMEOUT_S = 10.0
 EXEC_GRACE_S = 15.0   # an exec's answer may come this long after its own timeout
+ARCHIVE_TIMEOUT_S = 3600.0     # an export or import answers once the whole volume is done
+TRANSFER_CHUNK_BYTES = 1 << 20
 
 
 class AgentError(ClientError, Unavailable):
@@ -124,20 +130,28 @@ class AgentClient:
               params: dict | None = None, timeout: float | None = None) -> dict:
         """`method` `path` of the agent on `address`: its JSON, or AgentError saying why
         not (`status`: the agent's HTTP status when it answered one)."""
+        answer = self._request(method, address, path, json=body, params=params,
+                               timeout=timeout)
+        return self._json(answer, method, address, path)
+
+    def _request(self, method: str, address: str, path: str, timeout: float | None = None,
+                 **kwargs) -> requests.Response:
+        """The agent's answer, whatever its status; AgentError when there is none."""
         url = self.url(address, path)
         where = host_port(address, self.port)
         timeout = self.timeout if timeout is None else timeout
         try:
-            answer = self.session.request(method, url, json=body, params=params,
-                                          timeout=timeout, verify=self.ca)
+            return self.session.request(method, url, timeout=timeout, verify=self.ca,
+                                        **kwargs)
         except requests.exceptions.SSLError as e:
             raise AgentError(f"TLS with the agent at {where} failed: {_reason(e)}",
                              f"the agent's certificate must come from this cluster's CA and "
                              f"name {self.server_name}; the agent must accept the portal's "
                              "client certificate (docs/agent.md)") from e
         except requests.exceptions.Timeout as e:
+            waited = timeout[-1] if isinstance(timeout, tuple) else timeout
             raise AgentError(f"the agent at {where} did not answer within "
-                             f"{timeout:.0f} s", "see 'docker service ps "
+                             f"{waited:.0f} s", "see 'docker service ps "
                              "dragonball-agent' on the portal") from e
         except requests.exceptions.ConnectionError as e:
             raise AgentError(f"cannot reach the agent at {where}: {_reason(e)}",
@@ -145,6 +159,11 @@ class AgentClient:
                              f"the portal; port {self.port}/tcp must be open") from e
         except requests.RequestException as e:
             raise AgentError(f"the call to the agent at {where} failed: {_reason(e)}") from e
+
+    def _json(self, answer: requests.Response, method: str, address: str, path: str) -> dict:
+        """The answer's JSON object when it is a 200, else AgentError with the agent's
+        status and its answer (`body`)."""
+        where = host_port(address, self.port)
         try:
             answered = answer.json()
         except ValueError:
@@ -195,6 +214,83 @@ class AgentClient:
     def delete_params(self, address: str, app: str, service: str) -> dict:
         return self._call("DELETE", address, "/v1/params",
                           params={"app": app, "service": service})
+
+    # --- volumes (docs/agent.md, "Volumes"; dragonball.volume_copy copies one) ---------------
+
+    def volumes(self, address: str, sizes: bool = False) -> list[dict]:
+        """The application's volumes on that node (labelled io.dragonball.app): name,
+        labels, app, service, slot, created, containers using it, in_use; `size` in bytes
+        when `sizes` (docker system df: the engine walks every volume, slow on big hosts)."""
+        return self._call("GET", address, "/v1/volumes",
+                          params={"size": "1"} if sizes else None)["volumes"]
+
+    def export_volume(self, address: str, name: str,
+                      timeout: float = ARCHIVE_TIMEOUT_S) -> dict:
+        """Pack the volume into a staged tar there: {"id", "name", "size", "sha256"}.
+        AgentError 409 when a running container uses it, 403 not an application's."""
+        return self._call("POST", address, "/v1/volumes/export", body={},
+                          params={"name": name}, timeout=(self.timeout, timeout))
+
+    def new_transfer(self, address: str) -> str:
+        """An empty staged file there, to write a copy into: its id."""
+        return self._call("POST", address, "/v1/transfers", body={})["id"]
+
+    def read_transfer(self, address: str, transfer_id: str, offset: int = 0,
+                      length: int | None = None) -> Iterator[bytes]:
+        """The staged bytes from `offset` (`length` of them, or to the end), as chunks read
+        while they are consumed; AgentError when the stream breaks or ends early."""
+        path = f"/v1/transfers/{transfer_id}"
+        params = {"offset": offset, **({} if length is None else {"length": length})}
+        answer = self._request("GET", address, path, params=params, stream=True)
+        try:
+            if answer.status_code != 200:
+                self._json(answer, "GET", address, path)
+            expected, got = int(answer.headers.get("Content-Length", -1)), 0
+            for chunk in self._streamed(answer, address, path):
+                got += len(chunk)
+                yield chunk
+            if got != expected:
+                raise AgentError(f"the transfer {transfer_id} from {address} ended after "
+                                 f"{got} of {expected} bytes")
+        finally:
+            answer.close()
+
+    def _streamed(self, answer: requests.Response, address: str, path: str):
+        try:
+            yield from answer.iter_content(TRANSFER_CHUNK_BYTES)
+        except requests.RequestException as e:
+            raise AgentError(f"reading {path} from the agent at {address} broke: "
+                             f"{_reason(e)}") from e
+
+    def transfer_size(self, address: str, transfer_id: str) -> int:
+        """How many bytes the staged file there holds (a broken write keeps what arrived)."""
+        return self._call("GET", address, f"/v1/transfers/{transfer_id}/size")["size"]
+
+    def write_transfer(self, address: str, transfer_id: str, offset: int,
+                       chunks: Iterable[bytes]) -> dict:
+        """Append `chunks` (streamed, at most 64 MiB in one call) to the staged file there,
+        which must hold `offset` bytes: {"id", "size"}. AgentError 409 with body["size"]
+        when it holds another number, or body["busy"] (a write still running there). After
+        a failure, ask transfer_size before writing again."""
+        return self._json(self._request("PUT", address, f"/v1/transfers/{transfer_id}",
+                                        params={"offset": offset}, data=iter(chunks)),
+                          "PUT", address, f"/v1/transfers/{transfer_id}")
+
+    def import_volume(self, address: str, name: str, transfer_id: str, sha256: str,
+                      labels: dict, timeout: float = ARCHIVE_TIMEOUT_S) -> dict:
+        """The staged tar, checked, into the new volume `name` with `labels`: {"name",
+        "sha256", "size"}. AgentError 422 (sha256 differs, or members out of the volume:
+        the staged file is gone, copy again), 409 (the volume exists, not empty)."""
+        return self._call("POST", address, "/v1/volumes/import",
+                          body={"labels": labels}, timeout=(self.timeout, timeout),
+                          params={"name": name, "id": transfer_id, "sha256": sha256})
+
+    def delete_transfer(self, address: str, transfer_id: str) -> dict:
+        return self._call("DELETE", address, f"/v1/transfers/{transfer_id}")
+
+    def delete_volume(self, address: str, name: str) -> dict:
+        """Remove an application's volume no container uses (AgentError 409 otherwise)."""
+        return self._call("DELETE", address, "/v1/volumes", params={"name": name})
 
     def metrics_of(self, addresses, workers: int = 8) -> dict:
         """{address: metrics dict, or the AgentError}, every agent asked at once."""

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agent_api import ApiError, AppApi, Download, Upload
@@ -103,6 +103,8 @@ def endpoint(calls: dict):
         try:
             if isinstance(calls[method], Upload):
                 status, content = await upload(calls[method], request, query)
+                if content is None:
+                    return NO_ANSWER
             else:
                 body = json_body(method, await read_body(request))
                 status, content = await run_in_threadpool(calls[method], query, body)
@@ -129,9 +131,25 @@ async def upload(route: Upload, request: Request, query: dict) -> tuple:
                 await run_in_threadpool(writer.write, chunk)
         return await run_in_threadpool(writer.finish)
     except ClientDisconnect:
-        return 400, {"error": "the body ended before its end (the client went away)"}
+        say(f"{request.client.host if request.client else '?'} {request.method} "
+            f"{request.url.path}: the client went away mid-body (what came is kept)")
+        return 400, None
     finally:
         await run_in_threadpool(writer.close)
+
+
+class NoAnswer(Response):
+    """Nothing sent: the client went away (writing to its broken TLS connection would only
+    raise in the server)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=400)
+
+    async def __call__(self, scope, receive, send) -> None:
+        return None
+
+
+NO_ANSWER = NoAnswer()
 
 
 def download(content: Download, status: int) -> StreamingResponse:
@@ -236,8 +254,14 @@ class Agent:
     async def _serve(self, ready: threading.Event) -> None:
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
         ready.set()
-        await asyncio.gather(*(hypercorn_serve(app, config, shutdown_trigger=self._stopping.wait)
-                               for app, config in self.servers))
+        try:
+            await asyncio.gather(*(hypercorn_serve(app, config,
+                                                   shutdown_trigger=self._stopping.wait)
+                                   for app, config in self.servers))
+        except asyncio.CancelledError:
+            # hypercorn cancels the connections still open after the grace (a client that
+            # went away mid-body leaves its TLS close waiting): stopped all the same
+            say("connections still open at stop were dropped")
 
     def stop(self) -> None:
         """Stop both servers (requests still running get STOP_GRACE_S)."""

@@ -55,7 +55,7 @@ def volume_entry(volume: dict, users: list[dict], sizes: dict | None) -> dict:
 
 class VolumesApi:
     """GET and DELETE /v1/volumes, POST /v1/volumes/export and /v1/volumes/import, POST
-    /v1/transfers and GET, PUT, DELETE /v1/transfers/{id}."""
+    /v1/transfers, GET, PUT, DELETE /v1/transfers/{id} and GET /v1/transfers/{id}/size."""
 
     def __init__(self, engine: Engine, staging: Staging) -> None:
         self.engine, self.staging = engine, staging
@@ -68,6 +68,7 @@ class VolumesApi:
                  ("POST", "/v1/volumes/import"): self.import_,
                  ("POST", "/v1/transfers"): self.new_transfer,
                  ("GET", "/v1/transfers/{id}"): self.read,
+                 ("GET", "/v1/transfers/{id}/size"): self.size,
                  ("DELETE", "/v1/transfers/{id}"): self.delete_transfer}
         return {**{key: engine_answers(call) for key, call in calls.items()},
                 ("PUT", "/v1/transfers/{id}"): Upload(self.writer, transfers.PUT_LIMIT_BYTES)}
@@ -166,6 +167,11 @@ class VolumesApi:
         chunks, count = self.staging.reader(tid, offset, length)
         size = self.staging.size(tid)
         return 200, Download(chunks, count, {"X-Transfer-Size": str(size)})
+
+    def size(self, query: dict, body) -> tuple:
+        """How many bytes the staged file holds: where a broken copy goes on from."""
+        tid = transfers.transfer_id(one(query, "id"))
+        return 200, {"id": tid, "size": self.staging.size(tid)}
 
     def writer(self, query: dict):
         tid = transfers.transfer_id(one(query, "id"))
