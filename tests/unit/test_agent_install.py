@@ -185,7 +185,8 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     assert after("--publish") == ["mode=host,target=9443,published=9443,protocol=tcp"]
     assert after("--mount") == ["type=bind,src=/proc,dst=/host/proc,readonly",
                                 "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
-                                "type=bind,src=/var/lib/dragonball/params,dst=/host/params"]
+                                "type=bind,src=/var/lib/dragonball/params,dst=/host/params",
+                                "type=volume,src=dragonball-transfers,dst=/host/transfers"]
     assert after("--secret") == [f"source={names['crt']},target=agent.crt,mode=0444",
                                  f"source={names['key']},target=agent.key,mode=0400",
                                  f"source={names['ca']},target=ca.crt,mode=0444"]

@@ -79,6 +79,11 @@ WAIT_S = 180  # the first pull on the portal, the task's start, the health check
 #: whatever its --data-dir: one Swarm service spec mounts it on all of them.
 PARAMS_DIR = f"{DATA_DIR}/params"
 PARAMS_MOUNT = "/host/params"
+#: The staged tars of volume copies (agent_transfers): a named volume, so they sit on the
+#: engine's disk beside the volumes they come from or go to, on every node, with no folder
+#: to make first (the engine makes it with the agent's first task there).
+TRANSFERS_VOLUME = "dragonball-transfers"
+TRANSFERS_MOUNT = "/host/transfers"
 
 STEP_IDS = ("agent.params", "agent.pki", "agent.service")
 
@@ -100,6 +105,7 @@ def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
             "--mount", "type=bind,src=/proc,dst=/host/proc,readonly",
             "--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
             "--mount", f"type=bind,src={PARAMS_DIR},dst={PARAMS_MOUNT}",
+            "--mount", f"type=volume,src={TRANSFERS_VOLUME},dst={TRANSFERS_MOUNT}",
             "--hostname", "{{.Node.Hostname}}", "--env", "DRAGONBALL_NODE_ID={{.Node.ID}}",
             "--label", f"{LABEL}=agent", "--label", f"{CONFIG_LABEL}={config_hash}",
             "--container-label", f"{LABEL}=agent",
