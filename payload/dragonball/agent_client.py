@@ -262,16 +262,17 @@ class AgentClient:
             raise AgentError(f"reading {path} from the agent at {address} broke: "
                              f"{_reason(e)}") from e
 
-    def transfer_size(self, address: str, transfer_id: str) -> int:
-        """How many bytes the staged file there holds (a broken write keeps what arrived)."""
-        return self._call("GET", address, f"/v1/transfers/{transfer_id}/size")["size"]
+    def transfer_size(self, address: str, transfer_id: str) -> dict:
+        """{"id", "size": bytes the staged file there holds (a broken write keeps what
+        arrived), "busy": a write still holds it (its size is not final)}."""
+        return self._call("GET", address, f"/v1/transfers/{transfer_id}/size")
 
     def write_transfer(self, address: str, transfer_id: str, offset: int,
                        chunks: Iterable[bytes]) -> dict:
         """Append `chunks` (streamed, at most 64 MiB in one call) to the staged file there,
         which must hold `offset` bytes: {"id", "size"}. AgentError 409 with body["size"]
         when it holds another number, or body["busy"] (a write still running there). After
-        a failure, ask transfer_size before writing again."""
+        a failure, ask transfer_size (until not busy) before writing again."""
         return self._json(self._request("PUT", address, f"/v1/transfers/{transfer_id}",
                                         params={"offset": offset}, data=iter(chunks)),
                           "PUT", address, f"/v1/transfers/{transfer_id}")

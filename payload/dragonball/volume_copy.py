@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 PIECE_BYTES = 32 << 20   # one PUT to the target (the agent takes at most 64 MiB in one)
 TRIES = 4                # broken pieces in a row before the copy gives up
 PAUSE_S = 1.0            # before trying a piece again, times the failures in a row
+SETTLE_S = 60.0         # the target's end of a broken write, waited for this long at most
 
 
 class VolumeCopyFailed(ClientError, Failed):
@@ -95,7 +96,7 @@ class _Copy:
         while offset < size:
             try:
                 if failures:
-                    offset = self.agents.transfer_size(self.target, self.target_id)
+                    offset = self.settled_size(pause)
                     if offset >= size:
                         break
                 pieces = self.agents.read_transfer(self.source, self.source_id, offset,
@@ -116,6 +117,19 @@ class _Copy:
         if offset != size:
             raise self.failed("copy", f"the target holds {offset} bytes, the source has "
                                       f"{size}")
+
+    def settled_size(self, pause) -> int:
+        """What the target holds once the broken write has ended there (the agent sees a
+        connection gone only when it reads from it again)."""
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            state = self.agents.transfer_size(self.target, self.target_id)
+            if not state["busy"]:
+                return state["size"]
+            if time.monotonic() > deadline:
+                raise AgentError(f"the staged file on {self.target} is still being written "
+                                 f"{SETTLE_S:.0f} s after the connection broke")
+            pause(0.2)
 
     def clean(self) -> None:
         """Remove the staged files on both sides (an agent that does not answer removes

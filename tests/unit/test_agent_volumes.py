@@ -12,6 +12,7 @@ import io
 import os
 import sys
 import tarfile
+import time
 
 import pytest
 
@@ -286,7 +287,7 @@ def test_a_copy_survives_a_broken_connection_and_cleans_up(volume_agent, pem,
         seen = []
         done = volume_copy.copy_volume(agents, "127.0.0.1", "127.0.0.1", VOLUME, LABELS,
                                        lambda d, t: seen.append(d), target_name="copy.1",
-                                       pause=lambda s: None)
+                                       pause=lambda s: time.sleep(min(s, 0.2)))
     assert volume_agent.engine.files["copy.1"] == GOOD
     assert volume_agent.engine.labels["copy.1"] == LABELS
     assert done["sha256"] == hashlib.sha256(GOOD).hexdigest() and done["size"] == len(GOOD)

@@ -152,6 +152,18 @@ class Staging:
             raise ApiError(404, f"no staged transfer {tid} on this node (removed after "
                                 "a day, or when its copy ended)") from e
 
+    def busy(self, tid: str) -> bool:
+        """Whether a write holds the file now: its size is not final until it ends."""
+        self.size(tid)
+        fd = os.open(self.path(tid), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
     def delete(self, tid: str) -> bool:
         try:
             os.unlink(self.path(tid))

@@ -169,9 +169,12 @@ class VolumesApi:
         return 200, Download(chunks, count, {"X-Transfer-Size": str(size)})
 
     def size(self, query: dict, body) -> tuple:
-        """How many bytes the staged file holds: where a broken copy goes on from."""
+        """How many bytes the staged file holds, and whether a write still holds it (a
+        broken one ends when the server sees its connection gone): where a copy goes on
+        from, once it is not busy."""
         tid = transfers.transfer_id(one(query, "id"))
-        return 200, {"id": tid, "size": self.staging.size(tid)}
+        busy = self.staging.busy(tid)
+        return 200, {"id": tid, "size": self.staging.size(tid), "busy": busy}
 
     def writer(self, query: dict):
         tid = transfers.transfer_id(one(query, "id"))
