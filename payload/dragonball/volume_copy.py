@@ -76,10 +76,10 @@ class _Copy:
                hint: str = "") -> VolumeCopyFailed:
         message = (f"copying volume {self.name} from {self.source} to {self.target} "
                    f"failed at the {stage}: {why}")
-        hint = " ".join(part for part in (
-            hint, f"The source volume {self.name} on {self.source} is untouched and still "
-                  f"in force; the staged files were removed. Run the same command again to "
-                  "retry.") if part)
+        untouched = (f"The source volume {self.name} on {self.source} is untouched and "
+                     "still in force; the staged files were removed. Run the same command "
+                     "again to retry.")
+        hint = f"{hint} {untouched}" if hint else untouched
         return VolumeCopyFailed(message, hint, stage, cause)
 
     def step(self, stage: str, call):

@@ -270,8 +270,8 @@ def test_the_volumes_are_listed_with_who_uses_them(volume_agent, pem):  # noqa: 
         assert agents.volumes("127.0.0.1")[0]["size"] is None
 
 
-def test_a_copy_survives_a_broken_connection_and_cleans_up(volume_agent, pem,
-                                                            monkeypatch):  # noqa: F811
+def test_a_copy_survives_a_broken_connection_and_cleans_up(
+        volume_agent, pem, monkeypatch):  # noqa: F811
     with client(pem, volume_agent.port) as agents:
         read, calls = agents.read_transfer, []
 
@@ -295,8 +295,8 @@ def test_a_copy_survives_a_broken_connection_and_cleans_up(volume_agent, pem,
     assert list(volume_agent.staged.iterdir()) == []  # both staged files removed
 
 
-def test_a_wrong_sha256_or_members_out_of_the_volume_change_nothing(volume_agent,
-                                                                     pem):  # noqa: F811
+def test_a_wrong_sha256_or_members_out_of_the_volume_change_nothing(
+        volume_agent, pem):  # noqa: F811
     engine = volume_agent.engine
     with client(pem, volume_agent.port) as agents:
         for data, status in ((GOOD, "sha"), (tar_of(("../escape", tarfile.REGTYPE, b"x")),
