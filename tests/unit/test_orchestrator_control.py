@@ -396,3 +396,40 @@ def test_status_rows_in_start_order(applied, engine):
     assert [t["state"] for t in api["tasks"]] == ["running", "running", "starting"]
     engine.remove_service("notes_web")
     assert applied.status("notes")[2]["state"] == "absent"
+
+
+# -- slots of a service with storage -------------------------------------------------------
+TWO_SLOTS = NOTES.replace("    replicas: 1\n    storage: true", "    replicas: 2\n    storage: true")
+
+
+def test_slots_spread_over_the_servers_and_stay_where_their_data_is(tmp_path, control, engine):
+    control.apply(spec_file(tmp_path, TWO_SLOTS))
+    labels = {n.hostname: dict(n.labels) for n in engine.nodes()}
+    assert labels["node-a"].get("dragonball.placement.notes.store-1") == "true"
+    assert labels["node-b"].get("dragonball.placement.notes.store-2") == "true"
+    constraint = engine.by_name["notes_store-2"]["TaskTemplate"]["Placement"]["Constraints"]
+    assert constraint == ["node.labels.dragonball.placement.notes.store-2==true"]
+    # whatever the spread would say now, a second apply moves nothing
+    engine.calls.clear()
+    plan = control.apply(spec_file(tmp_path, TWO_SLOTS))
+    assert not [c for c in engine.calls if c[0] == "update_node"]
+    assert "store-2 stays on node-b (its storage is there)" in plan.notes
+
+
+def test_one_slot_stops_and_starts_by_its_name_the_service_by_its_own(tmp_path, control,
+                                                                      engine):
+    control.apply(spec_file(tmp_path, TWO_SLOTS))
+    control.store.save_app("notes", "notes.app.yaml", TWO_SLOTS)
+    stopped, notes = control.stop("notes", "store-2")
+    assert stopped == ["store-2"] and "store-2 stops while still needed by api" in notes
+    assert engine.by_name["notes_store-1"]["Mode"]["Replicated"]["Replicas"] == 1
+    assert control.start("notes", "store") == ["store-1", "store-2"]
+    with pytest.raises(UnknownService, match="store-3"):
+        control.stop("notes", "store-3")
+
+
+def test_parameters_belong_to_the_service_not_to_one_slot(tmp_path, control):
+    control.apply(spec_file(tmp_path, TWO_SLOTS))
+    with pytest.raises(UnknownService):
+        control.get_params("notes", "store-1")
+    assert control.get_params("notes", "store")["service"] == "store"
