@@ -144,9 +144,9 @@ def all_healthy(rows: list[dict] | None) -> bool:
 
 
 def server_of(cluster: LabCluster, app: str, service: str) -> str:
-    """The server running `service`'s (first) task."""
+    """The server running `service`'s (first) task (or its first slot's: `store-1`)."""
     for row in services(cluster, app) or []:
-        if row.get("service") == service:
+        if service in (row.get("service"), row.get("of")):
             running = [t["server"] for t in row.get("tasks", []) if t.get("state") == "running"]
             if running:
                 return running[0]

@@ -132,7 +132,7 @@ def put_back(installed_cluster, applied, web_url):
     db(cluster, "apply", SPEC)
     rows = services(cluster)
     assert {n: (r["healthy"], r["desired"]) for n, r in rows.items()} == {
-        "store": (1, 1), "api": (API_REPLICAS, API_REPLICAS), "web": (1, 1)}, rows
+        "store-1": (1, 1), "api": (API_REPLICAS, API_REPLICAS), "web": (1, 1)}, rows
     assert {t["server"] for t in rows["web"]["tasks"]} == {"s1"}, rows["web"]
     wait_for(lambda: get(f"{web_url}/api/info")[0] == 200, 60)
 
@@ -188,12 +188,13 @@ def test_the_services_page_shows_each_service_healthy_with_its_tasks_per_server(
     settled(page, "/services", lambda: page.locator(
         "#service-tree tr[data-state='healthy']").count() == 3)
     tasks = {}
-    for name in ("store", "api", "web"):
+    for name in ("store-1", "api", "web"):
         row = page.locator(f"#service-tree tr[data-service='{name}']")
         assert row.get_attribute("data-state") == "healthy", row.inner_text()
         labels = row.locator("span.label").all_inner_texts()  # "s2: 1"
         tasks[name] = {s: int(n) for s, n in (label.split(": ") for label in labels)}
-    assert tasks["store"] == {"s2": 1} and tasks["web"] == {"s1": 1}, tasks
+    assert tasks["store-1"] == {"s2": 1} and tasks["web"] == {"s1": 1}, tasks
+    assert "on s2" in page.inner_text("#service-tree tr[data-service='store-1'] .pinned")
     assert sum(tasks["api"].values()) == API_REPLICAS and len(tasks["api"]) >= 2, tasks
     assert page.inner_text("#service-tree tr[data-service='api'] td:nth-child(4)") == (
         f"{API_REPLICAS}/{API_REPLICAS}")
@@ -251,7 +252,7 @@ def test_a_placement_change_is_planned_then_applied_after_confirmation(page, put
     go(page, "/placement")
     grid = "#placement-grid tr[data-server='{}'] td[data-service='{}']"
     assert page.inner_text(grid.format("s1", "web")) == "1"
-    assert page.inner_text(grid.format("s2", "store")) == "1"
+    assert page.inner_text(grid.format("s2", "store-1")) == "1"
     assert sum(int(page.inner_text(grid.format(s, "api")).replace("·", "0"))
                for s in ("s1", "s2", "s3")) == API_REPLICAS
     shot(page, "cluster-placement")
@@ -262,9 +263,9 @@ def test_a_placement_change_is_planned_then_applied_after_confirmation(page, put
     page.click("#plan-placement")
     page.locator("#plan").wait_for()
     steps = {s: page.inner_text(f"#plan tr[data-service='{s}']") for s in ("web", "api",
-                                                                          "store")}
+                                                                          "store-1")}
     assert "change" in steps["web"] and "replicas 1 -> 0" in steps["web"], steps
-    assert "keep" in steps["api"] and "keep" in steps["store"], steps
+    assert "keep" in steps["api"] and "keep" in steps["store-1"], steps
     assert services(cluster)["web"]["desired"] == 1  # nothing changed before the confirmation
     shot(page, "cluster-placement-plan")
 

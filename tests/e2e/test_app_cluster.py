@@ -103,16 +103,16 @@ def start_lines(cluster, service: str) -> dict:
 def test_apply_starts_leaves_first_as_the_actions_logs_show(installed_cluster, applied):
     events = [(e["service"], e["state"]) for e in applied["events"]]
     order = [s for s, state in events if state == "healthy"]
-    assert order == ["store", "api", "web"], events
-    assert events.index(("store", "healthy")) < events.index(("api", "starting"))
+    assert order == ["store-1", "api", "web"], events   # the store's storage: its slot 1
+    assert events.index(("store-1", "healthy")) < events.index(("api", "starting"))
     assert events.index(("api", "healthy")) < events.index(("web", "starting"))
 
-    logs = {s: start_lines(installed_cluster, s) for s in ("store", "api", "web")}
+    logs = {s: start_lines(installed_cluster, s) for s in ("store-1", "api", "web")}
     assert len(logs["api"]) == API_REPLICAS, logs
     for service in logs:
         for task, (first, running) in logs[service].items():
             assert first and running, (service, task, logs[service])
-    store_running = max(r for _, r in logs["store"].values())
+    store_running = max(r for _, r in logs["store-1"].values())
     api_first = min(f for f, _ in logs["api"].values())
     api_running = max(r for _, r in logs["api"].values())
     web_first = min(f for f, _ in logs["web"].values())
@@ -123,9 +123,10 @@ def test_services_report_every_task_healthy_across_servers(installed_cluster, ap
     rows = json.loads(db(installed_cluster, "services", "--json").stdout)["services"]
     by_name = {r["service"]: r for r in rows}
     assert {n: (r["state"], r["healthy"]) for n, r in by_name.items()} == {
-        "store": ("healthy", 1), "api": ("healthy", API_REPLICAS), "web": ("healthy", 1)}
+        "store-1": ("healthy", 1), "api": ("healthy", API_REPLICAS), "web": ("healthy", 1)}
     assert {t["server"] for t in by_name["web"]["tasks"]} == {"s1"}
-    assert {t["server"] for t in by_name["store"]["tasks"]} == {"s2"}
+    assert {t["server"] for t in by_name["store-1"]["tasks"]} == {"s2"}
+    assert (by_name["store-1"]["server"], by_name["store-1"]["waiting"]) == ("s2", None)
 
 
 def served_by(url: str, want: int, tries: int = 60) -> dict:

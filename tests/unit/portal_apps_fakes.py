@@ -47,9 +47,13 @@ class Portal:
         control = self.control()
         control.store.save_app("notes", "notes.app.yaml", text)
         prepared = control.prepare_text(text, "notes.app.yaml")
-        for name in prepared.spec.services:
-            self.engine.add(planning.wanted_spec(prepared.spec, name,
-                                                 prepared.observation.pinned))
+        units = planning.placed(prepared.spec, prepared.observation)
+        for name in units.spec.services:
+            self.engine.add(planning.wanted_spec(units.spec, name, prepared.observation.pinned,
+                                                 units.slots.get(name)))
+        for change in prepared.deployment.labels:   # the pins, as apply left them
+            self.engine.update_node(change.node_id, labels={change.key: change.value})
+        self.engine.calls[:] = [c for c in self.engine.calls if c[0] != "update_node"]
         self.engine.task_lists["notes_api"] = [
             task("notes_api", 1, "id-a", container="c-api-1"),
             task("notes_api", 2, "id-b", container="c-api-2")]

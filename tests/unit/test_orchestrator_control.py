@@ -133,12 +133,13 @@ def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engi
     plan = control.apply(spec_file(tmp_path))
     assert plan.count("start") == 3
     created = [c[1] for c in engine.calls if c[0] == "create_service"]
-    assert created == ["notes_store", "notes_api", "notes_web"]
+    assert created == ["notes_store-1", "notes_api", "notes_web"]   # the store: its slot
     assert ("ensure_network", "notes_net") in engine.calls
     image = engine.by_name["notes_api"]["TaskTemplate"]["ContainerSpec"]["Image"]
     assert image == f"{REGISTRY}/notes/api@sha256:{'a' * 64}"
-    # no placement.servers, and no server carries a placement label: no node is touched
-    assert not [c for c in engine.calls if c[0] == "update_node"]
+    # no placement.servers: the only node touched is the store slot's, pinned once
+    assert [c[1:] for c in engine.calls if c[0] == "update_node"] == [
+        ("id-a", {"dragonball.placement.notes.store-1": "true"}, False)]
     puts = agents.named("put_params")
     assert {(c[1], c[3]) for c in puts} == {(a, s) for a in ("10.0.0.1", "10.0.0.2")
                                             for s in ("web", "api", "store")}
@@ -148,7 +149,8 @@ def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engi
     engine.calls.clear()
     again = control.apply(spec_file(tmp_path))
     assert again.count("keep") == 3
-    assert not [c for c in engine.calls if c[0] in ("create_service", "update_service")]
+    assert not [c for c in engine.calls if c[0] in ("create_service", "update_service",
+                                                     "update_node")]
 
 
 def test_apply_reads_the_spec_observes_and_plans_once(tmp_path, control, engine, registry):
@@ -162,7 +164,7 @@ def test_apply_reads_the_spec_observes_and_plans_once(tmp_path, control, engine,
     assert registry.calls == []          # executing looks nothing up again to plan
     assert not [c for c in engine.calls if c[0] == "services"]
     assert [c[1] for c in engine.calls if c[0] == "create_service"] == [
-        "notes_store", "notes_api", "notes_web"]
+        "notes_store-1", "notes_api", "notes_web"]
 
 
 def test_a_new_default_reaches_kept_tasks_and_a_refusal_is_named(tmp_path, control, engine,
@@ -199,7 +201,7 @@ def test_a_failed_task_stops_apply_naming_service_server_and_log(tmp_path, contr
     e = caught.value
     assert (e.service, e.server) == ("api", "node-a")
     assert e.output == "api: cannot reach store:6379"
-    assert e.healthy == ["store"]
+    assert e.healthy == ["store-1"]
     assert "notes_web" not in engine.by_name    # nothing launched after the failure
 
 
@@ -209,7 +211,8 @@ def test_placement_servers_label_only_the_servers_listed(tmp_path, control, engi
     control.apply(spec_file(tmp_path, text))
     key = "dragonball.placement.notes.api"
     assert [c[1:] for c in engine.calls if c[0] == "update_node"] == [
-        ("id-b", {key: "true"}, False)]
+        ("id-b", {key: "true"}, False),
+        ("id-a", {"dragonball.placement.notes.store-1": "true"}, False)]   # the store's pin
     # moved to node-a: set there, removed from node-b; nothing else touched
     engine.calls.clear()
     control.apply(spec_file(tmp_path, text.replace("servers: [node-b]", "servers: [node-a]")))
@@ -221,8 +224,12 @@ def test_placement_servers_label_only_the_servers_listed(tmp_path, control, engi
 def deploy(control, engine, text: str = NOTES) -> None:
     """Put the app's services on the fake swarm as apply would have made them."""
     prepared = control.prepare_text(text, "notes.app.yaml")
-    for name in prepared.spec.services:
-        engine.add(planning.wanted_spec(prepared.spec, name, prepared.observation.pinned))
+    units = planning.placed(prepared.spec, prepared.observation)
+    for name in units.spec.services:
+        engine.add(planning.wanted_spec(units.spec, name, prepared.observation.pinned,
+                                        units.slots.get(name)))
+    for change in prepared.deployment.labels:
+        engine.update_node(change.node_id, labels={change.key: change.value})
 
 
 def test_plan_keeps_what_runs_as_specified(control, engine):
@@ -238,7 +245,7 @@ def test_plan_marks_a_changed_definition_as_change(control, engine):
     steps = {s.service: s for wave in plan.start_waves for s in wave}
     assert steps["api"].action == "change"
     assert steps["api"].reasons == ("service definition",)
-    assert (steps["web"].action, steps["store"].action) == ("keep", "keep")
+    assert (steps["web"].action, steps["store-1"].action) == ("keep", "keep")
 
 
 def test_plan_marks_a_new_digest_under_the_same_tag_as_change(control, engine, registry):
@@ -246,7 +253,7 @@ def test_plan_marks_a_new_digest_under_the_same_tag_as_change(control, engine, r
     registry.digests["notes/web:0.1.0"] = "sha256:" + "f" * 64
     plan = control.prepare_text(NOTES, "notes.app.yaml").plan
     steps = {s.service: s.action for wave in plan.start_waves for s in wave}
-    assert steps == {"store": "keep", "api": "keep", "web": "change"}
+    assert steps == {"store-1": "keep", "api": "keep", "web": "change"}
 
 
 def test_plan_of_a_new_image_tag_is_a_change_with_its_reason(control, engine, registry):
@@ -265,6 +272,7 @@ def applied(tmp_path, control, engine, agents):
     """notes applied and running: api has two running tasks and one still starting."""
     control.store.save_app("notes", spec_file(tmp_path), NOTES)
     deploy(control, engine)
+    engine.calls.clear()
     engine.task_lists["notes_api"] = [
         task("notes_api", 1, "id-a", container="c-api-1"),
         task("notes_api", 2, "id-b", container="c-api-2"),
@@ -382,9 +390,46 @@ def test_explain_when_the_log_cannot_be_read(control, agents):
 
 def test_status_rows_in_start_order(applied, engine):
     rows = applied.status("notes")
-    assert [r["service"] for r in rows] == ["store", "api", "web"]
+    assert [r["service"] for r in rows] == ["store-1", "api", "web"]
     api = rows[1]
     assert (api["desired"], api["healthy"], api["state"]) == (2, 2, "healthy")
     assert [t["state"] for t in api["tasks"]] == ["running", "running", "starting"]
     engine.remove_service("notes_web")
     assert applied.status("notes")[2]["state"] == "absent"
+
+
+# -- slots of a service with storage -------------------------------------------------------
+TWO_SLOTS = NOTES.replace("    replicas: 1\n    storage: true", "    replicas: 2\n    storage: true")
+
+
+def test_slots_spread_over_the_servers_and_stay_where_their_data_is(tmp_path, control, engine):
+    control.apply(spec_file(tmp_path, TWO_SLOTS))
+    labels = {n.hostname: dict(n.labels) for n in engine.nodes()}
+    assert labels["node-a"].get("dragonball.placement.notes.store-1") == "true"
+    assert labels["node-b"].get("dragonball.placement.notes.store-2") == "true"
+    constraint = engine.by_name["notes_store-2"]["TaskTemplate"]["Placement"]["Constraints"]
+    assert constraint == ["node.labels.dragonball.placement.notes.store-2==true"]
+    # whatever the spread would say now, a second apply moves nothing
+    engine.calls.clear()
+    plan = control.apply(spec_file(tmp_path, TWO_SLOTS))
+    assert not [c for c in engine.calls if c[0] == "update_node"]
+    assert "store-2 stays on node-b (its storage is there)" in plan.notes
+
+
+def test_one_slot_stops_and_starts_by_its_name_the_service_by_its_own(tmp_path, control,
+                                                                      engine):
+    control.apply(spec_file(tmp_path, TWO_SLOTS))
+    control.store.save_app("notes", "notes.app.yaml", TWO_SLOTS)
+    stopped, notes = control.stop("notes", "store-2")
+    assert stopped == ["store-2"] and "store-2 stops while still needed by api" in notes
+    assert engine.by_name["notes_store-1"]["Mode"]["Replicated"]["Replicas"] == 1
+    assert control.start("notes", "store") == ["store-1", "store-2"]
+    with pytest.raises(UnknownService, match="store-3"):
+        control.stop("notes", "store-3")
+
+
+def test_parameters_belong_to_the_service_not_to_one_slot(tmp_path, control):
+    control.apply(spec_file(tmp_path, TWO_SLOTS))
+    with pytest.raises(UnknownService):
+        control.get_params("notes", "store-1")
+    assert control.get_params("notes", "store")["service"] == "store"

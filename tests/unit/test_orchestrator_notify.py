@@ -11,7 +11,7 @@ import pytest
 
 from dragonball.app.plan import dependencies
 from dragonball.app.spec import load_file
-from dragonball.orchestrator import notify
+from dragonball.orchestrator import notify, slotting
 from dragonball.orchestrator.control import TaskResult
 from dragonball.orchestrator.notify import Notifier, payloads, state_of, transitions
 from dragonball.orchestrator.state import AppStore
@@ -121,6 +121,9 @@ class FakeControl:
     def spec_of(self, app: str):
         return self.spec
 
+    def units_of(self, app: str):
+        return slotting.expand(self.spec, (), place_new=False)
+
     def status(self, app: str) -> list[dict]:
         return [{"service": s, "desired": d, "healthy": h} for s, (d, h) in self.rows.items()]
 
@@ -146,21 +149,23 @@ def control(tmp_path, clock):
     spec = load_file(str(REPO / "examples" / "notes.app.yaml"))
     apps.save_app("notes", "notes.app.yaml", "app: notes")
     made = FakeControl(apps, spec)
-    made.rows = {"store": (1, 1), "api": (2, 2), "web": (1, 1)}
+    made.rows = {"store-1": (1, 1), "api": (2, 2), "web": (1, 1)}
     made.tasks = {"api": [("api.1", True), ("api.2", True)], "web": [("web.1", True)]}
     yield made
     store.close()
 
 
 def queue(control, **changes) -> None:
-    """Record states as now, then `changes`, with their notifications."""
+    """Record states as now, then `changes` (`store` for its slot store-1), with their
+    notifications."""
+    changes = {("store-1" if k == "store" else k): v for k, v in changes.items()}
     before = {s: state_of(*v) for s, v in control.rows.items()}
     control.rows.update(changes)
     now = {s: state_of(*v) for s, v in control.rows.items()}
     events = transitions(before, now)
     control.store.record_changes("notes", before, [])
     control.store.record_changes("notes", now, payloads(
-        "notes", dependencies(control.spec), events, now, AT))
+        "notes", dependencies(control.units_of("notes").spec), events, now, AT))
 
 
 def test_deliver_marks_delivered_when_every_task_took_it(control):
@@ -168,7 +173,7 @@ def test_deliver_marks_delivered_when_every_task_took_it(control):
     assert Notifier(control).deliver("notes") == 1
     assert [(r, label) for r, label, _ in control.sent] == [("api", "api.1"), ("api", "api.2")]
     body = control.sent[0][2]
-    assert body["seq"] == 1 and body["to"] == "api" and body["service"] == "store"
+    assert body["seq"] == 1 and body["to"] == "api" and body["service"] == "store-1"
     assert body["event"] == "unhealthy" and body["schema"] == 1
     assert control.store.pending("notes", due_only=False) == {}
 
@@ -200,7 +205,7 @@ def test_each_receiver_gets_its_oldest_in_one_round(control):
     queue(control, store=(1, 0), api=(2, 1))
     sent = Notifier(control).deliver("notes")
     assert sent == 2
-    assert {(r, body["service"]) for r, _, body in control.sent} == {("api", "store"),
+    assert {(r, body["service"]) for r, _, body in control.sent} == {("api", "store-1"),
                                                                      ("web", "api")}
 
 
@@ -221,12 +226,29 @@ def test_a_round_records_first_sight_without_notifying(control):
 def test_a_round_queues_and_delivers_a_change(control):
     notifier = Notifier(control, clock=lambda: AT)
     notifier.round()
-    control.rows["store"] = (1, 0)
+    control.rows["store-1"] = (1, 0)
     assert notifier.round() == {"notes": 1}
     [(receiver, label, body)] = control.sent[:1]
     assert (receiver, body["service"], body["event"], body["at"]) == \
-        ("api", "store", "unhealthy", "2025-03-04T05:06:07Z")
-    assert control.store.states("notes")["store"]["state"] == "unhealthy"
+        ("api", "store-1", "unhealthy", "2025-03-04T05:06:07Z")
+    assert control.store.states("notes")["store-1"]["state"] == "unhealthy"
+
+
+def test_a_slot_s_change_reaches_its_peers_and_what_needs_its_service(control):
+    control.spec = control.spec.model_copy(update={"services": {
+        **control.spec.services,
+        "store": control.spec.services["store"].model_copy(update={"replicas": 3})}})
+    control.rows = {"store-1": (1, 1), "store-2": (1, 1), "store-3": (1, 1), "api": (2, 2),
+                    "web": (1, 1)}
+    control.tasks["store-1"] = [("store-1.1", True)]
+    control.tasks["store-3"] = [("store-3.1", True)]
+    notifier = Notifier(control, clock=lambda: AT)
+    notifier.round()
+    control.rows["store-2"] = (1, 0)
+    notifier.round()
+    assert sorted((r, b["service"], b["event"]) for r, _, b in control.sent) == [
+        ("api", "store-2", "unhealthy"), ("api", "store-2", "unhealthy"),
+        ("store-1", "store-2", "unhealthy"), ("store-3", "store-2", "unhealthy")]
     # the same state again: nothing new
     control.sent.clear()
     assert notifier.round() == {"notes": 0} and control.sent == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 
 from dragonball.app import spec as app_spec
-from dragonball.orchestrator import naming, planning, status
+from dragonball.orchestrator import naming, planning, slotting, status
 from dragonball.orchestrator.observe import Observation, Observer, names_in
 from dragonball.swarm import Node, ServiceState
 from orchestrator_fakes import FakeRegistry, FakeSwarm, task
@@ -42,9 +42,11 @@ def test_observe_reads_nodes_the_apps_services_by_label_and_pins_images():
 
 def test_observe_with_tasks_reads_each_deployed_services_tasks():
     swarm = FakeSwarm()
-    swarm.add(planning.wanted_spec(SPEC, "store", {"notes/store:0.1.0": "r/s@sha256:s"}))
+    units = slotting.expand(SPEC, (), place_new=False)
+    swarm.add(planning.wanted_spec(units.spec, "store-1", {"notes/store:0.1.0": "r/s@sha256:s"},
+                                   units.slots["store-1"]))
     seen = Observer(swarm, FakeRegistry({}), REGISTRY).observe("notes", tasks=True)
-    assert [t.slot for t in seen.tasks["store"]] == [1]
+    assert [t.slot for t in seen.tasks["store-1"]] == [1]   # a slot's, by its slot label
 
 
 def state(name: str, replicas: int) -> ServiceState:
@@ -52,20 +54,36 @@ def state(name: str, replicas: int) -> ServiceState:
 
 
 def test_status_rows_leaves_first_with_tasks_meant_to_run():
-    seen = Observation("notes", (Node("id-a", "node-a"), Node("id-b", "node-b")),
-                       {"store": state("store", 1), "api": state("api", 2),
+    nodes = (Node("id-a", "node-a", labels={"dragonball.placement.notes.store-1": "true"}),
+             Node("id-b", "node-b"))
+    seen = Observation("notes", nodes,
+                       {"store-1": state("store-1", 1), "api": state("api", 2),
                         "web": state("web", 0)},
-                       tasks={"store": (task("notes_store", 1, "id-a"),),
+                       tasks={"store-1": (task("notes_store-1", 1, "id-a"),),
                               "api": (task("notes_api", 1, "id-a"),
                                       task("notes_api", 2, "id-b", state="starting"),
                                       task("notes_api", 1, "id-gone", state="shutdown",
                                            desired="shutdown"))})
-    rows = status.rows(SPEC, seen)
+    rows = status.rows(slotting.expand(SPEC, nodes, place_new=False), seen)
     assert [(r["service"], r["state"], r["desired"], r["healthy"]) for r in rows] == [
-        ("store", "healthy", 1, 1), ("api", "degraded", 2, 1), ("web", "stopped", 0, 0)]
+        ("store-1", "healthy", 1, 1), ("api", "degraded", 2, 1), ("web", "stopped", 0, 0)]
+    assert (rows[0]["of"], rows[0]["slot"], rows[0]["server"], rows[0]["waiting"]) == \
+        ("store", 1, "node-a", None)
     assert rows[1]["tasks"] == [{"slot": 1, "server": "node-a", "state": "running"},
                                 {"slot": 2, "server": "node-b", "state": "starting"}]
-    assert status.rows(SPEC, Observation("notes"))[0]["state"] == "absent"
+    absent = status.rows(slotting.expand(SPEC, (), place_new=False), Observation("notes"))
+    assert absent[0]["state"] == "absent" and absent[0]["server"] == ""
+
+
+def test_a_slot_whose_server_is_down_waits_for_it_by_name():
+    nodes = (Node("id-a", "node-a"),
+             Node("id-b", "node-b", ready=False,
+                  labels={"dragonball.placement.notes.store-1": "true"}))
+    task_left = task("notes_store-1", 1, "id-b", state="pending")
+    seen = Observation("notes", nodes, {"store-1": state("store-1", 1)},
+                       tasks={"store-1": (task_left,)})
+    [store, *_] = status.rows(slotting.expand(SPEC, nodes, place_new=False), seen)
+    assert (store["state"], store["server"], store["waiting"]) == ("waiting", "node-b", "node-b")
 
 
 def test_status_state_names():

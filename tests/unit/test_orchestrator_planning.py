@@ -16,7 +16,8 @@ import pathlib
 import pytest
 
 from dragonball.app import spec as app_spec
-from dragonball.orchestrator import naming, planning
+from dragonball.app.errors import SlotsUnplaced
+from dragonball.orchestrator import naming, planning, slotting
 from dragonball.orchestrator.observe import Observation
 from dragonball.swarm import Node, ServiceState
 
@@ -39,11 +40,14 @@ def pinned(spec) -> dict:
             for n, s in zip("abcdef", spec.services.values())}
 
 
-def service(spec, images: dict, name: str, seen: dict) -> ServiceState:
-    """The ServiceState of `name` as described: made from the wanted Swarm spec unless
+def service(units, images: dict, name: str, seen: dict) -> ServiceState:
+    """The ServiceState of unit `name` as described: made from the wanted Swarm spec unless
     `definition` is "other"; `image`, `replicas`, `needs` as its labels say."""
-    labels = {naming.APP_LABEL: spec.app, naming.SERVICE_LABEL: name}
-    wanted = planning.wanted_spec(spec, name, images) if name in spec.services else None
+    spec, slot = units.spec, units.slots.get(name)
+    labels = {naming.APP_LABEL: spec.app, naming.SERVICE_LABEL: units.base(name)}
+    if slot:
+        labels[naming.SLOT_LABEL] = name
+    wanted = planning.wanted_spec(spec, name, images, slot) if name in spec.services else None
     same = wanted is not None and seen.get("definition", "as-specified") == "as-specified"
     mine = spec.services.get(name)
     labels[naming.IMAGE_LABEL] = seen.get("image", mine.image if mine else "")
@@ -55,9 +59,10 @@ def service(spec, images: dict, name: str, seen: dict) -> ServiceState:
 
 def observation(spec, data: dict) -> Observation:
     images = pinned(spec)
-    nodes = tuple(Node(n["id"], n["hostname"], labels=n.get("labels", {}))
-                  for n in data["nodes"])
-    services = {name: service(spec, images, name, seen)
+    nodes = tuple(Node(n["id"], n["hostname"], ready=n.get("ready", True),
+                       labels=n.get("labels", {})) for n in data["nodes"])
+    units = slotting.expand(spec, nodes)
+    services = {name: service(units, images, name, seen)
                 for name, seen in data["services"].items()}
     return Observation(spec.app, nodes, services, images)
 
@@ -101,11 +106,33 @@ def test_plan(name):
 
 def test_a_launch_carries_the_pinned_spec_to_create():
     spec = spec_of({})
-    [*_, web] = planning.deploy(spec, observation(spec, {"nodes": [], "services": {}})).launches
+    empty = {"nodes": [{"id": "id-a", "hostname": "node-a"}], "services": {}}
+    [*_, web] = planning.deploy(spec, observation(spec, empty)).launches
     image = web.spec["TaskTemplate"]["ContainerSpec"]["Image"]
     assert image == f"{REGISTRY}/notes/web@sha256:{'a' * 64}"
     assert web.spec["Labels"][naming.IMAGE_LABEL] == "notes/web:0.1.0"
     assert (web.fresh_only, web.keeps_tasks) == (False, False)
+
+
+def test_a_slot_with_no_server_to_take_it_refuses_the_plan():
+    spec = spec_of({})
+    with pytest.raises(SlotsUnplaced) as refused:
+        planning.deploy(spec, observation(spec, {"nodes": [
+            {"id": "id-a", "hostname": "node-a", "ready": False}], "services": {}}))
+    assert "store-1: no ready server fits its placement" in refused.value.message
+
+
+def test_a_waiting_slot_is_launched_but_not_waited_on_and_its_parameters_are_its_services():
+    spec = spec_of({})
+    seen = {"nodes": [{"id": "id-a", "hostname": "node-a"},
+                      {"id": "id-b", "hostname": "node-b", "ready": False,
+                       "labels": {"dragonball.placement.notes.store-1": "true"}}],
+            "services": {"store-1": {}, "api": {}, "web": {}}}
+    deployment = planning.deploy(spec, observation(spec, seen))
+    store = deployment.launches[0]
+    assert (store.service, store.waits_for, store.params_of) == ("store-1", "node-b", "store")
+    assert deployment.launched() == ["store", "api", "web"]
+    assert deployment.labels == ()   # the pin stays where the data is
 
 
 def test_only_an_update_counts_fresh_tasks_only_a_scale_keeps_them():

@@ -314,3 +314,17 @@ def test_a_service_that_does_not_stop_times_out():
         rollout(swarm, wait_s=3.0).stop({"web": ("x_web", ())})
     assert caught.value.service == "web"
     assert "still running after 3 s" in caught.value.reason
+
+
+def test_a_slot_waiting_for_its_server_is_launched_and_not_waited_on():
+    clock, events = Clock(), []
+    swarm = Swarm(clock, {"store-1": 1.0, "api": 1.0}, fail={})
+    graph = {"store-1": [], "store-2": [], "api": ["store-1", "store-2"]}
+    steps = [Launch(name, name, tuple(needs), 1, swarm.launcher(name),
+                    waits_for="s2" if name == "store-2" else "")
+             for name, needs in graph.items()]
+    swarm.ready["store-2"] = 10**6   # its server is down: never healthy here
+    done = rollout(swarm, events).start(steps)
+    assert done == ["store-1", "api"]
+    assert ("waiting", "store-2") in events and "store-2" in acted(swarm)
+    assert acted(swarm)["api"] < 10   # the others did not wait for it

@@ -9,7 +9,7 @@ import pytest
 
 from dragonball.app.model import ServiceSpec
 from dragonball.app.spec import load_file
-from dragonball.orchestrator import naming, specs
+from dragonball.orchestrator import naming, slotting, specs
 
 REPO = pathlib.Path(__file__).parents[2]
 IMAGE = "10.0.0.5:5000/notes/{}@sha256:" + "a" * 64
@@ -24,7 +24,10 @@ def notes():
 def built(notes):
     images = {s.image: IMAGE.format(s.image.split("/")[1].split(":")[0])
               for s in notes.services.values()}
-    return specs.all_specs(notes, images)
+    units = slotting.expand(notes, (), place_new=False)
+    return {name: specs.service_spec(notes.app, name, service, images[service.image],
+                                     slot=units.slots.get(name))
+            for name, service in units.spec.services.items()}
 
 
 def variant(service: ServiceSpec, **changes) -> ServiceSpec:
@@ -35,15 +38,18 @@ def env_of(spec: dict) -> dict:
     return dict(item.split("=", 1) for item in spec["TaskTemplate"]["ContainerSpec"]["Env"])
 
 
-@pytest.mark.parametrize("name", ["web", "api", "store"])
+@pytest.mark.parametrize("name", ["web", "api", "store-1"])
 def test_every_service_is_dnsrr_on_the_app_network_under_its_spec_name(built, name):
     spec = built[name]
     assert spec["Name"] == f"notes_{name}"
     assert spec["EndpointSpec"]["Mode"] == "dnsrr"
-    assert spec["TaskTemplate"]["Networks"] == [{"Target": "notes_net", "Aliases": [name]}]
+    base = name.split("-")[0]
+    aliases = [name] if name == base else [name, base]   # a slot: its own name and its peers'
+    assert spec["TaskTemplate"]["Networks"] == [{"Target": "notes_net", "Aliases": aliases}]
     labels = spec["TaskTemplate"]["ContainerSpec"]["Labels"]
-    assert labels == {"io.dragonball.app": "notes", "io.dragonball.service": name,
-                      "io.dragonball.kind": "service" if name == "web" else "backend"}
+    slot = {} if name == base else {"io.dragonball.slot": name}
+    assert labels == {"io.dragonball.app": "notes", "io.dragonball.service": base,
+                      "io.dragonball.kind": "service" if name == "web" else "backend", **slot}
     assert spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "any"
     # Swarm calls a task running only once the module's status action passed
     assert spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"] == [
@@ -60,15 +66,16 @@ def test_an_update_stops_first_only_when_ports_are_published(built):
     # two tasks cannot hold one host-mode port on one server
     assert built["web"]["UpdateConfig"]["Order"] == "stop-first"
     assert built["api"]["UpdateConfig"]["Order"] == "start-first"
-    assert built["store"]["UpdateConfig"]["Order"] == "start-first"
+    # nor may two tasks of a slot share its storage
+    assert built["store-1"]["UpdateConfig"]["Order"] == "stop-first"
     assert built["web"]["UpdateConfig"]["FailureAction"] == "pause"
 
 
-@pytest.mark.parametrize("name", ["web", "api", "store"])
+@pytest.mark.parametrize("name", ["web", "api", "store-1"])
 def test_env_names_the_app_service_and_the_portal_as_params_owner(built, name):
     env = env_of(built[name])
     assert env["DRAGONBALL_APP"] == "notes"
-    assert env["DRAGONBALL_SERVICE"] == name
+    assert env["DRAGONBALL_SERVICE"] == name.split("-")[0]   # a slot: its service's name
     assert env["DRAGONBALL_PARAMS_OWNER"] == "portal"
     assert env["DRAGONBALL_PARAMS_FROM"] == "/run/dragonball-params/params.json"
     assert "DRAGONBALL_MODULE" not in env  # not given in the spec
@@ -84,10 +91,11 @@ def test_an_explicit_module_is_in_env_and_names_the_storage_folder(notes):
     assert "/opt/dragon_ball/service/redis/storage" in targets
 
 
-@pytest.mark.parametrize("name", ["web", "api", "store"])
+@pytest.mark.parametrize("name", ["web", "api", "store-1"])
 def test_the_params_folder_is_bound_read_only(built, name):
     mounts = built[name]["TaskTemplate"]["ContainerSpec"]["Mounts"]
-    assert mounts[0] == {"Type": "bind", "Source": f"/var/lib/dragonball/params/notes/{name}",
+    base = name.split("-")[0]   # every slot of a service reads the service's parameters
+    assert mounts[0] == {"Type": "bind", "Source": f"/var/lib/dragonball/params/notes/{base}",
                          "Target": "/run/dragonball-params", "ReadOnly": True}
 
 
@@ -95,14 +103,15 @@ def test_storage_and_log_volumes_only_with_storage_true(built):
     for name in ("web", "api"):
         assert [m["Type"] for m in built[name]["TaskTemplate"]["ContainerSpec"]["Mounts"]] \
             == ["bind"]
-    volumes = [m for m in built["store"]["TaskTemplate"]["ContainerSpec"]["Mounts"]
+    volumes = [m for m in built["store-1"]["TaskTemplate"]["ContainerSpec"]["Mounts"]
                if m["Type"] == "volume"]
     assert [(m["Source"], m["Target"]) for m in volumes] == [
-        ("notes_store_storage.{{.Task.Slot}}", "/opt/dragon_ball/service/store/storage"),
-        ("notes_store_log.{{.Task.Slot}}", "/opt/dragon_ball/service/store/log")]
+        ("notes_store_storage.1", "/opt/dragon_ball/service/store/storage"),
+        ("notes_store_log.1", "/opt/dragon_ball/service/store/log")]
     for m in volumes:
-        assert m["VolumeOptions"]["Labels"] == {"io.dragonball.app": "notes",
-                                                "io.dragonball.service": "store"}
+        assert m["VolumeOptions"]["Labels"] == {
+            "io.dragonball.app": "notes", "io.dragonball.service": "store",
+            "io.dragonball.kind": "backend", "io.dragonball.slot": "store-1"}
 
 
 def test_no_placement_means_no_constraints(built):
@@ -130,7 +139,7 @@ def test_only_labels_gives_no_server_constraint(notes):
 def test_resources_become_limits(built):
     assert built["web"]["TaskTemplate"]["Resources"] == {
         "Limits": {"NanoCPUs": 500_000_000, "MemoryBytes": 128 * 2**20}}
-    assert built["store"]["TaskTemplate"]["Resources"]["Limits"]["NanoCPUs"] == 10**9
+    assert built["store-1"]["TaskTemplate"]["Resources"]["Limits"]["NanoCPUs"] == 10**9
 
 
 def test_no_resources_no_limits(notes):
@@ -155,8 +164,8 @@ def test_replicas_come_from_the_spec_unless_overridden(notes, built):
 
 def test_needs_are_a_service_label(built):
     assert built["web"]["Labels"]["io.dragonball.needs"] == "api"
-    assert built["api"]["Labels"]["io.dragonball.needs"] == "store"
-    assert built["store"]["Labels"]["io.dragonball.needs"] == ""
+    assert built["api"]["Labels"]["io.dragonball.needs"] == "store-1"   # its slots
+    assert built["store-1"]["Labels"]["io.dragonball.needs"] == ""
 
 
 def test_network_spec_is_an_attachable_overlay():
@@ -173,7 +182,7 @@ def _hash(app_spec, name, service=None, image=None, replicas=None) -> str:
 
 
 def test_spec_hash_is_stable(notes, built):
-    assert _hash(notes, "api") == _hash(notes, "api") == built["api"]["Labels"][naming.SPEC_LABEL]
+    assert _hash(notes, "web") == _hash(notes, "web") == built["web"]["Labels"][naming.SPEC_LABEL]
     assert specs.spec_hash(built["api"]) == built["api"]["Labels"][naming.SPEC_LABEL]
 
 
@@ -205,3 +214,35 @@ def test_module_of_an_image():
     assert naming.module_of("notes/api:0.1.0") == "api"
     assert naming.module_of("10.0.0.5:5000/notes/api@sha256:abc") == "api"
     assert naming.module_of("store") == "store"
+
+
+# -- slots ----------------------------------------------------------------------------------
+def slot_specs(notes, replicas: int) -> dict:
+    store = variant(notes.services["store"], replicas=replicas)
+    spec = notes.model_copy(update={"services": {**notes.services, "store": store}})
+    units = slotting.expand(spec, (), place_new=False)
+    return {unit: specs.service_spec("notes", unit, units.spec.services[unit],
+                                     IMAGE.format("store"), slot=slot)
+            for unit, slot in units.slots.items()}
+
+
+def test_each_slot_has_its_name_number_peers_hostname_and_volumes(notes):
+    built = slot_specs(notes, 3)
+    assert sorted(built) == ["store-1", "store-2", "store-3"]
+    two = built["store-2"]
+    assert two["Name"] == "notes_store-2" and two["Mode"] == {"Replicated": {"Replicas": 1}}
+    env = env_of(two)
+    assert (env["DRAGONBALL_SLOT"], env["DRAGONBALL_SLOT_NAME"], env["DRAGONBALL_PEERS"]) == \
+        ("2", "store-2", "store-1,store-2,store-3")
+    container = two["TaskTemplate"]["ContainerSpec"]
+    assert container["Hostname"] == "store-2"
+    assert [m["Source"] for m in container["Mounts"]] == [
+        "/var/lib/dragonball/params/notes/store", "notes_store_storage.2", "notes_store_log.2"]
+
+
+def test_a_new_peer_does_not_change_the_other_slots_definitions(notes):
+    three, four = slot_specs(notes, 3), slot_specs(notes, 4)
+    for unit in three:
+        assert env_of(three[unit])["DRAGONBALL_PEERS"] != env_of(four[unit])["DRAGONBALL_PEERS"]
+        assert three[unit]["Labels"][naming.SPEC_LABEL] == four[unit]["Labels"][naming.SPEC_LABEL]
+        assert specs.spec_hash(four[unit]) == four[unit]["Labels"][naming.SPEC_LABEL]

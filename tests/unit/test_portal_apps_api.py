@@ -76,7 +76,7 @@ def test_apps_and_services(portal):
     assert get(portal, "/api/v1/apps").json() == {"apps": ["notes"]}
     body = get(portal, API).json()
     assert body["app"] == "notes"
-    assert [r["service"] for r in body["services"]] == ["store", "api", "web"]
+    assert [r["service"] for r in body["services"]] == ["store-1", "api", "web"]
     api = body["services"][1]
     assert (api["state"], api["healthy"], api["desired"]) == ("healthy", 2, 2)
     assert {t["server"] for t in api["tasks"]} == {"node-a", "node-b"}
@@ -138,9 +138,9 @@ def test_start_is_a_job_with_its_events_and_result(deployed):
     job = deployed.wait(answer.json()["job"])
     assert job["state"] == "done" and job["error"] is None and job["kind"] == "start"
     assert job["result"] == {"app": "notes", "service": "web",
-                             "start": ["store", "api", "web"]}
+                             "start": ["store-1", "api", "web"]}   # the store's slot
     assert [(e["service"], e["state"]) for e in job["events"]][:2] == [
-        ("store", "starting"), ("store", "healthy")]
+        ("store-1", "starting"), ("store-1", "healthy")]
     assert all(isinstance(e["t"], float) for e in job["events"])
     same = get(deployed, f"/api/v1/jobs/{job['id']}").json()
     assert same["state"] == "done" and same["events"] == job["events"]
@@ -150,10 +150,10 @@ def test_start_is_a_job_with_its_events_and_result(deployed):
 
 def test_stop_and_restart(deployed):
     job = deployed.wait(post(deployed, f"{API}/web/stop").json()["job"])
-    assert job["state"] == "done" and job["result"]["stop"] == ["web", "api", "store"]
+    assert job["state"] == "done" and job["result"]["stop"] == ["web", "api", "store-1"]
     assert job["result"]["notes"] == []
     job = deployed.wait(post(deployed, f"{API}/store/restart").json()["job"])
-    assert job["state"] == "done" and job["result"]["restart"] == ["store"]
+    assert job["state"] == "done" and job["result"]["restart"] == ["store-1"]
 
 
 def test_one_app_changing_job_at_a_time(deployed):
@@ -173,14 +173,14 @@ def test_one_app_changing_job_at_a_time(deployed):
 
 
 def test_a_failed_rollout_is_a_failed_job_with_where_and_why(deployed):
-    deployed.engine.failing["notes_store"] = "no space left on device"
-    deployed.engine.by_name.pop("notes_store")
+    deployed.engine.failing["notes_store-1"] = "no space left on device"
+    deployed.engine.by_name.pop("notes_store-1")
     job = deployed.wait(post(deployed, f"{API}/store/start").json()["job"])
     assert job["state"] == "failed"
-    assert job["error"].startswith("store on node-a: no space left on device")
+    assert job["error"].startswith("store-1 on node-a: no space left on device")
     assert job["hint"].startswith("fix the cause")
-    assert job["result"]["service"] == "store" and job["result"]["server"] == "node-a"
-    assert ("store", "failed") in [(e["service"], e["state"]) for e in job["events"]]
+    assert job["result"]["service"] == "store-1" and job["result"]["server"] == "node-a"
+    assert ("store-1", "failed") in [(e["service"], e["state"]) for e in job["events"]]
 
 
 def test_an_unknown_job_is_404(portal):
@@ -251,7 +251,7 @@ def test_plan_of_a_spec_text(portal):
     assert answer.status_code == 200
     plan = answer.json()
     assert plan["app"] == "notes" and plan["summary"]["start"] == 3
-    assert [[s["service"] for s in w] for w in plan["start_waves"]] == [["store"], ["api"],
+    assert [[s["service"] for s in w] for w in plan["start_waves"]] == [["store-1"], ["api"],
                                                                         ["web"]]
     assert portal.engine.mutations() == []
 
@@ -279,7 +279,7 @@ def test_apply_is_a_job_that_rolls_the_app_out(portal):
     assert job["state"] == "done" and job["kind"] == "apply" and job["app"] == "notes"
     assert job["result"]["applied"] is True and job["result"]["plan"]["summary"]["start"] == 3
     assert [e["service"] for e in job["events"] if e["state"] == "healthy"] == [
-        "store", "api", "web"]
+        "store-1", "api", "web"]
     assert portal.control().store.app("notes")[0] == "notes.app.yaml"
     assert ("create_service", "notes_web") in portal.engine.mutations()
 

@@ -49,11 +49,13 @@ def test_services_without_an_app(portal):
 
 
 def test_services_show_the_tree_with_states_replicas_and_servers(deployed):
-    deployed.engine.task_lists["notes_store"] = []
+    deployed.engine.task_lists["notes_store-1"] = []
     html = deployed.client.get("/services").text
-    assert re.findall(r'data-service="(\w+)" data-state="(\w+)"', html) == [
-        ("web", "healthy"), ("api", "healthy"), ("store", "down")]
-    assert re.search(r'class="depth-2"><a href="/services\?app=notes&amp;service=store">', html)
+    assert re.findall(r'data-service="([\w-]+)" data-state="(\w+)"', html) == [
+        ("web", "healthy"), ("api", "healthy"), ("store-1", "down")]
+    # a slot links to its service (parameters, logs) and says where its storage pins it
+    assert re.search(r'class="depth-2"><a href="/services\?app=notes&amp;service=store">'
+                     r'store-1</a> <span class="muted small pinned">on node-a</span>', html)
     assert '<span class="label">node-a: 1</span> <span class="label">node-b: 1</span>' in html
     assert html.count('name="csrf_token"') >= 10   # logout + 3 forms a service
     assert 'hx-post="/services/notes/web/stop"' in html and 'hx-confirm="Stop web' in html
@@ -184,13 +186,13 @@ def test_a_placement_the_cluster_cannot_hold_is_refused_with_nothing_changed(dep
 
 
 def test_the_dashboard_shows_the_service_tree_and_alerts(deployed):
-    deployed.engine.task_lists["notes_store"] = []
+    deployed.engine.task_lists["notes_store-1"] = []
     deployed.sources.services = lambda: PortalSources(
         deployed.store, None, control_factory=deployed.client.app.state.control_factory
     ).services()
     html = deployed.client.get("/").text
-    assert re.search(r'class="depth-2" data-service="notes/store">.*?state-down', html, re.S)
-    assert "<strong>notes/store</strong>: no replica healthy (0/1)" in html
+    assert re.search(r'class="depth-2" data-service="notes/store-1">.*?state-down', html, re.S)
+    assert "<strong>notes/store-1</strong>: no replica healthy (0/1)" in html
     assert deployed.client.get("/dashboard/services", headers=HX).text.startswith(
         '<div id="dashboard-services" hx-get="/dashboard/services" hx-trigger="every 10s"')
 
@@ -206,7 +208,7 @@ def test_portal_sources_services_from_every_app_or_why_not(deployed):
     sources = PortalSources(deployed.store, None,
                             control_factory=deployed.client.app.state.control_factory)
     rows = sources.services()
-    assert [(r.name, r.depth) for r in rows] == [("web", 0), ("api", 1), ("store", 2)]
+    assert [(r.name, r.depth) for r in rows] == [("web", 0), ("api", 1), ("store-1", 2)]
     assert isinstance(rows[0], views_apps.TreeRow)
 
     def down():

@@ -136,6 +136,14 @@ def test_status_counts_services_by_app():
         "not_healthy": [{"service": "b", "state": "down", "healthy": 0, "desired": 2}]}
 
 
+def test_status_says_which_slot_waits_for_which_server():
+    rows = [{"service": "store-2", "state": "waiting", "healthy": 0, "desired": 1,
+             "waiting": "s3"}]
+    summary = remote_cli.status_summary([{"state": "joined"}], {"notes": rows})
+    assert summary["apps"]["notes"]["not_healthy"] == [
+        {"service": "store-2", "state": "waiting", "healthy": 0, "desired": 1, "waiting": "s3"}]
+
+
 def test_enroll_remote_prints_what_local_enroll_prints(portal, ca, monkeypatch, capsys):
     _login(monkeypatch, ca)
     capsys.readouterr()
@@ -267,7 +275,7 @@ def test_the_app_commands_against_the_real_apps_api(home, tmp_path, monkeypatch,
     pc.save_login(pc.Login(URL, "/ca.crt", token), home / "dragonball" / "portal.json")
     try:
         assert main(["services", "--json"]) == 0
-        assert {r["service"] for r in _out(capsys)["services"]} == {"web", "api", "store"}
+        assert {r["service"] for r in _out(capsys)["services"]} == {"web", "api", "store-1"}
         assert main(["restart", "api", "--json"]) == 0
         answer = _out(capsys)
         assert answer["ok"] and "api" in answer["restart"] and answer["events"]

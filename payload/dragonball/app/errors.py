@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dragonball.errors import AppError, InvalidInput, NotFound
+from dragonball.errors import AppError, InvalidInput, NotFound, Unavailable
 
 __all__ = ["AppError", "AppNotApplied", "AppSpecInvalid", "AppUnspecified", "CycleError",
-           "ObservedInvalid", "UnknownService", "the_only_app"]
+           "ObservedInvalid", "SlotsUnplaced", "UnknownService", "the_only_app"]
 
 
 class AppSpecInvalid(AppError, InvalidInput):
@@ -35,6 +35,17 @@ class UnknownService(AppError, NotFound):
     def __init__(self, name: str, known) -> None:
         super().__init__(f"the app spec has no service {name!r}",
                          f"name one of: {', '.join(sorted(known))}")
+
+
+class SlotsUnplaced(AppError, Unavailable):
+    """Slots of a service with storage that no ready server can take (app.slots.place)."""
+
+    def __init__(self, problems) -> None:
+        problems = list(problems)
+        super().__init__("no server can take " + "; ".join(problems),
+                         "bring a server that fits the placement up (or join one), or lower "
+                         "the service's replicas; nothing was changed")
+        self.problems = problems
 
 
 class AppNotApplied(AppError, NotFound):

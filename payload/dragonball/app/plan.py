@@ -9,6 +9,7 @@ waves, then the start waves, each wave waiting for the health of the one before.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from dragonball.app import graph
 from dragonball.app.errors import UnknownService
@@ -101,28 +102,31 @@ def plan(spec: AppSpec, running: dict | None = None) -> Plan:
     return Plan(spec.app, stops, starts)
 
 
-def start_plan(spec: AppSpec, name: str, running: dict | None = None) -> Plan:
-    """Start `name` and its subtree, leaves first (what already runs as specified is kept)."""
-    deps = _known(spec, name)
-    return Plan(spec.app, (), _start_waves(spec, graph.subtree(deps, name), running or {}))
+def start_plan(spec: AppSpec, name: str | Sequence[str], running: dict | None = None) -> Plan:
+    """Start `name` (or each of several names: a service's slots) and its subtree, leaves
+    first (what already runs as specified is kept)."""
+    names, deps = _known(spec, name)
+    tree = set().union(*(graph.subtree(deps, n) for n in names))
+    return Plan(spec.app, (), _start_waves(spec, tree, running or {}))
 
 
-def stop_plan(spec: AppSpec, name: str) -> Plan:
-    """Stop `name` and its subtree, roots first.
+def stop_plan(spec: AppSpec, name: str | Sequence[str]) -> Plan:
+    """Stop `name` (or each of several) and its subtree, roots first.
 
     What a service outside the subtree still needs is kept running (a diamond's
     shared backend), and said so in the notes.
     """
-    deps = _known(spec, name)
-    tree = graph.subtree(deps, name)
+    names, deps = _known(spec, name)
+    tree = set().union(*(graph.subtree(deps, n) for n in names))
     outside = set(deps) - tree
     needed = set().union(*(graph.subtree(deps, n) for n in outside)) if outside else set()
-    stopping = (tree - needed) | {name}
+    stopping = (tree - needed) | set(names)
     notes = [f"{n} keeps running: still needed by {_names(_users(deps, n, stopping))}"
              for n in sorted(tree - stopping)]
-    if _users(deps, name, stopping):
-        notes.append(f"{name} stops while still needed by "
-                     f"{_names(_users(deps, name, stopping))}")
+    for one in names:
+        if _users(deps, one, stopping):
+            notes.append(f"{one} stops while still needed by "
+                         f"{_names(_users(deps, one, stopping))}")
     waves = graph.waves(graph.restrict(deps, stopping))
     stops = tuple(tuple(_stop_step(spec, n) for n in wave) for wave in reversed(waves))
     return Plan(spec.app, stops, (), tuple(notes))
@@ -136,10 +140,13 @@ def _names(names: list) -> str:
     return ", ".join(names)
 
 
-def _known(spec: AppSpec, name: str) -> dict:
-    if name not in spec.services:
-        raise UnknownService(name, spec.services)
-    return dependencies(spec)
+def _known(spec: AppSpec, name: str | Sequence[str]) -> tuple[list, dict]:
+    """(the names, the dependencies); UnknownService for a name not in the spec."""
+    names = [name] if isinstance(name, str) else list(name)
+    for one in names:
+        if one not in spec.services:
+            raise UnknownService(one, spec.services)
+    return names, dependencies(spec)
 
 
 def _start_waves(spec: AppSpec, names: set, running: dict) -> tuple:

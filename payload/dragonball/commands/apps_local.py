@@ -52,7 +52,7 @@ class LocalApps:
         return answers.params(self.control, app, service)
 
     def set_params(self, app: str, service: str, values: dict, unset: list) -> dict:
-        answers.known_service(self.control, app, service)
+        answers.known_service(self.control, app, service, slots=False)
         return answers.set_values(self.control, app, service, values, unset)
 
     def logs(self, app: str, service: str, tail: int) -> list[dict]:

@@ -183,8 +183,10 @@ def status_command(args) -> int:
         console.print(f"[bold]app {escape(app)}[/bold]: {found['total']} service(s) "
                       f"({states or 'none'})")
         for row in found["not_healthy"]:
+            waits = (f": waits for {escape(row['waiting'])}, which is down (its data is there)"
+                     if row.get("waiting") else "")
             console.print(f"  [yellow]{escape(row['service'])}[/yellow] {row['state']} "
-                          f"{row['healthy']}/{row['desired']}")
+                          f"{row['healthy']}/{row['desired']}{waits}")
     if not summary["apps"]:
         console.print(f"no app applied{f' ({escape(note)})' if note else ''}")
     return ExitStatus.OK
@@ -199,6 +201,7 @@ def status_summary(devices: list[dict], apps: dict) -> dict:
         states = collections.Counter(r.get("state", "?") for r in rows)
         out["apps"][app] = {
             "total": len(rows), "by_state": dict(sorted(states.items())),
-            "not_healthy": [{k: r.get(k) for k in ("service", "state", "healthy", "desired")}
+            "not_healthy": [{k: r.get(k) for k in ("service", "state", "healthy", "desired",
+                                                   "waiting") if k != "waiting" or r.get(k)}
                             for r in rows if r.get("state") not in ("healthy", "stopped")]}
     return out

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 from dragonball.app.errors import UnknownService
 from dragonball.orchestrator import params as params_mod
+from dragonball.orchestrator import slotting
 
 ACTIONS = ("start", "stop", "restart")
 
 
-def known_service(control, app: str, name: str) -> None:
-    """AppNotApplied or UnknownService unless `app` has a service `name`."""
+def known_service(control, app: str, name: str, slots: bool = True) -> None:
+    """AppNotApplied or UnknownService unless `app` has a service `name` (or, with
+    `slots`, a slot of that name: `store-2`)."""
     spec = control.spec_of(app)
-    if name not in spec.services:
-        raise UnknownService(name, spec.services)
+    if name in spec.services:
+        return
+    units = slotting.expand(spec, (), place_new=False)
+    if not (slots and units.units_of(name)):
+        raise UnknownService(name, list(spec.services) + (list(units.slots) if slots else []))
 
 
 def masked(found: dict) -> dict:

@@ -26,7 +26,7 @@ from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.app.errors import AppNotApplied
 from dragonball.orchestrator import params as params_mod
-from dragonball.orchestrator import planning, status as status_mod
+from dragonball.orchestrator import planning, slotting, status as status_mod
 from dragonball.orchestrator.execute import Executor
 from dragonball.orchestrator.observe import Observation, Observer, names_in, split_image
 from dragonball.orchestrator.param_calls import ParamCalls
@@ -154,9 +154,16 @@ class Control:
 
     # -- what runs ---------------------------------------------------------------------------
     def status(self, app: str) -> list[dict]:
-        """One row per service, leaves first (orchestrator.status)."""
+        """One row per unit (a service, or a slot of one with storage), leaves first
+        (orchestrator.status)."""
         spec = self.spec_of(app)
-        return status_mod.rows(spec, self.observer.observe(app, tasks=True))
+        observation = self.observer.observe(app, tasks=True)
+        units = slotting.expand(spec, observation.nodes, place_new=False)
+        return status_mod.rows(units, observation)
+
+    def units_of(self, app: str) -> slotting.Units:
+        """The applied spec as units, pins as recorded (notifications: who needs whom)."""
+        return slotting.expand(self.spec_of(app), self.engine.nodes(), place_new=False)
 
     def notifications(self, app: str, limit: int = 50) -> list[dict]:
         """The app's latest notifications, newest first (`dragonball notifications --json`)."""

@@ -56,12 +56,15 @@ class Executor:
         changed get them through config_change (new tasks read the file). A task that
         refuses them is named; its service is tried again at the next run."""
         started = self.rollout().start([self._launch(step) for step in steps])
-        refused = []
-        for step in steps:
-            if step.service in changed_params and step.keeps_tasks:
-                refused += [r for r in self.params.deliver(spec, step.service) if not r.ok]
-        self.params.mark_delivered(spec, [s.service for s in steps
-                                          if s.service not in {r.service for r in refused}])
+        refused, kept = [], {}
+        for step in steps:   # by the spec's names: one delivery for all slots of a service
+            base = step.params_of or step.service
+            kept[base] = kept.get(base, False) or step.keeps_tasks
+        for base, keeps in kept.items():
+            if base in changed_params and keeps:
+                refused += [r for r in self.params.deliver(spec, base) if not r.ok]
+        self.params.mark_delivered(spec, [b for b in kept
+                                          if b not in {r.service for r in refused}])
         if refused:
             raise ParamsRefused(
                 "new parameters were refused by " + "; ".join(
@@ -80,4 +83,5 @@ class Executor:
             else:
                 self.swarm.scale(step.swarm_name, step.replicas)
         return Launch(step.service, step.swarm_name, step.needs, step.replicas, act,
-                      fresh_only=step.fresh_only, keeps_tasks=step.keeps_tasks)
+                      fresh_only=step.fresh_only, keeps_tasks=step.keeps_tasks,
+                      waits_for=step.waits_for)

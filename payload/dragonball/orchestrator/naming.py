@@ -7,6 +7,11 @@ App `notes`, spec service `api`:
 - labels on the service and on each task's container name the app, the service and its kind;
 - its parameters live on every server under ``/var/lib/dragonball/params/notes/api``,
   bound read-only into each task (written by the node agents for the portal).
+
+A service with storage runs as slots (orchestrator.slotting): slot 2 of `store` is the Swarm
+service `notes_store-2` with one task, pinned to one server by the node label
+``dragonball.placement.notes.store-2``, reachable as `store-2` (and, with its peers, as
+`store`), its data in the volumes ``notes_store_storage.2`` and ``notes_store_log.2``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ KIND_LABEL = f"{PREFIX}.kind"
 SPEC_LABEL = SPEC_HASH_LABEL            # what the Swarm service was made from
 NEEDS_LABEL = f"{PREFIX}.needs"         # comma-separated: orders its stop once it leaves the spec
 IMAGE_LABEL = f"{PREFIX}.image"         # the spec's image, as the spec names it
+SLOT_LABEL = f"{PREFIX}.slot"           # a slot of a service with storage: "store-2"
 PLACEMENT_LABEL = "dragonball.placement"  # node label prefix for "one of these servers"
 
 PARAMS_HOST_DIR = paths.PARAMS_DIR
@@ -42,9 +48,11 @@ def params_dir(app: str, service: str) -> str:
     return f"{PARAMS_HOST_DIR}/{app}/{service}"
 
 
-def volume(app: str, service: str, what: str) -> str:
-    """A task's storage/ or log/ volume: one per task slot, on the server it runs on."""
-    return f"{app}_{service}_{what}.{{{{.Task.Slot}}}}"
+def volume(app: str, service: str, what: str, slot: int) -> str:
+    """A slot's storage/ or log/ volume, on the server the slot is pinned to
+    (``notes_store_storage.2``: the name Swarm's ``{{.Task.Slot}}`` gave it before slots
+    had their own Swarm services, so data written then is found again)."""
+    return f"{app}_{service}_{what}.{slot}"
 
 
 def placement_label(app: str, service: str) -> str:

@@ -2,8 +2,10 @@
 
 Every few seconds the portal looks at each applied app's services on Swarm; when a
 service's state changes (healthy, unhealthy, stopped, scaled), a notification is queued for
-each service that depends on it (its backends or depends_on name it), in the same store
-transaction as the new state. Delivery is per receiver, in order: the oldest undelivered
+each service that depends on it (its backends or depends_on name it) and, when it is a slot
+of a service with storage (`store-2`), for each of its peers (`store-1`, `store-3`: how a
+replicated module hears that a peer left or came back), in the same store transaction as
+the new state. Delivery is per receiver, in order: the oldest undelivered
 one goes to every running task of the receiver (`run.sh notify` through the node's agent,
 which runs the module's config_change scripts with DRAGONBALL_EVENT=notify); only when
 every task took it is it marked delivered and the next one sent. A failed delivery is
@@ -56,11 +58,13 @@ def transitions(before: dict, now: dict) -> list[tuple[str, str]]:
 
 
 def payloads(app: str, deps: dict, events: list, now: dict,
-             at: datetime.datetime) -> list[tuple[str, dict]]:
-    """[(receiver, payload without seq/to)] for each event, to each dependent of it."""
+             at: datetime.datetime, peers: dict | None = None) -> list[tuple[str, dict]]:
+    """[(receiver, payload without seq/to)] for each event, to each dependent of it and,
+    for a slot, to each of its peers (`peers`: slot -> the other slots of its service)."""
     queued = []
     for service, event in events:
-        for receiver in graph.dependents(deps, service):
+        receivers = graph.dependents(deps, service) + list((peers or {}).get(service, ()))
+        for receiver in receivers:
             queued.append((receiver, {
                 "schema": SCHEMA, "app": app, "service": service, "event": event,
                 "replicas": {"desired": now[service]["desired"],
@@ -88,11 +92,14 @@ class Notifier:
         done = {}
         for app in self.control.store.apps():
             try:
-                spec = self.control.spec_of(app)
+                units = self.control.units_of(app)
                 now = self.observe(app)
                 before = self.control.store.states(app)
                 events = transitions(before, now)
-                queued = payloads(app, plan_mod.dependencies(spec), events, now, self.clock())
+                peers = {unit: [p for p in slot.peers if p != unit]
+                         for unit, slot in units.slots.items()}
+                queued = payloads(app, plan_mod.dependencies(units.spec), events, now,
+                                  self.clock(), peers)
                 if events or before != now:
                     self.control.store.record_changes(app, now, queued)
                 for service, event in events:

@@ -4,7 +4,8 @@
     spec = app_spec.load(text, file, observation.checks())     # checked against the world
     deployment = planning.deploy(spec, observation)             # pure: no engine call
 
-An `Observation` holds the Swarm's nodes, the app's services as they are (by spec name),
+An `Observation` holds the Swarm's nodes, the app's services as they are (by unit name:
+the spec's, or a slot's, orchestrator.slotting),
 the registry's digest of each image the spec names (the reference the servers will pull),
 and, for `status`, each service's tasks. The planner reads only this; the executor may
 look again while it rolls out (health waits are execution, not planning).
@@ -29,9 +30,9 @@ class Observation:
 
     app: str
     nodes: tuple = ()                                        # Node, each server
-    services: Mapping[str, ServiceState] = field(default_factory=dict)  # spec name ->
+    services: Mapping[str, ServiceState] = field(default_factory=dict)  # unit name ->
     pinned: Mapping[str, str] = field(default_factory=dict)  # spec image -> registry@digest
-    tasks: Mapping[str, tuple] = field(default_factory=dict)  # spec name -> its Tasks
+    tasks: Mapping[str, tuple] = field(default_factory=dict)  # unit name -> its Tasks
 
     def checks(self) -> Observed:
         """What the spec's checks need: images in the registry, servers, their labels."""
@@ -80,10 +81,11 @@ class Observer:
         return Observation(app, tuple(self.swarm.nodes()), services, self.pin(images), found)
 
     def services(self, app: str) -> dict:
-        """spec name -> ServiceState of the app's services on Swarm (by their labels)."""
+        """unit name -> ServiceState of the app's services on Swarm (by their labels): the
+        spec's name, or a slot's (`store-2`, orchestrator.slotting)."""
         found = {}
         for state in self.swarm.services({naming.APP_LABEL: app}):
-            name = state.labels.get(naming.SERVICE_LABEL)
+            name = state.labels.get(naming.SLOT_LABEL) or state.labels.get(naming.SERVICE_LABEL)
             if name:
                 found[name] = state
         return found

@@ -11,6 +11,10 @@ stop (roots first) and the services to launch, each with how: `create` (not on S
 the replica count is set). "Definition changed" is decided here, by the hash of the
 Swarm spec the service was made from (its label) against the hash of the one wanted.
 No function here calls the engine (STYLE.md habit 1).
+
+Plans are made of *units* (orchestrator.slotting): a service with storage is planned as its
+slots, each pinned to its server; a slot whose server is down is launched anyway (Swarm holds
+it until the server is back) and `waits_for` that server instead of being waited on.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from dragonball.app import plan as plan_mod
+from dragonball.app.errors import SlotsUnplaced, UnknownService
 from dragonball.app.model import AppSpec
-from dragonball.orchestrator import naming, specs
+from dragonball.orchestrator import naming, slotting, specs
 from dragonball.orchestrator.observe import Observation
 
 DEFINITION = "service definition"
@@ -38,6 +43,8 @@ class LaunchStep:
     op: str
     spec: Mapping = field(default_factory=dict)   # the Swarm service spec wanted
     force: bool = False                           # new tasks even if nothing changed
+    params_of: str = ""                           # its parameters' service, if not itself
+    waits_for: str = ""                           # a slot's server, down: not waited on
 
     @property
     def fresh_only(self) -> bool:
@@ -82,14 +89,16 @@ class Deployment:
     launches: tuple = ()
 
     def launched(self) -> list[str]:
-        return [step.service for step in self.launches]
+        """The spec's names of what is launched (a slot's service once), for parameters."""
+        return list(dict.fromkeys(step.params_of or step.service for step in self.launches))
 
 
-def wanted_spec(spec: AppSpec, name: str, pinned: Mapping) -> dict:
-    """The Swarm service spec of `name`, its image pinned; the spec's own image name as a
-    label (outside the hash, as services already deployed were made)."""
+def wanted_spec(spec: AppSpec, name: str, pinned: Mapping, slot=None) -> dict:
+    """The Swarm service spec of `name` (a unit; `slot` when it is one), its image pinned;
+    the spec's own image name as a label (outside the hash, as services already deployed
+    were made)."""
     service = spec.services[name]
-    result = specs.service_spec(spec.app, name, service, pinned[service.image])
+    result = specs.service_spec(spec.app, name, service, pinned[service.image], slot=slot)
     result["Labels"][naming.IMAGE_LABEL] = service.image
     return result
 
@@ -104,42 +113,48 @@ def running_of(observation: Observation) -> dict:
     return found
 
 
-def redefined(spec: AppSpec, observation: Observation, name: str) -> bool:
+def redefined(spec: AppSpec, observation: Observation, name: str, slot=None) -> bool:
     """Whether `name` runs on Swarm from another definition than the one wanted."""
     state = observation.services.get(name)
-    wanted = wanted_spec(spec, name, observation.pinned)["Labels"][naming.SPEC_LABEL]
+    wanted = wanted_spec(spec, name, observation.pinned, slot)["Labels"][naming.SPEC_LABEL]
     return state is not None and state.spec_hash != wanted
 
 
-def shown_plan(spec: AppSpec, observation: Observation) -> plan_mod.Plan:
-    """app.plan's plan, with "change" also for a kept service whose definition changed
-    (ports, resources, placement, a new digest under the same tag...)."""
-    result = plan_mod.plan(spec, running_of(observation))
-    waves = tuple(tuple(_redefined_step(spec, observation, step) for step in wave)
+def shown_plan(spec: AppSpec, observation: Observation,
+               units: slotting.Units | None = None) -> plan_mod.Plan:
+    """app.plan's plan of the units, with "change" also for a kept one whose definition
+    changed (ports, resources, placement, a new digest under the same tag...), and notes
+    saying where each slot stays, is placed or waits."""
+    units = units or slotting.expand(spec, observation.nodes)
+    result = plan_mod.plan(units.spec, running_of(observation))
+    waves = tuple(tuple(_redefined_step(units, observation, step) for step in wave)
                   for wave in result.start_waves)
-    return dataclasses.replace(result, start_waves=waves)
+    return dataclasses.replace(result, start_waves=waves, notes=result.notes + units.notes())
 
 
-def _redefined_step(spec: AppSpec, observation: Observation, step: plan_mod.Step):
-    if step.action == "keep" and redefined(spec, observation, step.service):
+def _redefined_step(units: slotting.Units, observation: Observation, step: plan_mod.Step):
+    if step.action == "keep" and redefined(units.spec, observation, step.service,
+                                           units.slots.get(step.service)):
         return dataclasses.replace(step, action="change", reasons=(DEFINITION,))
     return step
 
 
-def launch_step(spec: AppSpec, observation: Observation, name: str,
+def launch_step(units: slotting.Units, observation: Observation, name: str,
                 force: bool = False) -> LaunchStep:
-    """How `name` comes up: created when not on Swarm, updated when its definition
+    """How unit `name` comes up: created when not on Swarm, updated when its definition
     changed (or `force`), else scaled to its replicas (nothing when they match)."""
+    spec, slot = units.spec, units.slots.get(name)
     service = spec.services[name]
     if name not in observation.services:
         op = "create"
-    elif force or redefined(spec, observation, name):
+    elif force or redefined(spec, observation, name, slot):
         op = "update"
     else:
         op = "scale"
     return LaunchStep(name, naming.swarm_service(spec.app, name), tuple(service.needs()),
-                      service.replicas, op, wanted_spec(spec, name, observation.pinned),
-                      force and op == "update")
+                      service.replicas, op, wanted_spec(spec, name, observation.pinned, slot),
+                      force and op == "update", units.base(name) if slot else "",
+                      units.waiting.get(name, ""))
 
 
 def placement_labels(spec: AppSpec, nodes) -> tuple:
@@ -156,33 +171,59 @@ def placement_labels(spec: AppSpec, nodes) -> tuple:
     return tuple(changes)
 
 
+def placed(spec: AppSpec, observation: Observation) -> slotting.Units:
+    """The units of `spec`, every slot with a server (SlotsUnplaced when one finds none:
+    a slot is never left free to start anywhere)."""
+    units = slotting.expand(spec, observation.nodes)
+    if units.problems:
+        raise SlotsUnplaced(units.problems)
+    return units
+
+
 def deploy(spec: AppSpec, observation: Observation) -> Deployment:
     """`apply`: place, stop (and remove) what left the spec, launch every service."""
-    shown = shown_plan(spec, observation)
+    units = placed(spec, observation)
+    shown = shown_plan(spec, observation, units)
     running = running_of(observation)
     stops = tuple(StopStep(s.service, naming.swarm_service(spec.app, s.service),
                            running[s.service].needs)
                   for wave in shown.stop_waves for s in wave)
-    launches = tuple(launch_step(spec, observation, s.service)
+    launches = tuple(launch_step(units, observation, s.service)
                      for wave in shown.start_waves for s in wave)
     return Deployment(shown, specs.network_spec(spec.app),
-                      placement_labels(spec, observation.nodes), stops, True, launches)
+                      placement_labels(units.spec, observation.nodes), stops, True, launches)
 
 
 def start(spec: AppSpec, observation: Observation, name: str,
           force: bool = False) -> Deployment:
-    """`start NAME`: it and everything it needs, leaves first; `force`: new tasks of
-    `name` even if nothing changed."""
-    shown = plan_mod.start_plan(spec, name, running_of(observation))
-    launches = tuple(launch_step(spec, observation, s.service, force and s.service == name)
+    """`start NAME` (a service, or one slot: `store-2`): it and everything it needs,
+    leaves first; `force`: new tasks of `name` even if nothing changed."""
+    units = placed(spec, observation)
+    names = _units_named(units, spec, name)
+    shown = plan_mod.start_plan(units.spec, names, running_of(observation))
+    shown = dataclasses.replace(shown, notes=shown.notes + units.notes())
+    launches = tuple(launch_step(units, observation, s.service, force and s.service in names)
                      for wave in shown.start_waves for s in wave)
-    return Deployment(shown, specs.network_spec(spec.app), launches=launches)
+    slots_only = units.spec.model_copy(update={"services": {
+        unit: units.spec.services[unit] for unit in units.slots}})
+    return Deployment(shown, specs.network_spec(spec.app),
+                      placement_labels(slots_only, observation.nodes), launches=launches)
 
 
 def stop(spec: AppSpec, name: str) -> Deployment:
-    """`stop NAME`: it and what only it needs, roots first (the notes say what stays)."""
-    shown = plan_mod.stop_plan(spec, name)
+    """`stop NAME` (a service, or one slot): it and what only it needs, roots first (the
+    notes say what stays)."""
+    units = slotting.expand(spec, (), place_new=False)
+    shown = plan_mod.stop_plan(units.spec, _units_named(units, spec, name))
     stops = tuple(StopStep(s.service, naming.swarm_service(spec.app, s.service),
-                           tuple(spec.services[s.service].needs()))
+                           tuple(units.spec.services[s.service].needs()))
                   for wave in shown.stop_waves for s in wave)
     return Deployment(shown, stops=stops)
+
+
+def _units_named(units: slotting.Units, spec: AppSpec, name: str) -> list[str]:
+    """The units a command's service name stands for; UnknownService when none."""
+    found = units.units_of(name)
+    if not found:
+        raise UnknownService(name, list(spec.services) + list(units.slots))
+    return found

@@ -18,8 +18,8 @@ from rich.table import Table
 _MARK = {"starting": "[cyan]…[/cyan]", "healthy": "[green]✓[/green]",
          "failed": "[red]✗[/red]", "stopping": "[cyan]…[/cyan]",
          "stopped": "[green]■[/green]", "removed": "[green]■[/green]"}
-_COLOUR = {"healthy": "green", "degraded": "yellow", "down": "red", "stopped": "dim",
-           "absent": "dim"}
+_COLOUR = {"healthy": "green", "degraded": "yellow", "down": "red", "waiting": "red",
+           "stopped": "dim", "absent": "dim"}
 
 
 def event_line(service: str, state: str, detail: str = "", t: float | None = None) -> str:
@@ -30,9 +30,11 @@ def event_line(service: str, state: str, detail: str = "", t: float | None = Non
 
 
 def print_services(app: str, rows: list[dict], console: Console) -> None:
-    """A row per service: kind, state in its colour, healthy/desired, needs, its tasks."""
+    """A row per service (a slot of one with storage: its own row, with the server its
+    data pins it to): kind, state in its colour, healthy/desired, needs, its tasks; then a
+    line for each slot that waits for its server."""
     table = Table(title=f"app {app}", title_justify="left")
-    for column in ("service", "kind", "state", "healthy", "needs", "tasks"):
+    for column in ("service", "kind", "state", "healthy", "pinned to", "needs", "tasks"):
         table.add_column(column, overflow="fold")
     for row in rows:
         tasks = ", ".join(f"{t.get('slot')}@{t.get('server')} {t.get('state')}"
@@ -41,8 +43,15 @@ def print_services(app: str, rows: list[dict], console: Console) -> None:
         table.add_row(escape(str(row.get("service"))), str(row.get("kind")),
                       f"[{style}]{row.get('state')}[/{style}]",
                       f"{row.get('healthy')}/{row.get('desired')}",
+                      escape(str(row.get("server") or "")),
                       ", ".join(row.get("needs", [])), escape(tasks))
     console.print(table)
+    for row in rows:
+        if row.get("waiting"):
+            console.print(f"[red]{escape(str(row['service']))} waits for "
+                          f"{escape(str(row['waiting']))}, which is down[/red]: its data is "
+                          "there; it starts when the server is back (or move it: "
+                          f"dragonball move {escape(str(row['service']))} --to SERVER)")
 
 
 def print_params(found: dict, console: Console) -> None:

@@ -104,6 +104,7 @@ class Launch:
     act: Callable[[], None]
     fresh_only: bool = False    # only tasks made by this launch count (new definition)
     keeps_tasks: bool = False   # its running tasks stay (same definition: a scale, or nothing)
+    waits_for: str = ""         # a slot pinned to this server, down: launched, not waited on
 
 
 class Rollout:
@@ -126,6 +127,12 @@ class Rollout:
         """Bring every launch up, each after what it needs; return the names in the order
         they became healthy. RolloutFailed stops it: nothing more is launched."""
         todo = {launch.name: launch for launch in launches}
+        for name, launch in sorted(todo.items()):
+            if launch.waits_for:   # Swarm holds it until its server is back; its data is there
+                del todo[name]
+                launch.act()
+                self.progress(name, "waiting", f"for {launch.waits_for}, which is down "
+                              "(its storage is there)")
         inside = set(todo)
         inflight: dict = {}   # name -> (launch, since, deadline)
         while todo or inflight:

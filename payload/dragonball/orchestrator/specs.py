@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 
-from dragonball.app.model import AppSpec, ServiceSpec
+from dragonball.app.model import ServiceSpec
 from dragonball.orchestrator import naming
 
 STOP_GRACE_NS = 30 * 10**9     # the supervisor's stop scripts, then its leftovers
@@ -24,6 +24,7 @@ STOP_GRACE_NS = 30 * 10**9     # the supervisor's stop scripts, then its leftove
 HEALTH = {"Test": ["CMD", "/opt/dragon_ball/bin/run.sh", "status"], "Interval": 5 * 10**9,
           "Timeout": 90 * 10**9, "StartPeriod": 120 * 10**9, "Retries": 3}
 RESTART_DELAY_NS = 5 * 10**9
+PEERS_ENV = "DRAGONBALL_PEERS"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
@@ -46,33 +47,49 @@ def constraints(app: str, name: str, service: ServiceSpec) -> list[str]:
     return found
 
 
-def mounts(app: str, name: str, service: ServiceSpec) -> list[dict]:
+def mounts(app: str, name: str, service: ServiceSpec, slot=None) -> list[dict]:
     """The parameters (read-only from the host) and, with `storage: true`, storage/ and log/
-    as volumes on the task's server, one per task slot."""
-    found = [{"Type": "bind", "Source": naming.params_dir(app, name),
+    as the slot's volumes on its server."""
+    base = slot.service if slot else name
+    found = [{"Type": "bind", "Source": naming.params_dir(app, base),
               "Target": naming.PARAMS_MOUNT, "ReadOnly": True}]
     if service.storage:
         module = service.module or naming.module_of(service.image)
+        number = slot.number if slot else 1
         for what in ("storage", "log"):
-            found.append({"Type": "volume", "Source": naming.volume(app, name, what),
+            found.append({"Type": "volume", "Source": naming.volume(app, base, what, number),
                           "Target": f"{naming.SERVICE_ROOT}/{module}/{what}",
-                          "VolumeOptions": {"Labels": {naming.APP_LABEL: app,
-                                                       naming.SERVICE_LABEL: name}}})
+                          "VolumeOptions": {"Labels": {**labels(app, base, service, slot)}}})
     return found
 
 
-def labels(app: str, name: str, service: ServiceSpec) -> dict:
-    return {naming.APP_LABEL: app, naming.SERVICE_LABEL: name, naming.KIND_LABEL: service.kind}
+def labels(app: str, name: str, service: ServiceSpec, slot=None) -> dict:
+    """The app, the spec's service, its kind and, for a slot, the slot's name."""
+    found = {naming.APP_LABEL: app, naming.SERVICE_LABEL: slot.service if slot else name,
+             naming.KIND_LABEL: service.kind}
+    if slot:
+        found[naming.SLOT_LABEL] = slot.name
+    return found
 
 
-def service_spec(app: str, name: str, service: ServiceSpec, image: str,
-                 replicas: int | None = None) -> dict:
-    """The ServiceSpec JSON of `name`; `image` is the reference the servers pull (the
-    registry's, pinned by digest); `replicas` overrides the spec's (0: stopped)."""
-    env = [f"DRAGONBALL_APP={app}", f"DRAGONBALL_SERVICE={name}",
+def environment(app: str, name: str, service: ServiceSpec, slot=None) -> list[str]:
+    """What every task is told; a slot also its number, its name and its peers'
+    (docs/module-spec.md, "Stateful slots and replication")."""
+    env = [f"DRAGONBALL_APP={app}", f"DRAGONBALL_SERVICE={slot.service if slot else name}",
            f"DRAGONBALL_PARAMS_FROM={naming.PARAMS_FILE}", "DRAGONBALL_PARAMS_OWNER=portal"]
     if service.module:
         env.append(f"DRAGONBALL_MODULE={service.module}")
+    if slot:
+        env += [f"DRAGONBALL_SLOT={slot.number}", f"DRAGONBALL_SLOT_NAME={slot.name}",
+                f"{PEERS_ENV}={','.join(slot.peers)}"]
+    return env
+
+
+def service_spec(app: str, name: str, service: ServiceSpec, image: str,
+                 replicas: int | None = None, slot=None) -> dict:
+    """The ServiceSpec JSON of `name`; `image` is the reference the servers pull (the
+    registry's, pinned by digest); `replicas` overrides the spec's (0: stopped); `slot`
+    (orchestrator.slotting.SlotOf): `name` is that slot of a service with storage."""
     limits = {}
     if service.resources.cpus:
         limits["NanoCPUs"] = int(service.resources.cpus * 1e9)
@@ -81,24 +98,28 @@ def service_spec(app: str, name: str, service: ServiceSpec, image: str,
     ports = [{"Protocol": p.protocol, "TargetPort": p.target, "PublishedPort": p.published,
               "PublishMode": "host"} for p in service.ports]
     task = {
-        "ContainerSpec": {"Image": image, "Labels": labels(app, name, service), "Env": env,
-                          "Mounts": mounts(app, name, service),
-                          "Hostname": f"{name}-{{{{.Task.Slot}}}}",
+        "ContainerSpec": {"Image": image, "Labels": labels(app, name, service, slot),
+                          "Env": environment(app, name, service, slot),
+                          "Mounts": mounts(app, name, service, slot),
+                          "Hostname": slot.name if slot else f"{name}-{{{{.Task.Slot}}}}",
                           "StopGracePeriod": STOP_GRACE_NS, "Healthcheck": HEALTH},
         "Resources": {"Limits": limits} if limits else {},
         "RestartPolicy": {"Condition": "any", "Delay": RESTART_DELAY_NS},
         "Placement": {"Constraints": constraints(app, name, service)},
-        "Networks": [{"Target": naming.network(app), "Aliases": [name]}],
+        "Networks": [{"Target": naming.network(app),
+                      "Aliases": [slot.name, slot.service] if slot else [name]}],
     }
     spec = {
         "Name": naming.swarm_service(app, name),
-        "Labels": {**labels(app, name, service),
+        "Labels": {**labels(app, name, service, slot),
                    naming.NEEDS_LABEL: ",".join(service.needs())},
         "TaskTemplate": task,
         "Mode": {"Replicated": {"Replicas": service.replicas if replicas is None
                                 else replicas}},
-        # host-mode ports cannot hold two tasks on one server: stop the old one first
-        "UpdateConfig": {"Parallelism": 1, "Order": "stop-first" if ports else "start-first",
+        # host-mode ports cannot hold two tasks on one server, nor may two tasks share a
+        # slot's storage: stop the old one first
+        "UpdateConfig": {"Parallelism": 1,
+                         "Order": "stop-first" if ports or service.storage else "start-first",
                          "FailureAction": "pause", "Monitor": 5 * 10**9},
         "EndpointSpec": {"Mode": "dnsrr", "Ports": ports},
     }
@@ -108,8 +129,14 @@ def service_spec(app: str, name: str, service: ServiceSpec, image: str,
 
 def spec_hash(spec: dict) -> str:
     """What a Swarm service was made from, without its replica count (scaling is not a
-    change of what runs) and without this label itself."""
+    change of what runs), without this label itself and without a slot's peers (a new slot
+    does not restart the others: they hear of it by notification)."""
     shown = {k: v for k, v in spec.items() if k != "Mode"}
+    container = spec.get("TaskTemplate", {}).get("ContainerSpec", {})
+    if any(e.startswith(PEERS_ENV + "=") for e in container.get("Env", [])):
+        env = [e for e in container["Env"] if not e.startswith(PEERS_ENV + "=")]
+        shown["TaskTemplate"] = {**spec["TaskTemplate"],
+                                 "ContainerSpec": {**container, "Env": env}}
     shown["Labels"] = {k: v for k, v in spec.get("Labels", {}).items()
                        if k != naming.SPEC_LABEL}
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
@@ -119,9 +146,3 @@ def network_spec(app: str) -> dict:
     """The app's overlay network: attachable so an operator can debug with a container."""
     return {"Name": naming.network(app), "Driver": "overlay", "Attachable": True,
             "Labels": {naming.APP_LABEL: app}}
-
-
-def all_specs(spec: AppSpec, images: dict) -> dict:
-    """name -> its Swarm service spec; `images`: spec image -> pinned registry reference."""
-    return {name: service_spec(spec.app, name, service, images[service.image])
-            for name, service in spec.services.items()}

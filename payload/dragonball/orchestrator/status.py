@@ -1,11 +1,13 @@
-"""The status of an app's services, pure: the spec and an Observation (with tasks) in,
-the rows `dragonball services --json` and the portal's API give out."""
+"""The status of an app's services, pure: its units (orchestrator.slotting) and an
+Observation (with tasks) in, the rows `dragonball services --json` and the portal's API give
+out. A service with storage has one row per slot, saying which server holds its data and,
+while that server is down, that the slot waits for it."""
 
 from __future__ import annotations
 
 from dragonball.app import graph, plan as plan_mod
-from dragonball.app.model import AppSpec
 from dragonball.orchestrator.observe import Observation
+from dragonball.orchestrator.slotting import Units
 
 
 def state(deployed: bool, desired: int, healthy: int) -> str:
@@ -17,21 +19,29 @@ def state(deployed: bool, desired: int, healthy: int) -> str:
     return "healthy" if healthy >= desired else ("degraded" if healthy else "down")
 
 
-def rows(spec: AppSpec, observation: Observation) -> list[dict]:
-    """One row per service, leaves first: deployed, desired, healthy, its tasks."""
+def rows(units: Units, observation: Observation) -> list[dict]:
+    """One row per unit, leaves first: deployed, desired, healthy, its tasks; a slot's row
+    also its `slot`, `server` and, while that server is down, `waiting` (its name)."""
     servers = {n.id: n.hostname for n in observation.nodes}
-    order = [n for wave in graph.waves(plan_mod.dependencies(spec)) for n in wave]
-    return [row(spec, name, observation, servers) for name in order]
+    order = [n for wave in graph.waves(plan_mod.dependencies(units.spec)) for n in wave]
+    return [row(units, name, observation, servers) for name in order]
 
 
-def row(spec: AppSpec, name: str, observation: Observation, servers: dict) -> dict:
-    service, found = spec.services[name], observation.services.get(name)
+def row(units: Units, name: str, observation: Observation, servers: dict) -> dict:
+    service, found = units.spec.services[name], observation.services.get(name)
     desired = (found.replicas or 0) if found else 0
     up = [t for t in observation.tasks.get(name, ()) if t.desired_state == "running"]
     healthy = sum(t.state == "running" for t in up)
-    return {"service": name, "kind": service.kind, "image": service.image,
-            "needs": service.needs(), "deployed": found is not None,
-            "desired": desired, "healthy": healthy,
-            "state": state(found is not None, desired, healthy),
-            "tasks": [{"slot": t.slot, "server": servers.get(t.node_id, ""),
-                       "state": t.state} for t in up]}
+    result = {"service": name, "kind": service.kind, "image": service.image,
+              "needs": service.needs(), "deployed": found is not None,
+              "desired": desired, "healthy": healthy,
+              "state": state(found is not None, desired, healthy),
+              "tasks": [{"slot": t.slot, "server": servers.get(t.node_id, ""),
+                         "state": t.state} for t in up]}
+    slot = units.slots.get(name)
+    if slot:
+        result.update({"of": slot.service, "slot": slot.number,
+                       "server": units.pins.get(name, ""), "waiting": units.waiting.get(name)})
+        if units.waiting.get(name) and desired and healthy < desired:
+            result["state"] = "waiting"
+    return result

@@ -34,10 +34,18 @@ class TaskCalls:
         self.swarm, self.agents = swarm, agents
 
     def running(self, app: str, name: str) -> list[tuple[Task, Node | None]]:
-        """(task, its node) for each running task of the service."""
+        """(task, its node) for each running task of the service: a spec's name (every
+        slot of a service with storage) or a unit's (one slot, `store-2`)."""
         nodes = {n.id: n for n in self.swarm.nodes()}
         return [(task, nodes.get(task.node_id))
-                for task in self.swarm.tasks(naming.swarm_service(app, name)) if task.up]
+                for swarm_name in self.swarm_names(app, name)
+                for task in self.swarm.tasks(swarm_name) if task.up]
+
+    def swarm_names(self, app: str, name: str) -> list[str]:
+        """The Swarm services of `name`: its slots' when it has slots, else its own."""
+        slots = self.swarm.services({naming.APP_LABEL: app, naming.SERVICE_LABEL: name})
+        found = sorted(s.name for s in slots if naming.SLOT_LABEL in s.labels)
+        return found or [naming.swarm_service(app, name)]
 
     def each(self, app: str, name: str, action: str, body: dict,
              replace: bool = False) -> list[TaskResult]:

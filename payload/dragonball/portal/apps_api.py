@@ -147,7 +147,7 @@ def set_params(request: Request, app: str, name: str, values: dict, unset: list,
     """Set parameters (typed JSON `values`, or KEY=VALUE `values` when `text`) while holding
     the app; {"ok", "tasks"}. ParamsInvalid (nothing stored) when any is wrong."""
     control = control_of(request)
-    known_service(control, app, name)
+    known_service(control, app, name, slots=False)
     if not values and not unset:
         raise ParamsInvalid("nothing to set", "give \"set\": {KEY: VALUE} or \"unset\": [KEY]")
     with jobs_of(request).hold("params", app, name) as job:

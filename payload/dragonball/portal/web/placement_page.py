@@ -38,6 +38,7 @@ def placement_context(request: Request, app: str | None) -> dict:
     """The grid of `app` (or the first app), its services' replicas; `error` when the
     cluster cannot be read."""
     context = {"apps": [], "app": None, "grid": None, "replicas": {}, "error": None,
+               "services": [], "pinned": {},
                "plan": None, "summary": "", "new_spec": "", "problems": [], "change": None,
                "job": None}
     try:
@@ -45,10 +46,13 @@ def placement_context(request: Request, app: str | None) -> dict:
         if context["app"]:
             control = request.app.state.control_factory()
             spec = control.spec_of(context["app"])
+            units = control.units_of(context["app"])
             servers = [n.hostname for n in control.engine.nodes()]
-            allowed = {n: list(s.placement.servers) for n, s in spec.services.items()}
+            allowed = {n: list(s.placement.servers) for n, s in units.spec.services.items()}
             context["grid"] = views_apps.grid(control.status(context["app"]), servers, allowed)
-            context["replicas"] = {n: s.replicas for n, s in spec.services.items()}
+            context["replicas"] = {n: s.replicas for n, s in units.spec.services.items()}
+            context["services"] = list(spec.services)   # what the change form edits
+            context["pinned"] = dict(units.pins)        # slots: their storage's server
     except DragonBallError as e:
         context["error"] = message(e)
     return context

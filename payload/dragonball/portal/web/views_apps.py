@@ -16,7 +16,9 @@ from dragonball.portal.web.views import Alert, utc
 STATE_ALERTS = {"degraded": ("warning", "{h}/{d} replicas healthy"),
                 "down": ("error", "no replica healthy (0/{d})"),
                 "stopped": ("warning", "stopped (0 replicas wanted)"),
-                "absent": ("warning", "not deployed on the Swarm")}
+                "absent": ("warning", "not deployed on the Swarm"),
+                "waiting": ("error", "waits for {w}, which is down: its data is there "
+                                     "(it starts there when {w} is back)")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,9 @@ class TreeRow:
     servers: list          # [(server, number of its tasks there)]
     needs: list
     repeat: bool = False   # shown already higher up (a backend two services share)
+    pinned: str = ""       # a slot: the server its storage pins it to
+    of: str = ""           # a slot: its service's name in the spec (parameters, logs)
+    waiting: str = ""      # a slot: its server, while that server is down
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +86,8 @@ def tree(app: str, rows: list[dict]) -> list[TreeRow]:
         row = by_name[name]
         found.append(TreeRow(app, name, row["kind"], row["state"], depth, row["healthy"],
                              row["desired"], tasks_per_server(row), list(row["needs"]),
-                             repeat=name in shown))
+                             repeat=name in shown, pinned=row.get("server") or "",
+                             waiting=row.get("waiting") or "", of=row.get("of") or ""))
         if name in shown:
             return
         shown.add(name)
@@ -102,7 +108,7 @@ def service_alerts(rows: list[TreeRow]) -> list[Alert]:
         seen.add((row.app, row.name))
         level, text = STATE_ALERTS[row.state]
         found.append(Alert(level, f"{row.app}/{row.name}",
-                           text.format(h=row.healthy, d=row.desired)))
+                           text.format(h=row.healthy, d=row.desired, w=row.waiting)))
     return found
 
 
