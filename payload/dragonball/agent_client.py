@@ -221,8 +221,12 @@ class AgentClient:
         """The application's volumes on that node (labelled io.dragonball.app): name,
         labels, app, service, slot, created, containers using it, in_use; `size` in bytes
         when `sizes` (docker system df: the engine walks every volume, slow on big hosts)."""
-        return self._call("GET", address, "/v1/volumes",
-                          params={"size": "1"} if sizes else None)["volumes"]
+        return self.volume_report(address, sizes)["volumes"]
+
+    def volume_report(self, address: str, sizes: bool = False) -> dict:
+        """`volumes` and `free_bytes`: what the engine's disk there has left (None from an
+        agent that cannot tell)."""
+        return self._call("GET", address, "/v1/volumes", params={"size": "1"} if sizes else None)
 
     def export_volume(self, address: str, name: str,
                       timeout: float = ARCHIVE_TIMEOUT_S) -> dict:

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dragonball import __version__
-from dragonball.commands import answers, apps, images, install, portal, preflight, release
+from dragonball.commands import answers, apps, data, images, install, portal, preflight, release
 from dragonball.commands import remote, spec
 from dragonball.console import console, err_console
 from dragonball.errors import ClientError, DragonBallError, ExitStatus
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     answers.register(commands)
     spec.register(commands)
     apps.register(commands)
+    data.register(commands)
     remote.register(commands)
     return parser
 

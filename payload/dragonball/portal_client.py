@@ -177,6 +177,15 @@ class PortalClient:
                           json={})
         return str(found["job"])
 
+    def move(self, app: str, slot: str, server: str) -> str:
+        """Start a move job (a slot's data to `server`); its id."""
+        found = self.call("POST", f"/api/v1/apps/{_seg(app)}/slots/{_seg(slot)}/move",
+                          json={"to": server})
+        return str(found["job"])
+
+    def volumes(self) -> list[dict]:
+        return self.call("GET", "/api/v1/volumes")["volumes"]
+
     def job(self, job_id: str) -> dict:
         return self.call("GET", f"/api/v1/jobs/{_seg(job_id)}")
 

@@ -136,6 +136,16 @@ class FakeAgents:
         self.logs_of: dict = {}
         self.put_fails: dict = {}   # address -> AgentError
         self.calls: list = []
+        self.held: dict = {}        # address -> the app volumes' names there
+        self.free: dict = {}        # address -> free bytes on its engine's disk
+
+    def volumes(self, address: str, sizes: bool = False) -> list[dict]:
+        return [{"name": n, "app": n.split("_")[0], "size": 10 << 20, "in_use": True}
+                for n in self.held.get(address, [])]
+
+    def volume_report(self, address: str, sizes: bool = False) -> dict:
+        return {"volumes": self.volumes(address, sizes),
+                "free_bytes": self.free.get(address, 100 << 30)}
 
     def put_params(self, address: str, app: str, service: str, revision: int,
                    params: dict) -> dict:

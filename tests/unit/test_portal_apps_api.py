@@ -299,3 +299,55 @@ def test_the_openapi_document_lists_the_apps_api(portal):
                  "/api/v1/apps/{app}/services/{name}/logs",
                  "/api/v1/apps/{app}/notifications", "/api/v1/plan", "/api/v1/apply"):
         assert path in paths, path
+
+
+# -- moving a slot's data ---------------------------------------------------------------------
+MOVE = "/api/v1/apps/notes/slots/{}/move"
+
+
+def test_a_move_is_a_job_that_repins_the_slot_and_keeps_the_source(deployed, monkeypatch):
+    from dragonball.orchestrator import moving
+    deployed.agents.held["10.0.0.1"] = ["notes_store_storage.1", "notes_store_log.1"]
+    copied = []
+    monkeypatch.setattr(moving, "copy_volume", lambda agents, src, dst, name, labels, progress:
+                        copied.append((src, dst, name)) or {"name": name, "size": 3,
+                                                            "sha256": "0" * 64})
+    answer = post(deployed, MOVE.format("store.1"), {"to": "node-b"})
+    assert answer.status_code == 202, answer.text
+    job = deployed.wait(answer.json()["job"])
+    assert job["state"] == "done" and job["kind"] == "move", job
+    assert (job["result"]["from"], job["result"]["to"]) == ("node-a", "node-b")
+    assert [c[2] for c in copied] == ["notes_store_storage.1", "notes_store_log.1"]
+    rows = get(deployed, API).json()["services"]
+    assert rows[0]["service"] == "store-1" and rows[0]["server"] == "node-b"
+    listed = get(deployed, "/api/v1/volumes").json()["volumes"]
+    assert {(v["server"], v["name"], v["owner"]) for v in listed} == {
+        ("node-a", "notes_store_storage.1", None), ("node-a", "notes_store_log.1", None)}
+
+
+@pytest.mark.parametrize("slot, body, status, says", [
+    ("store.1", {"to": "node-z"}, 404, "no server 'node-z'"),
+    ("store.1", {"to": "node-a"}, 409, "store-1 is on node-a already"),
+    ("api.1", {"to": "node-b"}, 422, "api has no storage"),
+    ("store.9", {"to": "node-b"}, 422, "store has no slot 9"),
+    ("store.1", {"to": "node-b; reboot"}, 422, ""),
+    ("store.1", {"to": "node-b", "force": True}, 422, ""),
+    ("..", {"to": "node-b"}, 404, ""),
+])
+def test_a_bad_move_is_refused_with_the_reason_and_no_job(deployed, slot, body, status, says):
+    deployed.agents.held["10.0.0.1"] = ["notes_store_storage.1", "notes_store_log.1"]
+    answer = post(deployed, MOVE.format(slot), body)
+    assert answer.status_code == status, answer.text
+    assert says in answer.text
+    assert deployed.engine.mutations() == []
+    assert deployed.client.app.state.jobs.latest("notes") is None
+
+
+def test_a_move_while_the_app_is_busy_is_refused(deployed):
+    deployed.agents.held["10.0.0.1"] = ["notes_store_storage.1", "notes_store_log.1"]
+    deployed.gate.clear()
+    first = post(deployed, f"{API}/web/start").json()["job"]
+    busy = post(deployed, MOVE.format("store.1"), {"to": "node-b"})
+    assert busy.status_code == 409 and busy.json()["job"] == first
+    deployed.gate.set()
+    deployed.wait(first)

@@ -69,6 +69,13 @@ class Apps(Protocol):
         """start|stop|restart `service` with its subtree, its events given as they come:
         {app, service, <action>: [names], notes?}."""
 
+    def move(self, app: str, slot: str, server: str, on_event: OnEvent) -> dict:
+        """Move a slot's data (`store.2`) to `server`, its events given as they come:
+        {app, slot, from, to, volumes: [{name, size, sha256, seconds}], kept}."""
+
+    def volumes(self) -> list[dict]:
+        """Every application volume: [{server, name, app, size, in_use, owner, why}]."""
+
     def close(self) -> None:
         """Let go of what was opened (the store, the HTTP session)."""
 

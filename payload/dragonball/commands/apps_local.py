@@ -71,6 +71,13 @@ class LocalApps:
         self._report_to(on_event)
         return answers.act(self.control, action, app, service)
 
+    def move(self, app: str, slot: str, server: str, on_event) -> dict:
+        self._report_to(on_event)
+        return answers.move(self.control, app, slot, server)
+
+    def volumes(self) -> list[dict]:
+        return answers.volumes(self.control)["volumes"]
+
     def _report_to(self, on_event) -> None:
         """The Control's progress as events, timed from now (as a job's from its start)."""
         began = self.clock()

@@ -55,6 +55,12 @@ class RemoteApps:
     def act(self, action: str, app: str, service: str, on_event) -> dict:
         return self._follow(self.portal.action(app, service, action), on_event)
 
+    def move(self, app: str, slot: str, server: str, on_event) -> dict:
+        return self._follow(self.portal.move(app, slot, server), on_event)
+
+    def volumes(self) -> list[dict]:
+        return self.portal.volumes()
+
     def _follow(self, job_id: str, on_event) -> dict:
         """The job's result once it ended done (JobFailed when failed)."""
         job = self.portal.wait_job(job_id, on_event, timeout=self.timeout)

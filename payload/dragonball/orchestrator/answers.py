@@ -71,3 +71,15 @@ def set_values(control, app: str, name: str, values: dict, unset: list) -> dict:
     task: {ok, tasks: [{service, task, server, ok, detail}]}."""
     results = control.set_param_values(app, name, values, unset)
     return {"ok": all(r.ok for r in results), "tasks": [r.to_dict() for r in results]}
+
+
+def move(control, app: str, slot: str, server: str) -> dict:
+    """Move a slot's data to `server` (orchestrator.moving): {app, slot, from, to, volumes,
+    kept}."""
+    return control.move(app, slot, server)
+
+
+def volumes(control) -> dict:
+    """{"volumes": [{server, name, app, size, in_use, owner, why}]}: every application
+    volume, the slot owning it or why none does (orchestrator.volumes)."""
+    return {"volumes": control.volumes()}

@@ -25,8 +25,10 @@ from dragonball.app import spec as app_spec
 from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.app.errors import AppNotApplied
+from dragonball.errors import DragonBallError
 from dragonball.orchestrator import params as params_mod
-from dragonball.orchestrator import planning, slotting, status as status_mod
+from dragonball.orchestrator import moving, planning, slotting, status as status_mod
+from dragonball.orchestrator import volumes as volumes_mod
 from dragonball.orchestrator.execute import Executor
 from dragonball.orchestrator.observe import Observation, Observer, names_in, split_image
 from dragonball.orchestrator.param_calls import ParamCalls
@@ -160,6 +162,42 @@ class Control:
         observation = self.observer.observe(app, tasks=True)
         units = slotting.expand(spec, observation.nodes, place_new=False)
         return status_mod.rows(units, observation)
+
+    def check_move(self, app: str, slot: str, server: str) -> moving.Move:
+        """The move of `slot` (`store.2`) to `server`, checked whole (orchestrator.moving:
+        the slot, the servers, the room): a refusal changes nothing."""
+        spec = self.spec_of(app)
+        target = moving.parse_slot(slot, spec)
+        nodes = self.engine.nodes()
+        units = slotting.expand(spec, nodes, place_new=False)
+        move = moving.plan_move(spec, units, nodes, target, server)
+        moving.Mover(self).room(move)
+        return move
+
+    def move(self, app: str, slot: str, server: str) -> dict:
+        """`dragonball move SERVICE.SLOT --to SERVER`: checked, then stop, copy, re-pin,
+        start; {app, slot, from, to, volumes: [{name, size, sha256, seconds}], kept}."""
+        move = self.check_move(app, slot, server)
+        self.store.store.record("app.move", "admin", None, {
+            "app": app, "slot": move.slot, "from": move.source, "to": move.target})
+        return moving.Mover(self).run(move)
+
+    def volumes(self, sizes: bool = True) -> list[dict]:
+        """Every application volume on every ready server, with the slot owning it or why
+        none does (orchestrator.volumes); a server whose agent does not answer says so."""
+        nodes = self.engine.nodes()
+        units = {app: slotting.expand(self.spec_of(app), nodes, place_new=False)
+                 for app in self.store.apps()}
+        reports = {}
+        for node in nodes:
+            if not node.ready:
+                reports[node.hostname] = "the server is down: its volumes cannot be listed"
+                continue
+            try:
+                reports[node.hostname] = self.agents.volumes(node.address, sizes=sizes)
+            except DragonBallError as e:
+                reports[node.hostname] = e.message
+        return volumes_mod.rows(reports, units)
 
     def units_of(self, app: str) -> slotting.Units:
         """The applied spec as units, pins as recorded (notifications: who needs whom)."""

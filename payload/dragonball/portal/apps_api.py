@@ -9,6 +9,8 @@
     PUT  /api/v1/apps/{app}/services/{name}/params      {"set": {k: v}, "unset": [k]}
     GET  /api/v1/apps/{app}/services/{name}/logs        ?tail=200: each task's last lines
     GET  /api/v1/apps/{app}/notifications               ?limit=50: newest first
+    POST /api/v1/apps/{app}/slots/{slot}/move           {"to": server} -> 202 {"job": id}
+    GET  /api/v1/volumes                                every app volume, its owner or why none
     POST /api/v1/plan                                   {"spec": yaml, "file"} -> the plan
     POST /api/v1/apply                                  {"spec": yaml, "file"} -> 202 {"job"}
 
@@ -44,7 +46,7 @@ from dragonball.portal.jobs import Job, JobUnknown, Jobs
 log = logging.getLogger(__name__)
 
 __all__ = ["ACTIONS", "known_service", "masked", "mount", "router", "set_params",
-           "start_apply", "start_lifecycle"]
+           "start_apply", "start_lifecycle", "start_move"]
 
 router = APIRouter(prefix="/api/v1", tags=["apps"])
 ACTIONS = answers.ACTIONS
@@ -70,6 +72,13 @@ class SpecText(BaseModel):
     model_config = ConfigDict(extra="forbid")
     spec: str = Field(max_length=SPEC_LIMIT)
     file: str = Field("spec.yaml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class MoveTo(BaseModel):
+    """Where a slot's data goes: a server of the cluster, by its hostname."""
+
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 
 
 def mount(app: FastAPI, control_factory: Callable, jobs: Jobs | None = None) -> None:
@@ -142,6 +151,23 @@ def start_apply(request: Request, principal: Principal, text: str, file: str) ->
     return job
 
 
+def start_move(request: Request, principal: Principal, app: str, slot: str,
+               server: str) -> Job:
+    """Check the move whole (a refusal: no job, nothing changed), then carry it out as a job
+    (one app-changing job at a time: an apply or another move answers 409)."""
+    factory = request.app.state.control_factory
+    factory().check_move(app, slot, server)
+
+    def work(job: Job) -> dict:
+        control = factory()
+        control.progress = job.progress
+        return answers.move(control, app, slot, server)
+    job = jobs_of(request).start("move", app, work, service=slot, failure=rollout_details)
+    _record(request, principal, "app.move.requested", {"app": app, "slot": slot,
+                                                       "to": server, "job": job.id})
+    return job
+
+
 def set_params(request: Request, app: str, name: str, values: dict, unset: list,
                text: bool = False) -> dict:
     """Set parameters (typed JSON `values`, or KEY=VALUE `values` when `text`) while holding
@@ -187,6 +213,20 @@ def lifecycle(request: Request, action: Literal["start", "stop", "restart"],
     """Start, stop or restart a service with its subtree, as a job: poll /api/v1/jobs/{id}."""
     return answer(lambda: {"job": start_lifecycle(request, principal, app, name, action).id},
                   202)
+
+
+@router.post("/apps/{app}/slots/{slot}/move", status_code=202)
+def move(request: Request, body: MoveTo, app: str = Name(),
+         slot: str = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80),
+         principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """Move a slot's data (`store.2`) to another server, as a job: poll /api/v1/jobs/{id}."""
+    return answer(lambda: {"job": start_move(request, principal, app, slot, body.to).id}, 202)
+
+
+@router.get("/volumes")
+def volumes(request: Request, principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """Every application volume on every server: the slot owning it, or why none does."""
+    return answer(lambda: answers.volumes(control_of(request)))
 
 
 @router.get("/jobs/{job_id}")

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import tarfile
 import time
 
@@ -129,6 +130,14 @@ class Staging:
 
     def path(self, tid: str) -> str:
         return os.path.join(self.folder, transfer_id(tid) + ".tar")
+
+    def free_bytes(self) -> int | None:
+        """Free bytes on the engine's disk (where the staging folder and the volumes are);
+        None when the folder is missing."""
+        try:
+            return shutil.disk_usage(self.folder).free
+        except OSError:
+            return None
 
     def _ready(self) -> None:
         if not os.path.isdir(self.folder):

@@ -81,7 +81,8 @@ class VolumesApi:
         users = users_of(self.engine.container_list())
         sizes = self.engine.volume_sizes() if one(query, "size") == "1" else None
         return 200, {"volumes": sorted((volume_entry(v, users.get(v["Name"], []), sizes)
-                                        for v in found), key=lambda v: v["name"])}
+                                        for v in found), key=lambda v: v["name"]),
+                     "free_bytes": self.staging.free_bytes()}
 
     def app_volume(self, name: str) -> dict:
         """The inspected volume: 404 when there is none, 403 when it is not the app's."""

@@ -1,0 +1,93 @@
+"""The commands about where an app's data is (docs/orchestrator.md, "Slots"):
+
+    dragonball move SERVICE.SLOT --to SERVER [--app APP] [--json]
+    dragonball volumes [--json]
+
+`move` checks the whole move first (the slot, the servers, the room: exit 2, 3, 4 or 5 with
+the reason, nothing changed), then stops the slot, has the agents copy its volumes
+(streamed, checksummed, resumed after a broken connection), pins it to SERVER and starts it
+there, healthy before the command ends; the source volumes stay on the old server. A copy
+that fails leaves the slot running where it was (exit 1, how to retry). `volumes` lists
+every application volume on every server with the slot that owns it, or why none does;
+nothing is ever deleted by DragonBall. Both work on the portal (as root) and through its
+API (commands/app_access.py), like the other app commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.markup import escape
+from rich.table import Table
+
+from dragonball.commands.app_access import open_apps, transport_options
+from dragonball.commands.apps import Events, _app, _options
+from dragonball.console import console
+from dragonball.errors import ExitStatus
+
+
+def register(commands) -> None:
+    move = commands.add_parser(
+        "move", help="move a slot's data to another server, verified, and run it there",
+        description="Stop the slot, copy its volumes to SERVER through the agents (streamed, "
+                    "checksummed, resumable), pin it there and start it; the source volumes "
+                    "are kept until you remove them. Exit status: 0 moved, 1 the copy "
+                    "failed (the slot runs where it was), 2 refused, 3 unknown, 4 conflict, "
+                    "5 a server is down.")
+    move.add_argument("slot", help="the slot: SERVICE.N (store.2) or its name (store-2)")
+    move.add_argument("--to", required=True, metavar="SERVER", help="the target server")
+    _options(move)
+    move.set_defaults(handler=move_command)
+    volumes = commands.add_parser(
+        "volumes", help="every app volume on every server: the slot owning it, or why none")
+    volumes.add_argument("--json", action="store_true", help="print one JSON document")
+    volumes.add_argument("--timeout", type=float, default=300.0, help=argparse.SUPPRESS)
+    transport_options(volumes)
+    volumes.set_defaults(handler=volumes_command)
+
+
+def move_command(args) -> int:
+    events = Events(args.json)
+    with open_apps(args) as apps:
+        app = _app(args, apps)
+        done = apps.move(app, args.slot, args.to, events)
+    if args.json:
+        console.print_json(json.dumps({"ok": True, **done, "events": events.events}))
+        return ExitStatus.OK
+    for volume in done.get("volumes", []):
+        console.print(f"  {escape(str(volume.get('name')))}: {volume.get('size', 0) >> 10} KiB, "
+                      f"sha256 {str(volume.get('sha256'))[:16]}… verified")
+    console.print(f"[green]moved[/green] {escape(str(done.get('slot')))}: "
+                  f"{escape(str(done.get('from')))} -> {escape(str(done.get('to')))}")
+    for kept in done.get("kept", []):
+        console.print(f"kept: {escape(kept)} (remove it once you are satisfied)")
+    return ExitStatus.OK
+
+
+def volumes_command(args) -> int:
+    with open_apps(args) as apps:
+        rows = apps.volumes()
+    if args.json:
+        console.print_json(json.dumps({"volumes": rows}))
+        return ExitStatus.OK
+    table = Table(title="app volumes", title_justify="left")
+    for column in ("server", "volume", "size", "owner", "why"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        if row.get("error"):
+            table.add_row(escape(row["server"]), "", "", "", f"[yellow]{escape(row['error'])}")
+            continue
+        size = row.get("size")
+        owner = row.get("owner")
+        table.add_row(escape(row["server"]), escape(str(row.get("name"))),
+                      f"{size >> 20} MiB" if isinstance(size, int) else "?",
+                      escape(owner) if owner else "[yellow]none[/yellow]",
+                      escape(str(row.get("why") or "")))
+    console.print(table)
+    orphans = [r for r in rows if r.get("name") and not r.get("owner")]
+    if orphans:
+        console.print(f"{len(orphans)} volume(s) owned by no slot: kept, never deleted by "
+                      "DragonBall; remove one on its server with docker volume rm NAME once "
+                      "it is not needed")
+    return ExitStatus.OK
