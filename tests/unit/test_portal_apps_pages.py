@@ -153,6 +153,32 @@ def test_placement_grid(deployed):
     assert re.search(r'data-service="web" class="cell">·<', cells["node-b"])
 
 
+def test_placement_shows_each_slot_s_server_and_the_volumes_no_slot_owns(deployed):
+    deployed.agents.held["10.0.0.1"] = ["notes_store_storage.1"]
+    deployed.agents.held["10.0.0.2"] = ["notes_store_storage.1"]   # an old copy
+    page = deployed.client.get("/placement").text
+    assert re.search(r'<tr data-slot="store-1"><td>store-1</td>\s*<td>node-a', page)
+    assert "pinned to node-a" in page
+    assert "<code>notes_store_storage.1</code> on node-b: store-1 is pinned to node-a" in page
+
+
+def test_the_move_form_starts_a_job_and_a_bad_one_says_why(deployed, monkeypatch):
+    from dragonball.orchestrator import moving
+    deployed.agents.held["10.0.0.1"] = ["notes_store_storage.1", "notes_store_log.1"]
+    monkeypatch.setattr(moving, "copy_volume", lambda *a: {"name": a[3], "size": 1,
+                                                           "sha256": "0" * 64})
+    bad = deployed.client.post("/placement/notes/move", headers=hx(deployed),
+                               data={"slot": "store.1", "server": "node-a"})
+    assert bad.status_code == 409 and "store-1 is on node-a already" in bad.text
+    assert deployed.engine.mutations() == []
+    answer = deployed.client.post("/placement/notes/move", headers=hx(deployed),
+                                  data={"slot": "store.1", "server": "node-b"})
+    assert answer.status_code == 200, answer.text
+    job_id = re.search(r'job ([0-9a-f]{16})', answer.text).group(1)
+    assert deployed.wait(job_id)["state"] == "done"
+    assert "pinned to node-b" in deployed.client.get("/placement").text
+
+
 def test_placement_change_shows_the_plan_and_applies_only_when_confirmed(deployed):
     form = {"csrf_token": token(deployed), "service": "api", "server:node-b": "on",
             "replicas": "3"}

@@ -6,6 +6,11 @@ first, and only the confirmation applies it (a job, like `dragonball apply`).
     GET  /placement[?app=&job=]          the grid and the form
     POST /placement/{app}/plan           service, replicas, server:<name>... -> the plan
     POST /placement/{app}/apply          spec (the modified text the plan showed) -> a job
+    POST /placement/{app}/move           slot, server: a slot's data to another server -> a job
+
+Slots of a service with storage are pinned to the server holding their data: the grid says
+where, a form per slot moves it (`dragonball move`, checked whole first, a job), and the
+volumes no slot owns (a move's source, a slot scaled away) are listed, never deleted.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ def placement_context(request: Request, app: str | None) -> dict:
     """The grid of `app` (or the first app), its services' replicas; `error` when the
     cluster cannot be read."""
     context = {"apps": [], "app": None, "grid": None, "replicas": {}, "error": None,
-               "services": [], "pinned": {},
+               "services": [], "pinned": {}, "slots": [], "unowned": [], "volumes_error": "",
                "plan": None, "summary": "", "new_spec": "", "problems": [], "change": None,
                "job": None}
     try:
@@ -53,6 +58,11 @@ def placement_context(request: Request, app: str | None) -> dict:
             context["replicas"] = {n: s.replicas for n, s in units.spec.services.items()}
             context["services"] = list(spec.services)   # what the change form edits
             context["pinned"] = dict(units.pins)        # slots: their storage's server
+            context["slots"] = [{"slot": unit, "name": f"{slot.service}.{slot.number}",
+                                 "server": units.pins.get(unit, ""),
+                                 "waiting": units.waiting.get(unit, "")}
+                                for unit, slot in units.slots.items()]
+            context["unowned"], context["volumes_error"] = _unowned(control)
     except DragonBallError as e:
         context["error"] = message(e)
     return context
@@ -112,6 +122,43 @@ def apply_change(request: Request, principal: Principal, app: str, form: dict) -
     try:
         file, _ = _applied(request.app.state.control_factory(), app)
         job = apps_api.start_apply(request, principal, form.get("spec", ""), file)
+    except DragonBallError as e:
+        if is_htmx(request):
+            return render(request, "_job.html", principal, status_code=status_of(e), job=None,
+                          job_error=message(e))
+        context = placement_context(request, app)
+        context["error"] = message(e)
+        return render(request, "placement.html", principal, status_code=status_of(e),
+                      **context)
+    if is_htmx(request):
+        return render(request, "_job.html", principal,
+                      job=views_apps.job_view(job.to_dict()))
+    return RedirectResponse(f"/placement?{urlencode({'app': job.app, 'job': job.id})}",
+                            status_code=303)
+
+
+def _unowned(control) -> tuple[list, str]:
+    """The volumes no slot owns, and what could not be listed (a server down)."""
+    try:
+        rows = control.volumes(sizes=False)
+    except DragonBallError as e:
+        return [], message(e)
+    errors = "; ".join(f"{r['server']}: {r['error']}" for r in rows if r.get("error"))
+    return [r for r in rows if r.get("name") and not r.get("owner")], errors
+
+
+@router.post("/placement/{app}/move")
+async def move(request: Request, app: str = Name(),
+               principal: Principal = Depends(require_admin)) -> Response:
+    form = await read_form(request)
+    return await run_in_threadpool(move_slot, request, principal, app, form)
+
+
+def move_slot(request: Request, principal: Principal, app: str, form: dict) -> Response:
+    """A slot's data to another server, as a job (refused with the reason, no job)."""
+    try:
+        job = apps_api.start_move(request, principal, app, form.get("slot", ""),
+                                  form.get("server", ""))
     except DragonBallError as e:
         if is_htmx(request):
             return render(request, "_job.html", principal, status_code=status_of(e), job=None,
