@@ -151,3 +151,16 @@ def test_the_spec_hash_of_a_service_is_stable():
 
 
 EXPECTED_API_HASH = "dc66f9625669c758"
+
+
+def test_a_slot_stays_with_its_data_when_its_placement_no_longer_allows_its_server():
+    spec = spec_of({"edit": [["    storage: true",
+                              "    storage: true\n    placement: {servers: [node-a]}"]]})
+    seen = {"nodes": [{"id": "id-a", "hostname": "node-a"},
+                      {"id": "id-b", "hostname": "node-b",
+                       "labels": {"dragonball.placement.notes.store-1": "true"}}],
+            "services": {"store-1": {}, "api": {}, "web": {}}}
+    deployment = planning.deploy(spec, observation(spec, seen))
+    assert deployment.labels == ()
+    assert "store-1 stays on node-b, which its placement no longer allows: its data is " \
+           "there (dragonball move store-1 --to SERVER)" in deployment.shown.notes

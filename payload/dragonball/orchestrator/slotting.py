@@ -49,6 +49,7 @@ class Units:
     new: tuple = ()                                             # units placed just now
     waiting: Mapping[str, str] = field(default_factory=dict)    # unit -> its server, down
     problems: tuple = ()                                        # slots with no server
+    misplaced: tuple = ()       # units pinned to a server their placement no longer allows
 
     def base(self, unit: str) -> str:
         """The spec's name of a unit: `store` for `store-2`, `api` for `api`."""
@@ -73,6 +74,9 @@ class Units:
                              "--to SERVER)")
             elif unit in self.new:
                 found.append(f"{unit} is placed on {server} and stays there (its storage)")
+            elif unit in self.misplaced:
+                found.append(f"{unit} stays on {server}, which its placement no longer "
+                             f"allows: its data is there (dragonball move {unit} --to SERVER)")
             else:
                 found.append(f"{unit} stays on {server} (its storage is there)")
         return tuple(found) + tuple(self.problems)
@@ -120,8 +124,11 @@ def expand(spec: AppSpec, nodes, place_new: bool = True) -> Units:
                 if number in placement.new:
                     new.append(unit)
     waiting = {unit: server for unit, server in pins.items() if server not in ready}
+    known = {s.name: s for s in servers}
+    misplaced = tuple(unit for unit, server in pins.items() if server in known and not
+                      slots_mod.fits(spec.services[slots[unit].service], known[server]))
     expanded = spec.model_copy(update={"services": services})
-    return Units(expanded, slots, pins, tuple(new), waiting, tuple(problems))
+    return Units(expanded, slots, pins, tuple(new), waiting, tuple(problems), misplaced)
 
 
 def slotted_names(spec: AppSpec) -> dict:
