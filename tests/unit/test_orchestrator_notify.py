@@ -125,7 +125,9 @@ class FakeControl:
         return slotting.expand(self.spec, (), place_new=False)
 
     def status(self, app: str) -> list[dict]:
-        return [{"service": s, "desired": d, "healthy": h} for s, (d, h) in self.rows.items()]
+        return [{"service": s, "desired": d, "healthy": h,
+                 **({"of": s.rsplit("-", 1)[0]} if s.startswith("store-") else {})}
+                for s, (d, h) in self.rows.items()]
 
     def each_task(self, app: str, name: str, action: str, body: dict,
                   replace: bool = False) -> list[TaskResult]:
@@ -232,6 +234,9 @@ def test_a_round_queues_and_delivers_a_change(control):
     assert (receiver, body["service"], body["event"], body["at"]) == \
         ("api", "store-1", "unhealthy", "2025-03-04T05:06:07Z")
     assert control.store.states("notes")["store-1"]["state"] == "unhealthy"
+    # the same state again: nothing new
+    control.sent.clear()
+    assert notifier.round() == {"notes": 0} and control.sent == []
 
 
 def test_a_slot_s_change_reaches_its_peers_and_what_needs_its_service(control):
@@ -246,12 +251,22 @@ def test_a_slot_s_change_reaches_its_peers_and_what_needs_its_service(control):
     notifier.round()
     control.rows["store-2"] = (1, 0)
     notifier.round()
+    notifier.round()   # one notification per receiver and round, in order
     assert sorted((r, b["service"], b["event"]) for r, _, b in control.sent) == [
         ("api", "store-2", "unhealthy"), ("api", "store-2", "unhealthy"),
-        ("store-1", "store-2", "unhealthy"), ("store-3", "store-2", "unhealthy")]
-    # the same state again: nothing new
+        ("store-1", "store", "unhealthy"), ("store-1", "store-2", "unhealthy"),
+        ("store-3", "store", "unhealthy"), ("store-3", "store-2", "unhealthy")]
+    # the service as a whole: scaled to 4 slots, each slot hears it (the documented contract)
     control.sent.clear()
-    assert notifier.round() == {"notes": 0} and control.sent == []
+    control.spec = control.spec.model_copy(update={"services": {
+        **control.spec.services,
+        "store": control.spec.services["store"].model_copy(update={"replicas": 4})}})
+    control.rows.update({"store-2": (1, 1), "store-4": (1, 1)})
+    control.tasks["store-4"] = [("store-4.1", True)]
+    notifier.round()
+    scaled = [(r, b["replicas"]["desired"]) for r, _, b in control.sent
+              if b["service"] == "store" and b["event"] == "scaled"]
+    assert scaled == [("store-1", 4), ("store-3", 4), ("store-4", 4)]
 
 
 def test_the_loop_survives_a_bad_round():

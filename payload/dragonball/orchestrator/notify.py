@@ -5,7 +5,9 @@ service's state changes (healthy, unhealthy, stopped, scaled), a notification is
 each service that depends on it (its backends or depends_on name it) and, when it is a slot
 of a service with storage (`store-2`), for each of its peers (`store-1`, `store-3`: how a
 replicated module hears that a peer left or came back), in the same store transaction as
-the new state. Delivery is per receiver, in order: the oldest undelivered
+the new state. A service with slots also has a state of its own, its slots' together
+(`store`: desired = slots meant to run, healthy = slots healthy; with two slots or more);
+its changes (`scaled` when slots are added or removed) go to each of its slots. Delivery is per receiver, in order: the oldest undelivered
 one goes to every running task of the receiver (`run.sh notify` through the node's agent,
 which runs the module's config_change scripts with DRAGONBALL_EVENT=notify); only when
 every task took it is it marked delivered and the next one sent. A failed delivery is
@@ -82,9 +84,17 @@ class Notifier:
         self.clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
 
     def observe(self, app: str) -> dict:
-        now = {}
+        """unit -> its state; and a service with slots (`store`) -> its slots' together
+        (desired: how many slots should run; healthy: how many do)."""
+        now, slots = {}, {}
         for row in self.control.status(app):
             now[row["service"]] = state_of(row["desired"], row["healthy"])
+            if row.get("of"):
+                slots.setdefault(row["of"], []).append(row)
+        for service, rows in slots.items():
+            if len(rows) >= 2:   # one slot: the slot's own state says it all
+                now.setdefault(service, state_of(sum(r["desired"] for r in rows),
+                                                 sum(r["healthy"] for r in rows)))
         return now
 
     def round(self) -> dict:
@@ -98,6 +108,8 @@ class Notifier:
                 events = transitions(before, now)
                 peers = {unit: [p for p in slot.peers if p != unit]
                          for unit, slot in units.slots.items()}
+                for unit, slot in units.slots.items():   # the service's own: to its slots
+                    peers.setdefault(slot.service, []).append(unit)
                 queued = payloads(app, plan_mod.dependencies(units.spec), events, now,
                                   self.clock(), peers)
                 if events or before != now:
