@@ -1,10 +1,13 @@
 """The app operations on the portal itself, as root (the `Apps` interface of
 commands/app_access.py): a `Control` over the portal's engine, store, agents and registry
 (portal.wiring), every answer shaped as the REST API shapes it (orchestrator.answers), every
-error the Control's own. Works while the portal service is down."""
+error the Control's own. Works while the portal service is down. A command that changes an
+app holds the app's lock (shared.app_lock) as the portal's jobs do: while one of them, or
+another such command, changes the app, it is refused at once (exit 4)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Callable
 
@@ -13,6 +16,7 @@ from dragonball.orchestrator.control import Control
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import wiring
 from dragonball.portal.store import Store
+from dragonball.shared import app_lock
 
 
 def open_local(args) -> LocalApps:
@@ -33,8 +37,16 @@ class LocalApps:
     job events would: {service, state, detail, t} with t the seconds since it began."""
 
     def __init__(self, control: Control, close: Callable[[], None] = lambda: None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 lock_dir: str | None = app_lock.LOCK_DIR) -> None:
+        """`lock_dir`: where the apps' locks are (None: none taken, for tests)."""
         self.control, self._close, self.clock = control, close, clock
+        self.lock_dir = lock_dir
+
+    def _locked(self, app: str, what: str):
+        if self.lock_dir is None:
+            return contextlib.nullcontext()
+        return app_lock.app_lock(app, f"'dragonball {what}' on the portal", self.lock_dir)
 
     def close(self) -> None:
         self._close()
@@ -53,7 +65,8 @@ class LocalApps:
 
     def set_params(self, app: str, service: str, values: dict, unset: list) -> dict:
         answers.known_service(self.control, app, service, slots=False)
-        return answers.set_values(self.control, app, service, values, unset)
+        with self._locked(app, "params set"):
+            return answers.set_values(self.control, app, service, values, unset)
 
     def logs(self, app: str, service: str, tail: int) -> list[dict]:
         return self.control.logs(app, service, tail)
@@ -64,16 +77,19 @@ class LocalApps:
     def apply(self, text: str, file: str, on_event) -> dict:
         prepared = self.control.prepare_text(text, file)  # read, observed, planned once
         self._report_to(on_event)
-        return answers.apply(self.control, prepared, file)
+        with self._locked(prepared.spec.app, "apply"):
+            return answers.apply(self.control, prepared, file)
 
     def act(self, action: str, app: str, service: str, on_event) -> dict:
         answers.known_service(self.control, app, service)
         self._report_to(on_event)
-        return answers.act(self.control, action, app, service)
+        with self._locked(app, action):
+            return answers.act(self.control, action, app, service)
 
     def move(self, app: str, slot: str, server: str, on_event) -> dict:
         self._report_to(on_event)
-        return answers.move(self.control, app, slot, server)
+        with self._locked(app, "move"):
+            return answers.move(self.control, app, slot, server)
 
     def volumes(self) -> list[dict]:
         return answers.volumes(self.control)["volumes"]

@@ -39,10 +39,11 @@ from dragonball.portal.answers import error_response
 from dragonball.portal.auth import Forbidden, NotAuthenticated
 from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.errors import RequestInvalid
+from dragonball.portal.jobs import Jobs
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
 from dragonball.portal.swarm import Cluster, NodeNotInSwarm, settle_managers, wait_ready
 from dragonball.portal.web.sources import SourceError
-from dragonball.shared import names
+from dragonball.shared import app_lock, names
 from dragonball.swarm import SwarmError
 
 log = logging.getLogger("dragonball.portal")
@@ -154,7 +155,8 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     # to the admin at /api/v1/openapi.json (web.login).
     auth_mod.install(app, store, login_limit)
     apps_api.mount(app, control_factory or wiring.control_factory(
-        store, settings, cluster if made_here else None))
+        store, settings, cluster if made_here else None),
+        Jobs(lock_dir=app_lock.LOCK_DIR) if control_factory is None else None)
     web.mount(app, store, settings, control_factory=app.state.control_factory)
 
     @app.exception_handler(RequestValidationError)

@@ -23,6 +23,7 @@ from typing import Callable
 
 from dragonball.errors import (Category, Conflict, DragonBallError, NotFound, PortalError,
                                category_of)
+from dragonball.shared import app_lock
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,12 @@ class Jobs:
     result; a DragonBallError it raises is the job's error (`failure(e)` may add a result
     to it, e.g. what a failed rollout left running)."""
 
-    def __init__(self, keep: int = KEEP, clock: Callable[[], float] = time.time) -> None:
-        self.keep, self.clock = keep, clock
+    def __init__(self, keep: int = KEEP, clock: Callable[[], float] = time.time,
+                 lock_dir: str | None = None) -> None:
+        """`lock_dir`: also hold each app's lock there while its job runs (shared.app_lock:
+        the commands run on the portal as root take it too); None: this registry only."""
+        self.keep, self.clock, self.lock_dir = keep, clock, lock_dir
+        self._held: dict[str, object] = {}   # job id -> its app lock
         self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
         self._busy: dict[str, Job] = {}   # app -> the job changing it
         self._lock = threading.Lock()
@@ -130,6 +135,9 @@ class Jobs:
             if app in self._busy:
                 raise AppBusy(app, self._busy[app])
             job = Job(uuid.uuid4().hex[:16], kind, app, service, created=self.clock())
+            if self.lock_dir:   # AppLocked (409) when a command on the portal holds it
+                self._held[job.id] = app_lock.acquire(
+                    app, f"the portal's job {job.id} ({kind})", self.lock_dir)
             self._busy[app] = job
             self._jobs[job.id] = job
             while len(self._jobs) > self.keep:
@@ -163,6 +171,9 @@ class Jobs:
             job.finished, job.state = self.clock(), state
             if self._busy.get(job.app) is job:
                 del self._busy[job.app]
+            held = self._held.pop(job.id, None)
+            if held is not None:
+                held.release()
         job.done.set()
 
 
