@@ -18,7 +18,7 @@ import pytest
 
 from support import wait_for
 from tests.e2e.apps import SPEC, db, get, lab_spec, put_spec
-from tests.lab.faults import bring_back, lose_server
+from tests.lab.faults import bring_back, lose_server, power_loss
 
 WIDER = "/root/notes-s2-s3.app.yaml"   # the same app, the store allowed on s2 and s3
 
@@ -45,6 +45,29 @@ def notes_total(url: str) -> int | None:
 def store_row(cluster) -> dict:
     rows = json.loads(db(cluster, "services", "--json").stdout)["services"]
     return next(r for r in rows if r["service"] == "store-1")
+
+
+class ShortReads:
+    """Reads through the Service in the background: every one that answered 200 with fewer
+    notes than `total` (an empty or stale store serving reads)."""
+
+    def __init__(self, url: str, total: int) -> None:
+        self.url, self.total, self.short = url, total, []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            seen = notes_total(self.url)
+            if seen is not None and seen < self.total:
+                self.short.append(seen)
+            time.sleep(0.2)
+
+    def done(self) -> list:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        return self.short
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +131,7 @@ def test_losing_the_store_s_server_makes_it_wait_and_never_serves_an_empty_store
     assert store_row(cluster)["server"] == "s3"
     total = notes_total(web_url)
     assert total and total >= 20
-    short, stop = [], threading.Event()
-
-    def reader():
-        while not stop.is_set():
-            seen = notes_total(web_url)
-            if seen is not None and seen < total:
-                short.append(seen)
-            time.sleep(0.2)
-    watcher = threading.Thread(target=reader, daemon=True)
-    watcher.start()
+    reads = ShortReads(web_url, total)
     fault = lose_server(cluster.lab, "s3")
     fault.do()
     try:
@@ -129,8 +143,7 @@ def test_losing_the_store_s_server_makes_it_wait_and_never_serves_an_empty_store
     finally:
         bring_back(cluster.lab, "s3")
     assert wait_for(lambda: notes_total(web_url) == total, timeout=180, interval=2)
-    stop.set()
-    watcher.join(timeout=10)
+    short = reads.done()
     assert short == [], f"reads served fewer notes than were written: {short[:10]}"
     assert store_row(cluster)["server"] == "s3" and not store_row(cluster).get("waiting")
 
@@ -139,9 +152,28 @@ def test_move_back_after_the_admin_removed_the_old_copy(wider, installed_cluster
     cluster = installed_cluster
     total = notes_total(web_url)
     refused = db(cluster, "move", "store.1", "--to", "s2", check=False)
-    assert refused.returncode == 4 and "s2 holds notes_store_storage.1" in refused.stderr
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert "s2 holds" in refused.stderr and "notes_store_storage.1" in refused.stderr
     cluster.docker("s2", "volume", "rm", "notes_store_storage.1", "notes_store_log.1")
     run = db(cluster, "move", "store.1", "--to", "s2", check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert wait_for(lambda: notes_total(web_url) == total, timeout=90, interval=1)
     cluster.docker("s3", "volume", "rm", "notes_store_storage.1", "notes_store_log.1")
+
+
+def test_a_power_loss_of_every_server_keeps_every_note(wider, installed_cluster, web_url):
+    cluster = installed_cluster
+    for n in range(10):
+        assert post_note(web_url, f"before the power loss {n}") == 201
+    total = notes_total(web_url)
+    reads = ShortReads(web_url, total)
+    fault = power_loss(cluster.lab)
+    fault.do()
+    fault.undo()   # every server powered on again, booted
+    up = time.monotonic()
+    assert wait_for(lambda: notes_total(web_url) == total, timeout=180, interval=1)
+    print(f"\npower loss of every server: all {total} notes answered "
+          f"{time.monotonic() - up:.1f} s after the servers were up")
+    assert reads.done() == [], "reads served fewer notes than were written"
+    assert wait_for(lambda: store_row(cluster)["state"] == "healthy", timeout=120, interval=2)
+    assert store_row(cluster)["server"] == "s2"
