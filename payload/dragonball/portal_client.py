@@ -177,10 +177,10 @@ class PortalClient:
                           json={})
         return str(found["job"])
 
-    def move(self, app: str, slot: str, server: str) -> str:
+    def move(self, app: str, slot: str, server: str, data_lost: bool = False) -> str:
         """Start a move job (a slot's data to `server`); its id."""
         found = self.call("POST", f"/api/v1/apps/{_seg(app)}/slots/{_seg(slot)}/move",
-                          json={"to": server})
+                          json={"to": server, "data_lost": data_lost})
         return str(found["job"])
 
     def volumes(self) -> list[dict]:

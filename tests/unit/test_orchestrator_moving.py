@@ -186,7 +186,7 @@ def test_a_failed_copy_leaves_the_slot_where_it_was_running_and_says_how_to_retr
     assert not [c for c in engine.mutations() if c[0] == "update_node"]
 
 
-# -- who owns each volume ---------------------------------------------------------------------------
+# -- who owns each volume ------------------------------------------------------------------
 def test_each_volume_is_owned_by_the_slot_pinned_there_or_says_why_not(control, engine):
     units = {"notes": control.units_of("notes")}
     reports = {
@@ -209,3 +209,39 @@ def test_each_volume_is_owned_by_the_slot_pinned_there_or_says_why_not(control, 
         ("node-b", "blog_db_storage.1"): (None, "its app blog is not applied"),
         ("node-b", "scratch"): (None, "not a slot's volume (its name follows no slot)"),
         ("node-c", None): (None, "the server is down: its volumes cannot be listed")}
+
+
+# -- a server gone for good ------------------------------------------------------------------------
+def remove_node(engine, node_id: str) -> None:
+    """`docker node rm`: the node and its labels are gone from the Swarm."""
+    del engine._nodes[node_id]
+
+
+def test_a_slot_whose_server_left_the_swarm_waits_and_is_never_placed_again(
+        control, engine, tmp_path):
+    assert control.store.pins("notes") == {"store-1": "node-a", "store-2": "node-b"}
+    remove_node(engine, "id-b")
+    [row] = [r for r in control.status("notes") if r["service"] == "store-2"]
+    assert (row["server"], row["waiting"]) == ("node-b", "node-b")
+    plan = control.apply(str(tmp_path / "notes.app.yaml"))
+    assert any(n.startswith("store-2 waits for node-b") for n in plan.notes), plan.notes
+    assert pins(engine) == {PIN.format(1): "node-a"}   # not placed on node-c, empty
+
+
+def test_a_gone_server_s_slot_moves_only_when_its_data_is_given_up(control, engine):
+    remove_node(engine, "id-b")
+    with pytest.raises(moving.MoveTargetDown) as refused:
+        control.move("notes", "store.2", "node-c")
+    assert "node-b is not in the cluster any more" in refused.value.message
+    assert "--data-lost" in refused.value.hint and engine.mutations() == []
+    copies = []
+    move = control.check_move("notes", "store.2", "node-c", data_lost=True)
+    done = moving.Mover(control, lambda *a: copies.append(a)).run(move)
+    assert copies == [] and done["data_lost"] and done["kept"] == []
+    assert pins(engine) == {PIN.format(1): "node-a", PIN.format(2): "node-c"}
+    assert control.store.pins("notes")["store-2"] == "node-c"
+
+
+def test_data_lost_is_refused_while_the_data_can_be_copied(control, engine):
+    with pytest.raises(moving.MoveRefused, match="node-b is up: its data can be copied"):
+        control.check_move("notes", "store.2", "node-c", data_lost=True)

@@ -69,9 +69,11 @@ class Apps(Protocol):
         """start|stop|restart `service` with its subtree, its events given as they come:
         {app, service, <action>: [names], notes?}."""
 
-    def move(self, app: str, slot: str, server: str, on_event: OnEvent) -> dict:
+    def move(self, app: str, slot: str, server: str, on_event: OnEvent,
+             data_lost: bool = False) -> dict:
         """Move a slot's data (`store.2`) to `server`, its events given as they come:
-        {app, slot, from, to, volumes: [{name, size, sha256, seconds}], kept}."""
+        {app, slot, from, to, volumes: [{name, size, sha256, seconds}], kept, data_lost}
+        (`data_lost`: its server is gone for good; it starts empty on `server`)."""
 
     def volumes(self) -> list[dict]:
         """Every application volume: [{server, name, app, size, in_use, owner, why}]."""

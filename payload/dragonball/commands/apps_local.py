@@ -86,10 +86,10 @@ class LocalApps:
         with self._locked(app, action):
             return answers.act(self.control, action, app, service)
 
-    def move(self, app: str, slot: str, server: str, on_event) -> dict:
+    def move(self, app: str, slot: str, server: str, on_event, data_lost: bool = False) -> dict:
         self._report_to(on_event)
         with self._locked(app, "move"):
-            return answers.move(self.control, app, slot, server)
+            return answers.move(self.control, app, slot, server, data_lost)
 
     def volumes(self) -> list[dict]:
         return answers.volumes(self.control)["volumes"]

@@ -55,8 +55,8 @@ class RemoteApps:
     def act(self, action: str, app: str, service: str, on_event) -> dict:
         return self._follow(self.portal.action(app, service, action), on_event)
 
-    def move(self, app: str, slot: str, server: str, on_event) -> dict:
-        return self._follow(self.portal.move(app, slot, server), on_event)
+    def move(self, app: str, slot: str, server: str, on_event, data_lost: bool = False) -> dict:
+        return self._follow(self.portal.move(app, slot, server, data_lost), on_event)
 
     def volumes(self) -> list[dict]:
         return self.portal.volumes()

@@ -37,6 +37,9 @@ def register(commands) -> None:
                     "5 a server is down.")
     move.add_argument("slot", help="the slot: SERVICE.N (store.2) or its name (store-2)")
     move.add_argument("--to", required=True, metavar="SERVER", help="the target server")
+    move.add_argument("--data-lost", action="store_true",
+                      help="its server is gone for good: start the slot EMPTY on SERVER (its "
+                           "data there is lost; a replicated store re-syncs from its peers)")
     _options(move)
     move.set_defaults(handler=move_command)
     volumes = commands.add_parser(
@@ -51,7 +54,7 @@ def move_command(args) -> int:
     events = Events(args.json)
     with open_apps(args) as apps:
         app = _app(args, apps)
-        done = apps.move(app, args.slot, args.to, events)
+        done = apps.move(app, args.slot, args.to, events, data_lost=args.data_lost)
     if args.json:
         console.print_json(json.dumps({"ok": True, **done, "events": events.events}))
         return ExitStatus.OK
@@ -60,6 +63,9 @@ def move_command(args) -> int:
                       f"sha256 {str(volume.get('sha256'))[:16]}… verified")
     console.print(f"[green]moved[/green] {escape(str(done.get('slot')))}: "
                   f"{escape(str(done.get('from')))} -> {escape(str(done.get('to')))}")
+    if done.get("data_lost"):
+        console.print(f"[yellow]{escape(str(done.get('slot')))} started empty[/yellow]: its "
+                      f"data on {escape(str(done.get('from')))} was given up")
     for kept in done.get("kept", []):
         console.print(f"kept: {escape(kept)} (remove it once you are satisfied)")
     return ExitStatus.OK

@@ -73,10 +73,10 @@ def set_values(control, app: str, name: str, values: dict, unset: list) -> dict:
     return {"ok": all(r.ok for r in results), "tasks": [r.to_dict() for r in results]}
 
 
-def move(control, app: str, slot: str, server: str) -> dict:
+def move(control, app: str, slot: str, server: str, data_lost: bool = False) -> dict:
     """Move a slot's data to `server` (orchestrator.moving): {app, slot, from, to, volumes,
-    kept}."""
-    return control.move(app, slot, server)
+    kept, data_lost}."""
+    return control.move(app, slot, server, data_lost)
 
 
 def volumes(control) -> dict:

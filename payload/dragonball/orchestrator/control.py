@@ -15,6 +15,7 @@ registry, its servers and labels among the Swarm's nodes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -104,8 +105,14 @@ class Control:
         if named is None:  # not even YAML with services: say so, look nothing up
             app_spec.load(text, file)
         app, images = named or ("", [])
-        observation = self.observer.observe(app, images)
+        observation = self._remembering(self.observer.observe(app, images))
         return app_spec.load(text, file, observation.checks()), observation
+
+    def _remembering(self, observation: Observation) -> Observation:
+        """The observation with the slots' servers as the store records them."""
+        if not observation.app:
+            return observation
+        return dataclasses.replace(observation, remembered=self.store.pins(observation.app))
 
     # -- execute ------------------------------------------------------------------------------
     def execute(self, prepared: Prepared) -> plan_mod.Plan:
@@ -115,6 +122,7 @@ class Control:
         self.store.store.record("app.apply", "admin", None, {
             "app": spec.app, "file": prepared.file,
             "summary": {a: the_plan.count(a) for a in plan_mod.ACTIONS}})
+        self.store.set_pins(spec.app, prepared.deployment.pins)
         self.executor().run(spec, prepared.deployment, prepared.observation.ready_nodes())
         return the_plan
 
@@ -143,6 +151,7 @@ class Control:
         file, text = self.applied_text(app)
         spec, observation = self._checked(text, file)
         deployment = planning.start(spec, observation, name, force)
+        self.store.set_pins(app, deployment.pins)
         return self.executor().run(spec, deployment, observation.ready_nodes())
 
     def stop(self, app: str, name: str) -> tuple[list[str], tuple]:
@@ -160,33 +169,40 @@ class Control:
         (orchestrator.status)."""
         spec = self.spec_of(app)
         observation = self.observer.observe(app, tasks=True)
-        units = slotting.expand(spec, observation.nodes, place_new=False)
+        units = slotting.expand(spec, observation.nodes, place_new=False,
+                                remembered=self.store.pins(app))
         return status_mod.rows(units, observation)
 
-    def check_move(self, app: str, slot: str, server: str) -> moving.Move:
+    def check_move(self, app: str, slot: str, server: str,
+                   data_lost: bool = False) -> moving.Move:
         """The move of `slot` (`store.2`) to `server`, checked whole (orchestrator.moving:
-        the slot, the servers, the room): a refusal changes nothing."""
+        the slot, the servers, the room): a refusal changes nothing. `data_lost`: its
+        server is gone for good; the slot starts empty on `server`."""
         spec = self.spec_of(app)
         target = moving.parse_slot(slot, spec)
         nodes = self.engine.nodes()
-        units = slotting.expand(spec, nodes, place_new=False)
-        move = moving.plan_move(spec, units, nodes, target, server)
-        moving.Mover(self).room(move)
+        units = slotting.expand(spec, nodes, place_new=False, remembered=self.store.pins(app))
+        move = moving.plan_move(spec, units, nodes, target, server, data_lost)
+        if not move.data_lost:
+            moving.Mover(self).room(move)
         return move
 
-    def move(self, app: str, slot: str, server: str) -> dict:
-        """`dragonball move SERVICE.SLOT --to SERVER`: checked, then stop, copy, re-pin,
-        start; {app, slot, from, to, volumes: [{name, size, sha256, seconds}], kept}."""
-        move = self.check_move(app, slot, server)
+    def move(self, app: str, slot: str, server: str, data_lost: bool = False) -> dict:
+        """`dragonball move SERVICE.SLOT --to SERVER [--data-lost]`: checked, then stop,
+        copy, re-pin, start; {app, slot, from, to, volumes: [{name, size, sha256,
+        seconds}], kept, data_lost}."""
+        move = self.check_move(app, slot, server, data_lost)
         self.store.store.record("app.move", "admin", None, {
-            "app": app, "slot": move.slot, "from": move.source, "to": move.target})
+            "app": app, "slot": move.slot, "from": move.source, "to": move.target,
+            "data_lost": move.data_lost})
         return moving.Mover(self).run(move)
 
     def volumes(self, sizes: bool = True) -> list[dict]:
         """Every application volume on every ready server, with the slot owning it or why
         none does (orchestrator.volumes); a server whose agent does not answer says so."""
         nodes = self.engine.nodes()
-        units = {app: slotting.expand(self.spec_of(app), nodes, place_new=False)
+        units = {app: slotting.expand(self.spec_of(app), nodes, place_new=False,
+                                      remembered=self.store.pins(app))
                  for app in self.store.apps()}
         reports = {}
         for node in nodes:
@@ -201,7 +217,8 @@ class Control:
 
     def units_of(self, app: str) -> slotting.Units:
         """The applied spec as units, pins as recorded (notifications: who needs whom)."""
-        return slotting.expand(self.spec_of(app), self.engine.nodes(), place_new=False)
+        return slotting.expand(self.spec_of(app), self.engine.nodes(), place_new=False,
+                               remembered=self.store.pins(app))
 
     def notifications(self, app: str, limit: int = 50) -> list[dict]:
         """The app's latest notifications, newest first (`dragonball notifications --json`)."""

@@ -11,10 +11,14 @@ a replicated store on one server survive nothing), a source server that is up (i
 packs the data). Then: the slot stops (its Swarm service scaled to 0, so the data is
 quiescent); each of its volumes (storage/, log/) is copied by the agents, streamed,
 checksummed, resumed after a broken connection (dragonball.volume_copy); only then does
-the pin move (the node label) and the slot start on the new server, healthy before the
-command ends. The source volumes are kept: `dragonball volumes` lists them as owned by no
-slot until the admin removes them. A copy that fails leaves the pin where it was and
-starts the slot again on its old server, in force, and says how to retry.
+the pin move (the node label and the store's record) and the slot start on the new server,
+healthy before the command ends. The source volumes are kept: `dragonball volumes` lists
+them as owned by no slot until the admin removes them. A copy that fails leaves the pin
+where it was and starts the slot again on its old server, in force, and says how to retry.
+
+A slot whose server is gone for good (down, or removed from the Swarm) cannot be copied: it
+moves only with `data_lost`, which says so (DESIGN, day 2, answer 3): the slot starts empty
+on the new server, and a replicated module re-syncs it from its peers.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Move:
     target: str
     source_address: str
     target_address: str
+    data_lost: bool = False   # the source is gone: nothing is copied, the slot starts empty
 
     @property
     def slot(self) -> str:
@@ -111,8 +116,9 @@ def parse_slot(text: str, spec: AppSpec) -> tuple[str, int]:
 
 
 def plan_move(spec: AppSpec, units: Units, nodes, target: tuple[str, int],
-              server: str) -> Move:
-    """The move of slot `target` (service, number) to `server`, checked (pure)."""
+              server: str, data_lost: bool = False) -> Move:
+    """The move of slot `target` (service, number) to `server`, checked (pure);
+    `data_lost`: only when its server is down or gone, and then nothing is copied."""
     service, number = target
     slot = slots_mod.slot_name(service, number)
     by_name = {n.hostname: n for n in nodes}
@@ -137,11 +143,19 @@ def plan_move(spec: AppSpec, units: Units, nodes, target: tuple[str, int],
         raise MoveConflict(f"{server} holds {', '.join(others)} already: two slots of "
                            f"{service} on one server would fall together",
                            "pick a server without a slot of it")
-    if source_node is None or not source_node.ready:
-        raise MoveTargetDown(f"{slot}'s server {source} is down: its data is there and "
-                             "cannot be read", f"bring {source} back, then move the slot")
-    return Move(spec.app, service, number, source, server, source_node.address,
-                target_node.address)
+    source_up = source_node is not None and source_node.ready
+    if data_lost and source_up:
+        raise MoveRefused(f"{slot}'s server {source} is up: its data can be copied",
+                          f"move it without --data-lost: dragonball move {slot} --to {server}")
+    if not source_up and not data_lost:
+        gone = "is not in the cluster any more" if source_node is None else "is down"
+        raise MoveTargetDown(f"{slot}'s server {source} {gone}: its data is there and "
+                             "cannot be read", f"bring {source} back, then move the slot; "
+                             f"if {source} is gone for good, dragonball move {slot} --to "
+                             f"{server} --data-lost starts it empty there (a replicated "
+                             "store re-syncs from its peers)")
+    return Move(spec.app, service, number, source, server,
+                source_node.address if source_node else "", target_node.address, data_lost)
 
 
 #: Room the target must have beyond the data: the staged tar and the extracted volume
@@ -183,13 +197,14 @@ class Mover:
 
     def run(self, move: Move) -> dict:
         """Stop, copy, re-pin, start (module docstring); the copies' sizes and checksums."""
-        self.room(move)
+        if not move.data_lost:
+            self.room(move)
         report = self.control.progress
         rollout = self.control.executor().rollout()
         rollout.stop({move.slot: (move.swarm_name, ())})
         copied = []
         try:
-            for name in move.volumes():
+            for name in ([] if move.data_lost else move.volumes()):
                 labels = {naming.APP_LABEL: move.app, naming.SERVICE_LABEL: move.service,
                           naming.SLOT_LABEL: move.slot}
                 report(move.slot, "copying", f"{name}: {move.source} -> {move.target}")
@@ -202,14 +217,17 @@ class Mover:
         self._repin(move)
         self._start(rollout, move)
         return {"app": move.app, "slot": move.slot, "from": move.source, "to": move.target,
-                "volumes": copied, "kept": [f"{name} on {move.source}"
-                                            for name in move.volumes()]}
+                "volumes": copied, "data_lost": move.data_lost,
+                "kept": [] if move.data_lost else [f"{name} on {move.source}"
+                                                   for name in move.volumes()]}
 
     def _repin(self, move: Move) -> None:
         engine = self.control.engine
         nodes = {n.hostname: n for n in engine.nodes()}
         engine.update_node(nodes[move.target].id, labels={move.label: "true"})
-        engine.update_node(nodes[move.source].id, labels={move.label: None})
+        if move.source in nodes:
+            engine.update_node(nodes[move.source].id, labels={move.label: None})
+        self.control.store.set_pins(move.app, {move.slot: move.target})
 
     def _start(self, rollout, move: Move) -> None:
         engine = self.control.engine

@@ -7,11 +7,12 @@ of a service with storage (`store-2`), for each of its peers (`store-1`, `store-
 replicated module hears that a peer left or came back), in the same store transaction as
 the new state. A service with slots also has a state of its own, its slots' together
 (`store`: desired = slots meant to run, healthy = slots healthy; with two slots or more);
-its changes (`scaled` when slots are added or removed) go to each of its slots. Delivery is per receiver, in order: the oldest undelivered
-one goes to every running task of the receiver (`run.sh notify` through the node's agent,
-which runs the module's config_change scripts with DRAGONBALL_EVENT=notify); only when
-every task took it is it marked delivered and the next one sent. A failed delivery is
-retried on the next round: at least once, in order. Each payload carries `seq`, increasing
+its changes (`scaled` when slots are added or removed) go to each of its slots.
+
+Delivery is per receiver, in order: the oldest undelivered one goes to every running task
+of the receiver (`run.sh notify` through the node's agent, which runs the module's
+config_change scripts with DRAGONBALL_EVENT=notify); only when every task took it is it
+marked delivered and the next one sent. A failed delivery is retried on the next round: at least once, in order. Each payload carries `seq`, increasing
 per receiver, and the supervisor acknowledges a seq it already handled without running
 anything again.
 

@@ -33,6 +33,7 @@ class Observation:
     services: Mapping[str, ServiceState] = field(default_factory=dict)  # unit name ->
     pinned: Mapping[str, str] = field(default_factory=dict)  # spec image -> registry@digest
     tasks: Mapping[str, tuple] = field(default_factory=dict)  # unit name -> its Tasks
+    remembered: Mapping[str, str] = field(default_factory=dict)  # slot -> server (store)
 
     def checks(self) -> Observed:
         """What the spec's checks need: images in the registry, servers, their labels."""

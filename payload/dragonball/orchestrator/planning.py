@@ -87,6 +87,7 @@ class Deployment:
     stops: tuple = ()
     remove: bool = False
     launches: tuple = ()
+    pins: Mapping = field(default_factory=dict)   # slot -> server, to record
 
     def launched(self) -> list[str]:
         """The spec's names of what is launched (a slot's service once), for parameters."""
@@ -125,7 +126,8 @@ def shown_plan(spec: AppSpec, observation: Observation,
     """app.plan's plan of the units, with "change" also for a kept one whose definition
     changed (ports, resources, placement, a new digest under the same tag...), and notes
     saying where each slot stays, is placed or waits."""
-    units = units or slotting.expand(spec, observation.nodes)
+    units = units or slotting.expand(spec, observation.nodes,
+                                     remembered=observation.remembered)
     result = plan_mod.plan(units.spec, running_of(observation))
     waves = tuple(tuple(_redefined_step(units, observation, step) for step in wave)
                   for wave in result.start_waves)
@@ -174,7 +176,7 @@ def placement_labels(spec: AppSpec, nodes) -> tuple:
 def placed(spec: AppSpec, observation: Observation) -> slotting.Units:
     """The units of `spec`, every slot with a server (SlotsUnplaced when one finds none:
     a slot is never left free to start anywhere)."""
-    units = slotting.expand(spec, observation.nodes)
+    units = slotting.expand(spec, observation.nodes, remembered=observation.remembered)
     if units.problems:
         raise SlotsUnplaced(units.problems)
     return units
@@ -191,7 +193,8 @@ def deploy(spec: AppSpec, observation: Observation) -> Deployment:
     launches = tuple(launch_step(units, observation, s.service)
                      for wave in shown.start_waves for s in wave)
     return Deployment(shown, specs.network_spec(spec.app),
-                      placement_labels(units.spec, observation.nodes), stops, True, launches)
+                      placement_labels(units.spec, observation.nodes), stops, True, launches,
+                      dict(units.pins))
 
 
 def start(spec: AppSpec, observation: Observation, name: str,
@@ -207,7 +210,8 @@ def start(spec: AppSpec, observation: Observation, name: str,
     slots_only = units.spec.model_copy(update={"services": {
         unit: units.spec.services[unit] for unit in units.slots}})
     return Deployment(shown, specs.network_spec(spec.app),
-                      placement_labels(slots_only, observation.nodes), launches=launches)
+                      placement_labels(slots_only, observation.nodes), launches=launches,
+                      pins=dict(units.pins))
 
 
 def stop(spec: AppSpec, name: str) -> Deployment:

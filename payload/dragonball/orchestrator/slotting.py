@@ -95,12 +95,16 @@ def recorded_pins(app: str, name: str, nodes) -> dict:
     return found
 
 
-def expand(spec: AppSpec, nodes, place_new: bool = True) -> Units:
+def expand(spec: AppSpec, nodes, place_new: bool = True,
+           remembered: Mapping[str, str] | None = None) -> Units:
     """The units of `spec`; `place_new`: slots without a pin get a server now (apply,
-    start), else they stay unplaced (status, stop)."""
+    start), else they stay unplaced (status, stop). `remembered`: slot -> server as the
+    portal's store records them, for the slots no node label pins (their node was removed
+    from the Swarm: the slot waits for it, it is not placed again)."""
     servers = [slots_mod.Server(n.hostname, n.ready, dict(n.labels)) for n in nodes]
     ready = {s.name for s in servers if s.ready}
-    recorded = {name: recorded_pins(spec.app, name, nodes)
+    recorded = {name: _with_remembered(name, recorded_pins(spec.app, name, nodes),
+                                       remembered or {})
                 for name, service in spec.services.items() if service.storage}
     taken = Counter(server for pins in recorded.values() for server in pins.values())
     services, slots, pins, new, problems = {}, {}, {}, [], []
@@ -129,6 +133,17 @@ def expand(spec: AppSpec, nodes, place_new: bool = True) -> Units:
                       slots_mod.fits(spec.services[slots[unit].service], known[server]))
     expanded = spec.model_copy(update={"services": services})
     return Units(expanded, slots, pins, tuple(new), waiting, tuple(problems), misplaced)
+
+
+def _with_remembered(name: str, labelled: dict, remembered: Mapping[str, str]) -> dict:
+    """The node labels' pins of `name`'s slots, and the store's for the slots they lack."""
+    found = dict(labelled)
+    prefix = f"{name}-"
+    for slot, server in remembered.items():
+        number = slot[len(prefix):]
+        if slot.startswith(prefix) and number.isdigit():
+            found.setdefault(int(number), server)
+    return found
 
 
 def slotted_names(spec: AppSpec) -> dict:

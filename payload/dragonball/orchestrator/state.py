@@ -4,7 +4,10 @@
 - `params`: the parameters set on the portal per service (over the spec's defaults), with a
   revision that only grows, so every server and task can tell newer from older;
 - `notifications`: the outbox of state changes for dependents, in order per receiver;
-- `service_states`: the last state seen per service, to tell what changed.
+- `service_states`: the last state seen per service, to tell what changed;
+- `slot_pins`: the server each slot of a service with storage is pinned to (the node label
+  enforces it; this record outlives a node removed from the Swarm, so its slot waits for it
+  rather than being placed again, empty).
 
 Each write is one transaction of the store's; the store records the audit events.
 """
@@ -32,6 +35,9 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE TABLE IF NOT EXISTS published (
     app TEXT NOT NULL, service TEXT NOT NULL, values_json TEXT NOT NULL,
     PRIMARY KEY (app, service));
+CREATE TABLE IF NOT EXISTS slot_pins (
+    app TEXT NOT NULL, slot TEXT NOT NULL, server TEXT NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (app, slot));
 CREATE TABLE IF NOT EXISTS service_states (
     app TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (app, service));
@@ -88,6 +94,21 @@ class AppStore:
             db.execute("DELETE FROM apps WHERE name = ?", (name,))
             for table in ("published", "service_states", "notifications"):
                 db.execute(f"DELETE FROM {table} WHERE app = ?", (name,))
+
+    # -- where each slot's data is ---------------------------------------------------------
+    def pins(self, app: str) -> dict:
+        """slot -> the server recorded for it."""
+        return {r["slot"]: r["server"] for r in self.store.read(
+            "SELECT slot, server FROM slot_pins WHERE app = ? ORDER BY slot", (app,))}
+
+    def set_pins(self, app: str, pins: dict) -> None:
+        """Record (or change) the server of each slot in `pins`; others stay as they were."""
+        with self.store.write() as db:
+            for slot, server in sorted(pins.items()):
+                db.execute("INSERT INTO slot_pins VALUES (?, ?, ?, ?) ON CONFLICT (app, slot) "
+                           "DO UPDATE SET server = excluded.server, updated = excluded.updated "
+                           "WHERE server != excluded.server",
+                           (app, slot, server, self.store.clock()))
 
     # -- parameters ----------------------------------------------------------------------
     def params(self, app: str, service: str) -> tuple[int, dict]:

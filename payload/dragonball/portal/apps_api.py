@@ -79,6 +79,7 @@ class MoveTo(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     to: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+    data_lost: bool = False   # the slot's server is gone for good: start it empty on `to`
 
 
 def mount(app: FastAPI, control_factory: Callable, jobs: Jobs | None = None) -> None:
@@ -152,19 +153,20 @@ def start_apply(request: Request, principal: Principal, text: str, file: str) ->
 
 
 def start_move(request: Request, principal: Principal, app: str, slot: str,
-               server: str) -> Job:
+               server: str, data_lost: bool = False) -> Job:
     """Check the move whole (a refusal: no job, nothing changed), then carry it out as a job
     (one app-changing job at a time: an apply or another move answers 409)."""
     factory = request.app.state.control_factory
-    factory().check_move(app, slot, server)
+    factory().check_move(app, slot, server, data_lost)
 
     def work(job: Job) -> dict:
         control = factory()
         control.progress = job.progress
-        return answers.move(control, app, slot, server)
+        return answers.move(control, app, slot, server, data_lost)
     job = jobs_of(request).start("move", app, work, service=slot, failure=rollout_details)
     _record(request, principal, "app.move.requested", {"app": app, "slot": slot,
-                                                       "to": server, "job": job.id})
+                                                       "to": server, "data_lost": data_lost,
+                                                       "job": job.id})
     return job
 
 
@@ -220,7 +222,8 @@ def move(request: Request, body: MoveTo, app: str = Name(),
          slot: str = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80),
          principal: Principal = Depends(require_admin)) -> JSONResponse:
     """Move a slot's data (`store.2`) to another server, as a job: poll /api/v1/jobs/{id}."""
-    return answer(lambda: {"job": start_move(request, principal, app, slot, body.to).id}, 202)
+    return answer(lambda: {"job": start_move(request, principal, app, slot, body.to,
+                                             body.data_lost).id}, 202)
 
 
 @router.get("/volumes")
