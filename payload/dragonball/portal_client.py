@@ -186,6 +186,9 @@ class PortalClient:
     def volumes(self) -> list[dict]:
         return self.call("GET", "/api/v1/volumes")["volumes"]
 
+    def remove_volume(self, server: str, name: str) -> dict:
+        return self.call("DELETE", f"/api/v1/volumes/{_seg(server)}/{_seg(name)}")
+
     def job(self, job_id: str) -> dict:
         return self.call("GET", f"/api/v1/jobs/{_seg(job_id)}")
 

@@ -154,11 +154,17 @@ def test_move_back_after_the_admin_removed_the_old_copy(wider, installed_cluster
     refused = db(cluster, "move", "store.1", "--to", "s2", check=False)
     assert refused.returncode == 4, refused.stdout + refused.stderr
     assert "s2 holds" in refused.stderr and "notes_store_storage.1" in refused.stderr
-    cluster.docker("s2", "volume", "rm", "notes_store_storage.1", "notes_store_log.1")
+    owned = db(cluster, "volumes", "rm", "notes_store_storage.1", "--on", "s3", check=False)
+    assert owned.returncode == 4 and "store-1's data" in owned.stderr, owned.stderr
+    for name in ("notes_store_storage.1", "notes_store_log.1"):   # the admin's explicit act
+        db(cluster, "volumes", "rm", name, "--on", "s2")
     run = db(cluster, "move", "store.1", "--to", "s2", check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert wait_for(lambda: notes_total(web_url) == total, timeout=90, interval=1)
-    cluster.docker("s3", "volume", "rm", "notes_store_storage.1", "notes_store_log.1")
+    for name in ("notes_store_storage.1", "notes_store_log.1"):
+        db(cluster, "volumes", "rm", name, "--on", "s3")   # with the ended tasks' containers
+    listed = json.loads(db(cluster, "volumes", "--json").stdout)["volumes"]
+    assert {(v["server"], v["owner"]) for v in listed if v.get("name")} == {("s2", "store-1")}
 
 
 def test_a_power_loss_of_every_server_keeps_every_note(wider, installed_cluster, web_url):

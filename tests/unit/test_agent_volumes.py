@@ -227,6 +227,9 @@ class PlayedVolumes:
     def remove_volume(self, name):
         del self.labels[name], self.files[name]
 
+    def remove_container(self, container_id):
+        self.users = [u for u in self.users if u["Id"] != container_id]
+
     @contextlib.contextmanager
     def volume_holder(self, volume, read_only, transfer_id):
         self.holders[transfer_id] = volume
@@ -265,7 +268,7 @@ def test_the_volumes_are_listed_with_who_uses_them(volume_agent, pem):  # noqa: 
         assert [v["name"] for v in listed] == [VOLUME]  # portainer_data: not the app's
         assert listed[0]["app"] == "notes" and listed[0]["slot"] == "store-1"
         assert listed[0]["containers"] == [{"id": "c" * 64, "name": "notes_store.1.k3",
-                                            "running": False}]
+                                            "running": False, "task": False}]
         assert listed[0]["in_use"] is False and listed[0]["size"] == len(GOOD)
         assert agents.volumes("127.0.0.1")[0]["size"] is None
 
@@ -331,8 +334,14 @@ def test_export_import_and_delete_refuse_a_volume_in_use(volume_agent, pem):  # 
             agents.import_volume("127.0.0.1", VOLUME, tid, hashlib.sha256(GOOD).hexdigest(),
                                  LABELS)
         assert exists.value.status == 409
-        engine.users.clear()
+        engine.users[0]["State"] = "exited"   # someone's own stopped container: kept
+        with pytest.raises(AgentError) as held:
+            agents.delete_volume("127.0.0.1", VOLUME)
+        assert held.value.status == 409 and VOLUME in engine.labels
+        # an ended Swarm task's container (Swarm's history) goes with the volume
+        engine.users[0]["Labels"] = {"com.docker.swarm.task.id": "k3"}
         assert agents.delete_volume("127.0.0.1", VOLUME)["removed"] is True
+        assert engine.users == [] and VOLUME not in engine.labels
         assert agents.delete_transfer("127.0.0.1", tid)["removed"] is True
 
 

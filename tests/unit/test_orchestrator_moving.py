@@ -245,3 +245,32 @@ def test_a_gone_server_s_slot_moves_only_when_its_data_is_given_up(control, engi
 def test_data_lost_is_refused_while_the_data_can_be_copied(control, engine):
     with pytest.raises(moving.MoveRefused, match="node-b is up: its data can be copied"):
         control.check_move("notes", "store.2", "node-c", data_lost=True)
+
+
+# -- removing an old copy: the admin's explicit act ---------------------------------------------
+class RemovingAgents(Agents):
+    def delete_volume(self, address: str, name: str) -> dict:
+        self.calls.append(("delete_volume", address, name))
+        self.held[address].remove(name)
+        return {"name": name, "removed": True}
+
+
+def test_only_a_volume_no_slot_owns_is_removed(tmp_path, engine):
+    store = Store.open(str(tmp_path / "portal.db"))
+    agents = RemovingAgents()
+    agents.held["10.0.0.3"] = ["notes_store_storage.2"]      # a copy left by a move
+    control = Control(engine, AppStore(store), agents, FakeRegistry(DIGESTS), "r:5000",
+                      wait_s=5.0, clock=lambda: 0.0, sleep=lambda s: None)
+    (tmp_path / "notes.app.yaml").write_text(TWO)
+    control.apply(str(tmp_path / "notes.app.yaml"))
+    with pytest.raises(moving.MoveConflict, match="store-2's data: it is not removed"):
+        control.remove_volume("node-b", "notes_store_storage.2")
+    for server, name, error in (("node-z", "x", moving.MoveTargetUnknown),
+                                ("node-c", "notes_store_storage.9", volumes.VolumeUnknown)):
+        with pytest.raises(error):
+            control.remove_volume(server, name)
+    assert agents.named("delete_volume") == []
+    assert control.remove_volume("node-c", "notes_store_storage.2")["removed"] is True
+    assert agents.named("delete_volume") == [("delete_volume", "10.0.0.3",
+                                               "notes_store_storage.2")]
+    store.close()

@@ -78,6 +78,10 @@ class Apps(Protocol):
     def volumes(self) -> list[dict]:
         """Every application volume: [{server, name, app, size, in_use, owner, why}]."""
 
+    def remove_volume(self, server: str, name: str) -> dict:
+        """Remove an app volume no slot owns (with the ended tasks' containers holding
+        it): {name, removed}."""
+
     def close(self) -> None:
         """Let go of what was opened (the store, the HTTP session)."""
 

@@ -94,6 +94,9 @@ class LocalApps:
     def volumes(self) -> list[dict]:
         return answers.volumes(self.control)["volumes"]
 
+    def remove_volume(self, server: str, name: str) -> dict:
+        return answers.remove_volume(self.control, server, name)
+
     def _report_to(self, on_event) -> None:
         """The Control's progress as events, timed from now (as a job's from its start)."""
         began = self.clock()

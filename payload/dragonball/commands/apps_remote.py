@@ -61,6 +61,9 @@ class RemoteApps:
     def volumes(self) -> list[dict]:
         return self.portal.volumes()
 
+    def remove_volume(self, server: str, name: str) -> dict:
+        return self.portal.remove_volume(server, name)
+
     def _follow(self, job_id: str, on_event) -> dict:
         """The job's result once it ended done (JobFailed when failed)."""
         job = self.portal.wait_job(job_id, on_event, timeout=self.timeout)

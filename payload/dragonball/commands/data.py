@@ -1,7 +1,8 @@
 """The commands about where an app's data is (docs/orchestrator.md, "Slots"):
 
-    dragonball move SERVICE.SLOT --to SERVER [--app APP] [--json]
+    dragonball move SERVICE.SLOT --to SERVER [--data-lost] [--app APP] [--json]
     dragonball volumes [--json]
+    dragonball volumes rm NAME --on SERVER [--json]
 
 `move` checks the whole move first (the slot, the servers, the room: exit 2, 3, 4 or 5 with
 the reason, nothing changed), then stops the slot, has the agents copy its volumes
@@ -9,8 +10,9 @@ the reason, nothing changed), then stops the slot, has the agents copy its volum
 there, healthy before the command ends; the source volumes stay on the old server. A copy
 that fails leaves the slot running where it was (exit 1, how to retry). `volumes` lists
 every application volume on every server with the slot that owns it, or why none does;
-nothing is ever deleted by DragonBall. Both work on the portal (as root) and through its
-API (commands/app_access.py), like the other app commands.
+nothing is ever deleted by DragonBall but by `volumes rm`, the admin's explicit act, which
+refuses a slot's own data and a volume a container runs with. Both work on the portal (as
+root) and through its API (commands/app_access.py), like the other app commands.
 """
 
 from __future__ import annotations
@@ -44,10 +46,20 @@ def register(commands) -> None:
     move.set_defaults(handler=move_command)
     volumes = commands.add_parser(
         "volumes", help="every app volume on every server: the slot owning it, or why none")
-    volumes.add_argument("--json", action="store_true", help="print one JSON document")
-    volumes.add_argument("--timeout", type=float, default=300.0, help=argparse.SUPPRESS)
-    transport_options(volumes)
+    _volume_options(volumes)
     volumes.set_defaults(handler=volumes_command)
+    sub = volumes.add_subparsers(dest="volumes_command", metavar="{rm}")
+    remove = sub.add_parser("rm", help="remove an app volume that no slot owns")
+    remove.add_argument("name", help="the volume (dragonball volumes lists them)")
+    remove.add_argument("--on", required=True, metavar="SERVER", help="the server it is on")
+    _volume_options(remove)
+    remove.set_defaults(handler=remove_volume_command)
+
+
+def _volume_options(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--timeout", type=float, default=300.0, help=argparse.SUPPRESS)
+    transport_options(parser)
 
 
 def move_command(args) -> int:
@@ -94,6 +106,16 @@ def volumes_command(args) -> int:
     orphans = [r for r in rows if r.get("name") and not r.get("owner")]
     if orphans:
         console.print(f"{len(orphans)} volume(s) owned by no slot: kept, never deleted by "
-                      "DragonBall; remove one on its server with docker volume rm NAME once "
-                      "it is not needed")
+                      "DragonBall; once one is not needed: dragonball volumes rm NAME --on "
+                      "SERVER")
+    return ExitStatus.OK
+
+
+def remove_volume_command(args) -> int:
+    with open_apps(args) as apps:
+        done = apps.remove_volume(args.on, args.name)
+    if args.json:
+        console.print_json(json.dumps({"ok": True, "server": args.on, **done}))
+    else:
+        console.print(f"[green]removed[/green] {escape(args.name)} on {escape(args.on)}")
     return ExitStatus.OK

@@ -83,3 +83,8 @@ def volumes(control) -> dict:
     """{"volumes": [{server, name, app, size, in_use, owner, why}]}: every application
     volume, the slot owning it or why none does (orchestrator.volumes)."""
     return {"volumes": control.volumes()}
+
+
+def remove_volume(control, server: str, name: str) -> dict:
+    """Remove an app volume no slot owns: {name, removed}."""
+    return control.remove_volume(server, name)

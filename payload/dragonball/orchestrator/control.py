@@ -215,6 +215,31 @@ class Control:
                 reports[node.hostname] = e.message
         return volumes_mod.rows(reports, units)
 
+    def remove_volume(self, server: str, name: str) -> dict:
+        """Remove an app volume that no slot owns (the admin's explicit act): refused for a
+        slot's own data, an unknown or down server, a volume in use (AgentError 409)."""
+        nodes = {n.hostname: n for n in self.engine.nodes()}
+        node = nodes.get(server)
+        if node is None:
+            raise moving.MoveTargetUnknown(f"no server {server!r} in the cluster",
+                                           f"name one of: {', '.join(sorted(nodes))}")
+        if not node.ready:
+            raise moving.MoveTargetDown(f"{server} is down", "bring it back first")
+        units = {app: slotting.expand(self.spec_of(app), nodes.values(), place_new=False,
+                                      remembered=self.store.pins(app))
+                 for app in self.store.apps()}
+        found = [v for v in self.agents.volumes(node.address) if v.get("name") == name]
+        if not found:
+            raise volumes_mod.VolumeUnknown(f"no app volume {name!r} on {server}",
+                                            "dragonball volumes lists them")
+        owner, _ = volumes_mod.owner(server, found[0], units)
+        if owner:
+            raise moving.MoveConflict(f"{name} on {server} is {owner}'s data: it is not "
+                                      "removed", f"move {owner} first if it must go")
+        self.store.store.record("app.volume.remove", "admin", None,
+                                {"server": server, "volume": name})
+        return self.agents.delete_volume(node.address, name)
+
     def units_of(self, app: str) -> slotting.Units:
         """The applied spec as units, pins as recorded (notifications: who needs whom)."""
         return slotting.expand(self.spec_of(app), self.engine.nodes(), place_new=False,

@@ -9,12 +9,12 @@ the new state. A service with slots also has a state of its own, its slots' toge
 (`store`: desired = slots meant to run, healthy = slots healthy; with two slots or more);
 its changes (`scaled` when slots are added or removed) go to each of its slots.
 
-Delivery is per receiver, in order: the oldest undelivered one goes to every running task
-of the receiver (`run.sh notify` through the node's agent, which runs the module's
+Delivery is per receiver, in order: the oldest undelivered one goes to every running task of
+the receiver (`run.sh notify` through the node's agent, which runs the module's
 config_change scripts with DRAGONBALL_EVENT=notify); only when every task took it is it
-marked delivered and the next one sent. A failed delivery is retried on the next round: at least once, in order. Each payload carries `seq`, increasing
-per receiver, and the supervisor acknowledges a seq it already handled without running
-anything again.
+marked delivered and the next one sent. A failed delivery is retried on the next round: at
+least once, in order. Each payload carries `seq`, increasing per receiver, and the
+supervisor acknowledges a seq it already handled without running anything again.
 
 `transitions` is pure; `Notifier` is the loop's body.
 """

@@ -13,9 +13,14 @@ from __future__ import annotations
 import re
 
 from dragonball.app import slots as slots_mod
+from dragonball.errors import AppError, NotFound
 
 _NAME = re.compile(r"^(?P<app>[a-z0-9][a-z0-9-]*)_(?P<service>[A-Za-z0-9][A-Za-z0-9_-]*)_"
                    r"(?P<what>storage|log)\.(?P<number>[0-9]+)$")
+
+
+class VolumeUnknown(AppError, NotFound):
+    """No app volume of that name on that server."""
 
 
 def slot_of(name: str) -> tuple[str, str, int] | None:

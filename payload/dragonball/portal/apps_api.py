@@ -11,6 +11,7 @@
     GET  /api/v1/apps/{app}/notifications               ?limit=50: newest first
     POST /api/v1/apps/{app}/slots/{slot}/move           {"to": server} -> 202 {"job": id}
     GET  /api/v1/volumes                                every app volume, its owner or why none
+    DELETE /api/v1/volumes/{server}/{name}              remove one that no slot owns
     POST /api/v1/plan                                   {"spec": yaml, "file"} -> the plan
     POST /api/v1/apply                                  {"spec": yaml, "file"} -> 202 {"job"}
 
@@ -230,6 +231,19 @@ def move(request: Request, body: MoveTo, app: str = Name(),
 def volumes(request: Request, principal: Principal = Depends(require_admin)) -> JSONResponse:
     """Every application volume on every server: the slot owning it, or why none does."""
     return answer(lambda: answers.volumes(control_of(request)))
+
+
+@router.delete("/volumes/{server}/{name}")
+def remove_volume(request: Request,
+                  server: str = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"),
+                  name: str = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"),
+                  principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """Remove an app volume that no slot owns (a move's source, a slot scaled away)."""
+    def work() -> dict:
+        done = answers.remove_volume(control_of(request), server, name)
+        _record(request, principal, "app.volume.removed", {"server": server, "volume": name})
+        return done
+    return answer(work)
 
 
 @router.get("/jobs/{job_id}")

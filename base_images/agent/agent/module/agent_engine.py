@@ -163,6 +163,11 @@ class Engine:
         with engine_errors(self.socket_path, "volume create"):
             self.api.create_volume(name, labels=labels)
 
+    def remove_container(self, container_id: str) -> None:
+        """Remove a stopped container (an ended task's, kept as Swarm's history)."""
+        with engine_errors(self.socket_path, "container remove"):
+            self.api.remove_container(container_id)
+
     def remove_volume(self, name: str) -> None:
         with engine_errors(self.socket_path, "volume remove"):
             self.api.remove_volume(name)

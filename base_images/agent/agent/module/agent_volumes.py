@@ -16,6 +16,8 @@ from agent_config import say
 from agent_engine import DockerError, Engine
 from agent_transfers import APP_LABEL, Staging
 
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+
 
 def engine_answers(call):
     """`call` with the engine's errors as answers: 502 (the engine failed, or could not be
@@ -30,12 +32,14 @@ def engine_answers(call):
 
 
 def users_of(containers: list[dict]) -> dict:
-    """{volume name: [{"id", "name", "running"}]}, from the engine's container list."""
+    """{volume name: [{"id", "name", "running", "task"}]}, from the engine's container list
+    (`task`: a Swarm task's container, which Swarm keeps a while after the task ended)."""
     found: dict = {}
     for c in containers:
         names = [n.lstrip("/") for n in c.get("Names") or []]
         user = {"id": c["Id"], "name": names[0] if names else c["Id"][:12],
-                "running": c.get("State") == "running"}
+                "running": c.get("State") == "running",
+                "task": bool((c.get("Labels") or {}).get(SWARM_TASK_LABEL))}
         for mount in c.get("Mounts") or []:
             if mount.get("Type") == "volume" and mount.get("Name"):
                 found.setdefault(mount["Name"], []).append(user)
@@ -98,14 +102,20 @@ class VolumesApi:
         return users_of(self.engine.container_list()).get(name, [])
 
     def delete_volume(self, query: dict, body) -> tuple:
-        """Only when no container, running or not, uses it: an admin's explicit removal."""
+        """An admin's explicit removal: refused while a container runs with it, or while a
+        stopped container that is not an ended Swarm task's holds it; the ended tasks'
+        containers (kept by Swarm as history) are removed with it."""
         name = transfers.volume_name(one(query, "name"))
         self.app_volume(name)
         users = self.users(name)
-        if users:
+        holding = [u for u in users if u["running"] or not u["task"]]
+        if holding:
             raise ApiError(409, f"volume {name} is used by "
-                                f"{', '.join(u['name'] for u in users)}: remove them first",
-                           containers=users)
+                                f"{', '.join(u['name'] for u in holding)}: stop or remove them "
+                                "first", containers=holding)
+        for ended in users:
+            self.engine.remove_container(ended["id"])
+            say(f"removed {ended['name']} (an ended task's container) holding {name}")
         self.engine.remove_volume(name)
         say(f"removed volume {name}")
         return 200, {"name": name, "removed": True}
