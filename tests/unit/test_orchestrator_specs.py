@@ -246,3 +246,9 @@ def test_a_new_peer_does_not_change_the_other_slots_definitions(notes):
         assert env_of(three[unit])["DRAGONBALL_PEERS"] != env_of(four[unit])["DRAGONBALL_PEERS"]
         assert three[unit]["Labels"][naming.SPEC_LABEL] == four[unit]["Labels"][naming.SPEC_LABEL]
         assert specs.spec_hash(four[unit]) == four[unit]["Labels"][naming.SPEC_LABEL]
+
+
+def test_going_from_one_slot_to_several_restarts_the_first(notes):
+    one, two = slot_specs(notes, 1), slot_specs(notes, 2)
+    assert one["store-1"]["Labels"][naming.SPEC_LABEL] != \
+        two["store-1"]["Labels"][naming.SPEC_LABEL]   # it runs unreplicated, then replicated

@@ -129,12 +129,16 @@ def service_spec(app: str, name: str, service: ServiceSpec, image: str,
 
 def spec_hash(spec: dict) -> str:
     """What a Swarm service was made from, without its replica count (scaling is not a
-    change of what runs), without this label itself and without a slot's peers (a new slot
-    does not restart the others: they hear of it by notification)."""
+    change of what runs), without this label itself and, for a slot, with its peers only
+    as "one" or "several": a new slot does not restart the others (they hear of it by
+    notification), but a store going from one slot to several, or back, runs differently
+    and is restarted."""
     shown = {k: v for k, v in spec.items() if k != "Mode"}
     container = spec.get("TaskTemplate", {}).get("ContainerSpec", {})
-    if any(e.startswith(PEERS_ENV + "=") for e in container.get("Env", [])):
-        env = [e for e in container["Env"] if not e.startswith(PEERS_ENV + "=")]
+    peers = [e for e in container.get("Env", []) if e.startswith(PEERS_ENV + "=")]
+    if peers:
+        kind = "several" if "," in peers[0] else "one"
+        env = [f"{PEERS_ENV}=<{kind}>" if e in peers else e for e in container["Env"]]
         shown["TaskTemplate"] = {**spec["TaskTemplate"],
                                  "ContainerSpec": {**container, "Env": env}}
     shown["Labels"] = {k: v for k, v in spec.get("Labels", {}).items()
