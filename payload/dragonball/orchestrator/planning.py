@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from dragonball.app import plan as plan_mod
-from dragonball.app.errors import SlotsUnplaced, UnknownService
+from dragonball.app.errors import AddressImageMissing, SlotsUnplaced, UnknownService
 from dragonball.app.model import AppSpec
-from dragonball.orchestrator import naming, slotting, specs
+from dragonball.orchestrator import address, naming, slotting, specs
 from dragonball.orchestrator.observe import Observation
 
 DEFINITION = "service definition"
@@ -88,6 +88,7 @@ class Deployment:
     remove: bool = False
     launches: tuple = ()
     pins: Mapping = field(default_factory=dict)   # slot -> server, to record
+    addresses: tuple = ()                         # orchestrator.address.AddressStep
 
     def launched(self) -> list[str]:
         """The spec's names of what is launched (a slot's service once), for parameters."""
@@ -192,9 +193,29 @@ def deploy(spec: AppSpec, observation: Observation) -> Deployment:
                   for wave in shown.stop_waves for s in wave)
     launches = tuple(launch_step(units, observation, s.service)
                      for wave in shown.start_waves for s in wave)
+    addresses = address_steps(spec, observation)
+    shown = dataclasses.replace(shown, notes=shown.notes + tuple(
+        address_note(step) for step in addresses))
     return Deployment(shown, specs.network_spec(spec.app),
                       placement_labels(units.spec, observation.nodes), stops, True, launches,
-                      dict(units.pins))
+                      dict(units.pins), addresses)
+
+
+def address_steps(spec: AppSpec, observation: Observation) -> tuple:
+    """The moving addresses' steps; AddressImageMissing when one is wanted and the portal
+    registry lacks the keepalived image."""
+    steps = address.plan(spec, observation)
+    if any(s.op != "remove" for s in steps) and address.IMAGE not in observation.pinned:
+        raise AddressImageMissing(address.IMAGE)
+    return steps
+
+
+def address_note(step: address.AddressStep) -> str:
+    """What happens to a moving address, for the plan's notes."""
+    said = {"create": "held by a live server of {s} (new)", "update": "changed",
+            "keep": "kept", "remove": "removed: {s} no longer has it"}
+    return f"address {step.address} of {step.service}: " + said[step.op].format(
+        s=step.service)
 
 
 def start(spec: AppSpec, observation: Observation, name: str,
