@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dragonball.errors import AppError, InvalidInput, NotFound, Unavailable
 
-__all__ = ["AddressImageMissing", "AppError", "AppNotApplied", "AppSpecInvalid", "AppUnspecified", "CycleError",
-           "ObservedInvalid", "SlotsUnplaced", "UnknownService", "the_only_app"]
+__all__ = ["AddressImageMissing", "AppError", "AppNotApplied", "AppSpecInvalid",
+           "AppUnspecified", "CycleError", "ObservedInvalid", "SlotsUnplaced", "UnknownService", "the_only_app"]
 
 
 class AppSpecInvalid(AppError, InvalidInput):
