@@ -72,6 +72,15 @@ def test_without_a_placement_every_server_is_a_peer():
     assert "    @d4 unicast_src_ip 10.0.0.14\n" in text and "        @^d4 10.0.0.14\n" in text
 
 
+def test_with_fewer_than_three_managers_no_quorum_is_checked():
+    two = tuple(dataclasses.replace(n, role="worker") if n.hostname == "s3" else n
+                for n in NODES)
+    vrrp = address.vrrp_of("notes", "web", load().services["web"], observation(nodes=two))
+    assert vrrp.managers == ()
+    assert 'script "/opt/dragon_ball/service/keepalived/module/check.sh 8080"\n' in \
+        keepalived.render(vrrp)
+
+
 def test_the_password_is_eight_characters_and_stable():
     vrrp = keepalived.Vrrp("notes", "web", "10.0.0.100/24", 8080)
     assert len(keepalived.auth_pass(vrrp)) == 8

@@ -23,6 +23,7 @@ from dragonball.orchestrator.observe import ADDRESS_IMAGE as IMAGE
 CAPABILITIES = ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BROADCAST"]
 STOP_GRACE_NS = 15 * 10**9   # keepalived gives the address up at once on SIGTERM
 RESTART_DELAY_NS = 2 * 10**9
+QUORUM_FROM = 3              # managers: with fewer, losing one loses Swarm's quorum anyway
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,16 @@ class AddressStep:
 
 
 def vrrp_of(app: str, name: str, service: ServiceSpec, observation) -> keepalived.Vrrp:
-    """The VRRP of `name`'s address: its peers are the servers the Service may run on."""
+    """The VRRP of `name`'s address: its peers are the servers the Service may run on; its
+    holder must reach a majority of the managers, when there are 3 or more (with 1 or 2
+    there is no quorum to ask: VRRP alone decides, docs/app-address.md)."""
     where = candidates(service, observation.checks())
     peers = tuple((n.hostname, n.address) for n in sorted(observation.nodes,
                                                            key=lambda n: n.hostname)
                   if n.address and (where is None or n.hostname in where))
     managers = tuple(sorted(n.address for n in observation.nodes if n.manager and n.address))
     return keepalived.Vrrp(app, name, str(interface(service.address)), tcp_port(service) or 0,
-                           peers, managers)
+                           peers, managers if len(managers) >= QUORUM_FROM else ())
 
 
 def labels(app: str, name: str, address: str) -> dict:
