@@ -5,7 +5,8 @@ from __future__ import annotations
 from dragonball.errors import AppError, InvalidInput, NotFound, Unavailable
 
 __all__ = ["AddressImageMissing", "AppError", "AppNotApplied", "AppSpecInvalid",
-           "AppUnspecified", "CycleError", "ObservedInvalid", "SlotsUnplaced", "UnknownService", "the_only_app"]
+           "AppUnspecified", "CycleError", "ObservedInvalid", "SlotsUnplaced",
+           "UnknownService", "the_only_app"]
 
 
 class AppSpecInvalid(AppError, InvalidInput):
