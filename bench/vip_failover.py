@@ -17,8 +17,9 @@ brings the server back and waits until it stands by again:
   is back, so its gap is the whole --after window).
 
 Per round: requests, failed requests, the longest stretch without a good answer, the
-seconds without an answer (stretches over 1 s, summed) and the first good answer after the
-kill. Prints a table and its markdown (README's table; --markdown FILE writes it too).
+seconds without an answer (stretches over 1 s, summed) and when the clients were answered
+again for good (the end of the longest gap after the kill; none while the server is off).
+Prints a table and its markdown (README's table; --markdown FILE writes it too).
 Traffic goes only to the lab's addresses from this machine. Run as root (scripts/setup.sh).
 """
 
@@ -47,7 +48,7 @@ from tests.lab.install import LabCluster  # noqa: E402
 
 console = Console(highlight=False, width=160)
 COLUMNS = ("clients reach", "server killed", "requests", "failed", "longest gap (s)",
-           "s without an answer", "first answer after the kill (s)")
+           "s without an answer", "answering again after the kill (s)")
 
 
 def bring_up(args) -> tuple[Lab, LabCluster, bool]:
@@ -98,11 +99,11 @@ def round_of(cluster: LabCluster, how: str, args) -> list:
                              rate=args.rate)
     console.print(f"{how}: {server} killed: {result}")
     stand_by(cluster, server, address)
-    first = result.first_good_after_s
+    back = result.answering_again_s
     return [f"{address} (moving)" if how == "address" else f"{lab.ip(server)} (one server)",
             server, result.requests, result.failed, result.longest_gap_s,
             result.without_answer_s,
-            f"{first:.2f}" if first is not None else f"none in {args.after:.0f}"]
+            f"{back:.2f}" if back is not None else f"not within {args.after:.0f}"]
 
 
 def summary(rows: list) -> list:
@@ -113,7 +114,7 @@ def summary(rows: list) -> list:
         if not mine:
             continue
         numbers = [statistics.median(r[i] for r in mine) for i in (2, 3, 4, 5)]
-        firsts = [float(r[6]) for r in mine if not str(r[6]).startswith("none")]
+        firsts = [float(r[6]) for r in mine if not str(r[6]).startswith("not")]
         first = f"{statistics.median(firsts):.2f}" if firsts else mine[0][6]
         found.append([f"{kind}: median of {len(mine)}", "", *[f"{n:g}" for n in numbers],
                       first])

@@ -98,6 +98,7 @@ class Failover:
     longest_gap_s: float            # the longest stretch with no good answer
     without_answer_s: float         # every stretch over 1 s without one, summed
     first_good_after_s: float | None
+    answering_again_s: float | None   # the kill to the end of the longest gap (None: never)
     failed_late: int                # failed requests from `settle` s after the kill on
     reasons: dict
 
@@ -122,7 +123,9 @@ def kill_under_load(cluster, url: str, server: str, before: float = 8, after: fl
     attempts = ledger._sorted()
     gap = ledger.longest_gap(start=killed - 1)
     late = [a for a in ledger.failed if a.sent >= killed + settle]
+    span_end = ledger.span()[1] if ledger.span() else killed
+    again = round(gap[2] - killed, 2) if gap[2] < span_end - 0.5 else None
     return Failover(server, len(attempts), len(ledger.failed), round(gap[0], 2),
                     round(ledger.seconds_without_answer(1.0, start=killed - 1), 2),
-                    ledger.first_good_after(killed), len(late),
+                    ledger.first_good_after(killed), again, len(late),
                     ledger.failures_by_reason())
