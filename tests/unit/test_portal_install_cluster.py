@@ -68,7 +68,7 @@ def test_a_manager_already_is_done_and_a_worker_is_refused(played, tmp_path):
         cluster.swarm_init(ctx)
 
 
-def test_a_manager_with_swarms_default_lifetime_gets_a_year_once(played, tmp_path):
+def test_a_manager_with_swarms_default_lifetime_gets_a_year_once(played, tmp_path):  # noqa: F811
     """A Swarm made before DragonBall set it (90 days) gets `swarm update --cert-expiry`;
     the next run finds it set and changes nothing."""
     played.swarm = "active"
