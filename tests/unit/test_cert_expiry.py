@@ -54,14 +54,6 @@ def test_a_down_node_ends_in_a_window_from_a_fifth_of_its_lifetime():
     assert warning_of(fact, NOW + 356 * DAY).text.startswith("expired on")
 
 
-def test_a_young_down_node_may_still_hold_its_90_day_join_certificate():
-    from dragonball.shared.cert_expiry import down_node_lifetime
-    joined = NOW - 100 * DAY
-    assert down_node_lifetime(joined, joined + 30 * DAY, 365 * DAY) == 90 * DAY
-    assert down_node_lifetime(joined, joined + 80 * DAY, 365 * DAY) == 365 * DAY
-    assert down_node_lifetime(joined, joined + 10 * DAY, 30 * DAY) == 30 * DAY
-
-
 def test_warnings_put_errors_first_then_the_soonest():
     found = warnings([leaf(20), leaf(3), leaf(400), leaf(10)], NOW)
     assert [round(w.days_left) for w in found] == [3, 10, 20]

@@ -24,6 +24,7 @@ from dragonball.installer.join import ENROLLMENT_PATH, DeviceJoin, source_addres
 from dragonball.installer.journal import Journal
 from dragonball.installer.logs import SecretFilter
 from dragonball.shared.paths import DATA_DIR
+from dragonball.wizard.validators import normalize_portal
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def rejoin(portal: str, code: str, fingerprint: str, address: str | None = None,
         raise NotInstalled(f"DragonBall is not installed on this server (no finished install "
                            f"in {data_dir})", "install it as a device: 'install --role device "
                            "--portal ... --code ... --ca-fingerprint ...'")
+    portal = normalize_portal(portal)  # "10.0.0.1" -> "10.0.0.1:8443", as the wizard does
     answers = RejoinAnswers(portal, code, fingerprint, address or source_address(portal),
                             data_dir)
     secrets = SecretFilter()

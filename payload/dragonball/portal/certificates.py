@@ -15,8 +15,7 @@ import logging
 from dragonball import agent_client, pki
 from dragonball.errors import DragonBallError
 from dragonball.shared import paths
-from dragonball.shared.cert_expiry import (CertFact, down_node_fact, down_node_lifetime,
-                                           warnings)
+from dragonball.shared.cert_expiry import CertFact, down_node_fact, warnings
 from dragonball.swarm.model import parse_time
 
 log = logging.getLogger(__name__)
@@ -63,10 +62,7 @@ def swarm_facts(swarm, hostname: str, read=None) -> list[CertFact]:
     for node in swarm.nodes():
         if node.ready or not node.updated or not lifetime:
             continue
-        down = parse_time(node.updated)
-        created = parse_time(node.created) if node.created else down
-        facts.append(down_node_fact(node.hostname, down,
-                                    down_node_lifetime(created, down, lifetime),
+        facts.append(down_node_fact(node.hostname, parse_time(node.updated), lifetime,
                                     REJOIN.format(hostname=node.hostname)))
     return facts
 

@@ -25,10 +25,6 @@ THRESHOLDS = {
 }
 #: Swarm renews a node's certificate once this share of its lifetime is left, at the least.
 SWARM_RENEW_LEFT = 0.2
-#: A node's first certificate (its join) lasts Swarm's default, whatever --cert-expiry says
-#: (measured on Docker 20.10); it renews into the cluster's lifetime after 50-80 % of it.
-JOIN_LIFETIME = 90 * DAY
-
 
 @dataclasses.dataclass(frozen=True)
 class CertFact:
@@ -65,16 +61,6 @@ class CertWarning:
 
 def _iso(moment: datetime.datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
-
-
-def down_node_lifetime(created: datetime.datetime, down_since: datetime.datetime,
-                       cluster_lifetime: datetime.timedelta) -> datetime.timedelta:
-    """The lifetime a down node's certificate may have: a node that went down before its
-    first renewal could have happened (80 % of JOIN_LIFETIME after it joined) may still
-    hold its first certificate."""
-    if down_since - created < JOIN_LIFETIME * (1 - SWARM_RENEW_LEFT):
-        return min(JOIN_LIFETIME, cluster_lifetime)
-    return cluster_lifetime
 
 
 def down_node_fact(hostname: str, down_since: datetime.datetime,

@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Swarm node certificates live a year (Swarm's default: 90 days). A running node renews its
 #: own at 50-80 % of that, so one switched off keeps a valid certificate for 73 days at the
-#: least (20 % of a year) rather than 18; docs/certificates.md says why this is safe. A
-#: node's first certificate (at init or join) has 90 days whatever this says (measured).
+#: least (20 % of a year) rather than 18; docs/certificates.md says why this is safe.
 NODE_CERT_EXPIRY = "8760h"
 NODE_CERT_EXPIRY_NS = 8760 * 3600 * 10**9
 
@@ -131,8 +130,9 @@ def swarm_init(ctx) -> dict:
         raise InstallerError(f"docker swarm init failed: {done.err.strip()[-300:]}",
                              f"check that {address} is this server's address and that port "
                              f"{ports.SWARM_MANAGEMENT} is free")
-    # Measured (Docker 20.10): init and join issue 90-day certificates whatever
-    # --cert-expiry says; a rotation issues them with it. One node now: it takes a second.
+    # Measured (Docker 20.10): init's own certificate has 90 days whatever --cert-expiry
+    # says, and so do joins until the CA reloads: after a rotation every certificate,
+    # joins' included, has a year. One node now: it takes a second.
     ctx.progress.update("docker swarm ca --rotate (this node's certificate: a year)")
     host.run(["docker", "swarm", "ca", "--rotate", "--quiet", "--cert-expiry",
               NODE_CERT_EXPIRY], timeout=120, check=False)
