@@ -50,3 +50,11 @@ def test_the_agents_get_only_the_secrets_that_changed_in_one_rolling_update():
         "--secret-add", "source=dragonball-agent-key-new,target=agent.key,mode=0400",
         "dragonball-agent"]
     assert "rm" not in argv[:3]  # never removed and created again: no outage everywhere
+
+
+def test_rejoin_on_a_server_without_a_finished_install_says_what_to_run(tmp_path):
+    import pytest
+    from dragonball.installer.rejoin import NotInstalled, rejoin
+    with pytest.raises(NotInstalled, match="install it as a device"):
+        rejoin("10.0.0.1", "ABCD-EFGH-JKLM-NPQR", "SHA256:" + "ab" * 32,
+               data_dir=str(tmp_path))
