@@ -25,7 +25,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from dragonball import __version__
-from dragonball.commands import answers, apps, data, images, install, portal, preflight, release
+from dragonball.commands import answers, apps, certs, data, images, install, portal, preflight
+from dragonball.commands import release
 from dragonball.commands import remote, spec
 from dragonball.console import console, err_console
 from dragonball.errors import ClientError, DragonBallError, ExitStatus
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     apps.register(commands)
     data.register(commands)
     remote.register(commands)
+    certs.register(commands)
     return parser
 
 

@@ -141,6 +141,14 @@ def _issue_leaf(ca: KeyPair, common_name: str, names: list, usage, days: int,
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
+def not_after(cert_pem: bytes) -> datetime.datetime:
+    """When a PEM certificate ends (UTC); `PkiError` when it is not one."""
+    try:
+        return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+    except ValueError as e:
+        raise PkiError("this is not a PEM certificate", "read it with 'openssl x509 -text'") from e
+
+
 def fingerprint(cert_pem: bytes) -> str:
     """SHA-256 of the certificate's DER, lower-case hex: what a joining server compares."""
     return fingerprints.hex_digest(cert_pem)

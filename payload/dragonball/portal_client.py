@@ -160,6 +160,10 @@ class PortalClient:
     def devices(self) -> list[dict]:
         return self.call("GET", "/api/v1/devices")["devices"]
 
+    def certificates(self) -> dict:
+        """{certificates, warnings[, note]}: when each certificate ends (docs/certificates.md)."""
+        return self.call("GET", "/api/v1/certificates")
+
     def new_code(self, ttl: str) -> dict:
         """A one-time enrollment code with the join command (``dragonball enroll --json``)."""
         return self.call("POST", "/api/v1/codes", json={"ttl": ttl})

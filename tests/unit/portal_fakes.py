@@ -38,6 +38,7 @@ class PlayedServer:
         self.calls: list[list[str]] = []
         self.stdin: dict[str, bytes] = {}
         self.swarm = swarm
+        self.cert_expiry_ns = 2160 * 3600 * 10**9  # Swarm's default, 90 days
         self.images: dict[str, str] = {}
         self.container: dict | None = None
         self.labels: dict = {}
@@ -78,13 +79,23 @@ class PlayedServer:
     def _docker(self, args):
         if args[:3] == ["info", "--format", "{{json .Swarm}}"]:
             return 0, json.dumps({"LocalNodeState": self.swarm, "NodeAddr": "10.0.0.1",
-                                  "ControlAvailable": self.swarm == "active"}), ""
+                                  "ControlAvailable": self.swarm == "active",
+                                  "Cluster": {"Spec": {"CAConfig": {
+                                      "NodeCertExpiry": self.cert_expiry_ns}}}}), ""
         if args[:3] == ["info", "--format", "{{.Swarm.NodeID}}"]:
             return 0, (NODE_ID if self.swarm == "active" else "") + "\n", ""
         if args[:3] == ["info", "--format", "{{.Swarm.LocalNodeState}}"]:
             return 0, self.swarm + "\n", ""
+        if args[:2] == ["swarm", "ca"]:
+            return 0, "", ""
+        if args[:2] == ["swarm", "update"]:
+            self.cert_expiry_ns = int(args[args.index("--cert-expiry") + 1][:-1]) * 3600 * 10**9
+            return 0, "Swarm updated.\n", ""
         if args[:2] == ["swarm", "init"]:
             self.swarm = "active"
+            if "--cert-expiry" in args:
+                self.cert_expiry_ns = int(args[args.index("--cert-expiry") + 1][:-1]) \
+                    * 3600 * 10**9
             return 0, f"Swarm initialized ... docker swarm join --token {TOKENS['worker']}", ""
         if args[:2] == ["swarm", "join-token"]:
             return 0, TOKENS[args[-1]] + "\n", ""

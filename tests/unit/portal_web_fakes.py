@@ -62,6 +62,11 @@ class FakeSources:
     def services(self):
         return []
 
+    def certificates(self):
+        return self.certificate_report
+
+    certificate_report: dict = {"certificates": [], "warnings": []}
+
     def new_enrollment(self, ttl_s, actor, client):
         code, record = self.store.create_code(ttl_s, actor=actor, client=client)
         return join_instructions(self.settings, code, record.expires, "SHA256:" + "ab" * 32)

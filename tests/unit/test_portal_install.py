@@ -29,7 +29,8 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
 
     # the Swarm, on the answered address; tokens masked from now on
     assert played.docker_calls("swarm", "init") == [
-        ["swarm", "init", "--advertise-addr", "10.0.0.1", "--listen-addr", "10.0.0.1:2377"]]
+        ["swarm", "init", "--advertise-addr", "10.0.0.1", "--listen-addr", "10.0.0.1:2377",
+         "--cert-expiry", "8760h"]]
     assert set(TOKENS.values()) <= ctx.secrets.known
 
     # the PKI: keys 0600, certs for the address, 127.0.0.1 and the hostname

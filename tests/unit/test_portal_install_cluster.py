@@ -66,3 +66,17 @@ def test_a_manager_already_is_done_and_a_worker_is_refused(played, tmp_path):
     ctx.journal.start("portal.swarm")
     with pytest.raises(InstallerError, match="leave the other Swarm first"):
         cluster.swarm_init(ctx)
+
+
+def test_a_manager_with_swarms_default_lifetime_gets_a_year_once(played, tmp_path):  # noqa: F811
+    """A Swarm made before DragonBall set it (90 days) gets `swarm update --cert-expiry`;
+    the next run finds it set and changes nothing."""
+    played.swarm = "active"
+    ctx = _context(played, tmp_path)
+    ctx.journal.start("portal.swarm")
+    cluster.swarm_init(ctx)
+    assert played.docker_calls("swarm", "update") == [
+        ["swarm", "update", "--cert-expiry", "8760h"]]
+    cluster.swarm_init(ctx)
+    assert len(played.docker_calls("swarm", "update")) == 1
+    assert played.cert_expiry_ns == cluster.NODE_CERT_EXPIRY_NS

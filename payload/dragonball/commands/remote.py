@@ -161,7 +161,7 @@ def devices_command(args) -> int:
 
 
 def status_command(args) -> int:
-    """Devices by state and, per app, services by state."""
+    """Devices by state, per app services by state, and certificates ending soon."""
     with client(args) as portal:
         devices = portal.devices()
         apps, note = {}, ""
@@ -172,10 +172,12 @@ def status_command(args) -> int:
             raise
         except ClientError as e:  # an older portal, an engine that does not answer
             note = e.message
-    summary = status_summary(devices, apps)
+        certs = _certificates(portal)
+    summary = status_summary(devices, apps) | {"certificates": certs}
     if args.json:
         console.print_json(json.dumps(summary | ({"note": note} if note else {})))
         return ExitStatus.OK
+    _print_certificates(certs)
     counts = ", ".join(f"{n} {s}" for s, n in summary["devices"]["by_state"].items())
     console.print(f"[bold]devices[/bold]: {summary['devices']['total']} ({counts or 'none'})")
     for app, found in summary["apps"].items():
@@ -190,6 +192,29 @@ def status_command(args) -> int:
     if not summary["apps"]:
         console.print(f"no app applied{f' ({escape(note)})' if note else ''}")
     return ExitStatus.OK
+
+
+def _certificates(portal) -> dict:
+    """The portal's certificate report; an older portal's absence of one, said."""
+    try:
+        return portal.certificates()
+    except PortalAuthError:
+        raise
+    except ClientError as e:
+        return {"certificates": [], "warnings": [], "note": e.message}
+
+
+def _print_certificates(certs: dict) -> None:
+    warnings = certs.get("warnings") or []
+    if not warnings:
+        console.print(f"[bold]certificates[/bold]: {len(certs.get('certificates') or [])} "
+                      "watched, none ends within its warning time")
+    for w in warnings:
+        style = "red" if w["level"] == "error" else "yellow"
+        console.print(f"[{style}]{w['level']}[/{style}] certificate {escape(w['subject'])}: "
+                      f"{escape(w['text'])}\n  hint: {escape(w['hint'])}")
+    if certs.get("note"):
+        console.print(f"  note: {escape(certs['note'])}")
 
 
 def status_summary(devices: list[dict], apps: dict) -> dict:

@@ -259,6 +259,52 @@ def start_service(ctx) -> dict:
     return undo.entries()
 
 
+def secret_update_argv(current: dict, wanted: dict, config: str) -> list[str]:
+    """`docker service update` of the agent to new secrets (pure): `current` and `wanted`
+    map a SECRET_FILES kind to a secret's name; only the ones that differ change."""
+    argv = ["docker", "service", "update", "--quiet", "--label-add", f"{CONFIG_LABEL}={config}"]
+    for kind, name in wanted.items():
+        if current.get(kind) == name:
+            continue
+        target, mode = SECRET_FILES[kind]
+        if current.get(kind):
+            argv += ["--secret-rm", current[kind]]
+        argv += ["--secret-add", f"source={name},target={target},mode={mode}"]
+    return argv + [SERVICE]
+
+
+def service_secrets(spec: dict) -> dict:
+    """{kind: secret name} of the agent's service spec (by their file names)."""
+    by_target = {target: kind for kind, (target, _) in SECRET_FILES.items()}
+    found = (spec.get("TaskTemplate") or {}).get("ContainerSpec", {}).get("Secrets") or []
+    return {by_target[s["File"]["Name"]]: s["SecretName"] for s in found
+            if s.get("File", {}).get("Name") in by_target}
+
+
+def roll_secrets(host) -> None:
+    """The agents onto the certificate files as they are now, without removing the service:
+    new secrets, then `docker service update` (one server at a time, each agent restarted
+    on its own), then the old secrets removed (`dragonball certs renew`)."""
+    current = portal_cluster.docker_json(host, ["docker", "service", "inspect", SERVICE])
+    if not current:
+        raise InstallerError(f"the service {SERVICE} is not running",
+                             "run the portal's install again: it starts it")
+    spec = current[0]["Spec"]
+    contents = {"crt": host.read_bytes(AGENT_CERT), "key": host.read_bytes(AGENT_KEY),
+                "ca": host.read_bytes(CLIENTS_CA_CERT)}
+    wanted = {kind: secret_name(kind, data) for kind, data in contents.items()}
+    for kind, name in wanted.items():
+        if not _exists(host, "secret", "inspect", name):
+            host.run(["docker", "secret", "create", "--label", f"{LABEL}=agent", name, "-"],
+                     stdin=contents[kind], timeout=60)
+    image = spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
+    _, password = portal_cluster.read_credentials(host) or ("", "")
+    host.run(secret_update_argv(service_secrets(spec), wanted,
+                                config_hash(image, wanted, password)), timeout=600,
+             hint=f"see 'docker service ps --no-trunc {SERVICE}'")
+    remove_stale_secrets(host, set(wanted.values()))
+
+
 def remove_stale_secrets(host, keep: set) -> None:
     """The agent's secrets of an earlier certificate, now used by no service."""
     listed = host.run(["docker", "secret", "ls", "--filter", f"label={LABEL}=agent",

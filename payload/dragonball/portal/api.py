@@ -6,6 +6,7 @@
     POST /api/v1/devices/{id}/joined       {node_id}, Authorization: Bearer <device token>
     GET  /api/v1/devices                   the admin: basic auth, an API token or a session
     POST /api/v1/codes                     {ttl?} -> a one-time code and the join command
+    GET  /api/v1/certificates              the certificates' ends and warnings (the admin)
 
 Authentication (sessions, basic, API tokens, CSRF) is dragonball.portal.auth; the web
 pages, login and tokens are dragonball.portal.web, mounted here.
@@ -271,6 +272,12 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     @app.get("/api/v1/devices")
     def devices(admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
         return JSONResponse({"devices": [d.public() for d in store.devices()]})
+
+    @app.get("/api/v1/certificates")
+    def certs(request: Request,
+              admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
+        """When each certificate ends, and the warnings (docs/certificates.md)."""
+        return JSONResponse(request.app.state.sources.certificates())
 
     @app.post("/api/v1/codes")
     def new_code(request: Request, body: CodeRequest | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import threading
 
@@ -40,6 +41,8 @@ LOG_CONFIG = {
 #: On SIGTERM, how long open connections may take to finish. A TLS connection a client keeps
 #: alive waits for the client's close_notify (asyncio gives it 30 s): stop waiting sooner.
 GRACE_S = 5
+#: How often the serving portal looks whether its certificate file was renewed.
+CERT_POLL_S = 5.0
 
 
 class ServeError(PortalError, Failed):
@@ -65,6 +68,33 @@ def bind(address: str, port: int) -> socket.socket:
     return sock
 
 
+def _stamp(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def watch_certificate(config, stop: threading.Event, interval: float = CERT_POLL_S) -> None:
+    """Load a renewed certificate into the serving TLS context (`dragonball certs renew`):
+    connections from then on get the new one, open ones keep theirs: no restart, no outage.
+    uvicorn makes `config.ssl` when it starts; a file half written is tried again later."""
+    seen = _stamp(config.ssl_certfile)
+    while not stop.wait(interval):
+        now = _stamp(config.ssl_certfile)
+        if now == seen or getattr(config, "ssl", None) is None:
+            continue
+        try:
+            config.ssl.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            log.warning("the renewed certificate %s cannot be loaded yet: %s",
+                        config.ssl_certfile, e)
+            continue
+        seen = now
+        log.info("renewed certificate %s loaded: new connections use it", config.ssl_certfile)
+
+
 def serve(settings: Settings, store: Store | None = None, app=None,
           notifications: bool = True) -> None:
     """Serve until SIGINT or SIGTERM; meanwhile, tell services when what they depend on
@@ -87,6 +117,8 @@ def serve(settings: Settings, store: Store | None = None, app=None,
     log.info("portal %s serving %s (store %s)", settings.hostname or settings.address,
              settings.url, settings.db_path)
     stop = threading.Event()
+    threading.Thread(target=watch_certificate, name="certificate", daemon=True,
+                     args=(config, stop)).start()
     if notifications:
         threading.Thread(target=notify.run_forever, name="notifications", daemon=True,
                          args=(lambda: wiring.control(settings, store=store), stop)

@@ -264,10 +264,9 @@ class Store(SessionTable, AttemptLog):
                client: str | None = None) -> tuple[Device, str]:
         """Bind a device to a valid code: (the device, a new device token to return once).
 
-        The code stays usable by the same hostname until the device reports it joined
-        (or the code expires), so a server that died between enroll and join can enroll
-        again; its earlier token is replaced. Another hostname with the same code is
-        refused (one code, one device).
+        The code stays usable by the same hostname until the device reports it joined (or
+        it expires): a server that died before its join enrolls again (a new token).
+        Another hostname with the same code is refused (one code, one device).
         """
         token = secrets.token_urlsafe(32)
         now = self.clock()
@@ -297,7 +296,8 @@ class Store(SessionTable, AttemptLog):
                 device_id = bound["id"]
                 db.execute("UPDATE devices SET address = ?, token_hash = ? WHERE id = ?",
                            (address, token_hash(token), device_id))
-            labels = {"io.dragonball.device-id": str(device_id), "io.dragonball.role": "device"}
+            labels = (json.loads(bound["labels"]) if bound else {}) | {  # a rejoin keeps its
+                "io.dragonball.device-id": str(device_id), "io.dragonball.role": "device"}
             db.execute("UPDATE devices SET labels = ? WHERE id = ?",
                        (json.dumps(labels), device_id))
             self._event(db, "device.enrolled", "device", client,

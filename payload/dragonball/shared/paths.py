@@ -25,3 +25,10 @@ DOCKER_ROOT = "/var/lib/docker"
 LOG_DIR = "/var/log/dragonball"
 INSTALL_LOG = f"{LOG_DIR}/install.log"
 RUNTIME_PARENT = "/opt/dragonball"
+#: The certificates DragonBall issues from its CAs (docs/certificates.md), on the portal.
+CLUSTER_CA_CERT = f"{CA_DIR}/ca.crt"
+CLIENTS_CA_CERT = f"{CA_DIR}/agent-clients.crt"
+REGISTRY_CERT = f"{ETC}/registry/server.crt"
+AGENT_CERT = f"{ETC}/agent/agent.crt"
+#: The engine's own Swarm node certificate on every server (Swarm renews it).
+SWARM_NODE_CERT = f"{DOCKER_ROOT}/swarm/certificates/swarm-node.crt"

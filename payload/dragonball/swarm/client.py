@@ -117,6 +117,18 @@ class Swarm:
                              "run the portal install again: it initializes the Swarm")
         return info["JoinTokens"]["Worker"]
 
+    def ca_config(self) -> tuple[datetime.timedelta, str]:
+        """(the node certificates' lifetime, the Swarm root CA's PEM): `GET /swarm`."""
+        info = self._call("inspect the Swarm", lambda api: api.inspect_swarm()) or {}
+        ns = ((info.get("Spec") or {}).get("CAConfig") or {}).get("NodeCertExpiry") or 0
+        trust_root = (info.get("TLSInfo") or {}).get("TrustRoot") or ""
+        return datetime.timedelta(microseconds=ns // 1000), trust_root
+
+    def remove_node(self, node_id: str) -> None:
+        """`docker node rm --force`: a node that can never come back with its identity."""
+        self._call(f"remove node {node_id}", lambda api: api.remove_node(node_id, force=True),
+                   missing_ok=True)
+
     def now(self) -> datetime.datetime:
         """The engine's clock, to tell tasks of this rollout from older ones."""
         return parse_time(self._call("read the engine's clock",

@@ -36,6 +36,7 @@ class Node:
     reachability: str = ""         # a manager's raft reachability ("reachable", ...)
     labels: Mapping[str, str] = field(default_factory=dict)
     created: str = ""              # CreatedAt, RFC 3339: sorts in time order
+    updated: str = ""              # UpdatedAt: for a down node, about when it went down
 
     @property
     def manager(self) -> bool:
@@ -112,7 +113,8 @@ def node_of(data: dict) -> Node:
                 address=status.get("Addr", ""), ready=status.get("State") == "ready",
                 role=spec.get("Role", "worker"), availability=spec.get("Availability", "active"),
                 leader=bool(manager.get("Leader")), reachability=manager.get("Reachability", ""),
-                labels=dict(spec.get("Labels") or {}), created=data.get("CreatedAt", ""))
+                labels=dict(spec.get("Labels") or {}), created=data.get("CreatedAt", ""),
+                updated=data.get("UpdatedAt", ""))
 
 
 def service_of(data: dict) -> ServiceState:

@@ -29,6 +29,12 @@ from dragonball.installer.portal.layout import (
 
 log = logging.getLogger(__name__)
 
+#: Swarm node certificates live a year (Swarm's default: 90 days). A running node renews its
+#: own at 50-80 % of that, so one switched off keeps a valid certificate for 73 days at the
+#: least (20 % of a year) rather than 18; docs/certificates.md says why this is safe.
+NODE_CERT_EXPIRY = "8760h"
+NODE_CERT_EXPIRY_NS = 8760 * 3600 * 10**9
+
 
 def swarm_state(info: dict) -> str:
     """"manager" (of a Swarm: done), "none" (init it), or why we cannot go on."""
@@ -92,6 +98,12 @@ def docker_json(host, argv: list):
         return None
 
 
+def cert_expiry_of(info: dict) -> int:
+    """The Swarm's node certificate lifetime in `docker info`'s Swarm section (ns; 0: unknown)."""
+    spec = ((info.get("Cluster") or {}).get("Spec") or {}).get("CAConfig") or {}
+    return int(spec.get("NodeCertExpiry") or 0)
+
+
 def swarm_init(ctx) -> dict:
     host, undo, address = ctx.host, ctx.undo("portal.swarm"), ctx.answers.address
     info = docker_json(host, ["docker", "info", "--format", "{{json .Swarm}}"]) or {}
@@ -100,6 +112,10 @@ def swarm_init(ctx) -> dict:
         if info.get("NodeAddr") and info["NodeAddr"] != address:
             ctx.progress.warn(f"this engine is a Swarm manager already, advertising "
                               f"{info['NodeAddr']}, not {address}: kept as it is")
+        if cert_expiry_of(info) != NODE_CERT_EXPIRY_NS:
+            ctx.progress.update(f"docker swarm update --cert-expiry {NODE_CERT_EXPIRY}")
+            host.run(["docker", "swarm", "update", "--cert-expiry", NODE_CERT_EXPIRY],
+                     timeout=60)
         return undo.entries()
     if state != "none":
         raise InstallerError(f"this engine's Swarm state is '{state}': a portal starts a "
@@ -109,11 +125,17 @@ def swarm_init(ctx) -> dict:
     ctx.progress.update(f"docker swarm init --advertise-addr {address}")
     listen = host_port(address, ports.SWARM_MANAGEMENT)
     done = _quiet(host, ["docker", "swarm", "init", "--advertise-addr", address,
-                         "--listen-addr", listen])
+                         "--listen-addr", listen, "--cert-expiry", NODE_CERT_EXPIRY])
     if not done.ok:
         raise InstallerError(f"docker swarm init failed: {done.err.strip()[-300:]}",
                              f"check that {address} is this server's address and that port "
                              f"{ports.SWARM_MANAGEMENT} is free")
+    # Measured (Docker 20.10): init's own certificate has 90 days whatever --cert-expiry
+    # says, and so do joins until the CA reloads: after a rotation every certificate,
+    # joins' included, has a year. One node now: it takes a second.
+    ctx.progress.update("docker swarm ca --rotate (this node's certificate: a year)")
+    host.run(["docker", "swarm", "ca", "--rotate", "--quiet", "--cert-expiry",
+              NODE_CERT_EXPIRY], timeout=120, check=False)
     for role in ("worker", "manager"):  # masked in the install log from now on
         token = _quiet(host, ["docker", "swarm", "join-token", "-q", role])
         if token.ok and ctx.secrets is not None:

@@ -48,7 +48,7 @@ def _health(data: Sources) -> dict:
     rows = _device_rows(data)
     answering = sum(1 for r in rows if r.metrics is not None)
     return {"counts": views.state_counts(rows), "answering": answering,
-            "alerts": views.alerts(rows)}
+            "alerts": views.alerts(rows) + views.certificate_alerts(data.certificates())}
 
 
 @router.get("/")

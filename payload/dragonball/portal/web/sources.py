@@ -49,6 +49,9 @@ class Sources(Protocol):
     def new_enrollment(self, ttl_s: float, actor: str, client: str) -> dict:
         """A one-time code and the join instructions (cli.join_instructions' dict)."""
 
+    def certificates(self) -> dict:
+        """{certificates, warnings[, note]}: portal.certificates.report's answer."""
+
 
 class PortalSources:
     """The real sources of a running portal."""
@@ -99,6 +102,12 @@ class PortalSources:
             return [row for app in apps for row in tree(app, control.status(app))]
         except DragonBallError as e:
             raise SourceError(f"the services cannot be read: {e.message}", e.hint) from e
+
+    def certificates(self) -> dict:
+        from dragonball.portal import certificates
+        from dragonball.swarm import Swarm
+        return certificates.report(self.settings.tls_cert, Swarm(self.settings.docker_socket),
+                                   self.settings.hostname)
 
     def new_enrollment(self, ttl_s: float, actor: str, client: str) -> dict:
         try:

@@ -157,6 +157,15 @@ def alerts(rows: list[DeviceRow]) -> list[Alert]:
     return found
 
 
+def certificate_alerts(report: dict) -> list[Alert]:
+    """The certificates' warnings (portal.certificates.report) as dashboard alerts."""
+    found = [Alert(w["level"], w["subject"], f"{w['text']}: {w['hint']}")
+             for w in report.get("warnings") or []]
+    if report.get("note"):
+        found.append(Alert("warning", "certificates", report["note"]))
+    return found
+
+
 def event_rows(events: list[dict]) -> list[EventRow]:
     """Store events (newest first) as table rows; the detail as ``key=value`` pairs."""
     return [EventRow(id=e["id"], at=utc(e["at"]), kind=e["kind"], actor=e["actor"],

@@ -1,0 +1,115 @@
+"""`dragonball certs renew`: DragonBall's own certificates issued again from their CA, and
+picked up without an outage (docs/certificates.md).
+
+    portal    /etc/dragonball/portal/server.*: the same names; the serving portal loads it
+              into its TLS context within 5 s (portal.serve.watch_certificate): no restart
+    registry  /etc/dragonball/registry/server.*: the same names; the registry container
+              restarted (about a second without pulls: Swarm retries a failed pull)
+    agents    the agents' server certificate and the portal's client certificate: new Swarm
+              secrets (named by their content), the global service updated one server at a
+              time (`docker service update`: each agent restarts on its own, the others
+              answer), the old secrets removed
+
+Without `force`, only what ends within RENEW_BEFORE (30 days) or no longer fits is
+issued again, so running it from cron is harmless. The CAs themselves are not renewed here
+(docs/certificates.md, "The CAs"). Runs on the portal as root.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from cryptography import x509
+
+from dragonball import agent_client, pki
+from dragonball.errors import InstallerError
+from dragonball.installer import agent
+from dragonball.installer.portal import cluster as portal_cluster
+from dragonball.installer.portal import layout
+from dragonball.shared import paths
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("portal", "registry", "agents")
+
+
+def names_of(cert_pem: bytes) -> tuple[list[str], list[str]]:
+    """(IP SANs, DNS SANs) of a certificate: a renewed one names the same (pure)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return ([str(ip) for ip in san.get_values_for_type(x509.IPAddress)],
+            list(san.get_values_for_type(x509.DNSName)))
+
+
+def due(pair: pki.KeyPair | None, ca_pem: bytes, now: datetime.datetime | None = None) -> bool:
+    """Whether a certificate must be issued again: missing, not from this CA, its key not
+    its own, or 30 days or less left (pure)."""
+    if pair is None:
+        return True
+    try:
+        ips, dns = names_of(pair.cert_pem)
+    except (ValueError, x509.ExtensionNotFound):
+        return True
+    return not portal_cluster.cert_fits(pair, ca_pem, ips, dns, now)
+
+
+def renew(host, targets=TARGETS, force: bool = False, progress=None) -> dict:
+    """Renew `targets`; {target: "renewed" | "kept"}."""
+    say = progress or (lambda text: log.info("%s", text))
+    ca = portal_cluster.read_pair(host, layout.CA_CERT, layout.CA_KEY)
+    if ca is None:
+        raise InstallerError(f"the cluster CA's key ({layout.CA_KEY}) is not on this server",
+                             "run 'dragonball certs renew' on the portal, as root")
+    done = {}
+    for target in targets:
+        done[target] = {"portal": _portal, "registry": _registry,
+                        "agents": _agents}[target](host, ca, force, say)
+    return done
+
+
+def _server(host, ca, cert: str, key: str, name: str, force: bool) -> bool:
+    pair = portal_cluster.read_pair(host, cert, key)
+    if not force and not due(pair, ca.cert_pem):
+        return False
+    ips, dns = names_of(pair.cert_pem) if pair else ([], [])
+    if not (ips or dns):
+        raise InstallerError(f"{cert} is missing: no names to renew it with",
+                             "run the portal's install again: it makes it")
+    renewed = pki.issue_server_cert(ca, f"DragonBall {name}", ips=ips, dns_names=dns)
+    pki.write_pem_files(renewed, host.path(cert), host.path(key))
+    return True
+
+
+def _portal(host, ca, force: bool, say) -> str:
+    if not _server(host, ca, layout.PORTAL_CERT, layout.PORTAL_KEY, "portal", force):
+        return "kept"
+    say("portal: new certificate written; the serving portal loads it within 5 s")
+    return "renewed"
+
+
+def _registry(host, ca, force: bool, say) -> str:
+    cert, key = paths.REGISTRY_CERT, f"{layout.REGISTRY_DIR}/server.key"
+    if not _server(host, ca, cert, key, "registry", force):
+        return "kept"
+    say(f"registry: new certificate; docker restart {layout.REGISTRY_CONTAINER}")
+    host.run(["docker", "restart", layout.REGISTRY_CONTAINER], timeout=120)
+    return "renewed"
+
+
+def _agents(host, ca, force: bool, say) -> str:
+    clients_ca = portal_cluster.read_pair(host, agent.CLIENTS_CA_CERT, agent.CLIENTS_CA_KEY)
+    if clients_ca is None:
+        raise InstallerError(f"the agents' clients CA ({agent.CLIENTS_CA_CERT}) is missing",
+                             "run the portal's install again: it makes it")
+    server = portal_cluster.read_pair(host, agent.AGENT_CERT, agent.AGENT_KEY)
+    client = portal_cluster.read_pair(host, agent_client.CLIENT_CERT, agent_client.CLIENT_KEY)
+    if not force and not due(server, ca.cert_pem) and not due(client, clients_ca.cert_pem):
+        return "kept"
+    pki.write_pem_files(agent_client.issue_agent_cert(ca), host.path(agent.AGENT_CERT),
+                        host.path(agent.AGENT_KEY))
+    pki.write_pem_files(agent_client.issue_client_cert(clients_ca),
+                        host.path(agent_client.CLIENT_CERT), host.path(agent_client.CLIENT_KEY))
+    say(f"agents: new certificates; {agent.SERVICE} updated one server at a time")
+    agent.roll_secrets(host)
+    return "renewed"

@@ -1,0 +1,60 @@
+"""`dragonball certs renew`'s pure parts: what is due, the names kept, the agent's service
+moved to new secrets by one `docker service update`."""
+
+from __future__ import annotations
+
+import datetime
+
+from dragonball import pki
+from dragonball.installer import agent, renew
+
+NOW = datetime.datetime.now(datetime.timezone.utc)
+
+
+def test_a_certificate_is_due_within_30_days_or_from_another_ca():
+    ca, other = pki.create_ca(), pki.create_ca()
+    fresh = pki.issue_server_cert(ca, "portal", ips=["10.0.0.1"], dns_names=["s1"])
+    ending = pki.issue_server_cert(ca, "portal", ips=["10.0.0.1"], days=20)
+    assert not renew.due(fresh, ca.cert_pem)
+    assert renew.due(ending, ca.cert_pem)
+    assert renew.due(fresh, other.cert_pem)
+    assert renew.due(None, ca.cert_pem)
+
+
+def test_a_renewed_certificate_names_what_the_old_one_named():
+    ca = pki.create_ca()
+    old = pki.issue_server_cert(ca, "portal", ips=["10.0.0.1", "127.0.0.1"],
+                                dns_names=["s1", "localhost"])
+    assert renew.names_of(old.cert_pem) == (["10.0.0.1", "127.0.0.1"], ["s1", "localhost"])
+
+
+SPEC = {"TaskTemplate": {"ContainerSpec": {"Image": "r:5000/dragonball/agent:0.1.0@sha256:ab",
+                                           "Secrets": [
+    {"SecretName": "dragonball-agent-crt-old", "File": {"Name": "agent.crt"}},
+    {"SecretName": "dragonball-agent-key-old", "File": {"Name": "agent.key"}},
+    {"SecretName": "dragonball-agent-ca-same", "File": {"Name": "ca.crt"}}]}}}
+
+
+def test_the_agents_get_only_the_secrets_that_changed_in_one_rolling_update():
+    current = agent.service_secrets(SPEC)
+    assert current == {"crt": "dragonball-agent-crt-old", "key": "dragonball-agent-key-old",
+                       "ca": "dragonball-agent-ca-same"}
+    wanted = {"crt": "dragonball-agent-crt-new", "key": "dragonball-agent-key-new",
+              "ca": "dragonball-agent-ca-same"}
+    argv = agent.secret_update_argv(current, wanted, "cafe")
+    assert argv == [
+        "docker", "service", "update", "--quiet", "--label-add", "io.dragonball.config=cafe",
+        "--secret-rm", "dragonball-agent-crt-old",
+        "--secret-add", "source=dragonball-agent-crt-new,target=agent.crt,mode=0444",
+        "--secret-rm", "dragonball-agent-key-old",
+        "--secret-add", "source=dragonball-agent-key-new,target=agent.key,mode=0400",
+        "dragonball-agent"]
+    assert "rm" not in argv[:3]  # never removed and created again: no outage everywhere
+
+
+def test_rejoin_on_a_server_without_a_finished_install_says_what_to_run(tmp_path):
+    import pytest
+    from dragonball.installer.rejoin import NotInstalled, rejoin
+    with pytest.raises(NotInstalled, match="install it as a device"):
+        rejoin("10.0.0.1", "ABCD-EFGH-JKLM-NPQR", "SHA256:" + "ab" * 32,
+               data_dir=str(tmp_path))
