@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-from orchestrator_fakes import FakeAgents, FakeRegistry, FakeSwarm, task
+from orchestrator_fakes import FakeAgents, FakeRegistry, FakeSwarm, image_id_of, task
 from dragonball.agent_client import AgentError
 from dragonball.app.errors import AppSpecInvalid, UnknownService
 from dragonball.errors import DragonBallError
@@ -136,7 +136,12 @@ def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engi
     assert created == ["notes_store-1", "notes_api", "notes_web"]   # the store: its slot
     assert ("ensure_network", "notes_net") in engine.calls
     image = engine.by_name["notes_api"]["TaskTemplate"]["ContainerSpec"]["Image"]
-    assert image == f"{REGISTRY}/notes/api@sha256:{'a' * 64}"
+    assert image == image_id_of(f"sha256:{'a' * 64}")      # pinned by image ID
+    assert engine.by_name["notes_api"]["Labels"]["io.dragonball.image"] == "notes/api:0.1.0"
+    # every ready server got every image before the first launch, pulled by digest
+    assert sorted(agents.pulls) == sorted(
+        (address, f"{REGISTRY}/{image.split(':')[0]}@{digest}", image_id_of(digest))
+        for address in ("10.0.0.1", "10.0.0.2") for image, digest in DIGESTS.items())
     # no placement.servers: the only node touched is the store slot's, pinned once
     assert [c[1:] for c in engine.calls if c[0] == "update_node"] == [
         ("id-a", {"dragonball.placement.notes.store-1": "true"}, False)]

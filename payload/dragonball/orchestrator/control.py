@@ -27,6 +27,7 @@ from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.app.errors import AppNotApplied
 from dragonball.errors import DragonBallError
+from dragonball.orchestrator import images as images_mod
 from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator import moving, planning, slotting, status as status_mod
 from dragonball.orchestrator import volumes as volumes_mod
@@ -80,8 +81,9 @@ class Control:
         self.progress(service, state, detail)
 
     def executor(self) -> Executor:
+        supply = images_mod.ImageSupply(self.agents, self.registry.pull_auth(), self._report)
         return Executor(self.engine, self.params, self.tasks, self._report,
-                        wait_s=self.wait_s, clock=self.clock, sleep=self.sleep)
+                        wait_s=self.wait_s, clock=self.clock, sleep=self.sleep, supply=supply)
 
     # -- observe and plan -------------------------------------------------------------------
     def prepare(self, path: str) -> Prepared:

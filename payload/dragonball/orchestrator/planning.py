@@ -27,6 +27,7 @@ from dragonball.app import plan as plan_mod
 from dragonball.app.errors import SlotsUnplaced, UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.orchestrator import naming, slotting, specs
+from dragonball.orchestrator.images import ReleaseImage
 from dragonball.orchestrator.observe import Observation
 
 DEFINITION = "service definition"
@@ -88,6 +89,7 @@ class Deployment:
     remove: bool = False
     launches: tuple = ()
     pins: Mapping = field(default_factory=dict)   # slot -> server, to record
+    images: tuple = ()     # ReleaseImage: every ready server holds them before a launch
 
     def launched(self) -> list[str]:
         """The spec's names of what is launched (a slot's service once), for parameters."""
@@ -95,9 +97,9 @@ class Deployment:
 
 
 def wanted_spec(spec: AppSpec, name: str, pinned: Mapping, slot=None) -> dict:
-    """The Swarm service spec of `name` (a unit; `slot` when it is one), its image pinned;
-    the spec's own image name as a label (outside the hash, as services already deployed
-    were made)."""
+    """The Swarm service spec of `name` (a unit; `slot` when it is one), its image pinned
+    by image ID; the spec's own image name as a label (outside the hash, as services
+    already deployed were made)."""
     service = spec.services[name]
     result = specs.service_spec(spec.app, name, service, pinned[service.image], slot=slot)
     result["Labels"][naming.IMAGE_LABEL] = service.image
@@ -159,6 +161,17 @@ def launch_step(units: slotting.Units, observation: Observation, name: str,
                       units.waiting.get(name, ""))
 
 
+def images_of(units: slotting.Units, observation: Observation, launches) -> tuple:
+    """The images the launches run (those with tasks), each once, by name (pure)."""
+    found = {}
+    for step in launches:
+        image = units.spec.services[step.service].image
+        if step.replicas and image in observation.pinned:
+            found[image] = ReleaseImage(image, observation.pinned[image],
+                                        observation.pulls.get(image, ""))
+    return tuple(found[name] for name in sorted(found))
+
+
 def placement_labels(spec: AppSpec, nodes) -> tuple:
     """The node labels to change so that each service's `placement.servers` label is on
     exactly the servers it lists."""
@@ -194,7 +207,7 @@ def deploy(spec: AppSpec, observation: Observation) -> Deployment:
                      for wave in shown.start_waves for s in wave)
     return Deployment(shown, specs.network_spec(spec.app),
                       placement_labels(units.spec, observation.nodes), stops, True, launches,
-                      dict(units.pins))
+                      dict(units.pins), images_of(units, observation, launches))
 
 
 def start(spec: AppSpec, observation: Observation, name: str,
@@ -211,7 +224,7 @@ def start(spec: AppSpec, observation: Observation, name: str,
         unit: units.spec.services[unit] for unit in units.slots}})
     return Deployment(shown, specs.network_spec(spec.app),
                       placement_labels(slots_only, observation.nodes), launches=launches,
-                      pins=dict(units.pins))
+                      pins=dict(units.pins), images=images_of(units, observation, launches))
 
 
 def stop(spec: AppSpec, name: str) -> Deployment:
