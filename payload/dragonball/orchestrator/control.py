@@ -217,6 +217,24 @@ class Control:
                 reports[node.hostname] = e.message
         return volumes_mod.rows(reports, units)
 
+    def image_holdings(self) -> list[dict]:
+        """Per server, which images of the applied apps' services it holds (by the image ID
+        their tasks run) and which it lacks (orchestrator.images.holdings); a server whose
+        agent does not answer says so. Read from Swarm and the agents: no registry."""
+        nodes = self.engine.nodes()
+        images = set()
+        for app in self.store.apps():
+            for state in self.observer.services(app).values():
+                images.add(images_mod.running_image(state))
+        reports = {}
+        for node in nodes:
+            if node.ready:
+                try:
+                    reports[node.hostname] = self.agents.images(node.address)
+                except DragonBallError as e:
+                    reports[node.hostname] = e.message
+        return images_mod.holdings(images, nodes, reports)
+
     def remove_volume(self, server: str, name: str) -> dict:
         """Remove an app volume that no slot owns (the admin's explicit act): refused for a
         slot's own data, an unknown or down server, a volume in use (AgentError 409)."""

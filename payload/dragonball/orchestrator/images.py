@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
 from dragonball.errors import AppError, DragonBallError, Unavailable
+from dragonball.orchestrator.naming import IMAGE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,14 @@ def held_ids(rows: Iterable[Mapping]) -> set:
 def lacking(images: Iterable[ReleaseImage], held: set) -> list[ReleaseImage]:
     """The images whose ID (or, with no ID known, pull reference) is not among `held`."""
     return [i for i in images if (i.id or i.pull) not in held]
+
+
+def running_image(state) -> ReleaseImage:
+    """The image a Swarm service's tasks run (a ServiceState), named by its image label."""
+    name = state.labels.get(IMAGE_LABEL) or state.image
+    if state.image.startswith("sha256:"):
+        return ReleaseImage(name, state.image)
+    return ReleaseImage(name, "", state.image)   # made before images were pinned by ID
 
 
 def holdings(images: Iterable[ReleaseImage], nodes, reports: Mapping) -> list[dict]:
