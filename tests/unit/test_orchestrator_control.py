@@ -14,6 +14,7 @@ from dragonball.app.errors import AppSpecInvalid, UnknownService
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import planning
 from dragonball.orchestrator.control import AppNotApplied, Control, TaskResult
+from dragonball.orchestrator.images import ImagesMissing
 from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.rollout import RolloutFailed
 from dragonball.orchestrator.state import AppStore
@@ -438,3 +439,15 @@ def test_parameters_belong_to_the_service_not_to_one_slot(tmp_path, control):
     with pytest.raises(UnknownService):
         control.get_params("notes", "store-1")
     assert control.get_params("notes", "store")["service"] == "store"
+
+
+def test_a_server_that_cannot_get_an_image_stops_apply_before_any_change(tmp_path, control,
+                                                                          engine, agents):
+    agents.pull_fails = {"10.0.0.2": AgentError("the agent at 10.0.0.2:9443 answered HTTP "
+                                                "502: the pull failed", status=502)}
+    with pytest.raises(ImagesMissing, match="node-b cannot get notes/"):
+        control.apply(spec_file(tmp_path))
+    assert engine.mutations() == [] and agents.named("put_params") == []
+    agents.pull_fails = {}
+    control.apply(spec_file(tmp_path))      # fixed: every server gets them, then the launch
+    assert {a for a, _, _ in agents.pulls} == {"10.0.0.1", "10.0.0.2"}
