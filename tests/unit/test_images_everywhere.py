@@ -67,9 +67,10 @@ def test_a_service_s_running_image_by_id_or_as_made_before():
 
 # --- the supply before a launch -------------------------------------------------------------
 
-def supply(agents, events=None):
+def supply(agents, events=None, wait_s=0.0, clock=None):
     return ImageSupply(agents, {"username": "u", "password": "p", "serveraddress": "r:5000"},
-                       lambda *e: (events if events is not None else []).append(e))
+                       lambda *e: (events if events is not None else []).append(e),
+                       wait_s=wait_s, **({"clock": clock, "sleep": clock.sleep} if clock else {}))
 
 
 def test_each_ready_server_pulls_only_what_it_lacks_by_digest():
@@ -103,6 +104,33 @@ def test_an_agent_that_does_not_answer_and_an_image_with_no_reference_are_named(
     message = caught.value.message
     assert "s1 cannot get notes/x:1: its agent does not answer" in message
     assert "s2 cannot get notes/x:1: no registry reference to pull" in message
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_an_agent_that_answers_late_is_waited_for():
+    """A server that just joined: its agent's task is still starting."""
+    agents, events, clock = FakeAgents(), [], Clock()
+    agents.down = {"10.0.0.2"}
+    answers = agents.images
+
+    def late(address):
+        if clock.now >= 6:
+            agents.down = set()
+        return answers(address)
+    agents.images = late
+    supply(agents, events, wait_s=120, clock=clock).ensure([API], NODES)
+    assert ("images", "waiting", "for the agent on s2") in events
+    assert {a for a, _, _ in agents.pulls} == {"10.0.0.1", "10.0.0.2"}
 
 
 # --- the plan names the images its launches run ---------------------------------------------

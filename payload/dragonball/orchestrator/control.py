@@ -81,7 +81,8 @@ class Control:
         self.progress(service, state, detail)
 
     def executor(self) -> Executor:
-        supply = images_mod.ImageSupply(self.agents, self.registry.pull_auth(), self._report)
+        supply = images_mod.ImageSupply(self.agents, self.registry.pull_auth(), self._report,
+                                        clock=self.clock, sleep=self.sleep)
         return Executor(self.engine, self.params, self.tasks, self._report,
                         wait_s=self.wait_s, clock=self.clock, sleep=self.sleep, supply=supply)
 

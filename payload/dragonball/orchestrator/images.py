@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
 from dragonball.errors import AppError, DragonBallError, Unavailable
 from dragonball.orchestrator.naming import IMAGE_LABEL
+from dragonball.orchestrator.param_calls import AGENT_RETRY_S, AGENT_WAIT_S
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +106,15 @@ class ImageSupply:
     """Makes every ready server hold the images a launch needs, through its agent."""
 
     def __init__(self, agents, auth: dict | None,
-                 progress: Callable[[str, str, str], None], workers: int = WORKERS) -> None:
+                 progress: Callable[[str, str, str], None], workers: int = WORKERS,
+                 wait_s: float = AGENT_WAIT_S, clock=time.monotonic,
+                 sleep=time.sleep) -> None:
         """`auth`: the registry credential a pull needs ({username, password,
-        serveraddress}); `progress(image, state, detail)`."""
+        serveraddress}); `progress(image, state, detail)`; an agent that does not answer
+        (a server that just joined: its agent's task is starting) is asked again for up
+        to `wait_s`."""
         self.agents, self.auth, self.progress, self.workers = agents, auth, progress, workers
+        self.wait_s, self.clock, self.sleep = wait_s, clock, sleep
 
     def ensure(self, images: Iterable[ReleaseImage], nodes) -> list[dict]:
         """Pull on each ready node what it lacks of `images`, servers in parallel; one
@@ -127,10 +134,22 @@ class ImageSupply:
                 "(dragonball images where), then run the command again")
         return pulled
 
+    def _held(self, node) -> set:
+        """What the node's engine holds, its agent asked until it answers or `wait_s`."""
+        deadline = self.clock() + self.wait_s
+        while True:
+            try:
+                return held_ids(self.agents.images(node.address))
+            except DragonBallError:
+                if self.clock() >= deadline:
+                    raise
+            self.progress("images", "waiting", f"for the agent on {node.hostname}")
+            self.sleep(AGENT_RETRY_S)
+
     def _one(self, node, images: list[ReleaseImage]) -> tuple[list, list]:
         """(pulls made, shortfalls) of one node."""
         try:
-            held = held_ids(self.agents.images(node.address))
+            held = self._held(node)
         except DragonBallError as e:
             return [], [Shortfall(node.hostname, i, f"its agent does not answer ({e.message})")
                         for i in images]
