@@ -1,5 +1,5 @@
-"""Images of DragonBall's own platform, built like any module image: the registry and the
-node agent.
+"""Images of DragonBall's own platform, built like any module image: the registry, the
+node agent and the keepalived of an app's moving address.
 
 `build_registry_image(env)` builds ``dragonball/registry:<DragonBall version>`` from
 base_images/registry, `build_agent_image(env)` ``dragonball/agent:<DragonBall version>`` from
@@ -29,6 +29,9 @@ REGISTRY_REPOSITORY = "dragonball/registry"
 AGENT_DIR = "base_images/agent"
 AGENT_MODULE = "agent"
 AGENT_REPOSITORY = "dragonball/agent"
+KEEPALIVED_DIR = "base_images/keepalived"
+KEEPALIVED_MODULE = "keepalived"
+KEEPALIVED_REPOSITORY = "dragonball/keepalived"
 
 
 def registry_ref(version: str = dragonball.__version__) -> str:
@@ -39,6 +42,11 @@ def registry_ref(version: str = dragonball.__version__) -> str:
 def agent_ref(version: str = dragonball.__version__) -> str:
     """The agent image's name in the engine and in the .bin."""
     return f"{AGENT_REPOSITORY}:{version}"
+
+
+def keepalived_ref(version: str = dragonball.__version__) -> str:
+    """The image of an app's moving address (docs/app-address.md) in the engine and the .bin."""
+    return f"{KEEPALIVED_REPOSITORY}:{version}"
 
 
 def build_registry_image(env: BuildEnv, mirror: str | None = None) -> str:
@@ -56,6 +64,13 @@ def build_agent_image(env: BuildEnv, mirror: str | None = None) -> str:
     starlette, psutil, docker); return its ref. `mirror` as for build_registry_image."""
     return _build_module_image(env, AGENT_DIR, AGENT_MODULE, agent_ref(), mirror=mirror,
                                apt=True)
+
+
+def build_keepalived_image(env: BuildEnv, mirror: str | None = None) -> str:
+    """Build the image of an app's moving address (Debian's keepalived and iproute2); return
+    its ref. `mirror` as for build_registry_image."""
+    return _build_module_image(env, KEEPALIVED_DIR, KEEPALIVED_MODULE, keepalived_ref(),
+                               mirror=mirror, apt=True)
 
 
 def _build_module_image(env: BuildEnv, folder: str, module: str, ref: str,

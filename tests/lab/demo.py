@@ -13,11 +13,15 @@ made once (random) and kept 0600 in /var/lib/dragonball-demo/.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import pathlib
 import secrets
 import sys
+import tempfile
 import time
+
+import yaml
 
 from tests.lab.errors import LabError
 from tests.lab.install import LabCluster
@@ -27,6 +31,7 @@ NAME = "dbdemo"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 STATE = pathlib.Path("/var/lib/dragonball-demo")
 PASSWORD_FILE = STATE / "portal-admin-password"
+ADDRESS_HOST = 100   # the example's moving address: this host number of the lab's subnet
 
 
 def admin_password() -> str:
@@ -72,12 +77,14 @@ def up(servers: int, bin_path: pathlib.Path) -> int:
         f"{lab.leak_packets()} (packets that tried to leave the lab)")
     for node in nodes:
         print(f"    {node}")
-    app_url = _apply_example(cluster)
+    app_url, moving = _apply_example(cluster)
     ca = STATE / "ca.crt"
     ca.write_text(lab.exec("s1", ["cat", "/etc/dragonball/ca.crt"], check=True).stdout)
     url = f"https://{lab.ip('s1')}:8443"
     print(f"\nportal:          {url}/  (web UI, login admin; API: /api/v1/openapi.json)")
     print(f"notes app:       {app_url}  (examples/notes.app.yaml: web -> api x2 -> store)")
+    if moving:
+        print(f"                 {moving}")
     print(f"CA fingerprint:  {enrollment['ca_fingerprint']}  (CA saved in {ca})")
     print(f"admin password:  {PASSWORD_FILE} (user admin)")
     print(f"try it:          curl --cacert {ca} -u admin:\"$(sudo cat {PASSWORD_FILE})\" "
@@ -87,9 +94,25 @@ def up(servers: int, bin_path: pathlib.Path) -> int:
     return 0
 
 
-def _apply_example(cluster: LabCluster) -> str:
-    """`dragonball apply` of the example app on the portal, its output shown; its URL."""
-    spec = cluster.lab.copy_in("s1", ROOT / "examples" / "notes.app.yaml", "/root")
+def demo_spec(lab) -> dict:
+    """The example app; on 2 servers or more, web runs on two of them with a moving address
+    (docs/app-address.md): the lab subnet's .100."""
+    spec = yaml.safe_load((ROOT / "examples" / "notes.app.yaml").read_text())
+    if len(lab.servers) >= 2:
+        subnet = ipaddress.ip_network(str(lab.subnet))
+        spec["services"]["web"]["replicas"] = 2
+        spec["services"]["web"]["address"] = (f"{subnet.network_address + ADDRESS_HOST}/"
+                                              f"{subnet.prefixlen}")
+    return spec
+
+
+def _apply_example(cluster: LabCluster) -> tuple[str, str]:
+    """`dragonball apply` of the example app on the portal, its output shown; (its URL, a
+    line on its moving address, or "")."""
+    with tempfile.TemporaryDirectory() as folder:
+        local = pathlib.Path(folder) / "notes.app.yaml"
+        local.write_text(yaml.safe_dump(demo_spec(cluster.lab), sort_keys=False))
+        spec = cluster.lab.copy_in("s1", local, "/root")
     say("applying the example app (dragonball apply notes.app.yaml on s1)")
     run = cluster.dragonball("apply", spec, check=False, timeout=900)
     print(run.stdout.rstrip(), flush=True)
@@ -98,8 +121,13 @@ def _apply_example(cluster: LabCluster) -> str:
                        "the lab stays up for a look: scripts/lab.sh --name dbdemo shell s1")
     rows = json.loads(cluster.dragonball("services", "--json").stdout)["services"]
     web = next(r for r in rows if r["service"] == "web")
+    if web.get("address"):
+        servers = sorted({t["server"] for t in web["tasks"]})
+        return (f"http://{web['address']['address']}:8080/",
+                f"(web's moving address: held by one of {', '.join(servers)}, moves to "
+                "the other if it dies; dragonball services shows it)")
     server = web["tasks"][0]["server"] if web["tasks"] else "s1"
-    return f"http://{cluster.lab.ip(server)}:8080/"
+    return f"http://{cluster.lab.ip(server)}:8080/", ""
 
 
 def _check(run) -> None:

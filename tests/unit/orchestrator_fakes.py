@@ -33,7 +33,7 @@ def state_of(spec: dict, update_state: str | None = None) -> ServiceState:
     """The ServiceState Swarm would report for a service made from `spec`."""
     labels = dict(spec["Labels"])
     return ServiceState(spec["Name"], labels, spec["TaskTemplate"]["ContainerSpec"]["Image"],
-                        spec["Mode"]["Replicated"]["Replicas"],
+                        (spec["Mode"].get("Replicated") or {}).get("Replicas"),
                         labels.get(naming.SPEC_LABEL), update_state, id=f"id-{spec['Name']}")
 
 
@@ -78,8 +78,8 @@ class FakeSwarm:
     def add(self, spec: dict, tasks: list | None = None) -> None:
         """Put a service in place as if it ran already (test setup, not recorded)."""
         self.by_name[spec["Name"]] = copy.deepcopy(spec)
-        replicas = spec["Mode"]["Replicated"]["Replicas"]
         nodes = list(self._nodes)
+        replicas = (spec["Mode"].get("Replicated") or {}).get("Replicas", len(nodes))
         failing = self.failing.get(spec["Name"])
         made = [task(spec["Name"], i + 1, nodes[i % len(nodes)],
                      "failed" if failing else "running", error=failing or "")

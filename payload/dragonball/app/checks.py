@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from dragonball.app import graph
+from dragonball.app import address, graph
 from dragonball.app.document import Document
 from dragonball.app.model import Observed, ServiceSpec
 from dragonball.app.schema import NAME_HINT, UNKNOWN_IMAGE
@@ -30,6 +30,7 @@ def check_all(doc: Document, services: dict, observed: Observed) -> None:
         check_placement(doc, name, spec, observed)
     check_cycles(doc, services)
     check_ports(doc, services, observed)
+    address.check_addresses(doc, services, observed, lambda spec: candidates(spec, observed))
 
 
 def did_you_mean(word: str, known) -> str:

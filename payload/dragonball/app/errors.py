@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dragonball.errors import AppError, InvalidInput, NotFound, Unavailable
 
-__all__ = ["AppError", "AppNotApplied", "AppSpecInvalid", "AppUnspecified", "CycleError",
-           "ObservedInvalid", "SlotsUnplaced", "UnknownService", "the_only_app"]
+__all__ = ["AddressImageMissing", "AppError", "AppNotApplied", "AppSpecInvalid",
+           "AppUnspecified", "CycleError", "ObservedInvalid", "SlotsUnplaced",
+           "UnknownService", "the_only_app"]
 
 
 class AppSpecInvalid(AppError, InvalidInput):
@@ -46,6 +47,15 @@ class SlotsUnplaced(AppError, Unavailable):
                          "bring a server that fits the placement up (or join one), or lower "
                          "the service's replicas; nothing was changed")
         self.problems = problems
+
+
+class AddressImageMissing(AppError, Unavailable):
+    """A Service has a moving address, and the portal registry lacks the keepalived image."""
+
+    def __init__(self, image: str) -> None:
+        super().__init__(f"the portal registry has no {image}: a Service's address needs it",
+                         "this cluster was installed from an older .bin: upgrade it with this "
+                         "release's .bin, or remove the address from the spec")
 
 
 class AppNotApplied(AppError, NotFound):

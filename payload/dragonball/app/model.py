@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 PARAM_TYPES = ("string", "int", "float", "bool", "list")
+ADDRESS_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"
 
 
 class _Model(BaseModel):
@@ -71,6 +72,10 @@ class ServiceSpec(_Model):
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
     storage: bool = Field(False, description="storage/ and log/ kept on the server's disk")
+    address: str | None = Field(None, pattern=ADDRESS_PATTERN, description=(
+        "services only: one IPv4 address (with its prefix, default /24) in the servers' "
+        "network that moves to a live server of this Service (keepalived, VRRP); clients "
+        "reach its published ports there (docs/app-address.md)"))
 
     def needs(self) -> list[str]:
         """Every name this one starts after: backends, then depends_on, each once."""
@@ -91,12 +96,15 @@ class AppSpec(_Model):
 class Observed:
     """What the world holds, as data (`None`: not known, so not checked).
 
-    `labels`: server name -> its node labels.
+    `labels`: server name -> its node labels; `addresses`: server name -> its address;
+    `taken`: the moving addresses of the other apps (docs/app-address.md).
     """
 
     images: frozenset | None = None
     servers: frozenset | None = None
     labels: dict = field(default_factory=dict)
+    addresses: dict = field(default_factory=dict)   # server name -> its IPv4 address
+    taken: dict = field(default_factory=dict)       # moving address -> "app/service" holding it
 
 
 def json_schema() -> dict:

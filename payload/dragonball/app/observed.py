@@ -3,6 +3,7 @@
 ```json
 {"images": ["notes/api:0.1.0"], "servers": ["s1", "s2"],
  "labels": {"s1": {"disk": "ssd"}},
+ "addresses": {"s1": "10.0.0.11", "s2": "10.0.0.12"}, "taken": {"10.0.0.90": "shop/web"},
  "running": {"api": {"image": "notes/api:0.1.0", "replicas": 2,
                      "parameters": {"listen_port": 8080}, "needs": ["store"]}}}
 ```
@@ -25,7 +26,8 @@ def parse(data: dict) -> tuple[Observed, dict]:
         servers = data.get("servers")
         observed = Observed(frozenset(images) if images is not None else None,
                             frozenset(servers) if servers is not None else None,
-                            dict(data.get("labels") or {}))
+                            dict(data.get("labels") or {}),
+                            dict(data.get("addresses") or {}), dict(data.get("taken") or {}))
         running = {name: Running.from_dict(r) for name, r in (data.get("running") or {}).items()}
     except (AttributeError, KeyError, TypeError) as e:
         raise ObservedInvalid(f"the observed state is not in the documented shape ({e!r})") from e

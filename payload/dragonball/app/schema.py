@@ -27,6 +27,7 @@ _FIELD_HINTS = {
     "published": "a port number from 1 to 65535",
     "target": "a port number from 1 to 65535",
     "cpus": "a number above 0, e.g. 0.5",
+    "address": "an IPv4 address, with the network's prefix if not /24: 10.0.0.100/24",
     "type": "one of string, int, float, bool, list",
 }
 

@@ -170,11 +170,8 @@ class Control:
     def status(self, app: str) -> list[dict]:
         """One row per unit (a service, or a slot of one with storage), leaves first
         (orchestrator.status)."""
-        spec = self.spec_of(app)
         observation = self.observer.observe(app, tasks=True)
-        units = slotting.expand(spec, observation.nodes, place_new=False,
-                                remembered=self.store.pins(app))
-        return status_mod.rows(units, observation)
+        return status_mod.rows(self.units_of(app, observation.nodes), observation)
 
     def check_move(self, app: str, slot: str, server: str,
                    data_lost: bool = False) -> moving.Move:
@@ -184,8 +181,8 @@ class Control:
         spec = self.spec_of(app)
         target = moving.parse_slot(slot, spec)
         nodes = self.engine.nodes()
-        units = slotting.expand(spec, nodes, place_new=False, remembered=self.store.pins(app))
-        move = moving.plan_move(spec, units, nodes, target, server, data_lost)
+        move = moving.plan_move(spec, self.units_of(app, nodes), nodes, target, server,
+                                data_lost)
         if not move.data_lost:
             moving.Mover(self).room(move)
         return move
@@ -204,9 +201,7 @@ class Control:
         """Every application volume on every ready server, with the slot owning it or why
         none does (orchestrator.volumes); a server whose agent does not answer says so."""
         nodes = self.engine.nodes()
-        units = {app: slotting.expand(self.spec_of(app), nodes, place_new=False,
-                                      remembered=self.store.pins(app))
-                 for app in self.store.apps()}
+        units = {app: self.units_of(app, nodes) for app in self.store.apps()}
         reports = {}
         for node in nodes:
             if not node.ready:
@@ -246,9 +241,7 @@ class Control:
                                            f"name one of: {', '.join(sorted(nodes))}")
         if not node.ready:
             raise moving.MoveTargetDown(f"{server} is down", "bring it back first")
-        units = {app: slotting.expand(self.spec_of(app), nodes.values(), place_new=False,
-                                      remembered=self.store.pins(app))
-                 for app in self.store.apps()}
+        units = {app: self.units_of(app, nodes.values()) for app in self.store.apps()}
         found = [v for v in self.agents.volumes(node.address) if v.get("name") == name]
         if not found:
             raise volumes_mod.VolumeUnknown(f"no app volume {name!r} on {server}",
@@ -261,10 +254,11 @@ class Control:
                                 {"server": server, "volume": name})
         return self.agents.delete_volume(node.address, name)
 
-    def units_of(self, app: str) -> slotting.Units:
-        """The applied spec as units, pins as recorded (notifications: who needs whom)."""
-        return slotting.expand(self.spec_of(app), self.engine.nodes(), place_new=False,
-                               remembered=self.store.pins(app))
+    def units_of(self, app: str, nodes=None) -> slotting.Units:
+        """The applied spec as units, each slot's server as recorded (the node labels, and
+        the store for a node gone from the Swarm); `nodes`: as read already, else read."""
+        return slotting.expand(self.spec_of(app), self.engine.nodes() if nodes is None
+                               else nodes, place_new=False, remembered=self.store.pins(app))
 
     def notifications(self, app: str, limit: int = 50) -> list[dict]:
         """The app's latest notifications, newest first (`dragonball notifications --json`)."""

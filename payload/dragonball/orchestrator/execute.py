@@ -47,8 +47,25 @@ class Executor:
             self.swarm.ensure_network(dict(deployment.network))
         for change in deployment.labels:
             self.swarm.update_node(change.node_id, labels={change.key: change.value})
+        self.addresses(deployment, ("remove",))   # an address off its server before it stops
         self.stop(deployment)
-        return self.launch(spec, deployment.launches, changed)
+        started = self.launch(spec, deployment.launches, changed)
+        self.addresses(deployment, ("create", "update"))
+        return started
+
+    def addresses(self, deployment: Deployment, ops: tuple) -> None:
+        """The moving addresses' steps of kinds `ops` (orchestrator.address): after the
+        launches, so the Service answers where its address may go."""
+        for step in deployment.addresses:
+            if step.op not in ops:
+                continue
+            self.progress(step.service, step.op, f"address {step.address}")
+            if step.op == "create":
+                self.swarm.create_service(dict(step.spec))
+            elif step.op == "update":
+                self.swarm.update_service(step.swarm_name, dict(step.spec))
+            else:
+                self.swarm.remove_service(step.swarm_name)
 
     def stop(self, deployment: Deployment) -> list[str]:
         """The deployment's stops, roots first; the names stopped."""

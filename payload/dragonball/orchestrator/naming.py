@@ -28,6 +28,8 @@ NEEDS_LABEL = f"{PREFIX}.needs"         # comma-separated: orders its stop once 
 IMAGE_LABEL = f"{PREFIX}.image"         # the spec's image, as the spec names it
 SLOT_LABEL = f"{PREFIX}.slot"           # a slot of a service with storage: "store-2"
 PLACEMENT_LABEL = "dragonball.placement"  # node label prefix for "one of these servers"
+ADDRESS_LABEL = f"{PREFIX}.address-of"  # a moving address's keepalived: the spec's service
+ADDRESS_IP_LABEL = f"{PREFIX}.address"  # ... and the address itself, with its prefix
 
 PARAMS_HOST_DIR = paths.PARAMS_DIR
 PARAMS_MOUNT = "/run/dragonball-params"
@@ -37,6 +39,12 @@ SERVICE_ROOT = "/opt/dragon_ball/service"
 
 def swarm_service(app: str, service: str) -> str:
     return f"{app}_{service}"
+
+
+def address_service(app: str, service: str) -> str:
+    """The keepalived of a Service's moving address (``notes_web_address``: no spec name has
+    a '_', so it never names another service)."""
+    return f"{app}_{service}_address"
 
 
 def network(app: str) -> str:

@@ -21,11 +21,16 @@ from typing import Mapping
 
 import yaml
 
+import dragonball
+
 from dragonball.app.checks import normal_image
 from dragonball.app.model import Observed
 from dragonball.errors import AppError, Unavailable
 from dragonball.orchestrator import naming
 from dragonball.swarm import Node, ServiceState
+
+#: The image of a moving address's keepalived (orchestrator.address, built with the release)
+ADDRESS_IMAGE = f"dragonball/keepalived:{dragonball.__version__}"
 
 
 @dataclass(frozen=True)
@@ -38,13 +43,19 @@ class Observation:
     pinned: Mapping[str, str] = field(default_factory=dict)  # spec image -> its image ID
     tasks: Mapping[str, tuple] = field(default_factory=dict)  # unit name -> its Tasks
     remembered: Mapping[str, str] = field(default_factory=dict)  # slot -> server (store)
+    addresses: Mapping[str, ServiceState] = field(default_factory=dict)  # service -> its
+    #                                            moving address's keepalived (orchestrator.address)
+    taken: Mapping[str, str] = field(default_factory=dict)  # other apps' addresses -> app/service
     pulls: Mapping[str, str] = field(default_factory=dict)   # spec image -> registry@digest
 
     def checks(self) -> Observed:
-        """What the spec's checks need: images in the registry, servers, their labels."""
+        """What the spec's checks need: images in the registry, servers, their labels and
+        addresses, the other apps' moving addresses."""
         return Observed(images=frozenset(self.pinned),
                         servers=frozenset(n.hostname for n in self.nodes),
-                        labels={n.hostname: dict(n.labels) for n in self.nodes})
+                        labels={n.hostname: dict(n.labels) for n in self.nodes},
+                        addresses={n.hostname: n.address for n in self.nodes},
+                        taken=dict(self.taken))
 
     def ready_nodes(self) -> list[Node]:
         return [n for n in self.nodes if n.ready]
@@ -52,6 +63,11 @@ class Observation:
 
 class ManifestUnreadable(AppError, Unavailable):
     """The registry's manifest of an image does not say its image ID."""
+
+
+def _address_units(addresses: Mapping) -> dict:
+    """The keepalived services of moving addresses by a name of their own (status)."""
+    return {f"{name} address": state for name, state in addresses.items()}
 
 
 def split_image(ref: str) -> tuple[str, str]:
@@ -62,8 +78,9 @@ def split_image(ref: str) -> tuple[str, str]:
 
 
 def names_in(text: str) -> tuple[str, list[str]] | None:
-    """(the app's name, the images it names) of a spec's text, read before its checks so
-    the world can be looked up for them; None when it is not a mapping of services."""
+    """(the app's name, the images it names, with the keepalived image when a Service has
+    an address) of a spec's text, read before its checks so the world can be looked up for
+    them; None when it is not a mapping of services."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -72,8 +89,10 @@ def names_in(text: str) -> tuple[str, list[str]] | None:
     if not isinstance(services, dict):
         return None
     app = data.get("app") if isinstance(data.get("app"), str) else ""
-    return app, [s["image"] for s in services.values()
-                 if isinstance(s, dict) and isinstance(s.get("image"), str)]
+    images = [s["image"] for s in services.values()
+              if isinstance(s, dict) and isinstance(s.get("image"), str)]
+    moving = any(isinstance(s, dict) and s.get("address") for s in services.values())
+    return app, images + [ADDRESS_IMAGE] * moving
 
 
 class Observer:
@@ -83,24 +102,45 @@ class Observer:
         self.swarm, self.registry, self.registry_address = swarm, registry, registry_address
 
     def observe(self, app: str, images=(), tasks: bool = False) -> Observation:
-        """Nodes, the app's services, the pinned `images`; each service's tasks too
-        when `tasks`."""
-        services = self.services(app) if app else {}
+        """Nodes, the app's services and moving addresses, the pinned `images` (with the
+        keepalived image among them, the other apps' addresses too: what apply checks);
+        each service's tasks too when `tasks`."""
+        listed = self.swarm.services({naming.APP_LABEL: app}) if app else []
+        services, addresses = self.by_unit(listed), self.by_address(listed)
         found = {name: tuple(self.swarm.tasks(state.name))
-                 for name, state in services.items()} if tasks else {}
+                 for name, state in {**services, **_address_units(addresses)}.items()
+                 } if tasks else {}
+        taken = self.taken(app) if ADDRESS_IMAGE in images else {}
         pinned, pulls = self.pin(images)
         return Observation(app, tuple(self.swarm.nodes()), services, pinned, found,
-                           pulls=pulls)
+                           addresses=addresses, taken=taken, pulls=pulls)
 
     def services(self, app: str) -> dict:
         """unit name -> ServiceState of the app's services on Swarm (by their labels): the
         spec's name, or a slot's (`store-2`, orchestrator.slotting)."""
+        return self.by_unit(self.swarm.services({naming.APP_LABEL: app}))
+
+    @staticmethod
+    def by_unit(listed) -> dict:
         found = {}
-        for state in self.swarm.services({naming.APP_LABEL: app}):
+        for state in listed:
             name = state.labels.get(naming.SLOT_LABEL) or state.labels.get(naming.SERVICE_LABEL)
             if name:
                 found[name] = state
         return found
+
+    @staticmethod
+    def by_address(listed) -> dict:
+        """spec service -> the ServiceState of its moving address's keepalived."""
+        return {s.labels[naming.ADDRESS_LABEL]: s for s in listed
+                if s.labels.get(naming.ADDRESS_LABEL)}
+
+    def taken(self, app: str) -> dict:
+        """The moving addresses of every other app: address -> "app/service"."""
+        return {s.labels.get(naming.ADDRESS_IP_LABEL, ""):
+                f"{s.labels.get(naming.APP_LABEL)}/{s.labels[naming.ADDRESS_LABEL]}"
+                for s in self.swarm.services()
+                if s.labels.get(naming.ADDRESS_LABEL) and s.labels.get(naming.APP_LABEL) != app}
 
     def pin(self, images) -> tuple[dict, dict]:
         """({spec image: its image ID}, {spec image: `<registry>/<repository>@<digest>`}),

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from dragonball.app import plan as plan_mod
-from dragonball.app.errors import SlotsUnplaced, UnknownService
+from dragonball.app.errors import AddressImageMissing, SlotsUnplaced, UnknownService
 from dragonball.app.model import AppSpec
-from dragonball.orchestrator import naming, slotting, specs
+from dragonball.orchestrator import address, naming, slotting, specs
 from dragonball.orchestrator.images import ReleaseImage
 from dragonball.orchestrator.observe import Observation
 
@@ -89,6 +89,7 @@ class Deployment:
     remove: bool = False
     launches: tuple = ()
     pins: Mapping = field(default_factory=dict)   # slot -> server, to record
+    addresses: tuple = ()                         # orchestrator.address.AddressStep
     images: tuple = ()     # ReleaseImage: every ready server holds them before a launch
 
     def launched(self) -> list[str]:
@@ -161,15 +162,15 @@ def launch_step(units: slotting.Units, observation: Observation, name: str,
                       units.waiting.get(name, ""))
 
 
-def images_of(units: slotting.Units, observation: Observation, launches) -> tuple:
-    """The images the launches run (those with tasks), each once, by name (pure)."""
-    found = {}
-    for step in launches:
-        image = units.spec.services[step.service].image
-        if step.replicas and image in observation.pinned:
-            found[image] = ReleaseImage(image, observation.pinned[image],
-                                        observation.pulls.get(image, ""))
-    return tuple(found[name] for name in sorted(found))
+def images_of(units: slotting.Units, observation: Observation, launches,
+              addresses=()) -> tuple:
+    """The images the launches run (those with tasks) and, with a moving address kept
+    or made, its keepalived's: each once, by name (pure)."""
+    wanted = [units.spec.services[step.service].image for step in launches if step.replicas]
+    if any(step.op != "remove" for step in addresses):
+        wanted.append(address.IMAGE)
+    return tuple(ReleaseImage(image, observation.pinned[image], observation.pulls.get(image, ""))
+                 for image in sorted(set(wanted)) if image in observation.pinned)
 
 
 def placement_labels(spec: AppSpec, nodes) -> tuple:
@@ -205,9 +206,30 @@ def deploy(spec: AppSpec, observation: Observation) -> Deployment:
                   for wave in shown.stop_waves for s in wave)
     launches = tuple(launch_step(units, observation, s.service)
                      for wave in shown.start_waves for s in wave)
+    addresses = address_steps(spec, observation)
+    shown = dataclasses.replace(shown, notes=shown.notes + tuple(
+        address_note(step) for step in addresses))
     return Deployment(shown, specs.network_spec(spec.app),
                       placement_labels(units.spec, observation.nodes), stops, True, launches,
-                      dict(units.pins), images_of(units, observation, launches))
+                      dict(units.pins), addresses,
+                      images_of(units, observation, launches, addresses))
+
+
+def address_steps(spec: AppSpec, observation: Observation) -> tuple:
+    """The moving addresses' steps; AddressImageMissing when one is wanted and the portal
+    registry lacks the keepalived image."""
+    steps = address.plan(spec, observation)
+    if any(s.op != "remove" for s in steps) and address.IMAGE not in observation.pinned:
+        raise AddressImageMissing(address.IMAGE)
+    return steps
+
+
+def address_note(step: address.AddressStep) -> str:
+    """What happens to a moving address, for the plan's notes."""
+    said = {"create": "held by a live server of {s} (new)", "update": "changed",
+            "keep": "kept", "remove": "removed: {s} no longer has it"}
+    return f"address {step.address} of {step.service}: " + said[step.op].format(
+        s=step.service)
 
 
 def start(spec: AppSpec, observation: Observation, name: str,

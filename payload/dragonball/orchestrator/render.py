@@ -47,11 +47,24 @@ def print_services(app: str, rows: list[dict], console: Console) -> None:
                       ", ".join(row.get("needs", [])), escape(tasks))
     console.print(table)
     for row in rows:
+        if row.get("address"):
+            console.print(address_line(row))
+    for row in rows:
         if row.get("waiting"):
             console.print(f"[red]{escape(str(row['service']))} waits for "
                           f"{escape(str(row['waiting']))}, which is down[/red]: its data is "
                           "there; it starts when the server is back (or move it: "
                           f"dragonball move {escape(str(row['service']))} --to SERVER)")
+
+
+def address_line(row: dict) -> str:
+    """'web answers at 10.0.0.100 (moves between s2, s3)', or why it does not yet."""
+    found = row["address"]
+    name, where = escape(str(row.get("service"))), escape(str(found.get("address")))
+    if not found.get("deployed"):
+        return f"[yellow]{name}'s address {where} is not on the cluster yet[/yellow]: apply"
+    peers = ", ".join(found.get("peers") or []) or "no server yet"
+    return f"[bold]{name} answers at {where}[/bold] (moves between {escape(peers)})"
 
 
 def print_params(found: dict, console: Console) -> None:

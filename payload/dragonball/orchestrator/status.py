@@ -1,11 +1,13 @@
 """The status of an app's services, pure: its units (orchestrator.slotting) and an
 Observation (with tasks) in, the rows `dragonball services --json` and the portal's API give
 out. A service with storage has one row per slot, saying which server holds its data and,
-while that server is down, that the slot waits for it."""
+while that server is down, that the slot waits for it; a Service with a moving address says
+it, and the servers that may hold it."""
 
 from __future__ import annotations
 
 from dragonball.app import graph, plan as plan_mod
+from dragonball.orchestrator import naming
 from dragonball.orchestrator.observe import Observation
 from dragonball.orchestrator.slotting import Units
 
@@ -38,6 +40,8 @@ def row(units: Units, name: str, observation: Observation, servers: dict) -> dic
               "state": state(found is not None, desired, healthy),
               "tasks": [{"slot": t.slot, "server": servers.get(t.node_id, ""),
                          "state": t.state} for t in up]}
+    if service.address:
+        result["address"] = address_row(name, service.address, observation, servers)
     slot = units.slots.get(name)
     if slot:
         result.update({"of": slot.service, "slot": slot.number,
@@ -45,3 +49,15 @@ def row(units: Units, name: str, observation: Observation, servers: dict) -> dic
         if units.waiting.get(name) and desired and healthy < desired:
             result["state"] = "waiting"
     return result
+
+
+def address_row(name: str, address: str, observation: Observation, servers: dict) -> dict:
+    """A Service's moving address: the address, whether its keepalived is on Swarm, the
+    servers where it runs (the address's peers: one of them holds it)."""
+    state = observation.addresses.get(name)
+    up = [t for t in observation.tasks.get(f"{name} address", ())
+          if t.desired_state == "running" and t.state == "running"]
+    return {"address": address.split("/")[0],
+            "network": state.labels.get(naming.ADDRESS_IP_LABEL, address) if state else address,
+            "deployed": state is not None,
+            "peers": sorted(servers.get(t.node_id, "") for t in up)}

@@ -38,6 +38,8 @@ class TreeRow:
     pinned: str = ""       # a slot: the server its storage pins it to
     of: str = ""           # a slot: its service's name in the spec (parameters, logs)
     waiting: str = ""      # a slot: its server, while that server is down
+    address: str = ""      # a Service's moving address (docs/app-address.md)
+    address_peers: tuple = ()  # the servers that may hold it (its keepalived runs there)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,14 @@ def tasks_per_server(row: dict) -> list[tuple[str, int]]:
     return sorted(counts.items())
 
 
+def address_of(row: dict) -> dict:
+    """The TreeRow fields of a Service's moving address (none without one)."""
+    found = row.get("address") or {}
+    if not found:
+        return {}
+    return {"address": found.get("address", ""), "address_peers": tuple(found.get("peers", ()))}
+
+
 def tree(app: str, rows: list[dict]) -> list[TreeRow]:
     """`Control.status` rows as a tree: each root (what nothing needs), then what it needs,
     indented one more level, depth first. A service two parents share is shown in full
@@ -87,7 +97,8 @@ def tree(app: str, rows: list[dict]) -> list[TreeRow]:
         found.append(TreeRow(app, name, row["kind"], row["state"], depth, row["healthy"],
                              row["desired"], tasks_per_server(row), list(row["needs"]),
                              repeat=name in shown, pinned=row.get("server") or "",
-                             waiting=row.get("waiting") or "", of=row.get("of") or ""))
+                             waiting=row.get("waiting") or "", of=row.get("of") or "",
+                             **address_of(row)))
         if name in shown:
             return
         shown.add(name)

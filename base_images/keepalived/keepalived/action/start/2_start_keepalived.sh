@@ -1,0 +1,3 @@
+#!/bin/sh
+# keepalived (VRRP only) in the background, logging to the container's log.
+exec sh module/keepalivedctl.sh launch
