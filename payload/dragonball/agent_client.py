@@ -54,6 +54,7 @@ CLIENT_CERT = f"{paths.PORTAL_CONFIG_DIR}/agent-client.crt"
 CLIENT_KEY = f"{paths.PORTAL_CONFIG_DIR}/agent-client.key"
 TIMEOUT_S = 10.0
 EXEC_GRACE_S = 15.0   # an exec's answer may come this long after its own timeout
+PULL_TIMEOUT_S = 900.0  # a pull's answer comes once every layer is in
 ARCHIVE_TIMEOUT_S = 3600.0     # an export or import answers once the whole volume is done
 TRANSFER_CHUNK_BYTES = 1 << 20
 
@@ -203,6 +204,18 @@ class AgentClient:
     def logs(self, address: str, container: str, tail: int = 200) -> list[str]:
         return self._call("GET", address, "/v1/logs",
                           params={"container": container, "tail": tail})["lines"]
+
+    def images(self, address: str) -> list[dict]:
+        """The images that node's engine holds: [{"id", "tags", "digests"}]."""
+        return self.get(address, "/v1/images")["images"]
+
+    def pull_image(self, address: str, reference: str, image_id: str, auth: dict | None,
+                   timeout: float = PULL_TIMEOUT_S) -> dict:
+        """That node pulls `reference` (pinned by digest), which must give `image_id`:
+        {"id", "reference", "pulled", "seconds"} (`pulled` False: it held it already)."""
+        return self._call("POST", address, "/v1/images/pull", body={
+            "reference": reference, "id": image_id, "auth": auth},
+            timeout=(self.timeout, timeout))
 
     def put_params(self, address: str, app: str, service: str, revision: int,
                    params: dict) -> dict:

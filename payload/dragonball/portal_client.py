@@ -190,6 +190,9 @@ class PortalClient:
     def volumes(self) -> list[dict]:
         return self.call("GET", "/api/v1/volumes")["volumes"]
 
+    def image_holdings(self) -> list[dict]:
+        return self.call("GET", "/api/v1/images/servers")["servers"]
+
     def remove_volume(self, server: str, name: str) -> dict:
         return self.call("DELETE", f"/api/v1/volumes/{_seg(server)}/{_seg(name)}")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import datetime
 
 from dragonball.agent_client import AgentError
@@ -138,6 +140,22 @@ class FakeAgents:
         self.calls: list = []
         self.held: dict = {}        # address -> the app volumes' names there
         self.free: dict = {}        # address -> free bytes on its engine's disk
+        self.images_on: dict = {}   # address -> the image IDs its engine holds
+        self.pulls: list = []       # (address, reference, image ID), as pulled
+        self.pull_fails: dict = {}  # address -> AgentError its pulls raise
+        self.down: set = set()      # addresses whose agent does not answer (images)
+
+    def images(self, address: str) -> list[dict]:
+        if address in self.down:
+            raise AgentError(f"cannot reach the agent at {address}:9443: refused")
+        return [{"id": i, "tags": [], "digests": []} for i in self.images_on.get(address, ())]
+
+    def pull_image(self, address: str, reference: str, image_id: str, auth) -> dict:
+        if address in self.pull_fails:
+            raise self.pull_fails[address]
+        self.pulls.append((address, reference, image_id))
+        self.images_on.setdefault(address, []).append(image_id)
+        return {"id": image_id, "reference": reference, "pulled": True, "seconds": 1.5}
 
     def volumes(self, address: str, sizes: bool = False) -> list[dict]:
         return [{"name": n, "app": n.split("_")[0], "size": 10 << 20, "in_use": True}
@@ -172,12 +190,25 @@ class FakeAgents:
         return [c for c in self.calls if c[0] == method]
 
 
+def image_id_of(manifest_digest: str) -> str:
+    """The fake registry's image ID (config digest) of a manifest digest."""
+    return "sha256:" + hashlib.sha256(manifest_digest.encode()).hexdigest()
+
+
 class FakeRegistry:
-    """The portal registry: `digests["notes/api:0.1.0"]` -> its manifest digest."""
+    """The portal registry: `digests["notes/api:0.1.0"]` -> its manifest digest, whose
+    config digest (the image ID) is `image_id_of` it."""
 
     def __init__(self, digests: dict) -> None:
         self.digests = dict(digests)
         self.calls: list = []
+
+    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str]:
+        config = {"digest": image_id_of(reference), "size": 1}
+        return json.dumps({"schemaVersion": 2, "config": config}).encode(), reference
+
+    def pull_auth(self) -> dict:
+        return {"username": "dragonball", "password": "secret", "serveraddress": "registry"}
 
     def tag_digest(self, repository: str, tag: str) -> str | None:
         self.calls.append((repository, tag))

@@ -42,6 +42,13 @@ class FakeSources:
         self.catalog: dict | None = {"dragonball/agent": ["0.1.0"],
                                      "dragonball/registry": ["0.1.0", "latest"]}
         self.asked: list = []
+        self.holdings: dict | None = {}   # hostname -> images row; None: cannot be read
+
+    def image_holdings(self):
+        if self.holdings is None:
+            raise SourceError("the images per server cannot be read: the engine does not "
+                              "answer", "is it running?")
+        return self.holdings
 
     def devices(self):
         return self.store.devices()

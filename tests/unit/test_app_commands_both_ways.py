@@ -105,7 +105,8 @@ def _json(result: tuple) -> dict:
 READS = [("services",), ("services", "--json"), ("params", "get", "api"),
          ("params", "get", "api", "--json"), ("logs", "api", "--tail", "5"),
          ("logs", "api", "--json"), ("notifications",), ("notifications", "--json"),
-         ("services", "--app", "notes", "--json")]
+         ("services", "--app", "notes", "--json"), ("images", "where"),
+         ("images", "where", "--json")]
 
 
 @pytest.mark.parametrize("argv", READS, ids=" ".join)

@@ -43,7 +43,8 @@ def test_plan_order_and_duplicate_ids_are_refused(server, tmp_path):
 def test_role_steps_come_after_the_firewall(server, tmp_path):
     ctx = context(server, tmp_path, case="debian12-vm", role="device")
     ids = [s.id for s in plan.build_plan(ctx, roles.STEPS)]
-    assert ids == ["os.kernel", "os.limits", "engine.use", "os.firewall", "join.ca",
+    assert ids == ["os.kernel", "os.limits", "engine.use", "os.firewall", "images.load",
+                   "join.ca",
                    "join.enroll", "join.ssh_key", "join.registry", "agent.params",
                    "join.swarm", "join.report"]
 
@@ -52,7 +53,7 @@ def test_the_portal_runs_its_steps_then_the_agents_then_its_first_code(server, t
     ctx = context(server, tmp_path, case="bare-lab-server", role="portal")
     ids = [s.id for s in plan.build_plan(ctx, roles.STEPS)]
     assert ids[ids.index("os.firewall"):] == [
-        "os.firewall", "portal.swarm", "portal.pki", "portal.registry_auth",
+        "os.firewall", "images.load", "portal.swarm", "portal.pki", "portal.registry_auth",
         "portal.registry_image", "portal.registry", "portal.registry_trust", "portal.images",
         "portal.runtime", "portal.config", "portal.store", "portal.service", "agent.params",
         "agent.pki", "agent.service", "portal.first_code"]  # no join.* step

@@ -84,4 +84,5 @@ def test_reset_knows_every_kind_a_step_may_note():
         "portal_swarm", "portal_file", "portal_tree", "portal_image", "portal_container",
         "portal_login", "portal_link", "portal_service", "portal_process",       # portal
         "docker_login", "swarm_join",                                            # join
-        "agent_service", "agent_secret", "agent_params"])                        # agent
+        "agent_service", "agent_secret", "agent_params",                         # agent
+        "release_images"])                                                       # images

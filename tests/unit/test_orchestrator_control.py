@@ -8,12 +8,13 @@ import pathlib
 
 import pytest
 
-from orchestrator_fakes import FakeAgents, FakeRegistry, FakeSwarm, task
+from orchestrator_fakes import FakeAgents, FakeRegistry, FakeSwarm, image_id_of, task
 from dragonball.agent_client import AgentError
 from dragonball.app.errors import AppSpecInvalid, UnknownService
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import planning
 from dragonball.orchestrator.control import AppNotApplied, Control, TaskResult
+from dragonball.orchestrator.images import ImagesMissing
 from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.rollout import RolloutFailed
 from dragonball.orchestrator.state import AppStore
@@ -136,7 +137,12 @@ def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engi
     assert created == ["notes_store-1", "notes_api", "notes_web"]   # the store: its slot
     assert ("ensure_network", "notes_net") in engine.calls
     image = engine.by_name["notes_api"]["TaskTemplate"]["ContainerSpec"]["Image"]
-    assert image == f"{REGISTRY}/notes/api@sha256:{'a' * 64}"
+    assert image == image_id_of(f"sha256:{'a' * 64}")      # pinned by image ID
+    assert engine.by_name["notes_api"]["Labels"]["io.dragonball.image"] == "notes/api:0.1.0"
+    # every ready server got every image before the first launch, pulled by digest
+    assert sorted(agents.pulls) == sorted(
+        (address, f"{REGISTRY}/{image.split(':')[0]}@{digest}", image_id_of(digest))
+        for address in ("10.0.0.1", "10.0.0.2") for image, digest in DIGESTS.items())
     # no placement.servers: the only node touched is the store slot's, pinned once
     assert [c[1:] for c in engine.calls if c[0] == "update_node"] == [
         ("id-a", {"dragonball.placement.notes.store-1": "true"}, False)]
@@ -433,3 +439,15 @@ def test_parameters_belong_to_the_service_not_to_one_slot(tmp_path, control):
     with pytest.raises(UnknownService):
         control.get_params("notes", "store-1")
     assert control.get_params("notes", "store")["service"] == "store"
+
+
+def test_a_server_that_cannot_get_an_image_stops_apply_before_any_change(tmp_path, control,
+                                                                          engine, agents):
+    agents.pull_fails = {"10.0.0.2": AgentError("the agent at 10.0.0.2:9443 answered HTTP "
+                                                "502: the pull failed", status=502)}
+    with pytest.raises(ImagesMissing, match="node-b cannot get notes/"):
+        control.apply(spec_file(tmp_path))
+    assert engine.mutations() == [] and agents.named("put_params") == []
+    agents.pull_fails = {}
+    control.apply(spec_file(tmp_path))      # fixed: every server gets them, then the launch
+    assert {a for a, _, _ in agents.pulls} == {"10.0.0.1", "10.0.0.2"}

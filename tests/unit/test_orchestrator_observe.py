@@ -8,7 +8,7 @@ from dragonball.app import spec as app_spec
 from dragonball.orchestrator import naming, planning, slotting, status
 from dragonball.orchestrator.observe import Observation, Observer, names_in
 from dragonball.swarm import Node, ServiceState
-from orchestrator_fakes import FakeRegistry, FakeSwarm, task
+from orchestrator_fakes import FakeRegistry, FakeSwarm, image_id_of, task
 
 NOTES = (pathlib.Path(__file__).parents[2] / "examples" / "notes.app.yaml").read_text()
 SPEC = app_spec.load(NOTES, "notes.app.yaml")
@@ -34,7 +34,10 @@ def test_observe_reads_nodes_the_apps_services_by_label_and_pins_images():
         "notes", ["notes/api:0.1.0", "notes/store:0.1.0", "notes/api:0.1.0"])
     assert [n.hostname for n in seen.nodes] == ["node-a", "node-b"]
     assert list(seen.services) == ["api"] and seen.services["api"].name == "notes_api"
-    assert dict(seen.pinned) == pinned      # store is not in the registry: not pinned
+    digest = DIGESTS["notes/api:0.1.0"]
+    # store is not in the registry: not pinned; api by image ID, pulled by digest
+    assert dict(seen.pinned) == {"notes/api:0.1.0": image_id_of(digest)}
+    assert dict(seen.pulls) == pinned
     assert seen.tasks == {}
     assert seen.checks().images == frozenset(["notes/api:0.1.0"])
     assert seen.checks().labels == {"node-a": {}, "node-b": {"zone": "b"}}

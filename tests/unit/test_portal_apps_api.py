@@ -139,8 +139,10 @@ def test_start_is_a_job_with_its_events_and_result(deployed):
     assert job["state"] == "done" and job["error"] is None and job["kind"] == "start"
     assert job["result"] == {"app": "notes", "service": "web",
                              "start": ["store-1", "api", "web"]}   # the store's slot
-    assert [(e["service"], e["state"]) for e in job["events"]][:2] == [
-        ("store-1", "starting"), ("store-1", "healthy")]
+    events = [(e["service"], e["state"]) for e in job["events"]]
+    pulls = [e for e in events if e[1] in ("pulling", "pulled")]   # images first
+    assert events[:len(pulls)] == pulls
+    assert events[len(pulls):][:2] == [("store-1", "starting"), ("store-1", "healthy")]
     assert all(isinstance(e["t"], float) for e in job["events"])
     same = get(deployed, f"/api/v1/jobs/{job['id']}").json()
     assert same["state"] == "done" and same["events"] == job["events"]

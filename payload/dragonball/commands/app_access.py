@@ -78,6 +78,10 @@ class Apps(Protocol):
     def volumes(self) -> list[dict]:
         """Every application volume: [{server, name, app, size, in_use, owner, why}]."""
 
+    def image_holdings(self) -> list[dict]:
+        """Per server, the applied apps' images it holds and lacks: [{server, address,
+        ready, total, held, missing, error}]."""
+
     def remove_volume(self, server: str, name: str) -> dict:
         """Remove an app volume no slot owns (with the ended tasks' containers holding
         it): {name, removed}."""

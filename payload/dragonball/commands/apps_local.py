@@ -94,6 +94,9 @@ class LocalApps:
     def volumes(self) -> list[dict]:
         return answers.volumes(self.control)["volumes"]
 
+    def image_holdings(self) -> list[dict]:
+        return answers.image_holdings(self.control)["servers"]
+
     def remove_volume(self, server: str, name: str) -> dict:
         return answers.remove_volume(self.control, server, name)
 

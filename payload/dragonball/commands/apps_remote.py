@@ -61,6 +61,9 @@ class RemoteApps:
     def volumes(self) -> list[dict]:
         return self.portal.volumes()
 
+    def image_holdings(self) -> list[dict]:
+        return self.portal.image_holdings()
+
     def remove_volume(self, server: str, name: str) -> dict:
         return self.portal.remove_volume(server, name)
 

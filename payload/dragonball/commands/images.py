@@ -1,6 +1,8 @@
-"""`dragonball images list|push`: the image archive of a release, and its way into a registry.
+"""`dragonball images list|push|where`: the image archive of a release, its way into a
+registry, and which servers hold the applied apps' images.
 
     dragonball images list [--archive FILE] [--json]
+    dragonball images where [--json] [--remote]
     dragonball images push --registry HOST:PORT --ca FILE --username U --password-file FILE
                            [--archive FILE] [--only REF ...] [--workers N]
 
@@ -22,6 +24,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                            TimeRemainingColumn, TransferSpeedColumn)
 from rich.table import Table
 
+from dragonball.commands.app_access import open_apps, transport_options
 from dragonball.console import console
 from dragonball.errors import ExitStatus
 from dragonball.registry.client import RegistryClient, RegistryInputInvalid
@@ -48,6 +51,37 @@ def add_images_commands(commands) -> None:
     push.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
     _archive_option(push)
     push.set_defaults(handler=images_push)
+    where = sub.add_parser("where", help="per server, which images of the applied apps it "
+                                         "holds (a task starts only where its image is)")
+    where.add_argument("--json", action="store_true", help="print one JSON document")
+    where.add_argument("--timeout", type=float, default=300.0, help=argparse.SUPPRESS)
+    transport_options(where)
+    where.set_defaults(handler=images_where)
+
+
+def images_where(args: argparse.Namespace) -> int:
+    with open_apps(args) as apps:
+        rows = apps.image_holdings()
+    if args.json:
+        console.print_json(json.dumps({"servers": rows}))
+        return ExitStatus.OK
+    table = Table(title="app images per server", title_justify="left")
+    for column in ("server", "holds", "missing"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(escape(row["server"]), *holding_cells(row))
+    console.print(table)
+    return ExitStatus.OK
+
+
+def holding_cells(row: dict) -> tuple[str, str]:
+    """(holds, missing) of one server's row, marked up (pure)."""
+    if row.get("error"):
+        return "?", f"[yellow]{escape(row['error'])}[/yellow]"
+    held, total = len(row.get("held", [])), row.get("total", 0)
+    style = "green" if held == total else "yellow"
+    return (f"[{style}]{held}/{total}[/{style}]",
+            escape(", ".join(row.get("missing", []))) or "none")
 
 
 def _archive_option(parser: argparse.ArgumentParser) -> None:

@@ -3,6 +3,9 @@
     every server  os.kernel, os.limits, [os.selinux]   OS preparation (osprep.py, apply.py)
                   engine.use | engine.*                the engine (engine/)
                   os.firewall                          the role's ports (shared/ports.py)
+                  images.load                          the release's images from this .bin
+                                                       (installer/images.py): tasks pinned
+                                                       by image ID start on any server
     portal        portal.swarm ... portal.service      installer/portal/
                   agent.params, agent.pki,             installer/agent.py: pulled from the
                   agent.service                        registry portal.images filled
@@ -23,7 +26,7 @@ run of this server's role would not plan.
 
 from __future__ import annotations
 
-from dragonball.installer import agent, osprep
+from dragonball.installer import agent, images, osprep
 from dragonball.installer.engine import apply as engine_apply
 from dragonball.installer.join import DeviceJoin
 from dragonball.installer.plan import InstallContext, RoleSteps, prep_step
@@ -41,6 +44,7 @@ def base_steps(ctx: InstallContext) -> list[Step]:
 def for_portal(ctx: InstallContext) -> list[Step]:
     """The first server: a cluster of one with its registry, node agent and portal."""
     return [*base_steps(ctx),
+            images.images_step(ctx),
             *portal_steps(ctx),
             *agent.agent_steps(ctx),
             first_code_step(ctx)]
@@ -50,6 +54,7 @@ def for_device(ctx: InstallContext) -> list[Step]:
     """Every other server: enrolled on the portal, then in its Swarm."""
     join = DeviceJoin(ctx)  # one for all its steps: they share the pinned CA and enrollment
     return [*base_steps(ctx),
+            images.images_step(ctx),
             *join.enroll_steps(),
             agent.params_step(ctx),
             *join.swarm_steps()]

@@ -85,6 +85,12 @@ def volumes(control) -> dict:
     return {"volumes": control.volumes()}
 
 
+def image_holdings(control) -> dict:
+    """{"servers": [{server, address, ready, total, held, missing, error}]}: which images
+    of the applied apps each server holds (orchestrator.images)."""
+    return {"servers": control.image_holdings()}
+
+
 def remove_volume(control, server: str, name: str) -> dict:
     """Remove an app volume no slot owns: {name, removed}."""
     return control.remove_volume(server, name)

@@ -27,6 +27,7 @@ from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.app.errors import AppNotApplied
 from dragonball.errors import DragonBallError
+from dragonball.orchestrator import images as images_mod
 from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator import moving, planning, slotting, status as status_mod
 from dragonball.orchestrator import volumes as volumes_mod
@@ -80,8 +81,10 @@ class Control:
         self.progress(service, state, detail)
 
     def executor(self) -> Executor:
+        supply = images_mod.ImageSupply(self.agents, self.registry.pull_auth(), self._report,
+                                        clock=self.clock, sleep=self.sleep)
         return Executor(self.engine, self.params, self.tasks, self._report,
-                        wait_s=self.wait_s, clock=self.clock, sleep=self.sleep)
+                        wait_s=self.wait_s, clock=self.clock, sleep=self.sleep, supply=supply)
 
     # -- observe and plan -------------------------------------------------------------------
     def prepare(self, path: str) -> Prepared:
@@ -209,6 +212,24 @@ class Control:
             except DragonBallError as e:
                 reports[node.hostname] = e.message
         return volumes_mod.rows(reports, units)
+
+    def image_holdings(self) -> list[dict]:
+        """Per server, which images of the applied apps' services it holds (by the image ID
+        their tasks run) and which it lacks (orchestrator.images.holdings); a server whose
+        agent does not answer says so. Read from Swarm and the agents: no registry."""
+        nodes = self.engine.nodes()
+        images = set()
+        for app in self.store.apps():
+            for state in self.observer.services(app).values():
+                images.add(images_mod.running_image(state))
+        reports = {}
+        for node in nodes:
+            if node.ready:
+                try:
+                    reports[node.hostname] = self.agents.images(node.address)
+                except DragonBallError as e:
+                    reports[node.hostname] = e.message
+        return images_mod.holdings(images, nodes, reports)
 
     def remove_volume(self, server: str, name: str) -> dict:
         """Remove an app volume that no slot owns (the admin's explicit act): refused for a

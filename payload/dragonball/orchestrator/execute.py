@@ -1,9 +1,10 @@
 """Execute: carry out a Deployment (orchestrator.planning) on the cluster.
 
-In order: the node labels, the stops (roots first, removed when the deployment says so),
-the launches (leaves first, each once what it needs is healthy: `Rollout`), then the
-parameters of kept tasks (config_change). The plan decided what; this only does it, and
-looks at the cluster only to follow the rollout's health.
+In order: the images (every ready server holds each one the launches run, or nothing is
+done: orchestrator.images), the node labels, the stops (roots first, removed when the
+deployment says so), the launches (leaves first, each once what it needs is healthy:
+`Rollout`), then the parameters of kept tasks (config_change). The plan decided what; this
+only does it, and looks at the cluster only to follow the rollout's health.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from typing import Callable
 
 from dragonball.app.model import AppSpec
+from dragonball.orchestrator.images import ImageSupply
 from dragonball.orchestrator.param_calls import ParamCalls
 from dragonball.orchestrator.params import ParamsRefused
 from dragonball.orchestrator.planning import Deployment, LaunchStep
@@ -24,8 +26,10 @@ class Executor:
 
     def __init__(self, swarm, params: ParamCalls, tasks: TaskCalls,
                  progress: Callable[[str, str, str], None], wait_s: float = 300.0,
-                 clock=time.monotonic, sleep=time.sleep) -> None:
-        self.swarm, self.params, self.tasks = swarm, params, tasks
+                 clock=time.monotonic, sleep=time.sleep,
+                 supply: ImageSupply | None = None) -> None:
+        """`supply`: how servers get images (None: they are not checked)."""
+        self.swarm, self.params, self.tasks, self.supply = swarm, params, tasks, supply
         self.progress, self.wait_s = progress, wait_s
         self.clock, self.sleep = clock, sleep
 
@@ -36,6 +40,8 @@ class Executor:
     def run(self, spec: AppSpec, deployment: Deployment, nodes) -> list[str]:
         """Everything the deployment says; `nodes`: the ready servers, which get the
         parameters first. The names of the services launched, as they became healthy."""
+        if self.supply is not None:
+            self.supply.ensure(deployment.images, nodes)
         changed = self.params.publish(spec, nodes, only=deployment.launched())
         if deployment.network:
             self.swarm.ensure_network(dict(deployment.network))

@@ -6,13 +6,16 @@
 
 An `Observation` holds the Swarm's nodes, the app's services as they are (by unit name:
 the spec's, or a slot's, orchestrator.slotting),
-the registry's digest of each image the spec names (the reference the servers will pull),
-and, for `status`, each service's tasks. The planner reads only this; the executor may
-look again while it rolls out (health waits are execution, not planning).
+the image ID of each image the spec names in the registry (what its tasks run: named by ID,
+a server starts them from what it holds, orchestrator.images) with the reference a server
+pulls it by (registry@digest), and, for `status`, each service's tasks. The planner reads
+only this; the executor may look again while it rolls out (health waits are execution,
+not planning).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -22,6 +25,7 @@ import dragonball
 
 from dragonball.app.checks import normal_image
 from dragonball.app.model import Observed
+from dragonball.errors import AppError, Unavailable
 from dragonball.orchestrator import naming
 from dragonball.swarm import Node, ServiceState
 
@@ -36,12 +40,13 @@ class Observation:
     app: str
     nodes: tuple = ()                                        # Node, each server
     services: Mapping[str, ServiceState] = field(default_factory=dict)  # unit name ->
-    pinned: Mapping[str, str] = field(default_factory=dict)  # spec image -> registry@digest
+    pinned: Mapping[str, str] = field(default_factory=dict)  # spec image -> its image ID
     tasks: Mapping[str, tuple] = field(default_factory=dict)  # unit name -> its Tasks
     remembered: Mapping[str, str] = field(default_factory=dict)  # slot -> server (store)
     addresses: Mapping[str, ServiceState] = field(default_factory=dict)  # service -> its
     #                                            moving address's keepalived (orchestrator.address)
     taken: Mapping[str, str] = field(default_factory=dict)  # other apps' addresses -> app/service
+    pulls: Mapping[str, str] = field(default_factory=dict)   # spec image -> registry@digest
 
     def checks(self) -> Observed:
         """What the spec's checks need: images in the registry, servers, their labels and
@@ -54,6 +59,10 @@ class Observation:
 
     def ready_nodes(self) -> list[Node]:
         return [n for n in self.nodes if n.ready]
+
+
+class ManifestUnreadable(AppError, Unavailable):
+    """The registry's manifest of an image does not say its image ID."""
 
 
 def _address_units(addresses: Mapping) -> dict:
@@ -102,8 +111,9 @@ class Observer:
                  for name, state in {**services, **_address_units(addresses)}.items()
                  } if tasks else {}
         taken = self.taken(app) if ADDRESS_IMAGE in images else {}
-        return Observation(app, tuple(self.swarm.nodes()), services, self.pin(images), found,
-                           addresses=addresses, taken=taken)
+        pinned, pulls = self.pin(images)
+        return Observation(app, tuple(self.swarm.nodes()), services, pinned, found,
+                           addresses=addresses, taken=taken, pulls=pulls)
 
     def services(self, app: str) -> dict:
         """unit name -> ServiceState of the app's services on Swarm (by their labels): the
@@ -132,12 +142,29 @@ class Observer:
                 for s in self.swarm.services()
                 if s.labels.get(naming.ADDRESS_LABEL) and s.labels.get(naming.APP_LABEL) != app}
 
-    def pin(self, images) -> dict:
-        """spec image -> `<registry>/<repository>@<digest>`, for those the registry has."""
-        pinned = {}
+    def pin(self, images) -> tuple[dict, dict]:
+        """({spec image: its image ID}, {spec image: `<registry>/<repository>@<digest>`}),
+        for those the registry has: the ID is its manifest's config digest."""
+        pinned, pulls = {}, {}
         for image in sorted(set(images)):
             repository, tag = split_image(image)
             digest = self.registry.tag_digest(repository, tag)
             if digest:
-                pinned[image] = f"{self.registry_address}/{repository}@{digest}"
-        return pinned
+                manifest, _ = self.registry.get_manifest(repository, digest)
+                pinned[image] = config_digest(manifest, image)
+                pulls[image] = f"{self.registry_address}/{repository}@{digest}"
+        return pinned, pulls
+
+
+def config_digest(manifest: bytes, image: str) -> str:
+    """The image ID a manifest's config names (pure); ManifestUnreadable when it has none."""
+    try:
+        digest = json.loads(manifest)["config"]["digest"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ManifestUnreadable(f"the registry's manifest of {image} names no config "
+                                 f"({e!r})", "push the image again: dragonball images "
+                                 "push") from e
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+        raise ManifestUnreadable(f"the registry's manifest of {image} names no sha256 config",
+                                 "push the image again: dragonball images push")
+    return digest

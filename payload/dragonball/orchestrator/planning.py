@@ -27,6 +27,7 @@ from dragonball.app import plan as plan_mod
 from dragonball.app.errors import AddressImageMissing, SlotsUnplaced, UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.orchestrator import address, naming, slotting, specs
+from dragonball.orchestrator.images import ReleaseImage
 from dragonball.orchestrator.observe import Observation
 
 DEFINITION = "service definition"
@@ -89,6 +90,7 @@ class Deployment:
     launches: tuple = ()
     pins: Mapping = field(default_factory=dict)   # slot -> server, to record
     addresses: tuple = ()                         # orchestrator.address.AddressStep
+    images: tuple = ()     # ReleaseImage: every ready server holds them before a launch
 
     def launched(self) -> list[str]:
         """The spec's names of what is launched (a slot's service once), for parameters."""
@@ -96,9 +98,9 @@ class Deployment:
 
 
 def wanted_spec(spec: AppSpec, name: str, pinned: Mapping, slot=None) -> dict:
-    """The Swarm service spec of `name` (a unit; `slot` when it is one), its image pinned;
-    the spec's own image name as a label (outside the hash, as services already deployed
-    were made)."""
+    """The Swarm service spec of `name` (a unit; `slot` when it is one), its image pinned
+    by image ID; the spec's own image name as a label (outside the hash, as services
+    already deployed were made)."""
     service = spec.services[name]
     result = specs.service_spec(spec.app, name, service, pinned[service.image], slot=slot)
     result["Labels"][naming.IMAGE_LABEL] = service.image
@@ -160,6 +162,17 @@ def launch_step(units: slotting.Units, observation: Observation, name: str,
                       units.waiting.get(name, ""))
 
 
+def images_of(units: slotting.Units, observation: Observation, launches,
+              addresses=()) -> tuple:
+    """The images the launches run (those with tasks) and, with a moving address kept
+    or made, its keepalived's: each once, by name (pure)."""
+    wanted = [units.spec.services[step.service].image for step in launches if step.replicas]
+    if any(step.op != "remove" for step in addresses):
+        wanted.append(address.IMAGE)
+    return tuple(ReleaseImage(image, observation.pinned[image], observation.pulls.get(image, ""))
+                 for image in sorted(set(wanted)) if image in observation.pinned)
+
+
 def placement_labels(spec: AppSpec, nodes) -> tuple:
     """The node labels to change so that each service's `placement.servers` label is on
     exactly the servers it lists."""
@@ -198,7 +211,8 @@ def deploy(spec: AppSpec, observation: Observation) -> Deployment:
         address_note(step) for step in addresses))
     return Deployment(shown, specs.network_spec(spec.app),
                       placement_labels(units.spec, observation.nodes), stops, True, launches,
-                      dict(units.pins), addresses)
+                      dict(units.pins), addresses,
+                      images_of(units, observation, launches, addresses))
 
 
 def address_steps(spec: AppSpec, observation: Observation) -> tuple:
@@ -232,7 +246,7 @@ def start(spec: AppSpec, observation: Observation, name: str,
         unit: units.spec.services[unit] for unit in units.slots}})
     return Deployment(shown, specs.network_spec(spec.app),
                       placement_labels(slots_only, observation.nodes), launches=launches,
-                      pins=dict(units.pins))
+                      pins=dict(units.pins), images=images_of(units, observation, launches))
 
 
 def stop(spec: AppSpec, name: str) -> Deployment:

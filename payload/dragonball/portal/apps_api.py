@@ -12,6 +12,7 @@
     POST /api/v1/apps/{app}/slots/{slot}/move           {"to": server} -> 202 {"job": id}
     GET  /api/v1/volumes                                every app volume, its owner or why none
     DELETE /api/v1/volumes/{server}/{name}              remove one that no slot owns
+    GET  /api/v1/images/servers                         per server, the app images it holds
     POST /api/v1/plan                                   {"spec": yaml, "file"} -> the plan
     POST /api/v1/apply                                  {"spec": yaml, "file"} -> 202 {"job"}
 
@@ -231,6 +232,13 @@ def move(request: Request, body: MoveTo, app: str = Name(),
 def volumes(request: Request, principal: Principal = Depends(require_admin)) -> JSONResponse:
     """Every application volume on every server: the slot owning it, or why none does."""
     return answer(lambda: answers.volumes(control_of(request)))
+
+
+@router.get("/images/servers")
+def image_holdings(request: Request,
+                   principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """Per server, which images of the applied apps it holds (they start with no registry)."""
+    return answer(lambda: answers.image_holdings(control_of(request)))
 
 
 @router.delete("/volumes/{server}/{name}")

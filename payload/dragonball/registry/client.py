@@ -61,6 +61,11 @@ class RegistryClient:
     def close(self) -> None:
         self._session.close()
 
+    def pull_auth(self) -> dict:
+        """The credential an engine pulls from this registry with (X-Registry-Auth)."""
+        username, password = self._session.auth
+        return {"username": username, "password": password, "serveraddress": self.host}
+
     def __enter__(self) -> "RegistryClient":
         return self
 

@@ -129,6 +129,22 @@ class Engine:
             time.sleep(0.05)
 
 
+    # --- images -------------------------------------------------------------------------------
+
+    def images(self) -> list[dict]:
+        """Every image of the engine as the list call gives it (Id, RepoTags, RepoDigests)."""
+        with engine_errors(self.socket_path, "image list"):
+            return self.api.images()
+
+    def pull(self, reference: str, auth: dict | None) -> None:
+        """Pull `reference` (`registry/repo@sha256:...`); the engine's answer comes once the
+        layers are in, hence the long timeout. An error the engine streams is raised too."""
+        with engine_errors(self.socket_path, "pull"):
+            for event in self.archive_api.pull(reference, auth_config=auth or None,
+                                               stream=True, decode=True):
+                if isinstance(event, dict) and event.get("error"):
+                    raise DockerError(502, event["error"])
+
     # --- volumes ------------------------------------------------------------------------------
 
     def volumes(self, label: str) -> list[dict]:

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from agent_api import ApiError, AppApi, Download, Upload
 from agent_config import VERSION, Settings, say
 from agent_engine import Engine
+from agent_images import ImagesApi
 from agent_metrics import Collector, MetricsError
 from agent_params import ParamsStore
 from agent_tls import ServerConfig, send_handshake_alerts, server_context
@@ -221,9 +222,10 @@ class Agent:
         engine = engine or Engine(settings.docker_socket)
         self.app = AppApi(engine, ParamsStore(settings.params_dir))
         self.volumes = VolumesApi(engine, staging_folder(settings))
+        self.images = ImagesApi(engine)
         health = {("GET", "/v1/health"): lambda query, body: (200, self.health_answer())}
         self.routes = {**health, ("GET", "/v1/metrics"): self.metrics, **self.app.routes(),
-                       **self.volumes.routes()}
+                       **self.volumes.routes(), **self.images.routes()}
         self.started = time.time()
         context = server_context(settings.cert, settings.key, settings.ca)
         send_handshake_alerts(refused)

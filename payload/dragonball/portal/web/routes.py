@@ -38,10 +38,17 @@ def sources(request: Request) -> Sources:
     return request.app.state.sources
 
 
-def _device_rows(data: Sources) -> list[views.DeviceRow]:
+def _device_rows(data: Sources, images: bool = False) -> list[views.DeviceRow]:
+    """The devices with their metrics and, with `images`, the app images each holds."""
     devices = data.devices()
     joined = [d.address for d in devices if d.state == "joined"]
-    return views.device_rows(devices, data.metrics(joined) if joined else {})
+    holdings = None
+    if images:
+        try:
+            holdings = data.image_holdings()
+        except SourceError as e:
+            holdings = e.message
+    return views.device_rows(devices, data.metrics(joined) if joined else {}, holdings)
 
 
 def _health(data: Sources) -> dict:
@@ -82,14 +89,15 @@ def dashboard_health(request: Request, principal: Principal = Depends(require_ad
 @router.get("/devices")
 def devices(request: Request, principal: Principal = Depends(require_admin),
             data: Sources = Depends(sources)) -> Response:
-    return render(request, "devices.html", principal, rows=_device_rows(data),
+    return render(request, "devices.html", principal, rows=_device_rows(data, images=True),
                   lifetimes=CODE_LIFETIMES, enrollment=None, error=None)
 
 
 @router.get("/devices/table")
 def devices_table(request: Request, principal: Principal = Depends(require_admin),
                   data: Sources = Depends(sources)) -> Response:
-    return render(request, "_devices_table.html", principal, rows=_device_rows(data))
+    return render(request, "_devices_table.html", principal,
+                  rows=_device_rows(data, images=True))
 
 
 @router.post("/devices/enrollment")

@@ -40,6 +40,10 @@ class Sources(Protocol):
     def images(self) -> dict[str, list[str]]:
         """{repository: [tags]} of the registry; SourceError when it cannot be read."""
 
+    def image_holdings(self) -> dict[str, dict]:
+        """{hostname: orchestrator.images.holdings' row}: the applied apps' images each
+        server holds; {} when no app is applied; SourceError when Swarm cannot be read."""
+
     def events(self, before_id: int | None, limit: int) -> list[dict]: ...
 
     def services(self) -> list:
@@ -87,6 +91,16 @@ class PortalSources:
                         for name in registry.catalog(REGISTRY_LIMIT)}
         except (RegistryError, settings_mod.SettingsError) as e:
             raise SourceError(e.message, e.hint) from e
+
+    def image_holdings(self) -> dict[str, dict]:
+        from dragonball.orchestrator.state import AppStore
+        if self.control_factory is None or not AppStore(self.store).apps():
+            return {}
+        try:
+            return {row["server"]: row for row in self.control_factory().image_holdings()}
+        except DragonBallError as e:
+            raise SourceError(f"the images per server cannot be read: {e.message}",
+                              e.hint) from e
 
     def events(self, before_id: int | None, limit: int) -> list[dict]:
         return self.store.events_before(before_id, limit)

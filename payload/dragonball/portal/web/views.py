@@ -45,6 +45,8 @@ class DeviceRow:
     labels: list[str]
     metrics: MetricsView | None
     agent_error: str | None   # why there are no metrics (None when there are)
+    images: str = ""          # "3/3": the applied apps' images it holds ("" no app)
+    images_missing: str = ""  # the names it lacks, or why they cannot be listed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +113,10 @@ def metrics_view(metrics: dict) -> MetricsView:
         load=f"{load.get('1m', 0.0):.2f}")
 
 
-def device_rows(devices, metrics: dict) -> list[DeviceRow]:
-    """A row per device; `metrics` maps an address to its agent's dict or an exception."""
+def device_rows(devices, metrics: dict, holdings: dict | None = None) -> list[DeviceRow]:
+    """A row per device; `metrics` maps an address to its agent's dict or an exception,
+    `holdings` a hostname to its images row (orchestrator.images.holdings), or it is a
+    message saying why none can be had."""
     rows = []
     for device in devices:
         answer = metrics.get(device.address)
@@ -125,8 +129,22 @@ def device_rows(devices, metrics: dict) -> list[DeviceRow]:
             id=device.id, hostname=device.hostname, address=device.address, role=device.role,
             state=device.state, labels=[f"{k}={v}" for k, v in sorted(device.labels.items())],
             metrics=metrics_view(answer) if isinstance(answer, dict) else None,
-            agent_error=error))
+            agent_error=error, **images_view(device.hostname, holdings or {})))
     return rows
+
+
+def images_view(hostname: str, holdings) -> dict:
+    """The Images cell of a device: {images, images_missing} (pure)."""
+    if isinstance(holdings, str):
+        return {"images": "?", "images_missing": holdings}
+    row = holdings.get(hostname)
+    if row is None:
+        return {}
+    if row.get("error"):
+        return {"images": "?", "images_missing": row["error"]}
+    missing = row.get("missing") or []
+    return {"images": f"{len(row.get('held') or [])}/{row.get('total', 0)}",
+            "images_missing": ("missing " + ", ".join(missing)) if missing else ""}
 
 
 def state_counts(devices) -> dict[str, int]:
