@@ -15,7 +15,7 @@ import threading
 import time
 
 from dragonball.module import Module
-from dragonball.supervisor import procs
+from dragonball.supervisor import procs, storage_lock
 from dragonball.supervisor.notification import NotifyReport, SeqRecord
 from dragonball.supervisor.params import LIVE_FILE, merge, open_store, to_env, write_private
 from dragonball.supervisor.report import EventReport
@@ -47,6 +47,11 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.runtime.set_phase("starting")
+        # held until the process ends: no second container of this slot on its data
+        self._storage_fd = storage_lock.hold(self.module.path("storage"), self.stop_requested)
+        if self._storage_fd is None:   # stopped while another container held the data
+            self.runtime.set_phase("stopped")
+            return 0
         runner = ActionRunner(self.module, sink=self._forward, interrupt=self.stop_requested)
         report = runner.run_event("start", self._env(self.params.at_start()), phase="starting")
         self._record(report)
