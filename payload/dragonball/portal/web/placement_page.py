@@ -119,9 +119,17 @@ async def apply(request: Request, app: str = Name(),
 
 def apply_change(request: Request, principal: Principal, app: str, form: dict) -> Response:
     """The confirmation: apply the modified spec the plan showed, as a job."""
-    try:
+    def start():
         file, _ = _applied(request.app.state.control_factory(), app)
-        job = apps_api.start_apply(request, principal, form.get("spec", ""), file)
+        return apps_api.start_apply(request, principal, form.get("spec", ""), file)
+    return _job_answer(request, principal, app, start)
+
+
+def _job_answer(request: Request, principal: Principal, app: str, start) -> Response:
+    """`start()`'s job followed (htmx: its fragment; a form post: back to the page with
+    it), or its refusal shown, nothing started."""
+    try:
+        job = start()
     except DragonBallError as e:
         if is_htmx(request):
             return render(request, "_job.html", principal, status_code=status_of(e), job=None,
@@ -156,22 +164,8 @@ async def move(request: Request, app: str = Name(),
 
 def move_slot(request: Request, principal: Principal, app: str, form: dict) -> Response:
     """A slot's data to another server, as a job (refused with the reason, no job)."""
-    try:
-        job = apps_api.start_move(request, principal, app, form.get("slot", ""),
-                                  form.get("server", ""))
-    except DragonBallError as e:
-        if is_htmx(request):
-            return render(request, "_job.html", principal, status_code=status_of(e), job=None,
-                          job_error=message(e))
-        context = placement_context(request, app)
-        context["error"] = message(e)
-        return render(request, "placement.html", principal, status_code=status_of(e),
-                      **context)
-    if is_htmx(request):
-        return render(request, "_job.html", principal,
-                      job=views_apps.job_view(job.to_dict()))
-    return RedirectResponse(f"/placement?{urlencode({'app': job.app, 'job': job.id})}",
-                            status_code=303)
+    return _job_answer(request, principal, app, lambda: apps_api.start_move(
+        request, principal, app, form.get("slot", ""), form.get("server", "")))
 
 
 def _applied(control, app: str) -> tuple[str, str]:
