@@ -27,7 +27,6 @@ from dragonball.errors import ExitStatus, InvalidInput
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.store import DEFAULT_CODE_TTL_S
-from dragonball.shared import fingerprints
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +94,7 @@ def _rejoin_on_portal(args) -> int:
     except ValueError as e:
         raise InvalidInput(f"--ttl: {e}", "e.g. --ttl 30m, 24h or 7d") from e
     settings = settings_mod.load(args.config)
-    try:
-        with open(settings.ca_cert, "rb") as f:
-            fingerprint = fingerprints.of_certificate(f.read())
-    except OSError as e:
-        raise settings_mod.SettingsError(f"cannot read the cluster CA {settings.ca_cert}: "
-                                         f"{e.strerror}", "run this as root on the portal") from e
+    fingerprint = settings_mod.ca_fingerprint(settings)
     store = Store.open(settings.db_path)
     try:
         info = rejoin(store, Swarm(settings.docker_socket), settings, args.server, ttl,

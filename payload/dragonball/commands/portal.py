@@ -25,7 +25,6 @@ from dragonball.portal import settings as settings_mod
 from dragonball.portal.enrollment import join_instructions, parse_duration, print_instructions
 from dragonball.portal.store import DEFAULT_CODE_TTL_S, Store
 from dragonball.portal_client import saved_login
-from dragonball.shared import fingerprints
 
 
 def register(commands) -> None:
@@ -74,12 +73,7 @@ def _remote_code(args: argparse.Namespace) -> dict:
 def _local_code(args: argparse.Namespace, ttl: float) -> dict:
     """A code written into the portal's own store, with the join instructions."""
     settings = settings_mod.load(args.config)
-    try:
-        with open(settings.ca_cert, "rb") as f:
-            fingerprint = fingerprints.of_certificate(f.read())
-    except OSError as e:
-        raise settings_mod.SettingsError(f"cannot read the cluster CA {settings.ca_cert}: "
-                                         f"{e.strerror}", "run this as root on the portal") from e
+    fingerprint = settings_mod.ca_fingerprint(settings)
     store = Store.open(settings.db_path)
     try:
         code, record = store.create_code(ttl, actor=f"cli ({_user()})")

@@ -28,7 +28,7 @@ import yaml
 
 from dragonball.errors import InvalidInput, PortalError
 from dragonball.portal.store import DB_NAME
-from dragonball.shared import paths, ports
+from dragonball.shared import fingerprints, paths, ports
 from dragonball.shared.addresses import host_port
 
 CONFIG_DIR = paths.PORTAL_CONFIG_DIR
@@ -124,3 +124,14 @@ def read_registry_credentials(path: str) -> tuple[str, str]:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SettingsError(f"cannot read the registry credentials {path}",
                             "run the install again on the portal: it writes them") from e
+
+
+def ca_fingerprint(settings: Settings) -> str:
+    """The cluster CA's fingerprint (what a joining server pins); SettingsError naming the
+    file when it cannot be read."""
+    try:
+        with open(settings.ca_cert, "rb") as f:
+            return fingerprints.of_certificate(f.read())
+    except OSError as e:
+        raise SettingsError(f"cannot read the cluster CA {settings.ca_cert}: {e.strerror}",
+                            "run this as root on the portal") from e
