@@ -13,9 +13,8 @@ from dragonball.agent_client import AgentError
 from dragonball.app.errors import AppSpecInvalid, UnknownService
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import planning
-from dragonball.orchestrator.control import AppNotApplied, Control, TaskResult
+from dragonball.orchestrator.control import Control
 from dragonball.orchestrator.images import ImagesMissing
-from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.rollout import RolloutFailed
 from dragonball.orchestrator.state import AppStore
 from dragonball.portal.store import Store
@@ -287,96 +286,6 @@ def applied(tmp_path, control, engine, agents):
     return control
 
 
-def test_set_params_with_a_wrong_type_stores_nothing(applied, engine, agents):
-    with pytest.raises(ParamsInvalid) as caught:
-        applied.set_params("notes", "api", ["greeting=Hi", "store_port=abc"])
-    assert "store_port is an int: 'abc' is not a whole number" in caught.value.message
-    assert applied.store.params("notes", "api") == (0, {})
-    assert agents.calls == []
-    assert engine.mutations() == []
-    assert not [e for e in applied.store.store.events() if e["kind"] == "app.params"]
-
-
-def test_set_params_of_an_unknown_service(applied, agents):
-    with pytest.raises(UnknownService):
-        applied.set_params("notes", "db", ["a=1"])
-    assert agents.calls == []
-
-
-def test_set_params_of_an_app_never_applied(control):
-    with pytest.raises(AppNotApplied, match="the portal has no app 'blog'"):
-        control.set_params("blog", "api", ["a=1"])
-
-
-def test_set_params_delivers_the_full_params_in_force_to_each_running_task(applied, agents):
-    results = applied.set_params("notes", "api", ["greeting=Hi", "store_port=6380"])
-    in_force = {"store_host": "store", "store_port": 6380, "store_password": "",
-                "store_sentinels": [], "store_master_name": "store", "store_wait_replicas": 1,
-                "store_wait_timeout_ms": 1000, "listen_port": 8080, "greeting": "Hi"}
-    execs = agents.named("exec")
-    assert [(c[1], c[2]) for c in execs] == [("10.0.0.1", "c-api-1"), ("10.0.0.2", "c-api-2")]
-    for _, _, _, action, body, replace in execs:
-        assert (action, body, replace) == ("config_change", in_force, True)
-    assert results == [TaskResult("api", "api.1", "node-a", True, "ok: 1 script(s) in 0.2 s"),
-                       TaskResult("api", "api.2", "node-b", True, "ok: 1 script(s) in 0.2 s")]
-    # kept on the portal, written on every server first, at a newer revision
-    revision, values = applied.store.params("notes", "api")
-    assert values == {"greeting": "Hi", "store_port": 6380}
-    puts = agents.named("put_params")
-    assert [(c[1], c[3], c[5]) for c in puts] == [("10.0.0.1", "api", in_force),
-                                                  ("10.0.0.2", "api", in_force)]
-    assert all(c[4] == revision for c in puts)
-    assert agents.calls.index(puts[-1]) < agents.calls.index(execs[0])
-    [event] = [e for e in applied.store.store.events() if e["kind"] == "app.params"]
-    assert "Hi" not in str(event)   # names only: a value may be a secret
-
-
-def test_revisions_grow_with_each_set(applied, agents):
-    applied.set_params("notes", "api", ["greeting=a"])
-    first = applied.store.params("notes", "api")[0]
-    applied.set_params("notes", "api", [], unset=["greeting"])
-    revision, values = applied.store.params("notes", "api")
-    assert values == {} and revision > first
-    last = agents.named("exec")[-1]
-    assert last[4]["greeting"] == "Hello from the DragonBall notes API"   # the default
-
-
-def test_a_task_that_refuses_or_cannot_be_reached_is_reported(applied, agents):
-    agents.answers["c-api-1"] = {"exit_code": 1, "output": "", "report": {
-        "ok": False, "scripts": [{"name": "2_reload.sh", "exit_status": 3,
-                                  "output": "a\nb\nreload failed\n"}]}}
-    agents.answers["c-api-2"] = AgentError("the agent on 10.0.0.2 did not answer")
-    results = applied.set_params("notes", "api", ["greeting=Hi"])
-    assert [(r.task, r.ok) for r in results] == [("api.1", False), ("api.2", False)]
-    assert results[0].detail == "2_reload.sh exited 3: a | b | reload failed"
-    assert results[1].detail == "the agent on 10.0.0.2 did not answer"
-
-
-def test_a_task_on_an_unknown_node_has_no_container_yet(applied, engine, agents):
-    engine.task_lists["notes_api"] = [task("notes_api", 1, "id-gone")]
-    [result] = applied.set_params("notes", "api", ["greeting=Hi"])
-    assert (result.ok, result.detail, result.server) == (False, "no container yet", "id-gone")
-    assert agents.named("exec") == []
-
-
-def test_a_server_whose_agent_fails_stops_set_params_before_delivery(applied, agents):
-    agents.put_fails["10.0.0.2"] = AgentError("refused")
-    with pytest.raises(AgentError, match="could not be written on 1 "
-                                                          "server"):
-        applied.set_params("notes", "api", ["greeting=Hi"])
-    assert agents.named("exec") == []
-
-
-def test_get_params_shows_values_defaults_and_what_was_set(applied):
-    applied.set_params("notes", "api", ["greeting=Hi"])
-    found = applied.get_params("notes", "api")
-    assert found["parameters"]["greeting"] == {
-        "value": "Hi", "default": "Hello from the DragonBall notes API", "type": "string",
-        "secret": False, "set": True}
-    assert found["parameters"]["store_password"]["secret"] is True
-    assert found["parameters"]["store_port"]["set"] is False
-
-
 # -- explain, status ---------------------------------------------------------------------
 def test_explain_gives_the_server_and_the_log_tail_of_a_failed_task(control, agents):
     agents.logs_of["c-x"] = ["starting", "redis: cannot bind"]
@@ -405,7 +314,8 @@ def test_status_rows_in_start_order(applied, engine):
 
 
 # -- slots of a service with storage -------------------------------------------------------
-TWO_SLOTS = NOTES.replace("    replicas: 1\n    storage: true", "    replicas: 2\n    storage: true")
+TWO_SLOTS = NOTES.replace("    replicas: 1\n    storage: true",
+                          "    replicas: 2\n    storage: true")
 
 
 def test_slots_spread_over_the_servers_and_stay_where_their_data_is(tmp_path, control, engine):
