@@ -1,5 +1,5 @@
-"""The chaos bench's pure parts (bench/chaos.py): its arguments, what it makes of
-`dragonball status --json` and of the dashboard's HTML, its tables and ratios. The
+"""The chaos bench's pure parts (bench/chaos.py, bench/chaos_watch.py): its arguments, what
+it makes of `dragonball status --json` and of the dashboard's HTML, its tables and ratios. The
 bench itself runs on an installed lab (docs/lab.md, "Faults")."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from support import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 import chaos  # noqa: E402
+import chaos_watch  # noqa: E402
 
 
 def test_scenarios_are_filtered_by_letter():
@@ -27,10 +28,10 @@ def test_status_in_a_few_words():
                 "apps": {"notes": {"total": 3, "by_state": {"healthy": 2, "unhealthy": 1},
                                    "not_healthy": [{"service": "store", "state": "unhealthy",
                                                     "healthy": 0, "desired": 1}]}}}
-    assert chaos.status_text(document) == \
+    assert chaos_watch.status_text(document) == \
         "3 devices 3 joined | notes: store unhealthy 0/1"
     document["apps"]["notes"]["not_healthy"] = []
-    assert chaos.status_text(document).endswith("notes: all healthy")
+    assert chaos_watch.status_text(document).endswith("notes: all healthy")
 
 
 HEALTH = """<div id="health" hx-get="/dashboard/health">
@@ -59,11 +60,11 @@ SERVICES = """<div id="dashboard-services">
 
 
 def test_the_dashboard_in_a_few_words():
-    text = chaos.dashboard_text(HEALTH, SERVICES)
+    text = chaos_watch.dashboard_text(HEALTH, SERVICES)
     assert text == ("2/3 agents answering | services: store unhealthy 0/1 | alert "
                     "s2 (10.213.1.12): its agent does not answer & more | "
                     "alert notes/store: 0 of 1 tasks healthy")
-    assert chaos.dashboard_text("", "<p>Every service is healthy.</p>") == \
+    assert chaos_watch.dashboard_text("", "<p>Every service is healthy.</p>") == \
         "services: all healthy"
 
 
@@ -95,20 +96,21 @@ def test_samples_are_condensed_to_what_changed():
                "3 devices 3 joined | notes: store down 0/1",
                "3 devices 3 joined | notes: store down 0/1",
                "3 devices 3 joined | notes: all healthy"]
-    assert chaos.condense(samples) == ("throughout: 3 devices 3 joined ‖ notes: all healthy → "
-                                       "notes: store down 0/1 → notes: all healthy")
-    assert chaos.condense(["a | b"]) == "throughout: a; b"
-    assert chaos.condense([]) == "-"
-    assert chaos.condense(["x", "y"]) == "x → y"
+    assert chaos_watch.condense(samples) == (
+        "throughout: 3 devices 3 joined ‖ notes: all healthy → "
+        "notes: store down 0/1 → notes: all healthy")
+    assert chaos_watch.condense(["a | b"]) == "throughout: a; b"
+    assert chaos_watch.condense([]) == "-"
+    assert chaos_watch.condense(["x", "y"]) == "x → y"
 
 
 def test_a_failed_status_says_its_error():
     error = ('{"ok": false, "exit_status": 3, "error": "cannot reach the portal at '
              '10.213.1.11:8443: connection refused", "hint": "is it up?"}')
-    assert chaos.status_answer(3, error, "") == \
+    assert chaos_watch.status_answer(3, error, "") == \
         "exit 3: cannot reach the portal at 10.213.1.11:8443: connection refused"
-    assert chaos.status_answer(137, "{", "") == \
+    assert chaos_watch.status_answer(137, "{", "") == \
         "no answer: the CLI was killed (its server lost power)"
-    assert chaos.status_answer(1, "", "Traceback ...\nboom") == "exit 1: Traceback ..."
-    assert chaos.status_answer(0, '{"devices": {"total": 1, "by_state": {"joined": 1}}, '
+    assert chaos_watch.status_answer(1, "", "Traceback ...\nboom") == "exit 1: Traceback ..."
+    assert chaos_watch.status_answer(0, '{"devices": {"total": 1, "by_state": {"joined": 1}}, '
                                   '"apps": {}}', "") == "1 devices 1 joined"
