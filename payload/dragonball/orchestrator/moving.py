@@ -196,9 +196,8 @@ class Mover:
         return sizes
 
     def run(self, move: Move) -> dict:
-        """Stop, copy, re-pin, start (module docstring); the copies' sizes and checksums."""
-        if not move.data_lost:
-            self.room(move)
+        """Stop, copy, re-pin, start (module docstring); the copies' sizes and checksums.
+        `move` as Control.check_move gave it: planned and its room checked."""
         report = self.control.progress
         rollout = self.control.executor().rollout()
         rollout.stop({move.slot: (move.swarm_name, ())})
