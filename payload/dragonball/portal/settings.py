@@ -55,6 +55,13 @@ class Settings:
     ssh_pubkey: str | None = None
     docker_socket: str = "/var/run/docker.sock"
     bin_name: str = "DragonBall.bin"
+    #: The replicated state store (etcd on the managers, docs/portal-ha.md): its client
+    #: URLs, this manager's first, and the controllers' client certificate it accepts.
+    #: Empty: the store is this server's SQLite alone (tests, and installs before 12).
+    state_endpoints: list = dataclasses.field(default_factory=list)
+    state_ca: str = ""
+    state_cert: str = ""
+    state_key: str = ""
 
     @property
     def db_path(self) -> str:
@@ -98,6 +105,12 @@ def parse(text: str, where: str = "the settings") -> Settings:
             ipaddress.ip_address(str(data["address"]))
         except ValueError:
             problems.append(f"address {data['address']!r} is not an IP address")
+    endpoints = data.get("state_endpoints")
+    if endpoints is not None and (not isinstance(endpoints, list) or not all(
+            isinstance(e, str) and e.startswith("https://") for e in endpoints)):
+        problems.append("state_endpoints must be a list of https:// URLs")
+    if endpoints and not all(data.get(k) for k in ("state_ca", "state_cert", "state_key")):
+        problems.append("state_endpoints needs state_ca, state_cert and state_key")
     if problems:
         raise SettingsError(f"{where}: " + "; ".join(problems),
                             "the installer writes this file: run the install again, or fix it")
