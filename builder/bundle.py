@@ -68,6 +68,7 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
     platform = [platform_images.build_registry_image(env, plan.mirror)]
     platform.append(platform_images.build_agent_image(env, plan.mirror))  # docs/agent.md
     platform.append(platform_images.build_keepalived_image(env, plan.mirror))  # app-address
+    platform.append(platform_images.build_etcd_image(env, plan.mirror))  # docs/portal-ha.md
     for module in release.modules:
         with env.reporter.step(f"build {module.ref}") as step:
             env.engine.build(module.context, module.ref, {"DEBIAN_MIRROR": plan.mirror},

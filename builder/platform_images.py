@@ -1,5 +1,6 @@
 """Images of DragonBall's own platform, built like any module image: the registry, the
-node agent and the keepalived of an app's moving address.
+node agent and the keepalived of an app's moving address; and etcd, the portal's replicated
+state (a plain image: etcd is its entry point, docs/portal-ha.md).
 
 `build_registry_image(env)` builds ``dragonball/registry:<DragonBall version>`` from
 base_images/registry, `build_agent_image(env)` ``dragonball/agent:<DragonBall version>`` from
@@ -32,6 +33,8 @@ AGENT_REPOSITORY = "dragonball/agent"
 KEEPALIVED_DIR = "base_images/keepalived"
 KEEPALIVED_MODULE = "keepalived"
 KEEPALIVED_REPOSITORY = "dragonball/keepalived"
+ETCD_DIR = "base_images/etcd"
+ETCD_REPOSITORY = "dragonball/etcd"
 
 
 def registry_ref(version: str = dragonball.__version__) -> str:
@@ -47,6 +50,11 @@ def agent_ref(version: str = dragonball.__version__) -> str:
 def keepalived_ref(version: str = dragonball.__version__) -> str:
     """The image of an app's moving address (docs/app-address.md) in the engine and the .bin."""
     return f"{KEEPALIVED_REPOSITORY}:{version}"
+
+
+def etcd_ref(version: str = dragonball.__version__) -> str:
+    """The image of the portal's replicated state (docs/portal-ha.md) in the engine and .bin."""
+    return f"{ETCD_REPOSITORY}:{version}"
 
 
 def build_registry_image(env: BuildEnv, mirror: str | None = None) -> str:
@@ -73,19 +81,32 @@ def build_keepalived_image(env: BuildEnv, mirror: str | None = None) -> str:
                                mirror=mirror, apt=True)
 
 
+def build_etcd_image(env: BuildEnv, mirror: str | None = None) -> str:
+    """Build the image of the portal's replicated state (Debian's etcd-server); return its
+    ref. Not a module: etcd is its entry point. `mirror` as for build_registry_image."""
+    return _build_image(env, ETCD_DIR, etcd_ref(), mirror=mirror, apt=True)
+
+
 def _build_module_image(env: BuildEnv, folder: str, module: str, ref: str,
                         mirror: str | None = None, apt: bool = False) -> str:
-    """Check the module folder against the spec, then build `folder`/Dockerfile as `ref`.
-
-    `apt`: the Dockerfile installs Debian packages, so it gets DEBIAN_MIRROR (`mirror`, by
-    default read from the build host's apt sources, as for every other image).
-    """
+    """Check the module folder against the spec, then build `folder`/Dockerfile as `ref`."""
     context = env.root / folder
     _, problems = validate(scan(str(context / module)))
     if problems:
         raise BuildInputInvalid(f"{context / module} does not follow the module spec:\n" +
                                 "\n".join(f"  - {p}" for p in problems),
                                 "fix it; 'dragonball module check DIR' lists the same problems")
+    return _build_image(env, folder, ref, mirror=mirror, apt=apt)
+
+
+def _build_image(env: BuildEnv, folder: str, ref: str, mirror: str | None = None,
+                 apt: bool = False) -> str:
+    """Build `folder`/Dockerfile as `ref`, FROM the base image, which must exist.
+
+    `apt`: the Dockerfile installs Debian packages, so it gets DEBIAN_MIRROR (`mirror`, by
+    default read from the build host's apt sources, as for every other image).
+    """
+    context = env.root / folder
     recipe = load_recipe(env.root / images.BASE_DIR / "recipe.json")
     base = images.base_image_name(recipe.suite)
     if not env.engine.image_exists(base):
