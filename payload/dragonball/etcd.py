@@ -29,6 +29,8 @@ import requests
 from dragonball.errors import ClientError, Conflict, Unavailable
 
 TIMEOUT_S = 8.0
+#: A member whose host is gone answers no SYN: try the next one soon.
+CONNECT_TIMEOUT_S = 2.0
 
 
 class EtcdError(ClientError):
@@ -57,6 +59,10 @@ def _b64(data: bytes | str) -> str:
 
 def _unb64(text: str | None) -> bytes:
     return base64.b64decode(text or "")
+
+
+#: The gateway's base64, for callers that build a `txn` of their own.
+encode, decode = _b64, _unb64
 
 
 def prefix_end(prefix: str) -> str:
@@ -98,13 +104,56 @@ class Etcd:
         except EtcdError:
             return False
 
-    def create(self, key: str, value: bytes) -> bool:
-        """Put `key` only if it does not exist yet: True if this call created it."""
+    def create(self, key: str, value: bytes, lease: str | None = None) -> bool:
+        """Put `key` only if it does not exist yet: True if this call created it. With a
+        `lease` (`grant`), the key goes when the lease ends."""
+        put = {"key": _b64(key), "value": _b64(value)}
+        if lease:
+            put["lease"] = lease
         answer = self._call("POST", "/v3/kv/txn", {
             "compare": [{"key": _b64(key), "target": "CREATE", "result": "EQUAL",
                          "create_revision": "0"}],
-            "success": [{"request_put": {"key": _b64(key), "value": _b64(value)}}]})
+            "success": [{"request_put": put}]})
         return bool(answer.get("succeeded"))
+
+    def txn(self, compare: list[dict], success: list[dict],
+            failure: list[dict] = ()) -> dict:
+        """One transaction as the gateway takes it (keys and values base64: `encode`);
+        its answer: "succeeded" and the "responses" of the branch that ran."""
+        return self._call("POST", "/v3/kv/txn", {"compare": compare, "success": success,
+                                                 "failure": list(failure)})
+
+    def compact(self, revision: int) -> None:
+        """Forget the history before `revision` (deleted keys stop taking space)."""
+        self._call("POST", "/v3/kv/compaction", {"revision": str(revision)})
+
+    def delete_range(self, key: str, range_end: str) -> int:
+        """Delete the keys from `key` up to `range_end` (excluded): how many went."""
+        answer = self._call("POST", "/v3/kv/deleterange",
+                            {"key": _b64(key), "range_end": _b64(range_end)})
+        return int(answer.get("deleted") or 0)
+
+    def delete_prefix(self, prefix: str) -> int:
+        return self.delete_range(prefix, prefix_end(prefix))
+
+    # --- leases (leader election, dragonball.portal.leadership) ----------------------
+
+    def grant(self, ttl_s: int) -> str:
+        """A new lease of `ttl_s` seconds: its ID."""
+        return str(self._call("POST", "/v3/lease/grant", {"TTL": str(ttl_s)})["ID"])
+
+    def keepalive(self, lease: str) -> int:
+        """Renew the lease: the seconds it has from now, 0 when it has ended already."""
+        answer = self._call("POST", "/v3/lease/keepalive", {"ID": lease})
+        return int((answer.get("result") or answer).get("TTL") or 0)
+
+    def revoke(self, lease: str) -> None:
+        """End the lease now (its keys go with it); an ended lease is not an error."""
+        try:
+            self._call("POST", "/v3/lease/revoke", {"ID": lease})
+        except EtcdError as e:
+            if "not found" not in e.message:
+                raise
 
     def put(self, key: str, value: bytes) -> None:
         self._call("POST", "/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
@@ -154,7 +203,8 @@ class Etcd:
         for endpoint in self.endpoints:
             try:
                 answer = self._http.request(method, endpoint + path, json=body,
-                                            timeout=self.timeout)
+                                            timeout=(min(CONNECT_TIMEOUT_S, self.timeout),
+                                                     self.timeout))
             except requests.RequestException as e:
                 failures.append(f"{endpoint}: {type(e).__name__}")
                 continue

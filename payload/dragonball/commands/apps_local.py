@@ -15,7 +15,7 @@ from dragonball.orchestrator import answers
 from dragonball.orchestrator.control import Control
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import wiring
-from dragonball.portal.store import Store
+from dragonball.portal.statelog import open_store
 from dragonball.shared import app_lock
 
 
@@ -23,7 +23,7 @@ def open_local(args) -> LocalApps:
     """LocalApps over the portal's settings (`--config`), waiting `--timeout` seconds for a
     service to be healthy."""
     settings = settings_mod.load(args.config or settings_mod.CONFIG_FILE)
-    store = Store.open(settings.db_path)
+    store = open_store(settings)
     try:
         control = wiring.control(settings, store=store, wait_s=args.timeout)
     except BaseException:

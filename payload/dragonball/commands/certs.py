@@ -87,7 +87,7 @@ def rejoin_command(args) -> int:
 
 def _rejoin_on_portal(args) -> int:
     from dragonball.portal.rejoin import rejoin
-    from dragonball.portal.store import Store
+    from dragonball.portal.statelog import open_store
     from dragonball.swarm import Swarm
     try:
         ttl = parse_duration(args.ttl) if args.ttl else DEFAULT_CODE_TTL_S
@@ -95,7 +95,7 @@ def _rejoin_on_portal(args) -> int:
         raise InvalidInput(f"--ttl: {e}", "e.g. --ttl 30m, 24h or 7d") from e
     settings = settings_mod.load(args.config)
     fingerprint = settings_mod.ca_fingerprint(settings)
-    store = Store.open(settings.db_path)
+    store = open_store(settings)
     try:
         info = rejoin(store, Swarm(settings.docker_socket), settings, args.server, ttl,
                       fingerprint, force=args.force, actor="cli")

@@ -23,7 +23,8 @@ from dragonball.console import console
 from dragonball.errors import ExitStatus, InvalidInput
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.enrollment import join_instructions, parse_duration, print_instructions
-from dragonball.portal.store import DEFAULT_CODE_TTL_S, Store
+from dragonball.portal.statelog import open_store
+from dragonball.portal.store import DEFAULT_CODE_TTL_S
 from dragonball.portal_client import saved_login
 
 
@@ -74,7 +75,7 @@ def _local_code(args: argparse.Namespace, ttl: float) -> dict:
     """A code written into the portal's own store, with the join instructions."""
     settings = settings_mod.load(args.config)
     fingerprint = settings_mod.ca_fingerprint(settings)
-    store = Store.open(settings.db_path)
+    store = open_store(settings)
     try:
         code, record = store.create_code(ttl, actor=f"cli ({_user()})")
     finally:

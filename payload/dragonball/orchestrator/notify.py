@@ -140,11 +140,16 @@ class Notifier:
         return delivered
 
 
-def run_forever(make_control, stop: threading.Event, interval: float = INTERVAL_S) -> None:
-    """The portal's notification loop (a daemon thread of `dragonball portal serve`)."""
+def run_forever(make_control, stop: threading.Event, interval: float = INTERVAL_S,
+                active=lambda: True) -> None:
+    """The portal's notification loop (a daemon thread of `dragonball portal serve`); its
+    rounds run only while `active()` (the portal that leads the background work)."""
     notifier = None
     while not stop.is_set():
         try:
+            if not active():
+                stop.wait(interval)
+                continue
             notifier = notifier or Notifier(make_control())
             notifier.round()
         except DragonBallError as e:

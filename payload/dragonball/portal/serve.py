@@ -15,11 +15,13 @@ import os
 import socket
 import threading
 
-from dragonball.errors import Failed, PortalError
+from dragonball.errors import DragonBallError, Failed, PortalError
 from dragonball.orchestrator import notify
 from dragonball.portal import wiring
 from dragonball.portal.api import create_app
+from dragonball.portal.leadership import AlwaysLeader, Leadership
 from dragonball.portal.settings import Settings
+from dragonball.portal.statelog import open_store
 from dragonball.portal.store import Store
 
 log = logging.getLogger("dragonball.portal")
@@ -43,6 +45,10 @@ LOG_CONFIG = {
 GRACE_S = 5
 #: How often the serving portal looks whether its certificate file was renewed.
 CERT_POLL_S = 5.0
+#: How often every portal applies the replicated state's new entries (a standby's reads).
+FOLLOW_S = 1.0
+#: How often the leading portal looks whether the replicated log needs a snapshot.
+SNAPSHOT_POLL_S = 60.0
 
 
 class ServeError(PortalError, Failed):
@@ -95,6 +101,32 @@ def watch_certificate(config, stop: threading.Event, interval: float = CERT_POLL
         log.info("renewed certificate %s loaded: new connections use it", config.ssl_certfile)
 
 
+def leadership(store: Store) -> AlwaysLeader | Leadership:
+    """Who does the background work: the holder of the leader key in etcd, or this portal
+    alone when the state is not replicated."""
+    if store.replica is None:
+        return AlwaysLeader()
+    return Leadership(store.replica.etcd, store.replica.prefix + "leader")
+
+
+def follow(store: Store, leader, stop: threading.Event, interval: float = FOLLOW_S,
+           snapshot_every_s: float = SNAPSHOT_POLL_S) -> None:
+    """Apply the replicated state's new entries every `interval`; the leader also takes the
+    log's snapshots (dragonball.portal.snapshots)."""
+    polls, snapshot_polls = 0, max(1, round(snapshot_every_s / interval))
+    while not stop.wait(interval):
+        polls += 1
+        try:
+            store.catch_up()
+            if store.replica is not None and leader.is_leader() and \
+                    polls % snapshot_polls == 0:
+                store.replica.snapshot(store)
+        except DragonBallError as e:
+            log.warning("replicated state: %s", e.message)
+        except Exception:  # never let one bad round end the loop
+            log.exception("replicated state: unexpected error")
+
+
 def serve(settings: Settings, store: Store | None = None, app=None,
           notifications: bool = True) -> None:
     """Serve until SIGINT or SIGTERM; meanwhile, tell services when what they depend on
@@ -107,7 +139,7 @@ def serve(settings: Settings, store: Store | None = None, app=None,
         except OSError as e:
             raise ServeError(f"cannot read {path}: {e.strerror}",
                              "run the portal install again: it writes the certificates") from e
-    store = store or Store.open(settings.db_path)
+    store = store or open_store(settings)
     app = app or create_app(store, settings)
     sock = bind(settings.address, settings.port)
     config = uvicorn.Config(app, ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key,
@@ -119,13 +151,19 @@ def serve(settings: Settings, store: Store | None = None, app=None,
     stop = threading.Event()
     threading.Thread(target=watch_certificate, name="certificate", daemon=True,
                      args=(config, stop)).start()
+    leader = leadership(store)
+    threading.Thread(target=leader.run, name="leadership", daemon=True, args=(stop,)).start()
+    if store.replica is not None:
+        threading.Thread(target=follow, name="follower", daemon=True,
+                         args=(store, leader, stop)).start()
     if notifications:
         threading.Thread(target=notify.run_forever, name="notifications", daemon=True,
-                         args=(lambda: wiring.control(settings, store=store), stop)
-                         ).start()
+                         args=(lambda: wiring.control(settings, store=store), stop),
+                         kwargs={"active": leader.is_leader}).start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         stop.set()
+        leader.resign()
         sock.close()
         store.close()

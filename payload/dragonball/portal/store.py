@@ -15,26 +15,23 @@ What it keeps, and how secrets are kept:
 - **sessions**: the web UI's login sessions and the CLI's API tokens, hashed
   (dragonball.portal.sessions, a part of `Store`).
 
-One connection per store, guarded by a lock (the API's worker threads share it);
-other processes (`dragonball enroll`) write beside it thanks to WAL and a busy
-timeout. The clock is injected, so expiry is tested without waiting. The hashes are
-made in dragonball.portal.credentials.
+The connection, its lock and its transactions (local, or replicated through etcd across the
+managers' portals) are dragonball.portal.database's. The clock is injected, so expiry is
+tested without waiting. The hashes are made in dragonball.portal.credentials.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from dragonball.errors import Conflict, Denied, NotFound, PortalError, Unavailable
+from dragonball.errors import Conflict, Denied, NotFound, PortalError
 from dragonball.portal.attempts import AttemptLog
+from dragonball.portal.database import Database, StoreError
 from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.credentials import (code_hash, dummy_hash, hash_password, token_hash,
                                            verify_password)
@@ -48,7 +45,6 @@ from dragonball.shared import codes
 SCHEMA_VERSION = 1
 DB_NAME = "portal.db"
 DEFAULT_CODE_TTL_S = 24 * 3600
-BUSY_TIMEOUT_MS = 10_000
 ADMIN = "admin"
 
 _SCHEMA = """
@@ -85,10 +81,6 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS events_by_client ON events (kind, client, at);
 """ + _SESSIONS_SCHEMA
-
-
-class StoreError(PortalError, Unavailable):
-    """The portal's database cannot be opened or used."""
 
 
 class CodeRefused(PortalError, Denied):
@@ -133,70 +125,18 @@ class Device:
         return dataclasses.asdict(self)
 
 
-class Store(SessionTable, AttemptLog):
-    """The portal's database. `Store.open(path)` creates it (0600, WAL) if needed."""
-
-    def __init__(self, connection: sqlite3.Connection, path: str,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._db, self.path, self.clock = connection, path, clock
-        self._lock = threading.RLock()
+class Store(Database, SessionTable, AttemptLog):
+    """The portal's tables. `Store.open(path)` creates the database (0600, WAL) if needed;
+    dragonball.portal.statelog.open_store opens it replicated when the settings say so."""
 
     @classmethod
     def open(cls, path: str, clock: Callable[[], float] = time.time) -> "Store":
-        folder = os.path.dirname(os.path.abspath(path))
-        try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            # Created 0600 before SQLite opens it; its -wal and -shm files take that mode.
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-            connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                         isolation_level=None, check_same_thread=False)
-            connection.row_factory = sqlite3.Row
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.executescript(_SCHEMA)
-            connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
-                               (str(SCHEMA_VERSION),))
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open the portal database {path}: {e}",
-                             "check the data directory exists, is writable by root and "
-                             "not full") from e
-        if mode.lower() != "wal":
-            raise StoreError(f"{path} cannot use SQLite's WAL mode (it is {mode})",
-                             "keep the data directory on a local file system")
-        return cls(connection, path, clock)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (BEGIN IMMEDIATE): no lost updates."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise StoreError(f"the portal database {self.path} is busy: {e}",
-                                 "try again in a moment") from e
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        """The rows of one query, read under the store's lock."""
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def create_tables(self, schema: str) -> None:
-        """Create the tables of another part (`CREATE TABLE IF NOT EXISTS ...`): the
-        application layer keeps its own tables in this store (orchestrator.state)."""
-        with self._lock:  # executescript commits by itself: not inside write()
-            self._db.executescript(schema)
+        store = super().open(path, clock)
+        store.create_tables(_SCHEMA)
+        with store._lock:  # each copy's own: the schema is made by the code, not the log
+            store._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
+                              (str(SCHEMA_VERSION),))
+        return store
 
     # --- the admin account -----------------------------------------------------------
 

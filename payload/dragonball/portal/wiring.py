@@ -10,6 +10,7 @@ from dragonball.agent_client import AgentClient
 from dragonball.orchestrator.control import Control
 from dragonball.orchestrator.state import AppStore
 from dragonball.portal.settings import Settings, read_registry_credentials
+from dragonball.portal.statelog import open_store
 from dragonball.portal.store import Store
 from dragonball.registry.client import RegistryClient
 from dragonball.swarm import Swarm
@@ -28,7 +29,7 @@ def control(settings: Settings, store: Store | None = None, progress=None,
     agents and registry."""
     username, password = read_registry_credentials(settings.registry_credentials)
     registry = RegistryClient(settings.registry, settings.ca_cert, username, password)
-    app_store = AppStore(store or Store.open(settings.db_path))
+    app_store = AppStore(store or open_store(settings))
     return Control(engine or swarm(settings), app_store, AgentClient(), registry,
                    settings.registry, progress=progress, wait_s=wait_s)
 
