@@ -113,9 +113,20 @@ def issue_client_cert(ca: KeyPair, common_name: str, days: int = SERVER_DAYS,
                        ExtendedKeyUsageOID.CLIENT_AUTH, days, now)
 
 
+def issue_peer_cert(ca: KeyPair, common_name: str, ips: Iterable[str] = (),
+                    dns_names: Iterable[str] = (), days: int = SERVER_DAYS,
+                    now: datetime.datetime | None = None) -> KeyPair:
+    """A certificate for both ends of TLS (server and client auth): an etcd member's, which
+    it serves its peers with and shows them when it connects (docs/portal-ha.md)."""
+    return _issue_leaf(ca, common_name, subject_alt_names(ips, dns_names),
+                       [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+                       days, now)
+
+
 def _issue_leaf(ca: KeyPair, common_name: str, names: list, usage, days: int,
                 now: datetime.datetime | None) -> KeyPair:
-    """A leaf certificate for one TLS `usage`, valid at most as long as its CA."""
+    """A leaf certificate for a TLS `usage` (or a list of them), valid at most as long as
+    its CA."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     key, start = _new_key(), _now(now)
@@ -133,7 +144,8 @@ def _issue_leaf(ca: KeyPair, common_name: str, names: list, usage, days: int,
                 digital_signature=True, key_cert_sign=False, crl_sign=False,
                 content_commitment=False, key_encipherment=False, data_encipherment=False,
                 key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage if isinstance(usage, list) else [usage]),
+                           critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)

@@ -137,7 +137,7 @@ class StateLog:
         """The entries after `applied` (at most FETCH) and the floor (the index of the newest
         snapshot whose entries may be gone), read at one revision."""
         first, end = _index_key(self.prefix, applied + 1), prefix_end(self.prefix + "log/")
-        answer = self._etcd("read the replicated log", self.etcd.txn, [], [
+        answer = self._etcd("read", self.etcd.txn, [], [
             {"request_range": {"key": encode(first), "range_end": encode(end),
                                "limit": str(FETCH), "sort_order": "ASCEND",
                                "sort_target": "KEY"}},
@@ -203,13 +203,14 @@ class StateLog:
         self.set_applied(db, index)
 
     def _etcd(self, what: str, call, *args):
+        """`call(*args)`, its etcd errors as StoreError: "cannot `what`: why"."""
         try:
             return call(*args)
         except EtcdUnavailable as e:
-            unsure = ("; if etcd took it after all, every portal applies it within seconds"
-                      if what == "write" else "")
-            raise StoreError(f"cannot {what} the portal's state: {e.message}. Nothing changed "
-                             f"on this portal{unsure}", e.hint) from e
+            unsure = (" (if etcd took the entry after all, every portal applies it within "
+                      "seconds)" if what == "write" else "")
+            raise StoreError(f"cannot {what} the portal's state: {e.message}. Nothing "
+                             f"changed on this portal{unsure}", e.hint) from e
         except EtcdError as e:
             raise StoreError(f"cannot {what} the portal's state: {e.message}", e.hint) from e
 
@@ -221,9 +222,9 @@ class StateLog:
         with database._lock:
             if self.joined(database._db):
                 return
-        if self._etcd("read the replicated snapshots", self.snapshots.newest_index) is None:
+        if self._etcd("read the snapshots of", self.snapshots.newest_index) is None:
             data = snapshots.serialize(database.copy(), 0, self.set_applied)
-            if self._etcd("seed the replicated state", self.snapshots.publish, 0, data):
+            if self._etcd("seed", self.snapshots.publish, 0, data):
                 with database._lock:
                     self.set_applied(database._db, 0)
                 log.info("the portal's replicated state starts from this portal's database")
@@ -232,7 +233,7 @@ class StateLog:
 
     def restore(self, database) -> None:
         """Replace `database` by the newest snapshot (Database.restore calls it)."""
-        newest = self._etcd("read the replicated snapshot", self.snapshots.newest)
+        newest = self._etcd("read the snapshot of", self.snapshots.newest)
         if newest is None:
             raise StoreError("the portal's replicated state has no snapshot to start from",
                              "restart the first manager's portal: it seeds the state")
@@ -245,15 +246,15 @@ class StateLog:
         has `snapshot_every` entries past the last one (the leader calls it): its index."""
         with database._lock:
             applied = self.applied(database._db)
-        floor = self._etcd("read the replicated state", self.fetch, applied)[1]
+        floor = self.fetch(applied)[1]
         if applied - floor < self.snapshot_every:
             return None
         copy = database.copy()
         index = self.applied(copy)
         data = snapshots.serialize(copy, index, self.set_applied)
-        if not self._etcd("write a snapshot", self.snapshots.publish, index, data):
+        if not self._etcd("write a snapshot of", self.snapshots.publish, index, data):
             return None
-        self._etcd("drop the snapshotted log", self.snapshots.drop_before, index,
+        self._etcd("drop the old log of", self.snapshots.drop_before, index,
                    self.prefix + "log/", _index_key(self.prefix, index + 1))
         log.info("snapshot of the portal's state at entry %d (%d bytes)", index, len(data))
         return index
