@@ -26,23 +26,27 @@ import dataclasses
 
 import requests
 
-from dragonball.errors import ClientError, Conflict, Unavailable
+from dragonball.errors import ClientError, Conflict, Failed, Unavailable
 
 TIMEOUT_S = 8.0
 #: A member whose host is gone answers no SYN: try the next one soon.
 CONNECT_TIMEOUT_S = 2.0
 
 
-class EtcdError(ClientError):
+class EtcdFailed(ClientError, Failed):
     """etcd answered an error."""
 
 
-class EtcdUnavailable(EtcdError, Unavailable):
+class EtcdUnavailable(ClientError, Unavailable):
     """No member answered, or the members have no quorum: nothing was written."""
 
 
-class EtcdConflict(EtcdError, Conflict):
+class EtcdConflict(ClientError, Conflict):
     """A compare-and-swap lost: another writer was first."""
+
+
+#: Every error of this client, to catch them all (one category per class: no common base).
+EtcdError = (EtcdFailed, EtcdUnavailable, EtcdConflict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +223,7 @@ class Etcd:
                     or "no leader" in str(message):
                 failures.append(f"{endpoint}: {message}")
                 continue
-            raise EtcdError(f"etcd refused {path}: {message}",
+            raise EtcdFailed(f"etcd refused {path}: {message}",
                             "see `journalctl -u dragonball-etcd` (or the container's log) "
                             "on the manager")
         raise EtcdUnavailable(

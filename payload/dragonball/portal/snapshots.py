@@ -21,7 +21,7 @@ import sqlite3
 import zlib
 from collections.abc import Callable
 
-from dragonball.etcd import Etcd, EtcdError, encode
+from dragonball.etcd import Etcd, EtcdError, EtcdFailed, encode
 
 EVERY = 1000               # log entries past the floor before the leader takes a snapshot
 CHUNK = 768 * 1024         # bytes per chunk (base64 makes it ~1 MiB in the request)
@@ -70,7 +70,7 @@ class Snapshots:
         data = b"".join(value for _, value in parts)
         if len(parts) != marker.get("chunks") or \
                 hashlib.sha256(data).hexdigest() != marker.get("sha256"):
-            raise EtcdError(f"the snapshot at entry {index} is incomplete or damaged",
+            raise EtcdFailed(f"the snapshot at entry {index} is incomplete or damaged",
                             "the leader's next snapshot replaces it; meanwhile remove the "
                             "marker with etcdctl if it stays")
         return index, data
