@@ -138,6 +138,9 @@ def test_losing_the_portal_server_keeps_the_app_and_the_portal(cluster, ca_file,
                     timeout=PORTAL_UP_S, interval=3)
     token = api_token(cluster, ca_file, "s2")
     assert devices_seen(cluster, ca_file, "s2", token)["s1"] == "joined"
+    # the registry is on s1: a start on s2 pins images by what s2 loaded from its .bin
+    run = local(cluster, "s2", "start", "api")
+    assert run.returncode == 0, run.stdout + run.stderr
     print(f"the portal's CLI and API answered on s2 {time.monotonic() - began:.0f} s after "
           "the app's check")
 
