@@ -14,12 +14,40 @@ from dragonball import agent_client, pki
 from dragonball.etcd import Member
 from dragonball.portal import managers
 from dragonball.portal.api import create_app
+from dragonball.portal import settings as settings_mod
 from dragonball.portal.manager_api import Files
+from dragonball.portal.store import Store
 
-from tests.unit.test_portal_app import (  # noqa: F401 (fixtures)
-    ADMIN_PASSWORD, FakeCluster, ca, clock, settings, store)
+from test_portal_app import ADMIN_PASSWORD, Clock, FakeCluster
 
 S1_PEER, S2_PEER = "https://10.0.0.1:2380", "https://10.0.0.2:2380"
+
+
+@pytest.fixture
+def ca():
+    return pki.create_ca()
+
+
+@pytest.fixture
+def settings(tmp_path, ca):
+    """The portal's settings, its CA and registry credentials in files (as test_portal_app)."""
+    etc = tmp_path / "etc"
+    pki.write_private(etc / "ca.crt", ca.cert_pem, 0o644)
+    pki.write_private(etc / "registry.json", b'{"username": "dragonball", "password": "pw"}')
+    return settings_mod.Settings(
+        address="10.0.0.1", tls_cert=str(etc / "server.crt"), tls_key=str(etc / "server.key"),
+        ca_cert=str(etc / "ca.crt"), registry="10.0.0.1:5000",
+        registry_credentials=str(etc / "registry.json"), hostname="s1",
+        data_dir=str(tmp_path / "data"))
+
+
+@pytest.fixture
+def store(settings):
+    s = Store.open(settings.db_path, clock=Clock())
+    s.set_admin_password(ADMIN_PASSWORD)
+    s.add_portal("s1", "10.0.0.1", "portalnode")
+    yield s
+    s.close()
 
 
 class FakeEtcd:
