@@ -46,7 +46,7 @@ def test_role_steps_come_after_the_firewall(server, tmp_path):
     assert ids == ["os.kernel", "os.limits", "engine.use", "os.firewall", "images.load",
                    "join.ca",
                    "join.enroll", "join.ssh_key", "join.registry", "agent.params",
-                   "join.swarm", "join.report"]
+                   "join.swarm", "join.report", "portal.runtime", "portal.standby"]
 
 
 def test_the_portal_runs_its_steps_then_the_agents_then_its_first_code(server, tmp_path):

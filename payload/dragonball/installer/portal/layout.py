@@ -106,15 +106,18 @@ def registry_storage(data_dir: str) -> str:
     return os.path.join(data_dir, "registry")
 
 
-def unit_text(address: str) -> str:
+def unit_text(address: str, command: str = "serve") -> str:
+    """dragonball-portal.service: `portal serve` on the portal, `portal standby` on a device
+    (a portal once it is a Swarm manager)."""
+    when = ", once this server is a Swarm manager" if command == "standby" else ""
     return f"""# Written by the DragonBall installer; 'dragonball reset' removes it.
 [Unit]
-Description=DragonBall portal (HTTPS API on {host_port(address, ports.PORTAL)})
+Description=DragonBall portal (HTTPS API on {host_port(address, ports.PORTAL)}{when})
 Wants=network-online.target docker.service
 After=network-online.target docker.service
 
 [Service]
-ExecStart={EXECUTABLE} portal serve --config {settings_mod.CONFIG_FILE}
+ExecStart={EXECUTABLE} portal {command} --config {settings_mod.CONFIG_FILE}
 Restart=always
 RestartSec=2
 TimeoutStopSec=15
