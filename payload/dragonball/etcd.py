@@ -10,7 +10,8 @@ JSON over HTTPS, so `requests` is enough: no gRPC stack in the runtime.
     etcd.health()                                # True when the member has a quorum
     etcd.create("log/00000001", b"...")          # False when the key exists already
     etcd.get_prefix("log/", after="log/00000001")  # [(key, value), ...] in key order
-    etcd.members()  /  etcd.add_member(peer_url)  /  etcd.remove_member(member_id)
+    etcd.members()  /  etcd.add_member(peer_url, learner=True)  /  etcd.promote_member(id)
+    etcd.remove_member(member_id)
 
 Keys and values travel base64 in the gateway's JSON; 64-bit numbers come as strings. Every
 call has a timeout: a write that cannot reach a quorum fails with `EtcdUnavailable` (etcd
@@ -55,6 +56,7 @@ class Member:
     name: str        # "" until the member started
     peer_urls: tuple[str, ...]
     client_urls: tuple[str, ...]
+    learner: bool = False  # added as a learner: no vote until promoted
 
 
 def _b64(data: bytes | str) -> str:
@@ -187,15 +189,22 @@ class Etcd:
     def members(self) -> list[Member]:
         answer = self._call("POST", "/v3/cluster/member/list", {})
         return [Member(m.get("ID", ""), m.get("name", ""), tuple(m.get("peerURLs") or ()),
-                       tuple(m.get("clientURLs") or ())) for m in answer.get("members") or []]
+                       tuple(m.get("clientURLs") or ()), bool(m.get("isLearner")))
+                for m in answer.get("members") or []]
 
-    def add_member(self, peer_url: str) -> list[Member]:
-        """Add a member by its peer URL; the members after the change (for its
-        --initial-cluster). An existing member with that URL is not added twice."""
+    def add_member(self, peer_url: str, learner: bool = False) -> list[Member]:
+        """Add a member by its peer URL (as a learner: it counts for no quorum until
+        promoted); the members after the change (for its --initial-cluster). An existing
+        member with that URL is not added twice."""
         if any(peer_url in m.peer_urls for m in self.members()):
             return self.members()
-        self._call("POST", "/v3/cluster/member/add", {"peerURLs": [peer_url]})
+        self._call("POST", "/v3/cluster/member/add", {"peerURLs": [peer_url],
+                                                      "isLearner": learner})
         return self.members()
+
+    def promote_member(self, member_id: str) -> None:
+        """A learner made a voting member; EtcdError while it has not caught up yet."""
+        self._call("POST", "/v3/cluster/member/promote", {"ID": member_id})
 
     def remove_member(self, member_id: str) -> None:
         self._call("POST", "/v3/cluster/member/remove", {"ID": member_id})

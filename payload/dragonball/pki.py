@@ -102,7 +102,7 @@ def issue_server_cert(ca: KeyPair, common_name: str, ips: Iterable[str] = (),
                       now: datetime.datetime | None = None) -> KeyPair:
     """A server certificate signed by `ca` for the given IP and DNS names (TLS server auth)."""
     return _issue_leaf(ca, common_name, subject_alt_names(ips, dns_names),
-                       ExtendedKeyUsageOID.SERVER_AUTH, days, now)
+                       [ExtendedKeyUsageOID.SERVER_AUTH], days, now)
 
 
 def issue_client_cert(ca: KeyPair, common_name: str, days: int = SERVER_DAYS,
@@ -110,23 +110,22 @@ def issue_client_cert(ca: KeyPair, common_name: str, days: int = SERVER_DAYS,
     """A TLS client certificate signed by `ca`: extended key usage clientAuth only, so it
     cannot serve as a server; its name as common name and DNS name."""
     return _issue_leaf(ca, common_name, [x509.DNSName(common_name)],
-                       ExtendedKeyUsageOID.CLIENT_AUTH, days, now)
+                       [ExtendedKeyUsageOID.CLIENT_AUTH], days, now)
 
 
 def issue_peer_cert(ca: KeyPair, common_name: str, ips: Iterable[str] = (),
                     dns_names: Iterable[str] = (), days: int = SERVER_DAYS,
                     now: datetime.datetime | None = None) -> KeyPair:
-    """A certificate for both ends of TLS (server and client auth): an etcd member's, which
-    it serves its peers with and shows them when it connects (docs/portal-ha.md)."""
+    """A certificate for both ends of TLS (serverAuth and clientAuth): an etcd member
+    serves its clients and peers with it and presents it to the peers it dials."""
     return _issue_leaf(ca, common_name, subject_alt_names(ips, dns_names),
                        [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
                        days, now)
 
 
-def _issue_leaf(ca: KeyPair, common_name: str, names: list, usage, days: int,
+def _issue_leaf(ca: KeyPair, common_name: str, names: list, usages: list, days: int,
                 now: datetime.datetime | None) -> KeyPair:
-    """A leaf certificate for a TLS `usage` (or a list of them), valid at most as long as
-    its CA."""
+    """A leaf certificate for the TLS `usages`, valid at most as long as its CA."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     key, start = _new_key(), _now(now)
@@ -144,8 +143,7 @@ def _issue_leaf(ca: KeyPair, common_name: str, names: list, usage, days: int,
                 digital_signature=True, key_cert_sign=False, crl_sign=False,
                 content_commitment=False, key_encipherment=False, data_encipherment=False,
                 key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usage if isinstance(usage, list) else [usage]),
-                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)

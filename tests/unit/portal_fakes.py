@@ -16,7 +16,9 @@ import types
 
 import pytest
 
+from dragonball import __version__
 from dragonball.installer import plan
+from dragonball.installer.portal import etcd as portal_etcd
 from dragonball.installer.portal import registry as portal_registry
 from dragonball.installer.portal import service as portal_service
 from dragonball.installer.host import Completed, Host
@@ -27,6 +29,7 @@ from dragonball.wizard.model import Answers
 PASSWORD = "Very-Long-Passphrase-42"
 REGISTRY_ID = "sha256:" + "1" * 64
 NODE_ID = "portalnode0000000000000001"
+ETCD_REF, ETCD_ID = f"dragonball/etcd:{__version__}", "sha256:" + "e" * 64
 TOKENS = {"worker": "SWMTKN-1-worker-secret-token", "manager": "SWMTKN-1-manager-secret-token"}
 
 
@@ -39,8 +42,8 @@ class PlayedServer:
         self.stdin: dict[str, bytes] = {}
         self.swarm = swarm
         self.cert_expiry_ns = 2160 * 3600 * 10**9  # Swarm's default, 90 days
-        self.images: dict[str, str] = {}
-        self.container: dict | None = None
+        self.images: dict[str, str] = {ETCD_REF: ETCD_ID}  # images.load's, from the .bin
+        self.containers: dict[str, dict] = {}
         self.labels: dict = {}
         self.units: dict = {}
         for name in ("docker", "systemctl"):
@@ -48,6 +51,11 @@ class PlayedServer:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("#!/bin/sh\n")
             path.chmod(0o755)
+
+    @property
+    def container(self) -> dict | None:
+        """The registry's container."""
+        return self.containers.get("dragonball-registry")
 
     def host(self) -> Host:
         return Host(str(self.root), runner=self, environ={"LD_LIBRARY_PATH": "/tmp/_MEIx",
@@ -115,14 +123,17 @@ class PlayedServer:
             self.images.pop(args[-1], None)
             return 0, "", ""
         if args[0] == "inspect":
-            return (0, json.dumps(self.container), "") if self.container else (1, "", "No such")
+            found = self.containers.get(args[-1])
+            return (0, json.dumps(found), "") if found else (1, "", "No such")
         if args[0] == "run":
             labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
-            self.container = {"Image": self.images[args[-1]], "Config": {"Labels": labels},
-                              "State": {"Running": True}}
+            image = next(a for a in args if a in self.images)
+            self.containers[args[args.index("--name") + 1]] = {
+                "Image": self.images[image], "Config": {"Labels": labels},
+                "State": {"Running": True}, "Args": args[args.index(image) + 1:]}
             return 0, "c0ffee\n", ""
         if args[0] == "rm":
-            self.container = None
+            self.containers.pop(args[-1], None)
             return 0, "", ""
         if args[0] in ("start", "login", "logout", "logs"):
             return 0, "", ""
@@ -170,7 +181,7 @@ class FakeArchive:
 @pytest.fixture
 def played(tmp_path, monkeypatch, bin_file):
     server = PlayedServer(tmp_path / "root")
-    network: dict = {"loads": 0, "pushes": 0, "registry": [], "portal": []}
+    network: dict = {"loads": 0, "pushes": 0, "registry": [], "portal": [], "etcd": []}
 
     import contextlib
 
@@ -195,6 +206,8 @@ def played(tmp_path, monkeypatch, bin_file):
     monkeypatch.setattr(portal_service, "wait_portal",
                         lambda host, settings: network["portal"].append(settings.url))
     monkeypatch.setattr(portal_registry, "push_images", push)
+    monkeypatch.setattr(portal_etcd, "wait_healthy",
+                        lambda host: network["etcd"].append("healthy"))
     server.network = network
     return server
 

@@ -130,8 +130,8 @@ def test_the_agent_steps_run_after_the_portals_service_and_before_its_first_code
         id="os.firewall", title="firewall", changes=[]))
     ids = [s.id for s in plan.build_plan(_context(played, tmp_path), roles.STEPS)]
     assert ids[ids.index("portal.images"):] == [
-        "portal.images", "portal.runtime", "portal.config", "portal.store", "portal.service",
-        "agent.params", "agent.pki", "agent.service", "portal.first_code"]
+        "portal.images", "portal.runtime", "portal.etcd", "portal.config", "portal.store",
+        "portal.service", "agent.params", "agent.pki", "agent.service", "portal.first_code"]
     device = [s.id for s in plan.build_plan(_context(played, tmp_path / "d", role="device"),
                                             roles.STEPS)]
     assert [i for i in device if i.startswith("agent.")] == ["agent.params"]

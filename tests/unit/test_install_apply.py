@@ -30,7 +30,7 @@ def test_os_preparation_of_a_bare_server_then_reset_restores_every_byte(server, 
     assert server.sysctl("fs.file-max") == "9223372036854775807"
     assert "nofile 20000" in server.read("etc/security/limits.d/90-dragonball.conf")  # the lab's
     assert server.read("etc/modules-load.d/dragonball.conf").endswith("br_netfilter\n")
-    assert len(server.iptables) == 5 and all("dragonball" in r for r in server.iptables)
+    assert len(server.iptables) == 7 and all("dragonball" in r for r in server.iptables)
 
     results = undo_all(Journal.load(str(tmp_path / "data")), server.host())
     assert {r.status for r in results} == {"undone"}
@@ -135,9 +135,10 @@ def test_firewalld_ports_opened_runtime_and_permanent_and_only_ours_closed(serve
     ctx = context(server, tmp_path, case="rocky9-selinux-firewalld")
     prep = osprep.firewall_prep(ctx.facts, "portal")
     run_steps([plan.prep_step(ctx, prep)], ctx.journal)
-    assert len(server.firewalld) == 14
+    assert len(server.firewalld) == 18
     assert ctx.journal.steps["os.firewall"].changes["ports.firewalld"]["opened"] == [
-        "2377/tcp", "4789/udp", "5000/tcp", "7946/tcp", "7946/udp", "9443/tcp"]
+        "2377/tcp", "2379/tcp", "2380/tcp", "4789/udp", "5000/tcp", "7946/tcp", "7946/udp",
+        "9443/tcp"]
     undo_all(ctx.journal, server.host())
     assert server.firewalld == {("8443/tcp", False), ("8443/tcp", True)}
     assert not any("disable" in a or "stop" in a for c in server.calls for a in c)

@@ -46,7 +46,7 @@ def test_role_steps_come_after_the_firewall(server, tmp_path):
     assert ids == ["os.kernel", "os.limits", "engine.use", "os.firewall", "images.load",
                    "join.ca",
                    "join.enroll", "join.ssh_key", "join.registry", "agent.params",
-                   "join.swarm", "join.report"]
+                   "join.swarm", "join.report", "portal.runtime", "portal.standby"]
 
 
 def test_the_portal_runs_its_steps_then_the_agents_then_its_first_code(server, tmp_path):
@@ -55,8 +55,8 @@ def test_the_portal_runs_its_steps_then_the_agents_then_its_first_code(server, t
     assert ids[ids.index("os.firewall"):] == [
         "os.firewall", "images.load", "portal.swarm", "portal.pki", "portal.registry_auth",
         "portal.registry_image", "portal.registry", "portal.registry_trust", "portal.images",
-        "portal.runtime", "portal.config", "portal.store", "portal.service", "agent.params",
-        "agent.pki", "agent.service", "portal.first_code"]  # no join.* step
+        "portal.runtime", "portal.etcd", "portal.config", "portal.store", "portal.service",
+        "agent.params", "agent.pki", "agent.service", "portal.first_code"]  # no join.* step
 
 
 def test_every_role_has_its_steps_and_base_only_is_the_base_for_each():

@@ -18,7 +18,7 @@ from dragonball.installer.undo import undo_all
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.store import Store
 from portal_fakes import (  # noqa: F401 (fixtures)
-    NODE_ID, PASSWORD, TOKENS, _context, _files, _step, bin_file, played)
+    ETCD_REF, NODE_ID, PASSWORD, TOKENS, _context, _files, _step, bin_file, played)
 
 def test_install_then_again_then_reset(played, tmp_path, capsys):
     ctx = _context(played, tmp_path)
@@ -54,7 +54,7 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     assert bcrypt.checkpw(credentials["password"].encode(), hashed.encode())
     assert hashed.startswith("$2b$05$")
     assert credentials["password"] in ctx.secrets.known
-    (run,) = played.docker_calls("run")
+    run, etcd_run = played.docker_calls("run")
     assert run[-1] == "dragonball/registry:9.9.9"
     assert ["--network", "host"] == run[run.index("--network"):run.index("--network") + 2]
     assert "/etc/dragonball/registry:/etc/dragonball/registry:ro" in run
@@ -67,6 +67,27 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     assert played.stdin["login 10.0.0.1:5000"] == credentials["password"].encode()
     assert played.network == {**played.network, "loads": 1, "pushes": 1}
 
+    # etcd: a cluster of one, client and peer TLS from the controllers' CA, no secret in argv
+    etcd = played.containers["dragonball-etcd"]
+    assert etcd_run[etcd_run.index("--name") + 1] == "dragonball-etcd"
+    assert "/var/lib/dragonball/etcd:/var/lib/dragonball/etcd" in etcd_run
+    assert "/etc/dragonball/etcd:/etc/dragonball/etcd:ro" in etcd_run
+    assert ["--restart", "always"] == etcd_run[etcd_run.index("--restart"):][:2]
+    args = etcd["Args"]
+    assert args[args.index("--initial-cluster") + 1] == "s1=https://10.0.0.1:2380"
+    assert args[args.index("--initial-cluster-state") + 1] == "new"
+    assert args[args.index("--listen-client-urls") + 1] == \
+        "https://10.0.0.1:2379,https://127.0.0.1:2379"
+    assert {"--client-cert-auth", "--peer-client-cert-auth",
+            "--trusted-ca-file=/etc/dragonball/etcd/clients-ca.crt",
+            "--peer-trusted-ca-file=/etc/dragonball/etcd/clients-ca.crt"} <= set(args)
+    assert (etc / "etcd/clients-ca.crt").read_bytes() == (etc / "ca/agent-clients.crt").read_bytes()
+    assert stat.S_IMODE((etc / "etcd/member.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "var/lib/dragonball/etcd").stat().st_mode) == 0o700
+    assert played.network["etcd"] == ["healthy"]
+    member_key = (etc / "etcd/member.key").read_text().splitlines()[1]
+    assert not any(member_key in a for a in etcd_run)
+
     # the runtime and the command
     runtime = root / "opt/dragonball/runtime"
     assert os.access(runtime / "dragonball", os.X_OK)
@@ -77,6 +98,10 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     settings = settings_mod.load(str(etc / "portal/portal.yaml"))
     assert (settings.address, settings.hostname, settings.cluster_name, settings.bin_name) == \
         ("10.0.0.1", "s1", "plant", "DragonBall-9.9.9.bin")
+    assert settings.state_endpoints == ["https://127.0.0.1:2379"]
+    assert (settings.state_ca, settings.state_cert, settings.state_key) == (
+        "/etc/dragonball/ca/agent-clients.crt", "/etc/dragonball/portal/agent-client.crt",
+        "/etc/dragonball/portal/agent-client.key")
     store = Store.open(str(root / "var/lib/dragonball/portal/portal.db"))
     try:
         assert store.check_admin("admin", PASSWORD)
@@ -117,7 +142,8 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     # reset: the Swarm left, the container and image gone, every file and folder ours gone
     results = undo_all(ctx.journal, played.host())
     assert all(r.status == "undone" for r in results), results
-    assert played.swarm == "inactive" and played.container is None and not played.images
+    assert played.swarm == "inactive" and not played.containers
+    assert list(played.images) == [ETCD_REF]  # images.load's: not these steps' to remove
     assert played.units["dragonball-portal.service"] == {"enabled": "disabled", "active": False}
     assert ["logout", "10.0.0.1:5000"] in played.docker_calls("logout")
     left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if "usr/bin" not in str(p))

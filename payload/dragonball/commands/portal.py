@@ -1,6 +1,7 @@
 """`dragonball portal serve` and `dragonball enroll`, on the portal server (as root).
 
     dragonball portal serve [--config FILE]
+    dragonball portal standby [--config FILE] [--data-dir DIR]
     dragonball enroll [--ttl DURATION] [--json] [--config FILE] [--remote]
 
 `enroll` writes a new one-time code into the local store (no HTTP call: it works while
@@ -26,6 +27,7 @@ from dragonball.portal.enrollment import join_instructions, parse_duration, prin
 from dragonball.portal.statelog import open_store
 from dragonball.portal.store import DEFAULT_CODE_TTL_S
 from dragonball.portal_client import saved_login
+from dragonball.shared import paths
 
 
 def register(commands) -> None:
@@ -36,6 +38,16 @@ def register(commands) -> None:
                            description="Run the portal (what dragonball-portal.service runs).")
     _config_option(serve)
     serve.set_defaults(handler=serve_command)
+    standby = sub.add_parser(
+        "standby", help="wait until this server is a Swarm manager, then run its portal",
+        description="What dragonball-portal.service runs on a device: every 10 s, once this "
+                    "server is a Swarm manager without portal settings, fetch its manager "
+                    "bundle from a portal, start its etcd member, then serve as "
+                    "'portal serve' does (docs/portal.md, 'On every manager').")
+    _config_option(standby)
+    standby.add_argument("--data-dir", default=paths.DATA_DIR, metavar="DIR",
+                         help=f"this server's data folder (default {paths.DATA_DIR})")
+    standby.set_defaults(handler=standby_command)
     enroll = commands.add_parser(
         "enroll", help="make a one-time enrollment code for a new server (on the portal)",
         description="Make a one-time enrollment code and print the command that adds a new "
@@ -88,6 +100,12 @@ def _user() -> str:
         return os.environ.get("SUDO_USER") or getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+
+
+def standby_command(args: argparse.Namespace) -> int:
+    from dragonball.installer import standby  # the portal's serving stack: only here
+    standby.run(args.config, args.data_dir)
+    return ExitStatus.OK
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -35,7 +35,6 @@ the params folder with what the agent wrote in it (agent_params).
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import logging
@@ -43,15 +42,16 @@ import os
 import shutil
 import time
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from dragonball import agent_client, pki
+from dragonball import agent_client
 from dragonball.errors import InstallerError
 from dragonball.shared import ports
 from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.apply import missing_dirs
+from dragonball.installer.portal import clients
 from dragonball.installer.portal import cluster as portal_cluster
+from dragonball.installer.portal.clients import (  # noqa: F401 (ca_fits: the agent's tests)
+    ca_fits, keep_or_issue, make_clients_ca, make_controller_client)
 from dragonball.installer.portal import layout as portal_layout
 from dragonball.installer.portal import registry as portal_registry
 from dragonball.installer.steps import Step
@@ -64,9 +64,7 @@ AGENT_DIR = f"{portal_layout.ETC}/agent"
 AGENT_CERT, AGENT_KEY = f"{AGENT_DIR}/agent.crt", f"{AGENT_DIR}/agent.key"
 #: The CA of the agents' clients (the controllers: the portal), apart from the cluster CA,
 #: beside whose key it is kept. The agents trust it alone for clients.
-CLIENTS_CA_CERT = f"{portal_layout.ETC}/ca/agent-clients.crt"
-CLIENTS_CA_KEY = f"{portal_layout.ETC}/ca/agent-clients.key"
-CLIENTS_CA_NAME = "DragonBall agent clients CA"
+CLIENTS_CA_CERT, CLIENTS_CA_KEY = clients.CLIENTS_CA_CERT, clients.CLIENTS_CA_KEY
 SERVICE = "dragonball-agent"
 REPOSITORY = "dragonball/agent"
 LABEL, CONFIG_LABEL = portal_layout.LABEL, portal_layout.CONFIG_LABEL
@@ -172,48 +170,10 @@ def make_pki(ctx) -> dict:
         raise InstallerError(f"the cluster CA ({portal_layout.CA_CERT}) is missing",
                              "it is made by the step portal.pki: run the install again")
     clients_ca = make_clients_ca(ctx, undo)
-    wanted = ((AGENT_CERT, AGENT_KEY, agent_client.AGENT_NAME, agent_client.issue_agent_cert,
-               ca),
-              (agent_client.CLIENT_CERT, agent_client.CLIENT_KEY, agent_client.CLIENT_NAME,
-               agent_client.issue_client_cert, clients_ca))
-    for cert, key, name, issue, signer in wanted:
-        existing = portal_cluster.read_pair(host, cert, key)
-        if existing and portal_cluster.cert_fits(existing, signer.cert_pem, [], [name]):
-            continue
-        ctx.progress.update(f"a certificate for {name}")
-        pair = issue(signer)
-        portal_cluster.write_private(ctx, undo, key, pair.key_pem.decode())
-        portal_cluster.write_private(ctx, undo, cert, pair.cert_pem.decode(), 0o644)
+    keep_or_issue(ctx, undo, AGENT_CERT, AGENT_KEY, ca, ([], [agent_client.AGENT_NAME]),
+                  lambda: agent_client.issue_agent_cert(ca))
+    make_controller_client(ctx, undo, clients_ca)
     return undo.entries()
-
-
-def make_clients_ca(ctx, undo) -> pki.KeyPair:
-    """The CA of the agents' clients, kept while it fits (ca_fits), made anew otherwise
-    (the portal's client certificate is then issued again, and the agent's `ca` secret
-    changes with it)."""
-    host = ctx.host
-    existing = portal_cluster.read_pair(host, CLIENTS_CA_CERT, CLIENTS_CA_KEY)
-    if existing and ca_fits(existing):
-        return existing
-    ctx.progress.update("the CA of the agents' clients")
-    pair = pki.create_ca(CLIENTS_CA_NAME)
-    portal_cluster.write_private(ctx, undo, CLIENTS_CA_KEY, pair.key_pem.decode())
-    portal_cluster.write_private(ctx, undo, CLIENTS_CA_CERT, pair.cert_pem.decode(), 0o644)
-    return pair
-
-
-def ca_fits(pair: pki.KeyPair, now: datetime.datetime | None = None) -> bool:
-    """Whether a CA may stay: a CA certificate, its key its own, more than 30 days left."""
-    try:
-        cert = x509.load_pem_x509_certificate(pair.cert_pem)
-        key = serialization.load_pem_private_key(pair.key_pem, password=None)
-        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except (ValueError, TypeError, x509.ExtensionNotFound):
-        return False
-    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    return (is_ca and key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
-            and cert.not_valid_after_utc - now > portal_layout.RENEW_BEFORE)
 
 
 def _exists(host, *argv) -> bool:

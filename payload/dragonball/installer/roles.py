@@ -14,6 +14,9 @@
                   agent.params                         before the node joins: the agent's
                                                        task may start there at once
                   join.swarm, join.report
+                  portal.runtime,                      the runtime and `dragonball`, and the
+                  portal.standby                       portal's unit waiting to be a manager
+                                                       (installer/standby.py)
 
 The firewall comes after the engine: a server with no firewall tool at all gets iptables
 with the engine's packages.
@@ -31,6 +34,7 @@ from dragonball.installer.engine import apply as engine_apply
 from dragonball.installer.join import DeviceJoin
 from dragonball.installer.plan import InstallContext, RoleSteps, prep_step
 from dragonball.installer.portal import first_code_step, portal_steps
+from dragonball.installer.portal import service as portal_service
 from dragonball.installer.steps import Step
 
 
@@ -57,7 +61,17 @@ def for_device(ctx: InstallContext) -> list[Step]:
             images.images_step(ctx),
             *join.enroll_steps(),
             agent.params_step(ctx),
-            *join.swarm_steps()]
+            *join.swarm_steps(),
+            *standby_steps(ctx)]
+
+
+def standby_steps(ctx: InstallContext) -> list[Step]:
+    """A device's: the runtime, and the portal's unit in standby (any server may become a
+    Swarm manager, and every manager runs a portal)."""
+    return [Step("portal.runtime", "copy the runtime to /opt/dragonball/runtime",
+                 lambda: portal_service.install_runtime(ctx)),
+            Step("portal.standby", "the portal, in standby until this server is a manager",
+                 lambda: portal_service.start_standby(ctx))]
 
 
 #: role -> its steps, in order

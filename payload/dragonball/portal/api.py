@@ -4,6 +4,7 @@
     GET  /api/v1/ca                        the cluster CA (PEM), no auth: pinned by fingerprint
     POST /api/v1/enroll                    {code, hostname, address} -> what a device needs
     POST /api/v1/devices/{id}/joined       {node_id}, Authorization: Bearer <device token>
+    POST /api/v1/devices/{id}/manager      the same token: a manager's bundle (manager_api)
     GET  /api/v1/devices                   the admin: basic auth, an API token or a session
     POST /api/v1/codes                     {ttl?} -> a one-time code and the join command
     GET  /api/v1/certificates              the certificates' ends and warnings (the admin)
@@ -32,12 +33,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from dragonball import __version__
-from dragonball.portal import apps_api
+from dragonball.portal import apps_api, manager_api
 from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import web, wiring
 from dragonball.portal.answers import error_response
-from dragonball.portal.auth import Forbidden, NotAuthenticated
 from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.jobs import Jobs
@@ -159,6 +159,7 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
         store, settings, cluster if made_here else None),
         Jobs(lock_dir=app_lock.LOCK_DIR) if control_factory is None else None)
     web.mount(app, store, settings, control_factory=app.state.control_factory)
+    manager_api.mount(app, store, settings, cluster)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -231,15 +232,9 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     def joined(device_id: int, body: JoinedRequest, request: Request,
                authorization: str | None = Header(default=None)) -> Response:
         client = _client(request)
-        scheme, _, token = (authorization or "").partition(" ")
-        device = store.device_by_token(token.strip()) if scheme.lower() == "bearer" else None
-        if device is None:
-            return error_response(NotAuthenticated(
-                "a device token is needed: 'Authorization: Bearer <the device_token enroll "
-                "returned>'"), {"WWW-Authenticate": "Bearer"})
-        if device.id != device_id:
-            return error_response(Forbidden(f"this token is device {device.id}'s, not device "
-                                            f"{device_id}'s"))
+        device = manager_api.device_or_refusal(store, device_id, authorization)
+        if isinstance(device, Response):
+            return device
         try:
             node = cluster.node(body.node_id)
             if node is None:

@@ -27,7 +27,13 @@ INSTALL_LOG = f"{LOG_DIR}/install.log"
 RUNTIME_PARENT = "/opt/dragonball"
 #: The certificates DragonBall issues from its CAs (docs/certificates.md), on the portal.
 CLUSTER_CA_CERT = f"{CA_DIR}/ca.crt"
+CLUSTER_CA_KEY = f"{CA_DIR}/ca.key"
+#: The CA of the controllers (the managers' portals): the agents and etcd trust it alone
+#: for clients; its key on every manager.
 CLIENTS_CA_CERT = f"{CA_DIR}/agent-clients.crt"
+CLIENTS_CA_KEY = f"{CA_DIR}/agent-clients.key"
+#: etcd's member certificate and the clients CA it trusts, mounted into dragonball-etcd.
+ETCD_CONFIG_DIR = f"{ETC}/etcd"
 REGISTRY_CERT = f"{ETC}/registry/server.crt"
 AGENT_CERT = f"{ETC}/agent/agent.crt"
 #: The engine's own Swarm node certificate on every server (Swarm renews it).

@@ -2,7 +2,8 @@
 
 Swarm's ports are Docker's own (docs.docker.com, "swarm mode routing"); the rest are
 ours. Which ports a server needs free depends on its role: the portal runs the
-registry and the portal itself; every server runs the agent and Swarm.
+registry and the portal itself; every server runs the agent and Swarm, and any server may
+become a Swarm manager, which runs etcd (the portal's replicated state) and a portal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ SWARM_VXLAN = 4789       # udp: overlay network data (VXLAN)
 REGISTRY = 5000          # tcp: the private registry, TLS, on the portal
 PORTAL = 8443            # tcp: the portal's web UI and REST API, TLS
 AGENT = 9443             # tcp: the per-node agent, mutual TLS
+ETCD_CLIENT = 2379       # tcp: etcd's clients (the managers' portals), mutual TLS
+ETCD_PEER = 2380         # tcp: etcd's members among themselves (Raft), mutual TLS
 
 ROLES = ("portal", "device")
 
@@ -37,6 +40,8 @@ _EVERY_SERVER = (
     Port(SWARM_GOSSIP, "udp", "Swarm gossip"),
     Port(SWARM_VXLAN, "udp", "Swarm overlay (VXLAN)"),
     Port(AGENT, "tcp", "DragonBall agent"),
+    Port(ETCD_CLIENT, "tcp", "etcd clients (on a manager)"),  # any server may become one
+    Port(ETCD_PEER, "tcp", "etcd peers (on a manager)"),
 )
 _PORTAL_ONLY = (
     Port(REGISTRY, "tcp", "DragonBall registry"),

@@ -13,7 +13,12 @@ cluster of one, with its registry, its images and its HTTPS portal.
     portal.images          every image of the .bin pushed to the registry (push_archive)
     portal.runtime         the .bin's runtime unpacked to /opt/dragonball/runtime, and
                            /usr/local/bin/dragonball pointing at it
-    portal.config          /etc/dragonball/portal/portal.yaml
+    portal.etcd            etcd, the portal's replicated state: the container dragonball-etcd,
+                           a new cluster of one member (the portal's hostname), its member
+                           certificate from the controllers' CA (made here, before the node
+                           agent's agent.pki keeps it); until /health answers
+    portal.config          /etc/dragonball/portal/portal.yaml, its state_endpoints the local
+                           etcd member (https://127.0.0.1:2379)
     portal.store           the portal's database: the admin account, the portal as device 1
                            (its node labelled)
     portal.service         dragonball-portal.service (systemd), else a detached process with
@@ -34,6 +39,8 @@ programs whose output holds a token run without their output logged.
 Where each part lives:
     layout     paths, names and what the answers make (pure)
     cluster    portal.swarm, portal.pki, portal.registry_auth
+    clients    the controllers' CA and client certificate (portal.etcd, agent.pki)
+    etcd       portal.etcd, and the etcd member a later manager starts (installer/standby.py)
     registry   portal.registry_image, portal.registry, portal.registry_trust, portal.images
     service    portal.runtime, portal.config, portal.store, portal.service, portal.first_code
     undo       the undo handlers of the `portal_*` kinds (reset)
@@ -44,7 +51,7 @@ import a name from the module that defines it.
 
 from __future__ import annotations
 
-from dragonball.installer.portal import cluster, registry, service
+from dragonball.installer.portal import cluster, etcd, registry, service
 # The `portal_*` undo kinds: registered before a step can note one (UndoLog.note checks).
 from dragonball.installer.portal import undo  # noqa: F401
 from dragonball.installer.steps import Step
@@ -52,7 +59,7 @@ from dragonball.installer.steps import Step
 #: The portal's own steps, in the order a portal's install runs them.
 STEP_IDS = ("portal.swarm", "portal.pki", "portal.registry_auth", "portal.registry_image",
             "portal.registry", "portal.registry_trust", "portal.images", "portal.runtime",
-            "portal.config", "portal.store", "portal.service", "portal.first_code")
+            "portal.etcd", "portal.config", "portal.store", "portal.service", "portal.first_code")
 
 
 def portal_steps(ctx) -> list[Step]:
@@ -71,6 +78,7 @@ def portal_steps(ctx) -> list[Step]:
         "portal.images": ("push the release's images to the registry", registry.push_images),
         "portal.runtime": ("copy the runtime to /opt/dragonball/runtime",
                            service.install_runtime),
+        "portal.etcd": ("start etcd (the portal's replicated state)", etcd.start_portal_etcd),
         "portal.config": ("write the portal's settings", service.write_config),
         "portal.store": ("the portal's database and the admin account", service.make_store),
         "portal.service": ("start the portal service", service.start_service),

@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 
-from dragonball import __version__
+from dragonball import __version__, agent_client
 from dragonball.shared import paths, ports
 from dragonball.shared.addresses import host_port
 from dragonball.portal import settings as settings_mod
+from dragonball.portal.managers import LOCAL_ENDPOINT
 from dragonball.release.sections import BIN_ENV
 
 ETC = paths.ETC
@@ -42,6 +43,8 @@ PORTAL_LOG = f"{paths.LOG_DIR}/portal.log"
 LABEL = "io.dragonball.role"
 CONFIG_LABEL = "io.dragonball.config"
 RENEW_BEFORE = datetime.timedelta(days=30)
+#: The portal's etcd member, on loopback (portal.etcd)
+STATE_ENDPOINT = LOCAL_ENDPOINT
 WAIT_S = 90
 LOAD_TIMEOUT_S = 900
 
@@ -70,7 +73,9 @@ def portal_settings(ctx, bin_name: str) -> settings_mod.Settings:
         cluster_name=getattr(ctx.answers, "cluster_name", None) or "",
         data_dir=ctx.data_dir, tls_cert=PORTAL_CERT, tls_key=PORTAL_KEY, ca_cert=CA_CERT,
         registry=registry_address(address), registry_credentials=REGISTRY_CREDENTIALS,
-        ssh_pubkey=SSH_KEY + ".pub", bin_name=bin_name)
+        ssh_pubkey=SSH_KEY + ".pub", bin_name=bin_name,
+        state_endpoints=[STATE_ENDPOINT], state_ca=paths.CLIENTS_CA_CERT,
+        state_cert=agent_client.CLIENT_CERT, state_key=agent_client.CLIENT_KEY)
 
 
 def bin_name(environ, manifest: dict | None) -> str:
@@ -101,15 +106,18 @@ def registry_storage(data_dir: str) -> str:
     return os.path.join(data_dir, "registry")
 
 
-def unit_text(address: str) -> str:
+def unit_text(address: str, command: str = "serve") -> str:
+    """dragonball-portal.service: `portal serve` on the portal, `portal standby` on a device
+    (a portal once it is a Swarm manager)."""
+    when = ", once this server is a Swarm manager" if command == "standby" else ""
     return f"""# Written by the DragonBall installer; 'dragonball reset' removes it.
 [Unit]
-Description=DragonBall portal (HTTPS API on {host_port(address, ports.PORTAL)})
+Description=DragonBall portal (HTTPS API on {host_port(address, ports.PORTAL)}{when})
 Wants=network-online.target docker.service
 After=network-online.target docker.service
 
 [Service]
-ExecStart={EXECUTABLE} portal serve --config {settings_mod.CONFIG_FILE}
+ExecStart={EXECUTABLE} portal {command} --config {settings_mod.CONFIG_FILE}
 Restart=always
 RestartSec=2
 TimeoutStopSec=15

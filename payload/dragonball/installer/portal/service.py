@@ -1,6 +1,7 @@
 """The portal service's steps: portal.runtime (the runtime copied, the command linked),
 portal.config, portal.store (admin account), portal.service (systemd unit, else a detached
-process; then /healthz) and portal.first_code.
+process; then /healthz) and portal.first_code; on a device, portal.runtime and
+portal.standby (the same unit running `dragonball portal standby`: installer/standby.py).
 """
 
 from __future__ import annotations
@@ -140,8 +141,26 @@ def uses_systemd(ctx) -> bool:
 
 def start_service(ctx) -> dict:
     host, undo = ctx.host, ctx.undo("portal.service")
+    run_unit(ctx, undo, "serve")
+    settings = portal_settings(ctx, "")
+    ctx.progress.update(f"waiting for {settings.url}/healthz")
+    wait_portal(host, settings)
+    return undo.entries()
+
+
+def start_standby(ctx) -> dict:
+    """portal.standby (a device): the portal's unit, waiting to be a manager."""
+    undo = ctx.undo("portal.standby")
+    run_unit(ctx, undo, "standby")
+    return undo.entries()
+
+
+def run_unit(ctx, undo, command: str) -> None:
+    """dragonball-portal.service running `dragonball portal <command>`, enabled and
+    (re)started; without systemd, a detached process."""
+    host = ctx.host
     if uses_systemd(ctx):
-        write_file(host, undo, UNIT_PATH, unit_text(ctx.answers.address), 0o644)
+        write_file(host, undo, UNIT_PATH, unit_text(ctx.answers.address, command), 0o644)
         enabled = host.run(["systemctl", "is-enabled", UNIT_NAME], check=False).out.strip()
         undo.note("service", {"kind": "portal_service", "unit": UNIT_NAME,
                               "was_enabled": enabled == "enabled"})
@@ -150,14 +169,10 @@ def start_service(ctx) -> dict:
         host.run(["systemctl", "restart", UNIT_NAME], timeout=60,
                  hint=f"see why: journalctl -u {UNIT_NAME} --no-pager | tail -50")
     else:
-        start_detached(ctx, undo)
-    settings = portal_settings(ctx, "")
-    ctx.progress.update(f"waiting for {settings.url}/healthz")
-    wait_portal(host, settings)
-    return undo.entries()
+        start_detached(ctx, undo, command)
 
 
-def start_detached(ctx, undo) -> None:
+def start_detached(ctx, undo, command: str = "serve") -> None:
     """Without systemd: the portal in a session of its own, its pid in /run/dragonball.
 
     Nothing starts it again after a reboot (docs/portal.md says how to)."""
@@ -167,7 +182,7 @@ def start_detached(ctx, undo) -> None:
     host.make_dirs(os.path.dirname(PIDFILE), mode=0o755)
     host.make_dirs(os.path.dirname(PORTAL_LOG), mode=0o755)
     with open(host.path(PORTAL_LOG), "ab") as out:
-        proc = subprocess.Popen([host.path(EXECUTABLE), "portal", "serve", "--config",
+        proc = subprocess.Popen([host.path(EXECUTABLE), "portal", command, "--config",
                                  host.path(settings_mod.CONFIG_FILE)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=host.env, start_new_session=True, close_fds=True)
