@@ -1,15 +1,17 @@
 """The `dragonball` CLI from any machine that reaches the portal, through its REST API
 (dragonball.portal_client; docs/portal.md, "The CLI from any machine").
 
-    dragonball login --portal HOST[:PORT][,HOST...] --ca FILE [--user admin] [--password-stdin]
+    dragonball login --portal HOST[:PORT][,HOST...] --ca FILE [--user admin]
+                     [--password-stdin]
     dragonball logout
     dragonball status | devices [--json]
 
 Login keeps every manager's portal (GET /api/v1/portals, after the addresses given), and
 each later call tries them in order (dragonball.portal_client): a command works while any
-manager's portal answers. These always use the API. The app commands (commands/apps.py), `plan --remote`
-(commands/spec.py) and `enroll` (commands/portal.py) take either path: on the portal itself,
-or through the API with the login kept here (commands/app_access.py decides, once).
+manager's portal answers. These always use the API. The app commands (commands/apps.py),
+`plan --remote` (commands/spec.py) and `enroll` (commands/portal.py) take either path: on
+the portal itself, or through the API with the login kept here (commands/app_access.py
+decides, once).
 
 Exit status (dragonball.errors; the one handler of dragonball.cli reports errors): 0 done,
 1 failed, 2 invalid input, 5 the portal cannot be reached (or is not the CA's), 6 it refuses
