@@ -16,6 +16,7 @@ not planning).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -27,7 +28,10 @@ from dragonball.app.checks import normal_image
 from dragonball.app.model import Observed
 from dragonball.errors import AppError, Unavailable
 from dragonball.orchestrator import naming
+from dragonball.registry.client import RegistryUnreachable
 from dragonball.swarm import Node, ServiceState
+
+log = logging.getLogger(__name__)
 
 #: The image of a moving address's keepalived (orchestrator.address, built with the release)
 ADDRESS_IMAGE = f"dragonball/keepalived:{dragonball.__version__}"
@@ -144,7 +148,19 @@ class Observer:
 
     def pin(self, images) -> tuple[dict, dict]:
         """({spec image: its image ID}, {spec image: `<registry>/<repository>@<digest>`}),
-        for those the registry has: the ID is its manifest's config digest."""
+        for those the registry has: the ID is its manifest's config digest. While the
+        registry (on the first server) does not answer, a manager still starts and changes
+        what is installed: the IDs of the images this engine loaded from its own .bin
+        (every server holds the release's, installer/images.py), with no pull reference."""
+        try:
+            return self.pin_in_registry(images)
+        except RegistryUnreachable as e:
+            log.warning("the registry does not answer (%s): images pinned by what this "
+                        "server holds", e.message)
+            found = {image: self.swarm.local_image_id(image) for image in sorted(set(images))}
+            return {image: found_id for image, found_id in found.items() if found_id}, {}
+
+    def pin_in_registry(self, images) -> tuple[dict, dict]:
         pinned, pulls = {}, {}
         for image in sorted(set(images)):
             repository, tag = split_image(image)

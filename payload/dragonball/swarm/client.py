@@ -99,6 +99,13 @@ class Swarm:
                              "run this on the portal (a Swarm manager), as root; check "
                              "that Docker runs there") from e
 
+    def local_image_id(self, reference: str) -> str | None:
+        """The ID of the image this engine holds under `reference` (`notes/api:0.1.0`, as
+        every server loaded it from its .bin), or None."""
+        found = self._call(f"inspect the image {reference}",
+                           lambda api: api.inspect_image(reference), missing_ok=True)
+        return (found or {}).get("Id") or None
+
     def _login(self) -> None:
         """Log in to the registry once, in memory (the credential goes with services)."""
         if self._registry is None or self._logged_in:
