@@ -1,7 +1,8 @@
 """A client of the portal's REST API, for the `dragonball` CLI on any machine that reaches
 the portal (docs/portal.md, "The CLI from any machine").
 
-    client = PortalClient("https://10.0.0.5:8443", ca="/path/ca.crt", token=TOKEN)
+    client = PortalClient(["https://10.0.0.1:8443", "https://10.0.0.2:8443"],
+                          ca="/path/ca.crt", token=TOKEN)
     client.devices()
 
 HTTPS with the cluster CA pinned: `verify=` the CA file on the session and
@@ -9,15 +10,24 @@ HTTPS with the cluster CA pinned: `verify=` the CA file on the session and
 replace it (MACHINE.md, "Environment traps"); proxies from the environment are ignored for
 the same reason: the portal is on the site's own network.
 
-Every failure is a `ClientError` (dragonball.errors) carrying the API's own error text, a hint
-and a category: the one the HTTP status says (`CATEGORY_OF_HTTP`: 404 not found, 409 conflict,
-400/422 invalid, 401/403/429 denied, 502-504 unavailable; a 500 is what the answer's own
-"category" says, failed or internal), so a command run through the API ends with the exit status
-its local twin would (README.md, "Exit statuses"). No answer at all is UNAVAILABLE. No token
-or password is ever logged: log lines name the method and the path only.
+Every failure is a `ClientError` with the category of the answer's HTTP status
+(dragonball.portal_errors): the exit status of the command's local twin. No token or password
+is ever logged: log lines name the method, the path and the portal only.
 
-The login (URL, CA path, token) is kept in ``$XDG_CONFIG_HOME/dragonball/portal.json``
-(``~/.config`` by default), mode 0600 in a 0700 folder: `save_login`, `load_login`.
+Every Swarm manager serves the portal (docs/portal.md, "Every manager a portal"), so a client
+holds a list of portal URLs and each call tries them in order, starting with the one that
+answered last: it moves on when a portal cannot be reached (refused, no route, TLS, a connect
+timeout), when one answers 502 or 503, or, for a call that changes nothing (GET, PUT, DELETE),
+when the answer does not come in time. Never on any other answer: a 401 or a 404 is the
+cluster's answer, the same on every portal (its store is replicated, an API token is valid on
+all of them). A POST whose answer did not come is not sent again: it may have been done.
+`--debug` logs which portal answered. A job lives in the memory of the portal that runs it:
+it is followed there alone, and its portal going away ends the wait with that said
+(`JobPortalGone`), never a hang.
+
+The login (the portals' URLs, CA path, token) is kept in
+``$XDG_CONFIG_HOME/dragonball/portal.json`` (``~/.config`` by default), mode 0600 in a 0700
+folder: `save_login`, `load_login`.
 """
 
 from __future__ import annotations
@@ -33,67 +43,30 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from dragonball.errors import (CATEGORY_OF_HTTP, Category, ClientError, Conflict, Denied,
-                               Failed, Internal, InvalidInput, NotFound, Unavailable)
+from dragonball.errors import ClientError
+from dragonball.portal_errors import (ERROR_OF, LOGIN_HINT, JobFailed, JobPortalGone,
+                                      PortalAuthError, PortalConflict, PortalFailed,
+                                      PortalInternal, PortalInvalid, PortalNotFound,
+                                      PortalUnreachable, answer_of, category_of_answer)
 
 log = logging.getLogger(__name__)
 
+#: The errors (dragonball.portal_errors), named here too: callers know one module.
+__all__ = ["ERROR_OF", "JobFailed", "JobPortalGone", "Login", "PortalAuthError", "PortalClient",
+           "PortalConflict", "PortalFailed", "PortalInternal", "PortalInvalid",
+           "PortalNotFound", "PortalUnreachable", "category_of_answer", "load_login",
+           "login_path", "portal_url", "portal_urls", "save_login", "saved_login"]
+
 DEFAULT_PORT = 8443
 TIMEOUT_S = 30.0
-LOGIN_HINT = "log in again: dragonball login --portal HOST --ca FILE"
-
-
-class PortalUnreachable(ClientError, Unavailable):
-    """No answer, or a TLS peer that is not the portal of this CA (or a 502-504)."""
-
-
-class PortalAuthError(ClientError, Denied):
-    """The portal refuses the credentials (401, 403, 429), or there is no usable login."""
-
-
-class PortalInvalid(ClientError, InvalidInput):
-    """The request itself is wrong: a bad value, a bad spec (400, 422)."""
-
-
-class PortalNotFound(ClientError, NotFound):
-    """The portal has no such app, service or job, or not that call (404)."""
-
-
-class PortalConflict(ClientError, Conflict):
-    """The portal's state forbids the call now: the app is busy with a job (409)."""
-
-
-class PortalFailed(ClientError, Failed):
-    """The portal tried and failed (a 500 that says so), or a call did not end in time."""
-
-
-class PortalInternal(ClientError, Internal):
-    """The portal failed with a defect of its own (a 500 with no DragonBall error)."""
-
-
-class JobFailed(PortalFailed):
-    """A job the portal ran (start, stop, apply) ended failed: its error, hint and category
-    (FAILED unless the job says otherwise)."""
-
-    def __init__(self, job: dict) -> None:
-        super().__init__(job.get("error") or f"job {job.get('id')} failed",
-                         job.get("hint") or "", body=job)
-        self.job = job
-        if job.get("category") in {c.value for c in Category}:
-            self.category = Category(job["category"])
-
-    def to_dict(self) -> dict:
-        """As the local command's error: what the job's result says (where a rollout
-        failed, the output, what stays healthy) goes with it."""
-        result = self.job.get("result")
-        return super().to_dict() | (result if isinstance(result, dict) else {})
-
-
-#: The error of each category an answer can have.
-ERROR_OF = {Category.INVALID: PortalInvalid, Category.NOT_FOUND: PortalNotFound,
-            Category.CONFLICT: PortalConflict, Category.UNAVAILABLE: PortalUnreachable,
-            Category.DENIED: PortalAuthError, Category.FAILED: PortalFailed,
-            Category.INTERNAL: PortalInternal}
+#: A portal that does not take the connection within this is passed over for the next one.
+CONNECT_TIMEOUT_S = 5.0
+#: Answers that say "this portal cannot serve now, another may": the next one is tried.
+FAILOVER_STATUSES = (502, 503)
+#: Methods sent again to the next portal when the answer did not come in time.
+IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")
+#: How long a job's portal may not answer before the job is said lost with it.
+JOB_GRACE_S = 15.0
 
 
 def portal_url(text: str) -> str:
@@ -130,11 +103,21 @@ def _url_problem(parts) -> str:
 
 
 class PortalClient:
-    """The portal's REST API (docs/portal.md): one method per call the CLI makes."""
+    """The portal's REST API (docs/portal.md): one method per call the CLI makes.
 
-    def __init__(self, url: str, ca: str, token: str | None = None,
-                 basic: tuple[str, str] | None = None, timeout: float = TIMEOUT_S) -> None:
-        self.url, self.ca, self.timeout = url.rstrip("/"), ca, timeout
+    `url`: one portal's URL, or every manager's (tried in order: the module's docstring).
+    `self.url` is the one that answered last, where the next call starts."""
+
+    def __init__(self, url: str | list[str], ca: str, token: str | None = None,
+                 basic: tuple[str, str] | None = None, timeout: float = TIMEOUT_S,
+                 connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
+        urls = [url] if isinstance(url, str) else list(url)
+        self.urls = list(dict.fromkeys(u.rstrip("/") for u in urls))
+        if not self.urls:
+            raise PortalInvalid("no portal address given", LOGIN_HINT)
+        self.url, self.ca, self.timeout = self.urls[0], ca, timeout
+        self.connect_timeout = connect_timeout
+        self.job_urls: dict[str, str] = {}  # job id -> the portal that runs it
         self.session = requests.Session()
         self.session.trust_env = False  # never REQUESTS_CA_BUNDLE, never a proxy
         self.session.verify = ca
@@ -168,6 +151,10 @@ class PortalClient:
         """A one-time enrollment code with the join command (``dragonball enroll --json``)."""
         return self.call("POST", "/api/v1/codes", json={"ttl": ttl})
 
+    def portals(self) -> list[str]:
+        """Every Swarm manager's portal URL, the answering one first."""
+        return [str(u) for u in self.call("GET", "/api/v1/portals").get("portals") or []]
+
     # -- apps (the contract of portal/apps_api.py) -------------------------------------------
     def apps(self) -> list[str]:
         return self.call("GET", "/api/v1/apps")["apps"]
@@ -179,13 +166,13 @@ class PortalClient:
         """Start a start/stop/restart job; its id."""
         found = self.call("POST", f"/api/v1/apps/{_seg(app)}/services/{_seg(name)}/{verb}",
                           json={})
-        return str(found["job"])
+        return self._job_started(found)
 
     def move(self, app: str, slot: str, server: str, data_lost: bool = False) -> str:
         """Start a move job (a slot's data to `server`); its id."""
         found = self.call("POST", f"/api/v1/apps/{_seg(app)}/slots/{_seg(slot)}/move",
                           json={"to": server, "data_lost": data_lost})
-        return str(found["job"])
+        return self._job_started(found)
 
     def volumes(self) -> list[dict]:
         return self.call("GET", "/api/v1/volumes")["volumes"]
@@ -197,7 +184,14 @@ class PortalClient:
         return self.call("DELETE", f"/api/v1/volumes/{_seg(server)}/{_seg(name)}")
 
     def job(self, job_id: str) -> dict:
-        return self.call("GET", f"/api/v1/jobs/{_seg(job_id)}")
+        """The job, asked of the portal that runs it (jobs live in its memory)."""
+        url = self.job_urls.get(str(job_id))
+        return self.call("GET", f"/api/v1/jobs/{_seg(job_id)}", only=url)
+
+    def _job_started(self, found: dict) -> str:
+        job_id = str(found["job"])
+        self.job_urls[job_id] = self.url
+        return job_id
 
     def params(self, app: str, name: str) -> dict:
         return self.call("GET", f"/api/v1/apps/{_seg(app)}/services/{_seg(name)}/params")
@@ -218,17 +212,31 @@ class PortalClient:
         return self.call("POST", "/api/v1/plan", json={"spec": spec, "file": file})
 
     def apply(self, spec: str, file: str) -> str:
-        return str(self.call("POST", "/api/v1/apply", json={"spec": spec, "file": file})["job"])
+        return self._job_started(self.call("POST", "/api/v1/apply",
+                                           json={"spec": spec, "file": file}))
 
     def wait_job(self, job_id: str, on_event=None, timeout: float = 300.0,
                  interval: float = 0.5, clock=time.monotonic, sleep=time.sleep) -> dict:
         """Poll a job until it ends, giving `on_event` each new event once; the final job.
 
-        JobFailed when it ends failed; PortalFailed when it still runs after `timeout` s.
+        JobFailed when it ends failed; PortalFailed when it still runs after `timeout` s;
+        JobPortalGone when the job's portal has not answered for JOB_GRACE_S.
         """
-        deadline, seen = clock() + timeout, 0
+        deadline, seen, silent_since = clock() + timeout, 0, None
         while True:
-            job = self.job(job_id)
+            try:
+                job = self.job(job_id)
+                silent_since = None
+            except PortalUnreachable as e:
+                silent_since = clock() if silent_since is None else silent_since
+                if clock() - silent_since >= JOB_GRACE_S or clock() >= deadline:
+                    raise JobPortalGone(job_id, self.job_urls.get(str(job_id), self.url),
+                                        e.message) from e
+                sleep(interval)
+                continue
+            except PortalNotFound as e:  # its portal restarted: jobs live in memory
+                raise JobPortalGone(job_id, self.job_urls.get(str(job_id), self.url),
+                                    "it no longer knows the job: it restarted") from e
             events = job.get("events") or []
             for event in events[seen:]:
                 if on_event:
@@ -245,75 +253,85 @@ class PortalClient:
             sleep(interval)
 
     # -- the one place HTTP happens -----------------------------------------------------------
-    def call(self, method: str, path: str, **kwargs) -> dict:
-        """One API call: the JSON answer, or the ClientError that says why not."""
-        log.debug("%s %s", method, path)
+    def call(self, method: str, path: str, only: str | None = None, **kwargs) -> dict:
+        """One API call: the JSON answer, or the ClientError that says why not.
+
+        Each portal in turn, from the one that answered last, until one answers with
+        anything but 502/503; `only`: that portal alone (a job's)."""
+        order = [only] if only else self._order()
+        errors: list[tuple[str, ClientError]] = []
+        for url in order:
+            try:
+                response = self._send(url, method, path, **kwargs)
+            except _Passed as e:
+                log.info("%s %s: %s did not answer (%s)%s", method, path, url, e.error.message,
+                         ", trying the next portal" if url != order[-1] else "")
+                errors.append((url, e.error))
+                continue
+            if response.status_code in FAILOVER_STATUSES and url != order[-1]:
+                log.info("%s %s: %s answered %d, trying the next portal", method, path, url,
+                         response.status_code)
+                errors.append((url, PortalUnreachable(f"{url} answered "
+                                                      f"{response.status_code}")))
+                continue
+            log.debug("%s %s: answered %d by %s", method, path, response.status_code, url)
+            if not only:
+                self.url = url
+            return answer_of(response, method, path)
+        raise _none_answered(errors, self.ca)
+
+    def _order(self) -> list[str]:
+        """Every portal, the one that answered last first, then the others in order."""
+        return [self.url] + [u for u in self.urls if u != self.url]
+
+    def _send(self, url: str, method: str, path: str, **kwargs):
+        """The response of `url`; _Passed when the next portal should be tried instead."""
         try:
-            response = self.session.request(method, self.url + path, timeout=self.timeout,
-                                            **kwargs)
+            return self.session.request(method, url + path,
+                                        timeout=(self.connect_timeout, self.timeout), **kwargs)
         except requests.exceptions.SSLError as e:
-            raise PortalUnreachable(
-                f"TLS with {self.url} failed: it is not the portal of the CA {self.ca} "
+            raise _Passed(PortalUnreachable(
+                f"TLS with {url} failed: it is not the portal of the CA {self.ca} "
                 f"({_reason(e)})", "check --ca: the cluster CA is /etc/dragonball/ca.crt on "
-                "any server of the cluster; check its fingerprint with the portal's") from e
+                "any server of the cluster; check its fingerprint with the portal's")) from e
+        except requests.exceptions.ReadTimeout as e:
+            error = PortalUnreachable(
+                f"the portal at {url} did not answer {method} {path} within "
+                f"{self.timeout:.0f} s", "it may still be doing it: look at its state "
+                "(`dragonball status`) before trying again")
+            if method.upper() not in IDEMPOTENT:
+                raise error from e  # it may have been done: never sent twice
+            raise _Passed(error) from e
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-            raise PortalUnreachable(
-                f"cannot reach the portal at {self.url}: {_reason(e)}",
+            raise _Passed(PortalUnreachable(
+                f"cannot reach the portal at {url}: {_reason(e)}",
                 "is the portal running ('systemctl status dragonball-portal' on it) and "
-                f"is its port open from here? try: curl --cacert {self.ca} "
-                f"{self.url}/healthz") from e
+                f"is its port open from here? try: curl --cacert {self.ca} {url}/healthz")) from e
         except requests.exceptions.RequestException as e:
-            raise PortalUnreachable(f"cannot talk to the portal at {self.url}: {_reason(e)}",
+            raise PortalUnreachable(f"cannot talk to the portal at {url}: {_reason(e)}",
                                     "check --portal and --ca") from e
         except OSError as e:  # requests' own words for a CA file it cannot read
             raise PortalUnreachable(f"cannot use the CA file {self.ca}: {_reason(e)}",
                                     f"give a readable CA file; {LOGIN_HINT}") from e
-        return _answer(response, method, path)
 
 
-def _answer(response, method: str, path: str) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code < 400:
-        if isinstance(body, dict):
-            return body
-        raise PortalFailed(f"{method} {path}: the portal answered {response.status_code} "
-                           "but not with JSON", "is this address the portal's?")
-    body = body if isinstance(body, dict) else {}
-    text = str(body.get("error") or response.text[:200].strip() or response.reason)
-    raise _error_for(response, text, body)
+class _Passed(Exception):
+    """A portal passed over (carries why): the next one is tried."""
+
+    def __init__(self, error: ClientError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
-def category_of_answer(status: int, body: dict) -> Category:
-    """The category of an error answer: its HTTP status's, else the answer's own word (a
-    500 is FAILED or INTERNAL), else FAILED; a 500 that names none is an unhandled defect."""
-    if status in CATEGORY_OF_HTTP:
-        return CATEGORY_OF_HTTP[status]
-    named = {c.value: c for c in Category}.get(str(body.get("category")))
-    if named is not None:
-        return named
-    return Category.INTERNAL if status == 500 else Category.FAILED
-
-
-def _error_for(response, text: str, body: dict) -> ClientError:
-    status, hint = response.status_code, str(body.get("hint") or "")
-    category = category_of_answer(status, body)
-    args = dict(status=status, problems=body.get("problems"), body=body)
-    if status == 401:
-        hint = hint or LOGIN_HINT
-    elif status == 429:
-        hint = hint or f"wait {response.headers.get('Retry-After', 'a few minutes')} s " \
-                       "before trying again"
-    elif status == 404 and "error" not in body:
-        hint = hint or ("this portal does not have that call: is it an older version than "
-                        "this command?")
-    elif status >= 500 and category in (Category.FAILED, Category.INTERNAL):
-        text = f"the portal failed ({status}): {text}"
-        hint = hint or ("see the portal's log: 'journalctl -u dragonball-portal' (or "
-                        "/var/log/dragonball/portal.log) on the portal")
-    return ERROR_OF[category](text, hint, **args)
+def _none_answered(errors: list, ca: str) -> ClientError:
+    """The error when no portal answered: the one's own, or each one's reason."""
+    if len(errors) == 1:
+        return errors[0][1]
+    listed = "; ".join(f"{url}: {e.message}" for url, e in errors)
+    return PortalUnreachable(f"no portal of the cluster answers ({listed})",
+                             "are the managers running? try: curl --cacert "
+                             f"{ca} {errors[0][0]}/healthz; `dragonball login` again with a "
+                             "manager's address if they moved")
 
 
 def _seg(value: str) -> str:
@@ -332,16 +350,32 @@ def _reason(e: Exception) -> str:
 # -- the login file --------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class Login:
-    """What `dragonball login` keeps: where the portal is, its CA, the token."""
+    """What `dragonball login` keeps: where the portal is (`url`, the one logged in to, and
+    `portals`, every manager's, tried in order), its CA, the token. A login saved before
+    `portals` existed has `url` alone."""
 
     url: str
     ca: str
     token: str
     username: str = "admin"
     expires_at: str = ""
+    portals: tuple = ()
+
+    def urls(self) -> list[str]:
+        return list(dict.fromkeys([*self.portals, self.url] if self.portals else [self.url]))
 
     def client(self, timeout: float = TIMEOUT_S) -> PortalClient:
-        return PortalClient(self.url, self.ca, token=self.token, timeout=timeout)
+        return PortalClient(self.urls(), self.ca, token=self.token, timeout=timeout)
+
+
+def portal_urls(text: str) -> list[str]:
+    """Every portal URL of ``HOST[,HOST...]`` (`portal_url` of each); no address twice."""
+    parts = [p for p in (p.strip() for p in text.split(",")) if p]
+    if not parts:
+        raise PortalInvalid("no portal address given",
+                            "give HOST or HOST:PORT, or several: --portal 10.0.0.1,10.0.0.2")
+    urls = [portal_url(p) for p in parts]
+    return list(dict.fromkeys(urls))
 
 
 def login_path(environ=os.environ) -> pathlib.Path:
@@ -380,8 +414,9 @@ def load_login(path: pathlib.Path) -> Login | None:
     """The saved login, None when there is none; PortalAuthError when it is unreadable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Login(**{f.name: data[f.name] for f in dataclasses.fields(Login)
-                        if f.name in data})
+        found = {f.name: data[f.name] for f in dataclasses.fields(Login) if f.name in data}
+        found["portals"] = tuple(str(u) for u in found.get("portals") or ())
+        return Login(**found)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError) as e:

@@ -83,6 +83,6 @@ def test_reset_knows_every_kind_a_step_may_note():
         "tree", "service", "dockerd", "packages",                                # engine
         "portal_swarm", "portal_file", "portal_tree", "portal_image", "portal_container",
         "portal_login", "portal_link", "portal_service", "portal_process",       # portal
-        "docker_login", "swarm_join",                                            # join
+        "docker_login", "swarm_join", "join_note",                               # join
         "agent_service", "agent_secret", "agent_params",                         # agent
         "release_images"])                                                       # images

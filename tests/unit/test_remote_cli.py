@@ -73,11 +73,15 @@ def test_login_keeps_a_token_0600_and_never_the_password(portal, ca, home, monke
     saved = home / "dragonball" / "portal.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     data = json.loads(saved.read_text())
-    assert set(data) == {"url", "ca", "token", "username", "expires_at"}
+    assert set(data) == {"url", "ca", "token", "username", "expires_at", "portals"}
+    assert data["portals"][0] == URL  # the one that answered first, then every manager's
+    assert answer["portals"] == data["portals"]
     assert ADMIN_PASSWORD not in saved.read_text()
-    sent = portal.sent[-1]
+    sent, listed = portal.sent[-2:]
     assert sent.method == "POST" and sent.path_url == "/api/v1/tokens"
     assert sent.headers["Authorization"].startswith("Basic ")
+    assert listed.path_url == "/api/v1/portals"
+    assert listed.headers["Authorization"] == f"Bearer {data['token']}"
 
 
 def test_login_asks_on_a_terminal_and_refuses_without_one(portal, ca, monkeypatch, capsys):

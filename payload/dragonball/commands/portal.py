@@ -24,8 +24,9 @@ from dragonball.console import console
 from dragonball.errors import ExitStatus, InvalidInput
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.enrollment import join_instructions, parse_duration, print_instructions
+from dragonball.portal.portals import join_arguments
 from dragonball.portal.statelog import open_store
-from dragonball.portal.store import DEFAULT_CODE_TTL_S
+from dragonball.portal.store import DEFAULT_CODE_TTL_S, Store
 from dragonball.portal_client import saved_login
 from dragonball.shared import paths
 
@@ -92,7 +93,8 @@ def _local_code(args: argparse.Namespace, ttl: float) -> dict:
         code, record = store.create_code(ttl, actor=f"cli ({_user()})")
     finally:
         store.close()
-    return join_instructions(settings, code, record.expires, fingerprint)
+    return join_instructions(settings, code, record.expires, fingerprint,
+                             join_arguments(settings))
 
 
 def _user() -> str:

@@ -1,13 +1,17 @@
 """The `dragonball` CLI from any machine that reaches the portal, through its REST API
 (dragonball.portal_client; docs/portal.md, "The CLI from any machine").
 
-    dragonball login --portal HOST[:PORT] --ca FILE [--user admin] [--password-stdin]
+    dragonball login --portal HOST[:PORT][,HOST...] --ca FILE [--user admin]
+                     [--password-stdin]
     dragonball logout
     dragonball status | devices [--json]
 
-These always use the API. The app commands (commands/apps.py), `plan --remote`
-(commands/spec.py) and `enroll` (commands/portal.py) take either path: on the portal itself,
-or through the API with the login kept here (commands/app_access.py decides, once).
+Login keeps every manager's portal (GET /api/v1/portals, after the addresses given), and
+each later call tries them in order (dragonball.portal_client): a command works while any
+manager's portal answers. These always use the API. The app commands (commands/apps.py),
+`plan --remote` (commands/spec.py) and `enroll` (commands/portal.py) take either path: on
+the portal itself, or through the API with the login kept here (commands/app_access.py
+decides, once).
 
 Exit status (dragonball.errors; the one handler of dragonball.cli reports errors): 0 done,
 1 failed, 2 invalid input, 5 the portal cannot be reached (or is not the CA's), 6 it refuses
@@ -30,7 +34,7 @@ from rich.table import Table
 from dragonball.console import console
 from dragonball.errors import ClientError, ExitStatus
 from dragonball.portal_client import (Login, PortalAuthError, PortalClient, PortalInvalid,
-                                      load_login, login_path, portal_url, save_login,
+                                      load_login, login_path, portal_urls, save_login,
                                       saved_login)
 
 
@@ -41,8 +45,9 @@ def register(commands) -> None:
         description="Ask the admin password, get an API token from the portal and keep it "
                     f"in {login_path()} (0600) with the portal's URL and CA. "
                     "Exit status: 0 done, 2 invalid input, 5 cannot reach, 6 refused.")
-    login.add_argument("--portal", required=True, metavar="HOST[:PORT]",
-                       help="the portal's address (port 8443 unless given)")
+    login.add_argument("--portal", required=True, metavar="HOST[:PORT][,HOST...]",
+                       help="the portal's address (port 8443 unless given), or several "
+                            "managers' separated by commas; the others are learnt from it")
     login.add_argument("--ca", required=True, metavar="FILE",
                        help="the cluster CA (/etc/dragonball/ca.crt on any server of it)")
     login.add_argument("--user", default="admin", help="the portal's admin (default admin)")
@@ -86,25 +91,46 @@ def read_password(args, stdin=None, ask=None) -> str:
 
 
 def login_command(args) -> int:
-    url = portal_url(args.portal)
+    given = portal_urls(args.portal)
     ca = os.path.abspath(args.ca)
     if not os.access(ca, os.R_OK):
         raise PortalInvalid(f"cannot read the CA file {ca}",
                             "copy /etc/dragonball/ca.crt from any server of the cluster")
     password = read_password(args)
-    with PortalClient(url, ca, basic=(args.user, password)) as portal:
+    with PortalClient(given, ca, basic=(args.user, password)) as portal:
         answer = portal.create_token()
+        url = portal.url
+    portals, note = every_portal(url, given, ca, answer["token"])
     path = login_path()
     _end_previous(path)
-    save_login(Login(url, ca, answer["token"], args.user, answer.get("expires_at", "")), path)
+    save_login(Login(url, ca, answer["token"], args.user, answer.get("expires_at", ""),
+                     tuple(portals)), path)
     if args.json:
-        console.print_json(json.dumps({"ok": True, "portal": url, "ca": ca, "user": args.user,
-                                       "expires_at": answer.get("expires_at"),
-                                       "saved": str(path)}))
+        console.print_json(json.dumps({"ok": True, "portal": url, "portals": portals, "ca": ca,
+                                       "user": args.user, "expires_at": answer.get("expires_at"),
+                                       "saved": str(path)} | ({"note": note} if note else {})))
     else:
         console.print(f"[green]logged in[/green] to {url} as {escape(args.user)} until "
                       f"{answer.get('expires_at', '?')} (token kept in {path}, 0600)")
+        console.print(f"portals, tried in this order: {', '.join(portals)}")
+        if note:
+            console.print(f"note: {escape(note)}")
     return ExitStatus.OK
+
+
+def every_portal(url: str, given: list[str], ca: str, token: str) -> tuple[list[str], str]:
+    """The portals a login keeps: the one that answered, every manager's it lists, then the
+    ones given; with a note when the list could not be had (an older portal)."""
+    try:
+        with PortalClient(url, ca, token=token) as portal:
+            listed = portal.portals()
+    except PortalAuthError:
+        raise
+    except ClientError as e:
+        return list(dict.fromkeys([url, *given])), \
+            f"the portal did not list the other managers ({e.message}): only {url} is kept " \
+            "with the addresses given"
+    return list(dict.fromkeys([url, *listed, *given])), ""
 
 
 def _end_previous(path) -> None:
@@ -135,7 +161,7 @@ def logout_command(args) -> int:
         console.print_json(json.dumps({"ok": True, "was_logged_in": found is not None,
                                        "token_ended": ended, "note": why}))
     else:
-        console.print(f"logged out of {found.url}" if found else "not logged in")
+        console.print(f"logged out of {', '.join(found.urls())}" if found else "not logged in")
         if why and found:
             console.print(f"note: {escape(why)}")
     return ExitStatus.OK

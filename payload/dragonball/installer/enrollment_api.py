@@ -37,6 +37,15 @@ class JoinError(InstallerError, Failed):
     """Joining the portal's cluster failed, or the portal refused this server."""
 
 
+class PortalGone(JoinError):
+    """This portal cannot be reached or cannot serve now (502, 503): the next manager's
+    portal is tried (join.each_portal). A refusal is a JoinError: it is the cluster's."""
+
+
+#: Answers that say "this portal cannot serve now, another manager's may".
+UNAVAILABLE = (502, 503)
+
+
 # --- the CA fingerprint ------------------------------------------------------------------
 
 def ca_fingerprint(ca_pem: bytes) -> str:
@@ -76,6 +85,7 @@ class Enrollment:
     device_token: str = dataclasses.field(repr=False)
     portal_ssh_pubkey: str | None = None
     labels: dict = dataclasses.field(default_factory=dict)
+    portals: tuple = ()  # every manager's portal URL the portal listed (older ones: none)
     document: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -103,9 +113,11 @@ class Enrollment:
                             "releases: use the .bin the portal was installed from")
         labels = doc.get("labels") if isinstance(doc.get("labels"), dict) else {}
         pubkey = doc.get("portal_ssh_pubkey")
+        listed = doc.get("portals") if isinstance(doc.get("portals"), list) else []
         return cls(**{k: str(v) for k, v in values.items()},
                    portal_ssh_pubkey=pubkey if isinstance(pubkey, str) and pubkey else None,
-                   labels={str(k): str(v) for k, v in labels.items()}, document=doc)
+                   labels={str(k): str(v) for k, v in labels.items()},
+                   portals=tuple(str(u) for u in listed if isinstance(u, str)), document=doc)
 
 
 # --- the portal's API ----------------------------------------------------------------------
@@ -164,6 +176,7 @@ class PortalApi:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
             answer = self._request("GET", "/api/v1/ca", "fetch the cluster CA", verify=False)
+        self._check_serving(answer, "fetch the cluster CA")
         if answer.status_code != 200:
             raise JoinError(f"{self._base}/api/v1/ca answered {answer.status_code}, not the "
                             "cluster CA", "check the address is the portal's (port 8443 by "
@@ -185,6 +198,7 @@ class PortalApi:
         """POST /api/v1/enroll; JoinError saying why the portal refused, if it did."""
         answer = self._request("POST", "/api/v1/enroll", "enroll this server",
                                json={"code": code, "hostname": hostname, "address": address})
+        self._check_serving(answer, "enroll this server")
         if answer.status_code == 200:
             try:
                 return Enrollment.from_document(answer.json())
@@ -197,11 +211,20 @@ class PortalApi:
         answer = self._request("POST", f"/api/v1/devices/{device_id}/joined",
                                "report this server joined", json={"node_id": node_id},
                                headers={"Authorization": f"Bearer {device_token}"})
+        self._check_serving(answer, "report this server joined")
         if answer.status_code not in (200, 204):
             raise JoinError(f"the portal refused the report that this server joined "
                             f"({answer.status_code}: {_error_text(answer)})",
                             "run the install again; if it fails the same way, run "
                             "'dragonball enroll' on the portal and use the new code")
+
+    def _check_serving(self, answer: requests.Response, what: str) -> None:
+        """PortalGone when the portal answered that it cannot serve now (502, 503)."""
+        if answer.status_code in UNAVAILABLE:
+            raise PortalGone(f"the portal at {self.portal} cannot {what} now "
+                             f"({answer.status_code}: {_error_text(answer)})",
+                             "another manager's portal may: give every manager's address "
+                             "(--portal A,B,C, as 'dragonball enroll' prints it)")
 
     def _refusal(self, answer: requests.Response, hostname: str) -> JoinError:
         """What the portal refused and what to do; its own advice, when it gave one, is
@@ -239,24 +262,27 @@ class PortalApi:
             return self._session.request(method, url, verify=verify, timeout=(
                 CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError as e:
-            raise JoinError(f"cannot {what}: the portal at {self.portal} did not prove it "
+            raise PortalGone(f"cannot {what}: the portal at {self.portal} did not prove it "
                             f"holds a certificate of the pinned CA ({_reason(e)})",
                             "check the address is the portal's own; if it is, the portal's "
                             "certificate does not name it: use the address the portal "
                             "printed") from e
         except requests.exceptions.ConnectionError as e:  # refused, unreachable, timed out
-            raise JoinError(f"cannot reach the portal at {self.portal}: {_reason(e)}",
+            raise PortalGone(f"cannot reach the portal at {self.portal}: {_reason(e)}",
                             "check the address and port (default 8443), that the portal runs "
                             "(systemctl status dragonball-portal on it) and that no firewall "
                             "between the two servers blocks the port") from e
         except requests.exceptions.Timeout as e:
-            raise JoinError(f"the portal at {self.portal} did not answer within "
+            raise PortalGone(f"the portal at {self.portal} did not answer within "
                             f"{READ_TIMEOUT_S} s when asked to {what}",
                             "check the portal server is not overloaded; then try again") from e
         except requests.exceptions.RequestException as e:
             raise JoinError(f"cannot {what} at {url}: {_reason(e)}") from e
 
 
-def enrollment_json(enrollment: Enrollment) -> str:
-    """The file kept in /etc/dragonball/enrollment.json: the portal's answer as it came."""
-    return json.dumps(enrollment.document, indent=1, sort_keys=True) + "\n"
+def enrollment_json(enrollment: Enrollment, given: list[str] = ()) -> str:
+    """The file kept in /etc/dragonball/enrollment.json: the portal's answer as it came, its
+    "portals" those it listed and then those the join was given ("host:port"), as URLs."""
+    portals = list(dict.fromkeys([*enrollment.portals, *(f"https://{p}" for p in given)]))
+    document = enrollment.document | ({"portals": portals} if portals else {})
+    return json.dumps(document, indent=1, sort_keys=True) + "\n"

@@ -167,12 +167,14 @@ def cluster_facts(answers: Answers) -> dict | None:
     """What preflight's cluster rules need from the portal (a device only): its clock."""
     if answers.role != "device" or not answers.portal:
         return None
-    try:
-        with PortalApi(answers.portal) as api:
-            portal_time = api.clock()
-    except JoinError:
-        return None  # unreachable: the portal check says so
-    return {"portal_time": portal_time} if portal_time is not None else None
+    for portal in answers.portals:  # the first that answers
+        try:
+            with PortalApi(portal) as api:
+                portal_time = api.clock()
+        except JoinError:
+            continue  # unreachable: the portal check says so
+        return {"portal_time": portal_time} if portal_time is not None else None
+    return None
 
 
 def blocking_checks(checks: list, resuming: bool) -> list:

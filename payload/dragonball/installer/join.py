@@ -9,10 +9,18 @@ each idempotent, each noting what it changes for `reset` before changing it:
     join.ca        the pinned CA in /etc/dragonball/ca.crt
     join.enroll    the portal's answer in /etc/dragonball/enrollment.json (0600)
     join.ssh_key   the portal's ssh public key in root's authorized_keys
-    join.registry  /etc/docker/certs.d/<registry>/ca.crt, docker login --password-stdin
+    join.registry  /etc/docker/certs.d/<registry>/ca.crt, docker login --password-stdin;
+                   a registry that does not answer (its server, s1, is down) is a warning, not
+                   a failure: tasks start from the images images.load loaded (pinned by ID)
     join.swarm     docker swarm join (already in this Swarm: done)
     join.report    POST /api/v1/devices/{id}/joined with the device token; the portal
                    labels the node and promotes managers (3 once there are 3 servers)
+
+Every manager serves the portal: the answer `portal` may name them all ("a:8443,b:8443",
+what `dragonball enroll` prints), and each remote call tries them in order (`each_portal`),
+moving on when one cannot be reached or answers 502/503, never on a refusal (a wrong code is
+wrong on every portal). The CA is pinned by its fingerprint: every manager serves the same
+cluster CA, and one that presents another stops the join. enrollment.json records them all.
 
 The HTTP side is `enrollment_api`; programs run through the install's `Host` (argv
 lists, the frozen runtime's LD_LIBRARY_PATH undone).
@@ -32,7 +40,7 @@ from dragonball.errors import InstallerError
 from dragonball.installer import plan
 from dragonball.installer.apply import write_file
 from dragonball.installer.enrollment_api import (Enrollment, JoinError, PortalApi,
-                                                 ca_fingerprint, check_pinned,
+                                                 PortalGone, ca_fingerprint, check_pinned,
                                                  enrollment_json)
 from dragonball.installer.host import Host
 from dragonball.installer.steps import Step
@@ -46,12 +54,40 @@ CA_PATH = paths.CA_CERT
 ENROLLMENT_PATH = f"{paths.ETC}/enrollment.json"
 CERTS_D = "/etc/docker/certs.d"
 SWARM_WAIT_S = 90
+REGISTRY_LOGIN_S = 60
 #: docker login keeps the credential in $HOME/.docker: root's, whatever sudo kept of HOME.
 ROOT_HOME = {"HOME": "/root"}
 MASK = "********"
 
 __all__ = ["CA_PATH", "ENROLLMENT_PATH", "DeviceJoin", "Enrollment", "JoinError",
-           "PortalApi", "PortalChecks", "device_steps", "precheck", "wizard_checks"]
+           "PortalApi", "PortalChecks", "device_steps", "each_portal", "precheck",
+           "wizard_checks"]
+
+
+def portal_list(portals) -> list[str]:
+    """["host:port", ...] of the answer "host:port[,host:port...]" (or a list already)."""
+    items = portals.split(",") if isinstance(portals, str) else list(portals)
+    return list(dict.fromkeys(p.strip() for p in items if p.strip()))
+
+
+def each_portal(portals, call):
+    """`call(portal)` of the first portal that answers, in order. One that cannot be
+    reached or serve now (PortalGone) passes to the next; any other JoinError (a refusal,
+    another CA) stops at once: it would be the same on every portal, or is a warning."""
+    gone: list[tuple[str, JoinError]] = []
+    listed = portal_list(portals)
+    for portal in listed:
+        try:
+            return call(portal)
+        except PortalGone as e:
+            if portal != listed[-1]:
+                log.warning("%s; trying the next portal", e.message)
+            gone.append((portal, e))
+    if len(gone) == 1:
+        raise gone[0][1]
+    raise JoinError("no portal answers: " + "; ".join(e.message for _, e in gone),
+                    "check that the managers run and that this server reaches their port "
+                    "8443 (and 2377 for the Swarm); then run the install again")
 
 
 # --- before any change: the wizard's checks and the precheck -------------------------------
@@ -97,8 +133,7 @@ class PortalChecks:
         self._pinned: dict[str, bytes] = {}  # portal -> its CA, fingerprint checked
 
     def check_portal(self, portal: str) -> bool:
-        with PortalApi(portal) as api:
-            ca = api.fetch_ca()
+        ca = each_portal(portal, _fetch_ca)
         ca_fingerprint(ca)  # it is a certificate, or JoinError
         self._cas[portal] = ca
         return True
@@ -118,8 +153,7 @@ class PortalChecks:
             # An earlier run enrolled (the code may be spent since): enrolling again would
             # replace the device token that run kept.
             return True
-        address = self.address or source_address(portal)
-        enroll(portal, self._pinned[portal], code, self.hostname, address)
+        enroll(portal, self._pinned[portal], code, self.hostname, self.address)
         return True
 
     def checks(self) -> Checks:
@@ -132,18 +166,30 @@ def wizard_checks() -> Checks:
     return PortalChecks(socket.gethostname(), host=Host()).checks()
 
 
-def enroll(portal: str, ca_pem: bytes, code: str, hostname: str, address: str) -> Enrollment:
-    """POST /api/v1/enroll to `portal`, verified with its pinned CA."""
-    with ca_file(ca_pem) as path, PortalApi(portal, path) as api:
-        return api.enroll(code, hostname, address)
+def enroll(portals, ca_pem: bytes, code: str, hostname: str,
+           address: str | None) -> Enrollment:
+    """POST /api/v1/enroll to the first of `portals` that answers, verified with the pinned
+    CA; `address` None: the one this server reaches that portal from."""
+    def one(portal: str) -> Enrollment:
+        with PortalApi(portal, path) as api:
+            return api.enroll(code, hostname, address or source_address(portal))
+    with ca_file(ca_pem) as path:
+        return each_portal(portals, one)
 
 
-def fetch_pinned_ca(portal: str, fingerprint: str) -> bytes:
-    """The portal's CA, once its fingerprint is the one given; JoinError otherwise."""
+def _fetch_ca(portal: str) -> bytes:
     with PortalApi(portal) as api:
-        ca = api.fetch_ca()
-    check_pinned(ca, fingerprint, portal)
-    return ca
+        return api.fetch_ca()
+
+
+def fetch_pinned_ca(portals, fingerprint: str) -> bytes:
+    """The cluster CA from the first of `portals` that answers, once its fingerprint is the
+    one given; JoinError otherwise (another CA: refused, the next portal is not tried)."""
+    def one(portal: str) -> bytes:
+        ca = _fetch_ca(portal)
+        check_pinned(ca, fingerprint, portal)
+        return ca
+    return each_portal(portals, one)
 
 
 def precheck(answers, hostname: str, host) -> Enrollment:
@@ -224,7 +270,8 @@ class DeviceJoin:
         if self._enrollment is None:
             found = saved_enrollment(self.host, self.ca())
             if found is None:
-                self.ctx.progress.update(f"enrolling {self.hostname} on {self.answers.portal}")
+                self.ctx.progress.update(f"enrolling {self.hostname} on "
+                                         f"{self.answers.portal.replace(',', ', ')}")
                 found = enroll(self.answers.portal, self.ca(), self.answers.enrollment_code,
                                self.hostname, self.answers.address)
             if self.ctx.secrets is not None:
@@ -245,7 +292,8 @@ class DeviceJoin:
 
     def enroll(self) -> dict:
         undo = self.ctx.undo("join.enroll")
-        write_file(self.host, undo, ENROLLMENT_PATH, enrollment_json(self.enrollment()), 0o600)
+        write_file(self.host, undo, ENROLLMENT_PATH,
+                   enrollment_json(self.enrollment(), portal_list(self.answers.portal)), 0o600)
         return undo.entries()
 
     def ssh_key(self) -> dict:
@@ -255,16 +303,25 @@ class DeviceJoin:
         return plan.authorized_key_step(self.ctx, key, "join.ssh_key").action()
 
     def registry(self) -> dict:
+        """Trust the registry and log in. A registry that does not answer (its server is
+        down) does not stop the join: tasks start from the images images.load loaded."""
         found, undo = self.enrollment(), self.ctx.undo("join.registry")
         address = found.registry_address
         write_file(self.host, undo, f"{CERTS_D}/{address}/ca.crt", self.ca().decode(), 0o644)
         undo.note(f"login:{address}", {"kind": "docker_login", "registry": address})
         self.ctx.progress.update(f"docker login {address}")
-        self.host.run(["docker", "login", "--username", found.registry_username,
-                       "--password-stdin", address], stdin=found.registry_password.encode(),
-                      env=ROOT_HOME,
-                      hint=f"check the registry on the portal answers: curl --cacert {CA_PATH}"
-                           f" https://{address}/v2/ (401 is fine: it asks for a login)")
+        try:
+            done = self.host.run(["docker", "login", "--username", found.registry_username,
+                                  "--password-stdin", address],
+                                 stdin=found.registry_password.encode(), env=ROOT_HOME,
+                                 check=False, timeout=REGISTRY_LOGIN_S)
+            failed = "" if done.ok else done.describe()
+        except InstallerError as e:  # it did not finish in time
+            failed = e.message
+        if failed:
+            text = registry_warning(address, failed)
+            self.ctx.progress.warn(text)
+            undo.note("registry:not_logged_in", {"kind": "join_note", "text": text})
         return undo.entries()
 
     def swarm(self) -> dict:
@@ -298,9 +355,25 @@ class DeviceJoin:
         if not node_id:
             raise JoinError("this server has no Swarm node ID after joining",
                             "see 'docker info'; then run the install again")
-        with ca_file(self.ca()) as path, PortalApi(self.answers.portal, path) as api:
-            api.joined(found.device_id, found.device_token, node_id)
+        def one(portal: str) -> None:
+            with PortalApi(portal, path) as api:
+                api.joined(found.device_id, found.device_token, node_id)
+        with ca_file(self.ca()) as path:
+            each_portal(self.portals(), one)
         return {}
+
+    def portals(self) -> list[str]:
+        """The portals given, then every other one the portal listed ("host:port")."""
+        listed = [u.removeprefix("https://") for u in self.enrollment().portals]
+        return portal_list([*portal_list(self.answers.portal), *listed])
+
+
+def registry_warning(address: str, detail: str) -> str:
+    """What the install says when the registry does not answer (pure)."""
+    return (f"the registry at {address} did not take the login ({detail.strip()[:200]}): "
+            "this server joins without it, its tasks start from the images this .bin "
+            f"loaded; once the registry answers: docker login {address} (check with curl "
+            f"--cacert {CA_PATH} https://{address}/v2/, 401 is fine)")
 
 
 def _fingerprint_or_none(pem: bytes) -> str | None:
@@ -348,6 +421,11 @@ def device_steps(ctx) -> list[Step]:
 def undo_docker_login(host, entry: dict) -> None:
     if host.which("docker"):
         host.run(["docker", "logout", entry["registry"]], check=False, env=ROOT_HOME)
+
+
+@undoer("join_note")
+def undo_join_note(host, entry: dict) -> None:
+    """A note in the journal (a registry not logged in to): nothing was changed."""
 
 
 @undoer("swarm_join")

@@ -8,6 +8,7 @@
     GET  /api/v1/devices                   the admin: basic auth, an API token or a session
     POST /api/v1/codes                     {ttl?} -> a one-time code and the join command
     GET  /api/v1/certificates              the certificates' ends and warnings (the admin)
+    GET  /api/v1/portals                   every manager's portal URL (portal.portals)
 
 Authentication (sessions, basic, API tokens, CSRF) is dragonball.portal.auth; the web
 pages, login and tokens are dragonball.portal.web, mounted here.
@@ -36,6 +37,7 @@ from dragonball import __version__
 from dragonball.portal import apps_api, manager_api
 from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
+from dragonball.portal import portals as portals_mod
 from dragonball.portal import web, wiring
 from dragonball.portal.answers import error_response
 from dragonball.portal.enrollment import parse_duration
@@ -160,6 +162,7 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
         Jobs(lock_dir=app_lock.LOCK_DIR) if control_factory is None else None)
     web.mount(app, store, settings, control_factory=app.state.control_factory)
     manager_api.mount(app, store, settings, cluster)
+    portals_mod.mount(app, cluster, settings)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -226,6 +229,7 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
             "portal_ssh_pubkey": ssh_pubkey,
             "labels": device.labels,
             "cluster_name": settings.cluster_name,
+            "portals": portals_mod.known_portals(cluster, settings),
         })
 
     @app.post("/api/v1/devices/{device_id}/joined")

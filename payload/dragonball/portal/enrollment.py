@@ -28,17 +28,21 @@ def parse_duration(text: str) -> int:
 
 
 def join_instructions(settings: settings_mod.Settings, code: str, expires: float,
-                      fingerprint: str) -> dict:
-    """Everything a person needs to add a server (pure): the command and the answers."""
+                      fingerprint: str, portals: list[str] | None = None) -> dict:
+    """Everything a person needs to add a server (pure): the command and the answers.
+
+    `portals`: every manager's portal, this one first (portal.portals.join_arguments); the
+    new server tries them in order, so a join does not depend on one of them. None: this
+    portal alone."""
+    portal = ",".join(portals or [settings.portal_argument])
     argv = ["sudo", f"./{settings.bin_name}", "install", "--role", "device",
-            "--portal", settings.portal_argument, "--code", code,
-            "--ca-fingerprint", fingerprint]
-    answers = {"role": "device", "portal": settings.portal_argument,
+            "--portal", portal, "--code", code, "--ca-fingerprint", fingerprint]
+    answers = {"role": "device", "portal": portal,
                "enrollment_code": code, "ca_fingerprint": fingerprint}
     return {"code": code, "expires": expires,
             "expires_at": datetime.datetime.fromtimestamp(
                 expires, datetime.timezone.utc).isoformat(timespec="seconds"),
-            "ca_fingerprint": fingerprint, "portal": settings.portal_argument,
+            "ca_fingerprint": fingerprint, "portal": portal,
             "portal_url": settings.url, "command": argv, "command_line": shlex.join(argv),
             "answers": answers}
 

@@ -34,6 +34,7 @@ class Node:
     availability: str = "active"   # "active", "pause" or "drain"
     leader: bool = False           # a manager leading the raft
     reachability: str = ""         # a manager's raft reachability ("reachable", ...)
+    manager_addr: str = ""         # ManagerStatus.Addr, "ip:2377": a manager's own address
     labels: Mapping[str, str] = field(default_factory=dict)
     created: str = ""              # CreatedAt, RFC 3339: sorts in time order
     updated: str = ""              # UpdatedAt: for a down node, about when it went down
@@ -113,6 +114,7 @@ def node_of(data: dict) -> Node:
                 address=status.get("Addr", ""), ready=status.get("State") == "ready",
                 role=spec.get("Role", "worker"), availability=spec.get("Availability", "active"),
                 leader=bool(manager.get("Leader")), reachability=manager.get("Reachability", ""),
+                manager_addr=manager.get("Addr", ""),
                 labels=dict(spec.get("Labels") or {}), created=data.get("CreatedAt", ""),
                 updated=data.get("UpdatedAt", ""))
 

@@ -32,7 +32,7 @@ _EXAMPLE = {"role": "portal", "portal": "10.0.0.10", "enrollment_code": codes.EX
 _RULES = {
     "role": lambda text, facts, names: validators.role(text),
     "address": lambda text, facts, names: validators.address(text, facts.interfaces),
-    "portal": lambda text, facts, names: validators.portal(text, facts.addresses),
+    "portal": lambda text, facts, names: validators.portals(text, facts.addresses),
     "ca_fingerprint": lambda text, facts, names: validators.ca_fingerprint(text),
     "enrollment_code": lambda text, facts, names: codes.validate(text),
     "admin_password": lambda text, facts, names: validators.password(text, names),
@@ -138,7 +138,7 @@ def _remote_checks(given: dict, checks: Checks):
     """Run on well-formed answers only; the code's check needs a reachable portal."""
     if given.get("role") != "device":
         return
-    portal = validators.normalize_portal(given["portal"])
+    portal = validators.normalize_portals(given["portal"])
     if checks.check_portal:
         verdict = remote_verdict(checks.check_portal, portal)
         yield "portal", verdict
@@ -164,7 +164,7 @@ def _answers(given: dict, address: str, facts: Facts) -> Answers:
         address=validators.normalize_address(address),
         data_dir=validators.normalize_data_dir(given.get("data_dir", DATA_DIR)),
         hostname=host,
-        portal=None if portal_role else validators.normalize_portal(given["portal"]),
+        portal=None if portal_role else validators.normalize_portals(given["portal"]),
         enrollment_code=None if portal_role else codes.normalize(given["enrollment_code"]),
         ca_fingerprint=None if portal_role
         else fingerprints.normalize(given["ca_fingerprint"]),

@@ -3,7 +3,8 @@
 Values are read as the text written (``admin_password: 123456789012`` is that text,
 not a number); ``~``, ``null`` or nothing is "not given". Everything wrong is
 collected before anything is refused: syntax, unknown or repeated keys (with a
-"did you mean"), values that are lists, file modes, the password file, then every
+"did you mean"), values that are lists (but `portal`'s: a list of managers, or a
+comma list), file modes, the password file, then every
 answer's own rules (`answers.build_answers`).
 """
 
@@ -23,6 +24,8 @@ from dragonball.wizard.model import Answers, Checks, Facts, Problem
 PASSWORD_FILE = "admin_password_file"
 KEYS = FIELDS + (PASSWORD_FILE,)
 FILE = "(file)"  # the field of a problem with the file as a whole
+#: Answers that may be a YAML list as well as one value ("a, b" or "- a / - b").
+LISTS = ("portal",)
 _NULL = "tag:yaml.org,2002:null"
 
 
@@ -125,6 +128,13 @@ def _entry(key: yaml.Node, value: yaml.Node, read: _Read) -> None:
         _unknown(str(name) if name is not None else "this key", line, read)
     elif name in read.lines:
         read.problem(name, f"is given twice (first on line {read.lines[name]}): keep one", line)
+    elif name in LISTS and isinstance(value, yaml.SequenceNode):
+        read.lines[name] = line
+        items = [v.value for v in value.value if isinstance(v, yaml.ScalarNode)]
+        if len(items) != len(value.value):
+            read.problem(name, "takes a list of addresses, one per item: '- 10.0.0.1'", line)
+        else:
+            read.raw[name] = ",".join(items)  # validated as the comma list it equals
     elif not isinstance(value, yaml.ScalarNode):
         read.lines[name] = line
         read.problem(name, "takes one value, not a list or a mapping: write "

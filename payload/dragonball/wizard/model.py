@@ -80,11 +80,16 @@ class Answers:
     address: str
     data_dir: str = DATA_DIR
     hostname: str | None = None        # an override of this server's hostname
-    portal: str | None = None          # device: "host:port"
+    portal: str | None = None          # device: "host:port[,host:port...]", tried in order
     enrollment_code: str | None = None  # device: "XXXX-XXXX-XXXX-XXXX"
     ca_fingerprint: str | None = None   # device: "SHA256:<64 hex>", the portal's CA
     admin_password: str | None = dataclasses.field(default=None, repr=False)  # portal
     cluster_name: str | None = None    # portal
+
+    @property
+    def portals(self) -> list[str]:
+        """A device's portals ("host:port"), in the order to try them."""
+        return [p for p in (self.portal or "").split(",") if p]
 
     def as_dict(self) -> dict:
         """Every answer, secrets included (for the journal's digest, never for display)."""

@@ -15,7 +15,9 @@ def add_answer_options(parser: argparse.ArgumentParser, data_dir: bool = True) -
     group.add_argument("--role", choices=("portal", "device"),
                        help="portal (the first server) or device (join a portal)")
     group.add_argument("--address", metavar="IP", help="this server's address")
-    group.add_argument("--portal", metavar="HOST[:PORT]", help="device: the portal to join")
+    group.add_argument("--portal", metavar="HOST[:PORT][,HOST...]",
+                       help="device: the portal to join; every manager's, comma separated, "
+                            "are tried in order")
     group.add_argument("--ca-fingerprint", metavar="SHA256:HEX",
                        help="device: the portal CA's fingerprint 'dragonball enroll' printed")
     group.add_argument("--code", metavar="CODE", help="device: the enrollment code")

@@ -89,15 +89,15 @@ class Prompter:
                                          **self.typed("address"))).strip()
 
     def portal(self) -> str:
-        label = "The portal's address (HOST or HOST:PORT):"
+        label = "The portal's address (HOST or HOST:PORT; every manager's, comma separated):"
         given = self.taken("portal", label, self._portal_verdict)
-        return validators.normalize_portal(given or self.ask(questionary.text(
+        return validators.normalize_portals(given or self.ask(questionary.text(
             label, validate=self._portal_verdict, **self.typed("portal"))))
 
     def _portal_verdict(self, text: str):
-        verdict = validators.portal(text, self.facts.addresses)
+        verdict = validators.portals(text, self.facts.addresses)
         if verdict is True and self.checks.check_portal:
-            return remote_verdict(self.checks.check_portal, validators.normalize_portal(text))
+            return remote_verdict(self.checks.check_portal, validators.normalize_portals(text))
         return verdict
 
     def ca_fingerprint(self, portal: str) -> str:

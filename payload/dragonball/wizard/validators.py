@@ -93,6 +93,42 @@ def portal(value: str, own_addresses: tuple[str, ...] = ()) -> Verdict:
     return True
 
 
+#: A cluster has 3 managers, 5 or 7 at most (raft): more addresses than that is a mistake.
+MAX_PORTALS = 7
+
+
+def split_portals(value: str) -> list[str]:
+    """The items of ``HOST[,HOST...]``, stripped (empty items kept: `portals` says so)."""
+    return [item.strip() for item in value.split(",")]
+
+
+def portals(value: str, own_addresses: tuple[str, ...] = ()) -> Verdict:
+    """The portals to join: one HOST[:PORT], or every manager's, separated by commas (what
+    'dragonball enroll' prints); tried in order by the join."""
+    items = split_portals(value)
+    if not value.strip() or not any(items):
+        return "empty: give the portal's HOST or HOST:PORT, like 10.0.0.10"
+    if len(items) > MAX_PORTALS:
+        return (f"{len(items)} addresses: a cluster has at most {MAX_PORTALS} managers; give "
+                "the ones 'dragonball enroll' printed")
+    for n, item in enumerate(items, 1):
+        if not item:
+            return f"address {n} of {len(items)} is empty: remove the extra comma"
+        verdict = portal(item, own_addresses)
+        if verdict is not True:
+            return verdict if len(items) == 1 else f"{item!r}: {verdict}"
+    normalized = [normalize_portal(item) for item in items]
+    twice = sorted({p for p in normalized if normalized.count(p) > 1})
+    if twice:
+        return f"{', '.join(twice)} is given twice: give each manager once"
+    return True
+
+
+def normalize_portals(value: str) -> str:
+    """``host:port[,host:port...]``, each normalized, in the order given."""
+    return ",".join(normalize_portal(item) for item in split_portals(value))
+
+
 def normalize_portal(value: str) -> str:
     """"host:port" with the default port filled in; IPv6 in brackets."""
     host, port = _split_host_port(value)

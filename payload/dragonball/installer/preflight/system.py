@@ -66,7 +66,15 @@ class LiveSystem:
         return docker_facts(self._env)
 
     def portal(self, address: str) -> dict:
-        return portal_facts(address)
+        """The first of the portals ("a[,b...]") that answers on its ports, else the first's
+        facts: the join needs one of them."""
+        found = [portal_facts(a) for a in address.split(",")[:1]]
+        for other in address.split(",")[1:]:
+            if all(v == "open" for v in found[-1]["ports"].values()):
+                break
+            found.append(portal_facts(other))
+        return next((f for f in found if all(v == "open" for v in f["ports"].values())),
+                    found[0])
 
 
 def _existing_ancestor(path: str) -> str:

@@ -15,6 +15,7 @@ from typing import Protocol
 from dragonball.errors import DragonBallError, PortalError, Unavailable
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.enrollment import join_instructions
+from dragonball.portal.portals import join_arguments
 from dragonball.shared import fingerprints
 from dragonball.portal.store import Device, Store
 
@@ -131,4 +132,5 @@ class PortalSources:
             raise SourceError(f"cannot read the cluster CA {self.settings.ca_cert}: "
                               f"{e.strerror}", "run the portal install again") from e
         code, record = self.store.create_code(ttl_s, actor=actor, client=client)
-        return join_instructions(self.settings, code, record.expires, fingerprint)
+        return join_instructions(self.settings, code, record.expires, fingerprint,
+                                 join_arguments(self.settings))
