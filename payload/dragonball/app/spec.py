@@ -11,7 +11,8 @@ from dragonball.app.model import AppSpec, Observed
 from dragonball.shared import safe_yaml
 
 
-def check(text: str | bytes, file: str, observed: Observed = Observed()) -> tuple[AppSpec | None, list]:
+def check(text: str | bytes, file: str,
+          observed: Observed = Observed()) -> tuple[AppSpec | None, list]:
     """(spec, []) or (None, every problem), sorted by line."""
     doc = document.read(text, file)
     if doc.problems and doc.data is None:
