@@ -259,8 +259,9 @@ class _Composer:
     def _alias(self, event) -> Node:
         known = self.anchors.get(event.anchor)
         if known is None:
-            self._refuse(event, f"the alias *{event.anchor} names no anchor (&{event.anchor}) "
-                         "written before it", "define the anchor first, or write the value")
+            self._refuse(event, f"is not valid YAML: the alias *{event.anchor} names no "
+                         f"anchor (&{event.anchor}) written before it",
+                         f"define the anchor first, or quote the value: '*{event.anchor}'")
         if known[1] is None:
             self._refuse(event, f"the alias *{event.anchor} is inside what it names: it "
                          "would never end", "write the value itself")
