@@ -30,6 +30,8 @@ def check_all(doc: Document, services: dict, observed: Observed) -> None:
     check_names(doc, names)
     app = doc.data.get("app") if isinstance(doc.data, dict) else None
     for name, spec in services.items():
+        if doc.full:
+            return
         if isinstance(app, str) and NAME_RE.match(app) and NAME_RE.match(name):
             check_swarm_names(doc, app, name, spec)
         check_resources(doc, name, spec)
@@ -65,6 +67,8 @@ def check_needs(doc: Document, name: str, spec: ServiceSpec, names: set) -> None
     for key in ("backends", "depends_on"):
         seen: set = set()
         for i, need in enumerate(getattr(spec, key)):
+            if doc.full:
+                return
             path = ("services", name, key, i)
             if need in seen:
                 doc.problem(path, f"{need!r} is listed twice", "keep one")

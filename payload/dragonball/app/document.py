@@ -19,6 +19,9 @@ from dragonball.shared import safe_yaml
 #: What one app spec may hold. 256 KiB is some 25 times the largest spec we know of (100
 #: services), and is read, checked and planned well within a second; the values bound keeps
 #: what aliases expand to near what the bytes themselves could hold.
+#: Problems listed at most: past them, checking stops (a file of thousands of mistakes is
+#: fixed a hundred at a time, and listing them all costs more than a second).
+MAX_PROBLEMS = 100
 SPEC_LIMITS = safe_yaml.Limits(max_bytes=256 * 1024, max_depth=32, max_values=100_000,
                                what="an app spec")
 
@@ -66,7 +69,14 @@ class Document:
             path = path[:-1]
         return self.lines.get(path)
 
+    @property
+    def full(self) -> bool:
+        """Whether MAX_PROBLEMS are listed: checks stop looking for more."""
+        return len(self.problems) >= MAX_PROBLEMS
+
     def problem(self, path: tuple, message: str, hint: str, line: int | None = None) -> None:
+        if self.full:
+            return
         self.problems.append(Problem(self.file, line or self.line(path), dotted(path),
                                      message, hint))
 

@@ -25,6 +25,8 @@ ADDRESS_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"
 #: Memory: Docker refuses a limit under 6 MiB; 16 TiB is past any server's, and keeps the
 #: bytes far from the int64 Swarm keeps them in.
 MAX_REPLICAS = 1000
+#: Services: each is a Swarm service or more; 500 is past what a handful of servers runs.
+MAX_SERVICES = 500
 MAX_CPUS = 512
 MIN_MEMORY, MAX_MEMORY = 6 << 20, 16 << 40
 MEMORY_PATTERN = r"^[0-9]{1,15}[kmgKMG]?$"
@@ -120,7 +122,7 @@ class AppSpec(_Model):
     """An application: its name and its services, wired into a dependency graph."""
 
     app: str = Field(pattern=NAME_PATTERN)
-    services: dict[str, ServiceSpec] = Field(min_length=1)
+    services: dict[str, ServiceSpec] = Field(min_length=1, max_length=MAX_SERVICES)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def check_shape(doc: Document) -> tuple[AppSpec | None, dict]:
     broken: dict = {}  # service name -> its fields with a problem
     for error in errors:
         path = _real_path(error["loc"], doc.data)
-        _report(error, path, doc)
+        if not doc.full:
+            _report(error, path, doc)
         if len(path) >= 4 and path[:1] == ("services",) and path[2] == "parameters":
             broken.setdefault(path[1], set()).add(("parameters", path[3]))
         elif len(path) >= 3 and path[0] == "services":

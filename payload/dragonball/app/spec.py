@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dragonball.app import checks, document, schema
 from dragonball.app.errors import AppSpecInvalid
-from dragonball.app.model import AppSpec, Observed
+from dragonball.app.model import MAX_SERVICES, AppSpec, Observed
 from dragonball.shared import safe_yaml
 
 
@@ -17,11 +17,28 @@ def check(text: str | bytes, file: str,
     doc = document.read(text, file)
     if doc.problems and doc.data is None:
         return None, doc.problems
+    if _too_many_services(doc):
+        return None, doc.problems
     spec, services = schema.check_shape(doc)
     if isinstance(doc.data, dict):
         checks.check_all(doc, dict(spec.services) if spec else services, observed)
     problems = sorted(doc.problems, key=lambda p: (p.line or 0, p.path))
+    if doc.full:
+        problems.append(document.Problem(file, None, "", f"checking stopped after "
+                                         f"{document.MAX_PROBLEMS} problems",
+                                         "fix these, then check the spec again"))
     return (spec, []) if spec and not problems else (None, problems)
+
+
+def _too_many_services(doc: document.Document) -> bool:
+    """More services than MAX_SERVICES is the one problem: checking each would take long."""
+    services = doc.data.get("services") if isinstance(doc.data, dict) else None
+    if isinstance(services, dict) and len(services) > MAX_SERVICES:
+        doc.problem(("services",), f"{len(services)} services: an app has at most "
+                    f"{MAX_SERVICES} (docs/app-spec.md, 'Limits')",
+                    "split the app in several, or remove the services it does not need")
+        return True
+    return False
 
 
 def load(text: str | bytes, file: str, observed: Observed = Observed()) -> AppSpec:
