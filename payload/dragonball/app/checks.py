@@ -26,7 +26,8 @@ _PY_TYPES = {"string": (str,), "int": (int,), "float": (int, float), "bool": (bo
 
 def check_all(doc: Document, services: dict, observed: Observed) -> None:
     """Every cross-check; `services`: name -> ServiceSpec of the shape-valid ones."""
-    names = set(doc.data.get("services") or {}) if isinstance(doc.data, dict) else set()
+    raw = doc.data.get("services") if isinstance(doc.data, dict) else None
+    names = set(raw) if isinstance(raw, dict) else set()  # a list of services names none
     check_names(doc, names)
     app = doc.data.get("app") if isinstance(doc.data, dict) else None
     for name, spec in services.items():
