@@ -41,7 +41,9 @@ def run_case(name: str) -> dict:
 def test_there_are_cases():
     assert {"notes", "tree-20-depth-4", "diamond", "changes", "invalid-cycle",
             "invalid-unknown-backend", "invalid-names", "invalid-world",
-            "invalid-fields", "invalid-backend-under-backend"} <= set(CASES)
+            "invalid-fields", "invalid-backend-under-backend", "invalid-alias-bomb",
+            "invalid-tags", "invalid-deep", "invalid-nul", "invalid-limits",
+            "invalid-host-ports"} <= set(CASES)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -252,3 +252,16 @@ def test_going_from_one_slot_to_several_restarts_the_first(notes):
     one, two = slot_specs(notes, 1), slot_specs(notes, 2)
     assert one["store-1"]["Labels"][naming.SPEC_LABEL] != \
         two["store-1"]["Labels"][naming.SPEC_LABEL]   # it runs unreplicated, then replicated
+
+
+def test_the_spec_checks_count_the_swarm_names_the_orchestrator_gives():
+    """app.checks.swarm_names (the 63-character check) and orchestrator.naming agree."""
+    from dragonball.app.checks import swarm_names
+    from dragonball.app.model import ServiceSpec
+    from dragonball.app.slots import slot_name
+    from dragonball.orchestrator import naming
+    spec = ServiceSpec(kind="service", image="x", storage=True, replicas=3,
+                       ports=[{"published": 80, "target": 80}], address="10.0.0.9")
+    assert swarm_names("notes", "web", spec) == [
+        naming.swarm_service("notes", "web"), naming.swarm_service("notes", slot_name("web", 3)),
+        naming.address_service("notes", "web")]

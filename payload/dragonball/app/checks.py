@@ -11,25 +11,39 @@ import re
 
 from dragonball.app import address, graph
 from dragonball.app.document import Document
-from dragonball.app.model import Observed, ServiceSpec
+from dragonball.app.model import MAX_MEMORY, MIN_MEMORY, Observed, ServiceSpec
 from dragonball.app.schema import NAME_HINT, UNKNOWN_IMAGE
+from dragonball.shared import ports as dragonball_ports
 
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}\Z")
+#: Swarm names a service as a DNS label: at most 63 characters (docs/orchestrator.md).
+SWARM_NAME_MAX = 63
+#: The ports DragonBall itself listens on, on some or every server: never an app's.
+OWN_PORTS = {(p.number, p.protocol): p.purpose for p in dragonball_ports.ports_for("portal")}
 _PY_TYPES = {"string": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
              "list": (list,)}
 
 
 def check_all(doc: Document, services: dict, observed: Observed) -> None:
     """Every cross-check; `services`: name -> ServiceSpec of the shape-valid ones."""
-    names = set(doc.data.get("services") or {}) if isinstance(doc.data, dict) else set()
+    raw = doc.data.get("services") if isinstance(doc.data, dict) else None
+    names = set(raw) if isinstance(raw, dict) else set()  # a list of services names none
     check_names(doc, names)
+    app = doc.data.get("app") if isinstance(doc.data, dict) else None
     for name, spec in services.items():
+        if doc.full:
+            return
+        if isinstance(app, str) and NAME_RE.match(app) and NAME_RE.match(name):
+            check_swarm_names(doc, app, name, spec)
+        check_resources(doc, name, spec)
         check_needs(doc, name, spec, names)
         check_parameters(doc, name, spec)
         check_images(doc, name, spec, observed)
         check_placement(doc, name, spec, observed)
     check_cycles(doc, services)
     check_ports(doc, services, observed)
+    for name in sorted(services):
+        check_replica_ports(doc, name, services[name], observed)
     address.check_addresses(doc, services, observed, lambda spec: candidates(spec, observed))
 
 
@@ -54,6 +68,8 @@ def check_needs(doc: Document, name: str, spec: ServiceSpec, names: set) -> None
     for key in ("backends", "depends_on"):
         seen: set = set()
         for i, need in enumerate(getattr(spec, key)):
+            if doc.full:
+                return
             path = ("services", name, key, i)
             if need in seen:
                 doc.problem(path, f"{need!r} is listed twice", "keep one")
@@ -145,3 +161,51 @@ def check_ports(doc: Document, services: dict, observed: Observed) -> None:
                                 " on the same server", "publish another port, or place the "
                                 "two on different servers")
             taken.setdefault(key, []).append((name, i, where))
+
+
+def swarm_names(app: str, name: str, spec: ServiceSpec) -> list[str]:
+    """The Swarm services `name` becomes (orchestrator.naming, slotting): `<app>_<name>`, a
+    slot's `<app>_<name>-<n>` with storage, the address's `<app>_<name>_address`."""
+    found = [f"{app}_{name}"]
+    if spec.storage and spec.replicas:
+        found.append(f"{app}_{name}-{spec.replicas}")
+    if spec.address is not None:
+        found.append(f"{app}_{name}_address")
+    return found
+
+
+def check_swarm_names(doc: Document, app: str, name: str, spec: ServiceSpec) -> None:
+    longest = max(swarm_names(app, name, spec), key=len)
+    if len(longest) > SWARM_NAME_MAX:
+        doc.problem(("services", name), f"its Swarm service would be {longest!r}, "
+                    f"{len(longest)} characters: Swarm allows {SWARM_NAME_MAX}",
+                    f"shorten the app's name or this service's, to {SWARM_NAME_MAX} characters "
+                    "for the longest: <app>_<service>, -<replica> with storage, _address "
+                    "with an address")
+
+
+def check_resources(doc: Document, name: str, spec: ServiceSpec) -> None:
+    found = spec.resources.memory_bytes()
+    if found is not None and not MIN_MEMORY <= found <= MAX_MEMORY:
+        doc.problem(("services", name, "resources", "memory"),
+                    f"{spec.resources.memory!r} is outside what Docker can hold",
+                    f"give from {MIN_MEMORY >> 20}m (Docker's least) to {MAX_MEMORY >> 30}g")
+
+
+def check_replica_ports(doc: Document, name: str, spec: ServiceSpec, observed: Observed) -> None:
+    """A published port is host mode: one task per server. More replicas than the servers
+    they may run on leave the rest pending for ever; DragonBall's own ports are taken."""
+    for i, port in enumerate(spec.ports):
+        own = OWN_PORTS.get((port.published, port.protocol))
+        if own:
+            doc.problem(("services", name, "ports", i, "published"), f"port {port.published}/"
+                        f"{port.protocol} is DragonBall's own ({own})", "publish another port")
+    where = candidates(spec, observed)
+    if not spec.ports or not where or spec.replicas <= len(where):
+        return
+    port = spec.ports[0]
+    doc.problem(("services", name, "replicas"), f"{spec.replicas} replicas publish port "
+                f"{port.published}/{port.protocol} (line "
+                f"{doc.line(('services', name, 'ports', 0))}) on {len(where)} server(s) "
+                f"({', '.join(sorted(where)) or 'none'}): a published port takes one task "
+                "per server", f"lower replicas to {len(where)}, or allow more servers")

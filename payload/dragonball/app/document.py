@@ -1,7 +1,8 @@
 """YAML read with the line of every path, so each problem can name its line.
 
-PyYAML's ``compose`` keeps each node's ``start_mark``; we build plain Python data
-from the nodes ourselves (scalars through PyYAML's safe constructor) and record,
+The text is composed by `shared.safe_yaml` within `SPEC_LIMITS` (size, depth, values once
+aliases are expanded, core tags only: docs/app-spec.md, "Limits"), which keeps each node's
+``start_mark``; we build plain Python data from the nodes ourselves and record,
 for every path such as ``("services", "web", "backends", 0)``, the line it starts
 on. A key written twice in one mapping is a problem here: ``safe_load`` would keep
 the last one silently, and a service defined twice is a mistake worth naming.
@@ -13,7 +14,16 @@ from dataclasses import dataclass, field
 
 import yaml
 
-_SCALARS = yaml.constructor.SafeConstructor()
+from dragonball.shared import safe_yaml
+
+#: What one app spec may hold. 256 KiB is some 25 times the largest spec we know of (100
+#: services), and is read, checked and planned well within a second; the values bound keeps
+#: what aliases expand to near what the bytes themselves could hold.
+#: Problems listed at most: past them, checking stops (a file of thousands of mistakes is
+#: fixed a hundred at a time, and listing them all costs more than a second).
+MAX_PROBLEMS = 100
+SPEC_LIMITS = safe_yaml.Limits(max_bytes=256 * 1024, max_depth=32, max_values=100_000,
+                               what="an app spec")
 
 
 @dataclass(frozen=True)
@@ -59,22 +69,26 @@ class Document:
             path = path[:-1]
         return self.lines.get(path)
 
+    @property
+    def full(self) -> bool:
+        """Whether MAX_PROBLEMS are listed: checks stop looking for more."""
+        return len(self.problems) >= MAX_PROBLEMS
+
     def problem(self, path: tuple, message: str, hint: str, line: int | None = None) -> None:
+        if self.full:
+            return
         self.problems.append(Problem(self.file, line or self.line(path), dotted(path),
                                      message, hint))
 
 
-def read(text: str, file: str) -> Document:
-    """Parse `text` (the content of `file`); a syntax error becomes the one problem."""
+def read(text: str | bytes, file: str) -> Document:
+    """Parse `text` (the content of `file`: its bytes, or text); what cannot be read as
+    bounded, plain YAML (safe_yaml) is the problems, and no data."""
     doc = Document(file)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        doc.problem((), f"is not valid YAML: {getattr(e, 'problem', None) or e}",
-                    "check the indentation and quote values holding ': ' or '#'",
-                    mark.line + 1 if mark else None)
-        return doc
+    composed = safe_yaml.compose(text, SPEC_LIMITS)
+    for found in composed.problems:
+        doc.problem((), found.message, found.hint, found.line)
+    root = composed.root
     if root is not None:
         doc.lines[()] = root.start_mark.line + 1
         doc.data = _build(root, (), doc)
@@ -87,7 +101,7 @@ def _build(node: yaml.Node, path: tuple, doc: Document) -> object:
         return _mapping(node, path, doc)
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
-    return _SCALARS.construct_object(node, deep=True)
+    return safe_yaml.scalar(node)
 
 
 def _mapping(node: yaml.MappingNode, path: tuple, doc: Document) -> dict:

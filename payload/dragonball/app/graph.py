@@ -19,16 +19,10 @@ def waves(graph: dict) -> list[list[str]]:
     cycles = find_cycles(graph)
     if cycles:
         raise CycleError(cycles[0])
-    level: dict = {}
-
-    def level_of(name: str) -> int:
-        if name not in level:
-            level[name] = 1 + max((level_of(n) for n in graph[name] if n in graph), default=-1)
-        return level[name]
-
+    level = _levels(graph)
     result: list[list[str]] = []
     for name in sorted(graph):
-        index = level_of(name)
+        index = level[name]
         result.extend([] for _ in range(index + 1 - len(result)))
         result[index].append(name)
     return [sorted(wave) for wave in result]
@@ -42,27 +36,42 @@ def find_cycles(graph: dict) -> list[list[str]]:
     """
     found: dict = {}
     state: dict = {}  # name -> "open" while on the path, "done" after
-
-    def walk(name: str, path: list) -> None:
-        state[name] = "open"
-        path.append(name)
-        for need in sorted(set(graph[name])):
-            if need not in graph:
-                continue
-            if state.get(need) == "open":
+    for root in sorted(graph):
+        if root in state:
+            continue
+        state[root], path, todo = "open", [root], [iter(sorted(set(graph[root])))]
+        while todo:  # a walk with its own stack: a chain of any length, no RecursionError
+            need = next(todo[-1], None)
+            if need is None:
+                state[path.pop()] = "done"
+                todo.pop()
+            elif need in graph and state.get(need) == "open":
                 cycle = path[path.index(need):]
                 start = cycle.index(min(cycle))
                 cycle = cycle[start:] + cycle[:start]
                 found.setdefault(tuple(cycle), cycle + [cycle[0]])
-            elif need not in state:
-                walk(need, path)
-        path.pop()
-        state[name] = "done"
-
-    for name in sorted(graph):
-        if name not in state:
-            walk(name, [])
+            elif need in graph and need not in state:
+                state[need] = "open"
+                path.append(need)
+                todo.append(iter(sorted(set(graph[need]))))
     return [found[key] for key in sorted(found)]
+
+
+def _levels(graph: dict) -> dict:
+    """name -> its wave (0: needs nothing) of an acyclic graph, walked with its own stack."""
+    level: dict = {}
+    for root in sorted(graph):
+        stack = [root]
+        while stack:
+            name = stack[-1]
+            waiting = [n for n in graph[name] if n in graph and n not in level]
+            if name in level or not waiting:
+                level.setdefault(name, 1 + max((level[n] for n in graph[name] if n in graph),
+                                               default=-1))
+                stack.pop()
+            else:
+                stack.extend(waiting)
+    return level
 
 
 def subtree(graph: dict, name: str) -> set:

@@ -9,13 +9,32 @@ is checked in `validate`. Strict mode: YAML already gives typed values, so
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+import re
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 PARAM_TYPES = ("string", "int", "float", "bool", "list")
 ADDRESS_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"
+#: What Swarm, Docker and the planner can hold (docs/app-spec.md, "Limits"). Replicas: every
+#: replica is a task (and, with storage, a Swarm service and two volumes of its own) and a
+#: line of the plan; DragonBall's clusters are a handful of servers, where a thousand tasks
+#: of one service is far past what they can run, and the plan of a spec stays well within a
+#: second. CPUs: Docker refuses a limit above the server's cores; 512 is past any server's.
+#: Memory: Docker refuses a limit under 6 MiB; 16 TiB is past any server's, and keeps the
+#: bytes far from the int64 Swarm keeps them in.
+MAX_REPLICAS = 1000
+#: Services: each is a Swarm service or more; 500 is past what a handful of servers runs.
+MAX_SERVICES = 500
+MAX_CPUS = 512
+MIN_MEMORY, MAX_MEMORY = 6 << 20, 16 << 40
+MEMORY_PATTERN = r"^[0-9]{1,15}[kmgKMG]?$"
+#: Node labels go into Swarm constraints (``node.labels.KEY==VALUE``): swarmkit's rules for
+#: a constraint's key and value, without the operators' characters.
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+LABEL_VALUE_PATTERN = r"^[A-Za-z0-9:_./-]{1,128}$"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 class _Model(BaseModel):
@@ -25,9 +44,11 @@ class _Model(BaseModel):
 class Placement(_Model):
     """Where a service's tasks may run: any of `servers` (empty: any), with all `labels`."""
 
-    servers: list[str] = Field(default_factory=list, description="server names (hostnames)")
-    labels: dict[str, str] = Field(default_factory=dict,
-                                   description="node labels every chosen server must carry")
+    servers: list[Annotated[str, StringConstraints(max_length=253)]] = Field(
+        default_factory=list, description="server names (hostnames)")
+    labels: dict[Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)],
+                 Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN)]] = Field(
+        default_factory=dict, description="node labels every chosen server must carry")
 
 
 class Port(_Model):
@@ -49,8 +70,20 @@ class Parameter(_Model):
 class Resources(_Model):
     """Limits of each task: cpus (e.g. 0.5) and memory (bytes, or 512k, 256m, 2g)."""
 
-    cpus: float | None = Field(None, gt=0)
-    memory: int | str | None = Field(None, pattern=r"^[0-9]+[kmgKMG]?$")
+    cpus: float | None = Field(None, gt=0, le=MAX_CPUS)
+    memory: int | str | None = Field(None, pattern=MEMORY_PATTERN, description=(
+        f"from {MIN_MEMORY >> 20} MiB to {MAX_MEMORY >> 40} TiB"))
+
+    def memory_bytes(self) -> int | None:
+        return memory_bytes(self.memory)
+
+
+def memory_bytes(value: int | str | None) -> int | None:
+    """512k, 256m, 2g or a number of bytes (the text already matches MEMORY_PATTERN)."""
+    if value is None or isinstance(value, int):
+        return value
+    number, unit = re.fullmatch(r"([0-9]+)([kmgKMG]?)", value).groups()
+    return int(number) * _UNITS[unit.lower()]
 
 
 class ServiceSpec(_Model):
@@ -66,7 +99,7 @@ class ServiceSpec(_Model):
         "each starts before it"))
     depends_on: list[str] = Field(default_factory=list, description=(
         "start after these, without load balancing (how a Backend needs another)"))
-    replicas: int = Field(1, ge=0)
+    replicas: int = Field(1, ge=0, le=MAX_REPLICAS)
     placement: Placement = Field(default_factory=Placement)
     ports: list[Port] = Field(default_factory=list)
     parameters: dict[str, Parameter] = Field(default_factory=dict)
@@ -89,7 +122,7 @@ class AppSpec(_Model):
     """An application: its name and its services, wired into a dependency graph."""
 
     app: str = Field(pattern=NAME_PATTERN)
-    services: dict[str, ServiceSpec] = Field(min_length=1)
+    services: dict[str, ServiceSpec] = Field(min_length=1, max_length=MAX_SERVICES)
 
 
 @dataclass(frozen=True)

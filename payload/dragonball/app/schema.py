@@ -13,22 +13,26 @@ from typing import Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from dragonball.app.document import Document
-from dragonball.app.model import AppSpec, ServiceSpec
+from dragonball.app.model import MAX_CPUS, MAX_REPLICAS, AppSpec, ServiceSpec
 
 UNKNOWN_IMAGE = "(unknown)"  # stands in for a broken image field
 NAME_HINT = ("lower-case letters, digits and '-', starting with a letter, at most 63 "
              "characters (a DNS label)")
 _FIELD_HINTS = {
     "app": NAME_HINT,
-    "memory": "bytes, or a number with k, m or g: 536870912, 512m, 2g",
+    "memory": "bytes, or a number with k, m or g: 536870912, 512m, 2g (at most 15 digits)",
     "kind": "'service' (nginx in front of backends) or 'backend' (does the work)",
     "protocol": "tcp or udp",
-    "replicas": "a whole number, 0 or more",
+    "replicas": f"a whole number from 0 to {MAX_REPLICAS} (docs/app-spec.md, 'Limits')",
     "published": "a port number from 1 to 65535",
     "target": "a port number from 1 to 65535",
-    "cpus": "a number above 0, e.g. 0.5",
+    "cpus": f"a number above 0 and at most {MAX_CPUS}, e.g. 0.5",
     "address": "an IPv4 address, with the network's prefix if not /24: 10.0.0.100/24",
     "type": "one of string, int, float, bool, list",
+}
+_LABEL_HINTS = {  # a Swarm constraint holds them: node.labels.KEY==VALUE
+    "[key]": "a label's name: letters, digits, '_', '.' and '-', at most 128",
+    "value": "a label's value: letters, digits and ':_./-', 1 to 128 of them",
 }
 
 
@@ -49,7 +53,8 @@ def check_shape(doc: Document) -> tuple[AppSpec | None, dict]:
     broken: dict = {}  # service name -> its fields with a problem
     for error in errors:
         path = _real_path(error["loc"], doc.data)
-        _report(error, path, doc)
+        if not doc.full:
+            _report(error, path, doc)
         if len(path) >= 4 and path[:1] == ("services",) and path[2] == "parameters":
             broken.setdefault(path[1], set()).add(("parameters", path[3]))
         elif len(path) >= 3 and path[0] == "services":
@@ -114,6 +119,8 @@ def _report(error: dict, path: tuple, doc: Document) -> None:
         if kind == "string_pattern_mismatch":
             message = "has the wrong form"
         hint = _FIELD_HINTS.get(str(key), "see docs/app-spec.md for this field")
+        if len(path) >= 2 and path[-2] == "labels":
+            hint = _LABEL_HINTS["[key]" if error["loc"][-1] == "[key]" else "value"]
         doc.problem(path, f"{message}: got {error['input']!r}"
                     if not isinstance(error["input"], (dict, list)) else message, hint)
 

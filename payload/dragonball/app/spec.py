@@ -7,22 +7,41 @@ from __future__ import annotations
 
 from dragonball.app import checks, document, schema
 from dragonball.app.errors import AppSpecInvalid
-from dragonball.app.model import AppSpec, Observed
+from dragonball.app.model import MAX_SERVICES, AppSpec, Observed
+from dragonball.shared import safe_yaml
 
 
-def check(text: str, file: str, observed: Observed = Observed()) -> tuple[AppSpec | None, list]:
+def check(text: str | bytes, file: str,
+          observed: Observed = Observed()) -> tuple[AppSpec | None, list]:
     """(spec, []) or (None, every problem), sorted by line."""
     doc = document.read(text, file)
     if doc.problems and doc.data is None:
+        return None, doc.problems
+    if _too_many_services(doc):
         return None, doc.problems
     spec, services = schema.check_shape(doc)
     if isinstance(doc.data, dict):
         checks.check_all(doc, dict(spec.services) if spec else services, observed)
     problems = sorted(doc.problems, key=lambda p: (p.line or 0, p.path))
+    if doc.full:
+        problems.append(document.Problem(file, None, "", f"checking stopped after "
+                                         f"{document.MAX_PROBLEMS} problems",
+                                         "fix these, then check the spec again"))
     return (spec, []) if spec and not problems else (None, problems)
 
 
-def load(text: str, file: str, observed: Observed = Observed()) -> AppSpec:
+def _too_many_services(doc: document.Document) -> bool:
+    """More services than MAX_SERVICES is the one problem: checking each would take long."""
+    services = doc.data.get("services") if isinstance(doc.data, dict) else None
+    if isinstance(services, dict) and len(services) > MAX_SERVICES:
+        doc.problem(("services",), f"{len(services)} services: an app has at most "
+                    f"{MAX_SERVICES} (docs/app-spec.md, 'Limits')",
+                    "split the app in several, or remove the services it does not need")
+        return True
+    return False
+
+
+def load(text: str | bytes, file: str, observed: Observed = Observed()) -> AppSpec:
     """The valid spec, or AppSpecInvalid listing every problem."""
     spec, problems = check(text, file, observed)
     if problems:
@@ -31,23 +50,27 @@ def load(text: str, file: str, observed: Observed = Observed()) -> AppSpec:
 
 
 def check_file(path: str, observed: Observed = Observed()) -> tuple[AppSpec | None, list]:
-    """`check` of the file at `path`; an unreadable file is the one problem."""
-    try:
-        text = read_text(path)
-    except AppSpecInvalid as e:
-        return None, e.problems
-    return check(text, path, observed)
+    """`check` of the file at `path`; an unreadable file is the one problem. A file over
+    the size limit is refused having read little more than the limit."""
+    data, problems = safe_yaml.read_file(path, document.SPEC_LIMITS)
+    if data is None:
+        return None, _problems(path, problems, "give the path of an app spec (YAML)")
+    return check(data, path, observed)
 
 
 def read_text(path: str) -> str:
-    """The text of the spec file at `path`; AppSpecInvalid (its one problem) when it cannot
-    be read."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise AppSpecInvalid(path, [document.Problem(
-            path, None, "", f"cannot read it: {e}", "give the path of an app spec (YAML)")]) from e
+    """The text of the spec file at `path` (to send to the portal); AppSpecInvalid when it
+    cannot be read, is over the size limit or is not UTF-8."""
+    data, problems = safe_yaml.read_file(path, document.SPEC_LIMITS)
+    text, bad = safe_yaml.text_of(data, document.SPEC_LIMITS) if data is not None else (None, [])
+    if text is None:
+        raise AppSpecInvalid(path, _problems(path, problems + bad,
+                                             "give the path of an app spec (YAML)"))
+    return text
+
+
+def _problems(path: str, found: list, hint: str) -> list:
+    return [document.Problem(path, p.line, "", p.message, p.hint or hint) for p in found]
 
 
 def load_file(path: str, observed: Observed = Observed()) -> AppSpec:

@@ -89,14 +89,9 @@ class Control:
 
     # -- observe and plan -------------------------------------------------------------------
     def prepare(self, path: str) -> Prepared:
-        """`prepare_text` of the file at `path`; AppSpecInvalid names an unreadable one."""
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except (OSError, UnicodeDecodeError):
-            app_spec.load_file(path)  # raises AppSpecInvalid naming the file
-            raise
-        return self.prepare_text(text, path)
+        """`prepare_text` of the file at `path`; AppSpecInvalid names an unreadable one (or
+        one over the size limit, read no further than it)."""
+        return self.prepare_text(app_spec.read_text(path), path)
 
     def prepare_text(self, text: str, file: str) -> Prepared:
         """Observe once, check the spec against it (AppSpecInvalid: every problem at

@@ -20,10 +20,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Mapping
 
-import yaml
-
 import dragonball
 
+from dragonball.app import document
 from dragonball.app.checks import normal_image
 from dragonball.app.model import Observed
 from dragonball.errors import AppError, Unavailable
@@ -85,10 +84,7 @@ def names_in(text: str) -> tuple[str, list[str]] | None:
     """(the app's name, the images it names, with the keepalived image when a Service has
     an address) of a spec's text, read before its checks so the world can be looked up for
     them; None when it is not a mapping of services."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
+    data = document.read(text, "").data  # bounded: the spec's own limits (safe_yaml)
     services = data.get("services") if isinstance(data, dict) else None
     if not isinstance(services, dict):
         return None

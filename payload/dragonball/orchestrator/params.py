@@ -8,11 +8,13 @@ secret values are never printed (`shown`).
 from __future__ import annotations
 
 import json
+import math
 
 from dragonball.app.model import Parameter, ServiceSpec
 from dragonball.errors import AppError, Failed, InvalidInput
 
 MASK = "********"
+MAX_TEXT = 64 * 1024  # one value given as text (docs/security.md, "Hostile input")
 
 
 class ParamsInvalid(AppError, InvalidInput):
@@ -41,19 +43,20 @@ def coerce(name: str, param: Parameter, text: str):
 def coerce_as(name: str, kind: str, text: str):
     """`text` as a value of the spec type `kind` (string, int, float, bool, list): a string
     is the text as it is; a bool is true/yes/on/1 or false/no/off/0; a list is JSON
-    (``["a","b"]``) or comma-separated items. ValueError says why not."""
+    (``["a","b"]``) or comma-separated items. ValueError says why not, a value longer than
+    MAX_TEXT among the reasons (a parameter is a setting, not a payload)."""
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name}: a value may hold at most {MAX_TEXT // 1024} KiB")
     if kind == "string":
         return text
     if kind == "int":
         try:
             return int(text, 10)
-        except ValueError:
-            raise ValueError(f"{name} is an int: {text!r} is not a whole number") from None
+        except ValueError:  # also past Python's 4300 digits
+            raise ValueError(f"{name} is an int: {_shown(text)} is not a whole number") \
+                from None
     if kind == "float":
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"{name} is a float: {text!r} is not a number") from None
+        return _finite(name, text)
     if kind == "bool":
         lowered = text.strip().lower()
         if lowered in ("true", "yes", "on", "1"):
@@ -66,11 +69,27 @@ def coerce_as(name: str, kind: str, text: str):
     try:  # list: JSON, or comma-separated strings
         value = json.loads(text) if text.strip().startswith("[") else \
             [item.strip() for item in text.split(",") if item.strip()]
-    except ValueError as e:
-        raise ValueError(f"{name} is a list: {text!r} is not a JSON list ({e})") from None
+    except (ValueError, RecursionError) as e:  # RecursionError: [[[[... nested past Python
+        raise ValueError(f"{name} is a list: {_shown(text)} is not a JSON list "
+                         f"({str(e)[:80]})") from None
     if not isinstance(value, list):
         raise ValueError(f"{name} is a list: give a JSON list or comma-separated items")
     return value
+
+
+def _finite(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} is a float: {_shown(text)} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} is a float: give a finite number, not {_shown(text)}")
+    return value
+
+
+def _shown(text: str) -> str:
+    """`text` as a problem quotes it: at most 40 characters of it."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
 
 
 def edit(service_name: str, service: ServiceSpec, current: dict, assignments: list[str],
@@ -125,6 +144,8 @@ def check_value(name: str, param: Parameter, value):
         raise ValueError(f"{name} is {_article(kind)}: got {json.dumps(value)}")
     if kind == "float" and isinstance(value, int):
         return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name} is a finite number: got {value}")
     if not isinstance(value, wanted):
         raise ValueError(f"{name} is {_article(kind)}: got {json.dumps(value)[:80]}")
     if kind == "list" and not all(isinstance(i, (str, int, float, bool)) for i in value):

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 
-from dragonball.app.model import ServiceSpec
+from dragonball.app.model import ServiceSpec, memory_bytes
 from dragonball.orchestrator import naming
 
 STOP_GRACE_NS = 30 * 10**9     # the supervisor's stop scripts, then its leftovers
@@ -25,15 +24,6 @@ HEALTH = {"Test": ["CMD", "/opt/dragon_ball/bin/run.sh", "status"], "Interval": 
           "Timeout": 90 * 10**9, "StartPeriod": 120 * 10**9, "Retries": 3}
 RESTART_DELAY_NS = 5 * 10**9
 PEERS_ENV = "DRAGONBALL_PEERS"
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-def memory_bytes(value: int | str | None) -> int | None:
-    """512k, 256m, 2g or a number of bytes (already checked by the model's pattern)."""
-    if value is None or isinstance(value, int):
-        return value
-    number, unit = re.fullmatch(r"([0-9]+)([kmgKMG]?)", value).groups()
-    return int(number) * _UNITS[unit.lower()]
 
 
 def constraints(app: str, name: str, service: ServiceSpec) -> list[str]:

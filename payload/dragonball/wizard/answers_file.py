@@ -1,7 +1,9 @@
 """The answers file (docs/answers.md): YAML read with its line numbers, checked whole.
 
 Values are read as the text written (``admin_password: 123456789012`` is that text,
-not a number); ``~``, ``null`` or nothing is "not given". Everything wrong is
+not a number); ``~``, ``null`` or nothing is "not given". The file is composed by
+`shared.safe_yaml` within `ANSWERS_LIMITS` (size, control characters, depth, aliases, core
+tags only), as an app spec is. Everything wrong is
 collected before anything is refused: syntax, unknown or repeated keys (with a
 "did you mean"), values that are lists (but `portal`'s: a list of managers, or a
 comma list), file modes, the password file, then every
@@ -16,6 +18,7 @@ import stat
 
 import yaml
 
+from dragonball.shared import safe_yaml
 from dragonball.wizard import validators
 from dragonball.wizard.answers import FIELDS, build_answers, file_order
 from dragonball.wizard.errors import AnswersInvalid
@@ -27,6 +30,10 @@ FILE = "(file)"  # the field of a problem with the file as a whole
 #: Answers that may be a YAML list as well as one value ("a, b" or "- a / - b").
 LISTS = ("portal",)
 _NULL = "tag:yaml.org,2002:null"
+#: What one answers file may hold: a dozen 'key: value' lines need a few hundred bytes; 64
+#: KiB leaves room for comments and stays instant to read (docs/answers.md, "Limits").
+ANSWERS_LIMITS = safe_yaml.Limits(max_bytes=64 * 1024, max_depth=8, max_values=10_000,
+                                  what="an answers file")
 
 
 @dataclasses.dataclass
@@ -86,30 +93,30 @@ def check(path: str, facts: Facts, checks: Checks = Checks(),
 
 
 def _read_text(path: str, read: _Read) -> tuple[str | None, int]:
+    """The file's text, read no further than the size limit, and its mode."""
     try:
         with open(path, "rb") as f:
             mode = os.fstat(f.fileno()).st_mode
-            data = f.read()
+            data = f.read(ANSWERS_LIMITS.max_bytes + 1)
     except OSError as e:
         read.problem(FILE, f"cannot read {path}: {e.strerror}; give the path of an answers "
                            "file (examples: wizard/portal.yaml, wizard/device.yaml)")
         return None, 0
-    try:
-        return data.decode("utf-8"), mode
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        read.problem(FILE, "is not UTF-8 text: save it as UTF-8", line)
-        return None, mode
+    text, problems = safe_yaml.text_of(data, ANSWERS_LIMITS)
+    for found in problems:
+        read.problem(FILE, f"{found.message}: {found.hint}", found.line)
+    return text, mode
 
 
 def _parse(text: str, read: _Read) -> None:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        read.problem(FILE, f"is not valid YAML ({getattr(e, 'problem', e)}): write one "
-                           "'key: value' per line; quote values with # : * & or leading "
-                           "spaces", mark.line + 1 if mark else None)
+    composed = safe_yaml.compose(text, ANSWERS_LIMITS)
+    for found in composed.problems:
+        hint = found.hint
+        if found.message.startswith("is not valid YAML"):
+            hint = "write one 'key: value' per line; quote values with # : * & or leading spaces"
+        read.problem(FILE, f"{found.message}: {hint}", found.line)
+    root = composed.root
+    if composed.problems:
         return
     if root is None:
         read.problem(FILE, "is empty: start from wizard/portal.yaml or wizard/device.yaml")
