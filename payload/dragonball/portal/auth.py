@@ -37,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dragonball.errors import Denied, PortalError
 from dragonball.portal.answers import error_response
+from dragonball.portal.bodylimit import BodyLimit
 from dragonball.portal.store import Session, Store
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,7 @@ def install(app, store: Store, limiter) -> Auth:
     """Put an `Auth` on `app` and map its exceptions to answers (JSON for /api, pages else)."""
     auth = Auth(store, limiter)
     app.state.auth = auth
+    app.add_middleware(BodyLimit)  # inside web's security headers: a 413 carries them too
 
     @app.exception_handler(NotAuthenticated)
     async def _not_authenticated(request: Request, exc: NotAuthenticated) -> Response:
