@@ -2,7 +2,7 @@
 (dragonball.portal_client; docs/portal.md, "The CLI from any machine").
 
     dragonball login --portal HOST[:PORT] --ca FILE [--user admin] [--password-stdin]
-    dragonball logout
+    dragonball logout [--all]
     dragonball status | devices [--json]
 
 These always use the API. The app commands (commands/apps.py), `plan --remote`
@@ -51,6 +51,8 @@ def register(commands) -> None:
     _json_option(login)
     login.set_defaults(handler=login_command)
     logout = commands.add_parser("logout", help="end the API token and forget the login")
+    logout.add_argument("--all", action="store_true",
+                        help="end every token and browser session of this user, everywhere")
     _json_option(logout)
     logout.set_defaults(handler=logout_command)
     for name, what, handler in (("status", "the cluster at a glance: devices and services",
@@ -125,7 +127,8 @@ def logout_command(args) -> int:
     if found is not None:
         try:
             with found.client() as portal:
-                ended = bool(portal.end_token().get("ended"))
+                ended = bool(portal.end_all_tokens().get("ended") if args.all
+                             else portal.end_token().get("ended"))
             why = ""
         except ClientError as e:
             why = f"the portal was not told ({e.message}); the token ends by itself " \
