@@ -117,6 +117,11 @@ class FakeControl:
         self.rows: dict = {}        # service -> (desired, healthy)
         self.tasks: dict = {}       # service -> [(task label, ok)]
         self.sent: list = []        # (receiver, task label, payload)
+        self.refreshed: list = []   # apps whose moving addresses were brought up to date
+
+    def refresh_addresses(self, app: str) -> list[str]:
+        self.refreshed.append(app)
+        return ["web"]
 
     def spec_of(self, app: str):
         return self.spec
@@ -172,7 +177,7 @@ def queue(control, **changes) -> None:
 
 def test_deliver_marks_delivered_when_every_task_took_it(control):
     queue(control, store=(1, 0))
-    assert Notifier(control).deliver("notes") == 1
+    assert Notifier(control, lock_dir=None).deliver("notes") == 1
     assert [(r, label) for r, label, _ in control.sent] == [("api", "api.1"), ("api", "api.2")]
     body = control.sent[0][2]
     assert body["seq"] == 1 and body["to"] == "api" and body["service"] == "store-1"
@@ -184,7 +189,7 @@ def test_a_task_that_refused_keeps_it_pending_and_in_order(control, clock):
     queue(control, store=(1, 0))
     queue(control, store=(1, 1))
     control.tasks["api"] = [("api.1", True), ("api.2", False)]
-    notifier = Notifier(control)
+    notifier = Notifier(control, lock_dir=None)
     assert notifier.deliver("notes") == 0
     note = control.store.pending("notes", due_only=False)["api"]
     assert (note.seq, note.attempts) == (1, 1)
@@ -205,7 +210,7 @@ def test_a_task_that_refused_keeps_it_pending_and_in_order(control, clock):
 
 def test_each_receiver_gets_its_oldest_in_one_round(control):
     queue(control, store=(1, 0), api=(2, 1))
-    sent = Notifier(control).deliver("notes")
+    sent = Notifier(control, lock_dir=None).deliver("notes")
     assert sent == 2
     assert {(r, body["service"]) for r, _, body in control.sent} == {("api", "store-1"),
                                                                      ("web", "api")}
@@ -214,19 +219,19 @@ def test_each_receiver_gets_its_oldest_in_one_round(control):
 def test_a_receiver_without_running_tasks_counts_as_delivered(control):
     control.tasks["api"] = []
     queue(control, store=(0, 0))
-    assert Notifier(control).deliver("notes") == 1
+    assert Notifier(control, lock_dir=None).deliver("notes") == 1
     assert control.sent == []
 
 
 def test_a_round_records_first_sight_without_notifying(control):
-    notifier = Notifier(control, clock=lambda: AT)
+    notifier = Notifier(control, clock=lambda: AT, lock_dir=None)
     assert notifier.round() == {"notes": 0}
     assert control.store.states("notes")["api"] == state_of(2, 2)
     assert control.store.notifications("notes") == []
 
 
 def test_a_round_queues_and_delivers_a_change(control):
-    notifier = Notifier(control, clock=lambda: AT)
+    notifier = Notifier(control, clock=lambda: AT, lock_dir=None)
     notifier.round()
     control.rows["store-1"] = (1, 0)
     assert notifier.round() == {"notes": 1}
@@ -247,7 +252,7 @@ def test_a_slot_s_change_reaches_its_peers_and_what_needs_its_service(control):
                     "web": (1, 1)}
     control.tasks["store-1"] = [("store-1.1", True)]
     control.tasks["store-3"] = [("store-3.1", True)]
-    notifier = Notifier(control, clock=lambda: AT)
+    notifier = Notifier(control, clock=lambda: AT, lock_dir=None)
     notifier.round()
     control.rows["store-2"] = (1, 0)
     notifier.round()
@@ -280,3 +285,20 @@ def test_the_loop_survives_a_bad_round():
         raise RuntimeError("engine gone")
     notify.run_forever(make_control, stop, interval=0)
     assert len(calls) == 3
+
+
+def test_the_moving_addresses_follow_the_servers_every_few_rounds(control):
+    notifier = Notifier(control, clock=lambda: AT, refresh_every=3, lock_dir=None)
+    for _ in range(7):
+        notifier.round()
+    assert control.refreshed == ["notes"] * 3      # rounds 1, 4 and 7
+
+
+def test_no_address_upkeep_while_a_command_changes_the_app(control, tmp_path):
+    from dragonball.shared import app_lock
+    notifier = Notifier(control, clock=lambda: AT, refresh_every=1, lock_dir=str(tmp_path))
+    with app_lock.app_lock("notes", "an apply", str(tmp_path)):
+        notifier.round()
+    assert control.refreshed == []
+    notifier.round()
+    assert control.refreshed == ["notes"]

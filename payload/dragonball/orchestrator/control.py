@@ -27,6 +27,7 @@ from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.app.errors import AppNotApplied
 from dragonball.errors import DragonBallError
+from dragonball.orchestrator import address as address_mod
 from dragonball.orchestrator import images as images_mod
 from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator import moving, planning, slotting, status as status_mod
@@ -165,6 +166,20 @@ class Control:
     def restart(self, app: str, name: str) -> list[str]:
         self.stop(app, name)
         return self.start(app, name)
+
+    def refresh_addresses(self, app: str) -> list[str]:
+        """The app's moving addresses brought to the servers and managers there are now (a
+        server that joined later, a manager promoted or gone: keepalived's peers and the
+        quorum it asks): only the keepalived services whose definition changed are
+        updated (one task at a time, orchestrator.address), the app's own services are
+        left alone; the Services whose address was updated."""
+        spec = self.spec_of(app)
+        if not any(s.address for s in spec.services.values()):
+            return []
+        observation = self._remembering(self.observer.observe(app, [address_mod.IMAGE]))
+        stale = [step for step in address_mod.plan(spec, observation) if step.op == "update"]
+        self.executor().address_steps(stale, ("update",))
+        return [step.service for step in stale]
 
     # -- what runs ---------------------------------------------------------------------------
     def status(self, app: str) -> list[dict]:

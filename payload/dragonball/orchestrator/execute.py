@@ -56,7 +56,10 @@ class Executor:
     def addresses(self, deployment: Deployment, ops: tuple) -> None:
         """The moving addresses' steps of kinds `ops` (orchestrator.address): after the
         launches, so the Service answers where its address may go."""
-        for step in deployment.addresses:
+        self.address_steps(deployment.addresses, ops)
+
+    def address_steps(self, steps, ops: tuple) -> None:
+        for step in steps:
             if step.op not in ops:
                 continue
             self.progress(step.service, step.op, f"address {step.address}")

@@ -27,10 +27,12 @@ import threading
 
 from dragonball.app import graph, plan as plan_mod
 from dragonball.errors import DragonBallError
+from dragonball.shared import app_lock
 
 log = logging.getLogger(__name__)
 SCHEMA = 1
 INTERVAL_S = 2.0
+REFRESH_EVERY = 15      # rounds: the moving addresses are checked every 30 s
 
 
 def state_of(desired: int, healthy: int) -> dict:
@@ -80,9 +82,12 @@ def payloads(app: str, deps: dict, events: list, now: dict,
 class Notifier:
     """One round: observe, queue, deliver. `control` is an orchestrator.control.Control."""
 
-    def __init__(self, control, clock=None) -> None:
-        self.control = control
+    def __init__(self, control, clock=None, refresh_every: int = REFRESH_EVERY,
+                 lock_dir: str | None = app_lock.LOCK_DIR) -> None:
+        """`lock_dir`: where the apps' locks are (None: none taken, for tests)."""
+        self.control, self.lock_dir = control, lock_dir
         self.clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
+        self.rounds, self.refresh_every = 0, refresh_every
 
     def observe(self, app: str) -> dict:
         """unit -> its state; and a service with slots (`store`) -> its slots' together
@@ -101,7 +106,10 @@ class Notifier:
     def round(self) -> dict:
         """Queue the changes seen and deliver what is pending; {app: delivered count}."""
         done = {}
+        self.rounds += 1
         for app in self.control.store.apps():
+            if self.rounds % self.refresh_every == 1 or self.refresh_every == 1:
+                self.refresh(app)
             try:
                 units = self.control.units_of(app)
                 now = self.observe(app)
@@ -122,6 +130,24 @@ class Notifier:
             except DragonBallError as e:
                 log.warning("notifications of %s: %s", app, e.message)
         return done
+
+    def refresh(self, app: str) -> None:
+        """The app's moving addresses follow the servers (Control.refresh_addresses): a
+        server that joined after the apply takes part without a new apply. Skipped while a
+        command changes the app (it plans the addresses itself)."""
+        try:
+            if self.lock_dir is None:
+                updated = self.control.refresh_addresses(app)
+            else:
+                with app_lock.app_lock(app, "the portal's address upkeep", self.lock_dir):
+                    updated = self.control.refresh_addresses(app)
+        except app_lock.AppLocked:
+            return
+        except DragonBallError as e:
+            log.warning("moving addresses of %s: %s", app, e.message)
+            return
+        for service in updated:
+            log.info("%s/%s: its moving address now spans the servers there are", app, service)
 
     def deliver(self, app: str) -> int:
         """Send each receiver its oldest pending notification; count those delivered."""
