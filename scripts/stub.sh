@@ -30,8 +30,9 @@ options (handled by this file, before anything is unpacked):
   --info            the release manifest (JSON)
   --list            the sections and the images of this release
   --verify          check the file's size and every section's SHA-256, then stop
-  --extract DIR     unpack every section into DIR, then stop
-  --target DIR      unpack the runtime under DIR (default: \$TMPDIR or /tmp)
+  --extract DIR     unpack every section into DIR (new or empty), then stop
+  --target DIR      unpack the runtime under DIR (default: \$TMPDIR or /tmp); DIR
+                    and the folders above it must be writable by root (or you) only
 
 commands (run by the bundled runtime; 'help' lists them all):
   install, preflight, reset, ...
@@ -48,7 +49,7 @@ EOF
 case $0 in /*) self=$0 ;; *) self=$(pwd)/$0 ;; esac
 [ -f "$self" ] && [ -r "$self" ] || die $E_USAGE "cannot read $0 (run it as: sh ./DragonBall-$DB_VERSION.bin)"
 
-for tool in tail head sha256sum wc gzip tar mktemp df awk; do
+for tool in tail head sha256sum wc gzip tar mktemp df awk stat id tee; do
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
 done
 [ -z "$missing" ] || die $E_TOOLS "missing tools:$missing (install coreutils, gzip, tar, mawk)"
@@ -100,22 +101,78 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-unpack_runtime() {  # into $1
-    section runtime
-    mkdir -p "$1" && stream runtime | gzip -dc | tar -x -C "$1" -f - \
-        || die $E_SPACE "could not unpack the runtime into $1 (disk full?)"
+# private DIR WHAT: DIR and every folder above it can be changed by root and us only.
+# Whoever may write to one of them could rename what was unpacked and checked there and
+# put something else in its place before it runs. A sticky folder (/tmp) is fine: there,
+# only an entry's owner may rename it.
+private() {
+    p=$(cd "$1" 2>/dev/null && pwd -P) || die $E_USAGE "$2 $1: cannot enter it"
+    me=$(id -u)
+    while :; do
+        info=$(stat -c '%u %a' -- "$p") || die $E_USAGE "$2 $1: cannot read the owner of $p"
+        owner=${info% *} mode=${info#* }
+        [ "$owner" = 0 ] || [ "$owner" = "$me" ] \
+            || die $E_USAGE "$2 $1: $p belongs to another user (uid $owner), who could swap what is unpacked there before it runs. Choose a folder of root's, e.g. $2 /root"
+        if [ $((0$mode & 022)) -ne 0 ] && [ $((0$mode & 01000)) -eq 0 ]; then
+            die $E_USAGE "$2 $1: $p is writable by others (mode $mode), who could swap what is unpacked there before it runs. Choose a folder only root can write to, e.g. $2 /root, or 'chmod go-w $p'"
+        fi
+        [ "$p" != / ] || return 0
+        p=${p%/*}; [ -n "$p" ] || p=/
+    done
+}
+
+# copy NAME FILE: section NAME into FILE, checked again as it is copied: what is unpacked
+# and run is what was checked, whatever happens to the .bin meanwhile
+copy() {
+    section "$1"
+    sum=$(stream "$1" | tee "$2" | sha256sum | awk '{print $1}')
+    [ "$sum" = "$s_sha" ] || die $E_CORRUPT "section '$1' of $self changed while it was read (SHA-256 $sum, expected $s_sha). Copy the file again and compare it with SHA256SUMS."
+    [ "$(wc -c <"$2")" -eq "$s_size" ] || die $E_SPACE "could not copy section '$1' into $(dirname "$2") (disk full?)"
+}
+
+# unpack ARCHIVE DIR [z]: only regular files and folders, with relative names that stay
+# in DIR: no absolute path, no '..', no link, no device (the build makes no others, so
+# anything else is a tampered file)
+unpack() {
+    bad=$(tar --numeric-owner -tv${3}f "$1" | awk '{
+        type = substr($0, 1, 1); name = $0
+        sub(/^[^ ]+ +[^ ]+ +[^ ]+ +[^ ]+ +[^ ]+ /, "", name)
+        if (type != "-" && type != "d") { print "a link or special file: " name; exit }
+        if (name ~ /^\// || name ~ /(^|\/)\.\.(\/|$)/) { print "a path outside: " name; exit }
+    }') || die $E_CORRUPT "cannot read the archive $1"
+    [ -z "$bad" ] || { rm -f "$1"; die $E_CORRUPT "$self holds an archive entry it must not ($bad): it was altered. Nothing was unpacked. Copy the file again and compare it with SHA256SUMS."; }
+    tar --no-same-owner -x${3}f "$1" -C "$2" || die $E_SPACE "could not unpack into $2 (disk full?)"
+    rm -f "$1"
+}
+
+unpack_runtime() {  # into the private folder $1
+    copy runtime "$1/runtime.tar.gz"
+    unpack "$1/runtime.tar.gz" "$1" z
+}
+
+# fresh DIR: DIR new (made here, 0700) or empty, and private: nothing planted in it can
+# redirect what is written there
+fresh() {
+    if [ -e "$1" ] || [ -L "$1" ]; then
+        [ -d "$1" ] && [ ! -L "$1" ] || die $E_USAGE "--extract $1 is not a folder: give a new or empty folder"
+        [ -z "$(ls -A "$1")" ] || die $E_USAGE "--extract $1 is not empty: give a new or empty folder (nothing already there is written through)"
+    else
+        mkdir -p "$1" || die $E_USAGE "cannot create $1"
+    fi
+    private "$1" --extract
 }
 
 extract() {
     dir=$1
     section images
-    mkdir -p "$dir" || die $E_USAGE "cannot create $dir"
+    fresh "$dir"
     room "$dir" $(((DB_TOTAL_SIZE * 3) / 1024 + 10240))
-    stream manifest >"$dir/manifest.json"
+    copy manifest "$dir/manifest.json"
     unpack_runtime "$dir"
-    mkdir -p "$dir/engine" && stream engine | tar -x -C "$dir/engine" -f -
-    stream images >"$dir/images.tar"
-    case " $DB_SECTIONS" in *" signature:"*) stream signature >"$dir/manifest.json.sig" ;; esac
+    mkdir "$dir/engine" && copy engine "$dir/engine.tar"
+    unpack "$dir/engine.tar" "$dir/engine"
+    copy images "$dir/images.tar"
+    case " $DB_SECTIONS" in *" signature:"*) copy signature "$dir/manifest.json.sig" ;; esac
     say "DragonBall: unpacked into $dir: manifest.json dragonball/ engine/ images.tar"
 }
 
@@ -166,6 +223,7 @@ awk -v have="$glibc" -v need="$DB_GLIBC_FLOOR" 'BEGIN {
     exit 0 }' || die $E_PLATFORM "this server has glibc $glibc, this release needs $DB_GLIBC_FLOOR or newer (Debian 12, Ubuntu 22.04 or later); --verify, --info and --extract still work here"
 
 [ -d "$target" ] || die $E_USAGE "--target $target is not a folder"
+private "$target" --target
 section runtime
 room "$target" $((s_size * 4 / 1024 + 10240))
 work=$(mktemp -d "$target/dragonball.XXXXXX") || die $E_SPACE "cannot create a folder in $target"

@@ -27,7 +27,7 @@ from rich.table import Table
 from dragonball import __version__
 from dragonball.commands import answers, apps, certs, data, images, install, portal, preflight
 from dragonball.commands import release
-from dragonball.commands import remote, spec
+from dragonball.commands import account, remote, spec
 from dragonball.console import console, err_console
 from dragonball.errors import ClientError, DragonBallError, ExitStatus
 from dragonball.module import scan, validate
@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     apps.register(commands)
     data.register(commands)
     remote.register(commands)
+    account.register(commands)
     certs.register(commands)
     return parser
 

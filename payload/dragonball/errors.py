@@ -70,8 +70,9 @@ HTTP_STATUS = {
 
 #: Where HTTP has a narrower word than a category's status, an error class may answer with it
 #: (its `http_refinement`): 401 asks for credentials (with WWW-Authenticate), 429 says "too many
-#: attempts, wait" (with Retry-After). Both stay DENIED: a command still exits 6.
-HTTP_REFINEMENTS = {Category.DENIED: frozenset({401, 429})}
+#: attempts, wait" (with Retry-After). Both stay DENIED: a command still exits 6. 413 says "a
+#: body too large", refused before it was read; it stays INVALID (exit 2).
+HTTP_REFINEMENTS = {Category.DENIED: frozenset({401, 429}), Category.INVALID: frozenset({413})}
 
 #: And back: the category of an HTTP error status (a remote call's answer). A 500 is FAILED
 #: or INTERNAL: the answer's own "category" says which (PortalClient).

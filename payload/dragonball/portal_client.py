@@ -140,6 +140,14 @@ class PortalClient:
     def end_token(self) -> dict:
         return self.call("DELETE", "/api/v1/tokens/current")
 
+    def end_all_tokens(self) -> dict:
+        """End every token and session of this login's user: {ended}."""
+        return self.call("DELETE", "/api/v1/tokens")
+
+    def change_password(self, current: str, new: str) -> dict:
+        """A new password; every other session and token ends: {changed, ended}."""
+        return self.call("POST", "/api/v1/password", json={"current": current, "new": new})
+
     def devices(self) -> list[dict]:
         return self.call("GET", "/api/v1/devices")["devices"]
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+from dragonball.portal import credentials
 from dragonball.portal.store import Store
 from portal_web_fakes import ADMIN_PASSWORD, Clock, make_settings
+
+
+@pytest.fixture(autouse=True)
+def _cheap_scrypt(monkeypatch):
+    """Unit tests hash passwords at scrypt's former cost (N=2**14, ~40 ms): today's
+    (~0.4 s a try) would add minutes. test_portal_password checks today's cost itself."""
+    monkeypatch.setattr(credentials, "SCRYPT_N", 2 ** 14)
 
 
 @pytest.fixture

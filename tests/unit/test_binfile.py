@@ -34,10 +34,11 @@ def _tar(members: dict, gz: bool) -> bytes:
     return buf.getvalue()
 
 
-def make_tiny_bin(tmp_path, glibc_floor="2.17"):
+def make_tiny_bin(tmp_path, glibc_floor="2.17", runtime: bytes | None = None):
+    """A .bin of fakes; `runtime` (a tar.gz) replaces the fake runtime's archive."""
     contents = {
         "manifest": json.dumps({"version": "9.9.9"}).encode(),
-        "runtime": _tar({"dragonball/dragonball": (FAKE_RUNTIME, 0o755)}, gz=True),
+        "runtime": runtime or _tar({"dragonball/dragonball": (FAKE_RUNTIME, 0o755)}, gz=True),
         "engine": _tar({"packages.json": (b"[]", 0o644)}, gz=False),
         "images": b"IMAGES" * 1000,
     }

@@ -97,7 +97,8 @@ def test_a_layer_has_no_category_and_an_error_exactly_one(every_error):
 
 def test_an_http_refinement_stays_within_its_category(every_error):
     refined = {c.__name__: c.http_refinement for c in every_error if c.http_refinement}
-    assert refined == {"CodeRefused": 401, "NotAuthenticated": 401, "RateLimited": 429}
+    assert refined == {"BodyTooLarge": 413, "CodeRefused": 401, "NotAuthenticated": 401,
+                       "RateLimited": 429}
     for cls in every_error:
         if cls.http_refinement:
             assert cls.http_refinement in HTTP_REFINEMENTS[cls.category], cls

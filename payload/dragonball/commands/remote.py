@@ -3,7 +3,7 @@
 
     dragonball login --portal HOST[:PORT][,HOST...] --ca FILE [--user admin]
                      [--password-stdin]
-    dragonball logout
+    dragonball logout [--all]
     dragonball status | devices [--json]
 
 Login keeps every manager's portal (GET /api/v1/portals, after the addresses given), and
@@ -56,6 +56,8 @@ def register(commands) -> None:
     _json_option(login)
     login.set_defaults(handler=login_command)
     logout = commands.add_parser("logout", help="end the API token and forget the login")
+    logout.add_argument("--all", action="store_true",
+                        help="end every token and browser session of this user, everywhere")
     _json_option(logout)
     logout.set_defaults(handler=logout_command)
     for name, what, handler in (("status", "the cluster at a glance: devices and services",
@@ -151,7 +153,8 @@ def logout_command(args) -> int:
     if found is not None:
         try:
             with found.client() as portal:
-                ended = bool(portal.end_token().get("ended"))
+                ended = bool(portal.end_all_tokens().get("ended") if args.all
+                             else portal.end_token().get("ended"))
             why = ""
         except ClientError as e:
             why = f"the portal was not told ({e.message}); the token ends by itself " \

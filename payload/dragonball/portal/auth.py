@@ -37,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dragonball.errors import Denied, PortalError
 from dragonball.portal.answers import error_response
+from dragonball.portal.bodylimit import BodyLimit
 from dragonball.portal.store import Session, Store
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class Auth:
             if slot is None:
                 raise RateLimited(client, self.limiter.retry_after(client) or 1)
             if self.store.check_admin(username, password):
+                self.store.rehash_admin(username, password)  # a hash of an older cost
                 return True
             slot.failed("wrong user name or password")
         log.warning("admin login from %s refused", client)
@@ -122,9 +124,26 @@ class Auth:
         return self.store.create_session(username, "session", self.session_idle_s,
                                          self.session_absolute_s, client)
 
-    def new_token(self, username: str, client: str) -> tuple[str, Session]:
-        """A new API token for the CLI (no idle timeout short of its lifetime)."""
-        return self.store.create_session(username, "token", self.token_s, self.token_s, client)
+    def new_token(self, principal: Principal, client: str) -> tuple[str, Session]:
+        """A new API token for the CLI (no idle timeout short of its lifetime), for a
+        password or a browser session only: a token cannot make tokens, so a stolen one
+        ends when it expires or is revoked, whatever it did meanwhile."""
+        if principal.via == "token":
+            raise Forbidden("an API token cannot make tokens: log in with the password "
+                            "('dragonball login')")
+        return self.store.create_session(principal.username, "token", self.token_s,
+                                         self.token_s, client)
+
+    def change_password(self, principal: Principal, current: str, new: str, client: str,
+                        keep_secret: str | None) -> int:
+        """Set a new password once the current one is checked (rate-limited like a login);
+        every other session and token of the user ends. How many ended."""
+        if not self.check_password(principal.username, current, client):
+            raise Forbidden("the current password is wrong")
+        ended = self.store.change_admin_password(principal.username, new, client, keep_secret)
+        log.info("%s changed the password from %s: %d other session(s) ended",
+                 principal.username, client, ended)
+        return ended
 
     def principal(self, request: Request) -> Principal:
         """Who `request` is from; NotAuthenticated, RateLimited or Forbidden otherwise."""
@@ -230,6 +249,7 @@ def install(app, store: Store, limiter) -> Auth:
     """Put an `Auth` on `app` and map its exceptions to answers (JSON for /api, pages else)."""
     auth = Auth(store, limiter)
     app.state.auth = auth
+    app.add_middleware(BodyLimit)  # inside web's security headers: a 413 carries them too
 
     @app.exception_handler(NotAuthenticated)
     async def _not_authenticated(request: Request, exc: NotAuthenticated) -> Response:

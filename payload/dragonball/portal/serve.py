@@ -43,6 +43,8 @@ LOG_CONFIG = {
 #: On SIGTERM, how long open connections may take to finish. A TLS connection a client keeps
 #: alive waits for the client's close_notify (asyncio gives it 30 s): stop waiting sooner.
 GRACE_S = 5
+#: The request line and headers together, at most (refused with 400 beyond); bodies: bodylimit.
+MAX_HEAD_BYTES = 16 * 1024
 #: How often the serving portal looks whether its certificate file was renewed.
 CERT_POLL_S = 5.0
 #: How often every portal applies the replicated state's new entries (a standby's reads).
@@ -145,7 +147,8 @@ def serve(settings: Settings, store: Store | None = None, app=None,
     config = uvicorn.Config(app, ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key,
                             log_config=LOG_CONFIG, loop="asyncio", http="h11", ws="none",
                             lifespan="off", server_header=False, proxy_headers=False,
-                            timeout_keep_alive=5, timeout_graceful_shutdown=GRACE_S)
+                            timeout_keep_alive=5, timeout_graceful_shutdown=GRACE_S,
+                            h11_max_incomplete_event_size=MAX_HEAD_BYTES)
     log.info("portal %s serving %s (store %s)", settings.hostname or settings.address,
              settings.url, settings.db_path)
     stop = threading.Event()

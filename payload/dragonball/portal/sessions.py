@@ -83,3 +83,10 @@ class SessionTable:
             db.execute("DELETE FROM sessions WHERE id_hash = ?", (token_hash(secret),))
             self._event(db, f"{row['kind']}.ended", row["username"], client, {})
         return True
+
+    def end_sessions(self, username: str, client: str | None = None) -> int:
+        """End every session and token of `username` (logout everywhere); how many."""
+        with self.write() as db:
+            ended = db.execute("DELETE FROM sessions WHERE username = ?", (username,)).rowcount
+            self._event(db, "sessions.ended_all", username, client, {"ended": ended})
+        return ended

@@ -2,8 +2,8 @@
 
 What it keeps, and how secrets are kept:
 
-- **admin**: the admin account's password as an scrypt hash (n=2**14, r=8, p=1, a
-  random 16-byte salt per password), verified in constant time. Never the password.
+- **admin**: the admin account's password as an scrypt hash (credentials.py: N=2**17,
+  r=8, p=1, a random 16-byte salt), verified in constant time. Never the password.
 - **codes**: enrollment codes as sha256 of the normalized code (``7K3M-Q9XD-...``,
   dragonball.shared.codes), with their expiry and when they were used. A code
   has ~74 random bits and failed tries are rate-limited, so an unsalted fast hash is
@@ -30,13 +30,13 @@ import time
 from collections.abc import Callable
 
 from dragonball.errors import Conflict, Denied, NotFound, PortalError
+from dragonball.portal.accounts import AdminAccounts
 from dragonball.portal.attempts import AttemptLog
 from dragonball.portal.database import Database, StoreError
 from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.credentials import (code_hash, dummy_hash, hash_password, token_hash,
                                            verify_password)
-from dragonball.portal.sessions import SCHEMA as _SESSIONS_SCHEMA
-from dragonball.portal.sessions import Session, SessionTable
+from dragonball.portal.sessions import SCHEMA as _SESSIONS_SCHEMA, Session, SessionTable
 
 __all__ = ["ADMIN", "DEFAULT_CODE_TTL_S", "Code", "CodeRefused", "Device", "HostnameTaken",
            "Session", "Store", "StoreError", "code_hash"]
@@ -125,7 +125,7 @@ class Device:
         return dataclasses.asdict(self)
 
 
-class Store(Database, SessionTable, AttemptLog):
+class Store(Database, SessionTable, AttemptLog, AdminAccounts):
     """The portal's tables. `Store.open(path)` creates the database (0600, WAL) if needed;
     dragonball.portal.statelog.open_store opens it replicated when the settings say so."""
 

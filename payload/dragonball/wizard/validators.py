@@ -13,14 +13,12 @@ import ipaddress
 import os
 import re
 
-from dragonball.shared import fingerprints, ports
+from dragonball.shared import fingerprints, passwords, ports
 from dragonball.shared.names import hostname
 from dragonball.wizard.model import ROLES, Interface, Verdict
 
-MIN_PASSWORD = 12
+MIN_PASSWORD = passwords.MIN_LENGTH
 _CLUSTER = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-#: Hostname labels shorter than this are too common to forbid inside a password.
-_MIN_NAME_IN_PASSWORD = 4
 
 
 def closest(word: str, known) -> str | None:
@@ -144,40 +142,9 @@ def ca_fingerprint(value: str) -> Verdict:
     return "not a CA fingerprint: copy the SHA256:... that 'dragonball enroll' printed"
 
 
-def _kind(character: str) -> str:
-    """lower, upper, digit or other (symbols, spaces): letters of any script count."""
-    if character.isdigit():
-        return "digit"
-    if character.islower():
-        return "lower"
-    return "upper" if character.isupper() else "other"
-
-
-def _classes(password: str) -> int:
-    return len({_kind(c) for c in password})
-
-
 def password(value: str, hostnames: tuple[str, ...] = ()) -> Verdict:
     """The portal admin's password: long, mixed, and not guessable from the server."""
-    if len(value) < MIN_PASSWORD:
-        return (f"too short ({len(value)} characters): use at least {MIN_PASSWORD}; "
-                "a few unrelated words do")
-    if _classes(value) < 2:
-        return "only one kind of character: mix in upper case, digits, symbols or spaces"
-    lowered = value.lower()
-    if "dragonball" in lowered:
-        return "contains the product's name, an attacker's first guess: leave it out"
-    for name in _names(hostnames):
-        if name in lowered:
-            return f"contains this server's name {name!r}, an easy guess: leave it out"
-    return True
-
-
-def _names(hostnames: tuple[str, ...]) -> list[str]:
-    names = set()
-    for name in filter(None, hostnames):
-        names |= {name.lower(), name.split(".")[0].lower()}
-    return sorted(n for n in names if len(n) >= _MIN_NAME_IN_PASSWORD)
+    return passwords.verdict(value, hostnames)
 
 
 def data_dir(value: str) -> Verdict:

@@ -3,8 +3,12 @@
     GET  /login                  the form
     POST /login                  username, password, next -> a session cookie, 303 to next
     POST /logout                 ends the session (CSRF token required), 303 to /login
-    POST /api/v1/tokens          an API token for the CLI (basic auth): {token, expires_at}
+    POST /api/v1/tokens          an API token for the CLI (basic auth or a session, never
+                                 a token): {token, expires_at}
     DELETE /api/v1/tokens/current  ends the bearer token the call carries
+    DELETE /api/v1/tokens        ends every token and session of the caller's user
+    POST /api/v1/password        {current, new}: a new password; every other session and
+                                 token of the user ends (the caller's own stays)
     GET  /api/v1/openapi.json    the OpenAPI document (authenticated like the rest)
 """
 
@@ -15,6 +19,7 @@ import logging
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from dragonball.portal import auth as auth_mod
@@ -23,6 +28,7 @@ from dragonball.portal.auth import (Forbidden, NotAuthenticated, Principal, Rate
                                     read_form, require_admin)
 from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.web.pages import render
+from dragonball.shared import passwords
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +86,7 @@ def logout(request: Request, principal: Principal = Depends(require_admin)) -> R
 @router.post("/api/v1/tokens", tags=["auth"])
 def new_token(request: Request, principal: Principal = Depends(require_admin)) -> Response:
     """An API token for the CLI: send it as ``Authorization: Bearer <token>``."""
-    token, session = request.app.state.auth.new_token(principal.username,
+    token, session = request.app.state.auth.new_token(principal,
                                                        auth_mod.client_address(request))
     expires_at = datetime.datetime.fromtimestamp(session.expires, datetime.timezone.utc)
     return JSONResponse({"token": token, "expires": session.expires,
@@ -96,6 +102,46 @@ def end_token(request: Request, principal: Principal = Depends(require_admin)) -
     token = request.headers["authorization"].partition(" ")[2].strip()
     request.app.state.auth.store.end_session(token, auth_mod.client_address(request))
     return JSONResponse({"ended": True})
+
+
+@router.delete("/api/v1/tokens", tags=["auth"])
+def end_all(request: Request, principal: Principal = Depends(require_admin)) -> Response:
+    """End every API token and browser session of the caller's user (logout everywhere)."""
+    ended = request.app.state.auth.store.end_sessions(principal.username,
+                                                      auth_mod.client_address(request))
+    log.info("%s ended every session and token (%d)", principal.username, ended)
+    response = JSONResponse({"ended": ended})
+    auth_mod.clear_session_cookie(response)
+    return response
+
+
+class PasswordChange(BaseModel):
+    current: str = Field(min_length=1, max_length=1024)
+    new: str = Field(min_length=1, max_length=1024)
+
+
+@router.post("/api/v1/password", tags=["auth"])
+def change_password(body: PasswordChange, request: Request,
+                    principal: Principal = Depends(require_admin)) -> Response:
+    """A new password for the caller's user, the current one checked (rate-limited like a
+    login). Every other session and token ends; the one this call came with stays."""
+    verdict = passwords.verdict(body.new, (request.app.state.settings.hostname,))
+    if verdict is not True:
+        return error_response(RequestInvalid(f"new: {verdict}", "choose another password"))
+    if body.new == body.current:
+        return error_response(RequestInvalid("new: the same as the current password",
+                                             "choose another password"))
+    ended = request.app.state.auth.change_password(
+        principal, body.current, body.new, auth_mod.client_address(request),
+        own_secret(request, principal))
+    return JSONResponse({"changed": True, "ended": ended})
+
+
+def own_secret(request: Request, principal: Principal) -> str | None:
+    """The secret of the session or token `principal` came with (None: basic auth)."""
+    if principal.via == "token":
+        return request.headers["authorization"].partition(" ")[2].strip()
+    return request.cookies.get(auth_mod.COOKIE) if principal.via == "session" else None
 
 
 @router.get("/api/v1/openapi.json", include_in_schema=False)

@@ -23,8 +23,10 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
 #: Every answer of the portal carries these: nothing loads from elsewhere (the site is
-#: offline, and it shuts the door on injected scripts), no framing, no referrer.
+#: offline, and it shuts the door on injected scripts), no framing, no referrer, and HTTPS
+#: only for a year (HSTS: the portal serves nothing but HTTPS, so every answer is one).
 SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=31536000",
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; "
                                 "img-src 'self'; connect-src 'self'; form-action 'self'; "
                                 "frame-ancestors 'none'; base-uri 'none'"),
