@@ -206,6 +206,7 @@ def played(tmp_path, monkeypatch, bin_file):
     monkeypatch.setattr(portal_service, "wait_portal",
                         lambda host, settings: network["portal"].append(settings.url))
     monkeypatch.setattr(portal_registry, "push_images", push)
+    monkeypatch.setattr(portal_service, "state_client", lambda ctx, settings: None)
     monkeypatch.setattr(portal_etcd, "wait_healthy",
                         lambda host: network["etcd"].append("healthy"))
     server.network = network

@@ -23,7 +23,7 @@ def read(name: str) -> dict:
 def test_a_node():
     assert node_of(read("node.json")) == Node(
         "abc", "s2", "10.0.0.2", ready=True, role="manager", availability="active",
-        leader=True, reachability="reachable", labels={"zone": "a"},
+        leader=True, reachability="reachable", labels={"zone": "a"}, manager_addr="10.0.0.2:2377",
         created="2026-01-01T00:00:00.123456789Z")
 
 

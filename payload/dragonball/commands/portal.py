@@ -26,7 +26,7 @@ from dragonball.portal import settings as settings_mod
 from dragonball.portal.enrollment import join_instructions, parse_duration, print_instructions
 from dragonball.portal.portals import join_arguments
 from dragonball.portal.statelog import open_store
-from dragonball.portal.store import DEFAULT_CODE_TTL_S, Store
+from dragonball.portal.store import DEFAULT_CODE_TTL_S
 from dragonball.portal_client import saved_login
 from dragonball.shared import paths
 

@@ -11,8 +11,8 @@ Swarm service the portal starts (docs/agent.md).
                    fit: their CA, the right name, more than 30 days left)
     agent.service  the certificate, its key and the clients' CA as Docker Swarm secrets
                    (named by their content's hash: a secret cannot change), then the global
-                   service dragonball-agent from the portal's registry (pushed there by
-                   portal.images), host-mode port 9443, dnsrr, the host's /proc read-only,
+                   service dragonball-agent, its image by ID (each server loaded it from
+                   its own .bin), host-mode port 9443, dnsrr, the host's /proc read-only,
                    the docker socket and the params folder; done when the portal's own
                    agent answers /v1/health over mutual TLS
 
@@ -25,8 +25,9 @@ server could not see the client's certificate anyway).
 
 All three run after the portal's image push and its service, before the first enrollment
 code is printed (installer/roles.py). Devices need only agent.params (before join.swarm):
-Swarm starts a task of a global service on every node that joins, pulling the image with
-the registry credentials the service carries (--with-registry-auth).
+Swarm starts a task of a global service on every node that joins. The service names its
+image by ID (the config digest, the same on every server that loaded it from its .bin), so
+no server pulls it and a server joins while the registry on the first server is down.
 
 Reset: the service and the secrets are removed (leaving the Swarm removes them too), the
 files made here go (kinds agent_service, agent_secret, and the portal's portal_file), and
@@ -96,7 +97,8 @@ def secret_name(kind: str, content: bytes) -> str:
 
 def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
     """`docker service create` of the agent: `secrets` maps a SECRET_FILES kind to the
-    secret's name; `image` is <registry>/dragonball/agent:<version>."""
+    secret's name; `image` is the agent image's ID (sha256:...), which every server loaded
+    from its own .bin: Swarm starts a task of an image given by ID without a pull."""
     argv = ["docker", "service", "create", "--detach", "--name", SERVICE,
             "--mode", "global", "--endpoint-mode", "dnsrr",
             "--publish", f"mode=host,target={ports.AGENT},published={ports.AGENT},protocol=tcp",
@@ -111,7 +113,7 @@ def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
             "--stop-grace-period", "10s", "--update-order", "stop-first"]
     for kind, (target, mode) in SECRET_FILES.items():
         argv += ["--secret", f"source={secrets[kind]},target={target},mode={mode}"]
-    return argv + ["--with-registry-auth", image]
+    return argv + ["--no-resolve-image", image]
 
 
 def config_hash(image: str, secrets: dict, registry_password: str) -> str:
@@ -184,8 +186,7 @@ def start_service(ctx) -> dict:
     host, undo = ctx.host, ctx.undo("agent.service")
     with portal_registry.release_archive() as archive:
         image = agent_image_of(archive)
-    registry = portal_layout.registry_address(ctx.answers.address)
-    ref = f"{registry}/{image.ref}"
+    ref = image.config["digest"]  # the image ID: no pull, no registry needed on any server
     # "ca": the CA the agent checks its clients against: the clients CA, not the cluster's
     contents = {"crt": host.read_bytes(AGENT_CERT), "key": host.read_bytes(AGENT_KEY),
                 "ca": host.read_bytes(CLIENTS_CA_CERT)}

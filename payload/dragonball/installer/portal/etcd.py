@@ -30,7 +30,7 @@ import time
 
 from dragonball import __version__, agent_client, pki
 from dragonball.errors import DragonBallError, InstallerError
-from dragonball.etcd import Etcd, EtcdError
+from dragonball.etcd import Etcd, EtcdFailed
 from dragonball.installer.apply import missing_dirs
 from dragonball.installer.portal.clients import (
     keep_or_issue, make_clients_ca, make_controller_client)
@@ -202,7 +202,7 @@ def promote_when_caught_up(host, peer_url: str, endpoints: list,
     def promoted(etcd) -> bool:
         member = next((m for m in etcd.members() if peer_url in m.peer_urls), None)
         if member is None:
-            raise EtcdError(f"no member with the peer URL {peer_url}")
+            raise EtcdFailed(f"no member with the peer URL {peer_url}")
         if member.learner:
             etcd.promote_member(member.id)  # EtcdError while it is behind: tried again
         return True

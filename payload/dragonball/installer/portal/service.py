@@ -6,6 +6,7 @@ portal.standby (the same unit running `dragonball portal standby`: installer/sta
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -22,8 +23,10 @@ from dragonball.installer.portal.layout import (
     CA_CERT, COMMAND_LINK, EXECUTABLE, PIDFILE, PORTAL_LOG, RUNTIME_DIR, RUNTIME_PARENT,
     RUNTIME_STAMP, UNIT_NAME, UNIT_PATH, WAIT_S, bin_name, hostname_of, portal_settings,
     unit_text)
+from dragonball.installer.portal import etcd as portal_etcd
 from dragonball.installer.processes import terminate
 from dragonball.portal import settings as settings_mod
+from dragonball.portal import statelog
 from dragonball.portal.enrollment import join_instructions, print_instructions
 from dragonball.shared import fingerprints
 from dragonball.portal.store import ADMIN, DEFAULT_CODE_TTL_S, Store
@@ -107,7 +110,23 @@ def write_config(ctx) -> dict:
 
 
 def open_store(ctx) -> Store:
-    return Store.open(ctx.host.path(os.path.join(ctx.data_dir, "portal", "portal.db")))
+    """The portal's store as its service opens it: replicated through the portal's etcd
+    member (portal.etcd), so what the installer writes (the admin, this server, the first
+    code) is in the log that every manager's portal follows (docs/portal-ha.md)."""
+    settings = portal_settings(ctx, bin_name(os.environ, ctx.manifest))
+    path = ctx.host.path(os.path.join(ctx.data_dir, "portal", "portal.db"))
+    etcd = state_client(ctx, settings)
+    if etcd is None:
+        return statelog.open_store(dataclasses.replace(settings, state_endpoints=[]), path)
+    return statelog.open_store(settings, path, etcd=etcd)
+
+
+def state_client(ctx, settings):
+    """The etcd client the installer writes the portal's state through; None when the
+    settings name no replicated store."""
+    if not settings.state_endpoints:
+        return None
+    return portal_etcd.client(ctx.host, list(settings.state_endpoints))
 
 
 def make_store(ctx) -> dict:
