@@ -12,6 +12,7 @@ And once on a server whose PID 1 is not systemd: the engine runs as a dockerd of
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -125,7 +126,10 @@ def test_kernel_values_are_applied_and_ports_opened(server, installed):
     assert values[:2] == ["1", "1"] and int(values[2]) >= 8192 and int(values[3]) >= 524288
     assert "net.ipv4.ip_forward = 1" in server.sh("cat /etc/sysctl.d/90-dragonball.conf").stdout
     rules = server.sh("iptables -S INPUT", check=True).stdout
-    assert rules.count("--comment dragonball -j ACCEPT") == 7
+    tcp = {int(p) for p in re.findall(r"-p tcp -m tcp --dport (\d+) -m comment", rules)}
+    # Swarm, the agent, etcd (any server may become a manager), the registry, the portal
+    assert tcp == {2377, 7946, 9443, 2379, 2380, 5000, 8443}, rules
+    assert rules.count("--comment dragonball -j ACCEPT") == len(tcp) + 2, rules  # + 2 udp
 
 
 def test_the_log_holds_no_password(server, installed):

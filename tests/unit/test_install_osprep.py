@@ -115,7 +115,7 @@ def test_firewall_never_disables_and_uses_every_active_one():
     prep = osprep.firewall_prep(facts, "device")
     assert [c["firewall"] for c in prep.changes] == ["firewalld", "ufw"]
     assert prep.changes[0]["ports"] == ["2377/tcp", "2379/tcp", "2380/tcp", "4789/udp",
-                                        "7946/tcp", "7946/udp", "9443/tcp"]
+                                        "7946/tcp", "7946/udp", "8443/tcp", "9443/tcp"]
     assert all(c["kind"] == "ports" for c in prep.changes)
 
 

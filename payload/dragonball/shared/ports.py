@@ -42,10 +42,10 @@ _EVERY_SERVER = (
     Port(AGENT, "tcp", "DragonBall agent"),
     Port(ETCD_CLIENT, "tcp", "etcd clients (on a manager)"),  # any server may become one
     Port(ETCD_PEER, "tcp", "etcd peers (on a manager)"),
+    Port(PORTAL, "tcp", "DragonBall portal (on a manager)"),  # every manager serves it
 )
 _PORTAL_ONLY = (
     Port(REGISTRY, "tcp", "DragonBall registry"),
-    Port(PORTAL, "tcp", "DragonBall portal"),
 )
 
 
