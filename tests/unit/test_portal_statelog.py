@@ -8,8 +8,10 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from starlette.requests import Request
 
 from dragonball.errors import Category
+from dragonball.portal import auth
 from dragonball.orchestrator.state import AppStore
 from dragonball.portal.statelog import StoreConflict, decode_statement, encode_statement, \
     open_store
@@ -205,3 +207,21 @@ def test_statements_travel_as_json_with_bytes_and_names():
     for sql, args in (("INSERT INTO t VALUES (?, ?, ?)", (b"\x00\xff", 1.5, None)),
                       ("UPDATE t SET a = :a", {"a": b"raw"})):
         assert decode_statement(encode_statement(sql, args)) == (sql, args)
+
+
+def _bearer(secret: str) -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/api/v1/devices",
+                    "query_string": b"", "client": ("192.0.2.9", 4000),
+                    "headers": [(b"authorization", f"Bearer {secret}".encode())]})
+
+
+def test_a_token_made_on_one_portal_opens_another_at_once(replicas, etcd):
+    one, two = replicas("one"), replicas("two")
+    secret, _ = one.create_session("admin", "token", 3600, 3600)
+    # two has not caught up (its follower runs every second): the lookup that misses does
+    assert auth.Auth(two, limiter=None).principal(_bearer(secret)).username == "admin"
+    with pytest.raises(auth.NotAuthenticated):            # an unknown token stays unknown
+        auth.Auth(two, limiter=None).principal(_bearer("not-a-token"))
+    etcd.down = True                                       # and with no quorum: refused, no crash
+    with pytest.raises(auth.NotAuthenticated):
+        auth.Auth(two, limiter=None).principal(_bearer("another-unknown"))

@@ -35,7 +35,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from dragonball.errors import Denied, PortalError
+from dragonball.errors import Denied, DragonBallError, PortalError
 from dragonball.portal.answers import error_response
 from dragonball.portal.bodylimit import BodyLimit
 from dragonball.portal.store import Session, Store
@@ -149,7 +149,7 @@ class Auth:
         """Who `request` is from; NotAuthenticated, RateLimited or Forbidden otherwise."""
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
-            found = self.store.session(value.strip())
+            found = self._session(value.strip())
             if found is None or found.kind != "token":
                 raise NotAuthenticated("this API token is unknown or expired: make a new "
                                        "one (POST /api/v1/tokens with the admin password)")
@@ -157,11 +157,26 @@ class Auth:
         if scheme.lower() == "basic":
             return _checked(request, self._basic(request, value))
         secret = request.cookies.get(COOKIE)
-        found = self.store.session(secret) if secret else None
+        found = self._session(secret) if secret else None
         if found is None or found.kind != "session":
             raise NotAuthenticated("log in first" if not secret else
                                    "your session has ended: log in again")
         return _checked(request, Principal(found.username, "session", found))
+
+    def _session(self, secret: str) -> Session | None:
+        """The session or token of `secret`. One this copy does not know may have been made
+        a moment ago on another manager's portal: catch up with the replicated state once
+        (one etcd read) and look again, so a token works on every portal at once."""
+        found = self.store.session(secret)
+        if found is not None:
+            return found
+        try:
+            if not self.store.catch_up():
+                return None
+        except DragonBallError as e:  # the state is out of reach: this copy answers
+            log.warning("cannot catch up with the replicated state: %s", e.message)
+            return None
+        return self.store.session(secret)
 
     def _basic(self, request: Request, value: str) -> Principal:
         credentials = basic_credentials(value)
