@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from dragonball import pki
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.api import create_app
-from dragonball.portal.store import Store
+from dragonball.portal.store import Store, StoreError
 from dragonball.portal.swarm import Cluster
 from dragonball.shared import codes
 from dragonball.swarm import Node, SwarmError
@@ -204,6 +204,20 @@ def test_a_malformed_request_is_422_without_echoing_the_code(client, body):
     assert answer.status_code == 422
     assert answer.json()["error"].startswith("invalid request")
     assert "input" not in answer.text
+
+
+def test_a_store_without_quorum_answers_a_clear_503_never_a_bare_500(client, store,
+                                                                      monkeypatch):
+    code, _ = store.create_code()
+
+    def no_quorum(*args, **kwargs):
+        raise StoreError("cannot write the portal's state: no quorum. Nothing changed on "
+                         "this portal", "bring a second manager back")
+    monkeypatch.setattr(store, "enroll", no_quorum)
+    answer = _enroll(client, code)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"].startswith("cannot write the portal's state: no quorum")
+    assert answer.json()["hint"] == "bring a second manager back"
 
 
 def test_ten_failed_codes_from_one_address_give_429(client, store, clock):

@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from dragonball import __version__
+from dragonball.errors import DragonBallError
 from dragonball.portal import apps_api, manager_api
 from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
@@ -171,6 +172,13 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
                     for e in exc.errors()]
         text = "; ".join(f"{p['where']}: {p['problem']}" for p in problems)
         return error_response(RequestInvalid(f"invalid request: {text}", problems=problems))
+
+    @app.exception_handler(DragonBallError)
+    async def _known(request: Request, exc: DragonBallError) -> JSONResponse:
+        # Any handler's known failure (the replicated store without a quorum, a write that
+        # lost the race: 503, 409) answers its JSON, never a bare 500.
+        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        return error_response(exc)
 
     @app.get("/healthz")
     def healthz() -> Response:
