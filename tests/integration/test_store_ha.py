@@ -137,9 +137,15 @@ def test_a_stopped_primary_hands_over_and_loses_no_acknowledged_note(ha):
     time.sleep(2)
     stopped_at = client.now()
     container = ha.containers[primary]
-    container.stop(timeout=10)
-    container.reload()
-    client.join(timeout=60)
+    try:
+        # The grace Swarm gives a task (orchestrator/specs.py STOP_GRACE_NS): the handover,
+        # SAVE and SHUTDOWN take seconds, more on a loaded machine; a kill is another test.
+        container.stop(timeout=30)
+        container.reload()
+        client.join(timeout=60)
+    except BaseException:
+        container.start()  # the group stays whole for the tests after this one
+        raise
     refused_s, resumed_at = client.refused_window(stopped_at)
     report("primary stopped (handover)", writes=len(client.writes()),
            acknowledged=len(client.acknowledged()), failed=len(client.failures()),
@@ -147,14 +153,17 @@ def test_a_stopped_primary_hands_over_and_loses_no_acknowledged_note(ha):
     logs = container.logs().decode()
     print("\n".join(line for line in logs.splitlines()[-40:] if "store: " in line))
     print(distinct(client.failures()))
-    assert container.attrs["State"]["ExitCode"] == 0, logs
-    assert "handed the primary role over to" in logs, logs
-    new_primary = ha.primary()
-    assert new_primary != primary
-    assert not set(client.acknowledged()) - ha.note_ids(new_primary)
-    assert resumed_at is not None and resumed_at - stopped_at < GENEROUS, client.failures()
-    container.start()
-    ha.wait_ready(primary)
+    try:
+        assert container.attrs["State"]["ExitCode"] == 0, logs
+        assert "handed the primary role over to" in logs, logs
+        new_primary = ha.primary()
+        assert new_primary != primary
+        assert not set(client.acknowledged()) - ha.note_ids(new_primary)
+        assert resumed_at is not None and resumed_at - stopped_at < GENEROUS, \
+            client.failures()
+    finally:
+        container.start()
+        ha.wait_ready(primary)
     assert ha.role(primary)[:2] == ["slave", new_primary]
 
 
