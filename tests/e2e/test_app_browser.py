@@ -289,7 +289,9 @@ def test_add_device_shows_a_code_and_the_command(page, portal, installed_cluster
     with open(ca, "rb") as f:
         fingerprint = "SHA256:" + pki.fingerprint(f.read())
     name = os.path.basename(installed_cluster.local_bin)
+    # every manager serves the portal (issue 12): the command names them all, the first first
+    portals = ",".join(installed_cluster.lab.ip(s) for s in ("s1", "s2", "s3"))
     assert page.inner_text("#enrollment-command") == (
-        f"sudo ./{name} install --role device --portal {installed_cluster.lab.ip('s1')} "
+        f"sudo ./{name} install --role device --portal {portals} "
         f"--code {code} --ca-fingerprint {fingerprint}")
     no_problems(page)

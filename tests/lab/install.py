@@ -179,6 +179,19 @@ class LabCluster:
             f"test -e {p} && echo {p};" for p in INSTALLED_PATHS)]).stdout.split()
         return {"etc": sorted(listing.splitlines()), "present": present}
 
+    def settled_snapshot(self, server: str, within: float = 90, pause: float = 5) -> dict:
+        """`snapshot` once two in a row, `pause` apart, agree: the services a join started
+        (the portal's standby, its etcd member) may still write their files for a while
+        on a loaded machine, and that is not what an install again would change."""
+        before, deadline = self.snapshot(server), time.monotonic() + within
+        while time.monotonic() < deadline:
+            time.sleep(pause)
+            now = self.snapshot(server)
+            if now == before:
+                return now
+            before = now
+        return before
+
 
 def step_times(journal: dict) -> dict:
     """{step id: (started, finished)} of a journal's finished steps (time.time() values)."""
