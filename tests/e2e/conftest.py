@@ -1,8 +1,9 @@
 """Fixtures for tests on the multi-node lab (tests/lab, docs/lab.md).
 
 `make_lab(servers, internal)` brings up a lab of bare servers, labelled with
-support.LABELS; every lab made in the session is taken down at its end, and
-anything else carrying this run's label is removed too, even when a test failed.
+support.LABELS; a lab is taken down when its test module ends (installed_cluster's
+after the last e2e test), and at the session's end anything else carrying this run's
+label is removed too, even when a test failed.
 The up() times are printed in pytest's summary. `release_bin` builds the real .bin
 (`python build.py`, cached) into a folder of the session's own, so a build someone
 else runs meanwhile cannot swap it under the tests.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import pathlib
 import subprocess
 import sys
 import time
@@ -24,6 +26,29 @@ from tests.lab.docker_cli import Docker
 from tests.lab.plan import BARE_IMAGE
 
 _up_times: list[tuple[int, bool, float]] = []
+# Every lab made, and those of the running module. A lab left up costs the machine: its
+# servers' engines and apps keep running their health checks (four labs left up until the
+# session's end took a loaded 2-core machine to a load average over 100).
+_session_labs: list[Lab] = []
+_module_labs: list[Lab] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _down_the_module_s_labs():
+    """A module's own labs are taken down when it ends (after its fixtures' teardown)."""
+    yield
+    while _module_labs:
+        _module_labs.pop().down()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the last e2e test, every lab goes (installed_cluster's too): the tiers after
+    this one run on a quiet machine."""
+    yield
+    if nextitem is None or pathlib.Path(nextitem.path).parent != pathlib.Path(__file__).parent:
+        while _session_labs:
+            _session_labs.pop().down()
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +83,18 @@ def release_bin(docker_cli, tmp_path_factory):
 @pytest.fixture(scope="session")
 def make_lab(docker_cli, bare_image):
     """`make_lab(servers=3, internal=False)` -> a Lab that is up; its up() time is recorded."""
-    made: list[Lab] = []
+    made = _session_labs
     numbers = itertools.count(1)
 
-    def make(servers: int = 3, internal: bool = False, **options) -> Lab:
+    def make(servers: int = 3, internal: bool = False, session: bool = False,
+             **options) -> Lab:
+        """`session`: the lab lives until the last e2e test (installed_cluster's); any
+        other is taken down when its test module ends."""
         lab = Lab(f"dbt{RUN_ID}-{next(numbers)}", servers, internal, labels=LABELS,
                   docker=docker_cli, **options)
         made.append(lab)
+        if not session:
+            _module_labs.append(lab)
         started = time.monotonic()
         lab.up()
         _up_times.append((servers, internal, time.monotonic() - started))
@@ -84,7 +114,7 @@ def installed_cluster(make_lab, release_bin):
     from tests.lab.install import LabCluster
 
     started = time.monotonic()
-    lab = make_lab(servers=3, internal=True)
+    lab = make_lab(servers=3, internal=True, session=True)
     path, _ = release_bin
     cluster = LabCluster(lab, path)
     cluster.copy_bin()
