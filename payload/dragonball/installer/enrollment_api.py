@@ -39,7 +39,7 @@ class JoinError(InstallerError, Failed):
 
 class PortalGone(JoinError):
     """This portal cannot be reached or cannot serve now (502, 503): the next manager's
-    portal is tried (join.each_portal). A refusal is a JoinError: it is the cluster's."""
+    portal is tried (join_portals.each_portal). A refusal is a JoinError: it is the cluster's."""
 
 
 #: Answers that say "this portal cannot serve now, another manager's may".

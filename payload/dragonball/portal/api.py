@@ -176,8 +176,10 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     @app.exception_handler(DragonBallError)
     async def _known(request: Request, exc: DragonBallError) -> JSONResponse:
         # Any handler's known failure (the replicated store without a quorum, a write that
-        # lost the race: 503, 409) answers its JSON, never a bare 500.
-        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        # lost the race: 503, 409) answers its JSON, never a bare 500. error_response logs
+        # the server's own failures; the others are logged here, with the request's path.
+        if exc.http_status < 500:
+            log.info("%s %s: %s", request.method, request.url.path, exc.message)
         return error_response(exc)
 
     @app.get("/healthz")
