@@ -25,19 +25,13 @@ all of them). A POST whose answer did not come is not sent again: it may have be
 it is followed there alone, and its portal going away ends the wait with that said
 (`JobPortalGone`), never a hang.
 
-The login (the portals' URLs, CA path, token) is kept in
-``$XDG_CONFIG_HOME/dragonball/portal.json`` (``~/.config`` by default), mode 0600 in a 0700
-folder: `save_login`, `load_login`.
+The login (the portals' URLs, CA path, token) is kept by dragonball.portal_login.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import json
 import logging
-import os
-import pathlib
 import time
 from urllib.parse import quote, urlsplit
 
@@ -52,10 +46,9 @@ from dragonball.portal_errors import (ERROR_OF, LOGIN_HINT, JobFailed, JobPortal
 log = logging.getLogger(__name__)
 
 #: The errors (dragonball.portal_errors), named here too: callers know one module.
-__all__ = ["ERROR_OF", "JobFailed", "JobPortalGone", "Login", "PortalAuthError", "PortalClient",
+__all__ = ["ERROR_OF", "JobFailed", "JobPortalGone", "PortalAuthError", "PortalClient",
            "PortalConflict", "PortalFailed", "PortalInternal", "PortalInvalid",
-           "PortalNotFound", "PortalUnreachable", "category_of_answer", "load_login",
-           "login_path", "portal_url", "portal_urls", "save_login", "saved_login"]
+           "PortalNotFound", "PortalUnreachable", "category_of_answer", "portal_url"]
 
 DEFAULT_PORT = 8443
 TIMEOUT_S = 30.0
@@ -353,80 +346,3 @@ def _reason(e: Exception) -> str:
         e = e.__cause__ or e.args[0]
     reason = getattr(e, "reason", None)
     return str(reason or e).split("] ", 1)[-1][:300]
-
-
-# -- the login file --------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Login:
-    """What `dragonball login` keeps: where the portal is (`url`, the one logged in to, and
-    `portals`, every manager's, tried in order), its CA, the token. A login saved before
-    `portals` existed has `url` alone."""
-
-    url: str
-    ca: str
-    token: str
-    username: str = "admin"
-    expires_at: str = ""
-    portals: tuple = ()
-
-    def urls(self) -> list[str]:
-        return list(dict.fromkeys([*self.portals, self.url] if self.portals else [self.url]))
-
-    def client(self, timeout: float = TIMEOUT_S) -> PortalClient:
-        return PortalClient(self.urls(), self.ca, token=self.token, timeout=timeout)
-
-
-def portal_urls(text: str) -> list[str]:
-    """Every portal URL of ``HOST[,HOST...]`` (`portal_url` of each); no address twice."""
-    parts = [p for p in (p.strip() for p in text.split(",")) if p]
-    if not parts:
-        raise PortalInvalid("no portal address given",
-                            "give HOST or HOST:PORT, or several: --portal 10.0.0.1,10.0.0.2")
-    urls = [portal_url(p) for p in parts]
-    return list(dict.fromkeys(urls))
-
-
-def login_path(environ=os.environ) -> pathlib.Path:
-    """``$XDG_CONFIG_HOME/dragonball/portal.json``, ``~/.config/...`` without it."""
-    base = environ.get("XDG_CONFIG_HOME") or os.path.join(
-        environ.get("HOME") or os.path.expanduser("~"), ".config")
-    return pathlib.Path(base) / "dragonball" / "portal.json"
-
-
-def save_login(login: Login, path: pathlib.Path) -> None:
-    """Write `login` 0600 (its folder 0700), atomically: no moment with a readable token."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(dataclasses.asdict(login), f, indent=2)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def saved_login(environ=os.environ) -> Login:
-    """The login `dragonball login` saved; PortalAuthError (DENIED) when there is none."""
-    found = load_login(login_path(environ))
-    if found is None:
-        raise PortalAuthError("not logged in to a portal from this machine",
-                              "dragonball login --portal HOST --ca FILE (or run this on "
-                              "the portal, as root)")
-    return found
-
-
-def load_login(path: pathlib.Path) -> Login | None:
-    """The saved login, None when there is none; PortalAuthError when it is unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        found = {f.name: data[f.name] for f in dataclasses.fields(Login) if f.name in data}
-        found["portals"] = tuple(str(u) for u in found.get("portals") or ())
-        return Login(**found)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError) as e:
-        raise PortalAuthError(f"the saved login {path} cannot be read ({e})",
-                              f"remove it and {LOGIN_HINT}") from e

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from dragonball import portal_client as pc
+from dragonball import portal_login as pl
 from dragonball.cli import main
 from dragonball.commands import apps_local
 from dragonball.commands.apps_local import LocalApps
@@ -54,7 +54,7 @@ class Both:
         found = {}
         for name in TRANSPORTS:
             if name == "remote":  # a login here, no portal settings: the API
-                pc.save_login(pc.Login(URL, "/ca.crt", self.token), self.login)
+                pl.save_login(pl.Login(URL, "/ca.crt", self.token), self.login)
             else:
                 self.login.unlink(missing_ok=True)
             status = main(list(argv))

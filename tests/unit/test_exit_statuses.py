@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from dragonball import cli, pki
-from dragonball import portal_client as pc
+from dragonball import portal_login as pl
 from dragonball.commands import apps_local
 from dragonball.commands.apps_local import LocalApps
 from dragonball.commands import remote as remote_cli
@@ -51,7 +51,7 @@ def local_portal(tmp_path, monkeypatch):
 
 
 def _login(home, url: str, ca: str = "/ca.crt") -> None:
-    pc.save_login(pc.Login(url, ca, "a-token"), pc.login_path({"XDG_CONFIG_HOME":
+    pl.save_login(pl.Login(url, ca, "a-token"), pl.login_path({"XDG_CONFIG_HOME":
                                                                str(home / "config")}))
 
 

@@ -5,6 +5,7 @@ the API's own words, the CA pinned whatever the environment says, the login file
 from __future__ import annotations
 
 import os
+import pathlib
 import socket
 import stat
 
@@ -12,6 +13,7 @@ import pytest
 
 from dragonball import pki
 from dragonball import portal_client as pc
+from dragonball import portal_login as pl
 from dragonball.errors import Category
 from portal_client_fakes import URL, apps_app, mount
 from portal_web_fakes import ADMIN_PASSWORD, make_client, make_settings
@@ -222,25 +224,25 @@ def test_a_job_still_running_at_the_timeout_says_so(monkeypatch):
 
 
 def test_the_login_file_is_0600_in_a_0700_folder_and_reads_back(tmp_path):
-    path = pc.login_path({"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    path = pl.login_path({"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
     assert path == tmp_path / "cfg" / "dragonball" / "portal.json"
-    login = pc.Login(URL, "/etc/ca.crt", "secret-token", "admin", "2030-01-01T00:00:00+00:00")
-    pc.save_login(login, path)
+    login = pl.Login(URL, "/etc/ca.crt", "secret-token", "admin", "2030-01-01T00:00:00+00:00")
+    pl.save_login(login, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert pc.load_login(path) == login
+    assert pl.load_login(path) == login
     assert os.listdir(path.parent) == ["portal.json"]
-    assert pc.login_path({"HOME": "/home/x"}) == pc.pathlib.Path(
+    assert pl.login_path({"HOME": "/home/x"}) == pathlib.Path(
         "/home/x/.config/dragonball/portal.json")
 
 
 def test_no_login_and_a_broken_login(tmp_path):
     environ = {"XDG_CONFIG_HOME": str(tmp_path)}
     with pytest.raises(pc.PortalAuthError) as e:
-        pc.saved_login(environ)
+        pl.saved_login(environ)
     assert "dragonball login --portal" in e.value.hint and e.value.exit_status == 6
-    pc.login_path(environ).parent.mkdir(parents=True)
-    pc.login_path(environ).write_text("{not json")
+    pl.login_path(environ).parent.mkdir(parents=True)
+    pl.login_path(environ).write_text("{not json")
     with pytest.raises(pc.PortalAuthError) as e:
-        pc.saved_login(environ)
+        pl.saved_login(environ)
     assert "remove it" in e.value.hint

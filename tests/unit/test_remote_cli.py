@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-from dragonball import portal_client as pc
+from dragonball import portal_login as pl
 from dragonball.cli import main
 from dragonball.commands import app_access
 from dragonball.commands import remote as remote_cli
@@ -172,7 +172,7 @@ def test_logout_ends_the_token_and_forgets_it(portal, ca, home, monkeypatch, cap
 
 
 def _logged_in(home, app=None, monkeypatch=None):
-    pc.save_login(pc.Login(URL, "/ca.crt", "t"), home / "dragonball" / "portal.json")
+    pl.save_login(pl.Login(URL, "/ca.crt", "t"), home / "dragonball" / "portal.json")
     if app is not None:
         return mount(monkeypatch, app)
 
@@ -276,7 +276,7 @@ def test_the_app_commands_against_the_real_apps_api(home, tmp_path, monkeypatch,
     made.deploy()
     mount(monkeypatch, made.client.app)
     token = made.client.post("/api/v1/tokens", headers=BASIC, json={}).json()["token"]
-    pc.save_login(pc.Login(URL, "/ca.crt", token), home / "dragonball" / "portal.json")
+    pl.save_login(pl.Login(URL, "/ca.crt", token), home / "dragonball" / "portal.json")
     try:
         assert main(["services", "--json"]) == 0
         assert {r["service"] for r in _out(capsys)["services"]} == {"web", "api", "store-1"}

@@ -28,7 +28,7 @@ from typing import Callable, Protocol
 
 from dragonball.commands import apps_local, apps_remote
 from dragonball.portal import settings as settings_mod
-from dragonball.portal_client import login_path
+from dragonball.portal_login import login_path
 
 #: A job's progress event: {"service", "state", "detail", "t"} (seconds since it began).
 OnEvent = Callable[[dict], None]

@@ -10,7 +10,8 @@ the category of the error the portal's Control raised: the same exit status as o
 
 from __future__ import annotations
 
-from dragonball.portal_client import PortalClient, saved_login
+from dragonball.portal_client import PortalClient
+from dragonball.portal_login import saved_login
 
 
 def open_remote(args) -> RemoteApps:

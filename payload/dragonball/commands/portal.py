@@ -27,7 +27,7 @@ from dragonball.portal.enrollment import join_instructions, parse_duration, prin
 from dragonball.portal.portals import join_arguments
 from dragonball.portal.statelog import open_store
 from dragonball.portal.store import DEFAULT_CODE_TTL_S
-from dragonball.portal_client import saved_login
+from dragonball.portal_login import saved_login
 from dragonball.shared import paths
 
 

@@ -33,9 +33,9 @@ from rich.table import Table
 
 from dragonball.console import console
 from dragonball.errors import ClientError, ExitStatus
-from dragonball.portal_client import (Login, PortalAuthError, PortalClient, PortalInvalid,
-                                      load_login, login_path, portal_urls, save_login,
-                                      saved_login)
+from dragonball.portal_client import PortalAuthError, PortalClient, PortalInvalid
+from dragonball.portal_login import (Login, load_login, login_path, portal_urls, save_login,
+                                     saved_login)
 
 
 def register(commands) -> None:
