@@ -56,3 +56,17 @@ def test_a_portal_job_holds_the_lock_a_command_on_the_portal_needs(tmp_path):
         with pytest.raises(AppLocked):
             jobs.start("move", "notes", lambda job: None)
     assert jobs.running("notes") is None
+
+
+def test_a_command_waits_for_the_portal_s_upkeep_and_the_upkeep_never_waits(tmp_path):
+    folder = str(tmp_path)
+    upkeep = app_lock.acquire("notes", "the portal's address upkeep", folder, background=True)
+    threading.Timer(0.5, upkeep.release).start()
+    with app_lock.app_lock("notes", "'dragonball start' on the portal", folder):
+        with pytest.raises(AppLocked, match="'dragonball start' on the portal \\(pid"):
+            app_lock.acquire("notes", "the portal's address upkeep", folder, background=True)
+    # a bounded wait: an upkeep that does not end in time is named, not waited for forever
+    upkeep = app_lock.acquire("notes", "the portal's address upkeep", folder, background=True)
+    with pytest.raises(AppLocked, match="busy: the portal's address upkeep \\(pid \\d+\\) is"):
+        app_lock.acquire("notes", "'dragonball stop' on the portal", folder, wait_s=0.3)
+    upkeep.release()

@@ -139,7 +139,8 @@ class Notifier:
             if self.lock_dir is None:
                 updated = self.control.refresh_addresses(app)
             else:
-                with app_lock.app_lock(app, "the portal's address upkeep", self.lock_dir):
+                with app_lock.app_lock(app, "the portal's address upkeep", self.lock_dir,
+                                       background=True):
                     updated = self.control.refresh_addresses(app)
         except app_lock.AppLocked:
             return
