@@ -15,6 +15,7 @@ from dragonball import pki
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.api import create_app
 from dragonball.portal.store import Store, StoreError
+from dragonball.portal import strangers
 from dragonball.portal.swarm import Cluster
 from dragonball.shared import codes
 from dragonball.swarm import Node, SwarmError
@@ -41,6 +42,7 @@ class FakeCluster(Cluster):
         self.labels: dict = {}
         self.down = False
         self.updates = 0
+        self.rotations = 0
 
     def add(self, node_id: str, hostname: str, ready: bool = True) -> None:
         self.nodes_by_id[node_id] = Node(node_id, hostname, ready=ready,
@@ -54,6 +56,10 @@ class FakeCluster(Cluster):
         self._check()
         return JOIN_TOKEN
 
+    def rotate_join_tokens(self) -> None:
+        self._check()
+        self.rotations += 1
+
     def node(self, node_id):
         self._check()
         return self.nodes_by_id.get(node_id)
@@ -62,13 +68,18 @@ class FakeCluster(Cluster):
         self._check()
         return list(self.nodes_by_id.values())
 
-    def update_node(self, node_id, labels=None, promote=False):
+    def update_node(self, node_id, labels=None, promote=False, availability=None):
         self._check()
         self.updates += 1
         self.labels.setdefault(node_id, {}).update(labels or {})
+        n = self.nodes_by_id[node_id]
         if promote:
-            n = self.nodes_by_id[node_id]
-            self.nodes_by_id[node_id] = dataclasses.replace(n, role="manager")
+            n = dataclasses.replace(n, role="manager")
+        if availability:
+            n = dataclasses.replace(n, availability=availability)
+        changed = n != self.nodes_by_id[node_id] or bool(labels)
+        self.nodes_by_id[node_id] = n
+        return changed
 
     @property
     def managers(self) -> set:
@@ -301,6 +312,50 @@ def test_three_servers_make_three_managers(client, store, cluster):
     assert len(cluster.managers) == 3
     assert [e["detail"]["node_id"] for e in store.events() if e["kind"] == "node.promoted"] \
         == ["node3id", "node2id"]  # newest first
+    assert cluster.rotations == 3    # after each join: nobody else was waiting to join
+
+
+def test_the_join_tokens_are_rotated_once_nobody_waits_to_join(client, store, cluster):
+    first = _enroll(client, store.create_code()[0], "node-2", "10.0.0.2").json()
+    second = _enroll(client, store.create_code()[0], "node-3", "10.0.0.3").json()
+    cluster.add("node2id", "node-2")
+    _joined(client, first, "node2id")
+    assert cluster.rotations == 0    # node-3 holds the token and has not joined yet
+    cluster.add("node3id", "node-3")
+    _joined(client, second, "node3id")
+    assert cluster.rotations == 1
+    assert [e["kind"] for e in store.events()].count("swarm.tokens_rotated") == 1
+
+
+def test_a_stranger_that_joined_with_a_leaked_token_is_never_promoted_and_is_drained(
+        client, store, cluster):
+    cluster.add("intruder", "evil")           # joined the Swarm directly, before anyone
+    for i, node_id in ((2, "node2id"), (3, "node3id")):
+        device = _enroll(client, store.create_code()[0], f"node-{i}", f"10.0.0.{i}").json()
+        cluster.add(node_id, f"node-{i}")
+        _joined(client, device, node_id)
+    assert cluster.managers == {"portalnode", "node2id", "node3id"}
+    listed = client.get("/api/v1/devices", headers=_basic("admin", ADMIN_PASSWORD)).json()
+    assert [(s["node_id"], s["hostname"]) for s in listed["strangers"]] == [("intruder", "evil")]
+    watch = strangers.Watch(cluster, store.devices,
+                            lambda kind, detail: store.record(kind, "portal", None, detail))
+    assert watch.round() == ["intruder"]
+    assert cluster.nodes_by_id["intruder"].availability == "drain"
+    assert [n.availability for i, n in cluster.nodes_by_id.items() if i != "intruder"] \
+        == ["active"] * 3
+    assert watch.round() == []               # once drained, and told once
+    assert [e["detail"]["node_id"] for e in store.events() if e["kind"] == "node.stranger"] \
+        == ["intruder"]
+
+
+def test_a_device_drained_between_its_join_and_its_report_ends_active(client, store, cluster):
+    device = _enroll(client, store.create_code()[0], "node-2", "10.0.0.2").json()
+    cluster.add("node2id", "node-2")
+    watch = strangers.Watch(cluster, store.devices, lambda kind, detail: None)
+    assert watch.round() == ["node2id"]      # a stranger until it reports
+    _joined(client, device, "node2id")
+    assert cluster.nodes_by_id["node2id"].availability == "active"
+    assert watch.round() == []
 
 
 def test_devices_needs_the_admin_password(client):

@@ -26,7 +26,7 @@ class SlowCluster(Cluster):
     def nodes(self):
         return [self._node(i) for i in self.ids]
 
-    def update_node(self, node_id, labels=None, promote=False):
+    def update_node(self, node_id, labels=None, promote=False, availability=None):
         if promote:
             self.promoted.append(node_id)
 
@@ -35,7 +35,7 @@ def test_wait_ready_polls_until_the_node_is_ready_then_both_workers_are_promoted
     cluster, slept = SlowCluster(polls=3), []
     assert wait_ready(cluster, "n3", sleep=slept.append)
     assert len(slept) == 2
-    assert settle_managers(cluster) == ["n2", "n3"]
+    assert settle_managers(cluster, frozenset(cluster.ids)) == ["n2", "n3"]
 
 
 def test_wait_ready_gives_up_at_the_timeout():

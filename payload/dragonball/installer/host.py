@@ -7,6 +7,10 @@ folders (/usr/bin first) and get an argv list, never a shell string; their
 environment is the one the frozen runtime was started with (its LD_LIBRARY_PATH
 undone, `child_environment`) with a fixed PATH, since dpkg's maintainer scripts
 need the sbin folders.
+
+A call whose arguments are secret (the Swarm join's token) does not go through a program's
+argv, which every user of the server can read: it goes to the engine's HTTP API,
+`host.engine` (installer/engine/api.py; a fake in tests).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 
 from dragonball.errors import InstallerError
+from dragonball.installer.engine.api import DOCKER_SOCKET, EngineApi
 from dragonball.installer.preflight.facts import relative
 from dragonball.shared.childenv import SEARCH_PATH, child_environment
 
@@ -70,9 +75,12 @@ class Host:
     """The server under `root` ("/" for this one)."""
 
     def __init__(self, root: str = "/", runner: Runner | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, engine=None) -> None:
+        """`engine`: an `EngineApi`-shaped object (tests), else the one on the root's
+        /var/run/docker.sock."""
         self.root = root
         self.runner = runner or subprocess_runner
+        self.engine = engine or EngineApi(self.path(DOCKER_SOCKET))
         env = child_environment(dict(os.environ if environ is None else environ))
         env["PATH"] = CHILD_PATH
         self.env = env

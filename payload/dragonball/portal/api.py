@@ -45,7 +45,9 @@ from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.jobs import Jobs
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
-from dragonball.portal.swarm import Cluster, NodeNotInSwarm, settle_managers, wait_ready
+from dragonball.portal import strangers as strangers_mod
+from dragonball.portal.swarm import (Cluster, NodeNotInSwarm, enrolled_nodes, settle_managers,
+                                     wait_ready)
 from dragonball.portal.web.sources import SourceError
 from dragonball.shared import app_lock, names
 from dragonball.swarm import SwarmError
@@ -137,6 +139,20 @@ class Slot:
         self.store.settle_event(self.event_id, {"reason": reason})
 
 
+def rotate_join_tokens(store: Store, cluster: Cluster) -> bool:
+    """A join token works for the devices enrolled and not joined yet only: once none is
+    waiting, new tokens (the ones given out join nothing more); whether rotated."""
+    if store.pending_joins():
+        return False
+    try:
+        cluster.rotate_join_tokens()
+    except SwarmError as e:  # the next join or removal tries again
+        log.error("rotating the Swarm's join tokens failed: %s", e.message)
+        return False
+    store.record("swarm.tokens_rotated", "portal", None, {})
+    return True
+
+
 def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster | None = None,
                control_factory=None) -> FastAPI:
     """The portal's ASGI app over `store`; `cluster` defaults to the portal's Swarm adapter
@@ -152,6 +168,8 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     enroll_limit = Limiter(store, ENROLL_REFUSED)
     login_limit = Limiter(store, LOGIN_REFUSED)
     managers_lock = threading.Lock()  # two joins at once must not both promote
+    # a token read by an enroll comes after the rotation, or its device counts as pending
+    tokens_lock = threading.Lock()
 
     app = FastAPI(title="DragonBall portal", version=__version__, docs_url=None,
                   redoc_url=None, openapi_url=None)
@@ -221,7 +239,8 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
                                       "hostname, or remove the other device on the portal "
                                       "first")
         try:
-            join_token = cluster.join_token()
+            with tokens_lock:
+                join_token = cluster.join_token()
         except SwarmError as e:
             log.error("enroll of %s: %s", body.hostname, e.message)
             return error_response(e, message=f"the portal cannot reach its Swarm now "
@@ -255,12 +274,16 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
                 return error_response(NodeNotInSwarm(
                     f"node {body.node_id} is not in this Swarm: join it first ('docker swarm "
                     "join'), then report the node ID 'docker info -f {{.Swarm.NodeID}}' gives"))
-            cluster.update_node(body.node_id, labels=device.labels)
+            first = not (device.state == "joined" and device.node_id == body.node_id)
+            device = store.mark_joined(device.id, body.node_id, client)
+            # enrolled now: active again if the strangers' watch drained it meanwhile (a
+            # report again leaves an admin's drain alone)
+            cluster.update_node(body.node_id, labels=device.labels,
+                                availability="active" if first else None)
         except SwarmError as e:
             log.error("device %d joined: %s", device.id, e.message)
             return error_response(e, message=f"the portal cannot reach its Swarm now "
                                   f"({e.message}): try again in a minute")
-        device = store.mark_joined(device.id, body.node_id, client)
         log.info("device %d (%s) joined as node %s", device.id, device.hostname, body.node_id)
         promoted: list[str] = []
         if not wait_ready(cluster, body.node_id):
@@ -268,19 +291,27 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
                         body.node_id)
         with managers_lock:
             try:
-                promoted = settle_managers(cluster)
+                promoted = settle_managers(cluster, enrolled_nodes(store.devices()))
             except SwarmError as e:  # the device is in; the next join tries again
                 log.error("promoting managers failed: %s", e.message)
                 store.record("node.promote_failed", "portal", None, {"error": e.message})
         for node_id in promoted:
             log.info("node %s promoted to manager", node_id)
             store.record("node.promoted", "portal", None, {"node_id": node_id})
+        with tokens_lock:
+            rotate_join_tokens(store, cluster)
         return JSONResponse({"device_id": device.id, "state": device.state,
                              "node_id": device.node_id, "promoted": promoted})
 
     @app.get("/api/v1/devices")
     def devices(admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
-        return JSONResponse({"devices": [d.public() for d in store.devices()]})
+        devices = store.devices()
+        try:
+            found, note = strangers_mod.stranger_rows(cluster.nodes(), devices), ""
+        except SwarmError as e:
+            found, note = [], f"the Swarm's nodes are not known now: {e.message}"
+        return JSONResponse({"devices": [d.public() for d in devices], "strangers": found}
+                            | ({"note": note} if note else {}))
 
     @app.get("/api/v1/certificates")
     def certs(request: Request,

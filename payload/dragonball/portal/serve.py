@@ -17,7 +17,7 @@ import threading
 
 from dragonball.errors import DragonBallError, Failed, PortalError
 from dragonball.orchestrator import notify
-from dragonball.portal import wiring
+from dragonball.portal import strangers, wiring
 from dragonball.portal.api import create_app
 from dragonball.portal.leadership import AlwaysLeader, Leadership
 from dragonball.portal.settings import Settings
@@ -163,6 +163,11 @@ def serve(settings: Settings, store: Store | None = None, app=None,
         threading.Thread(target=notify.run_forever, name="notifications", daemon=True,
                          args=(lambda: wiring.control(settings, store=store), stop),
                          kwargs={"active": leader.is_leader}).start()
+        threading.Thread(target=strangers.run_forever, name="strangers", daemon=True,
+                         args=(lambda: strangers.Watch(
+                             wiring.swarm(settings), store.devices,
+                             lambda kind, detail: store.record(kind, "portal", None, detail)),
+                             stop, leader.is_leader)).start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -256,6 +256,26 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
     def devices(self) -> list[Device]:
         return [_device(r) for r in self.read("SELECT * FROM devices ORDER BY id")]
 
+    def pending_joins(self) -> list[Device]:
+        """The devices enrolled with a code still valid that have not reported their join:
+        the Swarm's join token must still work for them."""
+        rows = self.read("SELECT d.* FROM devices d JOIN codes c ON c.id = d.code_id "
+                         "WHERE d.state = 'enrolled' AND c.used IS NULL AND c.expires > ?",
+                         (self.clock(),))
+        return [_device(r) for r in rows]
+
+    def remove_device(self, device_id: int, actor: str, client: str | None = None) -> None:
+        """Forget the device: its token opens nothing from now on, its name is free for a
+        new enrollment (with a new code)."""
+        with self.write() as db:
+            row = db.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).fetchone()
+            if row is None:
+                raise DeviceUnknown(f"no device {device_id}", "see 'dragonball devices'")
+            db.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+            self._event(db, "device.removed", actor, client,
+                        {"device_id": device_id, "hostname": row["hostname"],
+                         "address": row["address"], "node_id": row["node_id"]})
+
     def mark_joined(self, device_id: int, node_id: str, client: str | None = None) -> Device:
         """The device is in the Swarm as `node_id`: its code is used up from now on."""
         now = self.clock()

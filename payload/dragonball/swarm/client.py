@@ -43,9 +43,10 @@ def transient_update_error(message: str) -> bool:
     return any(fragment in message for fragment in _TRANSIENT)
 
 
-def merged_node_spec(spec: dict, labels: dict | None, promote: bool) -> dict:
-    """A node's spec with `labels` set (a None value removes the label) and, with
-    `promote`, the manager role (pure)."""
+def merged_node_spec(spec: dict, labels: dict | None, promote: bool,
+                     availability: str | None = None) -> dict:
+    """A node's spec with `labels` set (a None value removes the label), with `promote`
+    the manager role, with `availability` ("active", "drain") that availability (pure)."""
     merged = dict(spec)
     current = dict(spec.get("Labels") or {})
     for key, value in (labels or {}).items():
@@ -56,6 +57,8 @@ def merged_node_spec(spec: dict, labels: dict | None, promote: bool) -> dict:
     merged["Labels"] = current
     if promote:
         merged["Role"] = "manager"
+    if availability:
+        merged["Availability"] = availability
     return merged
 
 
@@ -124,6 +127,15 @@ class Swarm:
                              "run the portal install again: it initializes the Swarm")
         return info["JoinTokens"]["Worker"]
 
+    def rotate_join_tokens(self) -> None:
+        """New worker and manager join tokens (`docker swarm join-token --rotate`): the old
+        ones join nothing from now on; the nodes already in are not touched."""
+        def rotate(api):
+            info = api.inspect_swarm()
+            api.update_swarm(version=info["Version"]["Index"], swarm_spec=info["Spec"],
+                             rotate_worker_token=True, rotate_manager_token=True)
+        self._call("rotate the Swarm's join tokens", rotate)
+
     def ca_config(self) -> tuple[datetime.timedelta, str]:
         """(the node certificates' lifetime, the Swarm root CA's PEM): `GET /swarm`."""
         info = self._call("inspect the Swarm", lambda api: api.inspect_swarm()) or {}
@@ -152,33 +164,35 @@ class Swarm:
                                                lambda api: api.nodes()) or []]
 
     def update_node(self, node_id: str, labels: dict | None = None,
-                    promote: bool = False) -> bool:
-        """Set node labels (None removes one) and, with `promote`, make it a manager;
-        whether anything changed. A version race or a promotion raft has not caught up
+                    promote: bool = False, availability: str | None = None) -> bool:
+        """Set node labels (None removes one), with `promote` make it a manager, with
+        `availability` drain it or make it active; whether anything changed. A version race or a promotion raft has not caught up
         with is tried again for up to UPDATE_PATIENCE_S."""
         deadline = self._clock() + UPDATE_PATIENCE_S
         while True:
             try:
-                return self._update_node_once(node_id, labels, promote)
+                return self._update_node_once(node_id, labels, promote, availability)
             except SwarmError as e:
                 if not transient_update_error(e.message) or self._clock() >= deadline:
                     raise
                 log.info("node %s: %s; trying again", node_id, e.message)
                 self._sleep(0.5)
 
-    def _update_node_once(self, node_id: str, labels: dict | None, promote: bool) -> bool:
+    def _update_node_once(self, node_id: str, labels: dict | None, promote: bool,
+                          availability: str | None) -> bool:
         data = self._call(f"inspect node {node_id}", lambda api: api.inspect_node(node_id),
                           missing_ok=True)
         if data is None:
             raise SwarmError(f"node {node_id} is not in this Swarm",
                              "see 'docker node ls' on the portal")
-        spec = merged_node_spec(data["Spec"], labels, promote)
+        spec = merged_node_spec(data["Spec"], labels, promote, availability)
         if spec == data["Spec"]:
             return False
         self._call(f"update node {node_id}", lambda api: api.update_node(
             node_id, data["Version"]["Index"], spec))
-        log.info("node %s updated (labels %s%s)", node_id, sorted(labels or {}),
-                 ", promoted to manager" if promote else "")
+        log.info("node %s updated (labels %s%s%s)", node_id, sorted(labels or {}),
+                 ", promoted to manager" if promote else "",
+                 f", {availability}" if availability else "")
         return True
 
     # -- networks ----------------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""Strangers: Swarm nodes that no device the portal enrolled is.
+
+A Swarm join token that leaked (an old device's logs, a copied answers file) lets any
+machine on the network join the Swarm directly. Such a node must never be promoted (see
+portal/swarm.py), labelled or given a task: the leading portal drains it within a round
+(WATCH_S), records `node.stranger` once, and the devices list, `dragonball status` and the
+Devices page show it with what to do (`dragonball devices remove NODE`).
+
+A device that is joining is a stranger for the moment between its Swarm join and its
+`/joined` report: if it is drained in that moment, `/joined` (authenticated by the
+device's token) makes it active again, and a round that drained a node that became
+enrolled meanwhile makes it active again too, so either order ends with the device active.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from dragonball.errors import DragonBallError
+from dragonball.portal.swarm import Cluster, enrolled_nodes, strangers
+
+WATCH_S = 5.0
+DRAIN = "drain"
+
+log = logging.getLogger(__name__)
+
+
+def stranger_rows(nodes, devices) -> list[dict]:
+    """What the devices list shows of each stranger (pure)."""
+    return [{"node_id": n.id, "hostname": n.hostname, "address": n.address,
+             "role": n.role, "availability": n.availability, "ready": n.ready}
+            for n in strangers(nodes, enrolled_nodes(devices))]
+
+
+class Watch:
+    """One round at a time: drain the strangers, tell once about each."""
+
+    def __init__(self, cluster: Cluster, devices: Callable[[], list],
+                 record: Callable[[str, dict], None]) -> None:
+        self.cluster, self.devices, self.record = cluster, devices, record
+        self.told: set[str] = set()
+
+    def round(self) -> list[str]:
+        """Drain every stranger; the IDs of those drained now."""
+        drained = []
+        for node in strangers(self.cluster.nodes(), enrolled_nodes(self.devices())):
+            if node.id not in self.told:
+                self.told.add(node.id)
+                log.warning("node %s (%s, %s) is in the Swarm but no device the portal "
+                            "enrolled: drained; remove it with 'dragonball devices remove "
+                            "%s'", node.id, node.hostname, node.address, node.id)
+                self.record("node.stranger", {"node_id": node.id, "hostname": node.hostname,
+                                              "address": node.address, "role": node.role})
+            if node.availability != DRAIN and self.cluster.update_node(node.id,
+                                                                      availability=DRAIN):
+                drained.append(node.id)
+        again = enrolled_nodes(self.devices())   # a device that reported meanwhile
+        for node_id in drained:
+            if node_id in again:
+                self.cluster.update_node(node_id, availability="active")
+        return [n for n in drained if n not in again]
+
+
+def run_forever(make_watch: Callable[[], Watch], stop: threading.Event,
+                active: Callable[[], bool], interval: float = WATCH_S) -> None:
+    """The leading portal's rounds until `stop` (the Watch made at the first one)."""
+    watch = None
+    while not stop.wait(interval):
+        if not active():
+            continue
+        try:
+            watch = watch or make_watch()
+            watch.round()
+        except DragonBallError as e:
+            log.warning("strangers in the Swarm: %s", e.message)
+        except Exception:  # never let one bad round end the loop
+            log.exception("strangers in the Swarm: unexpected error")
