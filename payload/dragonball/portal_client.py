@@ -142,7 +142,15 @@ class PortalClient:
         return self.call("POST", "/api/v1/password", json={"current": current, "new": new})
 
     def devices(self) -> list[dict]:
-        return self.call("GET", "/api/v1/devices")["devices"]
+        return self.device_list()["devices"]
+
+    def device_list(self) -> dict:
+        """{devices, strangers[, note]}: strangers are Swarm nodes no device is."""
+        return self.call("GET", "/api/v1/devices")
+
+    def remove_device(self, name: str) -> dict:
+        """Drain, take out of the Swarm, forget (portal/removal.py); never sent twice."""
+        return self.call("POST", f"/api/v1/devices/{quote(name, safe='')}/remove")
 
     def certificates(self) -> dict:
         """{certificates, warnings[, note]}: when each certificate ends (docs/certificates.md)."""

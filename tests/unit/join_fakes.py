@@ -123,12 +123,14 @@ def free_port() -> int:
 
 
 class FakeDocker:
-    """The `docker` program of a server, as a Host runner: login, swarm join and leave.
+    """The Docker engine of a server: its `docker` program as a Host runner (info, login,
+    swarm leave) and its HTTP API as the Host's engine (the Swarm join).
 
-    `calls` keeps each argv (without the program's folder), `stdins` what was piped.
-    `pending_polls`: how many `docker info` answers say "pending" after a join (a join
-    that goes on in the background); `join`: "ok", "background" (exits 1, joins all the
-    same, as after docker's own time-out) or "refused" (exits 1, stays out).
+    `calls` keeps each argv (without the program's folder), `stdins` what was piped,
+    `joins` each join asked of the API as a dict. `pending_polls`: how many `docker info`
+    answers say "pending" after a join (a join that goes on in the background); `join`:
+    "ok", "background" (an error, joins all the same, as after the engine's own
+    time-out), "refused" (an error, stays out) or "timeout" (no answer in time, stays out).
     """
 
     def __init__(self, state: str = "inactive", managers=(), pending_polls: int = 0,
@@ -139,6 +141,7 @@ class FakeDocker:
         self.calls: list[list[str]] = []
         self.stdins: list[bytes | None] = []
         self.envs: list[dict] = []
+        self.joins: list[dict] = []
 
     def __call__(self, argv, env, timeout, stdin):
         from dragonball.installer.host import Completed
@@ -151,17 +154,24 @@ class FakeDocker:
             out = json.dumps(self._swarm())
         elif args[1:4] == ["info", "--format", "{{.Swarm.LocalNodeState}}"]:
             out = self._swarm()["LocalNodeState"] + "\n"
-        elif args[1:3] == ["swarm", "join"]:
-            if self.join == "refused":
-                return Completed(tuple(argv), 1, "", "Error response from daemon: "
-                                 "rpc error: code = Unavailable desc = connection refused")
-            self.state, self.node_id = "active", "node-abc"
-            self.managers = [args[-1]]
-            if self.join == "background":
-                return Completed(tuple(argv), 1, "", "Timeout was reached before node joined.")
         elif args[1:3] == ["swarm", "leave"]:
             self.state, self.node_id, self.managers = "inactive", "", []
         return Completed(tuple(argv), code, out, "")
+
+    def join_swarm(self, manager: str, token: str, advertise: str, timeout: float) -> None:
+        """POST /swarm/join, as installer/engine/api.py's EngineApi answers it."""
+        from dragonball.errors import InstallerError
+        self.joins.append({"manager": manager, "token": token, "advertise": advertise,
+                           "timeout": timeout})
+        if self.join == "refused":  # the token echoed: the step must mask it
+            raise InstallerError("the engine refused the Swarm join: rpc error: code = "
+                                 f"Unavailable desc = connection refused ({token})")
+        if self.join == "timeout":
+            raise InstallerError(f"POST /swarm/join did not finish within {timeout:.0f} s")
+        self.state, self.node_id, self.managers = "active", "node-abc", [manager]
+        if self.join == "background":
+            raise InstallerError("the engine refused the Swarm join: Timeout was reached "
+                                 "before node joined.")
 
     def _swarm(self) -> dict:
         if self.state == "active" and self.pending_polls:

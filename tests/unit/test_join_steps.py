@@ -14,7 +14,6 @@ import types
 
 import pytest
 
-from dragonball.errors import InstallerError
 from dragonball.installer import join, plan
 from dragonball.installer.host import Host
 from dragonball.installer.journal import Journal, answers_digest
@@ -47,7 +46,8 @@ def context(server, portal, environ=None, **answers):
     values = dict(role="device", address="10.0.0.12", portal=portal.address,
                   enrollment_code=CODE, ca_fingerprint=portal.fingerprint)
     values.update(answers)
-    host = Host(str(server.root), server.docker, environ=environ or {"HOME": "/root"})
+    host = Host(str(server.root), server.docker, environ=environ or {"HOME": "/root"},
+                engine=server.docker)
     journal = Journal.load(str(server.state))
     answers = Answers(**values)
     journal.begin(answers_digest(answers.as_dict()))
@@ -78,17 +78,28 @@ def test_a_device_joins(server, portal):
     kept = json.loads(read(server, join.ENROLLMENT_PATH))
     assert kept["device_id"] == "d-1" and kept["registry"]["password"] == "registry-secret"
     assert SSH_KEY in read(server, "/root/.ssh/authorized_keys")
-    login, swarm_join = server.docker.commands()
+    [login] = server.docker.commands()
     assert login == ["docker", "login", "--username", "dragonball", "--password-stdin",
                      "10.0.0.11:5000"]
     assert server.docker.stdins[server.docker.calls.index(login)] == b"registry-secret"
-    assert swarm_join == ["docker", "swarm", "join", "--token", "SWMTKN-1-secret",
-                          "--advertise-addr", "10.0.0.12", "10.0.0.11:2377"]
+    assert server.docker.joins == [{"manager": "10.0.0.11:2377", "token": "SWMTKN-1-secret",
+                                    "advertise": "10.0.0.12", "timeout": join.SWARM_WAIT_S}]
     assert portal.requests == ["GET /api/v1/ca", "POST /api/v1/enroll",
                                "POST /api/v1/devices/d-1/joined"]
     assert portal.bodies[0] == {"code": CODE, "hostname": "s2", "address": "10.0.0.12"}
     assert portal.bodies[-1] == {"node_id": "node-abc"}
     assert portal.auth[-1] == "Bearer device-token-1"
+
+
+def test_no_secret_is_ever_a_programs_argument(server, portal):
+    """Any user of the server reads a program's argv (ps, /proc/<pid>/cmdline): the join
+    token goes to the engine's API, the registry password on stdin."""
+    ctx, _ = install(server, portal)
+    undo_all(ctx.journal, ctx.host)
+    argvs = " ".join(" ".join(c) for c in server.docker.calls)
+    for secret in ("SWMTKN-1-secret", "registry-secret", "device-token-1", CODE):
+        assert secret not in argvs
+    assert [j["token"] for j in server.docker.joins] == ["SWMTKN-1-secret"]
 
 
 def test_secrets_reach_the_log_filter_and_not_the_journal(server, portal):
@@ -125,6 +136,7 @@ def test_already_in_this_swarm_is_done(server, portal):
     server.docker = FakeDocker("active", managers=["10.0.0.11:2377"])
     install(server, portal)
     assert [c[1:3] for c in server.docker.commands()] == [["login", "--username"]]
+    assert server.docker.joins == []
 
 
 def test_another_swarm_is_refused_with_the_way_out(server, portal):
@@ -147,7 +159,8 @@ def test_a_refused_join_says_which_ports(server, portal):
     with pytest.raises(StepFailed) as err:
         install(server, portal)
     assert "did not join the Swarm at 10.0.0.11:2377" in err.value.message
-    assert "SWMTKN-1-secret" not in str(err.value) and "--token ********" in err.value.message
+    assert "connection refused (********)" in err.value.message  # the engine's words, masked
+    assert "SWMTKN-1-secret" not in str(err.value)
     assert "2377/tcp" in err.value.hint and "run the same command again" in err.value.hint
 
 
@@ -209,16 +222,21 @@ def test_the_wizards_code_check_keeps_an_earlier_runs_device_token(server, porta
 
 
 def test_a_join_that_never_ends_is_said_without_its_token(server, portal):
-    def runner(argv, env, timeout, stdin):
-        if argv[1:3] == ["swarm", "join"]:  # what host.subprocess_runner says on a time-out
-            raise InstallerError(f"{' '.join(argv)} did not finish within {timeout:.0f} s")
-        return server.docker(argv, env, timeout, stdin)
-    ctx = context(server, portal)
-    ctx.host.runner = runner
+    server.docker = FakeDocker(join="timeout")
     with pytest.raises(StepFailed) as err:
-        run_steps(join.device_steps(ctx), ctx.journal)
-    assert "did not finish within 90 s" in err.value.message
+        install(server, portal)
+    assert "POST /swarm/join did not finish within 90 s" in err.value.message
     assert "SWMTKN-1-secret" not in str(err.value)
+    assert len(server.docker.joins) == 1  # then re-checked with docker info, not joined again
+    assert server.docker.calls[-1][1:3] == ["info", "--format"]
+
+
+def test_a_join_the_engine_took_but_did_not_do_says_its_state(server, portal, monkeypatch):
+    server.docker = FakeDocker()
+    monkeypatch.setattr(server.docker, "join_swarm", lambda *args, **kwargs: None)
+    with pytest.raises(StepFailed) as err:
+        install(server, portal)
+    assert "the engine took the join, yet its Swarm state is 'inactive'" in err.value.message
 
 
 def test_the_device_is_enrolled_under_the_name_swarm_shows(server, portal):

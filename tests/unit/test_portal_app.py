@@ -43,6 +43,8 @@ class FakeCluster(Cluster):
         self.down = False
         self.updates = 0
         self.rotations = 0
+        self.running: dict = {}   # node ID -> tasks running there
+        self.removed: list = []
 
     def add(self, node_id: str, hostname: str, ready: bool = True) -> None:
         self.nodes_by_id[node_id] = Node(node_id, hostname, ready=ready,
@@ -59,6 +61,14 @@ class FakeCluster(Cluster):
     def rotate_join_tokens(self) -> None:
         self._check()
         self.rotations += 1
+
+    def running_on(self, node_id) -> int:
+        n = self.nodes_by_id.get(node_id)
+        return 0 if n is None or n.availability == "drain" else self.running.get(node_id, 0)
+
+    def remove_node(self, node_id) -> None:
+        self.removed.append(node_id)
+        self.nodes_by_id.pop(node_id, None)
 
     def node(self, node_id):
         self._check()

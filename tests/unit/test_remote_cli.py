@@ -39,8 +39,15 @@ def store(portal_store):
 
 
 @pytest.fixture
-def portal(store, tmp_path, monkeypatch):
-    client, _ = make_client(store, make_settings(tmp_path), FakeCluster())
+def cluster():
+    return FakeCluster()
+
+
+@pytest.fixture
+def portal(store, tmp_path, monkeypatch, cluster):
+    client, _ = make_client(store, make_settings(tmp_path), cluster)
+    client.app.state.control_factory = lambda: types.SimpleNamespace(   # no app applied
+        store=types.SimpleNamespace(apps=lambda: []))
     return mount(monkeypatch, client.app)
 
 
@@ -129,6 +136,31 @@ def test_devices_and_status(portal, ca, monkeypatch, capsys):
     assert status["devices"] == {"total": 2, "by_state": {"enrolled": 1, "joined": 1}}
     assert main(["status"]) == 0
     assert "devices: 2 (1 enrolled, 1 joined)" in capsys.readouterr().out
+
+
+def test_a_stranger_is_shown_and_devices_remove_confirms_then_removes(
+        portal, ca, monkeypatch, capsys, cluster, store):
+    cluster.add("intruder", "evil")
+    _login(monkeypatch, ca)
+    capsys.readouterr()
+    assert main(["devices", "--json"]) == 0
+    assert [n["node_id"] for n in _out(capsys)["strangers"]] == ["intruder"]
+    assert main(["status"]) == 0
+    assert "stranger: node intruder (evil" in capsys.readouterr().out
+    _stdin(monkeypatch, "")
+    assert main(["devices", "remove", "node-2", "--json"]) == 2   # no terminal, no --yes
+    assert "--yes" in _out(capsys)["hint"]
+    _stdin(monkeypatch, "no\n", tty=True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "no")
+    assert main(["devices", "remove", "node-2"]) == 0
+    assert "nothing removed" in capsys.readouterr().out
+    assert len(store.devices()) == 2
+    assert main(["devices", "remove", "node-2", "--yes", "--json"]) == 0
+    assert _out(capsys)["removed"]["name"] == "node-2"
+    assert main(["devices", "remove", "intruder", "--yes"]) == 0
+    assert "removed evil (node intruder)" in capsys.readouterr().out
+    assert main(["devices", "remove", "nosuch", "--yes", "--json"]) == 3
+    assert [d.hostname for d in store.devices()] == ["s1"] and cluster.removed == ["intruder"]
 
 
 def test_status_counts_services_by_app():

@@ -66,6 +66,21 @@ def register(commands) -> None:
         parser = commands.add_parser(name, help=what + " (through the portal's API)")
         _json_option(parser)
         parser.set_defaults(handler=handler)
+    actions = parser.add_subparsers(dest="action", metavar="{remove}")
+    remove = actions.add_parser(
+        "remove", help="take a server out of the cluster for good",
+        description="Drain the server (its tasks move), take it out of the Swarm, forget its "
+                    "device token and rotate the Swarm's join tokens: it cannot call the "
+                    "portal or rejoin without a new code. Refused, changing nothing, for a "
+                    "server holding a slot's data (dragonball move it first) or a manager. "
+                    "NAME: a hostname, a device ID, or a stranger's node ID. Exit status: 0 "
+                    "removed, 2 invalid input, 3 no such server, 4 refused as it is now, 5 cannot "
+                    "reach, 6 not logged in.")
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("--yes", action="store_true",
+                        help="do not ask (scripts); without it a terminal is needed to confirm")
+    _json_option(remove)
+    remove.set_defaults(handler=remove_command)
 
 
 def _json_option(parser: argparse.ArgumentParser) -> None:
@@ -170,11 +185,51 @@ def logout_command(args) -> int:
     return ExitStatus.OK
 
 
+def confirm(args, stdin=None, ask=None) -> bool:
+    """--yes, or a 'yes' typed on a terminal; PortalInvalid without either."""
+    stdin, ask = stdin or sys.stdin, ask or input
+    if args.yes:
+        return True
+    if not stdin.isatty():
+        raise PortalInvalid("no terminal to confirm the removal on",
+                            f"add --yes: dragonball devices remove {args.name} --yes")
+    return ask(f"remove {args.name} from the cluster for good? type yes: ").strip() == "yes"
+
+
+def remove_command(args) -> int:
+    if not confirm(args):
+        console.print("nothing removed")
+        return ExitStatus.OK
+    with client(args) as portal:
+        done = portal.remove_device(args.name)
+    if args.json:
+        console.print_json(json.dumps(done))
+        return ExitStatus.OK
+    removed = done["removed"]
+    console.print(f"[green]removed[/green] {escape(str(removed['name']))} (node "
+                  f"{removed.get('node_id') or 'none'}): "
+                  + ("its tasks moved first" if done.get("drained") else
+                     "its tasks did not all move in time; Swarm starts them elsewhere"))
+    if not done.get("tokens_rotated"):
+        console.print("[yellow]warning[/yellow]: the Swarm's join tokens were not rotated: "
+                      "run 'docker swarm join-token --rotate worker' on a manager")
+    return ExitStatus.OK
+
+
+def _print_strangers(strangers: list[dict]) -> None:
+    for n in strangers:
+        console.print(f"[red]stranger[/red]: node {escape(n['node_id'])} "
+                      f"({escape(n.get('hostname') or '?')}, {n.get('address') or '?'}) is in "
+                      "the Swarm but no device the portal enrolled: it is drained; remove "
+                      f"it with 'dragonball devices remove {escape(n['node_id'])}'")
+
+
 def devices_command(args) -> int:
     with client(args) as portal:
-        devices = portal.devices()
+        listing = portal.device_list()
+    devices, strangers = listing["devices"], listing.get("strangers") or []
     if args.json:
-        console.print_json(json.dumps({"devices": devices}))
+        console.print_json(json.dumps({"devices": devices, "strangers": strangers}))
         return ExitStatus.OK
     table = Table(title=f"{len(devices)} device(s)", title_justify="left")
     for column in ("id", "hostname", "address", "role", "state", "node", "labels"):
@@ -186,13 +241,15 @@ def devices_command(args) -> int:
                       str(d.get("role")), f"[{style}]{d.get('state')}[/{style}]",
                       str(d.get("node_id") or ""), escape(labels))
     console.print(table)
+    _print_strangers(strangers)
     return ExitStatus.OK
 
 
 def status_command(args) -> int:
     """Devices by state, per app services by state, and certificates ending soon."""
     with client(args) as portal:
-        devices = portal.devices()
+        listing = portal.device_list()
+        devices, strangers = listing["devices"], listing.get("strangers") or []
         apps, note = {}, ""
         try:
             for app in portal.apps():
@@ -202,13 +259,15 @@ def status_command(args) -> int:
         except ClientError as e:  # an older portal, an engine that does not answer
             note = e.message
         certs = _certificates(portal)
-    summary = status_summary(devices, apps) | {"certificates": certs}
+    summary = status_summary(devices, apps) | {"certificates": certs,
+                                               "strangers": strangers}
     if args.json:
         console.print_json(json.dumps(summary | ({"note": note} if note else {})))
         return ExitStatus.OK
     _print_certificates(certs)
     counts = ", ".join(f"{n} {s}" for s, n in summary["devices"]["by_state"].items())
     console.print(f"[bold]devices[/bold]: {summary['devices']['total']} ({counts or 'none'})")
+    _print_strangers(strangers)
     for app, found in summary["apps"].items():
         states = ", ".join(f"{n} {s}" for s, n in found["by_state"].items())
         console.print(f"[bold]app {escape(app)}[/bold]: {found['total']} service(s) "

@@ -12,7 +12,8 @@ each idempotent, each noting what it changes for `reset` before changing it:
     join.registry  /etc/docker/certs.d/<registry>/ca.crt, docker login --password-stdin;
                    a registry that does not answer (its server, s1, is down) is a warning, not
                    a failure: tasks start from the images images.load loaded (pinned by ID)
-    join.swarm     docker swarm join (already in this Swarm: done)
+    join.swarm     POST /swarm/join to this server's engine, the join token in the body,
+                   never in a program's argv (already in this Swarm: done)
     join.report    POST /api/v1/devices/{id}/joined with the device token; the portal
                    labels the node and promotes managers (3 once there are 3 servers)
 
@@ -21,7 +22,8 @@ what `dragonball enroll` prints); the calls to them, tried in order, and the che
 any change are in `join_portals`. enrollment.json records every portal.
 
 The HTTP side is `enrollment_api`; programs run through the install's `Host` (argv
-lists, the frozen runtime's LD_LIBRARY_PATH undone).
+lists, the frozen runtime's LD_LIBRARY_PATH undone), the Swarm join through its engine API
+(`host.engine`): no secret is ever an argument (the registry password goes on stdin).
 """
 
 from __future__ import annotations
@@ -174,22 +176,20 @@ class DeviceJoin:
             check_same_swarm(state, found.manager_address)
             return undo.entries()
         undo.note("swarm", {"kind": "swarm_join", "manager": found.manager_address})
-        self.ctx.progress.update(f"docker swarm join {found.manager_address}")
-        # The token is an argument (docker reads it nowhere else): kept out of every
-        # message this step makes, as the log's filter keeps it out of the log.
+        self.ctx.progress.update(f"joining the Swarm at {found.manager_address}")
+        # Through the engine's API, the token in the request's body: as an argument of
+        # `docker swarm join` any user of this server could read it while the join ran.
+        detail = ""
         try:
-            done = self.host.run(["docker", "swarm", "join", "--token", found.join_token,
-                                  "--advertise-addr", self.answers.address,
-                                  found.manager_address], check=False, timeout=SWARM_WAIT_S)
-            detail = done.describe()
-        except InstallerError as e:  # the program did not finish in time
+            self.host.engine.join_swarm(found.manager_address, found.join_token,
+                                        self.answers.address, timeout=SWARM_WAIT_S)
+        except InstallerError as e:  # refused, unreachable, or not finished in time
             detail = e.message
         state = swarm_state(self.host)  # a join that timed out goes on in the background
         if state.get("LocalNodeState") != "active":
-            raise JoinError(f"this server did not join the Swarm at {found.manager_address}: "
-                            f"{detail.replace(found.join_token, MASK)}", "check that 2377/tcp, "
-                            "7946/tcp+udp and 4789/udp are open between this server and the "
-                            "portal, then run the install again")
+            raise join_failed(found.manager_address, found.join_token, detail or
+                              f"the engine took the join, yet its Swarm state is "
+                              f"'{state.get('LocalNodeState') or 'unknown'}'")
         return undo.entries()
 
     def report(self) -> dict:
@@ -217,6 +217,14 @@ def registry_warning(address: str, detail: str) -> str:
             "this server joins without it, its tasks start from the images this .bin "
             f"loaded; once the registry answers: docker login {address} (check with curl "
             f"--cacert {CA_PATH} https://{address}/v2/, 401 is fine)")
+
+
+def join_failed(manager: str, token: str, detail: str) -> JoinError:
+    """The Swarm join's failure (pure): what the engine said, the join token masked."""
+    return JoinError(f"this server did not join the Swarm at {manager}: "
+                     f"{detail.replace(token, MASK)}", "check that 2377/tcp, 7946/tcp+udp and "
+                     "4789/udp are open between this server and the portal, then run the "
+                     "install again")
 
 
 def _fingerprint_or_none(pem: bytes) -> str | None:

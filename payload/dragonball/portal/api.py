@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from dragonball import __version__
 from dragonball.errors import DragonBallError
-from dragonball.portal import apps_api, manager_api
+from dragonball.portal import apps_api, manager_api, removal
 from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import portals as portals_mod
@@ -181,6 +181,7 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
         Jobs(lock_dir=app_lock.LOCK_DIR) if control_factory is None else None)
     web.mount(app, store, settings, control_factory=app.state.control_factory)
     manager_api.mount(app, store, settings, cluster)
+    removal.mount(app, store, cluster)
     portals_mod.mount(app, cluster, settings)
 
     @app.exception_handler(RequestValidationError)

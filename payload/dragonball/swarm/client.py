@@ -38,6 +38,9 @@ HINT = "see 'docker service ls' and 'docker node ls' on the portal (a Swarm mana
 _TRANSIENT = ("update out of sequence", "can't find manager in raft memberlist")
 
 
+_ENDED_TASK_STATES = ("complete", "shutdown", "failed", "rejected", "orphaned", "remove")
+
+
 def transient_update_error(message: str) -> bool:
     """Whether a node update failed for a reason that passes by itself (pure)."""
     return any(fragment in message for fragment in _TRANSIENT)
@@ -269,6 +272,13 @@ class Swarm:
     def remove_service(self, name: str) -> None:
         self._call(f"remove service {name}", lambda api: api.remove_service(name),
                    missing_ok=True)
+
+    def running_on(self, node_id: str) -> int:
+        """How many tasks Swarm still runs, or means to run, on the node."""
+        found = self._call(f"list the tasks on node {node_id}", lambda api: api.tasks(
+            filters={"node": node_id, "desired-state": "running"}), missing_ok=True)
+        return sum(1 for t in found or []
+                   if t.get("Status", {}).get("State") not in _ENDED_TASK_STATES)
 
     def tasks(self, service: str) -> list[Task]:
         """Every task Swarm still lists of the service (its name or ID); none when there

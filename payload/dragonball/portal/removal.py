@@ -1,0 +1,136 @@
+"""Remove a device: `dragonball devices remove NAME`, the Devices page's Remove.
+
+    POST /api/v1/devices/{name}/remove     admin; NAME: a hostname, a device ID, or the
+         -> {removed, drained, tokens_rotated}  node ID of a stranger (portal/strangers.py)
+
+In order: refused whole if the server holds the data of a slot (`dragonball move` it
+first, `--data-lost` for a server gone for good) or is a Swarm manager (it runs a portal
+and an etcd member: the three managers keep raft's quorum); else drained (its tasks move,
+for up to DRAIN_WAIT_S), taken out of the Swarm (`docker node rm --force`: its node
+certificate joins nothing again), forgotten by the portal (its device token opens nothing,
+its name is free for a new code), and the Swarm's join tokens rotated (the ones it was
+given join nothing). A POST, not a DELETE: the portal client never sends it twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from dragonball.errors import Conflict, DragonBallError, NotFound, PortalError
+from dragonball.portal import auth as auth_mod
+from dragonball.portal.answers import error_response
+from dragonball.portal.store import Device, Store
+from dragonball.swarm import Node, SwarmError
+
+DRAIN_WAIT_S = 15.0
+log = logging.getLogger("dragonball.portal")
+
+
+class RemovalRefused(PortalError, Conflict):
+    """This server cannot be removed as it is now (409)."""
+
+
+class NoSuchServer(PortalError, NotFound):
+    """No device and no Swarm node has this name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What a remove names: an enrolled device (and its node), or a stranger's node."""
+
+    name: str
+    device: Device | None
+    node: Node | None
+
+
+def find(name: str, devices: list[Device], nodes: list[Node]) -> Target:
+    """The device or stranger `name` names (pure): hostname (any case), device ID, or node
+    ID; NoSuchServer otherwise."""
+    by_node = {n.id: n for n in nodes}
+    for d in devices:
+        if d.hostname.lower() == name.lower() or str(d.id) == name or d.node_id == name:
+            return Target(d.hostname, d, by_node.get(d.node_id or ""))
+    enrolled = {d.node_id for d in devices}
+    for n in nodes:
+        if n.id not in enrolled and (n.id == name or n.hostname.lower() == name.lower()):
+            return Target(n.hostname or n.id, None, n)
+    raise NoSuchServer(f"no device and no Swarm node is named {name!r}",
+                       "see 'dragonball devices' for the names (a hostname, an ID, or a "
+                       "stranger's node ID)")
+
+
+def refusal(target: Target, data: list[str]) -> RemovalRefused | None:
+    """Why `target` cannot be removed now (pure): the slots whose data it holds, a manager."""
+    if data:
+        return RemovalRefused(
+            f"{target.name} holds the data of {', '.join(sorted(data))}",
+            "move each first: 'dragonball move SLOT --to SERVER' (add --data-lost when "
+            f"{target.name} is gone for good), then remove it")
+    if (target.device and target.device.role == "portal") or (target.node and
+                                                               target.node.manager):
+        return RemovalRefused(
+            f"{target.name} is a Swarm manager: it runs a portal and an etcd member, and "
+            "the managers keep the cluster's quorum",
+            "a manager is not removed by DragonBall; see docs/security.md, 'Removing a "
+            "device'")
+    return None
+
+
+def remove(target: Target, store: Store, cluster, actor: str, client: str | None,
+           clock: Callable[[], float] = time.monotonic, sleep=time.sleep) -> dict:
+    """Drain, take out of the Swarm, forget, rotate the tokens: what was done."""
+    drained = False
+    if target.node is not None:
+        cluster.update_node(target.node.id, availability="drain")
+        deadline = clock() + DRAIN_WAIT_S
+        while cluster.running_on(target.node.id) and clock() < deadline:
+            sleep(0.5)
+        drained = not cluster.running_on(target.node.id)
+        cluster.remove_node(target.node.id)
+    if target.device is not None:
+        store.remove_device(target.device.id, actor, client)
+    else:
+        store.record("node.removed", actor, client,
+                     {"node_id": target.node.id, "hostname": target.node.hostname})
+    rotated = True
+    try:
+        cluster.rotate_join_tokens()
+        store.record("swarm.tokens_rotated", "portal", None, {})
+    except SwarmError as e:
+        log.error("rotating the Swarm's join tokens failed: %s", e.message)
+        rotated = False
+    log.info("%s removed by %s (node %s)", target.name, actor,
+             target.node.id if target.node else "none")
+    return {"removed": {"name": target.name,
+                        "device_id": target.device.id if target.device else None,
+                        "node_id": target.node.id if target.node else None},
+            "drained": drained, "tokens_rotated": rotated}
+
+
+def slots_on(control_factory, server: str) -> list[str]:
+    """The slots (`notes/store-2`) whose data is pinned to `server`, every app's."""
+    control = control_factory()
+    return [f"{app}/{unit}" for app in control.store.apps()
+            for unit, pinned in control.units_of(app).pins.items() if pinned == server]
+
+
+def mount(app: FastAPI, store: Store, cluster) -> None:
+    @app.post("/api/v1/devices/{name}/remove")
+    def remove_device(name: str, request: Request,
+                      admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
+        client = request.client.host if request.client else None
+        try:
+            target = find(name, store.devices(), cluster.nodes())
+            refused = refusal(target, slots_on(request.app.state.control_factory,
+                                               target.name))
+            if refused is not None:
+                return error_response(refused)
+            return JSONResponse(remove(target, store, cluster, admin.username, client))
+        except DragonBallError as e:
+            return error_response(e)
