@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import types
 
 import pytest
 
@@ -21,8 +22,15 @@ def store(portal_store):
 
 
 @pytest.fixture
-def portal(store, tmp_path):
-    client, fake = make_client(store, make_settings(tmp_path), FakeCluster())
+def cluster():
+    return FakeCluster()
+
+
+@pytest.fixture
+def portal(store, tmp_path, cluster):
+    client, fake = make_client(store, make_settings(tmp_path), cluster)
+    client.app.state.control_factory = lambda: types.SimpleNamespace(   # no app applied
+        store=types.SimpleNamespace(apps=lambda: []))
     fake.metrics_by_address["10.0.0.1"] = METRICS
     login(client)
     return client, fake
@@ -110,6 +118,29 @@ def test_the_device_table_fragment_shows_a_device_that_joined(portal, store):
     store.mark_joined(device.id, "node7")
     row = client.get("/devices/table").text.split('data-hostname="node-7"')[1].split("</tr>")[0]
     assert 'state-joined">joined' in row
+
+
+def test_a_stranger_is_shown_and_the_remove_button_removes_with_its_csrf_token(
+        portal, store, cluster):
+    client, _ = portal
+    cluster.add("intruder", "evil")
+    code, _ = store.create_code()
+    device, _ = store.enroll(code, "node-7", "10.0.0.7")
+    cluster.add("node7", "node-7")
+    store.mark_joined(device.id, "node7")
+    page = client.get("/devices").text
+    stranger = page.split('id="stranger-intruder"')[1].split("</tr>")[0]
+    assert "state-stranger" in stranger and "never enrolled" in stranger
+    assert 'id="remove-intruder"' in stranger and 'id="remove-1"' not in page   # not s1
+    refused = client.post("/devices/node-7/remove", data={})
+    assert refused.status_code == 403 and len(store.devices()) == 2
+    answer = client.post("/devices/node-7/remove", data={"csrf_token": csrf_of(page)})
+    assert answer.status_code == 200 and "Removed node-7 (node node7)" in answer.text
+    assert [d.hostname for d in store.devices()] == ["s1"] and cluster.removed == ["node7"]
+    gone = client.post("/devices/s1/remove", data={"csrf_token": csrf_of(page)})
+    assert gone.status_code == 409 and "Swarm manager" in gone.text
+    assert [(e["actor"], e["detail"]["hostname"]) for e in store.events()
+            if e["kind"] == "device.removed"] == [("admin (web)", "node-7")]
 
 
 def test_add_device_makes_a_one_time_code_and_shows_the_command(portal, store):

@@ -45,7 +45,6 @@ from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.errors import RequestInvalid
 from dragonball.portal.jobs import Jobs
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
-from dragonball.portal import strangers as strangers_mod
 from dragonball.portal.swarm import (Cluster, NodeNotInSwarm, enrolled_nodes, settle_managers,
                                      wait_ready)
 from dragonball.portal.web.sources import SourceError
@@ -308,7 +307,7 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     def devices(admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
         devices = store.devices()
         try:
-            found, note = strangers_mod.stranger_rows(cluster.nodes(), devices), ""
+            found, note = app.state.device_admin.strangers(), ""
         except SwarmError as e:
             found, note = [], f"the Swarm's nodes are not known now: {e.message}"
         return JSONResponse({"devices": [d.public() for d in devices], "strangers": found}

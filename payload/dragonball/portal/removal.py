@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from dragonball.errors import Conflict, DragonBallError, NotFound, PortalError
 from dragonball.portal import auth as auth_mod
 from dragonball.portal.answers import error_response
+from dragonball.portal.strangers import stranger_rows
 from dragonball.portal.store import Device, Store
 from dragonball.swarm import Node, SwarmError
 
@@ -120,17 +121,35 @@ def slots_on(control_factory, server: str) -> list[str]:
             for unit, pinned in control.units_of(app).pins.items() if pinned == server]
 
 
+class DeviceAdmin:
+    """The strangers and the removal, as the API and the Devices page both use them
+    (``app.state.device_admin``)."""
+
+    def __init__(self, store: Store, cluster, control_factory: Callable) -> None:
+        self.store, self.cluster, self.control_factory = store, cluster, control_factory
+
+    def strangers(self) -> list[dict]:
+        """The Swarm's nodes no device is (portal/strangers.py); SwarmError if unknown."""
+        return stranger_rows(self.cluster.nodes(), self.store.devices())
+
+    def remove(self, name: str, actor: str, client: str | None) -> dict:
+        """Checked whole, then done (see the module's doc); a DragonBallError says why not."""
+        target = find(name, self.store.devices(), self.cluster.nodes())
+        refused = refusal(target, slots_on(self.control_factory, target.name))
+        if refused is not None:
+            raise refused
+        return remove(target, self.store, self.cluster, actor, client)
+
+
 def mount(app: FastAPI, store: Store, cluster) -> None:
+    admin_of = DeviceAdmin(store, cluster, lambda: app.state.control_factory())
+    app.state.device_admin = admin_of
+
     @app.post("/api/v1/devices/{name}/remove")
     def remove_device(name: str, request: Request,
                       admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
         client = request.client.host if request.client else None
         try:
-            target = find(name, store.devices(), cluster.nodes())
-            refused = refusal(target, slots_on(request.app.state.control_factory,
-                                               target.name))
-            if refused is not None:
-                return error_response(refused)
-            return JSONResponse(remove(target, store, cluster, admin.username, client))
+            return JSONResponse(admin_of.remove(name, admin.username, client))
         except DragonBallError as e:
             return error_response(e)

@@ -6,6 +6,7 @@
     GET  /devices               every server with its agent's metrics, labels, Add device
     GET  /devices/table         the table alone (htmx polls it: live metrics, new devices)
     POST /devices/enrollment    Add device: a one-time code and the command to run
+    POST /devices/{name}/remove Remove: a device or a stranger (portal/removal.py)
     GET  /images                what the registry holds
     GET  /events[?before=ID]    the audit log, newest first, a page at a time
     GET  /dashboard/services    its services part: every app's tree, alerts (htmx polls it)
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from dragonball.errors import DragonBallError
 from dragonball.portal.auth import Principal, client_address, read_form, require_admin
 from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.errors import RequestInvalid
@@ -86,18 +88,47 @@ def dashboard_health(request: Request, principal: Principal = Depends(require_ad
     return render(request, "_health.html", principal, **_health(data))
 
 
+def _strangers(request: Request) -> dict:
+    """The Swarm's nodes no device is, or why they are not known."""
+    try:
+        return {"strangers": request.app.state.device_admin.strangers(),
+                "strangers_error": None}
+    except DragonBallError as e:
+        return {"strangers": [], "strangers_error": e.message}
+
+
 @router.get("/devices")
 def devices(request: Request, principal: Principal = Depends(require_admin),
             data: Sources = Depends(sources)) -> Response:
     return render(request, "devices.html", principal, rows=_device_rows(data, images=True),
-                  lifetimes=CODE_LIFETIMES, enrollment=None, error=None)
+                  lifetimes=CODE_LIFETIMES, enrollment=None, error=None,
+                  removed=None, remove_error=None, **_strangers(request))
 
 
 @router.get("/devices/table")
 def devices_table(request: Request, principal: Principal = Depends(require_admin),
                   data: Sources = Depends(sources)) -> Response:
     return render(request, "_devices_table.html", principal,
-                  rows=_device_rows(data, images=True))
+                  rows=_device_rows(data, images=True), **_strangers(request))
+
+
+@router.post("/devices/{name}/remove")
+async def remove_device(name: str, request: Request,
+                        principal: Principal = Depends(require_admin),
+                        data: Sources = Depends(sources)) -> Response:
+    await read_form(request)   # its CSRF token checked
+    removed, error, status = None, None, 200
+    try:
+        removed = await run_in_threadpool(
+            request.app.state.device_admin.remove, name, f"{principal.username} (web)",
+            client_address(request))
+    except DragonBallError as e:
+        error, status = f"{e.message} ({e.hint})" if e.hint else e.message, e.http_status
+    rows = await run_in_threadpool(_device_rows, data, True)
+    return render(request, "devices.html", principal, status_code=status, rows=rows,
+                  lifetimes=CODE_LIFETIMES, enrollment=None, error=None, removed=removed,
+                  remove_error=error,
+                  **await run_in_threadpool(_strangers, request))
 
 
 @router.post("/devices/enrollment")
@@ -119,7 +150,8 @@ async def add_device(request: Request, principal: Principal = Depends(require_ad
         return render(request, "_enrollment.html", principal, status_code=status, **context)
     rows = await run_in_threadpool(_device_rows, data)
     return render(request, "devices.html", principal, status_code=status, rows=rows,
-                  lifetimes=CODE_LIFETIMES, **context)
+                  lifetimes=CODE_LIFETIMES, removed=None, remove_error=None,
+                  **await run_in_threadpool(_strangers, request), **context)
 
 
 @router.get("/images")
