@@ -23,6 +23,7 @@ from dragonball.orchestrator import address, keepalived, naming, planning, statu
 from dragonball.orchestrator.observe import ADDRESS_IMAGE, Observation, Observer, names_in
 from dragonball.orchestrator.slotting import expand
 from dragonball.swarm import Node
+from dragonball.shared.node_labels import ENROLLED_CONSTRAINT
 
 GOLDEN = pathlib.Path(__file__).parent / "data" / "keepalived"
 NODES = (Node("id-1", "s1", "10.0.0.11", role="manager"),
@@ -98,7 +99,7 @@ def test_the_swarm_service_runs_keepalived_where_the_service_may_run():
     assert container["CapabilityAdd"] == ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BROADCAST"]
     assert container["Image"] == PINNED[ADDRESS_IMAGE]
     assert spec["TaskTemplate"]["Placement"]["Constraints"] == [
-        f"node.labels.{naming.placement_label('notes', 'web')}==true"]
+        ENROLLED_CONSTRAINT, f"node.labels.{naming.placement_label('notes', 'web')}==true"]
     env = dict(e.split("=", 1) for e in container["Env"])
     assert env["DRAGONBALL_NODE"] == "{{.Node.Hostname}}"
     assert env["DRAGONBALL_ADDRESS"] == "10.0.0.100/24"

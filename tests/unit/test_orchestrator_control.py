@@ -18,6 +18,7 @@ from dragonball.orchestrator.images import ImagesMissing
 from dragonball.orchestrator.rollout import RolloutFailed
 from dragonball.orchestrator.state import AppStore
 from dragonball.portal.store import Store
+from dragonball.shared.node_labels import ENROLLED_CONSTRAINT
 
 REPO = pathlib.Path(__file__).parents[2]
 NOTES = (REPO / "examples" / "notes.app.yaml").read_text()
@@ -324,7 +325,8 @@ def test_slots_spread_over_the_servers_and_stay_where_their_data_is(tmp_path, co
     assert labels["node-a"].get("dragonball.placement.notes.store-1") == "true"
     assert labels["node-b"].get("dragonball.placement.notes.store-2") == "true"
     constraint = engine.by_name["notes_store-2"]["TaskTemplate"]["Placement"]["Constraints"]
-    assert constraint == ["node.labels.dragonball.placement.notes.store-2==true"]
+    assert constraint == [ENROLLED_CONSTRAINT,
+                          "node.labels.dragonball.placement.notes.store-2==true"]
     # whatever the spread would say now, a second apply moves nothing
     engine.calls.clear()
     plan = control.apply(spec_file(tmp_path, TWO_SLOTS))

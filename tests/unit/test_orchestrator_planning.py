@@ -150,7 +150,7 @@ def test_the_spec_hash_of_a_service_is_stable():
     assert wanted["Labels"][naming.SPEC_LABEL] == EXPECTED_API_HASH
 
 
-EXPECTED_API_HASH = "dc66f9625669c758"
+EXPECTED_API_HASH = "43334a0e019c1d4c"
 
 
 def test_a_slot_stays_with_its_data_when_its_placement_no_longer_allows_its_server():

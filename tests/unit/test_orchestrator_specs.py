@@ -10,6 +10,7 @@ import pytest
 from dragonball.app.model import ServiceSpec
 from dragonball.app.spec import load_file
 from dragonball.orchestrator import naming, slotting, specs
+from dragonball.shared.node_labels import ENROLLED_CONSTRAINT
 
 REPO = pathlib.Path(__file__).parents[2]
 IMAGE = "10.0.0.5:5000/notes/{}@sha256:" + "a" * 64
@@ -114,9 +115,9 @@ def test_storage_and_log_volumes_only_with_storage_true(built):
             "io.dragonball.kind": "backend", "io.dragonball.slot": "store-1"}
 
 
-def test_no_placement_means_no_constraints(built):
+def test_no_placement_means_only_a_server_the_portal_enrolled(built):
     for spec in built.values():
-        assert spec["TaskTemplate"]["Placement"]["Constraints"] == []
+        assert spec["TaskTemplate"]["Placement"]["Constraints"] == [ENROLLED_CONSTRAINT]
 
 
 def test_placement_servers_become_one_node_label_and_labels_each_a_constraint(notes):
@@ -125,7 +126,7 @@ def test_placement_servers_become_one_node_label_and_labels_each_a_constraint(no
     spec = specs.service_spec("notes", "api", api, IMAGE.format("api"))
     # Swarm ANDs constraints: "any of these servers" is one label the orchestrator sets
     assert spec["TaskTemplate"]["Placement"]["Constraints"] == [
-        "node.labels.dragonball.placement.notes.api==true",
+        ENROLLED_CONSTRAINT, "node.labels.dragonball.placement.notes.api==true",
         "node.labels.disk==ssd", "node.labels.zone==b"]
     assert naming.placement_label("notes", "api") == "dragonball.placement.notes.api"
 
@@ -133,7 +134,8 @@ def test_placement_servers_become_one_node_label_and_labels_each_a_constraint(no
 def test_only_labels_gives_no_server_constraint(notes):
     api = variant(notes.services["api"], placement={"labels": {"zone": "b"}})
     spec = specs.service_spec("notes", "api", api, IMAGE.format("api"))
-    assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.labels.zone==b"]
+    assert spec["TaskTemplate"]["Placement"]["Constraints"] == [ENROLLED_CONSTRAINT,
+                                                                "node.labels.zone==b"]
 
 
 def test_resources_become_limits(built):

@@ -46,8 +46,8 @@ class FakeCluster(Cluster):
         self.running: dict = {}   # node ID -> tasks running there
         self.removed: list = []
 
-    def add(self, node_id: str, hostname: str, ready: bool = True) -> None:
-        self.nodes_by_id[node_id] = Node(node_id, hostname, ready=ready,
+    def add(self, node_id: str, hostname: str, ready: bool = True, labels=None) -> None:
+        self.nodes_by_id[node_id] = Node(node_id, hostname, ready=ready, labels=labels or {},
                                          created=f"2026-01-0{len(self.nodes_by_id) + 1}")
 
     def _check(self) -> None:
@@ -83,11 +83,14 @@ class FakeCluster(Cluster):
         self.updates += 1
         self.labels.setdefault(node_id, {}).update(labels or {})
         n = self.nodes_by_id[node_id]
+        if labels:
+            merged = {k: v for k, v in {**n.labels, **labels}.items() if v is not None}
+            n = dataclasses.replace(n, labels=merged)
         if promote:
             n = dataclasses.replace(n, role="manager")
         if availability:
             n = dataclasses.replace(n, availability=availability)
-        changed = n != self.nodes_by_id[node_id] or bool(labels)
+        changed = n != self.nodes_by_id[node_id]
         self.nodes_by_id[node_id] = n
         return changed
 
@@ -174,7 +177,7 @@ def test_enroll_gives_what_the_contract_lists(client, store, ca, settings):
                                 "password": REGISTRY_PASSWORD}
     assert body["portal_ssh_pubkey"].startswith("ssh-ed25519 ")
     assert body["labels"] == {"io.dragonball.device-id": str(body["device_id"]),
-                              "io.dragonball.role": "device"}
+                              "io.dragonball.role": "device", "io.dragonball.enrolled": "true"}
     assert store.device(body["device_id"]).state == "enrolled"
 
 
@@ -356,6 +359,17 @@ def test_a_stranger_that_joined_with_a_leaked_token_is_never_promoted_and_is_dra
     assert watch.round() == []               # once drained, and told once
     assert [e["detail"]["node_id"] for e in store.events() if e["kind"] == "node.stranger"] \
         == ["intruder"]
+    assert all(cluster.nodes_by_id[n].labels.get("io.dragonball.enrolled") == "true"
+               for n in ("node2id", "node3id"))
+    assert "io.dragonball.enrolled" not in cluster.nodes_by_id["intruder"].labels
+
+
+def test_the_watch_labels_enrolled_nodes_of_an_older_cluster_and_unlabels_strangers(
+        store, cluster):
+    cluster.add("forged", "evil", labels={"io.dragonball.enrolled": "true"})
+    strangers.Watch(cluster, store.devices, lambda kind, detail: None).round()
+    assert cluster.nodes_by_id["portalnode"].labels == {"io.dragonball.enrolled": "true"}
+    assert cluster.nodes_by_id["forged"].labels == {}
 
 
 def test_a_device_drained_between_its_join_and_its_report_ends_active(client, store, cluster):

@@ -110,7 +110,8 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
         assert len(store.codes()) == 1
     finally:
         store.close()
-    assert played.labels == {"io.dragonball.role": "portal", "io.dragonball.device-id": "1"}
+    assert played.labels == {"io.dragonball.role": "portal", "io.dragonball.device-id": "1",
+                             "io.dragonball.enrolled": "true"}
     unit = (root / "etc/systemd/system/dragonball-portal.service").read_text()
     assert "ExecStart=/opt/dragonball/runtime/dragonball portal serve --config " \
            "/etc/dragonball/portal/portal.yaml" in unit

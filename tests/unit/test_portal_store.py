@@ -48,7 +48,7 @@ def test_a_code_enrolls_and_the_token_is_kept_hashed(store, tmp_path):
     device, token = store.enroll(code, "node-2", "10.0.0.2", client="10.0.0.2")
     assert device.state == "enrolled" and device.hostname == "node-2"
     assert device.labels == {"io.dragonball.device-id": str(device.id),
-                             "io.dragonball.role": "device"}
+                             "io.dragonball.role": "device", "io.dragonball.enrolled": "true"}
     assert len(token) >= 43
     assert store.device_by_token(token) == device
     assert store.device_by_token("x" + token) is None
@@ -132,7 +132,8 @@ def test_a_server_that_never_joined_frees_its_name_when_its_code_expires(store, 
 def test_joined_is_idempotent_and_the_portal_is_a_device(store):
     portal = store.add_portal("s1", "10.0.0.1", "pnode")
     assert portal.labels == {"io.dragonball.device-id": str(portal.id),
-                             "io.dragonball.role": "portal"}
+                             "io.dragonball.role": "portal",
+                             "io.dragonball.enrolled": "true"}
     assert store.add_portal("s1", "10.0.0.1", "pnode").id == portal.id
     code, _ = store.create_code()
     device, _ = store.enroll(code, "node-2", "10.0.0.2")

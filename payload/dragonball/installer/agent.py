@@ -46,7 +46,7 @@ import time
 
 from dragonball import agent_client
 from dragonball.errors import InstallerError
-from dragonball.shared import ports
+from dragonball.shared import node_labels, ports
 from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.apply import missing_dirs
 from dragonball.installer.portal import clients
@@ -106,6 +106,7 @@ def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
             "--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
             "--mount", f"type=bind,src={PARAMS_DIR},dst={PARAMS_MOUNT}",
             "--mount", f"type=volume,src={TRANSFERS_VOLUME},dst={TRANSFERS_MOUNT}",
+            "--constraint", node_labels.ENROLLED_CONSTRAINT,   # its server key: ours only
             "--hostname", "{{.Node.Hostname}}", "--env", "DRAGONBALL_NODE_ID={{.Node.ID}}",
             "--label", f"{LABEL}=agent", "--label", f"{CONFIG_LABEL}={config_hash}",
             "--container-label", f"{LABEL}=agent",

@@ -15,6 +15,7 @@ import json
 
 from dragonball.app.model import ServiceSpec, memory_bytes
 from dragonball.orchestrator import naming
+from dragonball.shared import node_labels
 
 STOP_GRACE_NS = 30 * 10**9     # the supervisor's stop scripts, then its leftovers
 #: The module's status action as the health check, every 5 s (the base image says 10 s):
@@ -27,9 +28,10 @@ PEERS_ENV = "DRAGONBALL_PEERS"
 
 
 def constraints(app: str, name: str, service: ServiceSpec) -> list[str]:
-    """`placement.servers` (any of them: a node label the orchestrator sets on each, since
-    Swarm ANDs constraints) and `placement.labels` (all of them)."""
-    found = []
+    """A server the portal enrolled (shared/node_labels.py), `placement.servers` (any of
+    them: a node label the orchestrator sets on each, since Swarm ANDs constraints) and
+    `placement.labels` (all of them)."""
+    found = [node_labels.ENROLLED_CONSTRAINT]
     if service.placement.servers:
         found.append(f"node.labels.{naming.placement_label(app, name)}==true")
     found += [f"node.labels.{key}=={value}"

@@ -40,7 +40,7 @@ from dragonball.portal.sessions import SCHEMA as _SESSIONS_SCHEMA, Session, Sess
 
 __all__ = ["ADMIN", "DEFAULT_CODE_TTL_S", "Code", "CodeRefused", "Device", "HostnameTaken",
            "Session", "Store", "StoreError", "code_hash"]
-from dragonball.shared import codes
+from dragonball.shared import codes, node_labels
 
 SCHEMA_VERSION = 1
 DB_NAME = "portal.db"
@@ -237,7 +237,8 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
                 db.execute("UPDATE devices SET address = ?, token_hash = ? WHERE id = ?",
                            (address, token_hash(token), device_id))
             labels = (json.loads(bound["labels"]) if bound else {}) | {  # a rejoin keeps its
-                "io.dragonball.device-id": str(device_id), "io.dragonball.role": "device"}
+                "io.dragonball.device-id": str(device_id), "io.dragonball.role": "device",
+                node_labels.ENROLLED: "true"}
             db.execute("UPDATE devices SET labels = ? WHERE id = ?",
                        (json.dumps(labels), device_id))
             self._event(db, "device.enrolled", "device", client,
@@ -297,7 +298,8 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
     def add_portal(self, hostname: str, address: str, node_id: str | None) -> Device:
         """Record the portal server itself (joined from the start); idempotent.
 
-        Its labels are ``io.dragonball.role=portal`` and its device ID, like a device's.
+        Its labels are ``io.dragonball.role=portal``, its device ID and
+        ``io.dragonball.enrolled=true`` (shared/node_labels.py), like a device's.
         """
         now = self.clock()
         with self.write() as db:
@@ -314,7 +316,8 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
                 device_id = row["id"]
                 db.execute("UPDATE devices SET hostname = ?, address = ?, node_id = ? "
                            "WHERE id = ?", (hostname, address, node_id, device_id))
-            labels = {"io.dragonball.device-id": str(device_id), "io.dragonball.role": "portal"}
+            labels = {"io.dragonball.device-id": str(device_id), "io.dragonball.role": "portal",
+                      node_labels.ENROLLED: "true"}
             db.execute("UPDATE devices SET labels = ? WHERE id = ?",
                        (json.dumps(labels), device_id))
         return self.device(device_id)

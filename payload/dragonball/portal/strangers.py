@@ -2,7 +2,8 @@
 
 A Swarm join token that leaked (an old device's logs, a copied answers file) lets any
 machine on the network join the Swarm directly. Such a node must never be promoted (see
-portal/swarm.py), labelled or given a task: the leading portal drains it within a round
+portal/swarm.py), labelled or given a task: it lacks the enrolled label every task's
+constraint asks for (shared/node_labels.py), the leading portal drains it within a round
 (WATCH_S), records `node.stranger` once, and the devices list, `dragonball status` and the
 Devices page show it with what to do (`dragonball devices remove NODE`).
 
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 from dragonball.errors import DragonBallError
 from dragonball.portal.swarm import Cluster, enrolled_nodes, strangers
+from dragonball.shared import node_labels
 
 WATCH_S = 5.0
 DRAIN = "drain"
@@ -43,9 +45,17 @@ class Watch:
         self.told: set[str] = set()
 
     def round(self) -> list[str]:
-        """Drain every stranger; the IDs of those drained now."""
+        """Drain every stranger (and take its enrolled label, should it have one); label
+        every enrolled node that lacks it (a cluster installed before the label); the IDs
+        of the strangers drained now."""
+        nodes, enrolled = self.cluster.nodes(), enrolled_nodes(self.devices())
+        for node in nodes:
+            if node.id in enrolled and node.labels.get(node_labels.ENROLLED) != "true":
+                self.cluster.update_node(node.id, labels={node_labels.ENROLLED: "true"})
         drained = []
-        for node in strangers(self.cluster.nodes(), enrolled_nodes(self.devices())):
+        for node in strangers(nodes, enrolled):
+            if node_labels.ENROLLED in node.labels:
+                self.cluster.update_node(node.id, labels={node_labels.ENROLLED: None})
             if node.id not in self.told:
                 self.told.add(node.id)
                 log.warning("node %s (%s, %s) is in the Swarm but no device the portal "
