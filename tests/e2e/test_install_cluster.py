@@ -23,6 +23,7 @@ import time
 
 import pexpect
 import pytest
+import requests
 
 from support import wait_for
 from tests.lab.install import ADMIN_PASSWORD, TARGET, LabCluster
@@ -200,6 +201,45 @@ def test_a_fourth_server_joins_through_the_wizard_on_a_terminal(cluster):
         return sorted(listing.stdout.split()[::2]) == ["s1", "s2", "s3", "s4"] and \
             listing.stdout.count("Ready") == 4
     wait_for(four_ready, 60, describe=lambda: cluster.docker("s1", "node", "ls").stdout)
+
+
+def portal_api(cluster, method: str, path: str) -> requests.Response:
+    return requests.request(method, f"https://{cluster.lab.ip('s1')}:8443{path}",
+                            auth=("admin", ADMIN_PASSWORD), verify=cluster.ca_file, timeout=60)
+
+
+def test_a_stranger_with_a_leaked_token_gets_nothing_and_is_removed(cluster, tmp_path):
+    """s4 leaves the Swarm and joins it again by hand with a worker token taken from a
+    manager (a leak): a node no device is. It runs no task (not even the agent, whose key
+    is a secret), the portal drains and lists it; removed, it is out of the Swarm, and
+    neither that token nor the one s2 was given at enrollment joins anything any more."""
+    manager = f"{cluster.lab.ip('s1')}:2377"
+    cluster.ca_file = str(tmp_path / "ca.crt")
+    (tmp_path / "ca.crt").write_text(cluster.lab.exec("s1", ["cat", "/etc/dragonball/ca.crt"],
+                                                      check=True).stdout)
+    leaked = cluster.docker("s1", "swarm", "join-token", "-q", "worker").stdout.strip()
+    given = json.loads(cluster.lab.exec("s2", ["cat", "/etc/dragonball/enrollment.json"],
+                                        check=True).stdout)["swarm"]["join_token"]
+    cluster.docker("s4", "swarm", "leave", "--force")
+    cluster.docker("s4", "swarm", "join", "--token", leaked, manager, timeout=120)
+    node_id = cluster.docker("s4", "info", "-f", "{{.Swarm.NodeID}}").stdout.strip()
+
+    def listed():
+        answer = portal_api(cluster, "GET", "/api/v1/devices")
+        assert answer.status_code == 200, answer.text
+        return [n for n in answer.json()["strangers"]
+                if n["node_id"] == node_id and n["availability"] == "drain"]
+    wait_for(listed, 60, describe=lambda: portal_api(cluster, "GET", "/api/v1/devices").text)
+    tasks = cluster.docker("s1", "node", "ps", node_id, "--format", "{{.Name}}").stdout
+    assert tasks.strip() == "", tasks
+    removed = portal_api(cluster, "POST", f"/api/v1/devices/{node_id}/remove")
+    assert removed.status_code == 200 and removed.json()["tokens_rotated"], removed.text
+    assert node_id not in cluster.docker("s1", "node", "ls", "-q").stdout
+    cluster.docker("s4", "swarm", "leave", "--force", check=False)
+    for token in (leaked, given):
+        again = cluster.docker("s4", "swarm", "join", "--token", token, manager,
+                               check=False, timeout=120)
+        assert again.returncode != 0 and "token" in again.stderr.lower(), again
 
 
 def test_reset_takes_a_device_out_of_the_cluster_and_its_files_away(cluster):

@@ -372,14 +372,19 @@ def test_the_watch_labels_enrolled_nodes_of_an_older_cluster_and_unlabels_strang
     assert cluster.nodes_by_id["forged"].labels == {}
 
 
-def test_a_device_drained_between_its_join_and_its_report_ends_active(client, store, cluster):
+def test_a_joining_device_is_left_alone_and_one_drained_meanwhile_ends_active(
+        client, store, cluster):
     device = _enroll(client, store.create_code()[0], "node-2", "10.0.0.2").json()
     cluster.add("node2id", "node-2")
-    watch = strangers.Watch(cluster, store.devices, lambda kind, detail: None)
-    assert watch.round() == ["node2id"]      # a stranger until it reports
+    now = [0.0]
+    patient = strangers.Watch(cluster, store.devices, lambda kind, detail: None,
+                              store.pending_joins, clock=lambda: now[0])
+    assert patient.round() == []              # node-2 has not reported yet: it may be it
+    now[0] = strangers.GRACE_S + 1
+    assert patient.round() == ["node2id"]     # too long: drained (no task ran meanwhile)
     _joined(client, device, "node2id")
     assert cluster.nodes_by_id["node2id"].availability == "active"
-    assert watch.round() == []
+    assert patient.round() == []
 
 
 def test_devices_needs_the_admin_password(client):

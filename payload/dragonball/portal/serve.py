@@ -166,7 +166,8 @@ def serve(settings: Settings, store: Store | None = None, app=None,
         threading.Thread(target=strangers.run_forever, name="strangers", daemon=True,
                          args=(lambda: strangers.Watch(
                              wiring.swarm(settings), store.devices,
-                             lambda kind, detail: store.record(kind, "portal", None, detail)),
+                             lambda kind, detail: store.record(kind, "portal", None, detail),
+                             store.pending_joins),
                              stop, leader.is_leader)).start()
     try:
         uvicorn.Server(config).run(sockets=[sock])

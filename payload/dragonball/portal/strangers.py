@@ -8,15 +8,19 @@ constraint asks for (shared/node_labels.py), the leading portal drains it within
 Devices page show it with what to do (`dragonball devices remove NODE`).
 
 A device that is joining is a stranger for the moment between its Swarm join and its
-`/joined` report: if it is drained in that moment, `/joined` (authenticated by the
-device's token) makes it active again, and a round that drained a node that became
-enrolled meanwhile makes it active again too, so either order ends with the device active.
+`/joined` report. While some enrolled device has not reported its join yet, a new
+stranger is left alone for GRACE_S (it runs no task meanwhile: it lacks the label); and
+should one be drained in that moment anyway, `/joined` (authenticated by the device's
+token) makes it active again, as does a round that drained a node that became enrolled
+meanwhile, so either order ends with the device active (a drained node is never
+promoted: promotions happen at the joins).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from dragonball.errors import DragonBallError
@@ -24,6 +28,7 @@ from dragonball.portal.swarm import Cluster, enrolled_nodes, strangers
 from dragonball.shared import node_labels
 
 WATCH_S = 5.0
+GRACE_S = 120.0
 DRAIN = "drain"
 
 log = logging.getLogger(__name__)
@@ -40,9 +45,19 @@ class Watch:
     """One round at a time: drain the strangers, tell once about each."""
 
     def __init__(self, cluster: Cluster, devices: Callable[[], list],
-                 record: Callable[[str, dict], None]) -> None:
+                 record: Callable[[str, dict], None],
+                 pending: Callable[[], list] = lambda: [],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`pending()`: the devices enrolled that have not reported their join yet."""
         self.cluster, self.devices, self.record = cluster, devices, record
+        self.pending, self.clock = pending, clock
         self.told: set[str] = set()
+        self.first_seen: dict[str, float] = {}
+
+    def _waits(self, node_id: str, joining: bool) -> bool:
+        """Whether a stranger is left alone this round: a device may be joining."""
+        first = self.first_seen.setdefault(node_id, self.clock())
+        return joining and self.clock() - first < GRACE_S
 
     def round(self) -> list[str]:
         """Drain every stranger (and take its enrolled label, should it have one); label
@@ -52,8 +67,10 @@ class Watch:
         for node in nodes:
             if node.id in enrolled and node.labels.get(node_labels.ENROLLED) != "true":
                 self.cluster.update_node(node.id, labels={node_labels.ENROLLED: "true"})
-        drained = []
+        drained, joining = [], bool(self.pending())
         for node in strangers(nodes, enrolled):
+            if self._waits(node.id, joining):
+                continue
             if node_labels.ENROLLED in node.labels:
                 self.cluster.update_node(node.id, labels={node_labels.ENROLLED: None})
             if node.id not in self.told:
