@@ -163,7 +163,14 @@ def test_install_again_on_a_joined_device_changes_nothing(cluster):
     after = cluster.snapshot("s2")
     changed = {k: (sorted(set(before[k]) - set(after[k])), sorted(set(after[k]) - set(before[k])))
                for k in before if before[k] != after[k]}
-    assert not changed, changed  # {what: (before only, after only)}
+    assert not changed, (changed, standby_story(cluster))  # {what: (before only, after only)}
+
+
+def standby_story(cluster) -> str:
+    """What tells why a device's files changed: the managers, the standby's log."""
+    return "\n".join([cluster.docker("s1", "node", "ls", check=False).stdout,
+                      cluster.lab.exec("s2", ["tail", "-40", "/var/log/dragonball/portal.log"]
+                                       ).stdout])
 
 
 # --- a fourth server, months later, through the wizard ----------------------------------------

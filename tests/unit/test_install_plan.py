@@ -45,7 +45,7 @@ def test_role_steps_come_after_the_firewall(server, tmp_path):
     ids = [s.id for s in plan.build_plan(ctx, roles.STEPS)]
     assert ids == ["os.kernel", "os.limits", "engine.use", "os.firewall", "images.load",
                    "join.ca",
-                   "join.enroll", "join.ssh_key", "join.registry", "agent.params",
+                   "join.enroll", "join.registry", "agent.params",
                    "join.swarm", "join.report", "portal.runtime", "portal.standby"]
 
 

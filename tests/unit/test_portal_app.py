@@ -168,14 +168,13 @@ def test_enroll_gives_what_the_contract_lists(client, store, ca, settings):
     answer = _enroll(client, code)
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert set(body) >= {"device_id", "device_token", "ca_pem", "swarm", "registry",
-                         "portal_ssh_pubkey", "labels"}
+    assert set(body) >= {"device_id", "device_token", "ca_pem", "swarm", "registry", "labels"}
+    assert "portal_ssh_pubkey" not in body   # no key of the portal in a device's root
     assert body["ca_pem"] == ca.cert_pem.decode()
     assert body["swarm"] == {"join_token": JOIN_TOKEN, "manager_address": "10.0.0.1:2377",
                              "role": "worker"}
     assert body["registry"] == {"address": "10.0.0.1:5000", "username": "dragonball",
                                 "password": REGISTRY_PASSWORD}
-    assert body["portal_ssh_pubkey"].startswith("ssh-ed25519 ")
     assert body["labels"] == {"io.dragonball.device-id": str(body["device_id"]),
                               "io.dragonball.role": "device", "io.dragonball.enrolled": "true"}
     assert store.device(body["device_id"]).state == "enrolled"

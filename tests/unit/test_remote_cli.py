@@ -257,6 +257,31 @@ def test_params_get_and_set_typed_by_the_portals_types(home, monkeypatch, capsys
     assert main(["params", "set", "web"]) == 2
 
 
+def test_a_secret_parameter_from_stdin_or_a_file_never_on_the_command_line(
+        home, tmp_path, monkeypatch, capsys):
+    app = apps_app()
+    _logged_in(home, app, monkeypatch)
+    _stdin(monkeypatch, "s3cret=with=equals\n")
+    assert main(["params", "set", "web", "workers=2", "--stdin", "password"]) == 0
+    assert app.state.params_sent[-1]["set"] == {"password": "s3cret=with=equals", "workers": 2}
+    assert "note:" not in capsys.readouterr().err
+    secret = tmp_path / "title.txt"
+    secret.write_text("from a file\n")
+    assert main(["params", "set", "web", "--from-file", f"title={secret}"]) == 0
+    assert app.state.params_sent[-1]["set"] == {"title": "from a file"}
+    assert main(["params", "set", "web", "password=typed"]) == 0
+    assert "password is a secret given on the command line" in capsys.readouterr().err
+    sent = len(app.state.params_sent)
+    assert main(["params", "set", "web", "--from-file", "title=/no/such", "--json"]) == 2
+    assert "cannot read /no/such" in _out(capsys)["error"]
+    assert main(["params", "set", "web", "--from-file", "title", "--json"]) == 2
+    assert "give KEY=FILE" in _out(capsys)["error"]
+    _stdin(monkeypatch, "x" * (2 << 20))
+    assert main(["params", "set", "web", "--stdin", "title", "--json"]) == 2
+    assert "over 1048576 bytes" in _out(capsys)["error"]
+    assert len(app.state.params_sent) == sent
+
+
 def test_plan_and_apply_send_the_spec_text(home, tmp_path, monkeypatch, capsys):
     adapter = _logged_in(home, apps_app(), monkeypatch)
     spec = tmp_path / "notes.app.yaml"

@@ -8,7 +8,8 @@ output, `--json` documents and exit statuses are the same on both paths.
     dragonball services [--app APP] [--json]
     dragonball notifications [--app APP] [--limit N] [--json]
     dragonball params get NAME [--app APP] [--json]
-    dragonball params set NAME KEY=VALUE... [--unset KEY] [--app APP] [--json]
+    dragonball params set NAME KEY=VALUE... [--stdin KEY] [--from-file KEY=FILE] [--unset KEY]
+                      [--app APP] [--json]
     dragonball logs NAME [--app APP] [--tail N] [--json]
 
 Each also takes `--remote` and `--config FILE` (which path: app_access.use_remote).
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 
 from rich.markup import escape
@@ -90,6 +92,11 @@ def _register_params(commands) -> None:
     put.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     put.add_argument("--unset", action="append", default=[], metavar="KEY",
                      help="back to the spec's default")
+    put.add_argument("--stdin", metavar="KEY", dest="stdin_key",
+                     help="the value of KEY from standard input (a secret: never in the "
+                          "process list or the shell's history)")
+    put.add_argument("--from-file", action="append", default=[], metavar="KEY=FILE",
+                     help="the value of KEY from FILE (its text, one final newline dropped)")
     _options(put)
     put.set_defaults(handler=params_set_command)
 
@@ -221,20 +228,59 @@ def params_get_command(args) -> int:
 def params_set_command(args) -> int:
     """KEY=VALUE texts typed by the service's own parameter types (params.assignments, the
     one parser), then set; exit 1 when a task refused them."""
-    if not args.assignments and not args.unset:
-        raise params_mod.ParamsInvalid("nothing to set", "give KEY=VALUE, or --unset KEY")
+    texts = args.assignments + read_values(args)
+    if not texts and not args.unset:
+        raise params_mod.ParamsInvalid("nothing to set", "give KEY=VALUE, --stdin KEY, "
+                                       "--from-file KEY=FILE, or --unset KEY")
     with open_apps(args) as apps:
         app = _app(args, apps)
         known = apps.params(app, args.name)["parameters"]
-        values = params_mod.assignments(args.name, args.assignments,
+        values = params_mod.assignments(args.name, texts,
                                         {key: item.get("type") for key, item in known.items()})
         answer = apps.set_params(app, args.name, values, args.unset)
+    exposed = sorted({t.partition("=")[0].strip() for t in args.assignments}
+                     & {k for k, item in known.items() if item.get("secret")})
+    if exposed:
+        sys.stderr.write(f"note: {', '.join(exposed)} "
+                         f"{'is a secret' if len(exposed) == 1 else 'are secrets'} given on "
+                         "the command line, which every user of this server could read while "
+                         "it ran: next time use --stdin KEY (or --from-file KEY=FILE)\n")
     tasks = answer.get("tasks", [])
     if args.json:
         _print_json({"ok": answer["ok"], "app": app, "service": args.name, "tasks": tasks})
     else:
         render.print_task_results(app, args.name, tasks, console)
     return ExitStatus.OK if answer["ok"] else ExitStatus.FAILED
+
+
+VALUE_LIMIT = 1 << 20   # a parameter's text read from stdin or a file
+
+
+def read_values(args, stdin=None) -> list[str]:
+    """KEY=VALUE texts of --stdin KEY and --from-file KEY=FILE (one final newline dropped;
+    at most VALUE_LIMIT bytes each)."""
+    found = []
+    if args.stdin_key:
+        text = (stdin or sys.stdin).read(VALUE_LIMIT + 1)
+        found.append((args.stdin_key, text, "standard input"))
+    for item in args.from_file:
+        key, sep, path = item.partition("=")
+        if not sep or not key.strip() or not path:
+            raise params_mod.ParamsInvalid(f"--from-file {item!r}: give KEY=FILE",
+                                           "e.g. --from-file password=/root/db.secret")
+        try:
+            with open(path, encoding="utf-8") as f:
+                found.append((key, f.read(VALUE_LIMIT + 1), path))
+        except (OSError, UnicodeDecodeError) as e:
+            raise params_mod.ParamsInvalid(f"--from-file {key}: cannot read {path}: "
+                                           f"{getattr(e, 'strerror', None) or e}",
+                                           "give a readable UTF-8 text file") from None
+    for key, text, where in found:
+        if len(text) > VALUE_LIMIT:
+            raise params_mod.ParamsInvalid(f"{key}: the value from {where} is over "
+                                           f"{VALUE_LIMIT} bytes", "a parameter is a short text")
+    return [f"{key.strip()}={text.removesuffix(chr(10)).removesuffix(chr(13))}"
+            for key, text, _ in found]
 
 
 def logs_command(args) -> int:

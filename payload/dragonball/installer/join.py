@@ -8,7 +8,6 @@ each idempotent, each noting what it changes for `reset` before changing it:
 
     join.ca        the pinned CA in /etc/dragonball/ca.crt
     join.enroll    the portal's answer in /etc/dragonball/enrollment.json (0600)
-    join.ssh_key   the portal's ssh public key in root's authorized_keys
     join.registry  /etc/docker/certs.d/<registry>/ca.crt, docker login --password-stdin;
                    a registry that does not answer (its server, s1, is down) is a warning, not
                    a failure: tasks start from the images images.load loaded (pinned by ID)
@@ -20,6 +19,10 @@ each idempotent, each noting what it changes for `reset` before changing it:
 Every manager serves the portal: the answer `portal` may name them all ("a:8443,b:8443",
 what `dragonball enroll` prints); the calls to them, tried in order, and the checks before
 any change are in `join_portals`. enrollment.json records every portal.
+
+No ssh key of the portal goes into root's authorized_keys any more (nothing used it, and a
+manager reaches every server through Swarm already): a device installed by an earlier
+release keeps the line its journal recorded until `reset` takes it away.
 
 The HTTP side is `enrollment_api`; programs run through the install's `Host` (argv
 lists, the frozen runtime's LD_LIBRARY_PATH undone), the Swarm join through its engine API
@@ -33,7 +36,6 @@ import logging
 import time
 
 from dragonball.errors import InstallerError
-from dragonball.installer import plan
 from dragonball.installer.apply import write_file
 from dragonball.installer.enrollment_api import (Enrollment, JoinError, PortalApi,
                                                  ca_fingerprint, enrollment_json)
@@ -88,8 +90,6 @@ class DeviceJoin:
         return [Step("join.ca", "trust the cluster CA (pinned by its fingerprint)",
                      self.trust_ca),
                 Step("join.enroll", "enroll this server on the portal", self.enroll),
-                Step("join.ssh_key", "the portal's ssh key in root's authorized_keys",
-                     self.ssh_key),
                 Step("join.registry", "trust the portal's registry and log in to it",
                      self.registry)]
 
@@ -140,12 +140,6 @@ class DeviceJoin:
         write_file(self.host, undo, ENROLLMENT_PATH,
                    enrollment_json(self.enrollment(), portal_list(self.answers.portal)), 0o600)
         return undo.entries()
-
-    def ssh_key(self) -> dict:
-        key = self.enrollment().portal_ssh_pubkey
-        if not key:
-            return {}
-        return plan.authorized_key_step(self.ctx, key, "join.ssh_key").action()
 
     def registry(self) -> dict:
         """Trust the registry and log in. A registry that does not answer (its server is

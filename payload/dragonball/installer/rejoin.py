@@ -68,7 +68,6 @@ def rejoin(portal: str, code: str, fingerprint: str, address: str | None = None,
     host.remove(ENROLLMENT_PATH)  # the old answer's token is dead: enroll with the new code
     join.enroll()
     left = leave_dead_swarm(host, ctx.progress)
-    join.ssh_key()
     join.registry()
     join.swarm()
     join.report()

@@ -163,7 +163,6 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
         ca_pem = f.read().decode()
     registry_user, registry_password = settings_mod.read_registry_credentials(
         settings.registry_credentials)
-    ssh_pubkey = _read_optional(settings.ssh_pubkey)
     enroll_limit = Limiter(store, ENROLL_REFUSED)
     login_limit = Limiter(store, LOGIN_REFUSED)
     managers_lock = threading.Lock()  # two joins at once must not both promote
@@ -255,7 +254,6 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
                       "role": "worker"},
             "registry": {"address": settings.registry, "username": registry_user,
                          "password": registry_password},
-            "portal_ssh_pubkey": ssh_pubkey,
             "labels": device.labels,
             "cluster_name": settings.cluster_name,
             "portals": portals_mod.known_portals(cluster, settings),
@@ -340,13 +338,3 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
-
-def _read_optional(path: str | None) -> str | None:
-    if not path:
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip() or None
-    except OSError:
-        log.warning("no ssh public key at %s: devices get none", path)
-        return None

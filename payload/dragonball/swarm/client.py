@@ -169,8 +169,9 @@ class Swarm:
     def update_node(self, node_id: str, labels: dict | None = None,
                     promote: bool = False, availability: str | None = None) -> bool:
         """Set node labels (None removes one), with `promote` make it a manager, with
-        `availability` drain it or make it active; whether anything changed. A version race or a promotion raft has not caught up
-        with is tried again for up to UPDATE_PATIENCE_S."""
+        `availability` drain it or make it active; whether anything changed. A version
+        race or a promotion raft has not caught up with is tried again for up to
+        UPDATE_PATIENCE_S."""
         deadline = self._clock() + UPDATE_PATIENCE_S
         while True:
             try:
