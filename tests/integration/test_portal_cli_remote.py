@@ -78,7 +78,7 @@ def test_login_status_devices_enroll_logout(portal, cli):
     assert answer["devices"] == {"total": 2, "by_state": {"enrolled": 1, "joined": 1}}
     status, answer = cli("enroll", "--remote", "--ttl", "1h", "--json")
     assert status == 0, answer
-    assert answer["portal_url"] == url and answer["code"] in answer["command_line"]
+    assert answer["portal_url"] == url and answer["code"] == answer["answers"]["enrollment_code"]
     assert answer["ca_fingerprint"] == "SHA256:" + pki.fingerprint(
         open(settings.ca_cert, "rb").read())
 

@@ -44,7 +44,8 @@ def answers(data_dir, password=PASSWORD):
 def install_args(**kw) -> argparse.Namespace:
     return argparse.Namespace(**{"answers": None, "yes": True, "data_dir": None,
                                  "engine_tar": None, "base_only": False, "role": None, "address": None,
-                                 "portal": None, "code": None, "ca_fingerprint": None, **kw})
+                                 "portal": None, "code": None, "code_file": None,
+                                 "ca_fingerprint": None, **kw})
 
 
 def a_journal(data_dir, digest="d", finished=False) -> Journal:

@@ -44,8 +44,8 @@ def test_join_instructions_are_the_contracts_command(config):
     _, settings, ca = config
     info = join_instructions(settings, "7K3M-Q9XD-2HBW-P4T3", 1_800_000_000, "SHA256:ab")
     assert info["command"] == ["sudo", "./DragonBall-1.2.3.bin", "install", "--role", "device",
-                               "--portal", "10.0.0.5", "--code", "7K3M-Q9XD-2HBW-P4T3",
-                               "--ca-fingerprint", "SHA256:ab"]
+                               "--portal", "10.0.0.5", "--ca-fingerprint", "SHA256:ab"]
+    assert "7K3M-Q9XD-2HBW-P4T3" not in info["command_line"]   # asked, never in ps
     assert shlex.split(info["command_line"]) == info["command"]
     assert info["answers"] == {"role": "device", "portal": "10.0.0.5",
                                "enrollment_code": "7K3M-Q9XD-2HBW-P4T3",
@@ -76,7 +76,8 @@ def test_enroll_prints_the_command_for_people(config, capsys):
     assert main(["enroll", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert "Enrollment code:" in out and "valid 24 h" in out
-    assert "sudo ./DragonBall-1.2.3.bin install --role device --portal 10.0.0.5 --code " in out
+    assert "sudo ./DragonBall-1.2.3.bin install --role device --portal 10.0.0.5 " \
+        "--ca-fingerprint " in out and "(it asks the code)" in out
     assert "enrollment_code: " in out
 
 

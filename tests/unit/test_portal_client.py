@@ -93,7 +93,7 @@ def test_codes_give_the_join_command_and_a_bad_ttl_is_invalid(portal_app, store)
         info = client.new_code("1h")
         assert info["command"][:5] == ["sudo", "./DragonBall-0.1.0.bin", "install", "--role",
                                        "device"]
-        assert info["code"] in info["command"] and info["answers"]["enrollment_code"] == \
+        assert info["code"] not in info["command"] and info["answers"]["enrollment_code"] == \
             info["code"]
         with pytest.raises(pc.PortalInvalid) as e:
             client.new_code("1y")

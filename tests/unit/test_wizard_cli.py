@@ -74,3 +74,21 @@ def test_answer_options_carry_what_collect_reads():
         "role": "device", "portal": "p", "enrollment_code": "C", "ca_fingerprint": "F",
         "address": "A", "data_dir": "/d"}
     assert command_line_answers(parser.parse_args([])) == {}
+
+
+def test_the_code_from_a_file_never_on_the_command_line(tmp_path):
+    from dragonball.wizard.collect import command_line_answers
+    from dragonball.wizard.errors import UsageError
+    parser = argparse.ArgumentParser()
+    options.add_answer_options(parser)
+    saved = tmp_path / "code"
+    saved.write_text("\n  7K3M-Q9XD-2HBW-P4T3  \n")
+    args = parser.parse_args(["--role", "device", "--code-file", str(saved)])
+    assert command_line_answers(args) == {"role": "device",
+                                          "enrollment_code": "7K3M-Q9XD-2HBW-P4T3"}
+    for path, said in ((tmp_path / "none", "cannot read"), (tmp_path, "cannot read")):
+        with pytest.raises(UsageError, match=said):
+            command_line_answers(parser.parse_args(["--code-file", str(path)]))
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(UsageError, match="holds no code"):
+        command_line_answers(parser.parse_args(["--code-file", str(tmp_path / "empty")]))

@@ -35,8 +35,10 @@ def join_instructions(settings: settings_mod.Settings, code: str, expires: float
     new server tries them in order, so a join does not depend on one of them. None: this
     portal alone."""
     portal = ",".join(portals or [settings.portal_argument])
+    # no --code: a command line is read by every user of the server while it runs (ps);
+    # the installer asks the code (or takes --code-file FILE, or an answers file)
     argv = ["sudo", f"./{settings.bin_name}", "install", "--role", "device",
-            "--portal", portal, "--code", code, "--ca-fingerprint", fingerprint]
+            "--portal", portal, "--ca-fingerprint", fingerprint]
     answers = {"role": "device", "portal": portal,
                "enrollment_code": code, "ca_fingerprint": fingerprint}
     return {"code": code, "expires": expires,
@@ -52,7 +54,7 @@ def print_instructions(out, info: dict, ttl_s: float) -> None:
     out.print(f"Enrollment code: [bold]{info['code']}[/bold]  (one-time, valid "
               f"{_human(ttl_s)}, until {expires})")
     out.print(f"CA fingerprint:  {info['ca_fingerprint']}")
-    out.print("On the new server, as root, in the folder holding the .bin:")
+    out.print("On the new server, as root, in the folder holding the .bin (it asks the code):")
     out.print(f"  {escape(info['command_line'])}", soft_wrap=True)
     out.print("or put these answers in a file for 'install --answers FILE':")
     for key, value in info["answers"].items():

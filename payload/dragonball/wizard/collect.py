@@ -1,7 +1,8 @@
 """`collect_answers`: the installer's one call to get valid, confirmed answers.
 
     from an answers file, unattended   --answers FILE --yes
-    from the command line, unattended  --role device --portal P --code C --ca-fingerprint F --yes
+    from the command line, unattended  --role device --portal P --code-file F
+                                       --ca-fingerprint F --yes
     from either, confirmed             (without --yes; needs a terminal)
     asked, then confirmed              (nothing)
 
@@ -44,13 +45,34 @@ class Options:
     portal: str | None = None
     ca_fingerprint: str | None = None
     code: str | None = None
+    code_file: str | None = None
     data_dir: str | None = None
 
 
 def command_line_answers(options) -> dict:
-    """{answer: text} of the answers given as options (absent ones left out)."""
+    """{answer: text} of the answers given as options (absent ones left out); the code
+    read from --code-file FILE when given."""
     found = {field: getattr(options, option, None) for option, field in COMMAND_LINE.items()}
+    path = getattr(options, "code_file", None)
+    if path:
+        found["enrollment_code"] = read_code_file(path)
     return {field: str(value) for field, value in found.items() if value is not None}
+
+
+def read_code_file(path: str) -> str:
+    """The enrollment code a file holds (its first line); UsageError saying why not."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(4096)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--code-file: cannot read {path}: "
+                         f"{getattr(e, 'strerror', None) or e}",
+                         "give the file the code was saved in (the code alone)") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise UsageError(f"--code-file: {path} holds no code",
+                         "put the code 'dragonball enroll' printed in it")
+    return lines[0]
 
 
 def collect_answers(options, facts: Facts, io: Io | None = None,

@@ -20,7 +20,11 @@ def add_answer_options(parser: argparse.ArgumentParser, data_dir: bool = True) -
                             "are tried in order")
     group.add_argument("--ca-fingerprint", metavar="SHA256:HEX",
                        help="device: the portal CA's fingerprint 'dragonball enroll' printed")
-    group.add_argument("--code", metavar="CODE", help="device: the enrollment code")
+    group.add_argument("--code", metavar="CODE",
+                       help="device: the enrollment code (every user of the server sees a "
+                            "command line: better asked, or --code-file)")
+    group.add_argument("--code-file", metavar="FILE",
+                       help="device: a file holding the enrollment code")
     if data_dir:
         group.add_argument("--data-dir", metavar="DIR",
                            help="where DragonBall keeps its data (default /var/lib/dragonball)")
