@@ -182,8 +182,15 @@ class LabCluster:
     def settled_snapshot(self, server: str, within: float = 90, pause: float = 5) -> dict:
         """`snapshot` once two in a row, `pause` apart, agree: the services a join started
         (the portal's standby, its etcd member) may still write their files for a while
-        on a loaded machine, and that is not what an install again would change."""
-        before, deadline = self.snapshot(server), time.monotonic() + within
+        on a loaded machine, and that is not what an install again would change. A
+        manager's standby (it looks every 10 s) has written its portal's settings first."""
+        deadline = time.monotonic() + within
+        manager = self.docker(server, "info", "-f", "{{.Swarm.ControlAvailable}}",
+                              check=False).stdout.strip() == "true"
+        while manager and time.monotonic() < deadline and not self.lab.exec(
+                server, ["test", "-e", "/etc/dragonball/portal/portal.yaml"]).ok:
+            time.sleep(2)
+        before = self.snapshot(server)
         while time.monotonic() < deadline:
             time.sleep(pause)
             now = self.snapshot(server)
