@@ -175,8 +175,29 @@ def standby_story(cluster) -> str:
 
 # --- a fourth server, months later, through the wizard ----------------------------------------
 
+PS_LOG = "/tmp/every-command-line.log"
+
+
+def watch_command_lines(lab, server: str) -> None:
+    """Every process's command line on `server`, sampled every 50 ms into PS_LOG, until
+    `stop_watching` (what any user of the server could read with ps)."""
+    loop = (f"while [ ! -e {PS_LOG}.stop ]; do cat /proc/[0-9]*/cmdline 2>/dev/null; "
+            "echo; sleep 0.05; done")
+    lab.exec(server, ["sh", "-c", f"rm -f {PS_LOG}.stop; nohup sh -c '{loop}' "
+                                  f">{PS_LOG} 2>/dev/null &"], check=True)
+
+
+def seen_in_command_lines(lab, server: str, secrets: list[str]) -> list[str]:
+    lab.exec(server, ["touch", f"{PS_LOG}.stop"], check=True)
+    time.sleep(0.5)
+    assert lab.exec(server, ["grep", "-c", "-a", "-F", "install", PS_LOG]).ok  # it sampled
+    return [s[:6] + "..." for s in secrets
+            if lab.exec(server, ["grep", "-q", "-a", "-F", s, PS_LOG]).returncode == 0]
+
+
 def test_a_fourth_server_joins_through_the_wizard_on_a_terminal(cluster):
     code = cluster.codes["s4"]
+    watch_command_lines(cluster.lab, "s4")
     argv = cluster.lab.exec_argv("s4", cluster.install_argv(), tty=True, env={
         "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"})
     child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", timeout=60,
@@ -202,6 +223,11 @@ def test_a_fourth_server_joins_through_the_wizard_on_a_terminal(cluster):
     finally:
         child.close(force=True)
     assert child.exitstatus == 0, child.before
+    kept = json.loads(cluster.lab.exec("s4", ["cat", "/etc/dragonball/enrollment.json"],
+                                       check=True).stdout)
+    secrets = [code["code"], kept["swarm"]["join_token"], kept["registry"]["password"],
+               kept["device_token"]]
+    assert seen_in_command_lines(cluster.lab, "s4", secrets) == []   # no secret in ps
 
     def four_ready():
         listing = cluster.docker("s1", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
