@@ -137,8 +137,9 @@ def secrets(folder: pathlib.Path) -> str:
     pki.write_pem_files(server, folder / "tls" / "server.crt", folder / "tls" / "server.key")
     pki.write_private(folder / "tls" / "ca.crt", ca.cert_pem, 0o644)
     password = pki.new_secret()
-    pki.write_private(folder / "tls" / "htpasswd",
-                      (pki.htpasswd_line(USER, password) + "\n").encode())
+    for name in ("htpasswd", "push.htpasswd"):  # this account reads and writes
+        pki.write_private(folder / "tls" / name,
+                          (pki.htpasswd_line(USER, password) + "\n").encode())
     certs = pathlib.Path("/etc/docker/certs.d") / REGISTRY
     certs.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(folder / "tls" / "ca.crt", certs / "ca.crt")

@@ -43,7 +43,8 @@ def write_portal(folder: pathlib.Path, password: str, hostname: str, cluster_nam
     pki.write_pem_files(ca, folder / "ca.crt", folder / "ca.key")
     pki.write_pem_files(server, folder / "server.crt", folder / "server.key")
     pki.write_private(folder / "registry.json", json.dumps(
-        {"username": "dragonball", "password": pki.new_secret()}).encode())
+        {"username": "dragonball", "password": pki.new_secret(),
+         "pull": {"username": "pull", "password": pki.new_secret()}}).encode())
     settings = settings_mod.Settings(
         address="127.0.0.1", port=free_port(), hostname=hostname, cluster_name=cluster_name,
         data_dir=str(folder / "data"), tls_cert=str(folder / "server.crt"),

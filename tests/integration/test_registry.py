@@ -1,7 +1,8 @@
 """The registry image and the archive push, for real: TLS from our CA, htpasswd, this engine.
 
 One registry container (dragonball/registry, built by builder.platform_images) with a
-certificate for 127.0.0.1 and an htpasswd file mounted, published on 127.0.0.1 only. An
+certificate for 127.0.0.1 and htpasswd files mounted (the portal's account, which alone may
+write, and a pull-only account as every server has), published on 127.0.0.1 only. An
 archive of two small module images (sharing the base layers) is written by the builder's
 own exporter, pushed with dragonball.registry, checked through the API, and pulled back by
 this engine. Everything created is labelled and removed; certs.d and the login are undone.
@@ -33,6 +34,7 @@ from support import LABELS, ROOT, RUN_ID, build_module_image, wait_for, write_mo
 
 DOCKER = "/usr/bin/docker"
 USER = "dragonball"
+PULLER = "pull"
 HEALTHY_WITHIN = 60
 REPOSITORIES = (f"dbtest-{RUN_ID}/alpha", f"dbtest-{RUN_ID}/beta")
 
@@ -54,9 +56,14 @@ def secrets(tmp_path_factory) -> pathlib.Path:
     server = pki.issue_server_cert(ca, "registry", ips=["127.0.0.1"], dns_names=["localhost"])
     pki.write_pem_files(server, folder / "tls" / "server.crt", folder / "tls" / "server.key")
     pki.write_private(folder / "tls" / "ca.crt", ca.cert_pem, 0o644)
-    password = pki.new_secret()
-    pki.write_private(folder / "tls" / "htpasswd", (pki.htpasswd_line(USER, password) + "\n").encode())
+    password, pull_password = pki.new_secret(), pki.new_secret()
+    pki.write_private(folder / "tls" / "htpasswd", (pki.htpasswd_line(USER, password) + "\n" +
+                                                    pki.htpasswd_line(PULLER, pull_password)
+                                                    + "\n").encode())
+    pki.write_private(folder / "tls" / "push.htpasswd",
+                      (pki.htpasswd_line(USER, password) + "\n").encode())
     pki.write_private(folder / "password", password.encode())
+    pki.write_private(folder / "pull-password", pull_password.encode())
     return folder
 
 
@@ -178,13 +185,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def engine_trusts_registry(registry, secrets):
-    """certs.d/<host:port>/ca.crt and a `docker login`; both undone afterwards."""
+    """certs.d/<host:port>/ca.crt and a `docker login` with the pull account, as every
+    server has; both undone afterwards."""
     certs = pathlib.Path("/etc/docker/certs.d") / registry
     certs.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(secrets / "tls" / "ca.crt", certs / "ca.crt")
     try:
-        login = subprocess.run([DOCKER, "login", registry, "--username", USER, "--password-stdin"],
-                               input=(secrets / "password").read_text(), capture_output=True,
+        login = subprocess.run([DOCKER, "login", registry, "--username", PULLER,
+                                "--password-stdin"],
+                               input=(secrets / "pull-password").read_text(), capture_output=True,
                                text=True, timeout=60)
         assert login.returncode == 0, login.stderr
         yield registry
@@ -203,6 +212,64 @@ def test_the_engine_pulls_the_pushed_image_with_the_same_id(first_push, archive,
         assert docker_client.images.get(name).id == image.config["digest"]
     finally:
         subprocess.run([DOCKER, "rmi", "--force", name], capture_output=True, timeout=60)
+
+
+# --- least privilege: every server pulls, only the portal writes (docs/security.md) ---------
+
+@pytest.fixture
+def puller(registry, secrets):
+    with RegistryClient(registry, secrets / "tls" / "ca.crt", PULLER,
+                        (secrets / "pull-password").read_text()) as c:
+        yield c
+
+
+def test_the_pull_account_reads_manifests_blobs_and_the_catalog(first_push, archive, puller):
+    image = archive.images[0]
+    assert puller.get_manifest(image.repository, image.tag)[1] == image.manifest["digest"]
+    assert puller.blob_exists(image.repository, image.config["digest"])
+    assert set(REPOSITORIES) <= set(puller.catalog())
+
+
+def test_the_pull_account_can_neither_push_nor_overwrite_nor_delete(first_push, archive, puller,
+                                                                      client, registry, secrets):
+    """The attack of issue 13: a device's root, with the login every device has, tries to
+    plant an image; every writing method is refused and the manifest stays the portal's."""
+    image = archive.images[0]
+    before = client.get_manifest(image.repository, image.tag)
+    with pytest.raises(RegistryError):
+        puller.start_upload(f"dbtest-{RUN_ID}/planted")
+    with pytest.raises(RegistryError):  # a tag moved onto another manifest
+        puller.put_manifest(image.repository, image.tag,
+                            archive.blob_bytes(archive.images[1].manifest["digest"]))
+    import requests
+    auth = (PULLER, (secrets / "pull-password").read_text())
+    ca = str(secrets / "tls" / "ca.crt")
+    for method in ("DELETE", "PATCH", "POST", "PUT"):
+        answer = requests.request(
+            method, f"https://{registry}/v2/{image.repository}/manifests/{before[1]}",
+            auth=auth, verify=ca, timeout=30)
+        assert answer.status_code in (401, 403), (method, answer.status_code)
+    assert client.get_manifest(image.repository, image.tag) == before
+    assert f"dbtest-{RUN_ID}/planted" not in client.catalog()
+
+
+def test_the_engine_cannot_push_with_the_pull_account(first_push, archive, docker_client,
+                                                      engine_trusts_registry):
+    image = archive.images[0]
+    source = f"{engine_trusts_registry}/{image.repository}:{image.tag}"
+    planted = f"{engine_trusts_registry}/dbtest-{RUN_ID}/planted:1"
+    assert subprocess.run([DOCKER, "pull", source], capture_output=True,
+                          timeout=300).returncode == 0
+    try:
+        subprocess.run([DOCKER, "tag", source, planted], check=True, timeout=60)
+        pushed = subprocess.run([DOCKER, "push", planted], capture_output=True, text=True,
+                                timeout=300)
+        assert pushed.returncode != 0
+        assert "unauthorized" in (pushed.stdout + pushed.stderr).lower() or \
+            "denied" in (pushed.stdout + pushed.stderr).lower(), pushed.stdout + pushed.stderr
+    finally:
+        subprocess.run([DOCKER, "rmi", "--force", source, planted], capture_output=True,
+                       timeout=60)
 
 
 def test_docker_load_takes_archive_images_streamed_with_their_ids(archive, docker_client):
@@ -226,6 +293,8 @@ def test_config_change_restarts_with_a_rotated_password(first_push, registry, se
     container = docker_client.containers.get(f"dbtest-registry-{RUN_ID}")
     new_password = pki.new_secret()
     pki.write_private(secrets / "tls" / "htpasswd",
+                      (pki.htpasswd_line(USER, new_password) + "\n").encode())
+    pki.write_private(secrets / "tls" / "push.htpasswd",
                       (pki.htpasswd_line(USER, new_password) + "\n").encode())
     done = subprocess.run([DOCKER, "exec", "-i", container.id, "/opt/dragon_ball/bin/run.sh",
                            "config_change", "-"], input='{"log_level": "warn"}',

@@ -127,9 +127,10 @@ class PlayedServer:
             return (0, json.dumps(found), "") if found else (1, "", "No such")
         if args[0] == "run":
             labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
-            image = next(a for a in args if a in self.images)
+            ids = set(self.images.values())  # an image by its ID, as the registry's
+            image = next(a for a in args if a in self.images or a in ids)
             self.containers[args[args.index("--name") + 1]] = {
-                "Image": self.images[image], "Config": {"Labels": labels},
+                "Image": self.images.get(image, image), "Config": {"Labels": labels},
                 "State": {"Running": True}, "Args": args[args.index(image) + 1:]}
             return 0, "c0ffee\n", ""
         if args[0] == "rm":

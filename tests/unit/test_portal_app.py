@@ -21,7 +21,8 @@ from dragonball.swarm import Node, SwarmError
 
 ADMIN_PASSWORD = "Very-Long-Passphrase-42"
 JOIN_TOKEN = "SWMTKN-1-" + "a" * 50 + "-" + "b" * 25
-REGISTRY_PASSWORD = pki.new_secret()
+REGISTRY_PASSWORD = pki.new_secret()       # the pull account's, which devices get
+PORTAL_REGISTRY_PASSWORD = pki.new_secret()  # the portal's own (push, delete): never sent
 
 
 class Clock:
@@ -108,7 +109,8 @@ def settings(tmp_path, ca):
     etc = tmp_path / "etc"
     pki.write_private(etc / "ca.crt", ca.cert_pem, 0o644)
     pki.write_private(etc / "registry.json", json.dumps(
-        {"username": "dragonball", "password": REGISTRY_PASSWORD}).encode())
+        {"username": "dragonball", "password": PORTAL_REGISTRY_PASSWORD,
+         "pull": {"username": "pull", "password": REGISTRY_PASSWORD}}).encode())
     (etc / "id_ed25519.pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx dragonball-portal\n")
     return settings_mod.Settings(
         address="10.0.0.1", tls_cert=str(etc / "server.crt"), tls_key=str(etc / "server.key"),
@@ -172,8 +174,10 @@ def test_enroll_gives_what_the_contract_lists(client, store, ca, settings):
     assert body["ca_pem"] == ca.cert_pem.decode()
     assert body["swarm"] == {"join_token": JOIN_TOKEN, "manager_address": "10.0.0.1:2377",
                              "role": "worker"}
-    assert body["registry"] == {"address": "10.0.0.1:5000", "username": "dragonball",
+    # the pull account: a device's root can pull, never push or delete
+    assert body["registry"] == {"address": "10.0.0.1:5000", "username": "pull",
                                 "password": REGISTRY_PASSWORD}
+    assert PORTAL_REGISTRY_PASSWORD not in answer.text
     assert body["labels"] == {"io.dragonball.device-id": str(body["device_id"]),
                               "io.dragonball.role": "device", "io.dragonball.enrolled": "true"}
     assert store.device(body["device_id"]).state == "enrolled"

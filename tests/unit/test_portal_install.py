@@ -36,7 +36,8 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     # the PKI: keys 0600, certs for the address, 127.0.0.1 and the hostname
     etc = root / "etc/dragonball"
     for key in ("ca/ca.key", "portal/server.key", "registry/server.key", "portal/ssh/id_ed25519",
-                "portal/registry.json", "registry/htpasswd", "portal/portal.yaml"):
+                "portal/registry.json", "registry/htpasswd", "registry/push.htpasswd",
+                "portal/portal.yaml"):
         assert stat.S_IMODE((etc / key).stat().st_mode) == 0o600, key
     ca_pem = (etc / "ca/ca.crt").read_bytes()
     assert (etc / "ca.crt").read_bytes() == ca_pem == (etc / "registry/ca.crt").read_bytes()
@@ -47,15 +48,22 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
                                           ["s1", "localhost"])
     assert (etc / "portal/ssh/id_ed25519.pub").read_text().startswith("ssh-ed25519 ")
 
-    # the registry: credentials, htpasswd that checks, the container, trust, login
+    # the registry: two accounts (the portal's writes, the pull one reads), htpasswd files
+    # that check, the container, trust, the engine's login with the pull account
     credentials = json.loads((etc / "portal/registry.json").read_text())
+    pull = credentials["pull"]
     assert credentials["username"] == "dragonball" and len(credentials["password"]) == 43
-    user, hashed = (etc / "registry/htpasswd").read_text().strip().split(":", 1)
-    assert bcrypt.checkpw(credentials["password"].encode(), hashed.encode())
-    assert hashed.startswith("$2b$05$")
-    assert credentials["password"] in ctx.secrets.known
+    assert pull["username"] == "pull" and len(pull["password"]) == 43
+    readers = dict(l.split(":", 1) for l in (etc / "registry/htpasswd").read_text().split())
+    writers = dict(l.split(":", 1) for l in (etc / "registry/push.htpasswd").read_text().split())
+    assert set(readers) == {"dragonball", "pull"} and set(writers) == {"dragonball"}
+    assert bcrypt.checkpw(credentials["password"].encode(), readers["dragonball"].encode())
+    assert bcrypt.checkpw(credentials["password"].encode(), writers["dragonball"].encode())
+    assert bcrypt.checkpw(pull["password"].encode(), readers["pull"].encode())
+    assert readers["dragonball"].startswith("$2b$05$")
+    assert {credentials["password"], pull["password"]} <= ctx.secrets.known
     run, etcd_run = played.docker_calls("run")
-    assert run[-1] == "dragonball/registry:9.9.9"
+    assert run[-1].startswith("sha256:")  # by the ID the load checked, not a tag
     assert ["--network", "host"] == run[run.index("--network"):run.index("--network") + 2]
     assert "/etc/dragonball/registry:/etc/dragonball/registry:ro" in run
     assert "/var/lib/dragonball/registry:/opt/dragon_ball/service/registry/storage" in run
@@ -64,7 +72,7 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     assert stat.S_IMODE((root / "var/lib/dragonball/registry").stat().st_mode) == 0o711
     assert played.network["registry"] == [("10.0.0.1:5000", "dragonball", credentials["password"])]
     assert (root / "etc/docker/certs.d/10.0.0.1:5000/ca.crt").read_bytes() == ca_pem
-    assert played.stdin["login 10.0.0.1:5000"] == credentials["password"].encode()
+    assert played.stdin["login 10.0.0.1:5000"] == pull["password"].encode()
     assert played.network == {**played.network, "loads": 1, "pushes": 1}
 
     # etcd: a cluster of one, client and peer TLS from the controllers' CA, no secret in argv

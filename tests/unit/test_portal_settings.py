@@ -49,3 +49,20 @@ def test_not_yaml_and_missing_file(tmp_path):
         settings_mod.parse("a: [")
     with pytest.raises(SettingsError, match="cannot read"):
         settings_mod.load(str(tmp_path / "nope.yaml"))
+
+
+def test_the_registry_accounts_the_portal_keeps(tmp_path):
+    """The portal's own account (push, delete) and the pull one every server gets; a file of
+    before the pull account (one account) gives that one for both."""
+    both = tmp_path / "registry.json"
+    both.write_text('{"username": "dragonball", "password": "w",'
+                    ' "pull": {"username": "pull", "password": "r"}}')
+    assert settings_mod.read_registry_credentials(str(both)) == ("dragonball", "w")
+    assert settings_mod.read_registry_credentials(str(both), "pull") == ("pull", "r")
+    older = tmp_path / "older.json"
+    older.write_text('{"username": "dragonball", "password": "w"}')
+    assert settings_mod.read_registry_credentials(str(older), "pull") == ("dragonball", "w")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"username": "dragonball", "password": "w", "pull": "r"}')
+    with pytest.raises(SettingsError, match="cannot read the registry credentials"):
+        settings_mod.read_registry_credentials(str(broken), "pull")

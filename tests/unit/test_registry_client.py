@@ -174,3 +174,12 @@ def test_registry_error_codes_are_shown(registry, tls):
     with RegistryClient(registry, tls / "ca.crt", USER, PASSWORD) as client:
         with pytest.raises(RegistryError, match="HTTP 400.*MANIFEST_INVALID: manifest invalid"):
             client.put_manifest("n/web", "1", b"{}")
+
+
+def test_servers_are_given_the_pull_account_never_the_clients_own():
+    client = RegistryClient("10.0.0.1:5000", "/ca.crt", "dragonball", "w",
+                            pull=("pull", "r"))
+    assert client.pull_auth() == {"username": "pull", "password": "r",
+                                  "serveraddress": "10.0.0.1:5000"}
+    alone = RegistryClient("10.0.0.1:5000", "/ca.crt", "dragonball", "w")
+    assert alone.pull_auth()["username"] == "dragonball"  # a tool with one account

@@ -60,12 +60,35 @@ def test_config_is_yaml_distribution_reads(ctl, defaults):
     params = {**defaults, "port": 5443, "realm": 'odd "realm"', "delete_enabled": False}
     text = ctl.render_config(params, ctl.run_paths("/run/r"), "/data/registry", "s3cret")
     config = yaml.safe_load(text)
-    assert config["http"]["addr"] == ":5443"
-    assert config["http"]["secret"] == "s3cret"
-    assert config["http"]["tls"] == {"certificate": "/run/r/tls.crt", "key": "/run/r/tls.key"}
+    assert config["http"] == {"net": "unix", "addr": "/run/r/registry.sock",
+                              "relativeurls": True, "secret": "s3cret",
+                              "headers": {"X-Content-Type-Options": ["nosniff"]}}
     assert config["auth"]["htpasswd"] == {"realm": 'odd "realm"', "path": "/run/r/htpasswd"}
     assert config["storage"]["filesystem"]["rootdirectory"] == "/data/registry"
     assert config["storage"]["delete"]["enabled"] is False
+
+
+def test_nginx_takes_tls_and_lets_only_the_writers_file_write(ctl, defaults):
+    text = ctl.render_nginx({**defaults, "port": 5443}, ctl.run_paths("/run/r"), "docker-registry")
+    assert "user docker-registry;" in text
+    assert "listen 5443 ssl;" in text
+    assert 'ssl_certificate "/run/r/tls.crt";' in text
+    assert 'upstream distribution { server "unix:/run/r/registry.sock"; }' in text
+    location = text[text.index("location /v2/ {"):]
+    readers = location.index('auth_basic_user_file "/run/r/htpasswd";')
+    guarded = location.index("limit_except GET {")
+    writers = location.index('auth_basic_user_file "/run/r/push.htpasswd";')
+    assert readers < guarded < writers < location.index("}")
+    assert "client_max_body_size 0;" in text and "proxy_request_buffering off;" in text
+
+
+def test_nginx_runs_as_is_when_not_root(ctl, defaults):
+    assert "user " not in ctl.render_nginx(defaults, ctl.run_paths("/run/r"), None)
+
+
+def test_the_writers_file_is_required(ctl, defaults):
+    found = ctl.problems({**defaults, "push_htpasswd": ""})
+    assert any(p.startswith("push_htpasswd") for p in found)
 
 
 def test_repositories_are_counted_at_any_depth(ctl, tmp_path):

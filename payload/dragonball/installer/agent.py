@@ -203,7 +203,7 @@ def start_service(ctx) -> dict:
         ctx.progress.update(f"docker secret create {name}")
         host.run(["docker", "secret", "create", "--label", f"{LABEL}=agent", name, "-"],
                  stdin=contents[kind], timeout=60)
-    _, password = portal_cluster.read_credentials(host) or ("", "")
+    _, password = portal_cluster.read_pull_credentials(host) or ("", "")
     wanted = config_hash(ref, secrets, password)
     current = portal_cluster.docker_json(host, ["docker", "service", "inspect", SERVICE])
     labels = ((current or [{}])[0].get("Spec") or {}).get("Labels") or {}
@@ -260,7 +260,7 @@ def roll_secrets(host) -> None:
             host.run(["docker", "secret", "create", "--label", f"{LABEL}=agent", name, "-"],
                      stdin=contents[kind], timeout=60)
     image = spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
-    _, password = portal_cluster.read_credentials(host) or ("", "")
+    _, password = portal_cluster.read_pull_credentials(host) or ("", "")
     host.run(secret_update_argv(service_secrets(spec), wanted,
                                 config_hash(image, wanted, password)), timeout=600,
              hint=f"see 'docker service ps --no-trunc {SERVICE}'")

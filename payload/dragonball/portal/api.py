@@ -162,9 +162,10 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     with open(settings.ca_cert, "rb") as f:
         ca_pem = f.read().decode()
     registry_user, registry_password = settings_mod.read_registry_credentials(
-        settings.registry_credentials)
+        settings.registry_credentials, "pull")
     enroll_limit = Limiter(store, ENROLL_REFUSED)
     login_limit = Limiter(store, LOGIN_REFUSED)
+    # devices get the pull account: only the portal's own may push or delete
     managers_lock = threading.Lock()  # two joins at once must not both promote
     # a token read by an enroll comes after the rotation, or its device counts as pending
     tokens_lock = threading.Lock()

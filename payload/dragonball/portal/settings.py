@@ -128,13 +128,17 @@ def load(path: str = CONFIG_FILE) -> Settings:
     return parse(text, path)
 
 
-def read_registry_credentials(path: str) -> tuple[str, str]:
-    """(username, password) from the 0600 JSON file the installer wrote."""
+def read_registry_credentials(path: str, account: str = "push") -> tuple[str, str]:
+    """(username, password) from the 0600 JSON file the installer wrote: the portal's own
+    account ("push": it alone may push and delete), or the one every server pulls with
+    ("pull"; a file of before the pull account holds one account, used for both)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
+        if account == "pull":
+            data = data.get("pull") or data
         return str(data["username"]), str(data["password"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise SettingsError(f"cannot read the registry credentials {path}",
                             "run the install again on the portal: it writes them") from e
 

@@ -18,8 +18,9 @@ from dragonball.swarm import Swarm
 
 def swarm(settings: Settings) -> Swarm:
     """The portal's one Swarm adapter: its engine's socket, logged in to its registry (in
-    memory, when a service is first created or updated)."""
-    username, password = read_registry_credentials(settings.registry_credentials)
+    memory, when a service is first created or updated) with the pull account: that is what
+    the services carry to every server."""
+    username, password = read_registry_credentials(settings.registry_credentials, "pull")
     return Swarm(settings.docker_socket, (settings.registry, username, password))
 
 
@@ -28,7 +29,9 @@ def control(settings: Settings, store: Store | None = None, progress=None,
     """The portal's own Control: its Swarm adapter (`engine`, else a new one), store,
     agents and registry."""
     username, password = read_registry_credentials(settings.registry_credentials)
-    registry = RegistryClient(settings.registry, settings.ca_cert, username, password)
+    registry = RegistryClient(settings.registry, settings.ca_cert, username, password,
+                              pull=read_registry_credentials(settings.registry_credentials,
+                                                             "pull"))
     app_store = AppStore(store or open_store(settings))
     return Control(engine or swarm(settings), app_store, AgentClient(), registry,
                    settings.registry, progress=progress, wait_s=wait_s)

@@ -44,8 +44,9 @@ class RegistryClient:
     """A few registry API v2 calls for one registry, one user, one CA."""
 
     def __init__(self, host: str, ca_file: str, username: str, password: str,
-                 pool_size: int = 8) -> None:
+                 pool_size: int = 8, pull: tuple[str, str] | None = None) -> None:
         self.host = host
+        self._pull = pull  # what servers pull with (pull_auth), when not this client's own
         self.ca_file = str(ca_file)
         self.username = username
         self._base = f"https://{host}"
@@ -62,8 +63,9 @@ class RegistryClient:
         self._session.close()
 
     def pull_auth(self) -> dict:
-        """The credential an engine pulls from this registry with (X-Registry-Auth)."""
-        username, password = self._session.auth
+        """The credential an engine pulls from this registry with (X-Registry-Auth): the
+        pull account when given, so an agent never receives the portal's own."""
+        username, password = self._pull or self._session.auth
         return {"username": username, "password": password, "serveraddress": self.host}
 
     def __enter__(self) -> "RegistryClient":

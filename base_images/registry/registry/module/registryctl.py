@@ -3,17 +3,25 @@
 
     python3 module/registryctl.py render    validate the parameters, copy the TLS material and
                                             htpasswd for the service user, write config.yml
-    python3 module/registryctl.py launch    start `docker-registry serve` in the background and
-                                            wait until /v2/ answers over TLS
+    python3 module/registryctl.py launch    start `docker-registry serve` (on a unix socket) and
+                                            nginx in front of it (TLS, method rules) in the
+                                            background; wait until /v2/ answers over TLS
     python3 module/registryctl.py status    HTTPS GET /v2/ on this host: 200 or 401 is healthy
     python3 module/registryctl.py info      version, port, repository count
     python3 module/registryctl.py stop      SIGTERM, then wait for the process to end
     python3 module/registryctl.py restart   stop, then launch (config_change: 2.8 cannot reload)
 
-The TLS certificate, its key, the CA and the htpasswd file come in through a mounted folder
+The TLS certificate, its key, the CA and the htpasswd files come in through a mounted folder
 (`secrets_dir`, default /etc/dragonball/registry): nothing secret is in the image. They are
 copied into RUN_DIR, readable only by the user the registry runs as, so the mount may stay
 read-only and root-only. Stdlib only: this runs on the base image's python3.
+
+Who may write (least privilege, docs/security.md): every account of `htpasswd` may read
+(GET, HEAD: pull, list); only the accounts of `push_htpasswd` may write (POST, PUT, PATCH,
+DELETE: push, delete). distribution's htpasswd auth has no such rule, so nginx (from the
+base image) terminates TLS on the port and checks the accounts, with `limit_except GET`
+naming the writers' file; distribution itself listens only on a unix socket in RUN_DIR
+(0700, its own user's) and checks the full htpasswd again.
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ RUN_DIR = os.environ.get("REGISTRY_RUN_DIR", "/run/dragonball-registry")
 PID_FILE = os.path.join(RUN_DIR, "registry.pid")
 SERVICE_USER = "docker-registry"
 LOG_LEVELS = ("error", "warn", "info", "debug")
-FILE_KEYS = ("tls_cert", "tls_key", "ca", "htpasswd")
+FILE_KEYS = ("tls_cert", "tls_key", "ca", "htpasswd", "push_htpasswd")
+NGINX_BIN = "/usr/sbin/nginx"
 READY_WITHIN_S = 60
 STOP_WITHIN_S = 7  # inside the default stop grace of 10 s, less the supervisor's 2 s
 
@@ -75,7 +84,12 @@ def source_paths(p: dict) -> dict:
 def run_paths(run_dir: str = RUN_DIR) -> dict:
     """Where the registry reads its private copies."""
     return {"tls_cert": os.path.join(run_dir, "tls.crt"), "tls_key": os.path.join(run_dir, "tls.key"),
-            "ca": os.path.join(run_dir, "ca.crt"), "htpasswd": os.path.join(run_dir, "htpasswd")}
+            "ca": os.path.join(run_dir, "ca.crt"), "htpasswd": os.path.join(run_dir, "htpasswd"),
+            "push_htpasswd": os.path.join(run_dir, "push.htpasswd"),
+            "socket": os.path.join(run_dir, "registry.sock"),
+            "nginx_conf": os.path.join(run_dir, "nginx.conf"),
+            "nginx_pid": os.path.join(run_dir, "nginx.pid"),
+            "nginx_temp": os.path.join(run_dir, "nginx-temp")}
 
 
 def render_config(p: dict, files: dict, storage_root: str, upload_secret: str) -> str:
@@ -104,15 +118,77 @@ def render_config(p: dict, files: dict, storage_root: str, upload_secret: str) -
         f"    realm: {q(p['realm'])}",
         f"    path: {q(files['htpasswd'])}",
         "http:",
-        f"  addr: {q(':' + str(p['port']))}",
+        "  net: unix",  # nginx is the only way in (render_nginx): TLS and who may write
+        f"  addr: {q(files['socket'])}",
+        "  relativeurls: true",  # upload Locations through the proxy, whatever its name
         f"  secret: {q(upload_secret)}",
-        "  tls:",
-        f"    certificate: {q(files['tls_cert'])}",
-        f"    key: {q(files['tls_key'])}",
         "  headers:",
         "    X-Content-Type-Options: [nosniff]",
         "health:",
         "  storagedriver: {enabled: true, interval: 10s, threshold: 3}",
+        "",
+    ])
+
+
+def render_nginx(p: dict, files: dict, user: str | None) -> str:
+    """nginx.conf: TLS on the port, every account may read, only push_htpasswd's may write.
+
+    `limit_except GET` (GET takes HEAD with it) holds the rules for every other method:
+    there the writers' file replaces the readers' one. nginx reads both files per request,
+    so a rotated password is in force without a restart. `user`: the workers' user (the
+    registry's, who owns RUN_DIR and the socket), None when not started as root.
+    """
+    q = json.dumps
+    realm = q(p["realm"])
+    temp = files["nginx_temp"]
+    return "\n".join([
+        "# Rendered by registry/module/registryctl.py at every start and config_change.",
+        *([f"user {user};"] if user else []),
+        "worker_processes 2;",
+        "daemon off;",
+        f"pid {q(files['nginx_pid'])};",
+        "error_log stderr warn;",
+        "events { worker_connections 1024; }",
+        "http {",
+        "  access_log off;",
+        "  server_tokens off;",
+        f"  client_body_temp_path {q(temp + '/body')};",
+        f"  proxy_temp_path {q(temp + '/proxy')};",
+        f"  fastcgi_temp_path {q(temp + '/fastcgi')};",
+        f"  uwsgi_temp_path {q(temp + '/uwsgi')};",
+        f"  scgi_temp_path {q(temp + '/scgi')};",
+        "  map $upstream_http_docker_distribution_api_version $distribution_api {",
+        "    '' 'registry/2.0';",
+        "  }",
+        f"  upstream distribution {{ server {q('unix:' + files['socket'])}; }}",
+        "  server {",
+        f"    listen {p['port']} ssl;",
+        f"    ssl_certificate {q(files['tls_cert'])};",
+        f"    ssl_certificate_key {q(files['tls_key'])};",
+        "    ssl_protocols TLSv1.2 TLSv1.3;",
+        "    client_max_body_size 0;",  # layers of any size; the registry's own limits hold
+        "    chunked_transfer_encoding on;",
+        "    add_header Docker-Distribution-Api-Version $distribution_api always;",
+        "    location /v2/ {",
+        f"      auth_basic {realm};",
+        f"      auth_basic_user_file {q(files['htpasswd'])};",
+        "      limit_except GET {",
+        f"        auth_basic {realm};",
+        f"        auth_basic_user_file {q(files['push_htpasswd'])};",
+        "      }",
+        "      proxy_pass http://distribution;",
+        "      proxy_http_version 1.1;",
+        "      proxy_set_header Host $http_host;",
+        "      proxy_set_header X-Forwarded-Proto https;",
+        "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "      proxy_request_buffering off;",
+        "      proxy_buffering off;",
+        "      proxy_read_timeout 900s;",
+        "      proxy_send_timeout 900s;",
+        "    }",
+        "    location / { return 404; }",
+        "  }",
+        "}",
         "",
     ])
 
@@ -172,6 +248,15 @@ def write_config(text: str, owner) -> None:
     os.replace(tmp, CONFIG)
 
 
+def write_private_text(path: str, text: str) -> None:
+    """A root-only file (nginx's master reads it as root), replaced atomically."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".write.")
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def copy_private(source: str, dest: str, owner) -> None:
     """Copy `source` to `dest` atomically, mode 0600 (0644 for certificates), owned by `owner`."""
     mode = 0o644 if dest.endswith(".crt") else 0o600
@@ -212,8 +297,13 @@ def render() -> int:
     for key in FILE_KEYS:
         copy_private(sources[key], files[key], owner)
     write_config(render_config(p, files, root, http_secret(os.path.dirname(root))), owner)
-    say(f"rendered {CONFIG} (port {p['port']}, TLS and htpasswd from {p['secrets_dir']}, "
-        f"storage {root}, delete {'enabled' if p['delete_enabled'] else 'disabled'})")
+    os.makedirs(files["nginx_temp"], mode=0o700, exist_ok=True)
+    if owner:
+        os.chown(files["nginx_temp"], *owner)
+    write_private_text(files["nginx_conf"], render_nginx(p, files, SERVICE_USER if owner else None))
+    say(f"rendered {CONFIG} and nginx.conf (port {p['port']}, TLS and htpasswd from "
+        f"{p['secrets_dir']}, writers from {p['push_htpasswd']}, storage {root}, "
+        f"delete {'enabled' if p['delete_enabled'] else 'disabled'})")
     return 0
 
 
@@ -233,6 +323,20 @@ def probe(host: str, port: int, cafile: str, timeout: float = 5.0) -> tuple:
         return None, str(e) or type(e).__name__
 
 
+def probe_socket(path: str, timeout: float = 5.0) -> tuple:
+    """(HTTP status of GET /v2/ on distribution's own unix socket, detail)."""
+    import socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            sock.sendall(b"GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            head = sock.recv(64).split(b"\r\n", 1)[0].split()
+        return (int(head[1]), "") if len(head) >= 2 and head[1].isdigit() else (None, "no HTTP")
+    except OSError as e:
+        return None, f"{path}: {e.strerror or e}"
+
+
 def healthy(status) -> bool:
     return status in (200, 401)
 
@@ -246,40 +350,69 @@ def server_pid():
     return daemon.read_pid(PID_FILE)
 
 
+def nginx_pid():
+    return daemon.read_pid(run_paths()["nginx_pid"])
+
+
 def container_log():
     """The registry's output: the container log, else log/registry.log (module.daemon)."""
     return daemon.container_log("registry.log")
 
 
+def wait_ready(name: str, proc, check, deadline: float) -> tuple[bool, str]:
+    """Until `check()` answers healthy, `proc` ends, or the deadline: (ready, detail)."""
+    detail = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False, (f"{name} exited with status {proc.returncode} during start; "
+                           "its own messages are in the container log")
+        status, detail = check()
+        if healthy(status):
+            return True, f"{status}"
+        time.sleep(0.3)
+    return False, f"{name} did not answer /v2/ within {READY_WITHIN_S} s: {detail}"
+
+
 def launch() -> int:
     p = params.load()
     owner = service_user()
+    files = run_paths()
     argv = [REGISTRY_BIN, "serve", CONFIG]
     if owner:
         argv = ["setpriv", f"--reuid={owner[0]}", f"--regid={owner[1]}", "--init-groups", *argv]
+    deadline = time.monotonic() + READY_WITHIN_S
     with container_log() as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     with open(PID_FILE, "w", encoding="ascii") as f:
         f.write(f"{proc.pid}\n")
-    say(f"docker-registry starting (pid {proc.pid}, port {p['port']})")
-    deadline, detail = time.monotonic() + READY_WITHIN_S, ""
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            say(f"docker-registry exited with status {proc.returncode} during start; "
-                "its own messages are in the container log")
-            return 1
-        status, detail = probe(p["check_host"], p["port"], run_paths()["ca"], timeout=2)
-        if healthy(status):
-            say(f"ready: GET /v2/ answers {status} over TLS on port {p['port']}")
-            return 0
-        time.sleep(0.3)
-    say(f"docker-registry did not answer /v2/ within {READY_WITHIN_S} s: {detail}")
-    return 1
+    say(f"docker-registry starting (pid {proc.pid}, socket {files['socket']})")
+    ready, detail = wait_ready("docker-registry", proc, lambda: probe_socket(files["socket"], 2),
+                              deadline)
+    if not ready:
+        say(detail)
+        return 1
+    with container_log() as out:
+        front = subprocess.Popen([NGINX_BIN, "-c", files["nginx_conf"]], stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=out)
+    say(f"nginx starting (pid {front.pid}, port {p['port']}: TLS, readers and writers)")
+    ready, detail = wait_ready("nginx", front,
+                               lambda: probe(p["check_host"], p["port"], files["ca"], timeout=2),
+                               deadline)
+    if not ready:
+        say(detail)
+        return 1
+    say(f"ready: GET /v2/ answers {detail} over TLS on port {p['port']}")
+    return 0
 
 
 def status() -> int:
     p = params.load()
-    state, detail = probe(p["check_host"], p["port"], run_paths()["ca"])
+    files = run_paths()
+    state, detail = probe_socket(files["socket"])
+    if not healthy(state):
+        say(f"unhealthy: docker-registry on {files['socket']}: {detail or f'HTTP {state}'}")
+        return 1
+    state, detail = probe(p["check_host"], p["port"], files["ca"])
     if healthy(state):
         print(f"GET https://{p['check_host']}:{p['port']}/v2/ -> {state}")
         return 0
@@ -299,7 +432,8 @@ def version() -> str:
 def info() -> int:
     p = params.load()
     root = storage_root()
-    print(f"registry: docker-registry {version()}, port {p['port']}, TLS, htpasswd auth, "
+    print(f"registry: docker-registry {version()} behind nginx, port {p['port']}, TLS, "
+          "htpasswd auth (writers: push_htpasswd), "
           f"delete {'enabled' if p['delete_enabled'] else 'disabled'}")
     print(f"repositories: {repository_count(root)}")
     print(f"storage: {root}")
@@ -307,16 +441,19 @@ def info() -> int:
 
 
 def stop(kill: bool = False) -> int:
-    pid = server_pid()
-    outcome = daemon.terminate(pid, b"docker-registry", STOP_WITHIN_S, kill)
-    if outcome == "not running":
-        say("docker-registry is not running")
-        return 0
-    if outcome == "still running":
-        say(f"docker-registry (pid {pid}) still running {STOP_WITHIN_S} s after SIGTERM")
-        return 1
-    say(f"docker-registry (pid {pid}) stopped")
-    return 0
+    """nginx first (no new requests), then the registry; 1 if either is still running."""
+    code = 0
+    for name, pid, marker in (("nginx", nginx_pid(), b"nginx"),
+                              ("docker-registry", server_pid(), b"docker-registry")):
+        outcome = daemon.terminate(pid, marker, STOP_WITHIN_S / 2, kill)
+        if outcome == "not running":
+            say(f"{name} is not running")
+        elif outcome == "still running":
+            say(f"{name} (pid {pid}) still running {STOP_WITHIN_S / 2:.1f} s after SIGTERM")
+            code = 1
+        else:
+            say(f"{name} (pid {pid}) stopped")
+    return code
 
 
 def main(argv: list[str]) -> int:

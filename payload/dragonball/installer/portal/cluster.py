@@ -25,7 +25,7 @@ from dragonball.shared.addresses import host_port
 from dragonball.installer.apply import missing_dirs, write_file
 from dragonball.installer.portal.layout import (
     CA_CERT, CA_KEY, ETC, PORTAL_CERT, PORTAL_KEY, REGISTRY_CREDENTIALS, REGISTRY_DIR,
-    REGISTRY_USER, RENEW_BEFORE, SHARED_CA, SSH_KEY, certificate_names, hostname_of)
+    REGISTRY_PULL_USER, REGISTRY_USER, RENEW_BEFORE, SHARED_CA, SSH_KEY, certificate_names, hostname_of)
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ def make_pki(ctx) -> dict:
 # --- portal.registry_auth ---------------------------------------------------------------------
 
 def read_credentials(host) -> tuple[str, str] | None:
+    """The portal's own registry account (push and delete): managers only."""
     text = host.read_text(REGISTRY_CREDENTIALS)
     try:
         data = json.loads(text or "")
@@ -206,22 +207,47 @@ def read_credentials(host) -> tuple[str, str] | None:
         return None
 
 
+def read_pull_credentials(host) -> tuple[str, str] | None:
+    """The account every server pulls with (docker login, services, agents); a
+    registry.json of before the pull account (one account) gives that one."""
+    text = host.read_text(REGISTRY_CREDENTIALS)
+    try:
+        data = json.loads(text or "")
+        pull = data.get("pull") or data
+        return str(pull["username"]), str(pull["password"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _valid(htpasswd: str, user: str, password: str) -> bool:
+    line = next((l for l in htpasswd.splitlines() if l.startswith(f"{user}:")), "")
+    return bool(line) and bcrypt.checkpw(password.encode(), line.split(":", 1)[1].encode())
+
+
 def registry_auth(ctx) -> dict:
+    """Two accounts (docs/security.md, "The registry"): the portal's, which alone may
+    push and delete (push.htpasswd), and the pull account every server gets. Kept when
+    both are there and match the htpasswd files; made again otherwise (a registry.json
+    of one account, from before, gets the pull account this way)."""
     host, undo = ctx.host, ctx.undo("portal.registry_auth")
-    existing = read_credentials(host)
+    push, pull = read_credentials(host), read_pull_credentials(host)
     htpasswd = host.read_text(f"{REGISTRY_DIR}/htpasswd") or ""
-    if existing:
-        user, password = existing
-        line = next((l for l in htpasswd.splitlines() if l.startswith(f"{user}:")), "")
-        if line and bcrypt.checkpw(password.encode(), line.split(":", 1)[1].encode()):
-            if ctx.secrets is not None:
-                ctx.secrets.add(password)
-            return undo.entries()
-    password = pki.new_secret()
+    writers = host.read_text(f"{REGISTRY_DIR}/push.htpasswd") or ""
+    if push and pull and pull[0] == REGISTRY_PULL_USER and _valid(htpasswd, *push) \
+            and _valid(writers, *push) and _valid(htpasswd, *pull) \
+            and not _valid(writers, *pull):
+        if ctx.secrets is not None:
+            ctx.secrets.add(push[1], pull[1])
+        return undo.entries()
+    password, pull_password = pki.new_secret(), pki.new_secret()
     if ctx.secrets is not None:
-        ctx.secrets.add(password)
-    write_private(ctx, undo, REGISTRY_CREDENTIALS,
-                  json.dumps({"username": REGISTRY_USER, "password": password}) + "\n")
+        ctx.secrets.add(password, pull_password)
+    write_private(ctx, undo, REGISTRY_CREDENTIALS, json.dumps({
+        "username": REGISTRY_USER, "password": password,
+        "pull": {"username": REGISTRY_PULL_USER, "password": pull_password}}) + "\n")
     write_private(ctx, undo, f"{REGISTRY_DIR}/htpasswd",
+                  pki.htpasswd_line(REGISTRY_USER, password) + "\n"
+                  + pki.htpasswd_line(REGISTRY_PULL_USER, pull_password) + "\n")
+    write_private(ctx, undo, f"{REGISTRY_DIR}/push.htpasswd",
                   pki.htpasswd_line(REGISTRY_USER, password) + "\n")
     return undo.entries()

@@ -15,11 +15,12 @@ import time
 
 from dragonball.errors import InstallerError
 from dragonball.installer.apply import missing_dirs, write_file
-from dragonball.installer.portal.cluster import docker_json, read_credentials
+from dragonball.installer.portal.cluster import (docker_json, read_credentials,
+                                                 read_pull_credentials)
 from dragonball.installer.portal.layout import (
     CA_CERT, CONFIG_LABEL, LOAD_TIMEOUT_S, REGISTRY_CONTAINER, REGISTRY_LOG_DIR,
-    REGISTRY_REPOSITORY, REGISTRY_USER, WAIT_S, registry_address, registry_config_hash,
-    registry_run_argv, registry_storage)
+    REGISTRY_PULL_USER, REGISTRY_REPOSITORY, REGISTRY_USER, WAIT_S, registry_address,
+    registry_config_hash, registry_run_argv, registry_storage)
 from dragonball.release.sections import BinError
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,8 @@ def start_registry(ctx) -> dict:
         if current:
             host.run(["docker", "rm", "--force", REGISTRY_CONTAINER], timeout=120)
         ctx.progress.update(f"docker run {REGISTRY_CONTAINER}")
-        host.run(registry_run_argv(image.ref, ctx.data_dir, wanted), timeout=120)
+        # by its image ID (what the .bin said and the load checked), never a tag a push could move
+        host.run(registry_run_argv(image.config["digest"], ctx.data_dir, wanted), timeout=120)
     user, password = read_credentials(host) or (None, None)
     ctx.progress.update(f"waiting for the registry on {registry_address(ctx.answers.address)}")
     wait_registry(host, registry_address(ctx.answers.address), user, password)
@@ -147,7 +149,9 @@ def trust_registry(ctx) -> dict:
     address = registry_address(ctx.answers.address)
     ca_pem = host.read_text(CA_CERT)
     write_file(host, undo, f"/etc/docker/certs.d/{address}/ca.crt", ca_pem, 0o644)
-    user, password = read_credentials(host) or (REGISTRY_USER, "")
+    # the pull account: the engine's login here is what services created from this
+    # server carry to every other one (--with-registry-auth)
+    user, password = read_pull_credentials(host) or (REGISTRY_PULL_USER, "")
     undo.note("login", {"kind": "portal_login", "registry": address})
     host.run(["docker", "login", address, "--username", user, "--password-stdin"],
              stdin=password.encode(), timeout=60,
