@@ -49,7 +49,7 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     assert (etc / "portal/ssh/id_ed25519.pub").read_text().startswith("ssh-ed25519 ")
 
     # the registry: two accounts (the portal's writes, the pull one reads), htpasswd files
-    # that check, the container, trust, the engine's login with the pull account
+    # that check, the container, trust, the engine's login (the portal's own account)
     credentials = json.loads((etc / "portal/registry.json").read_text())
     pull = credentials["pull"]
     assert credentials["username"] == "dragonball" and len(credentials["password"]) == 43
@@ -72,7 +72,7 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     assert stat.S_IMODE((root / "var/lib/dragonball/registry").stat().st_mode) == 0o711
     assert played.network["registry"] == [("10.0.0.1:5000", "dragonball", credentials["password"])]
     assert (root / "etc/docker/certs.d/10.0.0.1:5000/ca.crt").read_bytes() == ca_pem
-    assert played.stdin["login 10.0.0.1:5000"] == pull["password"].encode()
+    assert played.stdin["login 10.0.0.1:5000"] == credentials["password"].encode()
     assert played.network == {**played.network, "loads": 1, "pushes": 1}
 
     # etcd: a cluster of one, client and peer TLS from the controllers' CA, no secret in argv

@@ -32,7 +32,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -83,7 +82,8 @@ def source_paths(p: dict) -> dict:
 
 def run_paths(run_dir: str = RUN_DIR) -> dict:
     """Where the registry reads its private copies."""
-    return {"tls_cert": os.path.join(run_dir, "tls.crt"), "tls_key": os.path.join(run_dir, "tls.key"),
+    return {"tls_cert": os.path.join(run_dir, "tls.crt"),
+            "tls_key": os.path.join(run_dir, "tls.key"),
             "ca": os.path.join(run_dir, "ca.crt"), "htpasswd": os.path.join(run_dir, "htpasswd"),
             "push_htpasswd": os.path.join(run_dir, "push.htpasswd"),
             "socket": os.path.join(run_dir, "registry.sock"),

@@ -25,7 +25,8 @@ from dragonball.shared.addresses import host_port
 from dragonball.installer.apply import missing_dirs, write_file
 from dragonball.installer.portal.layout import (
     CA_CERT, CA_KEY, ETC, PORTAL_CERT, PORTAL_KEY, REGISTRY_CREDENTIALS, REGISTRY_DIR,
-    REGISTRY_PULL_USER, REGISTRY_USER, RENEW_BEFORE, SHARED_CA, SSH_KEY, certificate_names, hostname_of)
+    REGISTRY_PULL_USER, REGISTRY_USER, RENEW_BEFORE, SHARED_CA, SSH_KEY, certificate_names,
+    hostname_of)
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,10 @@ import time
 
 from dragonball.errors import InstallerError
 from dragonball.installer.apply import missing_dirs, write_file
-from dragonball.installer.portal.cluster import (docker_json, read_credentials,
-                                                 read_pull_credentials)
+from dragonball.installer.portal.cluster import docker_json, read_credentials
 from dragonball.installer.portal.layout import (
     CA_CERT, CONFIG_LABEL, LOAD_TIMEOUT_S, REGISTRY_CONTAINER, REGISTRY_LOG_DIR,
-    REGISTRY_PULL_USER, REGISTRY_REPOSITORY, REGISTRY_USER, WAIT_S, registry_address,
+    REGISTRY_REPOSITORY, REGISTRY_USER, WAIT_S, registry_address,
     registry_config_hash, registry_run_argv, registry_storage)
 from dragonball.release.sections import BinError
 
@@ -149,9 +148,10 @@ def trust_registry(ctx) -> dict:
     address = registry_address(ctx.answers.address)
     ca_pem = host.read_text(CA_CERT)
     write_file(host, undo, f"/etc/docker/certs.d/{address}/ca.crt", ca_pem, 0o644)
-    # the pull account: the engine's login here is what services created from this
-    # server carry to every other one (--with-registry-auth)
-    user, password = read_pull_credentials(host) or (REGISTRY_PULL_USER, "")
+    # the portal's own account: an operator's `docker push` here works as on any registry.
+    # What reaches other servers is the pull account: the portal's Swarm adapter gives
+    # services that one (portal.wiring), and devices log in with it (join.registry).
+    user, password = read_credentials(host) or (REGISTRY_USER, "")
     undo.note("login", {"kind": "portal_login", "registry": address})
     host.run(["docker", "login", address, "--username", user, "--password-stdin"],
              stdin=password.encode(), timeout=60,
