@@ -10,6 +10,7 @@ was. Traffic stays in the lab."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -128,3 +129,40 @@ def test_with_the_registry_stopped_rescheduled_tasks_start_on_every_server(insta
         assert all(not r["missing"] and not r["error"] for r in rows.values()), rows
     finally:
         cluster.docker("s1", "start", REGISTRY_CONTAINER)
+
+
+def test_a_device_can_pull_but_not_push_or_overwrite(installed_cluster, applied):
+    """Issue 13's attack: a device's root, with the registry login every device has, tries to
+    plant code by moving a release's tag (notes/api:0.1.0) onto an image of its own and by
+    pushing a new repository; both are refused, and another server pulling that tag still
+    gets the release's image."""
+    cluster = installed_cluster
+    registry = f"{cluster.lab.ip('s1')}:5000"
+    release = f"{registry}/notes/api:0.1.0"
+    config = json.loads(cluster.lab.exec("s2", ["cat", "/root/.docker/config.json"]).stdout)
+    login = base64.b64decode(config["auths"][registry]["auth"]).decode().split(":", 1)[0]
+    assert login == "pull"                                  # not the portal's own account
+    had = cluster.docker("s2", "image", "inspect", "--format", "{{.Id}}", release, check=False)
+    dockerfile = "FROM notes/api:0.1.0\\nLABEL io.dragonball.test=planted\\n"
+    planted = cluster.lab.exec("s2", ["sh", "-c",
+                                      f"mkdir -p /root/plant && printf '{dockerfile}' > "
+                                      f"/root/plant/Dockerfile && docker build -q -t {release} "
+                                      f"-t {registry}/planted/x:1 /root/plant"], timeout=300)
+    assert planted.ok, planted.stdout + planted.stderr
+    try:
+        for ref in (release, f"{registry}/planted/x:1"):
+            push = cluster.lab.exec("s2", ["docker", "push", ref], timeout=300)
+            said = (push.stdout + push.stderr).lower()
+            assert not push.ok, ref
+            assert "unauthorized" in said or "denied" in said, said
+        # s3 pulls the tag from the registry: the release's image, as loaded from its .bin
+        pulled = cluster.docker("s3", "pull", "-q", release, timeout=300)
+        assert pulled.ok, pulled.stdout + pulled.stderr
+        ids = {cluster.docker("s3", "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+               for ref in (release, "notes/api:0.1.0")}
+        assert len(ids) == 1, ids
+        assert not cluster.docker("s3", "pull", f"{registry}/planted/x:1", check=False).ok
+    finally:  # s2's tags as they were
+        cluster.lab.exec("s2", ["docker", "rmi", f"{registry}/planted/x:1", release], timeout=60)
+        if had.ok:
+            cluster.docker("s2", "tag", had.stdout.strip(), release)
