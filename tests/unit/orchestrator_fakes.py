@@ -172,6 +172,12 @@ class FakeAgents:
             raise self.put_fails[address]
         return {"app": app, "service": service, "revision": revision}
 
+    def delete_params(self, address: str, app: str, service: str) -> dict:
+        self.calls.append(("delete_params", address, app, service))
+        if address in self.put_fails:
+            raise self.put_fails[address]
+        return {"app": app, "service": service}
+
     def exec(self, address: str, container: str, action: str, input: dict | None = None,
              timeout: float = 60, replace: bool = False) -> dict:
         self.calls.append(("exec", address, container, action, input, replace))

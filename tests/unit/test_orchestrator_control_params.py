@@ -104,3 +104,41 @@ def test_get_params_shows_values_defaults_and_what_was_set(applied):
         "secret": False, "set": True}
     assert found["parameters"]["store_password"]["secret"] is True
     assert found["parameters"]["store_port"]["set"] is False
+
+
+def test_parameters_go_only_where_the_service_may_run(tmp_path, control, agents):
+    """A secret is on the servers whose tasks need it: a service placed on node-b has its
+    folder written there and taken off node-a; moved, it follows; a service without
+    placement may run anywhere, so both servers hold it."""
+    text = NOTES.replace("    depends_on: [store]",
+                         "    depends_on: [store]\n    placement: {servers: [node-b]}")
+    control.apply(spec_file(tmp_path, text))
+
+    def where(kind: str, service: str) -> set:
+        return {c[1] for c in agents.named(kind) if c[3] == service}
+    assert where("put_params", "api") == {"10.0.0.2"}
+    assert where("delete_params", "api") == {"10.0.0.1"}
+    assert where("put_params", "store") == {"10.0.0.1", "10.0.0.2"}
+    assert where("delete_params", "store") == set()
+    agents.calls.clear()
+    control.apply(spec_file(tmp_path, text.replace("servers: [node-b]", "servers: [node-a]")))
+    assert where("put_params", "api") == {"10.0.0.1"}
+    assert where("delete_params", "api") == {"10.0.0.2"}
+
+
+def test_a_server_that_cannot_take_a_folder_off_does_not_stop_apply(tmp_path, control,
+                                                                       agents):
+    text = NOTES.replace("    depends_on: [store]",
+                         "    depends_on: [store]\n    placement: {servers: [node-a]}")
+    control.apply(spec_file(tmp_path, text))
+    agents.calls.clear()
+    original = agents.delete_params
+
+    def refuse(address, app, service):
+        raise AgentError(f"the agent on {address} did not answer")
+    agents.delete_params = refuse
+    try:
+        control.apply(spec_file(tmp_path, text))     # node-b keeps it until next time
+    finally:
+        agents.delete_params = original
+    assert {c[1] for c in agents.named("put_params") if c[3] == "api"} == {"10.0.0.1"}

@@ -51,6 +51,7 @@ class Executor:
         self.stop(deployment)
         started = self.launch(spec, deployment.launches, changed)
         self.addresses(deployment, ("create", "update"))
+        self.params.take_off(spec, nodes, only=deployment.launched())
         return started
 
     def addresses(self, deployment: Deployment, ops: tuple) -> None:

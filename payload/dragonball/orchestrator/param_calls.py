@@ -1,9 +1,15 @@
-"""A service's parameters on the cluster: kept on the portal, written on every server by its
-agent, delivered to running tasks with config_change (docs/orchestrator.md, "Parameters").
-A collaborator of `Control`."""
+"""A service's parameters on the cluster: kept on the portal, written by the agents on the
+servers where the service may run (and taken off the others), delivered to running tasks
+with config_change (docs/orchestrator.md, "Parameters"). A collaborator of `Control`.
+
+Only where it may run (`may_run`: its placement's servers and labels), because a value may
+be a secret and a server should hold only what its own tasks need (docs/security.md). A
+service without placement may run anywhere, so every server holds its parameters: pin the
+services that hold secrets."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable
 
@@ -14,8 +20,21 @@ from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator.state import AppStore
 from dragonball.orchestrator.tasks import TaskCalls, TaskResult
 
+log = logging.getLogger(__name__)
+
 AGENT_WAIT_S = 120.0   # a server that just joined: its agent task is pulled, then starts
 AGENT_RETRY_S = 2.0
+
+
+def may_run(service, node) -> bool:
+    """Whether Swarm may place a task of `service` (its spec's placement) on `node`: one of
+    `placement.servers` (by hostname, as planning.placement_labels marks them; any when
+    empty) carrying every one of `placement.labels`. Slots of a stateful service are on
+    servers of that same placement."""
+    placement = service.placement
+    if placement.servers and node.hostname not in placement.servers:
+        return False
+    return all(node.labels.get(k) == v for k, v in placement.labels.items())
 
 
 class ParamCalls:
@@ -43,8 +62,26 @@ class ParamCalls:
                 revision = self.store.bump_params(spec.app, name)
                 changed.append(name)
             # every time: a server that joined since has no folder yet
-            self._write_everywhere(spec.app, name, revision, wanted, nodes)
+            self._write_everywhere(spec.app, name, revision, wanted,
+                                   [n for n in nodes if may_run(service, n)])
         return changed
+
+    def take_off(self, spec: AppSpec, nodes, only=None) -> None:
+        """Each service's folder off the servers of `nodes` where it may not run (its
+        placement changed, or it never could); after the launches, so a task still on its
+        old server keeps its values until it is replaced. Best effort: a server that does
+        not answer keeps the folder until the next apply."""
+        for name, service in spec.services.items():
+            if only is not None and name not in only:
+                continue
+            for node in nodes:
+                if may_run(service, node):
+                    continue
+                try:
+                    self.agents.delete_params(node.address, spec.app, name)
+                except DragonBallError as e:
+                    log.warning("the parameters of %s stay on %s for now: %s", name,
+                                node.hostname, e.message)
 
     def _write_everywhere(self, app: str, name: str, revision: int, values: dict,
                           nodes) -> None:
