@@ -47,6 +47,7 @@ class FakeSwarm:
         self.by_name: dict = {}     # swarm name -> the spec it was made from
         self.task_lists: dict = {}  # swarm name -> [Task]
         self.calls: list = []       # (method, *args)
+        self.networks: dict = {}    # name -> its driver options
 
     def mutations(self) -> list:
         return [c for c in self.calls if c[0] in MUTATIONS]
@@ -120,6 +121,10 @@ class FakeSwarm:
 
     def ensure_network(self, spec: dict) -> None:
         self.calls.append(("ensure_network", spec["Name"]))
+        self.networks.setdefault(spec["Name"], dict(spec.get("Options") or {}))
+
+    def network_options(self, name: str) -> dict | None:
+        return self.networks.get(name)
 
     def remove_network(self, name: str) -> None:
         self.calls.append(("remove_network", name))

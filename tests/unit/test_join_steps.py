@@ -87,7 +87,7 @@ def test_a_device_joins(server, portal):
     assert portal.requests == ["GET /api/v1/ca", "POST /api/v1/enroll",
                                "POST /api/v1/devices/d-1/joined"]
     assert portal.bodies[0] == {"code": CODE, "hostname": "s2", "address": "10.0.0.12"}
-    assert portal.bodies[-1] == {"node_id": "node-abc"}
+    assert portal.bodies[-1] == {"node_id": "node-abc", "overlay_encryption": False}
     assert portal.auth[-1] == "Bearer device-token-1"
 
 
@@ -151,7 +151,7 @@ def test_a_join_that_times_out_but_goes_on_is_waited_for(server, portal):
     server.docker = FakeDocker(join="background", pending_polls=3)
     _, outcomes = install(server, portal)
     assert outcomes[-1].status == "done"
-    assert portal.bodies[-1] == {"node_id": "node-abc"}
+    assert portal.bodies[-1] == {"node_id": "node-abc", "overlay_encryption": False}
 
 
 def test_a_refused_join_says_which_ports(server, portal):

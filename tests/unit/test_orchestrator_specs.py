@@ -173,7 +173,9 @@ def test_needs_are_a_service_label(built):
 def test_network_spec_is_an_attachable_overlay():
     assert specs.network_spec("notes") == {"Name": "notes_net", "Driver": "overlay",
                                            "Attachable": True,
-                                           "Labels": {"io.dragonball.app": "notes"}}
+                                           "Labels": {"io.dragonball.app": "notes"},
+                                           "Options": {}}
+    assert specs.network_spec("notes", encrypted=True)["Options"] == {"encrypted": ""}
 
 
 # -- the spec hash ---------------------------------------------------------------------

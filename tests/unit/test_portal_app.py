@@ -295,6 +295,23 @@ def test_joined_labels_the_node_marks_the_device_and_consumes_the_code(client, s
     assert _joined(client, enrolled, "node2id").status_code == 200  # idempotent
 
 
+@pytest.mark.parametrize("said,label", [(True, "true"), (False, "false")])
+def test_joined_labels_what_the_kernel_said_of_overlay_encryption(client, store, cluster,
+                                                                  said, label):
+    enrolled = _enroll(client, store.create_code()[0]).json()
+    cluster.add("node2id", "node-2")
+    answer = client.post(f"/api/v1/devices/{enrolled['device_id']}/joined",
+                         json={"node_id": "node2id", "overlay_encryption": said},
+                         headers={"Authorization": f"Bearer {enrolled['device_token']}"})
+    assert answer.status_code == 200, answer.text
+    assert cluster.labels["node2id"] == {**enrolled["labels"],
+                                         "io.dragonball.overlay-encryption": label}
+    bad = client.post(f"/api/v1/devices/{enrolled['device_id']}/joined",
+                      json={"node_id": "node2id", "overlay_encryption": "maybe"},
+                      headers={"Authorization": f"Bearer {enrolled['device_token']}"})
+    assert bad.status_code in (400, 422)
+
+
 def test_joined_needs_the_devices_own_token(client, store, cluster):
     one = _enroll(client, store.create_code()[0], "node-2", "10.0.0.2").json()
     two = _enroll(client, store.create_code()[0], "node-3", "10.0.0.3").json()

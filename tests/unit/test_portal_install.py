@@ -119,7 +119,9 @@ def test_install_then_again_then_reset(played, tmp_path, capsys):
     finally:
         store.close()
     assert played.labels == {"io.dragonball.role": "portal", "io.dragonball.device-id": "1",
-                             "io.dragonball.enrolled": "true"}
+                             "io.dragonball.enrolled": "true",
+                             # no unshare on the fake server: not probed, so not capable
+                             "io.dragonball.overlay-encryption": "false"}
     unit = (root / "etc/systemd/system/dragonball-portal.service").read_text()
     assert "ExecStart=/opt/dragonball/runtime/dragonball portal serve --config " \
            "/etc/dragonball/portal/portal.yaml" in unit

@@ -206,10 +206,15 @@ class PortalApi:
                 raise JoinError("the portal's enrollment answer is not JSON") from e
         raise self._refusal(answer, hostname)
 
-    def joined(self, device_id: str, device_token: str, node_id: str) -> None:
-        """POST /api/v1/devices/{id}/joined with the device token."""
+    def joined(self, device_id: str, device_token: str, node_id: str,
+               overlay_encryption: bool | None = None) -> None:
+        """POST /api/v1/devices/{id}/joined with the device token (and whether this
+        server's kernel can encrypt overlay networks, installer/overlay.py)."""
+        body = {"node_id": node_id}
+        if overlay_encryption is not None:
+            body["overlay_encryption"] = overlay_encryption
         answer = self._request("POST", f"/api/v1/devices/{device_id}/joined",
-                               "report this server joined", json={"node_id": node_id},
+                               "report this server joined", json=body,
                                headers={"Authorization": f"Bearer {device_token}"})
         self._check_serving(answer, "report this server joined")
         if answer.status_code not in (200, 204):

@@ -44,6 +44,7 @@ from dragonball.installer.join_portals import (ENROLLMENT_PATH, PortalChecks, ca
                                                portal_list, precheck, saved_enrollment,
                                                source_address, wizard_checks)
 from dragonball.installer.steps import Step
+from dragonball.installer import overlay as overlay_probe
 from dragonball.installer.undo import undoer
 from dragonball.shared import fingerprints, paths
 
@@ -192,9 +193,11 @@ class DeviceJoin:
         if not node_id:
             raise JoinError("this server has no Swarm node ID after joining",
                             "see 'docker info'; then run the install again")
+        capable = overlay_probe.probe(self.host)
+
         def one(portal: str) -> None:
             with PortalApi(portal, path) as api:
-                api.joined(found.device_id, found.device_token, node_id)
+                api.joined(found.device_id, found.device_token, node_id, capable)
         with ca_file(self.ca()) as path:
             each_portal(self.portals(), one)
         return {}

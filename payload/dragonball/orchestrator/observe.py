@@ -50,6 +50,7 @@ class Observation:
     #                                            moving address's keepalived (orchestrator.address)
     taken: Mapping[str, str] = field(default_factory=dict)  # other apps' addresses -> app/service
     pulls: Mapping[str, str] = field(default_factory=dict)   # spec image -> registry@digest
+    network: Mapping | None = None   # the app network's driver options; None: not made yet
 
     def checks(self) -> Observed:
         """What the spec's checks need: images in the registry, servers, their labels and
@@ -112,8 +113,9 @@ class Observer:
                  } if tasks else {}
         taken = self.taken(app) if ADDRESS_IMAGE in images else {}
         pinned, pulls = self.pin(images)
+        network = self.swarm.network_options(naming.network(app)) if app else None
         return Observation(app, tuple(self.swarm.nodes()), services, pinned, found,
-                           addresses=addresses, taken=taken, pulls=pulls)
+                           addresses=addresses, taken=taken, pulls=pulls, network=network)
 
     def services(self, app: str) -> dict:
         """unit name -> ServiceState of the app's services on Swarm (by their labels): the

@@ -29,6 +29,7 @@ from dragonball.app.model import AppSpec
 from dragonball.orchestrator import address, naming, slotting, specs
 from dragonball.orchestrator.images import ReleaseImage
 from dragonball.orchestrator.observe import Observation
+from dragonball.shared import overlay
 
 DEFINITION = "service definition"
 
@@ -97,14 +98,24 @@ class Deployment:
         return list(dict.fromkeys(step.params_of or step.service for step in self.launches))
 
 
-def wanted_spec(spec: AppSpec, name: str, pinned: Mapping, slot=None) -> dict:
+def wanted_spec(spec: AppSpec, name: str, pinned: Mapping, slot=None,
+                encrypted: bool = False) -> dict:
     """The Swarm service spec of `name` (a unit; `slot` when it is one), its image pinned
     by image ID; the spec's own image name as a label (outside the hash, as services
-    already deployed were made)."""
+    already deployed were made); `encrypted`: the app's network is (`network_of`)."""
     service = spec.services[name]
-    result = specs.service_spec(spec.app, name, service, pinned[service.image], slot=slot)
+    result = specs.service_spec(spec.app, name, service, pinned[service.image], slot=slot,
+                                encrypted=encrypted)
     result["Labels"][naming.IMAGE_LABEL] = service.image
     return result
+
+
+def network_of(observation: Observation) -> tuple[bool, str | None]:
+    """(is the app's network encrypted, a note for the plan): as it is when it exists
+    (Swarm cannot change that), else as shared/overlay.decide says for these servers."""
+    if observation.network is not None:
+        return overlay.is_encrypted(observation.network), None
+    return overlay.decide(observation.nodes)
 
 
 def running_of(observation: Observation) -> dict:
@@ -120,7 +131,8 @@ def running_of(observation: Observation) -> dict:
 def redefined(spec: AppSpec, observation: Observation, name: str, slot=None) -> bool:
     """Whether `name` runs on Swarm from another definition than the one wanted."""
     state = observation.services.get(name)
-    wanted = wanted_spec(spec, name, observation.pinned, slot)["Labels"][naming.SPEC_LABEL]
+    wanted = wanted_spec(spec, name, observation.pinned, slot,
+                         network_of(observation)[0])["Labels"][naming.SPEC_LABEL]
     return state is not None and state.spec_hash != wanted
 
 
@@ -157,7 +169,8 @@ def launch_step(units: slotting.Units, observation: Observation, name: str,
     else:
         op = "scale"
     return LaunchStep(name, naming.swarm_service(spec.app, name), tuple(service.needs()),
-                      service.replicas, op, wanted_spec(spec, name, observation.pinned, slot),
+                      service.replicas, op, wanted_spec(spec, name, observation.pinned, slot,
+                                                     network_of(observation)[0]),
                       force and op == "update", units.base(name) if slot else "",
                       units.waiting.get(name, ""))
 
@@ -207,9 +220,10 @@ def deploy(spec: AppSpec, observation: Observation) -> Deployment:
     launches = tuple(launch_step(units, observation, s.service)
                      for wave in shown.start_waves for s in wave)
     addresses = address_steps(spec, observation)
+    encrypted, note = network_of(observation)
     shown = dataclasses.replace(shown, notes=shown.notes + tuple(
-        address_note(step) for step in addresses))
-    return Deployment(shown, specs.network_spec(spec.app),
+        address_note(step) for step in addresses) + ((note,) if note else ()))
+    return Deployment(shown, specs.network_spec(spec.app, encrypted),
                       placement_labels(units.spec, observation.nodes), stops, True, launches,
                       dict(units.pins), addresses,
                       images_of(units, observation, launches, addresses))
@@ -244,7 +258,7 @@ def start(spec: AppSpec, observation: Observation, name: str,
                      for wave in shown.start_waves for s in wave)
     slots_only = units.spec.model_copy(update={"services": {
         unit: units.spec.services[unit] for unit in units.slots}})
-    return Deployment(shown, specs.network_spec(spec.app),
+    return Deployment(shown, specs.network_spec(spec.app, network_of(observation)[0]),
                       placement_labels(slots_only, observation.nodes), launches=launches,
                       pins=dict(units.pins), images=images_of(units, observation, launches))
 

@@ -15,7 +15,7 @@ import json
 
 from dragonball.app.model import ServiceSpec, memory_bytes
 from dragonball.orchestrator import naming
-from dragonball.shared import node_labels
+from dragonball.shared import node_labels, overlay
 
 STOP_GRACE_NS = 30 * 10**9     # the supervisor's stop scripts, then its leftovers
 #: The module's status action as the health check, every 5 s (the base image says 10 s):
@@ -27,11 +27,15 @@ RESTART_DELAY_NS = 5 * 10**9
 PEERS_ENV = "DRAGONBALL_PEERS"
 
 
-def constraints(app: str, name: str, service: ServiceSpec) -> list[str]:
-    """A server the portal enrolled (shared/node_labels.py), `placement.servers` (any of
-    them: a node label the orchestrator sets on each, since Swarm ANDs constraints) and
+def constraints(app: str, name: str, service: ServiceSpec,
+                encrypted: bool = False) -> list[str]:
+    """A server the portal enrolled (shared/node_labels.py), one that can encrypt when the
+    app's network is encrypted (shared/overlay.py), `placement.servers` (any of them: a
+    node label the orchestrator sets on each, since Swarm ANDs constraints) and
     `placement.labels` (all of them)."""
     found = [node_labels.ENROLLED_CONSTRAINT]
+    if encrypted:
+        found.append(overlay.CAPABLE_CONSTRAINT)
     if service.placement.servers:
         found.append(f"node.labels.{naming.placement_label(app, name)}==true")
     found += [f"node.labels.{key}=={value}"
@@ -78,10 +82,11 @@ def environment(app: str, name: str, service: ServiceSpec, slot=None) -> list[st
 
 
 def service_spec(app: str, name: str, service: ServiceSpec, image: str,
-                 replicas: int | None = None, slot=None) -> dict:
+                 replicas: int | None = None, slot=None, encrypted: bool = False) -> dict:
     """The ServiceSpec JSON of `name`; `image` is the reference the servers pull (the
     registry's, pinned by digest); `replicas` overrides the spec's (0: stopped); `slot`
-    (orchestrator.slotting.SlotOf): `name` is that slot of a service with storage."""
+    (orchestrator.slotting.SlotOf): `name` is that slot of a service with storage;
+    `encrypted`: the app's network is (its tasks only on servers that can)."""
     limits = {}
     if service.resources.cpus:
         limits["NanoCPUs"] = int(service.resources.cpus * 1e9)
@@ -97,7 +102,7 @@ def service_spec(app: str, name: str, service: ServiceSpec, image: str,
                           "StopGracePeriod": STOP_GRACE_NS, "Healthcheck": HEALTH},
         "Resources": {"Limits": limits} if limits else {},
         "RestartPolicy": {"Condition": "any", "Delay": RESTART_DELAY_NS},
-        "Placement": {"Constraints": constraints(app, name, service)},
+        "Placement": {"Constraints": constraints(app, name, service, encrypted)},
         "Networks": [{"Target": naming.network(app),
                       "Aliases": [slot.name, slot.service] if slot else [name]}],
     }
@@ -138,7 +143,9 @@ def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def network_spec(app: str) -> dict:
-    """The app's overlay network: attachable so an operator can debug with a container."""
+def network_spec(app: str, encrypted: bool = False) -> dict:
+    """The app's overlay network: attachable so an operator can debug with a container;
+    IPsec between servers when `encrypted` (shared/overlay.py decides)."""
     return {"Name": naming.network(app), "Driver": "overlay", "Attachable": True,
-            "Labels": {naming.APP_LABEL: app}}
+            "Labels": {naming.APP_LABEL: app},
+            "Options": {overlay.OPTION: ""} if encrypted else {}}

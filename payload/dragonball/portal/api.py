@@ -48,7 +48,7 @@ from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreErro
 from dragonball.portal.swarm import (Cluster, NodeNotInSwarm, enrolled_nodes, settle_managers,
                                      wait_ready)
 from dragonball.portal.web.sources import SourceError
-from dragonball.shared import app_lock, names
+from dragonball.shared import app_lock, names, overlay
 from dragonball.swarm import SwarmError
 
 log = logging.getLogger("dragonball.portal")
@@ -89,6 +89,8 @@ class JoinedRequest(BaseModel):
     node_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
 
 
+    # what the server's kernel said at its install (shared/overlay.py); absent: not asked
+    overlay_encryption: bool | None = None
 class Limiter:
     """Failures per client address in a sliding window, counted in the store's events.
 
@@ -277,7 +279,10 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
             device = store.mark_joined(device.id, body.node_id, client)
             # enrolled now: active again if the strangers' watch drained it meanwhile (a
             # report again leaves an admin's drain alone)
-            cluster.update_node(body.node_id, labels=device.labels,
+            labels = dict(device.labels)
+            if body.overlay_encryption is not None:
+                labels[overlay.CAPABLE] = overlay.label_value(body.overlay_encryption)
+            cluster.update_node(body.node_id, labels=labels,
                                 availability="active" if first else None)
         except SwarmError as e:
             log.error("device %d joined: %s", device.id, e.message)

@@ -201,16 +201,26 @@ class Swarm:
 
     # -- networks ----------------------------------------------------------------------------
     def ensure_network(self, spec: dict) -> None:
-        """Create the network `spec` (Name, Driver, Attachable, Labels) unless it exists."""
+        """Create the network `spec` (Name, Driver, Attachable, Labels, Options) unless it
+        exists."""
         name = spec["Name"]
 
         def ensure(api):
             if any(n["Name"] == name for n in api.networks(names=[name])):
                 return
             api.create_network(name, driver=spec["Driver"], attachable=spec["Attachable"],
-                               labels=spec["Labels"], check_duplicate=True)
+                               labels=spec["Labels"], options=spec.get("Options") or None,
+                               check_duplicate=True)
             log.info("network %s created", name)
         self._call(f"create the overlay network {name}", ensure)
+
+    def network_options(self, name: str) -> dict | None:
+        """The driver options of the network `name` (`{"encrypted": ""}`), None when there
+        is no such network."""
+        def options(api):
+            found = [n for n in api.networks(names=[name]) if n["Name"] == name]
+            return dict(found[0].get("Options") or {}) if found else None
+        return self._call(f"list the network {name}", options)
 
     def remove_network(self, name: str) -> None:
         self._call(f"remove network {name}", lambda api: api.remove_network(name),

@@ -25,10 +25,11 @@ from dragonball.installer.portal.layout import (
     unit_text)
 from dragonball.installer.portal import etcd as portal_etcd
 from dragonball.installer.processes import terminate
+from dragonball.installer import overlay as overlay_probe
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import statelog
 from dragonball.portal.enrollment import join_instructions, print_instructions
-from dragonball.shared import fingerprints
+from dragonball.shared import fingerprints, overlay
 from dragonball.portal.store import ADMIN, DEFAULT_CODE_TTL_S, Store
 from dragonball.release.sections import BinError, bin_sections, open_section
 
@@ -148,7 +149,9 @@ def make_store(ctx) -> dict:
         store.close()
     if node_id:
         argv = ["docker", "node", "update"]
-        for key, value in sorted(device.labels.items()):
+        labels = {**device.labels,
+                  overlay.CAPABLE: overlay.label_value(overlay_probe.probe(host))}
+        for key, value in sorted(labels.items()):
             argv += ["--label-add", f"{key}={value}"]
         host.run([*argv, node_id], timeout=60)
     return undo.entries()
