@@ -127,3 +127,16 @@ def test_every_answer_says_https_only(client):
     for answer in (client.get("/healthz"), client.get("/login"),
                    client.get("/api/v1/devices"), client.get("/", follow_redirects=False)):
         assert answer.headers["strict-transport-security"] == "max-age=31536000"
+
+
+@pytest.mark.parametrize("body", ["[" * 200_000 + "]" * 200_000,
+                                  '{"a":' * 50_000 + "1" + "}" * 50_000,
+                                  '{"code": "' + "\udcff" * 0 + '\x00"}', "{", "\xff"])
+def test_json_nested_past_any_depth_or_broken_is_a_400_not_a_crash(client, body):
+    """Within the size limit, as deep as a parser can be pushed: answered 400 at once by
+    every JSON route an anonymous client can reach, never a 500."""
+    for path in ("/api/v1/enroll", "/api/v1/devices/1/joined"):
+        answer = client.post(path, content=body.encode("utf-8", "surrogateescape"),
+                             headers={"Content-Type": "application/json",
+                                      "Authorization": "Bearer x"})
+        assert answer.status_code in (400, 401, 422), (path, answer.status_code, answer.text)
