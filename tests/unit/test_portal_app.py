@@ -78,7 +78,8 @@ class FakeCluster(Cluster):
         self._check()
         return list(self.nodes_by_id.values())
 
-    def update_node(self, node_id, labels=None, promote=False, availability=None):
+    def update_node(self, node_id, labels=None, promote=False, availability=None,
+                    demote=False):
         self._check()
         self.updates += 1
         self.labels.setdefault(node_id, {}).update(labels or {})
@@ -88,6 +89,8 @@ class FakeCluster(Cluster):
             n = dataclasses.replace(n, labels=merged)
         if promote:
             n = dataclasses.replace(n, role="manager")
+        if demote:
+            n = dataclasses.replace(n, role="worker")
         if availability:
             n = dataclasses.replace(n, availability=availability)
         changed = n != self.nodes_by_id[node_id]

@@ -40,7 +40,8 @@ class Cluster(Protocol):
     def nodes(self) -> list[Node]: ...
 
     def update_node(self, node_id: str, labels: dict | None = None,
-                    promote: bool = False, availability: str | None = None) -> bool: ...
+                    promote: bool = False, availability: str | None = None,
+                    demote: bool = False) -> bool: ...
 
 
 def enrolled_nodes(devices) -> frozenset[str]:

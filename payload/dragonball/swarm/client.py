@@ -47,9 +47,10 @@ def transient_update_error(message: str) -> bool:
 
 
 def merged_node_spec(spec: dict, labels: dict | None, promote: bool,
-                     availability: str | None = None) -> dict:
+                     availability: str | None = None, demote: bool = False) -> dict:
     """A node's spec with `labels` set (a None value removes the label), with `promote`
-    the manager role, with `availability` ("active", "drain") that availability (pure)."""
+    the manager role (`demote`: the worker role), with `availability` ("active", "drain")
+    that availability (pure)."""
     merged = dict(spec)
     current = dict(spec.get("Labels") or {})
     for key, value in (labels or {}).items():
@@ -60,6 +61,8 @@ def merged_node_spec(spec: dict, labels: dict | None, promote: bool,
     merged["Labels"] = current
     if promote:
         merged["Role"] = "manager"
+    if demote:
+        merged["Role"] = "worker"
     if availability:
         merged["Availability"] = availability
     return merged
@@ -167,7 +170,8 @@ class Swarm:
                                                lambda api: api.nodes()) or []]
 
     def update_node(self, node_id: str, labels: dict | None = None,
-                    promote: bool = False, availability: str | None = None) -> bool:
+                    promote: bool = False, availability: str | None = None,
+                    demote: bool = False) -> bool:
         """Set node labels (None removes one), with `promote` make it a manager, with
         `availability` drain it or make it active; whether anything changed. A version
         race or a promotion raft has not caught up with is tried again for up to
@@ -175,7 +179,7 @@ class Swarm:
         deadline = self._clock() + UPDATE_PATIENCE_S
         while True:
             try:
-                return self._update_node_once(node_id, labels, promote, availability)
+                return self._update_node_once(node_id, labels, promote, availability, demote)
             except SwarmError as e:
                 if not transient_update_error(e.message) or self._clock() >= deadline:
                     raise
@@ -183,19 +187,19 @@ class Swarm:
                 self._sleep(0.5)
 
     def _update_node_once(self, node_id: str, labels: dict | None, promote: bool,
-                          availability: str | None) -> bool:
+                          availability: str | None, demote: bool = False) -> bool:
         data = self._call(f"inspect node {node_id}", lambda api: api.inspect_node(node_id),
                           missing_ok=True)
         if data is None:
             raise SwarmError(f"node {node_id} is not in this Swarm",
                              "see 'docker node ls' on the portal")
-        spec = merged_node_spec(data["Spec"], labels, promote, availability)
+        spec = merged_node_spec(data["Spec"], labels, promote, availability, demote)
         if spec == data["Spec"]:
             return False
         self._call(f"update node {node_id}", lambda api: api.update_node(
             node_id, data["Version"]["Index"], spec))
         log.info("node %s updated (labels %s%s%s)", node_id, sorted(labels or {}),
-                 ", promoted to manager" if promote else "",
+                 ", promoted to manager" if promote else ", demoted" if demote else "",
                  f", {availability}" if availability else "")
         return True
 
