@@ -23,6 +23,7 @@ mutual TLS:
         agents.logs("10.0.0.2", cid, tail=100)
         agents.put_params("10.0.0.2", "notes", "api", 7, {...})       # 409: older revision
         agents.delete_params("10.0.0.2", "notes", "api")
+        agents.put_firewall("10.0.0.2", ["10.0.0.1", ...])  # the cluster's members
         agents.volumes("10.0.0.2")              # the app's volumes there, who uses them
         # export_volume, new_transfer, read_transfer, write_transfer, import_volume,
         # delete_transfer, delete_volume: dragonball.volume_copy.copy_volume uses them
@@ -223,6 +224,12 @@ class AgentClient:
         a higher revision already (its `body["revision"]`)."""
         return self._call("PUT", address, "/v1/params", body={
             "app": app, "service": service, "revision": revision, "params": params})
+
+    def put_firewall(self, address: str, members: list[str],
+                     timeout: float | None = None) -> dict:
+        """The cluster's members, for that server's DRAGONBALL chain (portal/firewall.py)."""
+        return self._call("PUT", address, "/v1/firewall", body={"members": list(members)},
+                          timeout=timeout)
 
     def delete_params(self, address: str, app: str, service: str) -> dict:
         return self._call("DELETE", address, "/v1/params",

@@ -7,7 +7,8 @@ One lab of five bare servers, cut off from the world, shared by the module:
     s3  a device, from an answers file, its installer killed (-9) during the Swarm join,
         then run again
     s4  a fourth server added later, through the wizard on a pseudo-terminal; then reset
-    s5  never installed: bad answers and a corrupt .bin, each must change nothing
+    s5  never installed: bad answers and a corrupt .bin, each must change nothing; and
+        the non-member the firewall keeps off the cluster ports
 
 Tests run in file order and build on each other (the cluster grows); each asserts
 one thing a person would check. Nothing leaves the lab: its network is internal and
@@ -275,6 +276,37 @@ def test_a_stranger_with_a_leaked_token_gets_nothing_and_is_removed(cluster, tmp
         assert again.returncode != 0 and "token" in again.stderr.lower(), again
 
 
+# --- the firewall: cluster ports for members only (docs/security.md, "The network") ------------
+
+#: Swarm management, the agent (a published port: Docker forwards it), the registry
+CLUSTER_PORTS = (2377, 9443, 5000)
+
+
+def reaches(lab, source: str, address: str, port: int, seconds: int = 3) -> str:
+    """"open", "refused" or "timeout": a TCP connect from `source` (bash's /dev/tcp)."""
+    done = lab.exec(source, ["timeout", str(seconds), "bash", "-c",
+                             f"exec 3<>/dev/tcp/{address}/{port}"])
+    return {0: "open", 124: "timeout"}.get(done.returncode, "refused")
+
+
+def test_a_server_that_is_no_member_reaches_no_cluster_port_and_a_device_does(cluster):
+    """s5 (never installed, on the same network) connects to the portal's HTTPS port only;
+    the portal's Swarm, agent and registry ports and a device's agent drop it, while s2 (a
+    device) reaches them all; the DRAGONBALL chain is jumped to first on every server."""
+    lab, s1, s2 = cluster.lab, cluster.lab.ip("s1"), cluster.lab.ip("s2")
+    assert reaches(lab, "s5", s1, 8443) == "open"
+    found = {(address, port): reaches(lab, "s5", address, port)
+             for address, port in [*((s1, p) for p in CLUSTER_PORTS), (s2, 9443)]}
+    assert set(found.values()) == {"timeout"}, found
+    assert {p: reaches(lab, "s2", s1, p) for p in CLUSTER_PORTS} == dict.fromkeys(
+        CLUSTER_PORTS, "open")
+    for server in ("s1", "s2", "s3"):
+        first = lab.exec(server, ["iptables", "-w", "-S", "INPUT"], check=True).stdout
+        assert first.splitlines()[1] == "-A INPUT -j DRAGONBALL", (server, first)
+    members = lab.exec("s2", ["cat", "/var/lib/dragonball/firewall/members"], check=True).stdout
+    assert {lab.ip(s) for s in ("s1", "s2", "s3", "s4")} <= set(members.split()), members
+
+
 def test_reset_takes_a_device_out_of_the_cluster_and_its_files_away(cluster):
     """s4 (a worker: s1..s3 are the managers) leaves; what the join wrote is gone."""
     outcome = cluster.lab.exec("s4", [cluster.bin, "--target", TARGET, "reset", "--yes"],
@@ -290,6 +322,28 @@ def test_reset_takes_a_device_out_of_the_cluster_and_its_files_away(cluster):
         listing = cluster.docker("s1", "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
         return "s4 Down" in listing.stdout
     wait_for(s4_down, 60, describe=lambda: cluster.docker("s1", "node", "ls").stdout)
+    assert "DRAGONBALL" not in cluster.lab.exec("s4", ["iptables", "-w", "-S"]).stdout
+
+
+def test_a_removed_device_reaches_no_cluster_port_any_more(cluster, tmp_path):
+    """s4, reset but still a device of the portal, reaches the portal's cluster ports;
+    once `devices remove` forgot it, every server drops it at once."""
+    lab, s1 = cluster.lab, cluster.lab.ip("s1")
+    if not getattr(cluster, "ca_file", None):
+        cluster.ca_file = str(tmp_path / "ca.crt")
+        (tmp_path / "ca.crt").write_text(lab.exec("s1", ["cat", "/etc/dragonball/ca.crt"],
+                                                  check=True).stdout)
+    assert reaches(lab, "s4", s1, 2377) == "open"
+    removed = portal_api(cluster, "POST", "/api/v1/devices/s4/remove")
+    assert removed.status_code == 200, removed.text
+
+    def dropped():
+        return {p: reaches(lab, "s4", s1, p, seconds=2) for p in CLUSTER_PORTS} == \
+            dict.fromkeys(CLUSTER_PORTS, "timeout")
+    wait_for(dropped, 30, describe=lambda: lab.exec("s1", ["iptables", "-w", "-S",
+                                                           "DRAGONBALL"]).stdout)
+    assert lab.ip("s4") not in lab.exec("s1", ["cat", "/var/lib/dragonball/firewall/members"],
+                                        check=True).stdout
 
 
 # --- bad answers and a corrupt .bin change nothing --------------------------------------------

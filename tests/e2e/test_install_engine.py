@@ -26,7 +26,7 @@ JOURNAL = "/var/lib/dragonball/install-journal.json"
 #: OS preparation and the engine only (installer/roles.py, BASE_ONLY)
 BASE_ONLY = "--base-only"
 OUR_STEPS = ["os.kernel", "os.limits", "engine.unpack", "engine.packages", "engine.config",
-             "engine.start", "os.firewall"]
+             "engine.start", "os.firewall", "os.firewall_chain"]
 #: Every file under /etc with its mode and content: what install changes and reset restores.
 #: Not /etc/group- and /etc/gshadow-: the backups groupadd and groupdel rewrite (docker.io's
 #: postinst adds the docker group, reset deletes it).
@@ -125,11 +125,18 @@ def test_kernel_values_are_applied_and_ports_opened(server, installed):
                        check=True).stdout.split()
     assert values[:2] == ["1", "1"] and int(values[2]) >= 8192 and int(values[3]) >= 524288
     assert "net.ipv4.ip_forward = 1" in server.sh("cat /etc/sysctl.d/90-dragonball.conf").stdout
-    rules = server.sh("iptables -S INPUT", check=True).stdout
-    tcp = {int(p) for p in re.findall(r"-p tcp -m tcp --dport (\d+) -m comment", rules)}
-    # Swarm, the agent, etcd (any server may become a manager), the registry, the portal
-    assert tcp == {2377, 7946, 9443, 2379, 2380, 5000, 8443}, rules
-    assert rules.count("--comment dragonball -j ACCEPT") == len(tcp) + 2, rules  # + 2 udp
+    # no rule per port: the DRAGONBALL chain, jumped to first, accepts this server (the only
+    # member of a lone server) on the cluster ports and drops the others; 8443 from anywhere
+    assert server.sh("iptables -S INPUT", check=True).stdout.splitlines()[1] == \
+        "-A INPUT -j DRAGONBALL"
+    rules = server.sh("iptables -S DRAGONBALL", check=True).stdout
+    assert "-A DRAGONBALL -p tcp -m tcp --dport 8443 -j ACCEPT" in rules, rules
+    members = re.findall(r"-s (\S+) -p tcp -m multiport --dports (\S+) -j ACCEPT", rules)
+    # Swarm, the agent, etcd (any server may become a manager), the registry
+    assert {ports for _, ports in members} == {"2377,2379,2380,5000,7946,9443"}, rules
+    assert "127.0.0.0/8" in {source for source, _ in members}, rules
+    assert "-A DRAGONBALL -p udp -m multiport --dports 4789,7946 -j DROP" in rules, rules
+    assert server.sh("systemctl is-enabled dragonball-firewall.path").stdout.strip() == "enabled"
 
 
 def test_the_log_holds_no_password(server, installed):
@@ -168,6 +175,8 @@ def test_reset_restores_etc_and_takes_the_engine_away(server, after_reset, prist
     assert server.sh("command -v docker dockerd containerd").stdout == ""
     assert server.sh(f"test -e {JOURNAL} || test -e /var/lib/dragonball").returncode == 1
     assert "dragonball" not in server.sh("iptables -S INPUT", check=True).stdout
+    assert "DRAGONBALL" not in server.sh("iptables -S; ip6tables -S", check=True).stdout
+    assert server.sh("test -e /usr/local/libexec/dragonball-firewall").returncode == 1
     assert server.etc() == pristine_etc
 
 

@@ -73,13 +73,18 @@ class LabCluster:
 
     def portal_answers(self, server: str, **extra) -> dict:
         return {"role": "portal", "address": self.lab.ip(server),
-                "admin_password": ADMIN_PASSWORD, **extra}
+                "admin_password": ADMIN_PASSWORD, **self.allow(), **extra}
 
     def device_answers(self, server: str, enrollment: dict, **extra) -> dict:
         """A device's answers from what `enroll()` returned."""
         return {"role": "device", "address": self.lab.ip(server),
                 "portal": enrollment["portal"], "ca_fingerprint": enrollment["ca_fingerprint"],
-                "enrollment_code": enrollment["code"], **extra}
+                "enrollment_code": enrollment["code"], **self.allow(), **extra}
+
+    def allow(self) -> dict:
+        """The tests call the servers' agents (9443) and registry (5000) from this machine:
+        its address on the lab bridge is the administrator's source (docs/security.md)."""
+        return {"firewall_allow": [f"{self.lab.host_ip}/32"]}
 
     def write_answers(self, server: str, answers: dict, path: str = f"{TARGET}/a.yaml") -> str:
         text = yaml.safe_dump(answers, sort_keys=False)

@@ -162,6 +162,11 @@ class Lab:
         self.container(server)
         return plan.server_ip(self._subnet(), plan.server_name(server))
 
+    @property
+    def host_ip(self) -> str:
+        """This machine's address on the lab network (the bridge's): where tests call from."""
+        return plan.host_ip(self._subnet())
+
     def exec(self, server: str | int, argv: Sequence[str], stdin: bytes | str | None = None,
              timeout: float = 120, check: bool = False,
              env: Mapping[str, str] | None = None) -> Outcome:

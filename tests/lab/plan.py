@@ -109,6 +109,12 @@ def server_ip(subnet: ipaddress.IPv4Network, server: str) -> str:
     return str(subnet.network_address + FIRST_HOST + int(server[1:]))
 
 
+def host_ip(subnet: ipaddress.IPv4Network) -> str:
+    """This machine's address on the lab bridge: the engine gives the bridge the subnet's
+    first address (its gateway), and the tests' connections to the servers come from it."""
+    return str(subnet.network_address + 1)
+
+
 def pick_subnet(taken: Iterable[ipaddress.IPv4Network],
                 skip: Iterable[ipaddress.IPv4Network] = ()) -> ipaddress.IPv4Network:
     """The first /24 of the pool that overlaps no network in `taken` or `skip`."""

@@ -187,6 +187,7 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     assert after("--mount") == ["type=bind,src=/proc,dst=/host/proc,readonly",
                                 "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
                                 "type=bind,src=/var/lib/dragonball/params,dst=/host/params",
+                                "type=bind,src=/var/lib/dragonball/firewall,dst=/host/firewall",
                                 "type=volume,src=dragonball-transfers,dst=/host/transfers"]
     assert after("--secret") == [f"source={names['crt']},target=agent.crt,mode=0444",
                                  f"source={names['key']},target=agent.key,mode=0400",

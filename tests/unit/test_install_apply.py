@@ -30,8 +30,8 @@ def test_os_preparation_of_a_bare_server_then_reset_restores_every_byte(server, 
     assert server.sysctl("fs.file-max") == "9223372036854775807"
     assert "nofile 20000" in server.read("etc/security/limits.d/90-dragonball.conf")  # the lab's
     assert server.read("etc/modules-load.d/dragonball.conf").endswith("br_netfilter\n")
-    # 8 ports: every server may become a manager, and every manager serves the portal (8443)
-    assert len(server.iptables) == 8 and all("dragonball" in r for r in server.iptables)
+    # no firewalld, no ufw: no rule per port (the DRAGONBALL chain is os.firewall_chain's)
+    assert server.iptables == []
 
     results = undo_all(Journal.load(str(tmp_path / "data")), server.host())
     assert {r.status for r in results} == {"undone"}
@@ -148,10 +148,11 @@ def test_firewalld_ports_opened_runtime_and_permanent_and_only_ours_closed(serve
 def test_a_missing_firewall_tool_is_a_warning_not_a_failure(tmp_path):
     server = FakeServer(tmp_path / "root", programs=("sysctl",))
     ctx = context(server, tmp_path)
+    ctx.facts.firewall = {"ufw": True}  # active, said preflight; gone meanwhile
     warnings = []
     ctx.progress.warn = warnings.append
     run_steps([plan.prep_step(ctx, osprep.firewall_prep(ctx.facts, "device"))], ctx.journal)
-    assert warnings and "iptables is not installed" in warnings[0]
+    assert warnings and "ufw is not installed" in warnings[0]
 
 
 def test_the_portal_key_is_added_once_and_only_it_is_removed(server, tmp_path):

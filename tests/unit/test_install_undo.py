@@ -85,4 +85,5 @@ def test_reset_knows_every_kind_a_step_may_note():
         "portal_login", "portal_link", "portal_service", "portal_process",       # portal
         "docker_login", "swarm_join", "join_note",                               # join
         "agent_service", "agent_secret", "agent_params",                         # agent
-        "release_images"])                                                       # images
+        "release_images",                                                        # images
+        "firewall_chain"])                                                       # firewall

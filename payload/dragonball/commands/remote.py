@@ -213,6 +213,14 @@ def remove_command(args) -> int:
     if not done.get("tokens_rotated"):
         console.print("[yellow]warning[/yellow]: the Swarm's join tokens were not rotated: "
                       "run 'docker swarm join-token --rotate worker' on a manager")
+    if "demoted" in done:   # it was a manager (portal/demotion.py)
+        promoted = done.get("promoted") or []
+        console.print("it was a manager: demoted, its etcd member "
+                      + ("removed" if done.get("etcd_member_removed") else "already gone")
+                      + ("; promoted in its place: " + ", ".join(map(escape, promoted))
+                         if promoted else "; no enrolled worker to promote in its place "
+                         "(add a server: it is promoted when it joins)"))
+        console.print(f"[yellow]warning[/yellow]: {escape(done.get('warning') or '')}")
     return ExitStatus.OK
 
 

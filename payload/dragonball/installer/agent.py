@@ -46,7 +46,7 @@ import time
 
 from dragonball import agent_client
 from dragonball.errors import InstallerError
-from dragonball.shared import node_labels, ports
+from dragonball.shared import firewall, node_labels, ports
 from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.apply import missing_dirs
 from dragonball.installer.portal import clients
@@ -83,6 +83,10 @@ PARAMS_MOUNT = "/host/params"
 #: to make first (the engine makes it with the agent's first task there).
 TRANSFERS_VOLUME = "dragonball-transfers"
 TRANSFERS_MOUNT = "/host/transfers"
+#: The firewall's members file (shared/firewall.py), which the agent replaces when the
+#: portal sends a new list; the folder is made on every server by os.firewall_chain, before
+#: the node joins (a bind mount's source must exist when a task starts).
+FIREWALL_MOUNT = "/host/firewall"
 
 STEP_IDS = ("agent.params", "agent.pki", "agent.service")
 
@@ -105,6 +109,7 @@ def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
             "--mount", "type=bind,src=/proc,dst=/host/proc,readonly",
             "--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
             "--mount", f"type=bind,src={PARAMS_DIR},dst={PARAMS_MOUNT}",
+            "--mount", f"type=bind,src={firewall.FOLDER},dst={FIREWALL_MOUNT}",
             "--mount", f"type=volume,src={TRANSFERS_VOLUME},dst={TRANSFERS_MOUNT}",
             "--constraint", node_labels.ENROLLED_CONSTRAINT,   # its server key: ours only
             "--hostname", "{{.Node.Hostname}}", "--env", "DRAGONBALL_NODE_ID={{.Node.ID}}",

@@ -10,6 +10,8 @@ facts is a test case (tests/unit/data/osprep/). Change kinds:
     {"kind": "sysctl", "file", "values": {key: "1"}}       sysctl -e -p FILE, then checked
     {"kind": "selinux", "mode": "permissive", "config"}    setenforce 0 + SELINUX= in config
     {"kind": "ports", "firewall", "ports": ["2377/tcp"]}   opened through that firewall
+                                                           (firewalld, ufw; "iptables" only in
+                                                           earlier releases' journals)
     {"kind": "authorized_key", "path", "key"}              one line in authorized_keys
 """
 
@@ -147,16 +149,21 @@ def selinux_prep(facts: Facts) -> Prep | None:
 
 
 def firewalls(facts: Facts) -> list[str]:
-    """The firewalls to open ports in: the active ones, else iptables rules."""
-    active = [name for name in FIREWALLS if (facts.firewall or {}).get(name)]
-    return active or ["iptables"]
+    """The active firewalls to open ports in (the administrator's tools). Without one, no
+    rule per port any more: the DRAGONBALL chain (installer/firewall.py) accepts the
+    cluster's members itself, and "ports" entries of kind iptables are only undone (the
+    journals of earlier releases hold them)."""
+    return [name for name in FIREWALLS if (facts.firewall or {}).get(name)]
 
 
 def firewall_prep(facts: Facts, role: str) -> Prep:
-    """The role's ports opened through every active firewall (never disabling one)."""
+    """The role's ports opened through every active firewall (never disabling one); which
+    sources reach them is the DRAGONBALL chain's to say (step os.firewall_chain)."""
     wanted = [str(p) for p in ports_mod.ports_for(role)]
     used = firewalls(facts)
-    return Prep("os.firewall", f"open {len(wanted)} ports ({', '.join(used)})",
+    title = (f"open {len(wanted)} ports ({', '.join(used)})" if used
+             else "no firewalld or ufw active: the DRAGONBALL chain alone")
+    return Prep("os.firewall", title,
                 tuple({"kind": "ports", "firewall": name, "ports": wanted} for name in used))
 
 

@@ -3,6 +3,9 @@
     every server  os.kernel, os.limits, [os.selinux]   OS preparation (osprep.py, apply.py)
                   engine.use | engine.*                the engine (engine/)
                   os.firewall                          the role's ports (shared/ports.py)
+                                                       through firewalld or ufw, if active
+                  os.firewall_chain                    the DRAGONBALL chain: cluster ports
+                                                       for members only (installer/firewall.py)
                   images.load                          the release's images from this .bin
                                                        (installer/images.py): tasks pinned
                                                        by image ID start on any server
@@ -11,6 +14,7 @@
                   agent.service                        registry portal.images filled
                   portal.first_code                    printed once all of the above answers
     device        join.ca ... join.registry            installer/join.py
+                  firewall.members                     the managers the enrollment listed
                   agent.params                         before the node joins: the agent's
                                                        task may start there at once
                   join.swarm, join.report
@@ -29,7 +33,7 @@ run of this server's role would not plan.
 
 from __future__ import annotations
 
-from dragonball.installer import agent, images, osprep
+from dragonball.installer import agent, firewall, images, osprep
 from dragonball.installer.engine import apply as engine_apply
 from dragonball.installer.join import DeviceJoin
 from dragonball.installer.plan import InstallContext, RoleSteps, prep_step
@@ -39,10 +43,11 @@ from dragonball.installer.steps import Step
 
 
 def base_steps(ctx: InstallContext) -> list[Step]:
-    """Every server's: OS preparation, the engine, the role's firewall ports."""
+    """Every server's: OS preparation, the engine, the role's firewall ports and chain."""
     return [*(prep_step(ctx, prep) for prep in osprep.os_preps(ctx.facts)),
             *engine_apply.engine_steps(ctx),
-            prep_step(ctx, osprep.firewall_prep(ctx.facts, ctx.role))]
+            prep_step(ctx, osprep.firewall_prep(ctx.facts, ctx.role)),
+            firewall.chain_step(ctx)]
 
 
 def for_portal(ctx: InstallContext) -> list[Step]:
@@ -60,6 +65,7 @@ def for_device(ctx: InstallContext) -> list[Step]:
     return [*base_steps(ctx),
             images.images_step(ctx),
             *join.enroll_steps(),
+            firewall.members_step(ctx),
             agent.params_step(ctx),
             *join.swarm_steps(),
             *standby_steps(ctx)]

@@ -35,7 +35,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from dragonball import __version__
 from dragonball.errors import DragonBallError
+from dragonball.agent_client import AgentClient
 from dragonball.portal import apps_api, manager_api, removal
+from dragonball.portal import demotion as demotion_mod
+from dragonball.portal import firewall as firewall_mod
 from dragonball.portal import auth as auth_mod
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import portals as portals_mod
@@ -87,10 +90,10 @@ class CodeRequest(BaseModel):
 
 class JoinedRequest(BaseModel):
     node_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
-
-
     # what the server's kernel said at its install (shared/overlay.py); absent: not asked
     overlay_encryption: bool | None = None
+
+
 class Limiter:
     """Failures per client address in a sliding window, counted in the store's events.
 
@@ -155,25 +158,30 @@ def rotate_join_tokens(store: Store, cluster: Cluster) -> bool:
 
 
 def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster | None = None,
-               control_factory=None) -> FastAPI:
+               control_factory=None, firewall: firewall_mod.MembersSync | None = None
+               ) -> FastAPI:
     """The portal's ASGI app over `store`; `cluster` defaults to the portal's Swarm adapter
     (portal.wiring), `control_factory` (the apps API's and pages' orchestrator Control) to
-    the portal's own, over that same adapter."""
+    the portal's own, over that same adapter; `firewall` (the members sent to the agents,
+    ``app.state.firewall``) to one over the store and the portal's agent client."""
     made_here = cluster is None
     cluster = cluster or wiring.swarm(settings)
     with open(settings.ca_cert, "rb") as f:
         ca_pem = f.read().decode()
+    # devices get the pull account: only the portal's own may push or delete
     registry_user, registry_password = settings_mod.read_registry_credentials(
         settings.registry_credentials, "pull")
     enroll_limit = Limiter(store, ENROLL_REFUSED)
     login_limit = Limiter(store, LOGIN_REFUSED)
-    # devices get the pull account: only the portal's own may push or delete
     managers_lock = threading.Lock()  # two joins at once must not both promote
     # a token read by an enroll comes after the rotation, or its device counts as pending
     tokens_lock = threading.Lock()
 
     app = FastAPI(title="DragonBall portal", version=__version__, docs_url=None,
                   redoc_url=None, openapi_url=None)
+    firewall = firewall or firewall_mod.MembersSync(store.devices, lambda: [settings.address],
+                                                     AgentClient)
+    app.state.firewall = firewall
     # Offline site: no Swagger UI (it loads its assets from a CDN); the document is served
     # to the admin at /api/v1/openapi.json (web.login).
     auth_mod.install(app, store, login_limit)
@@ -182,7 +190,11 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
         Jobs(lock_dir=app_lock.LOCK_DIR) if control_factory is None else None)
     web.mount(app, store, settings, control_factory=app.state.control_factory)
     manager_api.mount(app, store, settings, cluster)
-    removal.mount(app, store, cluster)
+    removal.mount(app, store, cluster, changed=lambda: firewall.now(
+        firewall_mod.agent_addresses(store.devices())))
+    app.state.device_admin.demotion = demotion_mod.Demotion(
+        cluster, (lambda: manager_api.default_etcd(settings)) if settings.state_endpoints
+        else None, settings.hostname)
     portals_mod.mount(app, cluster, settings)
 
     @app.exception_handler(RequestValidationError)
@@ -249,6 +261,9 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
                                   f"({e.message}): try again in a minute")
         log.info("device %d (%s, %s) enrolled from %s", device.id, device.hostname,
                  device.address, client)
+        portals = portals_mod.known_portals(cluster, settings)
+        # its Swarm join comes next, to a manager's 2377: open to it there first
+        firewall.now(portals)
         return JSONResponse({
             "device_id": device.id,
             "device_token": token,
@@ -259,7 +274,7 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
                          "password": registry_password},
             "labels": device.labels,
             "cluster_name": settings.cluster_name,
-            "portals": portals_mod.known_portals(cluster, settings),
+            "portals": portals,
         })
 
     @app.post("/api/v1/devices/{device_id}/joined")

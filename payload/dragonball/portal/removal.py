@@ -4,12 +4,15 @@
          -> {removed, drained, tokens_rotated}  node ID of a stranger (portal/strangers.py)
 
 In order: refused whole if the server holds the data of a slot (`dragonball move` it
-first, `--data-lost` for a server gone for good) or is a Swarm manager (it runs a portal
-and an etcd member: the three managers keep raft's quorum); else drained (its tasks move,
-for up to DRAIN_WAIT_S), taken out of the Swarm (`docker node rm --force`: its node
+first, `--data-lost` for a server gone for good); a Swarm manager first hands its place
+over (portal/demotion.py: demoted, its etcd member removed, refused whole when that cannot
+be done safely, and an enrolled worker promoted in its place afterwards); then drained
+(its tasks move, for up to DRAIN_WAIT_S), taken out of the Swarm (`docker node rm --force`: its node
 certificate joins nothing again), forgotten by the portal (its device token opens nothing,
 its name is free for a new code), and the Swarm's join tokens rotated (the ones it was
-given join nothing). A POST, not a DELETE: the portal client never sends it twice.
+given join nothing), and its address dropped from every server's firewall members at once
+(portal/firewall.py: a removed device reaches no cluster port). A POST, not a DELETE: the
+portal client never sends it twice.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from fastapi.responses import JSONResponse, Response
 
 from dragonball.errors import Conflict, DragonBallError, NotFound, PortalError
 from dragonball.portal import auth as auth_mod
+from dragonball.portal import demotion as demotion_mod
 from dragonball.portal.answers import error_response
 from dragonball.portal.strangers import stranger_rows
 from dragonball.portal.store import Device, Store
+from dragonball.portal.swarm import enrolled_nodes, settle_managers
 from dragonball.swarm import Node, SwarmError
 
 DRAIN_WAIT_S = 15.0
@@ -66,8 +71,11 @@ def find(name: str, devices: list[Device], nodes: list[Node]) -> Target:
                        "stranger's node ID)")
 
 
-def refusal(target: Target, data: list[str]) -> RemovalRefused | None:
-    """Why `target` cannot be removed now (pure): the slots whose data it holds, a manager."""
+def refusal(target: Target, data: list[str], own_hostname: str | None = None
+            ) -> RemovalRefused | None:
+    """Why `target` cannot be removed now (pure): the slots whose data it holds; for a
+    manager, what portal/demotion.refusal says (`own_hostname`: this portal's server; None:
+    this portal cannot hand a manager's place over, so a manager is refused)."""
     if data:
         return RemovalRefused(
             f"{target.name} holds the data of {', '.join(sorted(data))}",
@@ -75,11 +83,12 @@ def refusal(target: Target, data: list[str]) -> RemovalRefused | None:
             f"{target.name} is gone for good), then remove it")
     if (target.device and target.device.role == "portal") or (target.node and
                                                                target.node.manager):
-        return RemovalRefused(
-            f"{target.name} is a Swarm manager: it runs a portal and an etcd member, and "
-            "the managers keep the cluster's quorum",
-            "a manager is not removed by DragonBall; see docs/security.md, 'Removing a "
-            "device'")
+        why = demotion_mod.refusal(target, own_hostname) if own_hostname is not None else \
+            "this portal cannot hand a manager's place over"
+        if why:
+            return RemovalRefused(
+                f"{target.name} is a Swarm manager and cannot be removed now: {why}",
+                "see docs/security.md, 'Removing a manager'")
     return None
 
 
@@ -125,8 +134,13 @@ class DeviceAdmin:
     """The strangers and the removal, as the API and the Devices page both use them
     (``app.state.device_admin``)."""
 
-    def __init__(self, store: Store, cluster, control_factory: Callable) -> None:
+    def __init__(self, store: Store, cluster, control_factory: Callable,
+                 changed: Callable[[], object] = lambda: None) -> None:
+        """`changed()`: told once a server is removed (the firewall's members go at once)."""
         self.store, self.cluster, self.control_factory = store, cluster, control_factory
+        self.changed = changed
+        #: hands a manager's place over (portal/demotion.py); None: managers are refused
+        self.demotion: demotion_mod.Demotion | None = None
 
     def strangers(self) -> list[dict]:
         """The Swarm's nodes no device is (portal/strangers.py); SwarmError if unknown."""
@@ -135,14 +149,33 @@ class DeviceAdmin:
     def remove(self, name: str, actor: str, client: str | None) -> dict:
         """Checked whole, then done (see the module's doc); a DragonBallError says why not."""
         target = find(name, self.store.devices(), self.cluster.nodes())
-        refused = refusal(target, slots_on(self.control_factory, target.name))
+        demotion = self.demotion
+        refused = refusal(target, slots_on(self.control_factory, target.name),
+                          demotion.own_hostname if demotion else None)
         if refused is not None:
             raise refused
-        return remove(target, self.store, self.cluster, actor, client)
+        handed = None
+        if demotion is not None and demotion.is_manager(target):
+            handed = demotion.hand_over(target)
+            self.store.record("device.demoted", actor, client,
+                              {"hostname": target.name, **{k: v for k, v in handed.items()
+                                                           if k != "warning"}})
+            target = find(name, self.store.devices(), self.cluster.nodes())  # a worker now
+        done = remove(target, self.store, self.cluster, actor, client)
+        self.changed()
+        if handed is not None:
+            promoted = settle_managers(self.cluster, enrolled_nodes(self.store.devices()))
+            for node_id in promoted:
+                self.store.record("node.promoted", "portal", None, {"node_id": node_id})
+            done.update(demoted=handed["demoted"],
+                        etcd_member_removed=handed["etcd_member_removed"],
+                        promoted=promoted, warning=handed["warning"])
+        return done
 
 
-def mount(app: FastAPI, store: Store, cluster) -> None:
-    admin_of = DeviceAdmin(store, cluster, lambda: app.state.control_factory())
+def mount(app: FastAPI, store: Store, cluster,
+          changed: Callable[[], object] = lambda: None) -> None:
+    admin_of = DeviceAdmin(store, cluster, lambda: app.state.control_factory(), changed)
     app.state.device_admin = admin_of
 
     @app.post("/api/v1/devices/{name}/remove")

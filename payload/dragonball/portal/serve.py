@@ -17,7 +17,7 @@ import threading
 
 from dragonball.errors import DragonBallError, Failed, PortalError
 from dragonball.orchestrator import notify
-from dragonball.portal import strangers, wiring
+from dragonball.portal import firewall, strangers, wiring
 from dragonball.portal.api import create_app
 from dragonball.portal.leadership import AlwaysLeader, Leadership
 from dragonball.portal.settings import Settings
@@ -169,6 +169,10 @@ def serve(settings: Settings, store: Store | None = None, app=None,
                              lambda kind, detail: store.record(kind, "portal", None, detail),
                              store.pending_joins),
                              stop, leader.is_leader)).start()
+        members = getattr(app.state, "firewall", None)  # create_app's (portal/firewall.py)
+        if members is not None:
+            threading.Thread(target=firewall.run_forever, name="firewall", daemon=True,
+                             args=(members, stop, leader.is_leader)).start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

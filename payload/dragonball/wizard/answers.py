@@ -17,7 +17,7 @@ from dragonball.wizard.model import ROLES, Answers, Checks, Facts, Problem
 
 #: The answers, in the order the wizard asks them and a summary shows them.
 FIELDS = ("role", "address", "portal", "ca_fingerprint", "enrollment_code", "admin_password",
-          "data_dir", "hostname", "cluster_name")
+          "data_dir", "hostname", "cluster_name", "firewall_allow")
 #: Answers that belong to one role only: giving them for the other is a mistake.
 ROLE_OF = {"portal": "device", "ca_fingerprint": "device", "enrollment_code": "device",
            "admin_password": "portal", "cluster_name": "portal"}
@@ -39,6 +39,7 @@ _RULES = {
     "data_dir": lambda text, facts, names: validators.data_dir(text),
     "hostname": lambda text, facts, names: validators.hostname(text),
     "cluster_name": lambda text, facts, names: validators.cluster_name(text),
+    "firewall_allow": lambda text, facts, names: validators.firewall_allow(text),
 }
 
 
@@ -172,4 +173,6 @@ def _answers(given: dict, address: str, facts: Facts) -> Answers:
         cluster_name=(given.get("cluster_name")
                       or validators.default_cluster_name(host or facts.hostname))
         if portal_role else None,
+        firewall_allow=validators.normalize_firewall_allow(given["firewall_allow"])
+        if given.get("firewall_allow") else None,
     )

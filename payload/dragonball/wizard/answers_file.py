@@ -28,7 +28,7 @@ PASSWORD_FILE = "admin_password_file"
 KEYS = FIELDS + (PASSWORD_FILE,)
 FILE = "(file)"  # the field of a problem with the file as a whole
 #: Answers that may be a YAML list as well as one value ("a, b" or "- a / - b").
-LISTS = ("portal",)
+LISTS = ("portal", "firewall_allow")
 _NULL = "tag:yaml.org,2002:null"
 #: What one answers file may hold: a dozen 'key: value' lines need a few hundred bytes; 64
 #: KiB leaves room for comments and stays instant to read (docs/answers.md, "Limits").

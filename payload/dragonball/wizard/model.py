@@ -85,6 +85,8 @@ class Answers:
     ca_fingerprint: str | None = None   # device: "SHA256:<64 hex>", the portal's CA
     admin_password: str | None = dataclasses.field(default=None, repr=False)  # portal
     cluster_name: str | None = None    # portal
+    #: addresses or networks ("a,b") that may reach the cluster ports besides the servers
+    firewall_allow: str | None = None
 
     @property
     def portals(self) -> list[str]:

@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 
-from dragonball.shared import fingerprints, passwords, ports
+from dragonball.shared import fingerprints, firewall, passwords, ports
 from dragonball.shared.names import hostname
 from dragonball.wizard.model import ROLES, Interface, Verdict
 
@@ -171,6 +171,33 @@ def cluster_name(value: str) -> Verdict:
     if _CLUSTER.match(value):
         return True
     return "not a cluster name: use lower-case letters, digits, hyphens (like plant-7)"
+
+
+#: Administrator's sources the answers may list (each one is rules on every server).
+MAX_ALLOW = 64
+
+
+def firewall_allow(value: str) -> Verdict:
+    """The administrator's sources that may reach the cluster ports besides the cluster's
+    servers (docs/security.md, "The network"): addresses or networks, separated by commas."""
+    if not value.strip():
+        return True  # an empty list: none
+    items = [item.strip() for item in value.split(",")]
+    if len(items) > MAX_ALLOW:
+        return f"{len(items)} sources: at most {MAX_ALLOW}; give networks (10.0.0.0/24) instead"
+    for n, item in enumerate(items, 1):
+        if not item:
+            return f"source {n} of {len(items)} is empty: remove the extra comma"
+        try:
+            firewall.source(item)
+        except firewall.BadAddress as e:
+            return (f"source {n} of {len(items)}: {e}: give an address or a network, like "
+                    "10.0.0.0/24")
+    return True
+
+
+def normalize_firewall_allow(value: str) -> str:
+    return ",".join(firewall.sources(item for item in value.split(",") if item.strip()))
 
 
 def default_cluster_name(host: str) -> str:

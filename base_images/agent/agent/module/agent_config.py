@@ -28,6 +28,7 @@ class Settings:
     health_socket: str = os.path.join(RUN_DIR, "health.sock")
     params_dir: str = "/host/params"             # the host's /var/lib/dragonball/params
     transfers_dir: str = "/host/transfers"       # the volume dragonball-transfers
+    firewall_dir: str = "/host/firewall"         # the host's /var/lib/dragonball/firewall
     docker_socket: str = "/var/run/docker.sock"
 
 
@@ -38,7 +39,8 @@ def problems(p: dict) -> list[str]:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         found.append(f"port must be an integer 1-65535, got {port!r}")
     for key in ("bind", "secrets_dir", "tls_cert", "tls_key", "ca", "proc_root",
-                "health_socket", "params_dir", "transfers_dir", "docker_socket"):
+                "health_socket", "params_dir", "transfers_dir", "docker_socket",
+                "firewall_dir"):
         if not isinstance(p.get(key), str) or not p.get(key).strip():
             found.append(f"{key} must be a non-empty string, got {p.get(key)!r}")
     return found
@@ -52,7 +54,8 @@ def settings_from(p: dict) -> Settings:
     return Settings(port=p["port"], bind=p["bind"], cert=secret("tls_cert"),
                     key=secret("tls_key"), ca=secret("ca"), proc_root=p["proc_root"],
                     health_socket=p["health_socket"], params_dir=p["params_dir"],
-                    transfers_dir=p["transfers_dir"], docker_socket=p["docker_socket"])
+                    transfers_dir=p["transfers_dir"], docker_socket=p["docker_socket"],
+                    firewall_dir=p["firewall_dir"])
 
 
 def load_settings() -> Settings:

@@ -112,15 +112,16 @@ class ParamsStore:
             return True
 
 
-def write_atomic(path: str, text: str) -> None:
-    """A reader sees the old file or the new one, never half of it; mode 0600."""
+def write_atomic(path: str, text: str, mode: int = 0o600) -> None:
+    """A reader sees the old file or the new one, never half of it; `mode` (0600: a
+    parameter may be a secret)."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

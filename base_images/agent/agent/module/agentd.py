@@ -11,11 +11,12 @@
 API (docs/agent.md): `GET /v1/health`, `GET /v1/metrics` (node metrics from the host's
 /proc, read-only at /host/proc); `GET /v1/tasks`, `POST /v1/exec`, `GET /v1/logs` on the
 containers labelled io.dragonball.app (the docker socket), `PUT`/`DELETE /v1/params` (the
-host's params folder at /host/params). Every connection must present a client certificate
-signed by the CA in ca.crt (ssl.CERT_REQUIRED): the agents' clients CA, which signs only the
-controllers' (the portal's) certificates; anything else gets no answer. The TLS material
-comes in as Docker Swarm secrets under /run/secrets (agent.crt, agent.key, ca.crt): never
-from the environment or the image.
+host's params folder at /host/params), `PUT /v1/firewall` (the cluster's members, in the
+host's /var/lib/dragonball/firewall at /host/firewall). Every connection must present a
+client certificate signed by the CA in ca.crt (ssl.CERT_REQUIRED): the agents' clients CA,
+which signs only the controllers' (the portal's) certificates; anything else gets no
+answer. The TLS material comes in as Docker Swarm secrets under /run/secrets (agent.crt,
+agent.key, ca.crt): never from the environment or the image.
 
 The health check (`run.sh status`, the image's HEALTHCHECK) cannot present a client
 certificate, so the server also answers /v1/health, and nothing else, on a Unix socket

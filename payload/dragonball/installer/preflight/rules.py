@@ -150,11 +150,13 @@ def selinux(facts: Facts, req: Requirements) -> list[Check]:
 def firewall(facts: Facts, req: Requirements) -> list[Check]:
     active = [name for name in ("firewalld", "ufw") if facts.firewall.get(name)]
     listed = ", ".join(str(p) for p in req.ports)
+    chain = ("its own iptables chain, DRAGONBALL, opens the cluster ports to the cluster's "
+             "servers only (8443/tcp to all)")
     if active:
         return [Check("firewall", PASS, f"{' and '.join(active)} active: install opens "
-                      f"{listed} through it, and never disables it")]
-    return [Check("firewall", PASS, f"no firewalld or ufw active: install opens {listed} "
-                  "with iptables rules")]
+                      f"{listed} through it, and never disables it; {chain}")]
+    return [Check("firewall", PASS, f"no firewalld or ufw active: install uses {listed}; "
+                  f"{chain}")]
 
 
 def docker(facts: Facts, req: Requirements) -> list[Check]:
