@@ -346,6 +346,35 @@ def test_a_removed_device_reaches_no_cluster_port_any_more(cluster, tmp_path):
                                         check=True).stdout
 
 
+def test_a_manager_is_removed_from_another_managers_portal(cluster, tmp_path):
+    """s3 (a manager: raft, a portal, an etcd member) removed through s1's portal: demoted,
+    its etcd member removed, out of the Swarm; s1 and s2 keep both quorums (the portal still
+    writes: a new code), and s3 reaches no cluster port. The answer warns that s3's disk
+    holds the CA keys."""
+    lab, s1 = cluster.lab, cluster.lab.ip("s1")
+    if not getattr(cluster, "ca_file", None):
+        cluster.ca_file = str(tmp_path / "ca.crt")
+        (tmp_path / "ca.crt").write_text(lab.exec("s1", ["cat", "/etc/dragonball/ca.crt"],
+                                                  check=True).stdout)
+    removed = portal_api(cluster, "POST", "/api/v1/devices/s3/remove")
+    assert removed.status_code == 200, removed.text
+    body = removed.json()
+    assert body["demoted"] is True and body["etcd_member_removed"] is True, body
+    assert "CA keys" in body["warning"], body
+    listing = cluster.docker("s1", "node", "ls", "--format",
+                             "{{.Hostname}} {{.ManagerStatus}}").stdout
+    assert "s3" not in listing and listing.count("Leader") + listing.count("Reachable") == 2, \
+        listing
+    code = requests.post(f"https://{s1}:8443/api/v1/codes", json={"ttl": "1h"},
+                         auth=("admin", ADMIN_PASSWORD), verify=cluster.ca_file, timeout=60)
+    assert code.status_code == 200, code.text        # etcd: 2 of 2 members answer
+
+    def dropped():
+        return reaches(lab, "s3", s1, 2377, seconds=2) == "timeout"
+    wait_for(dropped, 30, describe=lambda: lab.exec("s1", ["iptables", "-w", "-S",
+                                                           "DRAGONBALL"]).stdout)
+
+
 # --- bad answers and a corrupt .bin change nothing --------------------------------------------
 
 def bad_answers(cluster, case: str) -> tuple[dict, str]:
