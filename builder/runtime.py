@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping
 
 from dragonball.errors import BuildError
 
-from builder import REPO_ROOT, cache, detar, process
+from builder import REPO_ROOT, cache, detar, elf, process
 from builder.progress import Reporter, Step
 from builder.recipe import canonical_json
 
@@ -71,7 +71,7 @@ class RuntimeArtifact:
     size: int
     python_version: str
     pyinstaller_version: str
-    glibc_floor: str  # the oldest glibc it runs on: the build machine's
+    glibc_floor: str  # the oldest glibc it runs on: the highest its ELF files need (elf.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,8 +181,14 @@ def installed_packages() -> dict[str, str]:
     return found
 
 
-def glibc_floor() -> str:
-    """The build machine's glibc version ("2.36"): the frozen runtime needs at least that."""
+def glibc_floor(onedir: pathlib.Path | None = None) -> str:
+    """The oldest glibc the frozen runtime runs on: the highest `GLIBC_x.y` its ELF files
+    need (builder/elf.py; measured on Debian 12's build: 2.35, libpython and libgcc_s),
+    else the build machine's own version ("2.36"), an upper bound."""
+    if onedir is not None:
+        found, _ = elf.tree_floor(onedir)
+        if found:
+            return found
     found = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
     return found.split()[-1] if found.startswith("glibc ") else "unknown"
 
@@ -206,7 +212,8 @@ def _freeze(root: pathlib.Path, folder: pathlib.Path, key: str, reporter: Report
         shutil.rmtree(folder / key, ignore_errors=True)  # a leftover without its .json
         os.replace(work / "dist", folder / key)
     description = {"python_version": platform.python_version(),
-                   "pyinstaller_version": pyinstaller_version(), "glibc_floor": glibc_floor()}
+                   "pyinstaller_version": pyinstaller_version(),
+                   "glibc_floor": glibc_floor(folder / key / NAME)}
     partial = folder / f".{key}.json.partial"
     partial.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(partial, folder / f"{key}.json")
@@ -225,7 +232,11 @@ def _cached_tree(folder: pathlib.Path, key: str) -> FrozenTree | None:
                           data["pyinstaller_version"], data["glibc_floor"])
     except (OSError, ValueError, KeyError):
         return None
-    return tree if (tree.onedir / NAME).is_file() else None
+    if not (tree.onedir / NAME).is_file():
+        return None
+    scanned = glibc_floor(tree.onedir)   # a tree cached before the scan: its real floor
+    return dataclasses.replace(tree, glibc_floor=scanned) if scanned != tree.glibc_floor \
+        else tree
 
 
 def _cached_artifact(folder: pathlib.Path, key: str, epoch: int) -> RuntimeArtifact | None:

@@ -95,7 +95,18 @@ def test_the_tar_gz_is_one_dragonball_folder_with_a_reproducible_header(frozen):
     assert names[0] == "dragonball" and all(n.split("/")[0] == "dragonball" for n in names)
     assert "dragonball/dragonball" in names and "dragonball/_internal" in names
     assert (frozen.size, frozen.pyinstaller_version) == (len(data), "6.22.3")
-    assert frozen.glibc_floor == os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+
+
+
+def test_the_glibc_floor_is_the_highest_its_elf_files_need(frozen, tmp_path):
+    """What the stub checks (manifest floor.glibc): measured from the files, never above
+    the build machine's own glibc (Debian 12's build: 2.35, libpython and libgcc_s)."""
+    from builder import elf
+    with tarfile.open(frozen.path) as tar:
+        tar.extractall(tmp_path, filter="data")
+    assert elf.tree_floor(tmp_path / "dragonball")[0] == frozen.glibc_floor
+    machine = os.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+    assert elf.version_key(frozen.glibc_floor) <= elf.version_key(machine)
 
 
 def test_version_runs_without_python(server, record_property):
