@@ -198,3 +198,26 @@ def address(text: str, default_port: int) -> tuple[str, int]:
     if port and not (port.isdigit() and 0 < int(port) < 65536):
         raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
     return host, int(port) if port else default_port
+
+
+#: Distribution families by os-release ID, and by the IDs they name in ID_LIKE: what
+#: preflight and OS preparation say and do differs by family (docs/preflight.md).
+FAMILIES = {
+    "debian": ("debian", "ubuntu", "linuxmint", "raspbian", "pop", "elementary", "deepin",
+               "uos", "kali"),
+    "rhel": ("rhel", "centos", "rocky", "almalinux", "ol", "fedora", "openeuler", "kylin",
+             "anolis", "euleros", "circle", "amzn", "alinux", "tencentos", "opencloudos"),
+    "suse": ("sles", "sled", "suse", "opensuse", "opensuse-leap", "opensuse-tumbleweed",
+             "sle_hpc"),
+}
+FAMILY_NAMES = {"debian": "Debian family", "rhel": "RHEL family", "suse": "SUSE family"}
+
+
+def family(distro_id: str | None, like: str | None) -> str | None:
+    """"debian", "rhel", "suse" or None: by the ID first, then by each ID_LIKE word (in
+    its order: `ID_LIKE="rhel centos fedora"` is RHEL's family)."""
+    by_id = {i: name for name, ids in FAMILIES.items() for i in ids}
+    for word in [(distro_id or "").lower(), *(like or "").lower().split()]:
+        if word in by_id:
+            return by_id[word]
+    return None

@@ -11,6 +11,7 @@ from dragonball.installer.preflight import kernel
 from dragonball.installer.preflight import requirements as req_mod
 from dragonball.installer.preflight.check import FAIL, PASS, SKIP, WARN, Check, size
 from dragonball.installer.preflight.facts import Facts
+from dragonball.installer.preflight import parse
 from dragonball.installer.preflight.parse import version_tuple
 from dragonball.installer.preflight.requirements import Requirements
 from dragonball.installer.preflight.rules_cluster import clock, hostname, portal
@@ -37,7 +38,9 @@ def distro(facts: Facts, req: Requirements) -> list[Check]:
     if (d["id"], major) in req_mod.TESTED_DISTROS:
         return [Check("distro", PASS, f"{name}: tested")]
     tested = ", ".join(f"{i.capitalize()} {v}" for i, v in req_mod.TESTED_DISTROS)
-    return [Check("distro", WARN, f"{name}: not tested",
+    kin = parse.family(d.get("id"), d.get("like"))
+    said = f" ({parse.FAMILY_NAMES[kin]})" if kin else " (a family DragonBall does not know)"
+    return [Check("distro", WARN, f"{name}{said}: not tested",
                   f"DragonBall is tested on {tested}; it may work here: "
                   "the other checks tell what is missing")]
 
