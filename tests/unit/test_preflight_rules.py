@@ -160,3 +160,19 @@ def test_a_check_refuses_an_unknown_status():
 ])
 def test_children_do_not_inherit_the_frozen_runtimes_libraries(environ, expected):
     assert child_environment(environ) == expected
+
+
+def test_a_read_only_usr_or_data_dir_is_refused_with_the_remount(vm_facts):
+    """An immutable or hardened image: the engine's install would stop half way."""
+    ro = {"target": "/usr", "fstype": "ext4", "options": ["ro", "relatime"]}
+    facts = edited(vm_facts, system_mounts={**vm_facts.system_mounts, "/usr": ro})
+    [check] = [c for c in rules_resources.readonly(facts, req_mod.Requirements("portal"))]
+    assert (check.name, check.status) == ("readonly./usr", "fail")
+    assert "read-only mount (ext4 on /usr)" in check.detail
+    assert "mount -o remount,rw /usr" in check.hint
+    data = {**vm_facts.mounts["data"], "options": ["ro"], "target": "/srv"}
+    facts = edited(vm_facts, mounts={**vm_facts.mounts, "data": data})
+    names = [c.name for c in rules_resources.readonly(facts, req_mod.Requirements("portal"))]
+    assert names == [f"readonly.{vm_facts.paths['data']}"]
+    assert [c.status for c in rules_resources.readonly(vm_facts, req_mod.Requirements(
+        "portal"))] == ["pass"]

@@ -56,6 +56,8 @@ class Facts:
     portal: dict | None = None   # {"address", "ports": {"8443/tcp": "open" | reason}}
     cluster: dict | None = None  # from the join step: {"hostnames": [...], "portal_time": t}
     time: float | None = None    # this host's clock when probed (epoch seconds)
+    #: SYSTEM_DIRS -> the mount holding each ({"target", "fstype", "options"} or None)
+    system_mounts: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -127,7 +129,8 @@ def probe(system, paths: dict, ports: list, root: str = "/", portal: str | None 
         ports=system.ports(ports), sysctl=_sysctl(files), init=_init(files),
         limits=_limits(files),
         portal=system.portal(portal) if portal else None,
-        time=system.now())
+        time=system.now(),
+        system_mounts={path: _mount_fact(path, table) for path in SYSTEM_DIRS})
 
 
 def _sysctl(files: HostFiles) -> dict:
@@ -216,6 +219,11 @@ def _cgroups(files: HostFiles, table: list) -> dict:
     unified = next((m.target for m in table if m.fstype == "cgroup2"), None)
     controllers = files.text(f"{unified}/cgroup.controllers") if unified else None
     return parse.cgroups(table, controllers)
+
+
+#: Where the install writes outside the data directory: the engine's programs and units
+#: (/usr, /etc), the runtime (/opt), the engine's and DragonBall's state (/var/lib).
+SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/var/lib")
 
 
 def _mount_fact(path: str, table: list) -> dict | None:

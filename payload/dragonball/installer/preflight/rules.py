@@ -15,7 +15,7 @@ from dragonball.installer.preflight import parse
 from dragonball.installer.preflight.parse import version_tuple
 from dragonball.installer.preflight.requirements import Requirements
 from dragonball.installer.preflight.rules_cluster import clock, hostname, portal
-from dragonball.installer.preflight.rules_resources import disk, noexec, ports
+from dragonball.installer.preflight.rules_resources import disk, noexec, ports, readonly
 
 NO_RELEASE = "no release manifest: run it from the .bin to check against the release"
 UPGRADE_OS = "upgrade the OS (Debian 12 and Ubuntu 22.04 are new enough)"
@@ -185,7 +185,8 @@ def docker(facts: Facts, req: Requirements) -> list[Check]:
 
 
 RULES = (root, distro, arch, glibc, kernel_version, kernel_features, cgroups, cpu, memory,
-         disk, noexec, ports, swap, selinux, firewall, docker, hostname, clock, portal)
+         disk, noexec, readonly, ports, swap, selinux, firewall, docker, hostname, clock,
+         portal)
 
 
 def checks(facts: Facts, req: Requirements) -> list[Check]:

@@ -70,6 +70,25 @@ def noexec(facts: Facts, req: Requirements) -> list[Check]:
     return found
 
 
+def readonly(facts: Facts, req: Requirements) -> list[Check]:
+    """Every folder the install writes to is on a read-write mount: a read-only /usr
+    (an immutable or hardened image) would stop the engine's install half way."""
+    where = {**{p: m for p, m in (facts.system_mounts or {}).items()},
+             **{facts.paths[k]: facts.mounts.get(k) for k in ("data", "docker")
+                if facts.paths.get(k)}}
+    found = []
+    for path, mount in sorted(where.items()):
+        if mount and "ro" in mount["options"]:
+            found.append(Check(f"readonly.{path}", FAIL,
+                               f"{path} is on a read-only mount ({mount['fstype']} on "
+                               f"{mount['target']}): the install writes there",
+                               f"remount it read-write for the install (mount -o remount,rw "
+                               f"{mount['target']}) or make it writable in /etc/fstab"))
+    if not found:
+        found.append(Check("readonly", PASS, "writable: " + ", ".join(sorted(where))))
+    return found
+
+
 def ports(facts: Facts, req: Requirements) -> list[Check]:
     """Every port the role listens on must be free now."""
     found = []
