@@ -176,3 +176,19 @@ def test_a_read_only_usr_or_data_dir_is_refused_with_the_remount(vm_facts):
     assert names == [f"readonly.{vm_facts.paths['data']}"]
     assert [c.status for c in rules_resources.readonly(vm_facts, req_mod.Requirements(
         "portal"))] == ["pass"]
+
+
+def test_podman_s_docker_command_is_refused_by_name(vm_facts, tmp_path):
+    from dragonball.installer.preflight import system
+    shim = tmp_path / "docker"
+    shim.write_text('#!/bin/sh\n[ -e /etc/containers/nodocker ] || echo "Emulate Docker CLI '
+                    'using podman."\nexec /usr/bin/podman "$@"\n')
+    real = tmp_path / "docker-real"
+    real.write_bytes(b"\x7fELF" + b"\0" * 64)
+    assert system.is_podman(str(shim)) and not system.is_podman(str(real))
+    assert not system.is_podman(str(tmp_path / "missing"))
+    facts = edited(vm_facts, docker={"binary": "/usr/bin/docker", "podman": True,
+                                     "client": None, "server": None, "dockerd": None})
+    [check] = rules.docker(facts, req_mod.Requirements("portal", engine_version="20.10.24"))
+    assert check.status == "fail" and "podman-docker" in check.detail
+    assert "remove podman-docker" in check.hint and "20.10.24" in check.hint

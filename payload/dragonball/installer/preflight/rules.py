@@ -166,6 +166,11 @@ def docker(facts: Facts, req: Requirements) -> list[Check]:
     d = facts.docker
     bundled = f"the bundled engine {req.engine_version}" if req.engine_version else \
         "the bundled engine"
+    if d.get("podman"):
+        return [Check("docker", FAIL, f"{d.get('binary')} is Podman's docker command "
+                      "(podman-docker), not a Docker engine: DragonBall needs Swarm",
+                      "remove it (dnf remove podman-docker, or apt-get remove "
+                      f"podman-docker), then run the install again: it puts in {bundled}")]
     version, how = (d.get("server"), "running") if d.get("server") else \
         (d.get("dockerd"), "installed, not running")
     if not version:

@@ -131,6 +131,9 @@ def docker_facts(env: dict) -> dict:
         facts["dockerd"] = parse.dockerd_version(_run([dockerd, "--version"], env)[1])
     if not facts["binary"]:
         return facts
+    facts["podman"] = is_podman(facts["binary"])
+    if facts["podman"]:
+        return facts   # its "docker version" is Podman's: no Docker engine to speak of
     code, out, err = _run([facts["binary"], "version", "--format", "{{json .}}"], env)
     facts.update(parse.docker_version(out))
     if facts["server"]:
@@ -140,6 +143,19 @@ def docker_facts(env: dict) -> dict:
     elif err.strip():
         facts["error"] = err.strip().splitlines()[-1]
     return facts
+
+
+def is_podman(binary: str) -> bool:
+    """Whether the `docker` command is Podman's (podman-docker: a script that runs podman,
+    or a link to it), by the file itself: nothing is run."""
+    try:
+        if os.path.basename(os.path.realpath(binary)) == "podman":
+            return True
+        with open(binary, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"podman" in head
 
 
 def portal_facts(address: str) -> dict:
