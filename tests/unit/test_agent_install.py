@@ -124,7 +124,7 @@ def _cert(root: pathlib.Path, path: str) -> x509.Certificate:
 
 def test_the_agent_steps_run_after_the_portals_service_and_before_its_first_code(
         monkeypatch, tmp_path, played):
-    monkeypatch.setattr(roles.osprep, "os_preps", lambda facts: [])
+    monkeypatch.setattr(roles.osprep, "os_preps", lambda facts, consent=False: [])
     monkeypatch.setattr(roles.engine_apply, "engine_steps", lambda ctx: [])
     monkeypatch.setattr(roles.osprep, "firewall_prep", lambda facts, role: types.SimpleNamespace(
         id="os.firewall", title="firewall", changes=[]))

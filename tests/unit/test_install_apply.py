@@ -121,7 +121,8 @@ def test_selinux_goes_permissive_and_back(server, tmp_path):
     server.write("sys/fs/selinux/enforce", "1")
     server.write("etc/selinux/config", "# comment\nSELINUX=enforcing\nSELINUXTYPE=targeted\n")
     ctx = context(server, tmp_path, case="rocky9-selinux-firewalld")
-    run_steps([plan.prep_step(ctx, osprep.selinux_prep(ctx.facts))], ctx.journal)
+    run_steps([plan.prep_step(ctx, osprep.selinux_prep(ctx.facts, consent=True))],
+              ctx.journal)
     assert ["setenforce", "0"] in [[os.path.basename(c[0]), *c[1:]] for c in server.calls]
     assert server.read("sys/fs/selinux/enforce") == "0"
     assert "SELINUX=permissive\n" in server.read("etc/selinux/config")

@@ -33,7 +33,8 @@ def load(name: str) -> tuple[str, Facts]:
 
 
 def describe(role: str, facts: Facts) -> dict:
-    return {"os": [p.to_dict() for p in osprep.os_preps(facts)],
+    # the administrator's consent given: what would change (without it: nothing, below)
+    return {"os": [p.to_dict() for p in osprep.os_preps(facts, selinux_consent=True)],
             "engine": rules.engine_path(facts, install_started=False),
             "daemon.json": rules.daemon_config(None, osprep.nofile_limit(facts)),
             "firewall": osprep.firewall_prep(facts, role).to_dict()}
@@ -106,7 +107,9 @@ def test_selinux_only_when_enforcing_now_or_at_boot():
                                    ("permissive", "permissive", False),
                                    ("disabled", None, False)]:
         facts.selinux = {"mode": mode, "config": config}
-        assert (osprep.selinux_prep(facts) is not None) == expected, (mode, config)
+        assert (osprep.selinux_prep(facts, consent=True) is not None) == expected, \
+            (mode, config)
+        assert osprep.selinux_prep(facts) is None   # never without the consent
 
 
 def test_firewall_never_disables_and_uses_every_active_one():

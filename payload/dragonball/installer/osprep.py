@@ -139,10 +139,12 @@ def limits_prep(facts: Facts) -> Prep:
 
 # --- SELinux, firewall --------------------------------------------------------------------
 
-def selinux_prep(facts: Facts) -> Prep | None:
-    """Enforcing (now or at next boot) -> permissive, as preflight's warning promises."""
+def selinux_prep(facts: Facts, consent: bool = False) -> Prep | None:
+    """Enforcing (now or at next boot) -> permissive, only with the administrator's
+    consent (answers: selinux_permissive; without it the answers are refused before any
+    change, wizard/answers.py)."""
     mode, config = facts.selinux.get("mode"), facts.selinux.get("config")
-    if mode != "enforcing" and config != "enforcing":
+    if (mode != "enforcing" and config != "enforcing") or not consent:
         return None
     return Prep("os.selinux", "SELinux enforcing -> permissive",
                 ({"kind": "selinux", "mode": "permissive", "config": SELINUX_CONFIG},))
@@ -202,10 +204,10 @@ def key_blob(line: str) -> str | None:
 
 # --- the whole preparation ----------------------------------------------------------------
 
-def os_preps(facts: Facts) -> list[Prep]:
-    """The preparation before the engine: kernel, limits, SELinux (firewall comes after
-    the engine, whose packages bring iptables to a server that has none)."""
-    preps = [kernel_prep(facts), limits_prep(facts), selinux_prep(facts)]
+def os_preps(facts: Facts, selinux_consent: bool = False) -> list[Prep]:
+    """The preparation before the engine: kernel, limits, SELinux (with consent; firewall
+    comes after the engine, whose packages bring iptables to a server that has none)."""
+    preps = [kernel_prep(facts), limits_prep(facts), selinux_prep(facts, selinux_consent)]
     return [p for p in preps if p is not None]
 
 

@@ -44,7 +44,8 @@ from dragonball.installer.steps import Step
 
 def base_steps(ctx: InstallContext) -> list[Step]:
     """Every server's: OS preparation, the engine, the role's firewall ports and chain."""
-    return [*(prep_step(ctx, prep) for prep in osprep.os_preps(ctx.facts)),
+    consent = bool(getattr(ctx.answers, "selinux_permissive", False))
+    return [*(prep_step(ctx, prep) for prep in osprep.os_preps(ctx.facts, consent)),
             *engine_apply.engine_steps(ctx),
             prep_step(ctx, osprep.firewall_prep(ctx.facts, ctx.role)),
             firewall.chain_step(ctx)]

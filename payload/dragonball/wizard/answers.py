@@ -17,7 +17,7 @@ from dragonball.wizard.model import ROLES, Answers, Checks, Facts, Problem
 
 #: The answers, in the order the wizard asks them and a summary shows them.
 FIELDS = ("role", "address", "portal", "ca_fingerprint", "enrollment_code", "admin_password",
-          "data_dir", "hostname", "cluster_name", "firewall_allow")
+          "data_dir", "hostname", "cluster_name", "firewall_allow", "selinux_permissive")
 #: Answers that belong to one role only: giving them for the other is a mistake.
 ROLE_OF = {"portal": "device", "ca_fingerprint": "device", "enrollment_code": "device",
            "admin_password": "portal", "cluster_name": "portal"}
@@ -40,7 +40,14 @@ _RULES = {
     "hostname": lambda text, facts, names: validators.hostname(text),
     "cluster_name": lambda text, facts, names: validators.cluster_name(text),
     "firewall_allow": lambda text, facts, names: validators.firewall_allow(text),
+    "selinux_permissive": lambda text, facts, names: validators.yes_no(text),
 }
+
+SELINUX_CONSENT = ("SELinux is enforcing on this server, and the bundled engine runs its "
+                   "containers without SELinux labels: answer 'selinux_permissive: yes' to "
+                   "let the install set it to permissive (setenforce 0 and SELINUX= in "
+                   "/etc/selinux/config, recorded; reset sets it back), or set it to "
+                   "permissive yourself first")
 
 
 def field_verdict(field: str, value: str, facts: Facts, hostnames: tuple = ()):
@@ -79,6 +86,10 @@ def build_answers(raw: collections.abc.Mapping, facts: Facts, checks: Checks = C
     if address is None:
         address, verdict = _default_address(facts)
         report("address", verdict)
+    consent = given.get("selinux_permissive")
+    if facts.selinux_enforcing and not validators.is_yes(consent) and \
+            (consent is None or validators.yes_no(consent) is True):  # a bad one: said above
+        report("selinux_permissive", SELINUX_CONSENT)
     if not problems and not reported:
         for field, verdict in _remote_checks(given, checks):
             report(field, verdict)
@@ -175,4 +186,6 @@ def _answers(given: dict, address: str, facts: Facts) -> Answers:
         if portal_role else None,
         firewall_allow=validators.normalize_firewall_allow(given["firewall_allow"])
         if given.get("firewall_allow") else None,
+        selinux_permissive=validators.is_yes(given["selinux_permissive"])
+        if given.get("selinux_permissive") is not None else None,
     )

@@ -29,7 +29,24 @@ _SIOCGIFADDR = 0x8915
 
 def live_facts() -> Facts:
     """This server's hostname and the addresses other servers may reach it on."""
-    return Facts(hostname=socket.gethostname(), interfaces=tuple(_interfaces()))
+    return Facts(hostname=socket.gethostname(), interfaces=tuple(_interfaces()),
+                 selinux_enforcing=selinux_enforcing())
+
+
+def selinux_enforcing(root: str = "/") -> bool:
+    """Enforcing now (/sys/fs/selinux/enforce) or at the next boot (/etc/selinux/config)."""
+    try:
+        with open(os.path.join(root, "sys/fs/selinux/enforce"), encoding="ascii") as f:
+            if f.read().strip() == "1":
+                return True
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(root, "etc/selinux/config"), encoding="utf-8") as f:
+            found = re.search(r"^\s*SELINUX\s*=\s*(\S*)\s*$", f.read(), re.MULTILINE)
+    except OSError:
+        return False
+    return bool(found) and found.group(1).lower() == "enforcing"
 
 
 def parse_ip_addr(text: str) -> list[Interface]:

@@ -33,6 +33,9 @@ class Facts:
 
     hostname: str
     interfaces: tuple[Interface, ...] = ()
+    #: SELinux enforcing now or at the next boot: the install must be allowed to make it
+    #: permissive (answer selinux_permissive), or it changes nothing
+    selinux_enforcing: bool = False
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -87,6 +90,8 @@ class Answers:
     cluster_name: str | None = None    # portal
     #: addresses or networks ("a,b") that may reach the cluster ports besides the servers
     firewall_allow: str | None = None
+    #: consent to set an enforcing SELinux to permissive (recorded; reset sets it back)
+    selinux_permissive: bool | None = None
 
     @property
     def portals(self) -> list[str]:

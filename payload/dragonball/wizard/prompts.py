@@ -142,6 +142,18 @@ class Prompter:
             label, validate=validators.data_dir,
             **{"default": DATA_DIR, **self.typed("data_dir")}))).strip()
 
+    def selinux_permissive(self) -> str:
+        """Consent, asked only on a server where SELinux is enforcing: no means nothing is
+        installed (answers.SELINUX_CONSENT says what to do instead)."""
+        given = self.given.get("selinux_permissive")
+        if given is not None and validators.yes_no(given) is True:
+            return given
+        agreed = self.ask(questionary.confirm(
+            "SELinux is enforcing here; the bundled engine needs it permissive. Set it to "
+            "permissive now (recorded; reset sets it back)?", default=False,
+            **self.io.prompt_kwargs()))
+        return "yes" if agreed else "no"
+
     def confirm(self, question: str) -> bool:
         return self.ask(questionary.confirm(question, default=False,
                                             **self.io.prompt_kwargs()))
@@ -158,6 +170,8 @@ def ask_answers(prompter: Prompter) -> Answers:
     else:
         raw["admin_password"] = prompter.admin_password()
     raw["data_dir"] = prompter.data_dir()
+    if prompter.facts.selinux_enforcing:
+        raw["selinux_permissive"] = prompter.selinux_permissive()
     # The remote checks ran on the spot: not again here.
     answers, problems = build_answers(raw, prompter.facts)
     if problems:

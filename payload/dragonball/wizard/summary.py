@@ -23,6 +23,8 @@ def rows(answers: Answers, facts: Facts) -> list[tuple[str, str]]:
     else:
         shown += [("admin password", MASK), ("cluster name", answers.cluster_name)]
     shown.append(("data directory", answers.data_dir))
+    if answers.selinux_permissive:
+        shown.append(("SELinux", "enforcing -> permissive (reset sets it back)"))
     if answers.firewall_allow:
         shown.append(("also reach the cluster ports", answers.firewall_allow.replace(",", ", ")))
     return shown

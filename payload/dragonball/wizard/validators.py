@@ -204,3 +204,17 @@ def default_cluster_name(host: str) -> str:
     """The cluster's name when none is given: this server's short name, made valid."""
     short = re.sub(r"[^a-z0-9-]+", "-", host.split(".")[0].lower()).strip("-")[:63]
     return short.strip("-") or "cluster"
+
+
+YES, NO = ("yes", "true", "y", "on", "1"), ("no", "false", "n", "off", "0")
+
+
+def yes_no(value: str) -> Verdict:
+    """yes or no (true/false, y/n, on/off, 1/0 too)."""
+    if str(value).strip().lower() in YES + NO:
+        return True
+    return f"{value!r} is neither yes nor no: answer yes or no"
+
+
+def is_yes(value: str | None) -> bool:
+    return value is not None and str(value).strip().lower() in YES

@@ -145,7 +145,9 @@ def selinux(facts: Facts, req: Requirements) -> list[Check]:
     if mode == "enforcing":
         return [Check("selinux", WARN, "enforcing",
                       "install sets SELinux to permissive (setenforce 0, SELINUX=permissive "
-                      "in /etc/selinux/config) and records it; reset restores enforcing")]
+                      "in /etc/selinux/config) only with your consent (the wizard asks; "
+                      "answers file: selinux_permissive: yes), records it, and reset "
+                      "restores enforcing")]
     detail = mode if not config or config == mode else f"{mode} (config: {config})"
     return [Check("selinux", PASS, detail)]
 
