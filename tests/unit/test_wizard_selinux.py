@@ -1,3 +1,7 @@
+"""SELinux is switched to permissive only with the administrator's consent: the wizard's
+answers are refused on an enforcing server without it (wizard/answers.py)."""
+
+from __future__ import annotations
 
 
 def test_an_enforcing_selinux_needs_consent_before_anything_changes():
