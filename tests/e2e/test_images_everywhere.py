@@ -139,6 +139,14 @@ def test_a_device_can_pull_but_not_push_or_overwrite(installed_cluster, applied)
     cluster = installed_cluster
     registry = f"{cluster.lab.ip('s1')}:5000"
     release = f"{registry}/notes/api:0.1.0"
+
+    def answering():  # the test before started the registry again: up, nginx and all
+        code = cluster.lab.exec("s2", ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+                                       f"https://{registry}/v2/"], timeout=30).stdout
+        return code.strip() == "401"
+    wait_for(answering, 120, interval=1,
+             describe=lambda: cluster.docker("s1", "logs", "--tail", "20", REGISTRY_CONTAINER,
+                                             check=False).stdout)
     config = json.loads(cluster.lab.exec("s2", ["cat", "/root/.docker/config.json"]).stdout)
     login = base64.b64decode(config["auths"][registry]["auth"]).decode().split(":", 1)[0]
     assert login == "pull"                                  # not the portal's own account
