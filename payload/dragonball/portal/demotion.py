@@ -44,16 +44,18 @@ def refusal(target, own_hostname: str) -> str | None:
     return None
 
 
+def is_manager(target) -> bool:
+    """A Swarm manager, or the portal's first server (a manager from the start) (pure)."""
+    return bool((target.node and target.node.manager) or
+                (target.device and target.device.role == "portal"))
+
+
 class Demotion:
     """Steps 2 and 3 above over the portal's Swarm adapter and its etcd (`etcd_factory()`:
     a client of the managers' etcd, None when this portal has no replicated store)."""
 
     def __init__(self, cluster, etcd_factory: Callable | None, own_hostname: str) -> None:
         self.cluster, self.etcd_factory, self.own_hostname = cluster, etcd_factory, own_hostname
-
-    def is_manager(self, target) -> bool:
-        return bool((target.node and target.node.manager) or
-                    (target.device and target.device.role == "portal"))
 
     def hand_over(self, target) -> dict:
         """Demote `target`'s node (SwarmError when the Swarm refuses) and remove its etcd

@@ -81,8 +81,7 @@ def refusal(target: Target, data: list[str], own_hostname: str | None = None
             f"{target.name} holds the data of {', '.join(sorted(data))}",
             "move each first: 'dragonball move SLOT --to SERVER' (add --data-lost when "
             f"{target.name} is gone for good), then remove it")
-    if (target.device and target.device.role == "portal") or (target.node and
-                                                               target.node.manager):
+    if demotion_mod.is_manager(target):
         why = demotion_mod.refusal(target, own_hostname) if own_hostname is not None else \
             "this portal cannot hand a manager's place over"
         if why:
@@ -155,7 +154,7 @@ class DeviceAdmin:
         if refused is not None:
             raise refused
         handed = None
-        if demotion is not None and demotion.is_manager(target):
+        if demotion is not None and demotion_mod.is_manager(target):
             handed = demotion.hand_over(target)
             self.store.record("device.demoted", actor, client,
                               {"hostname": target.name, **{k: v for k, v in handed.items()
