@@ -162,11 +162,13 @@ def notification(seq: int) -> dict:
 
 
 def parse_wrk(text: str) -> dict:
-    """Requests, non-2xx and socket errors from wrk's summary (absent lines mean 0)."""
+    """Requests, non-2xx, socket errors and of them read errors from wrk's summary (absent
+    lines mean 0)."""
     requests = re.search(r"^\s*(\d+) requests in", text, re.M)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     assert requests, f"no summary in wrk's output:\n{text}"
     return {"requests": int(requests.group(1)),
             "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": sum(map(int, sockets.groups())) if sockets else 0}
+            "socket_errors": sum(map(int, sockets.groups())) if sockets else 0,
+            "read_errors": int(sockets.group(2)) if sockets else 0}

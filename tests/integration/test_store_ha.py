@@ -64,10 +64,12 @@ def test_slot_1_is_the_primary_and_an_acknowledged_note_is_on_every_replica(ha):
     assert status == 201, note
     for name in SLOTS:  # WAIT confirmed one replica; the other follows within moments
         wait_for(lambda: note["id"] in ha.note_ids(name), 10, ha.logs)
+    # sentinels find each other through hello messages on the primary every 2 s: wait for them
+    wait_for(lambda: "3 sentinels, quorum 2: OK" in ha.run_sh("store-1", "info").stdout, 20,
+             lambda: ha.run_sh("store-1", "info").stdout)
     info = ha.run_sh("store-1", "info").stdout
     assert "slot: 1 of 3 (store-1)" in info, info
     assert "primary, 2 of 2 replica(s) in sync" in info, info
-    assert "3 sentinels, quorum 2: OK" in info, info
     assert "appendfsync always" in info, info
 
 
