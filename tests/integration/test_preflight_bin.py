@@ -111,3 +111,25 @@ def test_preflight_left_nothing_behind(server):
     container, _ = server
     code, out, _ = sh(container, "ls -d /var/lib/dragonball /root/dragonball.* 2>&1; ls -A /tmp")
     assert "No such file" in out and "dragonball." not in out.replace("/root/dragonball.*", "")
+
+
+def test_a_noexec_opt_fails_with_the_fix_and_changes_nothing(docker_client, bare_server_image,
+                                                             release_bin):
+    """Issue 14's bad input: /opt mounted noexec (the runtime is copied to /opt/dragonball
+    and run from there): a failed check naming the mount and the fix, exit 1, nothing made."""
+    path, _ = release_bin
+    container = docker_client.containers.run(
+        bare_server_image, ["sleep", "infinity"], entrypoint=[], detach=True, labels=LABELS,
+        tmpfs={"/tmp": "noexec", "/opt": "noexec"},
+        volumes={str(path.parent): {"bind": "/dist", "mode": "ro"}})
+    try:
+        code, out, err = sh(container, f"/dist/{path.name} --target /root preflight --json")
+        assert code == 1, f"exit {code}\n{out}\n{err}"
+        check = next(c for c in json.loads(out)["checks"] if c["name"] == "noexec.runtime")
+        assert check["status"] == "fail", check
+        assert "/opt/dragonball is on a noexec mount (tmpfs on /opt)" in check["detail"], check
+        assert "remount" in check["hint"], check
+        assert sh(container, "ls -A /opt")[1] == ""  # nothing unpacked or copied there
+        assert sh(container, "test -e /var/lib/dragonball")[0] == 1
+    finally:
+        container.remove(force=True)

@@ -76,6 +76,9 @@ def test_without_a_manifest_release_checks_skip(vm_facts):
     ("19.03.15", "19.03.15", "inactive", "fail", "needs 20.10 or newer"),
     (None, "18.09.1", None, "fail", "Docker 18.09.1 installed, not running"),
     ("20.10.24", "20.10.24", "active", "warn", "already in a Swarm"),
+    ("28.5.2", "28.5.2", "inactive", "pass", "Docker 28.5.2 running: DragonBall uses it"),
+    ("29.0.4", "29.0.4", "inactive", "fail", "refuses the Engine API 1.41"),
+    (None, "29.1.0", None, "fail", "Docker 29.1.0 installed, not running: it refuses"),
 ])
 def test_docker(vm_facts, server, dockerd, swarm, status, words):
     docker = {"binary": "/usr/bin/docker", "client": server, "server": server,
@@ -125,6 +128,17 @@ def test_noexec_on_the_engine_root_fails_on_temp_warns(vm_facts):
     facts = edited(vm_facts, mounts={**vm_facts.mounts, "docker": noexec, "temp": noexec})
     found = {c.name: c.status for c in rules_resources.noexec(facts, REQ)}
     assert found == {"noexec.temp": "warn", "noexec.data": "pass", "noexec.docker": "fail"}
+
+
+def test_noexec_opt_fails_naming_the_mount_and_the_fix(vm_facts):
+    """Issue 14's bad input: a noexec /opt, where the runtime is copied and run from."""
+    noexec = {"target": "/opt", "fstype": "ext4", "options": ["rw", "nosuid", "noexec"]}
+    facts = edited(vm_facts, paths={**vm_facts.paths, "runtime": "/opt/dragonball"},
+                   mounts={**vm_facts.mounts, "runtime": noexec})
+    check = next(c for c in rules_resources.noexec(facts, REQ) if c.name == "noexec.runtime")
+    assert check.status == "fail"
+    assert "/opt/dragonball is on a noexec mount (ext4 on /opt)" in check.detail
+    assert "remount" in check.hint and "/etc/fstab" in check.hint
 
 
 def test_ports_in_use_or_untested(vm_facts):

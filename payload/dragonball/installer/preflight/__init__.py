@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from dragonball.shared.paths import DATA_DIR, DOCKER_ROOT
+from dragonball.shared.paths import DATA_DIR, DOCKER_ROOT, RUNTIME_PARENT
 from dragonball.installer.preflight.check import FAIL, Check
 from dragonball.installer.preflight.facts import Facts, probe
 from dragonball.installer.preflight.requirements import Requirements, requirements_for
@@ -34,8 +34,10 @@ class Result:
 
 
 def default_paths(data_dir: str = DATA_DIR, environ=os.environ) -> dict:
-    """The directories preflight looks at: data, temporary ($TMPDIR or /tmp), engine."""
-    return {"data": data_dir, "temp": environ.get("TMPDIR") or "/tmp", "docker": DOCKER_ROOT}
+    """The directories preflight looks at: data, temporary ($TMPDIR or /tmp), engine, and
+    where the runtime is copied (/opt/dragonball: the portal's unit and `dragonball` run it)."""
+    return {"data": data_dir, "temp": environ.get("TMPDIR") or "/tmp", "docker": DOCKER_ROOT,
+            "runtime": RUNTIME_PARENT}
 
 
 def run(system, manifest: dict | None, role: str, paths: dict, root: str = "/",

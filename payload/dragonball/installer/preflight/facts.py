@@ -43,7 +43,7 @@ class Facts:
     swap: int          # bytes of active swap
     kernel_features: dict  # name -> {"state", "source"} (kernel.py)
     cgroups: dict      # {"v1": [controllers], "unified": mount point | None, "v2_controllers"}
-    paths: dict        # "data"/"temp"/"docker" -> absolute path
+    paths: dict        # "data"/"temp"/"docker"/"runtime" -> absolute path
     mounts: dict       # same keys -> {"target", "fstype", "options"} of the mount holding it
     disk: dict         # same keys -> {"path", "free", "total", "device"} or None
     selinux: dict      # {"mode": enforcing|permissive|disabled, "config": ... or None}

@@ -19,6 +19,10 @@ MIN_CPUS, RECOMMENDED_CPUS = 2, 4
 MIN_MEMORY, RECOMMENDED_MEMORY = 2 * GiB, 4 * GiB
 #: The oldest engine we use as it is: Swarm with `mode: host` ports and dnsrr, API 1.41.
 DOCKER_MIN = "20.10"
+#: The first engine DragonBall cannot adopt: Docker 29 refuses API versions below 1.44
+#: ("client version 1.41 is too old"), and every call here speaks 1.41 (swarm/client.py).
+#: So an engine already on a server is adopted from DOCKER_MIN up to 28.x (API minimum 1.24).
+DOCKER_TOO_NEW = "29"
 #: (distro id, major version) we test on; others run with a warning.
 TESTED_DISTROS = (("debian", "12"),)
 #: Layers unpacked by the engine take ~2.5x their gzip size (measured on the release's

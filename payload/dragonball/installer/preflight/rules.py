@@ -183,6 +183,14 @@ def docker(facts: Facts, req: Requirements) -> list[Check]:
                       f"{req_mod.DOCKER_MIN} or newer",
                       f"upgrade the engine to {req_mod.DOCKER_MIN} or newer, or remove it "
                       f"(/var/lib/docker stays) so that install puts in {bundled}")]
+    if version_tuple(version) >= version_tuple(req_mod.DOCKER_TOO_NEW):
+        return [Check("docker", FAIL, f"Docker {version} {how}: it refuses the Engine API "
+                      f"1.41 this release speaks (Docker {req_mod.DOCKER_TOO_NEW} raised its "
+                      f"minimum to 1.44); DragonBall adopts an engine from {req_mod.DOCKER_MIN} "
+                      "up to 28.x",
+                      "remove it (its packages: docker-ce, docker-ce-cli, containerd.io; "
+                      f"/var/lib/docker stays) so that install puts in {bundled}, or install "
+                      "on a server without it")]
     if d.get("swarm") == "active":
         return [Check("docker", WARN, f"Docker {version} {how}, already in a Swarm",
                       "DragonBall makes its own Swarm: if nothing else uses this one, "

@@ -15,6 +15,9 @@ NOEXEC = {
                    "remount it with exec, or choose another --data-dir"),
     "docker": (FAIL, "containers cannot start from it: remount it with exec "
                      "(or drop noexec from its line in /etc/fstab)"),
+    "runtime": (FAIL, "the runtime is copied there and run from there (the portal's unit, "
+                      "the dragonball command): remount it with exec (mount -o remount,exec "
+                      "on that mount point, and drop noexec from its line in /etc/fstab)"),
 }
 
 
@@ -52,7 +55,7 @@ def _disk_check(key: str, facts: Facts, req: Requirements, factor: int, need: in
 
 
 def noexec(facts: Facts, req: Requirements) -> list[Check]:
-    """Whether programs may run from the temporary, data and engine directories."""
+    """Whether programs may run from the temporary, data, engine and runtime directories."""
     found = []
     for key, (status, hint) in NOEXEC.items():
         path, mount = facts.paths.get(key), facts.mounts.get(key)
