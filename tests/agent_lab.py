@@ -1,6 +1,7 @@
 """The node agent image as a container on this engine, the way its Swarm service runs it,
-for the integration tests: its TLS material as files (secrets/ mounted read-only at
-/run/secrets, as Swarm mounts secrets), the host's /proc read-only at /host/proc, the
+for the integration tests: its TLS material as files (identity/ mounted read-only at
+/host/identity, as the service mounts the server's own; secrets/ read-only at /run/secrets,
+as Swarm mounts secrets), the host's /proc read-only at /host/proc, the
 docker socket, port 9443 published on loopback; and the portal's client, once it answers.
 
 Everything run here carries support.LABELS and is removed on leaving, even on failure.
@@ -17,14 +18,15 @@ from support import LABELS, wait_for
 
 
 def write_agent_pem(folder: pathlib.Path) -> pathlib.Path:
-    """secrets/ as the service mounts them (agent.crt and agent.key from a new cluster CA;
-    ca.crt: the agents' clients CA, whom the agent accepts) and beside them the portal's
+    """identity/ (agent.crt and agent.key from a new cluster CA, for 127.0.0.1, where the
+    tests call it) and secrets/ (ca.crt: the agents' clients CA, whom the agent accepts) as
+    the service mounts them, and beside them the portal's
     files: ca.crt (the cluster CA, to check the agent), client.crt and client.key (from the
     clients CA); and device.crt/.key, a client certificate of the cluster CA named as the
     portal (what a device could hold: refused). Returns `folder`."""
     ca, clients_ca = pki.create_ca(), pki.create_ca("DragonBall agent clients CA")
-    pki.write_pem_files(agent_client.issue_agent_cert(ca), folder / "secrets" / "agent.crt",
-                        folder / "secrets" / "agent.key")
+    pki.write_pem_files(agent_client.issue_agent_cert(ca, "127.0.0.1", "lab"),
+                        folder / "identity" / "agent.crt", folder / "identity" / "agent.key")
     pki.write_private(folder / "secrets" / "ca.crt", clients_ca.cert_pem, 0o644)
     pki.write_private(folder / "ca.crt", ca.cert_pem, 0o644)
     pki.write_pem_files(agent_client.issue_client_cert(clients_ca), folder / "client.crt",
@@ -51,6 +53,7 @@ def agent_container(docker_client, image: str, pem: pathlib.Path, name: str,
     """The agent as its service runs it, pem/secrets mounted; more `volumes` and `run`
     arguments (hostname, environment) added. A context manager, as labelled_container."""
     mounts = {str(pem / "secrets"): {"bind": "/run/secrets", "mode": "ro"},
+              str(pem / "identity"): {"bind": "/host/identity", "mode": "ro"},
               "/proc": {"bind": "/host/proc", "mode": "ro"},
               "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}}
     return labelled_container(docker_client, image, name=name,

@@ -3,11 +3,13 @@
 Every server runs the agent (`dragonball-agent`, a global Swarm service) on port 9443 with
 mutual TLS:
 
-- the agents share ONE server certificate from the cluster CA whose only name is the DNS
-  name `dragonball-agent` (`AGENT_NAME`): a node's address is not known when the portal is
-  installed, and nodes join later. The client connects to a node's address and checks the
-  certificate against the CA and that name (`server_hostname` / `assert_hostname`), not
-  against the address;
+- each agent has a certificate of its own (its server's identity) from the cluster CA,
+  naming its server's address (an IP SAN) and its hostname: the key is made on that server
+  and never leaves it (a device sends a signing request at enrollment; the portal's own
+  server issues its own at install), and lives in `/etc/dragonball/agent/identity`, mounted
+  read-only into the agent's task there. The client connects to a node's address and checks
+  the certificate against the CA **and that address**: one server's key cannot answer for
+  another's;
 - the portal proves itself with a client certificate (`CLIENT_NAME`, extended key usage
   clientAuth only) from the agents' clients CA (installer.agent: a CA that signs only the
   controllers' certificates), issued at install next to the portal's certificates
@@ -40,14 +42,12 @@ import os
 from collections.abc import Iterable, Iterator
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from dragonball import pki
 from dragonball.errors import ClientError, Unavailable
 from dragonball.shared import paths, ports
 from dragonball.shared.addresses import host_port
 
-AGENT_NAME = "dragonball-agent"     # the DNS name in the agents' shared certificate
 CLIENT_NAME = "dragonball-portal"   # the portal's client certificate's common name
 ETC = paths.ETC
 CA_CERT = paths.CA_CERT             # the cluster CA, at the same path on every server
@@ -68,10 +68,20 @@ class AgentError(ClientError, Unavailable):
 
 # --- certificates (pure) ----------------------------------------------------------------------
 
-def issue_agent_cert(ca: pki.KeyPair, days: int = pki.SERVER_DAYS,
+def issue_agent_cert(ca: pki.KeyPair, address: str, hostname: str,
+                     days: int = pki.SERVER_DAYS,
                      now: datetime.datetime | None = None) -> pki.KeyPair:
-    """The agents' shared server certificate: DNS name `dragonball-agent`, no address."""
-    return pki.issue_server_cert(ca, AGENT_NAME, dns_names=[AGENT_NAME], days=days, now=now)
+    """A server's agent identity, key included (the portal's own server, made there): its
+    address as the only IP SAN, its hostname as common name; serverAuth and clientAuth."""
+    return pki.issue_peer_cert(ca, hostname, ips=[address], days=days, now=now)
+
+
+def sign_agent_csr(ca: pki.KeyPair, csr: bytes | str, address: str, hostname: str,
+                   days: int = pki.SERVER_DAYS,
+                   now: datetime.datetime | None = None) -> bytes:
+    """A device's agent certificate for the key it made (its enrollment's CSR): the names
+    are the portal's to give (the address and hostname it enrolled), not the request's."""
+    return pki.sign_peer_csr(ca, csr, hostname, ips=[address], days=days, now=now)
 
 
 def issue_client_cert(ca: pki.KeyPair, common_name: str = CLIENT_NAME,
@@ -83,38 +93,23 @@ def issue_client_cert(ca: pki.KeyPair, common_name: str = CLIENT_NAME,
 
 # --- the client (adapter) --------------------------------------------------------------------
 
-class _NamedHostAdapter(HTTPAdapter):
-    """Connect to the address in the URL, but send and verify `name` (SNI and the
-    certificate's name): every agent's certificate names `dragonball-agent`, not its node."""
-
-    def __init__(self, name: str, **kwargs) -> None:
-        self.name = name
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["server_hostname"] = self.name
-        kwargs["assert_hostname"] = self.name
-        return super().init_poolmanager(*args, **kwargs)
-
-
 class AgentClient:
-    """Calls to the agents with the portal's client certificate, verified with the CA only."""
+    """Calls to the agents with the portal's client certificate; each agent's certificate
+    verified with the cluster CA and against the address called (its IP SAN)."""
 
     def __init__(self, ca: str = CA_CERT, cert: str = CLIENT_CERT, key: str = CLIENT_KEY,
-                 port: int = ports.AGENT, server_name: str = AGENT_NAME,
-                 timeout: float = TIMEOUT_S) -> None:
+                 port: int = ports.AGENT, timeout: float = TIMEOUT_S) -> None:
         for what, path in (("the cluster CA", ca), ("the portal's agent client certificate",
                                                     cert), ("its key", key)):
             if not os.path.isfile(path):
                 raise AgentError(f"{what} is missing: {path}",
                                  "the portal's install makes it (step agent.pki): run "
                                  "the install again on the portal")
-        self.ca, self.port, self.server_name, self.timeout = ca, port, server_name, timeout
+        self.ca, self.port, self.timeout = ca, port, timeout
         self.session = requests.Session()
         self.session.trust_env = False  # REQUESTS_CA_BUNDLE, proxies: not for the cluster
         self.session.verify = ca
         self.session.cert = (cert, key)
-        self.session.mount("https://", _NamedHostAdapter(server_name))
 
     def __enter__(self) -> AgentClient:
         return self
@@ -148,8 +143,9 @@ class AgentClient:
         except requests.exceptions.SSLError as e:
             raise AgentError(f"TLS with the agent at {where} failed: {_reason(e)}",
                              f"the agent's certificate must come from this cluster's CA and "
-                             f"name {self.server_name}; the agent must accept the portal's "
-                             "client certificate (docs/agent.md)") from e
+                             f"name the address {address} (its server's own, made at its "
+                             "enrollment); the agent must accept the portal's client "
+                             "certificate (docs/agent.md)") from e
         except requests.exceptions.Timeout as e:
             waited = timeout[-1] if isinstance(timeout, tuple) else timeout
             raise AgentError(f"the agent at {where} did not answer within "

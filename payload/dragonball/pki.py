@@ -123,13 +123,71 @@ def issue_peer_cert(ca: KeyPair, common_name: str, ips: Iterable[str] = (),
                        days, now)
 
 
+#: The largest certificate signing request read (a P-256 one is about 400 bytes).
+CSR_MAX_BYTES = 8192
+
+
+def new_key_pem() -> bytes:
+    """A new P-256 private key (PEM): made where it is used, it never leaves that server."""
+    return _key_pem(_new_key())
+
+
+def csr_pem(key_pem: bytes, common_name: str) -> bytes:
+    """A certificate signing request for `key_pem`, naming `common_name` (PEM)."""
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    return (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+
+
+def sign_peer_csr(ca: KeyPair, csr: bytes | str, common_name: str, ips: Iterable[str] = (),
+                  days: int = SERVER_DAYS, now: datetime.datetime | None = None) -> bytes:
+    """A peer certificate (serverAuth and clientAuth) for the key of `csr`, naming
+    `common_name` and `ips` as the signer decides (the request's own names are ignored).
+    PkiError when `csr` is not one PEM request for a P-256 key, signed by that key."""
+    return _sign_leaf(ca, common_name, subject_alt_names(ips, ()),
+                      [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+                      days, now, check_csr(csr))
+
+
+def check_csr(csr: bytes | str) -> ec.EllipticCurvePublicKey:
+    """The public key of a certificate signing request, once it is checked: at most
+    CSR_MAX_BYTES, one PEM request, for a P-256 key, signed by that key; PkiError if not."""
+    data = csr.encode() if isinstance(csr, str) else csr
+    if len(data) > CSR_MAX_BYTES:
+        raise PkiError(f"the certificate signing request is {len(data)} bytes, more than "
+                       f"{CSR_MAX_BYTES}", "send the request the installer made")
+    try:
+        request = x509.load_pem_x509_csr(data)
+    except ValueError as e:
+        raise PkiError("the certificate signing request is not a PEM CSR",
+                       "send the request the installer made") from e
+    public = request.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or \
+            not isinstance(public.curve, ec.SECP256R1):
+        raise PkiError("the certificate signing request is not for a P-256 (ECDSA) key",
+                       "send the request the installer made")
+    if not request.is_signature_valid:
+        raise PkiError("the certificate signing request's signature does not verify",
+                       "send the request the installer made")
+    return public
+
+
 def _issue_leaf(ca: KeyPair, common_name: str, names: list, usages: list, days: int,
                 now: datetime.datetime | None) -> KeyPair:
     """A leaf certificate for the TLS `usages`, valid at most as long as its CA."""
+    key = _new_key()
+    return KeyPair(_sign_leaf(ca, common_name, names, usages, days, now, key.public_key()),
+                   _key_pem(key))
+
+
+def _sign_leaf(ca: KeyPair, common_name: str, names: list, usages: list, days: int,
+               now: datetime.datetime | None, public) -> bytes:
+    """The certificate (PEM) of `public` for the TLS `usages`, valid at most as long as its
+    CA."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    key, start = _new_key(), _now(now)
-    public = key.public_key()
+    start = _now(now)
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(ca_cert.subject).public_key(public)
@@ -148,7 +206,7 @@ def _issue_leaf(ca: KeyPair, common_name: str, names: list, usages: list, days: 
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def not_after(cert_pem: bytes) -> datetime.datetime:

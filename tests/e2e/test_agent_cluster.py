@@ -6,7 +6,8 @@
 Then: one running agent task per node, each pulled from the portal's registry; the portal's
 client files (its client certificate, the CA) get metrics from every node's address, from
 this machine with dragonball.agent_client and from the portal itself with curl; without the
-client certificate every agent refuses. Nothing leaves the lab.
+client certificate every agent refuses. Each server's agent has an identity of its own,
+checked against its address. Nothing leaves the lab.
 """
 
 from __future__ import annotations
@@ -109,8 +110,7 @@ def test_from_the_portal_itself_with_and_without_the_client_certificate(cluster)
     for server in SERVERS:
         address = cluster.lab.ip(server)
         base = ["curl", "-sS", "--max-time", "10", "--cacert", "/etc/dragonball/ca.crt",
-                "--resolve", f"dragonball-agent:9443:{address}",
-                "https://dragonball-agent:9443/v1/health"]
+                f"https://{address}:9443/v1/health"]
         good = cluster.lab.exec("s1", base[:1] + ["--cert", agent_client.CLIENT_CERT, "--key",
                                                   agent_client.CLIENT_KEY] + base[1:])
         assert good.ok and f'"hostname": "{server}"' in good.stdout, good
@@ -118,12 +118,44 @@ def test_from_the_portal_itself_with_and_without_the_client_certificate(cluster)
         assert not refused.ok and '"status"' not in refused.stdout, refused
 
 
-def test_the_secrets_are_swarm_secrets_and_nothing_left_the_lab(cluster):
+def identity(cluster, server: str) -> tuple[str, str, str]:
+    """(the agent's certificate's fingerprint, its subject and IP SAN, the key's mode) as
+    `server` holds them."""
+    folder = "/etc/dragonball/agent/identity"
+    fingerprint = cluster.lab.exec(server, ["openssl", "x509", "-noout", "-fingerprint",
+                                            "-sha256", "-in", f"{folder}/agent.crt"],
+                                   check=True).stdout.strip()
+    names = cluster.lab.exec(server, ["openssl", "x509", "-noout", "-subject", "-ext",
+                                      "subjectAltName", "-in", f"{folder}/agent.crt"],
+                             check=True).stdout
+    mode = cluster.lab.exec(server, ["stat", "-c", "%a %U", f"{folder}/agent.key"],
+                            check=True).stdout.strip()
+    return fingerprint, names, mode
+
+
+def test_every_server_has_its_own_identity_and_none_answers_for_another(cluster):
+    """Issue 13: one key per server, made there; the portal checks each agent's certificate
+    against the address it calls, so s2's agent (or whoever holds s2's key) cannot pass for
+    s3's."""
+    seen = {server: identity(cluster, server) for server in SERVERS}
+    assert len({fingerprint for fingerprint, _, _ in seen.values()}) == len(SERVERS)
+    for server, (_, names, mode) in seen.items():
+        assert f"CN = {server}" in names and f"IP Address:{cluster.lab.ip(server)}" in names
+        assert "DNS:" not in names and mode == "600 root", (server, names, mode)
+    s2, s3 = cluster.lab.ip("s2"), cluster.lab.ip("s3")
+    posing = cluster.lab.exec("s1", [
+        "curl", "-sS", "--max-time", "10", "--cacert", "/etc/dragonball/ca.crt",
+        "--cert", agent_client.CLIENT_CERT, "--key", agent_client.CLIENT_KEY,
+        "--connect-to", f"{s3}:9443:{s2}:9443", f"https://{s3}:9443/v1/health"])
+    assert not posing.ok and "status" not in posing.stdout, posing
+    assert "certificate" in posing.stderr or "SSL" in posing.stderr, posing
+
+
+def test_the_only_swarm_secret_is_the_clients_ca_and_nothing_left_the_lab(cluster):
     spec = cluster.docker("s1", "service", "inspect", "--format",
                           "{{json .Spec.TaskTemplate.ContainerSpec}}", "dragonball-agent").stdout
     assert "PRIVATE KEY" not in spec and "BEGIN CERTIFICATE" not in spec
     names = cluster.docker("s1", "secret", "ls", "--filter", "label=io.dragonball.role=agent",
                            "--format", "{{.Name}}").stdout.split()
-    assert sorted(n.rsplit("-", 1)[0] for n in names) == [
-        "dragonball-agent-ca", "dragonball-agent-crt", "dragonball-agent-key"]
+    assert sorted(n.rsplit("-", 1)[0] for n in names) == ["dragonball-agent-ca"]
     assert cluster.lab.leak_packets() == 0

@@ -58,6 +58,13 @@ def _served(address: str) -> bytes:
             return tls.getpeercert(binary_form=True)
 
 
+def _agent_fingerprint(lab, server: str) -> str:
+    """The fingerprint of the certificate `server`'s agent presents on its 9443."""
+    return lab.exec("s1", ["sh", "-c", f"openssl s_client -connect {lab.ip(server)}:9443 "
+                           "</dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"],
+                    timeout=30).stdout.strip()  # "" while it does not answer
+
+
 def _node_rows(cluster) -> list[dict]:
     out = cluster.docker("s1", "node", "ls", "--format", "{{json .}}").stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -90,6 +97,8 @@ def test_renew_swaps_every_certificate_while_the_portal_answers(cluster, tmp_pat
     ca = tmp_path / "ca.crt"
     ca.write_text(lab.exec("s1", ["cat", "/etc/dragonball/ca.crt"], check=True).stdout)
     before = _served(address)
+    agents_before = {server: _agent_fingerprint(lab, server) for server in ("s1", "s2")}
+    assert all(agents_before.values()), agents_before
     answers, failures, stop = [0], [], threading.Event()
 
     def ask():
@@ -116,22 +125,26 @@ def test_renew_swaps_every_certificate_while_the_portal_answers(cluster, tmp_pat
     print(f"\ncerts renew --force: {renewed_s:.1f} s; the portal answered {answers[0]} "
           f"times meanwhile, {len(failures)} failed")
     assert answers[0] > 10 and not failures, failures[:5]
-    # the agents answer with their new certificate, to the portal's new client certificate
+    # the agents answer the portal's new client certificate, s1's with its new identity
+    # (s2's, made at its enrollment, is renewed by enrolling again: the rejoin below)
     for server in ("s1", "s2"):
         health = lab.exec("s1", [
             "curl", "-sf", "--cacert", "/etc/dragonball/ca.crt",
             "--cert", "/etc/dragonball/portal/agent-client.crt",
             "--key", "/etc/dragonball/portal/agent-client.key",
-            "--resolve", f"dragonball-agent:9443:{lab.ip(server)}",
-            "https://dragonball-agent:9443/v1/health"], timeout=30)
+            f"https://{lab.ip(server)}:9443/v1/health"], timeout=30)
         assert health.ok and json.loads(health.stdout)["hostname"] == server
+    assert _agent_fingerprint(lab, "s1") != agents_before["s1"]
+    assert _agent_fingerprint(lab, "s2") == agents_before["s2"]
     secrets = cluster.docker("s1", "secret", "ls", "--format", "{{.Name}}").stdout.split()
-    assert len([s for s in secrets if s.startswith("dragonball-agent-crt-")]) == 1
+    assert not [s for s in secrets if s.startswith(("dragonball-agent-crt-",
+                                                    "dragonball-agent-key-"))]
 
 
 def test_a_server_whose_node_is_gone_rejoins_with_the_documented_command(cluster):
     lab = cluster.lab
     old = next(r["ID"] for r in _node_rows(cluster) if r["Hostname"] == "s2")
+    identity = _agent_fingerprint(lab, "s2")
     lab.kill("s2")
     assert wait_for(lambda: any(r["Hostname"] == "s2" and r["Status"] == "Down"
                                 for r in _node_rows(cluster)), timeout=120, interval=2)
@@ -160,6 +173,9 @@ def test_a_server_whose_node_is_gone_rejoins_with_the_documented_command(cluster
     devices = json.loads(cluster.dragonball("devices", "--json").stdout)["devices"]
     s2 = next(d for d in devices if d["hostname"] == "s2")
     assert s2["state"] == "joined" and s2["node_id"] == new
+    # enrolled again: a new identity (its agent's certificate renewed with it)
+    renewed = wait_for(lambda: _agent_fingerprint(lab, "s2"), timeout=60, interval=2)
+    assert renewed != identity
     labels = json.loads(cluster.docker("s1", "node", "inspect", new, "--format",
                                        "{{json .Spec.Labels}}").stdout)
     assert labels["io.dragonball.device-id"] == str(s2["id"])

@@ -1,6 +1,7 @@
 """The agent image (dragonball/agent, built by builder.platform_images) as a container on
-this engine, the way the Swarm service runs it: the TLS material as files under
-/run/secrets (read-only, as Swarm mounts secrets), the host's /proc read-only at /host/proc,
+this engine, the way the Swarm service runs it: its server's identity read-only at
+/host/identity, the clients' CA under /run/secrets (read-only, as Swarm mounts secrets), the
+host's /proc read-only at /host/proc,
 the docker socket, port 9443 published on loopback. Spoken to from this host with the
 portal's client (dragonball.agent_client), and refused without a client certificate."""
 

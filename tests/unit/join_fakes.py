@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from dragonball import pki
+from dragonball import agent_client, pki
 
 CODE = "7K3M-Q9XD-2HBW-P4T3"
 SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDGQ1L2yxWQp3qE6mYSDzNTgb8S4tVRYF3sjGr8bBYHL "
@@ -69,7 +69,11 @@ class FakePortal:
         if path == "/api/v1/ca":
             return 200, self.ca.cert_pem
         if path == "/api/v1/enroll":
-            return 200, enrollment_document(self.ca)
+            document = enrollment_document(self.ca)
+            if body and body.get("csr"):  # as the portal does: its names, the device's key
+                document["agent_cert"] = agent_client.sign_agent_csr(
+                    self.ca, body["csr"], body["address"], body["hostname"]).decode()
+            return 200, document
         if path.startswith("/api/v1/devices/") and path.endswith("/joined"):
             return 200, {"status": "joined"}
         return 404, {"error": "not found"}

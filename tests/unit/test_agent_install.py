@@ -145,12 +145,15 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
     run_steps(steps, ctx.journal)
     root, etc = played.root, played.root / "etc/dragonball"
 
-    # certificates: the agents' (name dragonball-agent, no address), the portal's client
-    for key in ("agent/agent.key", "portal/agent-client.key"):
+    # certificates: this server's agent identity (its address, its hostname), the
+    # portal's client
+    for key in ("agent/identity/agent.key", "portal/agent-client.key"):
         assert stat.S_IMODE((etc / key).stat().st_mode) == 0o600, key
     agent_cert = _cert(root, agent_mod.AGENT_CERT)
     san = agent_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName) == ["dragonball-agent"]
+    assert san.get_values_for_type(x509.DNSName) == []
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.1"]
+    assert agent_cert.subject.rfc4514_string() == "CN=s1"
     agent_cert.verify_directly_issued_by(x509.load_pem_x509_certificate(played.ca.cert_pem))
     # the portal's client certificate: from the clients' CA, which is not the cluster's
     clients_ca = (etc / "ca/agent-clients.crt").read_bytes()
@@ -161,16 +164,14 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
         client.verify_directly_issued_by(x509.load_pem_x509_certificate(played.ca.cert_pem))
     assert client.subject.rfc4514_string() == "CN=dragonball-portal"
 
-    # secrets: named by their content, the key never on a command line; the agent's "ca"
-    # (whom it accepts as clients) is the clients' CA
-    key_pem = (etc / "agent/agent.key").read_bytes()
-    assert sorted(played.secrets.values()) == sorted(
-        [(etc / "agent/agent.crt").read_bytes(), key_pem, clients_ca])
-    for args, _ in played.calls:
+    # secrets: the agent's "ca" (whom it accepts as clients, the clients' CA) alone, named by
+    # its content; no server's key is a Swarm secret (each agent reads its own server's)
+    key_pem = (etc / "agent/identity/agent.key").read_bytes()
+    assert list(played.secrets.values()) == [clients_ca]
+    for args, stdin in played.calls:
         assert not any(key_pem.decode().splitlines()[1] in a for a in args)
-    names = {kind: agent_mod.secret_name(kind, data) for kind, data in (
-        ("crt", (etc / "agent/agent.crt").read_bytes()), ("key", key_pem),
-        ("ca", clients_ca))}
+        assert key_pem != stdin
+    names = {"ca": agent_mod.secret_name("ca", clients_ca)}
     assert set(played.secrets) == set(names.values())
 
     # the service: global, dnsrr, host-mode 9443, /proc read-only, the socket, the secrets
@@ -188,10 +189,10 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
                                 "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
                                 "type=bind,src=/var/lib/dragonball/params,dst=/host/params",
                                 "type=bind,src=/var/lib/dragonball/firewall,dst=/host/firewall",
+                                "type=bind,src=/etc/dragonball/agent/identity,"
+                                "dst=/host/identity,readonly",
                                 "type=volume,src=dragonball-transfers,dst=/host/transfers"]
-    assert after("--secret") == [f"source={names['crt']},target=agent.crt,mode=0444",
-                                 f"source={names['key']},target=agent.key,mode=0400",
-                                 f"source={names['ca']},target=ca.crt,mode=0444"]
+    assert after("--secret") == [f"source={names['ca']},target=ca.crt,mode=0444"]
     assert after("--hostname") == ["{{.Node.Hostname}}"]
     assert "io.dragonball.role=agent" in after("--container-label")  # reset removes it
     assert not [a for a in after("--env") if "KEY" in a.upper() or "CERT" in a.upper()]
@@ -210,14 +211,16 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
                                                                ["secret", "create"])]
     assert before == {p: p.read_bytes() for p in etc.rglob("*") if p.is_file()}
 
-    # a certificate that no longer fits (another CA): new files, new secrets, new service
-    (etc / "agent/agent.crt").write_bytes(pki.issue_server_cert(
-        pki.create_ca(), "x", dns_names=["dragonball-agent"]).cert_pem)
+    # an identity that no longer fits (another CA): new files, the service made again (its
+    # agents restart and read their identity)
+    (etc / "agent/identity/agent.crt").write_bytes(pki.issue_server_cert(
+        pki.create_ca(), "x", ips=["10.0.0.1"]).cert_pem)
     for step in steps:
         step.action()
     assert len(played.ran("service", "create")) == 2 and played.ran("service", "rm")
-    assert len(played.secrets) == 3  # the old certificate's secrets removed
-    assert agent_mod.secret_name("crt", (etc / "agent/agent.crt").read_bytes()) in played.secrets
+    _cert(root, agent_mod.AGENT_CERT).verify_directly_issued_by(
+        x509.load_pem_x509_certificate(played.ca.cert_pem))
+    assert len(played.secrets) == 1
 
     # a clients' CA that no longer fits: a new one, the portal's client certificate from it,
     # the agent's "ca" secret swapped
@@ -230,7 +233,7 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
         x509.load_pem_x509_certificate(clients_ca))
     assert (etc / "portal/agent-client.crt").read_bytes() != old_client
     assert agent_mod.secret_name("ca", clients_ca) in played.secrets
-    assert len(played.ran("service", "create")) == 3 and len(played.secrets) == 3
+    assert len(played.ran("service", "create")) == 3 and len(played.secrets) == 1
 
     # reset: the service and the secrets gone, the files made here gone
     results = undo_all(ctx.journal, played.host())
@@ -270,13 +273,14 @@ def test_without_the_ca_or_the_image_the_errors_say_what_to_do(played, tmp_path,
 
 
 def test_the_service_and_its_hash_are_pure():
-    secrets = {"crt": "c", "key": "k", "ca": "a"}
+    secrets = {"ca": "a"}
     argv = agent_mod.service_argv("r:5000/dragonball/agent:1", secrets, "h")
     assert argv[:3] == ["docker", "service", "create"] and "--detach" in argv
     one = agent_mod.config_hash("r/dragonball/agent:1", secrets, "p")
     assert one == agent_mod.config_hash("r/dragonball/agent:1", secrets, "p")
     assert one != agent_mod.config_hash("r/dragonball/agent:2", secrets, "p")
-    assert one != agent_mod.config_hash("r/dragonball/agent:1", {**secrets, "key": "k2"}, "p")
+    assert one != agent_mod.config_hash("r/dragonball/agent:1", {"ca": "a2"}, "p")
+    assert one != agent_mod.config_hash("r/dragonball/agent:1", secrets, "p", b"identity")
     assert one != agent_mod.config_hash("r/dragonball/agent:1", secrets, "p2")
     assert agent_mod.secret_name("key", b"x") != agent_mod.secret_name("key", b"y")
 

@@ -46,14 +46,17 @@ def pem(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pki")
     ca, clients_ca = pki.create_ca(), pki.create_ca("agent clients")
     other_ca = pki.create_ca("another cluster")
-    pairs = {"agent": agent_client.issue_agent_cert(ca),
+    pairs = {"agent": agent_client.issue_agent_cert(ca, "127.0.0.1", "s7"),
              "client": agent_client.issue_client_cert(clients_ca),
              "device": agent_client.issue_client_cert(ca),
              "stranger": agent_client.issue_client_cert(other_ca),
              "server-as-client": pki.issue_server_cert(clients_ca, "x",
                                                        dns_names=["dragonball-portal"]),
-             "by-address": pki.issue_server_cert(ca, "agent", ips=["127.0.0.1"]),
-             "other-agent": agent_client.issue_agent_cert(other_ca)}
+             # another server's identity: the same CA, another address
+             "another-server": agent_client.issue_agent_cert(ca, "10.0.0.9", "s9"),
+             # the agents' shared certificate of earlier releases: a name, no address
+             "by-name": pki.issue_server_cert(ca, "agent", dns_names=["dragonball-agent"]),
+             "other-agent": agent_client.issue_agent_cert(other_ca, "127.0.0.1", "s7")}
     for name, pair in pairs.items():
         pki.write_pem_files(pair, folder / f"{name}.crt", folder / f"{name}.key")
     for name, pair in (("ca", ca), ("clients-ca", clients_ca), ("other-ca", other_ca)):
@@ -133,7 +136,7 @@ def test_a_client_without_a_certificate_is_refused(agent, pem):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # the CA and name right, no cert
     context.load_verify_locations(str(pem / "ca.crt"))
     with socket.create_connection(("127.0.0.1", agent.port), timeout=5) as raw, \
-            context.wrap_socket(raw, server_hostname="dragonball-agent") as tls:
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
         with pytest.raises((ssl.SSLError, ConnectionError)):
             tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
             # TLS 1.3: the handshake ends on our side first; the refusal comes on read
@@ -165,9 +168,12 @@ def test_the_systems_and_the_environments_cas_are_not_trusted(agentd, pem, tmp_p
         server.stop()
 
 
-def test_the_client_checks_the_ca_and_the_name_not_the_address(agentd, pem, tmp_path):
+def test_the_client_checks_the_ca_and_the_address_called(agentd, pem, tmp_path):
+    """Each server's agent has its own identity: a certificate of the cluster CA for another
+    server's address (what a compromised device holds) is refused, so is a name alone."""
     for cert, expected in (("other-agent", "certificate verify failed"),
-                           ("by-address", "dragonball-agent")):
+                           ("another-server", "IP address mismatch"),
+                           ("by-name", "IP address mismatch")):
         server = agentd.agent_server.Agent(settings_of(agentd, pem, tmp_path, cert)).start()
         try:
             with client(pem, server.port) as agents, \
@@ -254,16 +260,17 @@ def test_the_client_certificate_is_for_clients_only(pem):
     assert cert.subject.rfc4514_string() == "CN=dragonball-portal"
     agent = x509.load_pem_x509_certificate((pem / "agent.crt").read_bytes())
     names = agent.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert names.get_values_for_type(x509.DNSName) == ["dragonball-agent"]
-    assert names.get_values_for_type(x509.IPAddress) == []
+    assert names.get_values_for_type(x509.DNSName) == []
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert agent.subject.rfc4514_string() == "CN=s7"
 
 
-def test_parameters_problems_are_listed_at_once_and_files_are_under_secrets_dir(agentd):
+def test_parameters_problems_are_listed_at_once_and_files_are_where_they_are_mounted(agentd):
     defaults = json.loads((MODULE / "defaults.json").read_text())
     assert agentd.agentd.problems(defaults) == []
     settings = agentd.agentd.settings_from(defaults)
     assert (settings.cert, settings.key, settings.ca) == (
-        "/run/secrets/agent.crt", "/run/secrets/agent.key", "/run/secrets/ca.crt")
+        "/host/identity/agent.crt", "/host/identity/agent.key", "/run/secrets/ca.crt")
     assert settings.proc_root == "/host/proc" and settings.port == 9443
     bad = {**defaults, "port": "9443", "bind": "", "tls_key": ""}
     assert len(agentd.agentd.problems(bad)) == 3

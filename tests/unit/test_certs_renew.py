@@ -39,16 +39,19 @@ def test_the_agents_get_only_the_secrets_that_changed_in_one_rolling_update():
     current = agent.service_secrets(SPEC)
     assert current == {"crt": "dragonball-agent-crt-old", "key": "dragonball-agent-key-old",
                        "ca": "dragonball-agent-ca-same"}
-    wanted = {"crt": "dragonball-agent-crt-new", "key": "dragonball-agent-key-new",
-              "ca": "dragonball-agent-ca-same"}
-    argv = agent.secret_update_argv(current, wanted, "cafe")
+    # each server has its own identity now: the shared certificate's secrets go, the
+    # clients' CA is swapped only when it changed; --force restarts every agent once
+    wanted = {"ca": "dragonball-agent-ca-same"}
+    argv = agent.secret_update_argv(current, wanted, "cafe", force=True)
     assert argv == [
         "docker", "service", "update", "--quiet", "--label-add", "io.dragonball.config=cafe",
-        "--secret-rm", "dragonball-agent-crt-old",
-        "--secret-add", "source=dragonball-agent-crt-new,target=agent.crt,mode=0444",
-        "--secret-rm", "dragonball-agent-key-old",
-        "--secret-add", "source=dragonball-agent-key-new,target=agent.key,mode=0400",
-        "dragonball-agent"]
+        "--force", "--secret-rm", "dragonball-agent-crt-old",
+        "--secret-rm", "dragonball-agent-key-old", "dragonball-agent"]
+    argv = agent.secret_update_argv({"ca": "dragonball-agent-ca-same"},
+                                    {"ca": "dragonball-agent-ca-new"}, "cafe")
+    assert argv[-5:] == ["--secret-rm", "dragonball-agent-ca-same", "--secret-add",
+                         "source=dragonball-agent-ca-new,target=ca.crt,mode=0444",
+                         "dragonball-agent"]
     assert "rm" not in argv[:3]  # never removed and created again: no outage everywhere
 
 

@@ -13,6 +13,8 @@ import stat
 import types
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from dragonball.installer import join, plan
 from dragonball.installer.host import Host
@@ -86,7 +88,24 @@ def test_a_device_joins(server, portal):
                                     "advertise": "10.0.0.12", "timeout": join.SWARM_WAIT_S}]
     assert portal.requests == ["GET /api/v1/ca", "POST /api/v1/enroll",
                                "POST /api/v1/devices/d-1/joined"]
-    assert portal.bodies[0] == {"code": CODE, "hostname": "s2", "address": "10.0.0.12"}
+    sent = dict(portal.bodies[0])
+    csr = x509.load_pem_x509_csr(sent.pop("csr").encode())
+    assert sent == {"code": CODE, "hostname": "s2", "address": "10.0.0.12"}
+    # this server's agent identity: its key made here (0600, never sent), the portal's
+    # certificate for it naming the address and hostname enrolled
+    key = serialization.load_pem_private_key(
+        (server.root / "etc/dragonball/agent/identity/agent.key").read_bytes(), None)
+    assert mode(server, "/etc/dragonball/agent/identity/agent.key") == 0o600
+    cert = x509.load_pem_x509_certificate(
+        read(server, "/etc/dragonball/agent/identity/agent.crt").encode())
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert cert.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki) == \
+        csr.public_key().public_bytes(*spki)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.12"]
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(portal.ca.cert_pem))
+    key_text = read(server, "/etc/dragonball/agent/identity/agent.key")
+    assert all(key_text.splitlines()[1] not in json.dumps(b) for b in portal.bodies)
     assert portal.bodies[-1] == {"node_id": "node-abc", "overlay_encryption": False}
     assert portal.auth[-1] == "Bearer device-token-1"
 

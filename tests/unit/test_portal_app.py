@@ -7,8 +7,11 @@ import base64
 import dataclasses
 import json
 import logging
+import os
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from dragonball import pki
@@ -111,6 +114,7 @@ def ca():
 def settings(tmp_path, ca):
     etc = tmp_path / "etc"
     pki.write_private(etc / "ca.crt", ca.cert_pem, 0o644)
+    pki.write_private(etc / "ca.key", ca.key_pem)  # it signs the devices' identities
     pki.write_private(etc / "registry.json", json.dumps(
         {"username": "dragonball", "password": PORTAL_REGISTRY_PASSWORD,
          "pull": {"username": "pull", "password": REGISTRY_PASSWORD}}).encode())
@@ -184,6 +188,69 @@ def test_enroll_gives_what_the_contract_lists(client, store, ca, settings):
     assert body["labels"] == {"io.dragonball.device-id": str(body["device_id"]),
                               "io.dragonball.role": "device", "io.dragonball.enrolled": "true"}
     assert store.device(body["device_id"]).state == "enrolled"
+
+
+def test_enroll_signs_the_devices_own_key_for_the_address_and_name_it_enrolled(
+        client, store, ca, settings):
+    """An identity per server (issue 13): the device sends a signing request for a key it
+    made; the certificate names what the portal enrolled, whatever the request asked."""
+    key = pki.new_key_pem()
+    csr = pki.csr_pem(key, "s1")  # asks to be the portal's own server: not its to say
+    code, _ = store.create_code()
+    answer = client.post("/api/v1/enroll", json={"code": code, "hostname": "node-2",
+                                                 "address": "10.0.0.2", "csr": csr.decode()})
+    assert answer.status_code == 200, answer.text
+    cert = x509.load_pem_x509_certificate(answer.json()["agent_cert"].encode())
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.cert_pem))
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.2"]
+    assert san.get_values_for_type(x509.DNSName) == []
+    assert cert.subject.rfc4514_string() == "CN=node-2"
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    mine = serialization.load_pem_private_key(key, None).public_key()
+    assert cert.public_key().public_bytes(*spki) == mine.public_bytes(*spki)
+
+
+@pytest.mark.parametrize("csr, words", [
+    ("not a request", "not a PEM CSR"),
+    ("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n",
+     "not a PEM CSR"),
+    ("x" * 9000, "at most 8192 characters"),
+])
+def test_a_wrong_csr_is_refused_at_once_and_the_code_stays_usable(client, store, csr, words):
+    code, _ = store.create_code()
+    answer = client.post("/api/v1/enroll", json={"code": code, "hostname": "node-2",
+                                                 "address": "10.0.0.2", "csr": csr})
+    assert answer.status_code == 422 and words in answer.json()["error"], answer.text
+    assert "Traceback" not in answer.text and store.devices()[1:] == []
+    assert _enroll(client, code).status_code == 200
+
+
+def test_a_csr_signed_by_another_key_or_for_rsa_is_refused(client, store):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "node-2")])
+    rsa_csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(
+        rsa.generate_private_key(65537, 2048), hashes.SHA256())
+    p384 = x509.CertificateSigningRequestBuilder().subject_name(name).sign(
+        ec.generate_private_key(ec.SECP384R1()), hashes.SHA256())
+    for request in (rsa_csr, p384):
+        code, _ = store.create_code()
+        answer = client.post("/api/v1/enroll", json={
+            "code": code, "hostname": "node-2", "address": "10.0.0.2",
+            "csr": request.public_bytes(serialization.Encoding.PEM).decode()})
+        assert answer.status_code == 422 and "P-256" in answer.json()["error"], answer.text
+        assert answer.json()["hint"]
+
+
+def test_a_portal_that_cannot_read_the_ca_key_says_so_with_a_503(client, store, settings):
+    os.remove(settings.ca_key)
+    code, _ = store.create_code()
+    answer = client.post("/api/v1/enroll", json={
+        "code": code, "hostname": "node-2", "address": "10.0.0.2",
+        "csr": pki.csr_pem(pki.new_key_pem(), "node-2").decode()})
+    assert answer.status_code == 503 and "cannot sign" in answer.json()["error"], answer.text
 
 
 def test_an_unknown_code_is_401(client):

@@ -37,6 +37,21 @@ def test_a_worker_that_is_down_and_drained():
         False, False, False, False, {})
 
 
+@pytest.mark.parametrize("status_addr, manager_addr, expected", [
+    ("0.0.0.0", "10.0.0.2:2377", "10.0.0.2"),      # moby 35437: another manager leads
+    ("127.0.0.1", "[fd00::2]:2377", "fd00::2"),
+    ("10.0.0.7", "10.0.0.2:2377", "10.0.0.7"),     # a usable Status.Addr stays
+    ("0.0.0.0", "", "0.0.0.0"),                     # a worker: nothing better known
+])
+def test_a_managers_unusable_status_address_gives_way_to_its_manager_address(
+        status_addr, manager_addr, expected):
+    """The agents are called at Node.address and check it against their certificate."""
+    data = read("node.json")
+    data["Status"]["Addr"] = status_addr
+    data["ManagerStatus"]["Addr"] = manager_addr
+    assert node_of(data).address == expected
+
+
 def test_a_service_with_its_counts():
     assert service_of(read("service.json")) == ServiceState(
         "notes_api", read("service.json")["Spec"]["Labels"],

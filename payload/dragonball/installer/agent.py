@@ -4,17 +4,22 @@ Swarm service the portal starts (docs/agent.md).
     agent.params   /var/lib/dragonball/params (0700): the services' parameters the agent
                    writes for the orchestrator's tasks; on EVERY server (a device makes it
                    just before it joins the Swarm, when the agent's task could first start)
-    agent.pki      the agents' shared server certificate (DNS name dragonball-agent, from
-                   the cluster CA) in /etc/dragonball/agent/; the CA of the agents' clients
+    agent.pki      this server's agent identity (its address and hostname, from the cluster
+                   CA) in /etc/dragonball/agent/identity/; the CA of the agents' clients
                    (/etc/dragonball/ca/agent-clients.*) and the portal's client certificate
                    from it, /etc/dragonball/portal/agent-client.* (keys 0600; kept while they
                    fit: their CA, the right name, more than 30 days left)
-    agent.service  the certificate, its key and the clients' CA as Docker Swarm secrets
-                   (named by their content's hash: a secret cannot change), then the global
-                   service dragonball-agent, its image by ID (each server loaded it from
-                   its own .bin), host-mode port 9443, dnsrr, the host's /proc read-only,
-                   the docker socket and the params folder; done when the portal's own
-                   agent answers /v1/health over mutual TLS
+    agent.service  the clients' CA as a Docker Swarm secret (named by its content's hash: a
+                   secret cannot change), then the global service dragonball-agent, its
+                   image by ID (each server loaded it from its own .bin), host-mode port
+                   9443, dnsrr, each server's own identity folder read-only, the host's
+                   /proc read-only, the docker socket and the params folder; done when the
+                   portal's own agent answers /v1/health over mutual TLS
+
+Every server has an identity of its own (issue 13): a device makes its key at enrollment and
+the portal signs its request for the address and hostname it enrolled (installer/join.py,
+`write_identity`); no agent holds another server's key, and the portal checks each agent's
+certificate against the address it calls (agent_client).
 
 Who may drive an agent is decided in the TLS handshake (DESIGN.md, day 2, answer 5): an
 agent accepts client certificates of the clients' CA only, a CA of its own that signs
@@ -25,7 +30,8 @@ server could not see the client's certificate anyway).
 
 All three run after the portal's image push and its service, before the first enrollment
 code is printed (installer/roles.py). Devices need only agent.params (before join.swarm):
-Swarm starts a task of a global service on every node that joins. The service names its
+Swarm starts a task of a global service on every node that joins; a device's identity
+is written by join.enroll, before it joins. The service names its
 image by ID (the config digest, the same on every server that loaded it from its .bin), so
 no server pulls it and a server joins while the registry on the first server is down.
 
@@ -46,7 +52,7 @@ import time
 
 from dragonball import agent_client
 from dragonball.errors import InstallerError
-from dragonball.shared import firewall, node_labels, ports
+from dragonball.shared import firewall, node_labels, paths, ports
 from dragonball.shared.paths import DATA_DIR
 from dragonball.installer.apply import missing_dirs
 from dragonball.installer.portal import clients
@@ -54,6 +60,7 @@ from dragonball.installer.portal import cluster as portal_cluster
 from dragonball.installer.portal.clients import (  # noqa: F401 (ca_fits: the agent's tests)
     ca_fits, keep_or_issue, make_clients_ca, make_controller_client)
 from dragonball.installer.portal import layout as portal_layout
+from dragonball.installer.portal.layout import hostname_of
 from dragonball.installer.portal import registry as portal_registry
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
@@ -62,7 +69,11 @@ from dragonball.release.sections import BinError
 log = logging.getLogger(__name__)
 
 AGENT_DIR = f"{portal_layout.ETC}/agent"
-AGENT_CERT, AGENT_KEY = f"{AGENT_DIR}/agent.crt", f"{AGENT_DIR}/agent.key"
+#: This server's agent identity, mounted read-only at IDENTITY_MOUNT in its agent's task (a
+#: bind mount's source must exist when the task starts: written before the node joins).
+IDENTITY_DIR = paths.AGENT_IDENTITY_DIR
+AGENT_CERT, AGENT_KEY = paths.AGENT_CERT, paths.AGENT_KEY
+IDENTITY_MOUNT = "/host/identity"
 #: The CA of the agents' clients (the controllers: the portal), apart from the cluster CA,
 #: beside whose key it is kept. The agents trust it alone for clients.
 CLIENTS_CA_CERT, CLIENTS_CA_KEY = clients.CLIENTS_CA_CERT, clients.CLIENTS_CA_KEY
@@ -70,8 +81,7 @@ SERVICE = "dragonball-agent"
 REPOSITORY = "dragonball/agent"
 LABEL, CONFIG_LABEL = portal_layout.LABEL, portal_layout.CONFIG_LABEL
 #: secret kind -> (file name under /run/secrets in the container, mode there)
-SECRET_FILES = {"crt": ("agent.crt", "0444"), "key": ("agent.key", "0400"),
-                "ca": ("ca.crt", "0444")}
+SECRET_FILES = {"ca": ("ca.crt", "0444")}
 WAIT_S = 180  # the first pull on the portal, the task's start, the health check
 #: The services' parameters, one folder per app and service, written by the agent (mounted
 #: at /host/params) and mounted read-only into the tasks. The same path on every server
@@ -110,8 +120,9 @@ def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
             "--mount", "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
             "--mount", f"type=bind,src={PARAMS_DIR},dst={PARAMS_MOUNT}",
             "--mount", f"type=bind,src={firewall.FOLDER},dst={FIREWALL_MOUNT}",
+            "--mount", f"type=bind,src={IDENTITY_DIR},dst={IDENTITY_MOUNT},readonly",
             "--mount", f"type=volume,src={TRANSFERS_VOLUME},dst={TRANSFERS_MOUNT}",
-            "--constraint", node_labels.ENROLLED_CONSTRAINT,   # its server key: ours only
+            "--constraint", node_labels.ENROLLED_CONSTRAINT,   # enrolled servers only
             "--hostname", "{{.Node.Hostname}}", "--env", "DRAGONBALL_NODE_ID={{.Node.ID}}",
             "--label", f"{LABEL}=agent", "--label", f"{CONFIG_LABEL}={config_hash}",
             "--container-label", f"{LABEL}=agent",
@@ -122,11 +133,15 @@ def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
     return argv + ["--no-resolve-image", image]
 
 
-def config_hash(image: str, secrets: dict, registry_password: str) -> str:
-    """What the service was made from: the image, the secrets' names, and (hashed again) the
-    registry credential the service carries, so a new credential updates the service."""
+def config_hash(image: str, secrets: dict, registry_password: str,
+                identity: bytes = b"") -> str:
+    """What the service was made from: the image, the secrets' names, (hashed again) the
+    registry credential the service carries, so a new credential updates the service, and
+    this server's identity certificate, so that a new one restarts the agents (each reads
+    its own server's identity when it starts)."""
     text = json.dumps({"argv": service_argv(image, secrets, ""),
-                       "auth": hashlib.sha256(registry_password.encode()).hexdigest()},
+                       "auth": hashlib.sha256(registry_password.encode()).hexdigest(),
+                       "identity": hashlib.sha256(identity).hexdigest() if identity else ""},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -170,16 +185,18 @@ def make_params_dir(ctx) -> dict:
 
 
 def make_pki(ctx) -> dict:
-    """The agents' server certificate from the cluster CA; the agents' clients CA and the
-    portal's client certificate from it (module docstring: who may drive an agent)."""
+    """This server's agent identity from the cluster CA (its answered address and its
+    hostname); the agents' clients CA and the portal's client certificate from it (module
+    docstring: who may drive an agent)."""
     host, undo = ctx.host, ctx.undo("agent.pki")
     ca = portal_cluster.read_pair(host, portal_layout.CA_CERT, portal_layout.CA_KEY)
     if ca is None:
         raise InstallerError(f"the cluster CA ({portal_layout.CA_CERT}) is missing",
                              "it is made by the step portal.pki: run the install again")
     clients_ca = make_clients_ca(ctx, undo)
-    keep_or_issue(ctx, undo, AGENT_CERT, AGENT_KEY, ca, ([], [agent_client.AGENT_NAME]),
-                  lambda: agent_client.issue_agent_cert(ca))
+    address, hostname = ctx.answers.address, hostname_of(ctx)
+    keep_or_issue(ctx, undo, AGENT_CERT, AGENT_KEY, ca, ([address], []),
+                  lambda: agent_client.issue_agent_cert(ca, address, hostname))
     make_controller_client(ctx, undo, clients_ca)
     return undo.entries()
 
@@ -194,12 +211,11 @@ def start_service(ctx) -> dict:
         image = agent_image_of(archive)
     ref = image.config["digest"]  # the image ID: no pull, no registry needed on any server
     # "ca": the CA the agent checks its clients against: the clients CA, not the cluster's
-    contents = {"crt": host.read_bytes(AGENT_CERT), "key": host.read_bytes(AGENT_KEY),
-                "ca": host.read_bytes(CLIENTS_CA_CERT)}
-    if not all(contents.values()):
-        raise InstallerError(f"the agent's certificate, key or its clients' CA is missing "
-                             f"({AGENT_DIR}, {CLIENTS_CA_CERT})", "they are made by the step "
-                             "agent.pki: run the install again")
+    contents = {"ca": host.read_bytes(CLIENTS_CA_CERT)}
+    if not all(contents.values()) or not host.read_bytes(AGENT_CERT):
+        raise InstallerError(f"this server's agent identity or the agents' clients' CA is "
+                             f"missing ({IDENTITY_DIR}, {CLIENTS_CA_CERT})", "they are made "
+                             "by the step agent.pki: run the install again")
     secrets = {kind: secret_name(kind, data) for kind, data in contents.items()}
     for kind, name in secrets.items():
         if _exists(host, "secret", "inspect", name):
@@ -209,7 +225,7 @@ def start_service(ctx) -> dict:
         host.run(["docker", "secret", "create", "--label", f"{LABEL}=agent", name, "-"],
                  stdin=contents[kind], timeout=60)
     _, password = portal_cluster.read_pull_credentials(host) or ("", "")
-    wanted = config_hash(ref, secrets, password)
+    wanted = config_hash(ref, secrets, password, host.read_bytes(AGENT_CERT))
     current = portal_cluster.docker_json(host, ["docker", "service", "inspect", SERVICE])
     labels = ((current or [{}])[0].get("Spec") or {}).get("Labels") or {}
     if labels.get(CONFIG_LABEL) != wanted:
@@ -226,10 +242,16 @@ def start_service(ctx) -> dict:
     return undo.entries()
 
 
-def secret_update_argv(current: dict, wanted: dict, config: str) -> list[str]:
+def secret_update_argv(current: dict, wanted: dict, config: str,
+                       force: bool = False) -> list[str]:
     """`docker service update` of the agent to new secrets (pure): `current` and `wanted`
-    map a SECRET_FILES kind to a secret's name; only the ones that differ change."""
+    map a SECRET_FILES kind to a secret's name; only the ones that differ change. `force`:
+    every task restarted even when no secret changed (an identity file did)."""
     argv = ["docker", "service", "update", "--quiet", "--label-add", f"{CONFIG_LABEL}={config}"]
+    if force:
+        argv.append("--force")
+    for kind in sorted(set(current) - set(wanted)):  # the shared key of earlier releases
+        argv += ["--secret-rm", current[kind]]
     for kind, name in wanted.items():
         if current.get(kind) == name:
             continue
@@ -240,25 +262,32 @@ def secret_update_argv(current: dict, wanted: dict, config: str) -> list[str]:
     return argv + [SERVICE]
 
 
+#: The agents' shared certificate and key of releases before each server had its own: a
+#: service that still carries them loses them at its next update.
+LEGACY_SECRET_FILES = {"crt": "agent.crt", "key": "agent.key"}
+
+
 def service_secrets(spec: dict) -> dict:
-    """{kind: secret name} of the agent's service spec (by their file names)."""
+    """{kind: secret name} of the agent's service spec (by their file names; the legacy
+    shared certificate's too)."""
     by_target = {target: kind for kind, (target, _) in SECRET_FILES.items()}
+    by_target |= {target: kind for kind, target in LEGACY_SECRET_FILES.items()}
     found = (spec.get("TaskTemplate") or {}).get("ContainerSpec", {}).get("Secrets") or []
     return {by_target[s["File"]["Name"]]: s["SecretName"] for s in found
             if s.get("File", {}).get("Name") in by_target}
 
 
 def roll_secrets(host) -> None:
-    """The agents onto the certificate files as they are now, without removing the service:
-    new secrets, then `docker service update` (one server at a time, each agent restarted
-    on its own), then the old secrets removed (`dragonball certs renew`)."""
+    """The agents onto the clients' CA as it is now and this server's identity as it is now,
+    without removing the service: a new secret if the CA changed, then `docker service
+    update --force` (one server at a time, each agent restarted on its own and reading its
+    server's identity again), then the old secrets removed (`dragonball certs renew`)."""
     current = portal_cluster.docker_json(host, ["docker", "service", "inspect", SERVICE])
     if not current:
         raise InstallerError(f"the service {SERVICE} is not running",
                              "run the portal's install again: it starts it")
     spec = current[0]["Spec"]
-    contents = {"crt": host.read_bytes(AGENT_CERT), "key": host.read_bytes(AGENT_KEY),
-                "ca": host.read_bytes(CLIENTS_CA_CERT)}
+    contents = {"ca": host.read_bytes(CLIENTS_CA_CERT)}
     wanted = {kind: secret_name(kind, data) for kind, data in contents.items()}
     for kind, name in wanted.items():
         if not _exists(host, "secret", "inspect", name):
@@ -267,7 +296,9 @@ def roll_secrets(host) -> None:
     image = spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
     _, password = portal_cluster.read_pull_credentials(host) or ("", "")
     host.run(secret_update_argv(service_secrets(spec), wanted,
-                                config_hash(image, wanted, password)), timeout=600,
+                                config_hash(image, wanted, password,
+                                            host.read_bytes(AGENT_CERT)), force=True),
+             timeout=600,
              hint=f"see 'docker service ps --no-trunc {SERVICE}'")
     remove_stale_secrets(host, set(wanted.values()))
 
@@ -283,7 +314,8 @@ def remove_stale_secrets(host, keep: set) -> None:
 
 def wait_agent(host, address: str, timeout: float = WAIT_S) -> None:
     """Until the agent on `address` answers /v1/health over mutual TLS (the portal's client
-    certificate, the CA and the name dragonball-agent): the whole chain works."""
+    certificate, the CA and the agent's own certificate naming `address`): the whole chain
+    works."""
     deadline, last = time.monotonic() + timeout, ""
     with agent_client.AgentClient(ca=host.path(portal_layout.CA_CERT),
                                   cert=host.path(agent_client.CLIENT_CERT),

@@ -86,6 +86,7 @@ class Enrollment:
     portal_ssh_pubkey: str | None = None
     labels: dict = dataclasses.field(default_factory=dict)
     portals: tuple = ()  # every manager's portal URL the portal listed (older ones: none)
+    agent_cert: str | None = None  # this server's agent certificate, when it sent a CSR
     document: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -114,7 +115,9 @@ class Enrollment:
         labels = doc.get("labels") if isinstance(doc.get("labels"), dict) else {}
         pubkey = doc.get("portal_ssh_pubkey")
         listed = doc.get("portals") if isinstance(doc.get("portals"), list) else []
+        cert = doc.get("agent_cert")
         return cls(**{k: str(v) for k, v in values.items()},
+                   agent_cert=cert if isinstance(cert, str) and cert else None,
                    portal_ssh_pubkey=pubkey if isinstance(pubkey, str) and pubkey else None,
                    labels={str(k): str(v) for k, v in labels.items()},
                    portals=tuple(str(u) for u in listed if isinstance(u, str)), document=doc)
@@ -194,10 +197,14 @@ class PortalApi:
             answer = self._request("GET", "/healthz", "read the portal's clock", verify=False)
         return http_date_seconds(answer.headers.get("Date"))
 
-    def enroll(self, code: str, hostname: str, address: str) -> Enrollment:
-        """POST /api/v1/enroll; JoinError saying why the portal refused, if it did."""
-        answer = self._request("POST", "/api/v1/enroll", "enroll this server",
-                               json={"code": code, "hostname": hostname, "address": address})
+    def enroll(self, code: str, hostname: str, address: str,
+               csr: bytes | None = None) -> Enrollment:
+        """POST /api/v1/enroll (with `csr`, the signing request of this server's agent key:
+        the answer's agent_cert); JoinError saying why the portal refused, if it did."""
+        body = {"code": code, "hostname": hostname, "address": address}
+        if csr is not None:
+            body["csr"] = csr.decode()
+        answer = self._request("POST", "/api/v1/enroll", "enroll this server", json=body)
         self._check_serving(answer, "enroll this server")
         if answer.status_code == 200:
             try:

@@ -7,7 +7,10 @@ the code for this hostname. Then the device steps (a device's in installer/roles
 each idempotent, each noting what it changes for `reset` before changing it:
 
     join.ca        the pinned CA in /etc/dragonball/ca.crt
-    join.enroll    the portal's answer in /etc/dragonball/enrollment.json (0600)
+    join.enroll    this server's agent identity (a key made here, never sent; the portal
+                   signs its request for the address and hostname it enrolled) in
+                   /etc/dragonball/agent/identity/ (key 0600), and the portal's answer in
+                   /etc/dragonball/enrollment.json (0600)
     join.registry  /etc/docker/certs.d/<registry>/ca.crt, docker login --password-stdin;
                    a registry that does not answer (its server, s1, is down) is a warning, not
                    a failure: tasks start from the images images.load loaded (pinned by ID)
@@ -35,6 +38,7 @@ import json
 import logging
 import time
 
+from dragonball import pki
 from dragonball.errors import InstallerError
 from dragonball.installer.apply import write_file
 from dragonball.installer.enrollment_api import (Enrollment, JoinError, PortalApi,
@@ -43,6 +47,7 @@ from dragonball.installer.join_portals import (ENROLLMENT_PATH, PortalChecks, ca
                                                each_portal, enroll, fetch_pinned_ca,
                                                portal_list, precheck, saved_enrollment,
                                                source_address, wizard_checks)
+from dragonball.installer.portal.cluster import write_private
 from dragonball.installer.steps import Step
 from dragonball.installer import overlay as overlay_probe
 from dragonball.installer.undo import undoer
@@ -81,6 +86,7 @@ class DeviceJoin:
         self.hostname = ctx.facts.hostname
         self._ca: bytes | None = None
         self._enrollment: Enrollment | None = None
+        self._identity_key: bytes | None = None  # made for this enrollment, not written yet
 
     def steps(self) -> list[Step]:
         """Every step of the join, in order."""
@@ -118,8 +124,17 @@ class DeviceJoin:
             if found is None:
                 self.ctx.progress.update(f"enrolling {self.hostname} on "
                                          f"{self.answers.portal.replace(',', ', ')}")
+                # this server's agent identity: its key made here, never sent anywhere
+                key = pki.new_key_pem()
                 found = enroll(self.answers.portal, self.ca(), self.answers.enrollment_code,
-                               self.hostname, self.answers.address)
+                               self.hostname, self.answers.address,
+                               csr=pki.csr_pem(key, self.hostname))
+                if not found.agent_cert:
+                    raise JoinError("the portal's enrollment answer holds no certificate for "
+                                    "this server's agent", "the portal and this .bin may be "
+                                    "of different releases: use the .bin the portal was "
+                                    "installed from")
+                self._identity_key = key
             if self.ctx.secrets is not None:
                 code = self.answers.enrollment_code
                 self.ctx.secrets.add(code, code.replace("-", ""))
@@ -137,7 +152,13 @@ class DeviceJoin:
         return undo.entries()
 
     def enroll(self) -> dict:
+        """The portal's answer kept, and this server's agent identity beside it (written
+        first: a kept answer means the identity is there)."""
         undo = self.ctx.undo("join.enroll")
+        found = self.enrollment()
+        if self._identity_key is not None:
+            write_private(self.ctx, undo, paths.AGENT_KEY, self._identity_key.decode())
+            write_private(self.ctx, undo, paths.AGENT_CERT, found.agent_cert, 0o644)
         write_file(self.host, undo, ENROLLMENT_PATH,
                    enrollment_json(self.enrollment(), portal_list(self.answers.portal)), 0o600)
         return undo.entries()

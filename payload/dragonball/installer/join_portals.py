@@ -132,12 +132,13 @@ def wizard_checks() -> Checks:
 
 
 def enroll(portals, ca_pem: bytes, code: str, hostname: str,
-           address: str | None) -> Enrollment:
+           address: str | None, csr: bytes | None = None) -> Enrollment:
     """POST /api/v1/enroll to the first of `portals` that answers, verified with the pinned
-    CA; `address` None: the one this server reaches that portal from."""
+    CA; `address` None: the one this server reaches that portal from; `csr`: this server's
+    agent key's signing request (the install's enrollment; a check sends none)."""
     def one(portal: str) -> Enrollment:
         with PortalApi(portal, path) as api:
-            return api.enroll(code, hostname, address or source_address(portal))
+            return api.enroll(code, hostname, address or source_address(portal), csr)
     with ca_file(ca_pem) as path:
         return each_portal(portals, one)
 

@@ -5,10 +5,12 @@ picked up without an outage (docs/certificates.md).
               into its TLS context within 5 s (portal.serve.watch_certificate): no restart
     registry  /etc/dragonball/registry/server.*: the same names; the registry container
               restarted (about a second without pulls: Swarm retries a failed pull)
-    agents    the agents' server certificate and the portal's client certificate: new Swarm
-              secrets (named by their content), the global service updated one server at a
-              time (`docker service update`: each agent restarts on its own, the others
-              answer), the old secrets removed
+    agents    this server's agent identity (the same address, a new key) and the portal's
+              client certificate; the global service updated one server at a time (`docker
+              service update --force`: each agent restarts on its own and reads its
+              server's identity again, the others answer); a device's identity, made at its
+              enrollment and valid 825 days, is renewed by enrolling it again (`dragonball
+              rejoin`)
 
 Without `force`, only what ends within RENEW_BEFORE (30 days) or no longer fits is
 issued again, so running it from cron is harmless. The CAs themselves are not renewed here
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import socket
 
 from cryptography import x509
 
@@ -40,6 +43,12 @@ def names_of(cert_pem: bytes) -> tuple[list[str], list[str]]:
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return ([str(ip) for ip in san.get_values_for_type(x509.IPAddress)],
             list(san.get_values_for_type(x509.DNSName)))
+
+
+def _common_name(cert_pem: bytes) -> str:
+    names = x509.load_pem_x509_certificate(cert_pem).subject.get_attributes_for_oid(
+        x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
 
 
 def due(pair: pki.KeyPair | None, ca_pem: bytes, now: datetime.datetime | None = None) -> bool:
@@ -106,8 +115,14 @@ def _agents(host, ca, force: bool, say) -> str:
     client = portal_cluster.read_pair(host, agent_client.CLIENT_CERT, agent_client.CLIENT_KEY)
     if not force and not due(server, ca.cert_pem) and not due(client, clients_ca.cert_pem):
         return "kept"
-    pki.write_pem_files(agent_client.issue_agent_cert(ca), host.path(agent.AGENT_CERT),
-                        host.path(agent.AGENT_KEY))
+    ips, _ = names_of(server.cert_pem) if server else ([], [])
+    if not ips:
+        raise InstallerError(f"{agent.AGENT_CERT} is missing or names no address: nothing to "
+                             "renew this server's agent identity with",
+                             "run the portal's install again: it makes it")
+    hostname = _common_name(server.cert_pem) or socket.gethostname()
+    pki.write_pem_files(agent_client.issue_agent_cert(ca, ips[0], hostname),
+                        host.path(agent.AGENT_CERT), host.path(agent.AGENT_KEY))
     pki.write_pem_files(agent_client.issue_client_cert(clients_ca),
                         host.path(agent_client.CLIENT_CERT), host.path(agent_client.CLIENT_KEY))
     say(f"agents: new certificates; {agent.SERVICE} updated one server at a time")

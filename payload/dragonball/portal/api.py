@@ -33,8 +33,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
-from dragonball import __version__
-from dragonball.errors import DragonBallError
+from dragonball import __version__, agent_client, pki
+from dragonball.errors import DragonBallError, PkiError
 from dragonball.agent_client import AgentClient
 from dragonball.portal import apps_api, manager_api, removal
 from dragonball.portal import demotion as demotion_mod
@@ -45,7 +45,7 @@ from dragonball.portal import portals as portals_mod
 from dragonball.portal import web, wiring
 from dragonball.portal.answers import error_response
 from dragonball.portal.enrollment import parse_duration
-from dragonball.portal.errors import RequestInvalid
+from dragonball.portal.errors import CannotSign, RequestInvalid
 from dragonball.portal.jobs import Jobs
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
 from dragonball.portal.swarm import (Cluster, NodeNotInSwarm, enrolled_nodes, settle_managers,
@@ -66,6 +66,9 @@ class EnrollRequest(BaseModel):
     code: str = Field(min_length=1, max_length=64)
     hostname: str = Field(min_length=1, max_length=253)
     address: str = Field(min_length=1, max_length=64)
+    # the device's agent identity: a signing request for the key it made (issue 13); the
+    # certificate names the address and hostname enrolled, whatever the request says
+    csr: str | None = Field(default=None, min_length=1, max_length=pki.CSR_MAX_BYTES)
 
     @field_validator("hostname")
     @classmethod
@@ -141,6 +144,12 @@ class Slot:
         """The attempt failed: it keeps its place, with `reason` (never a secret)."""
         self.failure = True
         self.store.settle_event(self.event_id, {"reason": reason})
+
+
+def _cluster_ca(settings: settings_mod.Settings) -> pki.KeyPair:
+    """The cluster CA, read at each enrollment (a renewal or a restore may replace it)."""
+    with open(settings.ca_cert, "rb") as cert, open(settings.ca_key, "rb") as key:
+        return pki.KeyPair(cert.read(), key.read())
 
 
 def rotate_join_tokens(store: Store, cluster: Cluster) -> bool:
@@ -229,6 +238,12 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     @app.post("/api/v1/enroll")
     def enroll(body: EnrollRequest, request: Request) -> Response:
         client = _client(request)
+        if body.csr is not None:  # a wrong request is refused before the code is looked at
+            try:
+                pki.check_csr(body.csr)
+            except PkiError as e:
+                return error_response(RequestInvalid(f"invalid request: csr: {e.message}",
+                                                     e.hint))
         with enroll_limit.attempt(client) as slot:
             if slot is None:
                 wait = enroll_limit.retry_after(client) or 1
@@ -259,6 +274,17 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
             log.error("enroll of %s: %s", body.hostname, e.message)
             return error_response(e, message=f"the portal cannot reach its Swarm now "
                                   f"({e.message}): try again in a minute")
+        identity = {}
+        if body.csr is not None:
+            try:
+                identity["agent_cert"] = agent_client.sign_agent_csr(
+                    _cluster_ca(settings), body.csr, device.address, device.hostname).decode()
+            except (OSError, PkiError) as e:
+                log.error("enroll of %s: cannot sign its identity: %s", body.hostname, e)
+                return error_response(CannotSign(
+                    f"this portal cannot sign the server's certificate now (the cluster CA "
+                    f"{settings.ca_key}: {getattr(e, 'strerror', None) or e})",
+                    "try another manager's portal, or run the portal's install again"))
         log.info("device %d (%s, %s) enrolled from %s", device.id, device.hostname,
                  device.address, client)
         portals = portals_mod.known_portals(cluster, settings)
@@ -275,6 +301,7 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
             "labels": device.labels,
             "cluster_name": settings.cluster_name,
             "portals": portals,
+            **identity,
         })
 
     @app.post("/api/v1/devices/{device_id}/joined")

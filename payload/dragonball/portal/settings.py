@@ -64,6 +64,11 @@ class Settings:
     state_key: str = ""
 
     @property
+    def ca_key(self) -> str:
+        """The cluster CA's key, beside its certificate (it signs the devices' identities)."""
+        return os.path.join(os.path.dirname(self.ca_cert), "ca.key")
+
+    @property
     def db_path(self) -> str:
         return os.path.join(self.data_dir, "portal", DB_NAME)
 

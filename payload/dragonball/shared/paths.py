@@ -35,6 +35,8 @@ CLIENTS_CA_KEY = f"{CA_DIR}/agent-clients.key"
 #: etcd's member certificate and the clients CA it trusts, mounted into dragonball-etcd.
 ETCD_CONFIG_DIR = f"{ETC}/etcd"
 REGISTRY_CERT = f"{ETC}/registry/server.crt"
-AGENT_CERT = f"{ETC}/agent/agent.crt"
+AGENT_IDENTITY_DIR = f"{ETC}/agent/identity"   # this server's agent key and certificate
+AGENT_CERT = f"{AGENT_IDENTITY_DIR}/agent.crt"
+AGENT_KEY = f"{AGENT_IDENTITY_DIR}/agent.key"    # 0600, made on this server
 #: The engine's own Swarm node certificate on every server (Swarm renews it).
 SWARM_NODE_CERT = f"{DOCKER_ROOT}/swarm/certificates/swarm-node.crt"

@@ -9,6 +9,7 @@ translations, pure so that a captured inspect document is a test's fixture.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -106,12 +107,27 @@ def _time(text: str | None) -> datetime.datetime | None:
     return parse_time(text) if text else None
 
 
+def _node_address(status_addr: str, manager_addr: str) -> str:
+    """Where the node is: Status.Addr, unless it reads 0.0.0.0 or a loopback address (a
+    manager's may, once another manager leads: moby issue 35437) and ManagerStatus.Addr
+    ("ip:2377") names the manager's own."""
+    try:
+        usable = not (ipaddress.ip_address(status_addr).is_unspecified
+                      or ipaddress.ip_address(status_addr).is_loopback)
+    except ValueError:
+        usable = bool(status_addr)
+    if usable or not manager_addr:
+        return status_addr
+    return manager_addr.rpartition(":")[0].strip("[]") or status_addr
+
+
 def node_of(data: dict) -> Node:
     """A node from `GET /nodes/{id}`'s JSON."""
     spec, status = data.get("Spec") or {}, data.get("Status") or {}
     manager = data.get("ManagerStatus") or {}
     return Node(id=data["ID"], hostname=(data.get("Description") or {}).get("Hostname", ""),
-                address=status.get("Addr", ""), ready=status.get("State") == "ready",
+                address=_node_address(status.get("Addr", ""), manager.get("Addr", "")),
+                ready=status.get("State") == "ready",
                 role=spec.get("Role", "worker"), availability=spec.get("Availability", "active"),
                 leader=bool(manager.get("Leader")), reachability=manager.get("Reachability", ""),
                 manager_addr=manager.get("Addr", ""),

@@ -21,8 +21,8 @@ def say(text: str) -> None:
 class Settings:
     port: int = 9443
     bind: str = "0.0.0.0"
-    cert: str = "/run/secrets/agent.crt"
-    key: str = "/run/secrets/agent.key"
+    cert: str = "/host/identity/agent.crt"     # this server's own (the host's, read-only)
+    key: str = "/host/identity/agent.key"
     ca: str = "/run/secrets/ca.crt"
     proc_root: str = "/host/proc"
     health_socket: str = os.path.join(RUN_DIR, "health.sock")
@@ -38,7 +38,7 @@ def problems(p: dict) -> list[str]:
     port = p.get("port")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         found.append(f"port must be an integer 1-65535, got {port!r}")
-    for key in ("bind", "secrets_dir", "tls_cert", "tls_key", "ca", "proc_root",
+    for key in ("bind", "secrets_dir", "identity_dir", "tls_cert", "tls_key", "ca", "proc_root",
                 "health_socket", "params_dir", "transfers_dir", "docker_socket",
                 "firewall_dir"):
         if not isinstance(p.get(key), str) or not p.get(key).strip():
@@ -47,12 +47,14 @@ def problems(p: dict) -> list[str]:
 
 
 def settings_from(p: dict) -> Settings:
-    """Settings from checked parameters: file names are relative to secrets_dir. `ca` is
-    the CA of the agent's clients (the controllers'), the only one it accepts them from."""
-    def secret(name: str) -> str:
-        return os.path.join(p["secrets_dir"], p[name])
-    return Settings(port=p["port"], bind=p["bind"], cert=secret("tls_cert"),
-                    key=secret("tls_key"), ca=secret("ca"), proc_root=p["proc_root"],
+    """Settings from checked parameters: the certificate and key are relative to
+    identity_dir (this server's own identity, the host's folder), `ca` to secrets_dir: the
+    CA of the agent's clients (the controllers'), the only one it accepts them from."""
+    def under(folder: str, name: str) -> str:
+        return os.path.join(p[folder], p[name])
+    return Settings(port=p["port"], bind=p["bind"], cert=under("identity_dir", "tls_cert"),
+                    key=under("identity_dir", "tls_key"), ca=under("secrets_dir", "ca"),
+                    proc_root=p["proc_root"],
                     health_socket=p["health_socket"], params_dir=p["params_dir"],
                     transfers_dir=p["transfers_dir"], docker_socket=p["docker_socket"],
                     firewall_dir=p["firewall_dir"])

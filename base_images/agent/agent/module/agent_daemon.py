@@ -31,8 +31,8 @@ def serve() -> int:
     settings = load_settings()
     missing = missing_files(settings)
     if missing:
-        say("the TLS material is missing (the service mounts it as Swarm secrets under "
-            "/run/secrets):")
+        say("the TLS material is missing (the service mounts this server's identity at "
+            "/host/identity and the clients' CA as a Swarm secret under /run/secrets):")
         for line in missing:
             print(f"  - {line}", flush=True)
         return 1

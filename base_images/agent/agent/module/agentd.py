@@ -15,8 +15,10 @@ host's params folder at /host/params), `PUT /v1/firewall` (the cluster's members
 host's /var/lib/dragonball/firewall at /host/firewall). Every connection must present a
 client certificate signed by the CA in ca.crt (ssl.CERT_REQUIRED): the agents' clients CA,
 which signs only the controllers' (the portal's) certificates; anything else gets no
-answer. The TLS material comes in as Docker Swarm secrets under /run/secrets (agent.crt,
-agent.key, ca.crt): never from the environment or the image.
+answer. The TLS material: this server's own identity (agent.crt, agent.key, made at its
+enrollment) from the host's /etc/dragonball/agent/identity, mounted read-only at
+/host/identity, and ca.crt as a Docker Swarm secret under /run/secrets: never from the
+environment or the image.
 
 The health check (`run.sh status`, the image's HEALTHCHECK) cannot present a client
 certificate, so the server also answers /v1/health, and nothing else, on a Unix socket
