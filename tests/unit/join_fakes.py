@@ -45,6 +45,7 @@ class FakePortal:
         self.requests: list[str] = []
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []
+        self.signed: list[tuple] = []  # (path, raw body, headers) of every call with a body
         self.scripted: dict[str, tuple[int, object]] = {}
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -88,10 +89,12 @@ class FakePortal:
             def _serve(self) -> None:
                 portal.requests.append(f"{self.command} {self.path}")
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if length else None
                 if body is not None:
                     portal.bodies.append(body)
                     portal.auth.append(self.headers.get("Authorization"))
+                    portal.signed.append((self.path, raw, dict(self.headers)))
                 status, answer = portal._answer(self.path, body)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 import types
 
 import pytest
@@ -17,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from dragonball.installer import join, plan
+from dragonball.shared import device_proof
 from dragonball.installer.host import Host
 from dragonball.installer.journal import Journal, answers_digest
 from dragonball.installer.logs import SecretFilter
@@ -108,6 +110,11 @@ def test_a_device_joins(server, portal):
     assert all(key_text.splitlines()[1] not in json.dumps(b) for b in portal.bodies)
     assert portal.bodies[-1] == {"node_id": "node-abc", "overlay_encryption": False}
     assert portal.auth[-1] == "Bearer device-token-1"
+    # the report is signed with this server's own key: the portal checks it with the
+    # certificate it signed (shared/device_proof.py)
+    path, raw, headers = portal.signed[-1]
+    assert device_proof.check(cert.public_bytes(serialization.Encoding.PEM), "POST", path, raw,
+                              headers, time.time()) is None
 
 
 def test_no_secret_is_ever_a_programs_argument(server, portal):

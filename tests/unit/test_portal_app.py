@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 
 import pytest
 from cryptography import x509
@@ -19,7 +20,7 @@ from dragonball.portal import settings as settings_mod
 from dragonball.portal.api import create_app
 from dragonball.portal.store import Store, StoreError
 from dragonball.portal.swarm import Cluster
-from dragonball.shared import codes
+from dragonball.shared import codes, device_proof
 from dragonball.swarm import Node, SwarmError
 
 ADMIN_PASSWORD = "Very-Long-Passphrase-42"
@@ -349,6 +350,37 @@ def _joined(client, enrolled: dict, node_id: str, token: str | None = None):
     return client.post(f"/api/v1/devices/{enrolled['device_id']}/joined",
                        json={"node_id": node_id},
                        headers={"Authorization": f"Bearer {token or enrolled['device_token']}"})
+
+
+def test_a_device_with_an_identity_must_sign_its_calls_with_its_own_key(client, store,
+                                                                         cluster):
+    """Issue 13: /joined (and every device call) authenticated by the device's own key: its
+    token alone, a proof by another key or one replayed for another device opens nothing."""
+    key = pki.new_key_pem()
+    code, _ = store.create_code()
+    enrolled = client.post("/api/v1/enroll", json={
+        "code": code, "hostname": "node-2", "address": "10.0.0.2",
+        "csr": pki.csr_pem(key, "node-2").decode()}).json()
+    cluster.add("node2id", "node-2")
+    path = f"/api/v1/devices/{enrolled['device_id']}/joined"
+    body = json.dumps({"node_id": "node2id"}).encode()
+    token = {"Authorization": f"Bearer {enrolled['device_token']}",
+             "Content-Type": "application/json"}
+
+    def post(headers):
+        return client.post(path, content=body, headers={**token, **headers})
+    alone = post({})
+    assert alone.status_code == 401 and "must be signed" in alone.json()["error"], alone.text
+    stranger = device_proof.proof_headers(pki.new_key_pem(), "POST", path, body, time.time())
+    assert post(stranger).status_code == 401
+    elsewhere = device_proof.proof_headers(key, "POST", path + "x", body, time.time())
+    assert post(elsewhere).status_code == 401
+    assert store.device(enrolled["device_id"]).state == "enrolled"  # nothing changed
+    signed = post(device_proof.proof_headers(key, "POST", path, body, time.time()))
+    assert signed.status_code == 200, signed.text
+    assert store.device(enrolled["device_id"]).state == "joined"
+    store.remove_device(enrolled["device_id"], "admin")
+    assert store.device_identity(enrolled["device_id"]) is None
 
 
 def test_joined_labels_the_node_marks_the_device_and_consumes_the_code(client, store, cluster):

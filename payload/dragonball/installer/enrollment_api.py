@@ -17,13 +17,14 @@ import email.utils
 import json
 import logging
 import re
+import time
 import warnings
 
 import requests
 import urllib3
 
 from dragonball.errors import Failed, InstallerError
-from dragonball.shared import fingerprints
+from dragonball.shared import device_proof, fingerprints
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +215,20 @@ class PortalApi:
         raise self._refusal(answer, hostname)
 
     def joined(self, device_id: str, device_token: str, node_id: str,
-               overlay_encryption: bool | None = None) -> None:
-        """POST /api/v1/devices/{id}/joined with the device token (and whether this
-        server's kernel can encrypt overlay networks, installer/overlay.py)."""
+               overlay_encryption: bool | None = None, key_pem: bytes | None = None) -> None:
+        """POST /api/v1/devices/{id}/joined with the device token, signed with this server's
+        own key `key_pem` (shared/device_proof.py), and whether this server's kernel can
+        encrypt overlay networks (installer/overlay.py)."""
         body = {"node_id": node_id}
         if overlay_encryption is not None:
             body["overlay_encryption"] = overlay_encryption
-        answer = self._request("POST", f"/api/v1/devices/{device_id}/joined",
-                               "report this server joined", json=body,
-                               headers={"Authorization": f"Bearer {device_token}"})
+        path, data = f"/api/v1/devices/{device_id}/joined", json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {device_token}",
+                   "Content-Type": "application/json"}
+        if key_pem:
+            headers |= device_proof.proof_headers(key_pem, "POST", path, data, time.time())
+        answer = self._request("POST", path, "report this server joined", data=data,
+                               headers=headers)
         self._check_serving(answer, "report this server joined")
         if answer.status_code not in (200, 204):
             raise JoinError(f"the portal refused the report that this server joined "

@@ -218,7 +218,8 @@ class DeviceJoin:
 
         def one(portal: str) -> None:
             with PortalApi(portal, path) as api:
-                api.joined(found.device_id, found.device_token, node_id, capable)
+                api.joined(found.device_id, found.device_token, node_id, capable,
+                           key_pem=self.host.read_bytes(paths.AGENT_KEY))
         with ca_file(self.ca()) as path:
             each_portal(self.portals(), one)
         return {}

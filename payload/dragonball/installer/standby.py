@@ -36,7 +36,7 @@ from dragonball.installer.portal.cluster import docker_json, write_private
 from dragonball.installer.undo import UndoLog
 from dragonball.portal import managers
 from dragonball.portal import settings as settings_mod
-from dragonball.shared import paths, ports
+from dragonball.shared import device_proof, paths, ports
 from dragonball.shared.addresses import host_port
 from dragonball import agent_client
 
@@ -128,16 +128,21 @@ def manager_addresses(host) -> list[str]:
     return done.out.split() if done.ok else []
 
 
-def fetch_bundle(candidates: list, enrollment: dict, ca_file: str) -> dict:
-    """The first bundle a portal gives (POST /api/v1/devices/{id}/manager)."""
+def fetch_bundle(candidates: list, enrollment: dict, ca_file: str,
+                 key_pem: bytes | None = None) -> dict:
+    """The first bundle a portal gives (POST /api/v1/devices/{id}/manager), the call signed
+    with this server's own key `key_pem` (shared/device_proof.py)."""
     failures = []
+    path = f"/api/v1/devices/{enrollment['device_id']}/manager"
     with requests.Session() as session:
         session.trust_env = False  # this machine's proxies and CA bundle must not decide
         for portal in candidates:
-            url = f"https://{portal}/api/v1/devices/{enrollment['device_id']}/manager"
+            headers = {"Authorization": f"Bearer {enrollment['device_token']}"}
+            if key_pem:
+                headers |= device_proof.proof_headers(key_pem, "POST", path, b"", time.time())
             try:
-                answer = session.post(url, verify=ca_file, timeout=(10, 60), headers={
-                    "Authorization": f"Bearer {enrollment['device_token']}"})
+                answer = session.post(f"https://{portal}{path}", verify=ca_file,
+                                      timeout=(10, 60), headers=headers)
             except requests.RequestException as e:
                 failures.append(f"{portal}: {type(e).__name__}")
                 continue
@@ -158,7 +163,8 @@ def become_manager(host, own: str, data_dir: str, progress,
         raise StandbyError(f"{ENROLLMENT} is missing or not JSON",
                            "install this server as a device again") from e
     candidates = portal_candidates(enrollment, manager_addresses(host), own)
-    bundle = fetch_bundle(candidates, enrollment, host.path(paths.CA_CERT))
+    bundle = fetch_bundle(candidates, enrollment, host.path(paths.CA_CERT),
+                          host.read_bytes(paths.AGENT_KEY))
     problems = managers.check_bundle(bundle, own)
     if problems:
         raise StandbyError("the manager bundle is not usable: " + "; ".join(problems),

@@ -238,12 +238,22 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     @app.post("/api/v1/enroll")
     def enroll(body: EnrollRequest, request: Request) -> Response:
         client = _client(request)
+        identity = {}
         if body.csr is not None:  # a wrong request is refused before the code is looked at
             try:
                 pki.check_csr(body.csr)
             except PkiError as e:
                 return error_response(RequestInvalid(f"invalid request: csr: {e.message}",
                                                      e.hint))
+            try:  # for the names the portal enrolls, whatever the request asked
+                identity["agent_cert"] = agent_client.sign_agent_csr(
+                    _cluster_ca(settings), body.csr, body.address, body.hostname).decode()
+            except (OSError, PkiError) as e:
+                log.error("enroll of %s: cannot sign its identity: %s", body.hostname, e)
+                return error_response(CannotSign(
+                    f"this portal cannot sign the server's certificate now (the cluster CA "
+                    f"{settings.ca_key}: {getattr(e, 'strerror', None) or e})",
+                    "try another manager's portal, or run the portal's install again"))
         with enroll_limit.attempt(client) as slot:
             if slot is None:
                 wait = enroll_limit.retry_after(client) or 1
@@ -253,7 +263,8 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
                                       f"too many failed enrollment codes from {client}: try "
                                       f"again in {wait} s")
             try:
-                device, token = store.enroll(body.code, body.hostname, body.address, client)
+                device, token = store.enroll(body.code, body.hostname, body.address, client,
+                                             identity.get("agent_cert"))
             except CodeRefused as e:
                 slot.failed(e.message)
                 log.warning("enroll from %s (%s) refused: %s", client, body.hostname,
@@ -274,17 +285,6 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
             log.error("enroll of %s: %s", body.hostname, e.message)
             return error_response(e, message=f"the portal cannot reach its Swarm now "
                                   f"({e.message}): try again in a minute")
-        identity = {}
-        if body.csr is not None:
-            try:
-                identity["agent_cert"] = agent_client.sign_agent_csr(
-                    _cluster_ca(settings), body.csr, device.address, device.hostname).decode()
-            except (OSError, PkiError) as e:
-                log.error("enroll of %s: cannot sign its identity: %s", body.hostname, e)
-                return error_response(CannotSign(
-                    f"this portal cannot sign the server's certificate now (the cluster CA "
-                    f"{settings.ca_key}: {getattr(e, 'strerror', None) or e})",
-                    "try another manager's portal, or run the portal's install again"))
         log.info("device %d (%s, %s) enrolled from %s", device.id, device.hostname,
                  device.address, client)
         portals = portals_mod.known_portals(cluster, settings)
@@ -306,9 +306,11 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
 
     @app.post("/api/v1/devices/{device_id}/joined")
     def joined(device_id: int, body: JoinedRequest, request: Request,
-               authorization: str | None = Header(default=None)) -> Response:
+               authorization: str | None = Header(default=None),
+               raw: bytes = Depends(manager_api.raw_body)) -> Response:
         client = _client(request)
-        device = manager_api.device_or_refusal(store, device_id, authorization)
+        device = manager_api.device_or_refusal(store, device_id, authorization,
+                                               manager_api.Call.of(request, raw))
         if isinstance(device, Response):
             return device
         try:

@@ -21,8 +21,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
+from collections.abc import Mapping
 
-from fastapi import FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from dragonball import agent_client, pki
@@ -33,7 +35,7 @@ from dragonball.portal.answers import error_response
 from dragonball.portal.auth import Forbidden, NotAuthenticated
 from dragonball.portal.settings import Settings
 from dragonball.portal.store import Device, Store
-from dragonball.shared import paths
+from dragonball.shared import device_proof, paths
 from dragonball.swarm import SwarmError
 
 log = logging.getLogger("dragonball.portal")
@@ -57,10 +59,32 @@ class Files:
     controller: tuple = (agent_client.CLIENT_CERT, agent_client.CLIENT_KEY)
 
 
-def device_or_refusal(store: Store, device_id: int,
-                      authorization: str | None) -> Device | Response:
-    """The device whose token `Authorization: Bearer` carries, if it is device `device_id`;
-    else the refusal (401 no or an unknown token, 403 another device's)."""
+async def raw_body(request: Request) -> bytes:
+    """The request's body as it came (what a device signed); Starlette keeps it, so the
+    handler's JSON model reads the same bytes."""
+    return await request.body()
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """What a device's signature covers: the method, the path, the body, the headers."""
+
+    method: str
+    path: str
+    body: bytes
+    headers: Mapping[str, str]
+
+    @classmethod
+    def of(cls, request: Request, body: bytes) -> Call:
+        return cls(request.method, request.url.path, body, request.headers)
+
+
+def device_or_refusal(store: Store, device_id: int, authorization: str | None,
+                      call: Call | None = None, now: float | None = None) -> Device | Response:
+    """The device whose token `Authorization: Bearer` carries, if it is device `device_id`
+    and, when the portal signed an identity for it, `call` is signed with that identity's
+    key (shared/device_proof.py); else the refusal (401 no or an unknown token or no valid
+    signature, 403 another device's)."""
     scheme, _, token = (authorization or "").partition(" ")
     device = store.device_by_token(token.strip()) if scheme.lower() == "bearer" else None
     if device is None:
@@ -70,6 +94,15 @@ def device_or_refusal(store: Store, device_id: int,
     if device.id != device_id:
         return error_response(Forbidden(f"this token is device {device.id}'s, not device "
                                         f"{device_id}'s"))
+    identity = store.device_identity(device.id)
+    if identity is not None:
+        problem = "this call carries no signature" if call is None else device_proof.check(
+            identity, call.method, call.path, call.body, call.headers,
+            time.time() if now is None else now)
+        if problem:
+            log.warning("device %d (%s): %s", device.id, device.hostname, problem)
+            return error_response(NotAuthenticated(
+                f"device {device.id}'s token came without its proof: {problem}"))
     return device
 
 
@@ -114,8 +147,9 @@ def mount(app: FastAPI, store: Store, settings: Settings, cluster, etcd_factory=
 
     @app.post("/api/v1/devices/{device_id}/manager")
     def manager(device_id: int, request: Request,
-                authorization: str | None = Header(default=None)) -> Response:
-        device = device_or_refusal(store, device_id, authorization)
+                authorization: str | None = Header(default=None),
+                raw: bytes = Depends(raw_body)) -> Response:
+        device = device_or_refusal(store, device_id, authorization, Call.of(request, raw))
         if isinstance(device, Response):
             return device
         try:

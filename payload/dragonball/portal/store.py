@@ -72,6 +72,9 @@ CREATE TABLE IF NOT EXISTS devices (
     labels TEXT NOT NULL DEFAULT '{}',
     created REAL NOT NULL,
     joined REAL);
+CREATE TABLE IF NOT EXISTS device_identities (
+    device_id INTEGER PRIMARY KEY,
+    cert_pem TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -200,9 +203,11 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
 
     # --- devices -------------------------------------------------------------------------
 
-    def enroll(self, code: str, hostname: str, address: str,
-               client: str | None = None) -> tuple[Device, str]:
+    def enroll(self, code: str, hostname: str, address: str, client: str | None = None,
+               identity: str | None = None) -> tuple[Device, str]:
         """Bind a device to a valid code: (the device, a new device token to return once).
+        `identity`: the agent certificate signed for its key (its calls must then be signed
+        with that key: shared/device_proof.py); None leaves an earlier one in place.
 
         The code stays usable by the same hostname until the device reports it joined (or
         it expires): a server that died before its join enrolls again (a new token).
@@ -226,6 +231,8 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
                 # Enrolled with a code that expired before it joined: that server never
                 # came; its name is free again.
                 db.execute("DELETE FROM devices WHERE id = ?", (same_name["id"],))
+                db.execute("DELETE FROM device_identities WHERE device_id = ?",
+                           (same_name["id"],))
             if bound is None:
                 cursor = db.execute(
                     "INSERT INTO devices (hostname, address, role, state, code_id, token_hash, "
@@ -241,10 +248,19 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
                 node_labels.ENROLLED: "true"}
             db.execute("UPDATE devices SET labels = ? WHERE id = ?",
                        (json.dumps(labels), device_id))
+            if identity is not None:
+                db.execute("INSERT OR REPLACE INTO device_identities (device_id, cert_pem) "
+                           "VALUES (?, ?)", (device_id, identity))
             self._event(db, "device.enrolled", "device", client,
                         {"device_id": device_id, "hostname": hostname, "address": address,
                          "code_id": row["id"], "again": bound is not None})
         return self.device(device_id), token
+
+    def device_identity(self, device_id: int) -> str | None:
+        """The agent certificate the portal signed for the device's own key, if any."""
+        rows = self.read("SELECT cert_pem FROM device_identities WHERE device_id = ?",
+                         (device_id,))
+        return rows[0]["cert_pem"] if rows else None
 
     def device_by_token(self, token: str) -> Device | None:
         rows = self.read("SELECT * FROM devices WHERE token_hash = ?", (token_hash(token),))
@@ -273,6 +289,7 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
             if row is None:
                 raise DeviceUnknown(f"no device {device_id}", "see 'dragonball devices'")
             db.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+            db.execute("DELETE FROM device_identities WHERE device_id = ?", (device_id,))
             self._event(db, "device.removed", actor, client,
                         {"device_id": device_id, "hostname": row["hostname"],
                          "address": row["address"], "node_id": row["node_id"]})
