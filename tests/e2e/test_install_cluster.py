@@ -244,9 +244,10 @@ def portal_api(cluster, method: str, path: str) -> requests.Response:
 
 def test_a_stranger_with_a_leaked_token_gets_nothing_and_is_removed(cluster, tmp_path):
     """s4 leaves the Swarm and joins it again by hand with a worker token taken from a
-    manager (a leak): a node no device is. It runs no task (not even the agent, whose key
-    is a secret), the portal drains and lists it; removed, it is out of the Swarm, and
-    neither that token nor the one s2 was given at enrollment joins anything any more."""
+    manager (a leak): a node no device is. It runs no task (not even the agent), the portal
+    drains and lists it; s2's device token copied to it reports nothing without s2's key;
+    removed, it is out of the Swarm, and neither that token nor the one s2 was given at
+    enrollment joins anything any more."""
     manager = f"{cluster.lab.ip('s1')}:2377"
     cluster.ca_file = str(tmp_path / "ca.crt")
     (tmp_path / "ca.crt").write_text(cluster.lab.exec("s1", ["cat", "/etc/dragonball/ca.crt"],
@@ -264,6 +265,17 @@ def test_a_stranger_with_a_leaked_token_gets_nothing_and_is_removed(cluster, tmp
         return [n for n in answer.json()["strangers"]
                 if n["node_id"] == node_id and n["availability"] == "drain"]
     wait_for(listed, 60, describe=lambda: portal_api(cluster, "GET", "/api/v1/devices").text)
+    # s2's device token copied to the stranger reports nothing: the portal wants it signed
+    # with s2's own key, which never left s2
+    s2 = json.loads(cluster.lab.exec("s2", ["cat", "/etc/dragonball/enrollment.json"],
+                                     check=True).stdout)
+    posing = cluster.lab.exec("s4", [
+        "curl", "-sS", "--cacert", "/etc/dragonball/ca.crt", "-X", "POST",
+        "-H", "Content-Type: application/json", "-H", "@-", "-d",
+        json.dumps({"node_id": node_id}),
+        f"https://{cluster.lab.ip('s1')}:8443/api/v1/devices/{s2['device_id']}/joined"],
+        stdin=f"Authorization: Bearer {s2['device_token']}\n")
+    assert "must be signed" in posing.stdout, posing
     tasks = cluster.docker("s1", "node", "ps", node_id, "--format", "{{.Name}}").stdout
     assert tasks.strip() == "", tasks
     removed = portal_api(cluster, "POST", f"/api/v1/devices/{node_id}/remove")

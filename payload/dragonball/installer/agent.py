@@ -18,7 +18,7 @@ Swarm service the portal starts (docs/agent.md).
 
 Every server has an identity of its own (issue 13): a device makes its key at enrollment and
 the portal signs its request for the address and hostname it enrolled (installer/join.py,
-`write_identity`); no agent holds another server's key, and the portal checks each agent's
+the step join.enroll); no agent holds another server's key, and the portal checks each agent's
 certificate against the address it calls (agent_client).
 
 Who may drive an agent is decided in the TLS handshake (DESIGN.md, day 2, answer 5): an
