@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,6 +18,7 @@ from dragonball.portal.api import create_app
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.manager_api import Files
 from dragonball.portal.store import Store
+from dragonball.shared import device_proof
 
 from test_portal_app import ADMIN_PASSWORD, Clock, FakeCluster
 
@@ -33,6 +35,7 @@ def settings(tmp_path, ca):
     """The portal's settings, its CA and registry credentials in files (as test_portal_app)."""
     etc = tmp_path / "etc"
     pki.write_private(etc / "ca.crt", ca.cert_pem, 0o644)
+    pki.write_private(etc / "ca.key", ca.key_pem)  # it signs the devices' identities
     pki.write_private(etc / "registry.json", b'{"username": "dragonball", "password": "pw"}')
     return settings_mod.Settings(
         address="10.0.0.1", tls_cert=str(etc / "server.crt"), tls_key=str(etc / "server.key"),
@@ -240,6 +243,34 @@ def test_the_bundle_needs_the_devices_own_token(client, store, cluster, etcd):
     assert _ask(client, one, token="wrong").status_code == 401
     assert _ask(client, one, token=two["device_token"]).status_code == 403
     assert etcd.added == []
+
+
+def test_a_device_with_an_identity_gets_its_bundle_only_with_its_own_signature(
+        client, store, cluster, etcd):
+    """The bundle holds both CA keys: a device enrolled with its own key must sign the call
+    with it (shared/device_proof.py); its token alone, or another key's proof, gets 401."""
+    key = pki.new_key_pem()
+    code, _ = store.create_code()
+    enrolled = client.post("/api/v1/enroll", json={
+        "code": code, "hostname": "s2", "address": "10.0.0.2",
+        "csr": pki.csr_pem(key, "s2").decode()}).json()
+    cluster.add("node2id", "s2")
+    joined = f"/api/v1/devices/{enrolled['device_id']}/joined"
+    body = b'{"node_id": "node2id"}'
+    token = {"Authorization": f"Bearer {enrolled['device_token']}",
+             "Content-Type": "application/json"}
+    assert client.post(joined, content=body, headers={**token, **device_proof.proof_headers(
+        key, "POST", joined, body, time.time())}).status_code == 200
+    cluster.update_node("node2id", promote=True)
+    path = f"/api/v1/devices/{enrolled['device_id']}/manager"
+    assert _ask(client, enrolled).status_code == 401
+    stranger = device_proof.proof_headers(pki.new_key_pem(), "POST", path, b"", time.time())
+    assert client.post(path, headers={**token, **stranger}).status_code == 401
+    assert etcd.added == []
+    signed = client.post(path, headers={**token, **device_proof.proof_headers(
+        key, "POST", path, b"", time.time())})
+    assert signed.status_code == 200, signed.text
+    assert managers.check_bundle(signed.json(), "10.0.0.2") == []
 
 
 def test_a_portal_without_a_replicated_store_says_so(store, settings, cluster, etcd):
