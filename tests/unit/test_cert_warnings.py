@@ -107,3 +107,26 @@ def test_the_report_says_why_the_swarm_could_not_be_read():
     out = certificates.report("/nonexistent/server.crt", Down(), "s1")
     assert out["note"].startswith("the Swarm's certificates cannot be read")
     assert isinstance(out["warnings"], list)
+
+
+def test_each_devices_identity_is_reported_with_the_way_to_renew_it():
+    """A device's agent identity ends like any leaf; the portal does not hold its key, so
+    the warning says to enroll it again (dragonball rejoin)."""
+    from dragonball import agent_client
+    from dragonball.swarm.model import SwarmError
+
+    class Down:
+        def ca_config(self):
+            raise SwarmError("not asked here")
+    ca = pki.create_ca()
+    soon = agent_client.sign_agent_csr(ca, pki.csr_pem(pki.new_key_pem(), "s2"), "10.0.0.2",
+                                       "s2", days=10)
+    fresh = agent_client.sign_agent_csr(ca, pki.csr_pem(pki.new_key_pem(), "s3"), "10.0.0.3",
+                                        "s3")
+    out = certificates.report("/nonexistent/server.crt", Down(), "s1",
+                              identities={"s2": soon.decode(), "s3": fresh, "s4": "junk"})
+    rows = [(c["name"], c["server"]) for c in out["certificates"]]
+    assert rows == [("agent identity", "s2"), ("agent identity", "s3")]
+    [warning] = out["warnings"]
+    assert warning["subject"] == "s2: agent identity" and warning["level"] == "warning"
+    assert "dragonball rejoin s2" in warning["hint"]

@@ -67,11 +67,27 @@ def swarm_facts(swarm, hostname: str, read=None) -> list[CertFact]:
     return facts
 
 
+def identity_facts(identities: dict) -> list[CertFact]:
+    """Each device's agent identity ({hostname: certificate PEM}, as the portal signed it at
+    enrollment): renewed by enrolling that device again, so its warning says how."""
+    facts = []
+    for hostname, pem in sorted(identities.items()):
+        try:
+            end = pki.not_after(pem.encode() if isinstance(pem, str) else pem)
+        except DragonBallError:
+            log.warning("the identity kept for %s is not a certificate", hostname)
+            continue
+        facts.append(CertFact("agent identity", "leaf", end, server=hostname,
+                              renew=REJOIN.format(hostname=hostname)))
+    return facts
+
+
 def report(portal_cert: str, swarm, hostname: str,
-           now: datetime.datetime | None = None) -> dict:
-    """{certificates: [...], warnings: [...], note?}: the answer of the API route."""
+           now: datetime.datetime | None = None, identities: dict | None = None) -> dict:
+    """{certificates: [...], warnings: [...], note?}: the answer of the API route;
+    `identities`: the devices' agent certificates the store keeps ({hostname: PEM})."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    facts, note = local_facts(portal_cert), ""
+    facts, note = local_facts(portal_cert) + identity_facts(identities or {}), ""
     try:
         facts += swarm_facts(swarm, hostname)
     except DragonBallError as e:
