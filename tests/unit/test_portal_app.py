@@ -7,12 +7,8 @@ import base64
 import dataclasses
 import json
 import logging
-import os
-import time
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
 from dragonball import pki
@@ -20,7 +16,7 @@ from dragonball.portal import settings as settings_mod
 from dragonball.portal.api import create_app
 from dragonball.portal.store import Store, StoreError
 from dragonball.portal.swarm import Cluster
-from dragonball.shared import codes, device_proof
+from dragonball.shared import codes
 from dragonball.swarm import Node, SwarmError
 
 ADMIN_PASSWORD = "Very-Long-Passphrase-42"
@@ -191,69 +187,6 @@ def test_enroll_gives_what_the_contract_lists(client, store, ca, settings):
     assert store.device(body["device_id"]).state == "enrolled"
 
 
-def test_enroll_signs_the_devices_own_key_for_the_address_and_name_it_enrolled(
-        client, store, ca, settings):
-    """An identity per server (issue 13): the device sends a signing request for a key it
-    made; the certificate names what the portal enrolled, whatever the request asked."""
-    key = pki.new_key_pem()
-    csr = pki.csr_pem(key, "s1")  # asks to be the portal's own server: not its to say
-    code, _ = store.create_code()
-    answer = client.post("/api/v1/enroll", json={"code": code, "hostname": "node-2",
-                                                 "address": "10.0.0.2", "csr": csr.decode()})
-    assert answer.status_code == 200, answer.text
-    cert = x509.load_pem_x509_certificate(answer.json()["agent_cert"].encode())
-    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.cert_pem))
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.2"]
-    assert san.get_values_for_type(x509.DNSName) == []
-    assert cert.subject.rfc4514_string() == "CN=node-2"
-    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    mine = serialization.load_pem_private_key(key, None).public_key()
-    assert cert.public_key().public_bytes(*spki) == mine.public_bytes(*spki)
-
-
-@pytest.mark.parametrize("csr, words", [
-    ("not a request", "not a PEM CSR"),
-    ("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n",
-     "not a PEM CSR"),
-    ("x" * 9000, "at most 8192 characters"),
-])
-def test_a_wrong_csr_is_refused_at_once_and_the_code_stays_usable(client, store, csr, words):
-    code, _ = store.create_code()
-    answer = client.post("/api/v1/enroll", json={"code": code, "hostname": "node-2",
-                                                 "address": "10.0.0.2", "csr": csr})
-    assert answer.status_code == 422 and words in answer.json()["error"], answer.text
-    assert "Traceback" not in answer.text and store.devices()[1:] == []
-    assert _enroll(client, code).status_code == 200
-
-
-def test_a_csr_signed_by_another_key_or_for_rsa_is_refused(client, store):
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import NameOID
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "node-2")])
-    rsa_csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(
-        rsa.generate_private_key(65537, 2048), hashes.SHA256())
-    p384 = x509.CertificateSigningRequestBuilder().subject_name(name).sign(
-        ec.generate_private_key(ec.SECP384R1()), hashes.SHA256())
-    for request in (rsa_csr, p384):
-        code, _ = store.create_code()
-        answer = client.post("/api/v1/enroll", json={
-            "code": code, "hostname": "node-2", "address": "10.0.0.2",
-            "csr": request.public_bytes(serialization.Encoding.PEM).decode()})
-        assert answer.status_code == 422 and "P-256" in answer.json()["error"], answer.text
-        assert answer.json()["hint"]
-
-
-def test_a_portal_that_cannot_read_the_ca_key_says_so_with_a_503(client, store, settings):
-    os.remove(settings.ca_key)
-    code, _ = store.create_code()
-    answer = client.post("/api/v1/enroll", json={
-        "code": code, "hostname": "node-2", "address": "10.0.0.2",
-        "csr": pki.csr_pem(pki.new_key_pem(), "node-2").decode()})
-    assert answer.status_code == 503 and "cannot sign" in answer.json()["error"], answer.text
-
-
 def test_an_unknown_code_is_401(client):
     answer = _enroll(client, codes.new_code())
     assert answer.status_code == 401
@@ -350,37 +283,6 @@ def _joined(client, enrolled: dict, node_id: str, token: str | None = None):
     return client.post(f"/api/v1/devices/{enrolled['device_id']}/joined",
                        json={"node_id": node_id},
                        headers={"Authorization": f"Bearer {token or enrolled['device_token']}"})
-
-
-def test_a_device_with_an_identity_must_sign_its_calls_with_its_own_key(client, store,
-                                                                         cluster):
-    """Issue 13: /joined (and every device call) authenticated by the device's own key: its
-    token alone, a proof by another key or one replayed for another device opens nothing."""
-    key = pki.new_key_pem()
-    code, _ = store.create_code()
-    enrolled = client.post("/api/v1/enroll", json={
-        "code": code, "hostname": "node-2", "address": "10.0.0.2",
-        "csr": pki.csr_pem(key, "node-2").decode()}).json()
-    cluster.add("node2id", "node-2")
-    path = f"/api/v1/devices/{enrolled['device_id']}/joined"
-    body = json.dumps({"node_id": "node2id"}).encode()
-    token = {"Authorization": f"Bearer {enrolled['device_token']}",
-             "Content-Type": "application/json"}
-
-    def post(headers):
-        return client.post(path, content=body, headers={**token, **headers})
-    alone = post({})
-    assert alone.status_code == 401 and "must be signed" in alone.json()["error"], alone.text
-    stranger = device_proof.proof_headers(pki.new_key_pem(), "POST", path, body, time.time())
-    assert post(stranger).status_code == 401
-    elsewhere = device_proof.proof_headers(key, "POST", path + "x", body, time.time())
-    assert post(elsewhere).status_code == 401
-    assert store.device(enrolled["device_id"]).state == "enrolled"  # nothing changed
-    signed = post(device_proof.proof_headers(key, "POST", path, body, time.time()))
-    assert signed.status_code == 200, signed.text
-    assert store.device(enrolled["device_id"]).state == "joined"
-    store.remove_device(enrolled["device_id"], "admin")
-    assert store.device_identity(enrolled["device_id"]) is None
 
 
 def test_joined_labels_the_node_marks_the_device_and_consumes_the_code(client, store, cluster):

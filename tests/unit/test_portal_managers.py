@@ -21,6 +21,7 @@ from dragonball.portal.store import Store
 from dragonball.shared import device_proof
 
 from test_portal_app import ADMIN_PASSWORD, Clock, FakeCluster
+from test_portal_identity import device_headers, enroll_with_identity
 
 S1_PEER, S2_PEER = "https://10.0.0.1:2380", "https://10.0.0.2:2380"
 
@@ -249,16 +250,11 @@ def test_a_device_with_an_identity_gets_its_bundle_only_with_its_own_signature(
         client, store, cluster, etcd):
     """The bundle holds both CA keys: a device enrolled with its own key must sign the call
     with it (shared/device_proof.py); its token alone, or another key's proof, gets 401."""
-    key = pki.new_key_pem()
-    code, _ = store.create_code()
-    enrolled = client.post("/api/v1/enroll", json={
-        "code": code, "hostname": "s2", "address": "10.0.0.2",
-        "csr": pki.csr_pem(key, "s2").decode()}).json()
+    key, enrolled = enroll_with_identity(client, store, "s2", "10.0.0.2")
     cluster.add("node2id", "s2")
     joined = f"/api/v1/devices/{enrolled['device_id']}/joined"
     body = b'{"node_id": "node2id"}'
-    token = {"Authorization": f"Bearer {enrolled['device_token']}",
-             "Content-Type": "application/json"}
+    token = device_headers(enrolled)
     assert client.post(joined, content=body, headers={**token, **device_proof.proof_headers(
         key, "POST", joined, body, time.time())}).status_code == 200
     cluster.update_node("node2id", promote=True)

@@ -211,8 +211,8 @@ def start_service(ctx) -> dict:
         image = agent_image_of(archive)
     ref = image.config["digest"]  # the image ID: no pull, no registry needed on any server
     # "ca": the CA the agent checks its clients against: the clients CA, not the cluster's
-    contents = {"ca": host.read_bytes(CLIENTS_CA_CERT)}
-    if not all(contents.values()) or not host.read_bytes(AGENT_CERT):
+    contents, identity = {"ca": host.read_bytes(CLIENTS_CA_CERT)}, host.read_bytes(AGENT_CERT)
+    if not all(contents.values()) or not identity:
         raise InstallerError(f"this server's agent identity or the agents' clients' CA is "
                              f"missing ({IDENTITY_DIR}, {CLIENTS_CA_CERT})", "they are made "
                              "by the step agent.pki: run the install again")
@@ -225,7 +225,7 @@ def start_service(ctx) -> dict:
         host.run(["docker", "secret", "create", "--label", f"{LABEL}=agent", name, "-"],
                  stdin=contents[kind], timeout=60)
     _, password = portal_cluster.read_pull_credentials(host) or ("", "")
-    wanted = config_hash(ref, secrets, password, host.read_bytes(AGENT_CERT))
+    wanted = config_hash(ref, secrets, password, identity)
     current = portal_cluster.docker_json(host, ["docker", "service", "inspect", SERVICE])
     labels = ((current or [{}])[0].get("Spec") or {}).get("Labels") or {}
     if labels.get(CONFIG_LABEL) != wanted:

@@ -262,6 +262,12 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
                          (device_id,))
         return rows[0]["cert_pem"] if rows else None
 
+    def device_identities(self) -> dict[str, str]:
+        """{hostname: agent certificate} of every device the portal signed one for."""
+        rows = self.read("SELECT d.hostname, i.cert_pem FROM device_identities i "
+                         "JOIN devices d ON d.id = i.device_id ORDER BY d.id")
+        return {row["hostname"]: row["cert_pem"] for row in rows}
+
     def device_by_token(self, token: str) -> Device | None:
         rows = self.read("SELECT * FROM devices WHERE token_hash = ?", (token_hash(token),))
         return _device(rows[0]) if rows else None

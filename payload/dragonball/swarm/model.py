@@ -112,8 +112,8 @@ def _node_address(status_addr: str, manager_addr: str) -> str:
     manager's may, once another manager leads: moby issue 35437) and ManagerStatus.Addr
     ("ip:2377") names the manager's own."""
     try:
-        usable = not (ipaddress.ip_address(status_addr).is_unspecified
-                      or ipaddress.ip_address(status_addr).is_loopback)
+        ip = ipaddress.ip_address(status_addr)
+        usable = not (ip.is_unspecified or ip.is_loopback)
     except ValueError:
         usable = bool(status_addr)
     if usable or not manager_addr:

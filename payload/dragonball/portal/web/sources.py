@@ -121,10 +121,9 @@ class PortalSources:
     def certificates(self) -> dict:
         from dragonball.portal import certificates
         from dragonball.swarm import Swarm
-        identities = {d.hostname: pem for d in self.store.devices()
-                      for pem in [self.store.device_identity(d.id)] if pem}
         return certificates.report(self.settings.tls_cert, Swarm(self.settings.docker_socket),
-                                   self.settings.hostname, identities=identities)
+                                   self.settings.hostname,
+                                   identities=self.store.device_identities())
 
     def new_enrollment(self, ttl_s: float, actor: str, client: str) -> dict:
         try:
