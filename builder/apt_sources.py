@@ -133,6 +133,10 @@ def read_apt_sources(root_dir: pathlib.Path | str = "/") -> list[AptSource]:
     return sources
 
 
+#: Debian releases one mirror serves together (bullseye: the old userland of the tests).
+DEBIAN_RELEASES = ("bookworm", "trixie", "bullseye")
+
+
 def debian_mirror(suite: str, root_dir: pathlib.Path | str = "/",
                   environ: Mapping[str, str] = os.environ) -> str:
     """Return the Debian mirror URL to build `suite` from.
@@ -148,6 +152,10 @@ def debian_mirror(suite: str, root_dir: pathlib.Path | str = "/",
         return override.rstrip("/")
     sources = read_apt_sources(root_dir)
     mirror = mirror_for_suite(sources, suite)
+    if mirror is None and suite in DEBIAN_RELEASES:
+        # a Debian mirror holds every release: the one this host's own release comes from
+        mirror = next((found for other in DEBIAN_RELEASES
+                       if (found := mirror_for_suite(sources, other))), None)
     if mirror is None:
         raise BuildError(_no_mirror_message(suite, root_dir, sources),
                          f"add 'deb http://<mirror host>/debian {suite} main' to "

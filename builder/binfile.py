@@ -63,8 +63,9 @@ def render_stub(template: str, version: str, sections: list, list_lines: list,
     bad = [line for line in list_lines if not _SAFE_LIST.match(line) or line == "EOF"]
     if bad:
         raise BuildError(f"cannot list {bad[0]!r} in the stub", "use plain image names")
-    if not _VERSION.match(glibc_floor):
-        raise BuildError(f"glibc floor {glibc_floor!r} is not a version like 2.36", "a builder bug")
+    if glibc_floor != "none" and not _VERSION.match(glibc_floor):
+        raise BuildError(f"glibc floor {glibc_floor!r} is neither 'none' nor a version like 2.36",
+                         "a builder bug")
     total = sections[-1].offset + sections[-1].size
     text = (template.replace("@VERSION@", version)
             .replace("@STUB_SIZE@", str(STUB_SIZE))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
-import sys
 import time
 from collections.abc import Sequence
 
@@ -31,6 +30,8 @@ TARGETS = {
     "base": "the base image dragonballbase:bookworm (debootstrap root filesystem, cached)",
     "bare": "dragonball-bare:bookworm, a bare Debian server (systemd, sshd, no python3) "
             "for tests and the lab",
+    "bare-bullseye": "dragonball-bare:bullseye, the same server on Debian 11 (glibc 2.31): "
+                     "the runtime's old userland in the tests",
     "examples": "the base image, then every examples/<name>/Dockerfile as "
                 "dragonball-example/<name>:latest",
     "keygen": "a new Ed25519 release-signing key pair in --keys DIR (default: keys/)",
@@ -43,7 +44,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse build.py's command line."""
     parser = argparse.ArgumentParser(
         prog="build.py", description="Build DragonBall's images, with no public registry.",
-        epilog="targets:\n" + "\n".join(f"  {k:<9} {v}" for k, v in TARGETS.items()) +
+        epilog="targets:\n" + "\n".join(f"  {k:<13} {v}" for k, v in TARGETS.items()) +
                "\n\nenvironment: DRAGONBALL_CACHE (default /var/cache/dragonball), "
                "DRAGONBALL_DEBIAN_MIRROR (default: from /etc/apt)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,8 +100,10 @@ def run(args: argparse.Namespace, reporter: Reporter) -> None:
             result = bundle.build_bin(env, args.release, args.dist, args.sign_key)
             _print_bin_summary(reporter, result, time.monotonic() - started)
             return
-        if target == "bare":
-            _print_summary(reporter, engine, [pipeline.build_bare(env)], time.monotonic() - started)
+        if target in ("bare", "bare-bullseye"):
+            suite = target.partition("-")[2] or None
+            _print_summary(reporter, engine, [pipeline.build_bare(env, suite)],
+                           time.monotonic() - started)
             return
         plan = pipeline.plan_build(env, with_examples=target == "examples")
         built = [pipeline.build_base(env, plan)]

@@ -82,13 +82,16 @@ def build_base(env: BuildEnv, plan: BuildPlan) -> str:
     return name
 
 
-def build_bare(env: BuildEnv) -> str:
+def build_bare(env: BuildEnv, suite: str | None = None) -> str:
     """Build ``dragonball-bare:<suite>`` (a bare Debian server, no python3); return its name.
 
     Same debootstrap cache and import as the base image; its Dockerfile only adds
-    the settings systemd needs as PID 1 (no layer of its own).
+    the settings systemd needs as PID 1 (no layer of its own). `suite`: another Debian
+    release than the recipe's (bullseye: an old userland for the runtime's tests).
     """
     recipe = load_recipe(env.root / BARE_DIR / "recipe.json")
+    if suite:
+        recipe = dataclasses.replace(recipe, suite=suite)
     tag = rootfs_image(env, recipe, debian_mirror(recipe.suite, env.apt_root, env.environ))
     name = f"{BARE_REPOSITORY}:{recipe.suite}"
     with env.reporter.step(f"build {name}") as step:

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping
 
 from dragonball.errors import BuildError
 
-from builder import REPO_ROOT, cache, detar, elf, process
+from builder import REPO_ROOT, cache, detar, elf, loader, process
 from builder.progress import Reporter, Step
 from builder.recipe import canonical_json
 
@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 # copies some packages' dist-info; with these the runtime's bytes depended on the build
 # venv's install history, not on the pinned versions (two venvs, same key, other bytes).
 PACKED_SKIP = frozenset({"__pycache__", "REQUESTED", "INSTALLER", "RECORD", "direct_url.json"})
-RUNTIME_FORMAT = 3  # 2: install-local package metadata left out; 3: venv packages in the key
+RUNTIME_FORMAT = 4  # 2: install-local package metadata left out; 3: venv packages in the key;
+#                      4: its own C library and loader (builder/loader.py)
 NAME = "dragonball"
 ENTRY = "payload/dragonball/__main__.py"
 GZIP_LEVEL = 9
@@ -60,6 +61,8 @@ KEEP_UNUSED_S = 24 * 3600
 FREEZE_EPOCH = 0
 _SKIPPED_DIRS = ("__pycache__",)
 _SETUP_HINT = "install the build tools into the venv: sudo bash scripts/setup.sh"
+#: The manifest's floor.glibc of a runtime that needs no glibc of the server.
+NO_GLIBC_FLOOR = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +74,7 @@ class RuntimeArtifact:
     size: int
     python_version: str
     pyinstaller_version: str
-    glibc_floor: str  # the oldest glibc it runs on: the highest its ELF files need (elf.py)
+    glibc_floor: str  # "none" (it carries its own: loader.py), else the oldest glibc it runs on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,10 +185,13 @@ def installed_packages() -> dict[str, str]:
 
 
 def glibc_floor(onedir: pathlib.Path | None = None) -> str:
-    """The oldest glibc the frozen runtime runs on: the highest `GLIBC_x.y` its ELF files
-    need (builder/elf.py; measured on Debian 12's build: 2.35, libpython and libgcc_s),
-    else the build machine's own version ("2.36"), an upper bound."""
+    """What glibc the frozen runtime needs of the server: "none" when it carries its own
+    (builder/loader.py, checked when it was frozen), else the highest `GLIBC_x.y` its ELF
+    files need (builder/elf.py), else the build machine's own version ("2.36"), an upper
+    bound."""
     if onedir is not None:
+        if (onedir / loader.INTERNAL / loader.LOADER).is_file():
+            return NO_GLIBC_FLOOR
         found, _ = elf.tree_floor(onedir)
         if found:
             return found
@@ -209,6 +215,7 @@ def _freeze(root: pathlib.Path, folder: pathlib.Path, key: str, reporter: Report
         if not (work / "dist" / NAME / NAME).is_file():
             raise BuildError(f"PyInstaller finished but {work / 'dist' / NAME / NAME} is missing",
                              "rerun with --debug to see PyInstaller's whole output")
+        _carry_libc(work / "dist" / NAME, reporter)
         shutil.rmtree(folder / key, ignore_errors=True)  # a leftover without its .json
         os.replace(work / "dist", folder / key)
     description = {"python_version": platform.python_version(),
@@ -218,6 +225,16 @@ def _freeze(root: pathlib.Path, folder: pathlib.Path, key: str, reporter: Report
     partial.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(partial, folder / f"{key}.json")
     return FrozenTree(folder / key / NAME, **description)
+
+
+def _carry_libc(onedir: pathlib.Path, reporter: Reporter) -> None:
+    with reporter.step("put the C library and its loader into the runtime (patchelf)") as step:
+        copied = loader.carry_libc(onedir)
+        step.line(f"copied {', '.join(copied)}", keep=True)
+        left = loader.tree_needs_host(onedir)
+    if left:
+        raise BuildError("the frozen runtime still needs from the server: "
+                         f"{', '.join(sorted(left))}", "a builder bug: see builder/loader.py")
 
 
 def _pyinstaller_sink(step: Step) -> process.LineSink:

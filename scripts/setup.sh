@@ -3,7 +3,8 @@
 # (CI runs it on a fresh machine). Idempotent: a second run changes nothing, in seconds.
 #
 #   1. Debian packages: python3, python3-venv, python3-pip, docker.io, debootstrap, openssl,
-#      ca-certificates, iptables, wrk, binutils (PyInstaller's --strip runs strip),
+#      ca-certificates, iptables, wrk, binutils (PyInstaller's --strip runs strip), patchelf
+#      (the runtime carries its own C library: builder/loader.py),
 #      chromium (the portal's browser tests drive it with Playwright; its own browser
 #      download cannot work offline), libnss3-tools (certutil: the e2e browser trusts the
 #      cluster CA only)
@@ -24,7 +25,7 @@ DOCKER=/usr/bin/docker  # not /usr/local/bin/docker: some machines have an older
 DOCKERD_LOG=/var/log/dragonball-dockerd.log
 DOCKER_WAIT_S=60
 DOCKERD_PID=""
-PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk binutils openssl chromium libnss3-tools)
+PACKAGES=(python3 python3-venv python3-pip docker.io debootstrap ca-certificates iptables wrk binutils patchelf openssl chromium libnss3-tools)
 EXTRAS='.[dev,build]'
 
 say() { printf 'setup: %s\n' "$*"; }

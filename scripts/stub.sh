@@ -212,15 +212,18 @@ EOF
     extract) extract "$extract_dir"; exit 0 ;;
 esac
 
-# the frozen runtime needs x86_64 and the build machine's glibc or newer
+# the frozen runtime needs x86_64, and the build machine's glibc or newer unless it carries
+# its own (floor "none": its own loader and C library, builder/loader.py)
 arch=$(uname -m)
 [ "$arch" = x86_64 ] || die $E_PLATFORM "this release runs on x86_64 servers, this one is $arch"
+if [ "$DB_GLIBC_FLOOR" != none ]; then
 glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
 [ -n "$glibc" ] || die $E_PLATFORM "no GNU C library found (getconf GNU_LIBC_VERSION): this release needs glibc $DB_GLIBC_FLOOR or newer"
 awk -v have="$glibc" -v need="$DB_GLIBC_FLOOR" 'BEGIN {
     split(have, h, "."); split(need, n, ".")
     for (i = 1; i <= 3; i++) { if (h[i] + 0 > n[i] + 0) exit 0; if (h[i] + 0 < n[i] + 0) exit 1 }
     exit 0 }' || die $E_PLATFORM "this server has glibc $glibc, this release needs $DB_GLIBC_FLOOR or newer (Debian 12, Ubuntu 22.04 or later); --verify, --info and --extract still work here"
+fi
 
 [ -d "$target" ] || die $E_USAGE "--target $target is not a folder"
 private "$target" --target
@@ -230,7 +233,14 @@ work=$(mktemp -d "$target/dragonball.XXXXXX") || die $E_SPACE "cannot create a f
 printf '#!/bin/sh\nexit 0\n' >"$work/probe" && chmod 700 "$work/probe"
 "$work/probe" 2>/dev/null || die $E_SPACE "$target is mounted noexec, so the runtime cannot run there: use --target DIR with a folder that allows executing (e.g. --target /root)"
 unpack_runtime "$work"
-DRAGONBALL_BIN=$self DRAGONBALL_BIN_SECTIONS=$DB_SECTIONS DRAGONBALL_BIN_VERIFIED=1 \
-    "$work/dragonball/dragonball" "$@"
+# a runtime with its own loader is started through it (its interpreter names the installed
+# copy's, /opt/dragonball/runtime)
+loader=$work/dragonball/_internal/ld-linux-x86-64.so.2
+if [ -f "$loader" ]; then
+    set -- "$loader" "$work/dragonball/dragonball" "$@"
+else
+    set -- "$work/dragonball/dragonball" "$@"
+fi
+DRAGONBALL_BIN=$self DRAGONBALL_BIN_SECTIONS=$DB_SECTIONS DRAGONBALL_BIN_VERIFIED=1 "$@"
 status=$?
 exit $status

@@ -150,3 +150,28 @@ def test_a_server_with_an_older_glibc_is_told_before_anything_runs(tmp_path):
     assert result.returncode == 84 and "needs 99.1 or newer" in result.stderr  # E_PLATFORM
     assert "runtime args" not in result.stdout
     assert run(path, "--verify").returncode == 0  # the file itself can still be checked
+
+
+def test_a_runtime_with_its_own_c_library_runs_on_any_glibc_through_its_loader(tmp_path):
+    """Floor "none" (builder/loader.py): no glibc check, and the runtime is started through
+    the loader it carries (here a shell script standing for it, which says so)."""
+    fake_loader = b'#!/bin/sh\necho "loader: $1"\nprogram=$1\nshift\nexec "$program" "$@"\n'
+    runtime = _tar({"dragonball/dragonball": (FAKE_RUNTIME, 0o755),
+                    "dragonball/_internal/ld-linux-x86-64.so.2": (fake_loader, 0o755)}, gz=True)
+    path, _ = make_tiny_bin(tmp_path, glibc_floor="none", runtime=runtime)
+    result = run(path, "--target", str(tmp_path), "install", "x y",
+                 env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 7, result.stderr   # the runtime's own status
+    loader_line, args_line = result.stdout.splitlines()[:2]
+    assert loader_line.startswith(f"loader: {tmp_path}/dragonball.") and \
+        loader_line.endswith("/dragonball/dragonball")
+    assert args_line == "runtime args: install x y"
+
+
+def test_the_floor_is_none_or_a_version():
+    sections = binfile.layout({"manifest": 1, "runtime": 1, "engine": 1, "images": 1},
+                              dict.fromkeys(binfile.SECTION_ORDER, "x"))
+    template = (ROOT / "scripts" / "stub.sh").read_text()
+    assert b'DB_GLIBC_FLOOR="none"' in binfile.render_stub(template, "1", sections, [], "none")
+    with pytest.raises(BuildError, match="neither 'none' nor a version"):
+        binfile.render_stub(template, "1", sections, [], "2.36; rm -rf /")

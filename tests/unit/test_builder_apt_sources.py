@@ -111,3 +111,13 @@ def test_only_exact_suite_with_main_and_binary_packages_counts():
         "deb http://m.example.test/debian bookworm main\n")
     assert mirror_for_suite(sources, "bookworm") == "http://m.example.test/debian"
     assert mirror_for_suite(sources, "trixie") is None
+
+
+def test_another_debian_release_comes_from_the_hosts_debian_mirror():
+    """build.py bare-bullseye on a bookworm host: a Debian mirror holds every release."""
+    assert debian_mirror("bullseye", DATA / "deb822", NO_ENV) == \
+        "http://mirror.example.test/debian"
+    with pytest.raises(BuildError, match="'bullseye'"):
+        debian_mirror("bullseye", DATA / "security_only", NO_ENV)   # no Debian mirror at all
+    with pytest.raises(BuildError, match="'focal'"):
+        debian_mirror("focal", DATA / "deb822", NO_ENV)   # not a Debian release: not guessed

@@ -41,7 +41,7 @@ def test_inputs_are_payload_sources_and_pyproject(tmp_path):
 def test_inputs_hash_is_pinned():
     # A literal: the hash names cached runtimes; a change must be a decision (RUNTIME_FORMAT).
     assert runtime.inputs_hash(DIGESTS, "3.11.7", "6.22.3") == \
-        "5cea356a6b7675fa45bd5a92ee3187fddef55a31e04258389370146d84a9c088"
+        "96625fd1e6cad9657caef31d13c5d54043fb1ed3b29e3552f7ae1be53678e013"
 
 
 @pytest.mark.parametrize("change", [
@@ -99,6 +99,12 @@ def test_installed_packages_name_this_venv():
 
 def test_glibc_floor_is_a_version():
     assert runtime.glibc_floor().replace(".", "").isdigit()
+
+
+def test_a_tree_with_its_own_loader_has_no_floor(tmp_path):
+    (tmp_path / "_internal").mkdir()
+    (tmp_path / "_internal" / "ld-linux-x86-64.so.2").write_bytes(b"\x7fELF")
+    assert runtime.glibc_floor(tmp_path) == "none"
 
 
 def a_cached_tree(tmp_path, monkeypatch) -> tuple[pathlib.Path, pathlib.Path, str]:
