@@ -158,5 +158,6 @@ def _runtime_info(rt) -> dict:
 
 def _engine_info(engine_set, release) -> dict:
     return {"suite": release.engine_suite, "requested": list(release.engine_packages),
+            "glibc_floor": packages.glibc_floor(engine_set),
             "packages": [{k: p[k] for k in ("name", "version", "size", "sha256")}
                          for p in engine_set.packages]}

@@ -73,6 +73,15 @@ def test_family_verdict_and_glibc(name, tmp_path, vm_facts):
         assert check.detail == f"{glibc}: the runtime needs {FLOOR} or newer"
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_runtime_carrying_its_c_library_passes_on_every_release(name, vm_facts):
+    """Floor "none" (builder/loader.py): the server's glibc does not matter."""
+    facts = copy.deepcopy(vm_facts)
+    facts.glibc = CASES[name][2]
+    [check] = rules.glibc(facts, Requirements("portal", glibc="none"))
+    assert check.status == "pass" and "carries its own C library" in check.detail, check
+
+
 def test_an_unknown_family_is_said_so():
     assert parse.family("slackware", None) is None
     assert parse.family("weird", "debian") == "debian"      # by ID_LIKE

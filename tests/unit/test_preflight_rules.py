@@ -87,6 +87,24 @@ def test_docker(vm_facts, server, dockerd, swarm, status, words):
     assert check.status == status and words in check.detail
 
 
+@pytest.mark.parametrize("glibc, docker, status", [
+    ("2.31", None, "fail"), ("2.28", None, "fail"), ("2.34", None, "pass"), ("2.36", None, "pass"),
+    ("2.31", "24.0.5", "pass"),   # an engine of its own (old glibc and all): adopted
+])
+def test_the_bundled_engine_needs_its_glibc_when_there_is_no_engine(vm_facts, glibc, docker,
+                                                                      status):
+    """The runtime carries its C library; the bundled engine (Debian's .debs, dpkg) does not
+    yet: a server older than its files' floor is told before anything changes."""
+    engine = {"binary": None, "client": None, "server": docker, "dockerd": docker,
+              "swarm": "inactive" if docker else None, "error": None}
+    req = req_mod.Requirements("portal", engine_version="20.10.24", engine_glibc="2.34")
+    check = only(rules.docker(edited(vm_facts, glibc=glibc, docker=engine), req))
+    assert check.status == status, check
+    if status == "fail":
+        assert f"needs glibc 2.34: this server has {glibc}" in check.detail
+        assert "DragonBall adopts it" in check.hint
+
+
 @pytest.mark.parametrize("skew, status", [(0.3, "pass"), (-4.9, "pass"), (5.0, "warn"),
                                           (-299, "warn"), (300, "fail"), (-3600, "fail")])
 def test_clock_skew(vm_facts, skew, status):

@@ -172,7 +172,7 @@ def dockerd_version(text: str) -> str | None:
 
 
 def glibc_version(confstr: str | None) -> str | None:
-    """os.confstr("CS_GNU_LIBC_VERSION") ("glibc 2.36") -> "2.36"; None for another libc."""
+    """`getconf GNU_LIBC_VERSION` ("glibc 2.36") -> "2.36"; None for another libc."""
     if confstr and confstr.startswith("glibc "):
         return confstr.split()[1]
     return None

@@ -55,6 +55,7 @@ class Requirements:
     kernel: str | None = None
     images_bytes: int | None = None  # the compressed layers and configs, each stored once
     engine_version: str | None = None  # the bundled docker.io
+    engine_glibc: str | None = None    # what its files need (dpkg installs it on the server)
     release: str | None = None         # "notes 0.1.0"
 
 
@@ -69,6 +70,7 @@ def requirements_for(manifest: dict | None, role: str) -> Requirements:
     return Requirements(role=role, ports=wanted, arch=floor.get("arch"),
                         glibc=floor.get("glibc"), kernel=floor.get("kernel"),
                         images_bytes=images_bytes(manifest), engine_version=engine,
+                        engine_glibc=(manifest.get("engine") or {}).get("glibc_floor"),
                         release=f"{manifest.get('name')} {manifest.get('version')}")
 
 

@@ -57,6 +57,9 @@ def arch(facts: Facts, req: Requirements) -> list[Check]:
 def glibc(facts: Facts, req: Requirements) -> list[Check]:
     if not req.glibc:
         return [Check("glibc", SKIP, NO_RELEASE)]
+    if req.glibc == "none":   # the runtime carries its own C library (builder/loader.py)
+        return [Check("glibc", PASS, f"{facts.glibc or 'none'}: not needed, the runtime "
+                      "carries its own C library")]
     if not facts.glibc:
         return [Check("glibc", FAIL, "no GNU C library found",
                       f"DragonBall's runtime needs glibc {req.glibc} or newer: {UPGRADE_OS}")]
@@ -177,6 +180,14 @@ def docker(facts: Facts, req: Requirements) -> list[Check]:
         (d.get("dockerd"), "installed, not running")
     if not version:
         extra = f" (a docker client {d['client']} without an engine)" if d.get("client") else ""
+        if req.engine_glibc and facts.glibc and \
+                version_tuple(facts.glibc) < version_tuple(req.engine_glibc):
+            return [Check("docker", FAIL, f"no Docker engine{extra}, and {bundled} (Debian "
+                          f"packages) needs glibc {req.engine_glibc}: this server has "
+                          f"{facts.glibc}",
+                          f"install Docker {req_mod.DOCKER_MIN} to 28.x from your "
+                          "distribution or Docker's packages (DragonBall adopts it), then run "
+                          "the install again; or use a server with a newer glibc")]
         return [Check("docker", PASS, f"no Docker engine{extra}: install puts in {bundled}")]
     if version_tuple(version) < version_tuple(req_mod.DOCKER_MIN):
         return [Check("docker", FAIL, f"Docker {version} {how}: DragonBall needs "

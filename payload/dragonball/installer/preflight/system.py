@@ -40,10 +40,13 @@ class LiveSystem:
         return os.geteuid()
 
     def glibc(self) -> str | None:
-        try:
-            return parse.glibc_version(os.confstr("CS_GNU_LIBC_VERSION"))
-        except (ValueError, OSError):
+        """The server's glibc, from its own `getconf` (the frozen runtime carries a C library
+        of its own, so this process's confstr would name that one); None without it."""
+        program = find_program("getconf")
+        if program is None:
             return None
+        code, out, _ = _run([program, "GNU_LIBC_VERSION"], self._env)
+        return parse.glibc_version(out.strip()) if code == 0 else None
 
     def now(self) -> float:
         return time.time()
