@@ -9,7 +9,12 @@ mutual TLS:
   server issues its own at install), and lives in `/etc/dragonball/agent/identity`, mounted
   read-only into the agent's task there. The client connects to a node's address and checks
   the certificate against the CA **and that address**: one server's key cannot answer for
-  another's;
+  another's. Given `pins` (the portal's: address -> the SHA-256 of the certificate it signed
+  for the server there, `portal.identity_pins`), the client accepts at that address only
+  that very certificate (urllib3's `assert_fingerprint`, after the CA check): a removed
+  server's certificate, or one signed before a `rejoin`, is refused even at its old
+  address. An address without a pin (a server enrolled by an earlier release) gets the CA
+  and address check alone;
 - the portal proves itself with a client certificate (`CLIENT_NAME`, extended key usage
   clientAuth only) from the agents' clients CA (installer.agent: a CA that signs only the
   controllers' certificates), issued at install next to the portal's certificates
@@ -39,9 +44,11 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import os
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from dragonball import pki
 from dragonball.errors import ClientError, Unavailable
@@ -93,19 +100,47 @@ def issue_client_cert(ca: pki.KeyPair, common_name: str = CLIENT_NAME,
 
 # --- the client (adapter) --------------------------------------------------------------------
 
+class PinnedAdapter(HTTPAdapter):
+    """Connections that accept one certificate only: its SHA-256 (hex), checked by urllib3
+    after the chain (`assert_fingerprint`)."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        kwargs["assert_fingerprint"] = self.fingerprint
+        super().init_poolmanager(*args, **kwargs)
+
+
+def fingerprint(cert_pem: str | bytes) -> str:
+    """The SHA-256 (hex) of a certificate's DER: what `pins` answer."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    data = cert_pem.encode() if isinstance(cert_pem, str) else cert_pem
+    return hashlib.sha256(x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)) \
+        .hexdigest()
+
+
 class AgentClient:
     """Calls to the agents with the portal's client certificate; each agent's certificate
-    verified with the cluster CA and against the address called (its IP SAN)."""
+    verified with the cluster CA and against the address called (its IP SAN), and, where
+    `pins` knows the address, against the one certificate the portal signed for it."""
 
     def __init__(self, ca: str = CA_CERT, cert: str = CLIENT_CERT, key: str = CLIENT_KEY,
-                 port: int = ports.AGENT, timeout: float = TIMEOUT_S) -> None:
+                 port: int = ports.AGENT, timeout: float = TIMEOUT_S,
+                 pins: Callable[[str], str | None] | None = None) -> None:
         for what, path in (("the cluster CA", ca), ("the portal's agent client certificate",
                                                     cert), ("its key", key)):
             if not os.path.isfile(path):
                 raise AgentError(f"{what} is missing: {path}",
                                  "the portal's install makes it (step agent.pki): run "
                                  "the install again on the portal")
-        self.ca, self.port, self.timeout = ca, port, timeout
+        self.ca, self.port, self.timeout, self.pins = ca, port, timeout, pins
+        self._pinned: dict[str, tuple[str, requests.Session]] = {}  # address -> (pin, session)
+        self._lock = threading.Lock()
         self.session = requests.Session()
         self.session.trust_env = False  # REQUESTS_CA_BUNDLE, proxies: not for the cluster
         self.session.verify = ca
@@ -119,6 +154,8 @@ class AgentClient:
 
     def close(self) -> None:
         self.session.close()
+        for _, pinned in self._pinned.values():
+            pinned.close()
 
     def url(self, address: str, path: str) -> str:
         return f"https://{host_port(address, self.port)}{path}"
@@ -137,15 +174,17 @@ class AgentClient:
         url = self.url(address, path)
         where = host_port(address, self.port)
         timeout = self.timeout if timeout is None else timeout
+        session = self._session_for(address)
         try:
-            return self.session.request(method, url, timeout=timeout, verify=self.ca,
-                                        **kwargs)
+            return session.request(method, url, timeout=timeout, verify=self.ca, **kwargs)
         except requests.exceptions.SSLError as e:
             raise AgentError(f"TLS with the agent at {where} failed: {_reason(e)}",
                              f"the agent's certificate must come from this cluster's CA and "
                              f"name the address {address} (its server's own, made at its "
-                             "enrollment); the agent must accept the portal's client "
-                             "certificate (docs/agent.md)") from e
+                             "enrollment) and be the one the portal signed for that server "
+                             "(after a removal or a rejoin, an older one is refused); the "
+                             "agent must accept the portal's client certificate "
+                             "(docs/agent.md)") from e
         except requests.exceptions.Timeout as e:
             waited = timeout[-1] if isinstance(timeout, tuple) else timeout
             raise AgentError(f"the agent at {where} did not answer within "
@@ -157,6 +196,22 @@ class AgentClient:
                              f"the portal; port {self.port}/tcp must be open") from e
         except requests.RequestException as e:
             raise AgentError(f"the call to the agent at {where} failed: {_reason(e)}") from e
+
+    def _session_for(self, address: str) -> requests.Session:
+        """The session for `address`: the common one, or, when `pins` has a pin for it, one
+        whose connections accept only that certificate (made again when the pin changes;
+        sessions are never changed once made, so threads may share them)."""
+        expected = self.pins(address) if self.pins else None
+        if expected is None:
+            return self.session
+        with self._lock:
+            found = self._pinned.get(address)
+            if found is None or found[0] != expected:
+                pinned = requests.Session()
+                pinned.trust_env, pinned.cert = False, self.session.cert
+                pinned.mount("https://", PinnedAdapter(expected))
+                found = self._pinned[address] = (expected, pinned)
+            return found[1]
 
     def _json(self, answer: requests.Response, method: str, address: str, path: str) -> dict:
         """The answer's JSON object when it is a 200, else AgentError with the agent's

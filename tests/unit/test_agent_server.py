@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from dragonball import agent_client, pki
-from dragonball.agent_client import AgentClient, AgentError
+from dragonball.agent_client import AgentClient, AgentError, fingerprint
 from support import ROOT
 from test_agent_metrics import DATA, fake_proc
 
@@ -182,6 +182,30 @@ def test_the_client_checks_the_ca_and_the_address_called(agentd, pem, tmp_path):
             assert expected in str(refused.value)
         finally:
             server.stop()
+
+
+def test_a_pinned_address_accepts_only_the_certificate_the_portal_signed_for_it(agent, pem):
+    """A removed device's certificate, or one from before a rejoin, names the same address
+    and comes from the same CA: only the pin (the certificate the portal keeps for the
+    server there, portal/identity_pins.py) tells it apart."""
+    signed = fingerprint((pem / "agent.crt").read_text())
+    newer = fingerprint(agent_client.issue_agent_cert(
+        pki.create_ca(), "127.0.0.1", "s7").cert_pem)   # any other certificate
+    with client(pem, agent.port, pins={"127.0.0.1": signed}.get) as agents:
+        assert agents.health("127.0.0.1")["status"] == "ok"
+    with client(pem, agent.port, pins={"127.0.0.1": newer}.get) as agents, \
+            pytest.raises(AgentError, match="TLS with the agent") as refused:
+        agents.health("127.0.0.1")
+    assert "ingerprints did not match" in str(refused.value)
+    assert "an older one is refused" in refused.value.hint
+    pins = {"127.0.0.1": newer}
+    with client(pem, agent.port, pins=pins.get) as agents:   # the pin follows the store
+        with pytest.raises(AgentError):
+            agents.health("127.0.0.1")
+        pins["127.0.0.1"] = signed
+        assert agents.health("127.0.0.1")["status"] == "ok"
+        del pins["127.0.0.1"]                # no pin: the CA and the address, as before
+        assert agents.health("127.0.0.1")["status"] == "ok"
 
 
 def test_a_silent_client_and_an_idle_connection_are_dropped(agentd, pem, tmp_path,

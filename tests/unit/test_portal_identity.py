@@ -123,3 +123,23 @@ def test_a_device_with_an_identity_must_sign_its_calls_with_its_own_key(client, 
     store.remove_device(enrolled["device_id"], "admin")
     assert store.device_identity(enrolled["device_id"]) is None
     assert store.device_identities() == {}
+
+
+def test_the_agent_pins_follow_the_identities_the_portal_keeps(client, store):
+    """portal/identity_pins.py: the address's pin is the certificate signed at enrollment;
+    a removed device's is gone (no list to keep: its row went with it)."""
+    from dragonball.agent_client import fingerprint
+    from dragonball.portal.identity_pins import IdentityPins, pins_of
+    now = [0.0]
+    pins = IdentityPins(store, refresh_s=2.0, clock=lambda: now[0])
+    assert pins("10.0.0.7") is None
+    _, enrolled = enroll_with_identity(client, store, "node-7", "10.0.0.7")
+    assert pins("10.0.0.7") is None             # read 0 s ago: not yet
+    now[0] += 2.0
+    assert pins("10.0.0.7") == fingerprint(enrolled["agent_cert"])
+    assert pins("10.0.0.8") is None and pins("not an address") is None
+    device = next(d for d in store.devices() if d.hostname == "node-7")
+    store.remove_device(device.id, "admin")
+    now[0] += 2.0
+    assert pins("10.0.0.7") is None
+    assert pins_of(["not a certificate"]) == {}

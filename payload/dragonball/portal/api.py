@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field, field_validator
 from dragonball import __version__, agent_client, pki
 from dragonball.errors import DragonBallError, PkiError
 from dragonball.agent_client import AgentClient
+from dragonball.portal.identity_pins import IdentityPins
 from dragonball.portal import apps_api, manager_api, removal
 from dragonball.portal import demotion as demotion_mod
 from dragonball.portal import firewall as firewall_mod
@@ -188,8 +189,9 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
 
     app = FastAPI(title="DragonBall portal", version=__version__, docs_url=None,
                   redoc_url=None, openapi_url=None)
-    firewall = firewall or firewall_mod.MembersSync(store.devices, lambda: [settings.address],
-                                                     AgentClient)
+    firewall = firewall or firewall_mod.MembersSync(
+        store.devices, lambda: [settings.address],
+        lambda: AgentClient(pins=IdentityPins(store)))
     app.state.firewall = firewall
     # Offline site: no Swagger UI (it loads its assets from a CDN); the document is served
     # to the admin at /api/v1/openapi.json (web.login).

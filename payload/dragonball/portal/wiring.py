@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dragonball.agent_client import AgentClient
 from dragonball.orchestrator.control import Control
 from dragonball.orchestrator.state import AppStore
+from dragonball.portal.identity_pins import IdentityPins
 from dragonball.portal.settings import Settings, read_registry_credentials
 from dragonball.portal.statelog import open_store
 from dragonball.portal.store import Store
@@ -32,8 +33,9 @@ def control(settings: Settings, store: Store | None = None, progress=None,
     registry = RegistryClient(settings.registry, settings.ca_cert, username, password,
                               pull=read_registry_credentials(settings.registry_credentials,
                                                              "pull"))
-    app_store = AppStore(store or open_store(settings))
-    return Control(engine or swarm(settings), app_store, AgentClient(), registry,
+    store = store or open_store(settings)
+    return Control(engine or swarm(settings), AppStore(store),
+                   AgentClient(pins=IdentityPins(store)), registry,
                    settings.registry, progress=progress, wait_s=wait_s)
 
 

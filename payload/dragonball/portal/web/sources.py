@@ -74,8 +74,10 @@ class PortalSources:
 
     def metrics(self, addresses: list[str]) -> dict:
         from dragonball.agent_client import AgentClient, AgentError
+        from dragonball.portal.identity_pins import IdentityPins
         try:
-            client = AgentClient(timeout=AGENT_TIMEOUT_S, **self.agent_files)
+            client = AgentClient(timeout=AGENT_TIMEOUT_S, pins=IdentityPins(self.store),
+                                 **self.agent_files)
         except AgentError as e:  # the portal's client certificate is missing
             return {address: e for address in addresses}
         with client:
