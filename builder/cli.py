@@ -30,8 +30,9 @@ TARGETS = {
     "base": "the base image dragonballbase:bookworm (debootstrap root filesystem, cached)",
     "bare": "dragonball-bare:bookworm, a bare Debian server (systemd, sshd, no python3) "
             "for tests and the lab",
-    "bare-bullseye": "dragonball-bare:bullseye, the same server on Debian 11 (glibc 2.31): "
-                     "the runtime's old userland in the tests",
+    "bare-bullseye": "dragonball-bare:bullseye, the same server on Debian 11 (glibc 2.31) "
+                     "with Debian 11's docker.io: the old userland of the tests",
+    "bare-trixie": "dragonball-bare:trixie, the same server on Debian 13 (glibc 2.41)",
     "examples": "the base image, then every examples/<name>/Dockerfile as "
                 "dragonball-example/<name>:latest",
     "keygen": "a new Ed25519 release-signing key pair in --keys DIR (default: keys/)",
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> None:
             result = bundle.build_bin(env, args.release, args.dist, args.sign_key)
             _print_bin_summary(reporter, result, time.monotonic() - started)
             return
-        if target in ("bare", "bare-bullseye"):
+        if target in ("bare", "bare-bullseye", "bare-trixie"):
             suite = target.partition("-")[2] or None
             _print_summary(reporter, engine, [pipeline.build_bare(env, suite)],
                            time.monotonic() - started)

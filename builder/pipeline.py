@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 BARE_DIR = "base_images/bare"
 BARE_REPOSITORY = "dragonball-bare"
+#: What a bare server of another Debian release has beyond the recipe: Debian 11 comes with
+#: its own Docker engine (20.10.5), which DragonBall adopts there (the bundled engine's
+#: packages need glibc 2.34).
+BARE_EXTRA = {"bullseye": ("docker.io",)}
 
 
 @dataclasses.dataclass
@@ -91,7 +95,8 @@ def build_bare(env: BuildEnv, suite: str | None = None) -> str:
     """
     recipe = load_recipe(env.root / BARE_DIR / "recipe.json")
     if suite:
-        recipe = dataclasses.replace(recipe, suite=suite)
+        recipe = dataclasses.replace(recipe, suite=suite,
+                                     include=(*recipe.include, *BARE_EXTRA.get(suite, ())))
     tag = rootfs_image(env, recipe, debian_mirror(recipe.suite, env.apt_root, env.environ))
     name = f"{BARE_REPOSITORY}:{recipe.suite}"
     with env.reporter.step(f"build {name}") as step:

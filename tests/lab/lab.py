@@ -37,9 +37,11 @@ class Lab:
     def __init__(self, name: str = "dblab", servers: int = 3, internal: bool = False,
                  subnet: str | None = None, image: str = plan.BARE_IMAGE,
                  labels: Mapping[str, str] | None = None, fresh_host_keys: bool = False,
-                 boot_timeout: float | None = None, docker: Docker | None = None) -> None:
+                 boot_timeout: float | None = None, docker: Docker | None = None,
+                 images: Mapping[str, str] | None = None) -> None:
+        """`images`: servers on another image than `image` ({"s2": "dragonball-bare:bullseye"})."""
         self.spec = plan.LabSpec(name, servers, internal, _subnet_arg(subnet), image,
-                                 dict(labels or {}), fresh_host_keys)
+                                 dict(labels or {}), fresh_host_keys, dict(images or {}))
         plan.validate(self.spec)
         self.boot_timeout = boot_timeout or 60 + 6 * servers
         self.docker = docker or Docker()
@@ -213,9 +215,12 @@ class Lab:
     # --- steps of up() ---------------------------------------------------------------
 
     def _refuse_existing(self) -> None:
-        if self.docker.inspect("image", self.spec.image) is None:
-            raise LabError(f"image {self.spec.image} is missing",
-                           "build it: .venv/bin/python build.py bare")
+        for image in sorted({self.spec.image, *self.spec.images.values()}):
+            if self.docker.inspect("image", image) is None:
+                target = "bare" if image == plan.BARE_IMAGE else \
+                    f"bare-{image.rpartition(':')[2]}"
+                raise LabError(f"image {image} is missing",
+                               f"build it: .venv/bin/python build.py {target}")
         leftovers = (self.docker.names("container", f"{plan.LAB_LABEL}={self.name}") or
                      self.docker.inspect("network", self.spec.network))
         if leftovers:

@@ -62,6 +62,11 @@ class LabSpec:
     image: str = BARE_IMAGE
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     fresh_host_keys: bool = False
+    #: Servers on another image than `image` (another userland): {"s2": "dragonball-bare:bullseye"}
+    images: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def image_of(self, server: str) -> str:
+        return self.images.get(server, self.image)
 
     @property
     def network(self) -> str:
@@ -93,6 +98,10 @@ def validate(spec: LabSpec) -> None:
     elif spec.subnet is not None and spec.subnet.num_addresses < FIRST_HOST + spec.servers + 2:
         problems.append(f"subnet {spec.subnet} is too small for {spec.servers} servers "
                         f"(s1 is address .{FIRST_HOST + 1})")
+    strays = sorted(set(spec.images) - set(spec.server_names))
+    if strays:
+        problems.append(f"images for {', '.join(strays)}: the lab has "
+                        f"{', '.join(spec.server_names)}")
     if problems:
         raise LabError(f"lab {spec.name!r} is not valid:\n" +
                        "\n".join(f"  - {p}" for p in problems),
@@ -176,7 +185,7 @@ def run_argv(spec: LabSpec, server: str, ip: str, mode: str, machine_id: str,
             "--network", spec.network, "--ip", ip, "--network-alias", server, *dns,
             *_label_args(labels), *security, *COMMON_OPTIONS,
             "-v", f"{spec.volume(server)}:/var/lib/docker",
-            spec.image, "sh", "-c", boot_script(machine_id, spec.fresh_host_keys)]
+            spec.image_of(server), "sh", "-c", boot_script(machine_id, spec.fresh_host_keys)]
 
 
 def nameservers(resolv_conf: str) -> list[str]:
