@@ -1,0 +1,95 @@
+"""One cluster on three Debian releases (issue 14): the portal on Debian 12, a device on
+Debian 13 (trixie, glibc 2.41) with the bundled engine, a device on Debian 11 (bullseye,
+glibc 2.31) with its distribution's own Docker 20.10.5, which install adopts (the bundled
+engine's packages need glibc 2.34). Every server runs the same .bin, whose runtime carries
+its own C library (builder/loader.py); the notes app runs across them with its store on
+Debian 11.
+
+What is not here yet: a server without dpkg (the engine as a private tree of files), and
+RHEL's or SUSE's own userland (only Debian's packages can be fetched here).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from support import ROOT
+from tests.e2e.apps import SPEC, db, get, lab_spec, put_spec
+
+USERLANDS = {"s2": "dragonball-bare:trixie", "s3": "dragonball-bare:bullseye"}
+#: server -> (os-release VERSION_ID, glibc, how its engine came)
+EXPECTED = {"s1": ("12", "2.36", "engine.packages"), "s2": ("13", "2.41", "engine.packages"),
+            "s3": ("11", "2.31", "engine.use")}
+
+
+@pytest.fixture(scope="module")
+def mixed(make_lab, release_bin):
+    from tests.lab.install import LabCluster
+    for target in ("bare-trixie", "bare-bullseye"):   # cached after the first build
+        subprocess.run([sys.executable, str(ROOT / "build.py"), target], check=True, cwd=ROOT)
+    lab = make_lab(servers=3, internal=True, images=USERLANDS)
+    path, _ = release_bin
+    cluster = LabCluster(lab, path)
+    cluster.copy_bin()
+    portal = cluster.install("s1", cluster.portal_answers("s1"))
+    assert portal.ok, portal.output
+    codes = {s: cluster.enroll() for s in ("s2", "s3")}
+    runs = cluster.install_many({s: cluster.device_answers(s, codes[s]) for s in codes})
+    for server, run in runs.items():
+        assert run.ok, f"{server}:\n{run.output}"
+    cluster.runs = {"s1": portal, **runs}
+    return cluster
+
+
+def test_every_release_installs_from_the_same_bin(mixed):
+    for server, (version, glibc, engine_step) in EXPECTED.items():
+        facts = mixed.lab.exec(server, ["sh", "-c", ". /etc/os-release; echo $VERSION_ID; "
+                                        "getconf GNU_LIBC_VERSION"]).stdout.split()
+        assert facts == [version, "glibc", glibc], (server, facts)
+        steps = set(mixed.journal(server)["steps"])
+        assert engine_step in steps, (server, sorted(steps))
+        print(f"{server}: Debian {version}, glibc {glibc}, {engine_step}, install "
+              f"{mixed.runs[server].seconds:.1f} s")
+    # Debian 11's own engine, adopted as it was
+    assert "20.10.5" in mixed.docker("s3", "version", "--format", "{{.Server.Version}}").stdout
+    nodes = mixed.docker("s1", "node", "ls", "--format", "{{.Hostname}} {{.Status}}").stdout
+    assert sorted(nodes.splitlines()) == ["s1 Ready", "s2 Ready", "s3 Ready"], nodes
+
+
+def test_the_installed_runtime_runs_on_each_as_a_plain_program(mixed):
+    """/opt/dragonball/runtime/dragonball, started by the kernel through the loader it
+    carries: the same answer on glibc 2.31, 2.36 and 2.41."""
+    for server in EXPECTED:
+        out = mixed.lab.exec(server, ["/opt/dragonball/runtime/dragonball", "--version"])
+        assert out.ok and out.stdout.startswith("dragonball "), (server, out)
+
+
+def test_the_notes_app_runs_across_the_three_with_its_store_on_debian_11(mixed):
+    spec = lab_spec()
+    spec["services"]["store"]["placement"] = {"servers": ["s3"]}
+    put_spec(mixed, spec, SPEC)
+    began = time.monotonic()
+    run = db(mixed, "apply", SPEC, "--json", check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    print(f"\napply on three userlands: {time.monotonic() - began:.1f} s")
+    where = mixed.docker("s1", "service", "ps", "--filter", "desired-state=running",
+                         "--format", "{{.Name}} {{.Node}}", "notes_api", "notes_store-1").stdout
+    placed = dict(line.split() for line in where.splitlines())
+    assert placed["notes_store-1.1"] == "s3", placed
+    assert sorted(n for t, n in placed.items() if t.startswith("notes_api.")) == \
+        ["s1", "s2", "s3"], placed     # spread: one api task on each release
+    url = f"http://{mixed.lab.ip('s1')}:8080/api/notes"
+    note = {"text": "written through Debian 12 and 13, kept on Debian 11"}
+    request = urllib.request.Request(url, data=json.dumps(note).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the lab only
+    with opener.open(request, timeout=10) as answer:
+        assert answer.status == 201
+    status, body = get(url)
+    assert status == 200 and [n["text"] for n in body["notes"]] == [note["text"]], body
