@@ -93,3 +93,13 @@ def test_the_notes_app_runs_across_the_three_with_its_store_on_debian_11(mixed):
         assert answer.status == 201
     status, body = get(url)
     assert status == 200 and [n["text"] for n in body["notes"]] == [note["text"]], body
+
+
+def test_status_on_the_portal_as_root_needs_no_login(mixed):
+    """Issue 15: `dragonball status` on the portal as root said "not logged in"; it now
+    makes a token of its own there (commands/remote.py, `local_client`)."""
+    out = mixed.dragonball("status", "--json", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    status = json.loads(out.stdout)
+    assert status["devices"]["total"] == 3, status["devices"]
+    assert status["devices"]["by_state"].get("joined", 0) >= 2, status["devices"]

@@ -138,6 +138,33 @@ def test_devices_and_status(portal, ca, monkeypatch, capsys):
     assert "devices: 2 (1 enrolled, 1 joined)" in capsys.readouterr().out
 
 
+def test_on_the_portal_as_root_status_needs_no_login(portal, store, tmp_path, monkeypatch,
+                                                     capsys):
+    """Issue 15: `dragonball status` on the portal, as root, said "not logged in". There,
+    root reads the portal's settings and store (as `apply` does): the command makes a token
+    of its own, in the audit log as root's, and ends it when it ends."""
+    config = tmp_path / "portal.yaml"
+    config.write_text("settings")
+    monkeypatch.setattr(settings_mod, "CONFIG_FILE", str(config))
+    settings = make_settings(tmp_path)
+    settings = type(settings)(**{**settings.__dict__, "address": "portal.test"})
+    monkeypatch.setattr(settings_mod, "load", lambda path: settings)
+    closed = []
+    monkeypatch.setattr("dragonball.portal.statelog.open_store", lambda s: store)
+    monkeypatch.setattr(store, "close", lambda: closed.append(True))
+    monkeypatch.setattr(remote_cli.os, "geteuid", lambda: 1000)
+    assert main(["status", "--json"]) == 6      # not root: the login is still asked for
+    assert "dragonball login" in _out(capsys)["hint"]
+    monkeypatch.setattr(remote_cli.os, "geteuid", lambda: 0)
+    assert main(["status", "--json"]) == 0
+    assert _out(capsys)["devices"]["total"] == 2
+    assert closed == [True]
+    made = [e for e in store.events() if e["kind"] == "token.created"]
+    assert made[0]["client"] == remote_cli.LOCAL_CLIENT   # newest first
+    ended = [e for e in store.events() if e["kind"] == "token.ended"]
+    assert ended and ended[0]["client"] == remote_cli.LOCAL_CLIENT   # over with the command
+
+
 def test_a_stranger_is_shown_and_devices_remove_confirms_then_removes(
         portal, ca, monkeypatch, capsys, cluster, store):
     cluster.add("intruder", "evil")

@@ -33,6 +33,8 @@ from rich.table import Table
 
 from dragonball.console import console
 from dragonball.errors import ClientError, ExitStatus
+from dragonball.portal import settings as settings_mod
+from dragonball.portal.store import ADMIN
 from dragonball.portal_client import PortalAuthError, PortalClient, PortalInvalid
 from dragonball.portal_login import (Login, load_login, login_path, portal_urls, save_login,
                                      saved_login)
@@ -87,8 +89,58 @@ def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
 
 
+#: The life of the token `dragonball status` (and every command through the API) makes for
+#: itself when it runs as root on a portal with no login saved; ended when the command ends.
+LOCAL_TOKEN_S = 600.0
+
+
 def client(args) -> PortalClient:
-    return saved_login().client()
+    """The saved login's client; on a portal, as root, with none saved: a token of root's
+    own (`local_client`), so the portal's operator needs no password there, as with apply."""
+    try:
+        return saved_login().client()
+    except PortalAuthError:
+        local = local_client(getattr(args, "config", None) or settings_mod.CONFIG_FILE)
+        if local is None:
+            raise
+        return local
+
+
+class LocalClient(PortalClient):
+    """A PortalClient with a token made in the portal's own store (root reads its settings
+    and its replicated state, as `apply` does there); the token ends with the client."""
+
+    def __init__(self, store, secret: str, settings) -> None:
+        super().__init__(settings.url, settings.ca_cert, token=secret)
+        self.store, self.secret = store, secret
+
+    def __exit__(self, *exc) -> None:
+        try:
+            super().__exit__(*exc)
+            self.store.end_session(self.secret, LOCAL_CLIENT)
+        finally:
+            self.store.close()
+
+
+LOCAL_CLIENT = "root on the portal"
+
+
+def local_client(config: str) -> LocalClient | None:
+    """The portal's own client when this is a portal (its settings readable) and we are
+    root; None otherwise. The token is the admin's, made for LOCAL_TOKEN_S, in the audit
+    log as made by 'root on the portal'."""
+    if os.geteuid() != 0 or not os.access(config, os.R_OK):
+        return None
+    from dragonball.portal.statelog import open_store
+    settings = settings_mod.load(config)
+    store = open_store(settings)
+    try:
+        secret, _ = store.create_session(ADMIN, "token", LOCAL_TOKEN_S, LOCAL_TOKEN_S,
+                                         LOCAL_CLIENT)
+        return LocalClient(store, secret, settings)
+    except BaseException:
+        store.close()
+        raise
 
 
 def read_password(args, stdin=None, ask=None) -> str:
