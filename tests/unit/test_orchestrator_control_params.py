@@ -142,3 +142,38 @@ def test_a_server_that_cannot_take_a_folder_off_does_not_stop_apply(tmp_path, co
     finally:
         agents.delete_params = original
     assert {c[1] for c in agents.named("put_params") if c[3] == "api"} == {"10.0.0.1"}
+
+
+def test_a_value_a_task_refuses_is_not_kept_anywhere(applied, agents):
+    """Issue 15: every task refused a bad value and the command exited 1, but the portal
+    kept it and wrote it on every server, so the next task to start crash-looped on it.
+    Now the values before come back: stored, written at a newer revision, delivered."""
+    applied.set_params("notes", "api", ["greeting=Good"])
+    good_revision, _ = applied.store.params("notes", "api")
+    agents.answers["c-api-2"] = {"exit_code": 1, "output": "", "report": {
+        "ok": False, "scripts": [{"name": "2_reload.sh", "exit_status": 3,
+                                  "output": "greeting too rude\n"}]}}
+    calls_before = len(agents.calls)
+    results = applied.set_params("notes", "api", ["greeting=Bad"])
+    assert [(r.task, r.ok, r.refused) for r in results] == [("api.1", True, False),
+                                                           ("api.2", False, True)]
+    revision, values = applied.store.params("notes", "api")
+    assert values == {"greeting": "Good"} and revision > good_revision
+    later = agents.calls[calls_before:]
+    puts = [c for c in later if c[0] == "put_params"]
+    assert [c[5]["greeting"] for c in puts] == ["Bad", "Bad", "Good", "Good"]
+    assert puts[-1][4] > puts[0][4]                 # the servers take the newer revision
+    execs = [c for c in later if c[0] == "exec"]
+    assert [c[4]["greeting"] for c in execs] == ["Bad", "Bad", "Good", "Good"]
+    [event] = [e for e in applied.store.store.events() if e["kind"] == "app.params_refused"]
+    assert event["detail"] == {"app": "notes", "service": "api", "changed": ["greeting"],
+                               "refused_by": ["api.2"]}
+
+
+def test_an_unreachable_task_is_no_refusal(applied, agents):
+    """A task that could not be asked has not said no: the values stay, and it gets them
+    when it starts again."""
+    agents.answers["c-api-2"] = AgentError("the agent on 10.0.0.2 did not answer")
+    results = applied.set_params("notes", "api", ["greeting=Hi"])
+    assert [(r.ok, r.refused) for r in results] == [(True, False), (False, False)]
+    assert applied.store.params("notes", "api")[1] == {"greeting": "Hi"}

@@ -208,7 +208,9 @@ def test_params_put_stores_and_delivers_to_each_task(deployed):
     body = answer.json()
     assert body["ok"] is True and [t["task"] for t in body["tasks"]] == ["api.1", "api.2"]
     assert body["tasks"][0] == {"service": "api", "task": "api.1", "server": "node-a",
-                                "ok": True, "detail": "ok: 1 script(s) in 0.2 s"}
+                                "ok": True, "detail": "ok: 1 script(s) in 0.2 s",
+                                "refused": False}
+    assert body["restored"] is False
     assert deployed.control().store.params("notes", "api")[1] == {"greeting": "Hi",
                                                                   "store_port": 6380}
     unset = put(deployed, f"{API}/api/params", {"unset": ["greeting"]})

@@ -245,11 +245,17 @@ def params_set_command(args) -> int:
                          f"{'is a secret' if len(exposed) == 1 else 'are secrets'} given on "
                          "the command line, which every user of this server could read while "
                          "it ran: next time use --stdin KEY (or --from-file KEY=FILE)\n")
-    tasks = answer.get("tasks", [])
+    tasks, restored = answer.get("tasks", []), bool(answer.get("restored"))
     if args.json:
-        _print_json({"ok": answer["ok"], "app": app, "service": args.name, "tasks": tasks})
+        _print_json({"ok": answer["ok"], "app": app, "service": args.name, "tasks": tasks,
+                     "restored": restored})
     else:
         render.print_task_results(app, args.name, tasks, console)
+        if restored:
+            console.print("[red]refused[/red]: a task's config_change failed, so the values "
+                          "before are back on every server and in every task; nothing of "
+                          "this change was kept. Fix the value (the task's answer above says "
+                          "why), then set it again.")
     return ExitStatus.OK if answer["ok"] else ExitStatus.FAILED
 
 

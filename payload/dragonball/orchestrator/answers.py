@@ -68,9 +68,15 @@ def apply(control, prepared, file: str) -> dict:
 
 def set_values(control, app: str, name: str, values: dict, unset: list) -> dict:
     """Set typed parameter values (ParamsInvalid: nothing stored), deliver them to every
-    task: {ok, tasks: [{service, task, server, ok, detail}]}."""
-    results = control.set_param_values(app, name, values, unset)
-    return {"ok": all(r.ok for r in results), "tasks": [r.to_dict() for r in results]}
+    task: {ok, tasks: [{service, task, server, ok, detail, refused}], restored}."""
+    return task_answers(control.set_param_values(app, name, values, unset))
+
+
+def task_answers(results) -> dict:
+    """{ok, tasks, restored}: `restored` when a task refused the values, so the ones
+    before were put back everywhere (ParamCalls.restore)."""
+    return {"ok": all(r.ok for r in results), "tasks": [r.to_dict() for r in results],
+            "restored": any(r.refused for r in results)}
 
 
 def move(control, app: str, slot: str, server: str, data_lost: bool = False) -> dict:

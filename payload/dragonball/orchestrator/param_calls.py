@@ -123,7 +123,9 @@ class ParamCalls:
 
     def put(self, spec: AppSpec, name: str, values: dict, nodes) -> list[TaskResult]:
         """Store `values` (checked), write them on `nodes`, deliver them to every running
-        task; recorded as delivered when every task took them."""
+        task; recorded as delivered when every task took them. When a task refuses them
+        (its config_change failed), the values before are put back everywhere (`restore`):
+        nothing keeps what a task refused, so no task starts later with it."""
         _, current = self.store.params(spec.app, name)
         self.store.set_params(spec.app, name, values)
         changed = sorted(k for k in set(values) | set(current)
@@ -132,9 +134,30 @@ class ParamCalls:
                                 {"app": spec.app, "service": name, "changed": changed})
         self.publish(spec, nodes, only=[name])
         results = self.deliver(spec, name)
-        if all(r.ok for r in results):
+        if any(r.refused for r in results):
+            self.restore(spec, name, current, changed, nodes, results)
+        elif all(r.ok for r in results):
             self.mark_delivered(spec, [name])
         return results
+
+    def restore(self, spec: AppSpec, name: str, previous: dict, changed: list, nodes,
+                refusals: list[TaskResult]) -> list[TaskResult]:
+        """The values before a refused change, stored (a newer revision), written on the
+        servers and delivered again to every running task (those that took the new ones
+        too); recorded in the audit log with who refused. What the tasks answered."""
+        self.store.set_params(spec.app, name, previous)
+        self.store.store.record("app.params_refused", "admin", None, {
+            "app": spec.app, "service": name, "changed": changed,
+            "refused_by": [r.task for r in refusals if r.refused]})
+        self.publish(spec, nodes, only=[name])
+        back = self.deliver(spec, name)
+        if all(r.ok for r in back):
+            self.mark_delivered(spec, [name])
+        else:
+            log.warning("the previous parameters of %s are back on the servers, but not in "
+                        "every task: %s", name,
+                        "; ".join(f"{r.task}: {r.detail}" for r in back if not r.ok))
+        return back
 
     def get(self, spec: AppSpec, name: str) -> dict:
         """The parameters in force: value, default, type, secret, set on the portal or not."""

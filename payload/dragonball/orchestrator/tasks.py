@@ -21,6 +21,7 @@ class TaskResult:
     server: str
     ok: bool
     detail: str
+    refused: bool = False   # it answered, and its scripts failed (not: it could not be asked)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -63,8 +64,8 @@ class TaskCalls:
                                       timeout=EXEC_TIMEOUT_S, replace=replace)
         except DragonBallError as e:
             return TaskResult(name, label, server, False, e.message)
-        return TaskResult(name, label, server, answer.get("exit_code") == 0,
-                          report_detail(answer))
+        ok = answer.get("exit_code") == 0
+        return TaskResult(name, label, server, ok, report_detail(answer), refused=not ok)
 
     def explain(self, task: Task) -> tuple[str, str]:
         """(server, the last lines of its container log) of a failed task."""

@@ -182,9 +182,8 @@ def set_params(request: Request, app: str, name: str, values: dict, unset: list,
         raise ParamsInvalid("nothing to set", "give \"set\": {KEY: VALUE} or \"unset\": [KEY]")
     with jobs_of(request).hold("params", app, name) as job:
         if text:
-            results = control.set_params(app, name, [f"{k}={v}" for k, v in values.items()],
-                                         unset)
-            found = {"ok": all(r.ok for r in results), "tasks": [r.to_dict() for r in results]}
+            found = answers.task_answers(control.set_params(
+                app, name, [f"{k}={v}" for k, v in values.items()], unset))
         else:
             found = answers.set_values(control, app, name, values, unset)
         job.result = {"app": app, "service": name} | found
