@@ -205,9 +205,15 @@ class PortalClient:
     def params(self, app: str, name: str) -> dict:
         return self.call("GET", f"/api/v1/apps/{_seg(app)}/services/{_seg(name)}/params")
 
-    def set_params(self, app: str, name: str, values: dict, unset: list) -> dict:
+    def set_params(self, app: str, name: str, values: dict, unset: list,
+                   spec: tuple[str, str] | None = None) -> dict:
+        """`spec` ((text, file)): for an app not applied yet, the spec it will be applied
+        with (the values are checked against it and kept for its first apply)."""
+        body = {"set": values, "unset": list(unset)}
+        if spec is not None:
+            body |= {"spec": spec[0], "file": spec[1]}
         return self.call("PUT", f"/api/v1/apps/{_seg(app)}/services/{_seg(name)}/params",
-                         json={"set": values, "unset": list(unset)})
+                         json=body)
 
     def logs(self, app: str, name: str, tail: int) -> dict:
         return self.call("GET", f"/api/v1/apps/{_seg(app)}/services/{_seg(name)}/logs",

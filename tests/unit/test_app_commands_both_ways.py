@@ -214,3 +214,25 @@ def test_each_transport_is_the_one_taken(both, monkeypatch):
     local, remote = (both.portals[name].engine.mutations() for name in TRANSPORTS)
     assert local == remote and ("scale", "notes_api", 0) in local
     assert found["local"][0] == found["remote"][0] == 0
+
+
+def test_params_before_the_first_apply_with_its_spec(both, tmp_path):
+    """Issue 15: a secret could not be set before the first apply ("the portal has no app
+    'wiki'"). With --spec, the values are checked against the spec the app will be applied
+    with and kept; the first apply starts its tasks with them."""
+    spec = tmp_path / "later.app.yaml"
+    spec.write_text(NOTES.replace("app: notes", "app: later", 1))
+    status, _, err = both.same("params", "set", "api", "greeting=x", "--app", "later")
+    assert status == 3 and "--spec SPEC" in err           # not applied: how to do it
+    status, out, _ = both.same("params", "set", "api", "store_port=abc", "--spec", str(spec))
+    assert status == 2 and "store_port" in out + _ and "whole number" in out + _
+    status, out, _ = both.same("params", "set", "nope", "a=1", "--spec", str(spec))
+    assert status == 3
+    status, out, _ = both.same("params", "set", "api", "greeting=Early", "store_port=6390",
+                               "--spec", str(spec), "--json")
+    answer = _json((status, out))
+    assert status == 0 and answer["ok"] and answer["tasks"] == [] and not answer["restored"]
+    for made in both.portals.values():
+        assert AppStore(made.store).params("later", "api")[1] == \
+            {"greeting": "Early", "store_port": 6390}
+        assert "later" not in AppStore(made.store).apps()     # kept, nothing applied

@@ -11,6 +11,7 @@ from orchestrator_fakes import task
 from dragonball.agent_client import AgentError
 from dragonball.app.errors import UnknownService
 from dragonball.orchestrator.control import AppNotApplied, TaskResult
+from dragonball.errors import InvalidInput
 from dragonball.orchestrator.params import ParamsInvalid
 from test_orchestrator_control import (NOTES, agents, applied, control, engine,  # noqa: F401
                                        registry, spec_file)
@@ -177,3 +178,21 @@ def test_an_unreachable_task_is_no_refusal(applied, agents):
     results = applied.set_params("notes", "api", ["greeting=Hi"])
     assert [(r.ok, r.refused) for r in results] == [(True, False), (False, False)]
     assert applied.store.params("notes", "api")[1] == {"greeting": "Hi"}
+
+
+def test_values_kept_before_the_first_apply_are_what_its_tasks_start_with(tmp_path, control,
+                                                                           agents):
+    """A secret set before the app exists (`--spec`): kept, nothing written or told; the
+    first apply writes it on the servers before any task starts."""
+    assert control.set_param_values("notes", "api", {"store_password": "s3cret"},
+                                    spec=(NOTES, "notes.app.yaml")) == []
+    assert agents.calls == [] and control.store.apps() == []
+    with pytest.raises(ParamsInvalid):
+        control.set_param_values("notes", "api", {"store_port": "abc"},
+                                 spec=(NOTES, "notes.app.yaml"))
+    with pytest.raises(InvalidInput, match="the spec of app 'notes', not 'wiki'"):
+        control.set_param_values("wiki", "api", {"greeting": "x"},
+                                 spec=(NOTES, "notes.app.yaml"))
+    control.apply(spec_file(tmp_path))
+    puts = [c for c in agents.named("put_params") if c[3] == "api"]
+    assert puts and all(c[5]["store_password"] == "s3cret" for c in puts)

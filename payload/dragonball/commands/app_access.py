@@ -52,9 +52,11 @@ class Apps(Protocol):
         """{app, service, revision, parameters: {key: {value, default, type, secret, set}}},
         secrets masked."""
 
-    def set_params(self, app: str, service: str, values: dict, unset: list) -> dict:
+    def set_params(self, app: str, service: str, values: dict, unset: list,
+                   spec: tuple[str, str] | None = None) -> dict:
         """Set typed values, unset keys (ParamsInvalid: nothing stored); deliver them to
-        every task: {ok, tasks: [{service, task, server, ok, detail}]}."""
+        every task: {ok, tasks: [{service, task, server, ok, detail, refused}], restored}.
+        `spec` ((text, file)): an app not applied yet, checked against it and kept."""
 
     def logs(self, app: str, service: str, tail: int) -> list[dict]:
         """The last `tail` lines of each running task: [{task, server, lines, error?}]."""

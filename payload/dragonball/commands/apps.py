@@ -33,7 +33,7 @@ from rich.markup import escape
 
 from dragonball.app import render as plan_render
 from dragonball.app import spec as app_spec
-from dragonball.app.errors import the_only_app
+from dragonball.app.errors import UnknownService, the_only_app
 from dragonball.app.plan import Plan
 from dragonball.commands.app_access import open_apps, transport_options
 from dragonball.console import console
@@ -97,6 +97,10 @@ def _register_params(commands) -> None:
                           "process list or the shell's history)")
     put.add_argument("--from-file", action="append", default=[], metavar="KEY=FILE",
                      help="the value of KEY from FILE (its text, one final newline dropped)")
+    put.add_argument("--spec", metavar="SPEC",
+                     help="for an app not applied yet: the spec it will be applied with "
+                          "(the values are checked against it and kept; its first apply "
+                          "starts the tasks with them)")
     _options(put)
     put.set_defaults(handler=params_set_command)
 
@@ -232,14 +236,12 @@ def params_set_command(args) -> int:
     if not texts and not args.unset:
         raise params_mod.ParamsInvalid("nothing to set", "give KEY=VALUE, --stdin KEY, "
                                        "--from-file KEY=FILE, or --unset KEY")
+    given = read_spec(args.spec) if args.spec else None
     with open_apps(args) as apps:
-        app = _app(args, apps)
-        known = apps.params(app, args.name)["parameters"]
-        values = params_mod.assignments(args.name, texts,
-                                        {key: item.get("type") for key, item in known.items()})
-        answer = apps.set_params(app, args.name, values, args.unset)
-    exposed = sorted({t.partition("=")[0].strip() for t in args.assignments}
-                     & {k for k, item in known.items() if item.get("secret")})
+        app, types, secrets = _params_of(args, apps, given)
+        values = params_mod.assignments(args.name, texts, types)
+        answer = apps.set_params(app, args.name, values, args.unset, given)
+    exposed = sorted({t.partition("=")[0].strip() for t in args.assignments} & secrets)
     if exposed:
         sys.stderr.write(f"note: {', '.join(exposed)} "
                          f"{'is a secret' if len(exposed) == 1 else 'are secrets'} given on "
@@ -257,6 +259,26 @@ def params_set_command(args) -> int:
                           "this change was kept. Fix the value (the task's answer above says "
                           "why), then set it again.")
     return ExitStatus.OK if answer["ok"] else ExitStatus.FAILED
+
+
+def _params_of(args, apps, given: tuple[str, str] | None) -> tuple[str, dict, set]:
+    """(the app, {key: type}, the secret keys) of service `args.name`: the applied spec's,
+    or, for an app not applied yet, the one given with --spec."""
+    applied = apps.apps()
+    if given is not None:
+        spec = app_spec.load(*given)
+        app = getattr(args, "app", None) or spec.app
+        if app not in applied:
+            service = spec.services.get(args.name)
+            if service is None:
+                raise UnknownService(args.name, spec.services)
+            return app, {k: p.type for k, p in service.parameters.items()}, \
+                {k for k, p in service.parameters.items() if p.secret}
+    else:
+        app = getattr(args, "app", None) or the_only_app(applied)
+    known = apps.params(app, args.name)["parameters"]
+    return app, {key: item.get("type") for key, item in known.items()}, \
+        {key for key, item in known.items() if item.get("secret")}
 
 
 VALUE_LIMIT = 1 << 20   # a parameter's text read from stdin or a file

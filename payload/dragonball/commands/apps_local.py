@@ -63,10 +63,10 @@ class LocalApps:
     def params(self, app: str, service: str) -> dict:
         return answers.params(self.control, app, service)
 
-    def set_params(self, app: str, service: str, values: dict, unset: list) -> dict:
-        answers.known_service(self.control, app, service, slots=False)
+    def set_params(self, app: str, service: str, values: dict, unset: list,
+                   spec: tuple[str, str] | None = None) -> dict:
         with self._locked(app, "params set"):
-            return answers.set_values(self.control, app, service, values, unset)
+            return answers.set_values(self.control, app, service, values, unset, spec)
 
     def logs(self, app: str, service: str, tail: int) -> list[dict]:
         return self.control.logs(app, service, tail)

@@ -41,8 +41,9 @@ class RemoteApps:
     def params(self, app: str, service: str) -> dict:
         return self.portal.params(app, service)
 
-    def set_params(self, app: str, service: str, values: dict, unset: list) -> dict:
-        return self.portal.set_params(app, service, values, unset)
+    def set_params(self, app: str, service: str, values: dict, unset: list,
+                   spec: tuple[str, str] | None = None) -> dict:
+        return self.portal.set_params(app, service, values, unset, spec)
 
     def logs(self, app: str, service: str, tail: int) -> list[dict]:
         return self.portal.logs(app, service, tail)["tasks"]

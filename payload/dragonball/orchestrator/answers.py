@@ -66,10 +66,14 @@ def apply(control, prepared, file: str) -> dict:
     return {"app": prepared.spec.app, "plan": done.to_dict(), "applied": True}
 
 
-def set_values(control, app: str, name: str, values: dict, unset: list) -> dict:
+def set_values(control, app: str, name: str, values: dict, unset: list,
+               spec: tuple[str, str] | None = None) -> dict:
     """Set typed parameter values (ParamsInvalid: nothing stored), deliver them to every
-    task: {ok, tasks: [{service, task, server, ok, detail, refused}], restored}."""
-    return task_answers(control.set_param_values(app, name, values, unset))
+    task: {ok, tasks: [{service, task, server, ok, detail, refused}], restored}. With
+    `spec` ((text, file)) for an app not applied yet: kept for its first apply."""
+    if spec is None or control.store.app(app) is not None:
+        known_service(control, app, name, slots=False)
+    return task_answers(control.set_param_values(app, name, values, unset, spec))
 
 
 def task_answers(results) -> dict:

@@ -26,7 +26,7 @@ from dragonball.app import spec as app_spec
 from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.app.errors import AppNotApplied
-from dragonball.errors import DragonBallError
+from dragonball.errors import DragonBallError, InvalidInput
 from dragonball.orchestrator import address as address_mod
 from dragonball.orchestrator import images as images_mod
 from dragonball.orchestrator import params as params_mod
@@ -137,7 +137,9 @@ class Control:
         if found is None:
             known = ", ".join(self.store.apps()) or "none yet"
             raise AppNotApplied(f"the portal has no app {app!r} (applied: {known})",
-                                "apply its spec first: dragonball apply SPEC")
+                                "apply its spec first: dragonball apply SPEC (parameters, "
+                                "secrets too, may be set before: dragonball params set "
+                                "NAME KEY=VALUE --spec SPEC)")
         return found
 
     def spec_of(self, app: str) -> AppSpec:
@@ -299,20 +301,39 @@ class Control:
         return self._edit_params(app, name, lambda service, current: params_mod.edit(
             name, service, current, assignments, unset))
 
-    def set_param_values(self, app: str, name: str, values: dict,
-                         unset=()) -> list[TaskResult]:
+    def set_param_values(self, app: str, name: str, values: dict, unset=(),
+                         spec: tuple[str, str] | None = None) -> list[TaskResult]:
         """`set_params` with JSON-typed values ({key: value}), checked against the spec's
-        parameter types (params.check_value); ParamsInvalid lists every problem."""
+        parameter types (params.check_value); ParamsInvalid lists every problem. `spec`
+        ((text, file) of the spec it will be applied with) lets them be set for an app
+        not applied yet (`keep_before_apply`)."""
         return self._edit_params(app, name, lambda service, current: params_mod.edit_values(
-            name, service, current, values, unset))
+            name, service, current, values, unset), spec)
 
-    def _edit_params(self, app: str, name: str, edit) -> list[TaskResult]:
+    def _edit_params(self, app: str, name: str, edit,
+                     spec_given: tuple[str, str] | None = None) -> list[TaskResult]:
         """Check the edited values, then store them, write them on every ready server and
         deliver them to every running task."""
+        if spec_given is not None and self.store.app(app) is None:
+            return self.keep_before_apply(app, name, edit, *spec_given)
         spec = self._service(app, name)
         values = self.params.edited(spec, name, edit)
         ready = [n for n in self.engine.nodes() if n.ready]
         return self.params.put(spec, name, values, ready)
+
+    def keep_before_apply(self, app: str, name: str, edit, text: str,
+                          file: str) -> list[TaskResult]:
+        """Parameters of an app not applied yet (a secret before the first start), checked
+        against the spec it will be applied with, kept on the portal: the first apply
+        writes them on the servers and its tasks start with them. No task to tell: []."""
+        spec = app_spec.load(text, file)
+        if spec.app != app:
+            raise InvalidInput(f"{file} is the spec of app {spec.app!r}, not {app!r}",
+                               f"give --app {spec.app} or that app's spec")
+        if name not in spec.services:
+            raise UnknownService(name, spec.services)
+        self.params.keep(spec, name, self.params.edited(spec, name, edit))
+        return []
 
     def _service(self, app: str, name: str) -> AppSpec:
         """The applied spec of `app`, which has a service `name` (UnknownService)."""

@@ -126,12 +126,7 @@ class ParamCalls:
         task; recorded as delivered when every task took them. When a task refuses them
         (its config_change failed), the values before are put back everywhere (`restore`):
         nothing keeps what a task refused, so no task starts later with it."""
-        _, current = self.store.params(spec.app, name)
-        self.store.set_params(spec.app, name, values)
-        changed = sorted(k for k in set(values) | set(current)
-                         if values.get(k) != current.get(k))
-        self.store.store.record("app.params", "admin", None,
-                                {"app": spec.app, "service": name, "changed": changed})
+        current, changed = self.keep(spec, name, values)
         self.publish(spec, nodes, only=[name])
         results = self.deliver(spec, name)
         if any(r.refused for r in results):
@@ -139,6 +134,17 @@ class ParamCalls:
         elif all(r.ok for r in results):
             self.mark_delivered(spec, [name])
         return results
+
+    def keep(self, spec: AppSpec, name: str, values: dict) -> tuple[dict, list[str]]:
+        """Store `values` (checked) for `name`, in the audit log by key only (a value may
+        be a secret); (the values before, the keys changed)."""
+        _, current = self.store.params(spec.app, name)
+        self.store.set_params(spec.app, name, values)
+        changed = sorted(k for k in set(values) | set(current)
+                         if values.get(k) != current.get(k))
+        self.store.store.record("app.params", "admin", None,
+                                {"app": spec.app, "service": name, "changed": changed})
+        return current, changed
 
     def restore(self, spec: AppSpec, name: str, previous: dict, changed: list, nodes,
                 refusals: list[TaskResult]) -> list[TaskResult]:

@@ -66,6 +66,9 @@ class ParamsChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     set: dict[str, Any] = Field(default_factory=dict)
     unset: list[str] = Field(default_factory=list, max_length=200)
+    #: For an app not applied yet: the spec it will be applied with, and its file name
+    spec: str | None = Field(default=None, max_length=SPEC_LIMIT)
+    file: str = Field("spec.yaml", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class SpecText(BaseModel):
@@ -173,11 +176,13 @@ def start_move(request: Request, principal: Principal, app: str, slot: str,
 
 
 def set_params(request: Request, app: str, name: str, values: dict, unset: list,
-               text: bool = False) -> dict:
+               text: bool = False, spec: tuple[str, str] | None = None) -> dict:
     """Set parameters (typed JSON `values`, or KEY=VALUE `values` when `text`) while holding
-    the app; {"ok", "tasks"}. ParamsInvalid (nothing stored) when any is wrong."""
+    the app; {"ok", "tasks", "restored"}. ParamsInvalid (nothing stored) when any is wrong.
+    `spec`: an app not applied yet, its values checked against it and kept."""
     control = control_of(request)
-    known_service(control, app, name, slots=False)
+    if text:
+        known_service(control, app, name, slots=False)
     if not values and not unset:
         raise ParamsInvalid("nothing to set", "give \"set\": {KEY: VALUE} or \"unset\": [KEY]")
     with jobs_of(request).hold("params", app, name) as job:
@@ -185,7 +190,7 @@ def set_params(request: Request, app: str, name: str, values: dict, unset: list,
             found = answers.task_answers(control.set_params(
                 app, name, [f"{k}={v}" for k, v in values.items()], unset))
         else:
-            found = answers.set_values(control, app, name, values, unset)
+            found = answers.set_values(control, app, name, values, unset, spec)
         job.result = {"app": app, "service": name} | found
     return found
 
@@ -277,7 +282,9 @@ def put_params(request: Request, change: ParamsChange, app: str = Name(),
                principal: Principal = Depends(require_admin)) -> JSONResponse:
     """Set parameters, checked against the spec's types (422 lists every problem and
     stores nothing), kept on the portal, delivered to every running task (config_change)."""
-    return answer(lambda: set_params(request, app, name, change.set, change.unset))
+    spec = (change.spec, change.file) if change.spec is not None else None
+    return answer(lambda: set_params(request, app, name, change.set, change.unset,
+                                     spec=spec))
 
 
 @router.get("/apps/{app}/services/{name}/logs")
