@@ -183,6 +183,13 @@ class PortalClient:
                           json={"to": server, "data_lost": data_lost})
         return self._job_started(found)
 
+    def remove_app(self, app: str, keep_data: bool = False) -> str:
+        """Start a job taking the app away (services, network, folders, volumes unless
+        `keep_data`, its record); its id."""
+        found = self.call("DELETE", f"/api/v1/apps/{_seg(app)}",
+                          params={"keep_data": "true" if keep_data else "false"})
+        return self._job_started(found)
+
     def volumes(self) -> list[dict]:
         return self.call("GET", "/api/v1/volumes")["volumes"]
 

@@ -103,3 +103,27 @@ def test_status_on_the_portal_as_root_needs_no_login(mixed):
     status = json.loads(out.stdout)
     assert status["devices"]["total"] == 3, status["devices"]
     assert status["devices"]["by_state"].get("joined", 0) >= 2, status["devices"]
+
+
+def test_remove_takes_the_app_away_from_every_server(mixed):
+    """Issue 15: `dragonball remove APP` (here after the notes app ran across the three):
+    no service, network, parameter folder or volume of it is left, and the portal no
+    longer lists it."""
+    out = mixed.dragonball("remove", "notes", "--yes", "--json", check=False, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    done = json.loads(out.stdout)
+    assert done["problems"] == [] and done["network"], done
+    assert "notes_api" in done["services"] and done["volumes"], done
+    left = mixed.docker("s1", "service", "ls", "--filter", "label=io.dragonball.app=notes",
+                        "--format", "{{.Name}}").stdout
+    assert left.strip() == "", left
+    assert mixed.docker("s1", "network", "ls", "--filter", "name=notes_net", "--format",
+                        "{{.Name}}").stdout.strip() == ""
+    for server in EXPECTED:
+        folders = mixed.lab.exec(server, ["sh", "-c", "ls /var/lib/dragonball/params/ "
+                                          "2>/dev/null"]).stdout.split()
+        assert "notes" not in folders, (server, folders)
+        volumes = mixed.docker(server, "volume", "ls", "--format", "{{.Name}}").stdout
+        assert not [v for v in volumes.split() if v.startswith("notes_")], (server, volumes)
+    listed = json.loads(mixed.dragonball("status", "--json").stdout)
+    assert "notes" not in listed["apps"], listed

@@ -144,6 +144,7 @@ class FakeAgents:
         self.put_fails: dict = {}   # address -> AgentError
         self.calls: list = []
         self.held: dict = {}        # address -> the app volumes' names there
+        self.busy: dict = {}        # address -> volumes in use at the first delete (409)
         self.free: dict = {}        # address -> free bytes on its engine's disk
         self.images_on: dict = {}   # address -> the image IDs its engine holds
         self.pulls: list = []       # (address, reference, image ID), as pulled
@@ -169,6 +170,14 @@ class FakeAgents:
     def volume_report(self, address: str, sizes: bool = False) -> dict:
         return {"volumes": self.volumes(address, sizes),
                 "free_bytes": self.free.get(address, 100 << 30)}
+
+    def delete_volume(self, address: str, name: str) -> dict:
+        self.calls.append(("delete_volume", address, name))
+        if name in self.busy.get(address, []):
+            self.busy[address].remove(name)   # in use this once: its task was still going
+            raise AgentError(f"the volume {name} is in use", status=409)
+        self.held[address].remove(name)
+        return {"name": name, "removed": True}
 
     def put_params(self, address: str, app: str, service: str, revision: int,
                    params: dict) -> dict:

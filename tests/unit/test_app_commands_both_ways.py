@@ -236,3 +236,19 @@ def test_params_before_the_first_apply_with_its_spec(both, tmp_path):
         assert AppStore(made.store).params("later", "api")[1] == \
             {"greeting": "Early", "store_port": 6390}
         assert "later" not in AppStore(made.store).apps()     # kept, nothing applied
+
+
+def test_remove_an_app_both_ways(both, monkeypatch):
+    """`dragonball remove APP`: confirmed (--yes, or 'yes' on a terminal), then its
+    services, network, folders and record gone; the other app's commands work again."""
+    status, out, err = both.same("remove", "notes")        # no terminal, no --yes
+    assert status == 2 and "--yes" in out + err
+    assert both.same("remove", "nope", "--yes")[0] == 3
+    status, out, _ = both.same("remove", "notes", "--yes", "--json")
+    done = _json((status, out))
+    assert status == 0 and done["app"] == "notes" and "notes_api" in done["services"]
+    for made in both.portals.values():
+        assert AppStore(made.store).apps() == []
+        assert not [s for s in made.engine.services() if s.name.startswith("notes_")]
+    status, out, err = both.same("services")              # no app any more: said so
+    assert status == 3 and "no app" in (out + err).lower(), out + err

@@ -91,6 +91,11 @@ class LocalApps:
         with self._locked(app, "move"):
             return answers.move(self.control, app, slot, server, data_lost)
 
+    def remove(self, app: str, keep_data: bool, on_event) -> dict:
+        self._report_to(on_event)
+        with self._locked(app, "remove"):
+            return answers.remove(self.control, app, keep_data)
+
     def volumes(self) -> list[dict]:
         return answers.volumes(self.control)["volumes"]
 

@@ -3,6 +3,7 @@
     dragonball move SERVICE.SLOT --to SERVER [--data-lost] [--app APP] [--json]
     dragonball volumes [--json]
     dragonball volumes rm NAME --on SERVER [--json]
+    dragonball remove APP [--keep-data] [--yes] [--json]
 
 `move` checks the whole move first (the slot, the servers, the room: exit 2, 3, 4 or 5 with
 the reason, nothing changed), then stops the slot, has the agents copy its volumes
@@ -11,19 +12,24 @@ there, healthy before the command ends; the source volumes stay on the old serve
 that fails leaves the slot running where it was (exit 1, how to retry). `volumes` lists
 every application volume on every server with the slot that owns it, or why none does;
 nothing is ever deleted by DragonBall but by `volumes rm`, the admin's explicit act, which
-refuses a slot's own data and a volume a container runs with. Both work on the portal (as
-root) and through its API (commands/app_access.py), like the other app commands.
+refuses a slot's own data and a volume a container runs with. `remove` takes a whole app
+away (orchestrator/removing.py): its services, network, parameter folders, volumes (its
+data: unless --keep-data; asked for with a typed 'yes' or --yes) and its record. All work
+on the portal (as root) and through its API (commands/app_access.py), like the other app
+commands.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from rich.markup import escape
 from rich.table import Table
 
 from dragonball.commands.app_access import open_apps, transport_options
+from dragonball.portal_client import PortalInvalid
 from dragonball.commands.apps import Events, _app, _options
 from dragonball.console import console
 from dragonball.errors import ExitStatus
@@ -54,6 +60,18 @@ def register(commands) -> None:
     remove.add_argument("--on", required=True, metavar="SERVER", help="the server it is on")
     _volume_options(remove)
     remove.set_defaults(handler=remove_volume_command)
+    app = commands.add_parser(
+        "remove", help="take an app away: services, network, parameters, volumes, its record",
+        description="Remove everything the app's applies made: its services, its network, "
+                    "its parameter folders on every server, its volumes (its data: unless "
+                    "--keep-data) and its record on the portal. Exit status: 0 removed, 2 "
+                    "not confirmed, 3 no such app.")
+    app.add_argument("app", help="the app (dragonball services --app APP shows it)")
+    app.add_argument("--keep-data", action="store_true",
+                     help="leave its volumes on the servers (dragonball volumes lists them)")
+    app.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _volume_options(app)
+    app.set_defaults(handler=remove_app_command)
 
 
 def _volume_options(parser) -> None:
@@ -118,4 +136,39 @@ def remove_volume_command(args) -> int:
         console.print_json(json.dumps({"ok": True, "server": args.on, **done}))
     else:
         console.print(f"[green]removed[/green] {escape(args.name)} on {escape(args.on)}")
+    return ExitStatus.OK
+
+
+def confirm_removal(args, stdin=None, ask=None) -> bool:
+    """--yes, or 'yes' typed on a terminal; PortalInvalid (exit 2) without either."""
+    stdin, ask = stdin or sys.stdin, ask or input
+    if args.yes:
+        return True
+    what = "its services and parameters" + ("" if args.keep_data else " and its DATA (volumes)")
+    if not stdin.isatty():
+        raise PortalInvalid(f"no terminal to confirm removing app {args.app} ({what})",
+                            f"add --yes: dragonball remove {args.app} --yes (--keep-data "
+                            "keeps its volumes)")
+    return ask(f"remove app {args.app}, {what}, for good? type yes: ").strip() == "yes"
+
+
+def remove_app_command(args) -> int:
+    if not confirm_removal(args):
+        console.print("nothing removed")
+        return ExitStatus.OK
+    events = Events(args.json)
+    with open_apps(args) as apps:
+        done = apps.remove(args.app, args.keep_data, events)
+    if args.json:
+        console.print_json(json.dumps({"ok": not done.get("problems"), **done}))
+        return ExitStatus.OK
+    console.print(f"[green]removed[/green] app {escape(args.app)}: "
+                  f"{len(done.get('services', []))} service(s), "
+                  f"{'its network, ' if done.get('network') else ''}"
+                  f"{len(done.get('params', []))} parameter folder(s), "
+                  f"{len(done.get('volumes', []))} volume(s)")
+    for kept in done.get("kept", []):
+        console.print(f"kept: {escape(kept)} (dragonball volumes rm NAME --on SERVER)")
+    for problem in done.get("problems", []):
+        console.print(f"[yellow]left[/yellow]: {escape(problem)}")
     return ExitStatus.OK

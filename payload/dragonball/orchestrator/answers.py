@@ -89,6 +89,12 @@ def move(control, app: str, slot: str, server: str, data_lost: bool = False) -> 
     return control.move(app, slot, server, data_lost)
 
 
+def remove(control, app: str, keep_data: bool = False) -> dict:
+    """Take an app away (orchestrator/removing.py): {app, services, network, params,
+    volumes, kept, problems}."""
+    return control.remove_app(app, keep_data)
+
+
 def volumes(control) -> dict:
     """{"volumes": [{server, name, app, size, in_use, owner, why}]}: every application
     volume, the slot owning it or why none does (orchestrator.volumes)."""

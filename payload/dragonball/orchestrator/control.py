@@ -30,7 +30,7 @@ from dragonball.errors import DragonBallError, InvalidInput
 from dragonball.orchestrator import address as address_mod
 from dragonball.orchestrator import images as images_mod
 from dragonball.orchestrator import params as params_mod
-from dragonball.orchestrator import moving, planning, slotting, status as status_mod
+from dragonball.orchestrator import moving, planning, removing, slotting, status as status_mod
 from dragonball.orchestrator import volumes as volumes_mod
 from dragonball.orchestrator.execute import Executor
 from dragonball.orchestrator.observe import Observation, Observer, names_in, split_image
@@ -208,6 +208,14 @@ class Control:
             "app": app, "slot": move.slot, "from": move.source, "to": move.target,
             "data_lost": move.data_lost})
         return moving.Mover(self).run(move)
+
+    def remove_app(self, app: str, keep_data: bool = False) -> dict:
+        """`dragonball remove APP`: its services, network, parameter folders, volumes
+        (unless `keep_data`), labels and record, gone (orchestrator/removing.py); what
+        went and what stayed. AppNotApplied when the portal has no such app."""
+        services = sorted(self.spec_of(app).services)
+        return removing.AppRemoval(self.engine, self.store, self.agents, clock=self.clock,
+                                   sleep=self.sleep).run(app, services, keep_data)
 
     def volumes(self, sizes: bool = True) -> list[dict]:
         """Every application volume on every ready server, with the slot owning it or why

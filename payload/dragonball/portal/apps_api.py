@@ -10,6 +10,7 @@
     GET  /api/v1/apps/{app}/services/{name}/logs        ?tail=200: each task's last lines
     GET  /api/v1/apps/{app}/notifications               ?limit=50: newest first
     POST /api/v1/apps/{app}/slots/{slot}/move           {"to": server} -> 202 {"job": id}
+    DELETE /api/v1/apps/{app}                           ?keep_data=false: remove -> 202 {"job"}
     GET  /api/v1/volumes                                every app volume, its owner or why none
     DELETE /api/v1/volumes/{server}/{name}              remove one that no slot owns
     GET  /api/v1/images/servers                         per server, the app images it holds
@@ -230,6 +231,26 @@ def move(request: Request, body: MoveTo, app: str = Name(),
     """Move a slot's data (`store.2`) to another server, as a job: poll /api/v1/jobs/{id}."""
     return answer(lambda: {"job": start_move(request, principal, app, slot, body.to,
                                              body.data_lost).id}, 202)
+
+
+@router.delete("/apps/{app}", status_code=202)
+def remove_app(request: Request, app: str = Name(), keep_data: bool = Query(False),
+               principal: Principal = Depends(require_admin)) -> JSONResponse:
+    """Take the app away, as a job (poll /api/v1/jobs/{id}): its services, network,
+    parameter folders, volumes (unless keep_data), labels and record (404: no such app)."""
+    def start() -> dict:
+        factory = request.app.state.control_factory
+        factory().spec_of(app)   # AppNotApplied (404) before any job
+
+        def work(job: Job) -> dict:
+            control = factory()
+            control.progress = job.progress
+            return answers.remove(control, app, keep_data)
+        job = jobs_of(request).start("remove", app, work, failure=rollout_details)
+        _record(request, principal, "app.remove.requested", {"app": app, "keep_data": keep_data,
+                                                             "job": job.id})
+        return {"job": job.id}
+    return answer(start, 202)
 
 
 @router.get("/volumes")
