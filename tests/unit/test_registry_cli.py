@@ -108,3 +108,30 @@ def test_an_unreachable_registry_exits_5(archive_file, tmp_path, capsys):
     assert cli.main(args) == 5
     err = capsys.readouterr().err
     assert "no registry answers at 127.0.0.1:1" in err and "secret" not in err
+
+
+def test_some_registry_options_without_the_others_are_a_usage_error(archive_file, capsys):
+    assert cli.main(["images", "push", "--archive", str(archive_file),
+                     "--registry", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "missing: --ca, --username, --password-file" in err
+
+
+def test_on_the_portal_the_registry_comes_from_its_settings(archive_file, tmp_path, capsys):
+    """Issue 15: even on the portal as root, `images push` needed four options and the
+    credential was in a JSON file. There, none is needed: its settings say which."""
+    from portal_web_fakes import make_settings
+    settings = make_settings(tmp_path)
+    config = tmp_path / "portal.yaml"
+    config.write_text(json.dumps({k: getattr(settings, k) for k in (
+        "address", "tls_cert", "tls_key", "ca_cert", "registry", "registry_credentials",
+        "hostname", "cluster_name", "data_dir", "bin_name")}))
+    parsed = cli._parser().parse_args(["images", "push", "--archive", str(archive_file),
+                                       "--config", str(config)])
+    registry, ca, user, password = images_cli.push_target(parsed)
+    assert (registry, ca, user) == ("10.0.0.1:5000", settings.ca_cert, "dragonball")
+    assert password and "\n" not in password
+    # not a portal (no settings): the four options, said so
+    assert cli.main(["images", "push", "--archive", str(archive_file), "--config",
+                     str(tmp_path / "none.yaml")]) == 2
+    assert "give --registry, --ca, --username and --password-file" in capsys.readouterr().err

@@ -3,8 +3,12 @@ registry, and which servers hold the applied apps' images.
 
     dragonball images list [--archive FILE] [--json]
     dragonball images where [--json] [--remote]
-    dragonball images push --registry HOST:PORT --ca FILE --username U --password-file FILE
-                           [--archive FILE] [--only REF ...] [--workers N]
+    dragonball images push [--archive FILE] [--only REF ...] [--workers N]
+                           [--registry HOST:PORT --ca FILE --username U --password-file FILE]
+
+On the portal, as root, `images push` needs no registry options: the portal's registry,
+its CA and its push account come from the portal's settings (issue 15: shipping an app to
+a running cluster is `dragonball images push --archive app.bin` there, then `apply`).
 
 Without --archive both read the images section of the .bin they were started from
 (the stub passes DRAGONBALL_BIN and DRAGONBALL_BIN_SECTIONS), in place.
@@ -26,7 +30,7 @@ from rich.table import Table
 
 from dragonball.commands.app_access import open_apps, transport_options
 from dragonball.console import console
-from dragonball.errors import ExitStatus
+from dragonball.errors import DragonBallError, ExitStatus
 from dragonball.registry.client import RegistryClient, RegistryInputInvalid
 from dragonball.registry.plan import Action, image_to_push, select_images
 from dragonball.registry.push import PushProgress, push_archive
@@ -42,11 +46,13 @@ def add_images_commands(commands) -> None:
     listing.add_argument("--json", action="store_true", help="print the archive's index as JSON")
     listing.set_defaults(handler=images_list)
     push = sub.add_parser("push", help="push the archive's images to a registry, as they are")
-    push.add_argument("--registry", required=True, metavar="HOST:PORT", help="e.g. 10.0.0.5:5000")
-    push.add_argument("--ca", required=True, metavar="FILE", help="the CA that signed its certificate")
-    push.add_argument("--username", required=True, metavar="USER")
-    push.add_argument("--password-file", required=True, metavar="FILE",
+    push.add_argument("--registry", metavar="HOST:PORT",
+                      help="e.g. 10.0.0.5:5000 (default on the portal: its own registry)")
+    push.add_argument("--ca", metavar="FILE", help="the CA that signed its certificate")
+    push.add_argument("--username", metavar="USER")
+    push.add_argument("--password-file", metavar="FILE",
                       help="a file holding the password (never given on the command line)")
+    push.add_argument("--config", default=None, metavar="FILE", help=argparse.SUPPRESS)
     push.add_argument("--only", nargs="+", metavar="REF", help="push only these images")
     push.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
     _archive_option(push)
@@ -130,18 +136,47 @@ def read_password(path: str) -> str:
     return password
 
 
+REGISTRY_OPTIONS = ("registry", "ca", "username", "password_file")
+
+
+def push_target(args: argparse.Namespace) -> tuple[str, str, str, str]:
+    """(registry, CA file, user, password): all four options, or none of them on a portal
+    (its settings readable: root there), which gives its own registry and push account."""
+    given = [o for o in REGISTRY_OPTIONS if getattr(args, o)]
+    if given:
+        missing = [o for o in REGISTRY_OPTIONS if not getattr(args, o)]
+        if missing:
+            raise RegistryInputInvalid(
+                "give --registry, --ca, --username and --password-file together (missing: "
+                + ", ".join("--" + m.replace("_", "-") for m in missing) + ")",
+                "or none of them, as root on the portal: its own registry is used")
+        return args.registry, args.ca, args.username, read_password(args.password_file)
+    from dragonball.portal import settings as settings_mod
+    config = args.config or settings_mod.CONFIG_FILE
+    try:
+        settings = settings_mod.load(config)
+        username, password = settings_mod.read_registry_credentials(
+            settings.registry_credentials)
+    except DragonBallError as e:
+        raise RegistryInputInvalid(
+            f"no registry given, and this is not a portal (root) whose settings say which: "
+            f"{e.message}", "on the portal, as root, no option is needed; elsewhere give "
+            "--registry, --ca, --username and --password-file") from e
+    return settings.registry, settings.ca_cert, username, password
+
+
 def images_push(args: argparse.Namespace) -> int:
-    password = read_password(args.password_file)
+    registry, ca, username, password = push_target(args)
     with open_archive(args.archive) as archive:
         _, unknown = select_images([image_to_push(i) for i in archive.images], args.only)
         if unknown:  # before any connection
             raise RegistryInputInvalid(f"the archive holds no image {', '.join(unknown)}",
                                        "'dragonball images list' shows them")
-        with RegistryClient(args.registry, args.ca, args.username, password) as client, \
+        with RegistryClient(registry, ca, username, password) as client, \
                 _RichProgress() as progress:
             client.ping()
             result = push_archive(archive, client, args.only, args.workers, progress)
-    _summary(args.registry, result)
+    _summary(registry, result)
     return ExitStatus.OK
 
 
