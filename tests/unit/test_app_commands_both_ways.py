@@ -252,3 +252,23 @@ def test_remove_an_app_both_ways(both, monkeypatch):
         assert not [s for s in made.engine.services() if s.name.startswith("notes_")]
     status, out, err = both.same("services")              # no app any more: said so
     assert status == 3 and "no app" in (out + err).lower(), out + err
+
+
+def test_plan_on_the_portal_checks_against_the_cluster(both, tmp_path, capsys):
+    """Issue 15: `plan` on the portal accepted a missing image (apply's hint says to re-run
+    plan). Where a portal is at hand it now plans against the cluster, as apply --dry-run;
+    --offline is the check of the spec alone, which says so."""
+    spec = tmp_path / "notes.app.yaml"
+    spec.write_text(NOTES.replace("image: notes/api:0.1.0", "image: notes/api:9.9.9", 1))
+    for name in ("local", "remote"):
+        if name == "local":      # root on the portal: its settings readable here
+            both.login.unlink(missing_ok=True)
+            (tmp_path / "no-settings.yaml").write_text("settings")
+        else:                    # logged in from elsewhere
+            (tmp_path / "no-settings.yaml").unlink()
+            pl.save_login(pl.Login(URL, "/ca.crt", both.token), both.login)
+        assert main(["plan", str(spec)]) == 2, name
+        out, err = capsys.readouterr()
+        assert "notes/api:9.9.9" in out + err, (name, out + err)
+        assert main(["plan", str(spec), "--offline"]) == 0, name
+        assert "not against a cluster" in capsys.readouterr().out

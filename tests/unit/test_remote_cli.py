@@ -343,13 +343,17 @@ def test_when_a_command_goes_remote_by_itself(tmp_path, home):
     assert not app_access.use_remote(args("services"), environ)  # no login
     _logged_in(home)
     assert app_access.use_remote(args("services"), environ)  # a login, no settings
-    assert not app_access.use_remote(args("plan"), environ)  # plan: local unless --remote
+    # plan follows the same rule (issue 15: on the portal it ignored the cluster); only
+    # --offline or --observed make it a check of the spec alone (commands/spec.py)
+    assert app_access.use_remote(args("plan"), environ)
+    assert app_access.reaches_a_cluster(args("plan"), environ)
     assert app_access.use_remote(types.SimpleNamespace(command="plan", remote=True), environ)
     explicit = types.SimpleNamespace(command="services", remote=False,
                                      config=str(tmp_path / "other.yaml"))
     assert not app_access.use_remote(explicit, environ)  # --config FILE: local
     (tmp_path / "no.yaml").write_text("address: 10.0.0.1\n")  # settings readable here
     assert not app_access.use_remote(args("services"), environ)
+    assert app_access.reaches_a_cluster(args("plan"), {"XDG_CONFIG_HOME": str(tmp_path)})
 
 
 

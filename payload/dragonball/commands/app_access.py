@@ -109,16 +109,22 @@ def transport_options(parser: argparse.ArgumentParser) -> None:
 
 
 def use_remote(args, environ=os.environ) -> bool:
-    """The one rule: --remote; `plan` local; --config FILE or readable settings local;
-    else remote when a login exists."""
+    """The one rule: --remote; --config FILE or readable settings local; else remote when
+    a login exists."""
     if getattr(args, "remote", False):
         return True
-    if args.command == "plan":
-        return False  # local plan is a pure check: it needs no portal at all
     config = getattr(args, "config", None) or settings_mod.CONFIG_FILE
     if config != settings_mod.CONFIG_FILE or os.access(config, os.R_OK):
         return False
     return login_path(environ).exists()
+
+
+def reaches_a_cluster(args, environ=os.environ) -> bool:
+    """Whether a portal is at hand: --remote, the portal's settings readable here (root on
+    the portal), or a login saved."""
+    config = getattr(args, "config", None) or settings_mod.CONFIG_FILE
+    return bool(getattr(args, "remote", False)) or os.access(config, os.R_OK) or \
+        login_path(environ).exists()
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ def open_local(args) -> LocalApps:
     settings = settings_mod.load(args.config or settings_mod.CONFIG_FILE)
     store = open_store(settings)
     try:
-        control = wiring.control(settings, store=store, wait_s=args.timeout)
+        control = wiring.control(settings, store=store, wait_s=getattr(args, "timeout", 300.0))
     except BaseException:
         store.close()
         raise

@@ -1,9 +1,12 @@
-"""`dragonball plan SPEC [--json] [--observed FILE] [--remote]`: what apply would do.
-Changes nothing.
+"""`dragonball plan SPEC [--json] [--observed FILE] [--offline] [--remote]`: what apply
+would do. Changes nothing.
 
-Locally a pure check of the spec (against the observed state of `--observed`, else an empty
-cluster): it needs no portal. With `--remote` the portal plans it against what the cluster
-holds and runs (commands/apps.py, `plan_remote`)."""
+Where a portal is at hand (on the portal as root, or logged in: `reaches_a_cluster`) the
+portal plans it against what the cluster holds and runs, as `apply --dry-run` does: a
+missing image, an unknown server, a host port another app holds are problems
+(commands/apps.py, `plan_remote`). Elsewhere, or with `--offline` or `--observed FILE`, a
+pure check of the spec (against that observed state, else an empty cluster), which says
+that the cluster was not asked."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from dragonball.app import render, spec as app_spec
 from dragonball.app.model import Observed
 from dragonball.app.plan import plan
 from dragonball.commands import apps
-from dragonball.commands.app_access import use_remote
+from dragonball.commands.app_access import reaches_a_cluster
 from dragonball.console import console
 from dragonball.errors import ExitStatus
 
@@ -32,15 +35,19 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--observed", metavar="FILE",
                         help="observed state as JSON (images, servers, labels, running); "
                              "default: nothing runs, nothing else is known")
+    parser.add_argument("--offline", action="store_true",
+                        help="check the spec alone, even on the portal: no image, server "
+                             "or port of the cluster is looked at")
     parser.add_argument("--remote", action="store_true",
                         help="the portal plans it against the cluster, through its API "
                              "(dragonball login first)")
+    parser.add_argument("--config", default=None, metavar="FILE", help=argparse.SUPPRESS)
     parser.set_defaults(handler=plan_command)
     return parser
 
 
 def plan_command(args: argparse.Namespace) -> int:
-    if use_remote(args):
+    if not (args.offline or args.observed) and reaches_a_cluster(args):
         return apps.plan_remote(args)
     observed, running = observed_file.read(args.observed) if args.observed else (Observed(), {})
     found, problems = app_spec.check_file(args.spec, observed)
@@ -52,6 +59,9 @@ def plan_command(args: argparse.Namespace) -> int:
         console.print_json(render.to_json(result))
     else:
         render.print_plan(result, console)
+        if not args.observed:
+            console.print("note: checked alone, not against a cluster (no image, server or "
+                          "port was looked at): run it on the portal, or log in first")
     return ExitStatus.OK
 
 
