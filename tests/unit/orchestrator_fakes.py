@@ -13,6 +13,7 @@ import datetime
 from dragonball.agent_client import AgentError
 from dragonball.orchestrator import naming
 from dragonball.swarm import Node, ServiceState, Task
+from dragonball.swarm.model import published_ports
 
 NOW = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 #: Swarm calls that change the cluster: a refused spec must make none of them.
@@ -34,7 +35,8 @@ def state_of(spec: dict, update_state: str | None = None) -> ServiceState:
     labels = dict(spec["Labels"])
     return ServiceState(spec["Name"], labels, spec["TaskTemplate"]["ContainerSpec"]["Image"],
                         (spec["Mode"].get("Replicated") or {}).get("Replicas"),
-                        labels.get(naming.SPEC_LABEL), update_state, id=f"id-{spec['Name']}")
+                        labels.get(naming.SPEC_LABEL), update_state, id=f"id-{spec['Name']}",
+                        ports=published_ports(spec))
 
 
 class FakeSwarm:

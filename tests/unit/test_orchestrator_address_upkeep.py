@@ -68,7 +68,7 @@ def test_a_server_that_joined_later_becomes_a_peer_and_nothing_else_changes(cont
 def test_an_app_without_an_address_is_left_alone(tmp_path, control):
     path = tmp_path / "plain.app.yaml"
     path.write_text(TEXT.replace("app: notes", "app: plain").replace(
-        "    address: 10.0.0.100\n", ""))
+        "    address: 10.0.0.100\n", "").replace("published: 8080", "published: 8081"))
     control.apply(str(path))
     before = len(control.engine.mutations())
     control.engine._nodes["id-z"] = dataclasses.replace(NODES[0], id="id-z", hostname="z")

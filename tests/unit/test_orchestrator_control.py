@@ -162,8 +162,7 @@ def test_apply_rolls_out_leaves_first_with_pinned_images(tmp_path, control, engi
 def test_apply_reads_the_spec_observes_and_plans_once(tmp_path, control, engine, registry):
     prepared = control.prepare(spec_file(tmp_path))
     assert len(registry.calls) == 3      # one digest lookup per image
-    assert [c for c in engine.calls if c[0] == "services"] == [
-        ("services", {"io.dragonball.app": "notes"})]
+    assert [c for c in engine.calls if c[0] == "services"] == [("services", None)]  # once
     engine.calls.clear()
     registry.calls.clear()
     assert control.execute(prepared) is prepared.plan
@@ -363,3 +362,23 @@ def test_a_server_that_cannot_get_an_image_stops_apply_before_any_change(tmp_pat
     agents.pull_fails = {}
     control.apply(spec_file(tmp_path))      # fixed: every server gets them, then the launch
     assert {a for a, _, _ in agents.pulls} == {"10.0.0.1", "10.0.0.2"}
+
+
+def test_a_host_port_another_app_holds_is_a_problem_before_anything_changes(tmp_path,
+                                                                              control, engine):
+    """Issue 15: a host port clashing with another app was not flagged, even by apply
+    --dry-run. The other apps' published ports are observed with where their tasks run."""
+    other = {"Name": "blog_web", "Labels": {"io.dragonball.app": "blog",
+                                            "io.dragonball.service": "web"},
+             "Mode": {"Replicated": {"Replicas": 1}},
+             "TaskTemplate": {"ContainerSpec": {"Image": "blog/web:1"}},
+             "EndpointSpec": {"Ports": [{"PublishedPort": 8080, "TargetPort": 80,
+                                         "Protocol": "tcp", "PublishMode": "host"}]}}
+    engine.add(other, tasks=[task("blog_web", 1, "id-a")])
+    with pytest.raises(AppSpecInvalid) as refused:
+        control.prepare(spec_file(tmp_path))
+    assert "port 8080/tcp is published by blog/web on node-a" in str(refused.value.problems)
+    assert engine.mutations() == []
+    placed = NOTES.replace("    replicas: 1\n    ports:", "    replicas: 1\n    placement: "
+                           "{servers: [node-b]}\n    ports:", 1)
+    control.prepare(spec_file(tmp_path, placed))   # on another server: no clash

@@ -161,6 +161,13 @@ def check_ports(doc: Document, services: dict, observed: Observed) -> None:
                                 " on the same server", "publish another port, or place the "
                                 "two on different servers")
             taken.setdefault(key, []).append((name, i, where))
+            for holder, there in observed.ports.get(key, ()):
+                if where is None or there is None or where & there:
+                    on = f" on {', '.join(sorted(there))}" if there else " on every server"
+                    doc.problem(("services", name, "ports", i, "published"),
+                                f"port {port.published}/{port.protocol} is published by "
+                                f"{holder}{on}", "publish another port, or place this "
+                                "service on other servers (placement.servers)")
 
 
 def swarm_names(app: str, name: str, spec: ServiceSpec) -> list[str]:

@@ -138,6 +138,9 @@ class Observed:
     labels: dict = field(default_factory=dict)
     addresses: dict = field(default_factory=dict)   # server name -> its IPv4 address
     taken: dict = field(default_factory=dict)       # moving address -> "app/service" holding it
+    #: (port, protocol) -> [("app/service", the servers its tasks run on, None: every one)]
+    #: of the other apps' published ports
+    ports: dict = field(default_factory=dict)
 
 
 def json_schema() -> dict:

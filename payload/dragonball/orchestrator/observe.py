@@ -49,6 +49,7 @@ class Observation:
     addresses: Mapping[str, ServiceState] = field(default_factory=dict)  # service -> its
     #                                            moving address's keepalived (orchestrator.address)
     taken: Mapping[str, str] = field(default_factory=dict)  # other apps' addresses -> app/service
+    ports: Mapping[tuple, list] = field(default_factory=dict)  # other apps' published ports
     pulls: Mapping[str, str] = field(default_factory=dict)   # spec image -> registry@digest
     network: Mapping | None = None   # the app network's driver options; None: not made yet
 
@@ -59,7 +60,7 @@ class Observation:
                         servers=frozenset(n.hostname for n in self.nodes),
                         labels={n.hostname: dict(n.labels) for n in self.nodes},
                         addresses={n.hostname: n.address for n in self.nodes},
-                        taken=dict(self.taken))
+                        taken=dict(self.taken), ports=dict(self.ports))
 
     def ready_nodes(self) -> list[Node]:
         return [n for n in self.nodes if n.ready]
@@ -106,16 +107,19 @@ class Observer:
         """Nodes, the app's services and moving addresses, the pinned `images` (with the
         keepalived image among them, the other apps' addresses too: what apply checks);
         each service's tasks too when `tasks`."""
-        listed = self.swarm.services({naming.APP_LABEL: app}) if app else []
+        every = self.swarm.services() if app else []    # one listing: this app's and others'
+        listed = [s for s in every if s.labels.get(naming.APP_LABEL) == app]
         services, addresses = self.by_unit(listed), self.by_address(listed)
         found = {name: tuple(self.swarm.tasks(state.name))
                  for name, state in {**services, **_address_units(addresses)}.items()
                  } if tasks else {}
-        taken = self.taken(app) if ADDRESS_IMAGE in images else {}
+        taken = self.taken(app, every) if ADDRESS_IMAGE in images else {}
         pinned, pulls = self.pin(images)
         network = self.swarm.network_options(naming.network(app)) if app else None
-        return Observation(app, tuple(self.swarm.nodes()), services, pinned, found,
-                           addresses=addresses, taken=taken, pulls=pulls, network=network)
+        nodes = tuple(self.swarm.nodes())
+        return Observation(app, nodes, services, pinned, found, addresses=addresses,
+                           taken=taken, pulls=pulls, network=network,
+                           ports=self.ports_of_others(app, nodes, every))
 
     def services(self, app: str) -> dict:
         """unit name -> ServiceState of the app's services on Swarm (by their labels): the
@@ -137,12 +141,31 @@ class Observer:
         return {s.labels[naming.ADDRESS_LABEL]: s for s in listed
                 if s.labels.get(naming.ADDRESS_LABEL)}
 
-    def taken(self, app: str) -> dict:
-        """The moving addresses of every other app: address -> "app/service"."""
+    def taken(self, app: str, every=None) -> dict:
+        """The moving addresses of every other app: address -> "app/service" (`every`: the
+        services as listed already)."""
         return {s.labels.get(naming.ADDRESS_IP_LABEL, ""):
                 f"{s.labels.get(naming.APP_LABEL)}/{s.labels[naming.ADDRESS_LABEL]}"
-                for s in self.swarm.services()
+                for s in (self.swarm.services() if every is None else every)
                 if s.labels.get(naming.ADDRESS_LABEL) and s.labels.get(naming.APP_LABEL) != app}
+
+    def ports_of_others(self, app: str, nodes, every) -> dict:
+        """(port, protocol) -> [("app/service", where)] of every other app's published
+        ports: `where`, the hostnames its running tasks are on (host mode), or None for an
+        ingress port (every server)."""
+        hostnames = {n.id: n.hostname for n in nodes}
+        found: dict = {}
+        for state in every:
+            other = state.labels.get(naming.APP_LABEL)
+            if not other or other == app or not state.ports:
+                continue
+            holder = f"{other}/{state.labels.get(naming.SERVICE_LABEL) or state.name}"
+            on = frozenset(hostnames.get(t.node_id, t.node_id)
+                           for t in self.swarm.tasks(state.name) if t.desired_state == "running")
+            for port, protocol, mode in state.ports:
+                found.setdefault((port, protocol), []).append(
+                    (holder, None if mode == "ingress" else on))
+        return found
 
     def pin(self, images) -> tuple[dict, dict]:
         """({spec image: its image ID}, {spec image: `<registry>/<repository>@<digest>`}),

@@ -62,6 +62,8 @@ class ServiceState:
     running: int | None = None       # ServiceStatus.RunningTasks (known from a listing)
     desired: int | None = None       # ServiceStatus.DesiredTasks (known from a listing)
     id: str = ""
+    #: its published ports: (port, protocol, "host" or "ingress")
+    ports: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,17 @@ def service_of(data: dict) -> ServiceState:
         spec_hash=labels.get(SPEC_HASH_LABEL),
         update_state=(data.get("UpdateStatus") or {}).get("State"),
         running=counts.get("RunningTasks"), desired=counts.get("DesiredTasks"),
-        id=data.get("ID", ""))
+        id=data.get("ID", ""), ports=published_ports(spec))
+
+
+def published_ports(spec: dict) -> tuple:
+    """((port, protocol, mode), ...) a service's spec publishes (pure)."""
+    found = []
+    for port in (spec.get("EndpointSpec") or {}).get("Ports") or ():
+        if port.get("PublishedPort"):
+            found.append((int(port["PublishedPort"]), port.get("Protocol") or "tcp",
+                          port.get("PublishMode") or "ingress"))
+    return tuple(found)
 
 
 def task_of(data: dict) -> Task:
