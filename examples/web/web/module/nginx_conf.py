@@ -47,9 +47,11 @@ def api_location(backends: list[str], servers: list[dict], missing: list[str]) -
             proxy_next_upstream_timeout {PROXY_RETRY_WINDOW};
             proxy_connect_timeout {CONNECT_TIMEOUT};
             proxy_read_timeout 30s;
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;
             proxy_set_header X-Real-IP $remote_addr;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
             error_page 502 504 = @api_unavailable;
         }}
 
