@@ -113,9 +113,14 @@ def check_images(doc: Document, name: str, spec: ServiceSpec, observed: Observed
         return
     known = {normal_image(i) for i in observed.images}
     if normal_image(spec.image) not in known:
+        # the push first: a near name in the registry is often another app's image, not a
+        # typo of this one (issue 15: the hint named the wrong image)
+        near = did_you_mean(normal_image(spec.image), known)
         doc.problem(("services", name, "image"), f"image {spec.image!r} is not in the "
-                    "portal registry", did_you_mean(normal_image(spec.image), known) or
-                    "push it first (dragonball images push), or fix its name or tag")
+                    "portal registry", "push the release that holds it first (on the "
+                    "portal: ./DragonBall-<version>.bin images push)"
+                    + (f", or fix its name or tag ({near})" if near else
+                       ", or fix its name or tag"))
 
 
 def check_placement(doc: Document, name: str, spec: ServiceSpec, observed: Observed) -> None:

@@ -12,6 +12,10 @@ from dragonball.app.plan import Plan
 _STYLE = {"start": "green", "change": "yellow", "keep": "dim", "stop": "red"}
 
 
+#: An image column is as wide as its longest name, up to this.
+IMAGE_WIDTH_MAX = 60
+
+
 def to_json(plan: Plan) -> str:
     return json.dumps(plan.to_dict(), indent=2)
 
@@ -38,8 +42,12 @@ def print_plan(plan: Plan, console: Console) -> None:
 
 def _table(title: str, wave: tuple) -> Table:
     table = Table(title=title, title_justify="left")
+    widest = min(max((len(step.image or "") for step in wave), default=5), IMAGE_WIDTH_MAX)
     for column in ("service", "kind", "action", "image", "replicas", "why"):
-        table.add_column(column, overflow="fold")
+        # an image name is read whole (issue 15: tables wrapped them): its column is as wide
+        # as the longest, up to IMAGE_WIDTH_MAX; the reasons wrap instead
+        table.add_column(column, overflow="fold", no_wrap=column == "image",
+                         min_width=widest if column == "image" else None)
     for step in wave:
         style = _STYLE[step.action]
         table.add_row(step.service, step.kind, f"[{style}]{step.action}[/{style}]", step.image,
