@@ -35,6 +35,9 @@ TARGETS = {
     "bare-trixie": "dragonball-bare:trixie, the same server on Debian 13 (glibc 2.41)",
     "examples": "the base image, then every examples/<name>/Dockerfile as "
                 "dragonball-example/<name>:latest",
+    "module": "one module's image from DIR (its Dockerfile, FROM dragonballbase; its module "
+              "folder DIR/<name> checked against the spec first) as "
+              "dragonball-module/<name>:latest, on the base image (both cached)",
     "keygen": "a new Ed25519 release-signing key pair in --keys DIR (default: keys/)",
     "bin": "the release (default): dist/DragonBall-<version>.bin, dist/manifest.json, "
            "dist/SHA256SUMS, from --release FILE",
@@ -51,6 +54,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", nargs="?", default="bin", choices=TARGETS,
                         help="what to build (default: bin)")
+    parser.add_argument("dir", nargs="?", type=pathlib.Path, metavar="DIR",
+                        help="module: the folder holding the module's Dockerfile")
     parser.add_argument("--release", type=pathlib.Path, default=REPO_ROOT / "release.yaml",
                         help="the release manifest (default: release.yaml)")
     parser.add_argument("--dist", type=pathlib.Path, default=REPO_ROOT / "dist",
@@ -100,6 +105,13 @@ def run(args: argparse.Namespace, reporter: Reporter) -> None:
         if target == "bin":
             result = bundle.build_bin(env, args.release, args.dist, args.sign_key)
             _print_bin_summary(reporter, result, time.monotonic() - started)
+            return
+        if target == "module":
+            plan = pipeline.plan_build(env, with_examples=False)
+            module = pipeline.module_build(args.dir)     # checked before the base is built
+            built = [pipeline.build_base(env, plan), pipeline.build_example(env, module,
+                                                                            plan.mirror)]
+            _print_summary(reporter, engine, built, time.monotonic() - started)
             return
         if target in ("bare", "bare-bullseye", "bare-trixie"):
             suite = target.partition("-")[2] or None

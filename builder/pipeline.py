@@ -133,6 +133,36 @@ def ensure_rootfs_image(env: BuildEnv, recipe: Recipe, key: str, mirror: str) ->
     return tag
 
 
+MODULE_REPOSITORY = "dragonball-module"
+
+
+def module_build(folder: pathlib.Path | None) -> images.ExampleBuild:
+    """`build.py module DIR`: DIR's Dockerfile, tagged dragonball-module/<DIR's name>:latest;
+    its module folder DIR/<name> (when there) checked against the module spec first.
+    BuildInputInvalid says what is wrong and changes nothing."""
+    from dragonball.module import scan, validate
+    if folder is None:
+        raise BuildInputInvalid("build.py module needs the module's folder",
+                                "e.g. python build.py module examples/web")
+    folder = folder.resolve()
+    name = folder.name
+    if not (folder / "Dockerfile").is_file():
+        raise BuildInputInvalid(f"{folder} has no Dockerfile",
+                                "give the folder whose Dockerfile builds the module "
+                                "(FROM dragonballbase, docs/module-spec.md)")
+    problems = images.example_problems([name])
+    if problems:
+        raise BuildInputInvalid(problems[0].replace("examples/", ""), "rename the folder")
+    if (folder / name).is_dir():
+        _, found = validate(scan(str(folder / name)))
+        if found:
+            raise BuildInputInvalid(
+                f"{folder / name} does not follow the module spec:\n" +
+                "\n".join(f"  - {p.path}: {p.message} ({p.hint})" for p in found),
+                "fix the listed files (dragonball module check shows the same)")
+    return images.ExampleBuild(name, str(folder), f"{MODULE_REPOSITORY}/{name}:latest")
+
+
 def build_example(env: BuildEnv, example: images.ExampleBuild, mirror: str) -> str:
     """Build one example module image; return its tag."""
     with env.reporter.step(f"build {example.tag}") as step:

@@ -101,3 +101,29 @@ def test_a_failed_step_names_the_step_and_the_output():
     message = failure.value.message
     assert "building base:t failed at Step 6/9 : RUN apt-install nope" in message
     assert "non-zero code: 100" in message and "E: no package nope" in message
+
+
+def test_a_module_folder_is_checked_before_anything_is_built(tmp_path):
+    """`build.py module DIR` (issue 15: no single-module build): the folder's Dockerfile,
+    its name as an image name, its module folder against the spec, all before the base."""
+    from builder import pipeline
+    from builder.errors import BuildInputInvalid
+    with pytest.raises(BuildInputInvalid, match="needs the module's folder"):
+        pipeline.module_build(None)
+    with pytest.raises(BuildInputInvalid, match="has no Dockerfile"):
+        pipeline.module_build(tmp_path)
+    bad = tmp_path / "Bad Name"
+    bad.mkdir()
+    (bad / "Dockerfile").write_text("FROM dragonballbase:bookworm\n")
+    with pytest.raises(BuildInputInvalid, match="not a valid image name"):
+        pipeline.module_build(bad)
+    wiki = tmp_path / "wiki"
+    (wiki / "wiki" / "action" / "start").mkdir(parents=True)
+    (wiki / "Dockerfile").write_text("FROM dragonballbase:bookworm\n")
+    (wiki / "wiki" / "action" / "start" / "1_run.sh").write_text("exec true\n")
+    with pytest.raises(BuildInputInvalid) as refused:
+        pipeline.module_build(wiki)
+    assert "action/start/1_run.sh: is not executable" in refused.value.message
+    assert "action/status/: is missing" in refused.value.message
+    good = pipeline.module_build(pipeline.REPO_ROOT / "examples" / "web")
+    assert good.tag == "dragonball-module/web:latest" and good.context.endswith("examples/web")
