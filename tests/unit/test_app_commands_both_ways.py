@@ -272,3 +272,19 @@ def test_plan_on_the_portal_checks_against_the_cluster(both, tmp_path, capsys):
         assert "notes/api:9.9.9" in out + err, (name, out + err)
         assert main(["plan", str(spec), "--offline"]) == 0, name
         assert "not against a cluster" in capsys.readouterr().out
+
+
+def test_a_value_shared_by_two_services_is_set_once(both):
+    """Issue 15: a secret shared by two services had to be set twice. NAME may list them:
+    each service's types checked before either is set."""
+    status, out, err = both.same("params", "set", "api,web", "greeting=x")   # web has none
+    assert status == 2 and "greeting" in out + err
+    for made in both.portals.values():
+        assert AppStore(made.store).params("notes", "api")[1] == {}        # nothing set
+    status, out, _ = both.same("params", "set", "api,web", "listen_port=8090", "--json")
+    answer = _json((status, out))
+    assert status == 0 and answer["ok"] and answer["service"] == "api,web"
+    assert {t["service"] for t in answer["tasks"]} == {"api", "web"}
+    for made in both.portals.values():
+        for name in ("api", "web"):
+            assert AppStore(made.store).params("notes", name)[1] == {"listen_port": 8090}

@@ -88,7 +88,8 @@ def _register_params(commands) -> None:
     get.set_defaults(handler=params_get_command)
     put = sub.add_parser("set", help="set parameters: validated, kept on the portal, "
                                      "delivered to every task (config_change)")
-    put.add_argument("name")
+    put.add_argument("name", help="the service, or several: api,worker (a value they "
+                                    "share, set once; each checked before any is set)")
     put.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
     put.add_argument("--unset", action="append", default=[], metavar="KEY",
                      help="back to the spec's default")
@@ -230,17 +231,29 @@ def params_get_command(args) -> int:
 
 
 def params_set_command(args) -> int:
-    """KEY=VALUE texts typed by the service's own parameter types (params.assignments, the
-    one parser), then set; exit 1 when a task refused them."""
+    """KEY=VALUE texts typed by each service's own parameter types (params.assignments, the
+    one parser), every service's checked before any is set (NAME may list several,
+    `api,worker`: a secret they share set once); exit 1 when a task refused them."""
     texts = args.assignments + read_values(args)
     if not texts and not args.unset:
         raise params_mod.ParamsInvalid("nothing to set", "give KEY=VALUE, --stdin KEY, "
                                        "--from-file KEY=FILE, or --unset KEY")
+    names = list(dict.fromkeys(n.strip() for n in args.name.split(",") if n.strip()))
+    if not names:
+        raise params_mod.ParamsInvalid(f"{args.name!r} names no service",
+                                       "give NAME, or several: api,worker")
     given = read_spec(args.spec) if args.spec else None
     with open_apps(args) as apps:
-        app, types, secrets = _params_of(args, apps, given)
-        values = params_mod.assignments(args.name, texts, types)
-        answer = apps.set_params(app, args.name, values, args.unset, given)
+        checked, secrets = [], set()
+        for name in names:     # every one checked before anything is set
+            app, types, secret = _params_of(args, apps, given, name)
+            checked.append((name, params_mod.assignments(name, texts, types)))
+            secrets |= secret
+        answers = [apps.set_params(app, name, values, args.unset, given)
+                   for name, values in checked]
+    answer = {"ok": all(a["ok"] for a in answers),
+              "tasks": [t for a in answers for t in a.get("tasks", [])],
+              "restored": any(a.get("restored") for a in answers)}
     exposed = sorted({t.partition("=")[0].strip() for t in args.assignments} & secrets)
     if exposed:
         sys.stderr.write(f"note: {', '.join(exposed)} "
@@ -261,22 +274,23 @@ def params_set_command(args) -> int:
     return ExitStatus.OK if answer["ok"] else ExitStatus.FAILED
 
 
-def _params_of(args, apps, given: tuple[str, str] | None) -> tuple[str, dict, set]:
-    """(the app, {key: type}, the secret keys) of service `args.name`: the applied spec's,
-    or, for an app not applied yet, the one given with --spec."""
+def _params_of(args, apps, given: tuple[str, str] | None,
+               name: str) -> tuple[str, dict, set]:
+    """(the app, {key: type}, the secret keys) of service `name`: the applied spec's, or,
+    for an app not applied yet, the one given with --spec."""
     applied = apps.apps()
     if given is not None:
         spec = app_spec.load(*given)
         app = getattr(args, "app", None) or spec.app
         if app not in applied:
-            service = spec.services.get(args.name)
+            service = spec.services.get(name)
             if service is None:
-                raise UnknownService(args.name, spec.services)
+                raise UnknownService(name, spec.services)
             return app, {k: p.type for k, p in service.parameters.items()}, \
                 {k for k, p in service.parameters.items() if p.secret}
     else:
         app = getattr(args, "app", None) or the_only_app(applied)
-    known = apps.params(app, args.name)["parameters"]
+    known = apps.params(app, name)["parameters"]
     return app, {key: item.get("type") for key, item in known.items()}, \
         {key for key, item in known.items() if item.get("secret")}
 
