@@ -27,7 +27,7 @@ from rich.table import Table
 from dragonball import __version__
 from dragonball.commands import answers, apps, certs, data, images, install, portal, preflight
 from dragonball.commands import release
-from dragonball.commands import account, remote, spec
+from dragonball.commands import account, module_run, remote, spec
 from dragonball.console import console, err_console
 from dragonball.errors import ClientError, DragonBallError, ExitStatus
 from dragonball.module import scan, validate
@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("dir", help="the module folder (the one holding action/)")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(handler=_module_check)
+    module_run.register(module_commands)
     release.register(commands)
     preflight.register(commands)
     install.register(commands)
