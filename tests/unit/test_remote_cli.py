@@ -6,6 +6,7 @@ when a command goes remote by itself. The portal is the real app (or the apps st
 from __future__ import annotations
 
 import io
+import pathlib
 import json
 import stat
 import types
@@ -381,3 +382,14 @@ def test_the_app_commands_against_the_real_apps_api(home, tmp_path, monkeypatch,
         assert _out(capsys)["apps"]["notes"]["total"] == 3
     finally:
         made.store.close()
+
+
+def test_plan_with_a_login_whose_portal_is_gone_checks_the_spec_alone(home, ca, capsys):
+    """A saved login to a portal that no longer answers does not stop `plan` from checking
+    the spec (it says the portal did not answer); `--remote` still fails (exit 5)."""
+    pl.save_login(pl.Login("https://127.0.0.1:1", ca, "t"), home / "dragonball" / "portal.json")
+    spec = str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "notes.app.yaml")
+    assert main(["plan", spec]) == 0
+    out = capsys.readouterr().out
+    assert "the portal did not answer" in out and "checked alone" in out
+    assert main(["plan", spec, "--remote"]) == 5

@@ -20,7 +20,7 @@ from dragonball.app.plan import plan
 from dragonball.commands import apps
 from dragonball.commands.app_access import reaches_a_cluster
 from dragonball.console import console
-from dragonball.errors import ExitStatus
+from dragonball.errors import Category, DragonBallError, ExitStatus
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -47,8 +47,14 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def plan_command(args: argparse.Namespace) -> int:
+    unanswered = ""
     if not (args.offline or args.observed) and reaches_a_cluster(args):
-        return apps.plan_remote(args)
+        try:
+            return apps.plan_remote(args)
+        except DragonBallError as e:   # a saved login whose portal is gone: checked alone
+            if args.remote or e.category is not Category.UNAVAILABLE:
+                raise
+            unanswered = f"the portal did not answer ({e.message}); "
     observed, running = observed_file.read(args.observed) if args.observed else (Observed(), {})
     found, problems = app_spec.check_file(args.spec, observed)
     if problems:
@@ -60,8 +66,9 @@ def plan_command(args: argparse.Namespace) -> int:
     else:
         render.print_plan(result, console)
         if not args.observed:
-            console.print("note: checked alone, not against a cluster (no image, server or "
-                          "port was looked at): run it on the portal, or log in first")
+            console.print(f"note: {unanswered}checked alone, not against a cluster (no "
+                          "image, server or port was looked at): run it on the portal, or "
+                          "log in first", markup=False)
     return ExitStatus.OK
 
 
