@@ -29,7 +29,7 @@ import time
 from rich.markup import escape
 
 from dragonball.console import console
-from dragonball.errors import (DragonBallError, ExitStatus, Failed, InvalidInput, NotFound,
+from dragonball.errors import (ExitStatus, Failed, InvalidInput, NotFound, SupervisorError,
                                Unavailable)
 from dragonball.shared.childenv import child_environment
 
@@ -44,23 +44,19 @@ START_TIMEOUT_S = 120.0
 LOG_LINES = 30
 
 
-class ModuleRunError(DragonBallError):
-    """A local run of a module did not go."""
-
-
-class RunFailed(ModuleRunError, Failed):
+class RunFailed(SupervisorError, Failed):
     """It exited, or was not healthy in time."""
 
 
-class RunInvalid(ModuleRunError, InvalidInput):
+class RunInvalid(SupervisorError, InvalidInput):
     """A bad --param."""
 
 
-class ImageMissing(ModuleRunError, NotFound):
+class ImageMissing(SupervisorError, NotFound):
     """No image of the module, or no container of that name."""
 
 
-class EngineUnavailable(ModuleRunError, Unavailable):
+class EngineUnavailable(SupervisorError, Unavailable):
     """No docker command, or the engine does not answer."""
 
 
