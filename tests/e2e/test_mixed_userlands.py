@@ -36,14 +36,7 @@ def mixed(make_lab, release_bin):
     lab = make_lab(servers=3, internal=True, images=USERLANDS)
     path, _ = release_bin
     cluster = LabCluster(lab, path)
-    cluster.copy_bin()
-    portal = cluster.install("s1", cluster.portal_answers("s1"))
-    assert portal.ok, portal.output
-    codes = {s: cluster.enroll() for s in ("s2", "s3")}
-    runs = cluster.install_many({s: cluster.device_answers(s, codes[s]) for s in codes})
-    for server, run in runs.items():
-        assert run.ok, f"{server}:\n{run.output}"
-    cluster.runs = {"s1": portal, **runs}
+    cluster.runs = cluster.install_cluster()   # the portal on s1, then s2 and s3 at once
     return cluster
 
 

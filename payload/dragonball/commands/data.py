@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from rich.markup import escape
 from rich.table import Table
 
 from dragonball.commands.app_access import open_apps, transport_options
-from dragonball.portal_client import PortalInvalid
+from dragonball.commands.remote import ask_yes
 from dragonball.commands.apps import Events, _app, _options
 from dragonball.console import console
 from dragonball.errors import ExitStatus
@@ -141,15 +140,11 @@ def remove_volume_command(args) -> int:
 
 def confirm_removal(args, stdin=None, ask=None) -> bool:
     """--yes, or 'yes' typed on a terminal; PortalInvalid (exit 2) without either."""
-    stdin, ask = stdin or sys.stdin, ask or input
-    if args.yes:
-        return True
     what = "its services and parameters" + ("" if args.keep_data else " and its DATA (volumes)")
-    if not stdin.isatty():
-        raise PortalInvalid(f"no terminal to confirm removing app {args.app} ({what})",
-                            f"add --yes: dragonball remove {args.app} --yes (--keep-data "
-                            "keeps its volumes)")
-    return ask(f"remove app {args.app}, {what}, for good? type yes: ").strip() == "yes"
+    return ask_yes(args.yes, f"remove app {args.app}, {what}, for good? type yes: ",
+                   f"no terminal to confirm removing app {args.app} ({what})",
+                   f"add --yes: dragonball remove {args.app} --yes (--keep-data keeps its "
+                   "volumes)", stdin, ask)
 
 
 def remove_app_command(args) -> int:

@@ -237,15 +237,22 @@ def logout_command(args) -> int:
     return ExitStatus.OK
 
 
-def confirm(args, stdin=None, ask=None) -> bool:
-    """--yes, or a 'yes' typed on a terminal; PortalInvalid without either."""
+def ask_yes(yes: bool, question: str, refusal: str, hint: str, stdin=None, ask=None) -> bool:
+    """`yes` (--yes), or 'yes' typed on a terminal to `question`; PortalInvalid (exit 2)
+    with `refusal` and `hint` when there is neither."""
     stdin, ask = stdin or sys.stdin, ask or input
-    if args.yes:
+    if yes:
         return True
     if not stdin.isatty():
-        raise PortalInvalid("no terminal to confirm the removal on",
-                            f"add --yes: dragonball devices remove {args.name} --yes")
-    return ask(f"remove {args.name} from the cluster for good? type yes: ").strip() == "yes"
+        raise PortalInvalid(refusal, hint)
+    return ask(question).strip() == "yes"
+
+
+def confirm(args, stdin=None, ask=None) -> bool:
+    """--yes, or a 'yes' typed on a terminal; PortalInvalid without either."""
+    return ask_yes(args.yes, f"remove {args.name} from the cluster for good? type yes: ",
+                   "no terminal to confirm the removal on",
+                   f"add --yes: dragonball devices remove {args.name} --yes", stdin, ask)
 
 
 def remove_command(args) -> int:

@@ -126,54 +126,50 @@ def rollout_details(e: DragonBallError) -> dict | None:
 
 
 # -- the lifecycle, as jobs -------------------------------------------------------------------
-def start_lifecycle(request: Request, principal: Principal, app: str, name: str,
-                    action: str) -> Job:
-    """Start `action` of `app`'s service `name` as a job (the pages share this)."""
+def start_job(request: Request, principal: Principal, kind: str, app: str, carry_out,
+              event: str, detail: dict, service: str | None = None) -> Job:
+    """`carry_out(control)` as a job of `kind` on `app`, with a Control of its own that
+    reports the job's progress; `event` in the audit log with `detail` and the job's id."""
     factory = request.app.state.control_factory
-    known_service(factory(), app, name)
 
     def work(job: Job) -> dict:
         control = factory()
         control.progress = job.progress
-        return answers.act(control, action, app, name)
-    job = jobs_of(request).start(action, app, work, service=name, failure=rollout_details)
-    _record(request, principal, f"app.{action}", {"app": app, "service": name, "job": job.id})
+        return carry_out(control)
+    job = jobs_of(request).start(kind, app, work, service=service, failure=rollout_details)
+    _record(request, principal, event, {**detail, "job": job.id})
     return job
+
+
+def start_lifecycle(request: Request, principal: Principal, app: str, name: str,
+                    action: str) -> Job:
+    """Start `action` of `app`'s service `name` as a job (the pages share this)."""
+    known_service(request.app.state.control_factory(), app, name)
+    return start_job(request, principal, action, app,
+                     lambda control: answers.act(control, action, app, name),
+                     f"app.{action}", {"app": app, "service": name}, service=name)
 
 
 def start_apply(request: Request, principal: Principal, text: str, file: str) -> Job:
     """Check a spec text against the cluster and plan it (AppSpecInvalid: no job), then
     roll that plan out as a job."""
-    factory = request.app.state.control_factory
-    prepared = factory().prepare_text(text, file)  # read, observed and planned once
+    # read, observed and planned once
+    prepared = request.app.state.control_factory().prepare_text(text, file)
     app = prepared.spec.app
-
-    def work(job: Job) -> dict:
-        control = factory()
-        control.progress = job.progress
-        return answers.apply(control, prepared, file)
-    job = jobs_of(request).start("apply", app, work, failure=rollout_details)
-    _record(request, principal, "app.apply.requested", {"app": app, "file": file,
-                                                        "job": job.id})
-    return job
+    return start_job(request, principal, "apply", app,
+                     lambda control: answers.apply(control, prepared, file),
+                     "app.apply.requested", {"app": app, "file": file})
 
 
 def start_move(request: Request, principal: Principal, app: str, slot: str,
                server: str, data_lost: bool = False) -> Job:
     """Check the move whole (a refusal: no job, nothing changed), then carry it out as a job
     (one app-changing job at a time: an apply or another move answers 409)."""
-    factory = request.app.state.control_factory
-    factory().check_move(app, slot, server, data_lost)
-
-    def work(job: Job) -> dict:
-        control = factory()
-        control.progress = job.progress
-        return answers.move(control, app, slot, server, data_lost)
-    job = jobs_of(request).start("move", app, work, service=slot, failure=rollout_details)
-    _record(request, principal, "app.move.requested", {"app": app, "slot": slot,
-                                                       "to": server, "data_lost": data_lost,
-                                                       "job": job.id})
-    return job
+    request.app.state.control_factory().check_move(app, slot, server, data_lost)
+    return start_job(request, principal, "move", app,
+                     lambda control: answers.move(control, app, slot, server, data_lost),
+                     "app.move.requested", {"app": app, "slot": slot, "to": server,
+                                            "data_lost": data_lost}, service=slot)
 
 
 def set_params(request: Request, app: str, name: str, values: dict, unset: list,
@@ -239,17 +235,11 @@ def remove_app(request: Request, app: str = Name(), keep_data: bool = Query(Fals
     """Take the app away, as a job (poll /api/v1/jobs/{id}): its services, network,
     parameter folders, volumes (unless keep_data), labels and record (404: no such app)."""
     def start() -> dict:
-        factory = request.app.state.control_factory
-        factory().spec_of(app)   # AppNotApplied (404) before any job
-
-        def work(job: Job) -> dict:
-            control = factory()
-            control.progress = job.progress
-            return answers.remove(control, app, keep_data)
-        job = jobs_of(request).start("remove", app, work, failure=rollout_details)
-        _record(request, principal, "app.remove.requested", {"app": app, "keep_data": keep_data,
-                                                             "job": job.id})
-        return {"job": job.id}
+        request.app.state.control_factory().spec_of(app)   # AppNotApplied (404): no job
+        return {"job": start_job(request, principal, "remove", app,
+                                 lambda control: answers.remove(control, app, keep_data),
+                                 "app.remove.requested",
+                                 {"app": app, "keep_data": keep_data}).id}
     return answer(start, 202)
 
 
