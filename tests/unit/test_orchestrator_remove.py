@@ -4,6 +4,8 @@ orchestrator's fakes."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from dragonball.app.errors import AppNotApplied
@@ -56,3 +58,15 @@ def test_what_could_not_go_is_said_and_the_rest_still_goes(applied, engine, agen
     assert done["network"] is False
     assert any("the network notes_net stays" in p for p in done["problems"])
     assert applied.store.apps() == []      # the record goes: nothing of the app runs
+
+
+def test_a_server_that_is_down_keeps_its_folders_and_says_so(applied, engine, agents):
+    """A power cut on one server during the removal: the rest goes, and the answer names
+    what stays on it (its parameter folders and volumes) until it is cleaned by hand."""
+    engine._nodes["id-b"] = dataclasses.replace(engine._nodes["id-b"], ready=False)
+    agents.held = {"10.0.0.1": ["notes_store-1_data"], "10.0.0.2": ["notes_api_x"]}
+    done = applied.remove_app("notes")
+    assert any(p.startswith("node-b down") for p in done["problems"]), done["problems"]
+    assert not [c for c in agents.calls if c[1] == "10.0.0.2"]      # nothing asked of it
+    assert done["volumes"] == ["node-a:notes_store-1_data"]
+    assert agents.held["10.0.0.2"] == ["notes_api_x"] and applied.store.apps() == []
