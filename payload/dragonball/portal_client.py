@@ -183,11 +183,11 @@ class PortalClient:
                           json={"to": server, "data_lost": data_lost})
         return self._job_started(found)
 
-    def remove_app(self, app: str, keep_data: bool = False) -> str:
-        """Start a job taking the app away (services, network, folders, volumes unless
-        `keep_data`, its record); its id."""
+    def remove_app(self, app: str, purge_data: str | None = None) -> str:
+        """Start a job taking the app away (services, network, folders, its record; its
+        volumes only when `purge_data` is its name typed again); its id."""
         found = self.call("DELETE", f"/api/v1/apps/{_seg(app)}",
-                          params={"keep_data": "true" if keep_data else "false"})
+                          params={} if purge_data is None else {"purge_data": purge_data})
         return self._job_started(found)
 
     def volumes(self) -> list[dict]:

@@ -240,18 +240,77 @@ def test_params_before_the_first_apply_with_its_spec(both, tmp_path):
 
 def test_remove_an_app_both_ways(both, monkeypatch):
     """`dragonball remove APP`: confirmed (--yes, or 'yes' on a terminal), then its
-    services, network, folders and record gone; the other app's commands work again."""
+    services, network, folders and record gone, its volumes kept and listed by server
+    and name; the other app's commands work again."""
+    both.each(lambda made: setattr(made.agents, "held", {"10.0.0.1": ["notes_store-1_data"]}))
     status, out, err = both.same("remove", "notes")        # no terminal, no --yes
     assert status == 2 and "--yes" in out + err
-    assert both.same("remove", "nope", "--yes")[0] == 3
+    status, out, err = both.same("remove", "nope", "--yes")
+    assert status == 3 and "nope" in out + err and "applied: notes" in out + err
     status, out, _ = both.same("remove", "notes", "--yes", "--json")
     done = _json((status, out))
     assert status == 0 and done["app"] == "notes" and "notes_api" in done["services"]
+    assert done["kept"] == [{"server": "node-a", "name": "notes_store-1_data"}]
+    assert done["volumes"] == [] and done["purge_data"] is False
     for made in both.portals.values():
         assert AppStore(made.store).apps() == []
         assert not [s for s in made.engine.services() if s.name.startswith("notes_")]
+        assert made.agents.held == {"10.0.0.1": ["notes_store-1_data"]}
     status, out, err = both.same("services")              # no app any more: said so
     assert status == 3 and "no app" in (out + err).lower(), out + err
+
+
+def test_remove_says_each_volume_it_kept(both):
+    both.each(lambda made: setattr(made.agents, "held", {"10.0.0.1": ["notes_store-1_data"]}))
+    status, out, _ = both.same("remove", "notes", "--yes", "--keep-data")   # the old flag
+    assert status == 0 and "kept its data, 1 volume(s)" in out
+    assert "notes_store-1_data on node-a" in out and "volumes rm NAME --on SERVER" in out
+
+
+@pytest.mark.parametrize("argv", [("--purge-data", "note"), ("--purge-data", ""),
+                                  ("--purge-data",), ("--purge-data", "Notes", "--yes")],
+                         ids=" ".join)
+def test_purge_data_without_the_name_typed_again_changes_nothing(both, argv):
+    both.each(lambda made: setattr(made.agents, "held", {"10.0.0.1": ["notes_store-1_data"]}))
+    status, out, err = both.same("remove", "notes", *argv)
+    assert status == 2 and "--purge-data notes" in out + err, out + err
+    for made in both.portals.values():
+        assert AppStore(made.store).apps() == ["notes"]
+        assert made.agents.held == {"10.0.0.1": ["notes_store-1_data"]}
+
+
+def test_purge_data_with_the_name_typed_again_deletes_the_volumes_too(both):
+    both.each(lambda made: setattr(made.agents, "held", {"10.0.0.1": ["notes_store-1_data"]}))
+    status, out, _ = both.same("remove", "notes", "--purge-data", "notes", "--json")
+    done = _json((status, out))
+    assert status == 0 and done["purge_data"] is True and done["kept"] == []
+    assert done["volumes"] == [{"server": "node-a", "name": "notes_store-1_data"}]
+    for made in both.portals.values():
+        assert made.agents.held == {"10.0.0.1": []} and AppStore(made.store).apps() == []
+
+
+def test_the_api_refuses_another_name_before_any_job(both):
+    client = both.portals["remote"].client
+    headers = {"Authorization": f"Bearer {both.token}"}
+    answer = client.delete("/api/v1/apps/notes", params={"purge_data": "wiki"},
+                           headers=headers)
+    assert answer.status_code == 422 and "'wiki'" in answer.json()["error"]
+    assert client.delete("/api/v1/apps/nope", params={"purge_data": "nope"},
+                         headers=headers).status_code == 404
+    assert AppStore(both.portals["remote"].store).apps() == ["notes"]
+
+
+@pytest.mark.parametrize("argv", [
+    ("services", "--app", "nope"), ("params", "get", "api", "--app", "nope"),
+    ("params", "set", "api", "greeting=x", "--app", "nope"), ("logs", "api", "--app", "nope"),
+    ("stop", "api", "--app", "nope"), ("notifications", "--app", "nope"),
+    ("remove", "nope", "--yes"), ("move", "store.1", "--to", "node-b", "--app", "nope"),
+], ids=" ".join)
+def test_an_unknown_app_is_named_with_the_apps_there_are(both, argv):
+    """Issue 15: every command that needs an app says which apps exist when it is given
+    an unknown one (exit 3), the same on both paths."""
+    status, out, err = both.same(*argv)
+    assert status == 3 and "'nope'" in out + err and "applied: notes" in out + err, out + err
 
 
 def test_plan_on_the_portal_checks_against_the_cluster(both, tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Taking an app away (orchestrator/removing.py, issue 15: an app could only be stopped, and
 its services at 0/0, network, volumes, parameter folders and record stayed), over the
-orchestrator's fakes."""
+orchestrator's fakes. Its volumes are kept unless its name is typed again (`purges`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import dataclasses
 
 import pytest
 
+from dragonball.agent_client import AgentError
 from dragonball.app.errors import AppNotApplied
+from dragonball.errors import Category
+from dragonball.orchestrator.removing import PurgeRefused, purges
 from dragonball.swarm import SwarmError
 from test_orchestrator_control import (NOTES, agents, applied, control, engine,  # noqa: F401
                                        registry, spec_file)
@@ -21,14 +24,15 @@ def test_remove_takes_everything_the_applies_made(applied, engine, agents):
     agents.busy = {"10.0.0.1": ["notes_store-1_data"]}   # its task still going, once
     applied.set_params("notes", "api", ["greeting=Hi"])
     engine.calls.clear()
-    done = applied.remove_app("notes")
+    done = applied.remove_app("notes", purge_data=True)
     assert done["services"] == ["notes_api", "notes_store-1", "notes_web"]
     assert [c for c in engine.calls if c[0] == "remove_service"] == [
         ("remove_service", n) for n in done["services"]]
     assert ("remove_network", "notes_net") in engine.calls and done["network"]
     assert sorted(done["params"]) == sorted(f"{s}:{n}" for s in ("node-a", "node-b")
                                             for n in ("api", "store", "web"))
-    assert done["volumes"] == ["node-a:notes_store-1_data"] and done["kept"] == []
+    assert done["volumes"] == [{"server": "node-a", "name": "notes_store-1_data"}]
+    assert done["kept"] == [] and done["purge_data"] is True
     assert agents.held["10.0.0.1"] == ["other_data"]          # another app's: untouched
     node = engine.node("id-a")
     assert "dragonball.placement.notes.store-1" not in node.labels
@@ -41,12 +45,46 @@ def test_remove_takes_everything_the_applies_made(applied, engine, agents):
         applied.remove_app("notes")
 
 
-def test_keep_data_leaves_the_volumes_and_says_where(applied, agents):
+def test_the_data_is_kept_by_default_and_each_volume_named_with_its_server(applied, agents):
+    agents.held = {"10.0.0.1": ["notes_store-1_data", "other_data"],
+                   "10.0.0.2": ["notes_api_cache"]}
+    done = applied.remove_app("notes")
+    assert done["volumes"] == [] and done["purge_data"] is False
+    assert done["kept"] == [{"server": "node-a", "name": "notes_store-1_data"},
+                            {"server": "node-b", "name": "notes_api_cache"}]
+    assert agents.held["10.0.0.1"] == ["notes_store-1_data", "other_data"]
+    assert not agents.named("delete_volume") and applied.store.apps() == []
+    [event] = [e for e in applied.store.store.events() if e["kind"] == "app.removed"]
+    assert event["detail"]["kept"] == 2 and event["detail"]["purge_data"] is False
+
+
+def test_a_server_whose_volumes_cannot_be_listed_is_named_when_data_is_kept(
+        applied, agents):
     agents.held = {"10.0.0.1": ["notes_store-1_data"], "10.0.0.2": []}
-    done = applied.remove_app("notes", keep_data=True)
-    assert done["volumes"] == [] and done["kept"] == ["node-a:notes_store-1_data"]
-    assert agents.held["10.0.0.1"] == ["notes_store-1_data"]
-    assert not agents.named("delete_volume")
+    listed = agents.volumes
+
+    def silent(address, sizes=False):
+        if address == "10.0.0.2":
+            raise AgentError("cannot reach the agent at 10.0.0.2:9443: refused")
+        return listed(address, sizes)
+    agents.volumes = silent
+    done = applied.remove_app("notes")
+    assert done["kept"] == [{"server": "node-a", "name": "notes_store-1_data"}]
+    assert any("volumes on node-b could not be listed" in p for p in done["problems"])
+
+
+@pytest.mark.parametrize("typed, goes", [(None, False), ("notes", True)])
+def test_the_data_goes_only_with_the_apps_name_typed_again(typed, goes):
+    assert purges("notes", typed) is goes
+
+
+@pytest.mark.parametrize("typed", ["", "note", "Notes", "notes ", "wiki"])
+def test_another_name_is_refused_saying_how_to_type_it(typed):
+    with pytest.raises(PurgeRefused) as caught:
+        purges("notes", typed)
+    assert caught.value.category is Category.INVALID
+    assert "nothing was changed" in caught.value.message and repr(typed) in caught.value.message
+    assert "--purge-data notes" in caught.value.hint
 
 
 def test_what_could_not_go_is_said_and_the_rest_still_goes(applied, engine, agents):
@@ -65,8 +103,8 @@ def test_a_server_that_is_down_keeps_its_folders_and_says_so(applied, engine, ag
     what stays on it (its parameter folders and volumes) until it is cleaned by hand."""
     engine._nodes["id-b"] = dataclasses.replace(engine._nodes["id-b"], ready=False)
     agents.held = {"10.0.0.1": ["notes_store-1_data"], "10.0.0.2": ["notes_api_x"]}
-    done = applied.remove_app("notes")
+    done = applied.remove_app("notes", purge_data=True)
     assert any(p.startswith("node-b down") for p in done["problems"]), done["problems"]
     assert not [c for c in agents.calls if c[1] == "10.0.0.2"]      # nothing asked of it
-    assert done["volumes"] == ["node-a:notes_store-1_data"]
+    assert done["volumes"] == [{"server": "node-a", "name": "notes_store-1_data"}]
     assert agents.held["10.0.0.2"] == ["notes_api_x"] and applied.store.apps() == []

@@ -1,7 +1,8 @@
 """The CLI through the portal's API (dragonball.commands.remote): login and logout, status,
 devices, enroll, the app commands with --remote, the exit statuses of their categories (those
 of the local twins: 0 done, 1 failed, 2 invalid, 3 not found, 5 unreachable, 6 denied), and
-when a command goes remote by itself. The portal is the real app (or the apps stand-in) in-process."""
+when a command goes remote by itself. The portal is the real app (or the apps stand-in)
+in-process."""
 
 from __future__ import annotations
 
@@ -301,12 +302,12 @@ def test_a_secret_parameter_from_stdin_or_a_file_never_on_the_command_line(
     assert "password is a secret given on the command line" in capsys.readouterr().err
     sent = len(app.state.params_sent)
     assert main(["params", "set", "web", "--from-file", "title=/no/such", "--json"]) == 2
-    assert "cannot read /no/such" in _out(capsys)["error"]
+    assert "cannot read the file /no/such" in _out(capsys)["error"]
     assert main(["params", "set", "web", "--from-file", "title", "--json"]) == 2
     assert "give KEY=FILE" in _out(capsys)["error"]
     _stdin(monkeypatch, "x" * (2 << 20))
     assert main(["params", "set", "web", "--stdin", "title", "--json"]) == 2
-    assert "over 1048576 bytes" in _out(capsys)["error"]
+    assert "over 64 KiB" in _out(capsys)["error"]
     assert len(app.state.params_sent) == sent
 
 

@@ -6,7 +6,7 @@ from dragonball.errors import AppError, InvalidInput, NotFound, Unavailable
 
 __all__ = ["AddressImageMissing", "AppError", "AppNotApplied", "AppSpecInvalid",
            "AppUnspecified", "CycleError", "ObservedInvalid", "SlotsUnplaced",
-           "UnknownService", "the_only_app"]
+           "UnknownService", "no_such_app", "the_only_app"]
 
 
 class AppSpecInvalid(AppError, InvalidInput):
@@ -71,6 +71,13 @@ class ObservedInvalid(AppError, InvalidInput):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, "see docs/app-spec.md, 'The observed state'")
+
+
+def no_such_app(app: str, apps: list, hint: str) -> AppNotApplied:
+    """The error for an app the portal has no spec of, naming those it has (a typo shows
+    itself; the local and the remote commands say the same)."""
+    return AppNotApplied(f"the portal has no app {app!r} (applied: "
+                         f"{', '.join(apps) or 'none yet'})", hint)
 
 
 def the_only_app(apps: list) -> str:

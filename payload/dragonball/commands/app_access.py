@@ -58,10 +58,11 @@ class Apps(Protocol):
         every task: {ok, tasks: [{service, task, server, ok, detail, refused}], restored}.
         `spec` ((text, file)): an app not applied yet, checked against it and kept."""
 
-    def remove(self, app: str, keep_data: bool, on_event) -> dict:
-        """Take the app away: services, network, parameter folders, volumes (unless
-        `keep_data`), labels, its record: {app, services, network, params, volumes, kept,
-        problems}."""
+    def remove(self, app: str, purge_data: str | None, on_event) -> dict:
+        """Take the app away: services, network, parameter folders, labels, its record; its
+        volumes only when `purge_data` is the app's name typed again (PurgeRefused for
+        another; None keeps them): {app, services, network, params, volumes, kept,
+        purge_data, problems}, each volume {server, name}."""
 
     def logs(self, app: str, service: str, tail: int) -> list[dict]:
         """The last `tail` lines of each running task: [{task, server, lines, error?}]."""

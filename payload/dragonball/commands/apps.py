@@ -8,11 +8,13 @@ output, `--json` documents and exit statuses are the same on both paths.
     dragonball services [--app APP] [--json]
     dragonball notifications [--app APP] [--limit N] [--json]
     dragonball params get NAME [--app APP] [--json]
-    dragonball params set NAME KEY=VALUE... [--stdin KEY] [--from-file KEY=FILE] [--unset KEY]
-                      [--app APP] [--json]
+    dragonball params set NAME KEY=VALUE|KEY=@PATH|KEY=-... [--stdin KEY]
+                      [--from-file KEY=FILE] [--unset KEY] [--app APP] [--json]
     dragonball logs NAME [--app APP] [--tail N] [--json]
 
 Each also takes `--remote` and `--config FILE` (which path: app_access.use_remote).
+`params set` reads `KEY=@PATH` (a file), `KEY=-` (stdin) and `KEY=@@TEXT` (the literal
+`@TEXT`) on this machine, before anything is sent (commands/param_values.py).
 `plan SPEC --remote` (commands/spec.py) plans through the portal with `plan_remote`.
 Exit status (dragonball.errors, reported by the one handler of dragonball.cli): 0 done,
 1 failed (a service not healthy, a task refused its parameters), 2 invalid input (the spec,
@@ -35,6 +37,7 @@ from dragonball.app import render as plan_render
 from dragonball.app import spec as app_spec
 from dragonball.app.errors import UnknownService, the_only_app
 from dragonball.app.plan import Plan
+from dragonball.commands import param_values
 from dragonball.commands.app_access import open_apps, transport_options
 from dragonball.console import console
 from dragonball.errors import ExitStatus, InvalidInput
@@ -86,18 +89,30 @@ def _register_params(commands) -> None:
     get.add_argument("name")
     _options(get)
     get.set_defaults(handler=params_get_command)
-    put = sub.add_parser("set", help="set parameters: validated, kept on the portal, "
-                                     "delivered to every task (config_change)")
+    put = sub.add_parser(
+        "set", help="set parameters: validated, kept on the portal, delivered to every task "
+                    "(config_change)",
+        description="Set parameters of a service. A value is KEY=VALUE (the text as it "
+                    "is), KEY=@PATH (the whole file PATH, one trailing newline dropped; at "
+                    "most 64 KiB), KEY=- (standard input until its end, once per command; "
+                    "on a terminal one line, not echoed) or KEY=@@TEXT (the literal @TEXT; a "
+                    "literal - comes from a file or stdin). A value read from a file or "
+                    "stdin is never printed. Exit status: 0 "
+                    "set, 1 a task refused them (the values before are back everywhere), 2 "
+                    "invalid (nothing set), 3 no such app or service.")
     put.add_argument("name", help="the service, or several: api,worker (a value they "
                                     "share, set once; each checked before any is set)")
-    put.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
+    put.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
+                     help="KEY=VALUE, KEY=@PATH (from a file), KEY=- (from stdin), "
+                          "KEY=@@TEXT (the literal @TEXT)")
     put.add_argument("--unset", action="append", default=[], metavar="KEY",
                      help="back to the spec's default")
     put.add_argument("--stdin", metavar="KEY", dest="stdin_key",
-                     help="the value of KEY from standard input (a secret: never in the "
-                          "process list or the shell's history)")
+                     help="the value of KEY from standard input, as KEY=- (a secret: never "
+                          "in the process list or the shell's history)")
     put.add_argument("--from-file", action="append", default=[], metavar="KEY=FILE",
-                     help="the value of KEY from FILE (its text, one final newline dropped)")
+                     help="the value of KEY from FILE, as KEY=@FILE (its text, one final "
+                          "newline dropped)")
     put.add_argument("--spec", metavar="SPEC",
                      help="for an app not applied yet: the spec it will be applied with "
                           "(the values are checked against it and kept; its first apply "
@@ -233,33 +248,18 @@ def params_get_command(args) -> int:
 def params_set_command(args) -> int:
     """KEY=VALUE texts typed by each service's own parameter types (params.assignments, the
     one parser), every service's checked before any is set (NAME may list several,
-    `api,worker`: a secret they share set once); exit 1 when a task refused them."""
-    texts = args.assignments + read_values(args)
-    if not texts and not args.unset:
-        raise params_mod.ParamsInvalid("nothing to set", "give KEY=VALUE, --stdin KEY, "
-                                       "--from-file KEY=FILE, or --unset KEY")
+    `api,worker`: a secret they share set once); exit 1 when a task refused them. Values
+    from files and stdin are read first (param_values), and never shown."""
+    given = param_values.resolve(args.assignments, args.stdin_key, args.from_file)
+    if not given and not args.unset:
+        raise params_mod.ParamsInvalid("nothing to set", "give KEY=VALUE, KEY=@FILE, KEY=-, "
+                                       "or --unset KEY")
     names = list(dict.fromkeys(n.strip() for n in args.name.split(",") if n.strip()))
     if not names:
         raise params_mod.ParamsInvalid(f"{args.name!r} names no service",
                                        "give NAME, or several: api,worker")
-    given = read_spec(args.spec) if args.spec else None
-    with open_apps(args) as apps:
-        checked, secrets = [], set()
-        for name in names:     # every one checked before anything is set
-            app, types, secret = _params_of(args, apps, given, name)
-            checked.append((name, params_mod.assignments(name, texts, types)))
-            secrets |= secret
-        answers = [apps.set_params(app, name, values, args.unset, given)
-                   for name, values in checked]
-    answer = {"ok": all(a["ok"] for a in answers),
-              "tasks": [t for a in answers for t in a.get("tasks", [])],
-              "restored": any(a.get("restored") for a in answers)}
-    exposed = sorted({t.partition("=")[0].strip() for t in args.assignments} & secrets)
-    if exposed:
-        sys.stderr.write(f"note: {', '.join(exposed)} "
-                         f"{'is a secret' if len(exposed) == 1 else 'are secrets'} given on "
-                         "the command line, which every user of this server could read while "
-                         "it ran: next time use --stdin KEY (or --from-file KEY=FILE)\n")
+    app, answer, secrets = _set_each(args, names, given)
+    _note_exposed({g.key for g in given if g.key and not g.source} & secrets)
     tasks, restored = answer.get("tasks", []), bool(answer.get("restored"))
     if args.json:
         _print_json({"ok": answer["ok"], "app": app, "service": args.name, "tasks": tasks,
@@ -272,6 +272,34 @@ def params_set_command(args) -> int:
                           "this change was kept. Fix the value (the task's answer above says "
                           "why), then set it again.")
     return ExitStatus.OK if answer["ok"] else ExitStatus.FAILED
+
+
+def _set_each(args, names: list[str], given: list) -> tuple[str, dict, set]:
+    """(the app, the answers together, the secret keys): every service's values typed
+    before any is set."""
+    texts = [g.assignment() for g in given]
+    unquoted = frozenset(g.key for g in given if g.source)
+    spec = read_spec(args.spec) if args.spec else None
+    with open_apps(args) as apps:
+        checked, secrets = [], set()
+        for name in names:     # every one checked before anything is set
+            app, types, secret = _params_of(args, apps, spec, name)
+            checked.append((name, params_mod.assignments(name, texts, types, unquoted)))
+            secrets |= secret
+        answers = [apps.set_params(app, name, values, args.unset, spec)
+                   for name, values in checked]
+    return app, {"ok": all(a["ok"] for a in answers),
+                 "tasks": [t for a in answers for t in a.get("tasks", [])],
+                 "restored": any(a.get("restored") for a in answers)}, secrets
+
+
+def _note_exposed(exposed: set) -> None:
+    """Secrets typed on the command line: every user of the server could read them."""
+    if exposed:
+        sys.stderr.write(f"note: {', '.join(sorted(exposed))} "
+                         f"{'is a secret' if len(exposed) == 1 else 'are secrets'} given on "
+                         "the command line, which every user of this server could read while "
+                         "it ran: next time use KEY=- (stdin) or KEY=@FILE\n")
 
 
 def _params_of(args, apps, given: tuple[str, str] | None,
@@ -293,36 +321,6 @@ def _params_of(args, apps, given: tuple[str, str] | None,
     known = apps.params(app, name)["parameters"]
     return app, {key: item.get("type") for key, item in known.items()}, \
         {key for key, item in known.items() if item.get("secret")}
-
-
-VALUE_LIMIT = 1 << 20   # a parameter's text read from stdin or a file
-
-
-def read_values(args, stdin=None) -> list[str]:
-    """KEY=VALUE texts of --stdin KEY and --from-file KEY=FILE (one final newline dropped;
-    at most VALUE_LIMIT bytes each)."""
-    found = []
-    if args.stdin_key:
-        text = (stdin or sys.stdin).read(VALUE_LIMIT + 1)
-        found.append((args.stdin_key, text, "standard input"))
-    for item in args.from_file:
-        key, sep, path = item.partition("=")
-        if not sep or not key.strip() or not path:
-            raise params_mod.ParamsInvalid(f"--from-file {item!r}: give KEY=FILE",
-                                           "e.g. --from-file password=/root/db.secret")
-        try:
-            with open(path, encoding="utf-8") as f:
-                found.append((key, f.read(VALUE_LIMIT + 1), path))
-        except (OSError, UnicodeDecodeError) as e:
-            raise params_mod.ParamsInvalid(f"--from-file {key}: cannot read {path}: "
-                                           f"{getattr(e, 'strerror', None) or e}",
-                                           "give a readable UTF-8 text file") from None
-    for key, text, where in found:
-        if len(text) > VALUE_LIMIT:
-            raise params_mod.ParamsInvalid(f"{key}: the value from {where} is over "
-                                           f"{VALUE_LIMIT} bytes", "a parameter is a short text")
-    return [f"{key.strip()}={text.removesuffix(chr(10)).removesuffix(chr(13))}"
-            for key, text, _ in found]
 
 
 def logs_command(args) -> int:

@@ -11,7 +11,7 @@ import contextlib
 import time
 from typing import Callable
 
-from dragonball.orchestrator import answers
+from dragonball.orchestrator import answers, removing
 from dragonball.orchestrator.control import Control
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import wiring
@@ -91,10 +91,12 @@ class LocalApps:
         with self._locked(app, "move"):
             return answers.move(self.control, app, slot, server, data_lost)
 
-    def remove(self, app: str, keep_data: bool, on_event) -> dict:
+    def remove(self, app: str, purge_data: str | None, on_event) -> dict:
+        self.control.spec_of(app)     # an unknown app first (as the API: 404 before 422)
+        purge = removing.purges(app, purge_data)
         self._report_to(on_event)
         with self._locked(app, "remove"):
-            return answers.remove(self.control, app, keep_data)
+            return answers.remove(self.control, app, purge)
 
     def volumes(self) -> list[dict]:
         return answers.volumes(self.control)["volumes"]

@@ -60,8 +60,8 @@ class RemoteApps:
     def move(self, app: str, slot: str, server: str, on_event, data_lost: bool = False) -> dict:
         return self._follow(self.portal.move(app, slot, server, data_lost), on_event)
 
-    def remove(self, app: str, keep_data: bool, on_event) -> dict:
-        return self._follow(self.portal.remove_app(app, keep_data), on_event)
+    def remove(self, app: str, purge_data: str | None, on_event) -> dict:
+        return self._follow(self.portal.remove_app(app, purge_data), on_event)
 
     def volumes(self) -> list[dict]:
         return self.portal.volumes()

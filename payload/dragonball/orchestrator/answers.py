@@ -89,10 +89,11 @@ def move(control, app: str, slot: str, server: str, data_lost: bool = False) -> 
     return control.move(app, slot, server, data_lost)
 
 
-def remove(control, app: str, keep_data: bool = False) -> dict:
-    """Take an app away (orchestrator/removing.py): {app, services, network, params,
-    volumes, kept, problems}."""
-    return control.remove_app(app, keep_data)
+def remove(control, app: str, purge_data: bool = False) -> dict:
+    """Take an app away (orchestrator/removing.py), its volumes only with `purge_data`
+    (removing.purges said so): {app, services, network, params, volumes, kept, purge_data,
+    problems}."""
+    return control.remove_app(app, purge_data)
 
 
 def volumes(control) -> dict:

@@ -25,7 +25,7 @@ from dragonball.app import plan as plan_mod
 from dragonball.app import spec as app_spec
 from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec
-from dragonball.app.errors import AppNotApplied
+from dragonball.app.errors import AppNotApplied, no_such_app
 from dragonball.errors import DragonBallError, InvalidInput
 from dragonball.orchestrator import address as address_mod
 from dragonball.orchestrator import images as images_mod
@@ -135,11 +135,10 @@ class Control:
         """(file, text) of the spec last applied; AppNotApplied when there is none."""
         found = self.store.app(app)
         if found is None:
-            known = ", ".join(self.store.apps()) or "none yet"
-            raise AppNotApplied(f"the portal has no app {app!r} (applied: {known})",
-                                "apply its spec first: dragonball apply SPEC (parameters, "
-                                "secrets too, may be set before: dragonball params set "
-                                "NAME KEY=VALUE --spec SPEC)")
+            raise no_such_app(app, self.store.apps(),
+                              "apply its spec first: dragonball apply SPEC (parameters, "
+                              "secrets too, may be set before: dragonball params set "
+                              "NAME KEY=VALUE --spec SPEC)")
         return found
 
     def spec_of(self, app: str) -> AppSpec:
@@ -209,13 +208,14 @@ class Control:
             "data_lost": move.data_lost})
         return moving.Mover(self).run(move)
 
-    def remove_app(self, app: str, keep_data: bool = False) -> dict:
-        """`dragonball remove APP`: its services, network, parameter folders, volumes
-        (unless `keep_data`), labels and record, gone (orchestrator/removing.py); what
-        went and what stayed. AppNotApplied when the portal has no such app."""
+    def remove_app(self, app: str, purge_data: bool = False) -> dict:
+        """`dragonball remove APP`: its services, network, parameter folders, labels and
+        record gone, its volumes too only with `purge_data` (else kept and listed;
+        orchestrator/removing.py); what went and what stayed. AppNotApplied when the
+        portal has no such app."""
         services = sorted(self.spec_of(app).services)
         return removing.AppRemoval(self.engine, self.store, self.agents, clock=self.clock,
-                                   sleep=self.sleep).run(app, services, keep_data)
+                                   sleep=self.sleep).run(app, services, purge_data)
 
     def volumes(self, sizes: bool = True) -> list[dict]:
         """Every application volume on every ready server, with the slot owning it or why

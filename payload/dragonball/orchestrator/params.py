@@ -40,11 +40,13 @@ def coerce(name: str, param: Parameter, text: str):
     return coerce_as(name, param.type, text)
 
 
-def coerce_as(name: str, kind: str, text: str):
+def coerce_as(name: str, kind: str, text: str, quote: bool = True):
     """`text` as a value of the spec type `kind` (string, int, float, bool, list): a string
     is the text as it is; a bool is true/yes/on/1 or false/no/off/0; a list is JSON
     (``["a","b"]``) or comma-separated items. ValueError says why not, a value longer than
-    MAX_TEXT among the reasons (a parameter is a setting, not a payload)."""
+    MAX_TEXT among the reasons (a parameter is a setting, not a payload); it quotes the
+    value unless `quote` is false (a value read from a file or stdin is never shown)."""
+    shown = _shown if quote else _unshown
     if len(text) > MAX_TEXT:
         raise ValueError(f"{name}: a value may hold at most {MAX_TEXT // 1024} KiB")
     if kind == "string":
@@ -53,43 +55,48 @@ def coerce_as(name: str, kind: str, text: str):
         try:
             return int(text, 10)
         except ValueError:  # also past Python's 4300 digits
-            raise ValueError(f"{name} is an int: {_shown(text)} is not a whole number") \
+            raise ValueError(f"{name} is an int: {shown(text)} is not a whole number") \
                 from None
     if kind == "float":
-        return _finite(name, text)
+        return _finite(name, text, shown)
     if kind == "bool":
         lowered = text.strip().lower()
         if lowered in ("true", "yes", "on", "1"):
             return True
         if lowered in ("false", "no", "off", "0"):
             return False
-        raise ValueError(f"{name} is a bool: give true or false, not {text!r}")
+        raise ValueError(f"{name} is a bool: give true or false, not {shown(text)}")
     if kind != "list":
         raise ValueError(f"{name} has a type this command does not know: {kind!r}")
     try:  # list: JSON, or comma-separated strings
         value = json.loads(text) if text.strip().startswith("[") else \
             [item.strip() for item in text.split(",") if item.strip()]
     except (ValueError, RecursionError) as e:  # RecursionError: [[[[... nested past Python
-        raise ValueError(f"{name} is a list: {_shown(text)} is not a JSON list "
+        raise ValueError(f"{name} is a list: {shown(text)} is not a JSON list "
                          f"({str(e)[:80]})") from None
     if not isinstance(value, list):
         raise ValueError(f"{name} is a list: give a JSON list or comma-separated items")
     return value
 
 
-def _finite(name: str, text: str) -> float:
+def _finite(name: str, text: str, shown) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{name} is a float: {_shown(text)} is not a number") from None
+        raise ValueError(f"{name} is a float: {shown(text)} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"{name} is a float: give a finite number, not {_shown(text)}")
+        raise ValueError(f"{name} is a float: give a finite number, not {shown(text)}")
     return value
 
 
 def _shown(text: str) -> str:
     """`text` as a problem quotes it: at most 40 characters of it."""
     return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+
+
+def _unshown(text: str) -> str:
+    """A value read from a file or stdin as a problem names it: never its text."""
+    return "the value read (not shown)"
 
 
 def edit(service_name: str, service: ServiceSpec, current: dict, assignments: list[str],
@@ -102,20 +109,22 @@ def edit(service_name: str, service: ServiceSpec, current: dict, assignments: li
                    problems)
 
 
-def assignments(service_name: str, texts: list[str], types: dict) -> dict:
+def assignments(service_name: str, texts: list[str], types: dict,
+                unquoted: frozenset = frozenset()) -> dict:
     """`KEY=VALUE` texts (a command line's, a form's) as typed values, by `types` (each
     parameter of the service -> its spec type, as `Control.get_params` and the API give
     them): the one parser of KEY=VALUE, for the CLI on the portal, through the API, and the
     pages. Splits at the first ``=`` (a value may hold more); the key is stripped, the value
     kept as it is. ParamsInvalid listing every problem (not KEY=VALUE, an unknown key, a
-    value not of its type)."""
-    values, problems = _assigned(service_name, texts, types)
+    value not of its type); the values of the `unquoted` keys are never quoted in them."""
+    values, problems = _assigned(service_name, texts, types, unquoted)
     if problems:
         raise _invalid(service_name, problems)
     return values
 
 
-def _assigned(service_name: str, texts: list[str], types: dict) -> tuple[dict, list]:
+def _assigned(service_name: str, texts: list[str], types: dict,
+              unquoted: frozenset = frozenset()) -> tuple[dict, list]:
     """(typed values, problems) of KEY=VALUE texts: the malformed ones first."""
     pairs, problems = [], []
     for item in texts:
@@ -130,7 +139,7 @@ def _assigned(service_name: str, texts: list[str], types: dict) -> tuple[dict, l
             problems.append(_unknown(service_name, types, key))
             continue
         try:
-            values[key] = coerce_as(key, types[key], text)
+            values[key] = coerce_as(key, types[key], text, quote=key not in unquoted)
         except ValueError as e:
             problems.append(str(e))
     return values, problems

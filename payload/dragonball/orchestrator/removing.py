@@ -9,13 +9,18 @@ a server does not answer and saying so:
 1. its Swarm services (every one labelled with the app: services, slots, moving addresses);
 2. its overlay network, once no task is attached (asked again for up to `WAIT_S`);
 3. its parameter folders on every ready server;
-4. its volumes on every ready server (its data: unless `keep_data`), each once no
-   container uses it (asked again for up to `WAIT_S`);
+4. its volumes on every ready server, only when `purge_data` (its data: the app's name typed
+   again, `purges`), each once no container uses it (asked again for up to `WAIT_S`);
+   else they are kept, and the answer lists each by server and name;
 5. its placement labels on the servers, then its record on the portal: spec, states,
    notifications, slot pins; its parameters are emptied (their revision keeps growing, so a
    server that was down keeps refusing the old folder's values if the app comes back).
 
 The audit log records `app.removed` with what went and what stayed.
+
+Data is kept unless asked for twice (issue 15): a removal is easy to type and a volume is
+the one thing it cannot give back, so `purges` lets it go only when the app's name is typed
+again (`dragonball remove notes --purge-data notes`, the API's `purge_data=notes`).
 """
 
 from __future__ import annotations
@@ -23,13 +28,33 @@ from __future__ import annotations
 import logging
 import time
 
-from dragonball.errors import DragonBallError
+from dragonball.errors import AppError, DragonBallError, InvalidInput
 from dragonball.orchestrator import naming
 
 log = logging.getLogger(__name__)
 
 WAIT_S = 60.0   # tasks take this long at most to go once their service is removed
 RETRY_S = 1.0
+
+
+class PurgeRefused(AppError, InvalidInput):
+    """An app's data asked to go without its name typed again (or with another): nothing
+    is changed."""
+
+
+def purges(app: str, typed: str | None) -> bool:
+    """Whether `app`'s data (its volumes) goes: only when `typed` (`--purge-data`'s value,
+    the API's `purge_data`) is its name again; None keeps it. PurgeRefused for any other
+    text: a slip of the keyboard must not delete data."""
+    if typed is None:
+        return False
+    if typed != app:
+        raise PurgeRefused(
+            f"the name typed to delete the data of app {app!r} is {typed!r}, not {app!r}: "
+            "nothing was changed",
+            f"type its name exactly: dragonball remove {app} --purge-data {app} (or leave "
+            "--purge-data out: its volumes are kept)")
+    return True
 
 
 class AppRemoval:
@@ -39,9 +64,10 @@ class AppRemoval:
         self.engine, self.store, self.agents = engine, store, agents
         self.clock, self.sleep = clock, sleep
 
-    def run(self, app: str, services: list[str], keep_data: bool = False) -> dict:
+    def run(self, app: str, services: list[str], purge_data: bool = False) -> dict:
         """Remove `app` (its spec's `services`); {app, services, network, params, volumes,
-        kept, problems}."""
+        kept, purge_data, problems}: `volumes` deleted (with `purge_data`) or `kept`, each
+        {server, name}."""
         removed = self._services(app)
         problems: list[str] = []
         network = self._retried(lambda: self.engine.remove_network(naming.network(app)),
@@ -52,8 +78,8 @@ class AppRemoval:
             problems.append(f"{', '.join(down)} down: its parameter folders and volumes of "
                             f"{app} stay there until removed by hand")
         params = self._params(app, services, nodes, problems)
-        volumes, kept = ([], self._app_volumes(app, nodes)) if keep_data else \
-            (self._volumes(app, nodes, problems), [])
+        volumes, kept = (self._volumes(app, nodes, problems), []) if purge_data else \
+            ([], self._app_volumes(app, nodes, problems))
         self._labels(app)
         self.store.forget_app(app)
         self.store.set_pins(app, {})
@@ -61,10 +87,11 @@ class AppRemoval:
             if self.store.params(app, name)[0]:
                 self.store.set_params(app, name, {})
         found = {"app": app, "services": removed, "network": network, "params": params,
-                 "volumes": volumes, "kept": kept, "problems": problems}
+                 "volumes": volumes, "kept": kept, "purge_data": purge_data,
+                 "problems": problems}
         self.store.store.record("app.removed", "admin", None, {
             "app": app, "services": removed, "volumes": len(volumes), "kept": len(kept),
-            "problems": problems})
+            "purge_data": purge_data, "problems": problems})
         return found
 
     def _services(self, app: str) -> list[str]:
@@ -98,31 +125,30 @@ class AppRemoval:
                                     f"{e.message}")
         return taken
 
-    def _app_volumes(self, app: str, nodes) -> list[str]:
-        found = []
-        for node in nodes:
-            try:
-                found += [f"{node.hostname}:{v['name']}" for v in self.agents.volumes(
-                    node.address) if v.get("app") == app]
-            except DragonBallError as e:
-                log.warning("the volumes on %s could not be listed: %s", node.hostname,
-                            e.message)
-        return found
+    def _listed(self, app: str, node, problems: list[str]) -> list[str] | None:
+        """The names of `app`'s volumes on `node`; None (and a problem) when its agent
+        does not say."""
+        try:
+            return [v["name"] for v in self.agents.volumes(node.address)
+                    if v.get("app") == app]
+        except DragonBallError as e:
+            problems.append(f"the volumes on {node.hostname} could not be listed (any of "
+                            f"{app} there stay): {e.message}")
+            return None
 
-    def _volumes(self, app: str, nodes, problems: list[str]) -> list[str]:
+    def _app_volumes(self, app: str, nodes, problems: list[str]) -> list[dict]:
+        """The app's volumes, kept: {server, name} each."""
+        return [{"server": node.hostname, "name": name} for node in nodes
+                for name in self._listed(app, node, problems) or []]
+
+    def _volumes(self, app: str, nodes, problems: list[str]) -> list[dict]:
+        """The app's volumes, deleted: {server, name} each (one in use is asked again)."""
         removed = []
         for node in nodes:
-            try:
-                names = [v["name"] for v in self.agents.volumes(node.address)
-                         if v.get("app") == app]
-            except DragonBallError as e:
-                problems.append(f"the volumes on {node.hostname} could not be listed: "
-                                f"{e.message}")
-                continue
-            for name in names:
+            for name in self._listed(app, node, problems) or []:
                 if self._retried(lambda: self.agents.delete_volume(node.address, name),
                                  f"the volume {name} on {node.hostname}", problems):
-                    removed.append(f"{node.hostname}:{name}")
+                    removed.append({"server": node.hostname, "name": name})
         return removed
 
     def _labels(self, app: str) -> None:

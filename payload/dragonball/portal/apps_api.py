@@ -10,7 +10,7 @@
     GET  /api/v1/apps/{app}/services/{name}/logs        ?tail=200: each task's last lines
     GET  /api/v1/apps/{app}/notifications               ?limit=50: newest first
     POST /api/v1/apps/{app}/slots/{slot}/move           {"to": server} -> 202 {"job": id}
-    DELETE /api/v1/apps/{app}                           ?keep_data=false: remove -> 202 {"job"}
+    DELETE /api/v1/apps/{app}                           ?purge_data=APP: remove -> 202 {"job"}
     GET  /api/v1/volumes                                every app volume, its owner or why none
     DELETE /api/v1/volumes/{server}/{name}              remove one that no slot owns
     GET  /api/v1/images/servers                         per server, the app images it holds
@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dragonball.app.model import NAME_PATTERN
 from dragonball.errors import DragonBallError
-from dragonball.orchestrator import answers
+from dragonball.orchestrator import answers, removing
 from dragonball.orchestrator.answers import known_service, masked
 from dragonball.orchestrator.params import ParamsInvalid
 from dragonball.orchestrator.rollout import RolloutFailed
@@ -230,16 +230,20 @@ def move(request: Request, body: MoveTo, app: str = Name(),
 
 
 @router.delete("/apps/{app}", status_code=202)
-def remove_app(request: Request, app: str = Name(), keep_data: bool = Query(False),
+def remove_app(request: Request, app: str = Name(),
+               purge_data: str | None = Query(None, max_length=63),
                principal: Principal = Depends(require_admin)) -> JSONResponse:
     """Take the app away, as a job (poll /api/v1/jobs/{id}): its services, network,
-    parameter folders, volumes (unless keep_data), labels and record (404: no such app)."""
+    parameter folders, labels and record (404: no such app). Its volumes are kept and
+    listed, deleted only when `purge_data` is the app's name again (422 for another: no
+    job, nothing changed; removing.purges)."""
     def start() -> dict:
         request.app.state.control_factory().spec_of(app)   # AppNotApplied (404): no job
+        purge = removing.purges(app, purge_data)
         return {"job": start_job(request, principal, "remove", app,
-                                 lambda control: answers.remove(control, app, keep_data),
+                                 lambda control: answers.remove(control, app, purge),
                                  "app.remove.requested",
-                                 {"app": app, "keep_data": keep_data}).id}
+                                 {"app": app, "purge_data": purge}).id}
     return answer(start, 202)
 
 
