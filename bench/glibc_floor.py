@@ -3,28 +3,31 @@
 need (builder/elf.py), and the distributions whose glibc is new enough (issue 14's target:
 2.17 or no host libc at all).
 
-    .venv/bin/python bench/glibc_floor.py              # the cached runtime and engine .debs
+    .venv/bin/python bench/glibc_floor.py              # the cached runtime and engine tree
     .venv/bin/python bench/glibc_floor.py --markdown FILE
 
 Reads the build cache (/var/cache/dragonball: run `python build.py` once first): the newest
-frozen runtime tree, and each engine .deb unpacked with `dpkg-deb -x` into a temporary
-folder. Prints one row per part (files scanned, the floor, the file that sets it) and one
-per distribution. Nothing leaves this machine.
+frozen runtime tree, and the newest engine tree section (builder/engine_tree.py) unpacked
+into a temporary folder. A part that carries its own C library and loader, and needs no
+library of the server, needs no glibc at all ("none"); otherwise its files' highest need.
+Prints one row per part and one per distribution. Nothing leaves this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import os
 import pathlib
-import subprocess
 import sys
+import tarfile
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from builder import elf  # noqa: E402
+from builder import elf, engine_tree, loader  # noqa: E402
 from builder.cache import cache_dir  # noqa: E402
 
 #: glibc of each distribution's release (their package archives), newest last
@@ -48,13 +51,23 @@ def parts(cache: pathlib.Path) -> list[tuple[str, int, str | None, str | None]]:
     trees = sorted((p for p in runtime.iterdir() if p.is_dir() and not p.name.startswith(".")),
                    key=lambda p: p.stat().st_mtime) if runtime.is_dir() else []
     if trees:
-        rows.append(("runtime (PyInstaller onedir)", *scan(trees[-1])))
-    for deb in sorted((cache / "engine" / "archives").glob("*.deb")):
+        count, floor, where = scan(trees[-1])
+        if not loader.tree_needs_host(trees[-1]):
+            floor, where = "none", "carries glibc and its loader"
+        rows.append(("runtime (PyInstaller onedir)", count, floor, where))
+    sections = sorted((cache / "engine").glob("tree-*.tar"), key=lambda p: p.stat().st_mtime)
+    if sections:
         with tempfile.TemporaryDirectory() as temp:
-            subprocess.run(["dpkg-deb", "-x", str(deb), temp], check=True)
-            count, floor, where = scan(pathlib.Path(temp))
-        if count:
-            rows.append((deb.name.split("_")[0] + " (.deb)", count, floor, where))
+            tree = pathlib.Path(temp)
+            with tarfile.open(sections[-1]) as tar:
+                for entry in json.load(tar.extractfile("engine.json"))["files"]:
+                    target = tree / entry["path"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(gzip.decompress(tar.extractfile(entry["member"]).read()))
+            count, floor, where = scan(tree)
+            if not engine_tree.tree_problems(tree):
+                floor, where = "none", "carries glibc and its loader"
+            rows.append(("engine tree (dockerd, containerd, runc, ...)", count, floor, where))
     return rows
 
 
@@ -69,8 +82,10 @@ def main() -> int:
     lines = ["| part | ELF files | needs glibc | set by |", "|---|---:|---:|---|"]
     lines += [f"| {name} | {count} | {floor or '-'} | `{where or '-'}` |"
               for name, count, floor, where in rows]
-    release = max((r[2] for r in rows if r[2]), key=elf.version_key)
-    lines += ["", f"The release needs glibc **{release}** (target: 2.17).", "",
+    needs = [r[2] for r in rows if r[2] and r[2] != "none"]
+    release = max(needs, key=elf.version_key) if needs else "0"
+    lines += ["", f"The release needs glibc **{release if needs else 'none'}** (target: 2.17 "
+              "or none).", "",
               "| distribution | its glibc | runs the release |", "|---|---:|---|"]
     lines += [f"| {name} | {version} | "
               f"{'yes' if elf.version_key(version) >= elf.version_key(release) else 'no'} |"

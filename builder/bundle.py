@@ -13,8 +13,8 @@ import pathlib
 import subprocess
 import tempfile
 
-from builder import (archive, binfile, cache as build_cache, manifest as manifest_mod, packages,
-                     pipeline, platform_images, runtime)
+from builder import (archive, binfile, cache as build_cache, engine_tree,
+                     manifest as manifest_mod, packages, pipeline, platform_images, runtime)
 from builder.errors import BuildInputInvalid
 from builder.release import load_release
 from dragonball.release import signing
@@ -64,6 +64,8 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
     engine_set = packages.fetch_engine_packages(
         list(release.engine_packages), pipeline.rootfs_image(env, plan.recipe, plan.mirror),
         cache, plan.mirror, env.reporter, suite=release.engine_suite, environ=environ)
+    with env.reporter.step("engine tree: the engine's programs with their own libraries"):
+        tree = engine_tree.build_from_packages(engine_set, cache / "engine", epoch)
     pipeline.build_base(env, plan)
     platform = [platform_images.build_registry_image(env, plan.mirror)]
     platform.append(platform_images.build_agent_image(env, plan.mirror))  # docs/agent.md
@@ -86,11 +88,11 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
                 lambda name, size, blob: step.line(
                     f"layer {name.split('/')[0][:12]}: {size / 1e6:.0f} MB, "
                     f"{blob.size / 1e6:.0f} MB gzip", keep=size > 1e6))
-        files = {"runtime": pathlib.Path(rt.path), "engine": pathlib.Path(engine_set.path),
+        files = {"runtime": pathlib.Path(rt.path), "engine": tree.path,
                  "images": images_tar}
         digests = {name: binfile.sha256_file(path) for name, path in files.items()}
         manifest = manifest_mod.make_manifest(
-            release, epoch, git_state(env.root), _runtime_info(rt), _engine_info(engine_set,
+            release, epoch, git_state(env.root), _runtime_info(rt), _engine_info(engine_set, tree,
                                                                                   release),
             index["images"], {n: {"size": files[n].stat().st_size, "sha256": digests[n]}
                               for n in files})
@@ -156,8 +158,10 @@ def _runtime_info(rt) -> dict:
             "glibc_floor": rt.glibc_floor, "size": rt.size, "sha256": rt.sha256}
 
 
-def _engine_info(engine_set, release) -> dict:
+def _engine_info(engine_set, tree, release) -> dict:
+    """The engine in the manifest: a private tree (builder/engine_tree.py) made from these
+    Debian packages; it needs no glibc from the server ("none")."""
     return {"suite": release.engine_suite, "requested": list(release.engine_packages),
-            "glibc_floor": packages.glibc_floor(engine_set),
+            "format": "tree", "glibc_floor": "none", "files": len(tree.listing["files"]),
             "packages": [{k: p[k] for k in ("name", "version", "size", "sha256")}
                          for p in engine_set.packages]}

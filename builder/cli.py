@@ -30,9 +30,13 @@ TARGETS = {
     "base": "the base image dragonballbase:bookworm (debootstrap root filesystem, cached)",
     "bare": "dragonball-bare:bookworm, a bare Debian server (systemd, sshd, no python3) "
             "for tests and the lab",
-    "bare-bullseye": "dragonball-bare:bullseye, the same server on Debian 11 (glibc 2.31) "
-                     "with Debian 11's docker.io: the old userland of the tests",
+    "bare-bullseye": "dragonball-bare:bullseye, the same server on Debian 11 (glibc 2.31): "
+                     "the old userland of the tests",
     "bare-trixie": "dragonball-bare:trixie, the same server on Debian 13 (glibc 2.41)",
+    "bare-docker": "dragonball-bare:docker, the Debian 12 server with Debian's own docker.io "
+                   "(an engine DragonBall adopts)",
+    "bare-rhel": "dragonball-bare:rhel, a stand-in for an rpm-based server: the Debian 12 "
+                 "server without dpkg or apt, with RHEL 9's os-release",
     "examples": "the base image, then every examples/<name>/Dockerfile as "
                 "dragonball-example/<name>:latest",
     "module": "one module's image from DIR (its Dockerfile, FROM dragonballbase; its module "
@@ -113,9 +117,9 @@ def run(args: argparse.Namespace, reporter: Reporter) -> None:
                                                                             plan.mirror)]
             _print_summary(reporter, engine, built, time.monotonic() - started)
             return
-        if target in ("bare", "bare-bullseye", "bare-trixie"):
-            suite = target.partition("-")[2] or None
-            _print_summary(reporter, engine, [pipeline.build_bare(env, suite)],
+        if target == "bare" or target.startswith("bare-"):
+            variant = target.partition("-")[2] or None
+            _print_summary(reporter, engine, [pipeline.build_bare(env, variant)],
                            time.monotonic() - started)
             return
         plan = pipeline.plan_build(env, with_examples=target == "examples")

@@ -124,3 +124,26 @@ def tree_floor(folder: str | os.PathLike) -> tuple[str | None, str | None]:
         if versions and (best is None or version_key(versions[-1]) > version_key(best)):
             best, where = versions[-1], str(path.relative_to(root))
     return best, where
+
+
+PT_DYNAMIC = 2
+
+
+def is_dynamic(path: str | os.PathLike) -> bool:
+    """Whether the 64-bit ELF file at `path` has a PT_DYNAMIC segment (is linked against
+    shared libraries, or is one); False for a static program or a file that is not ELF."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if len(head) < 64 or head[:4] != MAGIC or head[4] != 2:
+            return False
+        order = "<" if head[5] == 1 else ">"
+        phoff, = struct.unpack_from(order + "Q", head, 0x20)
+        phentsize, phnum = struct.unpack_from(order + "HH", head, 0x36)
+        if phnum > MAX_SECTIONS or phentsize < 4:
+            return False
+        try:
+            table = _read(f, phoff, phentsize * phnum)
+        except ValueError:
+            return False
+    return any(struct.unpack_from(order + "I", table, i * phentsize)[0] == PT_DYNAMIC
+               for i in range(phnum))

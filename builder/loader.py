@@ -77,12 +77,12 @@ def carry_libc(onedir: pathlib.Path, library_dirs: Iterable[str] = LIBRARY_DIRS)
     while True:
         files = elf_files(onedir)
         missing = host_libraries({f: needed(f) for f in files}, _names(onedir)) | {
-            extra for extra in EXTRA if _find(extra, library_dirs) and
+            extra for extra in EXTRA if find_library(extra, library_dirs) and
             not (internal / extra).exists()}
         if not missing:
             break
         for name in sorted(missing):
-            found = _find(name, library_dirs)
+            found = find_library(name, library_dirs)
             if found is None:
                 raise BuildError(f"the runtime needs {name}, and this machine has none in "
                                  f"{', '.join(library_dirs)}", "install the package that has it")
@@ -94,8 +94,8 @@ def carry_libc(onedir: pathlib.Path, library_dirs: Iterable[str] = LIBRARY_DIRS)
         copied.append(LOADER)
     for file in elf_files(onedir):
         if file != loader:
-            _patchelf("--set-rpath", runpath(file, internal), file)
-    _patchelf("--set-interpreter", INSTALLED_LOADER, executable)
+            patchelf("--set-rpath", runpath(file, internal), file)
+    patchelf("--set-interpreter", INSTALLED_LOADER, executable)
     return sorted(copied)
 
 
@@ -131,7 +131,7 @@ def _names(tree: pathlib.Path) -> set[str]:
     return {p.name for p in tree.rglob("*")}
 
 
-def _find(name: str, library_dirs: Iterable[str]) -> pathlib.Path | None:
+def find_library(name: str, library_dirs: Iterable[str]) -> pathlib.Path | None:
     for folder in library_dirs:
         candidate = pathlib.Path(folder) / name
         if candidate.is_file():
@@ -149,5 +149,5 @@ def _interpreter(executable: pathlib.Path) -> pathlib.Path:
     return path.resolve()
 
 
-def _patchelf(option: str, value: str, file: pathlib.Path) -> None:
+def patchelf(option: str, value: str, file: pathlib.Path) -> None:
     process.run_capture(["patchelf", option, value, str(file)], hint=_HINT)

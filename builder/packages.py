@@ -30,8 +30,6 @@ import logging
 import os
 import pathlib
 import re
-import shutil
-import tarfile
 import tempfile
 import time
 import uuid
@@ -39,7 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from dragonball.errors import BuildError
 
-from builder import cache, detar, elf, process
+from builder import cache, detar, process
 from builder.errors import BuildInputInvalid
 from builder.progress import Reporter, Step
 from builder.recipe import canonical_json
@@ -353,31 +351,3 @@ def _sha256_file(path: pathlib.Path) -> str:
         for chunk in iter(lambda: data.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-
-def glibc_floor(package_set: PackageSet) -> str | None:
-    """The highest `GLIBC_x.y` the engine's ELF files need (builder/elf.py over each .deb
-    of engine.tar unpacked with dpkg-deb into a temporary folder; a few seconds, remembered
-    beside engine.tar by its sha256): what a server without an engine of its own must have,
-    since the packages are installed with dpkg (issue 14: 2.34 for bookworm's). None: no
-    ELF file needs one."""
-    remembered = package_set.path.with_name(f"{package_set.sha256[:16]}.glibc")
-    if remembered.is_file():
-        return remembered.read_text(encoding="utf-8").strip() or None
-    best = None
-    with tempfile.TemporaryDirectory(prefix="dragonball-debs-") as temp, \
-            tarfile.open(package_set.path) as tar:
-        for member in tar:
-            if not (member.isfile() and member.name.endswith(".deb")):
-                continue
-            deb, tree = pathlib.Path(temp) / "package.deb", pathlib.Path(temp) / "tree"
-            with tar.extractfile(member) as data, open(deb, "wb") as out:
-                shutil.copyfileobj(data, out)
-            process.run_capture(["dpkg-deb", "-x", str(deb), str(tree)])
-            found, _ = elf.tree_floor(tree)
-            if found and (best is None or elf.version_key(found) > elf.version_key(best)):
-                best = found
-            shutil.rmtree(tree)
-    remembered.write_text(f"{best or ''}\n", encoding="utf-8")
-    return best

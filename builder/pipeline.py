@@ -29,10 +29,14 @@ log = logging.getLogger(__name__)
 
 BARE_DIR = "base_images/bare"
 BARE_REPOSITORY = "dragonball-bare"
-#: What a bare server of another Debian release has beyond the recipe: Debian 11 comes with
-#: its own Docker engine (20.10.5), which DragonBall adopts there (the bundled engine's
-#: packages need glibc 2.34).
-BARE_EXTRA = {"bullseye": ("docker.io",)}
+#: The lab's other userlands: variant -> (Debian release, packages beyond the recipe).
+#: "docker": a Debian 12 server that has its distribution's own Docker engine, which
+#: DragonBall adopts.
+BARE_VARIANTS = {"bullseye": ("bullseye", ()), "trixie": ("trixie", ()),
+                 "docker": ("bookworm", ("docker.io",))}
+#: A stand-in for an rpm-based server (only Debian's packages can be fetched here): the
+#: Debian 12 bare server with dpkg and apt removed and RHEL 9's os-release.
+RHEL_DIR = "base_images/bare-rhel"
 
 
 @dataclasses.dataclass
@@ -86,19 +90,26 @@ def build_base(env: BuildEnv, plan: BuildPlan) -> str:
     return name
 
 
-def build_bare(env: BuildEnv, suite: str | None = None) -> str:
-    """Build ``dragonball-bare:<suite>`` (a bare Debian server, no python3); return its name.
+def build_bare(env: BuildEnv, variant: str | None = None) -> str:
+    """Build ``dragonball-bare:<variant>`` (a bare Debian server, no python3; by default
+    ``:bookworm``, the recipe's); return its name.
 
     Same debootstrap cache and import as the base image; its Dockerfile only adds
-    the settings systemd needs as PID 1 (no layer of its own). `suite`: another Debian
-    release than the recipe's (bullseye: an old userland for the runtime's tests).
+    the settings systemd needs as PID 1 (no layer of its own). `variant`: one of
+    BARE_VARIANTS (another Debian release, or an engine of its own), or "rhel".
     """
+    if variant == "rhel":
+        build_bare(env)
+        name = f"{BARE_REPOSITORY}:rhel"
+        with env.reporter.step(f"build {name}") as step:
+            env.engine.build(env.root / RHEL_DIR, name, {}, build_line_sink(step))
+        return name
     recipe = load_recipe(env.root / BARE_DIR / "recipe.json")
-    if suite:
-        recipe = dataclasses.replace(recipe, suite=suite,
-                                     include=(*recipe.include, *BARE_EXTRA.get(suite, ())))
+    if variant:
+        suite, extra = BARE_VARIANTS[variant]
+        recipe = dataclasses.replace(recipe, suite=suite, include=(*recipe.include, *extra))
     tag = rootfs_image(env, recipe, debian_mirror(recipe.suite, env.apt_root, env.environ))
-    name = f"{BARE_REPOSITORY}:{recipe.suite}"
+    name = f"{BARE_REPOSITORY}:{variant or recipe.suite}"
     with env.reporter.step(f"build {name}") as step:
         env.engine.build(env.root / BARE_DIR, name, {"ROOTFS_TAG": tag}, build_line_sink(step))
     return name

@@ -5,13 +5,14 @@ internal network: `DragonBall-<version>.bin --target /root install --answers a.y
 --yes --base-only` as a portal: the install limited to OS preparation and the engine (the
 portal's own steps have their tests in test_install_cluster.py). Then: a re-run changes
 nothing; reset restores /etc as it was; a `kill -9` of the whole install in the middle of
-dpkg, then a re-run, completes.
+its files, then a re-run, completes. No package manager runs: the engine is a tree of files.
 And once on a server whose PID 1 is not systemd: the engine runs as a dockerd of its own.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import time
 
@@ -25,11 +26,11 @@ PASSWORD = "Engine test passphrase 42"
 JOURNAL = "/var/lib/dragonball/install-journal.json"
 #: OS preparation and the engine only (installer/roles.py, BASE_ONLY)
 BASE_ONLY = "--base-only"
-OUR_STEPS = ["os.kernel", "os.limits", "engine.unpack", "engine.packages", "engine.config",
+OUR_STEPS = ["os.kernel", "os.limits", "engine.files", "engine.units", "engine.config",
              "engine.start", "os.firewall", "os.firewall_chain"]
+ENGINE_DIR = "/opt/dragonball/engine"
 #: Every file under /etc with its mode and content: what install changes and reset restores.
-#: Not /etc/group- and /etc/gshadow-: the backups groupadd and groupdel rewrite (docker.io's
-#: postinst adds the docker group, reset deletes it).
+#: Not /etc/group- and /etc/gshadow-: the backups groupadd and groupdel rewrite.
 ETC = ("find /etc -xdev -printf '%p %y %m\\n' | sort; "
        "find /etc -xdev -type f ! -name group- ! -name gshadow- -exec sha256sum {} + | sort -k 2")
 
@@ -86,7 +87,8 @@ def installed(server, pristine_etc):
     journal = server.journal()
     print(f"\ninstall (OS preparation + engine) through the .bin: {seconds:.1f} s wall; "
           f"engine steps {step_seconds(journal, 'engine.'):.1f} s "
-          f"(packages {step_seconds(journal, 'engine.packages'):.1f} s, start "
+          f"(files {step_seconds(journal, 'engine.files'):.2f} s, units "
+          f"{step_seconds(journal, 'engine.units'):.2f} s, start "
           f"{step_seconds(journal, 'engine.start'):.1f} s); OS steps "
           f"{step_seconds(journal, 'os.'):.1f} s")
     return outcome, journal
@@ -96,9 +98,33 @@ def test_the_bundled_engine_runs_and_starts_with_systemd(server, installed):
     info = server.sh("docker info --format '{{.ServerVersion}} {{.Driver}} {{.LoggingDriver}}'",
                      check=True).stdout.split()
     assert info[0].startswith("20.10.") and info[1:] == ["overlay2", "json-file"]
-    state = server.sh("systemctl is-active docker; systemctl is-enabled docker").stdout.split()
-    assert state == ["active", "enabled"]
-    assert server.sh("test -e /usr/sbin/policy-rc.d").returncode == 1
+    state = server.sh("systemctl is-active docker containerd; systemctl is-enabled docker "
+                      "containerd").stdout.split()
+    assert state == ["active", "active", "enabled", "enabled"]
+    assert server.sh("readlink /usr/local/bin/docker").stdout.strip() == f"{ENGINE_DIR}/bin/docker"
+    # no package manager was used: dpkg knows no engine package
+    assert server.sh("dpkg -l docker.io containerd runc 2>/dev/null | grep -c '^ii'"
+                     ).stdout.strip() == "0"
+
+
+def test_a_container_runs_on_the_private_tree(server, installed):
+    """runc re-executes itself (runc init) and the shim, containerd and dockerd find each
+    other through the unit's PATH: a container from a one-file image (the static docker-init)
+    starts, runs and returns its output."""
+    outcome = server.sh(f"tar -C {ENGINE_DIR}/bin -c docker-init | docker import - tree:check "
+                        "&& docker run --rm --init tree:check /docker-init --version && "
+                        "docker image rm tree:check", timeout=120)
+    assert outcome.ok and "tini version" in outcome.stdout, outcome.stdout + outcome.stderr
+
+
+def test_every_program_of_the_tree_needs_nothing_of_the_servers_libraries(server, installed):
+    """Each dynamic program names the tree's loader; ldd through that loader finds every
+    library in the tree (none from /lib or /usr/lib)."""
+    listing = server.sh(f"for f in {ENGINE_DIR}/bin/*; do echo \"== $f\"; "
+                        f"{ENGINE_DIR}/lib/ld-linux-x86-64.so.2 --list $f 2>&1; done",
+                        check=True).stdout
+    found = [posixpath.normpath(p) for p in re.findall(r"=> (\S+)", listing)]
+    assert found and all(p.startswith(f"{ENGINE_DIR}/lib/") for p in found), listing
 
 
 def test_nothing_tried_to_leave_the_lab(server, installed):
@@ -144,7 +170,7 @@ def test_the_log_holds_no_password(server, installed):
     assert PASSWORD not in outcome.stdout + outcome.stderr
     log = server.sh("stat -c %a /var/log/dragonball/install.log; "
                     "cat /var/log/dragonball/install.log", check=True).stdout
-    assert log.startswith("600\n") and "engine.packages" in log and PASSWORD not in log
+    assert log.startswith("600\n") and "engine.files" in log and PASSWORD not in log
 
 
 def test_a_re_run_says_finished_and_changes_nothing(server, installed):
@@ -163,7 +189,7 @@ def after_reset(server, installed, pristine_etc):
     began = time.monotonic()
     outcome = server.reset()
     assert outcome.ok, outcome.stdout + outcome.stderr
-    print(f"\nreset (engine stopped and purged, files and values back): "
+    print(f"\nreset (engine stopped and removed, files and values back): "
           f"{time.monotonic() - began:.1f} s")
     return outcome
 
@@ -173,6 +199,10 @@ def test_reset_restores_etc_and_takes_the_engine_away(server, after_reset, prist
     assert server.sh("test -e /etc/sysctl.d/90-dragonball.conf").returncode == 1
     assert server.sh("test -e /etc/docker/daemon.json").returncode == 1
     assert server.sh("command -v docker dockerd containerd").stdout == ""
+    assert server.sh(f"test -e {ENGINE_DIR} || test -e /etc/systemd/system/docker.service || "
+                     "test -e /etc/systemd/system/containerd.service || "
+                     "test -L /usr/local/bin/docker").returncode == 1
+    assert server.sh("systemctl cat docker.service").returncode != 0  # systemd forgot it
     assert server.sh(f"test -e {JOURNAL} || test -e /var/lib/dragonball").returncode == 1
     assert "dragonball" not in server.sh("iptables -S INPUT", check=True).stdout
     assert "DRAGONBALL" not in server.sh("iptables -S; ip6tables -S", check=True).stdout
@@ -181,36 +211,35 @@ def test_reset_restores_etc_and_takes_the_engine_away(server, after_reset, prist
 
 
 def test_kill_9_during_the_engine_then_a_re_run_completes(server, after_reset, pristine_etc):
-    # The whole install (stub, runtime, dpkg and its children) killed at once, mid-dpkg.
+    # The whole install (stub and runtime) killed at once while the engine's files are being
+    # written: a watcher on the server kills the group as soon as a half-written file exists.
     server.lab.exec("s1", ["sh", "-c", "setsid sh -c 'echo $$ >/root/install.pgid; exec "
                            f"{server.binary} --target /root install --answers {ANSWERS} --yes "
                            f"{BASE_ONLY}' </dev/null >/root/killed.log 2>&1 &"], check=True)
-    deadline = time.monotonic() + 120
-    while server.sh("pgrep -x dpkg").returncode != 0:
-        assert time.monotonic() < deadline, server.sh("cat /root/killed.log").stdout
-        time.sleep(0.1)
-    time.sleep(1)
-    server.sh("/bin/kill -KILL -- -$(cat /root/install.pgid)", check=True)
+    watcher = server.sh(
+        "end=$(($(date +%s) + 120)); while [ $(date +%s) -lt $end ]; do "
+        f"if ls {ENGINE_DIR}/*/*.part >/dev/null 2>&1; then "
+        "/bin/kill -KILL -- -$(cat /root/install.pgid); echo killed; exit 0; fi; done; "
+        "exit 1", timeout=150)
+    assert watcher.ok, server.sh("cat /root/killed.log").stdout
     time.sleep(0.5)
-    assert server.sh("pgrep -x dpkg").returncode == 1
     journal = server.journal()
-    assert journal["steps"]["engine.packages"]["state"] == "running" and not journal["finished"]
-    assert server.sh("dpkg --audit").stdout.strip(), "dpkg was not left half-way"
+    assert journal["steps"]["engine.files"]["state"] == "running" and not journal["finished"]
+    assert server.sh(f"ls {ENGINE_DIR}/*/*.part").ok  # left half-written
 
     outcome, seconds = server.install()
     assert outcome.ok, outcome.stdout + outcome.stderr
     assert "resuming" in outcome.stdout
     journal = server.journal()
-    print(f"\nthe install resumed after kill -9 in dpkg: {seconds:.1f} s (packages "
-          f"{step_seconds(journal, 'engine.packages'):.1f} s, start "
+    print(f"\nthe install resumed after kill -9 in the engine's files: {seconds:.1f} s "
+          f"(files {step_seconds(journal, 'engine.files'):.2f} s, start "
           f"{step_seconds(journal, 'engine.start'):.1f} s)")
     assert server.sh("docker info --format '{{.ServerVersion}}'").stdout.startswith("20.10.")
-    assert server.sh("dpkg --audit").stdout.strip() == ""
-    assert server.sh("test -e /usr/sbin/policy-rc.d").returncode == 1
+    assert not server.sh(f"ls {ENGINE_DIR}/*/*.part").ok
     journal = server.journal()
     assert journal["finished"] and all(r["state"] == "done" for r in journal["steps"].values())
     # What the killed run found is what reset restores: the engine was not there.
-    assert "docker.io" in journal["steps"]["engine.packages"]["changes"]["packages"]["installed"]
+    assert journal["steps"]["engine.files"]["changes"]["tree"]["path"] == ENGINE_DIR
 
     assert server.reset().ok
     assert server.etc() == pristine_etc
@@ -262,5 +291,5 @@ def test_without_systemd_dockerd_runs_on_its_own_and_reset_stops_it(docker_cli,
     assert outcome.ok, outcome.stdout + outcome.stderr
     # Stopped (a zombie at most: this PID 1 reaps nobody), its folder and the engine gone.
     assert sh(f"ps -o stat= -p {pid}").stdout.strip() in ("", "Z", "Zs")
-    assert sh("test -e /run/dragonball || test -e /etc/docker || test -e /usr/bin/docker"
-              ).returncode == 1
+    assert sh("test -e /run/dragonball || test -e /etc/docker || test -e /usr/bin/docker || "
+              f"test -e {ENGINE_DIR}").returncode == 1

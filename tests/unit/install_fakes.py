@@ -2,7 +2,7 @@
 
 `FakeServer` is a root folder (etc/, proc/sys/, sys/fs/selinux/) plus a runner that
 plays the few programs the appliers run (sysctl, modprobe, setenforce, iptables,
-firewall-cmd, dpkg, systemctl, docker) against that tree and records every argv.
+firewall-cmd, systemctl, docker) against that tree and records every argv.
 The `server` fixture is imported by the test modules that use it.
 """
 
@@ -18,8 +18,8 @@ from dragonball.installer.host import Completed, Host
 from dragonball.installer.journal import Journal
 from test_install_osprep import load
 
-PROGRAMS = ("sysctl", "modprobe", "setenforce", "iptables", "firewall-cmd", "dpkg",
-            "dpkg-query", "systemctl", "docker", "dockerd", "groupdel")
+PROGRAMS = ("sysctl", "modprobe", "setenforce", "iptables", "firewall-cmd", "systemctl",
+            "docker", "dockerd")
 SYSCTL_NOW = {"net/ipv4/ip_forward": "0", "fs/file-max": "9223372036854775807",
               "fs/inotify/max_user_instances": "128", "fs/inotify/max_user_watches": "8192"}
 
@@ -32,7 +32,6 @@ class FakeServer:
         self.calls: list[list[str]] = []
         self.iptables: list[list[str]] = []
         self.firewalld: set[tuple[str, bool]] = set()
-        self.dpkg: dict[str, tuple[str, str]] = {}
         self.units: dict[str, dict] = {}
         self.engine_up = False
         self.breaks: dict[str, Exception] = {}  # program -> raised when it runs
@@ -127,33 +126,18 @@ class FakeServer:
         (self.firewalld.add if op == "--add-port" else self.firewalld.discard)(key)
         return 0, "success", ""
 
-    def _dpkg_query(self, args, env):
-        names = args[3:]
-        out = "".join(f"{n}\t{self.dpkg[n][0]}\t{self.dpkg[n][1]}\n" for n in names if n in self.dpkg)
-        missing = [n for n in names if n not in self.dpkg]
-        return (1 if missing else 0), out, "".join(
-            f"dpkg-query: no packages found matching {n}\n" for n in missing)
-
-    def _dpkg(self, args, env):
-        assert env.get("DEBIAN_FRONTEND") == "noninteractive"
-        if "-i" in args:
-            if "docker:" not in (self.read("etc/group") or ""):  # docker.io's postinst
-                self.write("etc/group", (self.read("etc/group") or "") + "docker:x:999:\n")
-            for deb in args[args.index("-i") + 1:]:
-                name, version, _ = os.path.basename(deb).split("_")
-                self.dpkg[name] = (version.replace("%3a", ":"), "ii ")
-            return 0, "", ""
-        op, names = args[0], args[1:]
-        for n in names:
-            self.dpkg[n] = (self.dpkg[n][0], "rc ") if op == "--remove" else ("", "un ")
-        return 0, "", ""
-
     def _systemctl(self, args, env):
+        if args == ["daemon-reload"]:
+            self.reloads = getattr(self, "reloads", 0) + 1
+            return 0, "", ""
+        if args[0] in ("enable", "disable", "start", "stop") and len(args) > 2:
+            for unit in args[1:]:  # several units at once, as systemctl takes them
+                self._systemctl([args[0], unit], env)
+            return 0, "", ""
         op, unit = args[0], args[1]
         state = self.units.setdefault(unit, {"active": False, "enabled": "enabled"})
         if op == "cat":
-            return (0 if "docker.io" in self.dpkg and self.dpkg["docker.io"][1] == "ii " else 1,
-                    "", "")
+            return (0 if (self.root / "etc/systemd/system" / unit).is_file() else 1, "", "")
         if op == "is-active":
             return (0 if state["active"] else 3), "active" if state["active"] else "inactive", ""
         if op == "is-enabled":
@@ -161,14 +145,10 @@ class FakeServer:
         if op == "start":
             state["active"] = self.engine_up = True
         elif op == "stop":
-            state["active"] = self.engine_up = False
+            state["active"] = False
+            self.engine_up = self.engine_up and unit != "docker.service"
         elif op in ("enable", "disable"):
             state["enabled"] = op + "d"
-        return 0, "", ""
-
-    def _groupdel(self, args, env):
-        lines = (self.read("etc/group") or "").splitlines(keepends=True)
-        self.write("etc/group", "".join(l for l in lines if not l.startswith(args[0] + ":")))
         return 0, "", ""
 
     def _docker(self, args, env):

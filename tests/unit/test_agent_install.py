@@ -134,7 +134,7 @@ def test_the_agent_steps_run_after_the_portals_service_and_before_its_first_code
         "portal.service", "agent.params", "agent.pki", "agent.service", "portal.first_code"]
     device = [s.id for s in plan.build_plan(_context(played, tmp_path / "d", role="device"),
                                             roles.STEPS)]
-    assert [i for i in device if i.startswith("agent.")] == ["agent.params"]
+    assert [i for i in device if i.startswith("agent.")] == ["agent.params", "agent.ready"]
     assert device.index("agent.params") == device.index("join.swarm") - 1  # before the task
 
 
@@ -304,3 +304,27 @@ def test_a_ca_fits_while_it_is_a_ca_with_its_own_key_and_time_left():
     assert not agent_mod.ca_fits(pki.KeyPair(b"junk", ca.key_pem))
     late = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3640)
     assert not agent_mod.ca_fits(ca, now=late)  # 10 days left
+
+
+def test_a_device_waits_for_its_own_agent_to_be_healthy(tmp_path, monkeypatch):
+    """agent.ready: `docker ps` of the agent's healthy task here, asked until one answers;
+    after the timeout an error naming the tasks' states (a device's install must not say
+    done while the portal cannot drive it yet)."""
+    played = PlayedSwarm(tmp_path / "root")
+    answers = iter(["", "", "c0ffee\n"])
+    seen = []
+
+    def play(args, stdin):
+        seen.append(args)
+        if "health=healthy" in args:
+            return 0, next(answers, "c0ffee\n"), ""
+        return 0, "Up 3 seconds (health: starting)\n", ""
+    played.play = play
+    monkeypatch.setattr(agent_mod.time, "sleep", lambda s: None)
+    assert agent_mod.wait_local_agent(played.host()) == "c0ffee"
+    assert seen[0][:3] == ["ps", "--filter", "label=com.docker.swarm.service.name="
+                           "dragonball-agent"] and len(seen) == 3
+    played.play = lambda args, stdin: (0, "" if "health=healthy" in args else
+                                       "Up 9 seconds (health: starting)\n", "")
+    with pytest.raises(InstallerError, match=r"not healthy after 0 s \(Up 9 seconds"):
+        agent_mod.wait_local_agent(played.host(), timeout=0)

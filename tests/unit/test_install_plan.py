@@ -20,7 +20,7 @@ def test_programs_get_the_callers_library_path_and_a_path_with_sbin(server):
     host = server.host()
     assert host.env["LD_LIBRARY_PATH"] == "/opt/lib"
     assert "LD_LIBRARY_PATH_ORIG" not in host.env
-    assert host.env["PATH"].split(":")[0] == "/usr/sbin"
+    assert host.env["PATH"].split(":")[:2] == ["/opt/dragonball/engine/bin", "/usr/sbin"]
     frozen_only = Host(str(server.root), runner=server, environ={"LD_LIBRARY_PATH": "/tmp/_MEI9"})
     assert "LD_LIBRARY_PATH" not in frozen_only.env
 
@@ -33,8 +33,7 @@ def test_a_missing_program_is_an_error_naming_it(server):
 def test_plan_order_and_duplicate_ids_are_refused(server, tmp_path):
     ctx = context(server, tmp_path, case="bare-lab-server", role="portal")
     ids = [s.id for s in plan.build_plan(ctx, roles.BASE_ONLY)]
-    assert ids == ["os.kernel", "os.limits", "engine.unpack", "engine.packages",
-                   "engine.config", "engine.start", "os.firewall", "os.firewall_chain"]
+    assert ids == ["os.kernel", "os.limits", "engine.files", "engine.units", "engine.config", "engine.start", "os.firewall", "os.firewall_chain"]
     again = {"portal": lambda c: [*roles.base_steps(c), plan.Step("os.limits", "again", dict)]}
     with pytest.raises(InstallerError, match="duplicate step ids: os.limits"):
         plan.build_plan(ctx, again)
@@ -46,7 +45,8 @@ def test_role_steps_come_after_the_firewall(server, tmp_path):
     assert ids == ["os.kernel", "os.limits", "engine.use", "os.firewall", "os.firewall_chain",
                    "images.load", "join.ca",
                    "join.enroll", "join.registry", "firewall.members", "agent.params",
-                   "join.swarm", "join.report", "portal.runtime", "portal.standby"]
+                   "join.swarm", "join.report", "portal.runtime", "portal.standby",
+                   "agent.ready"]
 
 
 def test_the_portal_runs_its_steps_then_the_agents_then_its_first_code(server, tmp_path):

@@ -80,9 +80,10 @@ def test_reset_knows_every_kind_a_step_may_note():
         capture_output=True, text=True, check=True, timeout=60).stdout.split()
     assert found == sorted([
         "file", "sysctl", "selinux", "config_value", "ports", "authorized_key",  # apply
-        "tree", "service", "dockerd", "packages",                                # engine
+        "link", "portal_link",                                                   # apply
+        "tree", "service", "dockerd", "systemd_reload",                          # engine
         "portal_swarm", "portal_file", "portal_tree", "portal_image", "portal_container",
-        "portal_login", "portal_link", "portal_service", "portal_process",       # portal
+        "portal_login", "portal_service", "portal_process",                      # portal
         "docker_login", "swarm_join", "join_note",                               # join
         "agent_service", "agent_secret", "agent_params",                         # agent
         "release_images",                                                        # images

@@ -82,6 +82,23 @@ def test_a_runtime_carrying_its_c_library_passes_on_every_release(name, vm_facts
     assert check.status == "pass" and "carries its own C library" in check.detail, check
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_bundled_engine_tree_passes_on_every_release_with_no_engine(name, vm_facts):
+    """Issue 14: the engine's tree needs no glibc of the server (manifest engine.glibc_floor
+    "none"); a release of .debs (2.34) still fails the older ones, naming both versions."""
+    facts = copy.deepcopy(vm_facts)
+    facts.glibc = CASES[name][2]
+    facts.docker = {"client": None, "server": None, "dockerd": None, "swarm": None,
+                    "error": None}
+    [tree] = rules.docker(facts, Requirements("portal", engine_version="20.10.24",
+                                              engine_glibc="none"))
+    assert tree.status == "pass" and "install puts in the bundled engine" in tree.detail, tree
+    [debs] = rules.docker(facts, Requirements("portal", engine_version="20.10.24",
+                                              engine_glibc="2.34"))
+    older = tuple(int(p) for p in CASES[name][2].split(".")) < (2, 34)
+    assert debs.status == ("fail" if older else "pass"), debs
+
+
 def test_an_unknown_family_is_said_so():
     assert parse.family("slackware", None) is None
     assert parse.family("weird", "debian") == "debian"      # by ID_LIKE

@@ -337,6 +337,35 @@ def wait_agent(host, address: str, timeout: float = WAIT_S) -> None:
             time.sleep(1)
 
 
+def ready_step(ctx) -> Step:
+    """A device's last step: its own agent task running and healthy, so that the portal can
+    drive this server as soon as install says it is done (an `apply` right after the last
+    device's install must not find its agent still starting). Changes nothing."""
+    return Step("agent.ready", "wait for this server's node agent to be healthy",
+                lambda: wait_local_agent(ctx.host) and {})
+
+
+def wait_local_agent(host, timeout: float = WAIT_S) -> str:
+    """Until this server runs a healthy task of the agent (its container's health check);
+    its container ID. InstallerError after `timeout` with the service's tasks here."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = host.run(["docker", "ps", "--filter",
+                          f"label=com.docker.swarm.service.name={SERVICE}", "--filter",
+                          "health=healthy", "--format", "{{.ID}}"], check=False, timeout=60)
+        if found.ok and found.out.strip():
+            return found.out.split()[0]
+        if time.monotonic() > deadline:
+            states = host.run(["docker", "ps", "-a", "--filter",
+                               f"label=com.docker.swarm.service.name={SERVICE}", "--format",
+                               "{{.Status}}"], check=False, timeout=60)
+            raise InstallerError(f"the node agent on this server is not healthy after "
+                                 f"{timeout:.0f} s ({states.out.strip()[-200:] or 'no task'})",
+                                 f"on a manager: docker service ps --no-trunc {SERVICE}; "
+                                 "then run the install again")
+        time.sleep(1)
+
+
 # --- undo (reset) -------------------------------------------------------------------------------
 
 @undoer("agent_service")

@@ -245,6 +245,16 @@ def undo_ports(host, entry: dict) -> None:
         close_port(host, entry["firewall"], port)
 
 
+@undoer("link")
+@undoer("portal_link")  # the name of the kind in journals of earlier releases
+def undo_link(host, entry: dict) -> None:
+    """A symbolic link install made, removed when it still points where install set it."""
+    link = host.path(entry["path"])
+    if os.path.islink(link) and os.readlink(link) == entry["target"]:
+        os.unlink(link)
+    host.remove_empty_dirs(entry.get("created_dirs") or [])
+
+
 @undoer("authorized_key")
 def undo_authorized_key(host, entry: dict) -> None:
     """Our key's line out; the file and folder gone if we made them and they are empty."""

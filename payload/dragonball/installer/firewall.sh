@@ -18,6 +18,7 @@
 # 2 usage, or no members file, or no iptables-restore.
 set -u
 : "${PATH:=/usr/sbin:/usr/bin:/sbin:/bin}"   # systemd and root's shells have sbin in it
+PATH="$PATH:/opt/dragonball/engine/fallback"  # the engine's iptables, for a server without one
 FOLDER="${DRAGONBALL_FIREWALL_DIR:-/var/lib/dragonball/firewall}"
 CHAIN=DRAGONBALL
 FORWARD_CHAIN=DRAGONBALL-FORWARD

@@ -30,7 +30,8 @@ from dragonball.shared.childenv import SEARCH_PATH, child_environment
 log = logging.getLogger(__name__)
 
 #: PATH of every program the installer runs (and of what they run in turn).
-CHILD_PATH = "/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin"
+CHILD_PATH = ("/opt/dragonball/engine/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:"
+              "/usr/local/bin:/opt/dragonball/engine/fallback")
 DEFAULT_TIMEOUT_S = 120
 
 

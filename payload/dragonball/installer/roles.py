@@ -21,9 +21,10 @@
                   portal.runtime,                      the runtime and `dragonball`, and the
                   portal.standby                       portal's unit waiting to be a manager
                                                        (installer/standby.py)
+                  agent.ready                          its node agent healthy: the portal can
+                                                       drive it once install says done
 
-The firewall comes after the engine: a server with no firewall tool at all gets iptables
-with the engine's packages.
+The firewall comes after the engine, whose first start makes Docker's own chains.
 
 `installer/install.py` plans from `STEPS` (or `BASE_ONLY`, for tests of OS preparation
 and the engine alone). Importing this module imports every step module, and with them
@@ -69,7 +70,8 @@ def for_device(ctx: InstallContext) -> list[Step]:
             firewall.members_step(ctx),
             agent.params_step(ctx),
             *join.swarm_steps(),
-            *standby_steps(ctx)]
+            *standby_steps(ctx),
+            agent.ready_step(ctx)]
 
 
 def standby_steps(ctx: InstallContext) -> list[Step]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-#: Where `docker` and `dockerd` are looked for, in this order (root's usual PATH):
-#: /usr/bin first, since some hosts keep an unrelated client in /usr/local/bin.
-SEARCH_PATH = ("/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/usr/local/sbin")
+#: Where `docker` and `dockerd` are looked for, in this order (root's usual PATH): the
+#: bundled engine's own tree first (when install put it there, paths.ENGINE_BIN: its client
+#: goes with its daemon), then /usr/bin, since some hosts keep an unrelated client in
+#: /usr/local/bin; last, the tree's iptables, for a server that has none.
+SEARCH_PATH = ("/opt/dragonball/engine/bin", "/usr/bin", "/usr/sbin", "/bin", "/sbin",
+               "/usr/local/bin", "/usr/local/sbin", "/opt/dragonball/engine/fallback")
 
 
 def child_environment(environ: dict) -> dict:

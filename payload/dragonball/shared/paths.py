@@ -25,6 +25,14 @@ DOCKER_ROOT = "/var/lib/docker"
 LOG_DIR = "/var/log/dragonball"
 INSTALL_LOG = f"{LOG_DIR}/install.log"
 RUNTIME_PARENT = "/opt/dragonball"
+#: The bundled Docker engine as a private tree (issue 14): bin/ (dockerd, containerd, runc,
+#: the shim, docker-proxy, docker-init, the docker CLI) and lib/ (their shared libraries and
+#: their own loader), installed as files, no package manager (builder/engine_tree.py).
+ENGINE_DIR = f"{RUNTIME_PARENT}/engine"
+ENGINE_BIN = f"{ENGINE_DIR}/bin"
+#: iptables for a server without one: last in every PATH (a server's own comes first).
+ENGINE_FALLBACK = f"{ENGINE_DIR}/fallback"
+ENGINE_LOADER = f"{ENGINE_DIR}/lib/ld-linux-x86-64.so.2"
 #: The certificates DragonBall issues from its CAs (docs/certificates.md), on the portal.
 CLUSTER_CA_CERT = f"{CA_DIR}/ca.crt"
 CLUSTER_CA_KEY = f"{CA_DIR}/ca.key"

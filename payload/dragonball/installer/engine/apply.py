@@ -1,23 +1,26 @@
-"""The engine steps (adapter): the bundled .debs installed offline, configured, started.
+"""The engine steps (adapter): the bundled engine's private tree installed as files, offline.
 
-    engine.unpack    the .bin's engine section streamed to <data_dir>/engine/, each .deb's
-                     SHA-256 checked against packages.json (nothing extracted twice)
-    engine.packages  dpkg -i of every missing or older package in one call, noninteractive,
-                     with a policy-rc.d that keeps services from starting meanwhile;
-                     no apt, no network
-    engine.config    /etc/docker/daemon.json: log rotation, default ulimits (merged)
-    engine.start     systemctl enable + start where systemd is PID 1, else dockerd in its
-                     own session with a pid file under /run/dragonball; then `docker info`
+    engine.files   the .bin's engine section unpacked into /opt/dragonball/engine (bin/, lib/:
+                   the engine with its own libraries and loader, builder/engine_tree.py),
+                   each file's SHA-256 checked (nothing written twice); no dpkg, no apt, no
+                   rpm: the same files on any x86_64 Linux
+                   and /usr/local/bin/docker, its client
+    engine.units   (systemd) containerd.service and docker.service in /etc/systemd/system
+                   running the tree's programs
+    engine.config  /etc/docker/daemon.json: log rotation, default ulimits (merged)
+    engine.start   systemctl enable + start where systemd is PID 1, else dockerd (which then
+                   runs its own containerd) in its own session with a pid file under
+                   /run/dragonball; then `docker info`
 
 A compatible engine already running is used as it is (one step, nothing recorded);
-one installed but stopped is only started.
+one installed but stopped is only started. `reset` removes exactly the tree, the units and
+the link (the engine's data root, /var/lib/docker, stays: images and volumes survive).
 
-The .debs' copying and checking (on the section's stream) is `engine/unpack.py`.
+The tree's copying and checking (on the section's stream) is `engine/unpack.py`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -27,8 +30,8 @@ import time
 from dragonball.errors import InstallerError
 from dragonball.installer import osprep
 from dragonball.installer.engine import rules
-from dragonball.installer.apply import missing_dirs, undo_file, write_file
-from dragonball.installer.engine.unpack import PACKAGES_JSON, unpack_debs
+from dragonball.installer.apply import missing_dirs, write_file
+from dragonball.installer.engine.unpack import unpack_tree
 from dragonball.installer.processes import pid_alive, terminate
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
@@ -36,20 +39,18 @@ from dragonball.shared import paths
 
 log = logging.getLogger(__name__)
 
-POLICY_RC_D = "/usr/sbin/policy-rc.d"
-POLICY_SCRIPT = ("#!/bin/sh\n# DragonBall: no service starts while the engine's packages "
-                 "install (removed right after)\nexit 101\n")
 RUN_DIR = "/run/dragonball"
 DOCKERD_PIDFILE = f"{RUN_DIR}/dockerd.pid"
 DOCKERD_LOG = f"{paths.LOG_DIR}/dockerd.log"
 SERVICE = "docker.service"
-#: Folders the engine's packages or its first start create, and files the engine (not
-#: dpkg) writes in them: reset removes them when they were not there before install.
+UNITS = ("containerd.service", SERVICE)
+UNIT_DIR = "/etc/systemd/system"
+CLIENT_LINK = "/usr/local/bin/docker"
+#: Folders the engine's first start creates, and files the engine writes in them: reset
+#: removes them when they were not there before install.
 ENGINE_FOLDERS = ("/etc/docker", "/etc/cni", "/etc/cni/net.d")
 ENGINE_WRITES = ("/etc/docker/key.json",)  # dockerd 20.10's identity; containerd makes cni
-INSTALL_STEPS = ("engine.unpack", "engine.packages", "engine.config")
-DPKG_TIMEOUT_S = 900
-DPKG_LOCK_WAIT_S = 300
+INSTALL_STEPS = ("engine.files", "engine.units", "engine.config")
 ENGINE_WAIT_S = 90
 
 
@@ -63,103 +64,88 @@ def engine_steps(ctx) -> list[Step]:
     start = Step("engine.start", "start the Docker engine", lambda: start_engine(ctx))
     if path == rules.START:
         return [start]
-    return [Step("engine.unpack", "unpack the engine's packages", lambda: unpack(ctx)),
-            Step("engine.packages", "install the engine's packages (dpkg, offline)",
-                 lambda: install_packages(ctx)),
-            Step("engine.config", "configure the engine (daemon.json)", lambda: configure(ctx)),
-            start]
+    steps = [Step("engine.files", f"install the engine's files ({paths.ENGINE_DIR})",
+                  lambda: unpack(ctx))]
+    if uses_systemd(ctx):
+        steps.append(Step("engine.units", "write the engine's systemd units",
+                          lambda: write_units(ctx)))
+    return [*steps, Step("engine.config", "configure the engine (daemon.json)",
+                         lambda: configure(ctx)), start]
 
 
-def engine_dir(ctx) -> str:
-    return os.path.join(ctx.data_dir, "engine")
-
-
-# --- engine.unpack ---------------------------------------------------------------------------
+# --- engine.files ----------------------------------------------------------------------------
 
 def unpack(ctx) -> dict:
-    undo = ctx.undo("engine.unpack")
-    folder = engine_dir(ctx)
-    if not ctx.host.exists(folder):
-        undo.note("dir", {"kind": "tree", "path": folder})
-    ctx.host.make_dirs(folder, mode=0o700)
-    with ctx.engine_tar() as stream:
-        written = unpack_debs(stream, ctx.host.path(folder), ctx.progress.update)
-    log.info("engine packages in %s: %d written, the others already there", folder, written)
+    host, undo = ctx.host, ctx.undo("engine.files")
+    folder = paths.ENGINE_DIR
+    if not host.exists(folder):
+        undo.note("tree", {"kind": "tree", "path": folder,
+                           "created_dirs": missing_dirs(host, os.path.dirname(folder)),
+                           "absent_before": [p for p in ENGINE_FOLDERS if not host.exists(p)]})
+    host.make_dirs(folder, mode=0o755)
+    started = time.monotonic()
+    written = unpack_tree(ctx.engine_tar, host.path(folder), ctx.progress.update)
+    log.info("engine tree in %s: %d files written in %.2f s, the others already there",
+             folder, written, time.monotonic() - started)
+    link_client(ctx, undo)
     return undo.entries()
 
 
-# --- engine.packages -------------------------------------------------------------------------
+def link_client(ctx, undo) -> None:
+    """/usr/local/bin/docker -> the tree's client, for the people on the server (the
+    installer itself finds it in the tree: childenv.SEARCH_PATH). One already there stays."""
+    host = ctx.host
+    link, target = host.path(CLIENT_LINK), f"{paths.ENGINE_BIN}/docker"
+    if not os.path.lexists(link):
+        undo.note("link", {"kind": "link", "path": CLIENT_LINK, "target": target,
+                           "created_dirs": missing_dirs(host, os.path.dirname(CLIENT_LINK))})
+        host.make_dirs(os.path.dirname(CLIENT_LINK))
+        os.symlink(target, link)
+    elif not (os.path.islink(link) and os.readlink(link) == target):
+        ctx.progress.warn(f"{CLIENT_LINK} is another docker client: kept; DragonBall's is "
+                          f"{target}")
 
-def dpkg_state(host, names: list) -> dict:
-    done = host.run(["dpkg-query", "-W", "-f", rules.DPKG_QUERY_FORMAT, *names], check=False)
-    return rules.parse_dpkg_query(done.out)  # exit 1 lists the unknown names on stderr
+
+# --- engine.units ----------------------------------------------------------------------------
+
+def unit_texts(engine_dir: str = paths.ENGINE_DIR) -> dict[str, str]:
+    """path -> content of the engine's two systemd units (pure; upstream's, with the tree's
+    programs, and PATH naming the tree first so that dockerd finds docker-proxy and
+    docker-init, containerd its shim, the shim runc; the tree's iptables last)."""
+    bin_dir = f"{engine_dir}/bin"
+    path = (f"{bin_dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:"
+            f"{engine_dir}/fallback")
+    common = ("Delegate=yes\nKillMode=process\nLimitNOFILE=infinity\nLimitNPROC=infinity\n"
+              "LimitCORE=infinity\nTasksMax=infinity\n")
+    return {
+        f"{UNIT_DIR}/containerd.service": (
+            "# DragonBall's engine (/opt/dragonball/engine): reset removes this file\n"
+            "[Unit]\nDescription=containerd, of DragonBall's engine\n"
+            "After=network.target local-fs.target\n\n"
+            f"[Service]\nEnvironment=PATH={path}\nExecStart={bin_dir}/containerd\n"
+            "Type=notify\nRestart=always\nRestartSec=5\nOOMScoreAdjust=-999\n"
+            f"{common}\n[Install]\nWantedBy=multi-user.target\n"),
+        f"{UNIT_DIR}/{SERVICE}": (
+            "# DragonBall's engine (/opt/dragonball/engine): reset removes this file\n"
+            "[Unit]\nDescription=Docker engine, of DragonBall's engine\n"
+            "After=network-online.target firewalld.service containerd.service\n"
+            "Wants=network-online.target\nRequires=containerd.service\n\n"
+            f"[Service]\nType=notify\nEnvironment=PATH={path}\n"
+            f"ExecStart={bin_dir}/dockerd -H unix:///var/run/docker.sock "
+            "--containerd=/run/containerd/containerd.sock\n"
+            "ExecReload=/bin/kill -s HUP $MAINPID\nTimeoutStartSec=0\nRestart=always\n"
+            "RestartSec=2\nStartLimitBurst=3\nStartLimitInterval=60s\nOOMScoreAdjust=-500\n"
+            f"{common}\n[Install]\nWantedBy=multi-user.target\n"),
+    }
 
 
-def install_packages(ctx) -> dict:
-    host, undo = ctx.host, ctx.undo("engine.packages")
-    folder = engine_dir(ctx)
-    listing = host.read_text(os.path.join(folder, PACKAGES_JSON))
-    if listing is None:
-        raise InstallerError(f"{folder}/{PACKAGES_JSON} is missing",
-                             "run install again: the unpack step writes it")
-    bundled = json.loads(listing)["packages"]
-    state = dpkg_state(host, [p["name"] for p in bundled])
-    undo.note("packages", {
-        "kind": "packages",
-        "absent_before": [p for p in ENGINE_FOLDERS if not host.exists(p)],
-        "docker_group": has_group(host, "docker"),  # docker.io's postinst adds it
-        "installed": [p["name"] for p in bundled if rules.is_absent(state.get(p["name"]))],
-        "upgraded": {p["name"]: state[p["name"]][0] for p in bundled
-                     if not rules.is_absent(state.get(p["name"]))
-                     and rules.compare_versions(state[p["name"]][0], p["version"]) < 0}})
-    wanted = rules.packages_to_install(bundled, state)
-    if wanted:
-        ctx.progress.update(f"dpkg is installing {len(wanted)} packages: "
-                            + ", ".join(p["name"] for p in wanted))
-        with policy_rc_d(host, undo):
-            run_dpkg(host, [os.path.join(folder, p["filename"]) for p in wanted])
-    missing = rules.packages_to_install(bundled, dpkg_state(host, [p["name"] for p in bundled]))
-    if missing:
-        raise InstallerError("dpkg finished but these packages are not installed: "
-                             + ", ".join(p["name"] for p in missing),
-                             "see /var/log/dragonball/install.log for dpkg's output")
+def write_units(ctx) -> dict:
+    host, undo = ctx.host, ctx.undo("engine.units")
+    undo.note("reload", {"kind": "systemd_reload"})   # undone last: after the files went
+    for path, text in unit_texts().items():
+        write_file(host, undo, path, text, 0o644)
+    host.run(["systemctl", "daemon-reload"], timeout=60)
     return undo.entries()
-
-
-class policy_rc_d:
-    """/usr/sbin/policy-rc.d saying no (101) to every service start, then as it was."""
-
-    def __init__(self, host, undo) -> None:
-        self.host, self.undo = host, undo
-
-    def __enter__(self):
-        if self.host.read_text(POLICY_RC_D) == POLICY_SCRIPT:  # ours, left by a killed run
-            self.undo.note(f"file:{POLICY_RC_D}", {"kind": "file", "path": POLICY_RC_D,
-                                                   "before": None, "mode": None,
-                                                   "created_dirs": []})
-        write_file(self.host, self.undo, POLICY_RC_D, POLICY_SCRIPT, 0o755)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        undo_file(self.host, self.undo.get(f"file:{POLICY_RC_D}"))
-        self.undo.forget(f"file:{POLICY_RC_D}")
-
-
-def run_dpkg(host, debs: list) -> None:
-    """dpkg -i of every .deb in one call; waits while another dpkg holds its lock."""
-    argv = ["dpkg", "--force-confdef", "--force-confold", "-i", *debs]
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    deadline = time.monotonic() + DPKG_LOCK_WAIT_S
-    while True:
-        done = host.run(argv, check=False, timeout=DPKG_TIMEOUT_S, env=env)
-        if done.ok:
-            return
-        if "lock" in done.err and time.monotonic() < deadline:
-            log.info("dpkg is locked by another process: waiting (%s)", done.err.strip())
-            time.sleep(2)
-            continue
-        raise InstallerError(done.describe(), "see /var/log/dragonball/install.log for dpkg's "
-                             "output; 'dpkg --audit' lists packages left half-installed")
 
 
 # --- engine.config ------------------------------------------------------------------------------
@@ -187,10 +173,10 @@ def start_engine(ctx) -> dict:
     if uses_systemd(ctx) and host.run(["systemctl", "cat", SERVICE], check=False).ok:
         active = host.run(["systemctl", "is-active", SERVICE], check=False).out.strip()
         enabled = host.run(["systemctl", "is-enabled", SERVICE], check=False).out.strip()
-        undo.note("service", {"kind": "service", "unit": SERVICE, "was_active": active == "active",
-                              "was_enabled": enabled})
+        undo.note("service", {"kind": "service", "unit": SERVICE, "units": list(UNITS),
+                              "was_active": active == "active", "was_enabled": enabled})
         if enabled != "enabled":
-            host.run(["systemctl", "enable", SERVICE])
+            host.run(["systemctl", "enable", *UNITS])
         ctx.progress.update("systemctl start docker")
         host.run(["systemctl", "start", SERVICE], timeout=ENGINE_WAIT_S,
                  hint="see why: journalctl -u docker --no-pager | tail -50")
@@ -245,8 +231,22 @@ def wait_engine(host, timeout: float | None = None) -> str:
 
 @undoer("tree")
 def undo_tree(host, entry: dict) -> None:
-    """A folder install created (the unpacked .debs): removed with what it holds."""
+    """The engine's tree install created: removed with what it holds; then the folders its
+    first start made (/etc/docker, /etc/cni) when they were not there before."""
     shutil.rmtree(host.path(entry["path"]), ignore_errors=True)
+    host.remove_empty_dirs(entry.get("created_dirs") or [])
+    absent = entry.get("absent_before", [])
+    for path in ENGINE_WRITES:  # in folders the engine made: written by it
+        if any(path.startswith(folder + "/") for folder in absent):
+            host.remove(path)
+    host.remove_empty_dirs(absent)
+
+
+@undoer("systemd_reload")
+def undo_reload(host, entry: dict) -> None:
+    """systemd forgets the units reset removed."""
+    if host.which("systemctl") is not None:
+        host.run(["systemctl", "daemon-reload"], check=False, timeout=60)
 
 
 @undoer("service")
@@ -255,11 +255,11 @@ def undo_service(host, entry: dict) -> None:
         return
     if not host.run(["systemctl", "cat", entry["unit"]], check=False).ok:
         return  # its package is gone
+    units = entry.get("units") or [entry["unit"], "docker.socket"]
     if not entry.get("was_active"):
-        host.run(["systemctl", "stop", entry["unit"], "docker.socket"], check=False,
-                 timeout=ENGINE_WAIT_S)
+        host.run(["systemctl", "stop", *reversed(units)], check=False, timeout=ENGINE_WAIT_S)
     if entry.get("was_enabled") not in ("enabled", "static", "alias"):
-        host.run(["systemctl", "disable", entry["unit"]], check=False)
+        host.run(["systemctl", "disable", *units], check=False)
 
 
 @undoer("dockerd")
@@ -271,35 +271,3 @@ def undo_dockerd(host, entry: dict) -> None:
                              f"stop it yourself: kill {pid}; then run reset again")
     host.remove(entry["pidfile"])
     host.remove_empty_dirs(entry.get("created_dirs") or [])
-
-
-@undoer("packages")
-def undo_packages(host, entry: dict) -> None:
-    """The packages install added, purged; the engine's data root is kept.
-
-    Debian's docker.io copies a script into /var/lib/docker on remove that its purge
-    then runs to delete the data root: we remove first, drop that script, then purge,
-    so images and volumes survive a reset (rm -rf /var/lib/docker removes them).
-    """
-    # Installed, half-installed, or only config files left: all purged ("n": gone).
-    names = [n for n, s in dpkg_state(host, entry["installed"]).items() if s[1][1:2] != "n"]
-    if not names:
-        return
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    host.run(["dpkg", "--remove", *names], timeout=DPKG_TIMEOUT_S, env=env,
-             hint="see /var/log/dragonball/reset.log for dpkg's output")
-    host.remove("/var/lib/docker/nuke-graph-directory.sh")
-    host.run(["dpkg", "--purge", *names], timeout=DPKG_TIMEOUT_S, env=env,
-             hint="see /var/log/dragonball/reset.log for dpkg's output")
-    absent = entry.get("absent_before", [])
-    for path in ENGINE_WRITES:  # in folders the engine made: written by it, not by dpkg
-        if any(path.startswith(folder + "/") for folder in absent):
-            host.remove(path)
-    host.remove_empty_dirs(absent)
-    if entry.get("docker_group") is False and has_group(host, "docker"):
-        host.run(["groupdel", "docker"], check=False)
-
-
-def has_group(host, name: str) -> bool:
-    return any(line.split(":", 1)[0] == name
-               for line in (host.read_text("/etc/group") or "").splitlines())

@@ -60,7 +60,7 @@ def install_runtime(ctx) -> dict:
         ctx.progress.warn(f"{COMMAND_LINK} exists and is not ours: the portal's commands run "
                           f"as {EXECUTABLE}")
     else:
-        undo.note("link", {"kind": "portal_link", "path": COMMAND_LINK, "target": EXECUTABLE,
+        undo.note("link", {"kind": "link", "path": COMMAND_LINK, "target": EXECUTABLE,
                            "created_dirs": missing_dirs(host, os.path.dirname(COMMAND_LINK))})
         host.make_dirs(os.path.dirname(COMMAND_LINK))
         os.symlink(EXECUTABLE, link)

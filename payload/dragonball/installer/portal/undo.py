@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 from dragonball.installer.portal.service import stop_pidfile
@@ -48,14 +47,6 @@ def undo_container(host, entry: dict) -> None:
 def undo_login(host, entry: dict) -> None:
     if host.which("docker"):
         host.run(["docker", "logout", entry["registry"]], check=False, timeout=60)
-
-
-@undoer("portal_link")
-def undo_link(host, entry: dict) -> None:
-    link = host.path(entry["path"])
-    if os.path.islink(link) and os.readlink(link) == entry["target"]:
-        os.unlink(link)
-    host.remove_empty_dirs(entry.get("created_dirs") or [])
 
 
 @undoer("portal_service")

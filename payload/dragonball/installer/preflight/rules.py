@@ -180,7 +180,7 @@ def docker(facts: Facts, req: Requirements) -> list[Check]:
         (d.get("dockerd"), "installed, not running")
     if not version:
         extra = f" (a docker client {d['client']} without an engine)" if d.get("client") else ""
-        if req.engine_glibc and facts.glibc and \
+        if req.engine_glibc not in (None, "none") and facts.glibc and \
                 version_tuple(facts.glibc) < version_tuple(req.engine_glibc):
             return [Check("docker", FAIL, f"no Docker engine{extra}, and {bundled} (Debian "
                           f"packages) needs glibc {req.engine_glibc}: this server has "
