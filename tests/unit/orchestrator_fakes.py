@@ -41,7 +41,9 @@ def state_of(spec: dict, update_state: str | None = None) -> ServiceState:
 
 class FakeSwarm:
     """A Swarm where a created (or scaled) service has all its tasks running at once, or
-    failed when its name is in `failing` (name -> the task's error)."""
+    failed when its name is in `failing` (name -> the task's error). A one-shot job
+    (Mode ReplicatedJob) has one task, complete at once, failed when in `failing`, still
+    running when in `hanging`."""
 
     def __init__(self, nodes=NODES) -> None:
         self._nodes = {n.id: n for n in nodes}
@@ -50,6 +52,7 @@ class FakeSwarm:
         self.task_lists: dict = {}  # swarm name -> [Task]
         self.calls: list = []       # (method, *args)
         self.networks: dict = {}    # name -> its driver options
+        self.hanging: set = set()   # job services whose task never ends
 
     def mutations(self) -> list:
         return [c for c in self.calls if c[0] in MUTATIONS]
@@ -82,12 +85,23 @@ class FakeSwarm:
         """Put a service in place as if it ran already (test setup, not recorded)."""
         self.by_name[spec["Name"]] = copy.deepcopy(spec)
         nodes = list(self._nodes)
+        if "ReplicatedJob" in spec["Mode"]:
+            self.task_lists[spec["Name"]] = tasks if tasks is not None else [self._job_task(
+                spec["Name"], nodes[0])]
+            return
         replicas = (spec["Mode"].get("Replicated") or {}).get("Replicas", len(nodes))
         failing = self.failing.get(spec["Name"])
         made = [task(spec["Name"], i + 1, nodes[i % len(nodes)],
                      "failed" if failing else "running", error=failing or "")
                 for i in range(replicas)]
         self.task_lists[spec["Name"]] = tasks if tasks is not None else made
+
+    def _job_task(self, name: str, node: str) -> Task:
+        if name in self.failing:
+            return task(name, 1, node, "failed", "shutdown", error=self.failing[name])
+        if name in self.hanging:
+            return task(name, 1, node, "running", "complete")
+        return task(name, 1, node, "complete", "complete")
 
     def create_service(self, spec: dict) -> str:
         self.calls.append(("create_service", spec["Name"]))

@@ -177,6 +177,15 @@ def test_a_registry_that_refuses_the_login_stops_the_create(swarm, api):
     assert api.named("create_service") == []
 
 
+def test_a_job_is_created_with_its_mode_and_no_update_config(swarm, api):
+    job = {"Name": "notes_migrate", "Labels": {}, "TaskTemplate": {"ContainerSpec": {}},
+           "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
+           "EndpointSpec": {"Mode": "dnsrr"}}
+    assert swarm.create_service(job) == "new"
+    [(_, _, kwargs)] = api.named("create_service")
+    assert kwargs["mode"] == job["Mode"] and kwargs["update_config"] is None
+
+
 def test_update_service_keeps_or_bumps_force_update(swarm, api):
     swarm.update_service("notes_api", SPEC)
     swarm.update_service("notes_api", SPEC, force=True)

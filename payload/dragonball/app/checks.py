@@ -1,7 +1,9 @@
 """Cross-checks of an app spec: what needs the whole spec or the observed world.
 
 Each check takes the document (for lines), the services whose shape is valid and
-what is observed, and adds its problems to the document. None stops the others.
+what is observed, and adds its problems to the document. None stops the others. The
+checks that apply to a job as to a service take the `section` its path starts with
+("services" or "jobs"); the jobs' own checks are in app/job_checks.py.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ _PY_TYPES = {"string": (str,), "int": (int,), "float": (int, float), "bool": (bo
              "list": (list,)}
 
 
-def check_all(doc: Document, services: dict, observed: Observed) -> None:
-    """Every cross-check; `services`: name -> ServiceSpec of the shape-valid ones."""
-    raw = doc.data.get("services") if isinstance(doc.data, dict) else None
-    names = set(raw) if isinstance(raw, dict) else set()  # a list of services names none
+def check_all(doc: Document, services: dict, observed: Observed,
+              jobs: dict | None = None) -> None:
+    """Every cross-check; `services`, `jobs`: name -> ServiceSpec (JobSpec) of the
+    shape-valid ones."""
+    names, job_names = section_names(doc, "services"), section_names(doc, "jobs")
     check_names(doc, names)
     app = doc.data.get("app") if isinstance(doc.data, dict) else None
     for name, spec in services.items():
@@ -36,15 +39,22 @@ def check_all(doc: Document, services: dict, observed: Observed) -> None:
         if isinstance(app, str) and NAME_RE.match(app) and NAME_RE.match(name):
             check_swarm_names(doc, app, name, spec)
         check_resources(doc, name, spec)
-        check_needs(doc, name, spec, names)
+        check_needs(doc, name, spec, names, job_names)
         check_parameters(doc, name, spec)
         check_images(doc, name, spec, observed)
         check_placement(doc, name, spec, observed)
-    check_cycles(doc, services)
+    check_cycles(doc, services, jobs or {})
     check_ports(doc, services, observed)
     for name in sorted(services):
         check_replica_ports(doc, name, services[name], observed)
     address.check_addresses(doc, services, observed, lambda spec: candidates(spec, observed))
+
+
+def section_names(doc: Document, section: str) -> set:
+    """The names written under `section` (services, jobs), whatever their shape: each
+    counts as known (a list there names none)."""
+    raw = doc.data.get(section) if isinstance(doc.data, dict) else None
+    return set(raw) if isinstance(raw, dict) else set()
 
 
 def did_you_mean(word: str, known) -> str:
@@ -52,52 +62,70 @@ def did_you_mean(word: str, known) -> str:
     return f"did you mean {close[0]!r}?" if close else ""
 
 
-def check_names(doc: Document, names: set) -> None:
+def check_names(doc: Document, names: set, section: str = "services") -> None:
+    what = section[:-1]
     for name in sorted(names):
         if not NAME_RE.match(name) or name.endswith("-"):
-            doc.problem(("services", name), f"{name!r} is not a valid service name",
+            doc.problem((section, name), f"{name!r} is not a valid {what} name",
                         f"use {NAME_HINT}, not ending with '-'")
 
 
-def check_needs(doc: Document, name: str, spec: ServiceSpec, names: set) -> None:
-    if spec.kind == "backend" and spec.backends:
+def check_needs(doc: Document, name: str, spec, names: set, jobs: set = frozenset(),
+                section: str = "services") -> None:
+    """`backends` (a service's) name services; `depends_on` names services or jobs."""
+    if section == "services" and spec.kind == "backend" and spec.backends:
         doc.problem(("services", name, "backends"), "a Backend has no backends: only a "
                     "Service load-balances to others",
                     f"make {name} a Service (kind: service), or start it after them with "
                     f"depends_on: [{', '.join(spec.backends)}]")
-    for key in ("backends", "depends_on"):
+    for key in ("backends", "depends_on") if section == "services" else ("depends_on",):
         seen: set = set()
         for i, need in enumerate(getattr(spec, key)):
             if doc.full:
                 return
-            path = ("services", name, key, i)
-            if need in seen:
-                doc.problem(path, f"{need!r} is listed twice", "keep one")
-            elif need not in names:
-                known = ", ".join(sorted(names - {name}))
-                doc.problem(path, f"unknown service {need!r}",
-                            did_you_mean(need, names - {name}) or f"the services are: {known}")
+            _check_need(doc, (section, name, key, i), need, seen, names, jobs)
             seen.add(need)
 
 
-def check_cycles(doc: Document, services: dict) -> None:
-    deps = {name: spec.needs() for name, spec in services.items()}
+def _check_need(doc: Document, path: tuple, need: str, seen: set, names: set,
+                jobs: set) -> None:
+    name, key = path[1], path[2]
+    if need in seen:
+        doc.problem(path, f"{need!r} is listed twice", "keep one")
+    elif key == "backends" and need in jobs:
+        doc.problem(path, f"{need!r} is a job: a Service load-balances to services only",
+                    f"a job runs once and ends: start {name} after it with "
+                    f"depends_on: [{need}]")
+    elif need not in names | jobs:
+        jobs_too = key == "depends_on" and bool(jobs)
+        known = (names | jobs if jobs_too else names) - {name}
+        what, plural = (("service or job", "services and jobs") if jobs_too
+                        else ("service", "services"))
+        doc.problem(path, f"unknown {what} {need!r}",
+                    did_you_mean(need, known) or f"the {plural} are: {', '.join(sorted(known))}")
+
+
+def check_cycles(doc: Document, services: dict, jobs: dict | None = None) -> None:
+    """A cycle through services, jobs or both: each can never start."""
+    jobs = jobs or {}
+    deps = {name: spec.needs() for name, spec in {**services, **jobs}.items()}
     for cycle in graph.find_cycles(deps):
         first, second = cycle[0], cycle[1]
-        spec = services[first]
-        key = "backends" if second in spec.backends else "depends_on"
-        doc.problem(("services", first, key, getattr(spec, key).index(second)),
+        section = "services" if first in services else "jobs"
+        spec = services.get(first) or jobs[first]
+        key = "backends" if second in getattr(spec, "backends", ()) else "depends_on"
+        doc.problem((section, first, key, getattr(spec, key).index(second)),
                     f"dependency cycle: {' -> '.join(cycle)}",
-                    "services start leaves first, so a cycle can never start: remove one "
-                    "of these links")
+                    f"{'services and jobs' if jobs else 'services'} start leaves first, so "
+                    "a cycle can never start: remove one of these links")
 
 
-def check_parameters(doc: Document, name: str, spec: ServiceSpec) -> None:
+def check_parameters(doc: Document, name: str, spec, section: str = "services") -> None:
     for key, param in spec.parameters.items():
         wanted = _PY_TYPES[param.type]
         value = param.default
         if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
-            doc.problem(("services", name, "parameters", key, "default"),
+            doc.problem((section, name, "parameters", key, "default"),
                         f"the default {value!r} is not of type {param.type}",
                         f"give a default of type {param.type}, or change the type")
 
@@ -108,7 +136,8 @@ def normal_image(ref: str) -> str:
     return ref if ":" in last or "@" in ref else f"{ref}:latest"
 
 
-def check_images(doc: Document, name: str, spec: ServiceSpec, observed: Observed) -> None:
+def check_images(doc: Document, name: str, spec, observed: Observed,
+                 section: str = "services") -> None:
     if observed.images is None or spec.image == UNKNOWN_IMAGE:
         return
     known = {normal_image(i) for i in observed.images}
@@ -116,17 +145,18 @@ def check_images(doc: Document, name: str, spec: ServiceSpec, observed: Observed
         # the push first: a near name in the registry is often another app's image, not a
         # typo of this one (issue 15: the hint named the wrong image)
         near = did_you_mean(normal_image(spec.image), known)
-        doc.problem(("services", name, "image"), f"image {spec.image!r} is not in the "
+        doc.problem((section, name, "image"), f"image {spec.image!r} is not in the "
                     "portal registry", "push the release that holds it first (on the "
                     "portal: ./DragonBall-<version>.bin images push)"
                     + (f", or fix its name or tag ({near})" if near else
                        ", or fix its name or tag"))
 
 
-def check_placement(doc: Document, name: str, spec: ServiceSpec, observed: Observed) -> None:
+def check_placement(doc: Document, name: str, spec, observed: Observed,
+                    section: str = "services") -> None:
     if observed.servers is None:
         return
-    path, before = ("services", name, "placement"), len(doc.problems)
+    path, before = (section, name, "placement"), len(doc.problems)
     for i, server in enumerate(spec.placement.servers):
         if server not in observed.servers:
             doc.problem(path + ("servers", i), f"unknown server {server!r}",
@@ -137,7 +167,8 @@ def check_placement(doc: Document, name: str, spec: ServiceSpec, observed: Obser
         if (key, value) not in carried:
             doc.problem(path + ("labels", key), f"no server carries the label {key}={value}",
                         "label a server on the portal, or fix the label")
-    if len(doc.problems) == before and not candidates(spec, observed) and spec.replicas:
+    runs = getattr(spec, "replicas", 1)   # a job: one task
+    if len(doc.problems) == before and not candidates(spec, observed) and runs:
         doc.problem(path, "no server matches this placement",
                     "list servers that carry every label given")
 
@@ -196,10 +227,10 @@ def check_swarm_names(doc: Document, app: str, name: str, spec: ServiceSpec) -> 
                     "with an address")
 
 
-def check_resources(doc: Document, name: str, spec: ServiceSpec) -> None:
+def check_resources(doc: Document, name: str, spec, section: str = "services") -> None:
     found = spec.resources.memory_bytes()
     if found is not None and not MIN_MEMORY <= found <= MAX_MEMORY:
-        doc.problem(("services", name, "resources", "memory"),
+        doc.problem((section, name, "resources", "memory"),
                     f"{spec.resources.memory!r} is outside what Docker can hold",
                     f"give from {MIN_MEMORY >> 20}m (Docker's least) to {MAX_MEMORY >> 30}g")
 

@@ -27,6 +27,13 @@ ADDRESS_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?$"
 MAX_REPLICAS = 1000
 #: Services: each is a Swarm service or more; 500 is past what a handful of servers runs.
 MAX_SERVICES = 500
+#: Jobs: one-shot tasks (init, migrate), a few per app; each is a Swarm service too.
+MAX_JOBS = 100
+#: A job's `timeout` in seconds: 600 by default; a day at most (a migration longer than that
+#: is an operation to plan by hand, not a step of an apply).
+JOB_TIMEOUT, MAX_JOB_TIMEOUT = 600, 86400
+#: A job's `command`: its words, each at most this long, and at most this many of them.
+MAX_COMMAND_WORDS, MAX_COMMAND_WORD = 256, 4096
 MAX_CPUS = 512
 MIN_MEMORY, MAX_MEMORY = 6 << 20, 16 << 40
 MEMORY_PATTERN = r"^[0-9]{1,15}[kmgKMG]?$"
@@ -118,11 +125,46 @@ class ServiceSpec(_Model):
         return {name: p.default for name, p in self.parameters.items()}
 
 
+class JobSpec(_Model):
+    """One entry of `jobs`: a one-shot task (init, migrate) run to completion, once, before
+    the services that name it in their `depends_on` start; run again only when its
+    definition changes (docs/app-spec.md, "Jobs")."""
+
+    image: str = Field(min_length=1, description="image reference, e.g. wiki/app:1.39.0")
+    command: list[Annotated[str, StringConstraints(min_length=1,
+                                                   max_length=MAX_COMMAND_WORD)]] | None = Field(
+        None, min_length=1, max_length=MAX_COMMAND_WORDS, description=(
+            "what the task runs, replacing the image's entry point and command (a module "
+            "image's own entry point starts its supervisor, which does not end)"))
+    depends_on: list[str] = Field(default_factory=list, description=(
+        "services (healthy) and jobs (done) it runs after"))
+    timeout: int = Field(JOB_TIMEOUT, ge=1, le=MAX_JOB_TIMEOUT, description=(
+        "seconds it may run; past them it is stopped and the apply fails"))
+    placement: Placement = Field(default_factory=Placement)
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+
+    def needs(self) -> list[str]:
+        """Every name it runs after, each once."""
+        return list(dict.fromkeys(self.depends_on))
+
+    def parameter_values(self) -> dict:
+        return {name: p.default for name, p in self.parameters.items()}
+
+
 class AppSpec(_Model):
-    """An application: its name and its services, wired into a dependency graph."""
+    """An application: its name, its services and its one-shot jobs, wired into a
+    dependency graph."""
 
     app: str = Field(pattern=NAME_PATTERN)
     services: dict[str, ServiceSpec] = Field(min_length=1, max_length=MAX_SERVICES)
+    jobs: dict[str, JobSpec] = Field(default_factory=dict, max_length=MAX_JOBS, description=(
+        "one-shot tasks (init, migrate) run before the services that depend on them"))
+
+    def members(self) -> dict:
+        """Services and jobs by name: what has parameters, a placement and a Swarm service
+        of its own (their names never clash: app.checks)."""
+        return {**self.services, **self.jobs}
 
 
 @dataclass(frozen=True)
@@ -148,13 +190,15 @@ def json_schema() -> dict:
     schema = AppSpec.model_json_schema()
     # service names are mapping keys, which a pydantic field pattern cannot reach
     schema["properties"]["services"]["propertyNames"] = {"pattern": NAME_PATTERN}
+    schema["properties"]["jobs"]["propertyNames"] = {"pattern": NAME_PATTERN}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://dragonball.invalid/app-spec.schema.json"
     return schema
 
 
 def write_schema(path: str) -> None:
-    """Write `json_schema()` to `path` (python -m dragonball.app.model docs/app-spec.schema.json)."""
+    """Write `json_schema()` to `path`
+    (python -m dragonball.app.model docs/app-spec.schema.json)."""
     import json
     with open(path, "w", encoding="utf-8") as f:
         f.write(json.dumps(json_schema(), indent=2) + "\n")

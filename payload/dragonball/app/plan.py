@@ -4,6 +4,13 @@
 (a service starts only after the wave of everything it needs); services running
 but gone from the spec stop roots first (the reverse). An executor runs the stop
 waves, then the start waves, each wave waiting for the health of the one before.
+
+Jobs (one-shot tasks: init, migrate) are nodes of the start waves like services: a job
+runs once what it `depends_on` is healthy (or done), and what depends on it starts once
+it is done. Its step is `run` or `skip`, as `jobs` (job -> (action, reasons)) says: that
+decision needs the cluster's record of its last run (orchestrator.jobs makes it); without
+one, a job is shown to run. A job never stops: it is no part of a stop plan, whose
+subtree goes through it to what it depends on.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec, ServiceSpec
 
 SCHEMA = 1
-ACTIONS = ("start", "change", "keep", "stop")
+ACTIONS = ("start", "change", "keep", "stop", "run", "skip")
+#: Why a job runs when nothing says whether it ran (a plan without the cluster).
+UNKNOWN_RUN = ("no successful run of this definition is known",)
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class Step:
     """One service in a wave: what happens to it and why."""
 
     service: str
-    kind: str  # "service", "backend", or "unknown" for one only seen running
+    kind: str  # "service", "backend", "job", or "unknown" for one only seen running
     action: str  # one of ACTIONS
     image: str
     replicas: int | None
@@ -86,14 +95,38 @@ class Plan:
 
 
 def dependencies(spec: AppSpec) -> dict:
-    """name -> the names it starts after."""
+    """Service name -> the names it starts after (a job among them is no node here: this
+    is the graph of what runs, is told of changes and is listed by `services`)."""
     return {name: service.needs() for name, service in spec.services.items()}
 
 
-def plan(spec: AppSpec, running: dict | None = None) -> Plan:
-    """What `apply` would do to go from `running` (name -> Running) to `spec`."""
+def start_order(spec: AppSpec) -> dict:
+    """Service and job name -> the names it starts (runs) after: the start waves' graph."""
+    return {name: member.needs() for name, member in spec.members().items()}
+
+
+def through_jobs(spec: AppSpec) -> dict:
+    """Service name -> the services it needs, a job it needs standing for what that job
+    needs (at any depth): `web -> migrate -> db` is `web -> db`. The stops' graph."""
+    order = start_order(spec)
+
+    def needed(names: list, seen: set) -> list:
+        found = []
+        for name in names:
+            if name not in spec.jobs:
+                found.append(name)
+            elif name not in seen:
+                seen.add(name)
+                found += needed(order[name], seen)
+        return found
+    return {name: list(dict.fromkeys(needed(order[name], set()))) for name in spec.services}
+
+
+def plan(spec: AppSpec, running: dict | None = None, jobs: dict | None = None) -> Plan:
+    """What `apply` would do to go from `running` (name -> Running) to `spec`; `jobs`:
+    job -> (action, reasons), decided from its last run (default: run)."""
     running = running or {}
-    starts = _start_waves(spec, set(spec.services), running)
+    starts = _start_waves(spec, set(spec.members()), running, jobs or {})
     gone = {name: r for name, r in running.items() if name not in spec.services}
     stop_graph = {name: [n for n in r.needs if n in gone] for name, r in gone.items()}
     stops = tuple(tuple(Step(name, "unknown", "stop", gone[name].image, gone[name].replicas,
@@ -102,21 +135,23 @@ def plan(spec: AppSpec, running: dict | None = None) -> Plan:
     return Plan(spec.app, stops, starts)
 
 
-def start_plan(spec: AppSpec, name: str | Sequence[str], running: dict | None = None) -> Plan:
+def start_plan(spec: AppSpec, name: str | Sequence[str], running: dict | None = None,
+               jobs: dict | None = None) -> Plan:
     """Start `name` (or each of several names: a service's slots) and its subtree, leaves
-    first (what already runs as specified is kept)."""
-    names, deps = _known(spec, name)
+    first (what already runs as specified is kept; a job in it runs as `jobs` says)."""
+    names, deps = _known(spec, name), start_order(spec)
     tree = set().union(*(graph.subtree(deps, n) for n in names))
-    return Plan(spec.app, (), _start_waves(spec, tree, running or {}))
+    return Plan(spec.app, (), _start_waves(spec, tree, running or {}, jobs or {}))
 
 
 def stop_plan(spec: AppSpec, name: str | Sequence[str]) -> Plan:
     """Stop `name` (or each of several) and its subtree, roots first.
 
     What a service outside the subtree still needs is kept running (a diamond's
-    shared backend), and said so in the notes.
+    shared backend), and said so in the notes. Jobs are not stopped: the subtree goes
+    through them (`through_jobs`).
     """
-    names, deps = _known(spec, name)
+    names, deps = _known(spec, name), through_jobs(spec)
     tree = set().union(*(graph.subtree(deps, n) for n in names))
     outside = set(deps) - tree
     needed = set().union(*(graph.subtree(deps, n) for n in outside)) if outside else set()
@@ -140,19 +175,25 @@ def _names(names: list) -> str:
     return ", ".join(names)
 
 
-def _known(spec: AppSpec, name: str | Sequence[str]) -> tuple[list, dict]:
-    """(the names, the dependencies); UnknownService for a name not in the spec."""
+def _known(spec: AppSpec, name: str | Sequence[str]) -> list:
+    """The names; UnknownService for a name that is not a service of the spec."""
     names = [name] if isinstance(name, str) else list(name)
     for one in names:
         if one not in spec.services:
             raise UnknownService(one, spec.services)
-    return names, dependencies(spec)
+    return names
 
 
-def _start_waves(spec: AppSpec, names: set, running: dict) -> tuple:
-    deps = graph.restrict(dependencies(spec), names)
-    return tuple(tuple(_start_step(n, spec.services[n], running.get(n)) for n in wave)
+def _start_waves(spec: AppSpec, names: set, running: dict, jobs: dict) -> tuple:
+    deps = graph.restrict(start_order(spec), names)
+    return tuple(tuple(_job_step(n, spec, jobs) if n in spec.jobs else
+                       _start_step(n, spec.services[n], running.get(n)) for n in wave)
                  for wave in graph.waves(deps))
+
+
+def _job_step(name: str, spec: AppSpec, jobs: dict) -> Step:
+    action, reasons = jobs.get(name, ("run", UNKNOWN_RUN))
+    return Step(name, "job", action, spec.jobs[name].image, None, tuple(reasons))
 
 
 def _start_step(name: str, service: ServiceSpec, now: Running | None) -> Step:

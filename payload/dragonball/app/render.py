@@ -9,7 +9,8 @@ from rich.table import Table
 
 from dragonball.app.plan import Plan
 
-_STYLE = {"start": "green", "change": "yellow", "keep": "dim", "stop": "red"}
+_STYLE = {"start": "green", "change": "yellow", "keep": "dim", "stop": "red", "run": "cyan",
+          "skip": "dim"}
 
 
 #: An image column is as wide as its longest name, up to this.
@@ -22,8 +23,10 @@ def to_json(plan: Plan) -> str:
 
 def summary(plan: Plan) -> str:
     waves = len(plan.stop_waves) + len(plan.start_waves)
+    jobs = (f", {plan.count('run')} job(s) to run, {plan.count('skip')} skipped"
+            if plan.count("run") or plan.count("skip") else "")
     return (f"{plan.app}: {plan.count('start')} to start, {plan.count('change')} to change, "
-            f"{plan.count('keep')} unchanged, {plan.count('stop')} to stop, in {waves} "
+            f"{plan.count('keep')} unchanged, {plan.count('stop')} to stop{jobs}, in {waves} "
             f"wave{'s' if waves != 1 else ''}")
 
 
@@ -33,7 +36,8 @@ def print_plan(plan: Plan, console: Console) -> None:
     for title, waves in (("stop", plan.stop_waves), ("start", plan.start_waves)):
         for wave in waves:
             number += 1
-            console.print(_table(f"wave {number}: {title} "
+            verb = "run" if title == "start" and all(s.kind == "job" for s in wave) else title
+            console.print(_table(f"wave {number}: {verb} "
                                  f"{', '.join(s.service for s in wave)}", wave))
     for note in plan.notes:
         console.print(f"note: {note}")

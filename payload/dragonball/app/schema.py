@@ -13,7 +13,8 @@ from typing import Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from dragonball.app.document import Document
-from dragonball.app.model import MAX_CPUS, MAX_REPLICAS, AppSpec, ServiceSpec
+from dragonball.app.model import (MAX_CPUS, MAX_JOB_TIMEOUT, MAX_REPLICAS, AppSpec, JobSpec,
+                                  ServiceSpec)
 
 UNKNOWN_IMAGE = "(unknown)"  # stands in for a broken image field
 NAME_HINT = ("lower-case letters, digits and '-', starting with a letter, at most 63 "
@@ -29,6 +30,8 @@ _FIELD_HINTS = {
     "cpus": f"a number above 0 and at most {MAX_CPUS}, e.g. 0.5",
     "address": "an IPv4 address, with the network's prefix if not /24: 10.0.0.100/24",
     "type": "one of string, int, float, bool, list",
+    "timeout": f"whole seconds from 1 to {MAX_JOB_TIMEOUT} (default 600)",
+    "command": "a list of words: [/opt/dragon_ball/service/wiki/module/install.sh, --quiet]",
 }
 _LABEL_HINTS = {  # a Swarm constraint holds them: node.labels.KEY==VALUE
     "[key]": "a label's name: letters, digits, '_', '.' and '-', at most 128",
@@ -36,53 +39,70 @@ _LABEL_HINTS = {  # a Swarm constraint holds them: node.labels.KEY==VALUE
 }
 
 
-def check_shape(doc: Document) -> tuple[AppSpec | None, dict]:
-    """The spec if its shape is valid, and every service whose own shape is valid.
+def check_shape(doc: Document) -> tuple[AppSpec | None, dict, dict]:
+    """The spec if its shape is valid, and every service and every job whose own shape is
+    valid (name -> model, each).
 
-    Problems go to `doc.problems`. A service with a broken field is left out of the
-    second result but its name still counts (no false "unknown backend").
+    Problems go to `doc.problems`. A service (or job) with a broken field is left out of
+    the second (third) result but its name still counts (no false "unknown backend").
     """
     if not isinstance(doc.data, dict):
         doc.problem((), "must be a mapping with 'app:' and 'services:'",
                     "start from examples/notes.app.yaml")
-        return None, {}
+        return None, {}, {}
     try:
-        return AppSpec.model_validate(doc.data), {}
+        return AppSpec.model_validate(doc.data), {}, {}
     except ValidationError as e:
         errors = e.errors()
-    broken: dict = {}  # service name -> its fields with a problem
+    broken: dict = {}  # (section, name) -> its fields with a problem
     for error in errors:
         path = _real_path(error["loc"], doc.data)
         if not doc.full:
             _report(error, path, doc)
-        if len(path) >= 4 and path[:1] == ("services",) and path[2] == "parameters":
-            broken.setdefault(path[1], set()).add(("parameters", path[3]))
-        elif len(path) >= 3 and path[0] == "services":
-            broken.setdefault(path[1], set()).add(path[2])
-        elif len(path) == 2 and path[0] == "services":
-            broken.setdefault(path[1], set()).add("*")
-    raw = doc.data.get("services")
-    salvaged = {name: _salvage(entry, broken.get(name, set()))
-                for name, entry in raw.items()} if isinstance(raw, dict) else {}
-    return None, {name: spec for name, spec in salvaged.items() if spec is not None}
+        if not path or path[0] not in _SECTIONS:
+            continue
+        if len(path) >= 4 and path[2] == "parameters":
+            broken.setdefault(path[:2], set()).add(("parameters", path[3]))
+        elif len(path) >= 3:
+            broken.setdefault(path[:2], set()).add(path[2])
+        elif len(path) == 2:
+            broken.setdefault(path[:2], set()).add("*")
+    return None, *(_salvaged(doc.data.get(section), section, broken) for section in _SECTIONS)
 
 
-def _salvage(entry: object, bad: set) -> ServiceSpec | None:
-    """The service without its broken fields, so the cross-checks still see the rest.
+_SECTIONS = ("services", "jobs")
 
-    One broken parameter leaves out that parameter only. A broken `kind` reads as 'service' (no Backend rule applies) and a broken `image`
-    as UNKNOWN_IMAGE (not looked up in the registry).
+
+def _salvaged(raw: object, section: str, broken: dict) -> dict:
+    """name -> the model of each entry of `section` whose shape is valid once its broken
+    fields are left out."""
+    if not isinstance(raw, dict):
+        return {}
+    model = ServiceSpec if section == "services" else JobSpec
+    salvaged = {name: _salvage(entry, broken.get((section, name), set()), model)
+                for name, entry in raw.items()}
+    return {name: spec for name, spec in salvaged.items() if spec is not None}
+
+
+def _salvage(entry: object, bad: set, model: type = ServiceSpec):
+    """The service (or job) without its broken fields, so the cross-checks still see the
+    rest.
+
+    One broken parameter leaves out that parameter only. A broken `kind` reads as 'service'
+    (no Backend rule applies) and a broken `image` as UNKNOWN_IMAGE (not looked up in the
+    registry).
     """
     if not isinstance(entry, dict) or "*" in bad:
         return None
-    kept = {k: v for k, v in entry.items() if k in ServiceSpec.model_fields and k not in bad}
+    kept = {k: v for k, v in entry.items() if k in model.model_fields and k not in bad}
     if isinstance(kept.get("parameters"), dict):  # a broken parameter leaves the others
         kept["parameters"] = {k: v for k, v in kept["parameters"].items()
                               if ("parameters", k) not in bad}
-    kept.setdefault("kind", "service")
+    if model is ServiceSpec:
+        kept.setdefault("kind", "service")
     kept.setdefault("image", UNKNOWN_IMAGE)
     try:
-        return ServiceSpec.model_validate(kept)
+        return model.model_validate(kept)
     except ValidationError:
         return None
 
@@ -119,6 +139,8 @@ def _report(error: dict, path: tuple, doc: Document) -> None:
         if kind == "string_pattern_mismatch":
             message = "has the wrong form"
         hint = _FIELD_HINTS.get(str(key), "see docs/app-spec.md for this field")
+        if len(path) >= 2 and path[-2] == "command":   # one word of a job's command
+            hint = _FIELD_HINTS["command"]
         if len(path) >= 2 and path[-2] == "labels":
             hint = _LABEL_HINTS["[key]" if error["loc"][-1] == "[key]" else "value"]
         doc.problem(path, f"{message}: got {error['input']!r}"

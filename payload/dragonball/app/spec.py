@@ -5,7 +5,7 @@ Every problem is collected before anything is refused (docs/app-spec.md).
 
 from __future__ import annotations
 
-from dragonball.app import checks, document, schema
+from dragonball.app import checks, document, job_checks, schema
 from dragonball.app.errors import AppSpecInvalid
 from dragonball.app.model import MAX_SERVICES, AppSpec, Observed
 from dragonball.shared import safe_yaml
@@ -19,9 +19,11 @@ def check(text: str | bytes, file: str,
         return None, doc.problems
     if _too_many_services(doc):
         return None, doc.problems
-    spec, services = schema.check_shape(doc)
+    spec, services, jobs = schema.check_shape(doc)
     if isinstance(doc.data, dict):
-        checks.check_all(doc, dict(spec.services) if spec else services, observed)
+        jobs = dict(spec.jobs) if spec else jobs
+        checks.check_all(doc, dict(spec.services) if spec else services, observed, jobs)
+        job_checks.check_jobs(doc, jobs, observed)
     problems = sorted(doc.problems, key=lambda p: (p.line or 0, p.path))
     if doc.full:
         problems.append(document.Problem(file, None, "", f"checking stopped after "

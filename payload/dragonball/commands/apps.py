@@ -311,9 +311,9 @@ def _params_of(args, apps, given: tuple[str, str] | None,
         spec = app_spec.load(*given)
         app = getattr(args, "app", None) or spec.app
         if app not in applied:
-            service = spec.services.get(name)
+            service = spec.members().get(name)   # a service's, or a one-shot job's
             if service is None:
-                raise UnknownService(name, spec.services)
+                raise UnknownService(name, spec.members())
             return app, {k: p.type for k, p in service.parameters.items()}, \
                 {k for k, p in service.parameters.items() if p.secret}
     else:

@@ -17,11 +17,12 @@ from dragonball.orchestrator import slotting
 ACTIONS = ("start", "stop", "restart")
 
 
-def known_service(control, app: str, name: str, slots: bool = True) -> None:
+def known_service(control, app: str, name: str, slots: bool = True,
+                  jobs: bool = False) -> None:
     """AppNotApplied or UnknownService unless `app` has a service `name` (or, with
-    `slots`, a slot of that name: `store-2`)."""
+    `slots`, a slot of that name: `store-2`; with `jobs`, a one-shot job: its parameters)."""
     spec = control.spec_of(app)
-    if name in spec.services:
+    if name in spec.services or (jobs and name in spec.jobs):
         return
     units = slotting.expand(spec, (), place_new=False)
     if not (slots and units.units_of(name)):
@@ -72,7 +73,7 @@ def set_values(control, app: str, name: str, values: dict, unset: list,
     task: {ok, tasks: [{service, task, server, ok, detail, refused}], restored}. With
     `spec` ((text, file)) for an app not applied yet: kept for its first apply."""
     if spec is None or control.store.app(app) is not None:
-        known_service(control, app, name, slots=False)
+        known_service(control, app, name, slots=False, jobs=True)
     return task_answers(control.set_param_values(app, name, values, unset, spec))
 
 

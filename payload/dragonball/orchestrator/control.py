@@ -10,7 +10,9 @@ parameters. On the portal server (a Swarm manager), as root (docs/orchestrator.m
 Every command runs the same way: observe (orchestrator.observe: one read of the cluster),
 plan (orchestrator.planning: pure), execute (orchestrator.execute). Nothing is changed
 before the spec is valid against what the cluster holds: its images in the portal
-registry, its servers and labels among the Swarm's nodes.
+registry, its servers and labels among the Swarm's nodes. A spec's one-shot jobs
+(orchestrator.jobs) are planned with the store's record of their last runs; their
+parameters and logs are reached by their names as a service's are.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ class Control:
         supply = images_mod.ImageSupply(self.agents, self.registry.pull_auth(), self._report,
                                         clock=self.clock, sleep=self.sleep)
         return Executor(self.engine, self.params, self.tasks, self._report,
-                        wait_s=self.wait_s, clock=self.clock, sleep=self.sleep, supply=supply)
+                        wait_s=self.wait_s, clock=self.clock, sleep=self.sleep, supply=supply,
+                        store=self.store)
 
     # -- observe and plan -------------------------------------------------------------------
     def prepare(self, path: str) -> Prepared:
@@ -105,7 +108,17 @@ class Control:
             app_spec.load(text, file)
         app, images = named or ("", [])
         observation = self._remembering(self.observer.observe(app, images))
-        return app_spec.load(text, file, observation.checks()), observation
+        spec = app_spec.load(text, file, observation.checks())
+        return spec, self._with_runs(spec, observation)
+
+    def _with_runs(self, spec: AppSpec, observation: Observation) -> Observation:
+        """The observation with each job's last run as the store records it, and the
+        revision its parameters will run with (orchestrator.jobs)."""
+        if not spec.jobs:
+            return observation
+        return dataclasses.replace(observation, runs=self.store.job_runs(spec.app),
+                                   job_params={name: self.params.settled(spec, name)
+                                               for name in spec.jobs})
 
     def _remembering(self, observation: Observation) -> Observation:
         """The observation with the slots' servers as the store records them."""
@@ -213,7 +226,7 @@ class Control:
         record gone, its volumes too only with `purge_data` (else kept and listed;
         orchestrator/removing.py); what went and what stayed. AppNotApplied when the
         portal has no such app."""
-        services = sorted(self.spec_of(app).services)
+        services = sorted(self.spec_of(app).members())   # parameter folders: jobs' too
         return removing.AppRemoval(self.engine, self.store, self.agents, clock=self.clock,
                                    sleep=self.sleep).run(app, services, purge_data)
 
@@ -289,9 +302,11 @@ class Control:
                 for r in self.store.notifications(app, limit)]
 
     def logs(self, app: str, name: str, tail: int = 200) -> list[dict]:
-        """The last `tail` log lines of each running task of a service, through the agents:
-        [{"task", "server", "lines", "error"}] (`error`: why a task's log could not be read)."""
-        self._service(app, name)
+        """The last `tail` log lines of each running task of a service (of a job: its last
+        run's task, ended or not), through the agents: [{"task", "server", "lines",
+        "error"}] (`error`: why a task's log could not be read)."""
+        if name in self._service(app, name).jobs:
+            return self.tasks.job_logs(app, name, tail)
         return self.tasks.logs(app, name, tail)
 
     def each_task(self, app: str, name: str, action: str, body: dict,
@@ -338,14 +353,14 @@ class Control:
         if spec.app != app:
             raise InvalidInput(f"{file} is the spec of app {spec.app!r}, not {app!r}",
                                f"give --app {spec.app} or that app's spec")
-        if name not in spec.services:
-            raise UnknownService(name, spec.services)
+        if name not in spec.members():
+            raise UnknownService(name, spec.members())
         self.params.keep(spec, name, self.params.edited(spec, name, edit))
         return []
 
     def _service(self, app: str, name: str) -> AppSpec:
-        """The applied spec of `app`, which has a service `name` (UnknownService)."""
+        """The applied spec of `app`, which has a service or a job `name` (UnknownService)."""
         spec = self.spec_of(app)
-        if name not in spec.services:
-            raise UnknownService(name, spec.services)
+        if name not in spec.members():
+            raise UnknownService(name, spec.members())
         return spec

@@ -12,6 +12,10 @@ A service with storage runs as slots (orchestrator.slotting): slot 2 of `store` 
 service `notes_store-2` with one task, pinned to one server by the node label
 ``dragonball.placement.notes.store-2``, reachable as `store-2` (and, with its peers, as
 `store`), its data in the volumes ``notes_store_storage.2`` and ``notes_store_log.2``.
+
+A one-shot job `migrate` (orchestrator.jobs) is the Swarm service `notes_migrate` too, in
+`replicated-job` mode, labelled as a service is with the kind `job`; its parameters live
+under ``/var/lib/dragonball/params/notes/migrate`` (job and service names never clash).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ PREFIX = "io.dragonball"
 APP_LABEL = f"{PREFIX}.app"
 SERVICE_LABEL = f"{PREFIX}.service"
 KIND_LABEL = f"{PREFIX}.kind"
+JOB_KIND = "job"                        # KIND_LABEL's value on a one-shot job's service
 SPEC_LABEL = SPEC_HASH_LABEL            # what the Swarm service was made from
 NEEDS_LABEL = f"{PREFIX}.needs"         # comma-separated: orders its stop once it leaves the spec
 IMAGE_LABEL = f"{PREFIX}.image"         # the spec's image, as the spec names it

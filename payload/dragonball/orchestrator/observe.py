@@ -8,7 +8,10 @@ An `Observation` holds the Swarm's nodes, the app's services as they are (by uni
 the spec's, or a slot's, orchestrator.slotting),
 the image ID of each image the spec names in the registry (what its tasks run: named by ID,
 a server starts them from what it holds, orchestrator.images) with the reference a server
-pulls it by (registry@digest), and, for `status`, each service's tasks. The planner reads
+pulls it by (registry@digest), and, for `status`, each service's tasks. One-shot jobs'
+Swarm services (kind `job`) are apart from the services (`jobs`), with the portal's record
+of each job's last run and the revision its parameters will run with (`runs`,
+`job_params`: the Control adds them from its store, orchestrator.jobs). The planner reads
 only this; the executor may look again while it rolls out (health waits are execution,
 not planning).
 """
@@ -52,6 +55,10 @@ class Observation:
     ports: Mapping[tuple, list] = field(default_factory=dict)  # other apps' published ports
     pulls: Mapping[str, str] = field(default_factory=dict)   # spec image -> registry@digest
     network: Mapping | None = None   # the app network's driver options; None: not made yet
+    jobs: Mapping[str, ServiceState] = field(default_factory=dict)  # job -> its Swarm service
+    runs: Mapping = field(default_factory=dict)        # job -> its last run (jobs.JobRun)
+    job_params: Mapping = field(default_factory=dict)  # job -> its parameters' revision to
+    #                                                    run with (None: written anew)
 
     def checks(self) -> Observed:
         """What the spec's checks need: images in the registry, servers, their labels and
@@ -83,15 +90,16 @@ def split_image(ref: str) -> tuple[str, str]:
 
 
 def names_in(text: str) -> tuple[str, list[str]] | None:
-    """(the app's name, the images it names, with the keepalived image when a Service has
-    an address) of a spec's text, read before its checks so the world can be looked up for
-    them; None when it is not a mapping of services."""
+    """(the app's name, the images its services and jobs name, with the keepalived image
+    when a Service has an address) of a spec's text, read before its checks so the world
+    can be looked up for them; None when it is not a mapping of services."""
     data = document.read(text, "").data  # bounded: the spec's own limits (safe_yaml)
     services = data.get("services") if isinstance(data, dict) else None
     if not isinstance(services, dict):
         return None
     app = data.get("app") if isinstance(data.get("app"), str) else ""
-    images = [s["image"] for s in services.values()
+    jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
+    images = [s["image"] for s in [*services.values(), *jobs.values()]
               if isinstance(s, dict) and isinstance(s.get("image"), str)]
     moving = any(isinstance(s, dict) and s.get("address") for s in services.values())
     return app, images + [ADDRESS_IMAGE] * moving
@@ -110,6 +118,7 @@ class Observer:
         every = self.swarm.services() if app else []    # one listing: this app's and others'
         listed = [s for s in every if s.labels.get(naming.APP_LABEL) == app]
         services, addresses = self.by_unit(listed), self.by_address(listed)
+        jobs = self.by_job(listed)
         found = {name: tuple(self.swarm.tasks(state.name))
                  for name, state in {**services, **_address_units(addresses)}.items()
                  } if tasks else {}
@@ -119,7 +128,7 @@ class Observer:
         nodes = tuple(self.swarm.nodes())
         return Observation(app, nodes, services, pinned, found, addresses=addresses,
                            taken=taken, pulls=pulls, network=network,
-                           ports=self.ports_of_others(app, nodes, every))
+                           ports=self.ports_of_others(app, nodes, every), jobs=jobs)
 
     def services(self, app: str) -> dict:
         """unit name -> ServiceState of the app's services on Swarm (by their labels): the
@@ -128,12 +137,22 @@ class Observer:
 
     @staticmethod
     def by_unit(listed) -> dict:
+        """unit name -> ServiceState of the services among `listed` (not the jobs)."""
         found = {}
         for state in listed:
+            if state.labels.get(naming.KIND_LABEL) == naming.JOB_KIND:
+                continue
             name = state.labels.get(naming.SLOT_LABEL) or state.labels.get(naming.SERVICE_LABEL)
             if name:
                 found[name] = state
         return found
+
+    @staticmethod
+    def by_job(listed) -> dict:
+        """job name -> the ServiceState of its Swarm service (its last run)."""
+        return {s.labels[naming.SERVICE_LABEL]: s for s in listed
+                if s.labels.get(naming.KIND_LABEL) == naming.JOB_KIND
+                and s.labels.get(naming.SERVICE_LABEL)}
 
     @staticmethod
     def by_address(listed) -> dict:

@@ -5,7 +5,11 @@ with config_change (docs/orchestrator.md, "Parameters"). A collaborator of `Cont
 Only where it may run (`may_run`: its placement's servers and labels), because a value may
 be a secret and a server should hold only what its own tasks need (docs/security.md). A
 service without placement may run anywhere, so every server holds its parameters: pin the
-services that hold secrets."""
+services that hold secrets.
+
+A one-shot job has parameters as a service has (its own folder, where it may run), named
+as a service is in `params set`; it reads them when it starts, so they are never
+delivered to a task: a change runs it again at the next apply (orchestrator.jobs)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from typing import Callable
 from dragonball.app.model import AppSpec
 from dragonball.agent_client import AgentError
 from dragonball.errors import DragonBallError
+from dragonball.orchestrator import jobs as jobs_mod
 from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator.state import AppStore
 from dragonball.orchestrator.tasks import TaskCalls, TaskResult
@@ -53,7 +58,7 @@ class ParamCalls:
         servers); return the services whose values in force changed since their tasks
         last got them (`mark_delivered` records that, once they did)."""
         changed = []
-        for name, service in spec.services.items():
+        for name, service in spec.members().items():
             if only is not None and name not in only:
                 continue
             revision, values = self.store.params(spec.app, name)
@@ -71,7 +76,7 @@ class ParamCalls:
         placement changed, or it never could); after the launches, so a task still on its
         old server keeps its values until it is replaced. Best effort: a server that does
         not answer keeps the folder until the next apply."""
-        for name, service in spec.services.items():
+        for name, service in spec.members().items():
             if only is not None and name not in only:
                 continue
             for node in nodes:
@@ -119,7 +124,7 @@ class ParamCalls:
         """`edit(service, current values)`'s values, checked (ParamsInvalid otherwise);
         nothing is stored yet."""
         _, current = self.store.params(spec.app, name)
-        return edit(spec.services[name], current)
+        return edit(spec.members()[name], current)
 
     def put(self, spec: AppSpec, name: str, values: dict, nodes) -> list[TaskResult]:
         """Store `values` (checked), write them on `nodes`, deliver them to every running
@@ -167,7 +172,7 @@ class ParamCalls:
 
     def get(self, spec: AppSpec, name: str) -> dict:
         """The parameters in force: value, default, type, secret, set on the portal or not."""
-        service = spec.services[name]
+        service = spec.members()[name]
         revision, values = self.store.params(spec.app, name)
         return {"app": spec.app, "service": name, "revision": revision,
                 "parameters": {k: {"value": v, "default": service.parameters[k].default,
@@ -176,7 +181,10 @@ class ParamCalls:
                                for k, v in params_mod.in_force(service, values).items()}}
 
     def deliver(self, spec: AppSpec, name: str) -> list[TaskResult]:
-        """config_change with the values in force, in every running task of `name`."""
+        """config_change with the values in force, in every running task of `name` (a job:
+        none, it reads them when it starts)."""
+        if name in spec.jobs:
+            return []
         _, values = self.store.params(spec.app, name)
         wanted = params_mod.in_force(spec.services[name], values)
         return self.tasks.each(spec.app, name, "config_change", wanted, replace=True)
@@ -185,4 +193,11 @@ class ParamCalls:
         for name in names:
             _, values = self.store.params(spec.app, name)
             self.store.mark_published(spec.app, name,
-                                      params_mod.in_force(spec.services[name], values))
+                                      params_mod.in_force(spec.members()[name], values))
+
+    def settled(self, spec: AppSpec, name: str) -> int | None:
+        """The revision `name`'s parameters will have at its next launch: the current one
+        when the values in force were written already, else None (orchestrator.jobs)."""
+        revision, values = self.store.params(spec.app, name)
+        return jobs_mod.settled_revision(revision, self.store.published(spec.app, name),
+                                         params_mod.in_force(spec.members()[name], values))

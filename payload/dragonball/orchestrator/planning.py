@@ -15,6 +15,11 @@ No function here calls the engine (STYLE.md habit 1).
 Plans are made of *units* (orchestrator.slotting): a service with storage is planned as its
 slots, each pinned to its server; a slot whose server is down is launched anyway (Swarm holds
 it until the server is back) and `waits_for` that server instead of being waited on.
+
+One-shot jobs are launches too, in the start order: `run` (no Swarm service of it yet),
+`rerun` (its last run's service is removed, then made again) or `skip` (its last run
+succeeded with the same image, definition and parameters: orchestrator.jobs.decide). Job
+services left by jobs gone from the spec are removed (`jobs_gone`).
 """
 
 from __future__ import annotations
@@ -27,16 +32,19 @@ from dragonball.app import plan as plan_mod
 from dragonball.app.errors import AddressImageMissing, SlotsUnplaced, UnknownService
 from dragonball.app.model import AppSpec
 from dragonball.orchestrator import address, naming, slotting, specs
+from dragonball.orchestrator import jobs as jobs_mod
 from dragonball.orchestrator.images import ReleaseImage
 from dragonball.orchestrator.observe import Observation
 from dragonball.shared import overlay
 
 DEFINITION = "service definition"
+JOB_OPS = ("run", "rerun", "skip")
 
 
 @dataclass(frozen=True)
 class LaunchStep:
-    """Bring one service up: `op` is create, update or scale (to `replicas`)."""
+    """Bring one service up: `op` is create, update or scale (to `replicas`); or run a
+    one-shot job: `op` is run, rerun or skip (JOB_OPS)."""
 
     service: str
     swarm_name: str
@@ -47,6 +55,13 @@ class LaunchStep:
     force: bool = False                           # new tasks even if nothing changed
     params_of: str = ""                           # its parameters' service, if not itself
     waits_for: str = ""                           # a slot's server, down: not waited on
+    timeout: float = 0.0                          # a job: the seconds it may run
+    parts: Mapping = field(default_factory=dict)  # a job: what the run runs (jobs.parts)
+    reasons: tuple = ()                           # a job: why it runs, or is skipped
+
+    @property
+    def job(self) -> bool:
+        return self.op in JOB_OPS
 
     @property
     def fresh_only(self) -> bool:
@@ -92,6 +107,7 @@ class Deployment:
     pins: Mapping = field(default_factory=dict)   # slot -> server, to record
     addresses: tuple = ()                         # orchestrator.address.AddressStep
     images: tuple = ()     # ReleaseImage: every ready server holds them before a launch
+    jobs_gone: tuple = ()  # Swarm names of job services whose job left the spec: removed
 
     def launched(self) -> list[str]:
         """The spec's names of what is launched (a slot's service once), for parameters."""
@@ -136,17 +152,71 @@ def redefined(spec: AppSpec, observation: Observation, name: str, slot=None) -> 
     return state is not None and state.spec_hash != wanted
 
 
+def wanted_job(spec: AppSpec, name: str, observation: Observation) -> dict:
+    """The Swarm service spec of job `name`, its image pinned by image ID, the spec's image
+    name as a label (outside the hash)."""
+    job = spec.jobs[name]
+    result = jobs_mod.job_spec(spec.app, name, job, observation.pinned[job.image],
+                               network_of(observation)[0])
+    result["Labels"][naming.IMAGE_LABEL] = job.image
+    return result
+
+
+def job_decisions(spec: AppSpec, observation: Observation) -> dict:
+    """job -> (run or skip, why), from the portal's record of its last run."""
+    return {name: jobs_mod.decide(job_parts(spec, name, observation),
+                                  observation.runs.get(name))
+            for name in spec.jobs}
+
+
+def job_parts(spec: AppSpec, name: str, observation: Observation) -> dict:
+    return jobs_mod.parts(observation.pinned[spec.jobs[name].image],
+                          wanted_job(spec, name, observation),
+                          observation.job_params.get(name))
+
+
+def job_step(units: slotting.Units, observation: Observation, step: plan_mod.Step) -> LaunchStep:
+    """How job `step.service` comes: skipped, run, or run again (its last service gone)."""
+    spec, name = units.spec, step.service
+    if step.action == "skip":
+        op = "skip"
+    else:
+        op = "rerun" if name in observation.jobs else "run"
+    return LaunchStep(name, naming.swarm_service(spec.app, name), tuple(spec.jobs[name].needs()),
+                      0 if op == "skip" else 1, op, wanted_job(spec, name, observation),
+                      timeout=float(spec.jobs[name].timeout),
+                      parts=job_parts(spec, name, observation), reasons=step.reasons)
+
+
+def jobs_gone(spec: AppSpec, observation: Observation) -> tuple[tuple, tuple]:
+    """(the Swarm names of job services whose job left the spec, a note on each)."""
+    gone = sorted(set(observation.jobs) - set(spec.jobs))
+    return (tuple(observation.jobs[name].name for name in gone),
+            tuple(f"job {name} is no longer in the spec: its last run's service is removed"
+                  for name in gone))
+
+
 def shown_plan(spec: AppSpec, observation: Observation,
                units: slotting.Units | None = None) -> plan_mod.Plan:
     """app.plan's plan of the units, with "change" also for a kept one whose definition
     changed (ports, resources, placement, a new digest under the same tag...), and notes
-    saying where each slot stays, is placed or waits."""
+    saying where each slot stays, is placed or waits. A job runs or is skipped as its
+    last run says (`job_decisions`)."""
     units = units or slotting.expand(spec, observation.nodes,
                                      remembered=observation.remembered)
-    result = plan_mod.plan(units.spec, running_of(observation))
+    result = plan_mod.plan(units.spec, running_of(observation),
+                           job_decisions(units.spec, observation))
     waves = tuple(tuple(_redefined_step(units, observation, step) for step in wave)
                   for wave in result.start_waves)
     return dataclasses.replace(result, start_waves=waves, notes=result.notes + units.notes())
+
+
+def step_launch(units: slotting.Units, observation: Observation, step: plan_mod.Step,
+                force: bool = False) -> LaunchStep:
+    """The launch of a start wave's step: a job's (`job_step`) or a unit's (`launch_step`)."""
+    if step.kind == "job":
+        return job_step(units, observation, step)
+    return launch_step(units, observation, step.service, force)
 
 
 def _redefined_step(units: slotting.Units, observation: Observation, step: plan_mod.Step):
@@ -179,7 +249,8 @@ def images_of(units: slotting.Units, observation: Observation, launches,
               addresses=()) -> tuple:
     """The images the launches run (those with tasks) and, with a moving address kept
     or made, its keepalived's: each once, by name (pure)."""
-    wanted = [units.spec.services[step.service].image for step in launches if step.replicas]
+    members = units.spec.members()
+    wanted = [members[step.service].image for step in launches if step.replicas]
     if any(step.op != "remove" for step in addresses):
         wanted.append(address.IMAGE)
     return tuple(ReleaseImage(image, observation.pinned[image], observation.pulls.get(image, ""))
@@ -187,10 +258,10 @@ def images_of(units: slotting.Units, observation: Observation, launches,
 
 
 def placement_labels(spec: AppSpec, nodes) -> tuple:
-    """The node labels to change so that each service's `placement.servers` label is on
-    exactly the servers it lists."""
+    """The node labels to change so that each service's (and job's) `placement.servers`
+    label is on exactly the servers it lists."""
     changes = []
-    for name, service in spec.services.items():
+    for name, service in spec.members().items():
         key = naming.placement_label(spec.app, name)
         wanted = set(service.placement.servers)
         for node in nodes:
@@ -217,16 +288,17 @@ def deploy(spec: AppSpec, observation: Observation) -> Deployment:
     stops = tuple(StopStep(s.service, naming.swarm_service(spec.app, s.service),
                            running[s.service].needs)
                   for wave in shown.stop_waves for s in wave)
-    launches = tuple(launch_step(units, observation, s.service)
+    launches = tuple(step_launch(units, observation, s)
                      for wave in shown.start_waves for s in wave)
     addresses = address_steps(spec, observation)
     encrypted, note = network_of(observation)
+    gone, gone_notes = jobs_gone(spec, observation)
     shown = dataclasses.replace(shown, notes=shown.notes + tuple(
-        address_note(step) for step in addresses) + ((note,) if note else ()))
+        address_note(step) for step in addresses) + ((note,) if note else ()) + gone_notes)
     return Deployment(shown, specs.network_spec(spec.app, encrypted),
                       placement_labels(units.spec, observation.nodes), stops, True, launches,
                       dict(units.pins), addresses,
-                      images_of(units, observation, launches, addresses))
+                      images_of(units, observation, launches, addresses), gone)
 
 
 def address_steps(spec: AppSpec, observation: Observation) -> tuple:
@@ -252,9 +324,10 @@ def start(spec: AppSpec, observation: Observation, name: str,
     leaves first; `force`: new tasks of `name` even if nothing changed."""
     units = placed(spec, observation)
     names = _units_named(units, spec, name)
-    shown = plan_mod.start_plan(units.spec, names, running_of(observation))
+    shown = plan_mod.start_plan(units.spec, names, running_of(observation),
+                                job_decisions(units.spec, observation))
     shown = dataclasses.replace(shown, notes=shown.notes + units.notes())
-    launches = tuple(launch_step(units, observation, s.service, force and s.service in names)
+    launches = tuple(step_launch(units, observation, s, force and s.service in names)
                      for wave in shown.start_waves for s in wave)
     slots_only = units.spec.model_copy(update={"services": {
         unit: units.spec.services[unit] for unit in units.slots}})

@@ -6,15 +6,17 @@ portal (after which `dragonball services` failed for the other app's operators: 
 apps are applied"). `AppRemoval.run` takes away, in this order, each step going on where
 a server does not answer and saying so:
 
-1. its Swarm services (every one labelled with the app: services, slots, moving addresses);
+1. its Swarm services (every one labelled with the app: services, slots, moving addresses,
+   one-shot jobs);
 2. its overlay network, once no task is attached (asked again for up to `WAIT_S`);
 3. its parameter folders on every ready server;
 4. its volumes on every ready server, only when `purge_data` (its data: the app's name typed
    again, `purges`), each once no container uses it (asked again for up to `WAIT_S`);
    else they are kept, and the answer lists each by server and name;
 5. its placement labels on the servers, then its record on the portal: spec, states,
-   notifications, slot pins; its parameters are emptied (their revision keeps growing, so a
-   server that was down keeps refusing the old folder's values if the app comes back).
+   notifications, slot pins, jobs' runs; its parameters are emptied (their revision keeps
+   growing, so a server that was down keeps refusing the old folder's values if the app
+   comes back).
 
 The audit log records `app.removed` with what went and what stayed.
 

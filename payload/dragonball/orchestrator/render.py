@@ -17,7 +17,8 @@ from rich.table import Table
 
 _MARK = {"starting": "[cyan]…[/cyan]", "healthy": "[green]✓[/green]",
          "failed": "[red]✗[/red]", "stopping": "[cyan]…[/cyan]",
-         "stopped": "[green]■[/green]", "removed": "[green]■[/green]"}
+         "stopped": "[green]■[/green]", "removed": "[green]■[/green]",
+         "running": "[cyan]…[/cyan]", "done": "[green]✓[/green]", "skipped": "[dim]–[/dim]"}
 _COLOUR = {"healthy": "green", "degraded": "yellow", "down": "red", "waiting": "red",
            "stopped": "dim", "absent": "dim"}
 
@@ -110,10 +111,12 @@ def print_notifications(app: str, rows: list[dict], console: Console) -> None:
 
 
 def print_logs(tasks: list[dict], console: Console) -> None:
-    """Each task's last log lines under a ``== task on server ==`` heading, as they are."""
+    """Each task's last log lines under a ``== task on server ==`` heading, as they are (a
+    job's last run: ``== migrate.1 on s2 (complete) ==``)."""
     for task in tasks:
+        ended = f" ({escape(str(task['state']))})" if task.get("state") else ""  # a job's
         console.print(f"[bold]== {escape(str(task.get('task')))} on "
-                      f"{escape(str(task.get('server')))} ==[/bold]")
+                      f"{escape(str(task.get('server')))}{ended} ==[/bold]")
         if task.get("error"):
             console.print(f"[yellow]{escape(str(task['error']))}[/yellow]")
         for line in task.get("lines", []):

@@ -6,8 +6,16 @@ branch, and the whole start takes the tree's critical path (bench/app_start.py m
 it). Siblings start in parallel. Swarm reports a task `running` only once its health
 check (the module's status action) passed, so "healthy" is Swarm's own word.
 
-`judge` and `stopped` are pure (tests feed them lists of `dragonball.swarm.Task`); `Rollout`
-drives the Swarm adapter (dragonball.swarm.Swarm, or a fake in unit tests) and a clock.
+A one-shot job (orchestrator.jobs) is a launch like a service's, whose "healthy" is *done*:
+its task complete (it exited 0). It fails as a service that does not become healthy fails
+(`RolloutFailed`, with its server and the last lines of its log) when its task failed or
+was rejected, or when its own `timeout` passed (its Swarm service is then removed, which
+stops the task). A job skipped (its last run already ran this definition) counts as done
+at once, once what it depends on is. Each job's end is told to its launch's `ended`.
+
+`judge`, `judge_job` and `stopped` are pure (tests feed them lists of
+`dragonball.swarm.Task`); `Rollout` drives the Swarm adapter (dragonball.swarm.Swarm, or a
+fake in unit tests) and a clock.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ WAIT_S = 300.0
 ACTIVE = frozenset({"new", "pending", "assigned", "accepted", "preparing", "ready",
                     "starting", "running"})
 FAILED = frozenset({"failed", "rejected"})
+#: A job's task that ended without completing: its server left the Swarm.
+JOB_FAILED = FAILED | {"orphaned"}
 
 
 class RolloutFailed(AppError, Failed):
@@ -88,6 +98,31 @@ def judge(tasks: list[Task], desired: int, since: datetime.datetime | None,
     return Verdict("pending", f"{len(running)}/{desired} healthy{more}")
 
 
+def judge_job(tasks: list[Task]) -> Verdict:
+    """Whether a one-shot job's run is over (pure): "healthy" once its task is complete,
+    "failed" when it failed, was rejected or lost its server, or ended otherwise (shut
+    down) without completing; else "pending". Every task of the job's service is this
+    run's: each run is a new service (orchestrator.jobs)."""
+    done = [t for t in tasks if t.state == "complete"]
+    if done:
+        return Verdict("healthy", "complete", done[0])
+    failed = [t for t in tasks if t.state in JOB_FAILED]
+    if failed:
+        return Verdict("failed", failed[0].error or failed[0].message or failed[0].state,
+                       failed[0])
+    if tasks and not any(t.state in ACTIVE for t in tasks):
+        return Verdict("failed", f"its task ended {tasks[0].state} without completing",
+                       tasks[0])
+    states = sorted({t.state for t in tasks})
+    return Verdict("pending", ", ".join(states) if states else "no task yet",
+                   _newest(tasks))
+
+
+def _newest(tasks: list[Task]) -> Task | None:
+    floor = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    return max(tasks, key=lambda t: t.created or floor, default=None)
+
+
 def stopped(tasks: list[Task]) -> bool:
     """No task of the service is up or on its way up (pure)."""
     return not any(t.state in ACTIVE for t in tasks)
@@ -105,6 +140,14 @@ class Launch:
     fresh_only: bool = False    # only tasks made by this launch count (new definition)
     keeps_tasks: bool = False   # its running tasks stay (same definition: a scale, or nothing)
     waits_for: str = ""         # a slot pinned to this server, down: launched, not waited on
+    timeout: float = 0.0        # a one-shot job: the seconds it may run (0: a service)
+    skip: str = ""              # a job not run: why (done at once, once its needs are)
+    #: a job's end: ended(outcome "done" or "failed", detail, server, output)
+    ended: Callable[[str, str, str, str], None] | None = None
+
+    @property
+    def job(self) -> bool:
+        return self.timeout > 0 or bool(self.skip)
 
 
 class Rollout:
@@ -137,8 +180,14 @@ class Rollout:
         inflight: dict = {}   # name -> (launch, since, deadline)
         while todo or inflight:
             for name in sorted(todo):
-                if all(n in self.healthy or n not in inside for n in todo[name].needs):
-                    inflight[name] = self._act(todo.pop(name))
+                if not all(n in self.healthy or n not in inside for n in todo[name].needs):
+                    continue
+                launch = todo.pop(name)
+                if launch.skip:
+                    self.healthy.append(name)
+                    self.progress(name, "skipped", launch.skip)
+                else:
+                    inflight[name] = self._act(launch)
             for name in sorted(inflight):
                 if self._healthy(*inflight[name]):
                     del inflight[name]
@@ -151,11 +200,14 @@ class Rollout:
         since = self.swarm.now()
         launch.act()
         self.timings[launch.name] = [self.clock(), None]
-        self.progress(launch.name, "starting", "")
-        return launch, since, self.clock() + self.wait_s
+        self.progress(launch.name, "running" if launch.job else "starting",
+                      f"one-shot job, {launch.timeout:.0f} s at most" if launch.job else "")
+        return launch, since, self.clock() + (launch.timeout if launch.job else self.wait_s)
 
     def _healthy(self, launch: Launch, since, deadline: float) -> bool:
         """Whether it is healthy now; RolloutFailed when it failed or its time is up."""
+        if launch.job:
+            return self._done(launch, deadline)
         service = self.swarm.service(launch.swarm_name)
         verdict = judge(self.swarm.tasks(launch.swarm_name), launch.desired, since,
                         launch.fresh_only, service.update_state if service else None)
@@ -173,6 +225,35 @@ class Rollout:
             raise RolloutFailed(launch.name, f"not healthy within {self.wait_s:.0f} s: "
                                 f"{verdict.detail}", healthy=self.healthy)
         return False
+
+    def _done(self, launch: Launch, deadline: float) -> bool:
+        """Whether a job's run is over and succeeded; RolloutFailed when it failed or its
+        timeout passed (then its service is removed: the task stops)."""
+        verdict = judge_job(self.swarm.tasks(launch.swarm_name))
+        if verdict.state == "healthy":
+            seconds = self.clock() - self.timings[launch.name][0]
+            self.healthy.append(launch.name)
+            self.timings[launch.name][1] = self.clock()
+            self._ended(launch, "done", f"completed in {seconds:.0f} s", "", "")
+            self.progress(launch.name, "done", f"completed in {seconds:.0f} s")
+            return True
+        if verdict.state == "pending" and self.clock() < deadline:
+            return False
+        server, output = self.explain(verdict.task) if verdict.task else ("", "")
+        if verdict.state == "failed":
+            reason = f"the job failed: {verdict.detail}"
+        else:
+            self.swarm.remove_service(launch.swarm_name)
+            reason = (f"the job did not complete within {launch.timeout:.0f} s, and was "
+                      f"stopped ({verdict.detail})")
+        self._ended(launch, "failed", reason, server, output)
+        self.progress(launch.name, "failed", reason)
+        raise RolloutFailed(launch.name, reason, server, output, self.healthy)
+
+    @staticmethod
+    def _ended(launch: Launch, outcome: str, detail: str, server: str, output: str) -> None:
+        if launch.ended is not None:
+            launch.ended(outcome, detail, server, output)
 
     def stop(self, services: dict, remove: bool = False) -> list[str]:
         """Scale each to 0 once every service that needs it (among `services`) has stopped:

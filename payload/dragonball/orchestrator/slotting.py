@@ -5,7 +5,7 @@ A service with `storage: true` and `replicas: 3` runs as three *units* `store-1`
 (app.slots places a slot once; the pin is the node label ``dragonball.placement.<app>.<unit>``
 on that server, which Swarm keeps in its replicated store and enforces as a constraint).
 Every other service runs as one unit named as in the spec; what needs `store` needs every
-slot of it.
+slot of it (a one-shot job that depends on it too).
 
     units = expand(spec, observation.nodes)          # apply: new slots get a server
     units.spec.services["store-2"].placement.servers  # ["s3"]: where its data is
@@ -131,7 +131,8 @@ def expand(spec: AppSpec, nodes, place_new: bool = True,
     known = {s.name: s for s in servers}
     misplaced = tuple(unit for unit, server in pins.items() if server in known and not
                       slots_mod.fits(spec.services[slots[unit].service], known[server]))
-    expanded = spec.model_copy(update={"services": services})
+    expanded = spec.model_copy(update={"services": services, "jobs": {
+        name: _with_needs(job, spec) for name, job in spec.jobs.items()}})
     return Units(expanded, slots, pins, tuple(new), waiting, tuple(problems), misplaced)
 
 
@@ -152,14 +153,16 @@ def slotted_names(spec: AppSpec) -> dict:
             for name, service in spec.services.items() if service.storage}
 
 
-def _with_needs(service: ServiceSpec, spec: AppSpec) -> ServiceSpec:
-    """`service` needing the slots of what it needs instead of their service."""
+def _with_needs(service, spec: AppSpec):
+    """`service` (or a job) needing the slots of what it needs instead of their service."""
     slotted = slotted_names(spec)
     if not any(n in slotted for n in service.needs()):
         return service
     swap = lambda names: [u for n in names for u in slotted.get(n, [n])]  # noqa: E731
-    return service.model_copy(update={"backends": swap(service.backends),
-                                      "depends_on": swap(service.depends_on)})
+    update = {"depends_on": swap(service.depends_on)}
+    if isinstance(service, ServiceSpec):
+        update["backends"] = swap(service.backends)
+    return service.model_copy(update=update)
 
 
 def _slot_service(service: ServiceSpec, spec: AppSpec, server: str | None) -> ServiceSpec:

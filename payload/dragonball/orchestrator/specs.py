@@ -81,17 +81,23 @@ def environment(app: str, name: str, service: ServiceSpec, slot=None) -> list[st
     return env
 
 
+def limits(resources) -> dict:
+    """A task's Resources.Limits of the spec's `resources` (cpus, memory): none, {}."""
+    found = {}
+    if resources.cpus:
+        found["NanoCPUs"] = int(resources.cpus * 1e9)
+    if resources.memory is not None:
+        found["MemoryBytes"] = memory_bytes(resources.memory)
+    return found
+
+
 def service_spec(app: str, name: str, service: ServiceSpec, image: str,
                  replicas: int | None = None, slot=None, encrypted: bool = False) -> dict:
     """The ServiceSpec JSON of `name`; `image` is the reference the servers pull (the
     registry's, pinned by digest); `replicas` overrides the spec's (0: stopped); `slot`
     (orchestrator.slotting.SlotOf): `name` is that slot of a service with storage;
     `encrypted`: the app's network is (its tasks only on servers that can)."""
-    limits = {}
-    if service.resources.cpus:
-        limits["NanoCPUs"] = int(service.resources.cpus * 1e9)
-    if service.resources.memory is not None:
-        limits["MemoryBytes"] = memory_bytes(service.resources.memory)
+    found = limits(service.resources)
     ports = [{"Protocol": p.protocol, "TargetPort": p.target, "PublishedPort": p.published,
               "PublishMode": "host"} for p in service.ports]
     task = {
@@ -100,7 +106,7 @@ def service_spec(app: str, name: str, service: ServiceSpec, image: str,
                           "Mounts": mounts(app, name, service, slot),
                           "Hostname": slot.name if slot else f"{name}-{{{{.Task.Slot}}}}",
                           "StopGracePeriod": STOP_GRACE_NS, "Healthcheck": HEALTH},
-        "Resources": {"Limits": limits} if limits else {},
+        "Resources": {"Limits": found} if found else {},
         "RestartPolicy": {"Condition": "any", "Delay": RESTART_DELAY_NS},
         "Placement": {"Constraints": constraints(app, name, service, encrypted)},
         "Networks": [{"Target": naming.network(app),

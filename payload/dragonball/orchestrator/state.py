@@ -7,7 +7,9 @@
 - `service_states`: the last state seen per service, to tell what changed;
 - `slot_pins`: the server each slot of a service with storage is pinned to (the node label
   enforces it; this record outlives a node removed from the Swarm, so its slot waits for it
-  rather than being placed again, empty).
+  rather than being placed again, empty);
+- `job_runs`: each one-shot job's last run, the parts of what it ran and how it ended, so an
+  apply runs it again only when its definition changed (orchestrator.jobs).
 
 Each write is one transaction of the store's; the store records the audit events.
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+
+from dragonball.orchestrator.jobs import JobRun
 
 
 RETRY_MAX_S = 60.0
@@ -38,6 +42,9 @@ CREATE TABLE IF NOT EXISTS published (
 CREATE TABLE IF NOT EXISTS slot_pins (
     app TEXT NOT NULL, slot TEXT NOT NULL, server TEXT NOT NULL, updated REAL NOT NULL,
     PRIMARY KEY (app, slot));
+CREATE TABLE IF NOT EXISTS job_runs (
+    app TEXT NOT NULL, job TEXT NOT NULL, parts TEXT NOT NULL, outcome TEXT NOT NULL,
+    finished REAL NOT NULL, PRIMARY KEY (app, job));
 CREATE TABLE IF NOT EXISTS service_states (
     app TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL,
     PRIMARY KEY (app, service));
@@ -88,11 +95,12 @@ class AppStore:
         return [r["name"] for r in self.store.read("SELECT name FROM apps ORDER BY name")]
 
     def forget_app(self, name: str) -> None:
-        """Forget an app's spec, states and notifications. Its parameters stay: their
-        revisions must keep growing (the servers refuse an older one)."""
+        """Forget an app's spec, states, notifications and jobs' runs (applied again, its
+        jobs run again). Its parameters stay: their revisions must keep growing (the
+        servers refuse an older one)."""
         with self.store.write() as db:
             db.execute("DELETE FROM apps WHERE name = ?", (name,))
-            for table in ("published", "service_states", "notifications"):
+            for table in ("published", "service_states", "notifications", "job_runs"):
                 db.execute(f"DELETE FROM {table} WHERE app = ?", (name,))
 
     # -- where each slot's data is ---------------------------------------------------------
@@ -109,6 +117,23 @@ class AppStore:
                            "DO UPDATE SET server = excluded.server, updated = excluded.updated "
                            "WHERE server != excluded.server",
                            (app, slot, server, self.store.clock()))
+
+    # -- one-shot jobs' runs ----------------------------------------------------------------
+    def job_runs(self, app: str) -> dict:
+        """job -> its last run (orchestrator.jobs.JobRun)."""
+        rows = self.store.read("SELECT job, parts, outcome, finished FROM job_runs WHERE "
+                                "app = ?", (app,))
+        return {r["job"]: JobRun(json.loads(r["parts"]), r["outcome"], r["finished"])
+                for r in rows}
+
+    def record_job_run(self, app: str, job: str, parts: dict, outcome: str) -> None:
+        """The last run of `job` ran `parts` and ended `outcome` ("done", "failed")."""
+        with self.store.write() as db:
+            db.execute("INSERT INTO job_runs VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, job) "
+                       "DO UPDATE SET parts = excluded.parts, outcome = excluded.outcome, "
+                       "finished = excluded.finished",
+                       (app, job, json.dumps(parts, sort_keys=True), outcome,
+                        self.store.clock()))
 
     # -- parameters ----------------------------------------------------------------------
     def params(self, app: str, service: str) -> tuple[int, dict]:

@@ -4,6 +4,7 @@ in each (config_change, notify), their logs, why one failed. A collaborator of `
 from __future__ import annotations
 
 import dataclasses
+import datetime
 
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import naming
@@ -82,6 +83,17 @@ class TaskCalls:
         """The last `tail` log lines of each running task of a service:
         [{"task", "server", "lines", "error"}] (`error`: why a task's log could not be read)."""
         return [self._log(name, task, node, tail) for task, node in self.running(app, name)]
+
+    def job_logs(self, app: str, name: str, tail: int = 200) -> list[dict]:
+        """The last `tail` log lines of a one-shot job's last run: its newest task, ended or
+        not (its container stays until the next run); none when it never ran."""
+        tasks = self.swarm.tasks(naming.swarm_service(app, name))
+        if not tasks:
+            return []
+        floor = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+        newest = max(tasks, key=lambda t: t.created or floor)
+        node = {n.id: n for n in self.swarm.nodes()}.get(newest.node_id)
+        return [dict(self._log(name, newest, node, tail), state=newest.state)]
 
     def _log(self, name: str, task: Task, node: Node | None, tail: int) -> dict:
         entry = {"task": f"{name}.{task.slot or ''}", "lines": [], "error": None,

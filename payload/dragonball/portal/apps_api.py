@@ -179,7 +179,7 @@ def set_params(request: Request, app: str, name: str, values: dict, unset: list,
     `spec`: an app not applied yet, its values checked against it and kept."""
     control = control_of(request)
     if text:
-        known_service(control, app, name, slots=False)
+        known_service(control, app, name, slots=False, jobs=True)
     if not values and not unset:
         raise ParamsInvalid("nothing to set", "give \"set\": {KEY: VALUE} or \"unset\": [KEY]")
     with jobs_of(request).hold("params", app, name) as job:

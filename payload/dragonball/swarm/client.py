@@ -247,11 +247,13 @@ class Swarm:
                           missing_ok=True)
 
     def create_service(self, spec: dict) -> str:
-        """Create the service of `spec` (the Engine API's ServiceSpec); its ID."""
+        """Create the service of `spec` (the Engine API's ServiceSpec); its ID. A job's
+        (Mode ReplicatedJob) has no UpdateConfig: Swarm has none for jobs."""
         self._login()
         return self._call(f"create service {spec['Name']}", lambda api: api.create_service(
             spec["TaskTemplate"], name=spec["Name"], labels=spec["Labels"], mode=spec["Mode"],
-            update_config=spec["UpdateConfig"], endpoint_spec=spec["EndpointSpec"]))["ID"]
+            update_config=spec.get("UpdateConfig"),
+            endpoint_spec=spec.get("EndpointSpec")))["ID"]
 
     def update_service(self, name: str, spec: dict, force: bool = False) -> None:
         """Put `spec` in force on the service `name`; `force`: new tasks even if nothing
