@@ -15,11 +15,15 @@ each when nine install at once on two cores). Instead the build unpacks the .deb
                 loader, and xtables/ (iptables' extensions, dlopen'ed)
 
 patchelf (Debian's package, the standard tool) sets each executable's interpreter to the
-installed tree's loader (`paths.ENGINE_LOADER`) and every file's RUNPATH to ``$ORIGIN/../lib``
-(``$ORIGIN`` for the libraries), so the kernel starts our loader with our libraries, also when
-a program re-executes itself through /proc/self/exe (dockerd's chrootarchive, runc init:
-the path is in the file, not in the environment). The same loader-in-the-file design as the
-runtime's (`builder/loader.py`).
+installed tree's loader (`paths.ENGINE_LOADER`) and every file's RUNPATH to the installed
+tree's ``lib/`` (an absolute path, `paths.ENGINE_DIR`/lib), so the kernel starts our loader
+with our libraries, also when a program re-executes itself (dockerd's chrootarchive through
+/proc/self/exe; runc init from a memfd copy of itself): the paths are in the file, not in
+the environment. Not ``$ORIGIN``: a program run from a memfd has no directory, the loader
+then skips such a RUNPATH and takes the server's libc, a different glibc than our loader's
+(runc init died with "can't copy bootstrap data to pipe" on Debian 11 and 13, measured). The
+same loader-in-the-file design as the runtime's (`builder/loader.py`), which never runs
+from a memfd and keeps ``$ORIGIN`` (it is also run from the stub's private folder).
 
 The section (engine.tar) holds ``engine.json`` (format, versions, and each file: path, mode,
 size, SHA-256 of its content) and each file gzip'd as ``files/<path>.gz``: the installer
@@ -55,7 +59,7 @@ log = logging.getLogger(__name__)
 
 TREE_FORMAT = 1   # the section's layout (installer/engine/unpack.py reads this one)
 #: What the tree holds: raised when it changes, so that a cached section is made again.
-CONTENT = 3
+CONTENT = 4
 LISTING = "engine.json"
 #: name in bin/ -> where Debian's packages put it
 BINARIES = {
@@ -75,6 +79,7 @@ XTABLES = "usr/lib/x86_64-linux-gnu/xtables"
 IPTABLES_COMMANDS = ("iptables", "iptables-save", "iptables-restore", "ip6tables",
                      "ip6tables-save", "ip6tables-restore")
 LOADER = os.path.basename(paths.ENGINE_LOADER)
+RUNPATH = f"{paths.ENGINE_DIR}/lib"
 GZIP_LEVEL = 6
 _HINT = "install patchelf and dpkg-deb (sudo bash scripts/setup.sh), then build again"
 
@@ -168,7 +173,7 @@ def make_tree(staging: pathlib.Path, tree: pathlib.Path,
     for file in elf_files(tree):
         if file.name == LOADER or not _dynamic(file):
             continue
-        patchelf("--set-rpath", _runpath(file, tree), file)
+        patchelf("--set-rpath", RUNPATH, file)
         if file.parent in (bin_dir, fallback):
             patchelf("--set-interpreter", paths.ENGINE_LOADER, file)
     return sorted(copied)
@@ -180,12 +185,6 @@ def iptables_script(command: str, engine_dir: str = paths.ENGINE_DIR) -> str:
     return ("#!/bin/sh\n# DragonBall's engine: iptables (nft) for a server that has none\n"
             f"XTABLES_LIBDIR={engine_dir}/lib/xtables exec "
             f"{engine_dir}/fallback/xtables-nft-multi {command} \"$@\"\n")
-
-
-def _runpath(file: pathlib.Path, tree: pathlib.Path) -> str:
-    """$ORIGIN-relative way from `file` to the tree's lib/ (pure)."""
-    way = os.path.relpath(tree / "lib", file.parent)
-    return "$ORIGIN" if way == "." else f"$ORIGIN/{way}"
 
 
 def _packaged(staging: pathlib.Path, source: str) -> pathlib.Path:
@@ -204,6 +203,9 @@ def tree_problems(tree: pathlib.Path) -> set[str]:
     problems = host_libraries({f: needed(f) for f in files},
                               {p.name for p in (tree / "lib").iterdir()})
     for file in files:
+        found = process.run_capture(["patchelf", "--print-rpath", str(file)], hint=_HINT).strip()
+        if found != RUNPATH:
+            problems.add(f"{file.name}'s RUNPATH {found or '(none)'}")
         if file.parent.name in ("bin", "fallback"):
             interpreter = _interpreter(file)
             if interpreter != paths.ENGINE_LOADER:

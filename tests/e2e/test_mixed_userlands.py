@@ -76,10 +76,24 @@ def test_the_installed_runtime_runs_on_each_as_a_plain_program(mixed):
         assert out.ok and out.stdout.startswith("dragonball "), (server, out)
 
 
-def test_the_notes_app_runs_across_the_four_with_its_store_on_debian_11(mixed):
+#: A one-shot job (issue 15) before the api: it reads its parameter, writes into the store
+#: (on the app's network) and says so.
+MIGRATE = {"image": "notes/store:0.1.0", "depends_on": ["store"], "timeout": 120,
+           "command": ["sh", "-c", "v=$(/opt/dragon_ball/bin/params get schema); "
+                       "redis-cli -h store SET schema \"$v\" && echo migrated to $v"],
+           "parameters": {"schema": {"type": "string", "default": "v1"}}}
+
+
+def notes_with_job(command=None) -> dict:
     spec = lab_spec()
     spec["services"]["store"]["placement"] = {"servers": ["s3"]}
-    put_spec(mixed, spec, SPEC)
+    spec["jobs"] = {"migrate": {**MIGRATE, **({"command": command} if command else {})}}
+    spec["services"]["api"]["depends_on"] = ["store", "migrate"]
+    return spec
+
+
+def test_the_notes_app_runs_across_the_four_with_its_store_on_debian_11(mixed):
+    put_spec(mixed, notes_with_job(), SPEC)
     began = time.monotonic()
     run = db(mixed, "apply", SPEC, "--json", check=False)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -99,6 +113,33 @@ def test_the_notes_app_runs_across_the_four_with_its_store_on_debian_11(mixed):
         assert answer.status == 201
     status, body = get(url)
     assert status == 200 and [n["text"] for n in body["notes"]] == [note["text"]], body
+    # the job ran once, on a real Swarm, before the api: its log and its work are there
+    log = db(mixed, "logs", "migrate", check=False)
+    assert "migrated to v1" in log.stdout + log.stderr, log
+    assert mixed.docker("s3", "exec", container_of(mixed, "s3", "notes_store-1"),
+                        "redis-cli", "GET", "schema").stdout.strip() == "v1"
+
+
+def container_of(cluster, server: str, service: str) -> str:
+    return cluster.docker(server, "ps", "-q", "--filter",
+                          f"label=com.docker.swarm.service.name={service}").stdout.split()[0]
+
+
+def test_a_job_runs_again_only_when_changed_and_a_failing_one_stops_the_apply(mixed):
+    """Unchanged: skipped. A failing command: the apply stops, exit 1, its output shown,
+    nothing after it restarted; the command fixed: it runs again."""
+    again = db(mixed, "apply", SPEC, check=False)
+    assert again.returncode == 0 and "skip" in again.stdout, again.stdout + again.stderr
+    put_spec(mixed, notes_with_job(["sh", "-c", "echo schema is broken >&2; exit 3"]), SPEC)
+    failed = db(mixed, "apply", SPEC, check=False)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "migrate" in failed.stderr + failed.stdout
+    assert "schema is broken" in failed.stderr + failed.stdout, failed.stdout + failed.stderr
+    put_spec(mixed, notes_with_job(), SPEC)
+    fixed = db(mixed, "apply", SPEC, "--json", check=False)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    status, _ = get(f"http://{mixed.lab.ip('s1')}:8080/api/notes")
+    assert status == 200
 
 
 def test_status_on_the_portal_as_root_needs_no_login(mixed):
