@@ -173,7 +173,8 @@ def test_up_refuses_a_lab_that_exists(lab):
 
 def test_the_bundled_engine_installs_offline_and_runs_a_container_on_overlay2(make_lab,
                                                                             bare_image):
-    """What the installer will do, by hand: the lab is fit for it (internal network)."""
+    """The lab runs an engine from Debian's own packages (dpkg, by hand: what a customer's
+    Debian with docker.io has; the installer itself installs the engine's private tree)."""
     engine = packages.fetch_engine_packages(
         packages.ENGINE_PACKAGES, bare_image, cache.cache_dir(), debian_mirror("bookworm"),
         Reporter(Console(file=io.StringIO())))

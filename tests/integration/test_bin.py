@@ -59,10 +59,9 @@ def test_extract_unpacks_every_section(server, release_bin):
     _, manifest = release_bin
     code, out = sh(server, "/root/release.bin --extract /root/x && ls /root/x /root/x/engine")
     assert code == 0, out
-    code, listing = sh(server, "cat /root/x/engine/packages.json")
-    packages = json.loads(listing)
-    names = {p["name"] for p in (packages["packages"] if isinstance(packages, dict) else packages)}
-    assert {"docker.io", "containerd", "runc"} <= names
+    code, listing = sh(server, "cat /root/x/engine/engine.json")
+    tree = {f["path"] for f in json.loads(listing)["files"]}   # the engine's private tree
+    assert {"bin/dockerd", "bin/containerd", "bin/runc", "lib/ld-linux-x86-64.so.2"} <= tree
     code, out = sh(server, "sha256sum /root/x/images.tar")
     assert out.split()[0] == manifest["sections"]["images"]["sha256"]
     sh(server, "rm -rf /root/x")

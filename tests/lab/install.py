@@ -33,7 +33,9 @@ ADMIN_PASSWORD = "Lab portal passphrase 7"
 RUNTIMES = ("/usr/local/bin/dragonball", "/opt/dragonball/runtime/dragonball")
 #: What a bare server looks like before an install: these must not exist.
 INSTALLED_PATHS = ("/var/lib/dragonball", "/opt/dragonball", "/etc/dragonball",
-                   "/var/log/dragonball", "/usr/bin/docker", "/etc/docker")
+                   "/var/log/dragonball", "/usr/bin/docker", "/usr/local/bin/docker",
+                   "/etc/systemd/system/docker.service", "/etc/systemd/system/containerd.service",
+                   "/etc/docker")
 
 
 @dataclasses.dataclass(frozen=True)
