@@ -170,8 +170,11 @@ def read_saved(stream, cache: BlobCache, on_layer) -> dict:
 
 
 def export_images(engine, sources: list[ImageSource], cache: BlobCache, out: pathlib.Path,
-                  mtime: int, on_layer=lambda name, size, blob: None) -> dict:
-    """Write images.tar for `sources` at `out`; return its index (the index.json data)."""
+                  mtime: int, on_layer=lambda name, size, blob: None,
+                  skip: set = frozenset()) -> dict:
+    """Write images.tar for `sources` at `out`; return its index (the index.json data).
+    Blobs in `skip` (digests an earlier release holds: `build.py app --since`) are listed in
+    the index but left out of the archive; image manifests are always in it."""
     inspected = {s.source: engine.inspect_image(s.source) for s in sources}
     found = {i["Id"]: cached_image(cache, i) for i in inspected.values()}
     missing = sorted({s.source for s in sources if found[inspected[s.source]["Id"]] is None})
@@ -187,7 +190,9 @@ def export_images(engine, sources: list[ImageSource], cache: BlobCache, out: pat
         images.append(_index_entry(source, manifest, config, layers))
     index = {"schema": INDEX_SCHEMA, "images": images}
     entries = [("index.json", json.dumps(index, indent=1, sort_keys=True).encode(), 0o644)]
-    entries += [(f"blobs/sha256/{d.split(':')[1]}", cache.path(d), 0o644) for d in blobs]
+    manifests = {i["manifest"]["digest"] for i in images}
+    entries += [(f"blobs/sha256/{d.split(':')[1]}", cache.path(d), 0o644) for d in blobs
+                if d not in skip or d in manifests]
     detar.write_tar(out, entries, mtime)
     return index
 

@@ -42,6 +42,9 @@ TARGETS = {
     "module": "one module's image from DIR (its Dockerfile, FROM dragonballbase; its module "
               "folder DIR/<name> checked against the spec first) as "
               "dragonball-module/<name>:latest, on the base image (both cached)",
+    "app": "an app-only release: dist/<name>-<version>.app (its module images and app spec, "
+           "no runtime, no engine), from --release FILE naming app:; --since an earlier "
+           ".bin or .app leaves out what the cluster has",
     "keygen": "a new Ed25519 release-signing key pair in --keys DIR (default: keys/)",
     "bin": "the release (default): dist/DragonBall-<version>.bin, dist/manifest.json, "
            "dist/SHA256SUMS, from --release FILE",
@@ -66,6 +69,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="where the .bin and its artifacts go (default: dist/)")
     parser.add_argument("--sign-key", type=pathlib.Path,
                         help="sign the release with this Ed25519 private key (PEM, mode 0600)")
+    parser.add_argument("--since", type=pathlib.Path, metavar="FILE",
+                        help="app: the .bin or .app the cluster has; its blobs are left out")
     parser.add_argument("--keys", type=pathlib.Path, default=pathlib.Path("keys"),
                         help="keygen: where to write the key pair (default: keys/)")
     parser.add_argument("--debug", action="store_true",
@@ -109,6 +114,15 @@ def run(args: argparse.Namespace, reporter: Reporter) -> None:
         if target == "bin":
             result = bundle.build_bin(env, args.release, args.dist, args.sign_key)
             _print_bin_summary(reporter, result, time.monotonic() - started)
+            return
+        if target == "app":
+            from builder.app_release import build_app
+            result = build_app(env, args.release, args.dist, args.since)
+            reporter.note(f"{result.path}: {result.size / 1e6:.1f} MB, sha256 "
+                          f"{result.sha256[:16]}…, {len(result.images)} image(s), "
+                          f"{result.left_out} blob(s) left out (the cluster has them)")
+            reporter.note(f"on a manager, as root: dragonball release add "
+                          f"{result.path.name} --apply")
             return
         if target == "module":
             plan = pipeline.plan_build(env, with_examples=False)

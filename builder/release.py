@@ -19,7 +19,7 @@ from builder.errors import BuildInputInvalid
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
 VERSION_RE = re.compile(r"[0-9][0-9A-Za-z.+~-]{0,63}\Z")
-TOP_KEYS = {"name", "version", "modules", "engine"}
+TOP_KEYS = {"name", "version", "modules", "engine", "app"}
 MODULE_KEYS = {"name", "path"}
 ENGINE_KEYS = {"suite", "packages"}
 
@@ -39,10 +39,12 @@ class Release:
     modules: tuple
     engine_suite: str
     engine_packages: tuple
+    app: pathlib.Path | None = None   # the app spec the release carries (`app:`), if any
 
 
-def load_release(path: pathlib.Path) -> Release:
-    """Read and check release.yaml; BuildInputInvalid listing every problem."""
+def load_release(path: pathlib.Path, need_engine: bool = True) -> Release:
+    """Read and check release.yaml; BuildInputInvalid listing every problem. An app-only
+    release (`build.py app`) needs no `engine:` (`need_engine` False) but an `app:`."""
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -51,7 +53,7 @@ def load_release(path: pathlib.Path) -> Release:
     except yaml.YAMLError as e:
         raise BuildInputInvalid(f"{path} is not valid YAML: {e}", "fix the line it names") from e
     problems = []
-    release = _parse(path, data if isinstance(data, dict) else {}, problems)
+    release = _parse(path, data if isinstance(data, dict) else {}, problems, need_engine)
     if not isinstance(data, dict):
         problems.insert(0, "the file must hold a mapping (name:, version:, modules:, engine:)")
     if problems:
@@ -61,7 +63,7 @@ def load_release(path: pathlib.Path) -> Release:
     return release
 
 
-def _parse(path: pathlib.Path, data: dict, problems: list) -> Release:
+def _parse(path: pathlib.Path, data: dict, problems: list, need_engine: bool = True) -> Release:
     problems += [f"unknown key {k!r} (known: {', '.join(sorted(TOP_KEYS))})"
                  for k in data if k not in TOP_KEYS]
     name, version = str(data.get("name", "")), str(data.get("version", ""))
@@ -73,10 +75,17 @@ def _parse(path: pathlib.Path, data: dict, problems: list) -> Release:
     engine = data.get("engine") if isinstance(data.get("engine"), dict) else {}
     problems += [f"engine: unknown key {k!r}" for k in engine if k not in ENGINE_KEYS]
     packages = engine.get("packages") or []
-    if not packages or not all(isinstance(p, str) for p in packages):
+    if need_engine and (not packages or not all(isinstance(p, str) for p in packages)):
         problems.append("engine.packages must list the Debian packages of the engine")
+    app = None
+    if data.get("app") is not None:
+        app = path.parent / str(data["app"])
+        if not app.is_file():
+            problems.append(f"app: no app spec at {app}")
+    elif not need_engine:
+        problems.append("app: an app-only release names its app spec (app: notes.app.yaml)")
     return Release(path, name, version, tuple(modules), str(engine.get("suite", "bookworm")),
-                   tuple(str(p) for p in packages))
+                   tuple(str(p) for p in packages), app)
 
 
 def _modules(root: pathlib.Path, raw, release: str, version: str, problems: list) -> list:

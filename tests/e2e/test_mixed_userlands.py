@@ -20,6 +20,7 @@ import time
 import urllib.request
 
 import pytest
+import yaml
 
 from support import ROOT
 from tests.e2e.apps import SPEC, db, get, lab_spec, put_spec
@@ -140,6 +141,46 @@ def test_a_job_runs_again_only_when_changed_and_a_failing_one_stops_the_apply(mi
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     status, _ = get(f"http://{mixed.lab.ip('s1')}:8080/api/notes")
     assert status == 200
+
+
+def test_an_app_release_ships_to_the_running_cluster_with_one_command(mixed, release_bin,
+                                                                    tmp_path):
+    """Issue 15: `build.py app --since THE.bin` (its own name and version, only its images
+    and spec, what the cluster has left out), then on the portal as root `dragonball release
+    add FILE --apply` (no credential typed). A .bin or a damaged .app: refused, nothing sent."""
+    bin_path, _ = release_bin
+    spec = notes_with_job()
+    for name in ("web", "api", "store"):
+        spec["services"][name]["image"] = f"notes/{name}:0.1.1"
+    spec["jobs"]["migrate"]["image"] = "notes/store:0.1.1"
+    spec["services"]["api"]["parameters"]["greeting"]["default"] = "Hello from release 0.1.1"
+    (tmp_path / "notes.app.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    modules = "".join(f"  - {{name: {n}, path: {ROOT / 'examples' / n}}}\n"
+                      for n in ("web", "api", "store"))
+    (tmp_path / "r.yaml").write_text(f"name: notes\nversion: 0.1.1\napp: notes.app.yaml\n"
+                                     f"modules:\n{modules}")
+    subprocess.run([sys.executable, str(ROOT / "build.py"), "app", "--release",
+                    str(tmp_path / "r.yaml"), "--dist", str(tmp_path), "--since",
+                    str(bin_path)], check=True, cwd=ROOT)
+    app = tmp_path / "notes-0.1.1.app"
+    print(f"\nnotes-0.1.1.app: {app.stat().st_size / 1e3:.0f} kB (the whole .bin: "
+          f"{bin_path.stat().st_size / 1e6:.0f} MB)")
+    assert app.stat().st_size < 2e6      # every layer is the cluster's already
+    shipped = mixed.lab.copy_in("s1", str(app), "/root")
+    refused = db(mixed, "release", "add", mixed.bin, check=False)
+    assert refused.returncode == 2 and "not an app" in refused.stdout + refused.stderr, refused
+    damaged = tmp_path / "damaged.app"
+    data = bytearray(app.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = b"\xff" * 64     # inside a member
+    damaged.write_bytes(bytes(data))
+    refused = db(mixed, "release", "add", mixed.lab.copy_in("s1", str(damaged), "/root"),
+                 check=False)
+    assert refused.returncode == 2, refused
+    added = db(mixed, "release", "add", shipped, "--apply", check=False, timeout=600)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "/var/lib/dragonball/releases/notes/0.1.1/app.yaml" in added.stdout
+    status, info = get(f"http://{mixed.lab.ip('s1')}:8080/api/info")
+    assert status == 200 and info["greeting"] == "Hello from release 0.1.1", info
 
 
 def test_status_on_the_portal_as_root_needs_no_login(mixed):

@@ -1,7 +1,15 @@
 """`dragonball release verify --key PUB`: check the signature inside the .bin it came from.
+`dragonball release add FILE.app [--apply]`: an app-only release onto this cluster.
 
-Exit status (README.md, "Exit statuses"): 0 signed and intact, 2 not run from a signed .bin
-or an unusable key, 6 the signature or the sections do not match: do not install it."""
+verify's exit status (README.md, "Exit statuses"): 0 signed and intact, 2 not run from a
+signed .bin or an unusable key, 6 the signature or the sections do not match: do not install.
+
+`release add` (issue 15), on a manager as root: the .app checked whole first (release/
+app_file.py: its members' SHA-256s, its spec against its images), nothing sent before; its
+images pushed to the portal's registry with the portal's own push account (found, not
+typed: `images push`'s defaults), the layers it left out mounted from where the earlier
+release put them (refused, naming them, when the registry has them nowhere); its spec kept
+in /var/lib/dragonball/releases/<name>/<version>/app.yaml; with --apply, applied."""
 
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ import os
 from dragonball.console import console
 from dragonball.errors import ExitStatus
 from dragonball.release import signing
+from dragonball.shared import paths
 from dragonball.release.sections import BinError, bin_sections, open_section
 
 
@@ -21,6 +30,15 @@ def register(commands) -> None:
     verify = sub.add_parser("verify", help="check the release's signature against a public key")
     verify.add_argument("--key", required=True, help="the release engineer's public key (PEM)")
     verify.set_defaults(handler=_verify)
+    add = sub.add_parser("add", help="add an app-only release (.app) to this cluster: its "
+                                     "images to the registry, its spec kept (on a manager)")
+    add.add_argument("file", metavar="FILE.app", help="the .app that build.py app wrote")
+    add.add_argument("--apply", action="store_true",
+                     help="then apply its app spec (dragonball apply)")
+    add.add_argument("--workers", type=int, default=4, help="parallel uploads (default 4)")
+    for hidden in ("--registry", "--ca", "--username", "--password-file", "--config"):
+        add.add_argument(hidden, default=None, help=argparse.SUPPRESS)
+    add.set_defaults(handler=_add)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -47,3 +65,53 @@ def _verify(args: argparse.Namespace) -> int:
     console.print(f"[green]ok[/green] {path}: signed by {signing.fingerprint(public)}; "
                   "every section matches the signed manifest")
     return ExitStatus.OK
+
+
+RELEASES_DIR = f"{paths.DATA_DIR}/releases"
+
+
+def _add(args: argparse.Namespace) -> int:
+    from dragonball.app import spec as spec_mod
+    from dragonball.commands.images import _RichProgress, _summary, push_target
+    from dragonball.registry.client import RegistryClient
+    from dragonball.registry.push import push_archive
+    from dragonball.release.app_file import open_app
+    registry, ca, username, password = push_target(args)
+    with open_app(args.file) as app:
+        spec = spec_mod.load(app.spec_text, f"{args.file} (app.yaml)")
+        console.print(f"{app.label}: app {spec.app}, {len(app.archive.images)} image(s), "
+                      f"{len(app.about.get('left_out') or {})} layer(s) from the cluster")
+        with RegistryClient(registry, ca, username, password) as client, \
+                _RichProgress() as progress:
+            client.ping()
+            result = push_archive(app.archive, client, None, args.workers, progress,
+                                  elsewhere=app.about.get("left_out") or {})
+        _summary(registry, result)
+        kept = _keep_spec(app)
+    console.print(f"the app spec is kept as {kept}")
+    if not args.apply:
+        console.print(f"apply it with: dragonball apply {kept}")
+        return ExitStatus.OK
+    return _apply(kept)
+
+
+def _apply(spec_path: str) -> int:
+    """`dragonball apply SPEC` as the apps commands parse it (the same options, defaults)."""
+    from dragonball.commands import apps as apps_commands
+    parser = argparse.ArgumentParser(prog="dragonball")
+    apps_commands.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["apply", spec_path])
+    return args.handler(args)
+
+
+def _keep_spec(app) -> str:
+    """releases/<name>/<version>/app.yaml (and app.json), written whole then renamed."""
+    folder = os.path.join(RELEASES_DIR, app.about["name"], app.about["version"])
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    for name, data in (("app.yaml", app.spec_text.encode()),
+                       ("app.json", json.dumps(app.about, indent=1).encode())):
+        target = os.path.join(folder, name)
+        with open(target + ".part", "wb") as f:
+            f.write(data)
+        os.replace(target + ".part", target)
+    return os.path.join(folder, "app.yaml")

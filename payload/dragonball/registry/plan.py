@@ -119,9 +119,13 @@ class PushPlan:
         return not self.manifests_to_put and len(self.steps(Action.SKIP)) == len(self.blobs)
 
 
-def plan_push(images: list[ImageToPush], observed: Observed) -> PushPlan:
-    """Skip, mount or upload each blob once per repository; put the manifests that changed."""
-    home: dict[str, str] = {}  # digest -> a repository that has it (before or during this push)
+def plan_push(images: list[ImageToPush], observed: Observed,
+              elsewhere: dict | None = None) -> PushPlan:
+    """Skip, mount or upload each blob once per repository; put the manifests that changed.
+    `elsewhere` ({digest: repository}): where an earlier release put a blob this archive
+    left out (an app-only release built --since it); mounted from there when observed."""
+    home: dict[str, str] = {d: r for d, r in (elsewhere or {}).items()
+                            if (r, d) in observed.blobs}
     for repository, digest in blob_checks(images):
         if (repository, digest) in observed.blobs:
             home.setdefault(digest, repository)

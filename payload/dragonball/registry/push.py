@@ -95,8 +95,11 @@ class _Pusher:
         self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="push")
         self.lock, self.cancel = threading.Lock(), threading.Event()
 
-    def observe(self, images: list[ImageToPush]) -> Observed:
+    def observe(self, images: list[ImageToPush], elsewhere: dict | None = None) -> Observed:
         blobs, tags = blob_checks(images), tag_checks(images)
+        wanted = {b.digest for i in images for b in i.blobs}
+        blobs += [(r, d) for d, r in (elsewhere or {}).items()
+                  if d in wanted and (r, d) not in blobs]
         present = self._all(lambda key: self.client.blob_exists(*key), blobs)
         digests = self._all(lambda key: self.client.tag_digest(*key), tags)
         return Observed(frozenset(k for k, there in zip(blobs, present) if there),
@@ -155,10 +158,13 @@ class _Pusher:
 
 def push_archive(archive, client: RegistryClient, refs: Iterable[str] | None = None,
                  workers: int = 4,
-                 progress: PushProgress | Callable[[int], None] | None = None) -> PushResult:
+                 progress: PushProgress | Callable[[int], None] | None = None,
+                 elsewhere: dict | None = None) -> PushResult:
     """Push the images of `archive` (an `ImageArchive`; `refs` picks some) to `client`'s registry.
 
     `progress` is a `PushProgress`, or a callable that gets each count of bytes sent.
+    `elsewhere` ({digest: repository}): blobs the archive left out (an app-only release) and
+    where the registry should have them; one it has nowhere is refused before any upload.
 
     Raises `RegistryInputInvalid` for a ref the archive does not hold (before anything is
     sent) and a `RegistryError` for anything the registry refuses.
@@ -174,7 +180,15 @@ def push_archive(archive, client: RegistryClient, refs: Iterable[str] | None = N
         progress = _BytesCallback(progress)
     pusher = _Pusher(archive, client, progress, max(1, workers))
     try:
-        plan = plan_push(images, pusher.observe(images))
+        plan = plan_push(images, pusher.observe(images, elsewhere), elsewhere)
+        held = archive.digests() if elsewhere else None   # only an app release leaves out
+        absent = sorted({s.digest for s in plan.steps(Action.UPLOAD)
+                         if held is not None and s.digest.split(":", 1)[1] not in held})
+        if absent:
+            raise RegistryInputInvalid(
+                f"the registry lacks {len(absent)} layer(s) this release left out (it was "
+                f"built for a cluster that has them): {', '.join(d[:19] for d in absent[:5])}",
+                "add the release it was built --since first, or build it without --since")
         progress.planned(plan)
         pusher.execute(plan)
     except _Cancelled as e:  # only when a sibling failed first; never the root cause
