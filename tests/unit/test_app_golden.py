@@ -43,7 +43,7 @@ def test_there_are_cases():
             "invalid-unknown-backend", "invalid-names", "invalid-world",
             "invalid-fields", "invalid-backend-under-backend", "invalid-alias-bomb",
             "invalid-tags", "invalid-deep", "invalid-nul", "invalid-limits",
-            "invalid-host-ports"} <= set(CASES)
+            "invalid-host-ports", "shared", "invalid-shared"} <= set(CASES)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from dragonball.app.model import Parameter, ServiceSpec
+from dragonball.app.model import Parameter, ServiceSpec, SharedParameter
 from dragonball.orchestrator import params
 from dragonball.orchestrator.params import MASK, ParamsInvalid
 
@@ -152,3 +152,24 @@ def test_shown_leaves_an_empty_secret_visible_as_empty():
 
 def test_shown_keeps_keys_the_spec_does_not_know():
     assert params.shown(SERVICE, {"other": "x"}) == {"other": "x"}
+
+
+# -- a shared parameter a service takes ------------------------------------------------
+TAKER = SERVICE.model_copy(update={"parameters": {
+    **SERVICE.parameters, "db_password": SharedParameter(type="string", default="",
+                                                         secret=True, shared="db_pw")}})
+
+
+def test_in_force_takes_a_shared_parameter_from_the_shared_values_only():
+    assert params.in_force(TAKER, {"db_password": "its own, from before"})["db_password"] == ""
+    assert params.in_force(TAKER, {}, {"db_pw": "s3cret"})["db_password"] == "s3cret"
+    assert params.in_force(TAKER, {"port": 1}, {"db_pw": "x"})["port"] == 1
+
+
+def test_a_shared_parameter_is_not_set_or_unset_for_one_service():
+    for assignments, unset in ((["db_password=x", "port=1"], []), ([], ["db_password"])):
+        with pytest.raises(ParamsInvalid) as caught:
+            params.edit("api", TAKER, {}, assignments, unset)
+        assert caught.value.problems == [
+            "api's db_password is the shared parameter 'db_pw': set it once for every "
+            "service taking it with: dragonball params set @shared db_pw=..."]

@@ -13,7 +13,8 @@ import re
 
 from dragonball.app import address, graph
 from dragonball.app.document import Document
-from dragonball.app.model import MAX_MEMORY, MIN_MEMORY, Observed, ServiceSpec
+from dragonball.app.model import (MAX_MEMORY, MIN_MEMORY, Observed, Parameter, ServiceSpec,
+                                  SharedReference)
 from dragonball.app.schema import NAME_HINT, UNKNOWN_IMAGE
 from dragonball.shared import ports as dragonball_ports
 
@@ -121,13 +122,20 @@ def check_cycles(doc: Document, services: dict, jobs: dict | None = None) -> Non
 
 
 def check_parameters(doc: Document, name: str, spec, section: str = "services") -> None:
+    """Each parameter declared here has a default of its type (a shared one taken here:
+    app.shared_checks)."""
     for key, param in spec.parameters.items():
-        wanted = _PY_TYPES[param.type]
-        value = param.default
-        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
-            doc.problem((section, name, "parameters", key, "default"),
-                        f"the default {value!r} is not of type {param.type}",
-                        f"give a default of type {param.type}, or change the type")
+        if not isinstance(param, SharedReference):
+            check_default(doc, (section, name, "parameters", key), param)
+
+
+def check_default(doc: Document, path: tuple, param: Parameter) -> None:
+    """The default of the parameter declared at `path` is of its type."""
+    wanted = _PY_TYPES[param.type]
+    value = param.default
+    if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+        doc.problem(path + ("default",), f"the default {value!r} is not of type {param.type}",
+                    f"give a default of type {param.type}, or change the type")
 
 
 def normal_image(ref: str) -> str:

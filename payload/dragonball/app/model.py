@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 PARAM_TYPES = ("string", "int", "float", "bool", "list")
@@ -29,6 +29,9 @@ MAX_REPLICAS = 1000
 MAX_SERVICES = 500
 #: Jobs: one-shot tasks (init, migrate), a few per app; each is a Swarm service too.
 MAX_JOBS = 100
+#: The name the app's shared parameters (`shared:`) go by in `params get|set`, the REST API
+#: and the portal's store: no service's or job's (theirs are DNS labels).
+SHARED = "@shared"
 #: A job's `timeout` in seconds: 600 by default; a day at most (a migration longer than that
 #: is an operation to plan by hand, not a step of an apply).
 JOB_TIMEOUT, MAX_JOB_TIMEOUT = 600, 86400
@@ -74,6 +77,43 @@ class Parameter(_Model):
     secret: bool = Field(False, description="delivered as a file, never printed")
 
 
+class SharedReference(_Model):
+    """`{shared: NAME}` in a service's (a job's) `parameters`: this key takes the app's
+    shared parameter NAME (docs/app-spec.md, "Shared parameters"): its type, default and
+    secret, and the one value `params set @shared NAME=...` sets for every taker."""
+
+    shared: str = Field(min_length=1, description="a name declared under the spec's "
+                        "top-level `shared:`")
+    type: Literal["string", "int", "float", "bool", "list"] | None = Field(None, description=(
+        "the type the module expects, if restated here: it must be the shared one's"))
+
+
+class SharedParameter(Parameter):
+    """A `SharedReference` resolved (`AppSpec.resolved`, once the spec is valid): the shared
+    declaration's type, default and secret, and the name it is shared under. Never read
+    from a spec's text, so no part of its schema."""
+
+    shared: str
+
+
+#: The tags pydantic puts in an error's path after a parameter's key (app.schema drops them).
+PARAMETER_TAGS = ("declared", "reference")
+
+
+def _entry_kind(entry: object) -> str:
+    """A parameter entry with `shared:` is a reference, any other a declaration (so a broken
+    entry is reported against the one model it meant, not against both)."""
+    if isinstance(entry, dict):
+        return "reference" if "shared" in entry else "declared"
+    return "reference" if isinstance(entry, SharedReference) else "declared"
+
+
+#: One entry of a service's (a job's) `parameters`: declared there, or a shared one taken.
+ParameterEntry = Annotated[Union[Annotated[Parameter, Tag("declared")],
+                                 Annotated[SharedReference, Tag("reference")]],
+                           Discriminator(_entry_kind)]
+
+
 class Resources(_Model):
     """Limits of each task: cpus (e.g. 0.5) and memory (bytes, or 512k, 256m, 2g)."""
 
@@ -109,7 +149,7 @@ class ServiceSpec(_Model):
     replicas: int = Field(1, ge=0, le=MAX_REPLICAS)
     placement: Placement = Field(default_factory=Placement)
     ports: list[Port] = Field(default_factory=list)
-    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    parameters: dict[str, ParameterEntry] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
     storage: bool = Field(False, description="storage/ and log/ kept on the server's disk")
     address: str | None = Field(None, pattern=ADDRESS_PATTERN, description=(
@@ -141,7 +181,7 @@ class JobSpec(_Model):
     timeout: int = Field(JOB_TIMEOUT, ge=1, le=MAX_JOB_TIMEOUT, description=(
         "seconds it may run; past them it is stopped and the apply fails"))
     placement: Placement = Field(default_factory=Placement)
-    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    parameters: dict[str, ParameterEntry] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
 
     def needs(self) -> list[str]:
@@ -160,11 +200,55 @@ class AppSpec(_Model):
     services: dict[str, ServiceSpec] = Field(min_length=1, max_length=MAX_SERVICES)
     jobs: dict[str, JobSpec] = Field(default_factory=dict, max_length=MAX_JOBS, description=(
         "one-shot tasks (init, migrate) run before the services that depend on them"))
+    shared: dict[str, Parameter] = Field(default_factory=dict, description=(
+        "app-wide parameters declared once (a secret two services use): a service or job "
+        "takes one with {shared: NAME} in its parameters; `params set @shared` sets it"))
 
     def members(self) -> dict:
         """Services and jobs by name: what has parameters, a placement and a Swarm service
         of its own (their names never clash: app.checks)."""
         return {**self.services, **self.jobs}
+
+    def holder(self, name: str):
+        """What declares the parameters `params set NAME` sets: a service, a job, or (for
+        SHARED) the app's shared parameters."""
+        return SharedParameters(parameters=self.shared) if name == SHARED else \
+            self.members()[name]
+
+    def takers(self) -> dict[str, list[tuple[str, str]]]:
+        """Shared name -> [(service or job, its key)] taking it, in the spec's order (a
+        name nobody takes: []). Of a resolved spec (`resolved`)."""
+        found: dict = {name: [] for name in self.shared}
+        for member, spec in self.members().items():
+            for key, param in spec.parameters.items():
+                if isinstance(param, SharedParameter) and param.shared in found:
+                    found[param.shared].append((member, key))
+        return found
+
+    def resolved(self) -> AppSpec:
+        """The spec with each `{shared: NAME}` the declaration NAME as a SharedParameter,
+        so whatever reads a service's parameters (types, defaults, secrets, values in
+        force) reads them whole. A name not declared stays a reference: app.shared_checks
+        reports it, and app.spec resolves a valid spec only."""
+        def taken(spec):
+            entries = {key: self._taken(entry) for key, entry in spec.parameters.items()}
+            return spec if entries == spec.parameters else \
+                spec.model_copy(update={"parameters": entries})
+        return self.model_copy(update={
+            "services": {name: taken(s) for name, s in self.services.items()},
+            "jobs": {name: taken(j) for name, j in self.jobs.items()}})
+
+    def _taken(self, entry):
+        if not isinstance(entry, SharedReference) or entry.shared not in self.shared:
+            return entry
+        return SharedParameter(**self.shared[entry.shared].model_dump(), shared=entry.shared)
+
+
+class SharedParameters(_Model):
+    """The app's shared parameters as what `params set @shared` edits: a holder of
+    parameters, as a service is (orchestrator.params works on either)."""
+
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from dragonball.app import graph
+from dragonball.app import graph, shared_checks
 from dragonball.app.errors import UnknownService
 from dragonball.app.model import AppSpec, ServiceSpec
 
@@ -124,7 +124,8 @@ def through_jobs(spec: AppSpec) -> dict:
 
 def plan(spec: AppSpec, running: dict | None = None, jobs: dict | None = None) -> Plan:
     """What `apply` would do to go from `running` (name -> Running) to `spec`; `jobs`:
-    job -> (action, reasons), decided from its last run (default: run)."""
+    job -> (action, reasons), decided from its last run (default: run). Its notes name the
+    shared parameters nothing takes."""
     running = running or {}
     starts = _start_waves(spec, set(spec.members()), running, jobs or {})
     gone = {name: r for name, r in running.items() if name not in spec.services}
@@ -132,7 +133,7 @@ def plan(spec: AppSpec, running: dict | None = None, jobs: dict | None = None) -
     stops = tuple(tuple(Step(name, "unknown", "stop", gone[name].image, gone[name].replicas,
                              ("not in the spec",)) for name in wave)
                   for wave in reversed(graph.waves(stop_graph)))
-    return Plan(spec.app, stops, starts)
+    return Plan(spec.app, stops, starts, shared_checks.unused_notes(spec))
 
 
 def start_plan(spec: AppSpec, name: str | Sequence[str], running: dict | None = None,

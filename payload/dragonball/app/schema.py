@@ -13,8 +13,8 @@ from typing import Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from dragonball.app.document import Document
-from dragonball.app.model import (MAX_CPUS, MAX_JOB_TIMEOUT, MAX_REPLICAS, AppSpec, JobSpec,
-                                  ServiceSpec)
+from dragonball.app.model import (MAX_CPUS, MAX_JOB_TIMEOUT, MAX_REPLICAS, PARAMETER_TAGS,
+                                  AppSpec, JobSpec, Parameter, ServiceSpec, SharedReference)
 
 UNKNOWN_IMAGE = "(unknown)"  # stands in for a broken image field
 NAME_HINT = ("lower-case letters, digits and '-', starting with a letter, at most 63 "
@@ -32,7 +32,12 @@ _FIELD_HINTS = {
     "type": "one of string, int, float, bool, list",
     "timeout": f"whole seconds from 1 to {MAX_JOB_TIMEOUT} (default 600)",
     "command": "a list of words: [/opt/dragon_ball/service/wiki/module/install.sh, --quiet]",
+    "shared": "the name of a parameter declared under the spec's top-level 'shared:'",
 }
+#: The models a parameter entry's error path names (by the tag pydantic puts after its key).
+_ENTRY_MODELS = dict(zip(PARAMETER_TAGS, (Parameter, SharedReference)))
+_REFERENCE_KEYS = ("a shared parameter taken here holds 'shared:' (and may restate "
+                   "'type:'): its default and secret are the shared declaration's")
 _LABEL_HINTS = {  # a Swarm constraint holds them: node.labels.KEY==VALUE
     "[key]": "a label's name: letters, digits, '_', '.' and '-', at most 128",
     "value": "a label's value: letters, digits and ':_./-', 1 to 128 of them",
@@ -56,6 +61,7 @@ def check_shape(doc: Document) -> tuple[AppSpec | None, dict, dict]:
         errors = e.errors()
     broken: dict = {}  # (section, name) -> its fields with a problem
     for error in errors:
+        error["loc"], error["entry"] = _untagged(error["loc"])
         path = _real_path(error["loc"], doc.data)
         if not doc.full:
             _report(error, path, doc)
@@ -107,6 +113,29 @@ def _salvage(entry: object, bad: set, model: type = ServiceSpec):
         return None
 
 
+def shared_declarations(doc: Document, spec: AppSpec | None) -> dict:
+    """name -> Parameter of each shared declaration whose shape is valid (all of them when
+    the spec is)."""
+    if spec is not None:
+        return dict(spec.shared)
+    raw = doc.data.get("shared") if isinstance(doc.data, dict) else None
+    found = {}
+    for name, entry in (raw.items() if isinstance(raw, dict) else ()):
+        try:
+            found[name] = Parameter.model_validate(entry)
+        except ValidationError:
+            continue
+    return found
+
+
+def _untagged(loc: tuple) -> tuple[tuple, type | None]:
+    """`loc` without the tag pydantic puts after a parameter's key (which of a parameter
+    entry's two models it was checked against: model.ParameterEntry), and that model."""
+    if len(loc) > 4 and loc[2] == "parameters" and loc[4] in _ENTRY_MODELS:
+        return loc[:4] + loc[5:], _ENTRY_MODELS[loc[4]]
+    return loc, None
+
+
 def _real_path(loc: tuple, data: object) -> tuple:
     """`loc` cut where the data ends: pydantic adds union members ('str', 'int')."""
     path: list = []
@@ -130,9 +159,12 @@ def _report(error: dict, path: tuple, doc: Document) -> None:
         doc.problem(path, f"{key!r} is required", f"add '{key}:' here (docs/app-spec.md)",
                     doc.line(path[:-1]))
     elif kind == "extra_forbidden":
-        known = sorted(_model_at(path[:-1]).model_fields) if _model_at(path[:-1]) else []
+        model = error.get("entry") or _model_at(path[:-1])
+        known = sorted(model.model_fields) if model else []
         close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}?" if close else f"the keys here are: {', '.join(known)}"
+        if model is SharedReference and not close:
+            hint = _REFERENCE_KEYS
         doc.problem(path, f"unknown key {key!r}", hint)
     else:
         message = error["msg"][0].lower() + error["msg"][1:]

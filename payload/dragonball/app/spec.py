@@ -5,7 +5,7 @@ Every problem is collected before anything is refused (docs/app-spec.md).
 
 from __future__ import annotations
 
-from dragonball.app import checks, document, job_checks, schema
+from dragonball.app import checks, document, job_checks, schema, shared_checks
 from dragonball.app.errors import AppSpecInvalid
 from dragonball.app.model import MAX_SERVICES, AppSpec, Observed
 from dragonball.shared import safe_yaml
@@ -13,7 +13,8 @@ from dragonball.shared import safe_yaml
 
 def check(text: str | bytes, file: str,
           observed: Observed = Observed()) -> tuple[AppSpec | None, list]:
-    """(spec, []) or (None, every problem), sorted by line."""
+    """(spec, []) or (None, every problem), sorted by line. The spec is resolved: each
+    shared parameter a service or job takes is the declaration it names (AppSpec.resolved)."""
     doc = document.read(text, file)
     if doc.problems and doc.data is None:
         return None, doc.problems
@@ -21,15 +22,18 @@ def check(text: str | bytes, file: str,
         return None, doc.problems
     spec, services, jobs = schema.check_shape(doc)
     if isinstance(doc.data, dict):
-        jobs = dict(spec.jobs) if spec else jobs
-        checks.check_all(doc, dict(spec.services) if spec else services, observed, jobs)
+        services, jobs = (dict(spec.services), dict(spec.jobs)) if spec else (services, jobs)
+        checks.check_all(doc, services, observed, jobs)
         job_checks.check_jobs(doc, jobs, observed)
+        shared_checks.check_shared(doc, schema.shared_declarations(doc, spec), {
+            **{("services", n): s for n, s in services.items()},
+            **{("jobs", n): j for n, j in jobs.items()}})
     problems = sorted(doc.problems, key=lambda p: (p.line or 0, p.path))
     if doc.full:
         problems.append(document.Problem(file, None, "", f"checking stopped after "
                                          f"{document.MAX_PROBLEMS} problems",
                                          "fix these, then check the spec again"))
-    return (spec, []) if spec and not problems else (None, problems)
+    return (spec.resolved(), []) if spec and not problems else (None, problems)
 
 
 def _too_many_services(doc: document.Document) -> bool:

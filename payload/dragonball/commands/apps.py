@@ -7,14 +7,16 @@ output, `--json` documents and exit statuses are the same on both paths.
     dragonball start|stop|restart NAME [--app APP] [--json]
     dragonball services [--app APP] [--json]
     dragonball notifications [--app APP] [--limit N] [--json]
-    dragonball params get NAME [--app APP] [--json]
-    dragonball params set NAME KEY=VALUE|KEY=@PATH|KEY=-... [--stdin KEY]
-                      [--from-file KEY=FILE] [--unset KEY] [--app APP] [--json]
+    dragonball params get NAME|@shared [--app APP] [--json]
+    dragonball params set NAME[,NAME...]|@shared KEY=VALUE|KEY=@PATH|KEY=-... [--stdin KEY]
+                      [--from-file KEY=FILE] [--unset KEY] [--spec SPEC] [--app APP] [--json]
     dragonball logs NAME [--app APP] [--tail N] [--json]
 
 Each also takes `--remote` and `--config FILE` (which path: app_access.use_remote).
 `params set` reads `KEY=@PATH` (a file), `KEY=-` (stdin) and `KEY=@@TEXT` (the literal
-`@TEXT`) on this machine, before anything is sent (commands/param_values.py).
+`@TEXT`) on this machine, before anything is sent (commands/param_values.py). `@shared`
+names the app's shared parameters (the spec's `shared:`): set once, they reach every
+service taking them, and a refusal by any of its tasks restores the value before in all.
 `plan SPEC --remote` (commands/spec.py) plans through the portal with `plan_remote`.
 Exit status (dragonball.errors, reported by the one handler of dragonball.cli): 0 done,
 1 failed (a service not healthy, a task refused its parameters), 2 invalid input (the spec,
@@ -36,6 +38,7 @@ from rich.markup import escape
 from dragonball.app import render as plan_render
 from dragonball.app import spec as app_spec
 from dragonball.app.errors import UnknownService, the_only_app
+from dragonball.app.model import SHARED
 from dragonball.app.plan import Plan
 from dragonball.commands import param_values
 from dragonball.commands.app_access import open_apps, transport_options
@@ -86,7 +89,8 @@ def _register_params(commands) -> None:
     params = commands.add_parser("params", help="a service's parameters: get, set")
     sub = params.add_subparsers(dest="params_command", required=True)
     get = sub.add_parser("get", help="the parameters in force (secrets masked)")
-    get.add_argument("name")
+    get.add_argument("name", help=f"a service or a job, or {SHARED}: the app's shared "
+                                  "parameters and which services take each")
     _options(get)
     get.set_defaults(handler=params_get_command)
     put = sub.add_parser(
@@ -100,8 +104,10 @@ def _register_params(commands) -> None:
                     "stdin is never printed. Exit status: 0 "
                     "set, 1 a task refused them (the values before are back everywhere), 2 "
                     "invalid (nothing set), 3 no such app or service.")
-    put.add_argument("name", help="the service, or several: api,worker (a value they "
-                                    "share, set once; each checked before any is set)")
+    put.add_argument("name", help=f"the service (or job); several: api,worker (the same "
+                                  "values given to each, each checked before any is set); "
+                                  f"or {SHARED}: the app's shared parameters (spec 'shared:'), "
+                                  "set once for every service taking them")
     put.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
                      help="KEY=VALUE, KEY=@PATH (from a file), KEY=- (from stdin), "
                           "KEY=@@TEXT (the literal @TEXT)")
@@ -248,8 +254,9 @@ def params_get_command(args) -> int:
 def params_set_command(args) -> int:
     """KEY=VALUE texts typed by each service's own parameter types (params.assignments, the
     one parser), every service's checked before any is set (NAME may list several,
-    `api,worker`: a secret they share set once); exit 1 when a task refused them. Values
-    from files and stdin are read first (param_values), and never shown."""
+    `api,worker`: the same values given to each; or be @shared, the app's shared
+    parameters, set once for every service taking them); exit 1 when a task refused them.
+    Values from files and stdin are read first (param_values), and never shown."""
     given = param_values.resolve(args.assignments, args.stdin_key, args.from_file)
     if not given and not args.unset:
         raise params_mod.ParamsInvalid("nothing to set", "give KEY=VALUE, KEY=@FILE, KEY=-, "
@@ -258,6 +265,11 @@ def params_set_command(args) -> int:
     if not names:
         raise params_mod.ParamsInvalid(f"{args.name!r} names no service",
                                        "give NAME, or several: api,worker")
+    if SHARED in names and len(names) > 1:
+        others = ", ".join(n for n in names if n != SHARED)
+        raise params_mod.ParamsInvalid(f"{SHARED} is set alone, not with {others}",
+                                       "its values reach every service taking them: "
+                                       f"dragonball params set {SHARED} KEY=VALUE")
     app, answer, secrets = _set_each(args, names, given)
     _note_exposed({g.key for g in given if g.key and not g.source} & secrets)
     tasks, restored = answer.get("tasks", []), bool(answer.get("restored"))
@@ -311,11 +323,11 @@ def _params_of(args, apps, given: tuple[str, str] | None,
         spec = app_spec.load(*given)
         app = getattr(args, "app", None) or spec.app
         if app not in applied:
-            service = spec.members().get(name)   # a service's, or a one-shot job's
-            if service is None:
+            if name != SHARED and name not in spec.members():   # a service, a job
                 raise UnknownService(name, spec.members())
-            return app, {k: p.type for k, p in service.parameters.items()}, \
-                {k for k, p in service.parameters.items() if p.secret}
+            declared = spec.holder(name).parameters
+            return app, {k: p.type for k, p in declared.items()}, \
+                {k for k, p in declared.items() if p.secret}
     else:
         app = getattr(args, "app", None) or the_only_app(applied)
     known = apps.params(app, name)["parameters"]

@@ -11,6 +11,7 @@ Control's own (AppNotApplied, UnknownService, AppSpecInvalid, ParamsInvalid, Rol
 from __future__ import annotations
 
 from dragonball.app.errors import UnknownService
+from dragonball.app.model import SHARED
 from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator import slotting
 
@@ -20,9 +21,10 @@ ACTIONS = ("start", "stop", "restart")
 def known_service(control, app: str, name: str, slots: bool = True,
                   jobs: bool = False) -> None:
     """AppNotApplied or UnknownService unless `app` has a service `name` (or, with
-    `slots`, a slot of that name: `store-2`; with `jobs`, a one-shot job: its parameters)."""
+    `slots`, a slot of that name: `store-2`; with `jobs`, a one-shot job or SHARED, the
+    app's shared parameters: what has parameters)."""
     spec = control.spec_of(app)
-    if name in spec.services or (jobs and name in spec.jobs):
+    if name in spec.services or (jobs and (name in spec.jobs or name == SHARED)):
         return
     units = slotting.expand(spec, (), place_new=False)
     if not (slots and units.units_of(name)):
@@ -41,7 +43,8 @@ def masked(found: dict) -> dict:
 
 def params(control, app: str, name: str) -> dict:
     """{app, service, revision, parameters: {key: {value, default, type, secret, set}}},
-    secrets masked."""
+    secrets masked; a shared parameter a service takes also has `shared` (its name), and
+    each of SHARED's (`@shared`) `used_by` (["api.db_password", ...])."""
     return masked(control.get_params(app, name))
 
 

@@ -6,6 +6,7 @@ parameters. On the portal server (a Swarm manager), as root (docs/orchestrator.m
     print(prepared.plan.to_dict()); control.execute(prepared)   # roll that plan out
     control.stop("notes", "web"); control.start("notes", "web")
     control.set_params("notes", "api", ["greeting=Hi"])   # -> one result per task
+    control.set_params("wiki", SHARED, ["db_password=..."])   # every service taking it
 
 Every command runs the same way: observe (orchestrator.observe: one read of the cluster),
 plan (orchestrator.planning: pure), execute (orchestrator.execute). Nothing is changed
@@ -26,7 +27,7 @@ from typing import Callable
 from dragonball.app import plan as plan_mod
 from dragonball.app import spec as app_spec
 from dragonball.app.errors import UnknownService
-from dragonball.app.model import AppSpec
+from dragonball.app.model import SHARED, AppSpec
 from dragonball.app.errors import AppNotApplied, no_such_app
 from dragonball.errors import DragonBallError, InvalidInput
 from dragonball.orchestrator import address as address_mod
@@ -316,7 +317,7 @@ class Control:
 
     # -- parameters --------------------------------------------------------------------------
     def get_params(self, app: str, name: str) -> dict:
-        return self.params.get(self._service(app, name), name)
+        return self.params.get(self._service(app, name, shared=True), name)
 
     def set_params(self, app: str, name: str, assignments: list[str],
                    unset: list[str] = ()) -> list[TaskResult]:
@@ -339,7 +340,7 @@ class Control:
         deliver them to every running task."""
         if spec_given is not None and self.store.app(app) is None:
             return self.keep_before_apply(app, name, edit, *spec_given)
-        spec = self._service(app, name)
+        spec = self._service(app, name, shared=True)
         values = self.params.edited(spec, name, edit)
         ready = [n for n in self.engine.nodes() if n.ready]
         return self.params.put(spec, name, values, ready)
@@ -353,14 +354,20 @@ class Control:
         if spec.app != app:
             raise InvalidInput(f"{file} is the spec of app {spec.app!r}, not {app!r}",
                                f"give --app {spec.app} or that app's spec")
-        if name not in spec.members():
-            raise UnknownService(name, spec.members())
-        self.params.keep(spec, name, self.params.edited(spec, name, edit))
+        self.params.keep(spec, name, self.params.edited(spec, _known(spec, name, True), edit))
         return []
 
-    def _service(self, app: str, name: str) -> AppSpec:
-        """The applied spec of `app`, which has a service or a job `name` (UnknownService)."""
+    def _service(self, app: str, name: str, shared: bool = False) -> AppSpec:
+        """The applied spec of `app`, which has a service or a job `name` (with `shared`:
+        or `name` is SHARED, its shared parameters); UnknownService otherwise."""
         spec = self.spec_of(app)
-        if name not in spec.members():
-            raise UnknownService(name, spec.members())
+        _known(spec, name, shared)
         return spec
+
+
+def _known(spec: AppSpec, name: str, shared: bool) -> str:
+    """`name`, a service or a job of `spec` (with `shared`: or SHARED, its shared
+    parameters, maybe none); UnknownService otherwise."""
+    if not (shared and name == SHARED) and name not in spec.members():
+        raise UnknownService(name, spec.members())
+    return name

@@ -9,7 +9,13 @@ services that hold secrets.
 
 A one-shot job has parameters as a service has (its own folder, where it may run), named
 as a service is in `params set`; it reads them when it starts, so they are never
-delivered to a task: a change runs it again at the next apply (orchestrator.jobs)."""
+delivered to a task: a change runs it again at the next apply (orchestrator.jobs).
+
+The app's shared parameters (spec `shared:`) are kept once, as `@shared` (model.SHARED),
+and have no folder of their own: each service or job taking one has the value in its own
+folder and gets it as any change of its own parameters (`put`), so a change reaches every
+taker whose values in force it changes, and one refusal by any task of any of them puts the
+value before back for all of them (`restore`)."""
 
 from __future__ import annotations
 
@@ -17,7 +23,9 @@ import logging
 import time
 from typing import Callable
 
-from dragonball.app.model import AppSpec
+from dragonball.app import graph
+from dragonball.app import plan as plan_mod
+from dragonball.app.model import SHARED, AppSpec
 from dragonball.agent_client import AgentError
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import jobs as jobs_mod
@@ -61,8 +69,8 @@ class ParamCalls:
         for name, service in spec.members().items():
             if only is not None and name not in only:
                 continue
-            revision, values = self.store.params(spec.app, name)
-            wanted = params_mod.in_force(service, values)
+            revision, _ = self.store.params(spec.app, name)
+            wanted = self.in_force(spec, name)
             if self.store.published(spec.app, name) != wanted or revision == 0:
                 revision = self.store.bump_params(spec.app, name)
                 changed.append(name)
@@ -121,24 +129,49 @@ class ParamCalls:
         return failures
 
     def edited(self, spec: AppSpec, name: str, edit) -> dict:
-        """`edit(service, current values)`'s values, checked (ParamsInvalid otherwise);
-        nothing is stored yet."""
+        """`edit(what declares them, current values)`'s values, checked (ParamsInvalid
+        otherwise); nothing is stored yet. `name`: a service, a job or SHARED."""
         _, current = self.store.params(spec.app, name)
-        return edit(spec.members()[name], current)
+        return edit(spec.holder(name), current)
 
     def put(self, spec: AppSpec, name: str, values: dict, nodes) -> list[TaskResult]:
         """Store `values` (checked), write them on `nodes`, deliver them to every running
         task; recorded as delivered when every task took them. When a task refuses them
         (its config_change failed), the values before are put back everywhere (`restore`):
-        nothing keeps what a task refused, so no task starts later with it."""
+        nothing keeps what a task refused, so no task starts later with it. For SHARED:
+        every service and job taking a shared parameter whose values in force change (or
+        have not reached all its tasks yet) is written, then told in start order (what is
+        needed before what needs it: a database accepts a new password before its clients
+        use it); a refusal in any of them tells no later one, and restores them all."""
         current, changed = self.keep(spec, name, values)
-        self.publish(spec, nodes, only=[name])
-        results = self.deliver(spec, name)
-        if any(r.refused for r in results):
-            self.restore(spec, name, current, changed, nodes, results)
-        elif all(r.ok for r in results):
-            self.mark_delivered(spec, [name])
+        members = self._written(spec, name, nodes)
+        results: list[TaskResult] = []
+        for told, member in enumerate(members, 1):
+            results += self.deliver(spec, member)
+            if any(r.refused for r in results):
+                self.restore(spec, name, current, changed, nodes, results, members,
+                             members[:told])
+                return results
+        self.mark_delivered(spec, _all_took(members, results))
         return results
+
+    def _written(self, spec: AppSpec, name: str, nodes) -> list[str]:
+        """Write the values in force of what `name`'s change reaches on `nodes`: `name`;
+        for SHARED, the takers whose values in force changed, in start order."""
+        if name != SHARED:
+            self.publish(spec, nodes, only=[name])
+            return [name]
+        takers = self.takers(spec)
+        touched = set(self.publish(spec, nodes, only=takers))
+        return [m for m in takers if m in touched]
+
+    @staticmethod
+    def takers(spec: AppSpec) -> list[str]:
+        """The services and jobs taking any shared parameter, in start order (leaves
+        first: app.plan.start_order's waves, each in name order)."""
+        taking = {member for found in spec.takers().values() for member, _ in found}
+        waves = graph.waves(plan_mod.start_order(spec))
+        return [name for wave in waves for name in wave if name in taking]
 
     def keep(self, spec: AppSpec, name: str, values: dict) -> tuple[dict, list[str]]:
         """Store `values` (checked) for `name`, in the audit log by key only (a value may
@@ -152,52 +185,88 @@ class ParamCalls:
         return current, changed
 
     def restore(self, spec: AppSpec, name: str, previous: dict, changed: list, nodes,
-                refusals: list[TaskResult]) -> list[TaskResult]:
+                refusals: list[TaskResult], members: list[str] | None = None,
+                told: list[str] | None = None) -> list[TaskResult]:
         """The values before a refused change, stored (a newer revision), written on the
-        servers and delivered again to every running task (those that took the new ones
-        too); recorded in the audit log with who refused. What the tasks answered."""
+        servers of `members` (those `name`'s change was written for; default: `name`) and
+        delivered again to every running task of those `told` (default: all of them),
+        those that took the new ones too, in the reverse order (clients go back before
+        what they need does); recorded in the audit log with who refused. What the tasks
+        answered."""
+        members = [name] if members is None else members
+        told = members if told is None else told
         self.store.set_params(spec.app, name, previous)
+        for member in members:
+            if member != name:   # a shared value: each taker's folder at a newer revision
+                self.store.bump_params(spec.app, member)
         self.store.store.record("app.params_refused", "admin", None, {
             "app": spec.app, "service": name, "changed": changed,
             "refused_by": [r.task for r in refusals if r.refused]})
-        self.publish(spec, nodes, only=[name])
-        back = self.deliver(spec, name)
-        if all(r.ok for r in back):
-            self.mark_delivered(spec, [name])
-        else:
+        self.publish(spec, nodes, only=members)
+        back = [r for member in reversed(told) for r in self.deliver(spec, member)]
+        self.mark_delivered(spec, _all_took(told, back))   # the others were never told
+        if not all(r.ok for r in back):
             log.warning("the previous parameters of %s are back on the servers, but not in "
                         "every task: %s", name,
                         "; ".join(f"{r.task}: {r.detail}" for r in back if not r.ok))
         return back
 
     def get(self, spec: AppSpec, name: str) -> dict:
-        """The parameters in force: value, default, type, secret, set on the portal or not."""
+        """The parameters in force: value, default, type, secret, set on the portal or not;
+        a shared one also `shared` (its name); of SHARED, `used_by` each (service.key)."""
+        if name == SHARED:
+            return self._get_shared(spec)
         service = spec.members()[name]
         revision, values = self.store.params(spec.app, name)
-        return {"app": spec.app, "service": name, "revision": revision,
-                "parameters": {k: {"value": v, "default": service.parameters[k].default,
-                                   "type": service.parameters[k].type,
-                                   "secret": service.parameters[k].secret, "set": k in values}
-                               for k, v in params_mod.in_force(service, values).items()}}
+        _, shared = self.store.params(spec.app, SHARED)
+        found = {}
+        for key, value in self.in_force(spec, name).items():
+            param = service.parameters[key]
+            taken = getattr(param, "shared", None)
+            found[key] = {"value": value, "default": param.default, "type": param.type,
+                          "secret": param.secret,
+                          "set": (taken in shared) if taken else key in values}
+            if taken:
+                found[key]["shared"] = taken
+        return {"app": spec.app, "service": name, "revision": revision, "parameters": found}
+
+    def _get_shared(self, spec: AppSpec) -> dict:
+        revision, values = self.store.params(spec.app, SHARED)
+        takers = spec.takers()
+        return {"app": spec.app, "service": SHARED, "revision": revision, "parameters": {
+            key: {"value": values.get(key, param.default), "default": param.default,
+                  "type": param.type, "secret": param.secret, "set": key in values,
+                  "used_by": [f"{member}.{local}" for member, local in takers[key]]}
+            for key, param in spec.shared.items()}}
+
+    def in_force(self, spec: AppSpec, name: str) -> dict:
+        """What a service's (job's) tasks are handed: its defaults, its values set and, for
+        each shared parameter it takes, the app's shared value set."""
+        _, values = self.store.params(spec.app, name)
+        _, shared = self.store.params(spec.app, SHARED) if spec.shared else (0, {})
+        return params_mod.in_force(spec.members()[name], values, shared)
 
     def deliver(self, spec: AppSpec, name: str) -> list[TaskResult]:
         """config_change with the values in force, in every running task of `name` (a job:
         none, it reads them when it starts)."""
         if name in spec.jobs:
             return []
-        _, values = self.store.params(spec.app, name)
-        wanted = params_mod.in_force(spec.services[name], values)
-        return self.tasks.each(spec.app, name, "config_change", wanted, replace=True)
+        return self.tasks.each(spec.app, name, "config_change", self.in_force(spec, name),
+                               replace=True)
 
     def mark_delivered(self, spec: AppSpec, names) -> None:
         for name in names:
-            _, values = self.store.params(spec.app, name)
-            self.store.mark_published(spec.app, name,
-                                      params_mod.in_force(spec.members()[name], values))
+            self.store.mark_published(spec.app, name, self.in_force(spec, name))
 
     def settled(self, spec: AppSpec, name: str) -> int | None:
         """The revision `name`'s parameters will have at its next launch: the current one
         when the values in force were written already, else None (orchestrator.jobs)."""
-        revision, values = self.store.params(spec.app, name)
+        revision, _ = self.store.params(spec.app, name)
         return jobs_mod.settled_revision(revision, self.store.published(spec.app, name),
-                                         params_mod.in_force(spec.members()[name], values))
+                                         self.in_force(spec, name))
+
+
+def _all_took(members: list[str], results: list[TaskResult]) -> list[str]:
+    """The members every running task of which took the values: recorded as delivered, the
+    others are told again at the next change (or apply)."""
+    return [m for m in members if all(r.ok for r in results if r.service == m)]

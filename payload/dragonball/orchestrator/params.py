@@ -1,8 +1,9 @@
 """Parameters of an app's services (pure): the values in force, typed edits, masking.
 
 In force = the spec's defaults, overlaid with the values set on the portal
-(`dragonball params set`). Values set are checked against the types the spec declares;
-secret values are never printed (`shown`).
+(`dragonball params set`); a shared parameter a service takes (`{shared: NAME}`) is the
+app's one value of NAME (`params set @shared NAME=...`), never one of its own. Values set
+are checked against the types the spec declares; secret values are never printed (`shown`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 
-from dragonball.app.model import Parameter, ServiceSpec
+from dragonball.app.model import SHARED, Parameter, ServiceSpec, SharedParameter
 from dragonball.errors import AppError, Failed, InvalidInput
 
 MASK = "********"
@@ -29,10 +30,13 @@ class ParamsRefused(AppError, Failed):
     """Valid parameters that running tasks refused (their config_change failed)."""
 
 
-def in_force(service: ServiceSpec, values: dict) -> dict:
+def in_force(service: ServiceSpec, values: dict, shared: dict | None = None) -> dict:
     """The spec's defaults overlaid with the values set (unknown keys are dropped: the spec
-    no longer declares them)."""
-    return {name: values.get(name, p.default) for name, p in service.parameters.items()}
+    no longer declares them); a shared parameter's from `shared`, the app's shared values
+    set (a value the service had of its own before it took the shared one is ignored)."""
+    shared = shared or {}
+    return {name: shared.get(p.shared, p.default) if isinstance(p, SharedParameter) else
+            values.get(name, p.default) for name, p in service.parameters.items()}
 
 
 def coerce(name: str, param: Parameter, text: str):
@@ -184,6 +188,9 @@ def _edited(service_name: str, service: ServiceSpec, current: dict, changes: lis
         if key not in service.parameters:
             problems.append(_unknown(service_name, service.parameters, key))
             continue
+        if isinstance(service.parameters[key], SharedParameter):
+            problems.append(_shared(service_name, key, service.parameters[key]))
+            continue
         try:
             values[key] = convert(key, service.parameters[key], raw)
         except ValueError as e:
@@ -191,6 +198,8 @@ def _edited(service_name: str, service: ServiceSpec, current: dict, changes: lis
     for key in unset:
         if key not in service.parameters:
             problems.append(_unknown(service_name, service.parameters, key))
+        elif isinstance(service.parameters[key], SharedParameter):
+            problems.append(_shared(service_name, key, service.parameters[key]))
         else:
             values.pop(key, None)
     if problems:
@@ -201,6 +210,12 @@ def _edited(service_name: str, service: ServiceSpec, current: dict, changes: lis
 def _invalid(service_name: str, problems: list) -> ParamsInvalid:
     return ParamsInvalid(f"{service_name}: " + "; ".join(problems),
                          f"see its parameters: dragonball params get {service_name}", problems)
+
+
+def _shared(service_name: str, key: str, param: SharedParameter) -> str:
+    """A service's shared parameter is set for every service taking it, or for none."""
+    return (f"{service_name}'s {key} is the shared parameter {param.shared!r}: set it once for "
+            f"every service taking it with: dragonball params set {SHARED} {param.shared}=...")
 
 
 def _unknown(service_name: str, known_keys, key: str) -> str:

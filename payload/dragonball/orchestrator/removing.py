@@ -14,9 +14,9 @@ a server does not answer and saying so:
    again, `purges`), each once no container uses it (asked again for up to `WAIT_S`);
    else they are kept, and the answer lists each by server and name;
 5. its placement labels on the servers, then its record on the portal: spec, states,
-   notifications, slot pins, jobs' runs; its parameters are emptied (their revision keeps
-   growing, so a server that was down keeps refusing the old folder's values if the app
-   comes back).
+   notifications, slot pins, jobs' runs; its parameters, shared ones too, are emptied
+   (their revision keeps growing, so a server that was down keeps refusing the old
+   folder's values if the app comes back).
 
 The audit log records `app.removed` with what went and what stayed.
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 
+from dragonball.app.model import SHARED
 from dragonball.errors import AppError, DragonBallError, InvalidInput
 from dragonball.orchestrator import naming
 
@@ -85,7 +86,7 @@ class AppRemoval:
         self._labels(app)
         self.store.forget_app(app)
         self.store.set_pins(app, {})
-        for name in services:
+        for name in [*services, SHARED]:     # the values forgotten, the revisions kept
             if self.store.params(app, name)[0]:
                 self.store.set_params(app, name, {})
         found = {"app": app, "services": removed, "network": network, "params": params,

@@ -69,17 +69,27 @@ def address_line(row: dict) -> str:
 
 
 def print_params(found: dict, console: Console) -> None:
-    """A service's parameters in force ({app, service, revision, parameters}), as given."""
+    """A service's parameters in force ({app, service, revision, parameters}), as given; a
+    shared one says its shared name, the app's shared ones (`@shared`) who takes each."""
+    items = found.get("parameters", {})
+    where = ("used by" if any("used_by" in i for i in items.values()) else
+             "shared" if any("shared" in i for i in items.values()) else None)
     table = Table(title=f"{found.get('app')}/{found.get('service')} parameters "
                         f"(revision {found.get('revision')})", title_justify="left")
-    for column in ("key", "type", "value", "set on the portal"):
+    for column in ("key", "type", "value", "set on the portal") + ((where,) if where else ()):
         table.add_column(column, overflow="fold")
-    for key, item in found.get("parameters", {}).items():
-        table.add_row(escape(key), item.get("type", "") + (" secret" if item.get("secret")
-                                                            else ""),
-                      escape(json.dumps(item.get("value"))),
-                      "yes" if item.get("set") else "default")
+    for key, item in items.items():
+        row = [escape(key), item.get("type", "") + (" secret" if item.get("secret") else ""),
+               escape(json.dumps(item.get("value"))), "yes" if item.get("set") else "default"]
+        if where == "used by":
+            row.append(escape(", ".join(item.get("used_by") or [])) or "[dim]nobody[/dim]")
+        elif where:
+            row.append(f"@shared {escape(item['shared'])}" if item.get("shared") else "")
+        table.add_row(*row)
     console.print(table)
+    if where == "shared":
+        console.print("a shared value is set once for every service taking it: "
+                      "dragonball params set @shared KEY=VALUE")
 
 
 def print_task_results(app: str, service: str, tasks: list[dict], console: Console) -> None:

@@ -7,6 +7,7 @@
     GET  /api/v1/jobs/{id}                              the job: state, events, result, error
     GET  /api/v1/apps/{app}/services/{name}/params      parameters in force, secrets masked
     PUT  /api/v1/apps/{app}/services/{name}/params      {"set": {k: v}, "unset": [k]}
+                                     (name: a service, a job, or @shared: the app's shared)
     GET  /api/v1/apps/{app}/services/{name}/logs        ?tail=200: each task's last lines
     GET  /api/v1/apps/{app}/notifications               ?limit=50: newest first
     POST /api/v1/apps/{app}/slots/{slot}/move           {"to": server} -> 202 {"job": id}
@@ -36,7 +37,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dragonball.app.model import NAME_PATTERN
+from dragonball.app.model import NAME_PATTERN, SHARED
 from dragonball.errors import DragonBallError
 from dragonball.orchestrator import answers, removing
 from dragonball.orchestrator.answers import known_service, masked
@@ -58,6 +59,10 @@ SPEC_LIMIT = 1024 * 1024
 
 def Name():  # noqa: N802 - a fresh Path() per parameter: FastAPI must not share one
     return Path(pattern=NAME_PATTERN, max_length=63)
+
+
+def Holder():  # noqa: N802 - what has parameters: a service, a job, or @shared (the app's)
+    return Path(pattern=f"^({SHARED}|{NAME_PATTERN[1:-1]})$", max_length=63)
 
 
 class ParamsChange(BaseModel):
@@ -285,7 +290,7 @@ def job(request: Request, job_id: str = Path(max_length=64),
 
 
 @router.get("/apps/{app}/services/{name}/params")
-def get_params(request: Request, app: str = Name(), name: str = Name(),
+def get_params(request: Request, app: str = Name(), name: str = Holder(),
                principal: Principal = Depends(require_admin)) -> JSONResponse:
     """The parameters in force: value, default, type, secret, set on the portal or not."""
     return answer(lambda: answers.params(control_of(request), app, name))
@@ -293,7 +298,7 @@ def get_params(request: Request, app: str = Name(), name: str = Name(),
 
 @router.put("/apps/{app}/services/{name}/params")
 def put_params(request: Request, change: ParamsChange, app: str = Name(),
-               name: str = Name(),
+               name: str = Holder(),
                principal: Principal = Depends(require_admin)) -> JSONResponse:
     """Set parameters, checked against the spec's types (422 lists every problem and
     stores nothing), kept on the portal, delivered to every running task (config_change)."""
