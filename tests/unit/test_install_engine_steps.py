@@ -270,3 +270,16 @@ def test_without_systemd_dockerd_runs_in_its_own_session_and_reset_stops_it(tmp_
         assert not (server.root / "run/dragonball").exists()
     finally:
         assert (server.root / "var/log/dragonball/dockerd.log").is_file()
+
+
+def test_a_link_planted_at_a_half_written_name_is_replaced_not_followed(tmp_path):
+    tar, out = tmp_path / "engine.tar", tmp_path / "out"
+    engine_tar(tar, TREE)
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (out / "bin").mkdir(parents=True)
+    (out / "bin" / "runc.part").symlink_to(victim)
+    unpack.unpack_tree(opener(tar), str(out))
+    assert victim.read_text() == "keep me"
+    assert (out / "bin" / "runc").read_bytes() == TREE["bin/runc"]
+    assert not (out / "bin" / "runc.part").exists()

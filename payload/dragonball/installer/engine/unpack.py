@@ -122,7 +122,11 @@ def _copy_checked(stream, where: tuple, target: str, entry: dict) -> None:
     tmp, written = f"{target}.part", 0
     stream.seek(offset)
     try:
-        with open(tmp, "wb") as out:
+        if os.path.lexists(tmp):       # a killed run's half-written file (or anything else)
+            os.unlink(tmp)
+        # never through a link planted at that name: a new file, or an error
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
             left = size
             while left:
                 chunk = stream.read(min(CHUNK, left))
