@@ -90,6 +90,9 @@ def notes_with_job(command=None) -> dict:
     spec["services"]["store"]["placement"] = {"servers": ["s3"]}
     spec["jobs"] = {"migrate": {**MIGRATE, **({"command": command} if command else {})}}
     spec["services"]["api"]["depends_on"] = ["store", "migrate"]
+    # an app-wide parameter declared once (issue 15), the api takes it as its greeting
+    spec["shared"] = {"greeting": spec["services"]["api"]["parameters"].pop("greeting")}
+    spec["services"]["api"]["parameters"]["greeting"] = {"shared": "greeting"}
     return spec
 
 
@@ -153,7 +156,7 @@ def test_an_app_release_ships_to_the_running_cluster_with_one_command(mixed, rel
     for name in ("web", "api", "store"):
         spec["services"][name]["image"] = f"notes/{name}:0.1.1"
     spec["jobs"]["migrate"]["image"] = "notes/store:0.1.1"
-    spec["services"]["api"]["parameters"]["greeting"]["default"] = "Hello from release 0.1.1"
+    spec["shared"]["greeting"]["default"] = "Hello from release 0.1.1"
     (tmp_path / "notes.app.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     modules = "".join(f"  - {{name: {n}, path: {ROOT / 'examples' / n}}}\n"
                       for n in ("web", "api", "store"))
@@ -181,6 +184,23 @@ def test_an_app_release_ships_to_the_running_cluster_with_one_command(mixed, rel
     assert "/var/lib/dragonball/releases/notes/0.1.1/app.yaml" in added.stdout
     status, info = get(f"http://{mixed.lab.ip('s1')}:8080/api/info")
     assert status == 200 and info["greeting"] == "Hello from release 0.1.1", info
+
+
+def test_a_shared_value_is_set_once_and_a_refused_one_is_restored_everywhere(mixed):
+    """Issue 15: `params set @shared` reaches every task that takes it; a value a task
+    refuses (the api takes a greeting of at most 200 characters) is rolled back: exit 1,
+    `restored`, the old value still in force."""
+    url = f"http://{mixed.lab.ip('s1')}:8080/api/info"
+    done = db(mixed, "params", "set", "@shared", "greeting=Set once for the whole app",
+              check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert get(url)[1]["greeting"] == "Set once for the whole app"
+    refused = db(mixed, "params", "set", "@shared", "greeting=" + "x" * 300, check=False)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "the values before are back on every server" in refused.stdout, refused.stdout
+    assert get(url)[1]["greeting"] == "Set once for the whole app"
+    shown = db(mixed, "params", "get", "@shared", "--json", check=False)
+    assert shown.returncode == 0 and "api" in shown.stdout, shown.stdout + shown.stderr
 
 
 def test_status_on_the_portal_as_root_needs_no_login(mixed):
