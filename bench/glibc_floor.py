@@ -52,7 +52,8 @@ def parts(cache: pathlib.Path) -> list[tuple[str, int, str | None, str | None]]:
                    key=lambda p: p.stat().st_mtime) if runtime.is_dir() else []
     if trees:
         count, floor, where = scan(trees[-1])
-        if not loader.tree_needs_host(trees[-1]):
+        onedir = trees[-1] / "dragonball"
+        if onedir.is_dir() and not loader.tree_needs_host(onedir):
             floor, where = "none", "carries glibc and its loader"
         rows.append(("runtime (PyInstaller onedir)", count, floor, where))
     sections = sorted((cache / "engine").glob("tree-*.tar"), key=lambda p: p.stat().st_mtime)
@@ -86,7 +87,7 @@ def main() -> int:
     release = max(needs, key=elf.version_key) if needs else "0"
     lines += ["", f"The release needs glibc **{release if needs else 'none'}** (target: 2.17 "
               "or none).", "",
-              "| distribution | its glibc | runs the release |", "|---|---:|---|"]
+              "| distribution | its glibc | glibc enough (the kernel: preflight) |", "|---|---:|---|"]
     lines += [f"| {name} | {version} | "
               f"{'yes' if elf.version_key(version) >= elf.version_key(release) else 'no'} |"
               for name, version in DISTROS]
