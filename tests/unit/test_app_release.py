@@ -174,3 +174,15 @@ def test_push_refuses_a_left_out_layer_the_registry_has_nowhere():
     with pytest.raises(RegistryInputInvalid, match="lacks 1 layer"):
         push_mod.push_archive(Archive(), Registry(), elsewhere={layer(1)["digest"]:
                                                                 "notes/api"})
+
+
+def test_release_add_checks_the_file_before_anything_else(tmp_path, capsys):
+    """A .bin (or any non-.app) given to `release add` is refused for what it is, exit 2,
+    before the registry is even looked for (this machine is no portal)."""
+    from dragonball import cli
+    junk = tmp_path / "DragonBall-0.1.0.bin"
+    junk.write_bytes(b"#!/bin/sh\n# DragonBall self-extracting release\n" + b"x" * 4096)
+    assert cli.main(["release", "add", str(junk), "--config", str(tmp_path / "none")]) == 2
+    out = capsys.readouterr()
+    assert "not an app release" in out.out + out.err
+    assert "registry" not in (out.out + out.err).lower()

@@ -173,14 +173,14 @@ def images_push(args: argparse.Namespace) -> int:
             raise RegistryInputInvalid(f"the archive holds no image {', '.join(unknown)}",
                                        "'dragonball images list' shows them")
         with RegistryClient(registry, ca, username, password) as client, \
-                _RichProgress() as progress:
+                RichProgress() as progress:
             client.ping()
             result = push_archive(archive, client, args.only, args.workers, progress)
-    _summary(registry, result)
+    print_push_summary(registry, result)
     return ExitStatus.OK
 
 
-class _RichProgress(PushProgress):
+class RichProgress(PushProgress):
     """A bar of bytes uploaded, and a line per image once it can be pulled."""
 
     def __init__(self) -> None:
@@ -189,7 +189,7 @@ class _RichProgress(PushProgress):
                              transient=False)
         self._task = None
 
-    def __enter__(self) -> "_RichProgress":
+    def __enter__(self) -> "RichProgress":
         self._bar.start()
         return self
 
@@ -212,7 +212,7 @@ class _RichProgress(PushProgress):
         self._bar.console.print(f"[green]✓[/green] {escape(step.ref)}")
 
 
-def _summary(registry: str, result) -> None:
+def print_push_summary(registry: str, result) -> None:
     plan = result.plan
     if plan.nothing_to_do:
         console.print(f"every image was in {escape(registry)} already: nothing sent "

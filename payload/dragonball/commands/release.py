@@ -72,21 +72,21 @@ RELEASES_DIR = f"{paths.DATA_DIR}/releases"
 
 def _add(args: argparse.Namespace) -> int:
     from dragonball.app import spec as spec_mod
-    from dragonball.commands.images import _RichProgress, _summary, push_target
+    from dragonball.commands.images import RichProgress, print_push_summary, push_target
     from dragonball.registry.client import RegistryClient
     from dragonball.registry.push import push_archive
     from dragonball.release.app_file import open_app
-    registry, ca, username, password = push_target(args)
-    with open_app(args.file) as app:
+    with open_app(args.file) as app:   # the whole file checked before anything else
         spec = spec_mod.load(app.spec_text, f"{args.file} (app.yaml)")
+        registry, ca, username, password = push_target(args)
         console.print(f"{app.label}: app {spec.app}, {len(app.archive.images)} image(s), "
                       f"{len(app.about.get('left_out') or {})} layer(s) from the cluster")
         with RegistryClient(registry, ca, username, password) as client, \
-                _RichProgress() as progress:
+                RichProgress() as progress:
             client.ping()
             result = push_archive(app.archive, client, None, args.workers, progress,
                                   elsewhere=app.about.get("left_out") or {})
-        _summary(registry, result)
+        print_push_summary(registry, result)
         kept = _keep_spec(app)
     console.print(f"the app spec is kept as {kept}")
     if not args.apply:
