@@ -13,7 +13,7 @@ backend). Each round:
 1. wrk (-t2 -c16, 10 s, GET /api/info, one connection per request unless --keepalive) runs
    against the web and the baseline at once, on their ports published on 127.0.0.1 only;
    3 s in, one api container is `docker kill`ed: the same kill for both;
-2. eviction: kill -> its address gone from the web's /run/notes-web/state.json (polled every
+2. eviction: kill -> its address gone from the web's /run/dragonball-service/state.json (polled every
    0.1 s through docker exec);
 3. replacement by the resolve interval: a new api container with the alias `api`, `docker run`
    returned -> its address in the web's upstream state (the watcher's next round);
@@ -54,9 +54,9 @@ from support import LABELS, RUN_ID, wait_for  # noqa: E402
 console = Console(highlight=False)
 WRK_SECONDS, WRK_CONNECTIONS, KILL_AFTER, POLL = 10, 16, 3, 0.1
 SHIPPED_INTERVAL = json.loads(
-    (ROOT / "examples/web/web/module/defaults.json").read_text())["resolve_interval"]
+    (ROOT / "examples/web/defaults.json").read_text())["resolve_interval"]
 BASELINE_CONF = "/etc/nginx/baseline.conf"
-# The web module's upstream and proxy settings (examples/web/web/module/render_conf.py:
+# The web module's upstream and proxy settings (base_images/service/service/module/service_conf.py:
 # max_fails=1 fail_timeout=5s in a shared zone, connect 2 s, 2 workers, every request logged),
 # so that the one difference measured is proxy_next_upstream.
 BASELINE = """daemon off;

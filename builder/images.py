@@ -36,6 +36,15 @@ def base_image_name(suite: str) -> str:
     return f"dragonballbase:{suite}"
 
 
+def service_image_name(suite: str) -> str:
+    """The built-in Service's image (docs/service.md): ``dragonballservice:<suite>``."""
+    return f"dragonballservice:{suite}"
+
+
+SERVICE_DIR = "base_images/service"
+SERVICE_MODULE = "service"
+
+
 def rootfs_tag(recipe_key: str) -> str:
     """The tag of the imported root filesystem: the recipe hash's first 12 digits."""
     return recipe_key[:12]

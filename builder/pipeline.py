@@ -79,7 +79,8 @@ def plan_build(env: BuildEnv, with_examples: bool) -> BuildPlan:
 
 
 def build_base(env: BuildEnv, plan: BuildPlan) -> str:
-    """Build ``dragonballbase:<suite>`` and return its name."""
+    """Build ``dragonballbase:<suite>``, then the built-in Service on it
+    (``dragonballservice:<suite>``, `build_service`); return the base's name."""
     tag = rootfs_image(env, plan.recipe, plan.mirror)
     name = images.base_image_name(plan.recipe.suite)
     args = images.base_build_args(tag, plan.mirror, dragonball.__version__)
@@ -87,6 +88,24 @@ def build_base(env: BuildEnv, plan: BuildPlan) -> str:
         assemble_context(plan.base_context, env.root, pathlib.Path(context))
         with env.reporter.step(f"build {name}") as step:
             env.engine.build(pathlib.Path(context), name, args, build_line_sink(step))
+    build_service(env, plan.recipe.suite)
+    return name
+
+
+def build_service(env: BuildEnv, suite: str) -> str:
+    """Build the built-in Service (base_images/service, a module checked against the spec
+    first) FROM the base image; return its name. A few files on the base: cached."""
+    from dragonball.module import scan, validate
+    context = env.root / images.SERVICE_DIR
+    _, found = validate(scan(str(context / images.SERVICE_MODULE)))
+    if found:
+        raise BuildInputInvalid(f"{context} does not follow the module spec:\n" +
+                                "\n".join(f"  - {p}" for p in found),
+                                "restore it from git (git status shows what changed)")
+    name = images.service_image_name(suite)
+    with env.reporter.step(f"build {name}") as step:
+        env.engine.build(context, name, {"BASE": images.base_image_name(suite)},
+                         build_line_sink(step))
     return name
 
 

@@ -108,11 +108,22 @@ def _modules(root: pathlib.Path, raw, release: str, version: str, problems: list
     return modules
 
 
+def uses_builtin_service(dockerfile: pathlib.Path) -> bool:
+    """Whether the Dockerfile's last stage is built FROM the built-in Service's image."""
+    froms = re.findall(r"^\s*FROM\s+(\S+)", dockerfile.read_text(encoding="utf-8",
+                                                                 errors="replace"),
+                       re.M | re.I)
+    return bool(froms) and froms[-1].split(":")[0].split("@")[0] == "dragonballservice"
+
+
 def _context_problems(where: str, context: pathlib.Path, name: str) -> list:
     if not (context / "Dockerfile").is_file():
         return [f"{where}: no Dockerfile in {context}"]
     module_dir = context / name
     if not module_dir.is_dir():
-        return [f"{where}: no module folder {module_dir} (the Dockerfile ADDs it)"]
+        if uses_builtin_service(context / "Dockerfile"):
+            return []        # the built-in Service brings its module (docs/service.md)
+        return [f"{where}: no module folder {module_dir} (the Dockerfile ADDs it; or build "
+                "FROM dragonballservice:bookworm, whose module is the built-in Service)"]
     _, problems = validate(scan(str(module_dir)))
     return [f"{where}: {module_dir}/{p}" for p in problems]

@@ -24,7 +24,9 @@ RUN_SH = "/opt/dragon_ball/bin/run.sh"
 MODULES = ("store", "api", "web")
 STORE_PASSWORD = f"pw-{RUN_ID}-never-printed"
 HEALTHY_WITHIN = 90  # seconds; the images check every 10 s
-WEB_STATE = "/run/notes-web/state.json"
+WEB_STATE = "/run/dragonball-service/state.json"
+# The web is the built-in Service (docs/service.md): its module folder is the Service's.
+MODULE_FOLDER = {"web": "service"}
 HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
 
 
@@ -56,7 +58,8 @@ class NotesApp:
         for folder in ("storage", "log"):
             host = self.root / key / folder
             host.mkdir(parents=True, exist_ok=True)
-            mounts[str(host)] = {"bind": f"/opt/dragon_ball/service/{name}/{folder}", "mode": "rw"}
+            module = MODULE_FOLDER.get(name, name)
+            mounts[str(host)] = {"bind": f"/opt/dragon_ball/service/{module}/{folder}", "mode": "rw"}
         endpoint = self.client.api.create_endpoint_config(aliases=[name])
         container = self.client.containers.run(
             image(name), detach=True, name=f"notes-{key}-{RUN_ID}", labels=LABELS,

@@ -179,7 +179,7 @@ def container_ip(cluster, server: str, container: str) -> str:
 
 def web_upstreams(cluster) -> list[str]:
     (server, container), = task_containers(cluster, "web")
-    state = cluster.docker(server, "exec", container, "cat", "/run/notes-web/state.json",
+    state = cluster.docker(server, "exec", container, "cat", "/run/dragonball-service/state.json",
                            check=False).stdout
     try:
         return [s["server"].rsplit(":", 1)[0] for s in json.loads(state)["servers"]]

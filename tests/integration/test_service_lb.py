@@ -58,7 +58,7 @@ def lb(docker_client, example_images, tmp_path_factory):
 # -- helpers ---------------------------------------------------------------------------------
 def rendered_conf(app: NotesApp) -> str:
     return subprocess.run([DOCKER, "exec", app.containers["web"].id, "cat",
-                           "/run/notes-web/nginx.conf"], capture_output=True, text=True).stdout
+                           "/run/dragonball-service/nginx.conf"], capture_output=True, text=True).stdout
 
 
 def timed_get(url: str) -> tuple[float, int, dict]:
@@ -102,7 +102,7 @@ def test_a_single_backend_is_never_marked_down(lb):
     api.kill()
     answers = [timed_get(url) for _ in range(5)]
     for seconds, status, body in answers:
-        assert status == 502 and body["error"] == "no api backend answered", body
+        assert status == 502 and body["error"] == "no backend answered", body
         assert seconds < 3, f"a 502 took {seconds:.1f} s"
     print(f"\nsingle backend killed: 502 in {max(a[0] for a in answers):.2f} s at most")
 

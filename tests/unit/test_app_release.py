@@ -186,3 +186,21 @@ def test_release_add_checks_the_file_before_anything_else(tmp_path, capsys):
     out = capsys.readouterr()
     assert "not an app release" in out.out + out.err
     assert "registry" not in (out.out + out.err).lower()
+
+
+def test_a_module_built_from_the_built_in_service_needs_no_module_folder(tmp_path):
+    """examples/guestbook/web is one Dockerfile, FROM dragonballservice: the Service brings
+    its module. A module FROM the base without its folder is still refused, with the fix."""
+    (tmp_path / "app.yaml").write_text(SPEC)
+    for name, line in (("web", "FROM dragonballservice:bookworm"),
+                       ("api", "FROM dragonballbase:bookworm")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Dockerfile").write_text(f"# {name}\n{line}\n")
+    (tmp_path / "r.yaml").write_text("name: notes\nversion: 1.0.0\napp: app.yaml\nmodules:\n"
+                                     "  - {name: web, path: web}\n")
+    assert [m.name for m in load_release(tmp_path / "r.yaml", need_engine=False).modules] == \
+        ["web"]
+    (tmp_path / "r.yaml").write_text("name: notes\nversion: 1.0.0\napp: app.yaml\nmodules:\n"
+                                     "  - {name: web, path: web}\n  - {name: api, path: api}\n")
+    with pytest.raises(BuildInputInvalid, match="no module folder .*api.*dragonballservice"):
+        load_release(tmp_path / "r.yaml", need_engine=False)

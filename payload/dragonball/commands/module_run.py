@@ -132,6 +132,7 @@ def run_command(args: argparse.Namespace) -> int:
                        f"build it first: python build.py module {args.dir}")
     container = CONTAINER.format(name)
     docker("rm", "-f", container, check=False)
+    module = module_folder(image, name)
     state = state_dir(name)
     volumes = {what: f"{container}-{what}" for what in ("storage", "log")}
     if args.fresh:
@@ -144,8 +145,8 @@ def run_command(args: argparse.Namespace) -> int:
            "-e", f"DRAGONBALL_PARAMS_FROM={PARAMS_MOUNT}/params.json",
            "-e", "DRAGONBALL_PARAMS_OWNER=portal",
            "-v", f"{state / 'params'}:{PARAMS_MOUNT}:ro",
-           "-v", f"{volumes['storage']}:{SERVICE_ROOT}/{name}/storage",
-           "-v", f"{volumes['log']}:{SERVICE_ROOT}/{name}/log", image)
+           "-v", f"{volumes['storage']}:{SERVICE_ROOT}/{module}/storage",
+           "-v", f"{volumes['log']}:{SERVICE_ROOT}/{module}/log", image)
     seconds = wait_healthy(container, args.timeout, args.json)
     info = docker("exec", container, RUN_SH, "info", check=False).stdout.strip()
     address = docker("inspect", "--format",
@@ -166,6 +167,16 @@ def run_command(args: argparse.Namespace) -> int:
                   f"{RUN_SH} config_change\nits log: docker logs -f {container}\n"
                   f"stop it: dragonball module stop {escape(name)}")
     return ExitStatus.OK
+
+
+def module_folder(image: str, name: str) -> str:
+    """The module folder the image holds under SERVICE_ROOT (an image FROM the built-in
+    Service holds `service`, whatever the folder it was built from is called); `name` when
+    the image holds none or several."""
+    done = docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/ls", image, "-1",
+                  SERVICE_ROOT, check=False)
+    found = [n for n in done.stdout.split() if not n.startswith(".")]
+    return found[0] if done.returncode == 0 and len(found) == 1 else name
 
 
 def wait_healthy(container: str, timeout: float, quiet: bool) -> float:

@@ -1,35 +1,29 @@
 #!/usr/bin/env python3
-"""Render nginx.conf for the web Service from its parameters, test it, put it in force.
+"""Render the Service's nginx.conf from its parameters, test it, put it in force.
 
-    render_conf.py render    validate the parameters in force, resolve the backends, write
-                             $RUN_DIR/nginx.conf after `nginx -t` accepted it (a refused
-                             config leaves the old one in place and exits 1)
-    render_conf.py refresh   resolve the rendered backends again now and put a new config in
-                             force when their addresses changed (a notification: a backend
-                             became healthy, unhealthy, stopped or was scaled); no reload
-    render_conf.py watch     every `resolve_interval` seconds, resolve the backends again and
-                             reload nginx when their addresses changed (tasks.<name> in Swarm)
+    render.py render    validate the parameters in force, resolve the backends, write
+                        $RUN_DIR/nginx.conf after `nginx -t` accepted it (a refused
+                        config leaves the old one in place and exits 1)
+    render.py refresh   resolve the rendered backends again now and put a new config in
+                        force when their addresses changed (a notification: a backend
+                        became healthy, unhealthy, stopped or was scaled); no reload
+    render.py watch     every `resolve_interval` seconds, resolve the backends again and
+                        reload nginx when their addresses changed (tasks.<name> in Swarm)
 
-How many addresses the backends resolve to decides how nginx treats them:
-  none   /api/ answers a JSON 503 naming the reason (none configured, or none resolved)
-  one    `max_fails=0`: the only backend is never marked down, so when it restarts only the
-         requests made while it is down fail (the JSON 502), and it serves again at once
-  many   passive eviction, `max_fails=1 fail_timeout=5s` (shared by the workers: `zone`), and
-         a failed attempt (`error timeout http_502 http_503`) is retried on the next backend,
-         at most PROXY_TRIES tries within PROXY_RETRY_WINDOW (nginx_conf.py)
-
+The parameters and how none, one or many backend addresses are treated: service_conf.py.
 Backend names are resolved here, not by nginx: nginx refuses a whole config when one upstream
 name does not resolve, which would take the site down for one missing backend. The state of
-the last render (backends, addresses, digest) is kept in $RUN_DIR/state.json for the info and
-reload scripts; the parameters rendered are kept in $RUN_DIR/params.json for the watcher.
+the last render (routes, addresses, digest) is kept in $RUN_DIR/state.json for the info and
+reload scripts; the parameters rendered are kept in $RUN_DIR/params.json (0600: it may hold
+the TLS key) for the watcher. TLS material goes to $RUN_DIR/tls/ (0700), named by its hash.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -40,17 +34,16 @@ import time
 sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
 from dragonball.module import params  # noqa: E402
 
-import nginx_conf  # noqa: E402  (this folder: the config's text)
+import service_conf as conf  # noqa: E402  (this folder: parameters and the config's text)
 
-MODULE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN_DIR = os.environ.get("NOTES_WEB_RUN_DIR", "/run/notes-web")
+RUN_DIR = os.environ.get("DRAGONBALL_SERVICE_RUN_DIR", "/run/dragonball-service")
 CONF = os.path.join(RUN_DIR, "nginx.conf")
 STATE = os.path.join(RUN_DIR, "state.json")
 SNAPSHOT = os.path.join(RUN_DIR, "params.json")
 LOCK = os.path.join(RUN_DIR, "render.lock")
-HTML = os.path.join(MODULE_DIR, "module", "html")
-BACKEND = re.compile(r"^(?=.{1,253}:)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:([0-9]{1,5})$")
-DIGEST_PATH = nginx_conf.DIGEST_PATH
+TLS_DIR = os.path.join(RUN_DIR, "tls")
+DIGEST_PATH = conf.DIGEST_PATH
+NAME = os.environ.get("DRAGONBALL_MODULE") or "service"
 
 
 class RenderError(Exception):
@@ -59,26 +52,6 @@ class RenderError(Exception):
 
 class ResolveUnsure(OSError):
     """A backend name could not be looked up for now (DNS unreachable): not proof it is gone."""
-
-
-def problems(p: dict) -> list[str]:
-    """Every problem with the parameters, not just the first."""
-    found = []
-    port = p.get("listen_port")
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        found.append(f"listen_port must be an integer 1-65535, got {port!r}")
-    backends = p.get("backends")
-    if not isinstance(backends, list):
-        found.append(f'backends must be a list of "host:port" strings, got {backends!r}')
-    else:
-        for item in backends:
-            match = BACKEND.match(item) if isinstance(item, str) else None
-            if not match or not 1 <= int(match.group(2)) <= 65535:
-                found.append(f'backends: {item!r} is not "host:port" (port 1-65535)')
-    interval = p.get("resolve_interval")
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
-        found.append(f"resolve_interval must be a number of seconds >= 0 (0: off), got {interval!r}")
-    return found
 
 
 def resolve(backends: list[str], strict: bool = False) -> tuple[list[dict], list[str]]:
@@ -106,54 +79,111 @@ def nginx_test(path: str) -> None:
     """Raise RenderError with nginx's own words when it refuses the file."""
     done = subprocess.run(["nginx", "-t", "-q", "-c", path], capture_output=True, text=True)
     if done.returncode != 0:
-        raise RenderError("nginx -t refused the new config:\n" + (done.stderr or done.stdout).strip())
+        raise RenderError("nginx -t refused the new config:\n" +
+                          (done.stderr or done.stdout).strip())
 
 
-def write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp.")
+    os.fchmod(fd, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
 
 
+def all_backends(p: dict) -> list[str]:
+    """Every backend name the routes use, once each, in order."""
+    routes, _ = conf.parse_routes(p)
+    return list(dict.fromkeys(b for r in routes for b in r.backends))
+
+
+def write_tls(p: dict) -> tuple[str, str] | None:
+    """The certificate and key as files under TLS_DIR named by their hash (so the config in
+    force keeps its own files until the new one is accepted); None without TLS."""
+    if not p["tls_cert"].strip():
+        return None
+    os.makedirs(TLS_DIR, mode=0o700, exist_ok=True)
+    os.chmod(TLS_DIR, 0o700)
+    name = hashlib.sha256(f"{p['tls_cert']}\0{p['tls_key']}".encode()).hexdigest()[:16]
+    paths = (os.path.join(TLS_DIR, f"{name}.crt"), os.path.join(TLS_DIR, f"{name}.key"))
+    for path, text in zip(paths, (p["tls_cert"], p["tls_key"])):
+        write_atomic(path, text.strip() + "\n", mode=0o600)
+    return paths
+
+
+def forget_old_tls() -> None:
+    """Remove TLS files neither the config in force nor the previous one names."""
+    keep = ""
+    for path in (CONF, CONF + ".prev"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                keep += f.read()
+        except OSError:
+            pass
+    for entry in os.listdir(TLS_DIR) if os.path.isdir(TLS_DIR) else ():
+        if os.path.join(TLS_DIR, entry) not in keep:
+            os.unlink(os.path.join(TLS_DIR, entry))
+
+
+def route_states(p: dict, servers: list[dict], missing: list[str]) -> list[dict]:
+    routes, _ = conf.parse_routes(p)
+    found = []
+    for route in sorted(routes, key=lambda r: r.prefix):
+        mine, gone = conf.route_servers(route, servers, missing)
+        found.append({"prefix": route.prefix, "backends": list(route.backends),
+                      "servers": mine, "missing": gone, "mode": conf.upstream_mode(mine)})
+    return found
+
+
 def put_in_force(p: dict) -> dict:
     """Render, test, install; return the new state. Raises RenderError, changes nothing then."""
-    found = problems(p)
+    p = conf.settings(p)
+    found = conf.problems(p)
     if found:
         raise RenderError("invalid parameters:\n" + "\n".join(f"  - {x}" for x in found))
-    for name in nginx_conf.TEMP_DIRS:
+    for name in conf.TEMP_DIRS:
         os.makedirs(os.path.join(RUN_DIR, "tmp", name), exist_ok=True)
-    servers, missing = resolve(p["backends"])
-    digest = nginx_conf.digest_of(p, servers, missing)
+    servers, missing = resolve(all_backends(p))
+    digest = conf.digest_of(p, servers, missing)
     candidate = CONF + ".new"
-    write_atomic(candidate, nginx_conf.render(p, servers, missing, digest, RUN_DIR, HTML))
+    write_atomic(candidate, conf.render(p, servers, missing, digest, RUN_DIR, write_tls(p)))
     try:
         nginx_test(candidate)
     except RenderError:
         os.unlink(candidate)
+        forget_old_tls()
         raise
-    state = {"listen_port": p["listen_port"], "backends": p["backends"], "servers": servers,
-             "missing": missing, "mode": nginx_conf.upstream_mode(servers), "digest": digest,
-             "rendered_at": time.time()}
+    default = [s for s in servers if s["backend"] in set(p["backends"])]
+    state = {"listen_port": p["listen_port"], "backends": p["backends"], "servers": default,
+             "missing": [b for b in p["backends"] if b in missing],
+             "mode": conf.upstream_mode(default), "routes": route_states(p, servers, missing),
+             "tls": bool(p["tls_cert"].strip()), "health_path": p["health_path"],
+             "static_root": p["static_root"], "digest": digest, "rendered_at": time.time()}
     for path in (CONF, STATE, SNAPSHOT):  # the previous set, for a failed reload (copied:
         if os.path.exists(path):          # a reader never finds the file missing)
             shutil.copyfile(path, path + ".prev")
     os.replace(candidate, CONF)
     write_atomic(STATE, json.dumps(state))
-    write_atomic(SNAPSHOT, json.dumps(p))
+    write_atomic(SNAPSHOT, json.dumps(p), mode=0o600)
+    forget_old_tls()
     return state
 
 
+def describe_route(route: dict) -> str:
+    where = route["prefix"]
+    if not route["servers"]:
+        if not route["backends"]:
+            return f"{where} answers 503: no backend is configured"
+        return f"{where} answers 503: no backend could be resolved ({', '.join(route['missing'])})"
+    to = ", ".join(f"{s['backend']} -> {s['server']}" for s in route["servers"])
+    gone = f"; unresolved: {', '.join(route['missing'])}" if route["missing"] else ""
+    how = ("the only one, never marked down" if len(route["servers"]) == 1 else
+           f"{len(route['servers'])} balanced, a failing one evicted for {conf.FAIL_TIMEOUT}")
+    return f"{where}: upstreams {to} ({how}){gone}"
+
+
 def describe(state: dict) -> str:
-    if not state["servers"]:
-        if not state["backends"]:
-            return "/api/ answers 503: no backend is configured"
-        return f"/api/ answers 503: no backend could be resolved ({', '.join(state['missing'])})"
-    where = ", ".join(f"{s['backend']} -> {s['server']}" for s in state["servers"])
-    gone = f"; unresolved: {', '.join(state['missing'])}" if state["missing"] else ""
-    how = ("the only one, never marked down" if len(state["servers"]) == 1 else
-           f"{len(state['servers'])} balanced, a failing one evicted for {nginx_conf.FAIL_TIMEOUT}")
-    return f"upstreams {where} ({how}){gone}"
+    return "; ".join(describe_route(r) for r in state.get("routes", [])) or "no route"
 
 
 class Locked:
@@ -175,9 +205,9 @@ def cmd_render() -> int:
         with Locked():
             state = put_in_force(p)
     except (params.ParamError, RenderError) as e:
-        print(f"web: {e}\nweb: the config in force is unchanged", file=sys.stderr)
+        print(f"{NAME}: {e}\n{NAME}: the config in force is unchanged", file=sys.stderr)
         return 1
-    print(f"web: rendered {CONF}: port {state['listen_port']}, {describe(state)}")
+    print(f"{NAME}: rendered {CONF}: port {state['listen_port']}, {describe(state)}")
     return 0
 
 
@@ -190,8 +220,8 @@ def refresh() -> dict | None:
     p = params.read_file(SNAPSHOT)
     with open(STATE, encoding="utf-8") as f:
         old = json.load(f)
-    servers, missing = resolve(p["backends"], strict=True)
-    if nginx_conf.digest_of(p, servers, missing) == old["digest"]:
+    servers, missing = resolve(all_backends(p), strict=True)
+    if conf.digest_of(p, servers, missing) == old["digest"]:
         return None
     return put_in_force(p)
 
@@ -212,18 +242,18 @@ def notification_summary(path: str | None) -> str:
 def cmd_refresh() -> int:
     """The notify event: the parameters are unchanged; only the addresses may have moved."""
     note = notification_summary(os.environ.get("DRAGONBALL_NOTIFICATION_FILE"))
-    print(f"web: notified ({note}); resolving the backends again")
+    print(f"{NAME}: notified ({note}); resolving the backends again")
     try:
         with Locked():
             state = refresh()
     except (OSError, ValueError, KeyError, params.ParamError, RenderError) as e:
-        print(f"web: cannot re-resolve the backends ({e}); the config in force is unchanged",
+        print(f"{NAME}: cannot re-resolve the backends ({e}); the config in force is unchanged",
               file=sys.stderr)
         return 1
     if state is None:
-        print("web: backend addresses unchanged")
+        print(f"{NAME}: backend addresses unchanged")
     else:
-        print(f"web: backend addresses changed, rendered {CONF}: {describe(state)}")
+        print(f"{NAME}: backend addresses changed, rendered {CONF}: {describe(state)}")
     return 0
 
 
@@ -237,9 +267,9 @@ def refresh_once() -> None:
             return
         done = subprocess.run(["nginx", "-s", "reload", "-c", CONF], capture_output=True, text=True)
     if done.returncode != 0:
-        print(f"web: nginx -s reload failed: {done.stderr.strip()}", file=sys.stderr, flush=True)
+        print(f"{NAME}: nginx -s reload failed: {done.stderr.strip()}", file=sys.stderr, flush=True)
     else:
-        print(f"web: backend addresses changed, nginx reloaded: {describe(state)}", flush=True)
+        print(f"{NAME}: backend addresses changed, nginx reloaded: {describe(state)}", flush=True)
 
 
 def resolve_interval() -> float:
@@ -257,7 +287,8 @@ def cmd_watch() -> int:
         try:
             refresh_once()
         except (OSError, ValueError, KeyError, params.ParamError, RenderError) as e:
-            print(f"web: backend refresh failed, config unchanged: {e}", file=sys.stderr, flush=True)
+            print(f"{NAME}: backend refresh failed, config unchanged: {e}", file=sys.stderr,
+                  flush=True)
 
 
 def main(argv: list[str]) -> int:

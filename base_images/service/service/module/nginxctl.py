@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
-"""Control side of the web Service's nginx, for the module's action scripts.
+"""Control side of the Service's nginx, for the module's action scripts.
 
     nginxctl.py wait-ready SECS   wait until the master runs and serves the rendered config
     nginxctl.py reload            nginx -s reload, then wait until the workers serve the new
                                   config (its digest); on failure put the previous one back;
                                   nothing to do when they serve it already
-    nginxctl.py status            exit 0 when the master is alive and GET / answers 200
-    nginxctl.py info              describe nginx, its port and its upstreams
+    nginxctl.py status            exit 0 when the master is alive and its health_path
+                                  answers 200
+    nginxctl.py info              describe nginx, its port, its routes and upstreams
 """
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -20,21 +22,30 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import render_conf as rc  # noqa: E402
+import render as rc  # noqa: E402
 
 PID_FILE = os.path.join(rc.RUN_DIR, "nginx.pid")
-# Talk to our own loopback only, whatever proxy variables the environment carries.
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# Talk to our own loopback only, whatever proxy variables the environment carries. Over TLS
+# the certificate is not checked: it is our own nginx on 127.0.0.1, named for the clients.
+_LOOPBACK_TLS = ssl.create_default_context()
+_LOOPBACK_TLS.check_hostname, _LOOPBACK_TLS.verify_mode = False, ssl.CERT_NONE
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                   urllib.request.HTTPSHandler(context=_LOOPBACK_TLS))
 
 
 def say(message: str) -> None:
-    print(f"web: {message}", flush=True)
+    print(f"{rc.NAME}: {message}", flush=True)
 
 
 def get(port: int, path: str, timeout: float = 3.0) -> tuple[int, str]:
-    """(status, body) of GET http://127.0.0.1:PORT/PATH; (0, error text) without an answer."""
+    """(status, body) of GET http(s)://127.0.0.1:PORT/PATH (https when the config in force
+    speaks TLS); (0, error text) without an answer."""
     try:
-        with HTTP.open(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+        scheme = "https" if state().get("tls") else "http"
+    except (OSError, ValueError):
+        scheme = "http"
+    try:
+        with HTTP.open(f"{scheme}://127.0.0.1:{port}{path}", timeout=timeout) as r:
             return r.status, r.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8", "replace")
@@ -138,12 +149,13 @@ def status() -> int:
     if pid is None:
         say("unhealthy: the nginx master is not running")
         return 1
-    port = state()["listen_port"]
-    code, body = get(port, "/")
+    s = state()
+    port, path = s["listen_port"], s.get("health_path", "/")
+    code, body = get(port, path)
     if code != 200:
-        say(f"unhealthy: GET / on port {port} answered {code or body}")
+        say(f"unhealthy: GET {path} on port {port} answered {code or body}")
         return 1
-    say(f"healthy: nginx master pid {pid}, GET / on port {port} -> 200")
+    say(f"healthy: nginx master pid {pid}, GET {path} on port {port} -> 200")
     return 0
 
 
@@ -151,10 +163,11 @@ def info() -> int:
     version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     s = state()
     say(f"{version.replace('nginx version: ', '')}, master pid {master_pid()}, "
-        f"port {s['listen_port']}")
+        f"port {s['listen_port']} ({'HTTPS' if s.get('tls') else 'HTTP'})")
     print(f"backends: {', '.join(s['backends']) or 'none'}")
-    print(f"api: {rc.describe(s)}")
-    print(f"balancing: {s.get('mode', '?')}")
+    for route in s.get("routes", []):
+        print(f"route {rc.describe_route(route)} [{route['mode']}]")
+    print(f"static files: {s.get('static_root') or 'none'}; health: {s.get('health_path')}")
     print(f"config: {rc.CONF} (digest {s['digest']})")
     return 0
 

@@ -4,6 +4,6 @@
 # A notification (DRAGONBALL_EVENT=notify: a backend became healthy, unhealthy, stopped or was
 # scaled) changes no parameter: resolve the backends again now instead of at the next interval.
 if [ "${DRAGONBALL_EVENT:-}" = notify ]; then
-    exec python3 module/render_conf.py refresh
+    exec python3 module/render.py refresh
 fi
-exec python3 module/render_conf.py render
+exec python3 module/render.py render
