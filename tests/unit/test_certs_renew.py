@@ -61,3 +61,29 @@ def test_rejoin_on_a_server_without_a_finished_install_says_what_to_run(tmp_path
     with pytest.raises(NotInstalled, match="install it as a device"):
         rejoin("10.0.0.1", "ABCD-EFGH-JKLM-NPQR", "SHA256:" + "ab" * 32,
                data_dir=str(tmp_path))
+
+
+def test_certs_issue_signs_an_app_certificate_with_the_cluster_ca_and_checks_first(tmp_path):
+    import pytest
+    from cryptography import x509
+
+    from dragonball.installer.host import Host
+    from dragonball.installer.portal import layout
+    host = Host(root=tmp_path)
+    with pytest.raises(renew.CertRequestInvalid, match="at least one --dns or --ip"):
+        renew.issue_for_app(host, "web", [], [], 90)
+    with pytest.raises(renew.CertRequestInvalid, match="is not an IP address"):
+        renew.issue_for_app(host, "web", [], ["10.0.0.300"], 90)
+    with pytest.raises(renew.CertRequestInvalid, match="out of range"):
+        renew.issue_for_app(host, "web", ["a"], [], 9999)
+    with pytest.raises(renew.CertRequestInvalid, match="not a certificate name"):
+        renew.issue_for_app(host, "../web", ["a"], [], 90)
+    with pytest.raises(renew.InstallerError, match="not on this server"):
+        renew.issue_for_app(host, "web", ["wiki.example"], [], 90)   # not the portal
+    ca = pki.create_ca()
+    pki.write_pem_files(ca, host.path(layout.CA_CERT), host.path(layout.CA_KEY))
+    pair = renew.issue_for_app(host, "web", ["wiki.example"], ["10.0.0.50"], 90)
+    cert = x509.load_pem_x509_certificate(pair.cert_pem)
+    assert cert.issuer == x509.load_pem_x509_certificate(ca.cert_pem).subject
+    assert renew.names_of(pair.cert_pem) == (["10.0.0.50"], ["wiki.example"])
+    assert 89 <= (pki.not_after(pair.cert_pem) - NOW).days <= 90

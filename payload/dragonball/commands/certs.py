@@ -4,6 +4,10 @@
         on the portal, as root: DragonBall's own certificates issued again from their CA
         and picked up without an outage (installer/renew.py); by default only those ending
         within 30 days; none of --portal/--registry/--agents: all three
+    dragonball certs issue NAME --dns D... --ip I... [--days N] [--out DIR] [--json]
+        on the portal, as root: a server certificate for an app's Service signed by the
+        cluster CA (clients that trust the cluster CA trust it), written as DIR/NAME.crt and
+        DIR/NAME.key (0600); then: params set SERVICE tls_cert=@NAME.crt tls_key=@NAME.key
     dragonball rejoin SERVER [--ttl 24h] [--force] [--json]
         on the portal, as root: SERVER's old Swarm node removed, a new one-time code bound
         to it, and the command to run there (portal/rejoin.py)
@@ -43,6 +47,17 @@ def register(commands) -> None:
                        help="renew even what does not end within 30 days")
     renew.add_argument("--json", action="store_true", help="print one JSON document")
     renew.set_defaults(handler=renew_command)
+    issue = sub.add_parser("issue", help="a certificate for an app's Service, from the cluster CA",
+                           description=__doc__.split("\n\n")[1])
+    issue.add_argument("name", help="its name, e.g. the Service: web")
+    issue.add_argument("--dns", action="append", default=[], metavar="NAME",
+                       help="a DNS name clients use (repeat)")
+    issue.add_argument("--ip", action="append", default=[], metavar="IP",
+                       help="an address clients use (repeat), e.g. the app's moving address")
+    issue.add_argument("--days", type=int, default=825, help="validity (default 825, at most)")
+    issue.add_argument("--out", default=".", metavar="DIR", help="where to write (default .)")
+    issue.add_argument("--json", action="store_true", help="print one JSON document")
+    issue.set_defaults(handler=issue_command)
     rejoin = commands.add_parser(
         "rejoin", help="bring back a server whose Swarm certificate expired (both sides)",
         description="On the portal: 'rejoin SERVER' prints the command to run on SERVER. On "
@@ -73,6 +88,31 @@ def renew_command(args) -> int:
         for target, state in done.items():
             style = "green" if state == "renewed" else "dim"
             console.print(f"[{style}]{target}: {state}[/{style}]")
+    return ExitStatus.OK
+
+
+def issue_command(args) -> int:
+    import pathlib
+
+    from dragonball import pki
+    from dragonball.installer.host import Host
+    from dragonball.installer.portal import layout
+    from dragonball.installer.renew import issue_for_app
+    pair = issue_for_app(Host(), args.name, args.dns, args.ip, args.days)
+    out = pathlib.Path(args.out)
+    cert, key = out / f"{args.name}.crt", out / f"{args.name}.key"
+    pki.write_pem_files(pair, cert, key)
+    done = {"ok": True, "certificate": str(cert), "key": str(key), "ca": layout.CA_CERT,
+            "not_after": pki.not_after(pair.cert_pem).isoformat(),
+            "names": [*args.dns, *args.ip]}
+    if args.json:
+        console.print_json(json.dumps(done))
+        return ExitStatus.OK
+    console.print(f"[green]issued[/green] {escape(str(cert))} and {escape(str(key))} (0600), "
+                  f"valid until {done['not_after'][:10]}, for {escape(', '.join(done['names']))}")
+    console.print(f"put it in force: dragonball params set SERVICE "
+                  f"tls_cert=@{escape(str(cert))} tls_key=@{escape(str(key))}\n"
+                  f"clients trust it with the cluster CA: {layout.CA_CERT}")
     return ExitStatus.OK
 
 

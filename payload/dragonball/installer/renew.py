@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 import socket
 
 from cryptography import x509
 
 from dragonball import agent_client, pki
-from dragonball.errors import InstallerError
+from dragonball.errors import InstallerError, InvalidInput, PkiError
 from dragonball.installer import agent
 from dragonball.installer.portal import cluster as portal_cluster
 from dragonball.installer.portal import layout
@@ -75,6 +76,37 @@ def renew(host, targets=TARGETS, force: bool = False, progress=None) -> dict:
         done[target] = {"portal": _portal, "registry": _registry,
                         "agents": _agents}[target](host, ca, force, say)
     return done
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class CertRequestInvalid(InstallerError, InvalidInput):
+    """`certs issue` was given a bad name, address or lifetime; nothing was issued."""
+
+
+def issue_for_app(host, name: str, dns: list[str], ips: list[str], days: int) -> pki.KeyPair:
+    """A server certificate for an app's Service (`certs issue`), signed by the cluster CA:
+    what its clients trust once they trust the cluster CA (docs/service.md, TLS). Names are
+    checked before the CA is read; nothing is written here."""
+    if not NAME.match(name):
+        raise CertRequestInvalid(f"{name!r} is not a certificate name",
+                           "letters, digits, . _ - (the app's service, e.g. web)")
+    if not (dns or ips):
+        raise CertRequestInvalid("a certificate needs at least one --dns or --ip",
+                           "the names clients use: --dns wiki.example.com --ip 10.0.0.50")
+    if not 1 <= days <= pki.SERVER_DAYS:
+        raise CertRequestInvalid(f"--days {days} is out of range",
+                           f"1 to {pki.SERVER_DAYS} (the longest browsers accept)")
+    try:
+        pki.subject_alt_names(ips, dns)      # a bad address, before the CA is read
+    except PkiError as e:
+        raise CertRequestInvalid(e.message, e.hint) from e
+    ca = portal_cluster.read_pair(host, layout.CA_CERT, layout.CA_KEY)
+    if ca is None:
+        raise InstallerError(f"the cluster CA's key ({layout.CA_KEY}) is not on this server",
+                             "run it on the portal, as root")
+    return pki.issue_server_cert(ca, name, ips=ips, dns_names=dns, days=days)
 
 
 def _server(host, ca, cert: str, key: str, name: str, force: bool) -> bool:
