@@ -76,14 +76,15 @@ params() {  # params MODULE PASSWORD: the module's DRAGONBALL_PARAMS
 }
 
 run_module() {  # run_module NAME PASSWORD
-    local name=$1 dir=$DATA/$1 publish=()
+    local name=$1 dir=$DATA/$1 publish=() module=$1
     mkdir -p "$dir/storage" "$dir/log"
-    [ "$name" = web ] && publish=(--publish "127.0.0.1:$PORT:8080")
+    # the web is the built-in Service (docs/service.md): its module folder is the Service's
+    [ "$name" = web ] && publish=(--publish "127.0.0.1:$PORT:8080") && module=service
     "$DOCKER" run --detach --name "$PREFIX-$name" --hostname "$name" \
         --network "$NETWORK" --network-alias "$name" --label "$LABEL" \
         --restart unless-stopped "${publish[@]}" \
-        --volume "$dir/storage:/opt/dragon_ball/service/$name/storage" \
-        --volume "$dir/log:/opt/dragon_ball/service/$name/log" \
+        --volume "$dir/storage:/opt/dragon_ball/service/$module/storage" \
+        --volume "$dir/log:/opt/dragon_ball/service/$module/log" \
         --env "DRAGONBALL_PARAMS=$(params "$name" "$2")" \
         "dragonball-example/$name:latest" >/dev/null
     say "started $PREFIX-$name"

@@ -194,7 +194,7 @@ def test_config_change_scripts_under_the_notify_event_re_resolve_at_once(lb):
     new = start_api(lb, "api-4")
     assert new not in upstream(lb)
     payload = "/tmp/notification.json"
-    script = (f"cat >{payload} && cd /opt/dragon_ball/service/web && "
+    script = (f"cat >{payload} && cd /opt/dragon_ball/service/service && "
               "action/config_change/1_render_conf.sh && action/config_change/2_reload_nginx.sh")
     began = time.monotonic()
     done = subprocess.run([DOCKER, "exec", "-i", "-e", "DRAGONBALL_EVENT=notify",
