@@ -196,8 +196,8 @@ def test_remove_takes_the_guestbook_away_and_the_notes_app_never_noticed(install
                           "--format", "{{.Name}}").stdout.strip() == ""
     time.sleep(3)                      # a few more requests after the removal
     load.stop()
-    failed = load.ledger.failed()
-    print(f"\nnotes under load beside the guestbook: {len(load.ledger.acknowledged())} writes "
+    failed = load.ledger.failed
+    print(f"\nnotes under load beside the guestbook: {len(load.ledger.acknowledged)} writes "
           f"acknowledged, {len(failed)} failed")
     assert failed == [], load.ledger.failures_by_reason()
     readback = load.read_back()
