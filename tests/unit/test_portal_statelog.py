@@ -225,3 +225,19 @@ def test_a_token_made_on_one_portal_opens_another_at_once(replicas, etcd):
     etcd.down = True                                       # and with no quorum: refused, no crash
     with pytest.raises(auth.NotAuthenticated):
         auth.Auth(two, limiter=None).principal(_bearer("another-unknown"))
+
+
+def test_a_session_stays_valid_when_its_last_use_loses_the_race(replicas, etcd):
+    """After a power cut every manager's portal writes at once: the `seen` bookkeeping of a
+    request's session losing the race must not fail the request (it did: exit 4 "another
+    manager's portal wrote at the same moment" from a long `dragonball apply`)."""
+    clock = Clock()
+    one, two = replicas("one", clock), replicas("two")
+    secret, _ = one.create_session("admin", "token", 600, 3600)
+    clock.now += Store.SEEN_EVERY_S
+    etcd.before_txn = lambda: two.record("other.write", "admin")
+    session = one.session(secret)
+    assert session is not None and session.username == "admin"
+    etcd.before_txn = None
+    clock.now += 1
+    assert one.session(secret).seen == clock.now      # written by the next request

@@ -7,9 +7,13 @@ holds, never the secret; an idle timeout and an absolute expiry; the session's C
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 
+from dragonball.errors import Conflict
 from dragonball.portal.credentials import token_hash
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -66,10 +70,16 @@ class SessionTable:
             return None
         row = dict(rows[0])
         if now - row["seen"] >= self.SEEN_EVERY_S:
-            with self.write() as db:
-                db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?",
-                           (now, row["id_hash"]))
-            row["seen"] = now
+            try:
+                with self.write() as db:
+                    db.execute("UPDATE sessions SET seen = ? WHERE id_hash = ?",
+                               (now, row["id_hash"]))
+                row["seen"] = now
+            except Conflict:
+                # Bookkeeping, not the request's purpose: another manager's portal took the
+                # replicated log's next entry at this instant (all of them write at once after
+                # a power cut). The session is valid; its `seen` is written by a later request.
+                log.info("a session's last use was not recorded: another portal wrote first")
         return Session(row["kind"], row["username"], row["csrf_token"], row["created"],
                        row["seen"], row["idle_s"], row["expires"])
 
