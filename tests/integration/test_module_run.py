@@ -77,3 +77,22 @@ def test_no_image_is_said_with_the_build_command(tmp_path):
     run = dragonball("module", "run", str(tmp_path / "neverbuilt"))
     assert run.returncode == 3 and "build.py module" in run.stderr, run.stderr
     assert dragonball("module", "run", "examples/store", "--param", "novalue").returncode == 2
+
+
+def test_a_service_built_from_the_built_in_one_runs_with_its_log_mounted(docker_client):
+    """examples/web holds no module folder of its own: it is the built-in Service (docs/
+    service.md), whose folder is `service`; module run mounts log/ and storage/ there (a
+    mount at .../web would make a second module folder, which the supervisor refuses)."""
+    build(ROOT / "examples" / "web")
+    try:
+        run = dragonball("module", "run", "examples/web", "--param", "backends=[]", "--json")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "route /api/ answers 503: no backend is configured" in json.loads(run.stdout)["info"]
+        mounts = subprocess.run(["docker", "inspect", "--format",
+                                 "{{range .Mounts}}{{.Destination}} {{end}}", "dragonball-run-web"],
+                                capture_output=True, text=True).stdout.split()
+        assert "/opt/dragon_ball/service/service/log" in mounts, mounts
+    finally:
+        dragonball("module", "stop", "web")
+        subprocess.run(["docker", "volume", "rm", "-f", "dragonball-run-web-storage",
+                        "dragonball-run-web-log"], capture_output=True)

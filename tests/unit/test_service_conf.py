@@ -1,12 +1,11 @@
 """The built-in Service's parameters and nginx.conf text (base_images/service/service/module/
-service_conf.py, pure): routes by path prefix, timeouts, body size, health path, forwarded
-headers, TLS, and every bad value refused with what and how (issue 15, "a Service that is part
-of the product"). nginx itself checks the rendered files in tests/integration/test_service.py.
+service_params.py and service_conf.py, pure): routes by path prefix, timeouts, body size,
+health path, forwarded headers, TLS, and every bad value refused with what and how (issue 15,
+"a Service that is part of the product"). nginx itself checks the rendered files in tests/integration/test_service.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 
@@ -21,21 +20,14 @@ SERVERS = [{"backend": "api:8080", "server": "10.0.1.5:8080"},
            {"backend": "admin:9000", "server": "10.0.1.9:9000"}]
 
 
-def _load():
-    path = ROOT / "base_images" / "service" / "service" / "module" / "service_conf.py"
-    spec = importlib.util.spec_from_file_location("service_conf", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["service_conf"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-conf = _load()
+sys.path.insert(0, str(ROOT / "base_images" / "service" / "service" / "module"))
+import service_conf as conf  # noqa: E402  (the image's module folder)
+import service_params as rules  # noqa: E402
 
 
 def render(**params) -> str:
-    p = conf.settings(params)
-    assert conf.problems(p) == []
+    p = rules.settings(params)
+    assert rules.problems(p) == []
     return conf.render(p, SERVERS, [], "d1g", "/run/x")
 
 
@@ -55,7 +47,7 @@ def test_the_built_in_defaults_send_every_path_to_the_backends():
 def test_the_defaults_file_of_the_image_matches_the_built_in_defaults():
     import json
     path = ROOT / "base_images" / "service" / "service" / "module" / "defaults.json"
-    assert json.loads(path.read_text()) == conf.DEFAULTS
+    assert json.loads(path.read_text()) == rules.DEFAULTS
 
 
 def test_routes_by_prefix_each_to_its_own_upstream_and_the_rest_static():
@@ -77,7 +69,7 @@ def test_a_path_no_route_takes_answers_a_json_404_without_static_files():
 
 
 def test_a_route_with_no_address_answers_the_json_503_naming_the_reason():
-    p = conf.settings({"backends": ["api:8080"], "routes": ["/api/", "/x/=gone:1"]})
+    p = rules.settings({"backends": ["api:8080"], "routes": ["/api/", "/x/=gone:1"]})
     text = conf.render(p, SERVERS[:1], ["gone:1"], "d", "/run/x")
     assert "no backend could be resolved: gone:1" in location(text, "/x/")
     assert "return 503" in location(text, "/x/")
@@ -110,16 +102,16 @@ def test_timeouts_and_body_size_reach_nginx():
 
 
 def test_tls_listens_with_ssl_and_the_files_given():
-    p = conf.settings({"backends": ["a:1"], "tls_cert": "-----BEGIN CERTIFICATE-----\nx",
+    p = rules.settings({"backends": ["a:1"], "tls_cert": "-----BEGIN CERTIFICATE-----\nx",
                        "tls_key": "-----BEGIN PRIVATE KEY-----\ny"})
-    assert conf.problems(p) == []
+    assert rules.problems(p) == []
     text = conf.render(p, SERVERS, [], "d", "/run/x", ("/run/x/tls/a.crt", "/run/x/tls/a.key"))
     assert "listen 8080 ssl;" in text and "ssl_certificate_key /run/x/tls/a.key;" in text
     assert "TLSv1.2 TLSv1.3" in text and "BEGIN" not in text   # the key never in the config
 
 
 def test_the_digest_changes_with_the_tls_material_but_does_not_hold_it():
-    p = conf.settings({"tls_cert": "-----BEGIN CERTIFICATE-----a", "tls_key": "k"})
+    p = rules.settings({"tls_cert": "-----BEGIN CERTIFICATE-----a", "tls_key": "k"})
     q = dict(p, tls_key="other")
     assert conf.digest_of(p, [], []) != conf.digest_of(q, [], [])
 
@@ -150,12 +142,12 @@ def test_the_digest_changes_with_the_tls_material_but_does_not_hold_it():
     ({"tls_cert": "-----BEGIN CERTIFICATE-----", "tls_key": "nope"}, "tls_key holds no PEM"),
 ])
 def test_every_bad_value_is_refused_with_what_and_how(params, expected):
-    found = conf.problems(conf.settings(params))
+    found = rules.problems(rules.settings(params))
     assert any(expected in f for f in found), found
 
 
 def test_every_problem_is_listed_at_once():
-    found = conf.problems(conf.settings({"listen_port": -1, "body_size": "x", "headers": [1]}))
+    found = rules.problems(rules.settings({"listen_port": -1, "body_size": "x", "headers": [1]}))
     assert len(found) == 3, found
 
 
@@ -167,9 +159,9 @@ TEXT = st.text(st.characters(min_codepoint=1, max_codepoint=0x7f), max_size=40)
 @settings(max_examples=300, deadline=None)
 @given(prefix=TEXT, header=TEXT, value=TEXT, backend=TEXT)
 def test_an_accepted_value_never_escapes_its_directive(prefix, header, value, backend):
-    p = conf.settings({"backends": ["api:8080"], "routes": [f"{prefix}={backend}"],
+    p = rules.settings({"backends": ["api:8080"], "routes": [f"{prefix}={backend}"],
                        "headers": [f"{header}: {value}"]})
-    if conf.problems(p):
+    if rules.problems(p):
         return
     text = conf.render(p, [], [backend], "d", "/run/x")
     assert text.count("{") == text.count("}")

@@ -39,6 +39,7 @@ LABEL = "io.dragonball.run"
 PARAMS_MOUNT = "/run/dragonball-params"   # orchestrator/naming.py: where a task reads them
 LOCAL_APP = "local"                       # DRAGONBALL_APP of a module run here
 SERVICE_ROOT = "/opt/dragon_ball/service"
+MODULE_LABEL = "io.dragonball.module"     # the module folder an image holds, when it says
 RUN_SH = "/opt/dragon_ball/bin/run.sh"
 START_TIMEOUT_S = 120.0
 LOG_LINES = 30
@@ -127,12 +128,16 @@ def run_command(args: argparse.Namespace) -> int:
     name = folder.name
     params = parse_params(args.param)
     image = f"{REPOSITORY}/{name}:latest"
-    if docker("image", "inspect", image, check=False).returncode != 0:
+    found = docker("image", "inspect", "--format",
+                   f'{{{{index .Config.Labels "{MODULE_LABEL}"}}}}', image, check=False)
+    if found.returncode != 0:
         raise ImageMissing(f"no image {image} on this machine",
                        f"build it first: python build.py module {args.dir}")
+    # An image FROM the built-in Service holds its module folder `service` (its label says so,
+    # and the label is inherited), whatever the folder it was built from is called.
+    module = found.stdout.strip() if found.stdout.strip() not in ("", "<no value>") else name
     container = CONTAINER.format(name)
     docker("rm", "-f", container, check=False)
-    module = module_folder(image, name)
     state = state_dir(name)
     volumes = {what: f"{container}-{what}" for what in ("storage", "log")}
     if args.fresh:
@@ -167,16 +172,6 @@ def run_command(args: argparse.Namespace) -> int:
                   f"{RUN_SH} config_change\nits log: docker logs -f {container}\n"
                   f"stop it: dragonball module stop {escape(name)}")
     return ExitStatus.OK
-
-
-def module_folder(image: str, name: str) -> str:
-    """The module folder the image holds under SERVICE_ROOT (an image FROM the built-in
-    Service holds `service`, whatever the folder it was built from is called); `name` when
-    the image holds none or several."""
-    done = docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/ls", image, "-1",
-                  SERVICE_ROOT, check=False)
-    found = [n for n in done.stdout.split() if not n.startswith(".")]
-    return found[0] if done.returncode == 0 and len(found) == 1 else name
 
 
 def wait_healthy(container: str, timeout: float, quiet: bool) -> float:

@@ -10,7 +10,8 @@
     render.py watch     every `resolve_interval` seconds, resolve the backends again and
                         reload nginx when their addresses changed (tasks.<name> in Swarm)
 
-The parameters and how none, one or many backend addresses are treated: service_conf.py.
+The parameters and their rules: service_params.py; how none, one or many backend addresses
+are treated: service_conf.py.
 Backend names are resolved here, not by nginx: nginx refuses a whole config when one upstream
 name does not resolve, which would take the site down for one missing backend. The state of
 the last render (routes, addresses, digest) is kept in $RUN_DIR/state.json for the info and
@@ -34,7 +35,8 @@ import time
 sys.path.insert(0, "/opt/dragon_ball/lib")  # the base image's library (dragonballbase)
 from dragonball.module import params  # noqa: E402
 
-import service_conf as conf  # noqa: E402  (this folder: parameters and the config's text)
+import service_conf as conf  # noqa: E402  (this folder: the config's text)
+import service_params as rules  # noqa: E402  (this folder: the parameters' defaults and rules)
 
 RUN_DIR = os.environ.get("DRAGONBALL_SERVICE_RUN_DIR", "/run/dragonball-service")
 CONF = os.path.join(RUN_DIR, "nginx.conf")
@@ -93,7 +95,7 @@ def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
 
 def all_backends(p: dict) -> list[str]:
     """Every backend name the routes use, once each, in order."""
-    routes, _ = conf.parse_routes(p)
+    routes, _ = rules.parse_routes(p)
     return list(dict.fromkeys(b for r in routes for b in r.backends))
 
 
@@ -126,7 +128,7 @@ def forget_old_tls() -> None:
 
 
 def route_states(p: dict, servers: list[dict], missing: list[str]) -> list[dict]:
-    routes, _ = conf.parse_routes(p)
+    routes, _ = rules.parse_routes(p)
     found = []
     for route in sorted(routes, key=lambda r: r.prefix):
         mine, gone = conf.route_servers(route, servers, missing)
@@ -137,8 +139,8 @@ def route_states(p: dict, servers: list[dict], missing: list[str]) -> list[dict]
 
 def put_in_force(p: dict) -> dict:
     """Render, test, install; return the new state. Raises RenderError, changes nothing then."""
-    p = conf.settings(p)
-    found = conf.problems(p)
+    p = rules.settings(p)
+    found = rules.problems(p)
     if found:
         raise RenderError("invalid parameters:\n" + "\n".join(f"  - {x}" for x in found))
     for name in conf.TEMP_DIRS:
