@@ -243,8 +243,12 @@ def htpasswd_line(username: str, password: str, cost: int = HTPASSWD_COST) -> st
 def write_private(path: pathlib.Path, data: bytes, mode: int = 0o600) -> None:
     """Write `data` to `path` atomically; the file has `mode` from its first byte on."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as e:
+        raise PkiError(f"cannot write {path}: {e.strerror}",
+                       "check the folder exists and is writable by root") from e
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:

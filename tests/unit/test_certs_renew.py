@@ -87,3 +87,14 @@ def test_certs_issue_signs_an_app_certificate_with_the_cluster_ca_and_checks_fir
     assert cert.issuer == x509.load_pem_x509_certificate(ca.cert_pem).subject
     assert renew.names_of(pair.cert_pem) == (["10.0.0.50"], ["wiki.example"])
     assert 89 <= (pki.not_after(pair.cert_pem) - NOW).days <= 90
+
+
+def test_an_out_folder_that_cannot_be_made_is_said_not_a_traceback(tmp_path):
+    import pytest
+
+    from dragonball.errors import PkiError
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    pair = pki.issue_server_cert(pki.create_ca(), "web", dns_names=["wiki.example"])
+    with pytest.raises(PkiError, match="cannot write .*web.key"):
+        pki.write_pem_files(pair, blocker / "web.crt", blocker / "web.key")
