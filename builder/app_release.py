@@ -31,13 +31,10 @@ import re
 import tarfile
 import tempfile
 
-from dragonball.app import spec as spec_mod
-from dragonball.errors import DragonBallError
-
 from builder import archive, cache as build_cache, detar, pipeline
 from builder.bundle import source_date_epoch
 from builder.errors import BuildInputInvalid
-from builder.release import load_release
+from builder.release import app_text, load_release, spec_problems  # noqa: F401 (was here)
 
 APP_FORMAT = 1
 _SECTIONS = re.compile(rb'DB_SECTIONS="([^"]*)"')
@@ -57,13 +54,7 @@ def build_app(env, release_path: pathlib.Path, dist: pathlib.Path,
               since: pathlib.Path | None = None) -> AppResult:
     """Build `dist/<name>-<version>.app` from the app-only release at `release_path`."""
     release = load_release(release_path, need_engine=False)
-    spec_text = release.app.read_text(encoding="utf-8")
-    problems = spec_problems(spec_text, str(release.app), [m.ref for m in release.modules])
-    if problems:
-        raise BuildInputInvalid(f"{release.app} does not fit the release:\n" +
-                                "\n".join(f"  - {p}" for p in problems),
-                                "name only the release's images (release.yaml's modules), "
-                                "or add the module to the release")
+    spec_text = app_text(release)        # checked against the release's images
     earlier = since_blobs(since) if since else ({}, None)
     plan = pipeline.plan_build(env, with_examples=False)
     epoch = source_date_epoch(env.root, env.environ)
@@ -95,18 +86,6 @@ def build_app(env, release_path: pathlib.Path, dist: pathlib.Path,
     digest = _sha256_file(out)
     out.with_name(out.name + ".sha256").write_text(f"{digest}  {out.name}\n")
     return AppResult(out, out.stat().st_size, digest, refs, len(left_out))
-
-
-def spec_problems(text: str, file: str, refs: list[str]) -> list[str]:
-    """What makes the spec unfit for a release of images `refs` (pure, but for the spec's own
-    checks): its own problems, and each image it names that the release does not build."""
-    try:
-        app = spec_mod.load(text, file)
-    except DragonBallError as e:
-        return [e.message]
-    members = app.members() if hasattr(app, "members") else app.services
-    return [f"{kind_name}: image {member.image} is not one of the release's ({', '.join(refs)})"
-            for kind_name, member in sorted(members.items()) if member.image not in refs]
 
 
 def blob_digests(index: dict) -> set:

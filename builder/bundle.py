@@ -13,10 +13,11 @@ import pathlib
 import subprocess
 import tempfile
 
+import dragonball
 from builder import (archive, binfile, cache as build_cache, engine_tree,
                      manifest as manifest_mod, packages, pipeline, platform_images, runtime)
 from builder.errors import BuildInputInvalid
-from builder.release import load_release
+from builder.release import app_text, load_release
 from dragonball.release import signing
 
 STUB = "scripts/stub.sh"
@@ -54,6 +55,7 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
               sign_key: pathlib.Path | None = None) -> BinResult:
     """Build the .bin of the release at `release_path` into `dist`, signed with `sign_key`."""
     release = load_release(release_path)
+    app = app_text(release)    # the app spec it carries, checked before anything is built
     signer = signing_key(sign_key) if sign_key else None
     plan = pipeline.plan_build(env, with_examples=False)
     epoch = source_date_epoch(env.root, env.environ)
@@ -95,7 +97,7 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
             release, epoch, git_state(env.root), _runtime_info(rt), _engine_info(engine_set, tree,
                                                                                   release),
             index["images"], {n: {"size": files[n].stat().st_size, "sha256": digests[n]}
-                              for n in files})
+                              for n in files}, manifest_mod.app_entry(release.app, app))
         files["manifest"] = work / "manifest.json"
         files["manifest"].write_bytes(manifest_mod.manifest_bytes(manifest))
         digests["manifest"] = binfile.sha256_file(files["manifest"])
@@ -154,8 +156,10 @@ def write_key_pair(folder: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
 
 
 def _runtime_info(rt) -> dict:
-    return {"python": rt.python_version, "pyinstaller": rt.pyinstaller_version,
-            "glibc_floor": rt.glibc_floor, "size": rt.size, "sha256": rt.sha256}
+    """The runtime in the manifest; `version` is DragonBall's own (an upgrade compares it)."""
+    return {"version": dragonball.__version__, "python": rt.python_version,
+            "pyinstaller": rt.pyinstaller_version, "glibc_floor": rt.glibc_floor,
+            "size": rt.size, "sha256": rt.sha256}
 
 
 def _engine_info(engine_set, tree, release) -> dict:

@@ -13,6 +13,8 @@ import re
 
 import yaml
 
+from dragonball.app import spec as spec_mod
+from dragonball.errors import DragonBallError
 from dragonball.module import scan, validate
 
 from builder.errors import BuildInputInvalid
@@ -61,6 +63,39 @@ def load_release(path: pathlib.Path, need_engine: bool = True) -> Release:
                                 "\n".join(f"  - {p}" for p in problems),
                                 "fix them all, then run build.py again")
     return release
+
+
+def app_text(release: Release) -> str | None:
+    """The app spec text the release carries (`app:`), checked against its images; None when
+    it names none. BuildInputInvalid listing every problem, before anything is built."""
+    if release.app is None:
+        return None
+    try:
+        text = release.app.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BuildInputInvalid(f"cannot read the app spec {release.app}: {e}",
+                                f"fix app: in {release.path}") from e
+    problems = spec_problems(text, str(release.app), [m.ref for m in release.modules])
+    if problems:
+        raise BuildInputInvalid(f"{release.app} does not fit the release {release.name} "
+                                f"{release.version}: {len(problems)} problem(s):\n" +
+                                "\n".join(f"  - {p}" for p in problems),
+                                "name only the release's images (release.yaml's modules), "
+                                "or add the module to the release; fix them all, then "
+                                "run build.py again")
+    return text
+
+
+def spec_problems(text: str, file: str, refs: list[str]) -> list[str]:
+    """What makes the spec unfit for a release of images `refs` (pure, but for the spec's own
+    checks): its own problems, and each image it names that the release does not build."""
+    try:
+        app = spec_mod.load(text, file)
+    except DragonBallError as e:
+        return [e.message]
+    members = app.members() if hasattr(app, "members") else app.services
+    return [f"{kind_name}: image {member.image} is not one of the release's ({', '.join(refs)})"
+            for kind_name, member in sorted(members.items()) if member.image not in refs]
 
 
 def _parse(path: pathlib.Path, data: dict, problems: list, need_engine: bool = True) -> Release:
