@@ -43,7 +43,7 @@ def test_role_steps_come_after_the_firewall(server, tmp_path):
     ctx = context(server, tmp_path, case="debian12-vm", role="device")
     ids = [s.id for s in plan.build_plan(ctx, roles.STEPS)]
     assert ids == ["os.kernel", "os.limits", "engine.use", "os.firewall", "os.firewall_chain",
-                   "images.load", "join.ca",
+                   "images.load", "release.record", "join.ca",
                    "join.enroll", "join.registry", "firewall.members", "agent.params",
                    "join.swarm", "join.report", "portal.runtime", "portal.standby",
                    "agent.ready"]
@@ -53,7 +53,7 @@ def test_the_portal_runs_its_steps_then_the_agents_then_its_first_code(server, t
     ctx = context(server, tmp_path, case="bare-lab-server", role="portal")
     ids = [s.id for s in plan.build_plan(ctx, roles.STEPS)]
     assert ids[ids.index("os.firewall"):] == [
-        "os.firewall", "os.firewall_chain", "images.load", "portal.swarm", "portal.pki", "portal.registry_auth",
+        "os.firewall", "os.firewall_chain", "images.load", "release.record", "portal.swarm", "portal.pki", "portal.registry_auth",
         "portal.registry_image", "portal.registry", "portal.registry_trust", "portal.images",
         "portal.runtime", "portal.etcd", "portal.config", "portal.store", "portal.service",
         "agent.params", "agent.pki", "agent.service", "portal.first_code"]  # no join.* step

@@ -87,4 +87,5 @@ def test_reset_knows_every_kind_a_step_may_note():
         "docker_login", "swarm_join", "join_note",                               # join
         "agent_service", "agent_secret", "agent_params",                         # agent
         "release_images",                                                        # images
+        "release_record",                                                        # release
         "firewall_chain"])                                                       # firewall

@@ -9,6 +9,9 @@
                   images.load                          the release's images from this .bin
                                                        (installer/images.py): tasks pinned
                                                        by image ID start on any server
+                  release.record                       which release this server runs, and
+                                                       on the portal the app it carries
+                                                       (installer/release_record.py)
     portal        portal.swarm ... portal.service      installer/portal/
                   agent.params, agent.pki,             installer/agent.py: pulled from the
                   agent.service                        registry portal.images filled
@@ -34,7 +37,7 @@ run of this server's role would not plan.
 
 from __future__ import annotations
 
-from dragonball.installer import agent, firewall, images, osprep
+from dragonball.installer import agent, firewall, images, osprep, release_record
 from dragonball.installer.engine import apply as engine_apply
 from dragonball.installer.join import DeviceJoin
 from dragonball.installer.plan import InstallContext, RoleSteps, prep_step
@@ -56,6 +59,7 @@ def for_portal(ctx: InstallContext) -> list[Step]:
     """The first server: a cluster of one with its registry, node agent and portal."""
     return [*base_steps(ctx),
             images.images_step(ctx),
+            release_record.record_step(ctx),
             *portal_steps(ctx),
             *agent.agent_steps(ctx),
             first_code_step(ctx)]
@@ -66,6 +70,7 @@ def for_device(ctx: InstallContext) -> list[Step]:
     join = DeviceJoin(ctx)  # one for all its steps: they share the pinned CA and enrollment
     return [*base_steps(ctx),
             images.images_step(ctx),
+            release_record.record_step(ctx),
             *join.enroll_steps(),
             firewall.members_step(ctx),
             agent.params_step(ctx),
