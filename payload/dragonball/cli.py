@@ -26,7 +26,7 @@ from rich.table import Table
 
 from dragonball import __version__
 from dragonball.commands import answers, apps, certs, data, images, install, portal, preflight
-from dragonball.commands import release
+from dragonball.commands import release, upgrade
 from dragonball.commands import account, module_run, remote, spec
 from dragonball.console import console, err_console
 from dragonball.errors import ClientError, DragonBallError, ExitStatus
@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_module_check)
     module_run.register(module_commands)
     release.register(commands)
+    upgrade.register(commands)
     preflight.register(commands)
     install.register(commands)
     images.add_images_commands(commands)

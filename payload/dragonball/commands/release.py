@@ -21,7 +21,6 @@ from dragonball.console import console
 from dragonball.errors import ExitStatus
 from dragonball.release import signing
 from dragonball.shared import paths
-from dragonball.release.sections import BinError, bin_sections, open_section
 
 
 def register(commands) -> None:
@@ -39,35 +38,44 @@ def register(commands) -> None:
     for hidden in ("--registry", "--ca", "--username", "--password-file", "--config"):
         add.add_argument(hidden, default=None, help=argparse.SUPPRESS)
     add.set_defaults(handler=_add)
+    show = sub.add_parser("show", help="the installed release, the previous one and the last "
+                                       "upgrade's state (on any server)")
+    show.add_argument("--json", action="store_true", help="a JSON document")
+    show.set_defaults(handler=_show)
 
 
 def _verify(args: argparse.Namespace) -> int:
-    path, sections = bin_sections(dict(os.environ))
-    if "signature" not in sections:
-        raise BinError(f"{path} is not signed",
-                       "ask for a signed build (python build.py --sign-key KEY)")
-    try:
-        with open(args.key, "rb") as f:
-            public = signing.load_public(f.read(), args.key)
-    except OSError as e:
-        raise signing.KeyInvalid(f"cannot read {args.key}: {e.strerror}",
-                                 "give the path of the .pub file") from e
-    with open(path, "rb") as f:
-        manifest = open_section(f, sections["manifest"], verify=True).read()
-        signature = open_section(f, sections["signature"], verify=True).read()
-    signing.verify(public, signature, manifest, f"{path} (manifest)")
-    listed = json.loads(manifest)["sections"]
-    mismatch = [n for n, s in listed.items() if sections[n].sha256 != s["sha256"]]
-    if mismatch:
-        raise signing.SignatureError(f"the signed manifest does not describe sections "
-                                     f"{', '.join(mismatch)}",
-                                     "the release was altered: do not install it")
+    public, path = signing.verify_bin(dict(os.environ), args.key)
     console.print(f"[green]ok[/green] {path}: signed by {signing.fingerprint(public)}; "
                   "every section matches the signed manifest")
     return ExitStatus.OK
 
 
 RELEASES_DIR = f"{paths.DATA_DIR}/releases"
+
+
+def _show(args: argparse.Namespace) -> int:
+    from dragonball.release import installed
+    from dragonball.upgrade.state import UpgradeState
+    document = {"current": installed.read(), "previous": installed.read(installed.PREVIOUS),
+                "upgrade": UpgradeState().summary()}
+    for key in ("current", "previous"):
+        if document[key]:
+            document[key] = {k: v for k, v in document[key].items() if k != "manifest"}
+    if args.json:
+        console.print_json(json.dumps(document))
+        return ExitStatus.OK
+    for key in ("current", "previous"):
+        found = document[key]
+        console.print(f"{key}: " + (f"{found['name']} {found['version']} (DragonBall "
+                                    f"{found.get('runtime_version')})" if found else "none"))
+    upgrade = document["upgrade"]
+    if upgrade:
+        target = upgrade.get("to") or {}
+        console.print(f"last upgrade: to {target.get('name')} {target.get('version')}: "
+                      f"{upgrade['state']} (phase {upgrade.get('phase')})"
+                      + (f": {upgrade['error']}" if upgrade.get("error") else ""))
+    return ExitStatus.OK
 
 
 def _add(args: argparse.Namespace) -> int:

@@ -10,12 +10,14 @@ already-installed dragonball) check the manifest and tell releases apart.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from dragonball.errors import Denied, InvalidInput, ReleaseError
+from dragonball.release.sections import BinError, bin_sections, open_section
 
 
 class KeyInvalid(ReleaseError, InvalidInput):
@@ -75,3 +77,29 @@ def verify(public: Ed25519PublicKey, signature: bytes, data: bytes, what: str) -
 def openssl_verify_command(pub: str, data: str, sig: str) -> str:
     """How an operator checks a detached signature with OpenSSL 3 alone."""
     return f"openssl pkeyutl -verify -pubin -inkey {pub} -rawin -in {data} -sigfile {sig}"
+
+
+def verify_bin(environ, key: str):
+    """(the public key, the .bin's path) once the .bin this runtime came from is signed by
+    `key` (a PEM file) and its sections match the signed manifest; else the error."""
+    path, sections = bin_sections(environ)
+    if "signature" not in sections:
+        raise BinError(f"{path} is not signed",
+                       "ask for a signed build (python build.py --sign-key KEY)")
+    try:
+        with open(key, "rb") as f:
+            public = load_public(f.read(), key)
+    except OSError as e:
+        raise KeyInvalid(f"cannot read {key}: {e.strerror}",
+                                 "give the path of the .pub file") from e
+    with open(path, "rb") as f:
+        manifest = open_section(f, sections["manifest"], verify=True).read()
+        signature = open_section(f, sections["signature"], verify=True).read()
+    verify(public, signature, manifest, f"{path} (manifest)")
+    listed = json.loads(manifest)["sections"]
+    mismatch = [n for n, s in listed.items() if sections[n].sha256 != s["sha256"]]
+    if mismatch:
+        raise SignatureError(f"the signed manifest does not describe sections "
+                                     f"{', '.join(mismatch)}",
+                                     "the release was altered: do not install it")
+    return public, path
