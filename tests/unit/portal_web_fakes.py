@@ -43,6 +43,7 @@ class FakeSources:
                                      "dragonball/registry": ["0.1.0", "latest"]}
         self.asked: list = []
         self.holdings: dict | None = {}   # hostname -> images row; None: cannot be read
+        self.swarm_nodes: list | None = []  # the Swarm's nodes (their labels); None: down
 
     def image_holdings(self):
         if self.holdings is None:
@@ -65,6 +66,12 @@ class FakeSources:
 
     def events(self, before_id, limit):
         return self.store.events_before(before_id, limit)
+
+    def nodes(self):
+        if self.swarm_nodes is None:
+            raise SourceError("the servers' versions cannot be read: the engine does not "
+                              "answer", "is it running?")
+        return self.swarm_nodes
 
     def services(self):
         return []

@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+import dragonball
 from dragonball.installer import join, plan
 from dragonball.shared import device_proof
 from dragonball.installer.host import Host
@@ -24,6 +25,7 @@ from dragonball.installer.journal import Journal, answers_digest
 from dragonball.installer.logs import SecretFilter
 from dragonball.installer.steps import StepFailed, run_steps
 from dragonball.installer.undo import undo_all
+from dragonball.release import installed
 from dragonball.wizard import Answers
 from join_fakes import CODE, SSH_KEY, FakeDocker, portal  # noqa: F401 (fixture)
 
@@ -108,13 +110,23 @@ def test_a_device_joins(server, portal):
     cert.verify_directly_issued_by(x509.load_pem_x509_certificate(portal.ca.cert_pem))
     key_text = read(server, "/etc/dragonball/agent/identity/agent.key")
     assert all(key_text.splitlines()[1] not in json.dumps(b) for b in portal.bodies)
-    assert portal.bodies[-1] == {"node_id": "node-abc", "overlay_encryption": False}
+    # its versions, for its node's labels: no release recorded (no release.record here)
+    assert portal.bodies[-1] == {"node_id": "node-abc", "overlay_encryption": False,
+                                 "version": dragonball.__version__}
     assert portal.auth[-1] == "Bearer device-token-1"
     # the report is signed with this server's own key: the portal checks it with the
     # certificate it signed (shared/device_proof.py)
     path, raw, headers = portal.signed[-1]
     assert device_proof.check(cert.public_bytes(serialization.Encoding.PEM), "POST", path, raw,
                               headers, time.time()) is None
+
+
+def test_the_report_says_the_release_this_server_recorded(server, portal):
+    record = installed.bin_record({"name": "notes", "version": "0.2.0"}, signed=False)
+    installed.record(record, root=str(server.root / installed.RELEASE_DIR.lstrip("/")))
+    install(server, portal)
+    assert portal.bodies[-1]["release"] == {"name": "notes", "version": "0.2.0"}
+    assert portal.bodies[-1]["version"] == dragonball.__version__
 
 
 def test_no_secret_is_ever_a_programs_argument(server, portal):
@@ -177,7 +189,8 @@ def test_a_join_that_times_out_but_goes_on_is_waited_for(server, portal):
     server.docker = FakeDocker(join="background", pending_polls=3)
     _, outcomes = install(server, portal)
     assert outcomes[-1].status == "done"
-    assert portal.bodies[-1] == {"node_id": "node-abc", "overlay_encryption": False}
+    assert portal.bodies[-1] == {"node_id": "node-abc", "overlay_encryption": False,
+                                 "version": dragonball.__version__}
 
 
 def test_a_refused_join_says_which_ports(server, portal):

@@ -362,6 +362,45 @@ def test_devices_needs_the_admin_password(client):
     assert "token_hash" not in right.text
 
 
+def test_joined_labels_the_versions_the_server_runs_and_the_list_shows_them(client, store,
+                                                                           cluster):
+    enrolled = _enroll(client, store.create_code()[0]).json()
+    cluster.add("node2id", "node-2")
+    answer = client.post(f"/api/v1/devices/{enrolled['device_id']}/joined",
+                         json={"node_id": "node2id", "version": "0.9.1",
+                               "release": {"name": "notes", "version": "0.2.0"}},
+                         headers={"Authorization": f"Bearer {enrolled['device_token']}"})
+    assert answer.status_code == 200, answer.text
+    assert cluster.labels["node2id"] == {**enrolled["labels"],
+                                         "io.dragonball.version": "0.9.1",
+                                         "io.dragonball.release": "notes 0.2.0"}
+    listing = client.get("/api/v1/devices", headers=_basic("admin", ADMIN_PASSWORD)).json()
+    running = {d["hostname"]: (d["version"], d["release"]) for d in listing["devices"]}
+    # the portal's own node has no label here (it labels itself when it serves): unknown
+    assert running == {"s1": (None, None),
+                       "node-2": ("0.9.1", {"name": "notes", "version": "0.2.0"})}
+
+
+@pytest.mark.parametrize("body", [{"version": "0.9 1"}, {"version": ""},
+                                  {"release": {"name": "notes"}},
+                                  {"release": {"name": "a" * 65, "version": "1"}}])
+def test_joined_refuses_versions_that_cannot_be_labels(client, store, cluster, body):
+    enrolled = _enroll(client, store.create_code()[0]).json()
+    cluster.add("node2id", "node-2")
+    answer = client.post(f"/api/v1/devices/{enrolled['device_id']}/joined",
+                         json={"node_id": "node2id", **body},
+                         headers={"Authorization": f"Bearer {enrolled['device_token']}"})
+    assert answer.status_code in (400, 422)
+    assert "node2id" not in cluster.labels
+
+
+def test_the_devices_list_without_the_swarm_says_the_versions_are_unknown(client, cluster):
+    cluster.down = True
+    listing = client.get("/api/v1/devices", headers=_basic("admin", ADMIN_PASSWORD)).json()
+    assert [(d["version"], d["release"]) for d in listing["devices"]] == [(None, None)]
+    assert "versions" in listing["note"]
+
+
 def test_failed_logins_are_rate_limited(client):
     for _ in range(10):
         assert client.get("/api/v1/devices", headers=_basic("admin", "nope")).status_code == 401

@@ -9,6 +9,8 @@ import pytest
 
 from dragonball.portal.credentials import code_hash
 from dragonball.portal.web import pages
+from dragonball.shared import node_labels
+from dragonball.swarm import Node
 from portal_web_fakes import METRICS, csrf_of, login, make_client, make_settings
 from test_portal_app import FakeCluster
 
@@ -105,6 +107,49 @@ def test_devices_show_metrics_labels_and_agent_errors(portal, store):
     assert "agent: connection refused" in html
     assert fake.asked[-1] == ["10.0.0.1", "10.0.0.2"]
     assert 'hx-get="/devices/table" hx-trigger="every 5s"' in html
+
+
+def _labelled(node_id: str, hostname: str, version: str, release: dict) -> Node:
+    return Node(node_id, hostname, labels=node_labels.version_labels(version, release))
+
+
+def test_devices_show_each_servers_release_and_version_or_unknown(portal, store):
+    client, fake = portal
+    code, _ = store.create_code()
+    device, _ = store.enroll(code, "s2", "10.0.0.2")
+    store.mark_joined(device.id, "node2")
+    fake.swarm_nodes = [_labelled("portalnode", "s1", "0.9.1",
+                                  {"name": "notes", "version": "0.2.0"}), Node("node2", "s2")]
+    html = client.get("/devices").text
+    s1 = html.split('data-hostname="s1"')[1].split("</tr>")[0]
+    s2 = html.split('data-hostname="s2"')[1].split("</tr>")[0]
+    assert "notes 0.2.0" in s1 and "DragonBall 0.9.1" in s1
+    assert "unknown" in s2 and "DragonBall unknown" in s2
+    fake.swarm_nodes = None   # the Swarm does not answer: the page still shows
+    table = client.get("/devices/table").text
+    assert "DragonBall unknown" in table and "27% of 2 cores" in table
+
+
+def test_the_dashboard_shows_the_release_and_warns_when_servers_differ(portal, store):
+    client, fake = portal
+    code, _ = store.create_code()
+    device, _ = store.enroll(code, "s2", "10.0.0.2")
+    store.mark_joined(device.id, "node2")
+    two = {"name": "notes", "version": "0.2.0"}
+    fake.swarm_nodes = [_labelled("portalnode", "s1", "0.9.1", two),
+                        _labelled("node2", "s2", "0.9.1", two)]
+    html = client.get("/").text
+    assert re.search(r'id="release"><span class="big">notes 0.2.0</span> release · '
+                     r'DragonBall 0.9.1', html)
+    assert "do not all run the same release" not in html
+    fake.swarm_nodes[1] = _labelled("node2", "s2", "0.9.0", {"name": "notes", "version": "0.1.0"})
+    health = client.get("/dashboard/health", headers={"HX-Request": "true"}).text
+    assert "do not all run the same release" in health
+    assert "s2 runs notes 0.1.0 (DragonBall 0.9.0)" in health
+    fake.swarm_nodes[1] = Node("node2", "s2")   # installed before the labels
+    health = client.get("/dashboard/health", headers={"HX-Request": "true"}).text
+    assert "do not all run the same release" not in health
+    assert re.search(r'id="versions-silent">[^<]*: s2\.', health)
 
 
 def test_the_device_table_fragment_shows_a_device_that_joined(portal, store):

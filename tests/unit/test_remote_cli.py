@@ -19,6 +19,7 @@ from dragonball.cli import main
 from dragonball.commands import app_access
 from dragonball.commands import remote as remote_cli
 from dragonball.portal import settings as settings_mod
+from dragonball.shared import node_labels
 from portal_client_fakes import URL, apps_app, mount
 from portal_web_fakes import ADMIN_PASSWORD, make_client, make_settings
 from test_portal_app import FakeCluster
@@ -138,6 +139,26 @@ def test_devices_and_status(portal, ca, monkeypatch, capsys):
     assert status["devices"] == {"total": 2, "by_state": {"enrolled": 1, "joined": 1}}
     assert main(["status"]) == 0
     assert "devices: 2 (1 enrolled, 1 joined)" in capsys.readouterr().out
+
+
+def test_devices_show_each_servers_version_and_release(portal, ca, monkeypatch, capsys,
+                                                       cluster):
+    cluster.update_node("portalnode", labels=node_labels.version_labels(
+        "0.9.1", {"name": "notes", "version": "0.2.0"}))
+    _login(monkeypatch, ca)
+    capsys.readouterr()
+    assert main(["devices", "--json"]) == 0
+    running = {d["hostname"]: (d["version"], d["release"]) for d in _out(capsys)["devices"]}
+    assert running == {"s1": ("0.9.1", {"name": "notes", "version": "0.2.0"}),
+                       "node-2": (None, None)}   # enrolled, no node yet: unknown
+    monkeypatch.setattr(remote_cli.console, "width", 200)   # no column folded
+    assert main(["devices"]) == 0
+    table = capsys.readouterr().out
+    assert "version" in table and "release" in table
+    s1 = next(line for line in table.splitlines() if " s1 " in line)
+    assert "0.9.1" in s1 and "notes 0.2.0" in s1
+    node2 = next(line for line in table.splitlines() if "node-2" in line)
+    assert node2.count("unknown") == 2
 
 
 def test_on_the_portal_as_root_status_needs_no_login(portal, store, tmp_path, monkeypatch,

@@ -34,6 +34,7 @@ from rich.table import Table
 from dragonball.console import console
 from dragonball.errors import ClientError, ExitStatus
 from dragonball.portal import settings as settings_mod
+from dragonball.portal import versions
 from dragonball.portal.store import ADMIN
 from dragonball.portal_client import PortalAuthError, PortalClient, PortalInvalid
 from dragonball.portal_login import (Login, load_login, login_path, portal_urls, save_login,
@@ -295,17 +296,22 @@ def devices_command(args) -> int:
     with client(args) as portal:
         listing = portal.device_list()
     devices, strangers = listing["devices"], listing.get("strangers") or []
+    for d in devices:  # an older portal's list: its servers' versions are not known
+        d.setdefault("version", None)
+        d.setdefault("release", None)
     if args.json:
         console.print_json(json.dumps({"devices": devices, "strangers": strangers}))
         return ExitStatus.OK
     table = Table(title=f"{len(devices)} device(s)", title_justify="left")
-    for column in ("id", "hostname", "address", "role", "state", "node", "labels"):
+    for column in ("id", "hostname", "address", "role", "state", "version", "release", "node",
+                   "labels"):
         table.add_column(column, overflow="fold")
     for d in devices:
         labels = ", ".join(f"{k}={v}" for k, v in (d.get("labels") or {}).items())
         style = "green" if d.get("state") == "joined" else "yellow"
         table.add_row(str(d.get("id")), escape(str(d.get("hostname"))), str(d.get("address")),
                       str(d.get("role")), f"[{style}]{d.get('state')}[/{style}]",
+                      *(escape(cell) for cell in versions.version_text(d)),
                       str(d.get("node_id") or ""), escape(labels))
     console.print(table)
     _print_strangers(strangers)

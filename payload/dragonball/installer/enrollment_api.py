@@ -215,13 +215,17 @@ class PortalApi:
         raise self._refusal(answer, hostname)
 
     def joined(self, device_id: str, device_token: str, node_id: str,
-               overlay_encryption: bool | None = None, key_pem: bytes | None = None) -> None:
+               overlay_encryption: bool | None = None, key_pem: bytes | None = None,
+               versions: dict | None = None) -> None:
         """POST /api/v1/devices/{id}/joined with the device token, signed with this server's
-        own key `key_pem` (shared/device_proof.py), and whether this server's kernel can
-        encrypt overlay networks (installer/overlay.py)."""
+        own key `key_pem` (shared/device_proof.py), whether this server's kernel can
+        encrypt overlay networks (installer/overlay.py), and `versions`: {"version":
+        DragonBall's, "release": {"name", "version"} or None}, which the portal puts on
+        this server's node (shared/node_labels.py)."""
         body = {"node_id": node_id}
         if overlay_encryption is not None:
             body["overlay_encryption"] = overlay_encryption
+        body |= {k: v for k, v in (versions or {}).items() if v is not None}
         path, data = f"/api/v1/devices/{device_id}/joined", json.dumps(body).encode()
         headers = {"Authorization": f"Bearer {device_token}",
                    "Content-Type": "application/json"}

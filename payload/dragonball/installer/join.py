@@ -16,8 +16,9 @@ each idempotent, each noting what it changes for `reset` before changing it:
                    a failure: tasks start from the images images.load loaded (pinned by ID)
     join.swarm     POST /swarm/join to this server's engine, the join token in the body,
                    never in a program's argv (already in this Swarm: done)
-    join.report    POST /api/v1/devices/{id}/joined with the device token; the portal
-                   labels the node and promotes managers (3 once there are 3 servers)
+    join.report    POST /api/v1/devices/{id}/joined with the device token and the versions
+                   this server runs; the portal labels the node (with those versions) and
+                   promotes managers (3 once there are 3 servers)
 
 Every manager serves the portal: the answer `portal` may name them all ("a:8443,b:8443",
 what `dragonball enroll` prints); the calls to them, tried in order, and the checks before
@@ -38,6 +39,7 @@ import json
 import logging
 import time
 
+import dragonball
 from dragonball import pki
 from dragonball.errors import InstallerError
 from dragonball.installer.apply import write_file
@@ -51,6 +53,7 @@ from dragonball.installer.portal.cluster import write_private
 from dragonball.installer.steps import Step
 from dragonball.installer import overlay as overlay_probe
 from dragonball.installer.undo import undoer
+from dragonball.release import installed
 from dragonball.shared import fingerprints, paths
 
 log = logging.getLogger(__name__)
@@ -215,11 +218,12 @@ class DeviceJoin:
             raise JoinError("this server has no Swarm node ID after joining",
                             "see 'docker info'; then run the install again")
         capable = overlay_probe.probe(self.host)
+        versions = running_versions(self.host)
 
         def one(portal: str) -> None:
             with PortalApi(portal, path) as api:
                 api.joined(found.device_id, found.device_token, node_id, capable,
-                           key_pem=self.host.read_bytes(paths.AGENT_KEY))
+                           key_pem=self.host.read_bytes(paths.AGENT_KEY), versions=versions)
         with ca_file(self.ca()) as path:
             each_portal(self.portals(), one)
         return {}
@@ -228,6 +232,15 @@ class DeviceJoin:
         """The portals given, then every other one the portal listed ("host:port")."""
         listed = [u.removeprefix("https://") for u in self.enrollment().portals]
         return portal_list([*portal_list(self.answers.portal), *listed])
+
+
+def running_versions(host) -> dict:
+    """What this server runs, for its node's labels: DragonBall's version and the release
+    release.record wrote down (None before that step, or from a runtime not in a .bin)."""
+    record = installed.read(installed.CURRENT, host.path(installed.RELEASE_DIR))
+    return {"version": dragonball.__version__,
+            "release": {"name": record["name"], "version": record["version"]}
+            if record else None}
 
 
 def registry_warning(address: str, detail: str) -> str:

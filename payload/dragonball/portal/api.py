@@ -37,7 +37,7 @@ from dragonball import __version__, agent_client, pki
 from dragonball.errors import DragonBallError, PkiError
 from dragonball.agent_client import AgentClient
 from dragonball.portal.identity_pins import IdentityPins
-from dragonball.portal import apps_api, manager_api, removal
+from dragonball.portal import apps_api, manager_api, removal, versions
 from dragonball.portal import demotion as demotion_mod
 from dragonball.portal import firewall as firewall_mod
 from dragonball.portal import auth as auth_mod
@@ -48,11 +48,12 @@ from dragonball.portal.answers import error_response
 from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.errors import CannotSign, RequestInvalid
 from dragonball.portal.jobs import Jobs
+from dragonball.portal.strangers import stranger_rows
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
 from dragonball.portal.swarm import (Cluster, NodeNotInSwarm, enrolled_nodes, settle_managers,
                                      wait_ready)
 from dragonball.portal.web.sources import SourceError
-from dragonball.shared import app_lock, names, overlay
+from dragonball.shared import app_lock, names, node_labels, overlay
 from dragonball.swarm import SwarmError
 
 log = logging.getLogger("dragonball.portal")
@@ -92,10 +93,22 @@ class CodeRequest(BaseModel):
     ttl: str = Field(default="24h", min_length=1, max_length=16)
 
 
+_TOKEN = r"^[A-Za-z0-9._+~-]+$"   # a version or release name (shared/node_labels.py)
+
+
+class ReleaseRef(BaseModel):
+    name: str = Field(min_length=1, max_length=node_labels.TOKEN_MAX, pattern=_TOKEN)
+    version: str = Field(min_length=1, max_length=node_labels.TOKEN_MAX, pattern=_TOKEN)
+
+
 class JoinedRequest(BaseModel):
     node_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
     # what the server's kernel said at its install (shared/overlay.py); absent: not asked
     overlay_encryption: bool | None = None
+    # which DragonBall and release the server runs (its node's labels); absent: unknown
+    version: str | None = Field(default=None, min_length=1, max_length=node_labels.TOKEN_MAX,
+                                pattern=_TOKEN)
+    release: ReleaseRef | None = None
 
 
 class Limiter:
@@ -328,6 +341,8 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
             labels = dict(device.labels)
             if body.overlay_encryption is not None:
                 labels[overlay.CAPABLE] = overlay.label_value(body.overlay_encryption)
+            labels |= node_labels.version_labels(
+                body.version, body.release.model_dump() if body.release else None)
             cluster.update_node(body.node_id, labels=labels,
                                 availability="active" if first else None)
         except SwarmError as e:
@@ -357,11 +372,14 @@ def create_app(store: Store, settings: settings_mod.Settings, cluster: Cluster |
     def devices(admin: auth_mod.Principal = Depends(auth_mod.require_admin)) -> Response:
         devices = store.devices()
         try:
-            found, note = app.state.device_admin.strangers(), ""
+            nodes, note = cluster.nodes(), ""
+            found = stranger_rows(nodes, devices)
         except SwarmError as e:
-            found, note = [], f"the Swarm's nodes are not known now: {e.message}"
-        return JSONResponse({"devices": [d.public() for d in devices], "strangers": found}
-                            | ({"note": note} if note else {}))
+            nodes, found = [], []
+            note = f"the Swarm's nodes are not known now (nor the versions): {e.message}"
+        running = versions.device_versions(devices, nodes)
+        return JSONResponse({"devices": [d.public() | running[d.id] for d in devices],
+                             "strangers": found} | ({"note": note} if note else {}))
 
     @app.get("/api/v1/certificates")
     def certs(request: Request,

@@ -17,7 +17,7 @@ import threading
 
 from dragonball.errors import DragonBallError, Failed, PortalError
 from dragonball.orchestrator import notify
-from dragonball.portal import firewall, strangers, wiring
+from dragonball.portal import firewall, strangers, versions, wiring
 from dragonball.portal.api import create_app
 from dragonball.portal.leadership import AlwaysLeader, Leadership
 from dragonball.portal.settings import Settings
@@ -160,6 +160,9 @@ def serve(settings: Settings, store: Store | None = None, app=None,
         threading.Thread(target=follow, name="follower", daemon=True,
                          args=(store, leader, stop)).start()
     if notifications:
+        # its node says which DragonBall and release run here (after an upgrade: the new)
+        threading.Thread(target=versions.label_own_node, name="versions", daemon=True,
+                         args=(wiring.swarm(settings),)).start()
         threading.Thread(target=notify.run_forever, name="notifications", daemon=True,
                          args=(lambda: wiring.control(settings, store=store), stop),
                          kwargs={"active": leader.is_leader}).start()

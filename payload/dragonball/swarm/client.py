@@ -154,6 +154,11 @@ class Swarm:
         self._call(f"remove node {node_id}", lambda api: api.remove_node(node_id, force=True),
                    missing_ok=True)
 
+    def local_node_id(self) -> str:
+        """This engine's own Swarm node ID; "" when it is in no Swarm."""
+        info = self._call("read the engine's info", lambda api: api.info()) or {}
+        return (info.get("Swarm") or {}).get("NodeID") or ""
+
     def now(self) -> datetime.datetime:
         """The engine's clock, to tell tasks of this rollout from older ones."""
         return parse_time(self._call("read the engine's clock",

@@ -1,9 +1,9 @@
 """The portal's pages. Thin: each asks `Sources` for data, `views` makes the view model,
 `pages.render` the HTML. Every route takes `require_admin`.
 
-    GET  /                      dashboard: devices by state, alerts, services
+    GET  /                      dashboard: devices by state, the release, alerts, services
     GET  /dashboard/health      its devices and alerts part (htmx polls it)
-    GET  /devices               every server with its agent's metrics, labels, Add device
+    GET  /devices               every server: its versions, agent's metrics, labels, Add device
     GET  /devices/table         the table alone (htmx polls it: live metrics, new devices)
     POST /devices/enrollment    Add device: a one-time code and the command to run
     POST /devices/{name}/remove Remove: a device or a stranger (portal/removal.py)
@@ -16,6 +16,8 @@ The Services and Placement pages are services_page.py and placement_page.py.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -24,9 +26,12 @@ from dragonball.errors import DragonBallError
 from dragonball.portal.auth import Principal, client_address, read_form, require_admin
 from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.errors import RequestInvalid
+from dragonball.portal import versions
 from dragonball.portal.web import views, views_apps
 from dragonball.portal.web.pages import is_htmx, render
 from dragonball.portal.web.sources import SourceError, Sources
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,14 +55,29 @@ def _device_rows(data: Sources, images: bool = False) -> list[views.DeviceRow]:
             holdings = data.image_holdings()
         except SourceError as e:
             holdings = e.message
-    return views.device_rows(devices, data.metrics(joined) if joined else {}, holdings)
+    return views.device_rows(devices, data.metrics(joined) if joined else {}, holdings,
+                             _versions(data, devices))
+
+
+def _versions(data: Sources, devices) -> dict:
+    """{device id: (DragonBall version, release)} from the nodes' labels; "unknown" when
+    the Swarm cannot be read (a page shows what it can)."""
+    try:
+        nodes = data.nodes()
+    except SourceError as e:
+        log.info("%s", e.message)
+        nodes = []
+    return {device_id: versions.version_text(running)
+            for device_id, running in versions.device_versions(devices, nodes).items()}
 
 
 def _health(data: Sources) -> dict:
     rows = _device_rows(data)
     answering = sum(1 for r in rows if r.metrics is not None)
-    return {"counts": views.state_counts(rows), "answering": answering,
-            "alerts": views.alerts(rows) + views.certificate_alerts(data.certificates())}
+    running = views.version_summary(rows)
+    return {"counts": views.state_counts(rows), "answering": answering, "versions": running,
+            "alerts": ([running["differ"]] if running["differ"] else []) + views.alerts(rows)
+            + views.certificate_alerts(data.certificates())}
 
 
 @router.get("/")

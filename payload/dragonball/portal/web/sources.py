@@ -47,6 +47,10 @@ class Sources(Protocol):
 
     def events(self, before_id: int | None, limit: int) -> list[dict]: ...
 
+    def nodes(self) -> list:
+        """The Swarm's nodes (dragonball.swarm.Node: their labels say which DragonBall and
+        release each server runs); SourceError when the Swarm cannot be read."""
+
     def services(self) -> list:
         """Every app's services as a tree (views_apps.TreeRow: `app`, `name`, `state`,
         `depth`...) for the dashboard; SourceError when the cluster cannot be read."""
@@ -107,6 +111,14 @@ class PortalSources:
 
     def events(self, before_id: int | None, limit: int) -> list[dict]:
         return self.store.events_before(before_id, limit)
+
+    def nodes(self) -> list:
+        from dragonball.swarm import Swarm, SwarmError
+        try:
+            return Swarm(self.settings.docker_socket).nodes()
+        except SwarmError as e:
+            raise SourceError(f"the servers' versions cannot be read: {e.message}",
+                              e.hint) from e
 
     def services(self) -> list:
         from dragonball.orchestrator.state import AppStore

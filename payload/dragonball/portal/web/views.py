@@ -5,10 +5,13 @@ pages' logic is tested in milliseconds with data written in the test.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import json
 
+#: What a server that does not say its versions shows (installed before they were labelled).
+UNKNOWN = "unknown"
 #: Above these a device is flagged on the dashboard.
 MEMORY_ALERT_PERCENT = 90.0
 CPU_ALERT_PERCENT = 90.0
@@ -47,6 +50,8 @@ class DeviceRow:
     agent_error: str | None   # why there are no metrics (None when there are)
     images: str = ""          # "3/3": the applied apps' images it holds ("" no app)
     images_missing: str = ""  # the names it lacks, or why they cannot be listed
+    version: str = UNKNOWN    # DragonBall's version on it (its node's label)
+    release: str = UNKNOWN    # the release it runs: "notes 0.1.0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,11 +118,13 @@ def metrics_view(metrics: dict) -> MetricsView:
         load=f"{load.get('1m', 0.0):.2f}")
 
 
-def device_rows(devices, metrics: dict, holdings: dict | None = None) -> list[DeviceRow]:
+def device_rows(devices, metrics: dict, holdings: dict | None = None,
+                versions: dict | None = None) -> list[DeviceRow]:
     """A row per device; `metrics` maps an address to its agent's dict or an exception,
     `holdings` a hostname to its images row (orchestrator.images.holdings), or it is a
-    message saying why none can be had."""
-    rows = []
+    message saying why none can be had; `versions` a device id to its (DragonBall version,
+    release) texts."""
+    rows, versions = [], versions or {}
     for device in devices:
         answer = metrics.get(device.address)
         error = None
@@ -129,7 +136,8 @@ def device_rows(devices, metrics: dict, holdings: dict | None = None) -> list[De
             id=device.id, hostname=device.hostname, address=device.address, role=device.role,
             state=device.state, labels=[f"{k}={v}" for k, v in sorted(device.labels.items())],
             metrics=metrics_view(answer) if isinstance(answer, dict) else None,
-            agent_error=error, **images_view(device.hostname, holdings or {})))
+            agent_error=error, **images_view(device.hostname, holdings or {}),
+            **dict(zip(("version", "release"), versions.get(device.id, ())))))
     return rows
 
 
@@ -173,6 +181,27 @@ def alerts(rows: list[DeviceRow]) -> list[Alert]:
             found.append(Alert("warning", row.hostname,
                                f"cpu {row.metrics.cpu_percent:.0f}% busy"))
     return found
+
+
+def version_summary(rows: list[DeviceRow]) -> dict:
+    """What the dashboard says of the joined servers' versions (pure): {"release",
+    "version": what most of those that say run; "differ": a warning Alert naming the others,
+    or None; "silent": the hostnames whose node does not say (installed before the labels:
+    not a difference)}."""
+    joined = [r for r in rows if r.state == "joined"]
+    known = [r for r in joined if r.version != UNKNOWN]
+    silent = [r.hostname for r in joined if r.version == UNKNOWN]
+    if not known:
+        return {"release": UNKNOWN, "version": UNKNOWN, "differ": None, "silent": silent}
+    pairs = collections.Counter((r.release, r.version) for r in known)
+    release, version = pairs.most_common(1)[0][0]
+    others = [f"{r.hostname} runs {r.release} (DragonBall {r.version})" for r in known
+              if (r.release, r.version) != (release, version)]
+    differ = Alert("warning", "cluster", (
+        f"the servers do not all run the same release: most run {release} (DragonBall "
+        f"{version}); {'; '.join(others)}. An upgrade that stopped half way? Run it again, "
+        "or 'dragonball rollback'")) if others else None
+    return {"release": release, "version": version, "differ": differ, "silent": silent}
 
 
 def certificate_alerts(report: dict) -> list[Alert]:
