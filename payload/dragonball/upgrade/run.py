@@ -33,6 +33,7 @@ import time
 
 import yaml
 
+import dragonball
 from dragonball.errors import DragonBallError, Failed, InvalidInput, ReleaseError, Unavailable
 from dragonball.release import installed
 from dragonball.shared import app_lock, paths
@@ -290,6 +291,7 @@ def _run(site: Site, current, target: Target, options: Options, out: Output,
         output = getattr(e, "output", "") or ""
         log.exception("upgrade failed in phase %s", phase)
         state.data["error"] = message
+        runner.audit("phase_failed", phase=phase, error=(message + "\n" + output).strip())
         rolled = runner.roll_back()
         state.end("rolled-back" if rolled else "failed", message)
         raise UpgradeFailed(
@@ -300,6 +302,7 @@ def _run(site: Site, current, target: Target, options: Options, out: Output,
             "fix the cause (the failing task's output is above), then run the upgrade again"
         ) from e
     state.end("done")
+    runner.audit("finished")
     return {"state": "done", "plan": the_plan.rows(), "from": release_id(current),
             "to": target.id}
 
@@ -387,7 +390,7 @@ class Phases:
             detail = getattr(self, "phase_" + phase)() or ""
             self.state.phase_done(phase)
             self.out.phase(phase, "done", f"{detail} ({time.monotonic() - began:.1f} s)".strip())
-            self._audit(f"upgrade.{phase}", {"detail": detail})
+            self.audit("phase_done", phase=phase, detail={"detail": detail})
 
     # -- phases ------------------------------------------------------------------------------
     def phase_backup(self) -> str:
@@ -409,8 +412,7 @@ class Phases:
             if os.path.exists(path):
                 shutil.copy2(path, os.path.join(folder, name))
         self.state.data["backup"] = folder
-        self._audit("upgrade.start", {"from": source, "to": self.target.id,
-                                      "plan": self.plan.rows()})
+        self.audit("started", detail={"changes": len(self.plan.changes)})
         return folder
 
     def phase_images(self) -> str:
@@ -473,7 +475,7 @@ class Phases:
                   "kind": "app"})
         installed.record(entry, record_root(self.target.id))
         if self.target.kind == "bin":
-            set_versions(self.site, self.target.id)
+            set_versions(self.site, self.target.id, self.target.manifest)
         return f"{self.target.id['name']} {self.target.id['version']}"
 
     def phase_prune(self) -> str:
@@ -500,8 +502,8 @@ class Phases:
                 self._try("runtime", restore_runtime)
             if self.state.data.get("agent_image"):
                 self._try("agent", lambda: update_agent(self.state.data["agent_image"]))
-        self._audit("upgrade.rollback", {"errors": self.rollback_errors,
-                                         "error": self.state.data.get("error")})
+        self.audit("rollback_failed" if self.rollback_errors else "rolled_back",
+                   error="; ".join(self.rollback_errors) or None)
         return not self.rollback_errors
 
     def _try(self, what: str, call) -> None:
@@ -518,11 +520,15 @@ class Phases:
     def _spec_file(self) -> str:
         return f"{self.target.id['name']}-{self.target.id['version']}.app.yaml"
 
-    def _audit(self, action: str, detail: dict) -> None:
+    def audit(self, step: str, phase: str | None = None, error: str | None = None,
+              detail: dict | None = None) -> None:
+        """One step in the portal's audit log (portal/upgrade_audit.py); an upgrade goes on
+        without its history when the store cannot take it (said in the log)."""
+        from dragonball.portal.upgrade_audit import record_upgrade
         try:
-            self.site.control.store.store.record(action, "admin", None, {
-                "from": release_id(self.current),
-                "to": self.target.id if self.target else self.state.data.get("to"), **detail})
+            record_upgrade(self.site.control.store.store, step, release_id(self.current),
+                           self.target.id if self.target else self.state.data.get("to"),
+                           phase=phase, error=error, detail=detail)
         except DragonBallError as e:
             log.warning("audit log: %s", e)
 
@@ -585,15 +591,16 @@ def prune_local(keep: set, release: str) -> str:
     return f"{len(old)} old image(s) removed here" if old else "nothing older to remove"
 
 
-def set_versions(site: Site, release: dict) -> None:
-    """Each server's release in its node labels (shown by `dragonball devices`)."""
+def set_versions(site: Site, release: dict | None, manifest: dict | None = None) -> None:
+    """Each server's DragonBall version and release in its node labels (`dragonball
+    devices`); the upgrade goes on when the Swarm refuses (said in the log)."""
+    from dragonball.shared import node_labels
+    if not release:
+        return
+    version = ((manifest or {}).get("runtime") or {}).get("version") or dragonball.__version__
     try:
-        from dragonball.shared import node_labels
-        setter = getattr(node_labels, "set_versions", None)
-        if setter is not None:
-            nodes = site.nodes()
-            setter(site.control.engine, [n.id for n in nodes], None,
-                   f"{release['name']} {release['version']}")
+        node_labels.set_versions(site.control.engine, [n.id for n in site.nodes()], version,
+                                 {"name": release["name"], "version": release["version"]})
     except DragonBallError as e:
         log.warning("versions not set on the nodes: %s", e)
 
@@ -670,11 +677,7 @@ def _back_to(site: Site, current: dict | None, previous: dict, options: Options,
     if new_agent and old_agent != new_agent:
         update_agent(new_agent)
     installed.restore_previous()
-    set_versions(site, release_id(previous))
+    set_versions(site, release_id(previous), previous.get("manifest"))
     state.end("rolled-back")
-    try:
-        site.control.store.store.record("upgrade.rollback", "admin", None, {
-            "from": release_id(current), "to": release_id(previous)})
-    except DragonBallError as e:
-        log.warning("audit log: %s", e)
+    Phases(site, None, None, None, plan_mod.Plan(()), state, out, current).audit("rolled_back")
     return {"state": "rolled-back", "from": release_id(current), "to": release_id(previous)}
