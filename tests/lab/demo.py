@@ -85,6 +85,9 @@ def up(servers: int, bin_path: pathlib.Path) -> int:
     print(f"notes app:       {app_url}  (examples/notes.app.yaml: web -> api x2 -> store)")
     if moving:
         print(f"                 {moving}")
+    # the demo applies the spec with the lab's moving address; the .bin carries the plain one
+    print("the release's app: on s1, `dragonball apply` (no file) applies the spec the .bin "
+          "carries; `dragonball deploy` asks where each service runs")
     print(f"CA fingerprint:  {enrollment['ca_fingerprint']}  (CA saved in {ca})")
     print(f"admin password:  {PASSWORD_FILE} (user admin)")
     print(f"try it:          curl --cacert {ca} -u admin:\"$(sudo cat {PASSWORD_FILE})\" "

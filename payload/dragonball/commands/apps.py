@@ -3,7 +3,7 @@ interface (commands/app_access.py): on the portal as root they work on its engin
 from any machine logged in to it (`dragonball login`), through its REST API. Arguments,
 output, `--json` documents and exit statuses are the same on both paths.
 
-    dragonball apply SPEC [--dry-run] [--timeout S] [--json]
+    dragonball apply [SPEC] [--dry-run] [--timeout S] [--json]
     dragonball start|stop|restart NAME [--app APP] [--json]
     dragonball services [--app APP] [--json]
     dragonball notifications [--app APP] [--limit N] [--json]
@@ -18,6 +18,8 @@ Each also takes `--remote` and `--config FILE` (which path: app_access.use_remot
 names the app's shared parameters (the spec's `shared:`): set once, they reach every
 service taking them, and a refusal by any of its tasks restores the value before in all.
 `plan SPEC --remote` (commands/spec.py) plans through the portal with `plan_remote`.
+`apply` with no SPEC, on the portal as root, applies the app the installed release carries
+(dragonball/release/installed.py; `dragonball deploy`'s placed spec once there is one).
 Exit status (dragonball.errors, reported by the one handler of dragonball.cli): 0 done,
 1 failed (a service not healthy, a task refused its parameters), 2 invalid input (the spec,
 a parameter value: nothing is changed), 3 an unknown app or service, 4 the app is busy with
@@ -41,11 +43,12 @@ from dragonball.app.errors import UnknownService, the_only_app
 from dragonball.app.model import SHARED
 from dragonball.app.plan import Plan
 from dragonball.commands import param_values
-from dragonball.commands.app_access import open_apps, transport_options
+from dragonball.commands.app_access import open_apps, transport_options, use_remote
 from dragonball.console import console
 from dragonball.errors import ExitStatus, InvalidInput
 from dragonball.orchestrator import params as params_mod
 from dragonball.orchestrator import render
+from dragonball.release import installed
 
 TAIL_MAX, LIMIT_MAX = 5000, 1000  # what the API takes (portal/apps_api.py)
 
@@ -58,7 +61,10 @@ def register(commands) -> None:
                     "after what it needs is healthy; services no longer in the spec stop, "
                     "roots first. Exit status: 0 done, 1 a service failed, 2 invalid spec "
                     "(README.md, 'Exit statuses').")
-    apply.add_argument("spec", help="the app spec (YAML)")
+    apply.add_argument("spec", nargs="?",
+                       help="the app spec (YAML); left out, on the portal as root: the app "
+                            "the installed release carries (placed by dragonball deploy, "
+                            "if it was)")
     apply.add_argument("--dry-run", action="store_true", help="print the plan only")
     _options(apply, app=False)
     apply.set_defaults(handler=apply_command)
@@ -172,8 +178,22 @@ def read_spec(path: str) -> tuple[str, str]:
     return app_spec.read_text(path), spec_name(path)
 
 
+def release_spec(args) -> str:
+    """The spec `apply` with no file applies: the installed release's app, on the portal."""
+    if use_remote(args):
+        raise installed.NoReleaseApp("apply with no spec file applies the app of the release "
+                                     "installed on the portal, as root there; through the API "
+                                     "it needs a file",
+                                     "give a spec file: dragonball apply SPEC --remote")
+    _, spec = installed.release_app()
+    chosen = installed.placed_or_kept(spec)
+    if not args.json:
+        console.print(f"the installed release's app: {escape(chosen)}")
+    return chosen
+
+
 def apply_command(args) -> int:
-    text, file = read_spec(args.spec)
+    text, file = read_spec(args.spec if args.spec else release_spec(args))
     events, began = Events(args.json), time.monotonic()
     with open_apps(args) as apps:
         plan = apps.plan(text, file)

@@ -24,7 +24,7 @@ from dragonball.release.sections import BinError
 log = logging.getLogger(__name__)
 
 STEP_ID = "release.record"
-PLACED = "placed.app.yaml"      # deploy's placed spec, beside the kept app.yaml
+PLACED = installed.PLACED      # deploy's placed spec, beside the kept app.yaml
 
 
 def record_step(ctx, read_bin=installed.this_bin, environ=None) -> Step:

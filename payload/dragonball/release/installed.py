@@ -22,12 +22,19 @@ import os
 import time
 
 import dragonball
+from dragonball.errors import InvalidInput, ReleaseError
 from dragonball.release.sections import BinError, bin_sections, open_section
 from dragonball.shared import paths
 
 RELEASE_DIR = f"{paths.DATA_DIR}/release"
 RELEASES_DIR = f"{paths.DATA_DIR}/releases"
 CURRENT, PREVIOUS = "current.json", "previous.json"
+PLACED = "placed.app.yaml"      # `dragonball deploy`'s placed spec, beside the kept app.yaml
+
+
+class NoReleaseApp(ReleaseError, InvalidInput):
+    """`dragonball apply` or `deploy` with no spec file, and the installed release names no
+    app to apply (no record here, or a release that carries none): nothing was changed."""
 
 
 def read(which: str = CURRENT, root: str = RELEASE_DIR) -> dict | None:
@@ -91,6 +98,29 @@ def manifest_app(manifest: dict) -> str | None:
         raise BinError("the release manifest's app spec does not match its SHA-256",
                        "the .bin was altered: copy it again and compare it with SHA256SUMS")
     return text
+
+
+def release_app(root: str | None = None) -> tuple[dict, str]:
+    """(the current record, the path of the app spec it carries); NoReleaseApp, saying what
+    to do, when there is no record or the release carries no app."""
+    current = read(CURRENT, root or RELEASE_DIR)
+    if current is None:
+        raise NoReleaseApp("no installed release is recorded on this server: no app spec to "
+                           "apply", "run it as root on the portal of a cluster installed from "
+                           "a .bin that carries its app, or give a spec file: dragonball apply "
+                           "SPEC")
+    if not current.get("app_spec"):
+        raise NoReleaseApp(f"the installed release {current['name']} {current['version']} "
+                           "carries no app", "give a spec file: dragonball apply SPEC (or name "
+                           "it in release.yaml's app: and build the .bin again)")
+    return current, current["app_spec"]
+
+
+def placed_or_kept(spec: str, exists=os.path.exists) -> str:
+    """The spec to apply for a kept app spec: `dragonball deploy`'s placed one beside it when
+    there is one (applying the unplaced spec would undo the placement), else the kept one."""
+    placed = os.path.join(os.path.dirname(spec), PLACED)
+    return placed if exists(placed) else spec
 
 
 def this_bin(environ) -> tuple[dict, bool]:
