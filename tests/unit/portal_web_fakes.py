@@ -64,8 +64,8 @@ class FakeSources:
             raise SourceError("no registry answers at 10.0.0.1:5000", "is it running?")
         return self.catalog
 
-    def events(self, before_id, limit):
-        return self.store.events_before(before_id, limit)
+    def events(self, before_id, limit, kind_prefix=""):
+        return self.store.events_before(before_id, limit, kind_prefix)
 
     def nodes(self):
         if self.swarm_nodes is None:

@@ -8,6 +8,7 @@ import types
 import pytest
 
 from dragonball.portal.credentials import code_hash
+from dragonball.portal import upgrade_audit
 from dragonball.portal.web import pages
 from dragonball.shared import node_labels
 from dragonball.swarm import Node
@@ -243,6 +244,24 @@ def test_events_newest_first_a_page_at_a_time(portal, store):
     second = client.get(f"/events?before={older}").text
     assert [int(n) for n in re.findall(r"n=(\d+)", second)][:2] == [9, 8]
     assert 'rel="next"' not in second and "session.created" in second
+
+
+def test_the_events_page_shows_an_upgrades_history_alone(portal, store):
+    client, _ = portal
+    one, two = {"name": "notes", "version": "0.1.0"}, {"name": "notes", "version": "0.2.0"}
+    upgrade_audit.record_upgrade(store, "started", one, two)
+    upgrade_audit.record_upgrade(store, "phase_failed", one, two, phase="app",
+                                 error="notes_api did not start")
+    upgrade_audit.record_upgrade(store, "rolled_back", two, one)
+    store.record("test.event", "tester", None, {})
+    every = client.get("/events").text
+    assert "test.event" in every and 'href="/events?kind=upgrade"' in every
+    html = client.get("/events?kind=upgrade").text
+    assert "test.event" not in html and "session.created" not in html
+    assert re.findall(r"<code>(upgrade\.\w+)</code>", html) == [
+        "upgrade.rolled_back", "upgrade.phase_failed", "upgrade.started"]
+    assert "error=notes_api did not start from=notes 0.1.0 phase=app to=notes 0.2.0" in html
+    assert "No events" not in client.get("/events?kind=nonsense").text   # all, unfiltered
 
 
 def test_page_text_is_escaped(portal, store):

@@ -9,7 +9,7 @@ import pytest
 
 import dragonball
 from dragonball.errors import InvalidInput
-from dragonball.portal import versions
+from dragonball.portal import upgrade_audit, versions
 from dragonball.portal.web import views
 from dragonball.release import installed
 from dragonball.shared import node_labels
@@ -162,3 +162,39 @@ def test_servers_that_do_not_say_are_listed_apart_not_a_difference():
     assert summary["differ"] is None and summary["silent"] == ["s2"]
     nobody = views.version_summary([_row("s1", "unknown", "unknown")])
     assert nobody["release"] == "unknown" and nobody["silent"] == ["s1"]
+
+
+# --- the upgrade's history in the audit log (portal/upgrade_audit.py) -----------------------
+
+def test_an_upgrade_event_says_from_and_to_with_dragonballs_versions():
+    old = installed.bin_record({"name": "notes", "version": "0.1.0",
+                                "runtime": {"version": "0.9.0"}}, signed=False)
+    kind, detail = upgrade_audit.upgrade_event("phase_failed", old, NOTES_2, phase="app",
+                                               error="x" * 5000 + "the api did not start")
+    assert kind == "upgrade.phase_failed"
+    assert detail["from"] == "notes 0.1.0" and detail["to"] == "notes 0.2.0"
+    assert detail["from_dragonball"] == "0.9.0" and "to_dragonball" not in detail
+    assert detail["phase"] == "app" and detail["error"].endswith("the api did not start")
+    assert len(detail["error"]) == upgrade_audit.ERROR_CHARS
+    assert "manifest" not in detail   # a record's manifest is not copied into the log
+    _, unknown = upgrade_audit.upgrade_event("started", None, NOTES_2)
+    assert unknown == {"from": "unknown", "to": "notes 0.2.0"}
+
+
+@pytest.mark.parametrize("step,phase", [("begun", None), ("phase_done", None),
+                                        ("finished", "app")])
+def test_an_upgrade_event_the_log_does_not_know_is_refused(step, phase):
+    with pytest.raises(InvalidInput):
+        upgrade_audit.upgrade_event(step, None, NOTES_2, phase=phase)
+
+
+def test_record_upgrade_writes_the_store_and_the_events_page_filters_upgrades(portal_store):
+    upgrade_audit.record_upgrade(portal_store, "started", {"name": "notes", "version": "0.1.0"},
+                                 NOTES_2)
+    portal_store.record("test.event", "tester", None, {})
+    upgrade_audit.record_upgrade(portal_store, "finished", {"name": "notes",
+                                                            "version": "0.1.0"}, NOTES_2)
+    kinds = [e["kind"] for e in portal_store.events_before(None, 10, "upgrade.")]
+    assert kinds == ["upgrade.finished", "upgrade.started"]
+    assert portal_store.events_before(None, 10)[0]["actor"] == "upgrade"
+    assert "test.event" in [e["kind"] for e in portal_store.events_before(None, 10)]

@@ -371,10 +371,14 @@ class Store(Database, SessionTable, AttemptLog, AdminAccounts):
         rows = self.read("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 
-    def events_before(self, before_id: int | None = None, limit: int = 50) -> list[dict]:
-        """Events newest first, those with an id below `before_id` (a page of the log)."""
-        rows = self.read("SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?",
-                          (before_id if before_id is not None else 2 ** 62, limit))
+    def events_before(self, before_id: int | None = None, limit: int = 50,
+                      kind_prefix: str = "") -> list[dict]:
+        """Events newest first, those with an id below `before_id` (a page of the log);
+        with `kind_prefix` ("upgrade."), only the kinds that start with it."""
+        rows = self.read("SELECT * FROM events WHERE id < ? AND substr(kind, 1, ?) = ? "
+                         "ORDER BY id DESC LIMIT ?",
+                         (before_id if before_id is not None else 2 ** 62, len(kind_prefix),
+                          kind_prefix, limit))
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 
 

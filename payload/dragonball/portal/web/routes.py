@@ -8,7 +8,9 @@
     POST /devices/enrollment    Add device: a one-time code and the command to run
     POST /devices/{name}/remove Remove: a device or a stranger (portal/removal.py)
     GET  /images                what the registry holds
-    GET  /events[?before=ID]    the audit log, newest first, a page at a time
+    GET  /events[?before=ID][&kind=upgrade]
+                                the audit log, newest first, a page at a time (the
+                                upgrades alone: portal/upgrade_audit.py)
     GET  /dashboard/services    its services part: every app's tree, alerts (htmx polls it)
 
 The Services and Placement pages are services_page.py and placement_page.py.
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 EVENTS_PER_PAGE = 50
+#: The Events page's filters: ?kind=upgrade shows the upgrades' history alone.
+EVENT_FILTERS = {"upgrade": "upgrade."}
 #: What "Add device" offers; the first is the default.
 CODE_LIFETIMES = ("24h", "1h", "7d")
 
@@ -186,10 +190,12 @@ def images(request: Request, principal: Principal = Depends(require_admin),
 
 
 @router.get("/events")
-def events(request: Request, before: int | None = None,
+def events(request: Request, before: int | None = None, kind: str | None = None,
            principal: Principal = Depends(require_admin),
            data: Sources = Depends(sources)) -> Response:
-    found, more = views.page_of(data.events(before, EVENTS_PER_PAGE + 1), EVENTS_PER_PAGE)
+    kind = kind if kind in EVENT_FILTERS else None
+    found, more = views.page_of(data.events(before, EVENTS_PER_PAGE + 1,
+                                            EVENT_FILTERS.get(kind, "")), EVENTS_PER_PAGE)
     rows = views.event_rows(found)
-    return render(request, "events.html", principal, rows=rows, before=before,
+    return render(request, "events.html", principal, rows=rows, before=before, kind=kind,
                   older=rows[-1].id if more and rows else None)

@@ -45,7 +45,9 @@ class Sources(Protocol):
         """{hostname: orchestrator.images.holdings' row}: the applied apps' images each
         server holds; {} when no app is applied; SourceError when Swarm cannot be read."""
 
-    def events(self, before_id: int | None, limit: int) -> list[dict]: ...
+    def events(self, before_id: int | None, limit: int, kind_prefix: str = "") -> list[dict]:
+        """The audit log newest first, below `before_id`, the kinds starting with
+        `kind_prefix` ("upgrade.": the upgrades' history)."""
 
     def nodes(self) -> list:
         """The Swarm's nodes (dragonball.swarm.Node: their labels say which DragonBall and
@@ -109,8 +111,8 @@ class PortalSources:
             raise SourceError(f"the images per server cannot be read: {e.message}",
                               e.hint) from e
 
-    def events(self, before_id: int | None, limit: int) -> list[dict]:
-        return self.store.events_before(before_id, limit)
+    def events(self, before_id: int | None, limit: int, kind_prefix: str = "") -> list[dict]:
+        return self.store.events_before(before_id, limit, kind_prefix)
 
     def nodes(self) -> list:
         from dragonball.swarm import Swarm, SwarmError
