@@ -27,7 +27,7 @@ from rich.table import Table
 from dragonball import __version__
 from dragonball.commands import answers, apps, certs, data, images, install, portal, preflight
 from dragonball.commands import release, upgrade
-from dragonball.commands import account, module_run, remote, spec
+from dragonball.commands import account, deploy, module_run, remote, spec
 from dragonball.console import console, err_console
 from dragonball.errors import ClientError, DragonBallError, ExitStatus
 from dragonball.module import scan, validate
@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     answers.register(commands)
     spec.register(commands)
     apps.register(commands)
+    deploy.register(commands)
     data.register(commands)
     remote.register(commands)
     account.register(commands)

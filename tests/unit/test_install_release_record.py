@@ -100,3 +100,12 @@ def test_reset_removes_what_the_step_wrote_and_deploys_placed_spec(tmp_path):
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == [
         "var", "var/lib", "var/lib/dragonball", "var/lib/dragonball/params"]
 
+
+
+def test_the_portals_install_ends_by_offering_to_deploy_the_app(tmp_path):
+    install(tmp_path, "portal", lambda environ: (manifest(), False))
+    record = installed.read(root=str(tmp_path / "root" / "var/lib/dragonball/release"))
+    offer = release_record.deploy_offer(record)
+    assert "carries app notes" in offer and "dragonball deploy" in offer
+    assert release_record.deploy_offer({**record, "app_spec": None}) is None
+    assert release_record.deploy_offer(None) is None

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import os
 
+import yaml
+
 from dragonball.errors import InstallerError
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
@@ -64,6 +66,21 @@ def record_release(ctx, read_bin, environ) -> dict:
     log.info("recorded release %s %s (app spec: %s)", manifest["name"], manifest["version"],
              spec or "none")
     return undo.entries()
+
+
+def deploy_offer(record: dict | None) -> str | None:
+    """What the portal's install ends with when its release carries an app (pure): the app,
+    and how to deploy it once the servers have joined (DESIGN point 9)."""
+    if not record or not record.get("app_spec"):
+        return None
+    try:
+        app = yaml.safe_load(record["manifest"]["app"]["text"])["app"]
+    except (KeyError, TypeError, yaml.YAMLError):
+        app = "its app"
+    return (f"The release {record['name']} {record['version']} carries app {app} "
+            f"({record['app_spec']}). Once the servers have joined, on this server: "
+            "dragonball deploy (asks where each service runs; --answers FILE --yes "
+            "unattended), or dragonball apply (no file: the spec's own placement)")
 
 
 def written_files(spec: str | None) -> list[str]:

@@ -16,6 +16,8 @@ import tarfile
 import tempfile
 import time
 
+from rich.markup import escape
+
 from dragonball.console import console
 from dragonball.errors import InstallerError
 from dragonball.installer.apply import missing_dirs, write_file
@@ -26,11 +28,13 @@ from dragonball.installer.portal.layout import (
 from dragonball.installer.portal import etcd as portal_etcd
 from dragonball.installer.processes import terminate
 from dragonball.installer import overlay as overlay_probe
+from dragonball.installer import release_record
 from dragonball.portal import settings as settings_mod
 from dragonball.portal import statelog
 from dragonball.portal.enrollment import join_instructions, print_instructions
 from dragonball.shared import fingerprints, overlay
 from dragonball.portal.store import ADMIN, DEFAULT_CODE_TTL_S, Store
+from dragonball.release import installed
 from dragonball.release.sections import BinError, bin_sections, open_section
 
 log = logging.getLogger(__name__)
@@ -255,5 +259,8 @@ def first_code(ctx) -> dict:
                   "password you chose)")
     print_instructions(console, info, DEFAULT_CODE_TTL_S)
     console.print("More codes, any time, on this server: [bold]dragonball enroll[/bold]\n")
+    offer = release_record.deploy_offer(installed.read(root=host.path(installed.RELEASE_DIR)))
+    if offer:
+        console.print(escape(offer) + "\n")
     log.info("first enrollment code made (code %d, valid %d s)", record.id, DEFAULT_CODE_TTL_S)
     return {}
