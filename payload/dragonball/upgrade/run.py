@@ -350,8 +350,8 @@ def cluster_checks(site: Site, app: str | None, old: dict, new: dict) -> None:
                               "bring every server back (dragonball devices), then run it "
                               "again: nothing was changed")
     if app:
-        lock = app_lock.acquire(app, "the upgrade's check", background=True)
-        lock.release()
+        # a person's apply refuses it at once; the portal's own upkeep is waited for
+        app_lock.acquire(app, "the upgrade's check").release()
 
 
 def cert_problems(files: list[str], now: datetime.datetime | None = None) -> list[str]:
