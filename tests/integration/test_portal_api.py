@@ -32,6 +32,7 @@ import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+import dragonball
 from dragonball import pki
 from dragonball.portal import settings as settings_mod
 from dragonball.portal.store import Store
@@ -196,12 +197,21 @@ def test_a_server_joins_by_the_contract(portal, tmp_path):
     assert body["registry"] == {"address": "127.0.0.1:5000", "username": "dragonball",
                                 "password": portal["registry_password"]}
     node_id = _swarm(portal, "info", "-f", "{{.Swarm.NodeID}}")
+
+    def labels() -> dict:
+        return json.loads(_swarm(portal, "node", "inspect", "-f", "{{json .Spec.Labels}}",
+                                 node_id)) or {}
+    # the portal labels its own node with its version when it starts (here, the same node
+    # the "device" reports: wait for that first, so the report's labels are the last)
+    wait_for(lambda: labels().get("io.dragonball.version") == dragonball.__version__, 30)
     joined = session.post(f"{portal['url']}/api/v1/devices/{body['device_id']}/joined",
-                          json={"node_id": node_id}, timeout=10,
+                          json={"node_id": node_id, "version": "0.0.9",
+                                "release": {"name": "notes", "version": "0.2.0"}},
+                          timeout=10,
                           headers={"Authorization": f"Bearer {body['device_token']}"})
     assert joined.status_code == 200, joined.text
-    labels = json.loads(_swarm(portal, "node", "inspect", "-f", "{{json .Spec.Labels}}", node_id))
-    assert labels == body["labels"]
+    assert labels() == {**body["labels"], "io.dragonball.version": "0.0.9",
+                        "io.dragonball.release": "notes 0.2.0"}
     again = session.post(portal["url"] + "/api/v1/enroll", timeout=10, json={
         "code": info["code"], "hostname": "node-2", "address": "127.0.0.2"})
     assert again.status_code == 401 and "used already" in again.json()["error"]
@@ -210,6 +220,9 @@ def test_a_server_joins_by_the_contract(portal, tmp_path):
     assert devices.status_code == 200
     assert [(d["hostname"], d["state"]) for d in devices.json()["devices"]] == [
         ("portal-test", "joined"), ("node-2", "joined")]
+    # the portal's row has no node here (add_portal without one): its versions unknown
+    assert [(d["version"], d["release"]) for d in devices.json()["devices"]] == [
+        (None, None), ("0.0.9", {"name": "notes", "version": "0.2.0"})]
 
 
 def test_statuses_over_https(portal, tmp_path):

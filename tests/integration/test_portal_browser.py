@@ -186,13 +186,22 @@ def test_log_in_open_every_page_add_a_device_log_out(portal, page):
         shot(page, name)
         if path == "/":
             assert "its agent does not answer" in page.inner_text("#health")
+            # no engine here: the servers' versions are unknown, said, and nothing breaks
+            assert "unknown" in page.inner_text("#release")
+            assert "node-2" in page.inner_text("#versions-silent")
         if path == "/images":
             assert "plant/web" in page.inner_text("main table")
         if path == "/events":
             assert "session.created" in page.inner_text("main table")
+            page.click("#event-filters a[href='/events?kind=upgrade']")
+            page.wait_for_url(url + "/events?kind=upgrade")
+            assert "No upgrade events" in page.inner_text("main")
+            page.click("#event-filters a[href='/events']")
+            page.wait_for_url(url + "/events")
 
     page.click("header nav a[href='/devices']")
     assert page.locator("tr[data-hostname='node-2']").count() == 1
+    assert "DragonBall unknown" in page.inner_text("tr[data-hostname='node-2'] td.release")
     shot(page, "devices")
     page.select_option("select[name=ttl]", "1h")
     page.click("#add-device")

@@ -23,6 +23,7 @@ from dragonball.portal.leadership import AlwaysLeader, Leadership
 from dragonball.portal.settings import Settings
 from dragonball.portal.statelog import open_store
 from dragonball.portal.store import Store
+from dragonball.swarm import Swarm
 
 log = logging.getLogger("dragonball.portal")
 
@@ -162,7 +163,7 @@ def serve(settings: Settings, store: Store | None = None, app=None,
     if notifications:
         # its node says which DragonBall and release run here (after an upgrade: the new)
         threading.Thread(target=versions.label_own_node, name="versions", daemon=True,
-                         args=(wiring.swarm(settings),)).start()
+                         args=(Swarm(settings.docker_socket),)).start()
         threading.Thread(target=notify.run_forever, name="notifications", daemon=True,
                          args=(lambda: wiring.control(settings, store=store), stop),
                          kwargs={"active": leader.is_leader}).start()
