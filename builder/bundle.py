@@ -69,15 +69,16 @@ def build_bin(env: pipeline.BuildEnv, release_path: pathlib.Path, dist: pathlib.
     with env.reporter.step("engine tree: the engine's programs with their own libraries"):
         tree = engine_tree.build_from_packages(engine_set, cache / "engine", epoch)
     pipeline.build_base(env, plan)
+    rt = runtime.build_runtime(cache, env.reporter, environ=environ)
     platform = [platform_images.build_registry_image(env, plan.mirror)]
-    platform.append(platform_images.build_agent_image(env, plan.mirror))  # docs/agent.md
+    # docs/agent.md: the agent carries the runtime to every server
+    platform.append(platform_images.build_agent_image(env, plan.mirror, pathlib.Path(rt.path)))
     platform.append(platform_images.build_keepalived_image(env, plan.mirror))  # app-address
     platform.append(platform_images.build_etcd_image(env, plan.mirror))  # docs/portal-ha.md
     for module in release.modules:
         with env.reporter.step(f"build {module.ref}") as step:
             env.engine.build(module.context, module.ref, {"DEBIAN_MIRROR": plan.mirror},
                              pipeline.build_line_sink(step))
-    rt = runtime.build_runtime(cache, env.reporter, environ=environ)
     dist.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".work-", dir=dist) as work:
         work = pathlib.Path(work)

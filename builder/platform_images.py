@@ -10,7 +10,11 @@ base_images/agent (module folders that follow docs/module-spec.md, dogfooding it
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import pathlib
+import shutil
+import tempfile
 
 import dragonball
 from dragonball.errors import BuildError
@@ -21,6 +25,10 @@ from builder.apt_sources import debian_mirror
 from builder.errors import BuildInputInvalid
 from builder.pipeline import BuildEnv, build_line_sink
 from builder.recipe import load_recipe
+
+#: Where the agent's image carries the release's runtime (its top folder `dragonball/` and
+#: runtime.sha256); the agent's start action puts it in place on its server.
+RUNTIME_IN_AGENT = "/opt/dragonball-runtime"
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +75,31 @@ def build_registry_image(env: BuildEnv, mirror: str | None = None) -> str:
                                mirror=mirror, apt=True)
 
 
-def build_agent_image(env: BuildEnv, mirror: str | None = None) -> str:
+def build_agent_image(env: BuildEnv, mirror: str | None = None,
+                      runtime: pathlib.Path | None = None) -> str:
     """Build the node agent's image (its Python libraries from Debian's packages: hypercorn,
-    starlette, psutil, docker); return its ref. `mirror` as for build_registry_image."""
-    return _build_module_image(env, AGENT_DIR, AGENT_MODULE, agent_ref(), mirror=mirror,
-                               apt=True)
+    starlette, psutil, docker); return its ref. `mirror` as for build_registry_image.
+
+    `runtime` (the release's runtime.tar.gz): carried in the image at RUNTIME_IN_AGENT, with
+    its SHA-256, so that every server's agent puts the release's runtime in place when it
+    starts (docs/agent.md, "The runtime"): an upgrade reaches every server through the
+    agents' image, from the portal's registry; nobody visits them."""
+    ref = _build_module_image(env, AGENT_DIR, AGENT_MODULE, agent_ref(), mirror=mirror,
+                              apt=True)
+    if runtime is None:
+        return ref
+    with tempfile.TemporaryDirectory(prefix="agent-runtime-") as folder:
+        context = pathlib.Path(folder)
+        shutil.copyfile(runtime, context / "runtime.tar.gz")
+        digest = hashlib.sha256(runtime.read_bytes()).hexdigest()
+        (context / "runtime.sha256").write_text(digest + "\n")
+        (context / "Dockerfile").write_text(
+            f"FROM {ref}\n"
+            f"ADD runtime.tar.gz {RUNTIME_IN_AGENT}/\n"
+            f"COPY runtime.sha256 {RUNTIME_IN_AGENT}/runtime.sha256\n")
+        with env.reporter.step(f"build {ref}: with the runtime {digest[:12]}") as step:
+            env.engine.build(context, ref, {}, build_line_sink(step))
+    return ref
 
 
 def build_keepalived_image(env: BuildEnv, mirror: str | None = None) -> str:

@@ -191,7 +191,8 @@ def test_install_then_again_then_a_new_certificate_then_reset(played, tmp_path):
                                 "type=bind,src=/var/lib/dragonball/firewall,dst=/host/firewall",
                                 "type=bind,src=/etc/dragonball/agent/identity,"
                                 "dst=/host/identity,readonly",
-                                "type=volume,src=dragonball-transfers,dst=/host/transfers"]
+                                "type=volume,src=dragonball-transfers,dst=/host/transfers",
+                                "type=bind,src=/opt/dragonball,dst=/host/opt-dragonball"]
     assert after("--secret") == [f"source={names['ca']},target=ca.crt,mode=0444"]
     assert after("--hostname") == ["{{.Node.Hostname}}"]
     assert "io.dragonball.role=agent" in after("--container-label")  # reset removes it
@@ -289,10 +290,23 @@ def test_a_params_folder_that_was_there_stays_at_reset(played, tmp_path):
     ctx = _context(played, tmp_path, role="device")
     params = played.root / "var/lib/dragonball/params"
     params.mkdir(parents=True, mode=0o755)
+    (played.root / "opt/dragonball").mkdir(parents=True)
     step = agent_mod.params_step(ctx)
     run_steps([step], ctx.journal)
     assert stat.S_IMODE(params.stat().st_mode) == 0o700
     assert undo_all(ctx.journal, played.host()) == [] and params.is_dir()
+    assert (played.root / "opt/dragonball").is_dir()
+
+
+def test_the_runtime_folder_the_agent_mounts_is_made_first_and_undone_when_empty(played,
+                                                                                 tmp_path):
+    """/opt/dragonball must exist before the agent's task starts (a bind mount's source):
+    agent.params makes it on a device before it joins; reset removes it when empty."""
+    ctx = _context(played, tmp_path, role="device")
+    run_steps([agent_mod.params_step(ctx)], ctx.journal)
+    assert (played.root / "opt/dragonball").is_dir()
+    undo_all(ctx.journal, played.host())
+    assert not (played.root / "opt/dragonball").exists()
 
 
 def test_a_ca_fits_while_it_is_a_ca_with_its_own_key_and_time_left():

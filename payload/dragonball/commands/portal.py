@@ -106,11 +106,15 @@ def _user() -> str:
 
 def standby_command(args: argparse.Namespace) -> int:
     from dragonball.installer import standby  # the portal's serving stack: only here
+    from dragonball.portal import runtime_watch
+    runtime_watch.watch()     # a new runtime in place: systemd starts us again on it
     standby.run(args.config, args.data_dir)
     return ExitStatus.OK
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    from dragonball.portal import runtime_watch
     from dragonball.portal.serve import serve  # uvicorn, fastapi: only when serving
+    runtime_watch.watch()     # a new runtime in place: systemd starts us again on it
     serve(settings_mod.load(args.config))
     return ExitStatus.OK

@@ -97,6 +97,11 @@ TRANSFERS_MOUNT = "/host/transfers"
 #: portal sends a new list; the folder is made on every server by os.firewall_chain, before
 #: the node joins (a bind mount's source must exist when a task starts).
 FIREWALL_MOUNT = "/host/firewall"
+#: /opt/dragonball, where the agent puts the runtime its image carries (agent_runtime.py:
+#: an upgrade reaches every server this way). Made before the node joins, like the others.
+RUNTIME_PARENT = paths.RUNTIME_PARENT
+RUNTIME_MOUNT = "/host/opt-dragonball"
+RUNTIME_MOUNT_ARG = f"type=bind,src={RUNTIME_PARENT},dst={RUNTIME_MOUNT}"
 
 STEP_IDS = ("agent.params", "agent.pki", "agent.service")
 
@@ -122,6 +127,7 @@ def service_argv(image: str, secrets: dict, config_hash: str) -> list[str]:
             "--mount", f"type=bind,src={firewall.FOLDER},dst={FIREWALL_MOUNT}",
             "--mount", f"type=bind,src={IDENTITY_DIR},dst={IDENTITY_MOUNT},readonly",
             "--mount", f"type=volume,src={TRANSFERS_VOLUME},dst={TRANSFERS_MOUNT}",
+            "--mount", RUNTIME_MOUNT_ARG,
             "--constraint", node_labels.ENROLLED_CONSTRAINT,   # enrolled servers only
             "--hostname", "{{.Node.Hostname}}", "--env", "DRAGONBALL_NODE_ID={{.Node.ID}}",
             "--label", f"{LABEL}=agent", "--label", f"{CONFIG_LABEL}={config_hash}",
@@ -181,6 +187,11 @@ def make_params_dir(ctx) -> dict:
     host.make_dirs(os.path.dirname(PARAMS_DIR))
     host.make_dirs(PARAMS_DIR, mode=0o700)
     os.chmod(host.path(PARAMS_DIR), 0o700)  # whatever the umask or an older folder's mode
+    if not host.exists(RUNTIME_PARENT):   # the agent mounts it: it must exist first
+        undo.note(f"dirs:{RUNTIME_PARENT}", {"kind": "agent_runtime_parent",
+                                             "created_dirs": missing_dirs(host,
+                                                                          RUNTIME_PARENT)})
+        host.make_dirs(RUNTIME_PARENT, mode=0o755)
     return undo.entries()
 
 
@@ -378,6 +389,12 @@ def undo_service(host, entry: dict) -> None:
 def undo_secret(host, entry: dict) -> None:
     if host.which("docker"):
         host.run(["docker", "secret", "rm", entry["name"]], check=False, timeout=60)
+
+
+@undoer("agent_runtime_parent")
+def undo_runtime_parent(host, entry: dict) -> None:
+    """/opt/dragonball made for the agent's mount: removed when nothing else is in it."""
+    host.remove_empty_dirs(entry.get("created_dirs") or [])
 
 
 @undoer("agent_params")

@@ -91,7 +91,8 @@ def dragonball_changes(old: dict, new: dict) -> list[Change]:
     old_rt, new_rt = old.get("runtime") or {}, new.get("runtime") or {}
     if old_rt.get("sha256") != new_rt.get("sha256"):
         changes.append(Change("runtime", "dragonball", _runtime_label(old_rt),
-                              _runtime_label(new_rt), "every server's /opt/dragonball/runtime"))
+                              _runtime_label(new_rt),
+                              "every server's, carried by the node agents' image"))
         changes.append(Change("portal", "dragonball-portal", _runtime_label(old_rt),
                               _runtime_label(new_rt), "restarted on each manager, one by one"))
     old_ids, new_ids = image_ids(old), image_ids(new)

@@ -8,7 +8,9 @@
                 app's applied spec, under upgrade/backups/: kept for a rollback
     images      the new release's images into the registry, then onto every server
     dragonball  the runtime here (the previous one kept), the portal restarted; the node
-                agents' service on the new agent image (one server at a time)
+                agents' service on the new agent image (one server at a time), which
+                carries the runtime: each agent puts it in place on its server and the
+                portal's unit there restarts on it (agent_runtime.py, runtime_watch.py)
     app         the new release's app, with the placement and replica counts it runs with
                 now: leaves first, each healthy first (its jobs, migrations, in their
                 place), multi-replica services updated one task at a time
@@ -576,8 +578,11 @@ def restart_portal() -> None:
 def update_agent(image_id: str | None) -> None:
     if not image_id:
         return
+    from dragonball.installer.agent import RUNTIME_MOUNT_ARG
+    # the mount of /opt/dragonball: an agent installed before it carried runtimes lacks it
     _run_tool(["docker", "service", "update", "--detach=false", "--quiet", "--image", image_id,
-               "--no-resolve-image", AGENT_SERVICE], "update the node agents", timeout=600)
+               "--no-resolve-image", "--mount-add", RUNTIME_MOUNT_ARG, AGENT_SERVICE],
+              "update the node agents", timeout=900)
 
 
 def prune_local(keep: set, release: str) -> str:
