@@ -88,13 +88,19 @@ def build_agent_image(env: BuildEnv, mirror: str | None = None,
                               apt=True)
     if runtime is None:
         return ref
+    return with_runtime(env, ref, runtime, ref)
+
+
+def with_runtime(env: BuildEnv, base: str, runtime: pathlib.Path, ref: str) -> str:
+    """`base` with the runtime `runtime` (a runtime.tar.gz, top folder dragonball/) added at
+    RUNTIME_IN_AGENT with its SHA-256, built as `ref`; return `ref`."""
     with tempfile.TemporaryDirectory(prefix="agent-runtime-") as folder:
         context = pathlib.Path(folder)
         shutil.copyfile(runtime, context / "runtime.tar.gz")
         digest = hashlib.sha256(runtime.read_bytes()).hexdigest()
         (context / "runtime.sha256").write_text(digest + "\n")
         (context / "Dockerfile").write_text(
-            f"FROM {ref}\n"
+            f"FROM {base}\n"
             f"ADD runtime.tar.gz {RUNTIME_IN_AGENT}/\n"
             f"COPY runtime.sha256 {RUNTIME_IN_AGENT}/runtime.sha256\n")
         with env.reporter.step(f"build {ref}: with the runtime {digest[:12]}") as step:
