@@ -33,7 +33,7 @@ from support import wait_for
 from tests import releases
 from tests.e2e.apps import API_REPLICAS, db, get
 from tests.ledger import Ledger
-from tests.load import Load, NotesWorkload
+from tests.load import Http, Load, NotesWorkload
 from tests.upgrade_lab import (api_info, app_state, json_of, kill_upgrade, put_bin,
                                release_show, running_tasks, service_image, upgrade,
                                upgrade_processes, upgrade_state)
@@ -73,11 +73,15 @@ def on_portal(installed_cluster, applied, variants):
 def loaded(cluster, seconds: float = 1800):
     """A bounded load through the web Service for the block; after it: no failed request,
     no acknowledged note lost, the notes written before still counted."""
-    load = Load(f"http://{cluster.lab.ip(cluster.portal)}:8080", NotesWorkload(), Ledger(),
-                threads=2, rate=4, seconds=seconds, budget=20_000,
-                allowed=[cluster.lab.subnet])
+    url = f"http://{cluster.lab.ip(cluster.portal)}:8080"
+    load = Load(url, NotesWorkload(), Ledger(), threads=2, rate=4, seconds=seconds,
+                budget=20_000, allowed=[cluster.lab.subnet])
+    http = Http(url, [cluster.lab.subnet], timeout=10)
+    for n in range(5):                  # notes before: counted in the app's total after
+        status, body = http.call("POST", "/api/notes", {"text": f"written before {n}"})
+        assert status == 201, body
     total_before = load.total()
-    assert total_before is not None, "the notes app does not answer before the load"
+    assert total_before and total_before >= 5, "the notes app does not count its notes"
     load.start()
     try:
         yield load
