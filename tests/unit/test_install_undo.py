@@ -85,7 +85,7 @@ def test_reset_knows_every_kind_a_step_may_note():
         "portal_swarm", "portal_file", "portal_tree", "portal_image", "portal_container",
         "portal_login", "portal_service", "portal_process",                      # portal
         "docker_login", "swarm_join", "join_note",                               # join
-        "agent_service", "agent_secret", "agent_params",                         # agent
+        "agent_service", "agent_secret", "agent_params", "agent_runtime_parent",  # agent
         "release_images",                                                        # images
         "release_record",                                                        # release
         "firewall_chain"])                                                       # firewall
