@@ -20,8 +20,9 @@ from dragonball.upgrade.state import UpgradeBusy, UpgradeState, upgrade_lock
 SPEC = """
 app: notes
 services:
-  web: {kind: service, image: notes/web:0.1.0, backends: [api], replicas: 1,
-        placement: {servers: [s1]},
+  web: {kind: service, image: notes/web:0.1.0, backends: [api], replicas: 2,
+        placement: {servers: [s1, s2]}, address: 10.9.0.100/24,
+        ports: [{published: 8080, target: 8080}],
         parameters: {listen_port: {type: int, default: 8080}}}
   api: {kind: backend, image: notes/api:0.1.0, depends_on: [store], replicas: 3,
         parameters: {greeting: {type: string, default: hi}, port: {type: int, default: 1}}}
@@ -162,7 +163,8 @@ def test_a_certificate_ending_before_the_upgrade_is_said(tmp_path):
 def test_placement_and_replicas_carry_over_everything_else_is_new():
     carried = yaml.safe_load(run.carry_placement(new_spec_text(), SPEC))
     services = carried["services"]
-    assert services["web"]["placement"] == {"servers": ["s1"]}
+    assert services["web"]["placement"] == {"servers": ["s1", "s2"]}
+    assert services["web"]["address"] == "10.9.0.100/24" and services["web"]["replicas"] == 2
     assert services["store"]["placement"] == {"servers": ["s2"]}
     assert services["api"]["replicas"] == 3
     assert "placement" not in services["api"]

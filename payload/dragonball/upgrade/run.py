@@ -114,9 +114,14 @@ def new_image_bytes(old: dict, new: dict) -> int:
     return sum(i.get("size", 0) for i in new.get("images") or [] if i.get("image_id") not in held)
 
 
+#: What the site chose for a service (at deploy, or by editing its spec): where it runs, how
+#: many, the moving address of its network. The rest is the release's.
+SITE_KEYS = ("placement", "replicas", "address")
+
+
 def carry_placement(new_text: str, applied_text: str | None) -> str:
-    """The new release's app spec with each service's `placement` and `replicas` as the app
-    runs now (the implementer's choices at deploy), everything else the new release's."""
+    """The new release's app spec with each service's SITE_KEYS as the app runs now (the
+    implementer's choices at deploy), everything else the new release's."""
     if not applied_text:
         return new_text
     new, applied = yaml.safe_load(new_text), yaml.safe_load(applied_text)
@@ -128,10 +133,10 @@ def carry_placement(new_text: str, applied_text: str | None) -> str:
             was = running.get(name)
             if not isinstance(was, dict) or not isinstance(service, dict):
                 continue
-            for key in ("placement", "replicas"):
+            for key in SITE_KEYS:
                 if key in was:
                     service[key] = was[key]
-                elif key in service and key == "placement":
+                elif key in service and key != "replicas":
                     service.pop(key)
     return yaml.safe_dump(new, sort_keys=False)
 
