@@ -73,6 +73,20 @@ def test_fresh_only_ignores_tasks_made_before_since():
     assert judge([old, task("running", 13, created=6)], 1, since, True).state == "healthy"
 
 
+def test_a_definition_put_back_after_a_failed_update_keeps_the_tasks_that_never_left_it():
+    """A rollback re-applies the definition before a failed update: Swarm replaces only the
+    failed task, so two of three running tasks are older than the rollback; the update it
+    began since, completed, says they all run the definition asked for."""
+    since = parse_time(iso(5))
+    tasks = [task("running", 12, created=1), task("running", 12, created=2),
+             task("running", 14, created=7)]
+    assert judge(tasks, 3, since, True, "updating", parse_time(iso(6))).state == "pending"
+    assert judge(tasks, 3, since, True, "completed", parse_time(iso(6))).state == "healthy"
+    # a completed update from before this rollout says nothing of it
+    assert judge(tasks, 3, since, True, "completed", parse_time(iso(3))).state == "pending"
+    assert judge(tasks, 3, since, True, "completed", None).state == "pending"
+
+
 def test_a_paused_update_has_failed():
     verdict = judge([task("running")], 1, parse_time(iso(5)), False, updating="paused")
     assert verdict.state == "failed"

@@ -72,12 +72,16 @@ class Verdict:
 
 
 def judge(tasks: list[Task], desired: int, since: datetime.datetime | None,
-          fresh_only: bool, updating: str | None = None) -> Verdict:
+          fresh_only: bool, updating: str | None = None,
+          update_started: datetime.datetime | None = None) -> Verdict:
     """Whether a service is healthy now (pure).
 
     `since`: when this rollout touched it (failures before are history); `fresh_only`: only
     tasks made since count (its definition changed, or a restart); `updating`: the
-    service's UpdateStatus.State, if any.
+    service's UpdateStatus.State, if any, and `update_started` when that update began. An
+    update begun since and completed says every task runs the new definition, fresh or not:
+    a definition put back after a failed update (a rollback) keeps the tasks that never
+    left it, and Swarm replaces only the others.
     """
     def after(moment: datetime.datetime | None) -> bool:
         return since is None or (moment is not None and moment >= since)
@@ -88,7 +92,9 @@ def judge(tasks: list[Task], desired: int, since: datetime.datetime | None,
     if updating == "paused":
         return Verdict("failed", "the update was paused after a task failed")
     wanted = [t for t in tasks if t.desired_state == "running"]
-    if fresh_only and since is not None:
+    completed_since = updating == "completed" and update_started is not None and \
+        since is not None and update_started >= since
+    if fresh_only and since is not None and not completed_since:
         wanted = [t for t in wanted if after(t.created)]
     running = [t for t in wanted if t.state == "running"]
     if len(running) >= desired and updating in (None, "completed", "rollback_completed"):
@@ -210,7 +216,8 @@ class Rollout:
             return self._done(launch, deadline)
         service = self.swarm.service(launch.swarm_name)
         verdict = judge(self.swarm.tasks(launch.swarm_name), launch.desired, since,
-                        launch.fresh_only, service.update_state if service else None)
+                        launch.fresh_only, service.update_state if service else None,
+                        service.update_started if service else None)
         if verdict.state == "healthy":
             self.healthy.append(launch.name)
             self.timings[launch.name][1] = self.clock()

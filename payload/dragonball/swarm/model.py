@@ -59,6 +59,7 @@ class ServiceState:
     replicas: int | None = None      # the replicas asked for; None: not a replicated one
     spec_hash: str | None = None     # SPEC_HASH_LABEL: what it was made from
     update_state: str | None = None  # UpdateStatus.State: "updating", "paused", "completed"...
+    update_started: datetime.datetime | None = None  # UpdateStatus.StartedAt
     running: int | None = None       # ServiceStatus.RunningTasks (known from a listing)
     desired: int | None = None       # ServiceStatus.DesiredTasks (known from a listing)
     id: str = ""
@@ -148,6 +149,7 @@ def service_of(data: dict) -> ServiceState:
         replicas=((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas"),
         spec_hash=labels.get(SPEC_HASH_LABEL),
         update_state=(data.get("UpdateStatus") or {}).get("State"),
+        update_started=_time((data.get("UpdateStatus") or {}).get("StartedAt")),
         running=counts.get("RunningTasks"), desired=counts.get("DesiredTasks"),
         id=data.get("ID", ""), ports=published_ports(spec))
 
