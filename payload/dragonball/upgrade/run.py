@@ -207,16 +207,24 @@ class Site:
     def nodes(self):
         return self.control.engine.nodes()
 
-    def free_bytes(self, nodes) -> dict:
-        found = {}
-        for node in nodes:
+    def free_bytes(self, nodes) -> tuple[dict, list[str]]:
+        """({hostname: free bytes where its images go, None: unknown}, [servers whose agent
+        does not answer]): every server reachable, asked at once."""
+        import concurrent.futures
+
+        def ask(node):
             try:
-                found[node.hostname] = self.control.agents.volume_report(
-                    node.address).get("free_bytes")
+                return node, self.control.agents.volume_report(node.address).get(
+                    "free_bytes"), None
             except DragonBallError as e:
-                log.info("free space of %s unknown: %s", node.hostname, e)
-                found[node.hostname] = None
-        return found
+                return node, None, e.message
+        found, silent = {}, []
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for node, free, error in pool.map(ask, nodes):
+                found[node.hostname] = free
+                if error:
+                    silent.append(f"server {node.hostname} does not answer ({error})")
+        return found, silent
 
 
 def spec_of(text: str | None, file: str):
@@ -272,15 +280,15 @@ def _run(site: Site, current, target: Target, options: Options, out: Output,
     the_plan = plan_mod.make_plan(old_manifest, target.manifest,
                                   spec_of(applied[1], applied[0]) if applied else None,
                                   spec_of(new_text, "the new release's app spec"))
+    if release_id(current) == target.id and not resuming:
+        out.plan(release_id(current), target.id, the_plan, resuming)
+        return {"state": "nothing to do", "plan": the_plan.rows(),
+                "from": release_id(current), "to": target.id}
     cluster_checks(site, app, old_manifest, target.manifest)
     out.plan(release_id(current), target.id, the_plan, resuming)
-    same = release_id(current) == target.id
     if options.dry_run:
         return {"state": "dry-run", "plan": the_plan.rows(), "from": release_id(current),
                 "to": target.id}
-    if same and not resuming:
-        return {"state": "nothing to do", "plan": the_plan.rows(),
-                "from": release_id(current), "to": target.id}
     if not options.yes and not out.confirm():
         raise UpgradeRefused("the upgrade was not confirmed", "nothing was changed")
     if not resuming:
@@ -296,7 +304,8 @@ def _run(site: Site, current, target: Target, options: Options, out: Output,
         phase = state.data.get("phase")
         message = e.message if isinstance(e, DragonBallError) else f"{type(e).__name__}: {e}"
         output = getattr(e, "output", "") or ""
-        log.exception("upgrade failed in phase %s", phase)
+        log.warning("upgrade failed in phase %s: %s", phase, message)
+        log.debug("upgrade failed in phase %s", phase, exc_info=True)
         state.data["error"] = message
         runner.audit("phase_failed", phase=phase, error=(message + "\n" + output).strip())
         rolled = runner.roll_back()
@@ -349,7 +358,8 @@ def cluster_checks(site: Site, app: str | None, old: dict, new: dict) -> None:
     problems = node_problems(nodes)
     if not problems:
         need = new_image_bytes(old, new) * UNPACK_FACTOR
-        problems += room_problems(site.free_bytes(nodes), need)
+        free, silent = site.free_bytes(nodes)
+        problems += silent + room_problems(free, need)
     problems += cert_problems([site.settings.tls_cert, site.settings.ca_cert,
                                paths.REGISTRY_CERT])
     if problems:
@@ -433,15 +443,31 @@ class Phases:
             result = push_archive(archive, c, None, 4, None,
                                   elsewhere=self.target.manifest.get("left_out") or {})
         sent = result.plan.upload_bytes
-        servers = 0
+        needs, nodes = list(self._platform_images()), None
         if self.new_text:
             prepared = control.prepare_text(self.new_text, self._spec_file())
             nodes = prepared.observation.ready_nodes()
-            supply = control.executor().supply
-            if supply is not None:
-                supply.ensure(prepared.deployment.images, nodes)
-            servers = len(nodes)
-        return f"{sent >> 20} MiB sent to the registry; on {servers} server(s)"
+            needs += list(prepared.deployment.images)
+        supply = control.executor().supply
+        if needs and supply is not None:
+            if nodes is None:
+                nodes = [n for n in self.site.nodes() if n.ready]
+            supply.ensure(needs, nodes)
+        return (f"{sent >> 20} MiB sent to the registry; {len(needs)} image(s) on "
+                f"{len(nodes or [])} server(s)")
+
+    def _platform_images(self):
+        """DragonBall's own images the upgrade switches to on every server (the agents',
+        the moving addresses'), pinned by ID with the registry reference to pull."""
+        from dragonball.orchestrator.images import ReleaseImage
+        wanted = {c.name for c in self.plan.changes if c.part in ("agent", "keepalived")}
+        refs = [i["ref"] for i in self.target.manifest.get("images") or []
+                if i["ref"].rsplit(":", 1)[0] in wanted]
+        if not refs:
+            return []
+        pinned, pulls = self.site.control.observer.pin(refs)
+        return [ReleaseImage(ref, pinned[ref], pulls.get(ref, "")) for ref in refs
+                if ref in pinned]
 
     def phase_dragonball(self) -> str:
         done = []
@@ -585,9 +611,18 @@ def update_agent(image_id: str | None) -> None:
         return
     from dragonball.installer.agent import RUNTIME_MOUNT_ARG
     # the mount of /opt/dragonball: an agent installed before it carried runtimes lacks it
-    _run_tool(["docker", "service", "update", "--detach=false", "--quiet", "--image", image_id,
-               "--no-resolve-image", "--mount-add", RUNTIME_MOUNT_ARG, AGENT_SERVICE],
-              "update the node agents", timeout=900)
+    try:
+        _run_tool(["docker", "service", "update", "--detach=false", "--quiet", "--image",
+                   image_id, "--no-resolve-image", "--mount-add", RUNTIME_MOUNT_ARG,
+                   AGENT_SERVICE], "update the node agents", timeout=900)
+    except UpgradeFailed as e:
+        tasks = _run_tool(["docker", "service", "ps", "--no-trunc", "--format",
+                           "{{.Node}} {{.CurrentState}} {{.Error}}", AGENT_SERVICE],
+                          "list the agents' tasks", check=False)
+        failed = [line for line in tasks.splitlines() if line.split(" ", 1)[-1].strip()
+                  and ("Failed" in line or "Rejected" in line)][:5]
+        raise UpgradeFailed(e.message + ("\n" + "\n".join(f"    {t}" for t in failed)
+                                         if failed else ""), e.hint) from e
 
 
 def prune_local(keep: set, release: str) -> str:
