@@ -24,6 +24,11 @@ STOP_GRACE_NS = 30 * 10**9     # the supervisor's stop scripts, then its leftove
 HEALTH = {"Test": ["CMD", "/opt/dragon_ball/bin/run.sh", "status"], "Interval": 5 * 10**9,
           "Timeout": 90 * 10**9, "StartPeriod": 120 * 10**9, "Retries": 3}
 RESTART_DELAY_NS = 5 * 10**9
+#: Between two tasks of a rolling update, new task first: longer than the built-in Service's
+#: default resolve_interval (5 s), so that a Service in front re-reads the addresses of its
+#: backends between two replacements and never holds only stopped ones (an upgrade, a
+#: rollback: no failed request).
+UPDATE_DELAY_NS = 6 * 10**9
 PEERS_ENV = "DRAGONBALL_PEERS"
 
 
@@ -123,7 +128,8 @@ def service_spec(app: str, name: str, service: ServiceSpec, image: str,
         # slot's storage: stop the old one first
         "UpdateConfig": {"Parallelism": 1,
                          "Order": "stop-first" if ports or service.storage else "start-first",
-                         "FailureAction": "pause", "Monitor": 5 * 10**9},
+                         "FailureAction": "pause", "Monitor": 5 * 10**9,
+                         **({} if ports or service.storage else {"Delay": UPDATE_DELAY_NS})},
         "EndpointSpec": {"Mode": "dnsrr", "Ports": ports},
     }
     spec["Labels"][naming.SPEC_LABEL] = spec_hash(spec)
@@ -132,11 +138,13 @@ def service_spec(app: str, name: str, service: ServiceSpec, image: str,
 
 def spec_hash(spec: dict) -> str:
     """What a Swarm service was made from, without its replica count (scaling is not a
-    change of what runs), without this label itself and, for a slot, with its peers only
-    as "one" or "several": a new slot does not restart the others (they hear of it by
-    notification), but a store going from one slot to several, or back, runs differently
-    and is restarted."""
+    change of what runs) or its update's delay (how an update goes), without this label
+    itself and, for a slot, with its peers only as "one" or "several": a new slot does not
+    restart the others (they hear of it by notification), but a store going from one slot to
+    several, or back, runs differently and is restarted."""
     shown = {k: v for k, v in spec.items() if k != "Mode"}
+    if "Delay" in (spec.get("UpdateConfig") or {}):   # how an update goes, not what runs
+        shown["UpdateConfig"] = {k: v for k, v in spec["UpdateConfig"].items() if k != "Delay"}
     container = spec.get("TaskTemplate", {}).get("ContainerSpec", {})
     peers = [e for e in container.get("Env", []) if e.startswith(PEERS_ENV + "=")]
     if peers:
