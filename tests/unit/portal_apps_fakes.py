@@ -92,3 +92,20 @@ def _gated(engine: FakeSwarm, name: str, gate: threading.Event) -> None:
         assert gate.wait(10), "the test never opened the gate"
         return original(*args, **kwargs)
     setattr(engine, name, call)
+
+
+def portal_as_root(tmp_path, monkeypatch) -> Portal:
+    """A made portal whose commands run as root on it would (`dragonball apply`, `deploy`):
+    no settings file, the release records under `tmp_path`, the local apps over its
+    Control. The caller ends it: `made.gate.set(); made.store.close()`."""
+    from dragonball.commands import apps_local
+    from dragonball.portal import settings as settings_mod
+    from dragonball.release import installed
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(settings_mod, "CONFIG_FILE", str(tmp_path / "no-settings.yaml"))
+    monkeypatch.setattr(installed, "RELEASE_DIR", str(tmp_path / "release"))
+    (tmp_path / "p").mkdir()
+    made = make_portal(tmp_path / "p")
+    monkeypatch.setattr(apps_local, "open_local",
+                        lambda args: apps_local.LocalApps(made.control()))
+    return made

@@ -9,21 +9,13 @@ import json
 import pytest
 
 from dragonball.cli import main
-from dragonball.commands import apps_local
-from dragonball.commands.apps_local import LocalApps
-from dragonball.portal import settings as settings_mod
 from dragonball.release import installed
-from portal_apps_fakes import NOTES, make_portal
+from portal_apps_fakes import NOTES, portal_as_root
 
 
 @pytest.fixture
 def portal(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(settings_mod, "CONFIG_FILE", str(tmp_path / "no-settings.yaml"))
-    monkeypatch.setattr(installed, "RELEASE_DIR", str(tmp_path / "release"))
-    (tmp_path / "p").mkdir()
-    made = make_portal(tmp_path / "p")
-    monkeypatch.setattr(apps_local, "open_local", lambda args: LocalApps(made.control()))
+    made = portal_as_root(tmp_path, monkeypatch)
     yield made
     made.gate.set()
     made.store.close()

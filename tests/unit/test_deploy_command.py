@@ -13,25 +13,18 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from dragonball.cli import main
-from dragonball.commands import apps_local, deploy
-from dragonball.commands.apps_local import LocalApps
-from dragonball.portal import settings as settings_mod
+from dragonball.commands import deploy
 from dragonball.release import installed
 from dragonball.swarm.model import Node
 from dragonball.wizard.terminal import Io
-from portal_apps_fakes import NOTES, make_portal
+from portal_apps_fakes import NOTES, portal_as_root
 
 ENTER, CLEAR_LINE = "\r", "\x15"
 
 
 @pytest.fixture
 def portal(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(settings_mod, "CONFIG_FILE", str(tmp_path / "no-settings.yaml"))
-    monkeypatch.setattr(installed, "RELEASE_DIR", str(tmp_path / "release"))
-    (tmp_path / "p").mkdir()
-    made = make_portal(tmp_path / "p")
-    monkeypatch.setattr(apps_local, "open_local", lambda args: LocalApps(made.control()))
+    made = portal_as_root(tmp_path, monkeypatch)
     kept = installed.keep_app_spec("notes", "0.1.0", NOTES, root=str(tmp_path / "releases"))
     installed.record(installed.bin_record({"name": "notes", "version": "0.1.0"}, False, kept),
                      root=str(tmp_path / "release"))
