@@ -227,3 +227,19 @@ def test_a_tampered_app_spec_in_a_manifest_is_refused():
     assert installed.manifest_app({}) is None
     with pytest.raises(BinError):
         installed.manifest_app({"app": {"text": text + "x", "sha256": good["app"]["sha256"]}})
+
+
+def test_the_app_is_held_for_the_whole_upgrade(tmp_path):
+    """Between the upgrade's phases no apply (a person's, a portal job's) comes in; the
+    upgrade's own applies take no lock meanwhile, and get theirs back after."""
+    import types
+    from dragonball.shared import app_lock
+    site = types.SimpleNamespace(apps=types.SimpleNamespace(lock_dir=str(tmp_path)))
+    with run.holding_app(site, "notes", "the upgrade to notes 0.2.0", str(tmp_path)):
+        assert site.apps.lock_dir is None
+        with pytest.raises(app_lock.AppLocked) as caught:
+            app_lock.acquire("notes", "dragonball apply", str(tmp_path))
+        assert "upgrade to notes 0.2.0" in caught.value.message
+        assert caught.value.exit_status == ExitStatus.CONFLICT
+    assert site.apps.lock_dir == str(tmp_path)
+    app_lock.acquire("notes", "dragonball apply", str(tmp_path)).release()

@@ -24,6 +24,7 @@ state file (upgrade/state.py) survives a kill -9: the same upgrade run again res
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -295,6 +296,27 @@ def _run(site: Site, current, target: Target, options: Options, out: Output,
         state.begin(release_id(current), target.id,
                     {"file": applied[0], "text": applied[1]} if applied else None)
     runner = Phases(site, target, new_text, app, the_plan, state, out, current)
+    with holding_app(site, app, f"the upgrade to {_label(target.id)}"):
+        return _phases(runner, state, target, current, the_plan)
+
+
+@contextlib.contextmanager
+def holding_app(site: Site, app: str | None, holder: str, folder: str = app_lock.LOCK_DIR):
+    """The app's lock for the whole upgrade or rollback: no apply, start, stop or params set
+    of a person (or the portal's jobs) comes between its phases; its own applies then take
+    none (they run inside it)."""
+    if not app:
+        yield
+        return
+    with app_lock.app_lock(app, holder, folder):
+        before, site.apps.lock_dir = site.apps.lock_dir, None
+        try:
+            yield
+        finally:
+            site.apps.lock_dir = before
+
+
+def _phases(runner, state: UpgradeState, target: Target, current, the_plan) -> dict:
     try:
         runner.run_all()
     except BaseException as e:
@@ -673,7 +695,9 @@ def rollback(options: Options, out: Output, open_apps) -> dict:
             if state.running:
                 runner = Phases(site, None, None, None, plan_mod.Plan(()), state, out,
                                 current)
-                rolled = runner.roll_back()
+                app = app_name((state.data.get("previous_app") or {}).get("text"))
+                with holding_app(site, app, "the rollback"):
+                    rolled = runner.roll_back()
                 state.end("rolled-back" if rolled else "failed",
                           "; ".join(runner.rollback_errors) or state.data.get("error"))
                 if not rolled:
@@ -705,8 +729,9 @@ def _back_to(site: Site, current: dict | None, previous: dict, options: Options,
     state.data["rollback"] = True
     if text:
         out.phase("app", "running")
-        site.apps.apply(carry_placement(text, applied[1] if applied else None),
-                        f"{previous['name']}-{previous['version']}.app.yaml", out.event)
+        with holding_app(site, app, "the rollback"):
+            site.apps.apply(carry_placement(text, applied[1] if applied else None),
+                            f"{previous['name']}-{previous['version']}.app.yaml", out.event)
         out.phase("app", "done")
     old_rt = ((current or {}).get("manifest") or {}).get("runtime") or {}
     new_rt = (previous.get("manifest") or {}).get("runtime") or {}
