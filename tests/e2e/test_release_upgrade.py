@@ -200,6 +200,24 @@ def test_an_upgrade_under_load_fails_no_request_and_keeps_the_data(installed_clu
     assert api_info(cluster)["motd"] == releases.MOTD
 
 
+def test_every_server_runs_the_new_runtime_and_says_which_release(installed_cluster,
+                                                                  variants):
+    """Nobody visits the devices: each server's runtime is the new release's (the agents'
+    image carried it there when the runtime changed; the same one otherwise), and each
+    server's release is the new one in `devices --json`."""
+    cluster = installed_cluster
+    want = variants("0.2.0")[1]["sections"]["runtime"]["sha256"]
+
+    def stamps() -> dict:
+        return {s: cluster.lab.exec(s, ["cat", "/opt/dragonball/runtime/.sha256"]).stdout.strip()
+                for s in cluster.lab.servers}
+    wait_for(lambda: set(stamps().values()) == {want}, 180,
+             lambda: f"runtimes {stamps()}, wanted {want[:12]} everywhere")
+    devices = json.loads(cluster.dragonball("devices", "--json").stdout)["devices"]
+    assert {(d.get("release") or {}).get("version") for d in devices} == {"0.2.0"}, devices
+    assert all(d.get("version") for d in devices), devices
+
+
 def test_the_same_release_again_is_nothing_to_do(installed_cluster, on_portal):
     cluster = installed_cluster
     before = app_state(cluster)
