@@ -14,7 +14,7 @@ from dragonball.errors import ExitStatus
 from dragonball.release import installed
 from dragonball.swarm.model import Node
 from dragonball.upgrade import plan as plan_mod
-from dragonball.upgrade import run
+from dragonball.upgrade import checks, run
 from dragonball.upgrade.state import UpgradeBusy, UpgradeState, upgrade_lock
 
 SPEC = """
@@ -117,13 +117,13 @@ def rid(version: str, name: str = "notes", kind: str = "bin") -> dict:
 
 
 def test_another_product_and_a_downgrade_are_refused():
-    assert "another product" in run.identity_problems(rid("0.1.0"), rid("0.2.0", "other"),
+    assert "another product" in checks.identity_problems(rid("0.1.0"), rid("0.2.0", "other"),
                                                       False)[0]
-    assert "older" in run.identity_problems(rid("0.2.0"), rid("0.1.0"), False)[0]
-    assert run.identity_problems(rid("0.2.0"), rid("0.1.0"), True) == []
-    assert run.identity_problems(rid("0.1.0"), rid("0.3.0"), False) == []   # skip a version
-    assert "no installed release" in run.identity_problems(None, rid("0.2.0"), False)[0]
-    assert run.identity_problems(None, rid("1.0", "wiki", "app"), False) == []  # a new app
+    assert "older" in checks.identity_problems(rid("0.2.0"), rid("0.1.0"), False)[0]
+    assert checks.identity_problems(rid("0.2.0"), rid("0.1.0"), True) == []
+    assert checks.identity_problems(rid("0.1.0"), rid("0.3.0"), False) == []   # skip a version
+    assert "no installed release" in checks.identity_problems(None, rid("0.2.0"), False)[0]
+    assert checks.identity_problems(None, rid("1.0", "wiki", "app"), False) == []  # a new app
 
 
 def node(name, ready=True, role="worker", reach="", leader=False, availability="active"):
@@ -134,21 +134,21 @@ def node(name, ready=True, role="worker", reach="", leader=False, availability="
 def test_a_server_down_or_no_quorum_is_said():
     nodes = [node("s1", role="manager", leader=True, reach="reachable"), node("s2"),
              node("s3", ready=False)]
-    assert run.node_problems(nodes) == ["server s3 is down"]
+    assert checks.node_problems(nodes) == ["server s3 is down"]
     managers = [node("s1", role="manager", leader=True, reach="reachable"),
                 node("s2", role="manager", reach="unreachable", ready=False),
                 node("s3", role="manager", reach="unreachable", ready=False)]
-    problems = run.node_problems(managers)
+    problems = checks.node_problems(managers)
     assert any("no quorum" in p for p in problems)
-    assert run.node_problems([node("s1", role="manager", leader=True, reach="reachable"),
+    assert checks.node_problems([node("s1", role="manager", leader=True, reach="reachable"),
                               node("s2", availability="drain")]) == ["server s2 is drain"]
 
 
 def test_room_on_every_server():
-    assert run.room_problems({"s1": 10 << 30, "s2": 100 << 20, "s3": None}, 1 << 30) == [
+    assert checks.room_problems({"s1": 10 << 30, "s2": 100 << 20, "s3": None}, 1 << 30) == [
         "server s2 has 100 MiB free where its images are, the new release needs about "
         "1024 MiB: free some space there"]
-    assert run.new_image_bytes(manifest("0.1.0", OLD_IDS), manifest("0.2.0", NEW_IDS)) == 100
+    assert checks.new_image_bytes(manifest("0.1.0", OLD_IDS), manifest("0.2.0", NEW_IDS)) == 100
 
 
 def test_a_certificate_ending_before_the_upgrade_is_said(tmp_path):
@@ -156,12 +156,12 @@ def test_a_certificate_ending_before_the_upgrade_is_said(tmp_path):
     short, long = tmp_path / "short.crt", tmp_path / "long.crt"
     short.write_bytes(pki.create_ca("short", days=1).cert_pem)
     long.write_bytes(pki.create_ca("long", days=30).cert_pem)
-    found = run.cert_problems([str(short), str(long), str(tmp_path / "missing")])
+    found = checks.cert_problems([str(short), str(long), str(tmp_path / "missing")])
     assert len(found) == 1 and str(short) in found[0] and "renew" in found[0]
 
 
 def test_placement_and_replicas_carry_over_everything_else_is_new():
-    carried = yaml.safe_load(run.carry_placement(new_spec_text(), SPEC))
+    carried = yaml.safe_load(checks.carry_placement(new_spec_text(), SPEC))
     services = carried["services"]
     assert services["web"]["placement"] == {"servers": ["s1", "s2"]}
     assert services["web"]["address"] == "10.9.0.100/24" and services["web"]["replicas"] == 2
@@ -170,7 +170,7 @@ def test_placement_and_replicas_carry_over_everything_else_is_new():
     assert "placement" not in services["api"]
     assert services["api"]["image"] == "notes/api:0.2.0"
     assert "motd" in services["api"]["parameters"]
-    assert run.carry_placement("app: x\n", None) == "app: x\n"
+    assert checks.carry_placement("app: x\n", None) == "app: x\n"
 
 
 # --- the journal and the lock ----------------------------------------------------------------
