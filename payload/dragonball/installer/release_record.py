@@ -17,7 +17,7 @@ import os
 
 import yaml
 
-from dragonball.errors import InstallerError
+from dragonball.errors import Failed, InstallerError
 from dragonball.installer.steps import Step
 from dragonball.installer.undo import undoer
 from dragonball.release import installed
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 STEP_ID = "release.record"
 PLACED = installed.PLACED      # deploy's placed spec, beside the kept app.yaml
+
+
+class ReleaseNotRecorded(InstallerError, Failed):
+    """The release's record (or the app spec it carries) could not be written."""
 
 
 def record_step(ctx, read_bin=installed.this_bin, environ=None) -> Step:
@@ -61,7 +65,7 @@ def record_release(ctx, read_bin, environ) -> dict:
         installed.record(installed.bin_record(manifest, signed, spec),
                          root=host.path(installed.RELEASE_DIR))
     except OSError as e:
-        raise InstallerError(f"cannot record the release in {installed.RELEASE_DIR}: "
+        raise ReleaseNotRecorded(f"cannot record the release in {installed.RELEASE_DIR}: "
                              f"{e.strerror}", "check the disk is writable and not full") from e
     log.info("recorded release %s %s (app spec: %s)", manifest["name"], manifest["version"],
              spec or "none")
