@@ -104,6 +104,17 @@ def test_plan_of_dragonball_parts():
     assert (engine.name, engine.before, engine.after) == ("docker.io", "20.10", "24.0")
 
 
+def test_an_app_release_without_image_ids_never_claims_the_same_image():
+    """An .app's manifest names its images, not their IDs: a new tag is a change."""
+    old, new = spec_mod.load(SPEC, "old"), spec_mod.load(new_spec_text(), "new")
+    no_ids = {"name": "notes", "version": "0.2.0",
+              "images": [{"ref": r, "image_id": ""} for r in NEW_IDS]}
+    plan = plan_mod.make_plan({}, no_ids, old, new)
+    assert [c.name for c in plan.changes] == ["store", "api", "web"]
+    assert not any("same image ID" in c.detail for c in plan.changes)
+    assert plan.parts() == {"app"}
+
+
 def test_the_same_release_plans_nothing():
     spec = spec_mod.load(SPEC, "s")
     plan = plan_mod.make_plan(manifest("0.1.0", OLD_IDS), manifest("0.1.0", OLD_IDS), spec, spec)

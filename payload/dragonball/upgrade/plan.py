@@ -98,7 +98,7 @@ def dragonball_changes(old: dict, new: dict) -> list[Change]:
     old_ids, new_ids = image_ids(old), image_ids(new)
     for part, repository in PLATFORM.items():
         before, after = _by_repository(old_ids, repository), _by_repository(new_ids, repository)
-        if before != after and after is not None:
+        if before != after and after:
             changes.append(Change(part, repository, _short(before), _short(after)))
     old_pk, new_pk = engine_packages(old), engine_packages(new)
     for name in sorted(set(old_pk) | set(new_pk)):
@@ -125,10 +125,10 @@ def app_changes(old: dict, new: dict, old_spec, new_spec) -> list[Change]:
                 changes.append(Change("app", name, "-", member.image, "new"))
                 continue
             detail = parameter_changes(was.parameters, member.parameters)
-            image_before = old_ids.get(was.image, was.image)
-            image_after = new_ids.get(member.image, member.image)
+            image_before = old_ids.get(was.image) or ""
+            image_after = new_ids.get(member.image) or ""
             if was.image != member.image or image_before != image_after or detail:
-                if image_before == image_after and was.image != member.image:
+                if image_before == image_after and image_before and was.image != member.image:
                     detail = "; ".join(filter(None, ["same image ID: not restarted for it",
                                                      detail]))
                 changes.append(Change("app", name, f"{was.image} {_short(image_before)}",
