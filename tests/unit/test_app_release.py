@@ -204,3 +204,20 @@ def test_a_module_built_from_the_built_in_service_needs_no_module_folder(tmp_pat
                                      "  - {name: web, path: web}\n  - {name: api, path: api}\n")
     with pytest.raises(BuildInputInvalid, match="no module folder .*api.*dragonballservice"):
         load_release(tmp_path / "r.yaml", need_engine=False)
+
+
+def test_an_app_release_is_an_upgrade_target_known_by_its_own_name(tmp_path):
+    """`dragonball upgrade --app FILE.app`: the .app checked whole, then the same upgrade as a
+    .bin's with its app alone: its records apart from the .bin's (release/apps/<name>/)."""
+    from dragonball.commands.upgrade import app_target
+    from dragonball.upgrade.checks import identity_problems, record_root
+    with app_target(str(app_file(tmp_path / "notes-0.2.0.app"))) as target:
+        assert target.id == {"kind": "app", "name": "notes", "version": "0.2.0"}
+        assert target.app_text == SPEC and target.runtime is None
+        with target.images() as archive:
+            assert archive is not None
+        assert [i["ref"] for i in target.manifest["images"]] == REFS
+    assert record_root(target.id).endswith("/release/apps/notes")
+    assert identity_problems(None, target.id, False) == []          # a new app
+    older = {"kind": "app", "name": "notes", "version": "0.3.0"}
+    assert "older" in identity_problems(older, target.id, False)[0]
