@@ -49,6 +49,9 @@ console = Console(highlight=False, width=120)
 ROLLBACK_TARGET_S = 60
 
 
+SETTLE_S = 15
+
+
 def placed(spec: dict, servers: int) -> dict:
     """The lab's placement (tests/e2e/apps.py lab_spec) on `spec`'s services."""
     where = lab_spec()["services"]
@@ -82,7 +85,8 @@ def installed(name: str, servers: int, bin_path: pathlib.Path, spec: dict) -> tu
 
 
 def under_load(cluster, step) -> tuple[float, int, int]:
-    """Run `step()` under a bounded load: (its seconds, failed requests, requests)."""
+    """Run `step()` under a bounded load: (its seconds, failed requests, requests); the
+    failures' reasons and times are printed (what a person would look at first)."""
     load = Load(f"http://{cluster.lab.ip('s1')}:8080", NotesWorkload(), Ledger(), threads=2,
                 rate=4, seconds=3600, budget=50_000, allowed=[cluster.lab.subnet]).start()
     try:
@@ -92,6 +96,8 @@ def under_load(cluster, step) -> tuple[float, int, int]:
     finally:
         time.sleep(2)
         load.stop()
+    for attempt in load.ledger.failed:
+        console.print(f"  failed request at +{attempt.sent - began:.1f} s: {attempt.reason}")
     return seconds, len(load.ledger.failed), len(load.ledger.attempts)
 
 
@@ -107,6 +113,7 @@ def bench(servers: int, old_bin: pathlib.Path, new_bin: pathlib.Path, keep: bool
     if not keep:
         lab.down()
     lab, cluster, _ = installed(f"dbupu{servers}", servers, old_bin, placed(lab_spec(), servers))
+    time.sleep(SETTLE_S)   # the app just became healthy: its Service's first resolve, etc.
     try:
         on_portal = put_bin(cluster, new_bin)
         up = under_load(cluster, lambda: checked(upgrade(cluster, on_portal, "--yes"),
