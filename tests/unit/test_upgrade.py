@@ -254,3 +254,40 @@ def test_the_app_is_held_for_the_whole_upgrade(tmp_path):
         assert caught.value.exit_status == ExitStatus.CONFLICT
     assert site.apps.lock_dir == str(tmp_path)
     app_lock.acquire("notes", "dragonball apply", str(tmp_path)).release()
+
+
+# --- the runtime on the server the upgrade runs on ------------------------------------------
+
+def runtime_section(text: str):
+    """() -> a context manager of a runtime.tar.gz stream (top folder dragonball/)."""
+    import contextlib
+    import io
+    import tarfile
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        body = f"#!/bin/sh\necho {text}\n".encode()
+        info = tarfile.TarInfo("dragonball/dragonball")
+        info.size, info.mode = len(body), 0o755
+        tar.addfile(info, io.BytesIO(body))
+    return lambda: contextlib.nullcontext(io.BytesIO(data.getvalue()))
+
+
+def test_the_runtime_is_swapped_once_stamped_and_put_back(tmp_path, monkeypatch):
+    from dragonball.upgrade import host
+    monkeypatch.setattr(host, "restart_portal", lambda: None)
+    parent = tmp_path / "opt"
+    (parent / "runtime").mkdir(parents=True)
+    (parent / "runtime" / "dragonball").write_text("old")
+    (parent / "runtime" / ".sha256").write_text("a" * 64 + "\n")
+    assert host.swap_runtime(runtime_section("new"), "b" * 64, str(parent))
+    assert "echo new" in (parent / "runtime" / "dragonball").read_text()
+    assert host.runtime_stamp(str(parent / "runtime")) == "b" * 64
+    assert (parent / "runtime.previous" / "dragonball").read_text() == "old"
+    # resumed after a kill: already in place, the previous stays the old one
+    assert not host.swap_runtime(runtime_section("new"), "b" * 64, str(parent))
+    assert (parent / "runtime.previous" / "dragonball").read_text() == "old"
+    # a rollback puts back only what the upgrade put there
+    assert not host.restore_runtime("c" * 64, str(parent))
+    assert host.restore_runtime("b" * 64, str(parent))
+    assert (parent / "runtime" / "dragonball").read_text() == "old"
+    assert host.runtime_stamp(str(parent / "runtime")) == "a" * 64

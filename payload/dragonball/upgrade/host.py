@@ -18,28 +18,55 @@ UNIT_PATH = f"/etc/systemd/system/{PORTAL_UNIT}"
 AGENT_SERVICE = "dragonball-agent"
 
 
-def swap_runtime(open_runtime) -> None:
-    """The new runtime into /opt/dragonball/runtime; the one it replaces kept beside it."""
+
+
+def runtime_stamp(folder: str = RUNTIME_DIR) -> str:
+    try:
+        with open(os.path.join(folder, ".sha256"), encoding="ascii") as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def swap_runtime(open_runtime, sha256: str, parent: str = paths.RUNTIME_PARENT) -> bool:
+    """The runtime whose section is `sha256` into <parent>/runtime, stamped with it (what the
+    install and the agents compare); the one it replaces kept as runtime.previous. Already in
+    place (a resumed upgrade): nothing done, the previous kept as it was. Whether it swapped."""
     from dragonball.installer.portal.service import unpack_runtime
-    if os.path.isdir(RUNTIME_DIR):
-        if os.path.lexists(RUNTIME_PREVIOUS):
-            shutil.rmtree(RUNTIME_PREVIOUS)
-        shutil.copytree(RUNTIME_DIR, RUNTIME_PREVIOUS, symlinks=True)
+    current = os.path.join(parent, "runtime")
+    previous = os.path.join(parent, "runtime.previous")
+    if sha256 and runtime_stamp(current) == sha256:
+        return False
+    if os.path.isdir(current):
+        if os.path.lexists(previous):
+            shutil.rmtree(previous)
+        shutil.copytree(current, previous, symlinks=True)
     with open_runtime() as stream:
-        unpack_runtime(stream, paths.RUNTIME_PARENT, RUNTIME_DIR)
+        unpack_runtime(stream, parent, current)
+    part = os.path.join(current, ".sha256.part")
+    with open(part, "w", encoding="ascii") as f:
+        f.write(sha256 + "\n")
+    os.replace(part, os.path.join(current, ".sha256"))
+    return True
 
 
-def restore_runtime() -> None:
-    if not os.path.isdir(RUNTIME_PREVIOUS):
-        return
-    aside = RUNTIME_DIR + ".failed"
+def restore_runtime(in_place: str = "", parent: str = paths.RUNTIME_PARENT) -> bool:
+    """runtime.previous back as <parent>/runtime, when the runtime there is the one the
+    upgrade put (`in_place`, its SHA-256; empty: whatever is there), and the portal's unit
+    restarted; whether it went back."""
+    current = os.path.join(parent, "runtime")
+    previous = os.path.join(parent, "runtime.previous")
+    if not os.path.isdir(previous) or (in_place and runtime_stamp(current) != in_place):
+        return False
+    aside = current + ".failed"
     if os.path.lexists(aside):
         shutil.rmtree(aside)
-    if os.path.lexists(RUNTIME_DIR):
-        os.rename(RUNTIME_DIR, aside)
-    shutil.copytree(RUNTIME_PREVIOUS, RUNTIME_DIR, symlinks=True)
+    if os.path.lexists(current):
+        os.rename(current, aside)
+    shutil.copytree(previous, current, symlinks=True)
     shutil.rmtree(aside, ignore_errors=True)
     restart_portal()
+    return True
 
 
 def restart_portal() -> None:

@@ -108,10 +108,12 @@ class Phases:
     def phase_dragonball(self) -> str:
         done = []
         if self.target.runtime is not None and "runtime" in self.plan.parts():
-            swap_runtime(self.target.runtime)
-            self.state.data["runtime_swapped"] = True
+            want = ((self.target.manifest.get("sections") or {}).get("runtime")
+                    or {}).get("sha256", "")
+            self.state.data["runtime_swapped"] = want    # before: a kill then rolls it back
             self.state.save()
-            restart_portal()
+            if swap_runtime(self.target.runtime, want):
+                restart_portal()
             done.append("runtime and portal on this server")
         agent = next((c for c in self.plan.changes if c.part == "agent"), None)
         if agent is not None:
@@ -167,8 +169,10 @@ class Phases:
                                                               previous["file"],
                                                               self.out.event))
         if "dragonball" in done:
-            if self.state.data.get("runtime_swapped"):
-                self._try("runtime", restore_runtime)
+            swapped = self.state.data.get("runtime_swapped")
+            if swapped:
+                self._try("runtime", lambda: restore_runtime(
+                    swapped if isinstance(swapped, str) else ""))
             if self.state.data.get("agent_image"):
                 self._try("agent", lambda: update_agent(self.state.data["agent_image"]))
         self.audit("rollback_failed" if self.rollback_errors else "rolled_back",

@@ -341,7 +341,8 @@ def _back_to(site: Site, current: dict | None, previous: dict, options: Options,
     new_rt = (previous.get("manifest") or {}).get("runtime") or {}
     if old_rt.get("sha256") != new_rt.get("sha256") and os.path.isdir(RUNTIME_PREVIOUS):
         out.phase("dragonball", "running")
-        restore_runtime()
+        restore_runtime(((current or {}).get("manifest") or {}).get("sections", {})
+                        .get("runtime", {}).get("sha256", ""))
         out.phase("dragonball", "done")
     agent = plan_mod.PLATFORM["agent"]
     old_agent = plan_mod._by_repository(plan_mod.image_ids((current or {}).get("manifest")
