@@ -164,3 +164,22 @@ def test_a_slot_stays_with_its_data_when_its_placement_no_longer_allows_its_serv
     assert deployment.labels == ()
     assert "store-1 stays on node-b, which its placement no longer allows: its data is " \
            "there (dragonball move store-1 --to SERVER)" in deployment.shown.notes
+
+
+def test_a_backend_behind_a_service_drains_before_it_stops_and_the_hash_ignores_it():
+    """api is web's backend: its tasks keep serving DRAIN_S once their stop begins (within a
+    30 s grace), so web's nginx lets it go first; web (host ports) and the store (data) stop
+    at once. How a stop goes is outside the spec hash: no service restarts for it."""
+    from dragonball.orchestrator import specs
+    spec = spec_of({})
+    env = {name: planning.wanted_spec(spec, name, pinned(spec))["TaskTemplate"]
+           ["ContainerSpec"]["Env"] for name in ("api", "web", "store")}
+    assert f"{specs.DRAIN_ENV}={specs.DRAIN_S}" in env["api"]
+    assert f"{specs.GRACE_ENV}=30" in env["api"]
+    assert not any(e.startswith(specs.DRAIN_ENV) for e in env["web"] + env["store"])
+    api = planning.wanted_spec(spec, "api", pinned(spec))
+    bare = json.loads(json.dumps(api))
+    bare["TaskTemplate"]["ContainerSpec"]["Env"] = [
+        e for e in bare["TaskTemplate"]["ContainerSpec"]["Env"]
+        if not e.startswith((specs.DRAIN_ENV, specs.GRACE_ENV))]
+    assert specs.spec_hash(bare) == specs.spec_hash(api)

@@ -120,8 +120,10 @@ def wanted_spec(spec: AppSpec, name: str, pinned: Mapping, slot=None,
     by image ID; the spec's own image name as a label (outside the hash, as services
     already deployed were made); `encrypted`: the app's network is (`network_of`)."""
     service = spec.services[name]
+    behind = any(name in s.backends for s in spec.services.values() if s.kind == "service")
     result = specs.service_spec(spec.app, name, service, pinned[service.image], slot=slot,
-                                encrypted=encrypted)
+                                encrypted=encrypted,
+                                drained=behind and not service.storage and not service.ports)
     result["Labels"][naming.IMAGE_LABEL] = service.image
     return result
 

@@ -29,6 +29,12 @@ RESTART_DELAY_NS = 5 * 10**9
 #: backends between two replacements and never holds only stopped ones (an upgrade, a
 #: rollback: no failed request).
 UPDATE_DELAY_NS = 6 * 10**9
+#: A backend a Service load-balances to keeps serving this long after Swarm took it out of
+#: the names (its stop begins), before its stop scripts run: the Service in front re-reads
+#: the addresses (every 5 s by default) and stops sending to it first, so no request is
+#: sent to a backend that is closing (a write is never retried: it may have been done).
+DRAIN_S = 7
+DRAIN_ENV, GRACE_ENV = "DRAGONBALL_DRAIN_S", "DRAGONBALL_STOP_GRACE"
 PEERS_ENV = "DRAGONBALL_PEERS"
 
 
@@ -73,11 +79,15 @@ def labels(app: str, name: str, service: ServiceSpec, slot=None) -> dict:
     return found
 
 
-def environment(app: str, name: str, service: ServiceSpec, slot=None) -> list[str]:
+def environment(app: str, name: str, service: ServiceSpec, slot=None,
+                drained: bool = False) -> list[str]:
     """What every task is told; a slot also its number, its name and its peers'
-    (docs/module-spec.md, "Stateful slots and replication")."""
+    (docs/module-spec.md, "Stateful slots and replication"); a backend behind a Service
+    (`drained`) how long to keep serving once its stop begins, within its grace."""
     env = [f"DRAGONBALL_APP={app}", f"DRAGONBALL_SERVICE={slot.service if slot else name}",
            f"DRAGONBALL_PARAMS_FROM={naming.PARAMS_FILE}", "DRAGONBALL_PARAMS_OWNER=portal"]
+    if drained:
+        env += [f"{DRAIN_ENV}={DRAIN_S}", f"{GRACE_ENV}={STOP_GRACE_NS // 10**9}"]
     if service.module:
         env.append(f"DRAGONBALL_MODULE={service.module}")
     if slot:
@@ -97,7 +107,8 @@ def limits(resources) -> dict:
 
 
 def service_spec(app: str, name: str, service: ServiceSpec, image: str,
-                 replicas: int | None = None, slot=None, encrypted: bool = False) -> dict:
+                 replicas: int | None = None, slot=None, encrypted: bool = False,
+                 drained: bool = False) -> dict:
     """The ServiceSpec JSON of `name`; `image` is the reference the servers pull (the
     registry's, pinned by digest); `replicas` overrides the spec's (0: stopped); `slot`
     (orchestrator.slotting.SlotOf): `name` is that slot of a service with storage;
@@ -107,7 +118,7 @@ def service_spec(app: str, name: str, service: ServiceSpec, image: str,
               "PublishMode": "host"} for p in service.ports]
     task = {
         "ContainerSpec": {"Image": image, "Labels": labels(app, name, service, slot),
-                          "Env": environment(app, name, service, slot),
+                          "Env": environment(app, name, service, slot, drained),
                           "Mounts": mounts(app, name, service, slot),
                           "Hostname": slot.name if slot else f"{name}-{{{{.Task.Slot}}}}",
                           "StopGracePeriod": STOP_GRACE_NS, "Healthcheck": HEALTH},
@@ -147,9 +158,11 @@ def spec_hash(spec: dict) -> str:
         shown["UpdateConfig"] = {k: v for k, v in spec["UpdateConfig"].items() if k != "Delay"}
     container = spec.get("TaskTemplate", {}).get("ContainerSpec", {})
     peers = [e for e in container.get("Env", []) if e.startswith(PEERS_ENV + "=")]
-    if peers:
-        kind = "several" if "," in peers[0] else "one"
-        env = [f"{PEERS_ENV}=<{kind}>" if e in peers else e for e in container["Env"]]
+    stopping = (DRAIN_ENV + "=", GRACE_ENV + "=")   # how a stop goes, not what runs
+    if peers or any(e.startswith(stopping) for e in container.get("Env", [])):
+        kind = "several" if peers and "," in peers[0] else "one"
+        env = [f"{PEERS_ENV}=<{kind}>" if e in peers else e for e in container["Env"]
+               if not e.startswith(stopping)]
         shown["TaskTemplate"] = {**spec["TaskTemplate"],
                                  "ContainerSpec": {**container, "Env": env}}
     shown["Labels"] = {k: v for k, v in spec.get("Labels", {}).items()

@@ -77,6 +77,7 @@ class Supervisor:
         log.info("%s: stop requested", self.module.name)
         grace = float(self.runtime.environ.get("DRAGONBALL_STOP_GRACE") or DEFAULT_STOP_GRACE_S)
         deadline = self.stop_at + max(grace - KILL_GRACE_S, 0.5)
+        self._drain(deadline)
         runner = ActionRunner(self.module, sink=self._forward)
         report = runner.run_event("stop", self._env_in_force(),
                                   deadline=deadline, phase="stopping")
@@ -86,6 +87,21 @@ class Supervisor:
             log.info("ended %d process(es) left by start scripts", len(ended))
         self.runtime.set_phase("stopped")
         return 0 if report.ok else 1
+
+    def _drain(self, deadline: float) -> None:
+        """A backend behind a Service keeps serving DRAGONBALL_DRAIN_S seconds once its stop
+        begins (Swarm took it out of the names first), so the Service in front re-reads its
+        backends and sends it nothing more before the stop scripts close it; half of what is
+        left of the grace at most, so the stop scripts keep their time."""
+        try:
+            drain = float(self.runtime.environ.get("DRAGONBALL_DRAIN_S") or 0)
+        except ValueError:
+            drain = 0.0
+        drain = min(drain, max(deadline - time.monotonic(), 0) / 2)
+        if drain > 0:
+            log.info("%s: serving %.0f s more while the Services in front let it go",
+                     self.module.name, drain)
+            time.sleep(drain)
 
     def _forward(self, event: str, script: str, line: bytes) -> None:
         """Copy a script's output line to the container log, tagged with its origin."""
