@@ -23,7 +23,6 @@ token, password, join token) is ever logged or put in an event.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import threading
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ from collections.abc import Iterator
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, field_validator
 
 from dragonball import __version__, agent_client, pki
 from dragonball.errors import DragonBallError, PkiError
@@ -48,12 +46,13 @@ from dragonball.portal.answers import error_response
 from dragonball.portal.enrollment import parse_duration
 from dragonball.portal.errors import CannotSign, RequestInvalid
 from dragonball.portal.jobs import Jobs
+from dragonball.portal.bodies import CodeRequest, EnrollRequest, JoinedRequest
 from dragonball.portal.strangers import stranger_rows
 from dragonball.portal.store import CodeRefused, HostnameTaken, Store, StoreError
 from dragonball.portal.swarm import (Cluster, NodeNotInSwarm, enrolled_nodes, settle_managers,
                                      wait_ready)
 from dragonball.portal.web.sources import SourceError
-from dragonball.shared import app_lock, names, node_labels, overlay
+from dragonball.shared import app_lock, node_labels, overlay
 from dragonball.swarm import SwarmError
 
 log = logging.getLogger("dragonball.portal")
@@ -62,53 +61,6 @@ FAILURE_LIMIT = 10
 FAILURE_WINDOW_S = 600
 ENROLL_REFUSED = "enroll.refused"
 LOGIN_REFUSED = "login.refused"
-
-
-class EnrollRequest(BaseModel):
-    code: str = Field(min_length=1, max_length=64)
-    hostname: str = Field(min_length=1, max_length=253)
-    address: str = Field(min_length=1, max_length=64)
-    # the device's agent identity: a signing request for the key it made (issue 13); the
-    # certificate names the address and hostname enrolled, whatever the request says
-    csr: str | None = Field(default=None, min_length=1, max_length=pki.CSR_MAX_BYTES)
-
-    @field_validator("hostname")
-    @classmethod
-    def _hostname(cls, value: str) -> str:
-        verdict = names.hostname(value)
-        if verdict is not True:
-            raise ValueError(verdict)
-        return value
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address") from None
-
-
-class CodeRequest(BaseModel):
-    ttl: str = Field(default="24h", min_length=1, max_length=16)
-
-
-_TOKEN = r"^[A-Za-z0-9._+~-]+$"   # a version or release name (shared/node_labels.py)
-
-
-class ReleaseRef(BaseModel):
-    name: str = Field(min_length=1, max_length=node_labels.TOKEN_MAX, pattern=_TOKEN)
-    version: str = Field(min_length=1, max_length=node_labels.TOKEN_MAX, pattern=_TOKEN)
-
-
-class JoinedRequest(BaseModel):
-    node_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
-    # what the server's kernel said at its install (shared/overlay.py); absent: not asked
-    overlay_encryption: bool | None = None
-    # which DragonBall and release the server runs (its node's labels); absent: unknown
-    version: str | None = Field(default=None, min_length=1, max_length=node_labels.TOKEN_MAX,
-                                pattern=_TOKEN)
-    release: ReleaseRef | None = None
 
 
 class Limiter:
