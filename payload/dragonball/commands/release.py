@@ -20,7 +20,6 @@ import os
 from dragonball.console import console
 from dragonball.errors import ExitStatus
 from dragonball.release import signing
-from dragonball.shared import paths
 
 
 def register(commands) -> None:
@@ -49,9 +48,6 @@ def _verify(args: argparse.Namespace) -> int:
     console.print(f"[green]ok[/green] {path}: signed by {signing.fingerprint(public)}; "
                   "every section matches the signed manifest")
     return ExitStatus.OK
-
-
-RELEASES_DIR = f"{paths.DATA_DIR}/releases"
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -113,13 +109,9 @@ def _apply(spec_path: str) -> int:
 
 
 def _keep_spec(app) -> str:
-    """releases/<name>/<version>/app.yaml (and app.json), written whole then renamed."""
-    folder = os.path.join(RELEASES_DIR, app.about["name"], app.about["version"])
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    for name, data in (("app.yaml", app.spec_text.encode()),
-                       ("app.json", json.dumps(app.about, indent=1).encode())):
-        target = os.path.join(folder, name)
-        with open(target + ".part", "wb") as f:
-            f.write(data)
-        os.replace(target + ".part", target)
-    return os.path.join(folder, "app.yaml")
+    """releases/<name>/<version>/app.yaml (release/installed.py), and app.json beside it."""
+    from dragonball.release import installed
+    kept = installed.keep_app_spec(app.about["name"], app.about["version"], app.spec_text)
+    installed.keep_file(os.path.join(os.path.dirname(kept), "app.json"),
+                        json.dumps(app.about, indent=1).encode())
+    return kept

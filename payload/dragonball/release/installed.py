@@ -83,7 +83,7 @@ def keep_app_spec(name: str, version: str, text: str, root: str = RELEASES_DIR) 
     folder = os.path.join(root, name, version)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     target = os.path.join(folder, "app.yaml")
-    _write_bytes(target, text.encode("utf-8"))
+    keep_file(target, text.encode("utf-8"))
     return target
 
 
@@ -142,10 +142,11 @@ def this_bin(environ) -> tuple[dict, bool]:
 
 
 def _write(path: str, data: dict) -> None:
-    _write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+    keep_file(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
-def _write_bytes(path: str, data: bytes) -> None:
+def keep_file(path: str, data: bytes) -> None:
+    """`data` at `path` (0600), written whole, synced, then renamed over it."""
     part = f"{path}.part"
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:

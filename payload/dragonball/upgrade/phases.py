@@ -117,9 +117,9 @@ class Phases:
             done.append("runtime and portal on this server")
         agent = next((c for c in self.plan.changes if c.part == "agent"), None)
         if agent is not None:
-            new_id = plan_mod._by_repository(plan_mod.image_ids(self.target.manifest),
+            new_id = plan_mod.by_repository(plan_mod.image_ids(self.target.manifest),
                                              plan_mod.PLATFORM["agent"])
-            old_id = plan_mod._by_repository(
+            old_id = plan_mod.by_repository(
                 plan_mod.image_ids((self.current or {}).get("manifest") or {}),
                 plan_mod.PLATFORM["agent"])
             self.state.data["agent_image"] = old_id

@@ -97,7 +97,7 @@ def dragonball_changes(old: dict, new: dict) -> list[Change]:
                               _runtime_label(new_rt), "restarted on each manager, one by one"))
     old_ids, new_ids = image_ids(old), image_ids(new)
     for part, repository in PLATFORM.items():
-        before, after = _by_repository(old_ids, repository), _by_repository(new_ids, repository)
+        before, after = by_repository(old_ids, repository), by_repository(new_ids, repository)
         if before != after and after:
             changes.append(Change(part, repository, _short(before), _short(after)))
     old_pk, new_pk = engine_packages(old), engine_packages(new)
@@ -161,7 +161,8 @@ def engine_packages(manifest: dict) -> dict:
             (manifest.get("engine") or {}).get("packages") or []}
 
 
-def _by_repository(ids: dict, repository: str) -> str | None:
+def by_repository(ids: dict, repository: str) -> str | None:
+    """The image ID of `repository`'s image among `ids` (ref -> ID), None when none."""
     return next((i for ref, i in ids.items() if ref.rsplit(":", 1)[0] == repository), None)
 
 

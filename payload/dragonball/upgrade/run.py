@@ -345,9 +345,9 @@ def _back_to(site: Site, current: dict | None, previous: dict, options: Options,
                         .get("runtime", {}).get("sha256", ""))
         out.phase("dragonball", "done")
     agent = plan_mod.PLATFORM["agent"]
-    old_agent = plan_mod._by_repository(plan_mod.image_ids((current or {}).get("manifest")
+    old_agent = plan_mod.by_repository(plan_mod.image_ids((current or {}).get("manifest")
                                                            or {}), agent)
-    new_agent = plan_mod._by_repository(plan_mod.image_ids(previous.get("manifest") or {}),
+    new_agent = plan_mod.by_repository(plan_mod.image_ids(previous.get("manifest") or {}),
                                         agent)
     if new_agent and old_agent != new_agent:
         update_agent(new_agent)
