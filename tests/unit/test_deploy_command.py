@@ -61,6 +61,23 @@ def test_an_answer_naming_a_server_not_in_the_cluster_changes_nothing(portal, tm
     assert not portal.placed.exists() and portal.control().store.apps() == []
 
 
+@pytest.mark.parametrize("text, said", [
+    ("web: [node-b]\n" + "# padding\n" * 20_000, "may hold at most"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c]\n",
+     "values"),
+    ("web: !Ref s1\n", "tag"),
+])
+def test_a_huge_or_hostile_answers_file_is_refused_before_it_is_loaded(portal, tmp_path,
+                                                                        capsys, text, said):
+    answers = tmp_path / "deploy.yaml"
+    answers.write_text(text)
+    assert main(["deploy", "--answers", str(answers), "--yes", "--wait", "0"]) == 2
+    err = capsys.readouterr().err
+    assert str(answers) in err and said in err and "Traceback" not in err
+    assert not portal.placed.exists() and portal.control().store.apps() == []
+
+
 def test_without_a_terminal_it_asks_for_yes(portal, capsys):
     assert main(["deploy", "--wait", "0"]) == 2
     assert "--yes" in capsys.readouterr().err

@@ -30,6 +30,7 @@ from dragonball.console import console
 from dragonball.errors import AppError, ExitStatus, Failed, InvalidInput
 from dragonball.portal import settings as settings_mod
 from dragonball.release import installed
+from dragonball.shared import safe_yaml
 from dragonball.wizard.errors import Cancelled
 from dragonball.wizard.terminal import Io
 
@@ -115,15 +116,24 @@ def wait_ready(engine, want: int | None, wait_s: float, clock=time.monotonic,
         nodes = engine.nodes()
 
 
+#: deploy's answers file: small, shallow (service: [servers], when_ready: N)
+ANSWERS_LIMITS = safe_yaml.Limits(max_bytes=64 * 1024, max_depth=8, max_values=10_000,
+                                  what="a deploy answers file")
+
+
 def _read_answers(path: str):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f)
-    except OSError as e:
-        raise choice.invalid([f"{path}: {e.strerror}"], "give a readable answers file") from e
-    except yaml.YAMLError as e:
-        raise choice.invalid([f"{path} is not valid YAML: {e}"], "fix the line it names") \
-            from e
+    """The answers file's data, read no further than its size limit and checked by
+    shared/safe_yaml (no alias bomb, no deep nesting, no custom tag) before it is loaded."""
+    data, problems = safe_yaml.read_file(path, ANSWERS_LIMITS)
+    text = None
+    if data is not None:
+        text, problems = safe_yaml.text_of(data, ANSWERS_LIMITS)
+    if text is not None:
+        problems = safe_yaml.compose(text, ANSWERS_LIMITS).problems
+    if problems:
+        raise choice.invalid([f"{path}" + (f":{p.line}" if p.line else "") + f": {p.message}"
+                              for p in problems], problems[0].hint or "fix the line it names")
+    return yaml.safe_load(text)
 
 
 def _choose(spec, given: dict, defaults: dict, servers: list, yes: bool, io: Io) -> dict:
@@ -161,12 +171,10 @@ def _print_summary(spec, chosen: dict) -> None:
 
 def _write_placed(kept: str, data: dict) -> str:
     path = os.path.join(os.path.dirname(kept), installed.PLACED)
-    part = f"{path}.part"
+    text = "# dragonball deploy's placement of the release's app.yaml\n" + \
+        yaml.safe_dump(data, sort_keys=False)
     try:
-        with open(part, "w", encoding="utf-8") as f:
-            f.write("# dragonball deploy's placement of the release's app.yaml\n")
-            yaml.safe_dump(data, f, sort_keys=False)
-        os.replace(part, path)
+        installed.keep_file(path, text.encode("utf-8"))
     except OSError as e:
         raise DeployFailed(f"cannot write {path}: {e.strerror}",
                            "run it as root on the portal") from e
