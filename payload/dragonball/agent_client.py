@@ -286,6 +286,11 @@ class AgentClient:
         return self._call("DELETE", address, "/v1/params",
                           params={"app": app, "service": service})
 
+    def networks(self, address: str) -> list[dict]:
+        """The application networks that node's engine still holds (docs/agent.md,
+        "Networks"): name, id, app, scope, containers attached."""
+        return self.get(address, "/v1/networks")["networks"]
+
     # --- volumes (docs/agent.md, "Volumes"; dragonball.volume_copy copies one) ---------------
 
     def volumes(self, address: str, sizes: bool = False) -> list[dict]:

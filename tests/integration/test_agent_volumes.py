@@ -3,7 +3,8 @@ application's volume with a few files (one of 5 MiB of random bytes, a symlink, 
 another owner) exported, streamed by the portal's client into a second volume with the
 connection broken half way (resumed from what the target held), the files byte for byte the
 same; a wrong sha256 and an archive with `../` refused with nothing changed; an export
-refused while a running container uses the volume. One agent plays both servers.
+refused while a running container uses the volume. One agent plays both servers. And the
+application networks this engine holds, as `dragonball remove` asks for them.
 
 Everything made here carries support.LABELS (the volumes too) and is removed on leaving."""
 
@@ -178,3 +179,28 @@ def test_export_is_refused_while_a_running_container_uses_the_volume(
             agents.delete_volume("127.0.0.1", source)
         assert used.value.status == 409
     assert staged_files(docker_client, base_image, agents.staging) == ""
+
+
+def test_the_app_networks_held_here_are_listed_with_their_containers(
+        agents, docker_client, base_image):
+    """GET /v1/networks: the labelled networks only, with how many containers are attached
+    (what `dragonball remove` waits on, on every server, before it says the network went)."""
+    mine = docker_client.networks.create(f"{APP}_net", labels={**LABELS,
+                                                                "io.dragonball.app": APP})
+    other = docker_client.networks.create(f"dbtest-plain-{RUN_ID}", labels=LABELS)
+    try:
+        with labelled_container(docker_client, base_image, entrypoint=["sleep"],
+                                command=["300"], network=mine.name):
+            listed = {n["name"]: n for n in agents.networks("127.0.0.1")}
+            assert listed[mine.name]["app"] == APP and listed[mine.name]["containers"] == 1
+            assert listed[mine.name]["id"] == mine.id and other.name not in listed
+        assert {n["name"]: n for n in agents.networks("127.0.0.1")}[mine.name][
+            "containers"] == 0
+        mine.remove()
+        assert mine.name not in [n["name"] for n in agents.networks("127.0.0.1")]
+    finally:
+        for network in (mine, other):
+            try:
+                network.remove()
+            except docker.errors.NotFound:
+                pass

@@ -166,6 +166,7 @@ class FakeAgents:
         self.pulls: list = []       # (address, reference, image ID), as pulled
         self.pull_fails: dict = {}  # address -> AgentError its pulls raise
         self.down: set = set()      # addresses whose agent does not answer (images)
+        self.net_copies: dict = {}  # address -> {network: asks it is still listed for}
 
     def images(self, address: str) -> list[dict]:
         if address in self.down:
@@ -178,6 +179,21 @@ class FakeAgents:
         self.pulls.append((address, reference, image_id))
         self.images_on.setdefault(address, []).append(image_id)
         return {"id": image_id, "reference": reference, "pulled": True, "seconds": 1.5}
+
+    def networks(self, address: str) -> list[dict]:
+        """The copies listed there: each for as many asks as net_copies says (None: for
+        ever)."""
+        self.calls.append(("networks", address))
+        if address in self.down:
+            raise AgentError(f"cannot reach the agent at {address}:9443: refused")
+        copies = self.net_copies.get(address, {})
+        for name, asks in list(copies.items()):
+            if asks is not None:
+                copies[name] = asks - 1
+                if asks <= 0:
+                    del copies[name]
+        return [{"name": name, "id": f"id-{name}", "app": name.split("_")[0],
+                 "scope": "swarm", "containers": 1} for name in copies]
 
     def volumes(self, address: str, sizes: bool = False) -> list[dict]:
         return [{"name": n, "app": n.split("_")[0], "size": 10 << 20, "in_use": True}

@@ -218,6 +218,12 @@ class PlayedVolumes:
     def container_list(self):
         return self.users
 
+    def networks(self, label):
+        found = [{"Name": "notes_net", "Id": "n" * 25, "Scope": "swarm",
+                  "Labels": {"io.dragonball.app": "notes"}, "Containers": {"c" * 64: {}}},
+                 {"Name": "bridge", "Id": "b" * 64, "Scope": "local", "Labels": {}}]
+        return [n for n in found if label in n["Labels"]]
+
     def volume_sizes(self):
         return {name: len(data) for name, data in self.files.items()}
 
@@ -271,6 +277,13 @@ def test_the_volumes_are_listed_with_who_uses_them(volume_agent, pem):  # noqa: 
                                             "running": False, "task": False}]
         assert listed[0]["in_use"] is False and listed[0]["size"] == len(GOOD)
         assert agents.volumes("127.0.0.1")[0]["size"] is None
+
+
+def test_the_app_networks_are_listed_with_their_containers(volume_agent, pem):  # noqa: F811
+    with client(pem, volume_agent.port) as agents:
+        assert agents.networks("127.0.0.1") == [{"name": "notes_net", "id": "n" * 25,
+                                                 "app": "notes", "scope": "swarm",
+                                                 "containers": 1}]
 
 
 def test_a_copy_survives_a_broken_connection_and_cleans_up(

@@ -108,3 +108,27 @@ def test_a_server_that_is_down_keeps_its_folders_and_says_so(applied, engine, ag
     assert not [c for c in agents.calls if c[1] == "10.0.0.2"]      # nothing asked of it
     assert done["volumes"] == [{"server": "node-a", "name": "notes_store-1_data"}]
     assert agents.held["10.0.0.2"] == ["notes_api_x"] and applied.store.apps() == []
+
+
+def test_it_returns_once_no_server_holds_a_copy_of_the_network(applied, agents):
+    """Swarm lets the network go once the tasks are shut down; a server keeps its copy until
+    the task's container there is removed (a backend's drain: seconds later). The command
+    returns once no server lists it, so "the network went" is true on every server."""
+    agents.net_copies = {"10.0.0.2": {"notes_net": 3, "other_net": None}}
+    done = applied.remove_app("notes")
+    assert done["network"] is True and done["problems"] == [], done
+    assert agents.named("networks").count(("networks", "10.0.0.2")) == 4
+    assert agents.net_copies["10.0.0.2"] == {"other_net": None}    # another app's: its own
+
+
+def test_a_copy_that_stays_or_a_server_that_cannot_say_is_named(applied, agents):
+    agents.net_copies = {"10.0.0.1": {"notes_net": None}}
+    agents.down = {"10.0.0.2"}
+    done = applied.remove_app("notes")
+    assert done["network"] is False
+    stays = [p for p in done["problems"] if p.startswith("the network notes_net stays")]
+    assert stays == ["the network notes_net stays on node-a: a copy is still there (1 "
+                     "container(s) attached)",
+                     "the network notes_net stays on node-b: its agent did not say whether "
+                     "it holds it: cannot reach the agent at 10.0.0.2:9443: refused"], stays
+    assert applied.store.apps() == []      # the rest still went

@@ -13,7 +13,12 @@ a server does not answer and saying so:
 4. its volumes on every ready server, only when `purge_data` (its data: the app's name typed
    again, `purges`), each once no container uses it (asked again for up to `WAIT_S`);
    else they are kept, and the answer lists each by server and name;
-5. its placement labels on the servers, then its record on the portal: spec, states,
+5. the network's copy on every ready server: Swarm lets the network go once its tasks are
+   shut down, but each server keeps its own copy until the task's container there is
+   removed (seconds later, more behind a backend's drain). Each server's agent is asked
+   until its copy is gone (for up to `WAIT_S`), so that "the network went" is true on
+   every server when the command returns, and a copy that stays is named;
+6. its placement labels on the servers, then its record on the portal: spec, states,
    notifications, slot pins, jobs' runs; its parameters, shared ones too, are emptied
    (their revision keeps growing, so a server that was down keeps refusing the old
    folder's values if the app comes back).
@@ -83,6 +88,8 @@ class AppRemoval:
         params = self._params(app, services, nodes, problems)
         volumes, kept = (self._volumes(app, nodes, problems), []) if purge_data else \
             ([], self._app_volumes(app, nodes, problems))
+        if network:
+            network = self._copies_gone(naming.network(app), nodes, problems)
         self._labels(app)
         self.store.forget_app(app)
         self.store.set_pins(app, {})
@@ -114,6 +121,34 @@ class AppRemoval:
                 if self.clock() >= deadline:
                     problems.append(f"{what} stays: {e.message}")
                     return False
+            self.sleep(RETRY_S)
+
+    def _copies_gone(self, network: str, nodes, problems: list[str]) -> bool:
+        """Whether no server's engine holds `network` any more (asked again, for up to
+        WAIT_S in all, where a copy stays); a server still holding it, or whose agent does
+        not say, is a problem."""
+        deadline = self.clock() + WAIT_S
+        waiting = {node.hostname: node for node in nodes}
+        while True:
+            said: dict[str, str] = {}
+            for name, node in list(waiting.items()):
+                try:
+                    held = [n for n in self.agents.networks(node.address)
+                            if n.get("name") == network]
+                except DragonBallError as e:
+                    said[name] = f"its agent did not say whether it holds it: {e.message}"
+                    continue
+                if not held:
+                    del waiting[name]
+                    continue
+                said[name] = (f"a copy is still there ({held[0].get('containers', 0)} "
+                              "container(s) attached)")
+            if not waiting:
+                return True
+            if self.clock() >= deadline:
+                problems.extend(f"the network {network} stays on {name}: {why}"
+                                for name, why in sorted(said.items()))
+                return False
             self.sleep(RETRY_S)
 
     def _params(self, app: str, services: list[str], nodes, problems: list[str]) -> list:

@@ -145,6 +145,24 @@ class Engine:
                 if isinstance(event, dict) and event.get("error"):
                     raise DockerError(502, event["error"])
 
+    # --- networks -----------------------------------------------------------------------------
+
+    def networks(self, label: str) -> list[dict]:
+        """Every network this engine holds carrying `label` (a manager lists the Swarm's
+        too; any server, the copies its tasks still hold), inspected: the list call leaves
+        out the containers attached. One gone between the two calls is left out."""
+        with engine_errors(self.socket_path, "network list"):
+            found = self.api.networks(filters={"label": label}) or []
+        inspected = []
+        for network in found:
+            try:
+                with engine_errors(self.socket_path, "network inspect"):
+                    inspected.append(self.api.inspect_network(network["Id"]))
+            except DockerError as e:
+                if e.status != 404:
+                    raise
+        return inspected
+
     # --- volumes ------------------------------------------------------------------------------
 
     def volumes(self, label: str) -> list[dict]:

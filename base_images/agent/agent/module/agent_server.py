@@ -31,6 +31,7 @@ from agent_engine import Engine
 from agent_firewall import FirewallApi, MembersFile
 from agent_images import ImagesApi
 from agent_metrics import Collector, MetricsError
+from agent_networks import NetworksApi
 from agent_params import ParamsStore
 from agent_tls import ServerConfig, send_handshake_alerts, server_context
 from agent_volumes import VolumesApi, staging_folder
@@ -224,11 +225,12 @@ class Agent:
         self.app = AppApi(engine, ParamsStore(settings.params_dir))
         self.volumes = VolumesApi(engine, staging_folder(settings))
         self.images = ImagesApi(engine)
+        self.networks = NetworksApi(engine)
         self.firewall = FirewallApi(MembersFile(settings.firewall_dir), ApiError)
         health = {("GET", "/v1/health"): lambda query, body: (200, self.health_answer())}
         self.routes = {**health, ("GET", "/v1/metrics"): self.metrics, **self.app.routes(),
                        **self.volumes.routes(), **self.images.routes(),
-                       **self.firewall.routes()}
+                       **self.networks.routes(), **self.firewall.routes()}
         self.started = time.time()
         context = server_context(settings.cert, settings.key, settings.ca)
         send_handshake_alerts(refused)
