@@ -305,11 +305,14 @@ class AgentClient:
         return self._call("GET", address, "/v1/volumes", params={"size": "1"} if sizes else None)
 
     def export_volume(self, address: str, name: str,
-                      timeout: float = ARCHIVE_TIMEOUT_S) -> dict:
-        """Pack the volume into a staged tar there: {"id", "name", "size", "sha256"}.
-        AgentError 409 when a running container uses it, 403 not an application's."""
+                      timeout: float = ARCHIVE_TIMEOUT_S, pause: bool = False) -> dict:
+        """Pack the volume into a staged tar there: {"id", "name", "size", "sha256",
+        "paused", "paused_s"}. AgentError 409 when a running container uses it (unless
+        `pause`: those are paused while it is packed, an upgrade's snapshot), 403 not an
+        application's."""
         return self._call("POST", address, "/v1/volumes/export", body={},
-                          params={"name": name}, timeout=(self.timeout, timeout))
+                          params={"name": name, **({"pause": "1"} if pause else {})},
+                          timeout=(self.timeout, timeout))
 
     def new_transfer(self, address: str) -> str:
         """An empty staged file there, to write a copy into: its id."""

@@ -198,6 +198,24 @@ def test_an_upgrade_under_load_fails_no_request_and_keeps_the_data(installed_clu
     assert show["upgrade"]["state"] == "done", show
     assert releases.MOTD in api_params(cluster)
     assert api_info(cluster)["motd"] == releases.MOTD
+    assert_store_snapshot(cluster, show["upgrade"])
+
+
+def assert_store_snapshot(cluster, upgrade_summary: dict) -> None:
+    """The backup holds a snapshot of the store slot's volume (taken with the store paused,
+    under the load above: no failed request), as its index says, 0600, whole."""
+    backup = upgrade_summary["backup"]
+    index = json.loads(cluster.lab.exec(cluster.portal, ["cat", f"{backup}/volumes.json"],
+                                        check=True).stdout)
+    stores = [v for v in index["volumes"] if v["service"] == "store"]
+    assert stores and upgrade_summary["snapshots"] == len(index["volumes"]), index
+    for volume in stores:
+        path = f"{backup}/{volume['file']}"
+        found = cluster.lab.exec(cluster.portal, ["sh", "-c", f"stat -c %a {path}; "
+                                                  f"sha256sum {path}"], check=True).stdout
+        mode, digest = found.split()[0], found.split()[1]
+        assert (mode, digest) == ("600", volume["sha256"]), (found, volume)
+        assert volume["size"] > 0 and volume["paused"], volume
 
 
 def test_every_server_runs_the_new_runtime_and_says_which_release(installed_cluster,

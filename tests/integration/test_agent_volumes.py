@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
 import tarfile
 import time
 
@@ -21,7 +22,7 @@ import pytest
 from agent_lab import agent_container, answering_client, labelled_container, write_agent_pem
 from dragonball.agent_client import AgentError
 from dragonball.volume_copy import VolumeCopyFailed, copy_volume
-from support import LABELS, RUN_ID
+from support import LABELS, RUN_ID, TEST_LABEL
 
 APP = f"dbtest-vol-{RUN_ID}"
 SOURCE = f"{APP}_store_storage.1"
@@ -179,6 +180,40 @@ def test_export_is_refused_while_a_running_container_uses_the_volume(
             agents.delete_volume("127.0.0.1", source)
         assert used.value.status == 409
     assert staged_files(docker_client, base_image, agents.staging) == ""
+
+
+def test_an_upgrade_s_snapshot_pauses_the_running_user_and_resumes_it(
+        agents, source, docker_client, base_image, volumes):
+    """?pause=1 (the upgrade's backup, upgrade/snapshots.py): the running container using
+    the volume is frozen while the files are read, running again after, and the copy is
+    the volume's, byte for byte."""
+    with labelled_container(docker_client, base_image, entrypoint=["sleep"],
+                            command=["300"], network_disabled=True,
+                            volumes={source: {"bind": "/v", "mode": "rw"}}) as user:
+        done = agents.export_volume("127.0.0.1", source, pause=True)
+        try:
+            assert done["paused"] == [user.name] and 0 <= done["paused_s"] < 60
+            user.reload()
+            assert user.status == "running", user.status
+            data = b"".join(agents.read_transfer("127.0.0.1", done["id"]))
+        finally:
+            agents.delete_transfer("127.0.0.1", done["id"])
+    assert hashlib.sha256(data).hexdigest() == done["sha256"] and len(data) == done["size"]
+    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    assert "./random.bin" in names and "./sub/a.txt" in names, names[:10]
+    # put back as docs/upgrade.md ("The backup") says, over a volume with other files
+    target = f"{APP}_store_storage.7"
+    docker_client.volumes.create(target, labels=VOLUME_LABELS)
+    volumes.append(target)
+    run(docker_client, base_image, "echo stale > /v/stale && mkdir /v/sub", {target: "/v"})
+    restore = subprocess.run(
+        ["/usr/bin/docker", "run", "--rm", "-i", "--label", f"{TEST_LABEL}={RUN_ID}",
+         "--network", "none", "-v", f"{target}:/v", "--entrypoint", "sh", base_image, "-c",
+         "find /v -mindepth 1 -delete && tar -x --numeric-owner -C /v"],
+        input=data, capture_output=True)
+    assert restore.returncode == 0, restore.stderr.decode()
+    assert describe(docker_client, base_image, target) == describe(docker_client, base_image,
+                                                                  source)
 
 
 def test_the_app_networks_held_here_are_listed_with_their_containers(

@@ -207,6 +207,9 @@ class PlayedVolumes:
         self.users = [{"Id": "c" * 64, "Names": ["/notes_store.1.k3"], "State": "exited",
                        "Mounts": [{"Type": "volume", "Name": VOLUME}]}]
         self.holders: dict = {}
+        self.log: list = []             # (pause|unpause, container, during a read?)
+        self.unpause_fails = None       # a DockerError the unpause raises
+        self.read_fails = None          # a DockerError reading the archive raises
 
     def volumes(self, label):
         return [self.volume(n) for n, labels in self.labels.items() if label in labels]
@@ -236,6 +239,19 @@ class PlayedVolumes:
     def remove_container(self, container_id):
         self.users = [u for u in self.users if u["Id"] != container_id]
 
+    def pause_container(self, container_id):
+        self.log.append(("pause", container_id, bool(self.holders)))
+        self._user(container_id)["State"] = "paused"
+
+    def unpause_container(self, container_id):
+        self.log.append(("unpause", container_id, bool(self.holders)))
+        self._user(container_id)["State"] = "running"
+        if self.unpause_fails:
+            raise self.unpause_fails
+
+    def _user(self, container_id):
+        return next(u for u in self.users if u["Id"] == container_id)
+
     @contextlib.contextmanager
     def volume_holder(self, volume, read_only, transfer_id):
         self.holders[transfer_id] = volume
@@ -243,6 +259,9 @@ class PlayedVolumes:
         del self.holders[transfer_id]
 
     def read_archive(self, holder, chunk_size):
+        self.log.append(("read", holder, [u["State"] for u in self.users]))
+        if self.read_fails:
+            raise self.read_fails
         data = self.files[self.holders[holder]]
         yield from (data[i:i + chunk_size] for i in range(0, len(data), chunk_size))
 
@@ -365,3 +384,36 @@ def test_bad_names_and_ids_are_refused(volume_agent, pem, path):  # noqa: F811
         method = "POST" if "export" in path else "GET"
         answer = agents.session.request(method, agents.url("127.0.0.1", path), timeout=5)
     assert answer.status_code in (400, 404) and "error" in answer.json()
+
+
+def test_a_backup_export_pauses_its_users_while_it_reads_and_resumes_them(
+        volume_agent, pem, agentd):  # noqa: F811
+    """An upgrade's snapshot (?pause=1): the running containers using the volume are paused
+    only while its files are read (the helper container made before), then resumed, even
+    when the read fails; without pause=1 the same export is refused (409)."""
+    engine = volume_agent.engine
+    engine.users[0]["State"] = "running"
+    with client(pem, volume_agent.port) as agents:
+        with pytest.raises(AgentError) as busy:
+            agents.export_volume("127.0.0.1", VOLUME)
+        assert busy.value.status == 409 and engine.log == []
+        done = agents.export_volume("127.0.0.1", VOLUME, pause=True)
+        assert done["paused"] == ["notes_store.1.k3"] and done["paused_s"] >= 0
+        assert done["sha256"] == hashlib.sha256(GOOD).hexdigest()
+        assert [e[0] for e in engine.log] == ["pause", "read", "unpause"]
+        assert engine.log[1][2] == ["paused"] and engine.log[0][2] is True  # holder first
+        assert engine.users[0]["State"] == "running"
+        agents.delete_transfer("127.0.0.1", done["id"])
+        engine.log.clear()
+        engine.unpause_fails = agentd.agent_engine.DockerError(500, "played")
+        again = agents.export_volume("127.0.0.1", VOLUME, pause=True)  # said in the log
+        assert again["paused"] == ["notes_store.1.k3"]
+        engine.unpause_fails, engine.log[:] = None, []
+        agents.delete_transfer("127.0.0.1", again["id"])
+        engine.read_fails = agentd.agent_engine.DockerError(500, "the read broke (played)")
+        with pytest.raises(AgentError) as broke:
+            agents.export_volume("127.0.0.1", VOLUME, pause=True)
+        assert broke.value.status == 502
+        assert [e[0] for e in engine.log] == ["pause", "read", "unpause"]
+        assert engine.users[0]["State"] == "running"
+    assert list(volume_agent.staged.iterdir()) == []     # the broken one's file removed

@@ -291,3 +291,19 @@ def test_the_runtime_is_swapped_once_stamped_and_put_back(tmp_path, monkeypatch)
     assert host.restore_runtime("b" * 64, str(parent))
     assert (parent / "runtime" / "dragonball").read_text() == "old"
     assert host.runtime_stamp(str(parent / "runtime")) == "a" * 64
+
+
+def test_only_the_last_backups_are_kept_and_never_this_upgrade_s(tmp_path):
+    """Each backup holds the app's data (volume snapshots): the prune phase keeps the newest
+    three (a rollback needs the last) and this upgrade's, whatever its time says."""
+    from dragonball.upgrade.state import prune_backups
+    for i, name in enumerate(["0.1.0-a", "0.2.0-b", "0.3.0-c", "0.4.0-d", "0.5.0-e"]):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "portal.sqlite").write_bytes(b"x")
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    (tmp_path / "a-file").write_text("not a backup")
+    gone = prune_backups(str(tmp_path / "0.1.0-a"), str(tmp_path))
+    assert gone == ["0.2.0-b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.1.0-a", "0.3.0-c", "0.4.0-d",
+                                                          "0.5.0-e", "a-file"]
+    assert prune_backups(None, str(tmp_path / "none")) == []

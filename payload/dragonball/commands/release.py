@@ -71,6 +71,10 @@ def _show(args: argparse.Namespace) -> int:
         console.print(f"last upgrade: to {target.get('name')} {target.get('version')}: "
                       f"{upgrade['state']} (phase {upgrade.get('phase')})"
                       + (f": {upgrade['error']}" if upgrade.get("error") else ""))
+        if upgrade.get("backup"):
+            console.print(f"its backup: {upgrade['backup']} (the portal's store and "
+                          f"{upgrade.get('snapshots') or 0} volume snapshot(s); "
+                          "docs/upgrade.md, \"The backup\")")
     return ExitStatus.OK
 
 

@@ -43,6 +43,9 @@ def register(commands) -> None:
                     help="an app-only release (build.py app) instead of this .bin")
     up.add_argument("--timeout", type=float, default=600.0,
                     help="seconds a service may take to be healthy (default 600)")
+    up.add_argument("--no-snapshot", action="store_true",
+                    help="no snapshot of the slots' volumes in the backup (a store too big "
+                         "to pause while it is copied, that has its own backup)")
     up.add_argument("--json", action="store_true", help="a JSON document at the end")
     up.set_defaults(handler=upgrade_command)
     back = commands.add_parser("rollback", help="back to the previous release (after an "
@@ -108,7 +111,8 @@ def upgrade_command(args: argparse.Namespace) -> int:
     with target as found:
         result = run.upgrade(found, run.Options(yes=args.yes, dry_run=args.dry_run,
                                                 allow_downgrade=args.allow_downgrade,
-                                                key=args.key, timeout=args.timeout), out,
+                                                key=args.key, timeout=args.timeout,
+                                                snapshot=not args.no_snapshot), out,
                            open_portal_apps)
     return _finish(args, result, out)
 

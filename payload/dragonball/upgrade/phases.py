@@ -13,10 +13,11 @@ import dragonball
 from dragonball.errors import DragonBallError
 from dragonball.release import installed
 from dragonball.upgrade import plan as plan_mod
+from dragonball.upgrade import snapshots
 from dragonball.upgrade.checks import record_root
 from dragonball.upgrade.host import (prune_local, restart_portal, restore_runtime,
                                      swap_runtime, update_agent)
-from dragonball.upgrade.state import STATE_DIR, release_id
+from dragonball.upgrade.state import STATE_DIR, prune_backups, release_id
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,20 @@ class Phases:
             path = os.path.join(installed.RELEASE_DIR, name)
             if os.path.exists(path):
                 shutil.copy2(path, os.path.join(folder, name))
+        skipped = bool(self.state.data.get("no_snapshot"))
+        taken = snapshots.take(self.site.control.agents, self.site.nodes(),
+                               None if skipped else self.app, folder,
+                               lambda text: self.out.phase("backup", "snapshot", text))
         self.state.data["backup"] = folder
-        self.audit("started", detail={"changes": len(self.plan.changes)})
-        return folder
+        self.state.data["snapshots"] = len(taken)
+        self.audit("started", detail={"changes": len(self.plan.changes),
+                                      "snapshots": len(taken)})
+        paused = max((t["paused_s"] for t in taken), default=0.0)
+        if skipped:
+            return f"{folder}: the portal's store (no volume snapshot: --no-snapshot)"
+        return (f"{folder}: the portal's store and {len(taken)} volume snapshot(s), "
+                f"{sum(t['size'] for t in taken) / 1e6:.1f} MB"
+                + (f" (writes paused {paused:.1f} s at most)" if taken else ""))
 
     def phase_images(self) -> str:
         from dragonball.registry.client import RegistryClient
@@ -153,7 +165,9 @@ class Phases:
         previous = installed.read(installed.PREVIOUS)
         keep = {i["ref"] for i in self.target.manifest.get("images") or []}
         keep |= {i["ref"] for i in ((previous or {}).get("manifest") or {}).get("images") or []}
-        return prune_local(keep, self.target.id["name"])
+        pruned = prune_local(keep, self.target.id["name"])
+        gone = prune_backups(self.state.data.get("backup"))
+        return pruned + (f"; {len(gone)} older backup(s) removed" if gone else "")
 
     # -- rollback ----------------------------------------------------------------------------
     def roll_back(self) -> bool:

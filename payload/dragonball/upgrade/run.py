@@ -53,6 +53,7 @@ class Options:
     allow_downgrade: bool = False
     key: str | None = None
     timeout: float = 600.0
+    snapshot: bool = True       # the backup's snapshots of the slots' volumes (--no-snapshot)
 
 
 class Output:
@@ -197,6 +198,8 @@ def _run(site: Site, current, target: Target, options: Options, out: Output,
     if not resuming:
         state.begin(release_id(current), target.id,
                     {"file": applied[0], "text": applied[1]} if applied else None)
+    if not options.snapshot:
+        state.data["no_snapshot"] = True    # a resumed run's backup skips them too
     runner = Phases(site, target, new_text, app, the_plan, state, out, current)
     with holding_app(site, app, f"the upgrade to {_label(target.id)}"):
         return _phases(runner, state, target, current, the_plan)

@@ -6,7 +6,11 @@
                                               "done": [phases done], "previous_app":
                                               {"file", "text"} | null, "backup": path,
                                               "error": text, "started", "ended"}
-    /var/lib/dragonball/upgrade/backups/<from>-<time>/   the portal's state before it
+    /var/lib/dragonball/upgrade/backups/<from>-<time>/   the portal's state before it, and
+                                                          volumes/<server>/<volume>.tar: a
+                                                          snapshot of every slot's volume
+                                                          (upgrade/snapshots.py); the last
+                                                          KEEP_BACKUPS kept
     /run/dragonball/upgrade.lock                          held while one runs (flock)
 
 Written whole then renamed after every phase. A run that finds "running" (its process
@@ -21,6 +25,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -30,6 +35,23 @@ from dragonball.shared import paths
 STATE_DIR = f"{paths.DATA_DIR}/upgrade"
 LOCK_FILE = "/run/dragonball/upgrade.lock"
 PHASES = ("backup", "images", "dragonball", "app", "record", "prune")
+KEEP_BACKUPS = 3      # this upgrade's and the two before: a rollback needs the last one
+
+
+def prune_backups(keep_also: str | None, folder: str = f"{STATE_DIR}/backups",
+                  keep: int = KEEP_BACKUPS) -> list[str]:
+    """Remove all but the newest `keep` backups (and never `keep_also`, this upgrade's):
+    each holds the app's data (volume snapshots) and would fill the disk. The names
+    removed."""
+    try:
+        found = [e for e in os.scandir(folder) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+    found.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime, reverse=True)
+    gone = [e for e in found[keep:] if e.path != keep_also]
+    for entry in gone:
+        shutil.rmtree(entry.path, ignore_errors=True)
+    return sorted(e.name for e in gone)
 
 
 class UpgradeBusy(ReleaseError, Conflict):
@@ -101,7 +123,8 @@ class UpgradeState:
     def summary(self) -> dict | None:
         if not self.data:
             return None
-        keys = ("state", "phase", "from", "to", "error", "started", "ended", "backup")
+        keys = ("state", "phase", "from", "to", "error", "started", "ended", "backup",
+                "snapshots")
         return {k: self.data.get(k) for k in keys}
 
 

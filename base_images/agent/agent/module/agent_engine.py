@@ -202,6 +202,16 @@ class Engine:
         with engine_errors(self.socket_path, "container remove"):
             self.api.remove_container(container_id)
 
+    def pause_container(self, container_id: str) -> None:
+        """Freeze its processes (the cgroup freezer): they keep their state and connections
+        and go on at unpause."""
+        with engine_errors(self.socket_path, "container pause"):
+            self.api.pause(container_id)
+
+    def unpause_container(self, container_id: str) -> None:
+        with engine_errors(self.socket_path, "container unpause"):
+            self.api.unpause(container_id)
+
     def remove_volume(self, name: str) -> None:
         with engine_errors(self.socket_path, "volume remove"):
             self.api.remove_volume(name)

@@ -2,13 +2,16 @@
 node, and a volume's copy to another node through the portal: exported here as a staged
 tar, read from an offset, written on the other node piece by piece, checked (sha256 and its
 members) and extracted into a new volume there. The agent acts on volumes labelled
-io.dragonball.app only, and never on one a running container uses."""
+io.dragonball.app only, and never on one a running container uses, but for an upgrade's
+backup, which asks for its users to be paused while it is packed."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
+import time
 
 import agent_transfers as transfers
 from agent_api import ApiError, Download, Upload, one
@@ -122,33 +125,73 @@ class VolumesApi:
 
     # --- export ----------------------------------------------------------------------------------
 
-    def quiescent(self, name: str) -> None:
-        running = [u["name"] for u in self.users(name) if u["running"]]
+    def quiescent(self, name: str, paused_ids: frozenset | set = frozenset()) -> None:
+        """409 while a running container (other than those in `paused_ids`) uses it."""
+        running = [u["name"] for u in self.users(name)
+                   if u["running"] and u["id"] not in paused_ids]
         if running:
             raise ApiError(409, f"volume {name} is in use by running container(s) "
                                 f"{', '.join(running)}: stop them first (the copy must see "
                                 "data at rest)", containers=running)
 
     def export(self, query: dict, body) -> tuple:
-        """The volume's files as a staged tar: {"id", "name", "size", "sha256"}."""
+        """The volume's files as a staged tar: {"id", "name", "size", "sha256", "paused",
+        "paused_s"}. `?pause=1` (an upgrade's backup): the running containers using it are
+        paused (the cgroup freezer) while it is packed, and resumed after, however the
+        packing ended: a copy of one instant, with nothing lost that they had written;
+        without it, one such container is refused (409)."""
         name = transfers.volume_name(one(query, "name"))
+        pausing = one(query, "pause") == "1"
         self.app_volume(name)
-        self.quiescent(name)
+        if not pausing:
+            self.quiescent(name)
         tid = self._staging(self.staging.create)
+        paused: list[dict] = []
+        timed = {"paused_s": 0.0}
         try:
-            size, sha256 = self._pack(name, tid)
-            self.quiescent(name)  # a container started during the export: not at rest
+            size, sha256 = self._pack(name, tid, lambda: self._paused(name, pausing, paused,
+                                                                     timed))
+            # a container started during the export (not paused): not a copy of one instant
+            self.quiescent(name, {u["id"] for u in paused})
         except BaseException:
             self.staging.delete(tid)
             raise
-        say(f"exported volume {name}: {size} bytes, transfer {tid}")
-        return 200, {"id": tid, "name": name, "size": size, "sha256": sha256}
+        paused_s = round(timed["paused_s"], 3)
+        say(f"exported volume {name}: {size} bytes, transfer {tid}"
+            + (f", {len(paused)} container(s) paused {paused_s:.2f} s" if paused else ""))
+        return 200, {"id": tid, "name": name, "size": size, "sha256": sha256,
+                     "paused": [u["name"] for u in paused], "paused_s": paused_s}
 
-    def _pack(self, name: str, tid: str) -> tuple:
+    @contextlib.contextmanager
+    def _paused(self, name: str, pausing: bool, paused: list[dict], timed: dict):
+        """With `pausing`, the running containers using volume `name` paused (each added to
+        `paused` once it is) for the block, then resumed: every one, whatever happened;
+        timed["paused_s"]: how long the first was paused."""
+        began = time.monotonic()
+        try:
+            if pausing:
+                for user in self.users(name):
+                    if user["running"]:
+                        self.engine.pause_container(user["id"])
+                        paused.append(user)
+            yield
+        finally:
+            if paused:
+                timed["paused_s"] = time.monotonic() - began
+            for user in paused:
+                try:
+                    self.engine.unpause_container(user["id"])
+                except DockerError as e:
+                    say(f"could not resume {user['name']} after packing {name}: {e.message}")
+
+    def _pack(self, name: str, tid: str, around_read=contextlib.nullcontext) -> tuple:
+        """The volume's tar into the staged file `tid`: (bytes, sha256). `around_read()`
+        (a context) holds while the files are read, and only then (the helper container
+        is made before and removed after)."""
         digest, size = hashlib.sha256(), 0
         try:
             with open(self.staging.path(tid), "wb") as f, \
-                    self.engine.volume_holder(name, True, tid) as holder:
+                    self.engine.volume_holder(name, True, tid) as holder, around_read():
                 for chunk in self.engine.read_archive(holder, transfers.CHUNK_BYTES):
                     f.write(chunk)
                     digest.update(chunk)
