@@ -166,3 +166,28 @@ def test_the_backup_phase_keeps_the_store_and_the_slots_snapshots(tmp_path, monk
     assert ("--no-snapshot" in detail) is no_snapshot
     assert no_snapshot or "2 volume snapshot(s)" in detail
     store.close()
+
+
+def test_a_store_too_big_to_pause_is_named_before_anything_changes():
+    """The checks refuse (exit 2) an upgrade whose backup would pause a store for seconds:
+    each such volume named with its size and the pause it would cost; other apps' volumes
+    and volumes of no slot are not the upgrade's business."""
+    big, limit = 300 << 20, snapshots.LIMIT_BYTES
+    listed = {"s2": [{"name": "notes_store_storage.1", "app": "notes", "slot": "store-1",
+                      "size": big},
+                     {"name": "notes_cache", "app": "notes", "slot": None, "size": big},
+                     {"name": "wiki_db_storage.1", "app": "wiki", "slot": "db-1", "size": big}],
+              "s1": [{"name": "notes_store_storage.2", "app": "notes", "slot": "store-2",
+                      "size": limit}]}
+    assert snapshots.size_problems(listed, "notes") == [
+        "volume notes_store_storage.1 on s2 holds 315 MB: its snapshot would pause slot "
+        "store-1 about 3 s (more than 256 MiB: its sentinels would fail over, its health "
+        "checks could fail)"]
+    assert snapshots.size_problems(listed, "notes", limit=big) == []
+
+
+def test_the_sizes_come_from_every_ready_server_that_answers():
+    agents = Agents()
+    agents.fail[("10.0.0.2", "volumes")] = AgentError("refused")
+    found = snapshots.sizes_of(agents, NODES)
+    assert sorted(found) == ["s1"] and len(found["s1"]) == 2

@@ -188,7 +188,9 @@ def _run(site: Site, current, target: Target, options: Options, out: Output,
         out.plan(release_id(current), target.id, the_plan, resuming)
         return {"state": "nothing to do", "plan": the_plan.rows(),
                 "from": release_id(current), "to": target.id}
-    cluster_checks(site, app, old_manifest, target.manifest)
+    done_or_off = resuming and (state.data.get("no_snapshot") or state.is_done("backup"))
+    cluster_checks(site, app, old_manifest, target.manifest,
+                   options.snapshot and not done_or_off)
     out.plan(release_id(current), target.id, the_plan, resuming)
     if options.dry_run:
         return {"state": "dry-run", "plan": the_plan.rows(), "from": release_id(current),
@@ -271,8 +273,10 @@ def check_signature(current: dict | None, target: Target, key: str | None) -> No
     verify_bin(dict(os.environ), key)
 
 
-def cluster_checks(site: Site, app: str | None, old: dict, new: dict) -> None:
-    """Every server Ready, quorum, room on every server, certificates, no apply running."""
+def cluster_checks(site: Site, app: str | None, old: dict, new: dict,
+                   snapshot: bool = True) -> None:
+    """Every server Ready, quorum, room on every server, certificates, no apply running;
+    with `snapshot`, no slot volume too big to snapshot paused (upgrade/snapshots.py)."""
     nodes = site.nodes()
     problems = node_problems(nodes)
     if not problems:
@@ -285,6 +289,14 @@ def cluster_checks(site: Site, app: str | None, old: dict, new: dict) -> None:
         raise ClusterNotReady("the cluster is not ready for an upgrade: " + "; ".join(problems),
                               "bring every server back (dragonball devices), then run it "
                               "again: nothing was changed")
+    if app and snapshot:
+        from dragonball.upgrade import snapshots
+        big = snapshots.size_problems(snapshots.sizes_of(site.control.agents, nodes), app)
+        if big:
+            raise UpgradeRefused(
+                "the backup cannot take a snapshot of every store: " + "; ".join(big),
+                "back the store's data up its own way, then upgrade with --no-snapshot: "
+                "nothing was changed")
     if app:
         # a person's apply refuses it at once; the portal's own upkeep is waited for
         app_lock.acquire(app, "the upgrade's check").release()
