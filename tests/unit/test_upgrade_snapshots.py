@@ -191,3 +191,37 @@ def test_the_sizes_come_from_every_ready_server_that_answers():
     agents.fail[("10.0.0.2", "volumes")] = AgentError("refused")
     found = snapshots.sizes_of(agents, NODES)
     assert sorted(found) == ["s1"] and len(found["s1"]) == 2
+
+
+def test_the_upgrade_s_checks_refuse_a_store_too_big_unless_told_not_to_snapshot(
+        tmp_path, monkeypatch):
+    """run.cluster_checks: exit 2 (UpgradeRefused) naming the volume, before the plan is
+    confirmed; with --no-snapshot (snapshot=False) the same cluster passes."""
+    import types
+
+    from dragonball.errors import ExitStatus
+    from dragonball.upgrade import run
+    agents = Agents()
+    listed = agents.volumes
+
+    def with_sizes(address, sizes=False):
+        return [dict(v, size=(300 << 20) if v["slot"] == "store-1" else 10)
+                for v in listed(address)]
+    agents.volumes = with_sizes
+    site = types.SimpleNamespace(
+        nodes=lambda: [dataclasses.replace(n, ready=True) for n in NODES[:2]],
+        free_bytes=lambda nodes: ({n.hostname: 100 << 30 for n in nodes}, []),
+        settings=types.SimpleNamespace(tls_cert=str(tmp_path / "none"),
+                                       ca_cert=str(tmp_path / "none")),
+        control=types.SimpleNamespace(agents=agents))
+    monkeypatch.setattr(run, "node_problems", lambda nodes: [])
+    locked = []
+    monkeypatch.setattr(run.app_lock, "acquire", lambda app, holder: locked.append(app) or
+                        types.SimpleNamespace(release=lambda: None))
+    with pytest.raises(run.UpgradeRefused) as refused:
+        run.cluster_checks(site, "notes", {}, {})
+    assert "notes_store_storage.1 on s1 holds 315 MB" in refused.value.message
+    assert "--no-snapshot" in refused.value.hint and locked == []
+    assert refused.value.exit_status is ExitStatus.INVALID
+    run.cluster_checks(site, "notes", {}, {}, snapshot=False)
+    assert locked == ["notes"]
