@@ -417,3 +417,21 @@ def test_a_backup_export_pauses_its_users_while_it_reads_and_resumes_them(
         assert [e[0] for e in engine.log] == ["pause", "read", "unpause"]
         assert engine.users[0]["State"] == "running"
     assert list(volume_agent.staged.iterdir()) == []     # the broken one's file removed
+
+
+def test_containers_a_killed_export_left_paused_are_resumed_at_the_agent_s_start(
+        volume_agent):
+    """Only an export pauses an app's containers; an agent killed in the middle of one
+    leaves its store frozen: the next agent resumes it when it starts (agent_daemon.serve),
+    and leaves alone a paused container that is not an application's."""
+    engine = volume_agent.engine
+    engine.users = [
+        {"Id": "a" * 64, "Names": ["/notes_store.1.k3"], "State": "paused",
+         "Labels": {"io.dragonball.app": "notes"}, "Mounts": []},
+        {"Id": "b" * 64, "Names": ["/someone_s"], "State": "paused", "Labels": {},
+         "Mounts": []},
+        {"Id": "c" * 64, "Names": ["/notes_api.1.x"], "State": "running",
+         "Labels": {"io.dragonball.app": "notes"}, "Mounts": []}]
+    assert volume_agent.volumes.resume_left_paused() == ["notes_store.1.k3"]
+    assert [u["State"] for u in engine.users] == ["running", "paused", "running"]
+    assert volume_agent.volumes.resume_left_paused() == []

@@ -44,6 +44,10 @@ def serve() -> int:
     except OSError as e:
         say(f"cannot listen on {settings.bind}:{settings.port}: {e.strerror or e}")
         return 1
+    try:
+        agent.volumes.resume_left_paused()
+    except Exception as e:  # noqa: BLE001 - the agent serves anyway; said in its log
+        say(f"could not look for containers an export left paused: {e}")
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

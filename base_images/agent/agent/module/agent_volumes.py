@@ -184,6 +184,19 @@ class VolumesApi:
                 except DockerError as e:
                     say(f"could not resume {user['name']} after packing {name}: {e.message}")
 
+    def resume_left_paused(self) -> list[str]:
+        """The application's containers an export left paused (its agent was killed in the
+        middle of one: only an export pauses them), resumed: run once at the agent's start,
+        so a store frozen by a killed agent is back without anyone. Their names."""
+        resumed = []
+        for c in self.engine.container_list():
+            if c.get("State") == "paused" and APP_LABEL in (c.get("Labels") or {}):
+                name = ([n.lstrip("/") for n in c.get("Names") or []] or [c["Id"][:12]])[0]
+                self.engine.unpause_container(c["Id"])
+                say(f"resumed {name}: an export that did not finish had paused it")
+                resumed.append(name)
+        return resumed
+
     def _pack(self, name: str, tid: str, around_read=contextlib.nullcontext) -> tuple:
         """The volume's tar into the staged file `tid`: (bytes, sha256). `around_read()`
         (a context) holds while the files are read, and only then (the helper container
