@@ -49,6 +49,9 @@ class Agents:
                  "slot": None if n == "notes_cache" else f"store-{n[-1]}",
                  "service": "store"} for n in self.held[address]]
 
+    def volume_report(self, address: str, sizes: bool = False) -> dict:
+        return {"volumes": self.volumes(address, sizes), "free_bytes": 100 << 30}
+
     def export_volume(self, address: str, name: str, timeout: float = 0,
                       pause: bool = False) -> dict:
         self.calls.append(("export", address, name, pause))
@@ -186,11 +189,23 @@ def test_a_store_too_big_to_pause_is_named_before_anything_changes():
     assert snapshots.size_problems(listed, "notes", limit=big) == []
 
 
-def test_the_sizes_come_from_every_ready_server_that_answers():
+def site_of(agents, nodes):
+    """run.Site over these agents and nodes (its constructor opens the portal's apps)."""
+    import types
+
+    from dragonball.upgrade import run
+    site = run.Site.__new__(run.Site)
+    site.control = types.SimpleNamespace(agents=agents,
+                                         engine=types.SimpleNamespace(nodes=lambda: nodes))
+    return site
+
+
+def test_the_reports_come_from_every_server_asked_once_and_a_silent_one_is_named():
     agents = Agents()
     agents.fail[("10.0.0.2", "volumes")] = AgentError("refused")
-    found = snapshots.sizes_of(agents, NODES)
-    assert sorted(found) == ["s1"] and len(found["s1"]) == 2
+    reports, silent = site_of(agents, NODES[:2]).volume_reports(NODES[:2], sizes=True)
+    assert reports["s2"] is None and silent == ["server s2 does not answer (refused)"]
+    assert len(reports["s1"]["volumes"]) == 2 and reports["s1"]["free_bytes"] == 100 << 30
 
 
 def test_the_upgrade_s_checks_refuse_a_store_too_big_unless_told_not_to_snapshot(
@@ -208,12 +223,9 @@ def test_the_upgrade_s_checks_refuse_a_store_too_big_unless_told_not_to_snapshot
         return [dict(v, size=(300 << 20) if v["slot"] == "store-1" else 10)
                 for v in listed(address)]
     agents.volumes = with_sizes
-    site = types.SimpleNamespace(
-        nodes=lambda: [dataclasses.replace(n, ready=True) for n in NODES[:2]],
-        free_bytes=lambda nodes: ({n.hostname: 100 << 30 for n in nodes}, []),
-        settings=types.SimpleNamespace(tls_cert=str(tmp_path / "none"),
-                                       ca_cert=str(tmp_path / "none")),
-        control=types.SimpleNamespace(agents=agents))
+    site = site_of(agents, [dataclasses.replace(n, ready=True) for n in NODES[:2]])
+    site.settings = types.SimpleNamespace(tls_cert=str(tmp_path / "none"),
+                                          ca_cert=str(tmp_path / "none"))
     monkeypatch.setattr(run, "node_problems", lambda nodes: [])
     locked = []
     monkeypatch.setattr(run.app_lock, "acquire", lambda app, holder: locked.append(app) or

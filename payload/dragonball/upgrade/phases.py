@@ -73,9 +73,9 @@ class Phases:
         self.state.data["snapshots"] = len(taken)
         self.audit("started", detail={"changes": len(self.plan.changes),
                                       "snapshots": len(taken)})
-        paused = max((t["paused_s"] for t in taken), default=0.0)
         if skipped:
             return f"{folder}: the portal's store (no volume snapshot: --no-snapshot)"
+        paused = max((t["paused_s"] for t in taken), default=0.0)
         return (f"{folder}: the portal's store and {len(taken)} volume snapshot(s), "
                 f"{sum(t['size'] for t in taken) / 1e6:.1f} MB"
                 + (f" (writes paused {paused:.1f} s at most)" if taken else ""))

@@ -111,21 +111,21 @@ class Site:
     def nodes(self):
         return self.control.engine.nodes()
 
-    def free_bytes(self, nodes) -> tuple[dict, list[str]]:
-        """({hostname: free bytes where its images go, None: unknown}, [servers whose agent
-        does not answer]): every server reachable, asked at once."""
+    def volume_reports(self, nodes, sizes: bool = False) -> tuple[dict, list[str]]:
+        """({hostname: its agent's volume report (`free_bytes` where its images go, its app
+        volumes, with their sizes when `sizes`), None when it does not answer}, [servers
+        whose agent does not answer]): every server asked at once, once."""
         import concurrent.futures
 
         def ask(node):
             try:
-                return node, self.control.agents.volume_report(node.address).get(
-                    "free_bytes"), None
+                return node, self.control.agents.volume_report(node.address, sizes), None
             except DragonBallError as e:
                 return node, None, e.message
         found, silent = {}, []
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            for node, free, error in pool.map(ask, nodes):
-                found[node.hostname] = free
+            for node, report, error in pool.map(ask, nodes):
+                found[node.hostname] = report
                 if error:
                     silent.append(f"server {node.hostname} does not answer ({error})")
         return found, silent
@@ -278,10 +278,11 @@ def cluster_checks(site: Site, app: str | None, old: dict, new: dict,
     """Every server Ready, quorum, room on every server, certificates, no apply running;
     with `snapshot`, no slot volume too big to snapshot paused (upgrade/snapshots.py)."""
     nodes = site.nodes()
-    problems = node_problems(nodes)
+    problems, reports = node_problems(nodes), {}
     if not problems:
         need = new_image_bytes(old, new) * UNPACK_FACTOR
-        free, silent = site.free_bytes(nodes)
+        reports, silent = site.volume_reports(nodes, sizes=bool(app and snapshot))
+        free = {host: (report or {}).get("free_bytes") for host, report in reports.items()}
         problems += silent + room_problems(free, need)
     problems += cert_problems([site.settings.tls_cert, site.settings.ca_cert,
                                paths.REGISTRY_CERT])
@@ -291,7 +292,8 @@ def cluster_checks(site: Site, app: str | None, old: dict, new: dict,
                               "again: nothing was changed")
     if app and snapshot:
         from dragonball.upgrade import snapshots
-        big = snapshots.size_problems(snapshots.sizes_of(site.control.agents, nodes), app)
+        big = snapshots.size_problems({host: report.get("volumes") or []
+                                       for host, report in reports.items() if report}, app)
         if big:
             raise UpgradeRefused(
                 "the backup cannot take a snapshot of every store: " + "; ".join(big),

@@ -57,21 +57,6 @@ def size_problems(listed: dict[str, list[dict]], app: str,
     return problems
 
 
-def sizes_of(agents, nodes) -> dict[str, list[dict]]:
-    """{hostname: its app volumes with their sizes} of the ready `nodes` whose agent
-    answers (one that does not is said by the upgrade's other checks)."""
-    import concurrent.futures
-
-    def ask(node):
-        try:
-            return node.hostname, agents.volumes(node.address, sizes=True)
-        except DragonBallError:
-            return node.hostname, None
-    ready = [n for n in nodes if n.ready]
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:   # each walks its volumes' files
-        return {name: found for name, found in pool.map(ask, ready) if found is not None}
-
-
 def take(agents, nodes, app: str | None, folder: str, say=lambda text: None) -> list[dict]:
     """Snapshot every volume of `app`'s slots on the ready `nodes` into `folder`/volumes;
     their entries (also written to `folder`/volumes.json). UpgradeFailed naming the server
