@@ -212,7 +212,8 @@ def make_pki(ctx) -> dict:
     return undo.entries()
 
 
-def _exists(host, *argv) -> bool:
+def docker_has(host, *argv) -> bool:
+    """Whether `docker ARGV` (an inspect) succeeds there."""
     return host.run(["docker", *argv], check=False, timeout=60).ok
 
 
@@ -229,7 +230,7 @@ def start_service(ctx) -> dict:
                              "by the step agent.pki: run the install again")
     secrets = {kind: secret_name(kind, data) for kind, data in contents.items()}
     for kind, name in secrets.items():
-        if _exists(host, "secret", "inspect", name):
+        if docker_has(host, "secret", "inspect", name):
             continue
         undo.note(f"secret:{name}", {"kind": "agent_secret", "name": name})
         ctx.progress.update(f"docker secret create {name}")
@@ -286,32 +287,6 @@ def service_secrets(spec: dict) -> dict:
     found = (spec.get("TaskTemplate") or {}).get("ContainerSpec", {}).get("Secrets") or []
     return {by_target[s["File"]["Name"]]: s["SecretName"] for s in found
             if s.get("File", {}).get("Name") in by_target}
-
-
-def roll_secrets(host) -> None:
-    """The agents onto the clients' CA as it is now and this server's identity as it is now,
-    without removing the service: a new secret if the CA changed, then `docker service
-    update --force` (one server at a time, each agent restarted on its own and reading its
-    server's identity again), then the old secrets removed (`dragonball certs renew`)."""
-    current = portal_cluster.docker_json(host, ["docker", "service", "inspect", SERVICE])
-    if not current:
-        raise InstallerError(f"the service {SERVICE} is not running",
-                             "run the portal's install again: it starts it")
-    spec = current[0]["Spec"]
-    contents = {"ca": host.read_bytes(CLIENTS_CA_CERT)}
-    wanted = {kind: secret_name(kind, data) for kind, data in contents.items()}
-    for kind, name in wanted.items():
-        if not _exists(host, "secret", "inspect", name):
-            host.run(["docker", "secret", "create", "--label", f"{LABEL}=agent", name, "-"],
-                     stdin=contents[kind], timeout=60)
-    image = spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
-    _, password = portal_cluster.read_pull_credentials(host) or ("", "")
-    host.run(secret_update_argv(service_secrets(spec), wanted,
-                                config_hash(image, wanted, password,
-                                            host.read_bytes(AGENT_CERT)), force=True),
-             timeout=600,
-             hint=f"see 'docker service ps --no-trunc {SERVICE}'")
-    remove_stale_secrets(host, set(wanted.values()))
 
 
 def remove_stale_secrets(host, keep: set) -> None:

@@ -158,5 +158,30 @@ def _agents(host, ca, force: bool, say) -> str:
     pki.write_pem_files(agent_client.issue_client_cert(clients_ca),
                         host.path(agent_client.CLIENT_CERT), host.path(agent_client.CLIENT_KEY))
     say(f"agents: new certificates; {agent.SERVICE} updated one server at a time")
-    agent.roll_secrets(host)
+    roll_agent_secrets(host)
     return "renewed"
+
+
+def roll_agent_secrets(host) -> None:
+    """The agents onto the clients' CA as it is now and this server's identity as it is now,
+    without removing the service: a new secret if the CA changed, then `docker service
+    update --force` (one server at a time, each agent restarted on its own and reading its
+    server's identity again), then the old secrets removed (`dragonball certs renew`)."""
+    current = portal_cluster.docker_json(host, ["docker", "service", "inspect", agent.SERVICE])
+    if not current:
+        raise InstallerError(f"the service {agent.SERVICE} is not running",
+                             "run the portal's install again: it starts it")
+    spec = current[0]["Spec"]
+    contents = {"ca": host.read_bytes(agent.CLIENTS_CA_CERT)}
+    wanted = {kind: agent.secret_name(kind, data) for kind, data in contents.items()}
+    for kind, name in wanted.items():
+        if not agent.docker_has(host, "secret", "inspect", name):
+            host.run(["docker", "secret", "create", "--label", f"{agent.LABEL}=agent", name,
+                      "-"], stdin=contents[kind], timeout=60)
+    image = spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
+    _, password = portal_cluster.read_pull_credentials(host) or ("", "")
+    config = agent.config_hash(image, wanted, password, host.read_bytes(agent.AGENT_CERT))
+    host.run(agent.secret_update_argv(agent.service_secrets(spec), wanted, config, force=True),
+             timeout=600,
+             hint=f"see 'docker service ps --no-trunc {agent.SERVICE}'")
+    agent.remove_stale_secrets(host, set(wanted.values()))
